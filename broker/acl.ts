@@ -1,0 +1,41 @@
+/**
+ * Topic access control (PRODUCT.md "Topics"). Pure functions of the
+ * certificate identity and the topic: a device may publish only under
+ * `places/<site>/<kind>/<its id>/…` and subscribe only inside that subtree;
+ * the collector role reads telemetry and security events and publishes
+ * nothing. Everything not allowed here is denied (STRIDE: Elevation of
+ * privilege, Information disclosure).
+ */
+import type { Identity } from '../pki/index.ts'
+import { deviceTopicRoot, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+
+export type AclDecision = { allowed: true } | { allowed: false, reason: string }
+
+const ALLOW: AclDecision = { allowed: true }
+
+function hasWildcard (topic: string): boolean {
+  return topic.includes('+') || topic.includes('#')
+}
+
+export function canPublish (identity: Identity, topic: string): AclDecision {
+  if (topic.startsWith('$')) return { allowed: false, reason: 'publish to a reserved $ topic' }
+  if (identity.role === 'collector') return { allowed: false, reason: 'the collector role may not publish' }
+  const root = deviceTopicRoot(identity.site, identity.kind, identity.deviceId)
+  // [MQTT-3.3.2-2] wildcards are illegal in a PUBLISH topic; the parser already refuses them.
+  if (!topic.startsWith(`${root}/`) || topic.length === root.length + 1 || hasWildcard(topic)) {
+    return { allowed: false, reason: 'publish outside own topic' }
+  }
+  return ALLOW
+}
+
+export function canSubscribe (identity: Identity, filter: string): AclDecision {
+  if (identity.role === 'collector') {
+    if (filter.startsWith('places/') || filter.startsWith(SECURITY_EVENTS_PREFIX)) return ALLOW
+    return { allowed: false, reason: 'subscribe outside telemetry and security events' }
+  }
+  const root = deviceTopicRoot(identity.site, identity.kind, identity.deviceId)
+  // The literal prefix must be the device's own root, so a wildcard can only
+  // widen the filter *inside* that subtree ([MQTT-4.7.1]: '#' matches the parent level too).
+  if (filter === root || filter === `${root}/#` || filter.startsWith(`${root}/`)) return ALLOW
+  return { allowed: false, reason: filter.startsWith('$') ? 'subscribe to a reserved $ topic' : 'subscribe outside own topic' }
+}

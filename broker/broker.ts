@@ -1,0 +1,436 @@
+/**
+ * The PlaceGuard broker: aedes behind Node's TLS with the fleet CA.
+ *
+ * Trust flows one way: a TLS handshake verified against the fleet CA and CRL
+ * yields an Identity read from the certificate; every later decision (client
+ * id, topics, rate, revocation) is taken against that identity, never against
+ * what the MQTT packets claim.
+ */
+import { EventEmitter } from 'node:events'
+import { readFileSync, unwatchFile, watchFile } from 'node:fs'
+import { randomBytes, X509Certificate } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { createServer, type Server, type TLSSocket } from 'node:tls'
+import { Aedes, type AedesOptions, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
+import { type Clock, systemClock } from '../shared/clock.ts'
+import { PlaceGuardError } from '../shared/errors.ts'
+import { printable } from '../shared/ids.ts'
+import type { Logger } from '../shared/logger.ts'
+import { SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+import { type Identity, identityFromSubjectAltName, identityName, isIssuedBy, normalizeSerial, readCrl } from '../pki/index.ts'
+import { canPublish, canSubscribe } from './acl.ts'
+import { installPacketSizeLimit } from './packet-size-limit.ts'
+import { createFastMqEmitter } from './mq-fast-queue.ts'
+import type { SecurityEvent, SecurityEventType } from './security-events.ts'
+import { describeTlsFailure, OWN_CA_FAILURES } from './tls-reasons.ts'
+import { TokenBucket } from './token-bucket.ts'
+
+export interface BrokerTlsFiles {
+  caCert: string
+  serverCert: string
+  serverKey: string
+  crl: string
+}
+
+export interface BrokerLimits {
+  /** Largest MQTT packet accepted, in bytes; a larger one closes the connection. */
+  maxPacketBytes: number
+  /** All TLS connections at once; further ones are dropped before the handshake. */
+  maxConnections: number
+  /** Concurrent sessions holding the collector certificate. */
+  maxCollectorSessions: number
+  /** Sustained publishes per second per device; beyond it the device's socket is read more slowly. */
+  publishRatePerSec: number
+  /** Publishes a device may send back to back before the rate applies. */
+  publishBurst: number
+  /** Time to finish the TLS handshake. */
+  handshakeTimeoutMs: number
+  /** Time from handshake to MQTT CONNECT. */
+  connectTimeoutMs: number
+  /** How often the CRL file is checked for changes. */
+  crlPollMs: number
+}
+
+export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
+  maxPacketBytes: 256 * 1024,
+  maxConnections: 20_000,
+  maxCollectorSessions: 4,
+  publishRatePerSec: 5,
+  publishBurst: 50,
+  handshakeTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  crlPollMs: 1_000,
+})
+
+export interface BrokerOptions {
+  tls: BrokerTlsFiles
+  host?: string
+  port: number
+  limits?: Partial<BrokerLimits>
+  logger: Logger
+  clock?: Clock
+  /** aedes persistence and mqemitter, e.g. the Redis pair for a cluster. */
+  aedes?: Pick<AedesOptions, 'persistence' | 'mq' | 'id'>
+}
+
+interface Session {
+  identity: Identity
+  serial: string
+  remoteAddress: string
+  connectedAt: number
+  bucket: TokenBucket | undefined
+  rateLimitedAt: number
+}
+
+/** The broker's notion of a connection's trusted facts, read by other rooms through `sessionOf`. */
+export interface SessionInfo {
+  identity: Identity
+  serial: string
+  remoteAddress: string
+  connectedAt: number
+}
+
+const RATE_EVENT_EVERY_MS = 60_000
+
+export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [SecurityEvent] }> {
+  readonly aedes: Aedes
+  readonly limits: Readonly<BrokerLimits>
+  readonly #options: BrokerOptions
+  readonly #logger: Logger
+  readonly #clock: Clock
+  readonly #server: Server
+  /** Lookup by socket outlives the socket's close, so a last will is still judged by its identity. */
+  readonly #sessions = new WeakMap<TLSSocket, Session>()
+  /** Open connections, for revocation sweeps and shutdown. */
+  readonly #live = new Map<TLSSocket, Session>()
+  #ca: X509Certificate
+  #caPem: string
+  #revoked = new Set<string>()
+  #crlPem = ''
+  #collectorSessions = 0
+  #lastConnectionLimitEventAt = 0
+
+  constructor (options: BrokerOptions) {
+    super()
+    this.#options = options
+    this.#logger = options.logger
+    this.#clock = options.clock ?? systemClock
+    this.limits = Object.freeze({ ...DEFAULT_BROKER_LIMITS, ...options.limits })
+    this.#caPem = readTls(options.tls.caCert, 'CA certificate')
+    this.#ca = new X509Certificate(this.#caPem)
+    this.aedes = new Aedes({
+      id: options.aedes?.id,
+      persistence: options.aedes?.persistence,
+      // mqemitter's queue shifts an Array (O(n)); under a fast TLS publisher
+      // that made aedes quadratic. See broker/mq-fast-queue.ts.
+      mq: options.aedes?.mq ?? createFastMqEmitter({ concurrency: 100 }),
+      connectTimeout: this.limits.connectTimeoutMs,
+      // Client ids are device ids (up to 64 characters), not MQTT 3.1's 23.
+      maxClientsIdLength: 64,
+      preConnect: (client, packet, done) => this.#preConnect(client, packet, done),
+      authenticate: (client, _username, _password, done) => this.#authenticate(client, done),
+      authorizePublish: (client, packet, done) => this.#authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, subscription, done) => this.#authorizeSubscribe(client, subscription, done),
+    })
+    this.#server = createServer({
+      ...this.#secureContextOptions(),
+      requestCert: true,
+      // Verification runs in full, but its verdict is read in #onSecureConnection
+      // so that the refusal can name its reason and the device; no byte of an
+      // unauthorized connection ever reaches aedes.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: this.limits.handshakeTimeoutMs,
+    }, (socket) => this.#onSecureConnection(socket))
+    this.#server.maxConnections = this.limits.maxConnections
+    this.#server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
+      this.#emit('tls-rejected', { remoteAddress: addressOf(socket), reason: `TLS handshake failed: ${error.message}`, code: error.code ?? 'TLS_ERROR' })
+    })
+    this.#server.on('drop', (data) => {
+      const now = this.#clock.now()
+      if (now - this.#lastConnectionLimitEventAt < 10_000) return
+      this.#lastConnectionLimitEventAt = now
+      this.#emit('connection-limit', {
+        remoteAddress: data ? `${data.remoteAddress}:${data.remotePort}` : undefined,
+        reason: `connection refused: ${this.limits.maxConnections} connections already open`,
+      })
+    })
+    this.aedes.on('clientReady', (client) => this.#onClientReady(client))
+    this.aedes.on('clientDisconnect', (client) => this.#onClientDisconnect(client))
+    this.aedes.on('clientError', (client, error) => this.#logger.debug({ client: client.id, err: error.message }, 'client error'))
+  }
+
+  async listen (): Promise<AddressInfo> {
+    await this.#loadCrl(true)
+    await this.aedes.listen() // sets up persistence; aedes ignores clients until then
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', (error) => reject(new PlaceGuardError('PG_ERR_BROKER_LISTEN',
+        `cannot listen on ${this.#options.host ?? '0.0.0.0'}:${this.#options.port}: ${error.message}`, { field: '--mqtt-port', cause: error })))
+      this.#server.listen(this.#options.port, this.#options.host, resolve)
+    })
+    watchFile(this.#options.tls.crl, { interval: this.limits.crlPollMs, persistent: false }, () => { void this.#loadCrl(false) })
+    const address = this.#server.address() as AddressInfo
+    this.#logger.info({ port: address.port, host: address.address }, 'broker listening (mTLS)')
+    return address
+  }
+
+  /** Graceful stop: no new connections, every client disconnected, then closed. */
+  async close (): Promise<void> {
+    unwatchFile(this.#options.tls.crl)
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => resolve())
+      for (const socket of this.#live.keys()) socket.destroy()
+    })
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
+  }
+
+  get connectionCount (): number {
+    return this.#live.size
+  }
+
+  sessionOf (client: Client): SessionInfo | undefined {
+    const session = this.#session(client)
+    return session && { identity: session.identity, serial: session.serial, remoteAddress: session.remoteAddress, connectedAt: session.connectedAt }
+  }
+
+  #session (client: Client): Session | undefined {
+    return this.#sessions.get(client.conn as TLSSocket)
+  }
+
+  /** aedes' live clients by id (typed loosely upstream). */
+  get #clients (): Record<string, Client | undefined> {
+    return (this.aedes as unknown as { clients: Record<string, Client | undefined> }).clients
+  }
+
+  /** Re-reads the CRL now (also done by polling the file). */
+  async reloadCrl (): Promise<void> {
+    await this.#loadCrl(false)
+  }
+
+  // --- TLS ---------------------------------------------------------------
+
+  #secureContextOptions (): { ca: string, cert: string, key: string, crl?: string } {
+    const { tls } = this.#options
+    return {
+      ca: this.#caPem,
+      cert: readTls(tls.serverCert, 'server certificate'),
+      key: readTls(tls.serverKey, 'server key'),
+      ...(this.#crlPem ? { crl: this.#crlPem } : {}),
+    }
+  }
+
+  async #loadCrl (initial: boolean): Promise<void> {
+    let pem: string
+    try {
+      pem = readFileSync(this.#options.tls.crl, 'utf8')
+      if (pem === this.#crlPem) return
+      const summary = await readCrl(pem, this.#caPem)
+      this.#crlPem = pem
+      this.#revoked = summary.revokedSerials
+      this.#server.setSecureContext(this.#secureContextOptions())
+      // TLS session tickets carry the old verdict on a client certificate;
+      // new keys make every revoked device do a full handshake (RFC 8446 §2.2).
+      this.#server.setTicketKeys(randomBytes(48))
+      if (summary.nextUpdate && summary.nextUpdate.getTime() - this.#clock.now() < 7 * 86_400_000) {
+        this.#logger.warn({ nextUpdate: summary.nextUpdate.toISOString() }, 'CRL lapses within 7 days; run `placeguard pki crl`')
+      }
+    } catch (error) {
+      if (initial) throw new PlaceGuardError('PG_ERR_BROKER_TLS', `CRL ${this.#options.tls.crl}: ${(error as Error).message}`, { field: 'crl', cause: error })
+      this.#emit('crl-invalid', { reason: `CRL not reloaded, the previous one stays in force: ${(error as Error).message}` })
+      return
+    }
+    if (!initial) this.#emit('crl-reloaded', { reason: 'CRL reloaded', details: { revoked: this.#revoked.size } })
+    this.#dropRevokedSessions()
+  }
+
+  #dropRevokedSessions (): void {
+    for (const [socket, session] of this.#live) {
+      if (!this.#revoked.has(session.serial)) continue
+      this.#emit('session-revoked', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, serial: session.serial, reason: 'certificate revoked during session; connection dropped' })
+      socket.destroy()
+    }
+  }
+
+  #onSecureConnection (socket: TLSSocket): void {
+    socket.on('error', () => {}) // reported through aedes or by the close below
+    const remoteAddress = addressOf(socket)
+    const peer = socket.getPeerCertificate()
+    const presented = peer && peer.raw !== undefined
+    const serial = presented ? normalizeSerial(peer.serialNumber) : undefined
+    let failure = socket.authorized ? undefined : describeTlsFailure(presented ? String(socket.authorizationError) : undefined)
+    // Defence in depth: a resumed TLS session skips the CRL and validity checks.
+    if (!failure && serial && this.#revoked.has(serial)) failure = describeTlsFailure('CERT_REVOKED')
+    if (!failure && presented && Date.parse(peer.valid_to) < this.#clock.now()) failure = describeTlsFailure('CERT_HAS_EXPIRED')
+    if (failure) {
+      // The identity in a refused certificate is trusted only if the CA really signed it.
+      const trusted = presented && OWN_CA_FAILURES.has(failure.code) && isIssuedBy(peer.raw, this.#ca)
+      const identity = trusted ? identityFromSubjectAltName(peer.subjectaltname) : undefined
+      this.#emit('tls-rejected', {
+        ...(identity ? identityFields(identity) : {}),
+        ...(!identity && presented && peer.subject?.CN ? { claimedId: printable(String(peer.subject.CN), 64) } : {}),
+        remoteAddress, serial, reason: failure.reason, code: failure.code,
+      })
+      socket.destroy()
+      return
+    }
+    const identity = identityFromSubjectAltName(peer.subjectaltname)
+    if (!identity) {
+      this.#emit('auth-failed', { remoteAddress, serial, reason: 'certificate carries no PlaceGuard identity (SAN URI)', code: 'NO_IDENTITY' })
+      socket.destroy()
+      return
+    }
+    const now = this.#clock.now()
+    this.#sessions.set(socket, {
+      identity,
+      serial: serial!,
+      remoteAddress,
+      connectedAt: now,
+      bucket: identity.role === 'device' && this.limits.publishRatePerSec > 0
+        ? new TokenBucket(this.limits.publishRatePerSec, this.limits.publishBurst, now)
+        : undefined,
+      rateLimitedAt: 0,
+    })
+    this.#live.set(socket, this.#sessions.get(socket)!)
+    socket.once('close', () => this.#live.delete(socket))
+    const client = this.aedes.handle(socket) as unknown as Client
+    installPacketSizeLimit(client, this.limits.maxPacketBytes, (size) => {
+      this.#emit('packet-too-large', { ...identityFields(identity), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed`, details: { bytes: size } })
+    })
+  }
+
+  // --- MQTT hooks ------------------------------------------------------------
+
+  #preConnect (client: Client, packet: { clientId: string }, done: (error: Error | null, ok: boolean) => void): void {
+    const session = this.#session(client)
+    if (!session) return done(new Error('connection without a verified identity'), false)
+    // [MQTT-3.1.3-6] a zero-length client id is assigned by the server: here, the device id.
+    if (packet.clientId === '' && session.identity.role === 'device') packet.clientId = session.identity.deviceId
+    done(null, true)
+  }
+
+  #authenticate (client: Client, done: (error: AuthenticateError | null, ok: boolean | null) => void): void {
+    const session = this.#session(client)!
+    const { identity } = session
+    const refuse = (reason: string, returnCode: number, code: string): void => {
+      this.#emit('auth-failed', { ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial, reason, code })
+      done(Object.assign(new Error(reason), { returnCode }) as AuthenticateError, false)
+    }
+    if (identity.role === 'device') {
+      if (client.id !== identity.deviceId) {
+        return refuse(`client id "${printable(client.id, 64)}" is not the certificate's device id`, 2, 'CLIENT_ID_MISMATCH')
+      }
+      const existing = this.#clients[client.id]
+      if (existing && existing !== client) {
+        const other = this.#session(existing)
+        // [MQTT-3.1.4-2] the new connection takes over; a clone shows as repeated takeovers.
+        this.#emit('duplicate-identity', {
+          ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial,
+          reason: 'a second connection presented the same identity; the earlier one is disconnected',
+          details: { otherRemoteAddress: other?.remoteAddress ?? 'unknown', sameCertificate: other?.serial === session.serial },
+        })
+      }
+    } else {
+      if (!/^collector(-[a-z0-9-]{1,54})?$/.test(client.id)) {
+        return refuse(`client id "${printable(client.id, 64)}" is not a collector client id (collector or collector-<name>)`, 2, 'CLIENT_ID_MISMATCH')
+      }
+      if (this.#collectorSessions >= this.limits.maxCollectorSessions && !this.#clients[client.id]) {
+        return refuse(`collector session limit (${this.limits.maxCollectorSessions}) reached`, 3, 'SESSION_LIMIT')
+      }
+    }
+    done(null, true)
+  }
+
+  #authorizePublish (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    const session = client && this.#session(client)
+    if (!session) return done(new Error('no session'))
+    const decision = canPublish(session.identity, packet.topic)
+    if (!decision.allowed) {
+      this.#emit('acl-denied', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(packet.topic, 200) })
+      // [MQTT-3.3.5-2] 3.1.1 cannot refuse a PUBLISH: the server acknowledges
+      // it or closes the connection. PlaceGuard closes (as AWS IoT Core does),
+      // so a compromised device's attempt is both blocked and visible.
+      return done(new Error(decision.reason))
+    }
+    const wait = session.bucket?.take(this.#clock.now()) ?? 0
+    if (wait === 0) return done(null)
+    const now = this.#clock.now()
+    if (now - session.rateLimitedAt >= RATE_EVENT_EVERY_MS) {
+      session.rateLimitedAt = now
+      this.#emit('rate-limited', {
+        ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+        reason: `publishing faster than ${this.limits.publishRatePerSec}/s (burst ${this.limits.publishBurst}); reads slowed`,
+        details: { ratePerSec: this.limits.publishRatePerSec, burst: this.limits.publishBurst },
+      })
+    }
+    // Holding the callback holds aedes' read loop for this client: TCP
+    // back-pressure slows the device down and no message is dropped.
+    setTimeout(() => done(null), wait)
+  }
+
+  #authorizeSubscribe (client: Client | null, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {
+    const session = client && this.#session(client)
+    if (!session) return done(new Error('no session'))
+    const decision = canSubscribe(session.identity, subscription.topic)
+    if (decision.allowed) return done(null, subscription)
+    this.#emit('acl-denied', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(subscription.topic, 200) })
+    // A null subscription answers 0x80 (failure) in the SUBACK [MQTT-3.9.3].
+    done(null, null)
+  }
+
+  #onClientReady (client: Client): void {
+    const session = this.#session(client)
+    if (!session) return
+    if (session.identity.role === 'collector') this.#collectorSessions++
+    this.#emit('connect', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, serial: session.serial, reason: 'connected' })
+  }
+
+  #onClientDisconnect (client: Client): void {
+    const session = this.#session(client)
+    if (!session) return
+    if (session.identity.role === 'collector') this.#collectorSessions--
+    this.#emit('disconnect', {
+      ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: 'disconnected',
+      details: { sessionMs: this.#clock.now() - session.connectedAt },
+    })
+  }
+
+  // --- events ----------------------------------------------------------------
+
+  #emit (type: SecurityEventType, fields: Omit<SecurityEvent, 'type' | 'at'>): void {
+    const event: SecurityEvent = { type, at: new Date(this.#clock.now()).toISOString(), ...withoutUndefined(fields) }
+    const quiet = type === 'connect' || type === 'disconnect' || type === 'crl-reloaded'
+    this.#logger[quiet ? 'debug' : 'warn']({ event }, `security event: ${type}`)
+    this.emit('security-event', event)
+    if (this.aedes.closed) return
+    this.aedes.publish({
+      cmd: 'publish', topic: `${SECURITY_EVENTS_PREFIX}${type}`, payload: Buffer.from(JSON.stringify(event)),
+      qos: 1, retain: false, dup: false,
+    } as PublishPacket, (error) => {
+      if (error) this.#logger.error({ err: error.message, type }, 'security event not published')
+    })
+  }
+}
+
+function identityFields (identity: Identity): Pick<SecurityEvent, 'deviceId' | 'site' | 'kind'> {
+  return identity.role === 'device'
+    ? { deviceId: identity.deviceId, site: identity.site, kind: identity.kind }
+    : { deviceId: identityName(identity) }
+}
+
+function addressOf (socket: { remoteAddress?: string, remotePort?: number }): string {
+  return `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`
+}
+
+function readTls (path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new PlaceGuardError('PG_ERR_BROKER_TLS', `cannot read the ${what} at ${path}: ${(error as Error).message}`, {
+      hint: 'run `placeguard pki init` with the same --data-dir', cause: error,
+    })
+  }
+}
+
+function withoutUndefined<T extends object> (value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T
+}

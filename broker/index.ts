@@ -1,0 +1,3 @@
+export { PlaceGuardBroker, DEFAULT_BROKER_LIMITS, type BrokerLimits, type BrokerOptions, type SessionInfo } from './broker.ts'
+export { SECURITY_EVENT_TYPES, type SecurityEvent, type SecurityEventType } from './security-events.ts'
+export { canPublish, canSubscribe } from './acl.ts'

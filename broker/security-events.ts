@@ -1,0 +1,46 @@
+/**
+ * The broker's security events (PRODUCT.md): JSON on
+ * `$SYS/placeguard/events/<type>`, readable by the collector role only.
+ * The collector's policies turn them into alerts: `cert-rejected` and
+ * `cert-revoked-attempt` from `tls-rejected`, `acl-violation` from
+ * `acl-denied`, `identity-clone` from `duplicate-identity`,
+ * `connection-flapping` from `connect`/`disconnect`.
+ */
+export const SECURITY_EVENT_TYPES = [
+  'connect',
+  'disconnect',
+  'tls-rejected',
+  'auth-failed',
+  'acl-denied',
+  'duplicate-identity',
+  'session-revoked',
+  'rate-limited',
+  'packet-too-large',
+  'connection-limit',
+  'crl-reloaded',
+  'crl-invalid',
+] as const
+
+export type SecurityEventType = typeof SECURITY_EVENT_TYPES[number]
+
+export interface SecurityEvent {
+  type: SecurityEventType
+  /** ISO 8601, UTC. */
+  at: string
+  /** From a certificate the fleet CA signed; absent when the peer is not (yet) known. */
+  deviceId?: string
+  site?: string
+  kind?: string
+  /** What an unverified certificate claimed (its CN), never trusted as an identity. */
+  claimedId?: string
+  remoteAddress?: string
+  /** A sentence a person can read: "certificate expired", "publish outside own topic". */
+  reason: string
+  /** Machine-readable cause, e.g. OpenSSL's CERT_HAS_EXPIRED. */
+  code?: string
+  /** Certificate serial (hex) when one was presented. */
+  serial?: string
+  topic?: string
+  /** Event-specific figures (counts, limits, durations). */
+  details?: Record<string, string | number | boolean>
+}

@@ -1,0 +1,31 @@
+/**
+ * OpenSSL's verification results (`socket.authorizationError`) in words an
+ * operator reads in an alert. Codes not listed keep OpenSSL's own text.
+ */
+const REASONS: Record<string, string> = {
+  CERT_HAS_EXPIRED: 'certificate expired',
+  CERT_NOT_YET_VALID: 'certificate not yet valid',
+  CERT_REVOKED: 'certificate revoked',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in chain',
+  UNABLE_TO_GET_ISSUER_CERT: 'certificate from an unknown CA',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'certificate from an unknown CA',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'certificate from an unknown CA',
+  CERT_SIGNATURE_FAILURE: 'certificate signature invalid',
+  UNSUPPORTED_CERTIFICATE_PURPOSE: 'certificate not issued for client authentication',
+  INVALID_PURPOSE: 'certificate not issued for client authentication',
+  UNABLE_TO_GET_CRL: 'no CRL for the issuer',
+  CRL_HAS_EXPIRED: 'the broker CRL has lapsed (run `placeguard pki crl`)',
+  CRL_NOT_YET_VALID: 'the broker CRL is not yet valid',
+}
+
+export const NO_CERTIFICATE = 'NO_CERTIFICATE'
+
+export function describeTlsFailure (code: string | undefined): { code: string, reason: string } {
+  const key = code ?? NO_CERTIFICATE
+  if (key === NO_CERTIFICATE) return { code: key, reason: 'no client certificate' }
+  return { code: key, reason: REASONS[key] ?? key.toLowerCase().replaceAll('_', ' ') }
+}
+
+/** Failures where the certificate is ours (signature checked separately) but not usable now. */
+export const OWN_CA_FAILURES = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_REVOKED'])

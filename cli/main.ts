@@ -1,0 +1,20 @@
+import { Command } from 'commander'
+import pkg from '../package.json' with { type: 'json' }
+import { registerBrokerCommand } from './broker-command.ts'
+import { reportError } from './output.ts'
+import { registerPkiCommands } from './pki-commands.ts'
+
+const program = new Command('placeguard')
+  .description('security monitor for the MQTT device fleets of connected places')
+  .version(pkg.version)
+  .option('--data-dir <dir>', 'data directory (default ./data, env PLACEGUARD_DATA_DIR)')
+  .showHelpAfterError()
+
+registerPkiCommands(program)
+registerBrokerCommand(program)
+
+try {
+  await program.parseAsync(process.argv)
+} catch (error) {
+  process.exitCode = reportError(error)
+}

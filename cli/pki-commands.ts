@@ -1,0 +1,104 @@
+import { readFileSync } from 'node:fs'
+import type { Command } from 'commander'
+import { invalidInput } from '../shared/errors.ts'
+import { FleetPki, type KeyAlgorithm } from '../pki/index.ts'
+import { printJson, printTable } from './output.ts'
+import { dataDirOf, wholeNumber } from './options.ts'
+
+interface ValidityFlags { days?: number, notBefore?: string, notAfter?: string, kind: string, site: string, out?: string }
+
+function keyAlgorithm (value: string): KeyAlgorithm {
+  if (value === 'ecdsa' || value === 'ecdsa-p256') return 'ecdsa-p256'
+  if (value === 'rsa' || value === 'rsa-2048') return 'rsa-2048'
+  throw invalidInput('--key', `"${value}" is not a key type`, 'use ecdsa (P-256, the default) or rsa (RSA-2048)')
+}
+
+async function withPki<T> (command: Command, work: (pki: FleetPki) => Promise<T>): Promise<T> {
+  const pki = new FleetPki(dataDirOf(command))
+  try {
+    return await work(pki)
+  } finally {
+    pki.close()
+  }
+}
+
+export function registerPkiCommands (program: Command): void {
+  const pki = program.command('pki').description('the fleet PKI: CA, device identities, revocation, inventory')
+
+  pki.command('init')
+    .description('create the fleet CA, broker server certificate, collector certificate and an empty CRL')
+    .option('--server-name <dns...>', 'extra DNS names for the broker certificate (localhost, 127.0.0.1 and ::1 are always in)')
+    .action(async (options: { serverName?: string[] }, command: Command) => withPki(command, async (fleet) => {
+      await fleet.init({ serverNames: options.serverName })
+      process.stdout.write(`fleet CA created in ${fleet.paths.dir}\n`)
+    }))
+
+  pki.command('issue <deviceId>')
+    .description('issue a key and certificate for a device and record it in the inventory')
+    .requiredOption('--kind <kind>', 'flood | energy | housing')
+    .requiredOption('--site <site>', 'site name ([a-z0-9-]{1,64})')
+    .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
+    .option('--not-before <iso>', 'validity start (ISO 8601)')
+    .option('--not-after <iso>', 'validity end (ISO 8601)')
+    .option('--key <type>', 'ecdsa (P-256) or rsa (RSA-2048)', 'ecdsa')
+    .option('--out <dir>', 'write <deviceId>.crt and <deviceId>.key here instead of <data-dir>/pki/devices')
+    .action(async (deviceId: string, options: ValidityFlags & { key: string }, command: Command) => withPki(command, async (fleet) => {
+      const issued = await fleet.issue({
+        deviceId, kind: options.kind, site: options.site, days: options.days, notBefore: options.notBefore,
+        notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
+      })
+      process.stdout.write(`issued ${deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
+    }))
+
+  pki.command('sign <csr>')
+    .description('sign a certificate for a device that made its own key (the id is the CSR\'s CN)')
+    .requiredOption('--kind <kind>', 'flood | energy | housing')
+    .requiredOption('--site <site>', 'site name')
+    .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
+    .option('--not-before <iso>', 'validity start (ISO 8601)')
+    .option('--not-after <iso>', 'validity end (ISO 8601)')
+    .option('--out <dir>', 'write <deviceId>.crt here instead of <data-dir>/pki/devices')
+    .action(async (csrPath: string, options: ValidityFlags, command: Command) => withPki(command, async (fleet) => {
+      let pem: string
+      try {
+        pem = readFileSync(csrPath, 'utf8')
+      } catch (error) {
+        throw invalidInput('csr', `cannot read ${csrPath}: ${(error as Error).message}`)
+      }
+      const issued = await fleet.signCsr(pem, {
+        kind: options.kind, site: options.site, days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, outDir: options.out,
+      })
+      process.stdout.write(`signed ${issued.record.deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n`)
+    }))
+
+  pki.command('revoke <deviceId>')
+    .description('revoke a device: the broker refuses it at the next handshake and drops a live session within 10 s')
+    .action(async (deviceId: string, _options: unknown, command: Command) => withPki(command, async (fleet) => {
+      const revoked = await fleet.revoke(deviceId)
+      process.stdout.write(`revoked ${deviceId} (serial ${revoked.map((r) => r.serial).join(', ')}); CRL rewritten\n`)
+    }))
+
+  pki.command('crl')
+    .description('re-sign the CRL with a fresh nextUpdate (run it from cron; the broker refuses everyone once it lapses)')
+    .action(async (_options: unknown, command: Command) => withPki(command, async (fleet) => {
+      await fleet.refreshCrl()
+      process.stdout.write(`CRL refreshed: ${fleet.paths.crl}\n`)
+    }))
+
+  pki.command('list')
+    .description('the inventory: every device certificate with its status')
+    .option('--json', 'print JSON')
+    .option('--all', 'include the server and collector certificates')
+    .action(async (options: { json?: boolean, all?: boolean }, command: Command) => withPki(command, async (fleet) => {
+      const entries = fleet.list().filter((entry) => options.all || entry.role === 'device')
+      if (options.json) {
+        printJson(entries.map((e) => ({
+          id: e.deviceId, role: e.role, kind: e.kind, site: e.site, serial: e.serial, notBefore: e.notBefore, notAfter: e.notAfter,
+          status: e.effectiveStatus, keyAlgorithm: e.keyAlgorithm, fingerprint: e.fingerprint, revokedAt: e.revokedAt,
+        })))
+        return
+      }
+      printTable(['ID', 'KIND', 'SITE', 'SERIAL', 'NOT AFTER', 'STATUS'],
+        entries.map((e) => [e.deviceId, e.kind ?? e.role, e.site ?? '-', e.serial, e.notAfter, e.effectiveStatus]))
+    }))
+}

@@ -1,0 +1,6 @@
+export { FleetPki, DEFAULT_DEVICE_DAYS, type IssueRequest, type IssuedDevice, type InventoryEntry, type InitOptions } from './fleet-pki.ts'
+export { type Identity, identityFromSubjectAltName, identityName, identityUri, parseIdentityUri } from './identity.ts'
+export { pkiPaths, deviceFiles, type PkiPaths } from './paths.ts'
+export type { KeyAlgorithm } from './certificates.ts'
+export type { InventoryRecord, InventoryStatus } from './inventory.ts'
+export { readCrl, normalizeSerial, isIssuedBy, type CrlSummary } from './crl.ts'

@@ -1,0 +1,13 @@
+import { parentPort, workerData } from 'node:worker_threads'
+import { loadSigner } from './certificates.ts'
+import { type CaMaterial, type LeafJob, signLeavesInline } from './leaf-issuer.ts'
+
+const { ca, jobs } = workerData as { ca: CaMaterial, jobs: LeafJob[] }
+const signer = await loadSigner(ca.certificatePem, ca.privateKeyPem)
+let pending = 0
+const results = await signLeavesInline(signer, jobs, (n) => {
+  pending += n
+  if (pending >= 100) { parentPort!.postMessage({ signed: pending }); pending = 0 }
+})
+if (pending > 0) parentPort!.postMessage({ signed: pending })
+parentPort!.postMessage({ results })

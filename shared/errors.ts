@@ -1,0 +1,37 @@
+/**
+ * The one catalogue of PlaceGuard error codes. Every error a user can see
+ * carries one of these codes; README.md lists them (a test keeps the two in
+ * step, as fastify does for FST_ERR_*).
+ */
+export const ERROR_CODES = {
+  PG_ERR_CONFIG_INVALID: 'a configuration value is invalid',
+  PG_ERR_INPUT_INVALID: 'a command-line argument or request field is invalid',
+  PG_ERR_PKI_NO_CA: 'the fleet CA does not exist in the data directory',
+  PG_ERR_PKI_CA_EXISTS: 'a fleet CA already exists and is never overwritten',
+  PG_ERR_PKI_DUPLICATE_ID: 'an active certificate already exists for this device id',
+  PG_ERR_PKI_UNKNOWN_DEVICE: 'no active certificate exists for this device id',
+  PG_ERR_PKI_CSR_INVALID: 'the certificate signing request is malformed or its signature does not verify',
+  PG_ERR_BROKER_TLS: 'the broker TLS material (certificate, key, CA, CRL) cannot be loaded',
+  PG_ERR_BROKER_LISTEN: 'the broker cannot listen on the requested port',
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/** An error a person can act on: a code, the field at fault and how to fix it. */
+export class PlaceGuardError extends Error {
+  readonly code: ErrorCode
+  readonly field: string | undefined
+  readonly hint: string | undefined
+
+  constructor (code: ErrorCode, message: string, options: { field?: string, hint?: string, cause?: unknown } = {}) {
+    super(message, { cause: options.cause })
+    this.name = 'PlaceGuardError'
+    this.code = code
+    this.field = options.field
+    this.hint = options.hint
+  }
+}
+
+export function invalidInput (field: string, message: string, hint?: string): PlaceGuardError {
+  return new PlaceGuardError('PG_ERR_INPUT_INVALID', `${field}: ${message}`, { field, hint })
+}

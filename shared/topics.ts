@@ -1,0 +1,16 @@
+import type { DeviceKind } from './ids.ts'
+
+/** Security events from the broker: `$SYS/placeguard/events/<type>` (PRODUCT.md). */
+export const SECURITY_EVENTS_PREFIX = '$SYS/placeguard/events/'
+export const SECURITY_EVENTS_FILTER = `${SECURITY_EVENTS_PREFIX}#`
+
+/** Everything a device may publish or subscribe to lies under this prefix. */
+export function deviceTopicRoot (site: string, kind: DeviceKind, deviceId: string): string {
+  return `places/${site}/${kind}/${deviceId}`
+}
+
+export function telemetryTopic (site: string, kind: DeviceKind, deviceId: string): string {
+  return `${deviceTopicRoot(site, kind, deviceId)}/telemetry`
+}
+
+export const ALL_PLACES_FILTER = 'places/#'
