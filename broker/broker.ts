@@ -17,12 +17,12 @@ import { PlaceGuardError } from '../shared/errors.ts'
 import { printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
-import { type Identity, identityFromSubjectAltName, identityName, isIssuedBy, normalizeSerial, readCrl } from '../pki/index.ts'
+import { type Identity, identityFromSubjectAltName, identityName, isIssuedBy, isSelfSigned, normalizeSerial, readCrl } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
 import { createFastMqEmitter } from './mq-fast-queue.ts'
 import type { SecurityEvent, SecurityEventType } from './security-events.ts'
-import { describeTlsFailure, OWN_CA_FAILURES } from './tls-reasons.ts'
+import { classifyRefusal } from './tls-reasons.ts'
 import { TokenBucket } from './token-bucket.ts'
 
 export interface BrokerTlsFiles {
@@ -257,18 +257,22 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     const peer = socket.getPeerCertificate()
     const presented = peer && peer.raw !== undefined
     const serial = presented ? normalizeSerial(peer.serialNumber) : undefined
-    let failure = socket.authorized ? undefined : describeTlsFailure(presented ? String(socket.authorizationError) : undefined)
+    let failure = socket.authorized ? undefined : String(socket.authorizationError ?? 'NO_CERTIFICATE')
     // Defence in depth: a resumed TLS session skips the CRL and validity checks.
-    if (!failure && serial && this.#revoked.has(serial)) failure = describeTlsFailure('CERT_REVOKED')
-    if (!failure && presented && Date.parse(peer.valid_to) < this.#clock.now()) failure = describeTlsFailure('CERT_HAS_EXPIRED')
+    if (!failure && serial && this.#revoked.has(serial)) failure = 'CERT_REVOKED'
+    if (!failure && presented && Date.parse(peer.valid_to) < this.#clock.now()) failure = 'CERT_HAS_EXPIRED'
     if (failure) {
-      // The identity in a refused certificate is trusted only if the CA really signed it.
-      const trusted = presented && OWN_CA_FAILURES.has(failure.code) && isIssuedBy(peer.raw, this.#ca)
-      const identity = trusted ? identityFromSubjectAltName(peer.subjectaltname) : undefined
+      const refusal = classifyRefusal({
+        code: presented ? failure : undefined,
+        // The identity in a refused certificate is trusted only if the CA really signed it.
+        issuedByFleetCa: presented && isIssuedBy(peer.raw, this.#ca),
+        selfSigned: presented && isSelfSigned(peer.raw),
+      })
+      const identity = refusal.trustIdentity ? identityFromSubjectAltName(peer.subjectaltname) : undefined
       this.#emit('tls-rejected', {
         ...(identity ? identityFields(identity) : {}),
         ...(!identity && presented && peer.subject?.CN ? { claimedId: printable(String(peer.subject.CN), 64) } : {}),
-        remoteAddress, serial, reason: failure.reason, code: failure.code,
+        remoteAddress, serial, reason: refusal.reason, code: refusal.code,
       })
       socket.destroy()
       return

@@ -23,6 +23,16 @@ export async function readCrl (crlPem: string, caPem: string): Promise<CrlSummar
   }
 }
 
+/** True when the certificate signs itself (issuer = subject, own key verifies). */
+export function isSelfSigned (certificateDer: Buffer): boolean {
+  try {
+    const certificate = new X509Certificate(certificateDer)
+    return certificate.checkIssued(certificate) && certificate.verify(certificate.publicKey)
+  } catch {
+    return false
+  }
+}
+
 /** True when `certificateDer` is signed by the CA — used to trust the identity in a refused certificate. */
 export function isIssuedBy (certificateDer: Buffer, ca: X509Certificate): boolean {
   try {
