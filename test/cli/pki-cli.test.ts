@@ -1,0 +1,43 @@
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+
+const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-cli-'))
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
+
+/** Runs the real `placeguard` command as a user would (Node 24 from the project). */
+function placeguard (...args: string[]): { status: number | null, stdout: string, stderr: string } {
+  const result = spawnSync(process.execPath, ['bin/placeguard.js', '--data-dir', dataDir, ...args], { encoding: 'utf8' })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+describe('placeguard pki (CLI)', () => {
+  it('init, issue, revoke and list, with JSON output', () => {
+    expect(placeguard('pki', 'init').status).toBe(0)
+    expect(placeguard('pki', 'issue', 'flood-7', '--kind', 'flood', '--site', 'riverside').status).toBe(0)
+    expect(placeguard('pki', 'issue', 'home-7', '--kind', 'housing', '--site', 'block-a', '--key', 'rsa', '--days', '30').status).toBe(0)
+    expect(placeguard('pki', 'revoke', 'flood-7').status).toBe(0)
+    const list = placeguard('pki', 'list', '--json')
+    expect(list.status).toBe(0)
+    const entries = JSON.parse(list.stdout) as Array<{ id: string, status: string, kind: string, keyAlgorithm: string }>
+    expect(entries.map((e) => [e.id, e.kind, e.status, e.keyAlgorithm])).toEqual([
+      ['flood-7', 'flood', 'revoked', 'ecdsa-p256'],
+      ['home-7', 'housing', 'active', 'rsa-2048'],
+    ])
+    expect(placeguard('pki', 'list').stdout).toMatch(/^ID\s+KIND\s+SITE\s+SERIAL\s+NOT AFTER\s+STATUS\n/)
+  })
+
+  it('exits non-zero with the error code and the field for bad input', () => {
+    const bad = placeguard('pki', 'issue', 'bad#id', '--kind', 'flood', '--site', 'a')
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toContain('PG_ERR_INPUT_INVALID: deviceId:')
+    const again = placeguard('pki', 'init')
+    expect(again.status).toBe(1)
+    expect(again.stderr).toContain('PG_ERR_PKI_CA_EXISTS')
+    const days = placeguard('pki', 'issue', 'x-1', '--kind', 'flood', '--site', 'a', '--days', 'ten')
+    expect(days.status).toBe(2)
+    expect(days.stderr).toContain('--days')
+  })
+})

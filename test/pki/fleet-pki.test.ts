@@ -1,0 +1,196 @@
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { X509Certificate } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { FleetPki } from '../../pki/index.ts'
+import { PlaceGuardError } from '../../shared/errors.ts'
+import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
+
+let fleet: TestFleet
+
+beforeAll(async () => { fleet = await createTestFleet() })
+afterAll(() => fleet?.cleanup())
+
+function openssl (...args: string[]): string {
+  return execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+async function expectError (work: Promise<unknown>, code: string, field?: string): Promise<PlaceGuardError> {
+  const error = await work.then(() => undefined, (e: unknown) => e)
+  expect(error).toBeInstanceOf(PlaceGuardError)
+  expect((error as PlaceGuardError).code).toBe(code)
+  if (field) expect((error as PlaceGuardError).field).toBe(field)
+  return error as PlaceGuardError
+}
+
+describe('pki init', () => {
+  it('writes the CA, server, collector and CRL, private keys 0600', () => {
+    const p = fleet.paths
+    for (const file of [p.caCert, p.caKey, p.serverCert, p.serverKey, p.collectorCert, p.collectorKey, p.crl]) expect(existsSync(file), file).toBe(true)
+    for (const key of [p.caKey, p.serverKey, p.collectorKey]) expect(statSync(key).mode & 0o777).toBe(0o600)
+    expect(openssl('verify', '-CAfile', p.caCert, p.serverCert)).toContain('OK')
+    const server = new X509Certificate(readFileSync(p.serverCert))
+    expect(server.subjectAltName).toContain('DNS:localhost')
+    expect(server.subjectAltName).toContain('IP Address:127.0.0.1')
+    expect(new X509Certificate(readFileSync(p.collectorCert)).subjectAltName).toBe('URI:urn:placeguard:collector:collector')
+    expect(openssl('crl', '-in', p.crl, '-noout', '-text')).toContain('No Revoked Certificates')
+  })
+
+  it('refuses to overwrite an existing CA', async () => {
+    const before = readFileSync(fleet.paths.caKey, 'utf8')
+    await expectError(new FleetPki(fleet.dataDir).init(), 'PG_ERR_PKI_CA_EXISTS')
+    expect(readFileSync(fleet.paths.caKey, 'utf8')).toBe(before)
+  })
+})
+
+describe('pki issue', () => {
+  it('issues an ECDSA P-256 device certificate binding id, kind and site, verifiable by openssl with the CRL', async () => {
+    const issued = await fleet.pki.issue({ deviceId: 'flood-101', kind: 'flood', site: 'riverside' })
+    const text = openssl('x509', '-in', issued.certificatePath, '-noout', '-text')
+    expect(text).toContain('Subject: CN = flood-101')
+    expect(text).toContain('URI:urn:placeguard:device:riverside:flood:flood-101')
+    expect(text).toContain('TLS Web Client Authentication')
+    expect(text).toContain('prime256v1')
+    expect(statSync(issued.privateKeyPath!).mode & 0o777).toBe(0o600)
+    expect(openssl('verify', '-CAfile', fleet.paths.caCert, '-crl_check', '-CRLfile', fleet.paths.crl, issued.certificatePath)).toContain('OK')
+    expect(issued.record).toMatchObject({ deviceId: 'flood-101', kind: 'flood', site: 'riverside', status: 'active', keyAlgorithm: 'ecdsa-p256' })
+    const days = (Date.parse(issued.record.notAfter) - Date.now()) / 86_400_000
+    expect(days).toBeGreaterThan(364)
+    expect(days).toBeLessThan(366)
+  })
+
+  it('issues RSA-2048 on request, with an explicit validity window', async () => {
+    const issued = await fleet.pki.issue({
+      deviceId: 'meter-101', kind: 'energy', site: 'depot', keyAlgorithm: 'rsa-2048',
+      notBefore: '2026-01-01T00:00:00Z', notAfter: '2027-01-01T00:00:00Z',
+    })
+    const text = openssl('x509', '-in', issued.certificatePath, '-noout', '-text')
+    expect(text).toContain('Public-Key: (2048 bit)')
+    expect(text).toContain('Not Before: Jan  1 00:00:00 2026 GMT')
+    expect(issued.record.keyAlgorithm).toBe('rsa-2048')
+  })
+
+  it('writes to --out when given, and records the device in the inventory', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'placeguard-out-'))
+    try {
+      await fleet.pki.issue({ deviceId: 'home-101', kind: 'housing', site: 'block-a', outDir: out })
+      expect(readdirSync(out).sort()).toEqual(['home-101.crt', 'home-101.key'])
+      expect(fleet.pki.list().find((e) => e.deviceId === 'home-101')).toMatchObject({ kind: 'housing', site: 'block-a', effectiveStatus: 'active' })
+    } finally {
+      rmSync(out, { recursive: true, force: true })
+    }
+  })
+
+  it.each([
+    [{ deviceId: 'Flood_1', kind: 'flood', site: 'a' }, 'deviceId'],
+    [{ deviceId: 'dev+1', kind: 'flood', site: 'a' }, 'deviceId'],
+    [{ deviceId: 'dev#1', kind: 'flood', site: 'a' }, 'deviceId'],
+    [{ deviceId: 'a/b', kind: 'flood', site: 'a' }, 'deviceId'],
+    [{ deviceId: 'x'.repeat(65), kind: 'flood', site: 'a' }, 'deviceId'],
+    [{ deviceId: 'ok-1', kind: 'lava', site: 'a' }, '--kind'],
+    [{ deviceId: 'ok-1', kind: 'flood', site: 'Site A' }, '--site'],
+    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', days: 0 }, '--days'],
+    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', notBefore: '2027-01-01', notAfter: '2026-01-01' }, '--not-after'],
+    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', notBefore: 'yesterday', notAfter: '2027-01-01' }, '--not-before'],
+    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', days: 30, notAfter: '2027-01-01' }, '--days'],
+  ])('refuses %o naming %s, and writes nothing', async (request, field) => {
+    const before = fleet.pki.list().length
+    const error = await expectError(fleet.pki.issue(request), 'PG_ERR_INPUT_INVALID', field)
+    expect(error.message.startsWith(`${field}:`)).toBe(true)
+    expect(fleet.pki.list().length).toBe(before)
+    expect(existsSync(join(fleet.paths.devicesDir, `${request.deviceId}.key`))).toBe(false)
+  })
+
+  it('refuses a second active certificate for the same id', async () => {
+    await fleet.pki.issue({ deviceId: 'dup-1', kind: 'flood', site: 'a' })
+    const cert = readFileSync(join(fleet.paths.devicesDir, 'dup-1.crt'), 'utf8')
+    await expectError(fleet.pki.issue({ deviceId: 'dup-1', kind: 'flood', site: 'a' }), 'PG_ERR_PKI_DUPLICATE_ID', 'deviceId')
+    expect(readFileSync(join(fleet.paths.devicesDir, 'dup-1.crt'), 'utf8')).toBe(cert)
+  })
+
+  it('refuses to issue without a CA', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'placeguard-empty-'))
+    try {
+      await expectError(new FleetPki(empty).issue({ deviceId: 'a', kind: 'flood', site: 'a' }), 'PG_ERR_PKI_NO_CA')
+      expect(existsSync(join(empty, 'pki', 'devices'))).toBe(false)
+    } finally {
+      rmSync(empty, { recursive: true, force: true })
+    }
+  })
+
+  it('issues a batch large enough to use worker threads, every certificate distinct and valid', async () => {
+    const requests = Array.from({ length: 600 }, (_, i) => ({ deviceId: `bulk-${i}`, kind: 'housing', site: `block-${i % 3}` }))
+    let progress = 0
+    const issued = await fleet.pki.issueMany(requests, (done) => { progress = done })
+    expect(progress).toBe(600)
+    expect(new Set(issued.map((d) => d.record.serial)).size).toBe(600)
+    const last = issued[599]!
+    expect(openssl('verify', '-CAfile', fleet.paths.caCert, last.certificatePath)).toContain('OK')
+    expect(new X509Certificate(readFileSync(last.certificatePath)).subjectAltName).toBe('URI:urn:placeguard:device:block-2:housing:bulk-599')
+  })
+
+  it('issues none of a batch when one id is already active', async () => {
+    const before = fleet.pki.list().length
+    await expectError(fleet.pki.issueMany([{ deviceId: 'fresh-1', kind: 'flood', site: 'a' }, { deviceId: 'flood-101', kind: 'flood', site: 'a' }]), 'PG_ERR_PKI_DUPLICATE_ID')
+    expect(fleet.pki.list().length).toBe(before)
+    expect(existsSync(join(fleet.paths.devicesDir, 'fresh-1.crt'))).toBe(false)
+  })
+})
+
+describe('pki sign', () => {
+  it('signs a CSR made by openssl; the key never leaves the device and the id comes from the CN', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-csr-'))
+    try {
+      openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=own-key-1',
+        '-keyout', join(dir, 'device.key'), '-out', join(dir, 'device.csr'))
+      const issued = await fleet.pki.signCsr(readFileSync(join(dir, 'device.csr'), 'utf8'), { kind: 'energy', site: 'depot' })
+      expect(issued.privateKeyPath).toBeUndefined()
+      expect(existsSync(join(fleet.paths.devicesDir, 'own-key-1.key'))).toBe(false)
+      expect(issued.record).toMatchObject({ deviceId: 'own-key-1', kind: 'energy', keyAlgorithm: 'ecdsa-p256' })
+      // The certificate carries the device's own public key.
+      const certKey = openssl('x509', '-in', issued.certificatePath, '-noout', '-pubkey')
+      const deviceKey = openssl('pkey', '-in', join(dir, 'device.key'), '-pubout')
+      expect(certKey).toBe(deviceKey)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a CSR whose CN is not a valid id, and a tampered CSR', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-csr-'))
+    try {
+      openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=Bad_Device#1',
+        '-keyout', join(dir, 'bad.key'), '-out', join(dir, 'bad.csr'))
+      await expectError(fleet.pki.signCsr(readFileSync(join(dir, 'bad.csr'), 'utf8'), { kind: 'flood', site: 'a' }), 'PG_ERR_INPUT_INVALID', 'csr CN')
+      openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=good-1',
+        '-keyout', join(dir, 'good.key'), '-out', join(dir, 'good.csr'), '-outform', 'DER')
+      const der = readFileSync(join(dir, 'good.csr'))
+      der[der.length - 5] ^= 0xff // corrupt the signature
+      writeFileSync(join(dir, 'tampered.csr'), `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`)
+      await expectError(fleet.pki.signCsr(readFileSync(join(dir, 'tampered.csr'), 'utf8'), { kind: 'flood', site: 'a' }), 'PG_ERR_PKI_CSR_INVALID', 'csr')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('pki revoke', () => {
+  it('marks the device revoked and lists its serial in a freshly signed CRL', async () => {
+    const issued = await fleet.pki.issue({ deviceId: 'gone-1', kind: 'flood', site: 'a' })
+    await fleet.pki.revoke('gone-1')
+    const crl = openssl('crl', '-in', fleet.paths.crl, '-noout', '-text', '-CAfile', fleet.paths.caCert)
+    expect(crl.toLowerCase()).toContain(`serial number: ${issued.record.serial}`)
+    const verify = spawnSync('openssl', ['verify', '-CAfile', fleet.paths.caCert, '-crl_check', '-CRLfile', fleet.paths.crl, issued.certificatePath], { encoding: 'utf8' })
+    expect(verify.status).not.toBe(0)
+    expect(verify.stdout + verify.stderr).toContain('certificate revoked')
+    expect(fleet.pki.list().find((e) => e.deviceId === 'gone-1')?.effectiveStatus).toBe('revoked')
+    // A revoked id may be issued again (a replaced device keeps its name).
+    await fleet.pki.issue({ deviceId: 'gone-1', kind: 'flood', site: 'a' })
+  })
+
+  it('refuses an unknown device', async () => {
+    await expectError(fleet.pki.revoke('never-issued'), 'PG_ERR_PKI_UNKNOWN_DEVICE', 'deviceId')
+  })
+})
