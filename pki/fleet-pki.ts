@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { PlaceGuardError, invalidInput } from '../shared/errors.ts'
 import { assertId, assertKind, type DeviceKind, printable } from '../shared/ids.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
@@ -131,15 +132,18 @@ export class FleetPki {
     const inventory = this.#openInventory()
     const active = inventory.activeDeviceIds()
     const seen = new Set<string>()
-    const jobs: Array<LeafJob & { request: IssueRequest, kind: DeviceKind, site: string }> = requests.map((request) => {
+    const jobs: Array<LeafJob & { kind: DeviceKind, site: string }> = requests.map((request) => {
       const deviceId = assertId('deviceId', request.deviceId)
       const kind = assertKind('--kind', request.kind)
       const site = assertId('--site', request.site)
       if (active.has(deviceId) || seen.has(deviceId)) throw duplicateId(deviceId)
       seen.add(deviceId)
       const { notBefore, notAfter } = this.#validity(request, signer)
+      const files = deviceFiles(request.outDir ?? this.paths.devicesDir, deviceId)
       return {
-        request, kind, site,
+        kind, site,
+        certificatePath: files.cert,
+        privateKeyPath: files.key,
         serialNumber: newSerialNumber(),
         commonName: deviceId,
         identity: { role: 'device', deviceId, kind, site },
@@ -148,24 +152,32 @@ export class FleetPki {
         keyAlgorithm: request.keyAlgorithm ?? 'ecdsa-p256',
       }
     })
-    const signed = await signLeaves({ certificatePem: signer.certificate.toString('pem'), privateKeyPem: readFileSync(this.paths.caKey, 'utf8') },
-      jobs, (done) => onProgress?.(done, jobs.length))
+    for (const dir of new Set(jobs.map((job) => dirname(job.certificatePath)))) mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const removeFiles = (): void => {
+      for (const job of jobs) for (const path of [job.certificatePath, job.privateKeyPath]) rmSync(path, { force: true })
+    }
+    let signed
+    try {
+      signed = await signLeaves({ certificatePem: signer.certificate.toString('pem'), privateKeyPem: readFileSync(this.paths.caKey, 'utf8') },
+        jobs, (done) => onProgress?.(done, jobs.length))
+    } catch (error) {
+      removeFiles()
+      throw error
+    }
     const issuedAt = this.#now().toISOString()
-    return inventory.transaction(() => jobs.map((job, i) => {
-      const leaf = signed[i]!
-      const record: InventoryRecord = {
-        serial: job.serialNumber, deviceId: job.commonName, role: 'device', kind: job.kind, site: job.site,
-        notBefore: job.notBefore, notAfter: job.notAfter, keyAlgorithm: job.keyAlgorithm,
-        status: 'active', issuedAt, revokedAt: null, fingerprint: leaf.fingerprint,
-      }
-      inventory.insert(record)
-      const files = deviceFiles(job.request.outDir ?? this.paths.devicesDir, job.commonName)
-      writeFilesAtomic([
-        { path: files.cert, content: leaf.certificatePem },
-        { path: files.key, content: leaf.privateKeyPem, mode: PRIVATE },
-      ])
-      return { record, certificatePath: files.cert, privateKeyPath: files.key }
+    const records = jobs.map((job, i): InventoryRecord => ({
+      serial: job.serialNumber, deviceId: job.commonName, role: 'device', kind: job.kind, site: job.site,
+      notBefore: job.notBefore, notAfter: job.notAfter, keyAlgorithm: job.keyAlgorithm,
+      status: 'active', issuedAt, revokedAt: null, fingerprint: signed[i]!.fingerprint,
     }))
+    try {
+      inventory.transaction(() => { for (const record of records) inventory.insert(record) })
+    } catch (error) {
+      // The inventory is the record of what exists: files it does not list must not either.
+      removeFiles()
+      throw error
+    }
+    return jobs.map((job, i) => ({ record: records[i]!, certificatePath: job.certificatePath, privateKeyPath: job.privateKeyPath }))
   }
 
   /**

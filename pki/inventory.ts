@@ -78,11 +78,15 @@ function fromRow (row: Row): InventoryRecord {
 /** The inventory in SQLite (node:sqlite, WAL): the CLI and a running broker may share it. */
 export class Inventory {
   readonly #db: DatabaseSync
+  readonly #insert: ReturnType<DatabaseSync['prepare']>
 
   constructor (path: string) {
     this.#db = new DatabaseSync(path)
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;')
     this.#db.exec(SCHEMA)
+    this.#insert = this.#db.prepare(`INSERT INTO certificates
+      (serial, device_id, role, kind, site, not_before, not_after, key_algorithm, status, issued_at, revoked_at, fingerprint)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
   }
 
   /** Runs `work` in one transaction; a throw rolls back everything it wrote. */
@@ -99,9 +103,7 @@ export class Inventory {
   }
 
   insert (record: InventoryRecord): void {
-    this.#db.prepare(`INSERT INTO certificates
-      (serial, device_id, role, kind, site, not_before, not_after, key_algorithm, status, issued_at, revoked_at, fingerprint)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+    this.#insert.run(
       record.serial, record.deviceId, record.role, record.kind, record.site, record.notBefore, record.notAfter,
       record.keyAlgorithm, record.status, record.issuedAt, record.revokedAt, record.fingerprint)
   }

@@ -1,9 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads'
-import { loadSigner } from './certificates.ts'
-import { type CaMaterial, type LeafJob, signLeavesInline } from './leaf-issuer.ts'
+import { type CaMaterial, type LeafJob, leafSignerFor, signLeavesInline } from './leaf-issuer.ts'
 
 const { ca, jobs } = workerData as { ca: CaMaterial, jobs: LeafJob[] }
-const signer = await loadSigner(ca.certificatePem, ca.privateKeyPem)
+const signer = leafSignerFor(ca)
 let pending = 0
 const results = await signLeavesInline(signer, jobs, (n) => {
   pending += n

@@ -167,7 +167,7 @@ describe('pki sign', () => {
       openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=good-1',
         '-keyout', join(dir, 'good.key'), '-out', join(dir, 'good.csr'), '-outform', 'DER')
       const der = readFileSync(join(dir, 'good.csr'))
-      der[der.length - 5] ^= 0xff // corrupt the signature
+      der.writeUInt8(der.readUInt8(der.length - 5) ^ 0xff, der.length - 5) // corrupt the signature
       writeFileSync(join(dir, 'tampered.csr'), `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`)
       await expectError(fleet.pki.signCsr(readFileSync(join(dir, 'tampered.csr'), 'utf8'), { kind: 'flood', site: 'a' }), 'PG_ERR_PKI_CSR_INVALID', 'csr')
     } finally {
