@@ -20,7 +20,8 @@ import { SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
 import { type Identity, identityFromSubjectAltName, identityName, isIssuedBy, isSelfSigned, normalizeSerial, readCrl } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
-import { createFastMqEmitter } from './mq-fast-queue.ts'
+import { createMqEmitter } from './mq-fast-queue.ts'
+import { installReadBackpressure } from './read-backpressure.ts'
 import type { SecurityEvent, SecurityEventType } from './security-events.ts'
 import { classifyRefusal } from './tls-reasons.ts'
 import { TokenBucket } from './token-bucket.ts'
@@ -123,7 +124,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       persistence: options.aedes?.persistence,
       // mqemitter's queue shifts an Array (O(n)); under a fast TLS publisher
       // that made aedes quadratic. See broker/mq-fast-queue.ts.
-      mq: options.aedes?.mq ?? createFastMqEmitter({ concurrency: 100 }),
+      mq: options.aedes?.mq ?? createMqEmitter({ concurrency: 100 }),
       connectTimeout: this.limits.connectTimeoutMs,
       // Client ids are device ids (up to 64 characters), not MQTT 3.1's 23.
       maxClientsIdLength: 64,
@@ -297,6 +298,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     this.#live.set(socket, this.#sessions.get(socket)!)
     socket.once('close', () => this.#live.delete(socket))
     const client = this.aedes.handle(socket) as unknown as Client
+    installReadBackpressure(client)
     installPacketSizeLimit(client, this.limits.maxPacketBytes, (size) => {
       this.#emit('packet-too-large', { ...identityFields(identity), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed`, details: { bytes: size } })
     })

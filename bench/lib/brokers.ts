@@ -1,0 +1,75 @@
+/**
+ * The two brokers a benchmark compares, each in its own process on
+ * 127.0.0.1 with the same fleet certificates: PlaceGuard (`placeguard
+ * broker`) and Debian's mosquitto as the baseline.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import type { PkiPaths } from '../../pki/index.ts'
+
+export interface BrokerProcess {
+  name: 'placeguard' | 'mosquitto'
+  port: number
+  pid: number
+  /** Resident memory of the broker process, KiB. */
+  rssKiB: () => number
+  /** User + system CPU seconds used so far. */
+  cpuSeconds: () => number
+  stop: () => Promise<void>
+}
+
+const ROOT = join(import.meta.dirname, '..', '..')
+
+export async function startPlaceGuard (dataDir: string, port: number, limits: Record<string, number>): Promise<BrokerProcess> {
+  const config = join(dataDir, 'bench-broker.yaml')
+  writeFileSync(config, `logLevel: warn\nbroker:\n${Object.entries(limits).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n`)
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'placeguard.js'), 'broker', '--data-dir', dataDir,
+    '--mqtt-port', String(port), '--mqtt-host', '127.0.0.1', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] })
+  return track('placeguard', child, port)
+}
+
+export async function startMosquitto (paths: PkiPaths, dir: string, port: number): Promise<BrokerProcess> {
+  const config = join(dir, 'mosquitto.conf')
+  // Started as root, mosquitto drops to its own user and cannot read 0600 keys: `user root` keeps it able to.
+  writeFileSync(config, [
+    'user root', 'persistence false', 'log_dest stderr', 'log_type error',
+    `listener ${port} 127.0.0.1`, `cafile ${paths.caCert}`, `certfile ${paths.serverCert}`, `keyfile ${paths.serverKey}`,
+    `crlfile ${paths.crl}`, 'require_certificate true', 'use_identity_as_username true', 'allow_anonymous false',
+    'max_queued_messages 0', '',
+  ].join('\n'))
+  const child = spawn('/usr/sbin/mosquitto', ['-c', config], { stdio: ['ignore', 'ignore', 'inherit'] })
+  return track('mosquitto', child, port)
+}
+
+async function track (name: BrokerProcess['name'], child: ChildProcess, port: number): Promise<BrokerProcess> {
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  await waitForPort(port, child)
+  const pid = child.pid!
+  return {
+    name, port, pid,
+    rssKiB: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]),
+    cpuSeconds: () => {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      return (Number(fields[11]) + Number(fields[12])) / 100
+    },
+    stop: async () => {
+      child.kill('SIGTERM')
+      await exited
+    },
+  }
+}
+
+async function waitForPort (port: number, child: ChildProcess): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (child.exitCode !== null) throw new Error(`broker exited with code ${child.exitCode}`)
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true) })
+      socket.once('error', () => resolve(false))
+    })
+    if (open) return
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`broker did not open port ${port}`)
+}
