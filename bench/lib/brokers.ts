@@ -34,7 +34,7 @@ export async function startMosquitto (paths: PkiPaths, dir: string, port: number
   const config = join(dir, 'mosquitto.conf')
   // Started as root, mosquitto drops to its own user and cannot read 0600 keys: `user root` keeps it able to.
   writeFileSync(config, [
-    'user root', 'persistence false', 'log_dest stderr', 'log_type error',
+    'user root', 'persistence false', 'log_dest none',
     `listener ${port} 127.0.0.1`, `cafile ${paths.caCert}`, `certfile ${paths.serverCert}`, `keyfile ${paths.serverKey}`,
     `crlfile ${paths.crl}`, 'require_certificate true', 'use_identity_as_username true', 'allow_anonymous false',
     'max_queued_messages 0', '',
