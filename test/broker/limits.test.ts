@@ -55,4 +55,18 @@ describe('broker limits', () => {
     await running.waitForEvent((e) => e.type === 'auth-failed' && e.code === 'SESSION_LIMIT')
     first.end(true)
   })
+
+  it('drops connections beyond the total limit before the handshake, with an event', async () => {
+    const small = await startBroker(fleet, { maxConnections: 1 })
+    try {
+      const first = await connectClient(small.url, fleet, fleet.device('calm-1'), 'calm-1')
+      await expect(connectClient(small.url, fleet, fleet.device('big-1'), 'big-1')).rejects.toThrow()
+      const event = await small.waitForEvent((e) => e.type === 'connection-limit')
+      expect(event.reason).toBe('connection refused: 1 connections already open')
+      expect(first.connected).toBe(true)
+      first.end(true)
+    } finally {
+      await small.close()
+    }
+  })
 })

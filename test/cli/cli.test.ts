@@ -1,8 +1,9 @@
-import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import mqtt from 'mqtt'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 
 const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-cli-'))
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
@@ -39,5 +40,28 @@ describe('placeguard pki (CLI)', () => {
     const days = placeguard('pki', 'issue', 'x-1', '--kind', 'flood', '--site', 'a', '--days', 'ten')
     expect(days.status).toBe(2)
     expect(days.stderr).toContain('--days')
+  })
+})
+
+describe('placeguard broker (CLI)', () => {
+  it('serves devices and shuts down gracefully on SIGTERM, closing their sessions', async () => {
+    expect(placeguard('pki', 'issue', 'home-8', '--kind', 'housing', '--site', 'block-a').status).toBe(0)
+    const port = 30_000 + Math.floor(Math.random() * 20_000)
+    const broker = spawn(process.execPath, ['bin/placeguard.js', '--data-dir', dataDir, 'broker', '--mqtt-port', String(port), '--mqtt-host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    broker.stdout.on('data', (chunk) => { output += chunk })
+    const exited = new Promise<number | null>((resolve) => broker.once('exit', resolve))
+    await vi.waitFor(() => expect(output).toContain('broker listening'), { timeout: 10_000 })
+    const pki = join(dataDir, 'pki')
+    const client = mqtt.connect(`mqtts://127.0.0.1:${port}`, {
+      ca: readFileSync(join(pki, 'ca.crt')), cert: readFileSync(join(pki, 'devices', 'home-8.crt')), key: readFileSync(join(pki, 'devices', 'home-8.key')),
+      clientId: 'home-8', reconnectPeriod: 0,
+    })
+    await new Promise<void>((resolve, reject) => { client.once('connect', () => resolve()); client.once('error', reject) })
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+    broker.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    await closed
+    expect(output).toContain('SIGTERM: shutting down')
   })
 })
