@@ -24,7 +24,7 @@ import { createMqEmitter } from './mq-fast-queue.ts'
 import { installReadBackpressure } from './read-backpressure.ts'
 import type { SecurityEvent, SecurityEventType } from './security-events.ts'
 import { classifyRefusal } from './tls-reasons.ts'
-import { TokenBucket } from './token-bucket.ts'
+import { PublishThrottle } from './publish-throttle.ts'
 
 export interface BrokerTlsFiles {
   caCert: string
@@ -44,6 +44,8 @@ export interface BrokerLimits {
   publishRatePerSec: number
   /** Publishes a device may send back to back before the rate applies. */
   publishBurst: number
+  /** Longest a publish is held by the rate limit; a device further behind is disconnected. */
+  maxThrottleMs: number
   /** Time to finish the TLS handshake. */
   handshakeTimeoutMs: number
   /** Time from handshake to MQTT CONNECT. */
@@ -58,6 +60,7 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   maxCollectorSessions: 4,
   publishRatePerSec: 5,
   publishBurst: 50,
+  maxThrottleMs: 30_000,
   handshakeTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
   crlPollMs: 1_000,
@@ -79,7 +82,7 @@ interface Session {
   serial: string
   remoteAddress: string
   connectedAt: number
-  bucket: TokenBucket | undefined
+  throttle: PublishThrottle | undefined
   rateLimitedAt: number
 }
 
@@ -290,13 +293,16 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       serial: serial!,
       remoteAddress,
       connectedAt: now,
-      bucket: identity.role === 'device' && this.limits.publishRatePerSec > 0
-        ? new TokenBucket(this.limits.publishRatePerSec, this.limits.publishBurst, now)
+      throttle: identity.role === 'device' && this.limits.publishRatePerSec > 0
+        ? new PublishThrottle(this.limits.publishRatePerSec, this.limits.publishBurst, this.limits.maxThrottleMs, this.#clock.now)
         : undefined,
       rateLimitedAt: 0,
     })
     this.#live.set(socket, this.#sessions.get(socket)!)
-    socket.once('close', () => this.#live.delete(socket))
+    socket.once('close', () => {
+      this.#live.delete(socket)
+      this.#sessions.get(socket)?.throttle?.flush()
+    })
     const client = this.aedes.handle(socket) as unknown as Client
     installReadBackpressure(client)
     installPacketSizeLimit(client, this.limits.maxPacketBytes, (size) => {
@@ -357,20 +363,29 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       // so a compromised device's attempt is both blocked and visible.
       return done(new Error(decision.reason))
     }
-    const wait = session.bucket?.take(this.#clock.now()) ?? 0
-    if (wait === 0) return done(null)
+    if (!session.throttle) return done(null)
     const now = this.#clock.now()
+    // Holding the callback holds aedes' read loop for this client (see
+    // read-backpressure.ts): TCP back-pressure slows the device down.
+    const verdict = session.throttle.admit(() => done(null))
+    if (verdict === 'now') return
+    const { publishRatePerSec: rate, publishBurst: burst, maxThrottleMs } = this.limits
+    if (verdict === 'overflow') {
+      this.#emit('rate-limited', {
+        ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+        reason: `publishing so far beyond ${rate}/s that a message would wait over ${maxThrottleMs} ms; disconnected`,
+        details: { ratePerSec: rate, burst, disconnected: true },
+      })
+      return done(new Error('publish backlog over the rate limit'))
+    }
     if (now - session.rateLimitedAt >= RATE_EVENT_EVERY_MS) {
       session.rateLimitedAt = now
       this.#emit('rate-limited', {
         ...identityFields(session.identity), remoteAddress: session.remoteAddress,
-        reason: `publishing faster than ${this.limits.publishRatePerSec}/s (burst ${this.limits.publishBurst}); reads slowed`,
-        details: { ratePerSec: this.limits.publishRatePerSec, burst: this.limits.publishBurst },
+        reason: `publishing faster than ${rate}/s (burst ${burst}); reads slowed`,
+        details: { ratePerSec: rate, burst },
       })
     }
-    // Holding the callback holds aedes' read loop for this client: TCP
-    // back-pressure slows the device down and no message is dropped.
-    setTimeout(() => done(null), wait)
   }
 
   #authorizeSubscribe (client: Client | null, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {

@@ -18,6 +18,7 @@ const brokerLimits = z.strictObject({
   maxCollectorSessions: positive.describe('sessions holding the collector certificate'),
   publishRatePerSec: z.coerce.number().min(0).describe('sustained publishes per second per device; 0 = unlimited'),
   publishBurst: positive.describe('publishes back to back before the rate applies'),
+  maxThrottleMs: positive.describe('longest a publish is held by the rate limit before the device is disconnected'),
   handshakeTimeoutMs: positive,
   connectTimeoutMs: positive,
   crlPollMs: positive,

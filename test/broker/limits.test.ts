@@ -69,4 +69,18 @@ describe('broker limits', () => {
       await small.close()
     }
   })
+
+  it('disconnects a device whose backlog would be held longer than maxThrottleMs', async () => {
+    const strict = await startBroker(fleet, { publishRatePerSec: 1, publishBurst: 1, maxThrottleMs: 1_500 })
+    try {
+      const device = await connectClient(strict.url, fleet, fleet.device('calm-1'), 'calm-1')
+      const closed = new Promise<void>((resolve) => device.once('close', () => resolve()))
+      for (let i = 0; i < 10; i++) device.publish(topic('calm-1'), String(i), { qos: 0 })
+      await closed
+      const event = await strict.waitForEvent((e) => e.type === 'rate-limited' && e.details?.disconnected === true)
+      expect(event).toMatchObject({ deviceId: 'calm-1' })
+    } finally {
+      await strict.close()
+    }
+  })
 })
