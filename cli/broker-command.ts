@@ -1,25 +1,39 @@
 import type { Command } from 'commander'
 import { PlaceGuardBroker } from '../broker/index.ts'
 import { pkiPaths } from '../pki/index.ts'
-import { loadConfig } from '../shared/config.ts'
-import { createLogger } from '../shared/logger.ts'
+import { type Config, loadConfig } from '../shared/config.ts'
+import { createLogger, type Logger } from '../shared/logger.ts'
 import { wholeNumber } from './options.ts'
 
-export function registerBrokerCommand (program: Command): void {
-  program.command('broker')
-    .description('run the MQTT broker with mutual TLS on the fleet PKI')
+interface ListenFlags { mqttPort?: number, mqttHost?: string, config?: string }
+
+/** The flags every command that runs the broker takes. */
+export function withListenOptions (command: Command): Command {
+  return command
     .option('--mqtt-port <port>', 'MQTT over TLS port (default 8883)', wholeNumber('--mqtt-port'))
     .option('--mqtt-host <host>', 'address to listen on (default 0.0.0.0)')
     .option('--config <file>', 'YAML configuration file (env PLACEGUARD_CONFIG)')
-    .action(async (options: { mqttPort?: number, mqttHost?: string, config?: string }, command: Command) => {
-      const globals = command.optsWithGlobals<{ dataDir?: string }>()
-      const config = loadConfig({ file: options.config, flags: { dataDir: globals.dataDir, mqttPort: options.mqttPort, mqttHost: options.mqttHost } })
+}
+
+export function configFrom (options: ListenFlags, command: Command): Config {
+  const { dataDir } = command.optsWithGlobals<{ dataDir?: string }>()
+  return loadConfig({ file: options.config, flags: { dataDir, mqttPort: options.mqttPort, mqttHost: options.mqttHost } })
+}
+
+export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
+  const paths = pkiPaths(config.dataDir)
+  return new PlaceGuardBroker({
+    tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
+    host: config.mqttHost, port: config.mqttPort, limits: config.broker, logger,
+  })
+}
+
+export function registerBrokerCommand (program: Command): void {
+  withListenOptions(program.command('broker').description('run the MQTT broker with mutual TLS on the fleet PKI'))
+    .action(async (options: ListenFlags, command: Command) => {
+      const config = configFrom(options, command)
       const logger = createLogger({ level: config.logLevel, name: 'placeguard-broker' })
-      const paths = pkiPaths(config.dataDir)
-      const broker = new PlaceGuardBroker({
-        tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
-        host: config.mqttHost, port: config.mqttPort, limits: config.broker, logger,
-      })
+      const broker = brokerFor(config, logger)
       await broker.listen()
       stopOnSignals(logger, () => broker.close())
     })
