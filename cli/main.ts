@@ -3,6 +3,7 @@ import pkg from '../package.json' with { type: 'json' }
 import { registerBrokerCommand } from './broker-command.ts'
 import { reportError } from './output.ts'
 import { registerPkiCommands } from './pki-commands.ts'
+import { registerSimCommand } from './sim-command.ts'
 import { registerUpCommand } from './up-command.ts'
 
 const program = new Command('placeguard')
@@ -14,6 +15,7 @@ const program = new Command('placeguard')
 registerPkiCommands(program)
 registerBrokerCommand(program)
 registerUpCommand(program)
+registerSimCommand(program)
 
 try {
   await program.parseAsync(process.argv)

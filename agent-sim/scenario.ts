@@ -1,0 +1,148 @@
+/**
+ * Scenario files: which misbehaviour to inject into which devices, when.
+ * Every policy id in PRODUCT.md that a device can cause has an injector;
+ * each injected incident becomes one ground-truth line, so detections can
+ * be scored.
+ */
+import { readFileSync } from 'node:fs'
+import { LineCounter, parseDocument } from 'yaml'
+import { z } from 'zod'
+import { PlaceGuardError } from '../shared/errors.ts'
+import { DEVICE_KINDS } from '../shared/ids.ts'
+import { parseDuration } from '../shared/duration.ts'
+import type { PlannedDevice } from './fleet-plan.ts'
+import { Random } from './random.ts'
+
+const duration = z.union([z.string(), z.number()]).transform((value, context) => {
+  try {
+    return parseDuration('duration', value)
+  } catch {
+    context.addIssue({ code: 'custom', message: `"${value}" is not a duration (e.g. 500ms, 10s, 5m)` })
+    return z.NEVER
+  }
+})
+const semverString = z.string().regex(/^\d+\.\d+\.\d+$/, 'must be a version like 1.2.3')
+
+const select = z.strictObject({
+  ids: z.array(z.string().regex(/^[a-z0-9-]{1,64}$/)).min(1).optional(),
+  kind: z.enum(DEVICE_KINDS).optional(),
+  site: z.string().optional(),
+  count: z.number().int().positive().optional(),
+  fraction: z.number().positive().max(1).optional(),
+}).refine((s) => s.ids !== undefined || s.count !== undefined || s.fraction !== undefined, 'give ids, count or fraction')
+
+const base = { select, at: duration.default(0) }
+
+export const incidentSchema = z.discriminatedUnion('policy', [
+  z.strictObject({ ...base, policy: z.literal('cert-expiry'), expiresInDays: z.number().positive().default(5) }),
+  z.strictObject({ ...base, policy: z.literal('cert-rejected'), mode: z.enum(['foreign-ca', 'self-signed', 'expired']).default('foreign-ca'), attempts: z.number().int().positive().default(3) }),
+  z.strictObject({ ...base, policy: z.literal('cert-revoked-attempt') }),
+  z.strictObject({ ...base, policy: z.literal('firmware-outdated'), fw: semverString }),
+  z.strictObject({ ...base, policy: z.literal('firmware-vulnerable'), fw: semverString }),
+  z.strictObject({ ...base, policy: z.literal('firmware-downgrade'), fw: semverString }),
+  z.strictObject({ ...base, policy: z.literal('rate-burst'), ratePerSec: z.number().positive().default(10), duration: duration.default(30_000) }),
+  z.strictObject({ ...base, policy: z.literal('device-silent'), disconnect: z.boolean().default(false) }),
+  z.strictObject({ ...base, policy: z.literal('acl-violation'), mode: z.enum(['foreign-publish', 'wildcard-subscribe']).default('foreign-publish') }),
+  z.strictObject({ ...base, policy: z.literal('identity-clone'), duration: duration.default(20_000) }),
+  z.strictObject({ ...base, policy: z.literal('connection-flapping'), count: z.number().int().min(2).default(6), every: duration.default(2_000) }),
+  z.strictObject({ ...base, policy: z.literal('value-implausible'), mode: z.enum(['jump', 'backwards', 'range']).optional() }),
+  z.strictObject({ ...base, policy: z.literal('payload-invalid'), mode: z.enum(['not-json', 'wrong-type', 'missing-field']).default('not-json'), count: z.number().int().positive().default(3) }),
+  z.strictObject({ ...base, policy: z.literal('clock-skew'), offset: duration.default(15 * 60_000), direction: z.enum(['ahead', 'behind']).default('ahead') }),
+  z.strictObject({ ...base, policy: z.literal('replay'), count: z.number().int().positive().default(3) }),
+])
+
+export const scenarioSchema = z.strictObject({
+  name: z.string().min(1),
+  description: z.string().optional(),
+  incidents: z.array(incidentSchema).default([]),
+})
+
+export type Incident = z.infer<typeof incidentSchema>
+export type Scenario = z.infer<typeof scenarioSchema>
+export type PolicyId = Incident['policy']
+
+/** One incident on one device: what the simulator does and what the truth file says. */
+export type Injection = Incident & { deviceId: string }
+
+export interface TruthRecord {
+  deviceId: string
+  policy: PolicyId
+  startedAt: string
+}
+
+/** Reads and validates a scenario file; errors name the file, the line and the field. */
+export function loadScenario (file: string): Scenario {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (error) {
+    throw scenarioError(file, undefined, `cannot be read: ${(error as Error).message}`)
+  }
+  const lineCounter = new LineCounter()
+  const document = parseDocument(text, { prettyErrors: false, lineCounter })
+  if (document.errors.length > 0) {
+    const error = document.errors[0]!
+    throw scenarioError(file, lineCounter.linePos(error.pos[0]).line, `is not valid YAML: ${error.message.split('\n')[0]}`)
+  }
+  const result = scenarioSchema.safeParse(document.toJS())
+  if (!result.success) {
+    const issue = result.error.issues[0]!
+    const path = issue.path.map(String)
+    throw scenarioError(file, lineOf(document, lineCounter, issue.path as Array<string | number>), `${path.join('.') || '(top level)'}: ${issue.message}`, path.join('.'))
+  }
+  return result.data
+}
+
+function lineOf (document: ReturnType<typeof parseDocument>, lineCounter: LineCounter, path: Array<string | number>): number | undefined {
+  // Walk up until a node with a source range exists (a missing key has none; its parent does).
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = depth === 0 ? document.contents : document.getIn(path.slice(0, depth), true)
+    const offset = (node as { range?: [number, number, number] } | null | undefined)?.range?.[0]
+    if (offset !== undefined) return lineCounter.linePos(offset).line
+  }
+  return undefined
+}
+
+function scenarioError (file: string, line: number | undefined, message: string, field?: string): PlaceGuardError {
+  return new PlaceGuardError('PG_ERR_SCENARIO_INVALID', `scenario ${file}${line ? `:${line}` : ''}: ${message}`, { field: field ?? 'scenario' })
+}
+
+/**
+ * Chooses the devices of each incident, deterministically for a seed. A
+ * device takes part in at most one incident, so every alert can be scored
+ * against exactly one truth line; devices in no incident are the clean
+ * control group.
+ */
+export function planInjections (scenario: Scenario, fleet: PlannedDevice[], seed: number): Injection[] {
+  const rng = new Random(seed ^ 0x5ca1ab1e)
+  const taken = new Set<string>()
+  const byId = new Map(fleet.map((device) => [device.deviceId, device]))
+  const injections: Injection[] = []
+  scenario.incidents.forEach((incident, index) => {
+    const where = `incidents.${index}.select`
+    let chosen: string[]
+    if (incident.select.ids) {
+      for (const id of incident.select.ids) {
+        if (!byId.has(id)) throw new PlaceGuardError('PG_ERR_SCENARIO_INVALID', `${where}.ids: "${id}" is not in this fleet`, { field: `${where}.ids` })
+        if (taken.has(id)) throw new PlaceGuardError('PG_ERR_SCENARIO_INVALID', `${where}.ids: "${id}" is already in another incident`, { field: `${where}.ids` })
+      }
+      chosen = incident.select.ids
+    } else {
+      const candidates = fleet.filter((d) => !taken.has(d.deviceId) &&
+        (incident.select.kind === undefined || d.kind === incident.select.kind) &&
+        (incident.select.site === undefined || d.site === incident.select.site))
+      const wanted = incident.select.count ?? Math.max(1, Math.round(incident.select.fraction! * candidates.length))
+      if (candidates.length < wanted) {
+        throw new PlaceGuardError('PG_ERR_SCENARIO_INVALID', `${where}: wants ${wanted} devices, only ${candidates.length} free ones match`, { field: where, hint: 'simulate more devices, or select fewer' })
+      }
+      chosen = []
+      const pool = [...candidates]
+      for (let i = 0; i < wanted; i++) chosen.push(pool.splice(Math.floor(rng.next() * pool.length), 1)[0]!.deviceId)
+    }
+    for (const deviceId of chosen) {
+      taken.add(deviceId)
+      injections.push({ ...incident, deviceId })
+    }
+  })
+  return injections
+}

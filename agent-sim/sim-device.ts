@@ -1,0 +1,224 @@
+/**
+ * One simulated device: its own certificate and TLS session, QoS 1
+ * telemetry at a jittered interval with a per-device `seq`, reconnection
+ * with exponential back-off and full jitter (no thundering herd after a
+ * broker restart), and the hooks the scenario uses to make it misbehave.
+ */
+import mqtt, { type MqttClient } from 'mqtt'
+import { telemetryTopic } from '../shared/topics.ts'
+import type { PlannedDevice } from './fleet-plan.ts'
+import type { Random } from './random.ts'
+import type { SimStats } from './stats.ts'
+import { createReadingModel, type ReadingModel, type Readings } from './telemetry-models.ts'
+
+export interface DeviceCredentials { ca: Buffer, cert: Buffer, key: Buffer }
+
+export interface DeviceEnvironment {
+  brokerUrl: string
+  intervalMs: number
+  stats: SimStats
+  /** Back-off after a lost or refused connection: base and cap, ms. */
+  reconnectBaseMs: number
+  reconnectMaxMs: number
+}
+
+type Corruption = 'not-json' | 'wrong-type' | 'missing-field'
+
+export class SimDevice {
+  readonly spec: PlannedDevice
+  firmware: string
+  readonly #env: DeviceEnvironment
+  readonly #credentials: DeviceCredentials
+  readonly #rng: Random
+  readonly #model: ReadingModel
+  #client: MqttClient | undefined
+  #seq = 0
+  #timer: NodeJS.Timeout | undefined
+  #reconnectTimer: NodeJS.Timeout | undefined
+  #failures = 0
+  #stopped = false
+  #silent = false
+  #everConnected = false
+  #onFirstConnect: (() => void) | undefined
+  // Misbehaviour queued by the scenario, applied to the next publishes.
+  #clockSkewMs = 0
+  #corruptions: Corruption[] = []
+  #implausible: 'jump' | 'backwards' | 'range' | undefined
+  #replays = 0
+  #lastPayload: string | undefined
+  #lastReadings: Readings | undefined
+
+  constructor (spec: PlannedDevice, credentials: DeviceCredentials, rng: Random, env: DeviceEnvironment) {
+    this.spec = spec
+    this.firmware = spec.firmware
+    this.#credentials = credentials
+    this.#rng = rng
+    this.#env = env
+    this.#model = createReadingModel(spec.kind, rng)
+  }
+
+  get connected (): boolean {
+    return this.#client?.connected ?? false
+  }
+
+  get topic (): string {
+    return telemetryTopic(this.spec.site, this.spec.kind, this.spec.deviceId)
+  }
+
+  /** Connects (and keeps reconnecting); resolves at the first CONNACK or the first failure. */
+  start (): Promise<boolean> {
+    const client = mqtt.connect(this.#env.brokerUrl, {
+      ...this.#credentials,
+      clientId: this.spec.deviceId,
+      clean: true,
+      keepalive: 60,
+      // PlaceGuard drives reconnection itself: mqtt.js retries every second, without jitter.
+      reconnectPeriod: 0,
+      connectTimeout: 30_000,
+    })
+    this.#client = client
+    return new Promise((resolve) => {
+      this.#onFirstConnect = () => resolve(true)
+      client.on('connect', () => {
+        this.#failures = 0
+        if (!this.#everConnected) {
+          this.#everConnected = true
+          this.#env.stats.connected++
+          this.#onFirstConnect?.()
+        } else {
+          this.#env.stats.reconnects++
+        }
+        if (!this.#timer && !this.#silent) this.#schedule(this.#rng.next() * this.#env.intervalMs)
+      })
+      client.on('error', () => { if (!this.#stopped) this.#env.stats.connectErrors++ })
+      client.on('close', () => {
+        if (!this.#everConnected) resolve(false)
+        this.#scheduleReconnect()
+      })
+    })
+  }
+
+  /** Stops publishing; waits (bounded) for outstanding acknowledgements, then disconnects. */
+  async stop (graceMs: number): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    clearTimeout(this.#reconnectTimer)
+    const deadline = Date.now() + graceMs
+    while (this.#env.stats.inFlightOf(this.spec.deviceId) > 0 && Date.now() < deadline && this.connected) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    // force: mqtt.js would otherwise wait for every unacknowledged publish, forever if the broker is gone.
+    await new Promise<void>((resolve) => this.#client ? this.#client.end(true, {}, () => resolve()) : resolve())
+  }
+
+  // --- scenario hooks -----------------------------------------------------
+
+  silence (disconnect: boolean): void {
+    this.#silent = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    if (disconnect) {
+      this.#stopped = true
+      this.#client?.end(true)
+    }
+  }
+
+  /** Publishes at `ratePerSec` for `durationMs` on top of the normal schedule. */
+  burst (ratePerSec: number, durationMs: number): void {
+    const until = Date.now() + durationMs
+    const tick = (): void => {
+      if (this.#stopped || Date.now() >= until) return
+      this.#publish()
+      setTimeout(tick, 1000 / ratePerSec)
+    }
+    tick()
+  }
+
+  skewClock (offsetMs: number): void { this.#clockSkewMs = offsetMs }
+  corruptNext (mode: Corruption, count: number): void { for (let i = 0; i < count; i++) this.#corruptions.push(mode) }
+  implausibleNext (mode: 'jump' | 'backwards' | 'range'): void { this.#implausible = mode }
+  replayNext (count: number): void { this.#replays += count }
+
+  /** A raw publish outside the device's ACL: the broker closes the connection. */
+  publishRaw (topic: string, payload: string): void {
+    this.#client?.publish(topic, payload, { qos: 0 })
+  }
+
+  subscribeRaw (filter: string): void {
+    this.#client?.subscribe(filter, { qos: 0 }, () => {})
+  }
+
+  /** Drops the connection as a flaky modem would; the device reconnects by its back-off. */
+  flap (): void {
+    (this.#client as unknown as { stream?: { destroy: () => void } } | undefined)?.stream?.destroy()
+  }
+
+  // --- publishing -----------------------------------------------------------
+
+  #schedule (delayMs: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      if (this.#stopped || this.#silent) return
+      this.#publish()
+      // ±20 % jitter keeps a fleet from marching in step.
+      this.#schedule(this.#env.intervalMs * this.#rng.between(0.8, 1.2))
+    }, delayMs)
+  }
+
+  #publish (): void {
+    const client = this.#client
+    if (!client) return
+    const payload = this.#nextPayload()
+    const stats = this.#env.stats
+    const startedAt = performance.now()
+    stats.published(this.spec.deviceId)
+    client.publish(this.topic, payload, { qos: 1 }, (error) => {
+      stats.settled(this.spec.deviceId, error ? undefined : performance.now() - startedAt)
+    })
+  }
+
+  #nextPayload (): string {
+    if (this.#replays > 0 && this.#lastPayload) {
+      this.#replays--
+      return this.#lastPayload // the same seq and ts again: a replay
+    }
+    const ts = Date.now() + this.#clockSkewMs
+    let readings = this.#model.next(Date.now())
+    if (this.#implausible) {
+      readings = implausible(this.spec.kind, readings, this.#lastReadings, this.#implausible)
+      this.#implausible = undefined
+    }
+    this.#lastReadings = readings
+    const message = { ts, seq: this.#seq++, fw: this.firmware, ...readings }
+    const corruption = this.#corruptions.shift()
+    if (corruption === 'not-json') return `{"ts":${ts},"seq":${message.seq},` // truncated
+    if (corruption === 'wrong-type') return JSON.stringify({ ...message, seq: String(message.seq), fw: 42 })
+    if (corruption === 'missing-field') return JSON.stringify({ ts, seq: message.seq, fw: this.firmware })
+    this.#lastPayload = JSON.stringify(message)
+    return this.#lastPayload
+  }
+
+  #scheduleReconnect (): void {
+    if (this.#stopped || this.#reconnectTimer) return
+    // Exponential back-off with full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter").
+    const ceiling = Math.min(this.#env.reconnectMaxMs, this.#env.reconnectBaseMs * 2 ** this.#failures++)
+    const delay = this.#rng.between(0, ceiling)
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined
+      if (!this.#stopped && this.#client && !this.#client.connected) this.#client.reconnect()
+    }, delay)
+  }
+}
+
+function implausible (kind: PlannedDevice['kind'], readings: Readings, last: Readings | undefined, mode: 'jump' | 'backwards' | 'range'): Readings {
+  if (kind === 'flood') {
+    // Metres in a second: no river rises like that.
+    return { ...readings, level_cm: (last?.level_cm ?? readings.level_cm ?? 0) + (mode === 'range' ? 5_000 : 600) }
+  }
+  if (kind === 'energy') {
+    return mode === 'range'
+      ? { ...readings, voltage_v: 980 }
+      : { ...readings, energy_kwh: Math.max(0, (last?.energy_kwh ?? readings.energy_kwh ?? 0) - 750) } // the meter runs backwards
+  }
+  return { ...readings, temp_c: 95, co2_ppm: mode === 'range' ? 60_000 : (readings.co2_ppm ?? 0) }
+}

@@ -1,0 +1,157 @@
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { FleetPki, deviceFiles } from '../pki/index.ts'
+import { PlaceGuardError } from '../shared/errors.ts'
+import { DEFAULT_MIX, DEFAULT_SITES, type KindMix, planFleet } from './fleet-plan.ts'
+import { inject, injectBeforeStart, type InjectionContext } from './injectors.ts'
+import { provisionFleet } from './provision.ts'
+import { Random } from './random.ts'
+import { type Injection, planInjections, type Scenario, type TruthRecord } from './scenario.ts'
+import { SimDevice, type DeviceEnvironment } from './sim-device.ts'
+import { SimStats } from './stats.ts'
+
+export interface SimulationOptions {
+  dataDir: string
+  brokerUrl: string
+  devices: number
+  intervalMs: number
+  /** 0 runs until `signal` aborts. */
+  durationMs: number
+  mix?: KindMix
+  sites?: string[]
+  scenario?: Scenario
+  /** JSON lines, one per injected incident: deviceId, policy, startedAt. */
+  truthFile?: string
+  seed?: number
+  /** TLS handshakes in flight at once while the fleet connects. */
+  connectConcurrency?: number
+  signal?: AbortSignal
+  onPhase?: (phase: 'provision' | 'connect' | 'run' | 'stop', total: number) => void
+  onProgress?: (snapshot: SimSnapshot) => void
+}
+
+export interface SimSnapshot { connected: number, devices: number, sent: number, acked: number, failed: number, connectErrors: number }
+
+/** The `--json` summary (PRODUCT.md) and a few more figures. */
+export interface SimulationSummary {
+  devices: number
+  connected: number
+  connectMs: number
+  provisionMs: number
+  sent: number
+  acked: number
+  failed: number
+  publishAckP50Ms: number | null
+  publishAckP99Ms: number | null
+  runMs: number
+  ackedPerSec: number
+  reconnects: number
+  connectErrors: number
+  issued: number
+  reused: number
+  injected: number
+  rssMiB: number
+  memoryPerDeviceKiB: number
+}
+
+export async function runSimulation (options: SimulationOptions): Promise<SimulationSummary> {
+  const seed = options.seed ?? Date.now() % 2 ** 31
+  const fleet = planFleet(options.devices, options.mix ?? DEFAULT_MIX, options.sites ?? DEFAULT_SITES, seed)
+  const injections = options.scenario ? planInjections(options.scenario, fleet, seed) : []
+  const pki = new FleetPki(options.dataDir)
+  const cleanups: InjectionContext['cleanups'] = []
+  try {
+    options.onPhase?.('provision', fleet.length)
+    const provisionStarted = performance.now()
+    const provision = await provisionFleet(pki, fleet, injections)
+    const provisionMs = Math.round(performance.now() - provisionStarted)
+
+    const stats = new SimStats()
+    const environment: DeviceEnvironment = { brokerUrl: options.brokerUrl, intervalMs: options.intervalMs, stats, reconnectBaseMs: 1_000, reconnectMaxMs: 60_000 }
+    const ca = readFileSync(pki.paths.caCert)
+    const credentialsOf = (deviceId: string) => {
+      const files = deviceFiles(pki.paths.devicesDir, deviceId)
+      return { ca, cert: readFileSync(files.cert), key: readFileSync(files.key) }
+    }
+    const rssBefore = process.memoryUsage().rss
+    const devices = fleet.map((spec) => new SimDevice(spec, credentialsOf(spec.deviceId), new Random(spec.seed), environment))
+    const byId = new Map(devices.map((device) => [device.spec.deviceId, device]))
+    const pending = new Map<Injection, SimDevice>()
+    for (const injection of injections) {
+      const device = byId.get(injection.deviceId)!
+      if (!injectBeforeStart(injection, device)) pending.set(injection, device)
+    }
+
+    const runStarted = Date.now()
+    const truth = (injection: Injection, at: number): void => {
+      if (!options.truthFile) return
+      const record: TruthRecord = { deviceId: injection.deviceId, policy: injection.policy, startedAt: new Date(at).toISOString() }
+      appendFileSync(options.truthFile, JSON.stringify(record) + '\n')
+    }
+    if (options.truthFile) writeFileSync(options.truthFile, '')
+    for (const injection of injections) if (!pending.has(injection)) truth(injection, runStarted)
+
+    const progress = setInterval(() => options.onProgress?.({
+      connected: devices.filter((d) => d.connected).length, devices: devices.length,
+      sent: stats.sent, acked: stats.acked, failed: stats.failed, connectErrors: stats.connectErrors,
+    }), 500)
+    try {
+      options.onPhase?.('connect', devices.length)
+      const connectStarted = performance.now()
+      await forEachLimited(devices, options.connectConcurrency ?? 100, (device) => device.start())
+      const connectMs = Math.round(performance.now() - connectStarted)
+      if (stats.connected === 0 && devices.length > 0) {
+        throw new PlaceGuardError('PG_ERR_SIM_BROKER', `no device could connect to ${options.brokerUrl}`, {
+          hint: 'is the broker running, and does it use this data directory\'s fleet CA?',
+        })
+      }
+      const memoryPerDeviceKiB = Math.round((process.memoryUsage().rss - rssBefore) / 1024 / Math.max(1, devices.length) * 10) / 10
+
+      options.onPhase?.('run', options.durationMs)
+      const neighbourOf = (device: SimDevice) => devices.find((d) => d !== device && d.spec.kind === device.spec.kind) ?? devices.find((d) => d !== device)!
+      const timers = [...pending].map(([injection, device]) => setTimeout(() => {
+        truth(injection, Date.now())
+        const context: InjectionContext = { device, neighbour: neighbourOf(device), credentials: credentialsOf(device.spec.deviceId), environment, pki, cleanups }
+        inject(injection, context).catch((error: Error) => { process.stderr.write(`placeguard sim: ${injection.policy} on ${injection.deviceId} failed: ${error.message}\n`) })
+      }, Math.max(0, runStarted + injection.at - Date.now())))
+      const runStartedPerf = performance.now()
+      await sleep(options.durationMs, options.signal)
+      for (const timer of timers) clearTimeout(timer)
+      const runMs = performance.now() - runStartedPerf
+
+      options.onPhase?.('stop', devices.length)
+      for (const cleanup of cleanups) await cleanup()
+      await Promise.all(devices.map((device) => device.stop(10_000)))
+      stats.closeOutstanding()
+      return {
+        devices: devices.length, connected: stats.connected, connectMs, provisionMs,
+        sent: stats.sent, acked: stats.acked, failed: stats.failed,
+        publishAckP50Ms: stats.percentile(50), publishAckP99Ms: stats.percentile(99),
+        runMs: Math.round(runMs), ackedPerSec: Math.round(stats.acked / Math.max(0.001, runMs / 1000)),
+        reconnects: stats.reconnects, connectErrors: stats.connectErrors,
+        issued: provision.issued + provision.reissued, reused: provision.reused, injected: injections.length,
+        rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024), memoryPerDeviceKiB,
+      }
+    } finally {
+      clearInterval(progress)
+    }
+  } finally {
+    pki.close()
+  }
+}
+
+/** Runs `work` over items with at most `limit` in flight. */
+async function forEachLimited<T> (items: T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!)
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
+}
+
+function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve()
+    const timer = ms > 0 ? setTimeout(resolve, ms) : undefined
+    signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+  })
+}

@@ -1,0 +1,11 @@
+import { invalidInput } from './errors.ts'
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** Parses "500ms", "10s", "2m", "1h", "7d" (or a bare number of seconds) into milliseconds. */
+export function parseDuration (field: string, value: string | number): number {
+  if (typeof value === 'number') return value * 1000
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim())
+  if (!match) throw invalidInput(field, `"${value}" is not a duration`, 'e.g. 500ms, 10s, 5m, 1h, 7d')
+  return Math.round(Number(match[1]) * UNITS[match[2] ?? 's']!)
+}
