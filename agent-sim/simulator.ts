@@ -100,6 +100,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
       await forEachLimited(devices, options.connectConcurrency ?? 100, (device) => device.start())
       const connectMs = Math.round(performance.now() - connectStarted)
       if (stats.connected === 0 && devices.length > 0) {
+        await Promise.all(devices.map((device) => device.stop(0)))
         throw new PlaceGuardError('PG_ERR_SIM_BROKER', `no device could connect to ${options.brokerUrl}`, {
           hint: 'is the broker running, and does it use this data directory\'s fleet CA?',
         })
@@ -114,9 +115,12 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         inject(injection, context).catch((error: Error) => { process.stderr.write(`placeguard sim: ${injection.policy} on ${injection.deviceId} failed: ${error.message}\n`) })
       }, Math.max(0, runStarted + injection.at - Date.now())))
       const runStartedPerf = performance.now()
+      const ackedBeforeRun = stats.acked
       await sleep(options.durationMs, options.signal)
       for (const timer of timers) clearTimeout(timer)
       const runMs = performance.now() - runStartedPerf
+      // Sustained rate: what was acknowledged while the whole fleet was up, not during ramp-up or drain.
+      const ackedDuringRun = stats.acked - ackedBeforeRun
 
       options.onPhase?.('stop', devices.length)
       for (const cleanup of cleanups) await cleanup()
@@ -126,7 +130,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         devices: devices.length, connected: stats.connected, connectMs, provisionMs,
         sent: stats.sent, acked: stats.acked, failed: stats.failed,
         publishAckP50Ms: stats.percentile(50), publishAckP99Ms: stats.percentile(99),
-        runMs: Math.round(runMs), ackedPerSec: Math.round(stats.acked / Math.max(0.001, runMs / 1000)),
+        runMs: Math.round(runMs), ackedPerSec: Math.round(ackedDuringRun / Math.max(0.001, runMs / 1000)),
         reconnects: stats.reconnects, connectErrors: stats.connectErrors,
         issued: provision.issued + provision.reissued, reused: provision.reused, injected: injections.length,
         rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024), memoryPerDeviceKiB,

@@ -21,7 +21,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
 import { FleetPki } from '../pki/index.ts'
-import { type BrokerProcess, startMosquitto, startPlaceGuard } from './lib/brokers.ts'
+import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard } from './lib/brokers.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
 const { values } = parseArgs({ options: {
@@ -151,7 +151,7 @@ async function fleet (broker: BrokerProcess): Promise<Record<string, number>> {
 const results: Record<string, Record<string, Record<string, number>>> = {}
 try {
   for (const name of ['placeguard', 'mosquitto'] as const) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000)
+    const port = await freePort()
     const broker = name === 'placeguard'
       // Rate limiting off: this measures the broker, not the per-device policy.
       ? await startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: 50_000 })

@@ -32,7 +32,7 @@ export function registerBrokerCommand (program: Command): void {
   withListenOptions(program.command('broker').description('run the MQTT broker with mutual TLS on the fleet PKI'))
     .action(async (options: ListenFlags, command: Command) => {
       const config = configFrom(options, command)
-      const logger = createLogger({ level: config.logLevel, name: 'placeguard-broker' })
+      const logger = createLogger({ level: config.logLevel, name: 'placeguard-broker', pretty: process.stdout.isTTY })
       const broker = brokerFor(config, logger)
       await broker.listen()
       stopOnSignals(logger, () => broker.close())

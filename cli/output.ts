@@ -1,11 +1,13 @@
 import { PlaceGuardError } from '../shared/errors.ts'
 
+const BAD_INPUT = new Set(['PG_ERR_INPUT_INVALID', 'PG_ERR_CONFIG_INVALID', 'PG_ERR_SCENARIO_INVALID'])
+
 /** Prints an error the way every command does: code, message, hint; exit status 2 for bad input, 1 otherwise. */
 export function reportError (error: unknown): number {
   if (error instanceof PlaceGuardError) {
     process.stderr.write(`placeguard: ${error.code}: ${error.message}\n`)
     if (error.hint) process.stderr.write(`  hint: ${error.hint}\n`)
-    return error.code === 'PG_ERR_INPUT_INVALID' || error.code === 'PG_ERR_CONFIG_INVALID' ? 2 : 1
+    return BAD_INPUT.has(error.code) ? 2 : 1
   }
   process.stderr.write(`placeguard: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
   return 1

@@ -1,19 +1,28 @@
 import type { Command } from 'commander'
+import { loadScenario, runSimulation } from '../agent-sim/index.ts'
 import { FleetPki } from '../pki/index.ts'
+import { parseDuration } from '../shared/duration.ts'
 import { createLogger } from '../shared/logger.ts'
 import { brokerFor, configFrom, stopOnSignals, withListenOptions } from './broker-command.ts'
+import { wholeNumber } from './options.ts'
+
+interface UpFlags { mqttPort?: number, mqttHost?: string, config?: string, demoDevices: number, demoScenario?: string, demoInterval: string }
 
 /**
  * `placeguard up`: the single-machine deployment in one process. Creates
- * the fleet PKI on first run, then starts the broker; the collector, API
- * and simulated demo fleet join it as they are built (README, "Status").
+ * the fleet PKI on first run, starts the broker and, with --demo-devices,
+ * a simulated fleet against it; the collector and dashboard join as they
+ * are built (README, "Status").
  */
 export function registerUpCommand (program: Command): void {
   withListenOptions(program.command('up')
-    .description('run PlaceGuard on one machine: PKI on first run, broker (collector and dashboard join as they land)'))
-    .action(async (options: { mqttPort?: number, mqttHost?: string, config?: string }, command: Command) => {
+    .description('run PlaceGuard on one machine: PKI on first run, broker, optional simulated demo fleet'))
+    .option('--demo-devices <n>', 'also simulate this many devices against the broker', wholeNumber('--demo-devices'), 0)
+    .option('--demo-scenario <file>', 'incidents to inject into the demo fleet (agent-sim/scenarios/*.yaml)')
+    .option('--demo-interval <duration>', 'telemetry interval of the demo fleet', '5s')
+    .action(async (options: UpFlags, command: Command) => {
       const config = configFrom(options, command)
-      const logger = createLogger({ level: config.logLevel })
+      const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY })
       const pki = new FleetPki(config.dataDir)
       if (!pki.initialized) {
         await pki.init()
@@ -22,9 +31,25 @@ export function registerUpCommand (program: Command): void {
       pki.close()
       const broker = brokerFor(config, logger)
       broker.on('security-event', (event) => {
-        if (event.type === 'connect' || event.type === 'disconnect') logger.info({ event }, `${event.type}: ${event.deviceId ?? 'unknown'}`)
+        if (event.type === 'connect' || event.type === 'disconnect') logger.debug({ event }, `${event.type}: ${event.deviceId ?? 'unknown'}`)
       })
-      await broker.listen()
-      stopOnSignals(logger, () => broker.close())
+      const address = await broker.listen()
+      const demo = new AbortController()
+      let simulation: Promise<unknown> = Promise.resolve()
+      if (options.demoDevices > 0) {
+        const scenario = options.demoScenario ? loadScenario(options.demoScenario) : undefined
+        const host = config.mqttHost === '0.0.0.0' ? '127.0.0.1' : config.mqttHost
+        logger.info({ devices: options.demoDevices, scenario: scenario?.name }, 'starting the simulated demo fleet')
+        simulation = runSimulation({
+          dataDir: config.dataDir, brokerUrl: `mqtts://${host}:${address.port}`, devices: options.demoDevices,
+          intervalMs: parseDuration('--demo-interval', options.demoInterval), durationMs: 0, scenario, seed: 1, signal: demo.signal,
+          onPhase: (phase, total) => { if (phase === 'run') logger.info('demo fleet connected and publishing') ; else logger.info({ total }, `demo fleet: ${phase}`) },
+        }).then((summary) => logger.info({ summary }, 'demo fleet stopped'), (error: Error) => logger.error({ err: error.message }, 'demo fleet failed'))
+      }
+      stopOnSignals(logger, async () => {
+        demo.abort()
+        await simulation
+        await broker.close()
+      })
     })
 }

@@ -8,7 +8,11 @@ export type { Logger }
  * appear; device-supplied strings go inside a nested object (`event`,
  * `reported`), never as top-level keys.
  */
-export function createLogger (options: { level?: string, name?: string, destination?: pino.DestinationStream } = {}): Logger {
+export function createLogger (options: { level?: string, name?: string, destination?: pino.DestinationStream, pretty?: boolean } = {}): Logger {
+  // pino-pretty for a person at a terminal; JSON lines for everything else (log shippers, tests).
+  const destination = options.destination ?? (options.pretty
+    ? pino.transport({ target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } }) as pino.DestinationStream
+    : undefined)
   return pino({
     name: options.name ?? 'placeguard',
     level: options.level ?? 'info',
@@ -16,5 +20,5 @@ export function createLogger (options: { level?: string, name?: string, destinat
       paths: ['password', 'token', 'secret', 'privateKey', '*.password', '*.token', '*.secret', '*.privateKey', '*.authorization', 'headers.authorization'],
       censor: '[redacted]',
     },
-  }, options.destination)
+  }, destination)
 }

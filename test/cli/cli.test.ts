@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
@@ -63,5 +63,24 @@ describe('placeguard broker (CLI)', () => {
     expect(await exited).toBe(0)
     await closed
     expect(output).toContain('SIGTERM: shutting down')
+  })
+})
+
+describe('placeguard sim (CLI)', () => {
+  it('refuses a bad scenario file naming the file, line and field, and a broker URL without TLS', () => {
+    const file = join(dataDir, 'bad-scenario.yaml')
+    writeFileSync(file, 'name: bad\nincidents:\n  - policy: rate-burst\n    select: { count: 1 }\n    ratePerSec: fast\n')
+    const bad = placeguard('sim', '--devices', '2', '--broker', 'mqtts://127.0.0.1:1', '--scenario', file)
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toContain(`PG_ERR_SCENARIO_INVALID: scenario ${file}:5: incidents.0.ratePerSec:`)
+    const plain = placeguard('sim', '--devices', '2', '--broker', 'mqtt://127.0.0.1:1883')
+    expect(plain.status).toBe(2)
+    expect(plain.stderr).toContain('--broker: "mqtt://127.0.0.1:1883" is not an mqtts:// URL')
+  })
+
+  it('fails clearly when no device can reach the broker', () => {
+    const result = placeguard('sim', '--devices', '2', '--broker', 'mqtts://127.0.0.1:1', '--duration', '1s', '--json')
+    expect(result.status).toBe(1)
+    expect(result.stderr).toContain('PG_ERR_SIM_BROKER: no device could connect to mqtts://127.0.0.1:1')
   })
 })
