@@ -19,6 +19,8 @@ export const SECURITY_EVENT_TYPES = [
   'connection-limit',
   'crl-reloaded',
   'crl-invalid',
+  // Raised by the collector, not the broker: a telemetry payload failed validation.
+  'payload-invalid',
 ] as const
 
 export type SecurityEventType = typeof SECURITY_EVENT_TYPES[number]

@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import pkg from '../package.json' with { type: 'json' }
 import { registerBrokerCommand } from './broker-command.ts'
+import { registerCollectorCommand } from './collector-command.ts'
 import { reportError } from './output.ts'
 import { registerPkiCommands } from './pki-commands.ts'
 import { registerSimCommand } from './sim-command.ts'
@@ -14,6 +15,7 @@ const program = new Command('placeguard')
 
 registerPkiCommands(program)
 registerBrokerCommand(program)
+registerCollectorCommand(program)
 registerUpCommand(program)
 registerSimCommand(program)
 

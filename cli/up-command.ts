@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { loadScenario, runSimulation } from '../agent-sim/index.ts'
+import { createCollectorService } from '../collector/service.ts'
 import { FleetPki } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { createLogger } from '../shared/logger.ts'
@@ -10,13 +11,13 @@ interface UpFlags { mqttPort?: number, mqttHost?: string, config?: string, demoD
 
 /**
  * `placeguard up`: the single-machine deployment in one process. Creates
- * the fleet PKI on first run, starts the broker and, with --demo-devices,
- * a simulated fleet against it; the collector and dashboard join as they
- * are built (README, "Status").
+ * the fleet PKI on first run, starts the broker and the collector (into
+ * InfluxDB, or the embedded store) and, with --demo-devices, a simulated
+ * fleet against it; the dashboard joins as it is built (README, "Status").
  */
 export function registerUpCommand (program: Command): void {
   withListenOptions(program.command('up')
-    .description('run PlaceGuard on one machine: PKI on first run, broker, optional simulated demo fleet'))
+    .description('run PlaceGuard on one machine: PKI on first run, broker, collector, optional simulated demo fleet'))
     .option('--demo-devices <n>', 'also simulate this many devices against the broker', wholeNumber('--demo-devices'), 0)
     .option('--demo-scenario <file>', 'incidents to inject into the demo fleet (agent-sim/scenarios/*.yaml)')
     .option('--demo-interval <duration>', 'telemetry interval of the demo fleet', '5s')
@@ -34,11 +35,13 @@ export function registerUpCommand (program: Command): void {
         if (event.type === 'connect' || event.type === 'disconnect') logger.debug({ event }, `${event.type}: ${event.deviceId ?? 'unknown'}`)
       })
       const address = await broker.listen()
+      const host = config.mqttHost === '0.0.0.0' ? '127.0.0.1' : config.mqttHost
+      const collector = createCollectorService(config, `mqtts://${host}:${address.port}`, logger)
+      await collector.start()
       const demo = new AbortController()
       let simulation: Promise<unknown> = Promise.resolve()
       if (options.demoDevices > 0) {
         const scenario = options.demoScenario ? loadScenario(options.demoScenario) : undefined
-        const host = config.mqttHost === '0.0.0.0' ? '127.0.0.1' : config.mqttHost
         logger.info({ devices: options.demoDevices, scenario: scenario?.name }, 'starting the simulated demo fleet')
         simulation = runSimulation({
           dataDir: config.dataDir, brokerUrl: `mqtts://${host}:${address.port}`, devices: options.demoDevices,
@@ -49,6 +52,7 @@ export function registerUpCommand (program: Command): void {
       stopOnSignals(logger, async () => {
         demo.abort()
         await simulation
+        await collector.stop()
         await broker.close()
       })
     })

@@ -24,6 +24,19 @@ const brokerLimits = z.strictObject({
   crlPollMs: positive,
 }).partial()
 
+const influx = z.strictObject({
+  url: z.url().describe('InfluxDB 2.x base URL'),
+  token: z.string().min(1).describe('API token with write access to the bucket'),
+  org: z.string().min(1),
+  bucket: z.string().min(1),
+})
+
+const collector = z.strictObject({
+  spoolMaxBytes: positive.describe('disk the spool may use before the collector stops acknowledging'),
+  batchSize: positive.describe('points per write to the store'),
+  retentionDays: positive.describe('history kept by the embedded store'),
+}).partial()
+
 const configSchema = z.strictObject({
   dataDir: z.string().min(1),
   mqttHost: z.string().min(1).default('0.0.0.0'),
@@ -31,6 +44,9 @@ const configSchema = z.strictObject({
   httpPort: port.default(8080),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   broker: brokerLimits.default({}),
+  /** Absent: telemetry goes to the embedded store in the data directory. */
+  influx: influx.optional(),
+  collector: collector.default({}),
 })
 
 export type Config = Readonly<z.infer<typeof configSchema>>
@@ -42,6 +58,14 @@ const ENV_KEYS: Record<string, string> = {
   PLACEGUARD_MQTT_PORT: 'mqttPort',
   PLACEGUARD_HTTP_PORT: 'httpPort',
   PLACEGUARD_LOG_LEVEL: 'logLevel',
+}
+
+/** InfluxDB settings come from the environment as four variables (PRODUCT.md). */
+const INFLUX_ENV: Record<string, string> = {
+  PLACEGUARD_INFLUX_URL: 'url',
+  PLACEGUARD_INFLUX_TOKEN: 'token',
+  PLACEGUARD_INFLUX_ORG: 'org',
+  PLACEGUARD_INFLUX_BUCKET: 'bucket',
 }
 
 export interface ConfigSources {
@@ -60,14 +84,24 @@ export function loadConfig (sources: ConfigSources = {}): Config {
     .filter(([name]) => env[name] !== undefined && env[name] !== '')
     .map(([name, key]) => [key, env[name]]))
   const fromFlags = Object.fromEntries(Object.entries(sources.flags ?? {}).filter(([, value]) => value !== undefined))
+  const influxFromEnv = Object.fromEntries(Object.entries(INFLUX_ENV)
+    .filter(([name]) => env[name] !== undefined && env[name] !== '')
+    .map(([name, key]) => [key, env[name]]))
   const merged = { dataDir: './data', ...fromFile, ...fromEnv, ...fromFlags } as Record<string, unknown>
+  if (Object.keys(influxFromEnv).length > 0) merged.influx = { ...(merged.influx as object | undefined), ...influxFromEnv }
   const result = configSchema.safeParse(merged)
   if (!result.success) {
     const issue = result.error.issues[0]!
     const field = issue.path.join('.') || '(root)'
     throw new PlaceGuardError('PG_ERR_CONFIG_INVALID', `${field}: ${issue.message}${file ? ` (config file ${file})` : ''}`, { field })
   }
-  const config = { ...result.data, dataDir: resolve(result.data.dataDir), broker: Object.freeze(result.data.broker) }
+  const config = {
+    ...result.data,
+    dataDir: resolve(result.data.dataDir),
+    broker: Object.freeze(result.data.broker),
+    collector: Object.freeze(result.data.collector),
+    influx: result.data.influx && Object.freeze(result.data.influx),
+  }
   return Object.freeze(config)
 }
 

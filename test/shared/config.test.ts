@@ -35,3 +35,22 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: { PLACEGUARD_MQTT_PORT: 'eighty' } })).toThrow(/^mqttPort: /)
   })
 })
+
+describe('loadConfig: InfluxDB', () => {
+  it('reads the four PLACEGUARD_INFLUX_* variables into one object, and none means the embedded store', () => {
+    const env = { PLACEGUARD_INFLUX_URL: 'http://127.0.0.1:8086', PLACEGUARD_INFLUX_TOKEN: 's3cret', PLACEGUARD_INFLUX_ORG: 'council', PLACEGUARD_INFLUX_BUCKET: 'telemetry' }
+    expect(loadConfig({ env }).influx).toEqual({ url: 'http://127.0.0.1:8086', token: 's3cret', org: 'council', bucket: 'telemetry' })
+    expect(loadConfig({ env: {} }).influx).toBeUndefined()
+  })
+
+  it('names the missing variable of a partial setting, without printing the token', () => {
+    let message = ''
+    try {
+      loadConfig({ env: { PLACEGUARD_INFLUX_URL: 'http://127.0.0.1:8086', PLACEGUARD_INFLUX_TOKEN: 's3cret' } })
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toMatch(/^influx\.(org|bucket): /)
+    expect(message).not.toContain('s3cret')
+  })
+})

@@ -1,0 +1,22 @@
+import type { Command } from 'commander'
+import { createCollectorService } from '../collector/service.ts'
+import { loadConfig } from '../shared/config.ts'
+import { invalidInput } from '../shared/errors.ts'
+import { createLogger } from '../shared/logger.ts'
+import { stopOnSignals } from './broker-command.ts'
+
+export function registerCollectorCommand (program: Command): void {
+  program.command('collector')
+    .description('stream telemetry and security events from the broker into InfluxDB (or the embedded store), losing none')
+    .requiredOption('--broker <url>', 'broker URL, e.g. mqtts://localhost:8883')
+    .option('--config <file>', 'YAML configuration file (env PLACEGUARD_CONFIG)')
+    .action(async (options: { broker: string, config?: string }, command: Command) => {
+      if (!/^mqtts:\/\//.test(options.broker)) throw invalidInput('--broker', `"${options.broker}" is not an mqtts:// URL`, 'the collector connects with its client certificate, e.g. mqtts://localhost:8883')
+      const { dataDir } = command.optsWithGlobals<{ dataDir?: string }>()
+      const config = loadConfig({ file: options.config, flags: { dataDir } })
+      const logger = createLogger({ level: config.logLevel, name: 'placeguard-collector', pretty: process.stdout.isTTY })
+      const service = createCollectorService(config, options.broker, logger)
+      await service.start()
+      stopOnSignals(logger, () => service.stop())
+    })
+}

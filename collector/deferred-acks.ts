@@ -1,0 +1,49 @@
+import type { MqttClient } from 'mqtt'
+
+type SendPacket = (packet: { cmd: string, messageId?: number }, callback?: (error?: Error) => void, ...rest: unknown[]) => void
+
+export interface DeferredAcks {
+  /** Sends the held PUBACKs of these message ids, in the order they were received. */
+  release: (messageIds: number[]) => void
+  /** PUBACKs held, not yet sent. */
+  readonly held: number
+}
+
+/**
+ * Holds the collector's PUBACKs until PlaceGuard says the message is
+ * durable, without stalling the client.
+ *
+ * mqtt.js handles incoming packets one at a time and waits for
+ * `handleMessage` before reading the next, so acknowledging only after a
+ * disk commit would cap the collector at one commit per message
+ * (≈ 500 msg/s here). Instead handleMessage returns at once, and the
+ * PUBACK packet mqtt.js then sends is parked here (mqtt.js' private
+ * `_sendPacket`; its continuation is called so the next packet is read)
+ * until the spool has committed the whole batch. [MQTT-4.6.0-2]: PUBACKs
+ * are released in the order the PUBLISHes arrived. Until its PUBACK, the
+ * broker keeps the message in the collector's persistent session, so a
+ * collector killed at any moment loses nothing.
+ */
+export function installDeferredAcks (client: MqttClient): DeferredAcks {
+  const internals = client as unknown as { _sendPacket: SendPacket }
+  const send = internals._sendPacket.bind(client)
+  const parked = new Map<number, () => void>()
+  internals._sendPacket = (packet, callback, ...rest) => {
+    if (packet.cmd !== 'puback' || packet.messageId === undefined) return send(packet, callback, ...rest)
+    const messageId = packet.messageId
+    parked.set(messageId, () => send(packet, undefined, ...rest))
+    callback?.() // let mqtt.js read the next packet now
+  }
+  // A new connection starts without the old one's parked acks: the broker redelivers those messages.
+  client.on('connect', () => parked.clear())
+  return {
+    release (messageIds) {
+      for (const id of messageIds) {
+        const sendAck = parked.get(id)
+        parked.delete(id)
+        sendAck?.()
+      }
+    },
+    get held () { return parked.size },
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The collector, assembled: MQTT session → spool (durable) → store writer →
+ * InfluxDB, or the embedded store in the data directory when no InfluxDB
+ * is configured. One object to start and stop, for `placeguard collector`
+ * and `placeguard up`.
+ */
+import { join } from 'node:path'
+import { pkiPaths } from '../pki/index.ts'
+import type { Config } from '../shared/config.ts'
+import type { Logger } from '../shared/logger.ts'
+import { Collector } from './collector.ts'
+import { EmbeddedStore } from './embedded-store.ts'
+import { createInfluxSink } from './influx-sink.ts'
+import { Spool } from './spool.ts'
+import { StoreWriter } from './store-writer.ts'
+
+export interface CollectorService {
+  collector: Collector
+  spool: Spool
+  writer: StoreWriter
+  /** Present when telemetry goes to the embedded store. */
+  embedded: EmbeddedStore | undefined
+  start: () => Promise<void>
+  stop: () => Promise<void>
+}
+
+const DEFAULT_SPOOL_BYTES = 512 * 1024 * 1024
+
+export function createCollectorService (config: Config, brokerUrl: string, logger: Logger): CollectorService {
+  const paths = pkiPaths(config.dataDir)
+  const spool = new Spool({ path: join(config.dataDir, 'spool.db'), maxBytes: config.collector.spoolMaxBytes ?? DEFAULT_SPOOL_BYTES })
+  const embedded = config.influx ? undefined : new EmbeddedStore({ path: join(config.dataDir, 'telemetry.db'), retentionMs: (config.collector.retentionDays ?? 7) * 86_400_000 })
+  const sink = config.influx ? createInfluxSink(config.influx) : embedded!
+  const writer = new StoreWriter({
+    spool, sink, batchSize: config.collector.batchSize ?? 5_000,
+    onError: (message) => logger.error({ store: config.influx ? config.influx.url : 'embedded' }, `store write failed, spooling: ${message}`),
+  })
+  const collector = new Collector({
+    brokerUrl, spool, logger,
+    tls: { caCert: paths.caCert, cert: paths.collectorCert, key: paths.collectorKey },
+  })
+  collector.onCommit = () => writer.kick()
+  let warnedFull = false
+  collector.on('spool-full', () => {
+    if (warnedFull) return
+    warnedFull = true
+    logger.error({ spoolBytes: spool.bytes, maxBytes: spool.maxBytes }, 'collector: spool full; messages stay at the broker until the store drains it')
+  })
+  return {
+    collector, spool, writer, embedded,
+    start: async () => {
+      logger.info({ store: config.influx ? config.influx.url : join(config.dataDir, 'telemetry.db'), pending: spool.pendingPoints }, 'collector starting')
+      writer.start()
+      await collector.start()
+    },
+    stop: async () => {
+      await collector.stop()
+      await writer.stop()
+      await sink.close()
+      spool.close()
+    },
+  }
+}

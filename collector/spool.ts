@@ -1,0 +1,133 @@
+/**
+ * The collector's durable FIFO of points between the MQTT acknowledgement
+ * and the time-series store. A point leaves it only once the store has
+ * accepted it, so neither a store outage nor a collector restart loses
+ * telemetry (the influx client alone keeps unsent lines in memory only).
+ */
+import { PlaceGuardError } from '../shared/errors.ts'
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { toLineProtocol, type StoredPoint } from './stored-point.ts'
+
+export interface SpoolOptions {
+  /** SQLite file; created if missing. */
+  path: string
+  /** Largest total of stored JSON bytes; an append beyond it throws SpoolFullError. */
+  maxBytes: number
+}
+
+export interface SpoolBatch {
+  /** Pass to `remove` once the points are stored. */
+  uptoId: number
+  points: StoredPoint[]
+}
+
+/** Thrown by `append` when the batch would not fit: nothing of it was stored. */
+export class SpoolFullError extends PlaceGuardError {
+  constructor (message: string) {
+    super('PG_ERR_SPOOL_FULL', message, { field: 'collector.spoolMaxBytes', hint: 'the store has been unreachable for long; messages stay at the broker meanwhile' })
+    this.name = 'SpoolFullError'
+  }
+}
+
+// AUTOINCREMENT: ids are never reused, so an `uptoId` from an earlier peek
+// can never reach points appended after the spool was emptied.
+const SCHEMA = 'CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)'
+const BODY_BYTES = 'COALESCE(SUM(length(CAST(body AS BLOB))), 0)'
+
+export class Spool {
+  readonly maxBytes: number
+  readonly #db: DatabaseSync
+  readonly #insert: StatementSync
+  readonly #head: StatementSync
+  readonly #measureUpTo: StatementSync
+  readonly #deleteUpTo: StatementSync
+  #bytes: number
+  #pendingPoints: number
+
+  constructor (options: SpoolOptions) {
+    if (!Number.isSafeInteger(options.maxBytes) || options.maxBytes <= 0) {
+      throw new RangeError(`spool maxBytes must be a positive integer, got ${options.maxBytes}`)
+    }
+    this.maxBytes = options.maxBytes
+    this.#db = new DatabaseSync(options.path)
+    // WAL with synchronous = FULL syncs the log at every commit: once `append`
+    // returns, its points survive kill -9 and power loss, and the caller may
+    // acknowledge the MQTT messages they came from.
+    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;')
+    this.#db.exec(SCHEMA)
+    this.#insert = this.#db.prepare('INSERT INTO points (body) VALUES (?)')
+    this.#head = this.#db.prepare('SELECT id, body FROM points ORDER BY id LIMIT ?')
+    this.#measureUpTo = this.#db.prepare(`SELECT COUNT(*) AS count, ${BODY_BYTES} AS bytes FROM points WHERE id <= ?`)
+    this.#deleteUpTo = this.#db.prepare('DELETE FROM points WHERE id <= ?')
+    const totals = this.#db.prepare(`SELECT COUNT(*) AS count, ${BODY_BYTES} AS bytes FROM points`).get() as { count: number, bytes: number }
+    this.#pendingPoints = totals.count
+    this.#bytes = totals.bytes
+  }
+
+  get pendingPoints (): number { return this.#pendingPoints }
+  /** UTF-8 bytes of the stored points' JSON: what `maxBytes` bounds (the file itself is larger). */
+  get bytes (): number { return this.#bytes }
+  get nearFull (): boolean { return this.#bytes >= this.maxBytes * 0.9 }
+
+  /** Stores the whole batch durably, or nothing. */
+  append (points: StoredPoint[]): void {
+    if (points.length === 0) return
+    const bodies = points.map(serialize)
+    const bytes = bodies.reduce((sum, body) => sum + Buffer.byteLength(body), 0)
+    if (this.#bytes + bytes > this.maxBytes) {
+      throw new SpoolFullError(`spool full: ${this.#bytes} of ${this.maxBytes} bytes used, a batch of ${points.length} points needs ${bytes} more`)
+    }
+    this.#transaction(() => {
+      for (const body of bodies) this.#insert.run(body)
+    })
+    this.#bytes += bytes
+    this.#pendingPoints += points.length
+  }
+
+  /** The oldest points, at most `maxPoints`, without removing them. */
+  peek (maxPoints: number): SpoolBatch | undefined {
+    const rows = this.#head.all(maxPoints) as Array<{ id: number, body: string }>
+    const last = rows.at(-1)
+    if (!last) return undefined
+    return { uptoId: last.id, points: rows.map((row) => JSON.parse(row.body) as StoredPoint) }
+  }
+
+  /** Forgets every point up to and including `uptoId`. */
+  remove (uptoId: number): void {
+    const removed = this.#transaction(() => {
+      const totals = this.#measureUpTo.get(uptoId) as { count: number, bytes: number }
+      this.#deleteUpTo.run(uptoId)
+      return totals
+    })
+    this.#bytes -= removed.bytes
+    this.#pendingPoints -= removed.count
+  }
+
+  close (): void {
+    this.#db.close()
+  }
+
+  #transaction<T> (work: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE')
+    try {
+      const result = work()
+      this.#db.exec('COMMIT')
+      return result
+    } catch (error) {
+      // A failed COMMIT (disk full) may already have rolled back.
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
+      throw error
+    }
+  }
+}
+
+/**
+ * JSON of exactly the four properties. Converting to line protocol first
+ * refuses, before it is stored, a point the store could never accept
+ * (NaN, no fields, a fractional timestamp): it would block the FIFO forever.
+ */
+function serialize (point: StoredPoint): string {
+  toLineProtocol(point)
+  const { measurement, tags, fields, timestampMs } = point
+  return JSON.stringify({ measurement, tags, fields, timestampMs })
+}

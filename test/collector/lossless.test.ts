@@ -1,0 +1,119 @@
+/**
+ * The collector's promise, end to end: every message the broker
+ * acknowledged to a device is in the store afterwards — across a store
+ * outage and a collector killed with SIGKILL. Real broker, real simulator,
+ * real victoria-metrics, and the collector as its own process.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runSimulation, type SimulationSummary } from '../../agent-sim/index.ts'
+import { type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
+import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
+import { startVictoriaMetrics, type RunningVictoriaMetrics } from '../helpers/victoria-metrics.ts'
+
+let fleet: TestFleet
+let broker: RunningBroker
+let store: RunningVictoriaMetrics
+
+beforeAll(async () => {
+  fleet = await createTestFleet()
+  broker = await startBroker(fleet, { publishRatePerSec: 0 })
+  store = await startVictoriaMetrics()
+})
+
+afterAll(async () => {
+  await store?.stop()
+  await broker?.close()
+  fleet?.cleanup()
+})
+
+/** `placeguard collector` as a user runs it, writing to victoria-metrics through the InfluxDB v2 API. */
+function startCollector (logs: string[]): ChildProcess {
+  const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'placeguard.js'), '--data-dir', fleet.dataDir, 'collector', '--broker', broker.url], {
+    env: { ...process.env, PLACEGUARD_INFLUX_URL: store.url, PLACEGUARD_INFLUX_TOKEN: 'test-token', PLACEGUARD_INFLUX_ORG: 'council', PLACEGUARD_INFLUX_BUCKET: 'telemetry', PLACEGUARD_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  child.stdout!.on('data', (chunk: Buffer) => logs.push(chunk.toString()))
+  child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()))
+  return child
+}
+
+async function stopCollector (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill(signal)
+  await exited
+}
+
+/** Unique messages in the store since `sinceMs`: one `<kind>_seq` sample per (device, timestamp). */
+async function storedMessages (sinceMs: number): Promise<number> {
+  const messages = new Set<string>()
+  for (const series of await store.exportSeries('{__name__=~"(flood|energy|housing)_seq"}')) {
+    series.timestamps.forEach((timestamp, i) => { if (timestamp >= sinceMs) messages.add(`${series.metric.device} ${timestamp} ${series.values[i]}`) })
+  }
+  return messages.size
+}
+
+/** Per device, the seq values missing between its first and last stored ones: what a failure lost. */
+async function seqGaps (sinceMs: number): Promise<string> {
+  const gaps: string[] = []
+  for (const series of await store.exportSeries('{__name__=~"(flood|energy|housing)_seq"}')) {
+    const seqs = series.values.filter((_, i) => series.timestamps[i]! >= sinceMs).sort((a, b) => a - b)
+    const missing = seqs.length === 0 ? [] : Array.from({ length: seqs.at(-1)! - seqs[0]! + 1 }, (_, i) => seqs[0]! + i).filter((seq) => !seqs.includes(seq))
+    if (missing.length > 0 || seqs[0] !== 0) gaps.push(`${series.metric.device}: first ${seqs[0]}, missing ${missing.length} (${missing.slice(0, 3).join(',')}…)`)
+  }
+  return gaps.slice(0, 8).join('; ') || 'none'
+}
+
+async function expectEverythingStored (summary: SimulationSummary, sinceMs: number, logs: string[]): Promise<void> {
+  expect(summary.failed).toBe(0)
+  expect(summary.acked).toBe(summary.sent)
+  let stored = 0
+  await waitFor(() => {
+    void storedMessages(sinceMs).then((count) => { stored = count })
+    return stored === summary.acked
+  }, 60_000, `all ${summary.acked} messages in the store`).catch(async (error: Error) => {
+    throw new Error(`${error.message} (stored ${stored}); gaps: ${await seqGaps(sinceMs)}; collector log:\n${logs.join('').slice(-3000)}`)
+  })
+  expect(stored).toBe(summary.acked)
+}
+
+describe('lossless collection into InfluxDB (victoria-metrics)', () => {
+  it('stores every acknowledged message although the store is down for 20 s mid-run', async () => {
+    const logs: string[] = []
+    const collector = startCollector(logs)
+    try {
+      await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
+      const since = Date.now()
+      const simulation = runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 40, intervalMs: 200, durationMs: 30_000, seed: 3 })
+      await new Promise((resolve) => setTimeout(resolve, 5_000))
+      await store.halt()
+      await new Promise((resolve) => setTimeout(resolve, 20_000))
+      await store.restart()
+      const summary = await simulation
+      expect(logs.join('')).toMatch(/store write failed, spooling/)
+      await expectEverythingStored(summary, since, logs)
+    } finally {
+      await stopCollector(collector)
+    }
+  }, 150_000)
+
+  it('stores every acknowledged message although the collector is killed with SIGKILL mid-run', async () => {
+    const logs: string[] = []
+    let collector = startCollector(logs)
+    try {
+      await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
+      const since = Date.now()
+      const simulation = runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 40, intervalMs: 200, durationMs: 15_000, seed: 4 })
+      await new Promise((resolve) => setTimeout(resolve, 5_000))
+      await stopCollector(collector, 'SIGKILL')
+      await new Promise((resolve) => setTimeout(resolve, 3_000))
+      collector = startCollector(logs)
+      const summary = await simulation
+      await expectEverythingStored(summary, since, logs)
+    } finally {
+      await stopCollector(collector)
+    }
+  }, 120_000)
+})
