@@ -14,7 +14,22 @@ import { createInfluxSink } from './influx-sink.ts'
 import { Spool } from './spool.ts'
 import { StoreWriter } from './store-writer.ts'
 
+/** The pipeline's figures, for logs now and /metrics later. */
+export interface PipelineMetrics {
+  received: number
+  telemetryStored: number
+  eventsStored: number
+  rejected: number
+  spooledPoints: number
+  spoolBytes: number
+  spoolMaxBytes: number
+  written: number
+  writeErrors: number
+  lastWriteLatencyMs: number | undefined
+}
+
 export interface CollectorService {
+  metrics: () => PipelineMetrics
   collector: Collector
   spool: Spool
   writer: StoreWriter
@@ -46,14 +61,30 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     warnedFull = true
     logger.error({ spoolBytes: spool.bytes, maxBytes: spool.maxBytes }, 'collector: spool full; messages stay at the broker until the store drains it')
   })
+  const metrics = (): PipelineMetrics => ({
+    ...collector.metrics,
+    spooledPoints: spool.pendingPoints, spoolBytes: spool.bytes, spoolMaxBytes: spool.maxBytes,
+    written: writer.counters.written, writeErrors: writer.counters.writeErrors, lastWriteLatencyMs: writer.counters.lastWriteLatencyMs,
+  })
+  // Once a minute: the pipeline's figures, and a warning well before the spool's bound.
+  let nearFull = false
+  const report = setInterval(() => {
+    logger.info({ metrics: metrics() }, 'collector pipeline')
+    if (spool.nearFull !== nearFull) {
+      nearFull = spool.nearFull
+      if (nearFull) logger.error({ spoolBytes: spool.bytes, maxBytes: spool.maxBytes }, 'collector: spool over 90 % of its bound; is the store reachable?')
+    }
+  }, 60_000)
+  report.unref()
   return {
-    collector, spool, writer, embedded,
+    metrics, collector, spool, writer, embedded,
     start: async () => {
       logger.info({ store: config.influx ? config.influx.url : join(config.dataDir, 'telemetry.db'), pending: spool.pendingPoints }, 'collector starting')
       writer.start()
       await collector.start()
     },
     stop: async () => {
+      clearInterval(report)
       await collector.stop()
       await writer.stop()
       await sink.close()

@@ -5,9 +5,11 @@
  * real victoria-metrics, and the collector as its own process.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runSimulation, type SimulationSummary } from '../../agent-sim/index.ts'
+import { loadScenario, runSimulation, type SimulationSummary } from '../../agent-sim/index.ts'
 import { type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 import { startVictoriaMetrics, type RunningVictoriaMetrics } from '../helpers/victoria-metrics.ts'
@@ -29,9 +31,9 @@ afterAll(async () => {
 })
 
 /** `placeguard collector` as a user runs it, writing to victoria-metrics through the InfluxDB v2 API. */
-function startCollector (logs: string[]): ChildProcess {
+function startCollector (logs: string[], target: RunningVictoriaMetrics = store): ChildProcess {
   const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'placeguard.js'), '--data-dir', fleet.dataDir, 'collector', '--broker', broker.url], {
-    env: { ...process.env, PLACEGUARD_INFLUX_URL: store.url, PLACEGUARD_INFLUX_TOKEN: 'test-token', PLACEGUARD_INFLUX_ORG: 'council', PLACEGUARD_INFLUX_BUCKET: 'telemetry', PLACEGUARD_LOG_LEVEL: 'info' },
+    env: { ...process.env, PLACEGUARD_INFLUX_URL: target.url, PLACEGUARD_INFLUX_TOKEN: 'test-token', PLACEGUARD_INFLUX_ORG: 'council', PLACEGUARD_INFLUX_BUCKET: 'telemetry', PLACEGUARD_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   child.stdout!.on('data', (chunk: Buffer) => logs.push(chunk.toString()))
@@ -47,9 +49,9 @@ async function stopCollector (child: ChildProcess, signal: NodeJS.Signals = 'SIG
 }
 
 /** Unique messages in the store since `sinceMs`: one `<kind>_seq` sample per (device, timestamp). */
-async function storedMessages (sinceMs: number): Promise<number> {
+async function storedMessages (sinceMs: number, target: RunningVictoriaMetrics = store): Promise<number> {
   const messages = new Set<string>()
-  for (const series of await store.exportSeries('{__name__=~"(flood|energy|housing)_seq"}')) {
+  for (const series of await target.exportSeries('{__name__=~"(flood|energy|housing)_seq"}')) {
     series.timestamps.forEach((timestamp, i) => { if (timestamp >= sinceMs) messages.add(`${series.metric.device} ${timestamp} ${series.values[i]}`) })
   }
   return messages.size
@@ -66,17 +68,18 @@ async function seqGaps (sinceMs: number): Promise<string> {
   return gaps.slice(0, 8).join('; ') || 'none'
 }
 
-async function expectEverythingStored (summary: SimulationSummary, sinceMs: number, logs: string[]): Promise<void> {
+async function expectEverythingStored (summary: SimulationSummary, sinceMs: number, logs: string[], target = store, notTelemetry = 0): Promise<void> {
   expect(summary.failed).toBe(0)
   expect(summary.acked).toBe(summary.sent)
+  const expected = summary.acked - notTelemetry
   let stored = 0
   await waitFor(() => {
-    void storedMessages(sinceMs).then((count) => { stored = count })
-    return stored === summary.acked
-  }, 60_000, `all ${summary.acked} messages in the store`).catch(async (error: Error) => {
+    void storedMessages(sinceMs, target).then((count) => { stored = count })
+    return stored === expected
+  }, 60_000, `all ${expected} messages in the store`).catch(async (error: Error) => {
     throw new Error(`${error.message} (stored ${stored}); gaps: ${await seqGaps(sinceMs)}; collector log:\n${logs.join('').slice(-3000)}`)
   })
-  expect(stored).toBe(summary.acked)
+  expect(stored).toBe(expected)
 }
 
 describe('lossless collection into InfluxDB (victoria-metrics)', () => {
@@ -116,4 +119,54 @@ describe('lossless collection into InfluxDB (victoria-metrics)', () => {
       await stopCollector(collector)
     }
   }, 120_000)
+
+  it('keeps everything while the store refuses the token (401), says so, and delivers it all once fixed', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-vm-auth-'))
+    let guarded = await startVictoriaMetrics({ dataDir, extraArgs: ['-httpAuth.username=placeguard', '-httpAuth.password=right'] })
+    const logs: string[] = []
+    const collector = startCollector(logs, guarded)
+    try {
+      await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
+      const since = Date.now()
+      const summary = await runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 20, intervalMs: 300, durationMs: 5_000, seed: 5 })
+      await waitFor(() => logs.join('').includes('PLACEGUARD_INFLUX_TOKEN'), 10_000, 'a log line naming the token variable')
+      expect(logs.join('')).not.toContain('test-token')
+      // The operator fixes the store (here: drops its auth); the spool drains into it.
+      await guarded.halt()
+      guarded = await startVictoriaMetrics({ dataDir, port: guarded.port })
+      await expectEverythingStored(summary, since, logs, guarded)
+    } finally {
+      await stopCollector(collector)
+      await guarded.stop()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }, 120_000)
+
+  it('stores invalid payloads as payload-invalid events, and the same devices\' valid telemetry as usual', async () => {
+    const logs: string[] = []
+    const collector = startCollector(logs)
+    const scenario = join(fleet.dataDir, 'invalid.yaml')
+    writeFileSync(scenario, [
+      'name: invalid payloads',
+      'incidents:',
+      '  - { policy: payload-invalid, mode: not-json, count: 2, select: { ids: [flood-00001] }, at: 1s }',
+      '  - { policy: payload-invalid, mode: wrong-type, count: 2, select: { ids: [energy-00001] }, at: 1s }',
+      '  - { policy: payload-invalid, mode: missing-field, count: 2, select: { ids: [housing-00001] }, at: 1s }',
+    ].join('\n'))
+    try {
+      await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
+      const since = Date.now()
+      const summary = await runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 12, intervalMs: 250, durationMs: 4_000, seed: 6, scenario: loadScenario(scenario) })
+      await expectEverythingStored(summary, since, logs, store, 6)
+      const events = (await store.exportSeries('{__name__="security_event_count",type="payload-invalid"}'))
+        .map((series) => [series.metric.device, series.timestamps.filter((t) => t >= since).length])
+      expect(Object.fromEntries(events)).toEqual({ 'flood-00001': 2, 'energy-00001': 2, 'housing-00001': 2 })
+      for (const device of ['flood-00001', 'energy-00001', 'housing-00001']) {
+        const valid = await store.exportSeries(`{__name__=~"(flood|energy|housing)_seq",device="${device}"}`)
+        expect(valid[0]!.timestamps.filter((t) => t >= since).length).toBeGreaterThan(5)
+      }
+    } finally {
+      await stopCollector(collector)
+    }
+  }, 90_000)
 })
