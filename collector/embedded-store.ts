@@ -7,6 +7,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { systemClock, type Clock } from '../shared/clock.ts'
+import { inTransaction } from '../shared/sqlite.ts'
 import type { PointSink, StoredPoint, WriteResult } from './stored-point.ts'
 
 export interface EmbeddedStoreOptions {
@@ -84,16 +85,11 @@ export class EmbeddedStore implements PointSink {
   async write (points: StoredPoint[]): Promise<WriteResult> {
     if (this.#closed) return { outcome: 'failure', error: 'the embedded store is closed' }
     try {
-      this.#db.exec('BEGIN IMMEDIATE')
-      try {
+      inTransaction(this.#db, () => {
         for (const point of points) {
           this.#upsert.run(point.measurement, canonicalTags(point.tags), point.tags.device ?? null, point.timestampMs, JSON.stringify(point.fields))
         }
-        this.#db.exec('COMMIT')
-      } catch (error) {
-        if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
-        throw error
-      }
+      })
       return { outcome: 'success' }
     } catch (error) {
       const { message, errcode } = error as { message: string, errcode?: number }

@@ -5,6 +5,7 @@
  * telemetry (the influx client alone keeps unsent lines in memory only).
  */
 import { PlaceGuardError } from '../shared/errors.ts'
+import { inTransaction } from '../shared/sqlite.ts'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { toLineProtocol, type StoredPoint } from './stored-point.ts'
 
@@ -77,7 +78,7 @@ export class Spool {
     if (this.#bytes + bytes > this.maxBytes) {
       throw new SpoolFullError(`spool full: ${this.#bytes} of ${this.maxBytes} bytes used, a batch of ${points.length} points needs ${bytes} more`)
     }
-    this.#transaction(() => {
+    inTransaction(this.#db, () => {
       for (const body of bodies) this.#insert.run(body)
     })
     this.#bytes += bytes
@@ -94,7 +95,7 @@ export class Spool {
 
   /** Forgets every point up to and including `uptoId`. */
   remove (uptoId: number): void {
-    const removed = this.#transaction(() => {
+    const removed = inTransaction(this.#db, () => {
       const totals = this.#measureUpTo.get(uptoId) as { count: number, bytes: number }
       this.#deleteUpTo.run(uptoId)
       return totals
@@ -105,19 +106,6 @@ export class Spool {
 
   close (): void {
     this.#db.close()
-  }
-
-  #transaction<T> (work: () => T): T {
-    this.#db.exec('BEGIN IMMEDIATE')
-    try {
-      const result = work()
-      this.#db.exec('COMMIT')
-      return result
-    } catch (error) {
-      // A failed COMMIT (disk full) may already have rolled back.
-      if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
-      throw error
-    }
   }
 }
 

@@ -1,4 +1,5 @@
 import { DatabaseSync } from 'node:sqlite'
+import { inTransaction } from '../shared/sqlite.ts'
 import type { DeviceKind } from '../shared/ids.ts'
 import type { KeyAlgorithm } from './certificates.ts'
 
@@ -91,15 +92,7 @@ export class Inventory {
 
   /** Runs `work` in one transaction; a throw rolls back everything it wrote. */
   transaction<T> (work: () => T): T {
-    this.#db.exec('BEGIN IMMEDIATE')
-    try {
-      const result = work()
-      this.#db.exec('COMMIT')
-      return result
-    } catch (error) {
-      this.#db.exec('ROLLBACK')
-      throw error
-    }
+    return inTransaction(this.#db, work)
   }
 
   insert (record: InventoryRecord): void {
