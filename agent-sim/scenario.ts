@@ -4,12 +4,11 @@
  * each injected incident becomes one ground-truth line, so detections can
  * be scored.
  */
-import { readFileSync } from 'node:fs'
-import { LineCounter, parseDocument } from 'yaml'
 import { z } from 'zod'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { DEVICE_KINDS } from '../shared/ids.ts'
 import { parseDuration } from '../shared/duration.ts'
+import { loadYamlFile } from '../shared/yaml-file.ts'
 import type { PlannedDevice } from './fleet-plan.ts'
 import { Random } from './random.ts'
 
@@ -72,39 +71,7 @@ export interface TruthRecord {
 
 /** Reads and validates a scenario file; errors name the file, the line and the field. */
 export function loadScenario (file: string): Scenario {
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (error) {
-    throw scenarioError(file, undefined, `cannot be read: ${(error as Error).message}`)
-  }
-  const lineCounter = new LineCounter()
-  const document = parseDocument(text, { prettyErrors: false, lineCounter })
-  if (document.errors.length > 0) {
-    const error = document.errors[0]!
-    throw scenarioError(file, lineCounter.linePos(error.pos[0]).line, `is not valid YAML: ${error.message.split('\n')[0]}`)
-  }
-  const result = scenarioSchema.safeParse(document.toJS())
-  if (!result.success) {
-    const issue = result.error.issues[0]!
-    const path = issue.path.map(String)
-    throw scenarioError(file, lineOf(document, lineCounter, issue.path as Array<string | number>), `${path.join('.') || '(top level)'}: ${issue.message}`, path.join('.'))
-  }
-  return result.data
-}
-
-function lineOf (document: ReturnType<typeof parseDocument>, lineCounter: LineCounter, path: Array<string | number>): number | undefined {
-  // Walk up until a node with a source range exists (a missing key has none; its parent does).
-  for (let depth = path.length; depth >= 0; depth--) {
-    const node = depth === 0 ? document.contents : document.getIn(path.slice(0, depth), true)
-    const offset = (node as { range?: [number, number, number] } | null | undefined)?.range?.[0]
-    if (offset !== undefined) return lineCounter.linePos(offset).line
-  }
-  return undefined
-}
-
-function scenarioError (file: string, line: number | undefined, message: string, field?: string): PlaceGuardError {
-  return new PlaceGuardError('PG_ERR_SCENARIO_INVALID', `scenario ${file}${line ? `:${line}` : ''}: ${message}`, { field: field ?? 'scenario' })
+  return loadYamlFile(file, scenarioSchema, 'PG_ERR_SCENARIO_INVALID', 'scenario')
 }
 
 /**
