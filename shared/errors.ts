@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   PG_ERR_BROKER_LISTEN: 'the broker cannot listen on the requested port',
   PG_ERR_SCENARIO_INVALID: 'a simulator scenario file is unreadable or does not match the schema',
   PG_ERR_SIM_BROKER: 'the simulator cannot reach or use the broker',
+  PG_ERR_POLICY_INVALID: 'a policy file is unreadable, does not match the schema, or repeats a policy id',
   PG_ERR_SPOOL_FULL: 'the collector spool reached its size bound; messages stay unacknowledged at the broker',
 } as const
 

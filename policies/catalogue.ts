@@ -1,0 +1,40 @@
+/**
+ * Every policy PlaceGuard knows (PRODUCT.md ids), with the threat it
+ * answers: its STRIDE category and, where one fits, the MITRE ATT&CK for
+ * ICS technique an analyst can look up.
+ */
+export const POLICY_IDS = [
+  'cert-expiry', 'cert-rejected', 'cert-revoked-attempt', 'firmware-outdated', 'firmware-vulnerable',
+  'firmware-downgrade', 'rate-burst', 'device-silent', 'acl-violation', 'identity-clone',
+  'connection-flapping', 'value-implausible', 'payload-invalid', 'clock-skew', 'replay',
+] as const
+
+export type PolicyId = typeof POLICY_IDS[number]
+
+export type Stride = 'Spoofing' | 'Tampering' | 'Repudiation' | 'Information disclosure' | 'Denial of service' | 'Elevation of privilege'
+
+export interface PolicyThreat {
+  stride: Stride
+  /** MITRE ATT&CK for ICS technique, e.g. T0830. */
+  attack?: { id: string, name: string }
+  /** One sentence for the alert and the docs. */
+  summary: string
+}
+
+export const POLICY_THREATS: Record<PolicyId, PolicyThreat> = {
+  'cert-expiry': { stride: 'Denial of service', summary: 'a device certificate expires soon; the device will be locked out' },
+  'cert-rejected': { stride: 'Spoofing', attack: { id: 'T0859', name: 'Valid Accounts' }, summary: 'a connection presented a certificate the fleet CA does not accept' },
+  'cert-revoked-attempt': { stride: 'Spoofing', attack: { id: 'T0859', name: 'Valid Accounts' }, summary: 'a revoked identity is trying to connect' },
+  'firmware-outdated': { stride: 'Tampering', attack: { id: 'T0866', name: 'Exploitation of Remote Services' }, summary: 'a device runs firmware older than the minimum for its kind' },
+  'firmware-vulnerable': { stride: 'Tampering', attack: { id: 'T0866', name: 'Exploitation of Remote Services' }, summary: 'a device runs firmware with a known vulnerability' },
+  'firmware-downgrade': { stride: 'Tampering', attack: { id: 'T0857', name: 'System Firmware' }, summary: 'a device went back to an older firmware version' },
+  'rate-burst': { stride: 'Denial of service', attack: { id: 'T0814', name: 'Denial of Service' }, summary: 'a device publishes far faster than its baseline and its peers' },
+  'device-silent': { stride: 'Denial of service', attack: { id: 'T0815', name: 'Denial of View' }, summary: 'a device stopped reporting' },
+  'acl-violation': { stride: 'Elevation of privilege', attack: { id: 'T0842', name: 'Network Sniffing' }, summary: 'a device tried to publish or subscribe outside its own topics' },
+  'identity-clone': { stride: 'Spoofing', attack: { id: 'T0849', name: 'Masquerading' }, summary: 'the same identity is connected from two places' },
+  'connection-flapping': { stride: 'Denial of service', summary: 'a device connects and disconnects repeatedly' },
+  'value-implausible': { stride: 'Tampering', attack: { id: 'T0832', name: 'Manipulation of View' }, summary: 'a reading is physically implausible' },
+  'payload-invalid': { stride: 'Tampering', attack: { id: 'T0830', name: 'Adversary-in-the-Middle' }, summary: 'a device sent telemetry that does not match its schema' },
+  'clock-skew': { stride: 'Repudiation', summary: 'a device clock is far from the collector time' },
+  'replay': { stride: 'Spoofing', attack: { id: 'T0830', name: 'Adversary-in-the-Middle' }, summary: 'a message was repeated or its sequence went backwards' },
+}

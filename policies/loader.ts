@@ -1,0 +1,32 @@
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { PlaceGuardError } from '../shared/errors.ts'
+import { loadYamlFile } from '../shared/yaml-file.ts'
+import { type Policy, policyFileSchema } from './schema.ts'
+
+export interface LoadedPolicy { policy: Policy, file: string }
+
+/**
+ * Reads every `*.yaml` in a directory (sorted, so the result does not
+ * depend on the filesystem). A policy id may be configured once across
+ * all files: two files setting the same thresholds differently would make
+ * one of them silently lose.
+ */
+export function loadPolicyDirectory (dir: string): LoadedPolicy[] {
+  const files = readdirSync(dir).filter((name) => name.endsWith('.yaml') || name.endsWith('.yml')).sort()
+  const loaded: LoadedPolicy[] = []
+  const seen = new Map<string, string>()
+  for (const name of files) {
+    const file = join(dir, name)
+    const { policies } = loadYamlFile(file, policyFileSchema, 'PG_ERR_POLICY_INVALID', 'policy file')
+    policies.forEach((policy, index) => {
+      const earlier = seen.get(policy.id)
+      if (earlier) {
+        throw new PlaceGuardError('PG_ERR_POLICY_INVALID', `policy file ${file}: policies.${index}.id: "${policy.id}" is already configured in ${earlier}`, { field: `policies.${index}.id` })
+      }
+      seen.set(policy.id, file)
+      loaded.push({ policy, file })
+    })
+  }
+  return loaded
+}
