@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest'
+import type { SecurityEvent } from '../../broker/index.ts'
+import { deviceSilentRule, eventWindowRule, policyForEvent, policySchema, type PolicyOf, rateBurstRule, robustZ } from '../../policies/index.ts'
+
+const event = (fields: Partial<SecurityEvent>): SecurityEvent => ({ type: 'connect', at: '2026-11-23T12:00:00Z', reason: 'x', ...fields })
+
+describe('policyForEvent', () => {
+  it.each([
+    [event({ type: 'tls-rejected', code: 'CERT_REVOKED', deviceId: 'f-1' }), 'cert-revoked-attempt', 'f-1'],
+    [event({ type: 'tls-rejected', code: 'CERT_HAS_EXPIRED', deviceId: 'f-1' }), 'cert-rejected', 'f-1'],
+    [event({ type: 'tls-rejected', code: 'UNABLE_TO_GET_ISSUER_CERT', claimedId: 'f-1' }), 'cert-rejected', 'claimed:f-1'],
+    [event({ type: 'tls-rejected', code: 'NO_CERTIFICATE', remoteAddress: '10.1.2.3:4444' }), 'cert-rejected', 'address:10.1.2.3'],
+    [event({ type: 'acl-denied', deviceId: 'f-1' }), 'acl-violation', 'f-1'],
+    [event({ type: 'duplicate-identity', deviceId: 'f-1' }), 'identity-clone', 'f-1'],
+    [event({ type: 'connect', deviceId: 'f-1' }), 'connection-flapping', 'f-1'],
+    [event({ type: 'payload-invalid', deviceId: 'f-1' }), 'payload-invalid', 'f-1'],
+  ])('%o → %s for %s', (input, policy, key) => {
+    expect(policyForEvent(input)).toEqual({ policy, key })
+  })
+
+  it('ignores events no policy is about, and the collector\'s own connects', () => {
+    expect(policyForEvent(event({ type: 'disconnect', deviceId: 'f-1' }))).toBeUndefined()
+    expect(policyForEvent(event({ type: 'crl-reloaded' }))).toBeUndefined()
+    expect(policyForEvent(event({ type: 'connect', deviceId: 'collector:collector' }))).toBeUndefined()
+  })
+})
+
+describe('eventWindowRule', () => {
+  const flapping = policySchema.parse({ id: 'connection-flapping', severity: 'low', params: { connects: 3, window: '1m' } }) as PolicyOf<'connection-flapping'>
+  it('fires at the threshold inside the window, not before, and forgets what left the window', () => {
+    let times: number[] = []
+    const results = [0, 20_000, 70_000, 80_000, 90_000].map((now) => {
+      const result = eventWindowRule(flapping, 'f-1', times, event({ type: 'connect', deviceId: 'f-1' }), now)
+      times = result.times
+      return result.finding !== undefined
+    })
+    // 0 and 20 s, then 70 s: the first has left the 60 s window; 80 s makes 20/70/80 three inside it.
+    expect(results).toEqual([false, false, false, true, true])
+    expect(times.length).toBeLessThanOrEqual(3) // bounded state
+  })
+
+  it('carries evidence an analyst can act on', () => {
+    const rejected = policySchema.parse({ id: 'cert-rejected', severity: 'high' }) as PolicyOf<'cert-rejected'>
+    const { finding } = eventWindowRule(rejected, 'claimed:f-1', [], event({ type: 'tls-rejected', reason: 'certificate from an unknown CA', code: 'UNABLE_TO_GET_ISSUER_CERT', remoteAddress: '10.0.0.9:5000' }), 1_000)
+    expect(finding).toMatchObject({ policy: 'cert-rejected', deviceId: 'claimed:f-1', severity: 'high', evidence: { count: 1, threshold: 1, reason: 'certificate from an unknown CA', remoteAddress: '10.0.0.9:5000' } })
+  })
+})
+
+describe('rate-burst', () => {
+  const rule = policySchema.parse({ id: 'rate-burst', severity: 'medium', params: { factor: 5, zScore: 4, warmupMessages: 20 } }) as PolicyOf<'rate-burst'>
+  const peers = [6, 6, 6.2, 5.8, 6, 6.1, 5.9]
+  it('fires when the device outruns both its baseline and its peers', () => {
+    expect(rateBurstRule(rule, { deviceId: 'e-1', currentPerMinute: 240, baselinePerMinute: 6, messages: 500 }, peers)?.evidence).toMatchObject({ ratio: 40 })
+  })
+  it('stays quiet while warming up, below the factor, or when the whole fleet changed', () => {
+    expect(rateBurstRule(rule, { deviceId: 'e-1', currentPerMinute: 240, baselinePerMinute: 6, messages: 10 }, peers)).toBeUndefined()
+    expect(rateBurstRule(rule, { deviceId: 'e-1', currentPerMinute: 24, baselinePerMinute: 6, messages: 500 }, peers)).toBeUndefined()
+    expect(rateBurstRule(rule, { deviceId: 'e-1', currentPerMinute: 60, baselinePerMinute: 6, messages: 500 }, [60, 61, 59, 60, 60])).toBeUndefined()
+  })
+  it('uses a robust z-score that one outlier cannot mask', () => {
+    expect(robustZ(100, [10, 11, 9, 10, 100, 10])).toBeGreaterThan(4)
+    expect(robustZ(10, [10, 11, 9, 10, 100, 10])).toBeLessThan(1)
+  })
+})
+
+describe('device-silent', () => {
+  const rule = policySchema.parse({ id: 'device-silent', severity: 'medium', params: { missedIntervals: 3, expectedInterval: { flood: '10s' }, warmupMessages: 5 } }) as PolicyOf<'device-silent'>
+  const facts = { deviceId: 'f-1', kind: 'flood' as const, lastSeenMs: 0, learnedIntervalMs: undefined, messages: 50 }
+  it('uses the configured interval until the device has one of its own', () => {
+    expect(deviceSilentRule(rule, facts, 30_000)).toBeUndefined()
+    expect(deviceSilentRule(rule, facts, 30_001)?.evidence).toMatchObject({ expectedIntervalMs: 10_000, missedIntervals: 3 })
+    expect(deviceSilentRule(rule, { ...facts, learnedIntervalMs: 60_000 }, 100_000)).toBeUndefined()
+    expect(deviceSilentRule(rule, { ...facts, learnedIntervalMs: 60_000 }, 180_001)).toBeDefined()
+  })
+  it('leaves a new device and an unconfigured kind alone', () => {
+    expect(deviceSilentRule(rule, { ...facts, messages: 2 }, 1e9)).toBeUndefined()
+    expect(deviceSilentRule(rule, { ...facts, kind: 'energy' }, 1e9)).toBeUndefined()
+  })
+})
