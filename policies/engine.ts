@@ -1,0 +1,182 @@
+/**
+ * The policy engine: feeds telemetry, security events and certificates to
+ * the rules, with the per-device memory they need, and answers findings
+ * (conditions that hold) and clears (conditions that stopped holding).
+ * Pure apart from the injected clock: no sockets, timers or files here.
+ */
+import type { SecurityEvent } from '../broker/index.ts'
+import { type Clock, systemClock } from '../shared/clock.ts'
+import type { PolicyId } from './catalogue.ts'
+import type { Finding, PreviousTelemetry, TelemetryObservation } from './finding.ts'
+import type { Policy, PolicyOf } from './schema.ts'
+import { certExpiryRule, type CertificateFacts } from './rules/cert-expiry.ts'
+import { clockSkewRule } from './rules/clock-skew.ts'
+import { deviceSilentRule } from './rules/device-silent.ts'
+import { eventWindowRule, policyForEvent, type WindowPolicy } from './rules/event-window.ts'
+import { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
+import { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
+import { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
+import { rateBurstRule } from './rules/rate-burst.ts'
+import { replayRule } from './rules/replay.ts'
+import { valueImplausibleRule } from './rules/value-implausible.ts'
+
+export interface Clear { policy: PolicyId, deviceId: string, reason: string }
+export interface Verdict { findings: Finding[], clears: Clear[] }
+
+interface DeviceState {
+  kind: TelemetryObservation['kind']
+  site: string
+  previous: PreviousTelemetry | undefined
+  lastSeenMs: number
+  messages: number
+  /** EWMA of the interval between messages, ms; learned only while not bursting. */
+  intervalMs: number | undefined
+  /** Arrival times in the last minute (bounded). */
+  recent: number[]
+}
+
+const EWMA_WEIGHT = 0.1
+const SLOW_EWMA_WEIGHT = 0.005
+const RECENT_CAP = 5_000
+/** State for at most this many devices; the least recently seen is forgotten first. */
+const MAX_DEVICES = 200_000
+
+export class PolicyEngine {
+  #policies = new Map<PolicyId, Policy>()
+  readonly #clock: Clock
+  readonly #devices = new Map<string, DeviceState>()
+  readonly #windows = new Map<string, number[]>()
+
+  constructor (policies: Policy[], clock: Clock = systemClock) {
+    this.#clock = clock
+    this.setPolicies(policies)
+  }
+
+  /** Swaps the policy set (a reload); learned device state is kept. */
+  setPolicies (policies: Policy[]): void {
+    this.#policies = new Map(policies.filter((p) => p.enabled).map((p) => [p.id, p]))
+  }
+
+  get deviceCount (): number {
+    return this.#devices.size
+  }
+
+  onTelemetry (observation: TelemetryObservation): Verdict {
+    const state = this.#state(observation)
+    const previous = state.previous
+    const findings: Finding[] = []
+    const clears: Clear[] = []
+    const run = <I extends PolicyId>(id: I, rule: (policy: PolicyOf<I & Policy['id']>) => Finding | undefined, clearsWhenQuiet: boolean): void => {
+      const policy = this.#applicable(id, observation.deviceId, observation.kind, observation.site)
+      if (!policy) return
+      const finding = rule(policy as PolicyOf<I & Policy['id']>)
+      if (finding) findings.push(finding)
+      else if (clearsWhenQuiet) clears.push({ policy: id, deviceId: observation.deviceId, reason: `${id} no longer holds` })
+    }
+    // A device that speaks again is no longer silent.
+    if (this.#applicable('device-silent', observation.deviceId, observation.kind, observation.site)) {
+      clears.push({ policy: 'device-silent', deviceId: observation.deviceId, reason: 'the device reported again' })
+    }
+    run('firmware-outdated', (p) => firmwareOutdatedRule(p, observation), true)
+    run('firmware-vulnerable', (p) => firmwareVulnerableRule(p, observation), true)
+    run('firmware-downgrade', (p) => firmwareDowngradeRule(p, observation, previous), false)
+    run('value-implausible', (p) => valueImplausibleRule(p, observation, previous), false)
+    run('clock-skew', (p) => clockSkewRule(p, observation), true)
+    run('replay', (p) => replayRule(p, observation, previous), false)
+    this.#learn(state, observation)
+    return { findings, clears }
+  }
+
+  onSecurityEvent (event: SecurityEvent): Verdict {
+    const match = policyForEvent(event)
+    if (!match) return { findings: [], clears: [] }
+    const device = event.deviceId ? this.#devices.get(event.deviceId) : undefined
+    const policy = this.#applicable(match.policy, match.key, device?.kind ?? event.kind, device?.site ?? event.site)
+    if (!policy) return { findings: [], clears: [] }
+    const windowKey = `${match.policy}\u0000${match.key}`
+    const { times, finding } = eventWindowRule(policy as WindowPolicy, match.key, this.#windows.get(windowKey) ?? [], event, this.#clock.now())
+    this.#windows.set(windowKey, times)
+    return { findings: finding ? [finding] : [], clears: [] }
+  }
+
+  /** cert-expiry over the whole inventory, online or not. */
+  onCertificates (certificates: Array<CertificateFacts & { kind: string | null, site: string | null }>): Verdict {
+    const findings: Finding[] = []
+    const clears: Clear[] = []
+    const now = this.#clock.now()
+    for (const certificate of certificates) {
+      const policy = this.#applicable('cert-expiry', certificate.deviceId, certificate.kind ?? undefined, certificate.site ?? undefined)
+      if (!policy) continue
+      const finding = certExpiryRule(policy as PolicyOf<'cert-expiry'>, certificate, now)
+      if (finding) findings.push(finding)
+      else clears.push({ policy: 'cert-expiry', deviceId: certificate.deviceId, reason: 'the certificate is no longer near expiry' })
+    }
+    return { findings, clears }
+  }
+
+  /** The time-driven rules: silence and bursts. Call every few seconds. */
+  tick (): Verdict {
+    const now = this.#clock.now()
+    const findings: Finding[] = []
+    const peers = new Map<string, number[]>()
+    for (const state of this.#devices.values()) {
+      state.recent = state.recent.filter((t) => now - t <= 60_000)
+      const key = `${state.kind}/${state.site}`
+      peers.set(key, [...(peers.get(key) ?? []), state.recent.length])
+    }
+    for (const [deviceId, state] of this.#devices) {
+      const silent = this.#applicable('device-silent', deviceId, state.kind, state.site)
+      if (silent) {
+        const finding = deviceSilentRule(silent as PolicyOf<'device-silent'>, { deviceId, kind: state.kind, lastSeenMs: state.lastSeenMs, learnedIntervalMs: state.intervalMs, messages: state.messages }, now)
+        if (finding) findings.push(finding)
+      }
+      const burst = this.#applicable('rate-burst', deviceId, state.kind, state.site)
+      if (burst && state.intervalMs) {
+        const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
+          deviceId, currentPerMinute: state.recent.length, baselinePerMinute: 60_000 / state.intervalMs, messages: state.messages,
+        }, peers.get(`${state.kind}/${state.site}`) ?? [])
+        if (finding) findings.push(finding)
+      }
+    }
+    return { findings, clears: [] }
+  }
+
+  #applicable (id: PolicyId, deviceId: string, kind: string | undefined, site: string | undefined): Policy | undefined {
+    const policy = this.#policies.get(id)
+    if (!policy) return undefined
+    const scope = policy.scope
+    if (scope?.devices && !scope.devices.includes(deviceId)) return undefined
+    if (scope?.kinds && (kind === undefined || !(scope.kinds as string[]).includes(kind))) return undefined
+    if (scope?.sites && (site === undefined || !scope.sites.includes(site))) return undefined
+    return policy
+  }
+
+  #state (observation: TelemetryObservation): DeviceState {
+    let state = this.#devices.get(observation.deviceId)
+    if (state) {
+      this.#devices.delete(observation.deviceId) // re-insert: Map order is recency
+    } else {
+      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, messages: 0, intervalMs: undefined, recent: [] }
+      if (this.#devices.size >= MAX_DEVICES) this.#devices.delete(this.#devices.keys().next().value!)
+    }
+    this.#devices.set(observation.deviceId, state)
+    return state
+  }
+
+  #learn (state: DeviceState, observation: TelemetryObservation): void {
+    const now = observation.receivedAtMs
+    if (state.messages > 0) {
+      const interval = now - state.lastSeenMs
+      const factor = (this.#policies.get('rate-burst') as PolicyOf<'rate-burst'> | undefined)?.params.factor ?? 5
+      // An interval far shorter than usual is what a burst looks like: learn
+      // it only slowly, or the baseline would follow the burst it should expose.
+      const weight = state.intervalMs !== undefined && interval < state.intervalMs / factor ? SLOW_EWMA_WEIGHT : EWMA_WEIGHT
+      state.intervalMs = state.intervalMs === undefined ? interval : state.intervalMs + weight * (interval - state.intervalMs)
+    }
+    state.lastSeenMs = now
+    state.messages++
+    state.recent.push(now)
+    if (state.recent.length > RECENT_CAP) state.recent.shift()
+    state.previous = { seq: observation.seq, ts: observation.ts, fw: observation.fw, readings: observation.readings }
+  }
+}

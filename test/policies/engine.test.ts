@@ -1,0 +1,105 @@
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import type { SecurityEvent } from '../../broker/index.ts'
+import { AlertBook, loadPolicyDirectory, PolicyEngine, policySchema, type TelemetryObservation } from '../../policies/index.ts'
+
+const shipped = loadPolicyDirectory(join(import.meta.dirname, '..', '..', 'policies')).map((l) => l.policy)
+function clockAt (start: number) {
+  const clock = { ms: start, now: () => clock.ms }
+  return clock
+}
+const reading = (deviceId: string, seq: number, at: number, fw = '3.2.1', level = 80): TelemetryObservation =>
+  ({ deviceId, kind: 'flood', site: 'riverside', ts: at, seq, fw, readings: { level_cm: level, battery_v: 3.5 }, receivedAtMs: at })
+
+describe('PolicyEngine with the shipped policies', () => {
+  it('opens one alert per (policy, device), folds repeats into it, and auto-resolves when the condition clears', () => {
+    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+    const engine = new PolicyEngine(shipped, clock)
+    const book = new AlertBook({ clock })
+    const feed = (o: TelemetryObservation) => {
+      const verdict = engine.onTelemetry(o)
+      return [...verdict.findings.map((f) => book.raise(f, o)), ...verdict.clears.flatMap((c) => book.clear(c) ?? [])]
+    }
+    expect(feed(reading('flood-1', 0, clock.ms, '2.9.0')).map((c) => `${c.change} ${c.alert.policy}`)).toEqual(['opened firmware-outdated'])
+    clock.ms += 10_000
+    expect(feed(reading('flood-1', 1, clock.ms, '2.9.0')).map((c) => `${c.change} ${c.alert.policy}`)).toEqual(['updated firmware-outdated'])
+    clock.ms += 10_000
+    // Updated firmware: the alert resolves by itself; the downgrade rule sees nothing wrong in going up.
+    expect(feed(reading('flood-1', 2, clock.ms, '3.2.1')).map((c) => `${c.change} ${c.alert.policy}`)).toEqual(['resolved firmware-outdated'])
+    const [alert] = book.list({ policy: 'firmware-outdated' })
+    expect(alert).toMatchObject({ status: 'resolved', occurrences: 2, stride: 'Tampering', attack: 'T0866 Exploitation of Remote Services', site: 'riverside', kind: 'flood' })
+    expect(alert!.resolution).toMatch(/^auto: /)
+  })
+
+  it('raises device-silent from tick() after the learned interval, and clears it when the device speaks', () => {
+    const clock = clockAt(0)
+    const engine = new PolicyEngine(shipped, clock)
+    for (let seq = 0; seq < 10; seq++) {
+      engine.onTelemetry(reading('flood-2', seq, clock.ms))
+      clock.ms += 10_000
+    }
+    expect(engine.tick().findings).toEqual([])
+    clock.ms += 25_000 // 35 s since the last message, 3 × 10 s expected
+    expect(engine.tick().findings.map((f) => f.policy)).toEqual(['device-silent'])
+    expect(engine.onTelemetry(reading('flood-2', 10, clock.ms)).clears.map((c) => c.policy)).toContain('device-silent')
+  })
+
+  it('counts security events per identity in their window', () => {
+    const clock = clockAt(0)
+    const engine = new PolicyEngine(shipped, clock)
+    const connect: SecurityEvent = { type: 'connect', at: '', reason: 'connected', deviceId: 'flood-3' }
+    const findings = Array.from({ length: 5 }, () => { clock.ms += 10_000; return engine.onSecurityEvent(connect).findings })
+    expect(findings.map((f) => f.length)).toEqual([0, 0, 0, 0, 1])
+    expect(findings[4]![0]).toMatchObject({ policy: 'connection-flapping', deviceId: 'flood-3', severity: 'low' })
+  })
+
+  it('honours scope and enabled', () => {
+    const scoped = [
+      policySchema.parse({ id: 'clock-skew', severity: 'low', scope: { sites: ['harbour'] } }),
+      policySchema.parse({ id: 'replay', severity: 'high', enabled: false }),
+    ]
+    const engine = new PolicyEngine(scoped, clockAt(0))
+    expect(engine.onTelemetry({ ...reading('flood-4', 0, 0), ts: 10 * 60_000 }).findings).toEqual([])
+    expect(engine.onTelemetry({ ...reading('flood-5', 0, 0), site: 'harbour', ts: 10 * 60_000 }).findings.map((f) => f.policy)).toEqual(['clock-skew'])
+    expect(engine.onTelemetry(reading('flood-5', 0, 1)).findings).toEqual([])
+  })
+
+  it('flags a burst against its own baseline and its peers, after warm-up', () => {
+    const clock = clockAt(0)
+    const engine = new PolicyEngine(shipped, clock)
+    const devices = Array.from({ length: 8 }, (_, i) => `flood-p${i}`)
+    for (let seq = 0; seq < 30; seq++) {
+      for (const id of devices) engine.onTelemetry(reading(id, seq, clock.ms))
+      clock.ms += 10_000
+    }
+    expect(engine.tick().findings).toEqual([])
+    for (let i = 0; i < 100; i++) { clock.ms += 200; engine.onTelemetry(reading('flood-p0', 30 + i, clock.ms)) }
+    expect(engine.tick().findings.map((f) => `${f.policy} ${f.deviceId}`)).toEqual(['rate-burst flood-p0'])
+  })
+})
+
+describe('AlertBook', () => {
+  it('keeps alerts across a restart and walks the lifecycle', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-alerts-'))
+    try {
+      const path = join(dir, 'alerts.db')
+      const first = new AlertBook({ path })
+      const { alert } = first.raise({ policy: 'acl-violation', deviceId: 'f-1', severity: 'high', summary: 's', evidence: { topic: 'x' } })
+      expect(first.acknowledge(alert.id, 'analyst')?.alert.status).toBe('acknowledged')
+      expect(first.acknowledge(alert.id, 'analyst')).toBeUndefined()
+      first.close()
+      const second = new AlertBook({ path })
+      expect(second.get(alert.id)).toMatchObject({ status: 'acknowledged', acknowledgedBy: 'analyst', evidence: { topic: 'x' } })
+      // Still live: a new finding folds into it rather than opening a second alert.
+      expect(second.raise({ policy: 'acl-violation', deviceId: 'f-1', severity: 'high', summary: 's2', evidence: {} }).change).toBe('updated')
+      expect(second.resolve(alert.id, 'analyst')?.alert.resolution).toBe('by analyst')
+      expect(second.raise({ policy: 'acl-violation', deviceId: 'f-1', severity: 'high', summary: 's3', evidence: {} }).change).toBe('opened')
+      expect(second.list({ deviceId: 'f-1' })).toHaveLength(2)
+      second.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
