@@ -97,11 +97,16 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     logger.info({ broker: brokerUrl, clientId }, 'collector subscribed')
   }
 
-  /** Commits what is pending, acknowledges it, then disconnects. */
+  /**
+   * Commits what is pending and disconnects. Messages that arrive while
+   * the connection closes are committed too; their PUBACKs may not reach
+   * the broker, which then redelivers them to the next session (the store
+   * treats the rewrite as the same point).
+   */
   async stop (): Promise<void> {
-    clearTimeout(this.#timer)
     this.#flush()
     await new Promise<void>((resolve) => this.#client ? this.#client.end(false, {}, () => resolve()) : resolve())
+    this.#flush()
   }
 
   #receive (topic: string, payload: Buffer, messageId: number | undefined): void {

@@ -9,6 +9,7 @@ import { pkiPaths } from '../pki/index.ts'
 import type { Config } from '../shared/config.ts'
 import type { Logger } from '../shared/logger.ts'
 import { Collector } from './collector.ts'
+import { Detection } from './detection.ts'
 import { EmbeddedStore } from './embedded-store.ts'
 import { createInfluxSink } from './influx-sink.ts'
 import { Spool } from './spool.ts'
@@ -31,6 +32,7 @@ export interface PipelineMetrics {
 export interface CollectorService {
   metrics: () => PipelineMetrics
   collector: Collector
+  detection: Detection
   spool: Spool
   writer: StoreWriter
   /** Present when telemetry goes to the embedded store. */
@@ -55,6 +57,13 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     tls: { caCert: paths.caCert, cert: paths.collectorCert, key: paths.collectorKey },
   })
   collector.onCommit = () => writer.kick()
+  const detection = new Detection({
+    dataDir: config.dataDir, policiesDir: config.policiesDir, logger,
+    // Alert changes go through the spool like everything else: to the store, and never lost.
+    store: (points) => { spool.append(points); writer.kick() },
+  })
+  collector.on('telemetry', (point) => detection.onTelemetry(point))
+  collector.on('security-event', (event) => detection.onSecurityEvent(event))
   let warnedFull = false
   collector.on('spool-full', () => {
     if (warnedFull) return
@@ -77,8 +86,9 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   }, 60_000)
   report.unref()
   return {
-    metrics, collector, spool, writer, embedded,
+    metrics, collector, detection, spool, writer, embedded,
     start: async () => {
+      detection.start()
       logger.info({ store: config.influx ? config.influx.url : join(config.dataDir, 'telemetry.db'), pending: spool.pendingPoints }, 'collector starting')
       writer.start()
       await collector.start()
@@ -86,6 +96,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     stop: async () => {
       clearInterval(report)
       await collector.stop()
+      detection.stop()
       await writer.stop()
       await sink.close()
       spool.close()

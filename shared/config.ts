@@ -47,6 +47,8 @@ const configSchema = z.strictObject({
   /** Absent: telemetry goes to the embedded store in the data directory. */
   influx: influx.optional(),
   collector: collector.default({}),
+  /** Directory of policy YAML files; default: the ones shipped in policies/. */
+  policiesDir: z.string().min(1).optional(),
 })
 
 export type Config = Readonly<z.infer<typeof configSchema>>
@@ -58,6 +60,7 @@ const ENV_KEYS: Record<string, string> = {
   PLACEGUARD_MQTT_PORT: 'mqttPort',
   PLACEGUARD_HTTP_PORT: 'httpPort',
   PLACEGUARD_LOG_LEVEL: 'logLevel',
+  PLACEGUARD_POLICIES_DIR: 'policiesDir',
 }
 
 /** InfluxDB settings come from the environment as four variables (PRODUCT.md). */

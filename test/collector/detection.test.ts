@@ -1,0 +1,95 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadScenario, runSimulation } from '../../agent-sim/index.ts'
+import { createCollectorService } from '../../collector/service.ts'
+import { loadConfig } from '../../shared/config.ts'
+import { createLogger } from '../../shared/logger.ts'
+import { type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
+import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
+
+let fleet: TestFleet
+let broker: RunningBroker
+
+beforeAll(async () => {
+  fleet = await createTestFleet()
+  broker = await startBroker(fleet)
+})
+
+afterAll(async () => {
+  await broker?.close()
+  fleet?.cleanup()
+})
+
+describe('detection in the collector (real broker, simulator and shipped policies)', () => {
+  it('raises an alert for each injected incident and none for the clean devices', async () => {
+    const config = loadConfig({ env: {}, flags: { dataDir: fleet.dataDir } })
+    const service = createCollectorService(config, broker.url, createLogger({ level: 'silent' }))
+    await service.start()
+    const scenario = join(fleet.dataDir, 'detect.yaml')
+    writeFileSync(scenario, [
+      'name: detections',
+      'incidents:',
+      '  - { policy: firmware-outdated, fw: 2.9.0, select: { ids: [flood-00001] } }',
+      '  - { policy: firmware-vulnerable, fw: 5.2.2, select: { ids: [energy-00001] } }',
+      '  - { policy: firmware-downgrade, fw: 1.7.0, select: { ids: [housing-00001] }, at: 1s }',
+      '  - { policy: value-implausible, mode: jump, select: { ids: [flood-00002] }, at: 1s }',
+      '  - { policy: value-implausible, mode: backwards, select: { ids: [energy-00002] }, at: 1s }',
+      '  - { policy: clock-skew, offset: 20m, select: { ids: [energy-00003] }, at: 1s }',
+      '  - { policy: replay, count: 1, select: { ids: [housing-00002] }, at: 1s }',
+      '  - { policy: payload-invalid, count: 1, select: { ids: [housing-00003] }, at: 1s }',
+      '  - { policy: acl-violation, mode: wildcard-subscribe, select: { ids: [flood-00003] }, at: 1s }',
+      '  - { policy: cert-rejected, mode: foreign-ca, attempts: 1, select: { ids: [flood-00004] }, at: 500ms }',
+      '  - { policy: cert-expiry, expiresInDays: 3, select: { ids: [housing-00004] } }',
+    ].join('\n'))
+    try {
+      await runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 18, intervalMs: 250, durationMs: 4_000, seed: 9, mix: { flood: 6, energy: 6, housing: 6 }, scenario: loadScenario(scenario) })
+      service.detection.checkCertificates() // hourly otherwise; the simulator issued housing-00004's short-lived certificate after start
+      await waitFor(() => service.detection.alerts.list().length >= 11, 10_000, 'alerts')
+      const open = (policy: string) => service.detection.alerts.list().filter((a) => a.policy === policy).map((a) => a.deviceId)
+      expect(open('firmware-outdated')).toEqual(['flood-00001'])
+      expect(open('firmware-vulnerable')).toEqual(['energy-00001'])
+      expect(open('firmware-downgrade')).toEqual(['housing-00001'])
+      expect(open('value-implausible').sort()).toEqual(['energy-00002', 'flood-00002'])
+      expect(open('clock-skew')).toEqual(['energy-00003'])
+      expect(open('replay')).toEqual(['housing-00002'])
+      expect(open('payload-invalid')).toEqual(['housing-00003'])
+      expect(open('acl-violation')).toEqual(['flood-00003'])
+      expect(open('cert-rejected')).toEqual(['claimed:flood-00004'])
+      expect(open('cert-expiry')).toEqual(['housing-00004'])
+      const injected = new Set(['flood-00001', 'energy-00001', 'housing-00001', 'flood-00002', 'energy-00002', 'energy-00003', 'housing-00002', 'housing-00003', 'flood-00003', 'claimed:flood-00004', 'housing-00004'])
+      expect(service.detection.alerts.list().filter((a) => !injected.has(a.deviceId))).toEqual([])
+      const alert = service.detection.alerts.list({ policy: 'acl-violation' })[0]!
+      expect(alert).toMatchObject({ status: 'open', severity: 'high', stride: 'Elevation of privilege', evidence: { topic: 'places/#' } })
+    } finally {
+      await service.stop()
+    }
+  })
+})
+
+describe('policy reload', () => {
+  it('reloads edited policy files, and keeps the policies in force when a file is broken', async () => {
+    const { cpSync, mkdtempSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { Detection, SHIPPED_POLICIES_DIR } = await import('../../collector/detection.ts')
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-reload-'))
+    cpSync(SHIPPED_POLICIES_DIR, dir, { recursive: true, filter: (source) => !source.endsWith('.ts') && !source.includes('/rules') })
+    const logs: string[] = []
+    const logger = createLogger({ level: 'info', destination: { write: (line: string) => { logs.push(line) } } as never })
+    const detection = new Detection({ dataDir: dir, policiesDir: dir, logger, store: () => {} })
+    const skew = (offsetMs: number) => detection.engine.onTelemetry({ deviceId: 'f-1', kind: 'flood', site: 'a', ts: offsetMs, seq: 1, fw: '3.2.1', readings: {}, receivedAtMs: 0 }).findings.map((f) => f.policy)
+    try {
+      expect(skew(10 * 60_000)).toEqual(['clock-skew'])
+      writeFileSync(join(dir, 'telemetry.yaml'), 'policies:\n  - id: clock-skew\n    severity: low\n    params: { maxSkew: 1h }\n')
+      expect(detection.reloadPolicies()).toBe(true)
+      expect(skew(10 * 60_000)).toEqual([])
+      writeFileSync(join(dir, 'hostile.yaml'), 'policies:\n  - id: clock-skew\n    severity: low\n    params: { maxSkew: "1ms; rm -rf /" }\n')
+      expect(detection.reloadPolicies()).toBe(false)
+      expect(logs.join('')).toMatch(/hostile\.yaml:4: policies\.0\.params\.maxSkew: .* is not a duration.*the policies in force stay in force/)
+      expect(skew(10 * 60_000)).toEqual([]) // still the 1 h policy
+    } finally {
+      detection.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
