@@ -46,7 +46,11 @@ export function registerUpCommand (program: Command): void {
         simulation = runSimulation({
           dataDir: config.dataDir, brokerUrl: `mqtts://${host}:${address.port}`, devices: options.demoDevices,
           intervalMs: parseDuration('--demo-interval', options.demoInterval), durationMs: 0, scenario, seed: 1, signal: demo.signal,
-          onPhase: (phase, total) => { if (phase === 'run') logger.info('demo fleet connected and publishing') ; else logger.info({ total }, `demo fleet: ${phase}`) },
+          onPhase: (phase, total) => {
+            if (phase !== 'run') return logger.info({ total }, `demo fleet: ${phase}`)
+            logger.info('demo fleet connected and publishing')
+            collector.detection.checkCertificates() // the demo fleet's identities were just issued
+          },
         }).then((summary) => logger.info({ summary }, 'demo fleet stopped'), (error: Error) => logger.error({ err: error.message }, 'demo fleet failed'))
       }
       stopOnSignals(logger, async () => {

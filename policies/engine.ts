@@ -31,13 +31,20 @@ interface DeviceState {
   messages: number
   /** EWMA of the interval between messages, ms; learned only while not bursting. */
   intervalMs: number | undefined
-  /** Arrival times in the last minute (bounded). */
+  /** Arrival times in the rate window (bounded). */
   recent: number[]
 }
 
 const EWMA_WEIGHT = 0.1
 const SLOW_EWMA_WEIGHT = 0.005
 const RECENT_CAP = 5_000
+/**
+ * The "now" of a rate: short enough that a 30 s burst stands out against a
+ * per-minute baseline, long enough to hold a few messages of a device on a
+ * 2–10 s interval.
+ */
+const RATE_WINDOW_MS = 10_000
+const PER_MINUTE = 60_000 / RATE_WINDOW_MS
 /** State for at most this many devices; the least recently seen is forgotten first. */
 const MAX_DEVICES = 200_000
 
@@ -120,9 +127,9 @@ export class PolicyEngine {
     const findings: Finding[] = []
     const peers = new Map<string, number[]>()
     for (const state of this.#devices.values()) {
-      state.recent = state.recent.filter((t) => now - t <= 60_000)
+      state.recent = state.recent.filter((t) => now - t <= RATE_WINDOW_MS)
       const key = `${state.kind}/${state.site}`
-      peers.set(key, [...(peers.get(key) ?? []), state.recent.length])
+      peers.set(key, [...(peers.get(key) ?? []), state.recent.length * PER_MINUTE])
     }
     for (const [deviceId, state] of this.#devices) {
       const silent = this.#applicable('device-silent', deviceId, state.kind, state.site)
@@ -133,7 +140,7 @@ export class PolicyEngine {
       const burst = this.#applicable('rate-burst', deviceId, state.kind, state.site)
       if (burst && state.intervalMs) {
         const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
-          deviceId, currentPerMinute: state.recent.length, baselinePerMinute: 60_000 / state.intervalMs, messages: state.messages,
+          deviceId, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: 60_000 / state.intervalMs, messages: state.messages,
         }, peers.get(`${state.kind}/${state.site}`) ?? [])
         if (finding) findings.push(finding)
       }

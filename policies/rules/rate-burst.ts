@@ -4,7 +4,7 @@ import type { PolicyOf } from '../schema.ts'
 /** A device's publishing rate: its learned baseline and what it does now. */
 export interface RateFacts {
   deviceId: string
-  /** Messages per minute over the last minute. */
+  /** Messages per minute now (over the engine's short rate window). */
   currentPerMinute: number
   /** Its own baseline (EWMA of messages per minute). */
   baselinePerMinute: number

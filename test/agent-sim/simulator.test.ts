@@ -1,26 +1,14 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { loadScenario, runSimulation } from '../../agent-sim/index.ts'
-import { type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
-import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
+import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
 import { mosquittoSub, type Subscriber } from '../helpers/mosquitto-clients.ts'
 
-let fleet: TestFleet
-let running: RunningBroker
-
-beforeAll(async () => {
-  fleet = await createTestFleet()
-  running = await startBroker(fleet)
-})
-
-afterAll(async () => {
-  await running?.close()
-  fleet?.cleanup()
-})
+const setup = useFleetWithBroker()
 
 function collector (topics: string[]): Subscriber {
-  return mosquittoSub(running.port, { cafile: fleet.paths.caCert, cert: fleet.paths.collectorCert, key: fleet.paths.collectorKey }, 'collector', topics)
+  return mosquittoSub(setup.broker.port, { cafile: setup.fleet.paths.caCert, cert: setup.fleet.paths.collectorCert, key: setup.fleet.paths.collectorKey }, 'collector', topics)
 }
 
 const telemetryLines = (lines: string[]) => lines.filter((line) => /^places\/[^ ]+\/telemetry /.test(line))
@@ -30,7 +18,7 @@ describe('placeguard sim against the real broker', () => {
     const sub = collector(['places/#'])
     try {
       await sub.ready
-      const summary = await runSimulation({ dataDir: fleet.dataDir, brokerUrl: running.url, devices: 24, intervalMs: 300, durationMs: 3_000, seed: 1 })
+      const summary = await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 24, intervalMs: 300, durationMs: 3_000, seed: 1 })
       expect(summary).toMatchObject({ devices: 24, connected: 24, failed: 0, issued: 24, reused: 0 })
       expect(summary.sent).toBe(summary.acked)
       expect(summary.acked).toBeGreaterThan(24 * 5)
@@ -59,12 +47,12 @@ describe('placeguard sim against the real broker', () => {
   })
 
   it('reuses the identities it issued on a rerun', async () => {
-    const summary = await runSimulation({ dataDir: fleet.dataDir, brokerUrl: running.url, devices: 24, intervalMs: 1_000, durationMs: 500, seed: 1 })
+    const summary = await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 24, intervalMs: 1_000, durationMs: 500, seed: 1 })
     expect(summary).toMatchObject({ issued: 0, reused: 24, connected: 24 })
   })
 
   it('puts every injected incident on the wire, and writes the ground truth', async () => {
-    const file = join(fleet.dataDir, 'wire.yaml')
+    const file = join(setup.fleet.dataDir, 'wire.yaml')
     writeFileSync(file, [
       'name: wire check',
       'incidents:',
@@ -86,16 +74,16 @@ describe('placeguard sim against the real broker', () => {
       '  - { policy: device-silent, select: { ids: [flood-00005] }, at: 100ms }',
       '  - { policy: cert-expiry, expiresInDays: 3, select: { ids: [energy-00005] } }',
     ].join('\n'))
-    const truthFile = join(fleet.dataDir, 'truth.jsonl')
-    const eventsBefore = running.events.length
+    const truthFile = join(setup.fleet.dataDir, 'truth.jsonl')
+    const eventsBefore = setup.broker.events.length
     const sub = collector(['places/#'])
     try {
       await sub.ready
       const summary = await runSimulation({
-        dataDir: fleet.dataDir, brokerUrl: running.url, devices: 30, intervalMs: 250, durationMs: 4_000, seed: 2,
+        dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 30, intervalMs: 250, durationMs: 4_000, seed: 2,
         mix: { flood: 10, energy: 10, housing: 10 }, scenario: loadScenario(file), truthFile,
       })
-      const events = running.events.slice(eventsBefore)
+      const events = setup.broker.events.slice(eventsBefore)
       const of = (type: string, deviceId: string) => events.filter((e) => e.type === type && (e.deviceId === deviceId || e.claimedId === deviceId))
 
       expect(summary.injected).toBe(17)
@@ -104,7 +92,7 @@ describe('placeguard sim against the real broker', () => {
       expect(of('tls-rejected', 'flood-00001')[0]).toMatchObject({ reason: 'certificate from an unknown CA', claimedId: 'flood-00001' })
       expect(of('tls-rejected', 'flood-00002')[0]).toMatchObject({ reason: 'self-signed certificate', claimedId: 'flood-00002' })
       expect(of('session-revoked', 'flood-00003')).toHaveLength(1)
-      await waitFor(() => running.events.some((e) => e.type === 'tls-rejected' && e.deviceId === 'flood-00003' && e.reason === 'certificate revoked'), 5_000, 'a refused reconnect of the revoked device')
+      await waitFor(() => setup.broker.events.some((e) => e.type === 'tls-rejected' && e.deviceId === 'flood-00003' && e.reason === 'certificate revoked'), 5_000, 'a refused reconnect of the revoked device')
       expect(of('acl-denied', 'energy-00000')[0]).toMatchObject({ reason: 'publish outside own topic' })
       expect(of('acl-denied', 'energy-00001')[0]).toMatchObject({ reason: 'subscribe outside own topic', topic: 'places/#' })
       expect(of('duplicate-identity', 'housing-00000').length).toBeGreaterThanOrEqual(1)
@@ -122,7 +110,7 @@ describe('placeguard sim against the real broker', () => {
       expect(payloadsOf('flood-00004').every((p) => (JSON.parse(p) as { fw: string }).fw === '0.9.0')).toBe(true)
       expect(payloadsOf('housing-00004').map((p) => (JSON.parse(p) as { fw: string }).fw).at(-1)).toBe('0.1.0')
       expect(payloadsOf('flood-00005').length).toBeLessThanOrEqual(1)
-      expect(fleet.pki.list().find((e) => e.deviceId === 'energy-00005' && e.status === 'active')!.notAfter < new Date(Date.now() + 4 * 86_400_000).toISOString()).toBe(true)
+      expect(setup.fleet.pki.list().find((e) => e.deviceId === 'energy-00005' && e.status === 'active')!.notAfter < new Date(Date.now() + 4 * 86_400_000).toISOString()).toBe(true)
 
       const truth = readFileSync(truthFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { deviceId: string, policy: string, startedAt: string })
       expect(truth.map((t) => `${t.deviceId} ${t.policy}`).sort()).toEqual(loadScenario(file).incidents.map((i) => `${i.select.ids![0]} ${i.policy}`).sort())

@@ -1,32 +1,20 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { loadScenario, runSimulation } from '../../agent-sim/index.ts'
 import { createCollectorService } from '../../collector/service.ts'
 import { loadConfig } from '../../shared/config.ts'
 import { createLogger } from '../../shared/logger.ts'
-import { type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
-import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
+import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
 
-let fleet: TestFleet
-let broker: RunningBroker
-
-beforeAll(async () => {
-  fleet = await createTestFleet()
-  broker = await startBroker(fleet)
-})
-
-afterAll(async () => {
-  await broker?.close()
-  fleet?.cleanup()
-})
+const setup = useFleetWithBroker()
 
 describe('detection in the collector (real broker, simulator and shipped policies)', () => {
   it('raises an alert for each injected incident and none for the clean devices', async () => {
-    const config = loadConfig({ env: {}, flags: { dataDir: fleet.dataDir } })
-    const service = createCollectorService(config, broker.url, createLogger({ level: 'silent' }))
+    const config = loadConfig({ env: {}, flags: { dataDir: setup.fleet.dataDir } })
+    const service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
     await service.start()
-    const scenario = join(fleet.dataDir, 'detect.yaml')
+    const scenario = join(setup.fleet.dataDir, 'detect.yaml')
     writeFileSync(scenario, [
       'name: detections',
       'incidents:',
@@ -43,7 +31,7 @@ describe('detection in the collector (real broker, simulator and shipped policie
       '  - { policy: cert-expiry, expiresInDays: 3, select: { ids: [housing-00004] } }',
     ].join('\n'))
     try {
-      await runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 18, intervalMs: 250, durationMs: 4_000, seed: 9, mix: { flood: 6, energy: 6, housing: 6 }, scenario: loadScenario(scenario) })
+      await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 18, intervalMs: 250, durationMs: 4_000, seed: 9, mix: { flood: 6, energy: 6, housing: 6 }, scenario: loadScenario(scenario) })
       service.detection.checkCertificates() // hourly otherwise; the simulator issued housing-00004's short-lived certificate after start
       await waitFor(() => service.detection.alerts.list().length >= 11, 10_000, 'alerts')
       const open = (policy: string) => service.detection.alerts.list().filter((a) => a.policy === policy).map((a) => a.deviceId)

@@ -1,33 +1,21 @@
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { runSimulation } from '../../agent-sim/index.ts'
 import { EmbeddedStore } from '../../collector/embedded-store.ts'
 import { createCollectorService } from '../../collector/service.ts'
 import { loadConfig } from '../../shared/config.ts'
 import { createLogger } from '../../shared/logger.ts'
-import { type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
-import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
+import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
 
-let fleet: TestFleet
-let broker: RunningBroker
-
-beforeAll(async () => {
-  fleet = await createTestFleet()
-  broker = await startBroker(fleet)
-})
-
-afterAll(async () => {
-  await broker?.close()
-  fleet?.cleanup()
-})
+const setup = useFleetWithBroker()
 
 describe('the embedded default (no InfluxDB configured)', () => {
   it('stores every acknowledged message in the data directory and serves recent telemetry per device', async () => {
-    const config = loadConfig({ env: {}, flags: { dataDir: fleet.dataDir } })
+    const config = loadConfig({ env: {}, flags: { dataDir: setup.fleet.dataDir } })
     expect(config.influx).toBeUndefined()
-    const service = createCollectorService(config, broker.url, createLogger({ level: 'silent' }))
+    const service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
     await service.start()
-    const summary = await runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 12, intervalMs: 250, durationMs: 3_000, seed: 8 })
+    const summary = await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 12, intervalMs: 250, durationMs: 3_000, seed: 8 })
     expect(summary.failed).toBe(0)
     const telemetryCount = (): Promise<number> => Promise.resolve(['flood', 'energy', 'housing'].reduce((sum, kind) => sum + service.embedded!.count(kind), 0))
     let stored = 0
@@ -35,7 +23,7 @@ describe('the embedded default (no InfluxDB configured)', () => {
     await service.stop()
 
     // A fresh handle on the file: what the dashboard reads after a restart.
-    const store = new EmbeddedStore({ path: join(fleet.dataDir, 'telemetry.db') })
+    const store = new EmbeddedStore({ path: join(setup.fleet.dataDir, 'telemetry.db') })
     try {
       const recent = store.recent({ deviceId: 'energy-00000', measurement: 'energy', limit: 3 })
       expect(recent).toHaveLength(3)

@@ -2,7 +2,8 @@ import { Writable } from 'node:stream'
 import mqtt, { type MqttClient } from 'mqtt'
 import { PlaceGuardBroker, type BrokerLimits, type SecurityEvent } from '../../broker/index.ts'
 import { createLogger } from '../../shared/logger.ts'
-import { read, type TestFleet } from './fleet.ts'
+import { afterAll, beforeAll } from 'vitest'
+import { createTestFleet, read, type TestFleet } from './fleet.ts'
 
 export interface RunningBroker {
   broker: PlaceGuardBroker
@@ -74,4 +75,25 @@ export function waitFor (condition: () => boolean, timeoutMs = 10_000, what = 'c
       }
     }, 20)
   })
+}
+
+/**
+ * A fresh fleet PKI and a broker on it for the whole test file, torn down
+ * after it; read `.fleet` and `.broker` inside the tests.
+ */
+export function useFleetWithBroker (limits: Partial<BrokerLimits> = {}): { readonly fleet: TestFleet, readonly broker: RunningBroker } {
+  let fleet: TestFleet | undefined
+  let broker: RunningBroker | undefined
+  beforeAll(async () => {
+    fleet = await createTestFleet()
+    broker = await startBroker(fleet, limits)
+  })
+  afterAll(async () => {
+    await broker?.close()
+    fleet?.cleanup()
+  })
+  return {
+    get fleet () { return fleet! },
+    get broker () { return broker! },
+  }
 }
