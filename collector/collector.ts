@@ -13,7 +13,7 @@ import type { SecurityEvent } from '../broker/index.ts'
 import { isDeviceKind } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { SECURITY_EVENTS_FILTER, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
-import { installDeferredAcks, type DeferredAcks } from './deferred-acks.ts'
+import { type AckTicket, installDeferredAcks, type DeferredAcks } from './deferred-acks.ts'
 import { parseTelemetry } from './payload-schema.ts'
 import { securityEventPoint, telemetryPoint } from './points.ts'
 import { SpoolFullError, type Spool } from './spool.ts'
@@ -47,7 +47,7 @@ export interface CollectorMetrics {
 }
 
 /** A received message waiting for its batch; `point` is absent for one that stores nothing. */
-interface Pending { messageId: number | undefined, point: StoredPoint | undefined }
+interface Pending { ticket: AckTicket | undefined, point: StoredPoint | undefined }
 
 export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'spool-full': [] }> {
   readonly metrics: CollectorMetrics = { received: 0, telemetryStored: 0, eventsStored: 0, rejected: 0, spoolFullStalls: 0 }
@@ -151,7 +151,8 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
 
   #queue (messageId: number | undefined, point: StoredPoint | undefined): void {
     // Even a message that stores nothing waits its turn: PUBACKs go out in arrival order [MQTT-4.6.0-2].
-    this.#pending.push({ messageId, point })
+    const ticket = messageId === undefined || !this.#acks ? undefined : { messageId, connection: this.#acks.connection }
+    this.#pending.push({ ticket, point })
     if (this.#pending.length >= this.#options.maxBatch) this.#flush()
     else this.#timer ??= setTimeout(() => this.#flush(), this.#options.flushIntervalMs)
   }
@@ -177,7 +178,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
       return
     }
     this.#pending = []
-    this.#acks?.release(batch.flatMap((entry) => entry.messageId === undefined ? [] : [entry.messageId]))
+    this.#acks?.release(batch.flatMap((entry) => entry.ticket ? [entry.ticket] : []))
     if (this.#paused) {
       this.#paused = false
       this.#client?.stream.resume()

@@ -2,9 +2,14 @@ import type { MqttClient } from 'mqtt'
 
 type SendPacket = (packet: { cmd: string, messageId?: number }, callback?: (error?: Error) => void, ...rest: unknown[]) => void
 
+/** A received message's acknowledgement handle: its id on the connection it arrived on. */
+export interface AckTicket { messageId: number, connection: number }
+
 export interface DeferredAcks {
-  /** Sends the held PUBACKs of these message ids, in the order they were received. */
-  release: (messageIds: number[]) => void
+  /** The current connection; a ticket from an earlier one is void (the broker redelivers). */
+  readonly connection: number
+  /** Sends the held PUBACKs of these tickets, in the order they were received. */
+  release: (tickets: AckTicket[]) => void
   /** PUBACKs held, not yet sent. */
   readonly held: number
 }
@@ -28,22 +33,30 @@ export function installDeferredAcks (client: MqttClient): DeferredAcks {
   const internals = client as unknown as { _sendPacket: SendPacket }
   const send = internals._sendPacket.bind(client)
   const parked = new Map<number, () => void>()
+  let connection = 0
   internals._sendPacket = (packet, callback, ...rest) => {
     if (packet.cmd !== 'puback' || packet.messageId === undefined) return send(packet, callback, ...rest)
     const messageId = packet.messageId
     parked.set(messageId, () => send(packet, undefined, ...rest))
     callback?.() // let mqtt.js read the next packet now
   }
-  // A new connection starts without the old one's parked acks: the broker redelivers those messages.
-  client.on('connect', () => parked.clear())
+  // A new connection starts without the old one's parked acks: the broker
+  // redelivers those messages, possibly under the same ids, so a ticket of
+  // the old connection must never release an ack of the new one.
+  client.on('connect', () => {
+    parked.clear()
+    connection++
+  })
   return {
-    release (messageIds) {
-      for (const id of messageIds) {
-        const sendAck = parked.get(id)
-        parked.delete(id)
+    release (tickets) {
+      for (const { messageId, connection: from } of tickets) {
+        if (from !== connection) continue
+        const sendAck = parked.get(messageId)
+        parked.delete(messageId)
         sendAck?.()
       }
     },
+    get connection () { return connection },
     get held () { return parked.size },
   }
 }

@@ -1,0 +1,46 @@
+import { EventEmitter } from 'node:events'
+import type { MqttClient } from 'mqtt'
+import { describe, expect, it } from 'vitest'
+import { installDeferredAcks } from '../../collector/deferred-acks.ts'
+
+/** The two members of mqtt.js' client the hook touches; the end-to-end behaviour is tested in lossless.test.ts. */
+function clientStub () {
+  const sent: Array<{ cmd: string, messageId?: number }> = []
+  const client = Object.assign(new EventEmitter(), {
+    _sendPacket: (packet: { cmd: string, messageId?: number }, callback?: () => void) => { sent.push(packet); callback?.() },
+  })
+  return { client: client as unknown as MqttClient, sent }
+}
+
+describe('installDeferredAcks', () => {
+  it('holds PUBACKs until released, lets mqtt.js continue at once, and passes other packets through', () => {
+    const { client, sent } = clientStub()
+    const acks = installDeferredAcks(client)
+    client.emit('connect', { cmd: 'connack', sessionPresent: true })
+    let continued = 0
+    const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
+    send({ cmd: 'puback', messageId: 1 }, () => { continued++ })
+    send({ cmd: 'puback', messageId: 2 }, () => { continued++ })
+    send({ cmd: 'pingreq' }, () => { continued++ })
+    expect(continued).toBe(3)
+    expect(sent).toEqual([{ cmd: 'pingreq' }])
+    acks.release([{ messageId: 1, connection: acks.connection }, { messageId: 2, connection: acks.connection }])
+    expect(sent.map((p) => p.messageId)).toEqual([undefined, 1, 2])
+    expect(acks.held).toBe(0)
+  })
+
+  it('never lets a ticket of an earlier connection release an ack of a later one that reuses the id', () => {
+    const { client, sent } = clientStub()
+    const acks = installDeferredAcks(client)
+    const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
+    client.emit('connect', { cmd: 'connack', sessionPresent: true })
+    send({ cmd: 'puback', messageId: 7 }, () => {})
+    const oldTicket = { messageId: 7, connection: acks.connection }
+    client.emit('connect', { cmd: 'connack', sessionPresent: true }) // reconnected: the broker redelivers, id 7 again
+    send({ cmd: 'puback', messageId: 7 }, () => {})
+    acks.release([oldTicket])
+    expect(sent).toEqual([])
+    acks.release([{ messageId: 7, connection: acks.connection }])
+    expect(sent).toEqual([{ cmd: 'puback', messageId: 7 }])
+  })
+})
