@@ -7,19 +7,12 @@
 import { z } from 'zod'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { DEVICE_KINDS } from '../shared/ids.ts'
-import { parseDuration } from '../shared/duration.ts'
+import { durationSchema } from '../shared/duration.ts'
 import { loadYamlFile } from '../shared/yaml-file.ts'
 import type { PlannedDevice } from './fleet-plan.ts'
 import { Random } from './random.ts'
 
-const duration = z.union([z.string(), z.number()]).transform((value, context) => {
-  try {
-    return parseDuration('duration', value)
-  } catch {
-    context.addIssue({ code: 'custom', message: `"${value}" is not a duration (e.g. 500ms, 10s, 5m)` })
-    return z.NEVER
-  }
-})
+const duration = durationSchema
 const semverString = z.string().regex(/^\d+\.\d+\.\d+$/, 'must be a version like 1.2.3')
 
 const select = z.strictObject({

@@ -6,16 +6,9 @@
 import semver from 'semver'
 import { z } from 'zod'
 import { DEVICE_KINDS } from '../shared/ids.ts'
-import { parseDuration } from '../shared/duration.ts'
+import { durationSchema } from '../shared/duration.ts'
 
-const duration = z.union([z.string(), z.number()]).transform((value, context) => {
-  try {
-    return parseDuration('duration', value)
-  } catch {
-    context.addIssue({ code: 'custom', message: `"${value}" is not a duration (e.g. 30s, 5m, 7d)` })
-    return z.NEVER
-  }
-})
+const duration = durationSchema
 const version = z.string().refine((value) => semver.valid(value) !== null, 'must be a semantic version like 3.1.0')
 const range = z.string().refine((value) => semver.validRange(value) !== null, 'must be a semver range like "<3.1.2" or "2.x"')
 const kind = z.enum(DEVICE_KINDS)

@@ -1,3 +1,4 @@
+import { z } from 'zod'
 import { invalidInput } from './errors.ts'
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
@@ -9,3 +10,13 @@ export function parseDuration (field: string, value: string | number): number {
   if (!match) throw invalidInput(field, `"${value}" is not a duration`, 'e.g. 500ms, 10s, 5m, 1h, 7d')
   return Math.round(Number(match[1]) * UNITS[match[2] ?? 's']!)
 }
+
+/** A duration in a YAML file ("30s", "5m", or seconds as a number), as milliseconds. */
+export const durationSchema = z.union([z.string(), z.number()]).transform((value, context) => {
+  try {
+    return parseDuration('duration', value)
+  } catch {
+    context.addIssue({ code: 'custom', message: `"${value}" is not a duration (e.g. 500ms, 10s, 5m, 7d)` })
+    return z.NEVER
+  }
+})
