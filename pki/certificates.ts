@@ -10,7 +10,6 @@
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
 import { createPublicKey, generateKeyPair, randomBytes, webcrypto, type KeyObject } from 'node:crypto'
-import { promisify } from 'node:util'
 import { identityUri, type Identity } from './identity.ts'
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
@@ -18,8 +17,6 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 type CryptoKey = webcrypto.CryptoKey
 
 export type KeyAlgorithm = 'ecdsa-p256' | 'rsa-2048'
-
-const generateKeyPairAsync = promisify(generateKeyPair)
 
 const SIGNING = {
   'ecdsa-p256': { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
@@ -32,16 +29,20 @@ export interface KeyPairPem {
   publicKeyDer: Buffer
 }
 
-/** Generates a key on libuv's thread pool so that many can be made at once. */
-export async function generateKey (algorithm: KeyAlgorithm): Promise<KeyPairPem> {
-  const { privateKey, publicKey } = algorithm === 'ecdsa-p256'
-    ? await generateKeyPairAsync('ec', { namedCurve: 'P-256' })
-    : await generateKeyPairAsync('rsa', { modulusLength: 2048 })
-  return {
-    algorithm,
-    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-    publicKeyDer: publicKey.export({ type: 'spki', format: 'der' }),
-  }
+/**
+ * Generates a key on libuv's thread pool, encoded there too (PKCS#8 PEM,
+ * SPKI DER), so many can be made at once without blocking the JS thread.
+ */
+export function generateKey (algorithm: KeyAlgorithm): Promise<KeyPairPem> {
+  const encoding = { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as const
+  return new Promise((resolve, reject) => {
+    const done = (error: Error | null, publicKeyDer: Buffer, privateKeyPem: string): void => {
+      if (error) reject(error)
+      else resolve({ algorithm, privateKeyPem, publicKeyDer })
+    }
+    if (algorithm === 'ecdsa-p256') generateKeyPair('ec', { namedCurve: 'P-256', ...encoding }, done)
+    else generateKeyPair('rsa', { modulusLength: 2048, ...encoding }, done)
+  })
 }
 
 export function keyAlgorithmOf (publicKey: KeyObject): KeyAlgorithm | undefined {

@@ -5,10 +5,10 @@
  * one a core. 10,000 identities in seconds, not the ~35 min
  * node-forge's RSA would take (bench/pki.ts).
  */
-import { createHash, generateKeyPair } from 'node:crypto'
+import { createHash, X509Certificate } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { type KeyAlgorithm } from './certificates.ts'
+import { generateKey, type KeyAlgorithm } from './certificates.ts'
 import { createLeafSigner, derToPem, type LeafSigner, signLeafDer } from './leaf-der.ts'
 import { writeFileAtomicAsync } from './files.ts'
 import type { Identity } from './identity.ts'
@@ -38,20 +38,10 @@ export function sha256Hex (der: ArrayBuffer | Uint8Array): string {
   return createHash('sha256').update(new Uint8Array(der)).digest('hex')
 }
 
-/** Key generation with its PEM/DER encoding done on libuv's pool, off the JS thread. */
-function generateEncodedKey (algorithm: KeyAlgorithm): Promise<{ publicKey: Buffer, privateKey: string }> {
-  const encoding = { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as const
-  return new Promise((resolve, reject) => {
-    const done = (error: Error | null, publicKey: Buffer, privateKey: string): void => { if (error) reject(error); else resolve({ publicKey, privateKey }) }
-    if (algorithm === 'ecdsa-p256') generateKeyPair('ec', { namedCurve: 'P-256', ...encoding }, done)
-    else generateKeyPair('rsa', { modulusLength: 2048, ...encoding }, done)
-  })
-}
-
 export async function signLeaf (signer: LeafSigner, job: LeafJob): Promise<SignedLeaf> {
-  const key = await generateEncodedKey(job.keyAlgorithm)
+  const key = await generateKey(job.keyAlgorithm)
   const der = signLeafDer(signer, {
-    publicKeyDer: key.publicKey,
+    publicKeyDer: key.publicKeyDer,
     commonName: job.commonName,
     identity: job.identity,
     notBefore: new Date(job.notBefore),
@@ -59,14 +49,13 @@ export async function signLeaf (signer: LeafSigner, job: LeafJob): Promise<Signe
     serialNumber: job.serialNumber,
   })
   // Key first: a certificate file on disk always has its key beside it.
-  await writeFileAtomicAsync(job.privateKeyPath, key.privateKey, 0o600)
+  await writeFileAtomicAsync(job.privateKeyPath, key.privateKeyPem, 0o600)
   await writeFileAtomicAsync(job.certificatePath, derToPem(der))
   return { fingerprint: sha256Hex(der) }
 }
 
 export function leafSignerFor (ca: CaMaterial): LeafSigner {
-  const der = Buffer.from(ca.certificatePem.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64')
-  return createLeafSigner(der, ca.privateKeyPem)
+  return createLeafSigner(new X509Certificate(ca.certificatePem).raw, ca.privateKeyPem)
 }
 
 /** Runs the jobs with a bounded number in flight; results keep the jobs' order. */
