@@ -17,7 +17,7 @@ import { PlaceGuardError } from '../shared/errors.ts'
 import { printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
-import { type Identity, identityFromSubjectAltName, identityName, isIssuedBy, isSelfSigned, normalizeSerial, readCrl } from '../pki/index.ts'
+import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, normalizeSerial, readCrl } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
 import { createMqEmitter } from './mq-fast-queue.ts'
@@ -266,12 +266,8 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     if (!failure && serial && this.#revoked.has(serial)) failure = 'CERT_REVOKED'
     if (!failure && presented && Date.parse(peer.valid_to) < this.#clock.now()) failure = 'CERT_HAS_EXPIRED'
     if (failure) {
-      const refusal = classifyRefusal({
-        code: presented ? failure : undefined,
-        // The identity in a refused certificate is trusted only if the CA really signed it.
-        issuedByFleetCa: presented && isIssuedBy(peer.raw, this.#ca),
-        selfSigned: presented && isSelfSigned(peer.raw),
-      })
+      // The identity in a refused certificate is trusted only if the CA really signed it.
+      const refusal = classifyRefusal(presented ? failure : undefined, presented ? certificateOrigin(peer.raw, this.#ca) : undefined)
       const identity = refusal.trustIdentity ? identityFromSubjectAltName(peer.subjectaltname) : undefined
       this.#emit('tls-rejected', {
         ...(identity ? identityFields(identity) : {}),

@@ -1,3 +1,5 @@
+import type { CertificateOrigin } from '../pki/index.ts'
+
 /**
  * OpenSSL's verification results (`socket.authorizationError`) in words an
  * operator reads in an alert. Codes not listed keep OpenSSL's own text.
@@ -30,23 +32,15 @@ export function describeTlsFailure (code: string | undefined): { code: string, r
 /** Failures where the certificate is ours (signature checked separately) but not usable now. */
 const OWN_CA_FAILURES = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_REVOKED'])
 
-export interface RefusalFacts {
-  /** OpenSSL's code, or undefined when no certificate was presented. */
-  code: string | undefined
-  /** The fleet CA really signed the presented certificate. */
-  issuedByFleetCa: boolean
-  selfSigned: boolean
-}
-
 /**
  * Names a refusal by what the certificate is, not by which check OpenSSL
  * happened to run first: with CRL checking on, a foreign or self-signed
  * certificate fails as UNABLE_TO_GET_CRL before its issuer is even looked at.
  */
-export function classifyRefusal (facts: RefusalFacts): { code: string, reason: string, trustIdentity: boolean } {
-  if (facts.code === undefined) return { ...describeTlsFailure(undefined), trustIdentity: false }
-  if (facts.issuedByFleetCa) return { ...describeTlsFailure(facts.code), trustIdentity: OWN_CA_FAILURES.has(facts.code) }
-  if (facts.selfSigned) return { ...describeTlsFailure('DEPTH_ZERO_SELF_SIGNED_CERT'), trustIdentity: false }
-  if (facts.code === 'UNABLE_TO_GET_CRL') return { ...describeTlsFailure('UNABLE_TO_GET_ISSUER_CERT'), trustIdentity: false }
-  return { ...describeTlsFailure(facts.code), trustIdentity: false }
+export function classifyRefusal (code: string | undefined, origin: CertificateOrigin | undefined): { code: string, reason: string, trustIdentity: boolean } {
+  if (code === undefined) return { ...describeTlsFailure(undefined), trustIdentity: false }
+  if (origin === 'fleet-ca') return { ...describeTlsFailure(code), trustIdentity: OWN_CA_FAILURES.has(code) }
+  if (origin === 'self-signed') return { ...describeTlsFailure('DEPTH_ZERO_SELF_SIGNED_CERT'), trustIdentity: false }
+  if (code === 'UNABLE_TO_GET_CRL') return { ...describeTlsFailure('UNABLE_TO_GET_ISSUER_CERT'), trustIdentity: false }
+  return { ...describeTlsFailure(code), trustIdentity: false }
 }

@@ -23,22 +23,21 @@ export async function readCrl (crlPem: string, caPem: string): Promise<CrlSummar
   }
 }
 
-/** True when the certificate signs itself (issuer = subject, own key verifies). */
-export function isSelfSigned (certificateDer: Buffer): boolean {
-  try {
-    const certificate = new X509Certificate(certificateDer)
-    return certificate.checkIssued(certificate) && certificate.verify(certificate.publicKey)
-  } catch {
-    return false
-  }
-}
+export type CertificateOrigin = 'fleet-ca' | 'self-signed' | 'foreign' | 'unreadable'
 
-/** True when `certificateDer` is signed by the CA — used to trust the identity in a refused certificate. */
-export function isIssuedBy (certificateDer: Buffer, ca: X509Certificate): boolean {
+/**
+ * Who really signed a presented certificate (signatures checked, not
+ * names): the fleet CA — so the identity in it can be trusted even when
+ * it is refused as expired or revoked — the certificate itself, or someone else.
+ */
+export function certificateOrigin (certificateDer: Buffer, ca: X509Certificate): CertificateOrigin {
+  let certificate: X509Certificate
   try {
-    const certificate = new X509Certificate(certificateDer)
-    return certificate.checkIssued(ca) && certificate.verify(ca.publicKey)
+    certificate = new X509Certificate(certificateDer)
   } catch {
-    return false
+    return 'unreadable'
   }
+  if (certificate.checkIssued(ca) && certificate.verify(ca.publicKey)) return 'fleet-ca'
+  if (certificate.checkIssued(certificate) && certificate.verify(certificate.publicKey)) return 'self-signed'
+  return 'foreign'
 }

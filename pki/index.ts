@@ -3,5 +3,5 @@ export { type Identity, identityFromSubjectAltName, identityName, identityUri, p
 export { pkiPaths, deviceFiles, type PkiPaths } from './paths.ts'
 export type { KeyAlgorithm } from './certificates.ts'
 export type { InventoryRecord, InventoryStatus } from './inventory.ts'
-export { readCrl, normalizeSerial, isIssuedBy, isSelfSigned, type CrlSummary } from './crl.ts'
+export { readCrl, normalizeSerial, certificateOrigin, type CertificateOrigin, type CrlSummary } from './crl.ts'
 export { createUntrustedIdentity, type UntrustedIdentity } from './untrusted.ts'
