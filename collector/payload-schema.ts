@@ -21,13 +21,6 @@ export const TELEMETRY_SCHEMAS = {
 
 export type Telemetry = z.infer<typeof TELEMETRY_SCHEMAS[DeviceKind]>
 
-/** Fields (besides ts, seq, fw) that are readings, per kind. */
-export const READING_FIELDS: Record<DeviceKind, readonly string[]> = {
-  flood: ['level_cm', 'battery_v'],
-  energy: ['power_kw', 'voltage_v', 'energy_kwh'],
-  housing: ['temp_c', 'humidity_pct', 'co2_ppm'],
-}
-
 export const MAX_PAYLOAD_BYTES = 4096
 
 export type ParseResult = { ok: true, telemetry: Telemetry } | { ok: false, reason: string }

@@ -8,7 +8,7 @@ import {
   minutesAgo, newSerialNumber, parseCsr, type Signer,
 } from './certificates.ts'
 import { writeFileAtomic, writeFilesAtomic } from './files.ts'
-import { type Identity, identityUri } from './identity.ts'
+import type { Identity } from './identity.ts'
 import { effectiveStatus, Inventory, type InventoryRecord, type InventoryStatus } from './inventory.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
@@ -346,4 +346,3 @@ function duplicateId (deviceId: string): PlaceGuardError {
   })
 }
 
-export { identityUri }

@@ -12,5 +12,3 @@ export function deviceTopicRoot (site: string, kind: DeviceKind, deviceId: strin
 export function telemetryTopic (site: string, kind: DeviceKind, deviceId: string): string {
   return `${deviceTopicRoot(site, kind, deviceId)}/telemetry`
 }
-
-export const ALL_PLACES_FILTER = 'places/#'
