@@ -3,11 +3,11 @@
  * certificate identity and the topic: a device may publish only under
  * `places/<site>/<kind>/<its id>/…` and subscribe only inside that subtree;
  * the collector role reads telemetry and security events and publishes
- * nothing. Everything not allowed here is denied (STRIDE: Elevation of
+ * nothing but its commands to the broker (quarantine). Everything not allowed here is denied (STRIDE: Elevation of
  * privilege, Information disclosure).
  */
 import type { Identity } from '../pki/index.ts'
-import { deviceTopicRoot, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+import { deviceTopicRoot, QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
 
 export type AclDecision = { allowed: true } | { allowed: false, reason: string }
 
@@ -18,8 +18,10 @@ function hasWildcard (topic: string): boolean {
 }
 
 export function canPublish (identity: Identity, topic: string): AclDecision {
+  if (identity.role === 'collector') {
+    return topic === QUARANTINE_CONTROL_TOPIC ? ALLOW : { allowed: false, reason: 'the collector role may publish only broker commands' }
+  }
   if (topic.startsWith('$')) return { allowed: false, reason: 'publish to a reserved $ topic' }
-  if (identity.role === 'collector') return { allowed: false, reason: 'the collector role may not publish' }
   const root = deviceTopicRoot(identity.site, identity.kind, identity.deviceId)
   // [MQTT-3.3.2-2] wildcards are illegal in a PUBLISH topic; the parser already refuses them.
   if (!topic.startsWith(`${root}/`) || topic.length === root.length + 1 || hasWildcard(topic)) {

@@ -16,7 +16,7 @@ import { type Clock, systemClock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
-import { SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
 import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, normalizeSerial, readCrl } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
@@ -25,6 +25,7 @@ import { installReadBackpressure } from './read-backpressure.ts'
 import type { SecurityEvent, SecurityEventType } from './security-events.ts'
 import { classifyRefusal } from './tls-reasons.ts'
 import { PublishThrottle } from './publish-throttle.ts'
+import { parseQuarantineCommand, type QuarantineCommand, type QuarantineEntry, QuarantineList } from './quarantine.ts'
 
 export interface BrokerTlsFiles {
   caCert: string
@@ -75,6 +76,8 @@ export interface BrokerOptions {
   clock?: Clock
   /** aedes persistence and mqemitter, e.g. the Redis pair for a cluster. */
   aedes?: Pick<AedesOptions, 'persistence' | 'mq' | 'id'>
+  /** Where quarantines are kept across restarts (e.g. `<data-dir>/quarantine.json`); in memory without it. */
+  quarantineFile?: string
 }
 
 interface Session {
@@ -113,6 +116,8 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   #crlPem = ''
   #collectorSessions = 0
   #lastConnectionLimitEventAt = 0
+  readonly #quarantine: QuarantineList
+  #quarantineSweep: NodeJS.Timeout | undefined
 
   constructor (options: BrokerOptions) {
     super()
@@ -122,6 +127,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     this.limits = Object.freeze({ ...DEFAULT_BROKER_LIMITS, ...options.limits })
     this.#caPem = readTls(options.tls.caCert, 'CA certificate')
     this.#ca = new X509Certificate(this.#caPem)
+    this.#quarantine = new QuarantineList(options.quarantineFile)
     this.aedes = new Aedes({
       id: options.aedes?.id,
       persistence: options.aedes?.persistence,
@@ -173,6 +179,8 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       this.#server.listen(this.#options.port, this.#options.host, resolve)
     })
     watchFile(this.#options.tls.crl, { interval: this.limits.crlPollMs, persistent: false }, () => { void this.#loadCrl(false) })
+    this.#quarantineSweep = setInterval(() => this.#expireQuarantines(), 1_000)
+    this.#quarantineSweep.unref()
     const address = this.#server.address() as AddressInfo
     this.#logger.info({ port: address.port, host: address.address }, 'broker listening (mTLS)')
     return address
@@ -181,6 +189,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   /** Graceful stop: no new connections, every client disconnected, then closed. */
   async close (): Promise<void> {
     unwatchFile(this.#options.tls.crl)
+    clearInterval(this.#quarantineSweep)
     await new Promise<void>((resolve) => {
       this.#server.close(() => resolve())
       for (const socket of this.#live.keys()) socket.destroy()
@@ -209,6 +218,69 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   /** Re-reads the CRL now (also done by polling the file). */
   async reloadCrl (): Promise<void> {
     await this.#loadCrl(false)
+  }
+
+  // --- quarantine ------------------------------------------------------------
+
+  /**
+   * Refuses a device for `durationMs`: its live session is dropped now and
+   * its CONNECTs are refused until then. Emits `quarantined`.
+   */
+  quarantine (request: Omit<Extract<QuarantineCommand, { action: 'quarantine' }>, 'action'>): QuarantineEntry {
+    const now = this.#clock.now()
+    const entry = this.#quarantine.add({
+      deviceId: request.deviceId, since: new Date(now).toISOString(), until: new Date(now + request.durationMs).toISOString(),
+      reason: request.reason, by: request.by, alertId: request.alertId, policy: request.policy,
+    })
+    let dropped = 0
+    for (const [socket, session] of this.#live) {
+      if (session.identity.role !== 'device' || session.identity.deviceId !== entry.deviceId) continue
+      socket.destroy()
+      dropped++
+    }
+    this.#emit('quarantined', {
+      deviceId: entry.deviceId, reason: `quarantined until ${entry.until}: ${entry.reason}`,
+      details: withoutUndefined({ until: entry.until, by: entry.by, alertId: entry.alertId, policy: entry.policy, sessionsDropped: dropped }),
+    })
+    return entry
+  }
+
+  /** Ends a quarantine before its time. Emits `quarantine-lifted`; undefined if the device was not quarantined. */
+  liftQuarantine (deviceId: string, by: string, reason = 'lifted by an operator'): QuarantineEntry | undefined {
+    const entry = this.#quarantine.remove(deviceId)
+    if (entry) this.#emitLifted(entry, by, reason)
+    return entry
+  }
+
+  /** Quarantines in force. */
+  quarantined (): QuarantineEntry[] {
+    const now = this.#clock.now()
+    return this.#quarantine.list().filter((entry) => Date.parse(entry.until) > now)
+  }
+
+  #expireQuarantines (): void {
+    for (const entry of this.#quarantine.expire(this.#clock.now())) this.#emitLifted(entry, 'broker', 'quarantine period ended')
+  }
+
+  #emitLifted (entry: QuarantineEntry, by: string, reason: string): void {
+    this.#emit('quarantine-lifted', {
+      deviceId: entry.deviceId, reason,
+      details: withoutUndefined({ by, since: entry.since, until: entry.until, alertId: entry.alertId, policy: entry.policy }),
+    })
+  }
+
+  /** A command from the collector role on the control topic (it may run in another process). */
+  #onControl (session: Session, payload: Buffer): void {
+    const parsed = parseQuarantineCommand(payload)
+    if ('error' in parsed) {
+      this.#logger.error({ from: identityName(session.identity), err: parsed.error }, 'quarantine command refused')
+      return
+    }
+    const { command } = parsed
+    if (command.action === 'quarantine') this.quarantine(command)
+    else if (!this.liftQuarantine(command.deviceId, command.by, command.reason)) {
+      this.#logger.info({ deviceId: command.deviceId, by: command.by }, 'quarantine lift: the device was not quarantined')
+    }
   }
 
   // --- TLS ---------------------------------------------------------------
@@ -337,6 +409,11 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
           details: { otherRemoteAddress: other?.remoteAddress ?? 'unknown', sameCertificate: other?.serial === session.serial },
         })
       }
+      const quarantined = this.#quarantine.get(identity.deviceId, this.#clock.now())
+      if (quarantined) {
+        // CONNACK 5 (not authorized): the device is known and valid, but not welcome for now.
+        return refuse(`device quarantined until ${quarantined.until}: ${quarantined.reason}`, 5, 'QUARANTINED')
+      }
     } else {
       if (!/^collector(-[a-z0-9-]{1,54})?$/.test(client.id)) {
         return refuse(`client id "${printable(client.id, 64)}" is not a collector client id (collector or collector-<name>)`, 2, 'CLIENT_ID_MISMATCH')
@@ -358,6 +435,12 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       // it or closes the connection. PlaceGuard closes (as AWS IoT Core does),
       // so a compromised device's attempt is both blocked and visible.
       return done(new Error(decision.reason))
+    }
+    if (packet.topic === QUARANTINE_CONTROL_TOPIC) {
+      // Acted on here, before PUBACK; never kept as a retained message.
+      packet.retain = false
+      this.#onControl(session, packet.payload as Buffer)
+      return done(null)
     }
     if (!session.throttle) return done(null)
     const now = this.#clock.now()
@@ -448,6 +531,6 @@ function readTls (path: string, what: string): string {
   }
 }
 
-function withoutUndefined<T extends object> (value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T
+function withoutUndefined<T extends object> (value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> }
 }

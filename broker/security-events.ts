@@ -19,6 +19,9 @@ export const SECURITY_EVENT_TYPES = [
   'connection-limit',
   'crl-reloaded',
   'crl-invalid',
+  // A device refused for a while (automated response or operator), and the end of it.
+  'quarantined',
+  'quarantine-lifted',
   // Raised by the collector, not the broker: a telemetry payload failed validation.
   'payload-invalid',
 ] as const

@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import type { Command } from 'commander'
 import { PlaceGuardBroker } from '../broker/index.ts'
 import { pkiPaths } from '../pki/index.ts'
@@ -25,6 +26,7 @@ export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
   return new PlaceGuardBroker({
     tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
     host: config.mqttHost, port: config.mqttPort, limits: config.broker, logger,
+    quarantineFile: join(config.dataDir, 'quarantine.json'),
   })
 }
 

@@ -7,7 +7,7 @@ import {
   createCaCertificate, createCrl, createLeafCertificate, generateKey, type KeyAlgorithm, loadSigner,
   minutesAgo, newSerialNumber, parseCsr, type Signer,
 } from './certificates.ts'
-import { writeFileAtomic, writeFilesAtomic } from './files.ts'
+import { writeFileAtomic, writeFilesAtomic } from '../shared/files.ts'
 import type { Identity } from './identity.ts'
 import { effectiveStatus, Inventory, type InventoryRecord, type InventoryStatus } from './inventory.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'

@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { generateKey, type KeyAlgorithm } from './certificates.ts'
 import { createLeafSigner, derToPem, type LeafSigner, signLeafDer } from './leaf-der.ts'
-import { writeFileAtomicAsync } from './files.ts'
+import { writeFileAtomicAsync } from '../shared/files.ts'
 import type { Identity } from './identity.ts'
 
 export interface LeafJob {

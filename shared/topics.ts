@@ -12,3 +12,11 @@ export function deviceTopicRoot (site: string, kind: DeviceKind, deviceId: strin
 export function telemetryTopic (site: string, kind: DeviceKind, deviceId: string): string {
   return `${deviceTopicRoot(site, kind, deviceId)}/telemetry`
 }
+
+/**
+ * Commands to the broker from the collector role (PlaceGuard's own
+ * extension): the only topics that role may publish to. The broker acts on
+ * them and delivers them to no one.
+ */
+export const CONTROL_PREFIX = '$SYS/placeguard/control/'
+export const QUARANTINE_CONTROL_TOPIC = `${CONTROL_PREFIX}quarantine`

@@ -17,13 +17,17 @@ describe('canPublish', () => {
     ['places/other/flood/flood-1/telemetry', false],
     ['places/riverside/energy/flood-1/telemetry', false],
     ['$SYS/placeguard/events/connect', false],
+    ['$SYS/placeguard/control/quarantine', false],
     [`${own}/+`, false],
   ])('device publish to %s → %s', (topic, allowed) => {
     expect(canPublish(device, topic).allowed).toBe(allowed)
   })
 
-  it('the collector publishes nothing', () => {
-    expect(canPublish(collector, `${own}/telemetry`)).toEqual({ allowed: false, reason: 'the collector role may not publish' })
+  it('the collector publishes nothing but broker commands', () => {
+    expect(canPublish(collector, `${own}/telemetry`)).toEqual({ allowed: false, reason: 'the collector role may publish only broker commands' })
+    expect(canPublish(collector, '$SYS/placeguard/events/connect').allowed).toBe(false)
+    expect(canPublish(collector, '$SYS/placeguard/control/#').allowed).toBe(false)
+    expect(canPublish(collector, '$SYS/placeguard/control/quarantine').allowed).toBe(true)
   })
 })
 

@@ -16,7 +16,7 @@ export interface RunningBroker {
   close: () => Promise<void>
 }
 
-export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimits> = {}): Promise<RunningBroker> {
+export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, options: { quarantineFile?: string } = {}): Promise<RunningBroker> {
   const logs: string[] = []
   const destination = new Writable({ write (chunk, _encoding, done) { logs.push(String(chunk)); done() } })
   const broker = new PlaceGuardBroker({
@@ -25,6 +25,7 @@ export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimit
     port: 0,
     limits: { crlPollMs: 200, ...limits },
     logger: createLogger({ level: 'debug', destination }),
+    quarantineFile: options.quarantineFile,
   })
   const events: SecurityEvent[] = []
   const waiters = new Set<{ match: (e: SecurityEvent) => boolean, resolve: (e: SecurityEvent) => void }>()

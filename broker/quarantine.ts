@@ -1,0 +1,126 @@
+/**
+ * Quarantine: devices the broker refuses for a while — an automated
+ * response to an alert (policies' `response.quarantine`) or an operator's
+ * decision. A quarantined device's live session is dropped and its CONNECTs
+ * are refused (CONNACK 5, not authorized) until the quarantine ends or is
+ * lifted. Kept in a file so that a broker restart does not free a device.
+ *
+ * Commands arrive from the collector role on QUARANTINE_CONTROL_TOPIC
+ * (the collector may run in another process), validated here.
+ */
+import { readFileSync } from 'node:fs'
+import { z } from 'zod'
+import { writeFileAtomic } from '../shared/files.ts'
+import { ID_PATTERN } from '../shared/ids.ts'
+
+/** An operator can always lift sooner; a quarantine longer than this is a revocation. */
+export const MAX_QUARANTINE_MS = 30 * 86_400_000
+
+export interface QuarantineEntry {
+  deviceId: string
+  /** ISO 8601: from when, and until when the device is refused. */
+  since: string
+  until: string
+  /** Why, for the operator and the device's security events. */
+  reason: string
+  /** The alert that asked for it, when it was automatic. */
+  alertId?: string
+  policy?: string
+  /** Who asked: `policy:<id>` or an operator's name. */
+  by: string
+}
+
+const text = (max: number) => z.string().min(1).max(max)
+
+export const quarantineCommandSchema = z.discriminatedUnion('action', [
+  z.strictObject({
+    action: z.literal('quarantine'),
+    deviceId: z.string().regex(ID_PATTERN),
+    durationMs: z.number().int().positive().max(MAX_QUARANTINE_MS),
+    reason: text(500),
+    by: text(120),
+    alertId: text(64).optional(),
+    policy: text(64).optional(),
+  }),
+  z.strictObject({
+    action: z.literal('lift'),
+    deviceId: z.string().regex(ID_PATTERN),
+    by: text(120),
+    reason: text(500).optional(),
+  }),
+])
+
+export type QuarantineCommand = z.infer<typeof quarantineCommandSchema>
+
+/** Parses a control message; the error names the field that is wrong. */
+export function parseQuarantineCommand (payload: Buffer): { command: QuarantineCommand } | { error: string } {
+  let json: unknown
+  try {
+    json = JSON.parse(payload.toString('utf8'))
+  } catch {
+    return { error: 'control message is not JSON' }
+  }
+  const result = quarantineCommandSchema.safeParse(json)
+  if (result.success) return { command: result.data }
+  const issue = result.error.issues[0]!
+  return { error: `control message: ${issue.path.join('.') || '(root)'}: ${issue.message}` }
+}
+
+/** The quarantine list, persisted to `path` (JSON, written atomically) when one is given. */
+export class QuarantineList {
+  readonly #path: string | undefined
+  readonly #entries = new Map<string, QuarantineEntry>()
+
+  constructor (path?: string) {
+    this.#path = path
+    if (!path) return
+    let raw: string
+    try {
+      raw = readFileSync(path, 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw error
+    }
+    for (const entry of JSON.parse(raw) as QuarantineEntry[]) this.#entries.set(entry.deviceId, entry)
+  }
+
+  /** The device's quarantine if it is in force at `nowMs`. */
+  get (deviceId: string, nowMs: number): QuarantineEntry | undefined {
+    const entry = this.#entries.get(deviceId)
+    return entry && Date.parse(entry.until) > nowMs ? entry : undefined
+  }
+
+  list (): QuarantineEntry[] {
+    return [...this.#entries.values()]
+  }
+
+  /** Adds or extends (a later `until` wins; an earlier one never shortens a quarantine in force). */
+  add (entry: QuarantineEntry): QuarantineEntry {
+    const existing = this.#entries.get(entry.deviceId)
+    const kept = existing && Date.parse(existing.until) > Date.parse(entry.until) ? { ...entry, until: existing.until } : entry
+    this.#entries.set(entry.deviceId, kept)
+    this.#save()
+    return kept
+  }
+
+  remove (deviceId: string): QuarantineEntry | undefined {
+    const entry = this.#entries.get(deviceId)
+    if (!entry) return undefined
+    this.#entries.delete(deviceId)
+    this.#save()
+    return entry
+  }
+
+  /** Removes and returns the quarantines that have ended by `nowMs`. */
+  expire (nowMs: number): QuarantineEntry[] {
+    const ended = [...this.#entries.values()].filter((entry) => Date.parse(entry.until) <= nowMs)
+    if (ended.length === 0) return []
+    for (const entry of ended) this.#entries.delete(entry.deviceId)
+    this.#save()
+    return ended
+  }
+
+  #save (): void {
+    if (this.#path) writeFileAtomic(this.#path, `${JSON.stringify(this.list(), null, 2)}\n`, 0o600)
+  }
+}
