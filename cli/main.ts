@@ -4,6 +4,7 @@ import { registerBrokerCommand } from './broker-command.ts'
 import { registerCollectorCommand } from './collector-command.ts'
 import { reportError } from './output.ts'
 import { registerPkiCommands } from './pki-commands.ts'
+import { registerQuarantineCommands } from './quarantine-command.ts'
 import { registerSimCommand } from './sim-command.ts'
 import { registerUpCommand } from './up-command.ts'
 
@@ -18,6 +19,7 @@ registerBrokerCommand(program)
 registerCollectorCommand(program)
 registerUpCommand(program)
 registerSimCommand(program)
+registerQuarantineCommands(program)
 
 try {
   await program.parseAsync(process.argv)

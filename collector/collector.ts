@@ -9,10 +9,10 @@ import { readFileSync } from 'node:fs'
 import { EventEmitter } from 'node:events'
 import mqtt, { type MqttClient } from 'mqtt'
 import { z } from 'zod'
-import type { SecurityEvent } from '../broker/index.ts'
+import type { QuarantineCommand, SecurityEvent } from '../broker/index.ts'
 import { isDeviceKind } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
-import { SECURITY_EVENTS_FILTER, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_FILTER, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
 import { type AckTicket, installDeferredAcks, type DeferredAcks } from './deferred-acks.ts'
 import { parseTelemetry } from './payload-schema.ts'
 import { securityEventPoint, telemetryPoint } from './points.ts'
@@ -95,6 +95,16 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     // Resubscribing is harmless with a persistent session and needed the first time.
     await client.subscribeAsync({ [TELEMETRY_FILTER]: { qos: 1 }, [SECURITY_EVENTS_FILTER]: { qos: 1 } })
     logger.info({ broker: brokerUrl, clientId }, 'collector subscribed')
+  }
+
+  /**
+   * A command to the broker (quarantine, lift) on the control topic, QoS 1:
+   * resolves once the broker has acted on it (it acts before its PUBACK).
+   * While disconnected, mqtt.js queues it until the session is back.
+   */
+  async sendCommand (command: QuarantineCommand): Promise<void> {
+    if (!this.#client) throw new Error('the collector is not started')
+    await this.#client.publishAsync(QUARANTINE_CONTROL_TOPIC, JSON.stringify(command), { qos: 1 })
   }
 
   /**

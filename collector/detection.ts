@@ -4,12 +4,18 @@
  * (`<data-dir>/alerts.db`), and alert changes are logged and stored in the
  * `alert` measurement. Policy files are reloaded when they change; a
  * broken file is reported and the policies in force stay in force.
+ *
+ * Automated response: when an alert opens under a policy with
+ * `response.quarantine`, the device is quarantined at the broker through
+ * `command` (the collector's control topic); the broker's `quarantined` and
+ * `quarantine-lifted` events are recorded on the alert.
  */
 import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
-import type { SecurityEvent } from '../broker/index.ts'
+import type { QuarantineCommand, SecurityEvent } from '../broker/index.ts'
 import { FleetPki } from '../pki/index.ts'
-import { AlertBook, type AlertChange, loadPolicyDirectory, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
+import { type Alert, AlertBook, type AlertChange, type Finding, loadPolicySet, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
+import { isValidId } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { StoredPoint } from './stored-point.ts'
 
@@ -24,6 +30,15 @@ export interface DetectionOptions {
   store: (points: StoredPoint[]) => void
   tickMs?: number
   certificateCheckMs?: number
+  /** Sends a command to the broker (quarantine, lift); without it, automated responses are logged as failed. */
+  command?: (command: QuarantineCommand) => Promise<void>
+}
+
+export interface DetectionCounters {
+  /** Findings kept from alerting by a maintenance window or suppression. */
+  quieted: number
+  quarantinesRequested: number
+  quarantineFailures: number
 }
 
 export class Detection {
@@ -31,13 +46,17 @@ export class Detection {
   readonly engine: PolicyEngine
   readonly #options: DetectionOptions
   readonly #policiesDir: string
+  readonly counters: DetectionCounters = { quieted: 0, quarantinesRequested: 0, quarantineFailures: 0 }
   #timers: NodeJS.Timeout[] = []
   #watcher: FSWatcher | undefined
+  /** Devices the broker reports quarantined, until when (ms): their silence is expected. */
+  readonly #quarantined = new Map<string, number>()
 
   constructor (options: DetectionOptions) {
     this.#options = options
     this.#policiesDir = options.policiesDir ?? SHIPPED_POLICIES_DIR
-    this.engine = new PolicyEngine(loadPolicyDirectory(this.#policiesDir).map((l) => l.policy))
+    const set = loadPolicySet(this.#policiesDir)
+    this.engine = new PolicyEngine(set.policies.map((l) => l.policy), undefined, set.windows)
     this.alerts = new AlertBook({ path: join(options.dataDir, 'alerts.db') })
   }
 
@@ -61,9 +80,9 @@ export class Detection {
 
   reloadPolicies (): boolean {
     try {
-      const loaded = loadPolicyDirectory(this.#policiesDir)
-      this.engine.setPolicies(loaded.map((l) => l.policy))
-      this.#options.logger.info({ policies: loaded.length }, 'policies reloaded')
+      const set = loadPolicySet(this.#policiesDir)
+      this.engine.setPolicies(set.policies.map((l) => l.policy), set.windows)
+      this.#options.logger.info({ policies: set.policies.length, quietWindows: set.windows.length }, 'policies reloaded')
       this.checkCertificates() // thresholds may have changed
       return true
     } catch (error) {
@@ -82,7 +101,58 @@ export class Detection {
   }
 
   onSecurityEvent (event: SecurityEvent): void {
+    if (event.type === 'quarantined' || event.type === 'quarantine-lifted') this.#onQuarantineEvent(event)
     this.#apply(this.engine.onSecurityEvent(event), event)
+  }
+
+  /** An operator's quarantine (the API's and CLI's); resolves once the broker has acted. */
+  async quarantine (deviceId: string, durationMs: number, reason: string, by: string): Promise<void> {
+    await this.#send({ action: 'quarantine', deviceId, durationMs, reason, by })
+  }
+
+  /** An operator lifts a quarantine; the broker's `quarantine-lifted` event updates the alert. */
+  async liftQuarantine (deviceId: string, by: string, reason?: string): Promise<void> {
+    await this.#send({ action: 'lift', deviceId, by, ...(reason ? { reason } : {}) })
+  }
+
+  async #send (command: QuarantineCommand): Promise<void> {
+    if (!this.#options.command) throw new Error('no broker connection for commands')
+    await this.#options.command(command)
+  }
+
+  #onQuarantineEvent (event: SecurityEvent): void {
+    const details = event.details ?? {}
+    const until = typeof details.until === 'string' ? details.until : null
+    if (event.deviceId) {
+      if (event.type === 'quarantined' && until) this.#quarantined.set(event.deviceId, Date.parse(until))
+      else this.#quarantined.delete(event.deviceId)
+    }
+    if (typeof details.alertId !== 'string') return
+    const by = typeof details.by === 'string' ? details.by : null
+    const change = event.type === 'quarantined'
+      ? this.alerts.recordResponse(details.alertId, { action: 'quarantine', status: 'active', until, detail: null })
+      : this.alerts.recordResponse(details.alertId, { action: 'quarantine', status: by === 'broker' ? 'ended' : 'lifted', until, detail: by === 'broker' ? event.reason : `lifted by ${by ?? 'unknown'}` })
+    if (change) this.#publish([change])
+  }
+
+  /** The policy's automated response, if it has one and the alert names a real device. */
+  #respond (alert: Alert): void {
+    const quarantine = this.engine.policy(alert.policy)?.response?.quarantine
+    // Some alerts are keyed by a source address or an unverified claim: nothing to quarantine.
+    if (!quarantine || !alert.kind || !isValidId(alert.deviceId)) return
+    const until = new Date(Date.now() + quarantine.duration).toISOString()
+    this.counters.quarantinesRequested++
+    const requested = this.alerts.recordResponse(alert.id, { action: 'quarantine', status: 'requested', until, detail: null })
+    if (requested) this.#publish([requested])
+    this.#send({
+      action: 'quarantine', deviceId: alert.deviceId, durationMs: quarantine.duration, reason: `${alert.policy}: ${alert.summary}`.slice(0, 500),
+      by: `policy:${alert.policy}`, alertId: alert.id, policy: alert.policy,
+    }).catch((error: Error) => {
+      this.counters.quarantineFailures++
+      this.#options.logger.error({ alert: alert.id, deviceId: alert.deviceId, err: error.message }, 'automated quarantine not applied')
+      const failed = this.alerts.recordResponse(alert.id, { action: 'quarantine', status: 'failed', until: null, detail: error.message })
+      if (failed) this.#publish([failed])
+    })
   }
 
   /** cert-expiry over the whole inventory (also hourly, and at start). */
@@ -99,14 +169,33 @@ export class Detection {
   }
 
   #apply (verdict: Verdict, where: { site?: string | null, kind?: string | null } = {}): void {
+    for (const { finding, window } of verdict.quieted ?? []) this.#quieted(finding, `${window.type}: ${window.reason}`)
+    const findings = verdict.findings.filter((finding) => {
+      // A quarantined device is silent because PlaceGuard silenced it.
+      if (finding.policy !== 'device-silent' || !((this.#quarantined.get(finding.deviceId) ?? 0) > Date.now())) return true
+      this.#quieted(finding, 'quarantined')
+      return false
+    })
     const changes: AlertChange[] = [
-      ...verdict.findings.map((finding) => this.alerts.raise(finding, where)),
+      ...findings.map((finding) => this.alerts.raise(finding, where)),
       ...verdict.clears.flatMap((clear) => this.alerts.clear(clear) ?? []),
     ]
+    this.#publish(changes)
+    for (const { change, alert } of changes) if (change === 'opened') this.#respond(alert)
+  }
+
+  #quieted (finding: Finding, why: string): void {
+    this.counters.quieted++
+    this.#options.logger.debug({ finding: { policy: finding.policy, deviceId: finding.deviceId, summary: finding.summary }, why }, 'finding quieted')
+  }
+
+  /** Alert changes to the log and to the `alert` measurement. */
+  #publish (changes: AlertChange[]): void {
     const stored: StoredPoint[] = []
     for (const { change, alert } of changes) {
       if (change === 'updated') continue // repeats fold into the alert; they are not news
-      this.#options.logger[change === 'opened' ? 'warn' : 'info']({ alert: { id: alert.id, policy: alert.policy, severity: alert.severity, deviceId: alert.deviceId, summary: alert.summary } }, `alert ${change}: ${alert.policy}`)
+      const response = change === 'response' ? { response: alert.response } : {}
+      this.#options.logger[change === 'opened' ? 'warn' : 'info']({ alert: { id: alert.id, policy: alert.policy, severity: alert.severity, deviceId: alert.deviceId, summary: alert.summary, ...response } }, `alert ${change}: ${alert.policy}`)
       stored.push({
         measurement: ALERT_MEASUREMENT,
         tags: { policy: alert.policy, device: alert.deviceId, severity: alert.severity, status: alert.status },

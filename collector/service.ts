@@ -61,6 +61,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     dataDir: config.dataDir, policiesDir: config.policiesDir, logger,
     // Alert changes go through the spool like everything else: to the store, and never lost.
     store: (points) => { spool.append(points); writer.kick() },
+    command: (command) => collector.sendCommand(command),
   })
   collector.on('telemetry', (point) => detection.onTelemetry(point))
   collector.on('security-event', (event) => detection.onSecurityEvent(event))

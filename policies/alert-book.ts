@@ -14,6 +14,22 @@ import type { Severity } from './schema.ts'
 
 export type AlertStatus = 'open' | 'acknowledged' | 'resolved'
 
+/**
+ * The automated response taken on an alert's device (policies'
+ * `response.quarantine`): requested by the collector, `active` once the
+ * broker confirms, then `ended` (its time ran out) or `lifted` (by an
+ * operator); `failed` if the request could not be sent.
+ */
+export interface AlertResponse {
+  action: 'quarantine'
+  status: 'requested' | 'active' | 'ended' | 'lifted' | 'failed'
+  /** ISO 8601: when the quarantine ends (or ended). */
+  until: string | null
+  updatedAt: string
+  /** Who lifted it, or why it failed. */
+  detail: string | null
+}
+
 export interface Alert {
   id: string
   policy: PolicyId
@@ -34,9 +50,10 @@ export interface Alert {
   acknowledgedBy: string | null
   resolvedAt: string | null
   resolution: string | null
+  response: AlertResponse | null
 }
 
-export type AlertChange = { change: 'opened' | 'updated' | 'acknowledged' | 'resolved', alert: Alert }
+export type AlertChange = { change: 'opened' | 'updated' | 'acknowledged' | 'resolved' | 'response', alert: Alert }
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS alerts (
@@ -67,19 +84,20 @@ export class AlertBook {
 
   /** Folds a finding into the live alert for its (policy, device), or opens one. */
   raise (finding: Finding, where: { site?: string | null, kind?: string | null } = {}): AlertChange {
+    const { site, kind, ...found } = finding
     const now = new Date(this.#clock.now()).toISOString()
     const live = this.#liveAlert(finding.policy, finding.deviceId)
     if (live) {
-      const updated: Alert = { ...live, severity: finding.severity, summary: finding.summary, evidence: finding.evidence, lastSeenAt: now, occurrences: live.occurrences + 1 }
+      const updated: Alert = { ...live, severity: found.severity, summary: found.summary, evidence: found.evidence, lastSeenAt: now, occurrences: live.occurrences + 1 }
       this.#save(updated)
       return { change: 'updated', alert: updated }
     }
     const threat = POLICY_THREATS[finding.policy]
     const alert: Alert = {
       id: randomUUID(), policy: finding.policy, severity: finding.severity, deviceId: finding.deviceId,
-      site: where.site ?? null, kind: where.kind ?? null, summary: finding.summary, detectedAt: now, status: 'open',
+      site: site ?? where.site ?? null, kind: kind ?? where.kind ?? null, summary: finding.summary, detectedAt: now, status: 'open',
       evidence: finding.evidence, stride: threat.stride, attack: threat.attack ? `${threat.attack.id} ${threat.attack.name}` : null,
-      lastSeenAt: now, occurrences: 1, acknowledgedBy: null, resolvedAt: null, resolution: null,
+      lastSeenAt: now, occurrences: 1, acknowledgedBy: null, resolvedAt: null, resolution: null, response: null,
     }
     this.#save(alert)
     return { change: 'opened', alert }
@@ -104,14 +122,23 @@ export class AlertBook {
     return alert && alert.status !== 'resolved' ? this.#resolve(alert, `by ${by}`) : undefined
   }
 
+  /** Records what was done about the alert's device (whatever the alert's status: a quarantine outlives a resolve). */
+  recordResponse (id: string, response: Omit<AlertResponse, 'updatedAt'>): AlertChange | undefined {
+    const alert = this.get(id)
+    if (!alert) return undefined
+    const updated: Alert = { ...alert, response: { ...response, updatedAt: new Date(this.#clock.now()).toISOString() } }
+    this.#save(updated)
+    return { change: 'response', alert: updated }
+  }
+
   get (id: string): Alert | undefined {
     const row = this.#byId.get(id) as { body: string } | undefined
-    return row && JSON.parse(row.body) as Alert
+    return row && parse(row.body)
   }
 
   list (filter: { status?: AlertStatus, policy?: PolicyId, deviceId?: string } = {}): Alert[] {
     const rows = this.#db.prepare('SELECT body FROM alerts ORDER BY detected_at DESC').all() as Array<{ body: string }>
-    return rows.map((row) => JSON.parse(row.body) as Alert).filter((alert) =>
+    return rows.map((row) => parse(row.body)).filter((alert) =>
       (filter.status === undefined || alert.status === filter.status) &&
       (filter.policy === undefined || alert.policy === filter.policy) &&
       (filter.deviceId === undefined || alert.deviceId === filter.deviceId))
@@ -129,10 +156,15 @@ export class AlertBook {
 
   #liveAlert (policy: PolicyId, deviceId: string): Alert | undefined {
     const row = this.#live.get(policy, deviceId) as { body: string } | undefined
-    return row && JSON.parse(row.body) as Alert
+    return row && parse(row.body)
   }
 
   #save (alert: Alert): void {
     this.#upsert.run(alert.id, alert.policy, alert.deviceId, alert.status, alert.detectedAt, JSON.stringify(alert))
   }
+}
+
+/** Alerts stored before a field existed read as if it were empty. */
+function parse (body: string): Alert {
+  return { response: null, ...JSON.parse(body) as Partial<Alert> } as Alert
 }

@@ -8,6 +8,7 @@ import type { SecurityEvent } from '../broker/index.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { PolicyId } from './catalogue.ts'
 import type { Finding, PreviousTelemetry, TelemetryObservation } from './finding.ts'
+import { type QuietWindow, quietWindowFor } from './quiet-windows.ts'
 import type { Policy, PolicyOf } from './schema.ts'
 import { certExpiryRule, type CertificateFacts } from './rules/cert-expiry.ts'
 import { clockSkewRule } from './rules/clock-skew.ts'
@@ -21,7 +22,9 @@ import { replayRule } from './rules/replay.ts'
 import { valueImplausibleRule } from './rules/value-implausible.ts'
 
 export interface Clear { policy: PolicyId, deviceId: string, reason: string }
-export interface Verdict { findings: Finding[], clears: Clear[] }
+/** A finding that a maintenance window or suppression kept from becoming an alert. */
+export interface Quieted { finding: Finding, window: QuietWindow }
+export interface Verdict { findings: Finding[], clears: Clear[], quieted?: Quieted[] }
 
 interface DeviceState {
   kind: TelemetryObservation['kind']
@@ -50,18 +53,25 @@ const MAX_DEVICES = 200_000
 
 export class PolicyEngine {
   #policies = new Map<PolicyId, Policy>()
+  #quietWindows: readonly QuietWindow[] = []
   readonly #clock: Clock
   readonly #devices = new Map<string, DeviceState>()
   readonly #windows = new Map<string, number[]>()
 
-  constructor (policies: Policy[], clock: Clock = systemClock) {
+  constructor (policies: Policy[], clock: Clock = systemClock, quietWindows: readonly QuietWindow[] = []) {
     this.#clock = clock
-    this.setPolicies(policies)
+    this.setPolicies(policies, quietWindows)
   }
 
-  /** Swaps the policy set (a reload); learned device state is kept. */
-  setPolicies (policies: Policy[]): void {
+  /** Swaps the policy set and quiet windows (a reload); learned device state is kept. */
+  setPolicies (policies: Policy[], quietWindows: readonly QuietWindow[] = []): void {
     this.#policies = new Map(policies.filter((p) => p.enabled).map((p) => [p.id, p]))
+    this.#quietWindows = quietWindows
+  }
+
+  /** The enabled policy with this id, e.g. to read its `response`. */
+  policy (id: PolicyId): Policy | undefined {
+    return this.#policies.get(id)
   }
 
   get deviceCount (): number {
@@ -91,7 +101,7 @@ export class PolicyEngine {
     run('clock-skew', (p) => clockSkewRule(p, observation), true)
     run('replay', (p) => replayRule(p, observation, previous), false)
     this.#learn(state, observation)
-    return { findings, clears }
+    return this.#quiet(findings.map((f) => ({ ...f, site: observation.site, kind: observation.kind })), clears)
   }
 
   onSecurityEvent (event: SecurityEvent): Verdict {
@@ -103,7 +113,8 @@ export class PolicyEngine {
     const windowKey = `${match.policy}\u0000${match.key}`
     const { times, finding } = eventWindowRule(policy as WindowPolicy, match.key, this.#windows.get(windowKey) ?? [], event, this.#clock.now())
     this.#windows.set(windowKey, times)
-    return { findings: finding ? [finding] : [], clears: [] }
+    if (!finding) return { findings: [], clears: [] }
+    return this.#quiet([{ ...finding, site: device?.site ?? event.site ?? null, kind: device?.kind ?? event.kind ?? null }], [])
   }
 
   /** cert-expiry over the whole inventory, online or not. */
@@ -115,10 +126,10 @@ export class PolicyEngine {
       const policy = this.#applicable('cert-expiry', certificate.deviceId, certificate.kind ?? undefined, certificate.site ?? undefined)
       if (!policy) continue
       const finding = certExpiryRule(policy as PolicyOf<'cert-expiry'>, certificate, now)
-      if (finding) findings.push(finding)
+      if (finding) findings.push({ ...finding, site: certificate.site, kind: certificate.kind })
       else clears.push({ policy: 'cert-expiry', deviceId: certificate.deviceId, reason: 'the certificate is no longer near expiry' })
     }
-    return { findings, clears }
+    return this.#quiet(findings, clears)
   }
 
   /** The time-driven rules: silence and bursts. Call every few seconds. */
@@ -135,17 +146,31 @@ export class PolicyEngine {
       const silent = this.#applicable('device-silent', deviceId, state.kind, state.site)
       if (silent) {
         const finding = deviceSilentRule(silent as PolicyOf<'device-silent'>, { deviceId, kind: state.kind, lastSeenMs: state.lastSeenMs, learnedIntervalMs: state.intervalMs, messages: state.messages }, now)
-        if (finding) findings.push(finding)
+        if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
       const burst = this.#applicable('rate-burst', deviceId, state.kind, state.site)
       if (burst && state.intervalMs) {
         const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
           deviceId, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: 60_000 / state.intervalMs, messages: state.messages,
         }, peers.get(`${state.kind}/${state.site}`) ?? [])
-        if (finding) findings.push(finding)
+        if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
     }
-    return { findings, clears: [] }
+    return this.#quiet(findings, [])
+  }
+
+  /** Findings inside a maintenance window or suppression are set aside; clears always pass. */
+  #quiet (findings: Finding[], clears: Clear[]): Verdict {
+    if (this.#quietWindows.length === 0 || findings.length === 0) return { findings, clears }
+    const now = this.#clock.now()
+    const kept: Finding[] = []
+    const quieted: Quieted[] = []
+    for (const finding of findings) {
+      const window = quietWindowFor(this.#quietWindows, finding, now)
+      if (window) quieted.push({ finding, window })
+      else kept.push(finding)
+    }
+    return { findings: kept, clears, quieted }
   }
 
   #applicable (id: PolicyId, deviceId: string, kind: string | undefined, site: string | undefined): Policy | undefined {

@@ -10,6 +10,9 @@ export interface Finding {
   summary: string
   /** The facts behind it: values, thresholds, times. */
   evidence: Record<string, string | number | boolean | null>
+  /** Where the device is, when the engine knows (set by the engine, not the rules). */
+  site?: string | null
+  kind?: string | null
 }
 
 /** One telemetry message as the rules see it: validated, with where it came from. */

@@ -2,9 +2,15 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { loadYamlFile } from '../shared/yaml-file.ts'
+import { maintenanceWindow, type QuietWindow, suppressionWindow } from './quiet-windows.ts'
 import { type Policy, policyFileSchema } from './schema.ts'
 
 export interface LoadedPolicy { policy: Policy, file: string }
+export interface PolicySet { policies: LoadedPolicy[], windows: QuietWindow[] }
+
+export function loadPolicyDirectory (dir: string): LoadedPolicy[] {
+  return loadPolicySet(dir).policies
+}
 
 /**
  * Reads every `*.yaml` in a directory (sorted, so the result does not
@@ -12,13 +18,15 @@ export interface LoadedPolicy { policy: Policy, file: string }
  * all files: two files setting the same thresholds differently would make
  * one of them silently lose.
  */
-export function loadPolicyDirectory (dir: string): LoadedPolicy[] {
+export function loadPolicySet (dir: string): PolicySet {
   const files = readdirSync(dir).filter((name) => name.endsWith('.yaml') || name.endsWith('.yml')).sort()
   const loaded: LoadedPolicy[] = []
+  const windows: QuietWindow[] = []
   const seen = new Map<string, string>()
   for (const name of files) {
     const file = join(dir, name)
-    const { policies } = loadYamlFile(file, policyFileSchema, 'PG_ERR_POLICY_INVALID', 'policy file')
+    const { policies = [], maintenance = [], suppressions = [] } = loadYamlFile(file, policyFileSchema, 'PG_ERR_POLICY_INVALID', 'policy file')
+    windows.push(...maintenance.map(maintenanceWindow), ...suppressions.map(suppressionWindow))
     policies.forEach((policy, index) => {
       const earlier = seen.get(policy.id)
       if (earlier) {
@@ -28,5 +36,5 @@ export function loadPolicyDirectory (dir: string): LoadedPolicy[] {
       loaded.push({ policy, file })
     })
   }
-  return loaded
+  return { policies: loaded, windows }
 }

@@ -7,6 +7,7 @@ import semver from 'semver'
 import { z } from 'zod'
 import { DEVICE_KINDS } from '../shared/ids.ts'
 import { durationSchema } from '../shared/duration.ts'
+import { maintenanceSchema, suppressionSchema } from './quiet-windows.ts'
 
 const duration = durationSchema
 const version = z.string().refine((value) => semver.valid(value) !== null, 'must be a semantic version like 3.1.0')
@@ -61,7 +62,12 @@ export const policySchema = z.discriminatedUnion('id', [
   policy('replay', {}),
 ])
 
-export const policyFileSchema = z.strictObject({ policies: z.array(policySchema).min(1) })
+/** A policy file: policies, and/or the windows in which their findings stay quiet (quiet-windows.ts). */
+export const policyFileSchema = z.strictObject({
+  policies: z.array(policySchema).min(1).optional(),
+  maintenance: z.array(maintenanceSchema).min(1).optional(),
+  suppressions: z.array(suppressionSchema).min(1).optional(),
+}).refine((file) => file.policies || file.maintenance || file.suppressions, { message: 'a policy file holds policies, maintenance or suppressions' })
 
 export type Policy = z.infer<typeof policySchema>
 export type PolicyOf<I extends Policy['id']> = Extract<Policy, { id: I }>

@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   PG_ERR_PKI_CSR_INVALID: 'the certificate signing request is malformed or its signature does not verify',
   PG_ERR_BROKER_TLS: 'the broker TLS material (certificate, key, CA, CRL) cannot be loaded',
   PG_ERR_BROKER_LISTEN: 'the broker cannot listen on the requested port',
+  PG_ERR_BROKER_UNREACHABLE: 'a command cannot reach the running broker, or the broker refused it',
   PG_ERR_SCENARIO_INVALID: 'a simulator scenario file is unreadable or does not match the schema',
   PG_ERR_SIM_BROKER: 'the simulator cannot reach or use the broker',
   PG_ERR_POLICY_INVALID: 'a policy file is unreadable, does not match the schema, or repeats a policy id',

@@ -37,7 +37,7 @@ async function command (payload: object | string): Promise<void> {
 describe('quarantine at the broker', () => {
   it('drops the live session, refuses CONNECT with "not authorized", and lets the device back after a lift', async () => {
     const device = await connectClient(running.url, fleet, fleet.device('flood-001'), 'flood-001')
-    const closed = new Promise((resolve) => device.once('close', resolve))
+    const closed = new Promise<void>((resolve) => device.once('close', () => resolve()))
     await command({ action: 'quarantine', deviceId: 'flood-001', durationMs: 3_600_000, reason: 'acl-violation: publish outside own topic', by: 'policy:acl-violation', alertId: 'alert-1', policy: 'acl-violation' })
     await closed
     device.end(true)

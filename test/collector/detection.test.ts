@@ -81,3 +81,46 @@ describe('policy reload', () => {
     }
   })
 })
+
+describe('automated response: quarantine', () => {
+  it('quarantines the device of a new alert when its policy says so, records it on the alert, and an operator can lift it', async () => {
+    const { cpSync, mkdtempSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { SHIPPED_POLICIES_DIR } = await import('../../collector/detection.ts')
+    const { connectClient } = await import('../helpers/broker.ts')
+    const { mosquittoPub } = await import('../helpers/mosquitto-clients.ts')
+    const policiesDir = mkdtempSync(join(tmpdir(), 'placeguard-response-'))
+    cpSync(SHIPPED_POLICIES_DIR, policiesDir, { recursive: true, filter: (source) => !source.endsWith('.ts') && !source.includes('/rules') })
+    writeFileSync(join(policiesDir, 'behaviour.yaml'), [
+      'policies:',
+      '  - { id: acl-violation, severity: high, response: { quarantine: { duration: 1h } } }',
+      '  - { id: identity-clone, severity: critical }',
+    ].join('\n'))
+    await setup.fleet.pki.issueMany([{ deviceId: 'flood-q1', kind: 'flood', site: 'riverside' }, { deviceId: 'flood-q2', kind: 'flood', site: 'riverside' }])
+    const config = loadConfig({ env: { PLACEGUARD_POLICIES_DIR: policiesDir }, flags: { dataDir: setup.fleet.dataDir } })
+    const service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
+    await service.start()
+    const tls = (id: string) => ({ cafile: setup.fleet.paths.caCert, ...setup.fleet.device(id) })
+    try {
+      const device = await connectClient(setup.broker.url, setup.fleet, setup.fleet.device('flood-q1'), 'flood-q1')
+      device.publish('places/riverside/flood/flood-q9/telemetry', '{}', { qos: 1 })
+      await waitFor(() => service.detection.alerts.list({ policy: 'acl-violation', deviceId: 'flood-q1' })[0]?.response?.status === 'active', 10_000, 'quarantine confirmed on the alert')
+      device.end(true)
+      const alert = service.detection.alerts.list({ policy: 'acl-violation', deviceId: 'flood-q1' })[0]!
+      const untilMs = Date.parse(alert.response!.until!)
+      expect(untilMs - Date.now()).toBeGreaterThan(59 * 60_000)
+      expect(setup.broker.events).toContainEqual(expect.objectContaining({ type: 'quarantined', deviceId: 'flood-q1', details: expect.objectContaining({ alertId: alert.id, policy: 'acl-violation', by: 'policy:acl-violation' }) }))
+      expect((await mosquittoPub(setup.broker.port, tls('flood-q1'), 'flood-q1', 'places/riverside/flood/flood-q1/telemetry', '{}')).code).not.toBe(0)
+      // One alert, one quarantine.
+      expect(service.detection.counters.quarantinesRequested).toBe(1)
+
+      await service.detection.liftQuarantine('flood-q1', 'operator alice')
+      await waitFor(() => service.detection.alerts.get(alert.id)?.response?.status === 'lifted', 10_000, 'lift recorded')
+      expect(service.detection.alerts.get(alert.id)!.response).toMatchObject({ detail: 'lifted by operator alice' })
+      expect((await mosquittoPub(setup.broker.port, tls('flood-q1'), 'flood-q1', 'places/riverside/flood/flood-q1/telemetry', '{}')).code).toBe(0)
+    } finally {
+      await service.stop()
+      rmSync(policiesDir, { recursive: true, force: true })
+    }
+  })
+})

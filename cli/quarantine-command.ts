@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { userInfo } from 'node:os'
+import type { Command } from 'commander'
+import mqtt from 'mqtt'
+import { MAX_QUARANTINE_MS, type QuarantineCommand, type QuarantineEntry } from '../broker/index.ts'
+import { pkiPaths } from '../pki/index.ts'
+import { parseDuration } from '../shared/duration.ts'
+import { invalidInput, PlaceGuardError } from '../shared/errors.ts'
+import { assertId } from '../shared/ids.ts'
+import { QUARANTINE_CONTROL_TOPIC } from '../shared/topics.ts'
+import { dataDirOf } from './options.ts'
+import { printJson, printTable } from './output.ts'
+
+/**
+ * `placeguard quarantine list | add | lift`: an operator's hand on the
+ * broker's quarantine. `add` and `lift` speak to the running broker as the
+ * collector role (its certificate in the data directory), on the control
+ * topic the broker acts on before it acknowledges.
+ */
+export function registerQuarantineCommands (program: Command): void {
+  const quarantine = program.command('quarantine').description('devices the broker refuses for a while: list, add, lift')
+  const brokerOption = ['--broker <url>', 'the running broker', 'mqtts://localhost:8883'] as const
+
+  quarantine.command('list')
+    .description('quarantines in force (read from <data-dir>/quarantine.json, which the broker keeps)')
+    .option('--json', 'print JSON')
+    .action((options: { json?: boolean }, command: Command) => {
+      const entries = readQuarantines(dataDirOf(command)).filter((entry) => Date.parse(entry.until) > Date.now())
+      if (options.json) return printJson(entries)
+      printTable(['deviceId', 'until', 'by', 'reason'], entries.map((e) => [e.deviceId, e.until, e.by, e.reason]))
+    })
+
+  quarantine.command('add <deviceId>')
+    .description('refuse a device at the broker for a while (its live session is dropped)')
+    .requiredOption('--for <duration>', 'how long, e.g. 30m, 4h (at most 30 days)')
+    .requiredOption('--reason <text>', 'why, for the audit trail')
+    .option(...brokerOption)
+    .action(async (deviceId: string, options: { for: string, reason: string, broker: string }, command: Command) => {
+      const durationMs = parseDuration('--for', options.for)
+      if (durationMs > MAX_QUARANTINE_MS) throw invalidInput('--for', `${options.for} is longer than 30 days`, 'revoke the certificate instead: placeguard pki revoke <deviceId>')
+      await sendCommand(dataDirOf(command), options.broker, { action: 'quarantine', deviceId: assertId('deviceId', deviceId), durationMs, reason: options.reason, by: operator() })
+      process.stdout.write(`${deviceId} quarantined for ${options.for}\n`)
+    })
+
+  quarantine.command('lift <deviceId>')
+    .description('let a quarantined device connect again')
+    .option('--reason <text>', 'why, for the audit trail')
+    .option(...brokerOption)
+    .action(async (deviceId: string, options: { reason?: string, broker: string }, command: Command) => {
+      await sendCommand(dataDirOf(command), options.broker, { action: 'lift', deviceId: assertId('deviceId', deviceId), by: operator(), ...(options.reason ? { reason: options.reason } : {}) })
+      process.stdout.write(`quarantine of ${deviceId} lifted\n`)
+    })
+}
+
+function operator (): string {
+  return `operator ${userInfo().username}`
+}
+
+function readQuarantines (dataDir: string): QuarantineEntry[] {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, 'quarantine.json'), 'utf8')) as QuarantineEntry[]
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw error
+  }
+}
+
+async function sendCommand (dataDir: string, brokerUrl: string, command: QuarantineCommand): Promise<void> {
+  if (!/^mqtts:\/\//.test(brokerUrl)) throw invalidInput('--broker', `"${brokerUrl}" is not an mqtts:// URL`)
+  const paths = pkiPaths(dataDir)
+  let client: mqtt.MqttClient | undefined
+  try {
+    client = await mqtt.connectAsync(brokerUrl, {
+      ca: readFileSync(paths.caCert), cert: readFileSync(paths.collectorCert), key: readFileSync(paths.collectorKey),
+      clientId: 'collector-operator', reconnectPeriod: 0, connectTimeout: 10_000,
+    })
+    await client.publishAsync(QUARANTINE_CONTROL_TOPIC, JSON.stringify(command), { qos: 1 })
+  } catch (error) {
+    throw new PlaceGuardError('PG_ERR_BROKER_UNREACHABLE', `cannot reach the broker at ${brokerUrl}: ${(error as Error).message}`, {
+      field: '--broker', hint: 'is the broker running, and is --data-dir the one it was set up with?', cause: error,
+    })
+  } finally {
+    await client?.endAsync()
+  }
+}
