@@ -124,3 +124,30 @@ describe('automated response: quarantine', () => {
     }
   })
 })
+
+describe('a quarantined device', () => {
+  it('is silent because PlaceGuard silenced it: no device-silent alert while its quarantine lasts', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { Detection } = await import('../../collector/detection.ts')
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-quiet-'))
+    const detection = new Detection({ dataDir: dir, logger: createLogger({ level: 'silent' }), store: () => {}, tickMs: 50 })
+    const start = Date.now() - 120_000
+    for (const deviceId of ['flood-a', 'flood-b']) {
+      for (let seq = 0; seq < 10; seq++) {
+        detection.onTelemetry({ measurement: 'flood', tags: { site: 'riverside', device: deviceId }, fields: { seq, fw: '3.2.1', level_cm: 80, battery_v: 3.6 }, timestampMs: start + seq * 2_000 }, start + seq * 2_000)
+      }
+    }
+    detection.onSecurityEvent({ type: 'quarantined', at: new Date().toISOString(), deviceId: 'flood-a', reason: 'quarantined', details: { until: new Date(Date.now() + 3_600_000).toISOString(), by: 'alice' } })
+    detection.start()
+    try {
+      await waitFor(() => detection.alerts.list({ policy: 'device-silent' }).length > 0, 5_000, 'the unquarantined device to be found silent')
+      await new Promise((resolve) => setTimeout(resolve, 200)) // a few more ticks
+      expect(detection.alerts.list({ policy: 'device-silent' }).map((a) => [a.deviceId, a.site, a.kind])).toEqual([['flood-b', 'riverside', 'flood']])
+      expect(detection.counters.quieted).toBeGreaterThan(0)
+    } finally {
+      detection.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
