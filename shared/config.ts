@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { POLICY_IDS } from '../policies/catalogue.ts'
+import { SEVERITIES } from '../policies/schema.ts'
 import { PlaceGuardError } from './errors.ts'
 
 const port = z.coerce.number().int().min(0).max(65535)
@@ -37,6 +39,38 @@ const collector = z.strictObject({
   retentionDays: positive.describe('history kept by the embedded store'),
 }).partial()
 
+/** Routing shared by every sink: which alerts and which changes go there. */
+const route = {
+  /** Unique name, in logs and metrics; defaults to the type. */
+  name: z.string().regex(/^[a-z0-9-]{1,32}$/).optional(),
+  minSeverity: z.enum(SEVERITIES).default('info').describe('alerts below this severity are not sent here'),
+  policies: z.array(z.enum(POLICY_IDS)).min(1).optional().describe('only these policies; absent = all'),
+}
+const httpsOrLoopback = z.url().refine((value) => /^https:/.test(value) || /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])[:/]/.test(value),
+  'must be an https:// URL (plain http only to loopback, for tests)')
+/** Standard Webhooks secret: `whsec_` + base64 of 24–64 random bytes. */
+const webhookSecret = z.string().regex(/^whsec_[A-Za-z0-9+/]{32,}={0,2}$/, 'must be a Standard Webhooks secret: whsec_ followed by base64')
+
+export const sinkSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('webhook'), ...route, url: httpsOrLoopback, secrets: z.array(webhookSecret).min(1).describe('the first signs; all are sent, for rotation') }),
+  z.strictObject({ type: z.literal('slack'), ...route, url: httpsOrLoopback }),
+  z.strictObject({ type: z.literal('teams'), ...route, url: httpsOrLoopback }),
+  z.strictObject({ type: z.literal('pagerduty'), ...route, routingKey: z.string().min(1), url: httpsOrLoopback.default('https://events.pagerduty.com/v2/enqueue') }),
+  z.strictObject({
+    type: z.literal('syslog'), ...route,
+    url: z.string().regex(/^(tcp|tls):\/\/[^/:]+:\d{1,5}$/, 'must be tcp://host:port or tls://host:port'),
+    /** PEM file of the CA that signed the syslog server's certificate (tls://); default: the system's CAs. */
+    ca: z.string().min(1).optional(),
+  }),
+])
+
+const delivery = z.strictObject({
+  /** A sink that has failed for this long moves its alerts to the dead-letter list and raises an alert about itself. */
+  deadLetterAfterMs: positive.default(6 * 3_600_000),
+  sinks: z.array(sinkSchema).default([]).refine((sinks) => new Set(sinks.map((s) => s.name ?? s.type)).size === sinks.length,
+    'two sinks have the same name; give each a distinct name'),
+})
+
 const configSchema = z.strictObject({
   dataDir: z.string().min(1),
   mqttHost: z.string().min(1).default('0.0.0.0'),
@@ -49,9 +83,13 @@ const configSchema = z.strictObject({
   collector: collector.default({}),
   /** Directory of policy YAML files; default: the ones shipped in policies/. */
   policiesDir: z.string().min(1).optional(),
+  /** SOC sinks for alerts (delivery/). */
+  delivery: delivery.default({ deadLetterAfterMs: 6 * 3_600_000, sinks: [] }),
 })
 
 export type Config = Readonly<z.infer<typeof configSchema>>
+export type SinkConfig = z.infer<typeof sinkSchema>
+export type SinkConfigOf<T extends SinkConfig['type']> = Extract<SinkConfig, { type: T }>
 
 /** Environment variables and the config keys they set. */
 const ENV_KEYS: Record<string, string> = {
@@ -69,6 +107,34 @@ const INFLUX_ENV: Record<string, string> = {
   PLACEGUARD_INFLUX_TOKEN: 'token',
   PLACEGUARD_INFLUX_ORG: 'org',
   PLACEGUARD_INFLUX_BUCKET: 'bucket',
+}
+
+/**
+ * Sinks from the environment (PRODUCT.md names). Each fills the sink of the
+ * same name in the file (routing in the file, secrets in the environment),
+ * or adds one with default routing.
+ */
+const SINK_ENV: Array<{ type: SinkConfig['type'], fields: Record<string, string> }> = [
+  { type: 'webhook', fields: { PLACEGUARD_WEBHOOK_URL: 'url', PLACEGUARD_WEBHOOK_SECRET: 'secrets' } },
+  { type: 'slack', fields: { PLACEGUARD_SLACK_URL: 'url' } },
+  { type: 'teams', fields: { PLACEGUARD_TEAMS_URL: 'url' } },
+  { type: 'pagerduty', fields: { PLACEGUARD_PAGERDUTY_ROUTING_KEY: 'routingKey', PLACEGUARD_PAGERDUTY_URL: 'url' } },
+  { type: 'syslog', fields: { PLACEGUARD_SYSLOG_URL: 'url', PLACEGUARD_SYSLOG_CA: 'ca' } },
+]
+
+function sinksWithEnv (sinks: unknown, env: NodeJS.ProcessEnv): unknown {
+  const list = Array.isArray(sinks) ? [...sinks as Array<Record<string, unknown>>] : sinks === undefined ? [] : sinks
+  if (!Array.isArray(list)) return sinks // the schema names the problem
+  for (const { type, fields } of SINK_ENV) {
+    const values = Object.fromEntries(Object.entries(fields).filter(([name]) => env[name]).map(([name, key]) =>
+      // Several webhook secrets (rotation) are separated by spaces or commas.
+      [key, key === 'secrets' ? env[name]!.split(/[\s,]+/).filter(Boolean) : env[name]]))
+    if (Object.keys(values).length === 0) continue
+    const index = list.findIndex((sink) => (sink.name ?? sink.type) === type)
+    if (index >= 0) list[index] = { ...list[index], ...values }
+    else list.push({ type, ...values })
+  }
+  return list
 }
 
 export interface ConfigSources {
@@ -92,6 +158,9 @@ export function loadConfig (sources: ConfigSources = {}): Config {
     .map(([name, key]) => [key, env[name]]))
   const merged = { dataDir: './data', ...fromFile, ...fromEnv, ...fromFlags } as Record<string, unknown>
   if (Object.keys(influxFromEnv).length > 0) merged.influx = { ...(merged.influx as object | undefined), ...influxFromEnv }
+  const fileDelivery = (merged.delivery ?? {}) as Record<string, unknown>
+  const sinks = sinksWithEnv(fileDelivery.sinks, env)
+  if (merged.delivery !== undefined || (Array.isArray(sinks) && sinks.length > 0)) merged.delivery = { ...fileDelivery, sinks }
   const result = configSchema.safeParse(merged)
   if (!result.success) {
     const issue = result.error.issues[0]!
@@ -104,6 +173,7 @@ export function loadConfig (sources: ConfigSources = {}): Config {
     broker: Object.freeze(result.data.broker),
     collector: Object.freeze(result.data.collector),
     influx: result.data.influx && Object.freeze(result.data.influx),
+    delivery: Object.freeze({ ...result.data.delivery, sinks: Object.freeze(result.data.delivery.sinks.map((sink) => Object.freeze(sink))) as SinkConfig[] }),
   }
   return Object.freeze(config)
 }
