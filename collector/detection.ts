@@ -14,7 +14,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import type { QuarantineCommand, SecurityEvent } from '../broker/index.ts'
 import { FleetPki } from '../pki/index.ts'
-import { type Alert, AlertBook, type AlertChange, type Finding, loadPolicySet, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
+import { type Alert, type AlertPolicy, AlertBook, type AlertChange, type Finding, loadPolicySet, type Raisable, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
 import { isValidId } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { StoredPoint } from './stored-point.ts'
@@ -32,6 +32,8 @@ export interface DetectionOptions {
   certificateCheckMs?: number
   /** Sends a command to the broker (quarantine, lift); without it, automated responses are logged as failed. */
   command?: (command: QuarantineCommand) => Promise<void>
+  /** Every alert change that is news (not a repeat folded into an alert): the SOC outbox, the live stream. */
+  onAlertChange?: (change: AlertChange) => void
 }
 
 export interface DetectionCounters {
@@ -103,6 +105,30 @@ export class Detection {
   onSecurityEvent (event: SecurityEvent): void {
     if (event.type === 'quarantined' || event.type === 'quarantine-lifted') this.#onQuarantineEvent(event)
     this.#apply(this.engine.onSecurityEvent(event), event)
+  }
+
+  /** An operator acknowledges an alert; undefined if there is no open alert with that id. */
+  acknowledge (id: string, by: string): Alert | undefined {
+    const change = this.alerts.acknowledge(id, by)
+    if (change) this.#publish([change])
+    return change?.alert
+  }
+
+  /** An operator resolves an alert; undefined if there is no unresolved alert with that id. */
+  resolve (id: string, by: string): Alert | undefined {
+    const change = this.alerts.resolve(id, by)
+    if (change) this.#publish([change])
+    return change?.alert
+  }
+
+  /** An alert about PlaceGuard itself (e.g. a SOC sink down), logged, stored and delivered like the others. */
+  raiseSystemAlert (finding: Raisable): void {
+    this.#publish([this.alerts.raise(finding)])
+  }
+
+  clearSystemAlert (policy: AlertPolicy, deviceId: string, reason: string): void {
+    const change = this.alerts.clear({ policy, deviceId, reason })
+    if (change) this.#publish([change])
   }
 
   /** An operator's quarantine (the API's and CLI's); resolves once the broker has acted. */
@@ -192,8 +218,15 @@ export class Detection {
   /** Alert changes to the log and to the `alert` measurement. */
   #publish (changes: AlertChange[]): void {
     const stored: StoredPoint[] = []
-    for (const { change, alert } of changes) {
+    for (const alertChange of changes) {
+      const { change, alert } = alertChange
       if (change === 'updated') continue // repeats fold into the alert; they are not news
+      try {
+        this.#options.onAlertChange?.(alertChange)
+      } catch (error) {
+        // The alert is safe in the alert book; say loudly that its delivery was not queued.
+        this.#options.logger.error({ alert: alert.id, err: (error as Error).message }, 'alert change not queued for delivery')
+      }
       const response = change === 'response' ? { response: alert.response } : {}
       this.#options.logger[change === 'opened' ? 'warn' : 'info']({ alert: { id: alert.id, policy: alert.policy, severity: alert.severity, deviceId: alert.deviceId, summary: alert.summary, ...response } }, `alert ${change}: ${alert.policy}`)
       stored.push({

@@ -5,6 +5,7 @@
  * and `placeguard up`.
  */
 import { join } from 'node:path'
+import { createSink, Outbox } from '../delivery/index.ts'
 import { pkiPaths } from '../pki/index.ts'
 import type { Config } from '../shared/config.ts'
 import type { Logger } from '../shared/logger.ts'
@@ -37,6 +38,8 @@ export interface CollectorService {
   writer: StoreWriter
   /** Present when telemetry goes to the embedded store. */
   embedded: EmbeddedStore | undefined
+  /** Alert delivery to the SOC sinks (none configured: an outbox with no sinks). */
+  outbox: Outbox
   start: () => Promise<void>
   stop: () => Promise<void>
 }
@@ -57,11 +60,22 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     tls: { caCert: paths.caCert, cert: paths.collectorCert, key: paths.collectorKey },
   })
   collector.onCommit = () => writer.kick()
+  const outbox = new Outbox({
+    path: join(config.dataDir, 'outbox.db'), logger, deadLetterAfterMs: config.delivery.deadLetterAfterMs,
+    sinks: config.delivery.sinks.map((sinkConfig) => ({ sink: createSink(sinkConfig), route: { minSeverity: sinkConfig.minSeverity, policies: sinkConfig.policies } })),
+    onSinkFailing: (sink, detail) => detection.raiseSystemAlert({
+      policy: 'delivery-failing', deviceId: `sink:${sink.name}`, severity: 'high',
+      summary: `alerts cannot be delivered to ${sink.type} sink "${sink.name}" (failing since ${detail.since}): ${detail.lastError}`,
+      evidence: { sink: sink.name, type: sink.type, since: detail.since, lastError: detail.lastError, deadLettered: detail.deadLettered },
+    }),
+    onSinkRecovered: (sink) => detection.clearSystemAlert('delivery-failing', `sink:${sink.name}`, 'the sink accepts deliveries again'),
+  })
   const detection = new Detection({
     dataDir: config.dataDir, policiesDir: config.policiesDir, logger,
     // Alert changes go through the spool like everything else: to the store, and never lost.
     store: (points) => { spool.append(points); writer.kick() },
     command: (command) => collector.sendCommand(command),
+    onAlertChange: (change) => outbox.enqueue(change),
   })
   collector.on('telemetry', (point) => detection.onTelemetry(point))
   collector.on('security-event', (event) => detection.onSecurityEvent(event))
@@ -87,9 +101,11 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   }, 60_000)
   report.unref()
   return {
-    metrics, collector, detection, spool, writer, embedded,
+    metrics, collector, detection, spool, writer, embedded, outbox,
     start: async () => {
       detection.start()
+      outbox.start()
+      if (outbox.sinkNames.length > 0) logger.info({ sinks: outbox.sinkNames }, 'alert delivery to SOC sinks')
       logger.info({ store: config.influx ? config.influx.url : join(config.dataDir, 'telemetry.db'), pending: spool.pendingPoints }, 'collector starting')
       writer.start()
       await collector.start()
@@ -97,6 +113,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     stop: async () => {
       clearInterval(report)
       await collector.stop()
+      await outbox.stop()
       detection.stop()
       await writer.stop()
       await sink.close()

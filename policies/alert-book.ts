@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { type Clock, systemClock } from '../shared/clock.ts'
-import { POLICY_THREATS, type PolicyId } from './catalogue.ts'
+import { ALERT_THREATS, type AlertPolicy } from './catalogue.ts'
 import type { Clear } from './engine.ts'
 import type { Finding } from './finding.ts'
 import type { Severity } from './schema.ts'
@@ -30,9 +30,12 @@ export interface AlertResponse {
   detail: string | null
 }
 
+/** A finding, or PlaceGuard's finding about itself (a system alert). */
+export type Raisable = Omit<Finding, 'policy'> & { policy: AlertPolicy }
+
 export interface Alert {
   id: string
-  policy: PolicyId
+  policy: AlertPolicy
   severity: Severity
   deviceId: string
   site: string | null
@@ -83,7 +86,7 @@ export class AlertBook {
   }
 
   /** Folds a finding into the live alert for its (policy, device), or opens one. */
-  raise (finding: Finding, where: { site?: string | null, kind?: string | null } = {}): AlertChange {
+  raise (finding: Raisable, where: { site?: string | null, kind?: string | null } = {}): AlertChange {
     const { site, kind, ...found } = finding
     const now = new Date(this.#clock.now()).toISOString()
     const live = this.#liveAlert(finding.policy, finding.deviceId)
@@ -92,7 +95,7 @@ export class AlertBook {
       this.#save(updated)
       return { change: 'updated', alert: updated }
     }
-    const threat = POLICY_THREATS[finding.policy]
+    const threat = ALERT_THREATS[finding.policy]
     const alert: Alert = {
       id: randomUUID(), policy: finding.policy, severity: finding.severity, deviceId: finding.deviceId,
       site: site ?? where.site ?? null, kind: kind ?? where.kind ?? null, summary: finding.summary, detectedAt: now, status: 'open',
@@ -104,7 +107,7 @@ export class AlertBook {
   }
 
   /** The condition cleared by itself (the device spoke again, firmware updated). */
-  clear (clear: Clear): AlertChange | undefined {
+  clear (clear: Omit<Clear, 'policy'> & { policy: AlertPolicy }): AlertChange | undefined {
     const live = this.#liveAlert(clear.policy, clear.deviceId)
     return live ? this.#resolve(live, `auto: ${clear.reason}`) : undefined
   }
@@ -136,7 +139,7 @@ export class AlertBook {
     return row && parse(row.body)
   }
 
-  list (filter: { status?: AlertStatus, policy?: PolicyId, deviceId?: string } = {}): Alert[] {
+  list (filter: { status?: AlertStatus, policy?: AlertPolicy, deviceId?: string } = {}): Alert[] {
     const rows = this.#db.prepare('SELECT body FROM alerts ORDER BY detected_at DESC').all() as Array<{ body: string }>
     return rows.map((row) => parse(row.body)).filter((alert) =>
       (filter.status === undefined || alert.status === filter.status) &&
@@ -154,7 +157,7 @@ export class AlertBook {
     return { change: 'resolved', alert: resolved }
   }
 
-  #liveAlert (policy: PolicyId, deviceId: string): Alert | undefined {
+  #liveAlert (policy: AlertPolicy, deviceId: string): Alert | undefined {
     const row = this.#live.get(policy, deviceId) as { body: string } | undefined
     return row && parse(row.body)
   }

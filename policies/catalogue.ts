@@ -38,3 +38,17 @@ export const POLICY_THREATS: Record<PolicyId, PolicyThreat> = {
   'clock-skew': { stride: 'Repudiation', summary: 'a device clock is far from the collector time' },
   'replay': { stride: 'Spoofing', attack: { id: 'T0830', name: 'Adversary-in-the-Middle' }, summary: 'a message was repeated or its sequence went backwards' },
 }
+
+/**
+ * Alerts PlaceGuard raises about itself rather than a device; their
+ * `deviceId` names the part (`sink:<name>`). Not configurable policies.
+ */
+export const SYSTEM_ALERT_IDS = ['delivery-failing'] as const
+export type SystemAlertId = typeof SYSTEM_ALERT_IDS[number]
+/** What an alert's `policy` may be. */
+export type AlertPolicy = PolicyId | SystemAlertId
+
+export const ALERT_THREATS: Record<AlertPolicy, PolicyThreat> = {
+  ...POLICY_THREATS,
+  'delivery-failing': { stride: 'Denial of service', summary: 'alerts cannot be delivered to a SOC sink; they wait in the outbox or the dead-letter list' },
+}

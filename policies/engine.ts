@@ -69,9 +69,9 @@ export class PolicyEngine {
     this.#quietWindows = quietWindows
   }
 
-  /** The enabled policy with this id, e.g. to read its `response`. */
-  policy (id: PolicyId): Policy | undefined {
-    return this.#policies.get(id)
+  /** The enabled policy with this id, e.g. to read its `response` (undefined for system alerts). */
+  policy (id: string): Policy | undefined {
+    return this.#policies.get(id as PolicyId)
   }
 
   get deviceCount (): number {

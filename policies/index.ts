@@ -1,4 +1,4 @@
-export { POLICY_IDS, POLICY_THREATS, type PolicyId, type PolicyThreat, type Stride } from './catalogue.ts'
+export { ALERT_THREATS, POLICY_IDS, POLICY_THREATS, SYSTEM_ALERT_IDS, type AlertPolicy, type PolicyId, type PolicyThreat, type Stride, type SystemAlertId } from './catalogue.ts'
 export { policySchema, policyFileSchema, SEVERITIES, type Policy, type PolicyOf, type Severity } from './schema.ts'
 export { loadPolicyDirectory, loadPolicySet, type LoadedPolicy, type PolicySet } from './loader.ts'
 export { isOpen, MAINTENANCE_POLICIES, quietWindowFor, type QuietWindow } from './quiet-windows.ts'
@@ -14,4 +14,4 @@ export { eventWindowRule, policyForEvent, type WindowPolicy } from './rules/even
 export { rateBurstRule, robustZ, type RateFacts } from './rules/rate-burst.ts'
 export { deviceSilentRule, type SilenceFacts } from './rules/device-silent.ts'
 export { PolicyEngine, type Clear, type Quieted, type Verdict } from './engine.ts'
-export { AlertBook, type Alert, type AlertChange, type AlertResponse, type AlertStatus } from './alert-book.ts'
+export { AlertBook, type Alert, type AlertChange, type AlertResponse, type AlertStatus, type Raisable } from './alert-book.ts'

@@ -17,7 +17,12 @@ export function createLogger (options: { level?: string, name?: string, destinat
     name: options.name ?? 'placeguard',
     level: options.level ?? 'info',
     redact: {
-      paths: ['password', 'token', 'secret', 'privateKey', '*.password', '*.token', '*.secret', '*.privateKey', '*.authorization', 'headers.authorization'],
+      paths: [
+        'password', 'token', 'secret', 'secrets', 'routingKey', 'privateKey',
+        '*.password', '*.token', '*.secret', '*.secrets', '*.routingKey', '*.privateKey', '*.authorization', 'headers.authorization',
+        // A Slack or Teams webhook URL is itself a credential.
+        'url', '*.url', 'delivery.sinks[*].url', 'delivery.sinks[*].secrets', 'delivery.sinks[*].routingKey',
+      ],
       censor: '[redacted]',
     },
   }, destination)
