@@ -3,6 +3,7 @@ import pkg from '../package.json' with { type: 'json' }
 import { registerBrokerCommand } from './broker-command.ts'
 import { registerCollectorCommand } from './collector-command.ts'
 import { reportError } from './output.ts'
+import { registerOutboxCommands } from './outbox-command.ts'
 import { registerPkiCommands } from './pki-commands.ts'
 import { registerQuarantineCommands } from './quarantine-command.ts'
 import { registerSimCommand } from './sim-command.ts'
@@ -20,6 +21,7 @@ registerCollectorCommand(program)
 registerUpCommand(program)
 registerSimCommand(program)
 registerQuarantineCommands(program)
+registerOutboxCommands(program)
 
 try {
   await program.parseAsync(process.argv)

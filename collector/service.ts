@@ -93,7 +93,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   // Once a minute: the pipeline's figures, and a warning well before the spool's bound.
   let nearFull = false
   const report = setInterval(() => {
-    logger.info({ metrics: metrics() }, 'collector pipeline')
+    logger.info({ metrics: metrics(), delivery: outbox.metrics() }, 'collector pipeline')
     if (spool.nearFull !== nearFull) {
       nearFull = spool.nearFull
       if (nearFull) logger.error({ spoolBytes: spool.bytes, maxBytes: spool.maxBytes }, 'collector: spool over 90 % of its bound; is the store reachable?')

@@ -54,3 +54,48 @@ describe('loadConfig: InfluxDB', () => {
     expect(message).not.toContain('s3cret')
   })
 })
+
+describe('loadConfig: alert sinks', () => {
+  const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`
+  const rotated = `whsec_${Buffer.alloc(32, 9).toString('base64')}`
+
+  it('takes sinks from the environment (PRODUCT.md names), several webhook secrets for rotation', () => {
+    const config = loadConfig({ env: {
+      PLACEGUARD_WEBHOOK_URL: 'https://soc.example/hooks/placeguard', PLACEGUARD_WEBHOOK_SECRET: `${secret}, ${rotated}`,
+      PLACEGUARD_SLACK_URL: 'https://hooks.slack.example/services/T/B/X', PLACEGUARD_SYSLOG_URL: 'tls://siem.example:6514',
+    } })
+    expect(config.delivery.sinks).toEqual([
+      { type: 'webhook', url: 'https://soc.example/hooks/placeguard', secrets: [secret, rotated], minSeverity: 'info' },
+      { type: 'slack', url: 'https://hooks.slack.example/services/T/B/X', minSeverity: 'info' },
+      { type: 'syslog', url: 'tls://siem.example:6514', minSeverity: 'info' },
+    ])
+    expect(Object.isFrozen(config.delivery.sinks[0])).toBe(true)
+    expect(loadConfig({ env: {} }).delivery).toEqual({ deadLetterAfterMs: 21_600_000, sinks: [] })
+  })
+
+  it('routing from the file, secrets from the environment, joined by sink name', () => {
+    const file = join(dir, 'sinks.yaml')
+    writeFileSync(file, 'delivery:\n  deadLetterAfterMs: 3600000\n  sinks:\n    - { type: webhook, minSeverity: high, policies: [identity-clone] }\n    - { type: pagerduty, name: on-call, routingKey: abc, minSeverity: critical }\n')
+    const config = loadConfig({ file, env: { PLACEGUARD_WEBHOOK_URL: 'https://soc.example/h', PLACEGUARD_WEBHOOK_SECRET: secret } })
+    expect(config.delivery).toEqual({ deadLetterAfterMs: 3_600_000, sinks: [
+      { type: 'webhook', url: 'https://soc.example/h', secrets: [secret], minSeverity: 'high', policies: ['identity-clone'] },
+      { type: 'pagerduty', name: 'on-call', routingKey: 'abc', minSeverity: 'critical', url: 'https://events.pagerduty.com/v2/enqueue' },
+    ] })
+  })
+
+  it.each([
+    ['a webhook without a secret', { PLACEGUARD_WEBHOOK_URL: 'https://soc.example/h' }, /^delivery\.sinks\.0\.secrets: /],
+    ['a secret not in whsec_ form', { PLACEGUARD_WEBHOOK_URL: 'https://soc.example/h', PLACEGUARD_WEBHOOK_SECRET: 'hunter2' }, /delivery\.sinks\.0\.secrets\.0: must be a Standard Webhooks secret/],
+    ['plain http to another host', { PLACEGUARD_SLACK_URL: 'http://hooks.example/x' }, /delivery\.sinks\.0\.url: must be an https:\/\/ URL/],
+    ['a syslog URL that is neither tcp nor tls', { PLACEGUARD_SYSLOG_URL: 'udp://siem:514' }, /delivery\.sinks\.0\.url: must be tcp:\/\/host:port or tls:\/\/host:port/],
+  ])('refuses %s, naming the field and never echoing the secret', (_case, env, message) => {
+    let error: Error | undefined
+    try {
+      loadConfig({ env })
+    } catch (caught) {
+      error = caught as Error
+    }
+    expect(error?.message).toMatch(message)
+    expect(error?.message).not.toContain('hunter2')
+  })
+})
