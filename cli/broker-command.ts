@@ -6,7 +6,7 @@ import { type Config, loadConfig } from '../shared/config.ts'
 import { createLogger, type Logger } from '../shared/logger.ts'
 import { wholeNumber } from './options.ts'
 
-interface ListenFlags { mqttPort?: number, mqttHost?: string, config?: string }
+interface ListenFlags { mqttPort?: number, mqttHost?: string, httpPort?: number, httpHost?: string, config?: string }
 
 /** The flags every command that runs the broker takes. */
 export function withListenOptions (command: Command): Command {
@@ -18,7 +18,7 @@ export function withListenOptions (command: Command): Command {
 
 export function configFrom (options: ListenFlags, command: Command): Config {
   const { dataDir } = command.optsWithGlobals<{ dataDir?: string }>()
-  return loadConfig({ file: options.config, flags: { dataDir, mqttPort: options.mqttPort, mqttHost: options.mqttHost } })
+  return loadConfig({ file: options.config, flags: { dataDir, mqttPort: options.mqttPort, mqttHost: options.mqttHost, httpPort: options.httpPort, httpHost: options.httpHost } })
 }
 
 export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {

@@ -1,22 +1,31 @@
 import type { Command } from 'commander'
 import { createCollectorService } from '../collector/service.ts'
+import { startApiServer } from '../dashboards/api/server.ts'
 import { loadConfig } from '../shared/config.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { createLogger } from '../shared/logger.ts'
 import { stopOnSignals } from './broker-command.ts'
+import { wholeNumber } from './options.ts'
 
 export function registerCollectorCommand (program: Command): void {
   program.command('collector')
     .description('stream telemetry and security events from the broker into InfluxDB (or the embedded store), losing none')
     .requiredOption('--broker <url>', 'broker URL, e.g. mqtts://localhost:8883')
     .option('--config <file>', 'YAML configuration file (env PLACEGUARD_CONFIG)')
-    .action(async (options: { broker: string, config?: string }, command: Command) => {
+    .option('--http-port <port>', 'HTTP API and dashboard port (default 8080)', wholeNumber('--http-port'))
+    .option('--http-host <host>', 'address the HTTP API listens on (default 0.0.0.0)')
+    .action(async (options: { broker: string, config?: string, httpPort?: number, httpHost?: string }, command: Command) => {
       if (!/^mqtts:\/\//.test(options.broker)) throw invalidInput('--broker', `"${options.broker}" is not an mqtts:// URL`, 'the collector connects with its client certificate, e.g. mqtts://localhost:8883')
       const { dataDir } = command.optsWithGlobals<{ dataDir?: string }>()
-      const config = loadConfig({ file: options.config, flags: { dataDir } })
+      const config = loadConfig({ file: options.config, flags: { dataDir, httpPort: options.httpPort, httpHost: options.httpHost } })
       const logger = createLogger({ level: config.logLevel, name: 'placeguard-collector', pretty: process.stdout.isTTY })
       const service = createCollectorService(config, options.broker, logger)
       await service.start()
-      stopOnSignals(logger, () => service.stop())
+      const api = await startApiServer(service.apiSource(), { host: config.httpHost, port: config.httpPort, logger })
+      logger.info({ url: api.url }, 'HTTP API and dashboard listening')
+      stopOnSignals(logger, async () => {
+        await api.close()
+        await service.stop()
+      })
     })
 }

@@ -1,23 +1,34 @@
 import type { Command } from 'commander'
 import { loadScenario, runSimulation } from '../agent-sim/index.ts'
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createCollectorService } from '../collector/service.ts'
+import { startApiServer } from '../dashboards/api/server.ts'
+import type { Config } from '../shared/config.ts'
+import { writeFileAtomic } from '../shared/files.ts'
 import { FleetPki } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { createLogger } from '../shared/logger.ts'
 import { brokerFor, configFrom, stopOnSignals, withListenOptions } from './broker-command.ts'
 import { wholeNumber } from './options.ts'
 
-interface UpFlags { mqttPort?: number, mqttHost?: string, config?: string, demoDevices: number, demoScenario?: string, demoInterval: string }
+interface UpFlags { mqttPort?: number, mqttHost?: string, httpPort?: number, httpHost?: string, config?: string, demoDevices: number, demoScenario?: string, demoInterval: string }
 
 /**
  * `placeguard up`: the single-machine deployment in one process. Creates
  * the fleet PKI on first run, starts the broker and the collector (into
- * InfluxDB, or the embedded store) and, with --demo-devices, a simulated
- * fleet against it; the dashboard joins as it is built (README, "Status").
+ * InfluxDB, or the embedded store), the HTTP API and dashboard and, with
+ * --demo-devices, a simulated fleet against it. Without
+ * PLACEGUARD_API_TOKENS it makes one operator token for this data
+ * directory (kept in <data-dir>/demo-token, 0600) and prints it with the
+ * dashboard URL, so the demo is one command and still needs a token.
  */
 export function registerUpCommand (program: Command): void {
   withListenOptions(program.command('up')
     .description('run PlaceGuard on one machine: PKI on first run, broker, collector, optional simulated demo fleet'))
+    .option('--http-port <port>', 'HTTP API and dashboard port (default 8080)', wholeNumber('--http-port'))
+    .option('--http-host <host>', 'address the HTTP API listens on (default 0.0.0.0)')
     .option('--demo-devices <n>', 'also simulate this many devices against the broker', wholeNumber('--demo-devices'), 0)
     .option('--demo-scenario <file>', 'incidents to inject into the demo fleet (agent-sim/scenarios/*.yaml)')
     .option('--demo-interval <duration>', 'telemetry interval of the demo fleet', '5s')
@@ -38,6 +49,13 @@ export function registerUpCommand (program: Command): void {
       const host = config.mqttHost === '0.0.0.0' ? '127.0.0.1' : config.mqttHost
       const collector = createCollectorService(config, `mqtts://${host}:${address.port}`, logger)
       await collector.start()
+      const tokens = config.apiTokens.length > 0 ? config.apiTokens : [{ token: demoToken(config), role: 'operator' as const }]
+      const api = await startApiServer({ ...collector.apiSource(), tokens }, { host: config.httpHost, port: config.httpPort, logger })
+      logger.info({ url: api.url }, 'HTTP API and dashboard listening')
+      if (config.apiTokens.length === 0) {
+        // For a person at the terminal: the one line they need, outside the JSON log.
+        process.stdout.write(`\nPlaceGuard dashboard: ${api.url}\n  demo operator token: ${tokens[0]!.token}\n  (set PLACEGUARD_API_TOKENS to choose your own; API docs at ${api.url}docs)\n\n`)
+      }
       const demo = new AbortController()
       let simulation: Promise<unknown> = Promise.resolve()
       if (options.demoDevices > 0) {
@@ -50,14 +68,28 @@ export function registerUpCommand (program: Command): void {
             if (phase !== 'run') return logger.info({ total }, `demo fleet: ${phase}`)
             logger.info('demo fleet connected and publishing')
             collector.detection.checkCertificates() // the demo fleet's identities were just issued
+            collector.refreshInventory()
           },
         }).then((summary) => logger.info({ summary }, 'demo fleet stopped'), (error: Error) => logger.error({ err: error.message }, 'demo fleet failed'))
       }
       stopOnSignals(logger, async () => {
         demo.abort()
         await simulation
+        await api.close()
         await collector.stop()
         await broker.close()
       })
     })
+}
+
+/** The demo token of this data directory: made once, kept 0600, printed at each start. */
+function demoToken (config: Config): string {
+  const file = join(config.dataDir, 'demo-token')
+  try {
+    return readFileSync(file, 'utf8').trim()
+  } catch {
+    const token = randomBytes(24).toString('base64url')
+    writeFileAtomic(file, `${token}\n`, 0o600)
+    return token
+  }
 }

@@ -48,6 +48,7 @@ export class Detection {
   readonly engine: PolicyEngine
   readonly #options: DetectionOptions
   readonly #policiesDir: string
+  get policiesDir (): string { return this.#policiesDir }
   readonly counters: DetectionCounters = { quieted: 0, quarantinesRequested: 0, quarantineFailures: 0 }
   #timers: NodeJS.Timeout[] = []
   #watcher: FSWatcher | undefined
@@ -117,6 +118,13 @@ export class Detection {
   /** An operator resolves an alert; undefined if there is no unresolved alert with that id. */
   resolve (id: string, by: string): Alert | undefined {
     const change = this.alerts.resolve(id, by)
+    if (change) this.#publish([change])
+    return change?.alert
+  }
+
+  /** An analyst's note on an alert; undefined if there is no such alert. */
+  comment (id: string, by: string, text: string): Alert | undefined {
+    const change = this.alerts.comment(id, by, text)
     if (change) this.#publish([change])
     return change?.alert
   }

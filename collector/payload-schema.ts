@@ -19,6 +19,10 @@ export const TELEMETRY_SCHEMAS = {
   housing: z.strictObject({ ...common, temp_c: reading, humidity_pct: reading, co2_ppm: reading }),
 } as const
 
+/** The readings of each kind, in schema order (the fields other than ts, seq, fw). */
+export const READING_FIELDS = Object.fromEntries(Object.entries(TELEMETRY_SCHEMAS)
+  .map(([kind, schema]) => [kind, Object.keys(schema.shape).filter((field) => !(field in common))])) as Record<DeviceKind, string[]>
+
 export type Telemetry = z.infer<typeof TELEMETRY_SCHEMAS[DeviceKind]>
 
 export const MAX_PAYLOAD_BYTES = 4096

@@ -5,12 +5,15 @@
  * and `placeguard up`.
  */
 import { join } from 'node:path'
+import type { ApiSource } from '../dashboards/api/source.ts'
 import { createSink, Outbox } from '../delivery/index.ts'
-import { pkiPaths } from '../pki/index.ts'
+import { FleetPki, pkiPaths } from '../pki/index.ts'
+import { type AlertChange, loadPolicySet, validatePolicyText } from '../policies/index.ts'
 import type { Config } from '../shared/config.ts'
 import type { Logger } from '../shared/logger.ts'
 import { Collector } from './collector.ts'
 import { Detection } from './detection.ts'
+import { FleetState } from './fleet-state.ts'
 import { EmbeddedStore } from './embedded-store.ts'
 import { createInfluxSink } from './influx-sink.ts'
 import { Spool } from './spool.ts'
@@ -40,6 +43,12 @@ export interface CollectorService {
   embedded: EmbeddedStore | undefined
   /** Alert delivery to the SOC sinks (none configured: an outbox with no sinks). */
   outbox: Outbox
+  /** Live fleet state for the API and dashboard. */
+  fleet: FleetState
+  /** Re-reads the PKI inventory into the fleet state (also every minute). */
+  refreshInventory: () => void
+  /** What the HTTP API serves (dashboards/api). */
+  apiSource: () => ApiSource
   start: () => Promise<void>
   stop: () => Promise<void>
 }
@@ -70,15 +79,35 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     }),
     onSinkRecovered: (sink) => detection.clearSystemAlert('delivery-failing', `sink:${sink.name}`, 'the sink accepts deliveries again'),
   })
+  const fleet = new FleetState({ path: join(config.dataDir, 'fleet.db') })
+  const alertListeners = new Set<(change: AlertChange) => void>()
   const detection = new Detection({
     dataDir: config.dataDir, policiesDir: config.policiesDir, logger,
     // Alert changes go through the spool like everything else: to the store, and never lost.
     store: (points) => { spool.append(points); writer.kick() },
     command: (command) => collector.sendCommand(command),
-    onAlertChange: (change) => outbox.enqueue(change),
+    onAlertChange: (change) => {
+      fleet.onAlertChange(change)
+      for (const listener of alertListeners) listener(change)
+      outbox.enqueue(change)
+    },
   })
-  collector.on('telemetry', (point) => detection.onTelemetry(point))
-  collector.on('security-event', (event) => detection.onSecurityEvent(event))
+  collector.on('telemetry', (point) => {
+    fleet.onTelemetry(point)
+    detection.onTelemetry(point)
+  })
+  collector.on('security-event', (event) => {
+    fleet.onSecurityEvent(event)
+    detection.onSecurityEvent(event)
+  })
+  const refreshInventory = (): void => {
+    const pki = new FleetPki(config.dataDir)
+    try {
+      if (pki.initialized) fleet.setInventory(pki.list())
+    } finally {
+      pki.close()
+    }
+  }
   let warnedFull = false
   collector.on('spool-full', () => {
     if (warnedFull) return
@@ -100,9 +129,40 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     }
   }, 60_000)
   report.unref()
+  const fleetTimers = [setInterval(() => fleet.flush(), 5_000), setInterval(refreshInventory, 60_000)]
+  for (const timer of fleetTimers) timer.unref()
+  const apiSource = (): ApiSource => ({
+    fleet,
+    alerts: detection.alerts,
+    acknowledge: (id, by) => detection.acknowledge(id, by),
+    resolve: (id, by) => detection.resolve(id, by),
+    comment: (id, by, text) => detection.comment(id, by, text),
+    rateOf: (deviceId) => detection.engine.rateOf(deviceId),
+    policies: () => loadPolicySet(detection.policiesDir),
+    validatePolicy: (yaml) => {
+      try {
+        validatePolicyText(yaml)
+        return { valid: true }
+      } catch (error) {
+        return { valid: false, error: (error as Error).message }
+      }
+    },
+    reloadPolicies: () => detection.reloadPolicies(),
+    liftQuarantine: (deviceId, by) => detection.liftQuarantine(deviceId, by),
+    delivery: { metrics: () => outbox.metrics(), deadLetters: () => outbox.deadLetters(), requeue: (sink) => outbox.requeueDeadLetters(sink) },
+    pipeline: () => ({ ...metrics() }),
+    ready: () => ({ broker: collector.connected, store: !spool.nearFull }),
+    onAlertChange: (listener) => {
+      alertListeners.add(listener)
+      return () => alertListeners.delete(listener)
+    },
+    tokens: config.apiTokens,
+  })
   return {
-    metrics, collector, detection, spool, writer, embedded, outbox,
+    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, apiSource,
     start: async () => {
+      refreshInventory()
+      fleet.setOpenAlerts(detection.alerts.list().filter((alert) => alert.status !== 'resolved'))
       detection.start()
       outbox.start()
       if (outbox.sinkNames.length > 0) logger.info({ sinks: outbox.sinkNames }, 'alert delivery to SOC sinks')
@@ -112,9 +172,11 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     },
     stop: async () => {
       clearInterval(report)
+      for (const timer of fleetTimers) clearInterval(timer)
       await collector.stop()
       await outbox.stop()
       detection.stop()
+      fleet.close()
       await writer.stop()
       await sink.close()
       spool.close()

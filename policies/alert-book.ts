@@ -54,9 +54,13 @@ export interface Alert {
   resolvedAt: string | null
   resolution: string | null
   response: AlertResponse | null
+  /** Analysts' notes, oldest first. */
+  comments: AlertComment[]
 }
 
-export type AlertChange = { change: 'opened' | 'updated' | 'acknowledged' | 'resolved' | 'response', alert: Alert }
+export interface AlertComment { by: string, at: string, text: string }
+
+export type AlertChange = { change: 'opened' | 'updated' | 'acknowledged' | 'resolved' | 'response' | 'commented', alert: Alert }
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS alerts (
@@ -100,7 +104,7 @@ export class AlertBook {
       id: randomUUID(), policy: finding.policy, severity: finding.severity, deviceId: finding.deviceId,
       site: site ?? where.site ?? null, kind: kind ?? where.kind ?? null, summary: finding.summary, detectedAt: now, status: 'open',
       evidence: finding.evidence, stride: threat.stride, attack: threat.attack ? `${threat.attack.id} ${threat.attack.name}` : null,
-      lastSeenAt: now, occurrences: 1, acknowledgedBy: null, resolvedAt: null, resolution: null, response: null,
+      lastSeenAt: now, occurrences: 1, acknowledgedBy: null, resolvedAt: null, resolution: null, response: null, comments: [],
     }
     this.#save(alert)
     return { change: 'opened', alert }
@@ -132,6 +136,15 @@ export class AlertBook {
     const updated: Alert = { ...alert, response: { ...response, updatedAt: new Date(this.#clock.now()).toISOString() } }
     this.#save(updated)
     return { change: 'response', alert: updated }
+  }
+
+  /** Adds an analyst's note (any status). */
+  comment (id: string, by: string, text: string): AlertChange | undefined {
+    const alert = this.get(id)
+    if (!alert) return undefined
+    const updated: Alert = { ...alert, comments: [...alert.comments, { by, at: new Date(this.#clock.now()).toISOString(), text }] }
+    this.#save(updated)
+    return { change: 'commented', alert: updated }
   }
 
   get (id: string): Alert | undefined {
@@ -169,5 +182,5 @@ export class AlertBook {
 
 /** Alerts stored before a field existed read as if it were empty. */
 function parse (body: string): Alert {
-  return { response: null, ...JSON.parse(body) as Partial<Alert> } as Alert
+  return { response: null, comments: [], ...JSON.parse(body) as Partial<Alert> } as Alert
 }

@@ -74,6 +74,15 @@ export class PolicyEngine {
     return this.#policies.get(id as PolicyId)
   }
 
+  /** A device's current rate against its learned baseline, per minute; undefined until it has reported. */
+  rateOf (deviceId: string): { currentPerMinute: number, baselinePerMinute: number | null, messages: number } | undefined {
+    const state = this.#devices.get(deviceId)
+    if (!state) return undefined
+    const now = this.#clock.now()
+    const recent = state.recent.filter((t) => now - t <= RATE_WINDOW_MS).length
+    return { currentPerMinute: recent * PER_MINUTE, baselinePerMinute: state.intervalMs ? 60_000 / state.intervalMs : null, messages: state.messages }
+  }
+
   get deviceCount (): number {
     return this.#devices.size
   }

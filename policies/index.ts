@@ -1,6 +1,6 @@
 export { ALERT_THREATS, POLICY_IDS, POLICY_THREATS, SYSTEM_ALERT_IDS, type AlertPolicy, type PolicyId, type PolicyThreat, type Stride, type SystemAlertId } from './catalogue.ts'
 export { policySchema, policyFileSchema, SEVERITIES, type Policy, type PolicyOf, type Severity } from './schema.ts'
-export { loadPolicyDirectory, loadPolicySet, type LoadedPolicy, type PolicySet } from './loader.ts'
+export { loadPolicyDirectory, loadPolicySet, validatePolicyText, type LoadedPolicy, type PolicySet } from './loader.ts'
 export { isOpen, MAINTENANCE_POLICIES, quietWindowFor, type QuietWindow } from './quiet-windows.ts'
 export type { Finding, TelemetryObservation, PreviousTelemetry } from './finding.ts'
 export { certExpiryRule, type CertificateFacts } from './rules/cert-expiry.ts'

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PlaceGuardError } from '../shared/errors.ts'
-import { loadYamlFile } from '../shared/yaml-file.ts'
+import { loadYamlFile, parseYamlText } from '../shared/yaml-file.ts'
 import { maintenanceWindow, type QuietWindow, suppressionWindow } from './quiet-windows.ts'
 import { type Policy, policyFileSchema } from './schema.ts'
 
@@ -37,4 +37,9 @@ export function loadPolicySet (dir: string): PolicySet {
     })
   }
   return { policies: loaded, windows }
+}
+
+/** Checks the text of one policy file without applying it (the API's validate); throws PG_ERR_POLICY_INVALID naming line and field. */
+export function validatePolicyText (text: string, name = 'policy.yaml'): void {
+  parseYamlText(text, name, policyFileSchema, 'PG_ERR_POLICY_INVALID', 'policy file')
 }

@@ -71,11 +71,36 @@ const delivery = z.strictObject({
     'two sinks have the same name; give each a distinct name'),
 })
 
+export const API_ROLES = ['viewer', 'operator'] as const
+export type ApiRole = typeof API_ROLES[number]
+/** `token:role,…` (PRODUCT.md); tokens of at least 16 characters, since they stand alone as credentials. */
+const apiTokens = z.string().transform((value, context) => {
+  const tokens: Array<{ token: string, role: ApiRole }> = []
+  for (const item of value.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const at = item.lastIndexOf(':')
+    const token = item.slice(0, at)
+    const role = item.slice(at + 1)
+    if (at < 0 || !(API_ROLES as readonly string[]).includes(role)) {
+      context.addIssue({ code: 'custom', message: `each entry must be token:viewer or token:operator (entry ${tokens.length + 1} is not)` })
+      return z.NEVER
+    }
+    if (token.length < 16) {
+      context.addIssue({ code: 'custom', message: `entry ${tokens.length + 1}: a token needs at least 16 characters; generate one with \`openssl rand -base64 24\`` })
+      return z.NEVER
+    }
+    tokens.push({ token, role: role as ApiRole })
+  }
+  return tokens
+})
+
 const configSchema = z.strictObject({
   dataDir: z.string().min(1),
   mqttHost: z.string().min(1).default('0.0.0.0'),
   mqttPort: port.default(8883),
   httpPort: port.default(8080),
+  httpHost: z.string().min(1).default('0.0.0.0'),
+  /** Bearer tokens of the HTTP API; none: only /healthz and /readyz answer. */
+  apiTokens: apiTokens.default([]),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   broker: brokerLimits.default({}),
   /** Absent: telemetry goes to the embedded store in the data directory. */
@@ -97,6 +122,8 @@ const ENV_KEYS: Record<string, string> = {
   PLACEGUARD_MQTT_HOST: 'mqttHost',
   PLACEGUARD_MQTT_PORT: 'mqttPort',
   PLACEGUARD_HTTP_PORT: 'httpPort',
+  PLACEGUARD_HTTP_HOST: 'httpHost',
+  PLACEGUARD_API_TOKENS: 'apiTokens',
   PLACEGUARD_LOG_LEVEL: 'logLevel',
   PLACEGUARD_POLICIES_DIR: 'policiesDir',
 }

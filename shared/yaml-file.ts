@@ -15,6 +15,12 @@ export function loadYamlFile<S extends z.ZodType> (file: string, schema: S, code
   } catch (error) {
     throw fileError(code, what, file, undefined, `cannot be read: ${(error as Error).message}`)
   }
+  return parseYamlText(text, file, schema, code, what)
+}
+
+/** The same for text that is not (yet) a file, e.g. a policy file checked through the API; `name` stands in for the file name. */
+export function parseYamlText<S extends z.ZodType> (text: string, name: string, schema: S, code: ErrorCode, what: string): z.infer<S> {
+  const file = name
   const lineCounter = new LineCounter()
   const document = parseDocument(text, { prettyErrors: false, lineCounter })
   if (document.errors.length > 0) {

@@ -1,0 +1,327 @@
+/**
+ * The live state of the fleet, for the API and the dashboard: every device
+ * the inventory knows or the collector has heard, whether it is connected
+ * (broker events), when it last reported and with which firmware, its
+ * open alerts, its quarantine, and its recent telemetry.
+ *
+ * Bounded: recent telemetry is a fixed ring of RING_SIZE readings per device
+ * in typed arrays (about 5 KiB a device). Last-seen facts are flushed to
+ * `<data-dir>/fleet.db` every few seconds, so "never seen" survives a
+ * restart; connection state is live only (a restarted collector learns it
+ * from the next connect/disconnect events).
+ */
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import type { SecurityEvent } from '../broker/index.ts'
+import type { InventoryEntry } from '../pki/index.ts'
+import type { Alert, AlertChange, Severity } from '../policies/index.ts'
+import { type Clock, systemClock } from '../shared/clock.ts'
+import { DEVICE_KINDS, type DeviceKind, isDeviceKind } from '../shared/ids.ts'
+import { inTransaction } from '../shared/sqlite.ts'
+import { READING_FIELDS } from './payload-schema.ts'
+import type { StoredPoint } from './stored-point.ts'
+
+export const RING_SIZE = 120
+const SEVERITY_ORDER: Severity[] = ['info', 'low', 'medium', 'high', 'critical']
+
+export type DeviceHealth = 'healthy' | 'alerting' | 'silent' | 'quarantined' | 'never-seen'
+export const DEVICE_HEALTH: readonly DeviceHealth[] = ['healthy', 'alerting', 'silent', 'quarantined', 'never-seen']
+
+export interface DeviceSummary {
+  id: string
+  kind: DeviceKind
+  site: string
+  health: DeviceHealth
+  connected: boolean
+  firmware: string | null
+  lastSeenAt: string | null
+  certNotAfter: string | null
+  openAlerts: number
+  messages: number
+}
+
+export interface TelemetrySample { ts: number, seq: number, fw: string, readings: Record<string, number> }
+
+export interface DeviceCertificate { serial: string, notBefore: string, notAfter: string, keyAlgorithm: string, status: string }
+
+interface OpenAlert { policy: string, severity: Severity }
+
+interface Device {
+  id: string
+  kind: DeviceKind
+  site: string
+  connected: boolean
+  firmware: string | null
+  lastSeenMs: number | null
+  messages: number
+  certificate: DeviceCertificate | null
+  /** Ring of recent telemetry: columns ts, seq, then the kind's readings. */
+  ring: Float64Array | null
+  ringNext: number
+  ringCount: number
+  dirty: boolean
+}
+
+export interface DeviceFilter {
+  q?: string
+  kind?: DeviceKind
+  site?: string
+  health?: DeviceHealth
+  connected?: boolean
+  firmware?: string
+  certExpiringDays?: number
+}
+
+export const DEVICE_SORTS = ['id', 'lastSeenAt', 'site', 'kind', 'health', 'firmware'] as const
+export type DeviceSort = typeof DEVICE_SORTS[number]
+
+export interface Counts { total: number, connected: number, silent: number, alerting: number }
+
+export interface FleetSummary {
+  devices: number
+  connected: number
+  silent: number
+  quarantined: number
+  neverSeen: number
+  byKind: Record<DeviceKind, Counts>
+  bySite: Record<string, Counts>
+  openAlerts: Record<Severity, number>
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS devices (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, site TEXT NOT NULL, firmware TEXT, last_seen INTEGER, messages INTEGER NOT NULL
+);
+`
+
+export class FleetState {
+  readonly #db: DatabaseSync
+  readonly #clock: Clock
+  readonly #devices = new Map<string, Device>()
+  /** Open (and acknowledged) alerts per device, for health. */
+  readonly #alerts = new Map<string, Map<string, OpenAlert>>()
+  readonly #quarantined = new Map<string, { until: string, reason: string, by: string }>()
+  readonly #upsert: StatementSync
+  #fleetFirmware: Map<string, number> | undefined
+
+  constructor (options: { path: string, clock?: Clock }) {
+    this.#clock = options.clock ?? systemClock
+    this.#db = new DatabaseSync(options.path)
+    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;')
+    this.#db.exec(SCHEMA)
+    this.#upsert = this.#db.prepare('INSERT INTO devices (id, kind, site, firmware, last_seen, messages) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, site = excluded.site, firmware = excluded.firmware, last_seen = excluded.last_seen, messages = excluded.messages')
+    for (const row of this.#db.prepare('SELECT * FROM devices').all() as Array<{ id: string, kind: string, site: string, firmware: string | null, last_seen: number | null, messages: number }>) {
+      if (!isDeviceKind(row.kind)) continue
+      const device = this.#device(row.id, row.kind, row.site)
+      Object.assign(device, { firmware: row.firmware, lastSeenMs: row.last_seen, messages: row.messages, dirty: false })
+    }
+  }
+
+  get size (): number {
+    return this.#devices.size
+  }
+
+  /** The inventory's device certificates: devices never heard from appear as `never-seen`. */
+  setInventory (entries: InventoryEntry[]): void {
+    for (const entry of entries) {
+      if (entry.role !== 'device' || !entry.kind || !entry.site) continue
+      const device = this.#device(entry.deviceId, entry.kind, entry.site)
+      // The active certificate wins over older, revoked ones (the inventory lists them all).
+      if (device.certificate && device.certificate.status === 'active' && entry.effectiveStatus !== 'active') continue
+      device.certificate = { serial: entry.serial, notBefore: entry.notBefore, notAfter: entry.notAfter, keyAlgorithm: entry.keyAlgorithm, status: entry.effectiveStatus }
+    }
+  }
+
+  /** Alerts open at start (from the alert book). */
+  setOpenAlerts (alerts: Alert[]): void {
+    this.#alerts.clear()
+    for (const alert of alerts) if (alert.status !== 'resolved') this.#trackAlert(alert)
+  }
+
+  onTelemetry (point: StoredPoint, receivedAtMs = this.#clock.now()): void {
+    const id = point.tags.device
+    const site = point.tags.site
+    if (!id || !site || !isDeviceKind(point.measurement)) return
+    const device = this.#device(id, point.measurement, site)
+    const fields = READING_FIELDS[device.kind]
+    device.ring ??= new Float64Array(RING_SIZE * (2 + fields.length))
+    const width = 2 + fields.length
+    const at = device.ringNext * width
+    device.ring[at] = point.timestampMs
+    device.ring[at + 1] = Number(point.fields.seq)
+    fields.forEach((field, i) => { device.ring![at + 2 + i] = Number(point.fields[field]) })
+    device.ringNext = (device.ringNext + 1) % RING_SIZE
+    device.ringCount = Math.min(RING_SIZE, device.ringCount + 1)
+    if (device.firmware !== point.fields.fw) this.#fleetFirmware = undefined
+    device.firmware = String(point.fields.fw)
+    device.lastSeenMs = receivedAtMs
+    device.messages++
+    device.dirty = true
+  }
+
+  onSecurityEvent (event: SecurityEvent): void {
+    if (!event.deviceId) return
+    const device = this.#devices.get(event.deviceId)
+    if (event.type === 'connect' && device) device.connected = true
+    else if ((event.type === 'disconnect' || event.type === 'session-revoked') && device) device.connected = false
+    else if (event.type === 'quarantined') {
+      const details = event.details ?? {}
+      this.#quarantined.set(event.deviceId, { until: String(details.until ?? ''), reason: event.reason, by: String(details.by ?? 'unknown') })
+    } else if (event.type === 'quarantine-lifted') this.#quarantined.delete(event.deviceId)
+  }
+
+  onAlertChange ({ alert }: AlertChange): void {
+    if (alert.status === 'resolved') this.#alerts.get(alert.deviceId)?.delete(alert.id)
+    else this.#trackAlert(alert)
+  }
+
+  /** Writes last-seen facts of devices that reported since the last flush. */
+  flush (): void {
+    const dirty = [...this.#devices.values()].filter((device) => device.dirty)
+    if (dirty.length === 0) return
+    inTransaction(this.#db, () => {
+      for (const device of dirty) {
+        this.#upsert.run(device.id, device.kind, device.site, device.firmware, device.lastSeenMs, device.messages)
+        device.dirty = false
+      }
+    })
+  }
+
+  close (): void {
+    this.flush()
+    this.#db.close()
+  }
+
+  summaryOf (id: string): DeviceSummary | undefined {
+    const device = this.#devices.get(id)
+    return device && this.#summary(device)
+  }
+
+  certificateOf (id: string): DeviceCertificate | null {
+    return this.#devices.get(id)?.certificate ?? null
+  }
+
+  quarantineOf (id: string): { until: string, reason: string, by: string } | null {
+    const entry = this.#quarantined.get(id)
+    return entry && Date.parse(entry.until) > this.#clock.now() ? entry : null
+  }
+
+  /** Recent telemetry, oldest first. */
+  telemetryOf (id: string): TelemetrySample[] {
+    const device = this.#devices.get(id)
+    if (!device?.ring) return []
+    const fields = READING_FIELDS[device.kind]
+    const width = 2 + fields.length
+    const samples: TelemetrySample[] = []
+    for (let i = 0; i < device.ringCount; i++) {
+      const slot = (device.ringNext - device.ringCount + i + RING_SIZE) % RING_SIZE
+      const at = slot * width
+      samples.push({
+        ts: device.ring[at]!, seq: device.ring[at + 1]!, fw: device.firmware ?? '',
+        readings: Object.fromEntries(fields.map((field, j) => [field, device.ring![at + 2 + j]!])),
+      })
+    }
+    return samples
+  }
+
+  /** Filtered, sorted, paged: the cursor is the offset into the sorted result (opaque to clients). */
+  list (filter: DeviceFilter, sort: DeviceSort = 'id', order: 'asc' | 'desc' = 'asc', limit = 100, cursor = 0): { items: DeviceSummary[], total: number, next: number | null } {
+    const now = this.#clock.now()
+    const q = filter.q?.toLowerCase()
+    const matches: DeviceSummary[] = []
+    for (const device of this.#devices.values()) {
+      if (filter.kind && device.kind !== filter.kind) continue
+      if (filter.site && device.site !== filter.site) continue
+      if (filter.connected !== undefined && device.connected !== filter.connected) continue
+      if (filter.firmware && device.firmware !== filter.firmware) continue
+      if (q && !device.id.includes(q) && !device.site.includes(q)) continue
+      if (filter.certExpiringDays !== undefined &&
+        !(device.certificate && Date.parse(device.certificate.notAfter) - now <= filter.certExpiringDays * 86_400_000)) continue
+      const summary = this.#summary(device)
+      if (filter.health && summary.health !== filter.health) continue
+      matches.push(summary)
+    }
+    const key = (d: DeviceSummary): string | number => sort === 'lastSeenAt' ? (d.lastSeenAt ?? '') : sort === 'health' ? DEVICE_HEALTH.indexOf(d.health) : (d[sort] ?? '')
+    const direction = order === 'asc' ? 1 : -1
+    matches.sort((a, b) => {
+      const ka = key(a)
+      const kb = key(b)
+      return (ka < kb ? -1 : ka > kb ? 1 : a.id < b.id ? -1 : 1) * direction
+    })
+    const items = matches.slice(cursor, cursor + limit)
+    return { items, total: matches.length, next: cursor + limit < matches.length ? cursor + limit : null }
+  }
+
+  summary (): FleetSummary {
+    const empty = (): Counts => ({ total: 0, connected: 0, silent: 0, alerting: 0 })
+    const result: FleetSummary = {
+      devices: 0, connected: 0, silent: 0, quarantined: 0, neverSeen: 0,
+      byKind: Object.fromEntries(DEVICE_KINDS.map((kind) => [kind, empty()])) as Record<DeviceKind, Counts>,
+      bySite: {}, openAlerts: { info: 0, low: 0, medium: 0, high: 0, critical: 0 },
+    }
+    for (const device of this.#devices.values()) {
+      const { health } = this.#summary(device)
+      result.devices++
+      if (device.connected) result.connected++
+      if (health === 'silent') result.silent++
+      if (health === 'quarantined') result.quarantined++
+      if (health === 'never-seen') result.neverSeen++
+      for (const counts of [result.byKind[device.kind], result.bySite[device.site] ??= empty()]) {
+        counts.total++
+        if (device.connected) counts.connected++
+        if (health === 'silent') counts.silent++
+        if (health === 'alerting') counts.alerting++
+      }
+    }
+    for (const alerts of this.#alerts.values()) for (const alert of alerts.values()) result.openAlerts[alert.severity]++
+    return result
+  }
+
+  /** Firmware versions in use and how many devices run each. */
+  firmwareCounts (): Map<string, number> {
+    if (!this.#fleetFirmware) {
+      this.#fleetFirmware = new Map()
+      for (const device of this.#devices.values()) {
+        if (device.firmware) this.#fleetFirmware.set(`${device.kind} ${device.firmware}`, (this.#fleetFirmware.get(`${device.kind} ${device.firmware}`) ?? 0) + 1)
+      }
+    }
+    return this.#fleetFirmware
+  }
+
+  /** Devices in the inventory that have never reported. */
+  neverSeen (): DeviceSummary[] {
+    return [...this.#devices.values()].filter((device) => device.lastSeenMs === null).map((device) => this.#summary(device))
+  }
+
+  #device (id: string, kind: DeviceKind, site: string): Device {
+    let device = this.#devices.get(id)
+    if (!device) {
+      device = { id, kind, site, connected: false, firmware: null, lastSeenMs: null, messages: 0, certificate: null, ring: null, ringNext: 0, ringCount: 0, dirty: true }
+      this.#devices.set(id, device)
+    } else if (device.kind !== kind || device.site !== site) {
+      // Re-provisioned elsewhere: the ring's columns follow the kind.
+      Object.assign(device, { kind, site, ring: null, ringNext: 0, ringCount: 0, dirty: true })
+    }
+    return device
+  }
+
+  #trackAlert (alert: Alert): void {
+    let alerts = this.#alerts.get(alert.deviceId)
+    if (!alerts) this.#alerts.set(alert.deviceId, alerts = new Map())
+    alerts.set(alert.id, { policy: alert.policy, severity: alert.severity })
+  }
+
+  #summary (device: Device): DeviceSummary {
+    const alerts = this.#alerts.get(device.id)
+    const open = alerts ? [...alerts.values()] : []
+    let health: DeviceHealth = 'healthy'
+    if (this.quarantineOf(device.id)) health = 'quarantined'
+    else if (device.lastSeenMs === null) health = 'never-seen'
+    else if (open.some((a) => a.policy === 'device-silent')) health = 'silent'
+    else if (open.some((a) => SEVERITY_ORDER.indexOf(a.severity) >= SEVERITY_ORDER.indexOf('medium'))) health = 'alerting'
+    return {
+      id: device.id, kind: device.kind, site: device.site, health, connected: device.connected, firmware: device.firmware,
+      lastSeenAt: device.lastSeenMs === null ? null : new Date(device.lastSeenMs).toISOString(),
+      certNotAfter: device.certificate?.notAfter ?? null, openAlerts: open.length, messages: device.messages,
+    }
+  }
+}

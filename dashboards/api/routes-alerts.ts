@@ -1,0 +1,77 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { SEVERITIES } from '../../policies/index.ts'
+import type { AlertStatus, Severity } from '../../policies/index.ts'
+import { page, pageSchema, pagingQuery } from './paging.ts'
+import { alertSchema, errorSchema, idParams, notFound } from './schemas.ts'
+import type { ApiSource } from './source.ts'
+
+interface AlertQuery { status?: AlertStatus, severity?: Severity, policy?: string, deviceId?: string, site?: string, limit: number, cursor?: string }
+
+const noteBody = { type: 'object', additionalProperties: false, properties: { comment: { type: 'string', minLength: 1, maxLength: 2000 } } } as const
+
+function conflict (message: string): Error & { statusCode: number, code: string } {
+  return Object.assign(new Error(message), { statusCode: 409, code: 'PG_ERR_API_CONFLICT' })
+}
+
+/** Who acted, as recorded on the alert: the role and a fingerprint of the token (never the token). */
+function actor (request: FastifyRequest): string {
+  return request.auth!.name
+}
+
+export function registerAlertRoutes (app: FastifyInstance, source: ApiSource): void {
+  app.get<{ Querystring: AlertQuery }>('/api/alerts', {
+    config: { role: 'viewer' },
+    schema: {
+      summary: 'Alerts, newest first',
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          ...pagingQuery,
+          status: { type: 'string', enum: ['open', 'acknowledged', 'resolved'] },
+          severity: { type: 'string', enum: [...SEVERITIES] },
+          policy: { type: 'string', maxLength: 64 },
+          deviceId: { type: 'string', maxLength: 100 },
+          site: { type: 'string', maxLength: 64 },
+        },
+      },
+      response: { 200: pageSchema(alertSchema), 400: errorSchema },
+    },
+  }, async (request) => {
+    const { limit, cursor, severity, site, ...filter } = request.query
+    const alerts = source.alerts.list(filter as Parameters<ApiSource['alerts']['list']>[0])
+      .filter((alert) => (severity === undefined || alert.severity === severity) && (site === undefined || alert.site === site))
+    return page(alerts, limit, cursor)
+  })
+
+  app.get<{ Params: { id: string } }>('/api/alerts/:id', {
+    config: { role: 'viewer' },
+    schema: { summary: 'One alert', params: idParams, response: { 200: alertSchema, 404: errorSchema } },
+  }, async (request) => source.alerts.get(request.params.id) ?? Promise.reject(notFound('alert')))
+
+  const act = (verb: 'ack' | 'resolve', summary: string, apply: (id: string, by: string) => ReturnType<ApiSource['acknowledge']>, allowed: AlertStatus[]): void => {
+    app.post<{ Params: { id: string }, Body: { comment?: string } | undefined }>(`/api/alerts/:id/${verb}`, {
+      config: { role: 'operator' },
+      // A bare POST (no body) is an acknowledgement without a comment.
+      preValidation: async (request) => { request.body ??= {} },
+      schema: { summary, params: idParams, body: noteBody, response: { 200: alertSchema, 404: errorSchema, 409: errorSchema } },
+    }, async (request) => {
+      const { id } = request.params
+      const alert = source.alerts.get(id)
+      if (!alert) throw notFound('alert')
+      if (!allowed.includes(alert.status)) throw conflict(`the alert is ${alert.status}`)
+      if (request.body?.comment) source.comment(id, actor(request), request.body.comment)
+      return apply(id, actor(request))
+    })
+  }
+  act('ack', 'Acknowledge an open alert (operator)', (id, by) => source.acknowledge(id, by), ['open'])
+  act('resolve', 'Resolve an alert (operator)', (id, by) => source.resolve(id, by), ['open', 'acknowledged'])
+
+  app.post<{ Params: { id: string }, Body: { text: string } }>('/api/alerts/:id/comments', {
+    config: { role: 'operator' },
+    schema: {
+      summary: 'Add a note to an alert (operator)', params: idParams,
+      body: { type: 'object', required: ['text'], additionalProperties: false, properties: { text: { type: 'string', minLength: 1, maxLength: 2000 } } },
+      response: { 200: alertSchema, 404: errorSchema },
+    },
+  }, async (request) => source.comment(request.params.id, actor(request), request.body.text) ?? Promise.reject(notFound('alert')))
+}

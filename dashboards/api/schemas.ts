@@ -1,0 +1,34 @@
+/** JSON schemas of what the API answers: fastify serializes with them and @fastify/swagger documents them. */
+const nullable = (type: string) => ({ type: [type, 'null'] })
+
+export const alertSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' }, policy: { type: 'string' }, severity: { type: 'string' }, deviceId: { type: 'string' },
+    site: nullable('string'), kind: nullable('string'), summary: { type: 'string' }, detectedAt: { type: 'string' },
+    status: { type: 'string' }, evidence: { type: 'object', additionalProperties: true }, stride: { type: 'string' },
+    attack: nullable('string'), lastSeenAt: { type: 'string' }, occurrences: { type: 'integer' },
+    acknowledgedBy: nullable('string'), resolvedAt: nullable('string'), resolution: nullable('string'),
+    response: { type: ['object', 'null'], additionalProperties: true },
+    comments: { type: 'array', items: { type: 'object', properties: { by: { type: 'string' }, at: { type: 'string' }, text: { type: 'string' } } } },
+  },
+} as const
+
+export const deviceSummarySchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' }, kind: { type: 'string' }, site: { type: 'string' }, health: { type: 'string' }, connected: { type: 'boolean' },
+    firmware: nullable('string'), lastSeenAt: nullable('string'), certNotAfter: nullable('string'), openAlerts: { type: 'integer' }, messages: { type: 'integer' },
+  },
+} as const
+
+export const errorSchema = {
+  type: 'object',
+  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
+} as const
+
+export const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[a-z0-9:.-]{1,100}$' } } } as const
+
+export function notFound (what: string): Error & { statusCode: number, code: string } {
+  return Object.assign(new Error(`no ${what} with that id`), { statusCode: 404, code: 'PG_ERR_API_NOT_FOUND' })
+}

@@ -1,0 +1,38 @@
+/**
+ * What the HTTP API reads and acts on, handed in by whoever serves it (the
+ * collector service in `collector` and `up`). The API keeps no state of
+ * its own besides its live-stream clients.
+ */
+import type { DeviceSummary, DeviceCertificate, FleetState, TelemetrySample } from '../../collector/fleet-state.ts'
+import type { DeadLetter, SinkMetrics } from '../../delivery/index.ts'
+import type { Alert, AlertBook, AlertChange, LoadedPolicy, QuietWindow } from '../../policies/index.ts'
+import type { ApiRole } from '../../shared/config.ts'
+
+export interface DeviceDetail extends DeviceSummary {
+  certificate: DeviceCertificate | null
+  rate: { currentPerMinute: number, baselinePerMinute: number | null } | null
+  quarantine: { until: string, reason: string, by: string } | null
+  alerts: Alert[]
+  telemetry: TelemetrySample[]
+}
+
+export interface ApiSource {
+  fleet: FleetState
+  alerts: Pick<AlertBook, 'list' | 'get'>
+  acknowledge: (id: string, by: string) => Alert | undefined
+  resolve: (id: string, by: string) => Alert | undefined
+  comment: (id: string, by: string, text: string) => Alert | undefined
+  rateOf: (deviceId: string) => { currentPerMinute: number, baselinePerMinute: number | null } | undefined
+  policies: () => { policies: LoadedPolicy[], windows: QuietWindow[] }
+  /** Validates policy YAML without applying it; the error names line and field. */
+  validatePolicy: (yaml: string) => { valid: true } | { valid: false, error: string }
+  reloadPolicies: () => boolean
+  liftQuarantine: (deviceId: string, by: string) => Promise<void>
+  delivery: { metrics: () => SinkMetrics[], deadLetters: () => DeadLetter[], requeue: (sink?: string) => number }
+  /** Figures for /metrics. */
+  pipeline: () => Record<string, number | undefined>
+  ready: () => { broker: boolean, store: boolean }
+  /** Subscribes to alert changes (the live stream); returns the unsubscribe. */
+  onAlertChange: (listener: (change: AlertChange) => void) => () => void
+  tokens: ReadonlyArray<{ token: string, role: ApiRole }>
+}

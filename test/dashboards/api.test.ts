@@ -1,0 +1,283 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadScenario, runSimulation } from '../../agent-sim/index.ts'
+import { type CollectorService, createCollectorService } from '../../collector/service.ts'
+import { buildApi } from '../../dashboards/api/app.ts'
+import { type RunningApi, startApiServer } from '../../dashboards/api/server.ts'
+import { loadConfig } from '../../shared/config.ts'
+import { createLogger } from '../../shared/logger.ts'
+import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
+
+const OPERATOR = 'operator-token-0123456789abcdef'
+const VIEWER = 'viewer-token-0123456789abcdef'
+const setup = useFleetWithBroker()
+let service: CollectorService
+let api: RunningApi
+
+beforeAll(async () => {
+  const config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${OPERATOR}:operator,${VIEWER}:viewer` }, flags: { dataDir: setup.fleet.dataDir } })
+  service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
+  await service.start()
+  api = await startApiServer(service.apiSource(), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }) })
+  const scenario = join(setup.fleet.dataDir, 'api.yaml')
+  writeFileSync(scenario, [
+    'name: api',
+    'incidents:',
+    '  - { policy: acl-violation, mode: wildcard-subscribe, select: { ids: [flood-00001] }, at: 1s }',
+    '  - { policy: firmware-outdated, fw: 2.9.0, select: { ids: [flood-00002] } }',
+    '  - { policy: payload-invalid, count: 1, select: { ids: [energy-00001] }, at: 1s }',
+  ].join('\n'))
+  await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 12, intervalMs: 300, durationMs: 3_000, seed: 3, mix: { flood: 4, energy: 4, housing: 4 }, scenario: loadScenario(scenario) })
+  await setup.fleet.pki.issueMany([{ deviceId: 'housing-99999', kind: 'housing', site: 'old-town' }]) // in the inventory, never seen
+  service.refreshInventory()
+  await waitFor(() => service.detection.alerts.list().length >= 3, 10_000, 'three alerts')
+}, 60_000)
+afterAll(async () => {
+  await api?.close()
+  await service?.stop()
+})
+
+async function call (path: string, options: { token?: string | null, method?: string, body?: unknown, headers?: Record<string, string> } = {}): Promise<{ status: number, body: any, headers: Headers, text: string }> {
+  const token = options.token === undefined ? VIEWER : options.token
+  const response = await fetch(new URL(path, api.url), {
+    method: options.method ?? 'GET',
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  })
+  const text = await response.text()
+  let body: unknown
+  try { body = JSON.parse(text) } catch { body = undefined }
+  return { status: response.status, body, headers: response.headers, text }
+}
+
+describe('authentication and authorisation', () => {
+  it.each(['/api/devices', '/api/devices/flood-00001', '/api/alerts', '/api/fleet', '/api/audit', '/api/policies', '/api/delivery', '/api/quarantine', '/api/whoami', '/metrics'])(
+    '%s refuses a request without a token or with a wrong one (401), and answers a viewer', async (path) => {
+      const missing = await call(path, { token: null })
+      expect(missing.status).toBe(401)
+      expect(missing.body).toMatchObject({ code: 'PG_ERR_API_UNAUTHORIZED' })
+      expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer/)
+      expect((await call(path, { token: 'x'.repeat(30) })).status).toBe(401)
+      expect((await call(path)).status).toBe(200)
+    })
+
+  it.each([
+    ['POST', '/api/alerts/00000000-0000-0000-0000-000000000000/ack', {}],
+    ['POST', '/api/alerts/00000000-0000-0000-0000-000000000000/resolve', {}],
+    ['POST', '/api/alerts/00000000-0000-0000-0000-000000000000/comments', { text: 'x' }],
+    ['POST', '/api/policies/validate', { yaml: 'policies: []' }],
+    ['POST', '/api/policies/reload', undefined],
+    ['DELETE', '/api/quarantine/flood-00001', undefined],
+    ['POST', '/api/delivery/requeue', {}],
+  ])('%s %s needs an operator (403 for a viewer)', async (method, path, body) => {
+    const viewer = await call(path, { method, body })
+    expect(viewer.status).toBe(403)
+    expect(viewer.body).toMatchObject({ code: 'PG_ERR_API_FORBIDDEN' })
+    expect((await call(path, { method, body, token: null })).status).toBe(401)
+  })
+
+  it('says who the token is, and /healthz and /readyz are open', async () => {
+    expect((await call('/api/whoami', { token: OPERATOR })).body).toEqual({ role: 'operator' })
+    expect((await call('/api/whoami')).body).toEqual({ role: 'viewer' })
+    expect(await call('/healthz', { token: null })).toMatchObject({ status: 200, body: { status: 'ok' } })
+    expect(await call('/readyz', { token: null })).toMatchObject({ status: 200, body: { ready: true, checks: { broker: true, store: true } } })
+  })
+})
+
+describe('devices', () => {
+  it('pages through the whole fleet: every device once, totals consistent', async () => {
+    const seen: string[] = []
+    let cursor: string | null = null
+    let pages = 0
+    do {
+      const { body }: { body: any } = await call(`/api/devices?limit=5${cursor ? `&cursor=${cursor}` : ''}`)
+      expect(body.total).toBe(13)
+      seen.push(...body.items.map((d: { id: string }) => d.id))
+      cursor = body.next
+      pages++
+    } while (cursor)
+    expect(pages).toBe(3)
+    expect(seen).toHaveLength(13)
+    expect(new Set(seen).size).toBe(13)
+    expect(seen).toEqual([...seen].sort())
+  })
+
+  it('filters, searches and sorts', async () => {
+    const floods = (await call('/api/devices?kind=flood')).body
+    expect(floods.total).toBe(4)
+    expect(floods.items.every((d: { kind: string }) => d.kind === 'flood')).toBe(true)
+    expect((await call('/api/devices?q=energy-0000')).body.total).toBe(4)
+    expect((await call('/api/devices?health=never-seen')).body.items.map((d: { id: string }) => d.id)).toEqual(['housing-99999'])
+    expect((await call('/api/devices?firmware=2.9.0')).body.items.map((d: { id: string }) => d.id)).toEqual(['flood-00002'])
+    expect((await call('/api/devices?certExpiringDays=400')).body.total).toBe(13)
+    expect((await call('/api/devices?certExpiringDays=30')).body.total).toBe(0)
+    const ids = (await call('/api/devices?limit=100')).body.items.map((d: { id: string }) => d.id) as string[]
+    const desc = (await call('/api/devices?sort=id&order=desc&limit=2')).body.items.map((d: { id: string }) => d.id)
+    expect(desc).toEqual([...ids].sort().reverse().slice(0, 2))
+    const alerting = (await call('/api/devices?sort=health&limit=13')).body.items
+    expect(alerting.map((d: { health: string }) => d.health).at(-1)).toBe('never-seen')
+  })
+
+  it('refuses bad queries with 400 naming the problem', async () => {
+    for (const query of ['limit=0', 'limit=501', 'health=fine', 'kind=toaster', 'sort=colour', 'cursor=notacursor', 'connected=maybe', 'bogus=1']) {
+      const { status, body } = await call(`/api/devices?${query}`)
+      expect(status, query).toBe(400)
+      expect(body.code, query).toBe('PG_ERR_INPUT_INVALID')
+    }
+  })
+
+  it('shows one device with certificate, firmware, rate, alerts and recent telemetry; 404 for an unknown one', async () => {
+    const { status, body } = await call('/api/devices/flood-00002')
+    expect(status).toBe(200)
+    expect(body).toMatchObject({ id: 'flood-00002', kind: 'flood', firmware: '2.9.0', certificate: { keyAlgorithm: 'ecdsa-p256', status: 'active' }, quarantine: null })
+    expect(body.alerts.map((a: { policy: string }) => a.policy)).toContain('firmware-outdated')
+    expect(body.telemetry.length).toBeGreaterThan(3)
+    expect(Object.keys(body.telemetry[0].readings).sort()).toEqual(['battery_v', 'level_cm'])
+    expect(body.rate.baselinePerMinute).toBeGreaterThan(0)
+    expect((await call('/api/devices/flood-77777')).status).toBe(404)
+    expect((await call('/api/devices/%3Cscript%3E')).status).toBe(400)
+  })
+})
+
+describe('alerts', () => {
+  it('lists and filters, acknowledges, comments and resolves, with the lifecycle enforced', async () => {
+    const all = (await call('/api/alerts')).body
+    expect(all.total).toBeGreaterThanOrEqual(3)
+    const acl = (await call('/api/alerts?policy=acl-violation&status=open')).body.items[0]
+    expect(acl).toMatchObject({ deviceId: 'flood-00001', severity: 'high', status: 'open', comments: [] })
+    expect((await call('/api/alerts?severity=high')).body.items.every((a: { severity: string }) => a.severity === 'high')).toBe(true)
+    expect((await call(`/api/alerts/${acl.id}`)).body.id).toBe(acl.id)
+
+    const acked = await call(`/api/alerts/${acl.id}/ack`, { method: 'POST', token: OPERATOR, body: { comment: 'looking at it, INC-7' } })
+    expect(acked.status).toBe(200)
+    expect(acked.body).toMatchObject({ status: 'acknowledged', acknowledgedBy: expect.stringMatching(/^operator:[0-9a-f]{8}$/), comments: [{ text: 'looking at it, INC-7' }] })
+    expect(JSON.stringify(acked.body)).not.toContain(OPERATOR)
+    expect((await call(`/api/alerts/${acl.id}/ack`, { method: 'POST', token: OPERATOR, body: {} })).status).toBe(409)
+    expect((await call(`/api/alerts/${acl.id}/comments`, { method: 'POST', token: OPERATOR, body: { text: 'device re-flashed' } })).body.comments).toHaveLength(2)
+    expect((await call(`/api/alerts/${acl.id}/comments`, { method: 'POST', token: OPERATOR, body: { text: '' } })).status).toBe(400)
+    expect((await call(`/api/alerts/${acl.id}/comments`, { method: 'POST', token: OPERATOR, body: { text: 'x'.repeat(2001) } })).status).toBe(400)
+    const resolved = await call(`/api/alerts/${acl.id}/resolve`, { method: 'POST', token: OPERATOR })
+    expect(resolved.body).toMatchObject({ status: 'resolved' })
+    expect((await call(`/api/alerts/${acl.id}/resolve`, { method: 'POST', token: OPERATOR })).status).toBe(409)
+    expect((await call('/api/alerts/00000000-0000-0000-0000-000000000000/ack', { method: 'POST', token: OPERATOR, body: {} })).status).toBe(404)
+  })
+
+  it('pages alerts with a cursor', async () => {
+    const first = (await call('/api/alerts?limit=1')).body
+    expect(first.items).toHaveLength(1)
+    const second = (await call(`/api/alerts?limit=1&cursor=${first.next}`)).body
+    expect(second.items[0].id).not.toBe(first.items[0].id)
+  })
+})
+
+describe('fleet, audit, policies, quarantine, delivery', () => {
+  it('summarises the fleet by kind and site', async () => {
+    const { body } = await call('/api/fleet')
+    expect(body).toMatchObject({ devices: 13, neverSeen: 1 })
+    expect(body.byKind.flood.total).toBe(4)
+    expect(Object.values(body.bySite as Record<string, { total: number }>).reduce((n, s) => n + s.total, 0)).toBe(13)
+    expect(body.openAlerts.high + body.openAlerts.medium + body.openAlerts.low + body.openAlerts.critical + body.openAlerts.info).toBeGreaterThanOrEqual(2)
+  })
+
+  it('audits posture: failing checks name their devices', async () => {
+    const { body } = await call('/api/audit')
+    const check = (id: string) => body.checks.find((c: { check: string }) => c.check === id)
+    expect(check('never-seen')).toMatchObject({ status: 'fail', count: 1, devices: ['housing-99999'] })
+    expect(check('firmware-outdated')).toMatchObject({ status: 'fail', devices: ['flood-00002'] })
+    expect(check('certificate-expired')).toMatchObject({ status: 'pass', count: 0 })
+    expect(body.firmware).toContainEqual({ kind: 'flood', version: '2.9.0', devices: 1 })
+  })
+
+  it('shows policies, validates a file without applying it, and reloads', async () => {
+    const { body } = await call('/api/policies')
+    expect(body.policies.map((p: { id: string }) => p.id)).toContain('cert-expiry')
+    expect(body.policies[0].file).toMatch(/^[a-z-]+\.yaml$/)
+    expect((await call('/api/policies/validate', { method: 'POST', token: OPERATOR, body: { yaml: 'policies:\n  - { id: replay, severity: high }\n' } })).body).toEqual({ valid: true })
+    const bad = await call('/api/policies/validate', { method: 'POST', token: OPERATOR, body: { yaml: 'policies:\n  - id: replay\n    severity: urgent\n' } })
+    expect(bad.body).toMatchObject({ valid: false, error: expect.stringMatching(/:3: policies\.0\.severity/) })
+    expect((await call('/api/policies/reload', { method: 'POST', token: OPERATOR })).body).toMatchObject({ reloaded: true, policies: 15 })
+  })
+
+  it('lifts a quarantine through the broker', async () => {
+    await service.detection.quarantine('flood-00003', 3_600_000, 'test', 'alice')
+    await waitFor(() => (service.fleet.quarantineOf('flood-00003')) !== null, 5_000, 'the quarantine seen by the fleet state')
+    expect((await call('/api/quarantine')).body.items).toEqual([expect.objectContaining({ deviceId: 'flood-00003', by: 'alice' })])
+    expect((await call('/api/devices/flood-00003')).body).toMatchObject({ health: 'quarantined', quarantine: { by: 'alice' } })
+    const lift = await call('/api/quarantine/flood-00003', { method: 'DELETE', token: OPERATOR })
+    expect(lift).toMatchObject({ status: 202, body: { lifted: 'flood-00003' } })
+    await setup.broker.waitForEvent((e) => e.type === 'quarantine-lifted' && e.deviceId === 'flood-00003')
+    await waitFor(() => service.fleet.quarantineOf('flood-00003') === null, 5_000, 'lifted in the fleet state')
+    expect((await call('/api/quarantine/Bad_Id', { method: 'DELETE', token: OPERATOR })).status).toBe(400)
+  })
+
+  it('shows delivery state and re-queues dead letters', async () => {
+    expect((await call('/api/delivery')).body).toEqual({ sinks: [], deadLetters: [] })
+    expect((await call('/api/delivery/requeue', { method: 'POST', token: OPERATOR, body: {} })).body).toEqual({ requeued: 0 })
+  })
+})
+
+describe('live stream, metrics, docs, dashboard, headers', () => {
+  it('streams the fleet summary and alert changes as server-sent events', async () => {
+    const controller = new AbortController()
+    const response = await fetch(new URL('/api/stream', api.url), { headers: { authorization: `Bearer ${VIEWER}` }, signal: controller.signal })
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    const reader = response.body!.getReader()
+    let text = ''
+    const timer = setTimeout(() => controller.abort(), 10_000)
+    const readUntil = async (pattern: RegExp): Promise<void> => {
+      while (!pattern.test(text)) text += new TextDecoder().decode((await reader.read()).value)
+    }
+    await readUntil(/event: fleet\ndata: \{"devices":13/)
+    const alert = service.detection.alerts.list({ status: 'open' })[0]!
+    await call(`/api/alerts/${alert.id}/ack`, { method: 'POST', token: OPERATOR, body: {} })
+    await readUntil(new RegExp(`event: alert\\ndata: \\{"change":"acknowledged","alert":\\{[^\\n]*"id":"${alert.id}"`))
+    clearTimeout(timer)
+    controller.abort()
+    expect((await call('/api/stream', { token: null })).status).toBe(401)
+  })
+
+  it('exposes Prometheus metrics with the placeguard_ prefix and no per-device labels', async () => {
+    const { text, headers } = await call('/metrics')
+    expect(headers.get('content-type')).toMatch(/^text\/plain/)
+    expect(text).toMatch(/^placeguard_messages_received_total [1-9]\d*$/m)
+    expect(text).toMatch(/^placeguard_devices\{health="never-seen"\} 1$/m)
+    expect(text).toMatch(/^placeguard_alerts_open\{severity="high"\} \d+$/m)
+    expect(text).toMatch(/^placeguard_process_cpu_seconds_total /m)
+    expect(text).not.toMatch(/flood-0000|energy-0000|housing-0000/)
+  })
+
+  it('publishes an OpenAPI document and its UI', async () => {
+    const { body } = await call('/docs/json', { token: null })
+    expect(body.openapi).toMatch(/^3\./)
+    for (const path of ['/api/devices', '/api/devices/{id}', '/api/alerts', '/api/alerts/{id}/ack', '/api/alerts/{id}/resolve', '/api/fleet', '/api/audit', '/api/policies', '/api/stream']) {
+      expect(Object.keys(body.paths), path).toContain(path)
+    }
+    expect((await call('/docs', { token: null })).status).toBe(200)
+  })
+
+  it('serves the dashboard with security headers, and no CORS', async () => {
+    const page = await call('/', { token: null, headers: { origin: 'https://evil.example' } })
+    expect(page.status).toBe(200)
+    expect(page.text).toMatch(/<html/i)
+    expect(page.headers.get('content-security-policy')).toMatch(/default-src 'self'.*script-src 'self'/)
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff')
+    expect(page.headers.get('access-control-allow-origin')).toBeNull()
+    const preflight = await call('/api/devices', { method: 'OPTIONS', token: null, headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' } })
+    expect(preflight.headers.get('access-control-allow-origin')).toBeNull()
+    expect((await call('/vendor/uplot/uPlot.iife.min.js', { token: null })).status).toBe(200)
+    expect((await call('/vendor/uplot/package.json', { token: null })).status).toBe(404)
+  })
+
+  it('rate-limits a client that floods the API (429)', async () => {
+    const app = await buildApi(service.apiSource(), { logger: createLogger({ level: 'silent' }), rateLimitPerMinute: 5 })
+    try {
+      const statuses: number[] = []
+      for (let i = 0; i < 7; i++) statuses.push((await app.inject({ url: '/api/fleet', headers: { authorization: `Bearer ${VIEWER}` } })).statusCode)
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429])
+      expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200)
+    } finally {
+      await app.close()
+    }
+  })
+})
