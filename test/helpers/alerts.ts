@@ -13,7 +13,7 @@ export function alertOf (overrides: Partial<Alert> = {}): Alert {
     summary: 'flood-007 is connected from 10.0.0.5 and 10.0.9.9 at once', detectedAt, status: 'open',
     evidence: { firstAddress: '10.0.0.5', secondAddress: '10.0.9.9', sessions: 2 },
     stride: 'Spoofing', attack: 'T0849 Masquerading', lastSeenAt: detectedAt, occurrences: 1,
-    acknowledgedBy: null, resolvedAt: null, resolution: null, response: null,
+    acknowledgedBy: null, resolvedAt: null, resolution: null, response: null, comments: [],
     ...overrides,
   }
 }
