@@ -160,7 +160,9 @@ export class FleetState {
 
   onSecurityEvent (event: SecurityEvent): void {
     if (!event.deviceId) return
-    const device = this.#devices.get(event.deviceId)
+    // A device may connect before the inventory is re-read or its first message arrives.
+    const known = event.kind && isDeviceKind(event.kind) && event.site ? this.#device(event.deviceId, event.kind, event.site) : undefined
+    const device = known ?? this.#devices.get(event.deviceId)
     if (event.type === 'connect' && device) device.connected = true
     else if ((event.type === 'disconnect' || event.type === 'session-revoked') && device) device.connected = false
     else if (event.type === 'quarantined') {

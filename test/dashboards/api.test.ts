@@ -177,6 +177,13 @@ describe('fleet, audit, policies, quarantine, delivery', () => {
     expect(body).toMatchObject({ devices: 13, neverSeen: 1 })
     expect(body.byKind.flood.total).toBe(4)
     expect(Object.values(body.bySite as Record<string, { total: number }>).reduce((n, s) => n + s.total, 0)).toBe(13)
+    // Connection state follows the broker's events.
+    const { connectClient } = await import('../helpers/broker.ts')
+    const device = await connectClient(setup.broker.url, setup.fleet, setup.fleet.device('housing-99999'), 'housing-99999')
+    await waitFor(() => service.fleet.summary().connected === 1, 5_000, 'one device connected')
+    expect((await call('/api/devices?connected=true')).body.items.map((d: { id: string }) => d.id)).toEqual(['housing-99999'])
+    await device.endAsync()
+    await waitFor(() => service.fleet.summary().connected === 0, 5_000, 'disconnected again')
     expect(body.openAlerts.high + body.openAlerts.medium + body.openAlerts.low + body.openAlerts.critical + body.openAlerts.info).toBeGreaterThanOrEqual(2)
   })
 
