@@ -30,7 +30,7 @@ for (let i = 0; i < DEVICES; i++) {
   const id = `${kind}-${String(i).padStart(5, '0')}`
   const tags = { site: sites[i % 4]!, device: id }
   for (let n = 0; n < 120; n++) {
-    const fields = kind === 'flood' ? { level_cm: 80 + n, battery_v: 3.6 } : kind === 'energy' ? { power_kw: 2, voltage_v: 231, energy_kwh: 1000 + n } : { temp_c: 20, humidity_pct: 45, co2_ppm: 600 }
+    const fields: Record<string, number> = kind === 'flood' ? { level_cm: 80 + n, battery_v: 3.6 } : kind === 'energy' ? { power_kw: 2, voltage_v: 231, energy_kwh: 1000 + n } : { temp_c: 20, humidity_pct: 45, co2_ppm: 600 }
     fleet.onTelemetry({ measurement: kind, tags, fields: { ...fields, seq: n, fw: '3.2.1' }, timestampMs: started - (120 - n) * 10_000 }, started)
   }
   if (i % 50 === 0) fleet.onAlertChange(alerts.raise({ policy: 'firmware-outdated', deviceId: id, severity: 'medium', summary: 'old firmware', evidence: {} }, tags))
