@@ -1,0 +1,229 @@
+/**
+ * docker-compose.yml as Debian's docker-compose 1.29 reads it
+ * (`docker-compose config`): services, healthchecks, the load profile,
+ * images, ports, volumes, and secrets that come only from the env file.
+ * There is no Docker engine here; `config` needs none.
+ */
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, dirname, join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parse as parseYaml } from 'yaml'
+
+const ROOT = resolve(import.meta.dirname, '..', '..')
+const COMPOSE_FILE = join(ROOT, 'docker-compose.yml')
+
+/** What .env must provide; a value the test can recognise in the rendered file. */
+const SECRETS = {
+  INFLUXDB_ADMIN_PASSWORD: 'test-influx-password-7f3a',
+  INFLUXDB_ADMIN_TOKEN: 'test-influx-token-91c2',
+  GRAFANA_INFLUX_PASSWORD: 'test-grafana-influx-password-5d10',
+  GRAFANA_ADMIN_PASSWORD: 'test-grafana-admin-password-c4e8',
+  PLACEGUARD_API_TOKENS: 'test-operator-token-2b6f:operator,test-viewer-token-8a01:viewer',
+}
+const PLACEGUARD_SERVICES = ['pki', 'broker', 'collector', 'sim']
+
+interface Healthcheck { test?: string[] | string, disable?: boolean }
+interface Service {
+  image?: string
+  build?: { context: string }
+  command?: string[]
+  entrypoint?: string[]
+  environment?: Record<string, string>
+  healthcheck?: Healthcheck
+  profiles?: string[]
+  ports?: Array<string | { published: number | string, target: number, host_ip?: string }>
+  volumes?: string[]
+  depends_on?: Record<string, { condition: string }>
+}
+interface ComposeConfig { services: Record<string, Service>, volumes: Record<string, unknown> }
+
+let dir: string
+let config: ComposeConfig
+
+function composeConfig (env: Record<string, string>): { status: number | null, stdout: string, stderr: string } {
+  const envFile = join(dir, `env-${Object.keys(env).length}-${Math.random().toString(36).slice(2)}`)
+  writeFileSync(envFile, Object.entries(env).map(([name, value]) => `${name}=${value}\n`).join(''))
+  // A clean environment: only the env file may supply the variables.
+  const result = spawnSync('docker-compose', ['--env-file', envFile, '-f', COMPOSE_FILE, 'config'], {
+    cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
+  })
+  if ((result.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+    throw new Error('docker-compose is not installed: these tests validate docker-compose.yml with Debian\'s docker-compose 1.29 ' +
+      '(apt-get install docker-compose; .ci/run installs it). No Docker engine is needed.')
+  }
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+function ports (service: Service): Array<{ host?: string, published: number, target: number }> {
+  return (service.ports ?? []).map((port) => {
+    if (typeof port !== 'string') return { ...(port.host_ip ? { host: port.host_ip } : {}), published: Number(port.published), target: port.target }
+    const [spec] = port.split('/')
+    const parts = spec!.split(':')
+    const [host, published, target] = parts.length === 3 ? parts : [undefined, ...parts]
+    return { ...(host ? { host } : {}), published: Number(published), target: Number(target) }
+  })
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'placeguard-compose-'))
+  const result = composeConfig(SECRETS)
+  expect(result.stderr).not.toMatch(/ERROR/)
+  expect(result.status).toBe(0)
+  config = parseYaml(result.stdout) as ComposeConfig
+})
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('docker-compose.yml', () => {
+  it('runs InfluxDB, Grafana, the PKI, the broker and the collector, and the simulator', () => {
+    expect(Object.keys(config.services).sort()).toEqual(['broker', 'collector', 'grafana', 'influxdb', 'pki', 'sim'])
+  })
+
+  it('gives every long-running service a healthcheck; only the one-shot pki has none', () => {
+    for (const [name, service] of Object.entries(config.services)) {
+      if (name === 'pki') {
+        expect(service.healthcheck, 'pki runs once and exits').toBeUndefined()
+        continue
+      }
+      const test = service.healthcheck?.test
+      expect(test, `${name} has a healthcheck`).toBeDefined()
+      expect(service.healthcheck?.disable, name).not.toBe(true)
+      expect(Array.isArray(test) ? test[0] : test, name).not.toBe('NONE')
+    }
+  })
+
+  it('starts the simulator only under the load profile', () => {
+    expect(config.services.sim!.profiles).toEqual(['load'])
+    for (const [name, service] of Object.entries(config.services)) {
+      if (name !== 'sim') expect(service.profiles, `${name} starts by default`).toBeUndefined()
+    }
+    expect(config.services.sim!.command).toEqual(expect.arrayContaining(['sim', '--devices', '1000', '--broker', 'mqtts://broker:8883', '--duration', '0']))
+  })
+
+  it('uses influxdb:2.7, a pinned Grafana, and PlaceGuard\'s own image built from this repository', () => {
+    expect(config.services.influxdb!.image).toBe('influxdb:2.7')
+    expect(config.services.grafana!.image).toMatch(/^grafana\/grafana(-oss)?:\d+\.\d+\.\d+$/)
+    for (const name of PLACEGUARD_SERVICES) {
+      expect(config.services[name]!.build?.context, name).toBe(ROOT)
+      expect(config.services[name]!.image, name).toBe('placeguard:local')
+    }
+  })
+
+  it('sets InfluxDB up on first run with a retention, and points the collector and Grafana at it', () => {
+    const influx = config.services.influxdb!.environment!
+    expect(influx.DOCKER_INFLUXDB_INIT_MODE).toBe('setup')
+    expect(influx.DOCKER_INFLUXDB_INIT_RETENTION).toMatch(/^\d+[hdw]$/)
+    const collector = config.services.collector!.environment!
+    expect(collector.PLACEGUARD_INFLUX_URL).toBe('http://influxdb:8086')
+    expect(collector.PLACEGUARD_INFLUX_ORG).toBe(influx.DOCKER_INFLUXDB_INIT_ORG)
+    expect(collector.PLACEGUARD_INFLUX_BUCKET).toBe(influx.DOCKER_INFLUXDB_INIT_BUCKET)
+    expect(collector.PLACEGUARD_INFLUX_TOKEN).toBe(influx.DOCKER_INFLUXDB_INIT_ADMIN_TOKEN)
+    expect(collector.PLACEGUARD_HTTP_HOST).toBe('0.0.0.0')
+    expect(config.services.grafana!.environment!.PLACEGUARD_INFLUX_BUCKET).toBe(influx.DOCKER_INFLUXDB_INIT_BUCKET)
+    expect(config.services.grafana!.environment!.GRAFANA_INFLUX_PASSWORD).toBe(influx.GRAFANA_INFLUX_PASSWORD)
+  })
+
+  it('publishes the broker to the network and the plain-HTTP services on loopback only', () => {
+    expect(ports(config.services.broker!)).toEqual([{ published: 8883, target: 8883 }])
+    expect(ports(config.services.collector!)).toEqual([{ host: '127.0.0.1', published: 8080, target: 8080 }])
+    expect(ports(config.services.grafana!)).toEqual([{ host: '127.0.0.1', published: 3000, target: 3000 }])
+    expect(ports(config.services.influxdb!)).toEqual([{ host: '127.0.0.1', published: 8086, target: 8086 }])
+    expect(ports(config.services.sim!)).toEqual([])
+  })
+
+  it('keeps state in named volumes and mounts the Grafana provisioning from the repository', () => {
+    expect(Object.keys(config.volumes).sort()).toEqual(['grafana-data', 'influxdb-config', 'influxdb-data', 'placeguard-data'])
+    for (const name of PLACEGUARD_SERVICES) expect(config.services[name]!.volumes, name).toEqual(['placeguard-data:/data:rw'])
+    expect(config.services.influxdb!.volumes).toContain('influxdb-data:/var/lib/influxdb2:rw')
+    const binds = Object.values(config.services).flatMap((service) => service.volumes ?? []).filter((volume) => volume.startsWith('/'))
+    expect(binds).toEqual(expect.arrayContaining([
+      `${ROOT}/dashboards/grafana/provisioning:/etc/grafana/provisioning:ro`,
+      `${ROOT}/dashboards/grafana/dashboards:/etc/grafana/dashboards/placeguard:ro`,
+      `${ROOT}/dashboards/grafana/influxdb-init:/docker-entrypoint-initdb.d:ro`,
+    ]))
+    for (const bind of binds) {
+      expect(bind, 'bind mounts are read-only').toMatch(/:ro$/)
+      expect(existsSync(bind.split(':')[0]!), bind).toBe(true)
+    }
+  })
+
+  it('starts each service after what it needs', () => {
+    const dependsOn = (name: string) => Object.fromEntries(Object.entries(config.services[name]!.depends_on ?? {}).map(([on, { condition }]) => [on, condition]))
+    expect(dependsOn('broker')).toEqual({ pki: 'service_completed_successfully' })
+    expect(dependsOn('collector')).toEqual({ broker: 'service_healthy', influxdb: 'service_healthy' })
+    expect(dependsOn('grafana')).toEqual({ influxdb: 'service_healthy' })
+    expect(dependsOn('sim')).toEqual({ broker: 'service_healthy' })
+  })
+
+  it('runs the pki one-shot idempotently: a second start keeps the CA and succeeds', () => {
+    const pki = config.services.pki!
+    expect(pki.entrypoint).toEqual(['/bin/sh', '-c'])
+    const script = pki.command![0]!.replaceAll('$$', '$') // compose's escape for a literal $
+    expect(script).toContain('pki init --server-name broker')
+    const data = join(dir, 'data')
+    // The same script on this machine, with the data directory moved and Node 24 first on PATH.
+    const run = () => spawnSync('/bin/sh', ['-c', script.replaceAll('/data', data)], {
+      cwd: ROOT, encoding: 'utf8',
+      env: { PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}`, PLACEGUARD_DATA_DIR: data, PLACEGUARD_BROKER_DNS_NAMES: 'mqtt.example.org' },
+    })
+    const first = run()
+    expect(first.status, first.stderr).toBe(0)
+    const ca = readFileSync(join(data, 'pki', 'ca.crt'), 'utf8')
+    const second = run()
+    expect(second.status, second.stderr).toBe(0)
+    expect(readFileSync(join(data, 'pki', 'ca.crt'), 'utf8')).toBe(ca)
+    const names = spawnSync('openssl', ['x509', '-in', join(data, 'pki', 'server.crt'), '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' })
+    expect(names.stdout).toContain('DNS:broker')
+    expect(names.stdout).toContain('DNS:mqtt.example.org')
+  })
+})
+
+describe('secrets', () => {
+  const raw = readFileSync(COMPOSE_FILE, 'utf8')
+
+  it('are never written in docker-compose.yml: every secret is a required ${VAR:?…} from the env file', () => {
+    const file = parseYaml(raw, { merge: true }) as { services: Record<string, { environment?: Record<string, string> }> }
+    const secretNames = /PASSWORD|TOKEN|SECRET|ROUTING_KEY/
+    let checked = 0
+    for (const [service, { environment = {} }] of Object.entries(file.services)) {
+      for (const [name, value] of Object.entries(environment)) {
+        if (!secretNames.test(name)) continue
+        checked++
+        expect(String(value), `${service}.${name}`).toMatch(/^\$\{[A-Z0-9_]+(:\?[^}]+|:-)\}$/)
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(Object.keys(SECRETS).length)
+    for (const name of Object.keys(SECRETS)) expect(raw, name).toMatch(new RegExp(`\\$\\{${name}:\\?[^}]*\\.env`))
+  })
+
+  it('reach the services from the env file', () => {
+    const rendered = JSON.stringify(config)
+    for (const [name, value] of Object.entries(SECRETS)) {
+      expect(rendered, name).toContain(value)
+      expect(raw, name).not.toContain(value)
+    }
+  })
+
+  it('stop docker-compose with the missing variable\'s name when one is unset', () => {
+    for (const missing of Object.keys(SECRETS)) {
+      const result = composeConfig(Object.fromEntries(Object.entries(SECRETS).filter(([name]) => name !== missing)))
+      expect(result.status, missing).not.toBe(0)
+      expect(result.stderr, missing).toContain(`set ${missing} in .env`)
+    }
+  })
+
+  it('are placeholders in .env.example, which lists every one and says how to generate them', () => {
+    const example = readFileSync(join(ROOT, '.env.example'), 'utf8')
+    expect(example).toContain('openssl rand -base64 32')
+    const values = Object.fromEntries(example.split('\n').filter((line) => /^[A-Z_]+=/.test(line)).map((line) => line.split(/=(.*)/s).slice(0, 2) as [string, string]))
+    for (const name of Object.keys(SECRETS)) expect(values[name], name).toMatch(/change-me/)
+    const result = composeConfig(values)
+    expect(result.status, result.stderr).toBe(0)
+  })
+
+  it('stay out of the image build context', () => {
+    const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((line) => line.trim())
+    for (const entry of ['.env', '.env.*', '.git', 'node_modules', 'data', 'scratch', 'bench/results']) expect(ignored, entry).toContain(entry)
+  })
+})
