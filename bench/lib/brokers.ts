@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import type { PkiPaths } from '../../pki/index.ts'
 
@@ -74,14 +74,4 @@ async function waitForPort (port: number, child: ChildProcess): Promise<void> {
   throw new Error(`broker did not open port ${port}`)
 }
 
-/** A port the OS reports free right now (random ones can collide with live client sockets). */
-export function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
+export { freePort } from '../../test/helpers/free-port.ts'

@@ -7,11 +7,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from '../helpers/free-port.ts'
 import { FleetPki } from '../../pki/index.ts'
 import { mosquittoPub } from '../helpers/mosquitto-clients.ts'
 
@@ -40,16 +40,6 @@ let operator: { context: BrowserContext, page: Page }
 /** CSP violations and uncaught errors seen by any page: there must be none. */
 const pageProblems: string[] = []
 
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function api<T = unknown> (path: string, token = OPERATOR): Promise<{ status: number, body: T }> {
   const response = await fetch(new URL(path, base), { headers: { authorization: `Bearer ${token}` } })

@@ -7,7 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import pkg from '../../package.json' with { type: 'json' }
-import { freePort } from '../../bench/lib/brokers.ts'
+import { freePort } from '../helpers/free-port.ts'
 import { cefMessage } from '../../delivery/cef.ts'
 import type { DeliveredChange, Delivery, DeliveryResult, Sink } from '../../delivery/sink.ts'
 import { createSyslogSink } from '../../delivery/syslog-sink.ts'
