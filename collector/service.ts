@@ -30,6 +30,8 @@ export interface PipelineMetrics {
   spoolMaxBytes: number
   written: number
   writeErrors: number
+  /** Points the store refused for good, kept in the spool's rejected table. */
+  storeRejected: number
   lastWriteLatencyMs: number | undefined
 }
 
@@ -63,6 +65,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   const writer = new StoreWriter({
     spool, sink, batchSize: config.collector.batchSize ?? 5_000,
     onError: (message) => logger.error({ store: config.influx ? config.influx.url : 'embedded' }, `store write failed, spooling: ${message}`),
+    onRejected: (rejected, total, reason) => logger.error({ store: config.influx ? config.influx.url : 'embedded', rejected, total },
+      `the store refused ${rejected} of ${total} points for good; they are kept in the spool's rejected table (${join(config.dataDir, 'spool.db')}): ${reason}`),
   })
   const collector = new Collector({
     brokerUrl, spool, logger,
@@ -117,7 +121,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   const metrics = (): PipelineMetrics => ({
     ...collector.metrics,
     spooledPoints: spool.pendingPoints, spoolBytes: spool.bytes, spoolMaxBytes: spool.maxBytes,
-    written: writer.counters.written, writeErrors: writer.counters.writeErrors, lastWriteLatencyMs: writer.counters.lastWriteLatencyMs,
+    written: writer.counters.written, writeErrors: writer.counters.writeErrors, storeRejected: writer.counters.rejected, lastWriteLatencyMs: writer.counters.lastWriteLatencyMs,
   })
   // Once a minute: the pipeline's figures, and a warning well before the spool's bound.
   let nearFull = false

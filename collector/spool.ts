@@ -32,7 +32,11 @@ export class SpoolFullError extends PlaceGuardError {
 
 // AUTOINCREMENT: ids are never reused, so an `uptoId` from an earlier peek
 // can never reach points appended after the spool was emptied.
-const SCHEMA = 'CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)'
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS points (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+-- Points the store refused for good (e.g. a field type conflict): kept, not lost, and out of the FIFO's way.
+CREATE TABLE IF NOT EXISTS rejected (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL);
+`
 const BODY_BYTES = 'COALESCE(SUM(length(CAST(body AS BLOB))), 0)'
 
 export class Spool {
@@ -42,6 +46,7 @@ export class Spool {
   readonly #head: StatementSync
   readonly #measureUpTo: StatementSync
   readonly #deleteUpTo: StatementSync
+  readonly #insertRejected: StatementSync
   #bytes: number
   #pendingPoints: number
 
@@ -60,6 +65,7 @@ export class Spool {
     this.#head = this.#db.prepare('SELECT id, body FROM points ORDER BY id LIMIT ?')
     this.#measureUpTo = this.#db.prepare(`SELECT COUNT(*) AS count, ${BODY_BYTES} AS bytes FROM points WHERE id <= ?`)
     this.#deleteUpTo = this.#db.prepare('DELETE FROM points WHERE id <= ?')
+    this.#insertRejected = this.#db.prepare('INSERT INTO rejected (body, reason, at) VALUES (?, ?, ?)')
     const totals = this.#db.prepare(`SELECT COUNT(*) AS count, ${BODY_BYTES} AS bytes FROM points`).get() as { count: number, bytes: number }
     this.#pendingPoints = totals.count
     this.#bytes = totals.bytes
@@ -93,15 +99,30 @@ export class Spool {
     return { uptoId: last.id, points: rows.map((row) => JSON.parse(row.body) as StoredPoint) }
   }
 
-  /** Forgets every point up to and including `uptoId`. */
-  remove (uptoId: number): void {
+  /**
+   * Forgets every point up to and including `uptoId`; the `rejected` ones
+   * (refused by the store for good) move to the rejected table in the same
+   * transaction instead of vanishing.
+   */
+  remove (uptoId: number, rejected: Array<{ point: StoredPoint, reason: string }> = []): void {
     const removed = inTransaction(this.#db, () => {
       const totals = this.#measureUpTo.get(uptoId) as { count: number, bytes: number }
+      for (const { point, reason } of rejected) this.#insertRejected.run(serialize(point), reason, Date.now())
       this.#deleteUpTo.run(uptoId)
       return totals
     })
     this.#bytes -= removed.bytes
     this.#pendingPoints -= removed.count
+  }
+
+  /** Points the store refused for good, oldest first. */
+  rejected (limit = 100): Array<{ point: StoredPoint, reason: string, at: string }> {
+    return (this.#db.prepare('SELECT body, reason, at FROM rejected ORDER BY id LIMIT ?').all(limit) as Array<{ body: string, reason: string, at: number }>)
+      .map((row) => ({ point: JSON.parse(row.body) as StoredPoint, reason: row.reason, at: new Date(row.at).toISOString() }))
+  }
+
+  get rejectedPoints (): number {
+    return (this.#db.prepare('SELECT COUNT(*) AS count FROM rejected').get() as { count: number }).count
   }
 
   close (): void {

@@ -3,12 +3,23 @@
  * flight. A point leaves the spool only after the store accepted it; on any
  * other answer the writer backs off and sends the same batch again, so an
  * outage or a wrong token delays telemetry but never loses it.
+ *
+ * One exception keeps a single bad point from blocking the FIFO for ever:
+ * when the store refuses the *data* (HTTP 400, 413, 422 — e.g. InfluxDB's
+ * field type conflict, which also writes the rest of the batch), the batch
+ * is bisected until the refused points are isolated; those move to the
+ * spool's rejected table (kept, counted, logged) and the rest is written.
+ * Rewriting accepted points is harmless: a point is identified by series
+ * and timestamp.
  */
 import { systemClock, type Clock } from '../shared/clock.ts'
 import type { Spool } from './spool.ts'
-import type { PointSink, WriteResult } from './stored-point.ts'
+import type { PointSink, StoredPoint, WriteResult } from './stored-point.ts'
 
 export type FailedOutcome = Exclude<WriteResult['outcome'], 'success'>
+
+/** Statuses by which a store refuses the data itself, not the request or the caller. */
+const DATA_REFUSED = new Set([400, 413, 422])
 
 export interface StoreWriterOptions {
   spool: Pick<Spool, 'peek' | 'remove'>
@@ -26,6 +37,8 @@ export interface StoreWriterOptions {
    * missing bucket, rejected data) needs an operator; it is retried all the same.
    */
   onError?: (message: string, outcome: FailedOutcome) => void
+  /** Told when points the store refused for good were set aside (rejected of total in the batch, and the store's reason). */
+  onRejected?: (rejected: number, total: number, reason: string) => void
   clock?: Clock
   /** In [0, 1): the jitter source. */
   random?: () => number
@@ -36,6 +49,8 @@ export interface StoreWriterCounters {
   written: number
   /** Failed write attempts. */
   writeErrors: number
+  /** Points the store refused for good, set aside in the spool's rejected table. */
+  rejected: number
   lastWriteLatencyMs: number | undefined
   lastError: string | undefined
 }
@@ -43,8 +58,8 @@ export interface StoreWriterCounters {
 interface Sleeper { wake: () => void, byKick: boolean }
 
 export class StoreWriter {
-  readonly #options: Required<Omit<StoreWriterOptions, 'onError'>> & Pick<StoreWriterOptions, 'onError'>
-  readonly #counters: StoreWriterCounters = { written: 0, writeErrors: 0, lastWriteLatencyMs: undefined, lastError: undefined }
+  readonly #options: Required<Omit<StoreWriterOptions, 'onError' | 'onRejected'>> & Pick<StoreWriterOptions, 'onError' | 'onRejected'>
+  readonly #counters: StoreWriterCounters = { written: 0, writeErrors: 0, rejected: 0, lastWriteLatencyMs: undefined, lastError: undefined }
   #loop: Promise<void> | undefined
   #stopping = false
   #sleeper: Sleeper | undefined
@@ -108,12 +123,40 @@ export class StoreWriter {
       if (result.outcome === 'success') {
         spool.remove(batch.uptoId)
         this.#counters.written += batch.points.length
+      } else if (result.outcome === 'failure' && result.status !== undefined && DATA_REFUSED.has(result.status)) {
+        const isolated = await this.#isolate(batch.points, result)
+        if (isolated.outcome !== 'isolated') return isolated
+        spool.remove(batch.uptoId, isolated.rejected)
+        this.#counters.written += batch.points.length - isolated.rejected.length
+        this.#counters.rejected += isolated.rejected.length
+        this.#options.onRejected?.(isolated.rejected.length, batch.points.length, isolated.rejected[0]?.reason ?? result.error)
+        return { outcome: 'success' }
       }
       return result
     } catch (error) {
       // The spool's disk, or a sink that broke its promise not to throw: try again later.
       return { outcome: 'retryable', error: `store writer: ${(error as Error).message}` }
     }
+  }
+
+  /**
+   * Halves a refused batch until the refused points stand alone. Any answer
+   * other than success or a data refusal (an outage mid-way) stops the
+   * search: the whole batch is retried later.
+   */
+  async #isolate (points: StoredPoint[], refusal: Extract<WriteResult, { outcome: 'failure' }>): Promise<{ outcome: 'isolated', rejected: Array<{ point: StoredPoint, reason: string }> } | Exclude<WriteResult, { outcome: 'success' }>> {
+    if (points.length === 1) return { outcome: 'isolated', rejected: [{ point: points[0]!, reason: refusal.error }] }
+    const middle = Math.ceil(points.length / 2)
+    const rejected: Array<{ point: StoredPoint, reason: string }> = []
+    for (const half of [points.slice(0, middle), points.slice(middle)]) {
+      const result = await this.#options.sink.write(half)
+      if (result.outcome === 'success') continue
+      if (result.outcome !== 'failure' || result.status === undefined || !DATA_REFUSED.has(result.status)) return result
+      const inner = await this.#isolate(half, result)
+      if (inner.outcome !== 'isolated') return inner
+      rejected.push(...inner.rejected)
+    }
+    return { outcome: 'isolated', rejected }
   }
 
   /** Exponential with "equal jitter": never under half the step, so retries never hammer, yet spread out. */

@@ -30,6 +30,7 @@ export function registerMetrics (app: FastifyInstance, source: ApiSource): void 
   followingCounter(registry, 'placeguard_payloads_rejected_total', 'telemetry payloads that failed validation', pipeline('rejected'))
   followingCounter(registry, 'placeguard_store_points_written_total', 'points the time-series store confirmed', pipeline('written'))
   followingCounter(registry, 'placeguard_store_write_errors_total', 'failed writes to the time-series store (retried)', pipeline('writeErrors'))
+  followingCounter(registry, 'placeguard_store_points_rejected_total', 'points the store refused for good, kept in the spool\'s rejected table', pipeline('storeRejected'))
   new Gauge({ name: 'placeguard_spool_points', help: 'points waiting in the spool for the store', registers: [registry], collect () { this.set(source.pipeline().spooledPoints ?? 0) } })
   new Gauge({ name: 'placeguard_spool_bytes', help: 'disk used by the spool', registers: [registry], collect () { this.set(source.pipeline().spoolBytes ?? 0) } })
   new Gauge({ name: 'placeguard_spool_max_bytes', help: 'the spool\'s bound', registers: [registry], collect () { this.set(source.pipeline().spoolMaxBytes ?? 0) } })

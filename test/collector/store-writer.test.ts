@@ -43,6 +43,43 @@ describe('StoreWriter', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
+  it('sets aside the points a store refuses for good, writes the rest, and keeps the FIFO moving', async () => {
+    // victoria-metrics accepts any line, so the refusal InfluxDB gives a field
+    // type conflict (422, the rest of the batch written) is added at the sink's
+    // boundary; the accepted points go to the real store.
+    const real = createInfluxSink({ url: store.url, token: 'unused-by-vm', org: 'placeguard', bucket: 'telemetry', timeoutMs: 2_000 })
+    const refused = (point: StoredPoint) => point.fields.fw === '9.9.9'
+    const sink = {
+      write: async (points: StoredPoint[]) => {
+        const accepted = points.filter((point) => !refused(point))
+        const result = await real.write(accepted)
+        if (result.outcome !== 'success' || accepted.length === points.length) return result
+        return { outcome: 'failure' as const, status: 422, error: 'partial write: field type conflict: input field "fw" on measurement "energy" is type string, already exists as type float' }
+      },
+      close: () => real.close(),
+    }
+    const errors: string[] = []
+    const writer = new StoreWriter({ spool, sink, batchSize: 1_000, onError: (message) => errors.push(message), onRejected: (count, total, reason) => errors.push(`${count} of ${total}: ${reason}`) })
+    const points = Array.from({ length: 1_000 }, (_, i) => energyPoint(i))
+    for (const i of [7, 500, 501, 999]) points[i] = { ...points[i]!, fields: { ...points[i]!.fields, fw: '9.9.9' } }
+    spool.append(points)
+    spool.append([energyPoint(5_000)]) // queued behind the refused batch
+    writer.start()
+    await waitFor(() => spool.pendingPoints === 0, 10_000, 'the spool to drain past the refused points')
+    await writer.stop()
+    await sink.close()
+    expect(writer.counters.rejected).toBe(4)
+    expect(spool.rejectedPoints).toBe(4)
+    expect(spool.rejected().map((r) => r.point.fields.seq)).toEqual([7, 500, 501, 999])
+    expect(spool.rejected()[0]!.reason).toMatch(/field type conflict/)
+    expect(errors).toEqual([expect.stringMatching(/^4 of 1000: partial write: field type conflict/)])
+    // Bisecting rewrites accepted points; InfluxDB overwrites (series, time), victoria-metrics keeps both: count distinct seqs.
+    const stored = new Set((await store.exportSeries('{__name__="energy_seq"}')).flatMap((series) => series.values))
+    expect(stored.size).toBe(997)
+    expect(stored.has(5_000)).toBe(true)
+    expect(stored.has(500)).toBe(false)
+  })
+
   it('delivers every point appended before, during and after a store outage', async () => {
     const errors: Array<[string, FailedOutcome]> = []
     const sink = createInfluxSink({ url: store.url, token: 'unused-by-vm', org: 'placeguard', bucket: 'telemetry', timeoutMs: 2_000 })

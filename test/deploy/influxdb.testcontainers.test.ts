@@ -129,4 +129,41 @@ describe.skipIf(!engine.reachable)(engine.reachable ? 'InfluxDB 2.7 in a contain
     const asAdmin = await write(`Token ${SETUP.token}`)
     expect(asAdmin.status).toBe(204)
   })
+
+  it('a field type conflict (422, partial write) sets the refused points aside and lets the rest through', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { Spool } = await import('../../collector/spool.ts')
+    const { StoreWriter } = await import('../../collector/store-writer.ts')
+    // Someone else made "housing.temp_c" a string in this bucket.
+    const conflict = await fetch(`${url}/api/v2/write?${new URLSearchParams({ org: SETUP.org, bucket: SETUP.bucket, precision: 'ms' })}`, {
+      method: 'POST', headers: { authorization: `Token ${SETUP.token}` }, body: `housing,site=old-town,device=housing-77777 temp_c="warm" ${Date.now() - 60_000}`,
+    })
+    expect(conflict.status).toBe(204)
+    const dir = mkdtempSync(join(tmpdir(), 'pg-conflict-'))
+    const spool = new Spool({ path: join(dir, 'spool.db'), maxBytes: 64 * 1024 * 1024 })
+    const sink = createInfluxSink({ url, token: SETUP.token, org: SETUP.org, bucket: SETUP.bucket })
+    const writer = new StoreWriter({ spool, sink })
+    try {
+      const at = Date.now()
+      spool.append([
+        { measurement: 'flood', tags: { site: 'harbour', device: 'flood-77777' }, fields: { level_cm: 12, battery_v: 3.5, seq: 1, fw: '3.2.1' }, timestampMs: at },
+        { measurement: 'housing', tags: { site: 'old-town', device: 'housing-77777' }, fields: { temp_c: 21.5, humidity_pct: 40, co2_ppm: 600, seq: 1, fw: '1.8.3' }, timestampMs: at },
+        { measurement: 'flood', tags: { site: 'harbour', device: 'flood-77777' }, fields: { level_cm: 13, battery_v: 3.5, seq: 2, fw: '3.2.1' }, timestampMs: at + 1 },
+      ])
+      writer.start()
+      const deadline = Date.now() + 10_000
+      while (spool.pendingPoints > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(spool.pendingPoints).toBe(0)
+      expect(spool.rejected().map((r) => r.point.measurement)).toEqual(['housing'])
+      expect(spool.rejected()[0]!.reason).toMatch(/type/)
+      const flood = await influxQl('SELECT "seq" FROM "flood" WHERE "device" = \'flood-77777\'')
+      expect(flood.series![0]!.values).toHaveLength(2)
+    } finally {
+      await writer.stop()
+      await sink.close()
+      spool.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
