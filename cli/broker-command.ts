@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { PlaceGuardBroker } from '../broker/index.ts'
-import { pkiPaths } from '../pki/index.ts'
+import { FleetPki, pkiPaths } from '../pki/index.ts'
 import { type Config, loadConfig } from '../shared/config.ts'
 import { createLogger, type Logger } from '../shared/logger.ts'
 import { wholeNumber } from './options.ts'
@@ -30,6 +30,34 @@ export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
   })
 }
 
+const CRL_CHECK_MS = 6 * 3_600_000
+
+/**
+ * Keeps the CRL from lapsing while the broker runs: every 6 hours (and at
+ * start) it is re-signed if it lapses within 7 days. Once a CRL lapses,
+ * OpenSSL refuses every client — the whole fleet would be locked out. The
+ * broker notices the new file by itself. Needs the CA key in the data
+ * directory; where it is kept elsewhere, run `placeguard pki crl` from cron
+ * and this logs why it could not.
+ */
+export function keepCrlFresh (dataDir: string, logger: Logger): () => void {
+  const check = async (): Promise<void> => {
+    const pki = new FleetPki(dataDir)
+    try {
+      const { refreshed, nextUpdate } = await pki.refreshCrlIfDue(7)
+      if (refreshed) logger.info({ nextUpdate: nextUpdate?.toISOString() }, 'CRL re-signed before it lapses')
+    } catch (error) {
+      logger.error({ err: (error as Error).message }, 'CRL not re-signed; run `placeguard pki crl` before it lapses')
+    } finally {
+      pki.close()
+    }
+  }
+  void check()
+  const timer = setInterval(() => { void check() }, CRL_CHECK_MS)
+  timer.unref()
+  return () => clearInterval(timer)
+}
+
 export function registerBrokerCommand (program: Command): void {
   withListenOptions(program.command('broker').description('run the MQTT broker with mutual TLS on the fleet PKI'))
     .action(async (options: ListenFlags, command: Command) => {
@@ -37,7 +65,11 @@ export function registerBrokerCommand (program: Command): void {
       const logger = createLogger({ level: config.logLevel, name: 'placeguard-broker', pretty: process.stdout.isTTY })
       const broker = brokerFor(config, logger)
       await broker.listen()
-      stopOnSignals(logger, () => broker.close())
+      const stopCrl = keepCrlFresh(config.dataDir, logger)
+      stopOnSignals(logger, async () => {
+        stopCrl()
+        await broker.close()
+      })
     })
 }
 

@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../shared/files.ts'
 import { FleetPki } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { createLogger } from '../shared/logger.ts'
-import { brokerFor, configFrom, stopOnSignals, withListenOptions } from './broker-command.ts'
+import { brokerFor, configFrom, keepCrlFresh, stopOnSignals, withListenOptions } from './broker-command.ts'
 import { wholeNumber } from './options.ts'
 
 interface UpFlags { mqttPort?: number, mqttHost?: string, httpPort?: number, httpHost?: string, config?: string, demoDevices: number, demoScenario?: string, demoInterval: string }
@@ -46,6 +46,7 @@ export function registerUpCommand (program: Command): void {
         if (event.type === 'connect' || event.type === 'disconnect') logger.debug({ event }, `${event.type}: ${event.deviceId ?? 'unknown'}`)
       })
       const address = await broker.listen()
+      const stopCrl = keepCrlFresh(config.dataDir, logger)
       const host = config.mqttHost === '0.0.0.0' ? '127.0.0.1' : config.mqttHost
       const collector = createCollectorService(config, `mqtts://${host}:${address.port}`, logger)
       await collector.start()
@@ -75,6 +76,7 @@ export function registerUpCommand (program: Command): void {
       stopOnSignals(logger, async () => {
         demo.abort()
         await simulation
+        stopCrl()
         await api.close()
         await collector.stop()
         await broker.close()

@@ -12,6 +12,7 @@ import type { Identity } from './identity.ts'
 import { effectiveStatus, Inventory, type InventoryRecord, type InventoryStatus } from './inventory.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
+import { readCrl } from './crl.ts'
 
 const DAY_MS = 86_400_000
 const PRIVATE = 0o600
@@ -241,6 +242,24 @@ export class FleetPki {
   /** Re-signs the CRL with a fresh nextUpdate; run it from cron well inside crlValidityDays. */
   async refreshCrl (): Promise<void> {
     await this.#writeCrl(await this.#loadSigner(), this.#openInventory(), this.#now())
+  }
+
+  /**
+   * Re-signs the CRL if it lapses within `withinDays` (or cannot be read);
+   * answers the nextUpdate in force afterwards. Once a CRL lapses OpenSSL
+   * refuses every client, so a running broker calls this periodically.
+   */
+  async refreshCrlIfDue (withinDays = 7): Promise<{ refreshed: boolean, nextUpdate: Date | undefined }> {
+    this.#requireCa()
+    let nextUpdate: Date | undefined
+    try {
+      nextUpdate = (await readCrl(readFileSync(this.paths.crl, 'utf8'), readFileSync(this.paths.caCert, 'utf8'))).nextUpdate
+    } catch {
+      nextUpdate = undefined // unreadable or not ours: re-sign
+    }
+    if (nextUpdate && nextUpdate.getTime() - this.#now().getTime() > withinDays * DAY_MS) return { refreshed: false, nextUpdate }
+    await this.refreshCrl()
+    return { refreshed: true, nextUpdate: (await readCrl(readFileSync(this.paths.crl, 'utf8'), readFileSync(this.paths.caCert, 'utf8'))).nextUpdate }
   }
 
   list (): InventoryEntry[] {

@@ -194,3 +194,27 @@ describe('pki revoke', () => {
     await expectError(fleet.pki.revoke('never-issued'), 'PG_ERR_PKI_UNKNOWN_DEVICE', 'deviceId')
   })
 })
+
+describe('CRL freshness', () => {
+  it('re-signs the CRL only when it lapses within the window, or cannot be read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-crl-'))
+    const clock = { ms: Date.parse('2026-11-23T12:00:00Z'), now: () => clock.ms }
+    const pki = new FleetPki(dir, { clock, crlValidityDays: 10 })
+    try {
+      await pki.init()
+      const first = await pki.refreshCrlIfDue(7)
+      expect(first).toEqual({ refreshed: false, nextUpdate: new Date('2026-12-03T12:00:00Z') })
+      clock.ms += 4 * 86_400_000 // 6 days left
+      const second = await pki.refreshCrlIfDue(7)
+      expect(second).toEqual({ refreshed: true, nextUpdate: new Date('2026-12-07T12:00:00Z') })
+      expect(openssl('crl', '-in', pki.paths.crl, '-noout', '-nextupdate')).toContain('Dec  7 12:00:00 2026 GMT')
+      writeFileSync(pki.paths.crl, 'not a CRL')
+      expect((await pki.refreshCrlIfDue(7)).refreshed).toBe(true)
+      const verified = spawnSync('openssl', ['crl', '-in', pki.paths.crl, '-noout', '-CAfile', pki.paths.caCert], { encoding: 'utf8' })
+      expect(verified.stderr.trim()).toBe('verify OK')
+    } finally {
+      pki.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
