@@ -117,6 +117,8 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   #collectorSessions = 0
   #lastConnectionLimitEventAt = 0
   readonly #quarantine: QuarantineList
+  /** When a quarantined device's refusal was last reported, per device (bounded by the quarantine list). */
+  readonly #quarantineRefusedAt = new Map<string, number>()
   #quarantineSweep: NodeJS.Timeout | undefined
 
   constructor (options: BrokerOptions) {
@@ -263,6 +265,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   }
 
   #emitLifted (entry: QuarantineEntry, by: string, reason: string): void {
+    this.#quarantineRefusedAt.delete(entry.deviceId)
     this.#emit('quarantine-lifted', {
       deviceId: entry.deviceId, reason,
       details: withoutUndefined({ by, since: entry.since, until: entry.until, alertId: entry.alertId, policy: entry.policy }),
@@ -409,10 +412,17 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
           details: { otherRemoteAddress: other?.remoteAddress ?? 'unknown', sameCertificate: other?.serial === session.serial },
         })
       }
-      const quarantined = this.#quarantine.get(identity.deviceId, this.#clock.now())
+      const now = this.#clock.now()
+      const quarantined = this.#quarantine.get(identity.deviceId, now)
       if (quarantined) {
         // CONNACK 5 (not authorized): the device is known and valid, but not welcome for now.
-        return refuse(`device quarantined until ${quarantined.until}: ${quarantined.reason}`, 5, 'QUARANTINED')
+        // A device that keeps retrying is reported once a minute, not at every attempt.
+        const reason = `device quarantined until ${quarantined.until}: ${quarantined.reason}`
+        if (now - (this.#quarantineRefusedAt.get(identity.deviceId) ?? 0) < RATE_EVENT_EVERY_MS) {
+          return done(Object.assign(new Error(reason), { returnCode: 5 }) as AuthenticateError, false)
+        }
+        this.#quarantineRefusedAt.set(identity.deviceId, now)
+        return refuse(reason, 5, 'QUARANTINED')
       }
     } else {
       if (!/^collector(-[a-z0-9-]{1,54})?$/.test(client.id)) {

@@ -51,6 +51,9 @@ describe('quarantine at the broker', () => {
     expect(refused.code).not.toBe(0)
     const failed = await running.waitForEvent((e) => e.type === 'auth-failed' && e.deviceId === 'flood-001')
     expect(failed).toMatchObject({ code: 'QUARANTINED' })
+    // A device that keeps retrying is refused every time but reported once a minute.
+    expect((await mosquittoPub(running.port, tlsOf('flood-001'), 'flood-001', telemetry('flood-001'), '{}')).code).not.toBe(0)
+    expect(running.events.filter((e) => e.type === 'auth-failed' && e.deviceId === 'flood-001')).toHaveLength(1)
     // Other devices are untouched.
     expect((await mosquittoPub(running.port, tlsOf('flood-002'), 'flood-002', telemetry('flood-002'), '{}')).code).toBe(0)
 
