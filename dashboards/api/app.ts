@@ -75,8 +75,10 @@ export async function buildApi (source: ApiSource, options: ApiOptions): Promise
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
 
   app.addHook('onRequest', async (request, reply) => {
-    const required = request.routeOptions.config.role ?? (request.url.startsWith('/docs') ? 'open' : undefined)
-    if (required === 'open' || required === undefined) return
+    // Secure by default: anything under /api or /metrics needs a token unless its route says otherwise.
+    const needsToken = request.url.startsWith('/api') || request.url.startsWith('/metrics')
+    const required = request.routeOptions.config.role ?? (needsToken ? 'viewer' : 'open')
+    if (required === 'open') return
     const auth = authenticate(request.headers.authorization, source.tokens)
     if (!auth) {
       await reply.code(401).header('www-authenticate', 'Bearer realm="placeguard"').send({ statusCode: 401, code: 'PG_ERR_API_UNAUTHORIZED', error: 'Unauthorized', message: 'a bearer token from PLACEGUARD_API_TOKENS is required' })

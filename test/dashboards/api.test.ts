@@ -78,6 +78,11 @@ describe('authentication and authorisation', () => {
     expect((await call(path, { method, body, token: null })).status).toBe(401)
   })
 
+  it('asks for a token before it says whether an /api route exists', async () => {
+    expect((await call('/api/nothing-here', { token: null })).status).toBe(401)
+    expect((await call('/api/nothing-here')).status).toBe(404)
+  })
+
   it('says who the token is, and /healthz and /readyz are open', async () => {
     expect((await call('/api/whoami', { token: OPERATOR })).body).toEqual({ role: 'operator' })
     expect((await call('/api/whoami')).body).toEqual({ role: 'viewer' })
