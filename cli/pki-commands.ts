@@ -50,6 +50,26 @@ export function registerPkiCommands (program: Command): void {
       process.stdout.write(`issued ${deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
     }))
 
+  pki.command('renew <deviceId>')
+    .description('a new key and certificate for a device (same kind and site); the old certificate stays valid until it expires or is revoked')
+    .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
+    .option('--not-before <iso>', 'validity start (ISO 8601)')
+    .option('--not-after <iso>', 'validity end (ISO 8601)')
+    .option('--key <type>', 'ecdsa (P-256) or rsa (RSA-2048)', 'ecdsa')
+    .option('--out <dir>', 'write <deviceId>.crt and <deviceId>.key here instead of <data-dir>/pki/devices')
+    .action(async (deviceId: string, options: Omit<ValidityFlags, 'kind' | 'site'> & { key: string }, command: Command) => withPki(command, async (fleet) => {
+      const renewed = await fleet.renew(deviceId, {
+        days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
+      })
+      process.stdout.write(`renewed ${deviceId}: serial ${renewed.record.serial} until ${renewed.record.notAfter}
+` +
+        `  superseded serial ${renewed.superseded.serial} stays valid until ${renewed.superseded.notAfter} (pki revoke ${deviceId} revokes both)
+` +
+        `  ${renewed.certificatePath}
+  ${renewed.privateKeyPath}
+`)
+    }))
+
   pki.command('sign <csr>')
     .description('sign a certificate for a device that made its own key (the id is the CSR\'s CN)')
     .requiredOption('--kind <kind>', 'flood | energy | housing')

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { PlaceGuardError, invalidInput } from '../shared/errors.ts'
 import { assertId, assertKind, type DeviceKind, printable } from '../shared/ids.ts'
@@ -129,6 +129,29 @@ export class FleetPki {
    * transaction, so either every device is issued or none is.
    */
   async issueMany (requests: IssueRequest[], onProgress?: (done: number, total: number) => void): Promise<IssuedDevice[]> {
+    return this.#issue(requests, false, onProgress)
+  }
+
+  /**
+   * Renews a device (`pki renew`): a new key and certificate for the same
+   * identity (kind and site kept), written over the device's files; the
+   * old certificate becomes `superseded` — still valid, not revoked — so
+   * the device keeps working until it has switched. Revoking the device
+   * revokes both. This is how a cert-expiry alert is answered.
+   */
+  async renew (deviceId: string, options: Omit<IssueRequest, 'deviceId' | 'kind' | 'site'> = {}): Promise<IssuedDevice & { superseded: InventoryRecord }> {
+    assertId('deviceId', deviceId)
+    const current = this.#openInventory().activeFor('device', deviceId)
+    if (!current || !current.kind || !current.site) {
+      throw new PlaceGuardError('PG_ERR_PKI_UNKNOWN_DEVICE', `deviceId: no active certificate for "${deviceId}" to renew`, {
+        field: 'deviceId', hint: 'issue one with `placeguard pki issue`',
+      })
+    }
+    const [issued] = await this.#issue([{ ...options, deviceId, kind: current.kind, site: current.site }], true)
+    return { ...issued!, superseded: { ...current, status: 'superseded' } }
+  }
+
+  async #issue (requests: IssueRequest[], renewing: boolean, onProgress?: (done: number, total: number) => void): Promise<IssuedDevice[]> {
     const signer = await this.#loadSigner()
     const inventory = this.#openInventory()
     const active = inventory.activeDeviceIds()
@@ -137,7 +160,7 @@ export class FleetPki {
       const deviceId = assertId('deviceId', request.deviceId)
       const kind = assertKind('--kind', request.kind)
       const site = assertId('--site', request.site)
-      if (active.has(deviceId) || seen.has(deviceId)) throw duplicateId(deviceId)
+      if ((active.has(deviceId) && !renewing) || seen.has(deviceId)) throw duplicateId(deviceId)
       seen.add(deviceId)
       const { notBefore, notAfter } = this.#validity(request, signer)
       const files = deviceFiles(request.outDir ?? this.paths.devicesDir, deviceId)
@@ -154,8 +177,15 @@ export class FleetPki {
       }
     })
     for (const dir of new Set(jobs.map((job) => dirname(job.certificatePath)))) mkdirSync(dir, { recursive: true, mode: 0o700 })
+    // A renewal writes over the device's files: the old ones are set aside until the inventory commits.
+    const previous = (path: string): string => `${path}.previous`
+    const files = jobs.flatMap((job) => [job.certificatePath, job.privateKeyPath])
+    if (renewing) for (const path of files) if (existsSync(path)) renameSync(path, previous(path))
     const removeFiles = (): void => {
-      for (const job of jobs) for (const path of [job.certificatePath, job.privateKeyPath]) rmSync(path, { force: true })
+      for (const path of files) {
+        rmSync(path, { force: true })
+        if (renewing && existsSync(previous(path))) renameSync(previous(path), path)
+      }
     }
     let signed
     try {
@@ -172,12 +202,18 @@ export class FleetPki {
       status: 'active', issuedAt, revokedAt: null, fingerprint: signed[i]!.fingerprint,
     }))
     try {
-      inventory.transaction(() => { for (const record of records) inventory.insert(record) })
+      inventory.transaction(() => {
+        for (const record of records) {
+          if (renewing) inventory.supersede('device', record.deviceId)
+          inventory.insert(record)
+        }
+      })
     } catch (error) {
       // The inventory is the record of what exists: files it does not list must not either.
       removeFiles()
       throw error
     }
+    if (renewing) for (const path of files) rmSync(previous(path), { force: true })
     return jobs.map((job, i) => ({ record: records[i]!, certificatePath: job.certificatePath, privateKeyPath: job.privateKeyPath }))
   }
 

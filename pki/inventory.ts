@@ -15,25 +15,30 @@ export interface InventoryRecord {
   notBefore: string
   notAfter: string
   keyAlgorithm: KeyAlgorithm
-  /** What the CA decided; `expired` and `not-yet-valid` are derived at read time. */
-  status: 'active' | 'revoked'
+  /**
+   * What the CA decided: `superseded` is an older certificate of a renewed
+   * device, still valid (not revoked) until the device has switched;
+   * `expired` and `not-yet-valid` are derived at read time.
+   */
+  status: 'active' | 'revoked' | 'superseded'
   issuedAt: string
   revokedAt: string | null
   /** SHA-256 of the DER certificate, hex — what the broker sees on the wire. */
   fingerprint: string
 }
 
-export type InventoryStatus = 'active' | 'revoked' | 'expired' | 'not-yet-valid'
+export type InventoryStatus = 'active' | 'revoked' | 'superseded' | 'expired' | 'not-yet-valid'
 
 export function effectiveStatus (record: InventoryRecord, now: Date): InventoryStatus {
   if (record.status === 'revoked') return 'revoked'
   if (Date.parse(record.notAfter) < now.getTime()) return 'expired'
+  if (record.status === 'superseded') return 'superseded'
   if (Date.parse(record.notBefore) > now.getTime()) return 'not-yet-valid'
   return 'active'
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS certificates (
+const CERTIFICATES = (name: string) => `
+CREATE TABLE IF NOT EXISTS ${name} (
   serial        TEXT PRIMARY KEY,
   device_id     TEXT NOT NULL,
   role          TEXT NOT NULL CHECK (role IN ('device', 'collector', 'server')),
@@ -42,11 +47,13 @@ CREATE TABLE IF NOT EXISTS certificates (
   not_before    TEXT NOT NULL,
   not_after     TEXT NOT NULL,
   key_algorithm TEXT NOT NULL,
-  status        TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+  status        TEXT NOT NULL CHECK (status IN ('active', 'revoked', 'superseded')),
   issued_at     TEXT NOT NULL,
   revoked_at    TEXT,
   fingerprint   TEXT NOT NULL
-);
+);`
+
+const SCHEMA = `${CERTIFICATES('certificates')}
 -- One active certificate per device id: a second would be a cloned identity.
 CREATE UNIQUE INDEX IF NOT EXISTS one_active_identity
   ON certificates (role, device_id) WHERE status = 'active';
@@ -55,7 +62,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 interface Row {
   serial: string, device_id: string, role: CertificateRole, kind: DeviceKind | null, site: string | null,
-  not_before: string, not_after: string, key_algorithm: KeyAlgorithm, status: 'active' | 'revoked',
+  not_before: string, not_after: string, key_algorithm: KeyAlgorithm, status: InventoryRecord['status'],
   issued_at: string, revoked_at: string | null, fingerprint: string
 }
 
@@ -84,6 +91,7 @@ export class Inventory {
   constructor (path: string) {
     this.#db = new DatabaseSync(path)
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;')
+    this.#migrate()
     this.#db.exec(SCHEMA)
     this.#insert = this.#db.prepare(`INSERT INTO certificates
       (serial, device_id, role, kind, site, not_before, not_after, key_algorithm, status, issued_at, revoked_at, fingerprint)
@@ -113,10 +121,32 @@ export class Inventory {
     return new Set(rows.map((row) => row.device_id))
   }
 
+  /** Revokes the device's active certificate and any superseded ones still valid: revocation means the identity, every key of it. */
   revoke (role: CertificateRole, deviceId: string, at: Date): InventoryRecord[] {
     const rows = this.#db.prepare(`UPDATE certificates SET status = 'revoked', revoked_at = ?
-      WHERE role = ? AND device_id = ? AND status = 'active' RETURNING *`).all(at.toISOString(), role, deviceId) as unknown as Row[]
+      WHERE role = ? AND device_id = ? AND status IN ('active', 'superseded') RETURNING *`).all(at.toISOString(), role, deviceId) as unknown as Row[]
     return rows.map(fromRow)
+  }
+
+  /** Marks the device's active certificate superseded (a renewal), leaving it valid; answers it. */
+  supersede (role: CertificateRole, deviceId: string): InventoryRecord | undefined {
+    const row = this.#db.prepare(`UPDATE certificates SET status = 'superseded'
+      WHERE role = ? AND device_id = ? AND status = 'active' RETURNING *`).get(role, deviceId) as Row | undefined
+    return row && fromRow(row)
+  }
+
+  /**
+   * Inventories made before renewals existed have a CHECK constraint
+   * without 'superseded'; SQLite cannot alter a CHECK, so the table is
+   * rebuilt in one transaction (same rows, same index).
+   */
+  #migrate (): void {
+    const table = this.#db.prepare('SELECT sql FROM sqlite_master WHERE type = \'table\' AND name = \'certificates\'').get() as { sql: string } | undefined
+    if (!table || table.sql.includes('superseded')) return
+    inTransaction(this.#db, () => {
+      this.#db.exec(CERTIFICATES('certificates_next'))
+      this.#db.exec('INSERT INTO certificates_next SELECT * FROM certificates; DROP TABLE certificates; ALTER TABLE certificates_next RENAME TO certificates;')
+    })
   }
 
   /** Revoked certificates that have not yet expired: what the CRL must list (RFC 5280 §3.3). */

@@ -30,6 +30,17 @@ describe('placeguard pki (CLI)', () => {
     expect(placeguard('pki', 'list').stdout).toMatch(/^ID\s+KIND\s+SITE\s+SERIAL\s+NOT AFTER\s+STATUS\n/)
   })
 
+  it('renews a device: a new certificate, the old one superseded', () => {
+    const renew = placeguard('pki', 'renew', 'home-7', '--days', '90')
+    expect(renew.status).toBe(0)
+    expect(renew.stdout).toMatch(/^renewed home-7: serial [0-9a-f]+ until .*\n  superseded serial [0-9a-f]+ stays valid until /)
+    const entries = JSON.parse(placeguard('pki', 'list', '--json').stdout) as Array<{ id: string, status: string }>
+    expect(entries.filter((e) => e.id === 'home-7').map((e) => e.status)).toEqual(['superseded', 'active'])
+    const unknown = placeguard('pki', 'renew', 'nobody-9')
+    expect(unknown.status).toBe(1)
+    expect(unknown.stderr).toContain('PG_ERR_PKI_UNKNOWN_DEVICE')
+  })
+
   it('exits non-zero with the error code and the field for bad input', () => {
     const bad = placeguard('pki', 'issue', 'bad#id', '--kind', 'flood', '--site', 'a')
     expect(bad.status).toBe(2)

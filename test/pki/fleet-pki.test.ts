@@ -218,3 +218,64 @@ describe('CRL freshness', () => {
     }
   })
 })
+
+describe('pki renew', () => {
+  it('issues a new key and certificate for the same identity; the old one stays valid, and revoke revokes both', async () => {
+    const { startBroker } = await import('../helpers/broker.ts')
+    const { mosquittoPub } = await import('../helpers/mosquitto-clients.ts')
+    const { copyFileSync } = await import('node:fs')
+    const first = await fleet.pki.issue({ deviceId: 'renew-1', kind: 'energy', site: 'harbour', days: 20 })
+    const oldCert = `${first.certificatePath}.old`
+    const oldKey = `${first.privateKeyPath!}.old`
+    copyFileSync(first.certificatePath, oldCert)
+    copyFileSync(first.privateKeyPath!, oldKey)
+    const renewed = await fleet.pki.renew('renew-1', { days: 365 })
+    expect(renewed.record).toMatchObject({ deviceId: 'renew-1', kind: 'energy', site: 'harbour', status: 'active' })
+    expect(renewed.record.serial).not.toBe(first.record.serial)
+    expect(renewed.superseded.serial).toBe(first.record.serial)
+    expect(readFileSync(renewed.certificatePath, 'utf8')).not.toBe(readFileSync(oldCert, 'utf8'))
+    expect(readdirSync(fleet.paths.devicesDir).filter((name) => name.endsWith('.previous'))).toEqual([])
+    const entries = fleet.pki.list().filter((e) => e.deviceId === 'renew-1')
+    expect(entries.map((e) => [e.serial, e.effectiveStatus])).toEqual([[first.record.serial, 'superseded'], [renewed.record.serial, 'active']])
+    for (const cert of [oldCert, renewed.certificatePath]) {
+      expect(openssl('verify', '-CAfile', fleet.paths.caCert, '-crl_check', '-CRLfile', fleet.paths.crl, cert)).toContain('OK')
+    }
+    // The broker takes both until the device has switched.
+    const running = await startBroker(fleet)
+    try {
+      const topic = 'places/harbour/energy/renew-1/telemetry'
+      expect((await mosquittoPub(running.port, { cafile: fleet.paths.caCert, cert: oldCert, key: oldKey }, 'renew-1', topic, '{}')).code).toBe(0)
+      expect((await mosquittoPub(running.port, { cafile: fleet.paths.caCert, cert: renewed.certificatePath, key: renewed.privateKeyPath! }, 'renew-1', topic, '{}')).code).toBe(0)
+    } finally {
+      await running.close()
+    }
+    const revoked = await fleet.pki.revoke('renew-1')
+    expect(revoked.map((r) => r.serial).sort()).toEqual([first.record.serial, renewed.record.serial].sort())
+    const crl = openssl('crl', '-in', fleet.paths.crl, '-noout', '-text').toLowerCase()
+    for (const serial of [first.record.serial, renewed.record.serial]) expect(crl).toContain(`serial number: ${serial}`)
+    await expectError(fleet.pki.renew('renew-1'), 'PG_ERR_PKI_UNKNOWN_DEVICE', 'deviceId')
+    await expectError(fleet.pki.renew('nobody-1'), 'PG_ERR_PKI_UNKNOWN_DEVICE', 'deviceId')
+  })
+
+  it('upgrades an inventory made before renewals existed, keeping its rows', async () => {
+    const { DatabaseSync } = await import('node:sqlite')
+    const { Inventory } = await import('../../pki/inventory.ts')
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-inventory-'))
+    try {
+      const path = join(dir, 'inventory.db')
+      const old = new DatabaseSync(path)
+      old.exec(`CREATE TABLE certificates (serial TEXT PRIMARY KEY, device_id TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('device', 'collector', 'server')),
+        kind TEXT, site TEXT, not_before TEXT NOT NULL, not_after TEXT NOT NULL, key_algorithm TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'revoked')), issued_at TEXT NOT NULL, revoked_at TEXT, fingerprint TEXT NOT NULL);
+        CREATE UNIQUE INDEX one_active_identity ON certificates (role, device_id) WHERE status = 'active';
+        INSERT INTO certificates VALUES ('0a', 'flood-1', 'device', 'flood', 'riverside', '2026-01-01T00:00:00Z', '2027-01-01T00:00:00Z', 'ecdsa-p256', 'active', '2026-01-01T00:00:00Z', NULL, 'ff');`)
+      old.close()
+      const inventory = new Inventory(path)
+      expect(inventory.list().map((r) => [r.serial, r.status])).toEqual([['0a', 'active']])
+      expect(inventory.supersede('device', 'flood-1')).toMatchObject({ serial: '0a', status: 'superseded' })
+      inventory.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
