@@ -33,7 +33,7 @@ describe('placeguard pki (CLI)', () => {
   it('renews a device: a new certificate, the old one superseded', () => {
     const renew = placeguard('pki', 'renew', 'home-7', '--days', '90')
     expect(renew.status).toBe(0)
-    expect(renew.stdout).toMatch(/^renewed home-7: serial [0-9a-f]+ until .*\n  superseded serial [0-9a-f]+ stays valid until /)
+    expect(renew.stdout).toMatch(/^renewed home-7: serial [0-9a-f]+ until .*\n {2}superseded serial [0-9a-f]+ stays valid until /)
     const entries = JSON.parse(placeguard('pki', 'list', '--json').stdout) as Array<{ id: string, status: string }>
     expect(entries.filter((e) => e.id === 'home-7').map((e) => e.status)).toEqual(['superseded', 'active'])
     const unknown = placeguard('pki', 'renew', 'nobody-9')
