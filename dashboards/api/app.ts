@@ -76,7 +76,8 @@ export async function buildApi (source: ApiSource, options: ApiOptions): Promise
 
   app.addHook('onRequest', async (request, reply) => {
     // Secure by default: anything under /api or /metrics needs a token unless its route says otherwise.
-    const needsToken = request.url.startsWith('/api') || request.url.startsWith('/metrics')
+    const path = request.url.split('?')[0]!
+    const needsToken = path.startsWith('/api/') || path === '/metrics' // not /api.js, the dashboard's own module
     const required = request.routeOptions.config.role ?? (needsToken ? 'viewer' : 'open')
     if (required === 'open') return
     const auth = authenticate(request.headers.authorization, source.tokens)
