@@ -121,7 +121,13 @@ describe('StoreWriter', () => {
       expect(message).toMatch(/cannot reach InfluxDB at http:\/\/127\.0\.0\.1:\d+: (ECONNRESET|ECONNREFUSED)/)
     }
 
-    const series = await store.exportSeries('{__name__="energy_seq"}')
+    // victoria-metrics makes acknowledged samples searchable within a second or two (longer on a busy machine).
+    let series = await store.exportSeries('{__name__="energy_seq"}')
+    const deadline = Date.now() + 15_000
+    while (new Set(series.flatMap((s) => s.values)).size < appended && Date.now() < deadline) {
+      await sleep(250)
+      series = await store.exportSeries('{__name__="energy_seq"}')
+    }
     expect(series).toHaveLength(DEVICES)
     const stored = new Set(series.flatMap((s) => s.values))
     expect(stored.size).toBe(appended)
