@@ -184,7 +184,8 @@ export class SimDevice {
     }
     const ts = Date.now() + this.#clockSkewMs
     let readings = this.#model.next(Date.now())
-    if (this.#implausible) {
+    // A jump or a meter running backwards needs a previous reading to jump from: wait for one.
+    if (this.#implausible && (this.#lastReadings || this.#implausible === 'range')) {
       readings = implausible(this.spec.kind, readings, this.#lastReadings, this.#implausible)
       this.#implausible = undefined
     }
