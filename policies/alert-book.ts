@@ -153,11 +153,17 @@ export class AlertBook {
   }
 
   list (filter: { status?: AlertStatus, policy?: AlertPolicy, deviceId?: string } = {}): Alert[] {
-    const rows = this.#db.prepare('SELECT body FROM alerts ORDER BY detected_at DESC').all() as Array<{ body: string }>
-    return rows.map((row) => parse(row.body)).filter((alert) =>
-      (filter.status === undefined || alert.status === filter.status) &&
-      (filter.policy === undefined || alert.policy === filter.policy) &&
-      (filter.deviceId === undefined || alert.deviceId === filter.deviceId))
+    // Filtered in SQL on the columns #save keeps in step with the body: only matching alerts are parsed.
+    const conditions: string[] = []
+    const values: string[] = []
+    for (const [column, value] of [['status', filter.status], ['policy', filter.policy], ['device_id', filter.deviceId]] as const) {
+      if (value === undefined) continue
+      conditions.push(`${column} = ?`)
+      values.push(value)
+    }
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''
+    const rows = this.#db.prepare(`SELECT body FROM alerts ${where} ORDER BY detected_at DESC`).all(...values) as Array<{ body: string }>
+    return rows.map((row) => parse(row.body))
   }
 
   close (): void {
