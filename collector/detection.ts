@@ -14,7 +14,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import type { QuarantineCommand, SecurityEvent } from '../broker/index.ts'
 import { FleetPki } from '../pki/index.ts'
-import { type Alert, type AlertPolicy, AlertBook, type AlertChange, type Finding, loadPolicySet, type Raisable, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
+import { type Alert, type AlertPolicy, AlertBook, type AlertChange, type Finding, loadPolicySet, type PolicySet, type Raisable, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
 import { isValidId } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { StoredPoint } from './stored-point.ts'
@@ -48,7 +48,7 @@ export class Detection {
   readonly engine: PolicyEngine
   readonly #options: DetectionOptions
   readonly #policiesDir: string
-  get policiesDir (): string { return this.#policiesDir }
+  #policySet: PolicySet
   readonly counters: DetectionCounters = { quieted: 0, quarantinesRequested: 0, quarantineFailures: 0 }
   #timers: NodeJS.Timeout[] = []
   #watcher: FSWatcher | undefined
@@ -58,8 +58,8 @@ export class Detection {
   constructor (options: DetectionOptions) {
     this.#options = options
     this.#policiesDir = options.policiesDir ?? SHIPPED_POLICIES_DIR
-    const set = loadPolicySet(this.#policiesDir)
-    this.engine = new PolicyEngine(set.policies.map((l) => l.policy), undefined, set.windows)
+    this.#policySet = loadPolicySet(this.#policiesDir)
+    this.engine = new PolicyEngine(this.#policySet.policies.map((l) => l.policy), undefined, this.#policySet.windows)
     this.alerts = new AlertBook({ path: join(options.dataDir, 'alerts.db') })
   }
 
@@ -81,10 +81,16 @@ export class Detection {
     this.alerts.close()
   }
 
+  /** The policies and quiet windows in force (a broken file on disk does not change them). */
+  get policySet (): PolicySet {
+    return this.#policySet
+  }
+
   reloadPolicies (): boolean {
     try {
       const set = loadPolicySet(this.#policiesDir)
       this.engine.setPolicies(set.policies.map((l) => l.policy), set.windows)
+      this.#policySet = set
       this.#options.logger.info({ policies: set.policies.length, quietWindows: set.windows.length }, 'policies reloaded')
       this.checkCertificates() // thresholds may have changed
       return true

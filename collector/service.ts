@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import type { ApiSource } from '../dashboards/api/source.ts'
 import { createSink, Outbox } from '../delivery/index.ts'
 import { FleetPki, pkiPaths } from '../pki/index.ts'
-import { type AlertChange, loadPolicySet, validatePolicyText } from '../policies/index.ts'
+import { type AlertChange, validatePolicyText } from '../policies/index.ts'
 import type { Config } from '../shared/config.ts'
 import type { Logger } from '../shared/logger.ts'
 import { Collector } from './collector.ts'
@@ -142,7 +142,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     resolve: (id, by) => detection.resolve(id, by),
     comment: (id, by, text) => detection.comment(id, by, text),
     rateOf: (deviceId) => detection.engine.rateOf(deviceId),
-    policies: () => loadPolicySet(detection.policiesDir),
+    policies: () => detection.policySet,
     validatePolicy: (yaml) => {
       try {
         validatePolicyText(yaml)

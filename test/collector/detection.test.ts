@@ -75,6 +75,8 @@ describe('policy reload', () => {
       expect(detection.reloadPolicies()).toBe(false)
       expect(logs.join('')).toMatch(/hostile\.yaml:4: policies\.0\.params\.maxSkew: .* is not a duration.*the policies in force stay in force/)
       expect(skew(10 * 60_000)).toEqual([]) // still the 1 h policy
+      // What the API shows is the set in force, not the broken files on disk.
+      expect(detection.policySet.policies.find(({ policy }) => policy.id === 'clock-skew')!.policy.params).toEqual({ maxSkew: 3_600_000 })
     } finally {
       detection.stop()
       rmSync(dir, { recursive: true, force: true })
