@@ -82,6 +82,7 @@ export interface FleetSummary {
   silent: number
   quarantined: number
   neverSeen: number
+  byHealth: Record<DeviceHealth, number>
   byKind: Record<DeviceKind, Counts>
   bySite: Record<string, Counts>
   openAlerts: Record<Severity, number>
@@ -257,12 +258,14 @@ export class FleetState {
     const empty = (): Counts => ({ total: 0, connected: 0, silent: 0, alerting: 0 })
     const result: FleetSummary = {
       devices: 0, connected: 0, silent: 0, quarantined: 0, neverSeen: 0,
+      byHealth: Object.fromEntries(DEVICE_HEALTH.map((health) => [health, 0])) as Record<DeviceHealth, number>,
       byKind: Object.fromEntries(DEVICE_KINDS.map((kind) => [kind, empty()])) as Record<DeviceKind, Counts>,
       bySite: {}, openAlerts: { info: 0, low: 0, medium: 0, high: 0, critical: 0 },
     }
     for (const device of this.#devices.values()) {
       const { health } = this.#summary(device)
       result.devices++
+      result.byHealth[health]++
       if (device.connected) result.connected++
       if (health === 'silent') result.silent++
       if (health === 'quarantined') result.quarantined++

@@ -23,7 +23,10 @@ function followingCounter (registry: Registry, name: string, help: string, read:
 export function registerMetrics (app: FastifyInstance, source: ApiSource): void {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'placeguard_' })
-  const pipeline = (key: string) => () => source.pipeline()[key]
+  // One snapshot of the pipeline and the fleet per scrape, read by every metric below.
+  let figures: Record<string, number | undefined> = {}
+  let fleet = source.fleet.summary()
+  const pipeline = (key: string) => () => figures[key]
   followingCounter(registry, 'placeguard_messages_received_total', 'MQTT messages the collector received', pipeline('received'))
   followingCounter(registry, 'placeguard_telemetry_stored_total', 'telemetry points committed to the spool', pipeline('telemetryStored'))
   followingCounter(registry, 'placeguard_security_events_stored_total', 'security events committed to the spool', pipeline('eventsStored'))
@@ -31,24 +34,21 @@ export function registerMetrics (app: FastifyInstance, source: ApiSource): void 
   followingCounter(registry, 'placeguard_store_points_written_total', 'points the time-series store confirmed', pipeline('written'))
   followingCounter(registry, 'placeguard_store_write_errors_total', 'failed writes to the time-series store (retried)', pipeline('writeErrors'))
   followingCounter(registry, 'placeguard_store_points_rejected_total', 'points the store refused for good, kept in the spool\'s rejected table', pipeline('storeRejected'))
-  new Gauge({ name: 'placeguard_spool_points', help: 'points waiting in the spool for the store', registers: [registry], collect () { this.set(source.pipeline().spooledPoints ?? 0) } })
-  new Gauge({ name: 'placeguard_spool_bytes', help: 'disk used by the spool', registers: [registry], collect () { this.set(source.pipeline().spoolBytes ?? 0) } })
-  new Gauge({ name: 'placeguard_spool_max_bytes', help: 'the spool\'s bound', registers: [registry], collect () { this.set(source.pipeline().spoolMaxBytes ?? 0) } })
-  new Gauge({ name: 'placeguard_store_write_latency_seconds', help: 'latency of the last confirmed write to the store', registers: [registry], collect () { this.set((source.pipeline().lastWriteLatencyMs ?? 0) / 1000) } })
+  new Gauge({ name: 'placeguard_spool_points', help: 'points waiting in the spool for the store', registers: [registry], collect () { this.set(figures.spooledPoints ?? 0) } })
+  new Gauge({ name: 'placeguard_spool_bytes', help: 'disk used by the spool', registers: [registry], collect () { this.set(figures.spoolBytes ?? 0) } })
+  new Gauge({ name: 'placeguard_spool_max_bytes', help: 'the spool\'s bound', registers: [registry], collect () { this.set(figures.spoolMaxBytes ?? 0) } })
+  new Gauge({ name: 'placeguard_store_write_latency_seconds', help: 'latency of the last confirmed write to the store', registers: [registry], collect () { this.set((figures.lastWriteLatencyMs ?? 0) / 1000) } })
   new Gauge({
     name: 'placeguard_devices', help: 'devices by health', labelNames: ['health'], registers: [registry],
     collect () {
-      const counts = Object.fromEntries(DEVICE_HEALTH.map((health) => [health, 0])) as Record<string, number>
-      for (const device of source.fleet.list({}, 'id', 'asc', Number.MAX_SAFE_INTEGER).items) counts[device.health]!++
-      for (const [health, count] of Object.entries(counts)) this.set({ health }, count)
+      for (const health of DEVICE_HEALTH) this.set({ health }, fleet.byHealth[health])
     },
   })
-  new Gauge({ name: 'placeguard_devices_connected', help: 'devices with a live MQTT session', registers: [registry], collect () { this.set(source.fleet.summary().connected) } })
+  new Gauge({ name: 'placeguard_devices_connected', help: 'devices with a live MQTT session', registers: [registry], collect () { this.set(fleet.connected) } })
   new Gauge({
     name: 'placeguard_alerts_open', help: 'open and acknowledged alerts by severity', labelNames: ['severity'], registers: [registry],
     collect () {
-      const open = source.fleet.summary().openAlerts
-      for (const severity of SEVERITIES) this.set({ severity }, open[severity])
+      for (const severity of SEVERITIES) this.set({ severity }, fleet.openAlerts[severity])
     },
   })
   const sinks = (): ReturnType<ApiSource['delivery']['metrics']> => source.delivery.metrics()
@@ -80,6 +80,8 @@ export function registerMetrics (app: FastifyInstance, source: ApiSource): void 
   })
 
   app.get('/metrics', { config: { role: 'viewer' }, schema: { summary: 'Prometheus metrics', produces: ['text/plain'] } }, async (_request, reply) => {
+    figures = source.pipeline()
+    fleet = source.fleet.summary()
     return reply.type(registry.contentType).send(await registry.metrics())
   })
 }

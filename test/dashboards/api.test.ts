@@ -183,6 +183,8 @@ describe('fleet, audit, policies, quarantine, delivery', () => {
   it('summarises the fleet by kind and site', async () => {
     const { body } = await call('/api/fleet')
     expect(body).toMatchObject({ devices: 13, neverSeen: 1 })
+    expect(body.byHealth['never-seen']).toBe(1)
+    expect(Object.values(body.byHealth as Record<string, number>).reduce((n, count) => n + count, 0)).toBe(13)
     expect(body.byKind.flood.total).toBe(4)
     expect(Object.values(body.bySite as Record<string, { total: number }>).reduce((n, s) => n + s.total, 0)).toBe(13)
     // Connection state follows the broker's events.
