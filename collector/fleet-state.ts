@@ -292,11 +292,6 @@ export class FleetState {
     return this.#fleetFirmware
   }
 
-  /** Devices in the inventory that have never reported. */
-  neverSeen (): DeviceSummary[] {
-    return [...this.#devices.values()].filter((device) => device.lastSeenMs === null).map((device) => this.#summary(device))
-  }
-
   #device (id: string, kind: DeviceKind, site: string): Device {
     let device = this.#devices.get(id)
     if (!device) {

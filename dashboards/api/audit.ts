@@ -31,7 +31,7 @@ export function auditReport (source: ApiSource): { generatedAt: string, devices:
     check('shared-certificate', 'identities connected from two places at once (cloned or shared certificates), ever', devicesOf('identity-clone', false)),
     check('firmware-vulnerable', 'devices running firmware with a known vulnerability', devicesOf('firmware-vulnerable')),
     check('firmware-outdated', 'devices running firmware below their kind\'s minimum', devicesOf('firmware-outdated')),
-    check('never-seen', 'devices in the inventory that have never reported', source.fleet.neverSeen().map((d) => d.id).sort()),
+    check('never-seen', 'devices in the inventory that have never reported', all.filter((d) => d.lastSeenAt === null).map((d) => d.id)),
     check('silent', 'devices that stopped reporting', all.filter((d) => d.health === 'silent').map((d) => d.id)),
     check('quarantined', 'devices quarantined now', all.filter((d) => d.health === 'quarantined').map((d) => d.id)),
   ]
