@@ -5,6 +5,7 @@
  * Teams webhook URL is itself the credential.
  */
 import pkg from '../package.json' with { type: 'json' }
+import type { Alert } from '../policies/index.ts'
 import { type Delivery, type DeliveryResult, resultOfHttpStatus } from './sink.ts'
 
 /** Options every HTTP sink takes besides its configuration. */
@@ -62,6 +63,12 @@ export async function sendEach (deliveries: Delivery[], sendOne: (delivery: Deli
 export function truncate (text: string, max: number): string {
   const chars = Array.from(text)
   return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`
+}
+
+/** An alert's evidence on one line, `key=value · …`, for the chat sinks; `whenEmpty` if there is none. */
+export function evidenceLine (alert: Alert, whenEmpty: string): string {
+  const entries = Object.entries(alert.evidence)
+  return entries.length === 0 ? whenEmpty : entries.map(([key, value]) => `${key}=${String(value)}`).join(' · ')
 }
 
 async function discard (response: Response): Promise<string> {

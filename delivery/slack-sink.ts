@@ -10,7 +10,7 @@
  */
 import type { SinkConfigOf } from '../shared/config.ts'
 import type { Alert, Severity } from '../policies/index.ts'
-import { DEFAULT_TIMEOUT_MS, type HttpSinkOptions, postJson, truncate } from './http-post.ts'
+import { DEFAULT_TIMEOUT_MS, evidenceLine, type HttpSinkOptions, postJson, truncate } from './http-post.ts'
 import type { DeliveredChange, Delivery, Sink } from './sink.ts'
 
 /** Block Kit limits (api.slack.com/reference/block-kit). */
@@ -75,7 +75,7 @@ function opened (alert: Alert): Block[] {
     {
       type: 'context',
       elements: [
-        mrkdwn(`Evidence: ${escape(evidenceLine(alert))}`, EVIDENCE),
+        mrkdwn(`Evidence: ${escape(evidenceLine(alert, '—'))}`, EVIDENCE),
         mrkdwn(escape(`${alert.stride}${alert.attack ? ` · ATT&CK ${alert.attack}` : ''} · alert ${alert.id}`)),
       ],
     },
@@ -110,7 +110,7 @@ function compactLines ({ change, alert }: Delivery): string[] {
     `${CHANGE[change].icon} *${CHANGE[change].label}* · ${SEVERITY_EMOJI[alert.severity]} ${alert.severity} · *${alert.policy}* on *${escape(alert.deviceId)}*${who ? ` — ${escape(truncate(who, BATCH_SUMMARY))}` : ''}`,
     escape(truncate(alert.summary, BATCH_SUMMARY)),
     `${escape(alert.site ?? '—')} · ${escape(alert.kind ?? '—')} · ${alert.status} · ${slackDate(alert.detectedAt)} · alert ${escape(alert.id)}`,
-    `Evidence: ${escape(truncate(evidenceLine(alert), BATCH_EVIDENCE))}`,
+    `Evidence: ${escape(truncate(evidenceLine(alert, '—'), BATCH_EVIDENCE))}`,
   ]
 }
 
@@ -148,11 +148,6 @@ function clip (text: string, max: number): string {
 function slackDate (iso: string): string {
   const seconds = Math.floor(Date.parse(iso) / 1000)
   return Number.isFinite(seconds) ? `<!date^${seconds}^{date_short_pretty} {time_secs}|${escape(iso)}>` : escape(iso)
-}
-
-function evidenceLine (alert: Alert): string {
-  const entries = Object.entries(alert.evidence)
-  return entries.length === 0 ? '—' : entries.map(([key, value]) => `${key}=${String(value)}`).join(' · ')
 }
 
 function capitalised (text: string): string {

@@ -15,7 +15,7 @@
  */
 import type { SinkConfigOf } from '../shared/config.ts'
 import type { Alert, Severity } from '../policies/index.ts'
-import { DEFAULT_TIMEOUT_MS, type HttpSinkOptions, postJson, truncate } from './http-post.ts'
+import { DEFAULT_TIMEOUT_MS, evidenceLine, type HttpSinkOptions, postJson, truncate } from './http-post.ts'
 import type { DeliveredChange, Delivery, Sink } from './sink.ts'
 
 /** Teams refuses messages over about 28 KB; the card is fitted under this, leaving room for the flow's own wrapping. */
@@ -110,7 +110,7 @@ function alertElements ({ change, alert }: Delivery, cap: number, alone: boolean
     ]),
   ]
   if (alone) elements.push(richText([{ text: `${alert.stride}${alert.attack ? ` · ATT&CK ${alert.attack}` : ''}`, isSubtle: true }]))
-  elements.push(richText([{ text: truncate(evidenceLine(alert), cap), fontType: 'Monospace', isSubtle: true }]))
+  elements.push(richText([{ text: truncate(evidenceLine(alert, 'no evidence recorded'), cap), fontType: 'Monospace', isSubtle: true }]))
   return elements
 }
 
@@ -123,9 +123,4 @@ function lifecycleRuns (change: DeliveredChange, alert: Alert, cap: number): Ele
 /** TextRuns: plain text by the Adaptive Cards schema, whatever characters they hold. */
 function richText (runs: Element[]): Element {
   return { type: 'RichTextBlock', inlines: runs.map((run) => ({ type: 'TextRun', ...run })) }
-}
-
-function evidenceLine (alert: Alert): string {
-  const entries = Object.entries(alert.evidence)
-  return entries.length === 0 ? 'no evidence recorded' : entries.map(([key, value]) => `${key}=${String(value)}`).join(' · ')
 }
