@@ -62,10 +62,11 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   const spool = new Spool({ path: join(config.dataDir, 'spool.db'), maxBytes: config.collector.spoolMaxBytes ?? DEFAULT_SPOOL_BYTES })
   const embedded = config.influx ? undefined : new EmbeddedStore({ path: join(config.dataDir, 'telemetry.db'), retentionMs: (config.collector.retentionDays ?? 7) * 86_400_000 })
   const sink = config.influx ? createInfluxSink(config.influx) : embedded!
+  const store = config.influx ? config.influx.url : 'embedded'
   const writer = new StoreWriter({
     spool, sink, batchSize: config.collector.batchSize ?? 5_000,
-    onError: (message) => logger.error({ store: config.influx ? config.influx.url : 'embedded' }, `store write failed, spooling: ${message}`),
-    onRejected: (rejected, total, reason) => logger.error({ store: config.influx ? config.influx.url : 'embedded', rejected, total },
+    onError: (message) => logger.error({ store }, `store write failed, spooling: ${message}`),
+    onRejected: (rejected, total, reason) => logger.error({ store, rejected, total },
       `the store refused ${rejected} of ${total} points for good; they are kept in the spool's rejected table (${join(config.dataDir, 'spool.db')}): ${reason}`),
   })
   const collector = new Collector({
@@ -166,7 +167,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, apiSource,
     start: async () => {
       refreshInventory()
-      fleet.setOpenAlerts(detection.alerts.list().filter((alert) => alert.status !== 'resolved'))
+      fleet.setOpenAlerts([...detection.alerts.list({ status: 'open' }), ...detection.alerts.list({ status: 'acknowledged' })])
       detection.start()
       outbox.start()
       if (outbox.sinkNames.length > 0) logger.info({ sinks: outbox.sinkNames }, 'alert delivery to SOC sinks')
