@@ -256,8 +256,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   /** Quarantines in force. */
   quarantined (): QuarantineEntry[] {
-    const now = this.#clock.now()
-    return this.#quarantine.list().filter((entry) => Date.parse(entry.until) > now)
+    return this.#quarantine.inForce(this.#clock.now())
   }
 
   #expireQuarantines (): void {

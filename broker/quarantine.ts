@@ -13,6 +13,9 @@ import { z } from 'zod'
 import { writeFileAtomic } from '../shared/files.ts'
 import { ID_PATTERN } from '../shared/ids.ts'
 
+/** Where the broker keeps its quarantines, in the data directory. */
+export const QUARANTINE_FILE = 'quarantine.json'
+
 /** An operator can always lift sooner; a quarantine longer than this is a revocation. */
 export const MAX_QUARANTINE_MS = 30 * 86_400_000
 
@@ -92,6 +95,11 @@ export class QuarantineList {
 
   list (): QuarantineEntry[] {
     return [...this.#entries.values()]
+  }
+
+  /** The quarantines still in force at `nowMs`. */
+  inForce (nowMs: number): QuarantineEntry[] {
+    return this.list().filter((entry) => Date.parse(entry.until) > nowMs)
   }
 
   /** Adds or extends (a later `until` wins; an earlier one never shortens a quarantine in force). */

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { userInfo } from 'node:os'
 import type { Command } from 'commander'
 import mqtt from 'mqtt'
-import { MAX_QUARANTINE_MS, type QuarantineCommand, type QuarantineEntry } from '../broker/index.ts'
+import { MAX_QUARANTINE_MS, QUARANTINE_FILE, type QuarantineCommand, QuarantineList } from '../broker/index.ts'
 import { pkiPaths } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { invalidInput, PlaceGuardError } from '../shared/errors.ts'
@@ -26,7 +26,7 @@ export function registerQuarantineCommands (program: Command): void {
     .description('quarantines in force (read from <data-dir>/quarantine.json, which the broker keeps)')
     .option('--json', 'print JSON')
     .action((options: { json?: boolean }, command: Command) => {
-      const entries = readQuarantines(dataDirOf(command)).filter((entry) => Date.parse(entry.until) > Date.now())
+      const entries = new QuarantineList(join(dataDirOf(command), QUARANTINE_FILE)).inForce(Date.now())
       if (options.json) return printJson(entries)
       printTable(['deviceId', 'until', 'by', 'reason'], entries.map((e) => [e.deviceId, e.until, e.by, e.reason]))
     })
@@ -55,15 +55,6 @@ export function registerQuarantineCommands (program: Command): void {
 
 function operator (): string {
   return `operator ${userInfo().username}`
-}
-
-function readQuarantines (dataDir: string): QuarantineEntry[] {
-  try {
-    return JSON.parse(readFileSync(join(dataDir, 'quarantine.json'), 'utf8')) as QuarantineEntry[]
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw error
-  }
 }
 
 async function sendCommand (dataDir: string, brokerUrl: string, command: QuarantineCommand): Promise<void> {
