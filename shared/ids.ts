@@ -10,6 +10,20 @@ export function isValidId (value: string): boolean {
   return ID_PATTERN.test(value)
 }
 
+/**
+ * Names the broker keeps for its own roles: the collector's client ids
+ * (`collector`, `collector-<name>`, the operator CLI's `collector-operator`)
+ * and anything under `placeguard`. A device holding one could resume a
+ * collector's persistent session and read the fleet's telemetry (STRIDE:
+ * Spoofing, Information disclosure), so the PKI refuses to sign them as
+ * device ids and the broker refuses them at CONNECT.
+ */
+export const RESERVED_ID_PATTERN = /^(collector|placeguard)(-|$)/
+
+export function isReservedId (value: string): boolean {
+  return RESERVED_ID_PATTERN.test(value)
+}
+
 export function isDeviceKind (value: string): value is DeviceKind {
   return (DEVICE_KINDS as readonly string[]).includes(value)
 }
