@@ -14,10 +14,10 @@ import { createServer, type Server, type TLSSocket } from 'node:tls'
 import { Aedes, type AedesOptions, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
-import { printable } from '../shared/ids.ts'
+import { isReservedId, printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
-import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, normalizeSerial, readCrl } from '../pki/index.ts'
+import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, identityUri, normalizeSerial, readCrl } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
 import { createMqEmitter } from './mq-fast-queue.ts'
@@ -26,6 +26,7 @@ import type { SecurityEvent, SecurityEventType } from './security-events.ts'
 import { classifyRefusal } from './tls-reasons.ts'
 import { PublishThrottle } from './publish-throttle.ts'
 import { parseQuarantineCommand, type QuarantineCommand, type QuarantineEntry, QuarantineList } from './quarantine.ts'
+import { SessionOwners } from './session-owners.ts'
 
 export interface BrokerTlsFiles {
   caCert: string
@@ -78,6 +79,8 @@ export interface BrokerOptions {
   aedes?: Pick<AedesOptions, 'persistence' | 'mq' | 'id'>
   /** Where quarantines are kept across restarts (e.g. `<data-dir>/quarantine.json`); in memory without it. */
   quarantineFile?: string
+  /** Where the owner of each persistent session is kept across restarts (e.g. `<data-dir>/session-owners.jsonl`); in memory without it. */
+  sessionOwnersFile?: string
 }
 
 interface Session {
@@ -120,6 +123,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   /** When a quarantined device's refusal was last reported, per device (bounded by the quarantine list). */
   readonly #quarantineRefusedAt = new Map<string, number>()
   #quarantineSweep: NodeJS.Timeout | undefined
+  readonly #sessionOwners: SessionOwners
 
   constructor (options: BrokerOptions) {
     super()
@@ -130,6 +134,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     this.#caPem = readTls(options.tls.caCert, 'CA certificate')
     this.#ca = new X509Certificate(this.#caPem)
     this.#quarantine = new QuarantineList(options.quarantineFile)
+    this.#sessionOwners = new SessionOwners(options.sessionOwnersFile)
     this.aedes = new Aedes({
       id: options.aedes?.id,
       persistence: options.aedes?.persistence,
@@ -401,6 +406,12 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       if (client.id !== identity.deviceId) {
         return refuse(`client id "${printable(client.id, 64)}" is not the certificate's device id`, 2, 'CLIENT_ID_MISMATCH')
       }
+      // A certificate signed before the PKI refused reserved ids (or by a
+      // careless CA) must not pass for the collector or the operator CLI:
+      // with their client id it would resume their sessions (STRIDE: Spoofing).
+      if (isReservedId(identity.deviceId)) {
+        return refuse(`device id "${identity.deviceId}" is reserved for PlaceGuard's own clients`, 5, 'RESERVED_ID')
+      }
       const existing = this.#clients[client.id]
       if (existing && existing !== client) {
         const other = this.#session(existing)
@@ -431,7 +442,39 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
         return refuse(`collector session limit (${this.limits.maxCollectorSessions}) reached`, 3, 'SESSION_LIMIT')
       }
     }
+    const ownership = this.#claimSession(client, identity)
+    if (ownership) return refuse(ownership, 5, 'SESSION_OWNER_MISMATCH')
     done(null, true)
+  }
+
+  /**
+   * Binds a client id's persistent session to the identity that made it;
+   * the refusal reason, or undefined once `client` may have the session.
+   *
+   * A CONNECT with clean=false from another identity is refused (CONNACK 5)
+   * rather than given a wiped session: wiping would let any certificate
+   * that can present the id destroy the owner's queued QoS 1 messages — for
+   * the collector, telemetry not yet stored — while refusing keeps them for
+   * their owner and makes the attempt visible. A clean=true CONNECT starts a
+   * fresh session and discards the old one [MQTT-3.1.2-6] (a device re-issued
+   * for another site, say); only a live connection of another identity is
+   * never taken over. Devices cannot reach the collector's ids at all: they
+   * are reserved (above).
+   */
+  #claimSession (client: Client, identity: Identity): string | undefined {
+    const owner = identityUri(identity)
+    const existing = this.#clients[client.id]
+    const live = existing && existing !== client ? this.#session(existing) : undefined
+    if (live && identityUri(live.identity) !== owner) {
+      return `client id "${client.id}" is connected with another identity (${identityName(live.identity)}); not taken over`
+    }
+    const recorded = this.#sessionOwners.ownerOf(client.id)
+    if (recorded !== undefined && recorded !== owner) {
+      if (!client.clean) return `the persistent session of client id "${client.id}" belongs to another identity; not resumed`
+      this.#sessionOwners.release(client.id)
+    }
+    if (!client.clean) this.#sessionOwners.claim(client.id, owner)
+    return undefined
   }
 
   #authorizePublish (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
