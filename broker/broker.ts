@@ -124,6 +124,10 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   readonly #quarantineRefusedAt = new Map<string, number>()
   #quarantineSweep: NodeJS.Timeout | undefined
   readonly #sessionOwners: SessionOwners
+  /** Sessions the broker itself ended (ACL violation, rate, bad packet): their wills stay unpublished. */
+  readonly #endedByBroker = new WeakMap<Session, string>()
+  /** The client certificate's notAfter (ms), per session, read while the socket is open. */
+  readonly #notAfter = new WeakMap<Session, number>()
 
   constructor (options: BrokerOptions) {
     super()
@@ -390,6 +394,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   #preConnect (client: Client, packet: { clientId: string }, done: (error: Error | null, ok: boolean) => void): void {
     const session = this.#session(client)
     if (!session) return done(new Error('connection without a verified identity'), false)
+    this.#notAfter.set(session, Date.parse((client.conn as TLSSocket).getPeerCertificate().valid_to))
     // [MQTT-3.1.3-6] a zero-length client id is assigned by the server: here, the device id.
     if (packet.clientId === '' && session.identity.role === 'device') packet.clientId = session.identity.deviceId
     done(null, true)
@@ -480,12 +485,22 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   #authorizePublish (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
     const session = client && this.#session(client)
     if (!session) return done(new Error('no session'))
+    // aedes hands a last will to this hook from client.close(), after the
+    // connection is gone [MQTT-3.1.2-8].
+    if (client.closed && packet === (client as Client & { will?: unknown }).will) {
+      const withheld = this.#willWithheldBecause(session)
+      if (withheld) {
+        this.#logger.info({ client: identityName(session.identity), why: withheld }, 'last will not published')
+        return done(new Error(`last will withheld: ${withheld}`))
+      }
+    }
     const decision = canPublish(session.identity, packet.topic)
     if (!decision.allowed) {
       this.#emit('acl-denied', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(packet.topic, 200) })
       // [MQTT-3.3.5-2] 3.1.1 cannot refuse a PUBLISH: the server acknowledges
       // it or closes the connection. PlaceGuard closes (as AWS IoT Core does),
       // so a compromised device's attempt is both blocked and visible.
+      this.#endedByBroker.set(session, 'ACL violation')
       return done(new Error(decision.reason))
     }
     if (packet.topic === QUARANTINE_CONTROL_TOPIC) {
@@ -507,6 +522,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
         reason: `publishing so far beyond ${rate}/s that a message would wait over ${maxThrottleMs} ms; disconnected`,
         details: { ratePerSec: rate, burst, disconnected: true },
       })
+      this.#endedByBroker.set(session, 'rate limit')
       return done(new Error('publish backlog over the rate limit'))
     }
     if (now - session.rateLimitedAt >= RATE_EVENT_EVERY_MS) {
@@ -517,6 +533,23 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
         details: { ratePerSec: rate, burst },
       })
     }
+  }
+
+  /**
+   * Why a session's last will must not be published, if it must not. A will
+   * tells subscribers that a device dropped off unexpectedly; a session the
+   * broker ended on purpose (revoked, quarantined, expired certificate, ACL
+   * violation, rate, malformed packet) did not, and its will would let a
+   * device it just threw out publish one more message (STRIDE: Spoofing).
+   */
+  #willWithheldBecause (session: Session): string | undefined {
+    const ended = this.#endedByBroker.get(session)
+    if (ended) return ended
+    if (this.#revoked.has(session.serial)) return 'certificate revoked'
+    if (session.identity.role === 'device' && this.#quarantine.get(session.identity.deviceId, this.#clock.now())) return 'device quarantined'
+    const notAfter = this.#notAfter.get(session)
+    if (notAfter !== undefined && notAfter <= this.#clock.now()) return 'certificate expired'
+    return undefined
   }
 
   #authorizeSubscribe (client: Client | null, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {
