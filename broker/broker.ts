@@ -26,6 +26,7 @@ import type { SecurityEvent, SecurityEventType } from './security-events.ts'
 import { classifyRefusal } from './tls-reasons.ts'
 import { PublishThrottle } from './publish-throttle.ts'
 import { parseQuarantineCommand, type QuarantineCommand, type QuarantineEntry, QuarantineList } from './quarantine.ts'
+import { retainVerdict } from './retained-guard.ts'
 import { SessionOwners } from './session-owners.ts'
 
 export interface BrokerTlsFiles {
@@ -126,8 +127,11 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   readonly #sessionOwners: SessionOwners
   /** Sessions the broker itself ended (ACL violation, rate, bad packet): their wills stay unpublished. */
   readonly #endedByBroker = new WeakMap<Session, string>()
+  /** When a device's refused retain was last logged, per session. */
+  readonly #retainRefusedAt = new WeakMap<Session, number>()
   /** The client certificate's notAfter (ms), per session, read while the socket is open. */
   readonly #notAfter = new WeakMap<Session, number>()
+  #retainedRefused = 0
 
   constructor (options: BrokerOptions) {
     super()
@@ -503,6 +507,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       this.#endedByBroker.set(session, 'ACL violation')
       return done(new Error(decision.reason))
     }
+    if (packet.retain) this.#limitRetain(session, packet)
     if (packet.topic === QUARANTINE_CONTROL_TOPIC) {
       // Acted on here, before PUBACK; never kept as a retained message.
       packet.retain = false
@@ -550,6 +555,23 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     const notAfter = this.#notAfter.get(session)
     if (notAfter !== undefined && notAfter <= this.#clock.now()) return 'certificate expired'
     return undefined
+  }
+
+  /** A device keeps at most one retained message (retained-guard.ts); others go out unretained, counted. */
+  #limitRetain (session: Session, packet: PublishPacket): void {
+    const verdict = retainVerdict(session.identity, packet.topic, (packet.payload as Buffer).length)
+    if (verdict.keep) return
+    packet.retain = false
+    this.#retainedRefused++
+    const now = this.#clock.now()
+    if (now - (this.#retainRefusedAt.get(session) ?? 0) < RATE_EVENT_EVERY_MS) return
+    this.#retainRefusedAt.set(session, now)
+    this.#logger.warn({ client: identityName(session.identity), topic: printable(packet.topic, 200), why: verdict.reason }, 'retained message not kept')
+  }
+
+  /** Retained PUBLISHes from devices delivered without being stored (retained-guard.ts), since start. */
+  get retainedRefused (): number {
+    return this.#retainedRefused
   }
 
   #authorizeSubscribe (client: Client | null, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {
