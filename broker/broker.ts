@@ -28,6 +28,7 @@ import { PublishThrottle } from './publish-throttle.ts'
 import { parseQuarantineCommand, type QuarantineCommand, type QuarantineEntry, QuarantineList } from './quarantine.ts'
 import { retainVerdict } from './retained-guard.ts'
 import { SessionOwners } from './session-owners.ts'
+import { installStringValidity } from './topic-validity.ts'
 
 export interface BrokerTlsFiles {
   caCert: string
@@ -395,10 +396,21 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   // --- MQTT hooks ------------------------------------------------------------
 
-  #preConnect (client: Client, packet: { clientId: string }, done: (error: Error | null, ok: boolean) => void): void {
+  #preConnect (client: Client, packet: { clientId: string, will?: { topic: string } | null }, done: (error: Error | null, ok: boolean) => void): void {
     const session = this.#session(client)
     if (!session) return done(new Error('connection without a verified identity'), false)
     this.#notAfter.set(session, Date.parse((client.conn as TLSSocket).getPeerCertificate().valid_to))
+    // preConnect runs while the parser is still on the CONNECT, so every
+    // later packet's strings are checked on their raw bytes [MQTT-1.5.3].
+    installStringValidity(client, (packetType, escaped, defect) => this.#onBadString(session, packetType, escaped, defect))
+    // The CONNECT's own strings are decoded already, bad bytes as U+FFFD: a
+    // will topic holding U+FFFD or U+0000 is refused too (a device's topics
+    // are its ids and ASCII names; a will is published with its identity).
+    const bad = [packet.clientId, packet.will?.topic ?? ''].find((text) => text.includes('\u0000') || text.includes('\uFFFD'))
+    if (bad !== undefined) {
+      this.#onBadString(session, 'connect', printable(bad, 200), 'ill-formed UTF-8 or U+0000 [MQTT-1.5.3]')
+      return done(new Error('CONNECT string with ill-formed UTF-8 or U+0000'), false)
+    }
     // [MQTT-3.1.3-6] a zero-length client id is assigned by the server: here, the device id.
     if (packet.clientId === '' && session.identity.role === 'device') packet.clientId = session.identity.deviceId
     done(null, true)
@@ -572,6 +584,15 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   /** Retained PUBLISHes from devices delivered without being stored (retained-guard.ts), since start. */
   get retainedRefused (): number {
     return this.#retainedRefused
+  }
+
+  #onBadString (session: Session, packetType: string, escaped: string, defect: string): void {
+    this.#endedByBroker.set(session, 'malformed packet')
+    this.#emit('protocol-violation', {
+      ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+      reason: `${packetType.toUpperCase()} carries a string with ${defect}: "${escaped}"; connection closed`,
+      code: 'MALFORMED_UTF8',
+    })
   }
 
   #authorizeSubscribe (client: Client | null, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {
