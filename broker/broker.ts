@@ -126,7 +126,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   readonly #quarantineRefusedAt = new Map<string, number>()
   #quarantineSweep: NodeJS.Timeout | undefined
   readonly #sessionOwners: SessionOwners
-  /** Sessions the broker itself ended (ACL violation, rate, bad packet): their wills stay unpublished. */
+  /** Sessions the broker itself ended for a security reason (ACL violation, rate): their wills stay unpublished. */
   readonly #endedByBroker = new WeakMap<Session, string>()
   /** When a device's refused retain was last logged, per session. */
   readonly #retainRefusedAt = new WeakMap<Session, number>()
@@ -556,8 +556,10 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
    * Why a session's last will must not be published, if it must not. A will
    * tells subscribers that a device dropped off unexpectedly; a session the
    * broker ended on purpose (revoked, quarantined, expired certificate, ACL
-   * violation, rate, malformed packet) did not, and its will would let a
-   * device it just threw out publish one more message (STRIDE: Spoofing).
+   * violation, rate) did not, and its will would let a device it just threw
+   * out publish one more message (STRIDE: Spoofing). MQTT 3.1.1 §3.1.2.5
+   * publishes a will when the server closes for a protocol error; these are
+   * decisions about the device, not errors in its packets.
    */
   #willWithheldBecause (session: Session): string | undefined {
     const ended = this.#endedByBroker.get(session)
@@ -586,8 +588,8 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     return this.#retainedRefused
   }
 
+  /** A protocol error, not a security decision: the will still goes out, as §3.1.2.5 of MQTT 3.1.1 lists. */
   #onBadString (session: Session, packetType: string, escaped: string, defect: string): void {
-    this.#endedByBroker.set(session, 'malformed packet')
     this.#emit('protocol-violation', {
       ...identityFields(session.identity), remoteAddress: session.remoteAddress,
       reason: `${packetType.toUpperCase()} carries a string with ${defect}: "${escaped}"; connection closed`,
