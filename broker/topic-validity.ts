@@ -51,6 +51,10 @@ export function installStringValidity (client: Client, onInvalid: (packetType: s
     const start = this._pos + 2
     const result = parseString.call(this, maybeBuffer)
     if (result === null) return null
+    // Node's decoder turns every ill-formed sequence into U+FFFD, so a string
+    // with neither U+FFFD nor U+0000 came from good bytes: the common case
+    // costs two scans of the decoded string and no copy.
+    if (!result.includes('\uFFFD') && !result.includes('\u0000')) return result
     const bytes = this._list.slice(start, this._pos)
     const defect = stringDefect(bytes)
     if (!defect) return result

@@ -77,11 +77,12 @@ describe('UTF-8 strings in topics [MQTT-1.5.3]', () => {
       `${ROOT}/\\xc0\\xaf`)
   })
 
-  it('well-formed UTF-8 beyond ASCII is accepted', async () => {
+  it('well-formed UTF-8 beyond ASCII is accepted, U+FFFD itself included', async () => {
     const { socket, packets } = await rawSession()
-    socket.write(Buffer.concat([mqttPacket.generate({ cmd: 'publish', topic: `${ROOT}/température`, payload: Buffer.from('{}'), qos: 1, messageId: 4, retain: false, dup: false }), PINGREQ]))
+    const publish = (topic: string, messageId: number) => mqttPacket.generate({ cmd: 'publish', topic, payload: Buffer.from('{}'), qos: 1, messageId, retain: false, dup: false })
+    socket.write(Buffer.concat([publish(`${ROOT}/température`, 4), publish(`${ROOT}/a\uFFFDb`, 5), PINGREQ]))
     await new Promise<void>((resolve) => { const timer = setInterval(() => { if (packets.some((p) => p.cmd === 'pingresp')) { clearInterval(timer); resolve() } }, 10) })
-    expect(packets.map((p) => p.cmd)).toEqual(['connack', 'puback', 'pingresp'])
+    expect(packets.map((p) => p.cmd)).toEqual(['connack', 'puback', 'puback', 'pingresp'])
     socket.destroy()
   })
 })
