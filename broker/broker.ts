@@ -14,10 +14,10 @@ import { createServer, type Server, type TLSSocket } from 'node:tls'
 import { Aedes, type AedesOptions, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
-import { printable } from '../shared/ids.ts'
+import { isReservedId, printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
-import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, normalizeSerial, readCrl } from '../pki/index.ts'
+import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, identityUri, normalizeSerial, readCrl } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
 import { createMqEmitter } from './mq-fast-queue.ts'
@@ -26,6 +26,9 @@ import type { SecurityEvent, SecurityEventType } from './security-events.ts'
 import { classifyRefusal } from './tls-reasons.ts'
 import { PublishThrottle } from './publish-throttle.ts'
 import { parseQuarantineCommand, type QuarantineCommand, type QuarantineEntry, QuarantineList } from './quarantine.ts'
+import { retainVerdict } from './retained-guard.ts'
+import { SessionOwners } from './session-owners.ts'
+import { installStringValidity } from './topic-validity.ts'
 
 export interface BrokerTlsFiles {
   caCert: string
@@ -78,6 +81,8 @@ export interface BrokerOptions {
   aedes?: Pick<AedesOptions, 'persistence' | 'mq' | 'id'>
   /** Where quarantines are kept across restarts (e.g. `<data-dir>/quarantine.json`); in memory without it. */
   quarantineFile?: string
+  /** Where the owner of each persistent session is kept across restarts (e.g. `<data-dir>/session-owners.jsonl`); in memory without it. */
+  sessionOwnersFile?: string
 }
 
 interface Session {
@@ -120,6 +125,14 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   /** When a quarantined device's refusal was last reported, per device (bounded by the quarantine list). */
   readonly #quarantineRefusedAt = new Map<string, number>()
   #quarantineSweep: NodeJS.Timeout | undefined
+  readonly #sessionOwners: SessionOwners
+  /** Sessions the broker itself ended for a security reason (ACL violation, rate): their wills stay unpublished. */
+  readonly #endedByBroker = new WeakMap<Session, string>()
+  /** When a device's refused retain was last logged, per session. */
+  readonly #retainRefusedAt = new WeakMap<Session, number>()
+  /** The client certificate's notAfter (ms), per session, read while the socket is open. */
+  readonly #notAfter = new WeakMap<Session, number>()
+  #retainedRefused = 0
 
   constructor (options: BrokerOptions) {
     super()
@@ -130,6 +143,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     this.#caPem = readTls(options.tls.caCert, 'CA certificate')
     this.#ca = new X509Certificate(this.#caPem)
     this.#quarantine = new QuarantineList(options.quarantineFile)
+    this.#sessionOwners = new SessionOwners(options.sessionOwnersFile)
     this.aedes = new Aedes({
       id: options.aedes?.id,
       persistence: options.aedes?.persistence,
@@ -382,9 +396,21 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   // --- MQTT hooks ------------------------------------------------------------
 
-  #preConnect (client: Client, packet: { clientId: string }, done: (error: Error | null, ok: boolean) => void): void {
+  #preConnect (client: Client, packet: { clientId: string, will?: { topic: string } | null }, done: (error: Error | null, ok: boolean) => void): void {
     const session = this.#session(client)
     if (!session) return done(new Error('connection without a verified identity'), false)
+    this.#notAfter.set(session, Date.parse((client.conn as TLSSocket).getPeerCertificate().valid_to))
+    // preConnect runs while the parser is still on the CONNECT, so every
+    // later packet's strings are checked on their raw bytes [MQTT-1.5.3].
+    installStringValidity(client, (packetType, escaped, defect) => this.#onBadString(session, packetType, escaped, defect))
+    // The CONNECT's own strings are decoded already, bad bytes as U+FFFD: a
+    // will topic holding U+FFFD or U+0000 is refused too (a device's topics
+    // are its ids and ASCII names; a will is published with its identity).
+    const bad = [packet.clientId, packet.will?.topic ?? ''].find((text) => text.includes('\u0000') || text.includes('\uFFFD'))
+    if (bad !== undefined) {
+      this.#onBadString(session, 'connect', printable(bad, 200), 'ill-formed UTF-8 or U+0000 [MQTT-1.5.3]')
+      return done(new Error('CONNECT string with ill-formed UTF-8 or U+0000'), false)
+    }
     // [MQTT-3.1.3-6] a zero-length client id is assigned by the server: here, the device id.
     if (packet.clientId === '' && session.identity.role === 'device') packet.clientId = session.identity.deviceId
     done(null, true)
@@ -400,6 +426,12 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     if (identity.role === 'device') {
       if (client.id !== identity.deviceId) {
         return refuse(`client id "${printable(client.id, 64)}" is not the certificate's device id`, 2, 'CLIENT_ID_MISMATCH')
+      }
+      // A certificate signed before the PKI refused reserved ids (or by a
+      // careless CA) must not pass for the collector or the operator CLI:
+      // with their client id it would resume their sessions (STRIDE: Spoofing).
+      if (isReservedId(identity.deviceId)) {
+        return refuse(`device id "${identity.deviceId}" is reserved for PlaceGuard's own clients`, 5, 'RESERVED_ID')
       }
       const existing = this.#clients[client.id]
       if (existing && existing !== client) {
@@ -431,20 +463,63 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
         return refuse(`collector session limit (${this.limits.maxCollectorSessions}) reached`, 3, 'SESSION_LIMIT')
       }
     }
+    const ownership = this.#claimSession(client, identity)
+    if (ownership) return refuse(ownership, 5, 'SESSION_OWNER_MISMATCH')
     done(null, true)
+  }
+
+  /**
+   * Binds a client id's persistent session to the identity that made it;
+   * the refusal reason, or undefined once `client` may have the session.
+   *
+   * A CONNECT with clean=false from another identity is refused (CONNACK 5)
+   * rather than given a wiped session: wiping would let any certificate
+   * that can present the id destroy the owner's queued QoS 1 messages — for
+   * the collector, telemetry not yet stored — while refusing keeps them for
+   * their owner and makes the attempt visible. A clean=true CONNECT starts a
+   * fresh session and discards the old one [MQTT-3.1.2-6] (a device re-issued
+   * for another site, say); only a live connection of another identity is
+   * never taken over. Devices cannot reach the collector's ids at all: they
+   * are reserved (above).
+   */
+  #claimSession (client: Client, identity: Identity): string | undefined {
+    const owner = identityUri(identity)
+    const existing = this.#clients[client.id]
+    const live = existing && existing !== client ? this.#session(existing) : undefined
+    if (live && identityUri(live.identity) !== owner) {
+      return `client id "${client.id}" is connected with another identity (${identityName(live.identity)}); not taken over`
+    }
+    const recorded = this.#sessionOwners.ownerOf(client.id)
+    if (recorded !== undefined && recorded !== owner) {
+      if (!client.clean) return `the persistent session of client id "${client.id}" belongs to another identity; not resumed`
+      this.#sessionOwners.release(client.id)
+    }
+    if (!client.clean) this.#sessionOwners.claim(client.id, owner)
+    return undefined
   }
 
   #authorizePublish (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
     const session = client && this.#session(client)
     if (!session) return done(new Error('no session'))
+    // aedes hands a last will to this hook from client.close(), after the
+    // connection is gone [MQTT-3.1.2-8].
+    if (client.closed && packet === (client as Client & { will?: unknown }).will) {
+      const withheld = this.#willWithheldBecause(session)
+      if (withheld) {
+        this.#logger.info({ client: identityName(session.identity), why: withheld }, 'last will not published')
+        return done(new Error(`last will withheld: ${withheld}`))
+      }
+    }
     const decision = canPublish(session.identity, packet.topic)
     if (!decision.allowed) {
       this.#emit('acl-denied', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(packet.topic, 200) })
       // [MQTT-3.3.5-2] 3.1.1 cannot refuse a PUBLISH: the server acknowledges
       // it or closes the connection. PlaceGuard closes (as AWS IoT Core does),
       // so a compromised device's attempt is both blocked and visible.
+      this.#endedByBroker.set(session, 'ACL violation')
       return done(new Error(decision.reason))
     }
+    if (packet.retain) this.#limitRetain(session, packet)
     if (packet.topic === QUARANTINE_CONTROL_TOPIC) {
       // Acted on here, before PUBACK; never kept as a retained message.
       packet.retain = false
@@ -464,6 +539,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
         reason: `publishing so far beyond ${rate}/s that a message would wait over ${maxThrottleMs} ms; disconnected`,
         details: { ratePerSec: rate, burst, disconnected: true },
       })
+      this.#endedByBroker.set(session, 'rate limit')
       return done(new Error('publish backlog over the rate limit'))
     }
     if (now - session.rateLimitedAt >= RATE_EVENT_EVERY_MS) {
@@ -474,6 +550,51 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
         details: { ratePerSec: rate, burst },
       })
     }
+  }
+
+  /**
+   * Why a session's last will must not be published, if it must not. A will
+   * tells subscribers that a device dropped off unexpectedly; a session the
+   * broker ended on purpose (revoked, quarantined, expired certificate, ACL
+   * violation, rate) did not, and its will would let a device it just threw
+   * out publish one more message (STRIDE: Spoofing). MQTT 3.1.1 §3.1.2.5
+   * publishes a will when the server closes for a protocol error; these are
+   * decisions about the device, not errors in its packets.
+   */
+  #willWithheldBecause (session: Session): string | undefined {
+    const ended = this.#endedByBroker.get(session)
+    if (ended) return ended
+    if (this.#revoked.has(session.serial)) return 'certificate revoked'
+    if (session.identity.role === 'device' && this.#quarantine.get(session.identity.deviceId, this.#clock.now())) return 'device quarantined'
+    const notAfter = this.#notAfter.get(session)
+    if (notAfter !== undefined && notAfter <= this.#clock.now()) return 'certificate expired'
+    return undefined
+  }
+
+  /** A device keeps at most one retained message (retained-guard.ts); others go out unretained, counted. */
+  #limitRetain (session: Session, packet: PublishPacket): void {
+    const verdict = retainVerdict(session.identity, packet.topic, (packet.payload as Buffer).length)
+    if (verdict.keep) return
+    packet.retain = false
+    this.#retainedRefused++
+    const now = this.#clock.now()
+    if (now - (this.#retainRefusedAt.get(session) ?? 0) < RATE_EVENT_EVERY_MS) return
+    this.#retainRefusedAt.set(session, now)
+    this.#logger.warn({ client: identityName(session.identity), topic: printable(packet.topic, 200), why: verdict.reason }, 'retained message not kept')
+  }
+
+  /** Retained PUBLISHes from devices delivered without being stored (retained-guard.ts), since start. */
+  get retainedRefused (): number {
+    return this.#retainedRefused
+  }
+
+  /** A protocol error, not a security decision: the will still goes out, as §3.1.2.5 of MQTT 3.1.1 lists. */
+  #onBadString (session: Session, packetType: string, escaped: string, defect: string): void {
+    this.#emit('protocol-violation', {
+      ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+      reason: `${packetType.toUpperCase()} carries a string with ${defect}: "${escaped}"; connection closed`,
+      code: 'MALFORMED_UTF8',
+    })
   }
 
   #authorizeSubscribe (client: Client | null, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {

@@ -16,6 +16,8 @@ export const SECURITY_EVENT_TYPES = [
   'session-revoked',
   'rate-limited',
   'packet-too-large',
+  // A packet breaking MQTT's encoding rules, e.g. ill-formed UTF-8 or U+0000 in a topic [MQTT-1.5.3].
+  'protocol-violation',
   'connection-limit',
   'crl-reloaded',
   'crl-invalid',

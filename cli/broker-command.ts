@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { PlaceGuardBroker, QUARANTINE_FILE } from '../broker/index.ts'
+import { PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
 import { FleetPki, pkiPaths } from '../pki/index.ts'
 import { type Config, loadConfig } from '../shared/config.ts'
 import { createLogger, type Logger } from '../shared/logger.ts'
@@ -27,6 +27,7 @@ export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
     tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
     host: config.mqttHost, port: config.mqttPort, limits: config.broker, logger,
     quarantineFile: join(config.dataDir, QUARANTINE_FILE),
+    sessionOwnersFile: join(config.dataDir, SESSION_OWNERS_FILE),
   })
 }
 

@@ -16,7 +16,7 @@ export interface RunningBroker {
   close: () => Promise<void>
 }
 
-export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, options: { quarantineFile?: string } = {}): Promise<RunningBroker> {
+export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, options: { quarantineFile?: string, sessionOwnersFile?: string } = {}): Promise<RunningBroker> {
   const logs: string[] = []
   const destination = new Writable({ write (chunk, _encoding, done) { logs.push(String(chunk)); done() } })
   const broker = new PlaceGuardBroker({
@@ -26,6 +26,7 @@ export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimit
     limits: { crlPollMs: 200, ...limits },
     logger: createLogger({ level: 'debug', destination }),
     quarantineFile: options.quarantineFile,
+    sessionOwnersFile: options.sessionOwnersFile,
   })
   const events: SecurityEvent[] = []
   const waiters = new Set<{ match: (e: SecurityEvent) => boolean, resolve: (e: SecurityEvent) => void }>()

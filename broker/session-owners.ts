@@ -1,0 +1,92 @@
+/**
+ * Who owns each persistent MQTT session: per client id, the identity URI
+ * (role and SAN URI, e.g. `urn:placeguard:collector:main`) of the
+ * certificate that created it. aedes keys a session by client id alone, so
+ * without this any certificate able to send the same client id would resume
+ * another holder's session with clean=false, receive (and so delete) its
+ * queued QoS 1 messages and take over its connection (STRIDE: Spoofing,
+ * Information disclosure) — the collector's queued telemetry first of all.
+ *
+ * Kept beside the quarantine file so that the binding survives a restart as
+ * long as the session does. The file is an append-only log of JSON lines
+ * (one per change, last line wins), compacted when loaded and when it has
+ * grown well past its live entries: an owner changes rarely, and a fleet's
+ * first connections must not rewrite a growing file once per device.
+ * Entries are bounded by the client ids that certificates from the fleet CA
+ * may hold (one per device, plus the collector's).
+ */
+import { appendFileSync, readFileSync } from 'node:fs'
+import { writeFileAtomic } from '../shared/files.ts'
+
+/** Where the broker keeps session owners, in the data directory. */
+export const SESSION_OWNERS_FILE = 'session-owners.jsonl'
+
+interface Change { id: string, owner: string | null }
+
+export class SessionOwners {
+  readonly #path: string | undefined
+  readonly #owners = new Map<string, string>()
+  #logLines = 0
+
+  constructor (path?: string) {
+    this.#path = path
+    if (!path) return
+    let raw: string
+    try {
+      raw = readFileSync(path, 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw error
+    }
+    for (const line of raw.split('\n')) {
+      if (line.trim() === '') continue
+      let change: Change
+      try {
+        change = JSON.parse(line) as Change
+      } catch {
+        // A line cut short by a crash mid-append: the change it carried never
+        // took effect for a client that saw its CONNACK after it, so skip it.
+        continue
+      }
+      if (change.owner === null) this.#owners.delete(change.id)
+      else this.#owners.set(change.id, change.owner)
+    }
+    this.#compact()
+  }
+
+  /** The identity URI that owns `clientId`'s persistent session, if one is recorded. */
+  ownerOf (clientId: string): string | undefined {
+    return this.#owners.get(clientId)
+  }
+
+  /** Records `owner` as the owner of `clientId`'s session (written before CONNACK). */
+  claim (clientId: string, owner: string): void {
+    if (this.#owners.get(clientId) === owner) return
+    this.#owners.set(clientId, owner)
+    this.#append({ id: clientId, owner })
+  }
+
+  /** Forgets `clientId`'s owner: its session was discarded (a clean session by another identity). */
+  release (clientId: string): void {
+    if (!this.#owners.delete(clientId)) return
+    this.#append({ id: clientId, owner: null })
+  }
+
+  get size (): number {
+    return this.#owners.size
+  }
+
+  #append (change: Change): void {
+    if (!this.#path) return
+    if (this.#logLines > 2 * this.#owners.size + 1_000) return this.#compact()
+    appendFileSync(this.#path, `${JSON.stringify(change)}\n`, { mode: 0o600 })
+    this.#logLines++
+  }
+
+  #compact (): void {
+    if (!this.#path) return
+    const lines = [...this.#owners].map(([id, owner]) => `${JSON.stringify({ id, owner })}\n`)
+    writeFileAtomic(this.#path, lines.join(''), 0o600)
+    this.#logLines = lines.length
+  }
+}
