@@ -218,24 +218,28 @@ export class FleetPki {
         inventory.insert(record)
       }
     })
-    for (const dir of new Set(jobs.map((job) => dirname(job.certificatePath)))) mkdirSync(dir, { recursive: true, mode: 0o700 })
     // A renewal writes over the device's files: the old ones are set aside until the new certificate is active.
     const files = jobs.flatMap((job) => [job.certificatePath, job.privateKeyPath])
-    if (renewing) for (const path of files) if (existsSync(path)) renameSync(path, previous(path))
     const removeFiles = (): void => {
       for (const path of files) {
-        rmSync(path, { force: true })
-        if (renewing && existsSync(previous(path))) renameSync(previous(path), path)
+        try {
+          rmSync(path, { force: true })
+          if (renewing && existsSync(previous(path))) renameSync(previous(path), path)
+        } catch {
+          // its directory is what failed: there is nothing there to remove
+        }
       }
     }
     let signed
     try {
+      for (const dir of new Set(jobs.map((job) => dirname(job.certificatePath)))) mkdirSync(dir, { recursive: true, mode: 0o700 })
+      if (renewing) for (const path of files) if (existsSync(path)) renameSync(path, previous(path))
       signed = await signLeaves({ certificatePem: signer.certificate.toString('pem'), privateKeyPem: readFileSync(this.paths.caKey, 'utf8') },
         jobs, (done) => onProgress?.(done, jobs.length))
     } catch (error) {
-      // Some of the batch may have been signed before the failure: their serials go into the CRL.
-      removeFiles()
+      // Some of the batch may have been signed before the failure: their serials go into the CRL, then the files go.
       this.#revokeSerials(pending.map((record) => record.serial))
+      removeFiles()
       throw error
     }
     const revokedMeanwhile: string[] = []

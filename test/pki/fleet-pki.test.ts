@@ -398,3 +398,19 @@ describe('inventory migration', () => {
     }
   })
 })
+
+describe('a failed issue', () => {
+  it('leaves no pending serial behind: one whose directory cannot be made is revoked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-out-'))
+    try {
+      writeFileSync(join(dir, 'file'), '')
+      const error = await fleet.pki.issue({ deviceId: 'nowhere-1', kind: 'flood', site: 'a', outDir: join(dir, 'file', 'devices') }).then(() => undefined, (e: unknown) => e)
+      expect((error as NodeJS.ErrnoException).code).toBe('ENOTDIR')
+      expect(fleet.pki.list().filter((e) => e.deviceId === 'nowhere-1').map((e) => e.status)).toEqual(['revoked'])
+      // The id is free again.
+      expect((await fleet.pki.issue({ deviceId: 'nowhere-1', kind: 'flood', site: 'a' })).record.status).toBe('active')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
