@@ -532,8 +532,31 @@ export class FleetPki {
   }
 
   #openInventory (): Inventory {
-    this.#inventory ??= new Inventory(this.paths.inventory)
+    if (!this.#inventory) {
+      this.#inventory = new Inventory(this.paths.inventory)
+      this.#backfillKeyHashes(this.#inventory)
+    }
     return this.#inventory
+  }
+
+  /**
+   * Rows from before the one-key-one-identity check have no key hash, so
+   * `pki sign` could not see a key they hold. Once, after the migration,
+   * the hashes are read from the certificate files where they are found
+   * (the data directory's own; `--out` copies are not known to it).
+   */
+  #backfillKeyHashes (inventory: Inventory): void {
+    if (!this.initialized || inventory.meta('key_hashes_backfilled') === '1') return
+    const ca = new X509Certificate(readFileSync(this.paths.caCert))
+    const servicePaths: Record<string, string> = { server: this.paths.serverCert, collector: this.paths.collectorCert }
+    inventory.transaction(() => {
+      for (const record of inventory.withoutKeyHash()) {
+        const path = record.certificatePath ?? servicePaths[record.role] ?? deviceFiles(this.paths.devicesDir, record.deviceId).cert
+        const found = readFleetCertificate(path, ca)
+        if (found && found.serial === normalizeHex(record.serial)) inventory.recordKeyHash(record.serial, found.spkiSha256, path)
+      }
+      inventory.setMeta('key_hashes_backfilled', '1')
+    })
   }
 
   #now (): Date {

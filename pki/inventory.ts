@@ -206,6 +206,24 @@ export class Inventory {
       WHERE role = ? AND device_id = ? AND status = 'active' RETURNING *`, role, deviceId)
   }
 
+  /** Certificates still in service whose key hash is unknown: rows from before the one-key check. */
+  withoutKeyHash (): InventoryRecord[] {
+    return this.#many('SELECT * FROM certificates WHERE spki_sha256 IS NULL AND status IN (\'active\', \'superseded\') ORDER BY serial')
+  }
+
+  recordKeyHash (serial: string, spkiSha256: string, certificatePath: string): void {
+    this.#statement('UPDATE certificates SET spki_sha256 = ?, certificate_path = COALESCE(certificate_path, ?) WHERE serial = ?')
+      .run(spkiSha256, certificatePath, serial)
+  }
+
+  meta (key: string): string | undefined {
+    return (this.#statement('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value
+  }
+
+  setMeta (key: string, value: string): void {
+    this.#statement('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value)
+  }
+
   /**
    * Older inventories have a status CHECK without 'pending' (and, older
    * still, without 'superseded') and no key or path columns; SQLite cannot

@@ -350,6 +350,43 @@ describe('one key, one identity (issue 11)', () => {
   })
 })
 
+describe('one key, one identity, in an inventory from before the check', () => {
+  it('reads the key hashes of existing certificates from their files, so a CSR reusing one is refused', async () => {
+    const { DatabaseSync } = await import('node:sqlite')
+    const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-legacy-'))
+    const csrDir = mkdtempSync(join(tmpdir(), 'placeguard-csr-'))
+    try {
+      const before = new FleetPki(dataDir)
+      await before.init()
+      const legacy = await before.issue({ deviceId: 'legacy-1', kind: 'flood', site: 'a' })
+      before.close()
+      // Put the inventory back into its old shape: twelve columns, no key hashes.
+      const db = new DatabaseSync(legacy.certificatePath.replace(/devices\/legacy-1\.crt$/, 'inventory.db'))
+      db.exec(`CREATE TABLE old (serial TEXT PRIMARY KEY, device_id TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('device', 'collector', 'server')),
+        kind TEXT, site TEXT, not_before TEXT NOT NULL, not_after TEXT NOT NULL, key_algorithm TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'revoked', 'superseded')), issued_at TEXT NOT NULL, revoked_at TEXT, fingerprint TEXT NOT NULL);
+        INSERT INTO old SELECT serial, device_id, role, kind, site, not_before, not_after, key_algorithm, status, issued_at, revoked_at, fingerprint FROM certificates;
+        DROP TABLE certificates; ALTER TABLE old RENAME TO certificates;
+        CREATE UNIQUE INDEX one_active_identity ON certificates (role, device_id) WHERE status = 'active';
+        DELETE FROM meta WHERE key <> 'crl_number';`)
+      db.close()
+      const after = new FleetPki(dataDir)
+      try {
+        openssl('req', '-new', '-key', legacy.privateKeyPath!, '-subj', '/CN=thief-1', '-out', join(csrDir, 'thief.csr'))
+        await expectError(after.signCsr(readFileSync(join(csrDir, 'thief.csr'), 'utf8'), { kind: 'flood', site: 'a' }), 'PG_ERR_PKI_KEY_IN_USE', 'csr')
+        openssl('req', '-new', '-key', after.paths.collectorKey, '-subj', '/CN=thief-2', '-out', join(csrDir, 'collector.csr'))
+        await expectError(after.signCsr(readFileSync(join(csrDir, 'collector.csr'), 'utf8'), { kind: 'flood', site: 'a' }), 'PG_ERR_PKI_KEY_IN_USE', 'csr')
+        expect(after.list().find((e) => e.deviceId === 'legacy-1')).toMatchObject({ status: 'active', certificatePath: legacy.certificatePath })
+      } finally {
+        after.close()
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+      rmSync(csrDir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('pki revoke --serial (defect 8)', () => {
   it('revokes one certificate by serial whatever its status, and lists it in the CRL', async () => {
     const first = await fleet.pki.issue({ deviceId: 'by-serial-1', kind: 'housing', site: 'block-a' })
