@@ -206,9 +206,11 @@ export class FleetPki {
       notBefore: job.notBefore, notAfter: job.notAfter, keyAlgorithm: job.keyAlgorithm,
       status: 'pending', issuedAt, revokedAt: null, fingerprint: null, spkiSha256: null, certificatePath: job.certificatePath,
     }))
-    // Defect 8: the serials exist in the inventory before any certificate
-    // does. The state is re-checked under the write lock, so a revoke or
-    // issue by another process since the reads above is seen.
+    // The serials exist in the inventory before any certificate does: a
+    // crash can leave a pending row, never a valid certificate nobody can
+    // name or revoke (STRIDE: Spoofing). The state is re-checked under the
+    // write lock, so a revoke or issue by another process since the reads
+    // above is seen.
     inventory.transaction(() => {
       for (const record of pending) {
         const current = inventory.activeFor('device', record.deviceId)
