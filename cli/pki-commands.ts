@@ -91,11 +91,39 @@ export function registerPkiCommands (program: Command): void {
       process.stdout.write(`signed ${issued.record.deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n`)
     }))
 
-  pki.command('revoke <deviceId>')
-    .description('revoke a device: the broker refuses it at the next handshake and drops a live session within 10 s')
-    .action(async (deviceId: string, _options: unknown, command: Command) => withPki(command, async (fleet) => {
+  pki.command('revoke [deviceId]')
+    .description('revoke a device (or one certificate by --serial): the broker refuses it at the next handshake and drops a live session within 10 s')
+    .option('--serial <hex>', 'revoke this one certificate, whatever its inventory status (pending, active, superseded)')
+    .action(async (deviceId: string | undefined, options: { serial?: string }, command: Command) => withPki(command, async (fleet) => {
+      if (options.serial !== undefined) {
+        if (deviceId !== undefined) throw invalidInput('--serial', 'give a device id or --serial, not both')
+        const revoked = await fleet.revokeSerial(options.serial)
+        process.stdout.write(`revoked serial ${revoked.serial} (${revoked.deviceId}); CRL rewritten\n`)
+        return
+      }
+      if (deviceId === undefined) throw invalidInput('deviceId', 'give the device id to revoke', 'or --serial <hex> for one certificate')
       const revoked = await fleet.revoke(deviceId)
       process.stdout.write(`revoked ${deviceId} (serial ${revoked.map((r) => r.serial).join(', ')}); CRL rewritten\n`)
+    }))
+
+  pki.command('reconcile')
+    .description('settle what a crashed issue left: landed pending certificates become active, the rest are revoked; certificate files the inventory does not know are revoked')
+    .option('--dir <dir...>', 'more directories to scan for certificate files (besides <data-dir>/pki/devices and every --out used)')
+    .option('--json', 'print JSON')
+    .action(async (options: { dir?: string[], json?: boolean }, command: Command) => withPki(command, async (fleet) => {
+      const report = await fleet.reconcile(options.dir ?? [])
+      if (options.json) {
+        printJson({
+          activated: report.activated.map((r) => ({ id: r.deviceId, serial: r.serial })),
+          revoked: report.revoked.map((r) => ({ id: r.deviceId, serial: r.serial })),
+          unknown: report.unknown.map((u) => ({ path: u.path, id: u.record.deviceId, serial: u.record.serial })),
+        })
+        return
+      }
+      process.stdout.write(`${report.activated.length} pending certificate(s) had landed: now active\n` +
+        `${report.revoked.length} pending serial(s) never landed: revoked\n` +
+        `${report.unknown.length} certificate file(s) unknown to the inventory: revoked\n` +
+        report.unknown.map((u) => `  ${u.path} serial ${u.record.serial} (${u.record.deviceId})\n`).join(''))
     }))
 
   pki.command('crl')

@@ -142,41 +142,6 @@ export async function createLeafCertificate (signer: Signer, request: LeafReques
   })
 }
 
-export interface RevokedEntry { serialNumber: string, revokedAt: Date }
-
-/**
- * A CRL over every revoked serial. @peculiar/x509 labels its PEM "X509 CRL"
- * only when asked; Node's TLS rejects the bare "CRL" label.
- */
-export async function createCrl (signer: Signer, revoked: RevokedEntry[], crlNumber: number, nextUpdate: Date): Promise<string> {
-  const crl = await x509.X509CrlGenerator.create({
-    issuer: signer.certificate.subject,
-    thisUpdate: minutesAgo(5),
-    nextUpdate,
-    signingAlgorithm: SIGNING[signer.algorithm],
-    signingKey: signer.privateKey,
-    entries: revoked.map((entry) => ({ serialNumber: entry.serialNumber, revocationDate: entry.revokedAt })),
-    extensions: [
-      new x509.AuthorityKeyIdentifierExtension(signer.certificate.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId),
-      new x509.Extension('2.5.29.20', false, crlNumberDer(crlNumber)),
-    ],
-  })
-  return relabel(crl.toString('pem'))
-}
-
-function relabel (pem: string): string {
-  return pem.replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----')
-}
-
-/** DER INTEGER for the cRLNumber extension (RFC 5280 §5.2.3). */
-function crlNumberDer (value: number): Uint8Array {
-  let hex = value.toString(16)
-  if (hex.length % 2) hex = '0' + hex
-  if (parseInt(hex.slice(0, 2), 16) & 0x80) hex = '00' + hex
-  const body = Buffer.from(hex, 'hex')
-  return Uint8Array.from([0x02, body.length, ...body])
-}
-
 export interface ParsedCsr { commonName: string, publicKeyDer: ArrayBuffer, algorithm: KeyAlgorithm | undefined }
 
 /** Parses a PKCS#10 request and verifies its self-signature (proof the requester holds the key). */

@@ -1,18 +1,20 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { X509Certificate } from 'node:crypto'
+import { dirname, join } from 'node:path'
 import { PlaceGuardError, invalidInput } from '../shared/errors.ts'
-import { assertId, assertKind, type DeviceKind, printable } from '../shared/ids.ts'
+import { assertId, assertKind, type DeviceKind, isReservedId, printable } from '../shared/ids.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import {
-  createCaCertificate, createCrl, createLeafCertificate, generateKey, type KeyAlgorithm, loadSigner,
+  createCaCertificate, createLeafCertificate, generateKey, type KeyAlgorithm, keyAlgorithmOf, loadSigner,
   minutesAgo, newSerialNumber, parseCsr, type Signer,
 } from './certificates.ts'
 import { writeFileAtomic, writeFilesAtomic } from '../shared/files.ts'
-import type { Identity } from './identity.ts'
+import { type Identity, identityFromSubjectAltName } from './identity.ts'
 import { effectiveStatus, Inventory, type InventoryRecord, type InventoryStatus } from './inventory.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
-import { readCrl } from './crl.ts'
+import { certificateOrigin, readCrl } from './crl.ts'
+import { crlNumberOf, signCrlPem } from './crl-der.ts'
 
 const DAY_MS = 86_400_000
 const PRIVATE = 0o600
@@ -21,6 +23,8 @@ export interface PkiOptions {
   clock?: Clock
   /** Lifetime of each CRL; the broker refuses every client once it lapses, so refresh before. */
   crlValidityDays?: number
+  /** How long a revoked certificate stays in the CRL after its notAfter (default 90; see Inventory.crlEntries). */
+  crlKeepExpiredDays?: number
 }
 
 export interface InitOptions {
@@ -57,7 +61,23 @@ export interface InventoryEntry extends InventoryRecord {
   effectiveStatus: InventoryStatus
 }
 
+export interface ReconcileReport {
+  /** Pending certificates whose files landed before the crash: now active. */
+  activated: InventoryRecord[]
+  /** Pending serials whose certificate never landed: revoked, and in the CRL. */
+  revoked: InventoryRecord[]
+  /** Certificate files the fleet CA signed that the inventory did not know: recorded as revoked. */
+  unknown: Array<{ path: string, record: InventoryRecord }>
+}
+
 export const DEFAULT_DEVICE_DAYS = 365
+/**
+ * A session opened just before a certificate expired stays open past
+ * notAfter (the broker checks expiry at the handshake only), so its serial
+ * must stay in the CRL a while for the broker's live-session sweep.
+ */
+export const DEFAULT_CRL_KEEP_EXPIRED_DAYS = 90
+const SERIAL_PATTERN = /^[0-9a-fA-F]{1,42}$/
 
 /**
  * The fleet's certificate authority: device identity, the inventory of every
@@ -67,6 +87,7 @@ export class FleetPki {
   readonly paths: PkiPaths
   readonly #clock: Clock
   readonly #crlValidityDays: number
+  readonly #crlKeepExpiredDays: number
   #inventory: Inventory | undefined
   #signer: Signer | undefined
 
@@ -74,6 +95,7 @@ export class FleetPki {
     this.paths = pkiPaths(dataDir)
     this.#clock = options.clock ?? systemClock
     this.#crlValidityDays = options.crlValidityDays ?? 30
+    this.#crlKeepExpiredDays = options.crlKeepExpiredDays ?? DEFAULT_CRL_KEEP_EXPIRED_DAYS
   }
 
   get initialized (): boolean {
@@ -97,7 +119,9 @@ export class FleetPki {
     const server = await this.#signService(signer, 'localhost', undefined, 'server', serverDays,
       ['localhost', ...(options.serverNames ?? [])], ['127.0.0.1', '::1'])
     const collector = await this.#signService(signer, 'collector', { role: 'collector', name: 'collector' }, 'client', serverDays)
-    const crl = await createCrl(signer, [], 1, new Date(now.getTime() + this.#crlValidityDays * DAY_MS))
+    const crl = signCrlPem(signer.certificate.rawData, caKey.privateKeyPem, {
+      entries: [], crlNumber: 1, thisUpdate: minutesAgo(5, now.getTime()), nextUpdate: new Date(now.getTime() + this.#crlValidityDays * DAY_MS),
+    })
     // The CA key is written last: until it exists, `initialized` stays false and a retry starts clean.
     writeFilesAtomic([
       { path: this.paths.serverCert, content: server.certificatePem },
@@ -125,8 +149,11 @@ export class FleetPki {
 
   /**
    * Issues many devices at once — the simulator's and the benchmark's path.
-   * All requests are validated first; the inventory rows go in one
-   * transaction, so either every device is issued or none is.
+   * All requests are validated first. Every serial is recorded as pending
+   * in one transaction before anything is signed, the files are written,
+   * then one transaction marks them active: a crash in between leaves
+   * pending rows that `reconcile` settles, never a certificate the
+   * inventory cannot name and revoke.
    */
   async issueMany (requests: IssueRequest[], onProgress?: (done: number, total: number) => void): Promise<IssuedDevice[]> {
     return this.#issue(requests, false, onProgress)
@@ -137,16 +164,13 @@ export class FleetPki {
    * identity (kind and site kept), written over the device's files; the
    * old certificate becomes `superseded` — still valid, not revoked — so
    * the device keeps working until it has switched. Revoking the device
-   * revokes both. This is how a cert-expiry alert is answered.
+   * revokes both, and a revoke that lands while the renewal is signing
+   * revokes the new certificate too. This is how a cert-expiry alert is answered.
    */
   async renew (deviceId: string, options: Omit<IssueRequest, 'deviceId' | 'kind' | 'site'> = {}): Promise<IssuedDevice & { superseded: InventoryRecord }> {
-    assertId('deviceId', deviceId)
+    assertDeviceId('deviceId', deviceId)
     const current = this.#openInventory().activeFor('device', deviceId)
-    if (!current || !current.kind || !current.site) {
-      throw new PlaceGuardError('PG_ERR_PKI_UNKNOWN_DEVICE', `deviceId: no active certificate for "${deviceId}" to renew`, {
-        field: 'deviceId', hint: 'issue one with `placeguard pki issue`',
-      })
-    }
+    if (!current || !current.kind || !current.site) throw noActiveCertificate(deviceId, 'to renew', 'issue one with `placeguard pki issue`')
     const [issued] = await this.#issue([{ ...options, deviceId, kind: current.kind, site: current.site }], true)
     return { ...issued!, superseded: { ...current, status: 'superseded' } }
   }
@@ -157,7 +181,7 @@ export class FleetPki {
     const active = inventory.activeDeviceIds()
     const seen = new Set<string>()
     const jobs: Array<LeafJob & { kind: DeviceKind, site: string }> = requests.map((request) => {
-      const deviceId = assertId('deviceId', request.deviceId)
+      const deviceId = assertDeviceId('deviceId', request.deviceId)
       const kind = assertKind('--kind', request.kind)
       const site = assertId('--site', request.site)
       if ((active.has(deviceId) && !renewing) || seen.has(deviceId)) throw duplicateId(deviceId)
@@ -176,42 +200,60 @@ export class FleetPki {
         keyAlgorithm: request.keyAlgorithm ?? 'ecdsa-p256',
       }
     })
-    for (const dir of new Set(jobs.map((job) => dirname(job.certificatePath)))) mkdirSync(dir, { recursive: true, mode: 0o700 })
-    // A renewal writes over the device's files: the old ones are set aside until the inventory commits.
-    const previous = (path: string): string => `${path}.previous`
+    const issuedAt = this.#now().toISOString()
+    const pending = jobs.map((job): InventoryRecord => ({
+      serial: job.serialNumber, deviceId: job.commonName, role: 'device', kind: job.kind, site: job.site,
+      notBefore: job.notBefore, notAfter: job.notAfter, keyAlgorithm: job.keyAlgorithm,
+      status: 'pending', issuedAt, revokedAt: null, fingerprint: null, spkiSha256: null, certificatePath: job.certificatePath,
+    }))
+    // The serials exist in the inventory before any certificate does: a
+    // crash can leave a pending row, never a valid certificate nobody can
+    // name or revoke (STRIDE: Spoofing). The state is re-checked under the
+    // write lock, so a revoke or issue by another process since the reads
+    // above is seen.
+    inventory.transaction(() => {
+      for (const record of pending) {
+        const current = inventory.activeFor('device', record.deviceId)
+        if (renewing && !current) throw noActiveCertificate(record.deviceId, 'to renew', 'it was revoked meanwhile; issue a new one with `placeguard pki issue`')
+        if (!renewing && current) throw duplicateId(record.deviceId)
+        if (inventory.pendingFor('device', record.deviceId)) throw inFlight(record.deviceId)
+        inventory.insert(record)
+      }
+    })
+    // A renewal writes over the device's files: the old ones are set aside until the new certificate is active.
     const files = jobs.flatMap((job) => [job.certificatePath, job.privateKeyPath])
-    if (renewing) for (const path of files) if (existsSync(path)) renameSync(path, previous(path))
     const removeFiles = (): void => {
       for (const path of files) {
-        rmSync(path, { force: true })
-        if (renewing && existsSync(previous(path))) renameSync(previous(path), path)
+        try {
+          rmSync(path, { force: true })
+          if (renewing && existsSync(previous(path))) renameSync(previous(path), path)
+        } catch {
+          // its directory is what failed: there is nothing there to remove
+        }
       }
     }
     let signed
     try {
+      for (const dir of new Set(jobs.map((job) => dirname(job.certificatePath)))) mkdirSync(dir, { recursive: true, mode: 0o700 })
+      if (renewing) for (const path of files) if (existsSync(path)) renameSync(path, previous(path))
       signed = await signLeaves({ certificatePem: signer.certificate.toString('pem'), privateKeyPem: readFileSync(this.paths.caKey, 'utf8') },
         jobs, (done) => onProgress?.(done, jobs.length))
     } catch (error) {
+      // Some of the batch may have been signed before the failure: their serials go into the CRL, then the files go.
+      this.#revokeSerials(pending.map((record) => record.serial))
       removeFiles()
       throw error
     }
-    const issuedAt = this.#now().toISOString()
-    const records = jobs.map((job, i): InventoryRecord => ({
-      serial: job.serialNumber, deviceId: job.commonName, role: 'device', kind: job.kind, site: job.site,
-      notBefore: job.notBefore, notAfter: job.notAfter, keyAlgorithm: job.keyAlgorithm,
-      status: 'active', issuedAt, revokedAt: null, fingerprint: signed[i]!.fingerprint,
+    const revokedMeanwhile: string[] = []
+    const records = inventory.transaction(() => pending.map((record, i) => {
+      const landed = inventory.activate(record.serial, signed[i]!)
+      if (!landed) revokedMeanwhile.push(record.deviceId)
+      return landed ?? { ...record, status: 'revoked' as const }
     }))
-    try {
-      inventory.transaction(() => {
-        for (const record of records) {
-          if (renewing) inventory.supersede('device', record.deviceId)
-          inventory.insert(record)
-        }
-      })
-    } catch (error) {
-      // The inventory is the record of what exists: files it does not list must not either.
+    if (revokedMeanwhile.length > 0) {
+      // A revoke took the pending serial with the identity (and wrote it into the CRL): the new files are no use.
       removeFiles()
-      throw error
+      throw noActiveCertificate(revokedMeanwhile[0]!, 'to issue', 'it was revoked while its certificate was being signed; the new certificate is revoked too')
     }
     if (renewing) for (const path of files) rmSync(previous(path), { force: true })
     return jobs.map((job, i) => ({ record: records[i]!, certificatePath: job.certificatePath, privateKeyPath: job.privateKeyPath }))
@@ -219,7 +261,9 @@ export class FleetPki {
 
   /**
    * Signs a device's own CSR (`pki sign`): the private key never leaves the
-   * device. The id is the CSR's CN, checked like any other.
+   * device. The id is the CSR's CN, checked like any other, and the key must
+   * not already be bound to another identity that is not revoked: a device
+   * holding another's key could speak as it (STRIDE: Spoofing).
    */
   async signCsr (csrPem: string, request: Omit<IssueRequest, 'deviceId' | 'keyAlgorithm'>): Promise<IssuedDevice> {
     const signer = await this.#loadSigner()
@@ -232,52 +276,140 @@ export class FleetPki {
       })
     }
     if (!csr.algorithm) throw invalidInput('csr', 'the key is neither ECDSA P-256 nor RSA ≥ 2048 bits')
-    const deviceId = assertId('csr CN', csr.commonName)
+    const deviceId = assertDeviceId('csr CN', csr.commonName)
     const kind = assertKind('--kind', request.kind)
     const site = assertId('--site', request.site)
-    const inventory = this.#openInventory()
-    if (inventory.activeFor('device', deviceId)) throw duplicateId(deviceId)
     const { notBefore, notAfter } = this.#validity(request, signer)
-    const certificate = await createLeafCertificate(signer, {
-      publicKeyDer: csr.publicKeyDer, commonName: deviceId, identity: { role: 'device', deviceId, kind, site },
-      usage: 'client', notBefore, notAfter, serialNumber: newSerialNumber(),
-    })
-    const record: InventoryRecord = {
-      serial: certificate.serialNumber, deviceId, role: 'device', kind, site,
-      notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), keyAlgorithm: csr.algorithm,
-      status: 'active', issuedAt: this.#now().toISOString(), revokedAt: null, fingerprint: sha256Hex(certificate.rawData),
-    }
+    const spkiSha256 = sha256Hex(csr.publicKeyDer)
     const files = deviceFiles(request.outDir ?? this.paths.devicesDir, deviceId)
+    const pending: InventoryRecord = {
+      serial: newSerialNumber(), deviceId, role: 'device', kind, site,
+      notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), keyAlgorithm: csr.algorithm,
+      status: 'pending', issuedAt: this.#now().toISOString(), revokedAt: null, fingerprint: null, spkiSha256, certificatePath: files.cert,
+    }
+    const inventory = this.#openInventory()
     inventory.transaction(() => {
-      inventory.insert(record)
-      writeFileAtomic(files.cert, certificate.toString('pem'))
+      if (inventory.activeFor('device', deviceId)) throw duplicateId(deviceId)
+      if (inventory.pendingFor('device', deviceId)) throw inFlight(deviceId)
+      const holder = inventory.holderOfKey(spkiSha256, 'device', deviceId)
+      if (holder) throw keyInUse(holder)
+      inventory.insert(pending)
     })
+    let certificate
+    try {
+      certificate = await createLeafCertificate(signer, {
+        publicKeyDer: csr.publicKeyDer, commonName: deviceId, identity: { role: 'device', deviceId, kind, site },
+        usage: 'client', notBefore, notAfter, serialNumber: pending.serial,
+      })
+      writeFileAtomic(files.cert, certificate.toString('pem'))
+    } catch (error) {
+      rmSync(files.cert, { force: true })
+      this.#revokeSerials([pending.serial])
+      throw error
+    }
+    const record = inventory.transaction(() => inventory.activate(pending.serial, { fingerprint: sha256Hex(certificate.rawData), spkiSha256 }))
+    if (!record) {
+      rmSync(files.cert, { force: true })
+      throw noActiveCertificate(deviceId, 'to issue', 'it was revoked while its certificate was being signed; the new certificate is revoked too')
+    }
     return { record, certificatePath: files.cert }
   }
 
   /**
-   * Revokes every active certificate of a device and rewrites the CRL. A
-   * running broker watches the CRL: new handshakes are refused and a live
-   * session is dropped within seconds.
+   * Revokes every certificate of a device (active, superseded, or being
+   * issued) and rewrites the CRL, both under the inventory's write lock: a
+   * renewal in another process either sees the revocation or is revoked
+   * with it. A running broker watches the CRL: new handshakes are refused
+   * and a live session is dropped within seconds.
    */
   async revoke (deviceId: string): Promise<InventoryRecord[]> {
     assertId('deviceId', deviceId)
-    const signer = await this.#loadSigner()
+    await this.#loadSigner()
     const inventory = this.#openInventory()
     const now = this.#now()
-    const revoked = inventory.revoke('device', deviceId, now)
-    if (revoked.length === 0) {
-      throw new PlaceGuardError('PG_ERR_PKI_UNKNOWN_DEVICE', `deviceId: no active certificate for "${deviceId}"`, {
-        field: 'deviceId', hint: 'see `placeguard pki list`',
-      })
+    return inventory.transaction(() => {
+      const revoked = inventory.revoke('device', deviceId, now)
+      if (revoked.length === 0) throw noActiveCertificate(deviceId, '', 'see `placeguard pki list`')
+      this.#writeCrl(inventory, now)
+      return revoked
+    })
+  }
+
+  /**
+   * Revokes one certificate by serial, whatever the inventory says of it
+   * (`pki revoke --serial`): a pending serial from a crashed run, a
+   * superseded certificate, one whose device id was reused.
+   */
+  async revokeSerial (serial: string): Promise<InventoryRecord> {
+    if (!SERIAL_PATTERN.test(serial)) throw invalidInput('--serial', `"${printable(serial)}" is not a hexadecimal serial number`, 'copy it from `placeguard pki list` or `openssl x509 -noout -serial`')
+    await this.#loadSigner()
+    const inventory = this.#openInventory()
+    const now = this.#now()
+    return inventory.transaction(() => {
+      const record = inventory.revokeSerial(serial, now)
+      if (!record) {
+        throw new PlaceGuardError('PG_ERR_PKI_UNKNOWN_SERIAL', `--serial: ${serial} is not in the inventory`, {
+          field: '--serial', hint: 'if you hold the certificate file, put it in the devices directory and run `placeguard pki reconcile`',
+        })
+      }
+      this.#writeCrl(inventory, now)
+      return record
+    })
+  }
+
+  /**
+   * Settles what a crash left (`pki reconcile`): a pending certificate whose
+   * file landed becomes active; one that never landed is revoked — its
+   * serial goes into the CRL, since a signed certificate may exist
+   * somewhere; a certificate file signed by the fleet CA that the inventory
+   * does not know is recorded and revoked. Run it when no issue is in progress.
+   */
+  async reconcile (extraDirs: string[] = []): Promise<ReconcileReport> {
+    await this.#loadSigner()
+    const ca = new X509Certificate(readFileSync(this.paths.caCert))
+    const inventory = this.#openInventory()
+    const landed = new Map<string, { fingerprint: string, spkiSha256: string }>()
+    for (const record of inventory.pending()) {
+      const found = record.certificatePath ? readFleetCertificate(record.certificatePath, ca) : undefined
+      if (found && found.serial === normalizeHex(record.serial)) landed.set(record.serial, found)
     }
-    await this.#writeCrl(signer, inventory, now)
-    return revoked
+    const dirs = new Set([this.paths.devicesDir, ...extraDirs])
+    for (const record of inventory.list()) if (record.certificatePath) dirs.add(dirname(record.certificatePath))
+    const onDisk = [...dirs].flatMap((dir) => certificateFiles(dir))
+      .flatMap((path) => { const found = readFleetCertificate(path, ca); return found ? [{ path, ...found }] : [] })
+    const now = this.#now()
+    const report: ReconcileReport = { activated: [], revoked: [], unknown: [] }
+    inventory.transaction(() => {
+      for (const record of inventory.pending()) {
+        const landing = landed.get(record.serial)
+        const settled = landing ? inventory.activate(record.serial, landing) : inventory.revokeSerial(record.serial, now)
+        if (settled) (landing ? report.activated : report.revoked).push(settled)
+      }
+      for (const file of onDisk) {
+        if (inventory.bySerial(file.serial)) continue
+        const record = { ...file.record, status: 'revoked' as const, revokedAt: now.toISOString(), issuedAt: now.toISOString() }
+        inventory.insert(record)
+        report.unknown.push({ path: file.path, record })
+      }
+      if (report.revoked.length > 0 || report.unknown.length > 0) this.#writeCrl(inventory, now)
+    })
+    // A renewal that crashed set the device's old files aside: keep the new ones if they landed, else put the old back.
+    for (const record of [...report.activated, ...report.revoked]) {
+      if (!record.certificatePath) continue
+      for (const path of [record.certificatePath, record.certificatePath.replace(/\.crt$/, '.key')]) {
+        if (!existsSync(previous(path))) continue
+        if (record.status === 'active') rmSync(previous(path), { force: true })
+        else renameSync(previous(path), path)
+      }
+    }
+    return report
   }
 
   /** Re-signs the CRL with a fresh nextUpdate; run it from cron well inside crlValidityDays. */
   async refreshCrl (): Promise<void> {
-    await this.#writeCrl(await this.#loadSigner(), this.#openInventory(), this.#now())
+    await this.#loadSigner()
+    const inventory = this.#openInventory()
+    inventory.transaction(() => this.#writeCrl(inventory, this.#now()))
   }
 
   /**
@@ -309,9 +441,31 @@ export class FleetPki {
     this.#inventory = undefined
   }
 
-  async #writeCrl (signer: Signer, inventory: Inventory, now: Date): Promise<void> {
-    const entries = inventory.revokedUnexpired(now).map((record) => ({ serialNumber: record.serial, revokedAt: new Date(record.revokedAt!) }))
-    const crl = await createCrl(signer, entries, inventory.nextCrlNumber(), new Date(now.getTime() + this.#crlValidityDays * DAY_MS))
+  /** Revokes serials that may have been signed, and lists them in the CRL. */
+  #revokeSerials (serials: string[]): void {
+    const inventory = this.#openInventory()
+    const now = this.#now()
+    inventory.transaction(() => {
+      for (const serial of serials) inventory.revokeSerial(serial, now)
+      this.#writeCrl(inventory, now)
+    })
+  }
+
+  /**
+   * Writes the CRL; call it inside an inventory transaction. The write
+   * lock serialises CRL writers across processes, the number is taken past
+   * both the database's and the file's, and the file is renamed into place
+   * before the lock is released: cRLNumber on disk only ever increases
+   * (RFC 5280 §5.2.3), so no process writes an older CRL over a newer one.
+   */
+  #writeCrl (inventory: Inventory, now: Date): void {
+    const entries = inventory.crlEntries(new Date(now.getTime() - this.#crlKeepExpiredDays * DAY_MS))
+      .map((record) => ({ serialNumber: record.serial, revokedAt: new Date(record.revokedAt!) }))
+    const onDisk = existsSync(this.paths.crl) ? crlNumberOf(readFileSync(this.paths.crl, 'utf8')) : 0
+    const crl = signCrlPem(this.#signer!.certificate.rawData, readFileSync(this.paths.caKey, 'utf8'), {
+      entries, crlNumber: inventory.nextCrlNumber(onDisk + 1),
+      thisUpdate: minutesAgo(5, now.getTime()), nextUpdate: new Date(now.getTime() + this.#crlValidityDays * DAY_MS),
+    })
     writeFileAtomic(this.paths.crl, crl)
   }
 
@@ -332,7 +486,7 @@ export class FleetPki {
         serial: certificate.serialNumber, deviceId: commonName, role: usage === 'server' ? 'server' : 'collector',
         kind: null, site: null, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(),
         keyAlgorithm: 'ecdsa-p256', status: 'active', issuedAt: now.toISOString(), revokedAt: null,
-        fingerprint: sha256Hex(certificate.rawData),
+        fingerprint: sha256Hex(certificate.rawData), spkiSha256: sha256Hex(key.publicKeyDer), certificatePath: null,
       },
     }
   }
@@ -380,8 +534,31 @@ export class FleetPki {
   }
 
   #openInventory (): Inventory {
-    this.#inventory ??= new Inventory(this.paths.inventory)
+    if (!this.#inventory) {
+      this.#inventory = new Inventory(this.paths.inventory)
+      this.#backfillKeyHashes(this.#inventory)
+    }
     return this.#inventory
+  }
+
+  /**
+   * Rows from before the one-key-one-identity check have no key hash, so
+   * `pki sign` could not see a key they hold. Once, after the migration,
+   * the hashes are read from the certificate files where they are found
+   * (the data directory's own; `--out` copies are not known to it).
+   */
+  #backfillKeyHashes (inventory: Inventory): void {
+    if (!this.initialized || inventory.meta('key_hashes_backfilled') === '1') return
+    const ca = new X509Certificate(readFileSync(this.paths.caCert))
+    const servicePaths: Record<string, string> = { server: this.paths.serverCert, collector: this.paths.collectorCert }
+    inventory.transaction(() => {
+      for (const record of inventory.withoutKeyHash()) {
+        const path = record.certificatePath ?? servicePaths[record.role] ?? deviceFiles(this.paths.devicesDir, record.deviceId).cert
+        const found = readFleetCertificate(path, ca)
+        if (found && found.serial === normalizeHex(record.serial)) inventory.recordKeyHash(record.serial, found.spkiSha256, path)
+      }
+      inventory.setMeta('key_hashes_backfilled', '1')
+    })
   }
 
   #now (): Date {
@@ -393,6 +570,86 @@ function parseDate (field: string, value: string | Date): Date {
   const date = value instanceof Date ? value : new Date(value)
   if (Number.isNaN(date.getTime())) throw invalidInput(field, `"${printable(String(value))}" is not an ISO 8601 date`, 'e.g. 2027-01-31T00:00:00Z')
   return date
+}
+
+/**
+ * A device id that is valid and not one of PlaceGuard's own names: a device
+ * certificate for `collector` could take over the collector's session
+ * (STRIDE: Spoofing, Information disclosure).
+ */
+function assertDeviceId (field: string, value: string): string {
+  assertId(field, value)
+  if (isReservedId(value)) {
+    throw invalidInput(field, `"${value}" is reserved for PlaceGuard's own roles (the collector and the broker), not a device`,
+      'choose a device id that does not start with "collector" or "placeguard"')
+  }
+  return value
+}
+
+function previous (path: string): string {
+  return `${path}.previous`
+}
+
+function noActiveCertificate (deviceId: string, purpose: string, hint: string): PlaceGuardError {
+  return new PlaceGuardError('PG_ERR_PKI_UNKNOWN_DEVICE', `deviceId: no active certificate for "${deviceId}"${purpose ? ` ${purpose}` : ''}`, {
+    field: 'deviceId', hint,
+  })
+}
+
+function inFlight (deviceId: string): PlaceGuardError {
+  return new PlaceGuardError('PG_ERR_PKI_DUPLICATE_ID', `deviceId: a certificate for "${deviceId}" is being issued (pending)`, {
+    field: 'deviceId', hint: 'wait for it; if that run crashed, `placeguard pki reconcile` settles it',
+  })
+}
+
+function keyInUse (holder: InventoryRecord): PlaceGuardError {
+  return new PlaceGuardError('PG_ERR_PKI_KEY_IN_USE',
+    `csr: the public key is already bound to "${holder.deviceId}" (serial ${holder.serial}, ${holder.status})`, {
+      field: 'csr', hint: 'each device needs its own key pair; generate a new key on the device, or revoke the other certificate first',
+    })
+}
+
+function normalizeHex (serial: string): string {
+  return serial.toLowerCase().replace(/^0+(?=.)/, '')
+}
+
+function certificateFiles (dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((name) => name.endsWith('.crt')).map((name) => join(dir, name))
+  } catch {
+    return [] // a directory that is gone holds no certificates
+  }
+}
+
+/** A certificate file the fleet CA really signed (signature checked), as an inventory row; undefined otherwise. */
+function readFleetCertificate (path: string, ca: X509Certificate): { serial: string, fingerprint: string, spkiSha256: string, record: InventoryRecord } | undefined {
+  let der: Buffer
+  try {
+    der = new X509Certificate(readFileSync(path)).raw
+  } catch {
+    return undefined
+  }
+  if (certificateOrigin(der, ca) !== 'fleet-ca') return undefined
+  const certificate = new X509Certificate(der)
+  const identity = identityFromSubjectAltName(certificate.subjectAltName)
+  const commonName = /^CN=(.*)$/m.exec(certificate.subject)?.[1] ?? ''
+  const spkiSha256 = sha256Hex(certificate.publicKey.export({ type: 'spki', format: 'der' }))
+  const fingerprint = sha256Hex(der)
+  const serial = normalizeHex(certificate.serialNumber)
+  return {
+    serial, fingerprint, spkiSha256,
+    record: {
+      serial, fingerprint, spkiSha256, certificatePath: path,
+      deviceId: identity?.role === 'device' ? identity.deviceId : identity?.role === 'collector' ? identity.name : commonName,
+      role: identity?.role ?? 'device',
+      kind: identity?.role === 'device' ? identity.kind : null,
+      site: identity?.role === 'device' ? identity.site : null,
+      notBefore: new Date(certificate.validFrom).toISOString(),
+      notAfter: new Date(certificate.validTo).toISOString(),
+      keyAlgorithm: keyAlgorithmOf(certificate.publicKey) ?? 'ecdsa-p256',
+      status: 'revoked', issuedAt: '', revokedAt: null,
+    },
+  }
 }
 
 function duplicateId (deviceId: string): PlaceGuardError {

@@ -1,4 +1,4 @@
-export { FleetPki, DEFAULT_DEVICE_DAYS, type IssueRequest, type IssuedDevice, type InventoryEntry, type InitOptions } from './fleet-pki.ts'
+export { FleetPki, DEFAULT_DEVICE_DAYS, type IssueRequest, type IssuedDevice, type InventoryEntry, type InitOptions, type ReconcileReport } from './fleet-pki.ts'
 export { type Identity, identityFromSubjectAltName, identityName, identityUri, parseIdentityUri } from './identity.ts'
 export { pkiPaths, deviceFiles, type PkiPaths } from './paths.ts'
 export type { KeyAlgorithm } from './certificates.ts'

@@ -27,6 +27,8 @@ export interface LeafJob {
 
 export interface SignedLeaf {
   fingerprint: string
+  /** SHA-256 of the key's SubjectPublicKeyInfo (DER), hex: what the inventory's one-key-one-identity check compares. */
+  spkiSha256: string
 }
 
 export interface CaMaterial { certificatePem: string, privateKeyPem: string }
@@ -51,7 +53,7 @@ export async function signLeaf (signer: LeafSigner, job: LeafJob): Promise<Signe
   // Key first: a certificate file on disk always has its key beside it.
   await writeFileAtomicAsync(job.privateKeyPath, key.privateKeyPem, 0o600)
   await writeFileAtomicAsync(job.certificatePath, derToPem(der))
-  return { fingerprint: sha256Hex(der) }
+  return { fingerprint: sha256Hex(der), spkiSha256: sha256Hex(key.publicKeyDer) }
 }
 
 export function leafSignerFor (ca: CaMaterial): LeafSigner {

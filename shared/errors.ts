@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   PG_ERR_PKI_DUPLICATE_ID: 'an active certificate already exists for this device id',
   PG_ERR_PKI_UNKNOWN_DEVICE: 'no active certificate exists for this device id',
   PG_ERR_PKI_CSR_INVALID: 'the certificate signing request is malformed or its signature does not verify',
+  PG_ERR_PKI_KEY_IN_USE: 'the public key is already bound to another identity\'s certificate that is not revoked',
+  PG_ERR_PKI_UNKNOWN_SERIAL: 'no certificate with this serial number is in the inventory',
   PG_ERR_BROKER_TLS: 'the broker TLS material (certificate, key, CA, CRL) cannot be loaded',
   PG_ERR_BROKER_LISTEN: 'the broker cannot listen on the requested port',
   PG_ERR_API_LISTEN: 'the HTTP API cannot listen on the requested port',

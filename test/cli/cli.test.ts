@@ -41,6 +41,26 @@ describe('placeguard pki (CLI)', () => {
     expect(unknown.stderr).toContain('PG_ERR_PKI_UNKNOWN_DEVICE')
   })
 
+  it('refuses a reserved name as a device id, revokes one certificate by serial, and reconciles', () => {
+    const reserved = placeguard('pki', 'issue', 'collector', '--kind', 'flood', '--site', 'a')
+    expect(reserved.status).toBe(2)
+    expect(reserved.stderr).toContain('PG_ERR_INPUT_INVALID: deviceId:')
+    expect(reserved.stderr).toContain('reserved')
+    const before = JSON.parse(placeguard('pki', 'list', '--json').stdout) as Array<{ id: string, status: string, serial: string }>
+    const superseded = before.find((e) => e.id === 'home-7' && e.status === 'superseded')!
+    const revoke = placeguard('pki', 'revoke', '--serial', superseded.serial)
+    expect(revoke.status).toBe(0)
+    expect(revoke.stdout).toContain(`revoked serial ${superseded.serial} (home-7)`)
+    const after = JSON.parse(placeguard('pki', 'list', '--json').stdout) as Array<{ id: string, status: string }>
+    expect(after.filter((e) => e.id === 'home-7').map((e) => e.status)).toEqual(['revoked', 'active'])
+    const unknown = placeguard('pki', 'revoke', '--serial', '7f00')
+    expect(unknown.status).toBe(1)
+    expect(unknown.stderr).toContain('PG_ERR_PKI_UNKNOWN_SERIAL')
+    const reconcile = placeguard('pki', 'reconcile', '--json')
+    expect(reconcile.status).toBe(0)
+    expect(JSON.parse(reconcile.stdout)).toEqual({ activated: [], revoked: [], unknown: [] })
+  })
+
   it('exits non-zero with the error code and the field for bad input', () => {
     const bad = placeguard('pki', 'issue', 'bad#id', '--kind', 'flood', '--site', 'a')
     expect(bad.status).toBe(2)

@@ -279,3 +279,175 @@ describe('pki renew', () => {
     }
   })
 })
+
+describe('reserved names (issue 2)', () => {
+  it.each(['collector', 'collector-operator', 'placeguard', 'placeguard-bridge'])('refuses "%s" as a device id in issue, bulk issue and sign, naming the field', async (name) => {
+    const before = fleet.pki.list().length
+    const single = await expectError(fleet.pki.issue({ deviceId: name, kind: 'flood', site: 'a' }), 'PG_ERR_INPUT_INVALID', 'deviceId')
+    expect(single.message).toContain('reserved')
+    expect(single.hint).toContain('collector')
+    await expectError(fleet.pki.issueMany([{ deviceId: 'fine-1', kind: 'flood', site: 'a' }, { deviceId: name, kind: 'flood', site: 'a' }]), 'PG_ERR_INPUT_INVALID', 'deviceId')
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-csr-'))
+    try {
+      openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`,
+        '-keyout', join(dir, 'device.key'), '-out', join(dir, 'device.csr'))
+      await expectError(fleet.pki.signCsr(readFileSync(join(dir, 'device.csr'), 'utf8'), { kind: 'flood', site: 'a' }), 'PG_ERR_INPUT_INVALID', 'csr CN')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    expect(fleet.pki.list().length).toBe(before)
+    expect(existsSync(join(fleet.paths.devicesDir, `${name}.crt`))).toBe(false)
+  })
+
+  it('refuses to renew a reserved id, even one an older version let through', async () => {
+    await expectError(fleet.pki.renew('collector'), 'PG_ERR_INPUT_INVALID', 'deviceId')
+  })
+})
+
+describe('revoked certificates in the CRL (issue 4)', () => {
+  it('keeps a revoked certificate that has just expired, drops one long expired', async () => {
+    const dayMs = 86_400_000
+    const justExpired = await fleet.pki.issue({
+      deviceId: 'lapsed-1', kind: 'flood', site: 'a', notBefore: new Date(Date.now() - 30 * dayMs), notAfter: new Date(Date.now() - 60_000),
+    })
+    const longGone = await fleet.pki.issue({
+      deviceId: 'lapsed-2', kind: 'flood', site: 'a', notBefore: new Date(Date.now() - 400 * dayMs), notAfter: new Date(Date.now() - 200 * dayMs),
+    })
+    await fleet.pki.revoke('lapsed-1')
+    await fleet.pki.revoke('lapsed-2')
+    const crl = openssl('crl', '-in', fleet.paths.crl, '-noout', '-text').toLowerCase()
+    // The broker's live-session sweep drops a session by the serial in the CRL, whatever notAfter says.
+    expect(crl).toContain(`serial number: ${justExpired.record.serial}`)
+    expect(crl).not.toContain(`serial number: ${longGone.record.serial}`)
+  })
+})
+
+describe('one key, one identity (issue 11)', () => {
+  it('refuses a CSR whose key another identity holds, until that certificate is revoked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-csr-'))
+    const csr = (cn: string, key: string): string => {
+      openssl('req', '-new', '-key', key, '-subj', `/CN=${cn}`, '-out', join(dir, `${cn}.csr`))
+      return readFileSync(join(dir, `${cn}.csr`), 'utf8')
+    }
+    try {
+      openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(dir, 'shared.key'))
+      const first = await fleet.pki.signCsr(csr('keyholder-1', join(dir, 'shared.key')), { kind: 'energy', site: 'depot' })
+      expect(first.record.spkiSha256).toMatch(/^[0-9a-f]{64}$/)
+      const before = fleet.pki.list().length
+      const error = await expectError(fleet.pki.signCsr(csr('keythief-1', join(dir, 'shared.key')), { kind: 'energy', site: 'depot' }), 'PG_ERR_PKI_KEY_IN_USE', 'csr')
+      expect(error.message).toContain('keyholder-1')
+      expect(fleet.pki.list().length).toBe(before)
+      expect(existsSync(join(fleet.paths.devicesDir, 'keythief-1.crt'))).toBe(false)
+      // A key `pki issue` made is bound too.
+      const issued = await fleet.pki.issue({ deviceId: 'keyholder-2', kind: 'flood', site: 'a' })
+      await expectError(fleet.pki.signCsr(csr('keythief-2', issued.privateKeyPath!), { kind: 'flood', site: 'a' }), 'PG_ERR_PKI_KEY_IN_USE', 'csr')
+      // Once the holder is revoked the key is free again (a device moved to a new id keeps its key).
+      await fleet.pki.revoke('keyholder-1')
+      expect((await fleet.pki.signCsr(csr('keyholder-3', join(dir, 'shared.key')), { kind: 'energy', site: 'depot' })).record.status).toBe('active')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('one key, one identity, in an inventory from before the check', () => {
+  it('reads the key hashes of existing certificates from their files, so a CSR reusing one is refused', async () => {
+    const { DatabaseSync } = await import('node:sqlite')
+    const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-legacy-'))
+    const csrDir = mkdtempSync(join(tmpdir(), 'placeguard-csr-'))
+    try {
+      const before = new FleetPki(dataDir)
+      await before.init()
+      const legacy = await before.issue({ deviceId: 'legacy-1', kind: 'flood', site: 'a' })
+      before.close()
+      // Put the inventory back into its old shape: twelve columns, no key hashes.
+      const db = new DatabaseSync(legacy.certificatePath.replace(/devices\/legacy-1\.crt$/, 'inventory.db'))
+      db.exec(`CREATE TABLE old (serial TEXT PRIMARY KEY, device_id TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('device', 'collector', 'server')),
+        kind TEXT, site TEXT, not_before TEXT NOT NULL, not_after TEXT NOT NULL, key_algorithm TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'revoked', 'superseded')), issued_at TEXT NOT NULL, revoked_at TEXT, fingerprint TEXT NOT NULL);
+        INSERT INTO old SELECT serial, device_id, role, kind, site, not_before, not_after, key_algorithm, status, issued_at, revoked_at, fingerprint FROM certificates;
+        DROP TABLE certificates; ALTER TABLE old RENAME TO certificates;
+        CREATE UNIQUE INDEX one_active_identity ON certificates (role, device_id) WHERE status = 'active';
+        DELETE FROM meta WHERE key <> 'crl_number';`)
+      db.close()
+      const after = new FleetPki(dataDir)
+      try {
+        openssl('req', '-new', '-key', legacy.privateKeyPath!, '-subj', '/CN=thief-1', '-out', join(csrDir, 'thief.csr'))
+        await expectError(after.signCsr(readFileSync(join(csrDir, 'thief.csr'), 'utf8'), { kind: 'flood', site: 'a' }), 'PG_ERR_PKI_KEY_IN_USE', 'csr')
+        openssl('req', '-new', '-key', after.paths.collectorKey, '-subj', '/CN=thief-2', '-out', join(csrDir, 'collector.csr'))
+        await expectError(after.signCsr(readFileSync(join(csrDir, 'collector.csr'), 'utf8'), { kind: 'flood', site: 'a' }), 'PG_ERR_PKI_KEY_IN_USE', 'csr')
+        expect(after.list().find((e) => e.deviceId === 'legacy-1')).toMatchObject({ status: 'active', certificatePath: legacy.certificatePath })
+      } finally {
+        after.close()
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+      rmSync(csrDir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('pki revoke --serial (defect 8)', () => {
+  it('revokes one certificate by serial whatever its status, and lists it in the CRL', async () => {
+    const first = await fleet.pki.issue({ deviceId: 'by-serial-1', kind: 'housing', site: 'block-a' })
+    const renewed = await fleet.pki.renew('by-serial-1')
+    const revoked = await fleet.pki.revokeSerial(first.record.serial.toUpperCase())
+    expect(revoked).toMatchObject({ serial: first.record.serial, status: 'revoked' })
+    const statuses = fleet.pki.list().filter((e) => e.deviceId === 'by-serial-1').map((e) => [e.serial, e.effectiveStatus])
+    expect(statuses).toEqual([[first.record.serial, 'revoked'], [renewed.record.serial, 'active']])
+    const verify = spawnSync('openssl', ['verify', '-CAfile', fleet.paths.caCert, '-crl_check', '-CRLfile', fleet.paths.crl, renewed.certificatePath], { encoding: 'utf8' })
+    expect(verify.status).toBe(0)
+    expect(openssl('crl', '-in', fleet.paths.crl, '-noout', '-text').toLowerCase()).toContain(`serial number: ${first.record.serial}`)
+    await expectError(fleet.pki.revokeSerial('7fffffffffffffffffffffffffffffff'), 'PG_ERR_PKI_UNKNOWN_SERIAL', '--serial')
+    await expectError(fleet.pki.revokeSerial('not-hex'), 'PG_ERR_INPUT_INVALID', '--serial')
+  })
+})
+
+describe('inventory migration', () => {
+  it('upgrades an inventory from before pending rows and key hashes, keeping its rows and its one-active rule', async () => {
+    const { DatabaseSync } = await import('node:sqlite')
+    const { Inventory } = await import('../../pki/inventory.ts')
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-inventory-'))
+    try {
+      const path = join(dir, 'inventory.db')
+      const old = new DatabaseSync(path)
+      old.exec(`CREATE TABLE certificates (serial TEXT PRIMARY KEY, device_id TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('device', 'collector', 'server')),
+        kind TEXT, site TEXT, not_before TEXT NOT NULL, not_after TEXT NOT NULL, key_algorithm TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'revoked', 'superseded')), issued_at TEXT NOT NULL, revoked_at TEXT, fingerprint TEXT NOT NULL);
+        CREATE UNIQUE INDEX one_active_identity ON certificates (role, device_id) WHERE status = 'active';
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('crl_number', '7');
+        INSERT INTO certificates VALUES ('0a', 'flood-1', 'device', 'flood', 'riverside', '2026-01-01T00:00:00Z', '2027-01-01T00:00:00Z', 'ecdsa-p256', 'superseded', '2026-01-01T00:00:00Z', NULL, 'ff');
+        INSERT INTO certificates VALUES ('0b', 'flood-1', 'device', 'flood', 'riverside', '2026-02-01T00:00:00Z', '2027-02-01T00:00:00Z', 'ecdsa-p256', 'active', '2026-02-01T00:00:00Z', NULL, 'ee');`)
+      old.close()
+      const inventory = new Inventory(path)
+      expect(inventory.list().map((r) => [r.serial, r.status, r.fingerprint, r.spkiSha256])).toEqual([['0a', 'superseded', 'ff', null], ['0b', 'active', 'ee', null]])
+      expect(inventory.nextCrlNumber()).toBe(8)
+      const pending = { ...inventory.list()[1]!, serial: '0c', status: 'pending' as const, fingerprint: null, certificatePath: join(dir, 'flood-1.crt') }
+      inventory.insert(pending)
+      expect(() => inventory.insert({ ...pending, serial: '0d' })).toThrow(/UNIQUE/)
+      expect(inventory.activate('0c', { fingerprint: 'dd', spkiSha256: 'cc' })).toMatchObject({ status: 'active', spkiSha256: 'cc' })
+      expect(inventory.list().map((r) => [r.serial, r.status])).toEqual([['0a', 'superseded'], ['0b', 'superseded'], ['0c', 'active']])
+      expect(() => inventory.insert({ ...pending, serial: '0e', status: 'active' })).toThrow(/UNIQUE/)
+      inventory.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('a failed issue', () => {
+  it('leaves no pending serial behind: one whose directory cannot be made is revoked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-out-'))
+    try {
+      writeFileSync(join(dir, 'file'), '')
+      const error = await fleet.pki.issue({ deviceId: 'nowhere-1', kind: 'flood', site: 'a', outDir: join(dir, 'file', 'devices') }).then(() => undefined, (e: unknown) => e)
+      expect((error as NodeJS.ErrnoException).code).toBe('ENOTDIR')
+      expect(fleet.pki.list().filter((e) => e.deviceId === 'nowhere-1').map((e) => e.status)).toEqual(['revoked'])
+      // The id is free again.
+      expect((await fleet.pki.issue({ deviceId: 'nowhere-1', kind: 'flood', site: 'a' })).record.status).toBe('active')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

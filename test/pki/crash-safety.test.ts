@@ -1,0 +1,89 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { X509Certificate } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { FleetPki, normalizeSerial } from '../../pki/index.ts'
+
+const PROCESS = join(import.meta.dirname, 'pki-process.ts')
+const dirs: string[] = []
+afterAll(() => { for (const dir of dirs) rmSync(dir, { recursive: true, force: true }) })
+
+function tempDir (): string {
+  const dir = mkdtempSync(join(tmpdir(), 'placeguard-pki-crash-'))
+  dirs.push(dir)
+  return dir
+}
+
+function verify (caCert: string, crl: string, cert: string): { ok: boolean, output: string } {
+  const result = spawnSync('openssl', ['verify', '-CAfile', caCert, '-crl_check', '-CRLfile', crl, cert], { encoding: 'utf8' })
+  return { ok: result.status === 0, output: result.stdout + result.stderr }
+}
+
+/** Starts a bulk issue in another process and kill -9s it once `atLeast` certificates are on disk. */
+function issueAndKill (dataDir: string, count: number, atLeast: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [PROCESS, 'issue', dataDir, String(count), 'bulk'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    let done = 0
+    let killed = false
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    child.stdout.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n')) if (/^\d+$/.test(line)) done = Math.max(done, Number(line))
+      if (!killed && done >= atLeast) {
+        killed = true
+        child.kill('SIGKILL')
+      }
+    })
+    child.once('exit', (_code, signal) => {
+      if (signal === 'SIGKILL') resolve(done)
+      else reject(new Error(`the issuing process was not killed mid-run (exit ${_code}): ${stderr}`))
+    })
+  })
+}
+
+describe('a crash during bulk issuing (defect 8)', () => {
+  it('leaves no certificate on disk that the inventory does not know; reconcile revokes what never landed and strays it finds', async () => {
+    const dataDir = tempDir()
+    const pki = new FleetPki(dataDir)
+    await pki.init()
+    // A certificate signed by this CA that the inventory never recorded: what a crash of the old order left behind.
+    const elsewhere = tempDir()
+    cpSync(join(dataDir, 'pki'), join(elsewhere, 'pki'), { recursive: true })
+    const other = new FleetPki(elsewhere)
+    const stray = await other.issue({ deviceId: 'stray-1', kind: 'energy', site: 'depot' })
+    other.close()
+
+    const reported = await issueAndKill(dataDir, 1000, 300)
+    expect(reported).toBeGreaterThanOrEqual(300)
+    const onDisk = readdirSync(pki.paths.devicesDir).filter((name) => name.endsWith('.crt')).map((name) => join(pki.paths.devicesDir, name))
+    expect(onDisk.length).toBeGreaterThanOrEqual(300)
+    expect(onDisk.length).toBeLessThan(1000)
+    const known = new Map(pki.list().map((entry) => [normalizeSerial(entry.serial), entry]))
+    const unknownFiles = onDisk.filter((path) => !known.has(normalizeSerial(new X509Certificate(readFileSync(path)).serialNumber)))
+    expect(unknownFiles).toEqual([])
+    const pending = pki.list().filter((entry) => entry.status === 'pending')
+    expect(pending.length).toBe(1000) // killed before the batch was marked active
+
+    copyFileSync(stray.certificatePath, join(pki.paths.devicesDir, 'stray-1.crt'))
+    const report = await pki.reconcile()
+    expect(report.activated.length).toBe(onDisk.length)
+    expect(report.revoked.length).toBe(1000 - onDisk.length)
+    expect(report.unknown.map((u) => [u.record.deviceId, u.record.serial])).toEqual([['stray-1', normalizeSerial(stray.record.serial)]])
+    expect(pki.list().filter((entry) => entry.status === 'pending')).toEqual([])
+
+    // The CRL lists every serial that never landed (a signed certificate may exist somewhere) and the stray.
+    const crlText = spawnSync('openssl', ['crl', '-in', pki.paths.crl, '-noout', '-text'], { encoding: 'utf8' }).stdout.toLowerCase()
+    for (const record of report.revoked) expect(crlText).toContain(`serial number: ${record.serial}`)
+    const refused = verify(pki.paths.caCert, pki.paths.crl, join(pki.paths.devicesDir, 'stray-1.crt'))
+    expect(refused.ok).toBe(false)
+    expect(refused.output).toContain('certificate revoked')
+    // What landed is whole and in service.
+    const landed = onDisk[0]!
+    expect(verify(pki.paths.caCert, pki.paths.crl, landed).ok).toBe(true)
+    const after = new Map(pki.list().map((entry) => [normalizeSerial(entry.serial), entry]))
+    for (const path of onDisk) expect(after.get(normalizeSerial(new X509Certificate(readFileSync(path)).serialNumber))?.effectiveStatus).toBe('active')
+    pki.close()
+  }, 120_000)
+})
