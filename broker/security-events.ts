@@ -14,6 +14,8 @@ export const SECURITY_EVENT_TYPES = [
   'acl-denied',
   'duplicate-identity',
   'session-revoked',
+  // A live session dropped when its certificate's notAfter passed.
+  'session-expired',
   'rate-limited',
   'packet-too-large',
   'connection-limit',
