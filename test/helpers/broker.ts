@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream'
 import mqtt, { type MqttClient } from 'mqtt'
 import { PlaceGuardBroker, type BrokerLimits, type SecurityEvent } from '../../broker/index.ts'
+import type { Clock } from '../../shared/clock.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { afterAll, beforeAll } from 'vitest'
 import { createTestFleet, read, type TestFleet } from './fleet.ts'
@@ -16,7 +17,7 @@ export interface RunningBroker {
   close: () => Promise<void>
 }
 
-export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, options: { quarantineFile?: string } = {}): Promise<RunningBroker> {
+export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, options: { quarantineFile?: string, clock?: Clock } = {}): Promise<RunningBroker> {
   const logs: string[] = []
   const destination = new Writable({ write (chunk, _encoding, done) { logs.push(String(chunk)); done() } })
   const broker = new PlaceGuardBroker({
@@ -26,6 +27,7 @@ export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimit
     limits: { crlPollMs: 200, ...limits },
     logger: createLogger({ level: 'debug', destination }),
     quarantineFile: options.quarantineFile,
+    clock: options.clock,
   })
   const events: SecurityEvent[] = []
   const waiters = new Set<{ match: (e: SecurityEvent) => boolean, resolve: (e: SecurityEvent) => void }>()
