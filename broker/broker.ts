@@ -275,10 +275,9 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       // The identity in a refused certificate is trusted only if the CA really signed it.
       const refusal = classifyRefusal(presented ? failure : undefined, presented ? certificateOrigin(peer.raw, this.#gate.ca) : undefined)
       const identity = refusal.trustIdentity ? identityFromSubjectAltName(peer.subjectaltname) : undefined
-      this.#emit('tls-rejected', {
-        ...(identity ? identityFields(identity) : {}),
-        ...(!identity && presented && peer.subject?.CN ? { claimedId: printable(String(peer.subject.CN), 64) } : {}),
-        remoteAddress, serial, reason: refusal.reason, code: refusal.code,
+      const claimedId = !identity && presented && peer.subject?.CN ? printable(String(peer.subject.CN), 64) : undefined
+      this.#gate.reportRejectedCertificate(`${identity ? identityName(identity) : claimedId ?? socket.remoteAddress}:${refusal.code}`, {
+        ...(identity ? identityFields(identity) : {}), claimedId, remoteAddress, serial, reason: refusal.reason, code: refusal.code,
       })
       socket.destroy()
       return

@@ -60,6 +60,8 @@ interface Connection {
 const SESSION_SWEEP_MS = 1_000
 /** One event per kind of refusal in this period, carrying how many were refused since the last one. */
 const REFUSAL_EVENT_EVERY_MS = 10_000
+/** Refusal kinds tracked at once; beyond it, new kinds share one report (the map stays bounded). */
+const MAX_REFUSAL_KINDS = 1_024
 
 export class TlsGate {
   readonly ca: X509Certificate
@@ -75,7 +77,7 @@ export class TlsGate {
   /** Per source address: open connections and handshakes; an entry lives only while one is open. */
   readonly #perAddress = new Map<string, { open: number, handshaking: number }>()
   readonly #sessions = new Map<TLSSocket, GateSession>()
-  /** When each kind of refusal was last reported and how many since (a fixed set of kinds: bounded). */
+  /** When each kind of refusal was last reported and how many since; at most MAX_REFUSAL_KINDS entries. */
   readonly #refusals = new Map<string, { reportedAt: number, unreported: number }>()
   #revoked = new Set<string>()
   #crl: { pem: string, summary: CrlSummary } | undefined
@@ -132,6 +134,15 @@ export class TlsGate {
       this.#tcp.close(() => resolve())
       for (const connection of [...this.#connections.values()]) this.#drop(connection)
     })
+  }
+
+  /**
+   * A certificate refused after its handshake (`tls-rejected`), reported at
+   * most once per period per `who` (the identity it names, or the address):
+   * each costs an attacker one handshake, not enough to flood the stream.
+   */
+  reportRejectedCertificate (who: string, fields: EventFields): void {
+    this.#report(`certificate:${who}`, 'tls-rejected', fields)
   }
 
   /** Handshakes in progress, for tests and metrics. */
@@ -244,6 +255,17 @@ export class TlsGate {
    */
   #report (kind: string, type: SecurityEventType, fields: EventFields): void {
     const now = this.#options.clock.now()
+    if (!this.#refusals.has(kind) && this.#refusals.size >= MAX_REFUSAL_KINDS) {
+      // Kinds quiet for a period make room; what they had not reported yet is carried by 'overflow'.
+      let carried = 0
+      for (const [key, state] of this.#refusals) {
+        if (key === 'overflow' || now - state.reportedAt < REFUSAL_EVENT_EVERY_MS) continue
+        carried += state.unreported
+        this.#refusals.delete(key)
+      }
+      if (carried > 0) this.#refusals.set('overflow', { reportedAt: this.#refusals.get('overflow')?.reportedAt ?? -Infinity, unreported: (this.#refusals.get('overflow')?.unreported ?? 0) + carried })
+      if (this.#refusals.size >= MAX_REFUSAL_KINDS) kind = 'overflow'
+    }
     const state = this.#refusals.get(kind) ?? { reportedAt: -Infinity, unreported: 0 }
     this.#refusals.set(kind, state)
     state.unreported++

@@ -1,5 +1,8 @@
 import { X509Certificate } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { connect as tcpConnect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -122,6 +125,22 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     await deviceConnectsAndPublishes(running, 'gate-4')
     expect(first.connected).toBe(true)
     first.end(true)
+  })
+
+  it('reports a certificate refused again and again once per period, with the count', async () => {
+    const running = await broker({})
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-foreign-'))
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=intruder-1',
+        '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' })
+      const foreign = { cert: join(dir, 'c.pem'), key: join(dir, 'k.pem') }
+      for (let i = 0; i < 5; i++) await expect(connectClient(running.url, fleet, foreign, 'intruder-1')).rejects.toThrow()
+      const rejected = running.events.filter((e) => e.type === 'tls-rejected' && e.claimedId === 'intruder-1')
+      expect(rejected).toHaveLength(1)
+      expect(rejected[0]).toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT', details: { sinceLastReport: 1 } })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
