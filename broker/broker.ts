@@ -114,7 +114,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   readonly #gate: TlsGate
   /** Lookup by socket outlives the socket's close, so a last will is still judged by its identity. */
   readonly #sessions = new WeakMap<TLSSocket, Session>()
-  /** Open connections, for revocation sweeps and shutdown. */
+  /** Open connections, for quarantine and the connection count (the TLS gate ends sessions on expiry and revocation). */
   readonly #live = new Map<TLSSocket, Session>()
   #collectorSessions = 0
   readonly #quarantine: QuarantineList
