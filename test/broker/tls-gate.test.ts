@@ -7,6 +7,7 @@ import { connect as tcpConnect, createServer as createTcpServer, type AddressInf
 import { connect as tlsConnect } from 'node:tls'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { BrokerLimits } from '../../broker/index.ts'
+import { addressKey } from '../../broker/tls-gate.ts'
 import { connectClient, type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 
@@ -168,5 +169,15 @@ describe('TLS gate: certificates of live sessions', () => {
     expect(event.reason).toMatch(/lower than .* in force/)
     await expect(connectClient(running.url, fleet, fleet.device('gate-4'), 'gate-4')).rejects.toThrow()
     await running.waitForEvent((e) => e.type === 'tls-rejected' && e.deviceId === 'gate-4' && e.code === 'CERT_REVOKED')
+  })
+})
+
+describe('addressKey: what a per-address cap counts', () => {
+  it('counts an IPv6 /64 as one address, and an IPv4-mapped address as its IPv4 address', () => {
+    expect(addressKey('2001:db8:1:2::5')).toBe(addressKey('2001:0db8:0001:0002:aaaa:bbbb:cccc:1'))
+    expect(addressKey('2001:db8:1:2::5')).not.toBe(addressKey('2001:db8:1:3::5'))
+    expect(addressKey('::1')).toBe('0:0:0:0::/64')
+    expect(addressKey('::ffff:10.0.0.1')).toBe('10.0.0.1')
+    expect(addressKey('10.0.0.1')).toBe('10.0.0.1')
   })
 })
