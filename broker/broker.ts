@@ -7,17 +7,14 @@
  * what the MQTT packets claim.
  */
 import { EventEmitter } from 'node:events'
-import { readFileSync, unwatchFile, watchFile } from 'node:fs'
-import { randomBytes, X509Certificate } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import { createServer, type Server, type TLSSocket } from 'node:tls'
+import type { TLSSocket } from 'node:tls'
 import { Aedes, type AedesOptions, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { type Clock, systemClock } from '../shared/clock.ts'
-import { PlaceGuardError } from '../shared/errors.ts'
 import { isReservedId, printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
-import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, identityUri, normalizeSerial, readCrl } from '../pki/index.ts'
+import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, identityUri, normalizeSerial } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
 import { createMqEmitter } from './mq-fast-queue.ts'
@@ -29,6 +26,7 @@ import { parseQuarantineCommand, type QuarantineCommand, type QuarantineEntry, Q
 import { retainVerdict } from './retained-guard.ts'
 import { SessionOwners } from './session-owners.ts'
 import { installStringValidity } from './topic-validity.ts'
+import { addressOf, TlsGate } from './tls-gate.ts'
 
 export interface BrokerTlsFiles {
   caCert: string
@@ -40,8 +38,14 @@ export interface BrokerTlsFiles {
 export interface BrokerLimits {
   /** Largest MQTT packet accepted, in bytes; a larger one closes the connection. */
   maxPacketBytes: number
-  /** All TLS connections at once; further ones are dropped before the handshake. */
+  /** All connections at once, authenticated or not; further ones are dropped before the handshake. */
   maxConnections: number
+  /** Of maxConnections, the slots only authenticated sessions may hold: peers still in their handshake never get them. */
+  reservedConnections: number
+  /** Connections at once from one source address (IPv6: one /64), authenticated or not. */
+  maxConnectionsPerAddress: number
+  /** TLS handshakes in progress at once from one source address (IPv6: one /64). */
+  maxHandshakesPerAddress: number
   /** Concurrent sessions holding the collector certificate. */
   maxCollectorSessions: number
   /** Sustained publishes per second per device; beyond it the device's socket is read more slowly. */
@@ -50,7 +54,7 @@ export interface BrokerLimits {
   publishBurst: number
   /** Longest a publish is held by the rate limit; a device further behind is disconnected. */
   maxThrottleMs: number
-  /** Time to finish the TLS handshake. */
+  /** Time to finish the TLS handshake, from the TCP accept; bytes trickling in do not extend it. */
   handshakeTimeoutMs: number
   /** Time from handshake to MQTT CONNECT. */
   connectTimeoutMs: number
@@ -61,6 +65,9 @@ export interface BrokerLimits {
 export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   maxPacketBytes: 256 * 1024,
   maxConnections: 20_000,
+  reservedConnections: 1_000,
+  maxConnectionsPerAddress: 1_000,
+  maxHandshakesPerAddress: 20,
   maxCollectorSessions: 4,
   publishRatePerSec: 5,
   publishBurst: 50,
@@ -107,20 +114,14 @@ const RATE_EVENT_EVERY_MS = 60_000
 export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [SecurityEvent] }> {
   readonly aedes: Aedes
   readonly limits: Readonly<BrokerLimits>
-  readonly #options: BrokerOptions
   readonly #logger: Logger
   readonly #clock: Clock
-  readonly #server: Server
+  readonly #gate: TlsGate
   /** Lookup by socket outlives the socket's close, so a last will is still judged by its identity. */
   readonly #sessions = new WeakMap<TLSSocket, Session>()
-  /** Open connections, for revocation sweeps and shutdown. */
+  /** Open connections, for quarantine and the connection count (the TLS gate ends sessions on expiry and revocation). */
   readonly #live = new Map<TLSSocket, Session>()
-  #ca: X509Certificate
-  #caPem: string
-  #revoked = new Set<string>()
-  #crlPem = ''
   #collectorSessions = 0
-  #lastConnectionLimitEventAt = 0
   readonly #quarantine: QuarantineList
   /** When a quarantined device's refusal was last reported, per device (bounded by the quarantine list). */
   readonly #quarantineRefusedAt = new Map<string, number>()
@@ -136,12 +137,14 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   constructor (options: BrokerOptions) {
     super()
-    this.#options = options
     this.#logger = options.logger
     this.#clock = options.clock ?? systemClock
     this.limits = Object.freeze({ ...DEFAULT_BROKER_LIMITS, ...options.limits })
-    this.#caPem = readTls(options.tls.caCert, 'CA certificate')
-    this.#ca = new X509Certificate(this.#caPem)
+    this.#gate = new TlsGate({
+      tls: options.tls, host: options.host, port: options.port, limits: this.limits, clock: this.#clock, logger: this.#logger,
+      emit: (type, fields) => this.#emit(type, fields),
+      onSecureConnection: (socket) => this.#onSecureConnection(socket),
+    })
     this.#quarantine = new QuarantineList(options.quarantineFile)
     this.#sessionOwners = new SessionOwners(options.sessionOwnersFile)
     this.aedes = new Aedes({
@@ -158,29 +161,6 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       authorizePublish: (client, packet, done) => this.#authorizePublish(client, packet, done),
       authorizeSubscribe: (client, subscription, done) => this.#authorizeSubscribe(client, subscription, done),
     })
-    this.#server = createServer({
-      ...this.#secureContextOptions(),
-      requestCert: true,
-      // Verification runs in full, but its verdict is read in #onSecureConnection
-      // so that the refusal can name its reason and the device; no byte of an
-      // unauthorized connection ever reaches aedes.
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
-      handshakeTimeout: this.limits.handshakeTimeoutMs,
-    }, (socket) => this.#onSecureConnection(socket))
-    this.#server.maxConnections = this.limits.maxConnections
-    this.#server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
-      this.#emit('tls-rejected', { remoteAddress: addressOf(socket), reason: `TLS handshake failed: ${error.message}`, code: error.code ?? 'TLS_ERROR' })
-    })
-    this.#server.on('drop', (data) => {
-      const now = this.#clock.now()
-      if (now - this.#lastConnectionLimitEventAt < 10_000) return
-      this.#lastConnectionLimitEventAt = now
-      this.#emit('connection-limit', {
-        remoteAddress: data ? `${data.remoteAddress}:${data.remotePort}` : undefined,
-        reason: `connection refused: ${this.limits.maxConnections} connections already open`,
-      })
-    })
     this.aedes.on('clientReady', (client) => this.#onClientReady(client))
     this.aedes.on('clientDisconnect', (client) => this.#onClientDisconnect(client))
     this.aedes.on('clientError', (client, error) => this.#logger.debug({ client: client.id, err: error.message }, 'client error'))
@@ -189,27 +169,17 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   async listen (): Promise<AddressInfo> {
     await this.#loadCrl(true)
     await this.aedes.listen() // sets up persistence; aedes ignores clients until then
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', (error) => reject(new PlaceGuardError('PG_ERR_BROKER_LISTEN',
-        `cannot listen on ${this.#options.host ?? '0.0.0.0'}:${this.#options.port}: ${error.message}`, { field: '--mqtt-port', cause: error })))
-      this.#server.listen(this.#options.port, this.#options.host, resolve)
-    })
-    watchFile(this.#options.tls.crl, { interval: this.limits.crlPollMs, persistent: false }, () => { void this.#loadCrl(false) })
+    const address = await this.#gate.listen()
     this.#quarantineSweep = setInterval(() => this.#expireQuarantines(), 1_000)
     this.#quarantineSweep.unref()
-    const address = this.#server.address() as AddressInfo
     this.#logger.info({ port: address.port, host: address.address }, 'broker listening (mTLS)')
     return address
   }
 
   /** Graceful stop: no new connections, every client disconnected, then closed. */
   async close (): Promise<void> {
-    unwatchFile(this.#options.tls.crl)
     clearInterval(this.#quarantineSweep)
-    await new Promise<void>((resolve) => {
-      this.#server.close(() => resolve())
-      for (const socket of this.#live.keys()) socket.destroy()
-    })
+    await this.#gate.close()
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
   }
 
@@ -301,46 +271,8 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   // --- TLS ---------------------------------------------------------------
 
-  #secureContextOptions (): { ca: string, cert: string, key: string, crl?: string } {
-    const { tls } = this.#options
-    return {
-      ca: this.#caPem,
-      cert: readTls(tls.serverCert, 'server certificate'),
-      key: readTls(tls.serverKey, 'server key'),
-      ...(this.#crlPem ? { crl: this.#crlPem } : {}),
-    }
-  }
-
   async #loadCrl (initial: boolean): Promise<void> {
-    let pem: string
-    try {
-      pem = readFileSync(this.#options.tls.crl, 'utf8')
-      if (pem === this.#crlPem) return
-      const summary = await readCrl(pem, this.#caPem)
-      this.#crlPem = pem
-      this.#revoked = summary.revokedSerials
-      this.#server.setSecureContext(this.#secureContextOptions())
-      // TLS session tickets carry the old verdict on a client certificate;
-      // new keys make every revoked device do a full handshake (RFC 8446 §2.2).
-      this.#server.setTicketKeys(randomBytes(48))
-      if (summary.nextUpdate && summary.nextUpdate.getTime() - this.#clock.now() < 7 * 86_400_000) {
-        this.#logger.warn({ nextUpdate: summary.nextUpdate.toISOString() }, 'CRL lapses within 7 days; run `placeguard pki crl`')
-      }
-    } catch (error) {
-      if (initial) throw new PlaceGuardError('PG_ERR_BROKER_TLS', `CRL ${this.#options.tls.crl}: ${(error as Error).message}`, { field: 'crl', cause: error })
-      this.#emit('crl-invalid', { reason: `CRL not reloaded, the previous one stays in force: ${(error as Error).message}` })
-      return
-    }
-    if (!initial) this.#emit('crl-reloaded', { reason: 'CRL reloaded', details: { revoked: this.#revoked.size } })
-    this.#dropRevokedSessions()
-  }
-
-  #dropRevokedSessions (): void {
-    for (const [socket, session] of this.#live) {
-      if (!this.#revoked.has(session.serial)) continue
-      this.#emit('session-revoked', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, serial: session.serial, reason: 'certificate revoked during session; connection dropped' })
-      socket.destroy()
-    }
+    await this.#gate.loadCrl(initial)
   }
 
   #onSecureConnection (socket: TLSSocket): void {
@@ -351,16 +283,15 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     const serial = presented ? normalizeSerial(peer.serialNumber) : undefined
     let failure = socket.authorized ? undefined : String(socket.authorizationError ?? 'NO_CERTIFICATE')
     // Defence in depth: a resumed TLS session skips the CRL and validity checks.
-    if (!failure && serial && this.#revoked.has(serial)) failure = 'CERT_REVOKED'
+    if (!failure && serial && this.#gate.isRevoked(serial)) failure = 'CERT_REVOKED'
     if (!failure && presented && Date.parse(peer.valid_to) < this.#clock.now()) failure = 'CERT_HAS_EXPIRED'
     if (failure) {
       // The identity in a refused certificate is trusted only if the CA really signed it.
-      const refusal = classifyRefusal(presented ? failure : undefined, presented ? certificateOrigin(peer.raw, this.#ca) : undefined)
+      const refusal = classifyRefusal(presented ? failure : undefined, presented ? certificateOrigin(peer.raw, this.#gate.ca) : undefined)
       const identity = refusal.trustIdentity ? identityFromSubjectAltName(peer.subjectaltname) : undefined
-      this.#emit('tls-rejected', {
-        ...(identity ? identityFields(identity) : {}),
-        ...(!identity && presented && peer.subject?.CN ? { claimedId: printable(String(peer.subject.CN), 64) } : {}),
-        remoteAddress, serial, reason: refusal.reason, code: refusal.code,
+      const claimedId = !identity && presented && peer.subject?.CN ? printable(String(peer.subject.CN), 64) : undefined
+      this.#gate.reportRejectedCertificate(`${identity ? identityName(identity) : claimedId ?? socket.remoteAddress}:${refusal.code}`, {
+        ...(identity ? identityFields(identity) : {}), claimedId, remoteAddress, serial, reason: refusal.reason, code: refusal.code,
       })
       socket.destroy()
       return
@@ -372,6 +303,10 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       return
     }
     const now = this.#clock.now()
+    if (!this.#gate.admitSession(socket, { serial: serial!, notAfter: Date.parse(peer.valid_to), fields: { ...identityFields(identity), remoteAddress } })) {
+      socket.destroy()
+      return
+    }
     this.#sessions.set(socket, {
       identity,
       serial: serial!,
@@ -564,7 +499,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   #willWithheldBecause (session: Session): string | undefined {
     const ended = this.#endedByBroker.get(session)
     if (ended) return ended
-    if (this.#revoked.has(session.serial)) return 'certificate revoked'
+    if (this.#gate.isRevoked(session.serial)) return 'certificate revoked'
     if (session.identity.role === 'device' && this.#quarantine.get(session.identity.deviceId, this.#clock.now())) return 'device quarantined'
     const notAfter = this.#notAfter.get(session)
     if (notAfter !== undefined && notAfter <= this.#clock.now()) return 'certificate expired'
@@ -645,20 +580,6 @@ function identityFields (identity: Identity): Pick<SecurityEvent, 'deviceId' | '
   return identity.role === 'device'
     ? { deviceId: identity.deviceId, site: identity.site, kind: identity.kind }
     : { deviceId: identityName(identity) }
-}
-
-function addressOf (socket: { remoteAddress?: string, remotePort?: number }): string {
-  return `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`
-}
-
-function readTls (path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8')
-  } catch (error) {
-    throw new PlaceGuardError('PG_ERR_BROKER_TLS', `cannot read the ${what} at ${path}: ${(error as Error).message}`, {
-      hint: 'run `placeguard pki init` with the same --data-dir', cause: error,
-    })
-  }
 }
 
 function withoutUndefined<T extends object> (value: T): { [K in keyof T]: Exclude<T[K], undefined> } {

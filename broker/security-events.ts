@@ -14,6 +14,8 @@ export const SECURITY_EVENT_TYPES = [
   'acl-denied',
   'duplicate-identity',
   'session-revoked',
+  // A live session dropped when its certificate's notAfter passed.
+  'session-expired',
   'rate-limited',
   'packet-too-large',
   // A packet breaking MQTT's encoding rules, e.g. ill-formed UTF-8 or U+0000 in a topic [MQTT-1.5.3].

@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
 import { PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
-import { FleetPki, pkiPaths } from '../pki/index.ts'
+import { pkiPaths } from '../pki/index.ts'
 import { type Config, loadConfig } from '../shared/config.ts'
 import { createLogger, type Logger } from '../shared/logger.ts'
 import { wholeNumber } from './options.ts'
@@ -32,31 +34,52 @@ export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
 }
 
 const CRL_CHECK_MS = 6 * 3_600_000
+/** A re-signing that has not finished by then is stuck (a locked inventory, a hung disk). */
+const CRL_CHILD_TIMEOUT_MS = 120_000
+const PLACEGUARD_BIN = fileURLToPath(new URL('../bin/placeguard.js', import.meta.url))
 
 /**
  * Keeps the CRL from lapsing while the broker runs: every 6 hours (and at
  * start) it is re-signed if it lapses within 7 days. Once a CRL lapses,
  * OpenSSL refuses every client — the whole fleet would be locked out. The
- * broker notices the new file by itself. Needs the CA key in the data
- * directory; where it is kept elsewhere, run `placeguard pki crl` from cron
- * and this logs why it could not.
+ * broker notices the new file by itself.
+ *
+ * The re-signing runs in a short-lived child process (`placeguard pki crl
+ * --if-due 7`): the broker faces the network, and a memory disclosure or
+ * code execution there must not yield the CA key (STRIDE I/E). Where the
+ * data directory holds no `ca.key` (a broker node with a copy of pki/
+ * without the key), the CRL is re-signed where the key lives, from cron.
  */
 export function keepCrlFresh (dataDir: string, logger: Logger): () => void {
-  const check = async (): Promise<void> => {
-    const pki = new FleetPki(dataDir)
-    try {
-      const { refreshed, nextUpdate } = await pki.refreshCrlIfDue(7)
-      if (refreshed) logger.info({ nextUpdate: nextUpdate?.toISOString() }, 'CRL re-signed before it lapses')
-    } catch (error) {
-      logger.error({ err: (error as Error).message }, 'CRL not re-signed; run `placeguard pki crl` before it lapses')
-    } finally {
-      pki.close()
-    }
+  let toldNoKey = false
+  let running = false
+  // The child, not this process, looks for the key: the broker neither opens nor stats it.
+  const check = (): void => {
+    if (running) return
+    running = true
+    runPlaceguard(['--data-dir', dataDir, 'pki', 'crl', '--if-due', '7']).then(
+      (stdout) => { if (stdout.startsWith('CRL refreshed')) logger.info({ result: stdout.trim() }, 'CRL re-signed before it lapses') },
+      (error: Error) => {
+        if (!error.message.includes('PG_ERR_PKI_NO_CA')) return logger.error({ err: error.message }, 'CRL not re-signed; run `placeguard pki crl` before it lapses')
+        if (!toldNoKey) logger.info('no CA key in this data directory: re-sign the CRL where the key is kept (`placeguard pki crl` from cron)')
+        toldNoKey = true
+      },
+    ).finally(() => { running = false })
   }
-  void check()
-  const timer = setInterval(() => { void check() }, CRL_CHECK_MS)
+  check()
+  const timer = setInterval(check, CRL_CHECK_MS)
   timer.unref()
   return () => clearInterval(timer)
+}
+
+/** Runs a `placeguard` command in a child process; rejects with its stderr if it fails. */
+export function runPlaceguard (args: string[], timeoutMs = CRL_CHILD_TIMEOUT_MS): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [PLACEGUARD_BIN, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error) reject(new Error((stderr.trim() || error.message).slice(0, 1_000)))
+      else resolve(stdout)
+    })
+  })
 }
 
 export function registerBrokerCommand (program: Command): void {

@@ -128,8 +128,16 @@ export function registerPkiCommands (program: Command): void {
 
   pki.command('crl')
     .description('re-sign the CRL with a fresh nextUpdate (run it from cron; the broker refuses everyone once it lapses)')
-    .action(async (_options: unknown, command: Command) => withPki(command, async (fleet) => {
-      await fleet.refreshCrl()
+    .option('--if-due <days>', 'only if the CRL lapses within this many days (or cannot be read)', wholeNumber('--if-due'))
+    .action(async (options: { ifDue?: number }, command: Command) => withPki(command, async (fleet) => {
+      if (options.ifDue === undefined) await fleet.refreshCrl()
+      else {
+        const { refreshed, nextUpdate } = await fleet.refreshCrlIfDue(options.ifDue)
+        if (!refreshed) {
+          process.stdout.write(`CRL not due: valid until ${nextUpdate?.toISOString()}\n`)
+          return
+        }
+      }
       process.stdout.write(`CRL refreshed: ${fleet.paths.crl}\n`)
     }))
 

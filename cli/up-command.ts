@@ -1,16 +1,16 @@
 import type { Command } from 'commander'
 import { loadScenario, runSimulation } from '../agent-sim/index.ts'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createCollectorService } from '../collector/service.ts'
 import { startApiServer } from '../dashboards/api/server.ts'
 import type { Config } from '../shared/config.ts'
 import { writeFileAtomic } from '../shared/files.ts'
-import { FleetPki } from '../pki/index.ts'
+import { pkiPaths } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { createLogger } from '../shared/logger.ts'
-import { brokerFor, configFrom, keepCrlFresh, stopOnSignals, withListenOptions } from './broker-command.ts'
+import { brokerFor, configFrom, keepCrlFresh, runPlaceguard, stopOnSignals, withListenOptions } from './broker-command.ts'
 import { wholeNumber } from './options.ts'
 
 interface UpFlags { mqttPort?: number, mqttHost?: string, httpPort?: number, httpHost?: string, config?: string, demoDevices: number, demoScenario?: string, demoInterval: string }
@@ -35,12 +35,13 @@ export function registerUpCommand (program: Command): void {
     .action(async (options: UpFlags, command: Command) => {
       const config = configFrom(options, command)
       const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY })
-      const pki = new FleetPki(config.dataDir)
-      if (!pki.initialized) {
-        await pki.init()
-        logger.info({ dir: pki.paths.dir }, 'fleet PKI created')
+      const paths = pkiPaths(config.dataDir)
+      if (!existsSync(paths.caCert)) {
+        // In a child, like the CRL re-signing: the CA key is made and written
+        // there, and never sits in this network-facing process (STRIDE I).
+        await runPlaceguard(['--data-dir', config.dataDir, 'pki', 'init'])
+        logger.info({ dir: paths.dir }, 'fleet PKI created')
       }
-      pki.close()
       const broker = brokerFor(config, logger)
       broker.on('security-event', (event) => {
         if (event.type === 'connect' || event.type === 'disconnect') logger.debug({ event }, `${event.type}: ${event.deviceId ?? 'unknown'}`)

@@ -16,12 +16,15 @@ const positive = z.coerce.number().int().positive()
 
 const brokerLimits = z.strictObject({
   maxPacketBytes: positive.describe('largest MQTT packet accepted, bytes'),
-  maxConnections: positive.describe('TLS connections at once'),
+  maxConnections: positive.describe('connections at once, authenticated or not'),
+  reservedConnections: z.coerce.number().int().min(0).describe('of maxConnections, slots only authenticated sessions may hold'),
+  maxConnectionsPerAddress: positive.describe('connections at once from one source address (IPv6: one /64)'),
+  maxHandshakesPerAddress: positive.describe('TLS handshakes in progress at once from one source address (IPv6: one /64)'),
   maxCollectorSessions: positive.describe('sessions holding the collector certificate'),
   publishRatePerSec: z.coerce.number().min(0).describe('sustained publishes per second per device; 0 = unlimited'),
   publishBurst: positive.describe('publishes back to back before the rate applies'),
   maxThrottleMs: positive.describe('longest a publish is held by the rate limit before the device is disconnected'),
-  handshakeTimeoutMs: positive,
+  handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept'),
   connectTimeoutMs: positive,
   crlPollMs: positive,
 }).partial()

@@ -57,7 +57,7 @@ describe('broker limits', () => {
   })
 
   it('drops connections beyond the total limit before the handshake, with an event', async () => {
-    const small = await startBroker(fleet, { maxConnections: 1 })
+    const small = await startBroker(fleet, { maxConnections: 1, reservedConnections: 0 })
     try {
       const first = await connectClient(small.url, fleet, fleet.device('calm-1'), 'calm-1')
       await expect(connectClient(small.url, fleet, fleet.device('big-1'), 'big-1')).rejects.toThrow()

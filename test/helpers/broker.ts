@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream'
 import mqtt, { type MqttClient } from 'mqtt'
 import { PlaceGuardBroker, type BrokerLimits, type SecurityEvent } from '../../broker/index.ts'
+import type { Clock } from '../../shared/clock.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { afterAll, beforeAll } from 'vitest'
 import { createTestFleet, read, type TestFleet } from './fleet.ts'
@@ -16,7 +17,7 @@ export interface RunningBroker {
   close: () => Promise<void>
 }
 
-export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, options: { quarantineFile?: string, sessionOwnersFile?: string } = {}): Promise<RunningBroker> {
+export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, options: { quarantineFile?: string, sessionOwnersFile?: string, clock?: Clock } = {}): Promise<RunningBroker> {
   const logs: string[] = []
   const destination = new Writable({ write (chunk, _encoding, done) { logs.push(String(chunk)); done() } })
   const broker = new PlaceGuardBroker({
@@ -27,6 +28,7 @@ export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimit
     logger: createLogger({ level: 'debug', destination }),
     quarantineFile: options.quarantineFile,
     sessionOwnersFile: options.sessionOwnersFile,
+    clock: options.clock,
   })
   const events: SecurityEvent[] = []
   const waiters = new Set<{ match: (e: SecurityEvent) => boolean, resolve: (e: SecurityEvent) => void }>()

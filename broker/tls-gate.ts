@@ -1,0 +1,395 @@
+/**
+ * The broker's TLS gate: everything between a TCP accept and a session with
+ * a verified identity, and the checks that keep a session's certificate
+ * good for as long as the session lives.
+ *
+ * A plain TCP server accepts and counts; only a connection it admits is
+ * handed to the TLS server. Before its handshake completes a peer is
+ * anonymous, so it may hold neither more than a few slots per source
+ * address nor the reserve kept for authenticated sessions, and its handshake
+ * has a deadline that trickling bytes cannot push back (STRIDE D).
+ */
+import { randomBytes, X509Certificate } from 'node:crypto'
+import { readFileSync, unwatchFile, watchFile } from 'node:fs'
+import { type AddressInfo, createServer as createTcpServer, isIPv6, type Server as TcpServer, type Socket } from 'node:net'
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
+import type { Clock } from '../shared/clock.ts'
+import { PlaceGuardError } from '../shared/errors.ts'
+import type { Logger } from '../shared/logger.ts'
+import { type CrlSummary, readCrl } from '../pki/index.ts'
+import type { BrokerLimits, BrokerTlsFiles } from './broker.ts'
+import type { SecurityEvent, SecurityEventType } from './security-events.ts'
+
+export type GateLimits = Pick<BrokerLimits, 'maxConnections' | 'reservedConnections' | 'maxConnectionsPerAddress' |
+'maxHandshakesPerAddress' | 'handshakeTimeoutMs' | 'crlPollMs'>
+
+type EventFields = Omit<SecurityEvent, 'type' | 'at'>
+
+export interface TlsGateOptions {
+  tls: BrokerTlsFiles
+  host?: string
+  port: number
+  limits: GateLimits
+  clock: Clock
+  logger: Logger
+  emit: (type: SecurityEventType, fields: EventFields) => void
+  /** A completed handshake; the broker judges the certificate and calls `admitSession` or destroys the socket. */
+  onSecureConnection: (socket: TLSSocket) => void
+}
+
+/** What the gate keeps about an authenticated session to end it when its certificate stops being good. */
+export interface GateSession {
+  serial: string
+  /** The certificate's notAfter, ms since the epoch. */
+  notAfter: number
+  /** Identity and address fields for the session's events. */
+  fields: Omit<EventFields, 'reason'>
+}
+
+interface Connection {
+  raw: Socket
+  /** The TCP 4-tuple, kept because a destroyed socket may no longer know its addresses. */
+  key: string
+  /** Per-address key: the IPv4 address, or the IPv6 /64. */
+  address: string
+  handshaking: boolean
+  deadline: NodeJS.Timeout | undefined
+}
+
+/** How often live sessions are checked against their certificate's notAfter and the CRL. */
+const SESSION_SWEEP_MS = 1_000
+/** One event per kind of refusal in this period, carrying how many were refused since the last one. */
+const REFUSAL_EVENT_EVERY_MS = 10_000
+/** Refusal kinds tracked at once; beyond it, new kinds share one report (the map stays bounded). */
+const MAX_REFUSAL_KINDS = 1_024
+
+export class TlsGate {
+  readonly ca: X509Certificate
+  readonly #options: TlsGateOptions
+  readonly #limits: GateLimits
+  readonly #caPem: string
+  readonly #tls: TlsServer
+  readonly #tcp: TcpServer
+  /** Open TCP connections by their 4-tuple, unique among live connections. */
+  readonly #connections = new Map<string, Connection>()
+  /** Connections still in their handshake, oldest first. */
+  readonly #handshakes = new Set<Connection>()
+  /** Per source address: open connections and handshakes; an entry lives only while one is open. */
+  readonly #perAddress = new Map<string, { open: number, handshaking: number }>()
+  readonly #sessions = new Map<TLSSocket, GateSession>()
+  /** When each kind of refusal was last reported and how many since; at most MAX_REFUSAL_KINDS entries. */
+  readonly #refusals = new Map<string, { reportedAt: number, unreported: number }>()
+  #revoked = new Set<string>()
+  #crl: { pem: string, summary: CrlSummary } | undefined
+  #sweep: NodeJS.Timeout | undefined
+
+  constructor (options: TlsGateOptions) {
+    this.#options = options
+    this.#limits = options.limits
+    const { maxConnections, reservedConnections } = options.limits
+    if (reservedConnections >= maxConnections) {
+      throw new PlaceGuardError('PG_ERR_CONFIG_INVALID', `broker.reservedConnections (${reservedConnections}) must be below broker.maxConnections (${maxConnections})`, {
+        field: 'broker.reservedConnections', hint: 'lower it, or raise broker.maxConnections; unauthenticated peers get maxConnections - reservedConnections',
+      })
+    }
+    this.#caPem = readTls(options.tls.caCert, 'CA certificate')
+    this.ca = new X509Certificate(this.#caPem)
+    this.#tls = createTlsServer({
+      ...this.#secureContextOptions(),
+      requestCert: true,
+      // Verification runs in full, but its verdict is read by the broker
+      // so that the refusal can name its reason and the device; no byte of an
+      // unauthorized connection ever reaches aedes.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: options.limits.handshakeTimeoutMs,
+    }, (socket) => options.onSecureConnection(socket))
+    // With a listener here Node no longer closes the socket itself: without
+    // this destroy, a failed or timed-out handshake held its slot for ever.
+    this.#tls.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
+      socket.destroy()
+      this.#report('handshake-failed', 'tls-rejected', { remoteAddress: addressOf(socket), reason: `TLS handshake failed: ${error.message}`, code: error.code ?? 'TLS_ERROR' })
+    })
+    this.#tcp = createTcpServer((raw) => this.#onTcpConnection(raw))
+  }
+
+  async listen (): Promise<AddressInfo> {
+    const { host, port } = this.#options
+    await new Promise<void>((resolve, reject) => {
+      this.#tcp.once('error', (error) => reject(new PlaceGuardError('PG_ERR_BROKER_LISTEN',
+        `cannot listen on ${host ?? '0.0.0.0'}:${port}: ${error.message}`, { field: '--mqtt-port', cause: error })))
+      this.#tcp.listen(port, host, resolve)
+    })
+    watchFile(this.#options.tls.crl, { interval: this.#limits.crlPollMs, persistent: false }, () => { void this.loadCrl(false) })
+    this.#sweep = setInterval(() => this.#sweepSessions(), SESSION_SWEEP_MS)
+    this.#sweep.unref()
+    return this.#tcp.address() as AddressInfo
+  }
+
+  /** No new connections; every open one, in handshake or not, destroyed. */
+  async close (): Promise<void> {
+    unwatchFile(this.#options.tls.crl)
+    clearInterval(this.#sweep)
+    await new Promise<void>((resolve) => {
+      this.#tcp.close(() => resolve())
+      for (const connection of [...this.#connections.values()]) this.#drop(connection)
+    })
+  }
+
+  /**
+   * A certificate refused after its handshake (`tls-rejected`), reported at
+   * most once per period per `who` (the identity it names, or the address):
+   * each costs an attacker one handshake, not enough to flood the stream.
+   */
+  reportRejectedCertificate (who: string, fields: EventFields): void {
+    this.#report(`certificate:${who}`, 'tls-rejected', fields)
+  }
+
+  /** Handshakes in progress, for tests and metrics. */
+  get handshakesInProgress (): number {
+    return this.#handshakes.size
+  }
+
+  /** Whether a certificate serial is on the CRL in force (a resumed TLS session skips OpenSSL's check). */
+  isRevoked (serial: string): boolean {
+    return this.#revoked.has(serial)
+  }
+
+  /**
+   * The broker accepted the certificate: the connection leaves the
+   * handshake pool (it may now use the reserve) and is watched until its
+   * certificate expires or is revoked. False if the gate does not know the
+   * connection (then it must not be served).
+   */
+  admitSession (socket: TLSSocket, session: GateSession): boolean {
+    const connection = this.#connections.get(tupleOf(socket))
+    if (!connection) return false
+    this.#endHandshake(connection)
+    this.#sessions.set(socket, session)
+    socket.once('close', () => this.#sessions.delete(socket))
+    return true
+  }
+
+  // --- admission ---------------------------------------------------------------
+
+  #onTcpConnection (raw: Socket): void {
+    raw.on('error', () => {}) // a reset peer; its close does the accounting
+    const address = addressKey(raw.remoteAddress)
+    const refusal = this.#admit(address)
+    if (refusal) {
+      raw.destroy()
+      this.#report(refusal.kind, 'connection-limit', { remoteAddress: addressOf(raw), reason: refusal.reason })
+      return
+    }
+    const connection: Connection = { raw, key: tupleOf(raw), address, handshaking: true, deadline: undefined }
+    const counts = this.#perAddress.get(address) ?? { open: 0, handshaking: 0 }
+    counts.open++
+    counts.handshaking++
+    this.#perAddress.set(address, counts)
+    this.#connections.set(connection.key, connection)
+    this.#handshakes.add(connection)
+    // Node's handshakeTimeout is an idle timeout: a ClientHello sent a byte
+    // a second restarts it at every byte. This deadline does not move.
+    connection.deadline = setTimeout(() => {
+      this.#report('handshake-timeout', 'tls-rejected', {
+        remoteAddress: addressOf(raw), reason: `TLS handshake not finished within ${this.#limits.handshakeTimeoutMs} ms`, code: 'HANDSHAKE_TIMEOUT',
+      })
+      this.#drop(connection)
+    }, this.#limits.handshakeTimeoutMs)
+    raw.once('close', () => this.#forget(connection))
+    this.#tls.emit('connection', raw)
+  }
+
+  /** Why a new connection from `address` is refused, or undefined to admit it (possibly by evicting the oldest handshake). */
+  #admit (address: string): { kind: string, reason: string } | undefined {
+    const { maxConnections, reservedConnections, maxConnectionsPerAddress, maxHandshakesPerAddress } = this.#limits
+    const counts = this.#perAddress.get(address)
+    if (counts && counts.open >= maxConnectionsPerAddress) {
+      return { kind: 'per-address', reason: `connection refused: ${maxConnectionsPerAddress} connections already open from this address` }
+    }
+    if (counts && counts.handshaking >= maxHandshakesPerAddress) {
+      return { kind: 'handshakes-per-address', reason: `connection refused: ${maxHandshakesPerAddress} TLS handshakes already in progress from this address` }
+    }
+    if (this.#handshakes.size < maxConnections - reservedConnections && this.#connections.size < maxConnections) return undefined
+    // The unauthenticated pool (or the whole table) is full. The oldest
+    // handshake gives way: a device finishes its handshake in milliseconds,
+    // so only a peer that stalls loses its slot; authenticated sessions are
+    // never evicted, and the reserve stays theirs.
+    const oldest = this.#handshakes.values().next().value
+    if (!oldest) return { kind: 'total', reason: `connection refused: ${maxConnections} connections already open` }
+    this.#report('handshake-evicted', 'connection-limit', {
+      remoteAddress: addressOf(oldest.raw),
+      reason: `oldest TLS handshake dropped: ${maxConnections - reservedConnections} unauthenticated connections at once is the limit`,
+    })
+    this.#drop(oldest)
+    return undefined
+  }
+
+  #endHandshake (connection: Connection): void {
+    if (!connection.handshaking) return
+    connection.handshaking = false
+    clearTimeout(connection.deadline)
+    this.#handshakes.delete(connection)
+    const counts = this.#perAddress.get(connection.address)
+    if (counts) counts.handshaking--
+  }
+
+  /** Destroys a connection and releases its slots now (its close event may come later). */
+  #drop (connection: Connection): void {
+    this.#forget(connection)
+    connection.raw.destroy()
+  }
+
+  #forget (connection: Connection): void {
+    if (this.#connections.get(connection.key) !== connection) return
+    this.#connections.delete(connection.key)
+    this.#endHandshake(connection)
+    const counts = this.#perAddress.get(connection.address)
+    if (counts && --counts.open <= 0) this.#perAddress.delete(connection.address)
+  }
+
+  /**
+   * Refusals come from peers nobody has authenticated: reporting each would
+   * let an attacker flood the event stream (STRIDE D), so each kind is
+   * reported at most once per period, with the count since the last report.
+   */
+  #report (kind: string, type: SecurityEventType, fields: EventFields): void {
+    const now = this.#options.clock.now()
+    if (!this.#refusals.has(kind) && this.#refusals.size >= MAX_REFUSAL_KINDS) {
+      // Kinds quiet for a period make room; what they had not reported yet is carried by 'overflow'.
+      let carried = 0
+      for (const [key, state] of this.#refusals) {
+        if (key === 'overflow' || now - state.reportedAt < REFUSAL_EVENT_EVERY_MS) continue
+        carried += state.unreported
+        this.#refusals.delete(key)
+      }
+      if (carried > 0) this.#refusals.set('overflow', { reportedAt: this.#refusals.get('overflow')?.reportedAt ?? -Infinity, unreported: (this.#refusals.get('overflow')?.unreported ?? 0) + carried })
+      if (this.#refusals.size >= MAX_REFUSAL_KINDS) kind = 'overflow'
+    }
+    const state = this.#refusals.get(kind) ?? { reportedAt: -Infinity, unreported: 0 }
+    this.#refusals.set(kind, state)
+    state.unreported++
+    if (now - state.reportedAt < REFUSAL_EVENT_EVERY_MS) return
+    const sinceLastReport = state.unreported
+    state.reportedAt = now
+    state.unreported = 0
+    this.#options.emit(type, { ...fields, details: { ...fields.details, sinceLastReport } })
+  }
+
+  // --- certificates of live sessions -------------------------------------------
+
+  /**
+   * The handshake checks a certificate once; a session can outlive it. Ends
+   * sessions whose certificate expired (the injected clock decides) or whose
+   * serial is revoked — the latter whatever its expiry, since a CRL need not
+   * list a revoked certificate past its notAfter (RFC 5280 §3.3).
+   */
+  #sweepSessions (): void {
+    const now = this.#options.clock.now()
+    for (const [socket, session] of this.#sessions) {
+      if (this.#revoked.has(session.serial)) {
+        this.#endSession(socket, 'session-revoked', session, 'certificate revoked during session; connection dropped')
+      } else if (session.notAfter <= now) {
+        this.#endSession(socket, 'session-expired', session, `certificate expired during session (notAfter ${new Date(session.notAfter).toISOString()}); connection dropped`)
+      }
+    }
+  }
+
+  #endSession (socket: TLSSocket, type: SecurityEventType, session: GateSession, reason: string): void {
+    this.#sessions.delete(socket)
+    this.#options.emit(type, { ...session.fields, serial: session.serial, reason })
+    socket.destroy()
+  }
+
+  // --- CRL -------------------------------------------------------------------
+
+  /**
+   * Reads the CRL file if it changed. A CRL that is not the CA's, or older
+   * than the one in force (lower cRLNumber, earlier thisUpdate: a replay
+   * that would un-revoke devices, STRIDE S/T), is refused with `crl-invalid`
+   * and the one in force stays; at start, any failure is fatal.
+   */
+  async loadCrl (initial: boolean): Promise<void> {
+    const file = this.#options.tls.crl
+    let pem: string
+    try {
+      pem = readFileSync(file, 'utf8')
+      if (pem === this.#crl?.pem) return
+      const summary = await readCrl(pem, this.#caPem)
+      if (this.#crl) assertNotOlder(summary, this.#crl.summary)
+      this.#crl = { pem, summary }
+      this.#revoked = summary.revokedSerials
+      this.#tls.setSecureContext(this.#secureContextOptions())
+      // TLS session tickets carry the old verdict on a client certificate;
+      // new keys make every revoked device do a full handshake (RFC 8446 §2.2).
+      this.#tls.setTicketKeys(randomBytes(48))
+      if (summary.nextUpdate && summary.nextUpdate.getTime() - this.#options.clock.now() < 7 * 86_400_000) {
+        this.#options.logger.warn({ nextUpdate: summary.nextUpdate.toISOString() }, 'CRL lapses within 7 days; run `placeguard pki crl`')
+      }
+    } catch (error) {
+      if (initial) throw new PlaceGuardError('PG_ERR_BROKER_TLS', `CRL ${file}: ${(error as Error).message}`, { field: 'crl', cause: error })
+      this.#options.emit('crl-invalid', { reason: `CRL not reloaded, the previous one stays in force: ${(error as Error).message}` })
+      return
+    }
+    if (!initial) this.#options.emit('crl-reloaded', { reason: 'CRL reloaded', details: { revoked: this.#revoked.size } })
+    this.#sweepSessions()
+  }
+
+  #secureContextOptions (): { ca: string, cert: string, key: string, crl?: string } {
+    const { tls } = this.#options
+    return {
+      ca: this.#caPem,
+      cert: readTls(tls.serverCert, 'server certificate'),
+      key: readTls(tls.serverKey, 'server key'),
+      ...(this.#crl ? { crl: this.#crl.pem } : {}),
+    }
+  }
+}
+
+/** RFC 5280 §5.2.3: cRLNumber only grows; §5.1.2.4: thisUpdate is the issue date. */
+function assertNotOlder (next: CrlSummary, current: CrlSummary): void {
+  if (current.crlNumber !== undefined) {
+    if (next.crlNumber === undefined) throw new Error(`the new CRL has no CRL number; the one in force has ${current.crlNumber}`)
+    if (next.crlNumber < current.crlNumber) throw new Error(`the new CRL's number ${next.crlNumber} is lower than ${current.crlNumber} in force (an older CRL)`)
+  }
+  if (next.thisUpdate.getTime() < current.thisUpdate.getTime()) {
+    throw new Error(`the new CRL was issued ${next.thisUpdate.toISOString()}, before the one in force (${current.thisUpdate.toISOString()})`)
+  }
+}
+
+/**
+ * The unit a per-address cap counts: an IPv4 address, or an IPv6 /64 (one
+ * host is routinely given a whole /64, so counting single IPv6 addresses
+ * would cap nothing).
+ */
+export function addressKey (address: string | undefined): string {
+  if (!address) return 'unknown'
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  if (mapped) return mapped[1]!
+  if (!isIPv6(address)) return address
+  const [head = '', tail = ''] = address.toLowerCase().split('::')
+  const headGroups = head === '' ? [] : head.split(':')
+  const tailGroups = tail === '' ? [] : tail.split(':')
+  const groups = address.includes('::')
+    ? [...headGroups, ...Array<string>(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups]
+    : headGroups
+  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, '')).join(':')}::/64`
+}
+
+function tupleOf (socket: { localAddress?: string, localPort?: number, remoteAddress?: string, remotePort?: number }): string {
+  return `${socket.localAddress}|${socket.localPort}|${socket.remoteAddress}|${socket.remotePort}`
+}
+
+export function addressOf (socket: { remoteAddress?: string, remotePort?: number }): string {
+  return `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`
+}
+
+function readTls (path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new PlaceGuardError('PG_ERR_BROKER_TLS', `cannot read the ${what} at ${path}: ${(error as Error).message}`, {
+      hint: 'run `placeguard pki init` with the same --data-dir', cause: error,
+    })
+  }
+}

@@ -1,0 +1,183 @@
+import { X509Certificate } from 'node:crypto'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connect as tcpConnect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { BrokerLimits } from '../../broker/index.ts'
+import { addressKey } from '../../broker/tls-gate.ts'
+import { connectClient, type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
+import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
+
+let fleet: TestFleet
+const started: RunningBroker[] = []
+const sockets: Socket[] = []
+
+beforeAll(async () => {
+  fleet = await createTestFleet(['gate-1', 'gate-2', 'gate-3', 'gate-4'].map((id) => ({ deviceId: id, kind: 'flood', site: 'gate-site' })))
+})
+
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy()
+  for (const running of started.splice(0)) await running.close()
+})
+
+afterAll(() => fleet?.cleanup())
+
+async function broker (limits: Partial<BrokerLimits>, clock?: { now: () => number }): Promise<RunningBroker> {
+  const running = await startBroker(fleet, limits, { clock })
+  started.push(running)
+  return running
+}
+
+interface IdleSocket { socket: Socket, closed: Promise<void>, isClosed: () => boolean }
+
+/** A TCP connection that never says a word, from another loopback address than the devices use. */
+async function idleSocket (port: number, localAddress = '127.0.0.2'): Promise<IdleSocket> {
+  const socket = tcpConnect({ host: '127.0.0.1', port, localAddress })
+  sockets.push(socket)
+  socket.on('error', () => {})
+  let closed = false
+  const closedPromise = new Promise<void>((resolve) => socket.once('close', () => { closed = true; resolve() }))
+  await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
+  return { socket, closed: closedPromise, isClosed: () => closed }
+}
+
+const topic = (id: string) => `places/gate-site/flood/${id}/telemetry`
+
+/** A device connects and has a publish acknowledged (QoS 1 PUBACK). */
+async function deviceConnectsAndPublishes (running: RunningBroker, id: string): Promise<void> {
+  const device = await connectClient(running.url, fleet, fleet.device(id), id)
+  try {
+    await device.publishAsync(topic(id), JSON.stringify({ level: 1 }), { qos: 1 })
+  } finally {
+    device.end(true)
+  }
+}
+
+/** The bytes of a real ClientHello, captured from Node's TLS client. */
+async function clientHello (): Promise<Buffer> {
+  const server = createTcpServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const captured = new Promise<Buffer>((resolve) => server.once('connection', (socket) => socket.once('data', (data) => { resolve(data); socket.destroy() })))
+  const client = tlsConnect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, rejectUnauthorized: false })
+  client.on('error', () => {})
+  const hello = await captured
+  client.destroy()
+  server.close()
+  return hello
+}
+
+describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
+  it('closes a silent connection at the handshake timeout', async () => {
+    const running = await broker({ handshakeTimeoutMs: 500 })
+    const idle = await idleSocket(running.port)
+    await idle.closed
+    expect(idle.isClosed()).toBe(true)
+  })
+
+  it('closes a peer sending its ClientHello a byte at a time at the handshake deadline', async () => {
+    const running = await broker({ handshakeTimeoutMs: 1_000 })
+    const hello = await clientHello()
+    const slow = await idleSocket(running.port)
+    let sent = 0
+    const trickle = setInterval(() => {
+      if (slow.isClosed() || sent >= hello.length) return
+      slow.socket.write(hello.subarray(sent, sent + 1))
+      sent++
+    }, 100)
+    try {
+      await slow.closed
+    } finally {
+      clearInterval(trickle)
+    }
+    // Closed before the whole ClientHello (hundreds of bytes, tens of seconds) was in.
+    expect(sent).toBeLessThan(hello.length)
+    const event = await running.waitForEvent((e) => e.type === 'tls-rejected' && e.code === 'HANDSHAKE_TIMEOUT')
+    expect(event.remoteAddress).toMatch(/^127\.0\.0\.2:/)
+  })
+
+  it('caps idle connections per address: a device still connects and publishes, and the refusals make one event', async () => {
+    const running = await broker({ maxConnections: 10, reservedConnections: 2, maxConnectionsPerAddress: 6, maxHandshakesPerAddress: 3 })
+    // Ten silent peers from one address: without a per-address cap they would hold every slot.
+    const idle: IdleSocket[] = []
+    for (let i = 0; i < 10; i++) idle.push(await idleSocket(running.port))
+    await waitFor(() => idle.filter((s) => s.isClosed()).length === 7, 10_000, 'the seven sockets beyond the cap to be closed')
+    await deviceConnectsAndPublishes(running, 'gate-1')
+    expect(idle.filter((s) => s.isClosed())).toHaveLength(7)
+    const refusals = running.events.filter((e) => e.type === 'connection-limit')
+    expect(refusals).toHaveLength(1)
+    expect(refusals[0]!.reason).toBe('connection refused: 3 TLS handshakes already in progress from this address')
+  })
+
+  it('keeps the reserved slots from unauthenticated peers: a device connects while silent peers fill the table', async () => {
+    const running = await broker({ maxConnections: 4, reservedConnections: 2 })
+    const idle: IdleSocket[] = []
+    // From four addresses, so only the total limit and the reserve are in play.
+    for (let i = 0; i < 4; i++) idle.push(await idleSocket(running.port, `127.0.0.${10 + i}`))
+    await waitFor(() => idle.filter((s) => s.isClosed()).length === 2, 10_000, 'two of the four silent peers to give way')
+    await deviceConnectsAndPublishes(running, 'gate-2')
+    // The device took an unauthenticated slot while in its handshake, so one more silent peer gave way for it.
+    expect(idle.filter((s) => !s.isClosed()).length).toBeLessThanOrEqual(2)
+    // A second device in session while the last silent peer still waits: the reserve holds authenticated sessions.
+    const first = await connectClient(running.url, fleet, fleet.device('gate-3'), 'gate-3')
+    await deviceConnectsAndPublishes(running, 'gate-4')
+    expect(first.connected).toBe(true)
+    first.end(true)
+  })
+
+  it('reports a certificate refused again and again once per period, with the count', async () => {
+    const running = await broker({})
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-foreign-'))
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=intruder-1',
+        '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' })
+      const foreign = { cert: join(dir, 'c.pem'), key: join(dir, 'k.pem') }
+      for (let i = 0; i < 5; i++) await expect(connectClient(running.url, fleet, foreign, 'intruder-1')).rejects.toThrow()
+      const rejected = running.events.filter((e) => e.type === 'tls-rejected' && e.claimedId === 'intruder-1')
+      expect(rejected).toHaveLength(1)
+      expect(rejected[0]).toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT', details: { sinceLastReport: 1 } })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('TLS gate: certificates of live sessions', () => {
+  it('drops a live session when its certificate passes notAfter, with a session-expired event', async () => {
+    let offsetMs = 0
+    const running = await broker({}, { now: () => Date.now() + offsetMs })
+    const device = await connectClient(running.url, fleet, fleet.device('gate-1'), 'gate-1')
+    const closed = new Promise<void>((resolve) => device.once('close', () => resolve()))
+    const notAfter = new Date(new X509Certificate(readFileSync(fleet.device('gate-1').cert)).validTo)
+    offsetMs = notAfter.getTime() - Date.now() + 1_000
+    await closed
+    const event = await running.waitForEvent((e) => e.type === 'session-expired')
+    expect(event).toMatchObject({ deviceId: 'gate-1', reason: expect.stringContaining('certificate expired during session') })
+    device.end(true)
+  })
+
+  it('refuses a CRL older than the one in force (a replay that would un-revoke a device)', async () => {
+    const running = await broker({})
+    const older = readFileSync(fleet.paths.crl, 'utf8')
+    await fleet.pki.revoke('gate-4')
+    await running.waitForEvent((e) => e.type === 'crl-reloaded' && e.details?.revoked === 1)
+    writeFileSync(fleet.paths.crl, older)
+    const event = await running.waitForEvent((e) => e.type === 'crl-invalid')
+    expect(event.reason).toMatch(/lower than .* in force/)
+    await expect(connectClient(running.url, fleet, fleet.device('gate-4'), 'gate-4')).rejects.toThrow()
+    await running.waitForEvent((e) => e.type === 'tls-rejected' && e.deviceId === 'gate-4' && e.code === 'CERT_REVOKED')
+  })
+})
+
+describe('addressKey: what a per-address cap counts', () => {
+  it('counts an IPv6 /64 as one address, and an IPv4-mapped address as its IPv4 address', () => {
+    expect(addressKey('2001:db8:1:2::5')).toBe(addressKey('2001:0db8:0001:0002:aaaa:bbbb:cccc:1'))
+    expect(addressKey('2001:db8:1:2::5')).not.toBe(addressKey('2001:db8:1:3::5'))
+    expect(addressKey('::1')).toBe('0:0:0:0::/64')
+    expect(addressKey('::ffff:10.0.0.1')).toBe('10.0.0.1')
+    expect(addressKey('10.0.0.1')).toBe('10.0.0.1')
+  })
+})
