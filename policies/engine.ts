@@ -13,7 +13,7 @@ import type { Policy, PolicyOf } from './schema.ts'
 import { certExpiryRule, type CertificateFacts } from './rules/cert-expiry.ts'
 import { clockSkewRule } from './rules/clock-skew.ts'
 import { deviceSilentRule } from './rules/device-silent.ts'
-import { eventWindowRule, policyForEvent, type WindowPolicy } from './rules/event-window.ts'
+import { emptyWindow, eventWindowRule, policyForEvent, type WindowPolicy, type WindowState } from './rules/event-window.ts'
 import { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
 import { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
 import { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
@@ -50,13 +50,23 @@ const RATE_WINDOW_MS = 10_000
 const PER_MINUTE = 60_000 / RATE_WINDOW_MS
 /** State for at most this many devices; the least recently seen is forgotten first. */
 const MAX_DEVICES = 200_000
+/**
+ * Security-event windows (per policy and device or source address) kept at
+ * once; past it the least recently touched is forgotten and counted. Keys
+ * by address are the attacker's to multiply (STRIDE D).
+ */
+const MAX_WINDOWS = 50_000
+/** How often windows whose events have all left them are swept away. */
+const WINDOW_SWEEP_MS = 60_000
 
 export class PolicyEngine {
   #policies = new Map<PolicyId, Policy>()
   #quietWindows: readonly QuietWindow[] = []
   readonly #clock: Clock
   readonly #devices = new Map<string, DeviceState>()
-  readonly #windows = new Map<string, number[]>()
+  readonly #windows = new Map<string, WindowState & { expiresAtMs: number }>()
+  #windowsSweptAtMs = 0
+  #windowsEvicted = 0
 
   constructor (policies: Policy[], clock: Clock = systemClock, quietWindows: readonly QuietWindow[] = []) {
     this.#clock = clock
@@ -85,6 +95,11 @@ export class PolicyEngine {
 
   get deviceCount (): number {
     return this.#devices.size
+  }
+
+  /** Security-event windows held, and how many were forgotten early because the bound was reached. */
+  get windowStats (): { windows: number, evicted: number } {
+    return { windows: this.#windows.size, evicted: this.#windowsEvicted }
   }
 
   onTelemetry (observation: TelemetryObservation): Verdict {
@@ -119,9 +134,11 @@ export class PolicyEngine {
     const device = event.deviceId ? this.#devices.get(event.deviceId) : undefined
     const policy = this.#applicable(match.policy, match.key, device?.kind ?? event.kind, device?.site ?? event.site)
     if (!policy) return { findings: [], clears: [] }
+    const now = this.#clock.now()
     const windowKey = `${match.policy}\u0000${match.key}`
-    const { times, finding } = eventWindowRule(policy as WindowPolicy, match.key, this.#windows.get(windowKey) ?? [], event, this.#clock.now())
-    this.#windows.set(windowKey, times)
+    const previous = this.#windows.get(windowKey)
+    const { state, finding } = eventWindowRule(policy as WindowPolicy, match.key, previous ?? emptyWindow(), event, now)
+    this.#keepWindow(windowKey, { ...state, expiresAtMs: now + (policy as WindowPolicy).params.window }, now)
     if (!finding) return { findings: [], clears: [] }
     return this.#quiet([{ ...finding, site: device?.site ?? event.site ?? null, kind: device?.kind ?? event.kind ?? null }], [])
   }
@@ -166,6 +183,20 @@ export class PolicyEngine {
       }
     }
     return this.#quiet(findings, [])
+  }
+
+  /** Stores a window as the most recent; sweeps expired ones now and then; evicts the oldest at the bound. */
+  #keepWindow (key: string, state: WindowState & { expiresAtMs: number }, now: number): void {
+    this.#windows.delete(key) // re-insert: Map order is recency
+    if (now - this.#windowsSweptAtMs >= WINDOW_SWEEP_MS) {
+      this.#windowsSweptAtMs = now
+      for (const [k, w] of this.#windows) if (w.expiresAtMs < now) this.#windows.delete(k)
+    }
+    if (this.#windows.size >= MAX_WINDOWS) {
+      this.#windows.delete(this.#windows.keys().next().value!)
+      this.#windowsEvicted++
+    }
+    this.#windows.set(key, state)
   }
 
   /** Findings inside a maintenance window or suppression are set aside; clears always pass. */
