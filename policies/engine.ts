@@ -18,7 +18,7 @@ import { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
 import { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
 import { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
 import { rateBurstRule } from './rules/rate-burst.ts'
-import { replayRule } from './rules/replay.ts'
+import { FINGERPRINTS_KEPT, fingerprintOf, isRedelivery, type MessageFingerprint, replayRule } from './rules/replay.ts'
 import { valueImplausibleRule } from './rules/value-implausible.ts'
 
 export interface Clear { policy: PolicyId, deviceId: string, reason: string }
@@ -36,6 +36,8 @@ interface DeviceState {
   intervalMs: number | undefined
   /** Arrival times in the rate window (bounded). */
   recent: number[]
+  /** The last few messages, to recognise a QoS 1 redelivery (bounded by FINGERPRINTS_KEPT). */
+  seen: MessageFingerprint[]
 }
 
 const EWMA_WEIGHT = 0.1
@@ -64,6 +66,7 @@ export class PolicyEngine {
   #quietWindows: readonly QuietWindow[] = []
   readonly #clock: Clock
   readonly #devices = new Map<string, DeviceState>()
+  #redeliveries = 0
   readonly #windows = new Map<string, WindowState & { expiresAtMs: number }>()
   #windowsSweptAtMs = 0
   #windowsEvicted = 0
@@ -97,6 +100,11 @@ export class PolicyEngine {
     return this.#devices.size
   }
 
+  /** Telemetry messages set aside as redeliveries of one already seen. */
+  get redeliveries (): number {
+    return this.#redeliveries
+  }
+
   /** Security-event windows held, and how many were forgotten early because the bound was reached. */
   get windowStats (): { windows: number, evicted: number } {
     return { windows: this.#windows.size, evicted: this.#windowsEvicted }
@@ -104,6 +112,13 @@ export class PolicyEngine {
 
   onTelemetry (observation: TelemetryObservation): Verdict {
     const state = this.#state(observation)
+    // After a collector crash or a lost PUBACK the broker sends QoS 1
+    // messages again: the same message twice is one message (no replay, no
+    // second count in the rate), or detection would alert on its own recovery.
+    if (isRedelivery(observation, state.seen)) {
+      this.#redeliveries++
+      return { findings: [], clears: [] }
+    }
     const previous = state.previous
     const findings: Finding[] = []
     const clears: Clear[] = []
@@ -228,7 +243,7 @@ export class PolicyEngine {
     if (state) {
       this.#devices.delete(observation.deviceId) // re-insert: Map order is recency
     } else {
-      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, messages: 0, intervalMs: undefined, recent: [] }
+      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, messages: 0, intervalMs: undefined, recent: [], seen: [] }
       if (this.#devices.size >= MAX_DEVICES) this.#devices.delete(this.#devices.keys().next().value!)
     }
     this.#devices.set(observation.deviceId, state)
@@ -250,5 +265,7 @@ export class PolicyEngine {
     state.recent.push(now)
     if (state.recent.length > RECENT_CAP) state.recent.shift()
     state.previous = { seq: observation.seq, ts: observation.ts, fw: observation.fw, readings: observation.readings }
+    state.seen.push(fingerprintOf(observation))
+    if (state.seen.length > FINGERPRINTS_KEPT) state.seen.shift()
   }
 }
