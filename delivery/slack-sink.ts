@@ -49,8 +49,24 @@ export function createSlackSink (config: SinkConfigOf<'slack'>, options: HttpSin
     ratePerSec: 1,
     send: async (deliveries) => deliveries.length === 0
       ? { outcome: 'success' }
-      : postJson(config.url, JSON.stringify(slackMessage(deliveries)), {}, timeoutMs),
+      : postJson(config.url, JSON.stringify(slackMessage(deliveries)), {}, timeoutMs, slackRefusal),
     close: async () => {},
+  }
+}
+
+/**
+ * Incoming webhooks answer `ok` and refuse with a 4xx, but Slack's Web API
+ * style, and the proxies and Slack-compatible servers in front of some
+ * SOCs, answer 200 with `{"ok":false,"error":"…"}`: a refusal, not a
+ * delivery (it would otherwise be counted as delivered and lost).
+ */
+function slackRefusal (answer: string): string | undefined {
+  if (!answer.startsWith('{')) return undefined
+  try {
+    const parsed = JSON.parse(answer) as { ok?: unknown, error?: unknown }
+    return parsed.ok === false ? `ok:false (${typeof parsed.error === 'string' ? parsed.error : 'no error given'})` : undefined
+  } catch {
+    return undefined // not JSON (cut at the bound, or not Slack's): the 2xx stands
   }
 }
 
