@@ -50,6 +50,12 @@ describe('cert-rejected for unverified claims (defect 3)', () => {
     expect(JSON.parse(String(later.finding!.evidence.claimedIds))).toEqual(['new-claim'])
   })
 
+  it('holds at most 50k windows at once, forgetting the least recently touched and counting it', () => {
+    const engine = new PolicyEngine(shipped, { now: () => 0 })
+    for (let i = 0; i < 50_010; i++) engine.onSecurityEvent(refused('x', `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:1`))
+    expect(engine.windowStats).toEqual({ windows: 50_000, evicted: 10 })
+  })
+
   it('sweeps windows whose events have left them, so one-off addresses do not pile up', () => {
     const clock = { ms: 0, now: () => clock.ms }
     const engine = new PolicyEngine(shipped, clock)
