@@ -180,7 +180,10 @@ export class SimDevice {
   #nextPayload (): string {
     if (this.#replays > 0 && this.#lastPayload) {
       this.#replays--
-      return this.#lastPayload // the same seq and ts again: a replay
+      // An earlier seq sent again with a new ts: a replay. The very same bytes
+      // again would be what a QoS 1 redelivery looks like, which detection
+      // rightly absorbs (README, replay).
+      return JSON.stringify({ ...JSON.parse(this.#lastPayload) as object, ts: Date.now() + this.#clockSkewMs })
     }
     const ts = Date.now() + this.#clockSkewMs
     let readings = this.#model.next(Date.now())

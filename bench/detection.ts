@@ -65,7 +65,7 @@ await broker.close()
 const truth = readFileSync(truthFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as TruthRecord)
 const injectedDevices = new Set(truth.map((t) => t.deviceId))
 const alertFor = (record: TruthRecord): Alert | undefined => alerts
-  .filter((a) => a.policy === record.policy && (a.deviceId === record.deviceId || a.deviceId === `claimed:${record.deviceId}`))
+  .filter((a) => a.policy === record.policy && (a.deviceId === record.deviceId || claimsOf(a).includes(record.deviceId)))
   .sort((a, b) => a.detectedAt.localeCompare(b.detectedAt))[0]
 const byPolicy = new Map<string, { injected: number, detected: number, ttd: number[] }>()
 for (const record of truth) {
@@ -78,7 +78,11 @@ for (const record of truth) {
   }
   byPolicy.set(record.policy, row)
 }
-const deviceOf = (alert: Alert) => alert.deviceId.replace(/^claimed:/, '')
+/** An unverified claim is alerted by source address, the ids it claimed in the evidence. */
+function claimsOf (alert: Alert): string[] {
+  return typeof alert.evidence.claimedIds === 'string' ? JSON.parse(alert.evidence.claimedIds) as string[] : []
+}
+const deviceOf = (alert: Alert) => claimsOf(alert)[0] ?? alert.deviceId
 const falseAlerts = alerts.filter((a) => !injectedDevices.has(deviceOf(a)))
 const sideAlerts = alerts.filter((a) => injectedDevices.has(deviceOf(a)) && !truth.some((t) => t.deviceId === deviceOf(a) && t.policy === a.policy))
 const intervalMs = parseDuration('--interval', values.interval)

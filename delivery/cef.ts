@@ -20,8 +20,14 @@ import type { Delivery } from './sink.ts'
 /** CEF Severity is 0–10; the spec names 0–3 Low, 4–6 Medium, 7–8 High, 9–10 Very-High. */
 export const CEF_SEVERITY: Record<Severity, number> = { info: 1, low: 3, medium: 5, high: 8, critical: 10 }
 
-/** Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: anything a reader may take as a line break. */
-const LINE_BREAKING = /[\p{Cc}\p{Zl}\p{Zp}]/gu
+/**
+ * Control characters (C0, DEL, C1) and the Unicode line and paragraph
+ * separators: anything a reader may take as a line break. And format
+ * characters (Cf: bidi overrides and isolates, zero-width characters),
+ * which CEF cannot escape either and which make a SIEM show another
+ * device id than the one sent (Trojan Source, CVE-2021-42574).
+ */
+const LINE_BREAKING = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu
 
 /**
  * A header field. The spec: "If a pipe (|) is used in the header, it has to
@@ -35,11 +41,11 @@ function headerField (text: string, maxChars: number): string {
 /**
  * An extension value. The spec: an equal sign and a backslash in a value
  * are escaped with a backslash; "multi-line fields can be sent by CEF by
- * encoding the newline character as \n or \r". Other control characters
- * have no escape in CEF and become spaces. A pipe needs no escape here.
+ * encoding the newline character as \n or \r". Other control and format
+ * characters have no escape in CEF and become spaces. A pipe needs no escape here.
  */
 function extensionValue (text: string, maxChars: number): string {
-  return truncate(text, maxChars).replace(/[\\=\r\n]|[\p{Cc}\p{Zl}\p{Zp}]/gu, (c) =>
+  return truncate(text, maxChars).replace(/[\\=\r\n]|[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) =>
     c === '\\' || c === '=' ? `\\${c}` : c === '\n' ? '\\n' : c === '\r' ? '\\r' : ' ')
 }
 

@@ -18,7 +18,13 @@ export const DEFAULT_TIMEOUT_MS = 10_000
 /** The part of an error answer kept for the error text (resultOfHttpStatus keeps 200 characters of it). */
 const MAX_ANSWER_BYTES = 4_096
 
-export async function postJson (url: string, body: string, headers: Record<string, string>, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<DeliveryResult> {
+/**
+ * `refusal`, for a channel that can refuse inside a 2xx answer (Slack's
+ * `{"ok":false,…}`): reads the answer (bounded) and names the refusal, or
+ * undefined when the answer accepts.
+ */
+export async function postJson (url: string, body: string, headers: Record<string, string>, timeoutMs = DEFAULT_TIMEOUT_MS,
+  refusal?: (answer: string) => string | undefined): Promise<DeliveryResult> {
   let response: Response
   let answer: string
   try {
@@ -33,10 +39,12 @@ export async function postJson (url: string, body: string, headers: Record<strin
       signal: AbortSignal.timeout(timeoutMs),
     })
     // An accepted delivery is done whatever its answer says; only a refusal's answer explains something.
-    answer = response.ok ? await discard(response) : await readBounded(response)
+    answer = response.ok && !refusal ? await discard(response) : await readBounded(response)
   } catch (error) {
     return { outcome: 'retryable', error: describeNetworkError(error) }
   }
+  const refused = response.ok && refusal ? refusal(answer) : undefined
+  if (refused !== undefined) return { outcome: 'failure', error: `HTTP ${response.status} but refused: ${withoutSecret(refused, url).slice(0, 200)}` }
   if (response.status >= 300 && response.status < 400) {
     // The URL is wrong (moved, or behind a login page): retrying cannot
     // help, so the outbox dead-letters it at once and the operator sees why.

@@ -79,7 +79,16 @@ CREATE TABLE IF NOT EXISTS deliveries (
   last_error TEXT, state TEXT NOT NULL DEFAULT 'pending'
 );
 CREATE INDEX IF NOT EXISTS queue ON deliveries (sink, state, created_at);
+CREATE INDEX IF NOT EXISTS by_alert ON deliveries (sink, alert_id, created_at);
+-- The newest change of each alert a sink confirmed: a requeued dead letter older than it is superseded.
+CREATE TABLE IF NOT EXISTS delivered_marks (
+  sink TEXT NOT NULL, alert_id TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (sink, alert_id)
+);
 `
+
+/** How long a sink's last confirmed change of an alert is remembered (against dead letters requeued later). */
+const MARK_RETENTION_MS = 30 * 86_400_000
+const MARK_PRUNE_EVERY_MS = 3_600_000
 
 interface Row { id: string, sink: string, alert_id: string, change: string, alert: string, created_at: number, attempts: number, next_attempt_at: number, last_error: string | null }
 
@@ -147,6 +156,9 @@ export class Outbox {
   readonly #delete: StatementSync
   readonly #retry: StatementSync
   readonly #kill: StatementSync
+  readonly #mark: StatementSync
+  #marksPrunedAtMs = -Infinity
+  #superseded = 0
   #stopped = true
 
   constructor (options: OutboxOptions) {
@@ -161,6 +173,7 @@ export class Outbox {
     this.#delete = this.#db.prepare('DELETE FROM deliveries WHERE id = ?')
     this.#retry = this.#db.prepare('UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?')
     this.#kill = this.#db.prepare('UPDATE deliveries SET attempts = attempts + ?, last_error = ?, state = \'dead\' WHERE id = ?')
+    this.#mark = this.#db.prepare('INSERT INTO delivered_marks (sink, alert_id, created_at) VALUES (?, ?, ?) ON CONFLICT (sink, alert_id) DO UPDATE SET created_at = max(created_at, excluded.created_at)')
     const names = new Set<string>()
     for (const entry of options.sinks) {
       if (names.has(entry.sink.name)) throw new Error(`two sinks are named "${entry.sink.name}"`)
@@ -218,14 +231,42 @@ export class Outbox {
     }))
   }
 
-  /** Puts dead letters back in the queue (all, or one sink's), keeping their ids. Answers how many. */
+  /**
+   * Puts dead letters back in the queue (all, or one sink's), keeping their
+   * ids and their order. Answers how many.
+   *
+   * A dead letter whose alert has a newer change that the sink already
+   * confirmed, or that is still queued for it, is superseded: it is deleted,
+   * counted and logged, not sent. Sent after that newer change it would
+   * tell the SOC a resolved alert is open again (PagerDuty would re-trigger
+   * the incident). Skipping loses nothing: every change carries the whole
+   * alert, so the newer one already told the SOC all the stale one would.
+   */
   requeueDeadLetters (sink?: string): number {
     const now = this.#clock.now()
-    const result = sink === undefined
-      ? this.#db.prepare('UPDATE deliveries SET state = \'pending\', next_attempt_at = ?, created_at = ? WHERE state = \'dead\'').run(now, now)
-      : this.#db.prepare('UPDATE deliveries SET state = \'pending\', next_attempt_at = ?, created_at = ? WHERE state = \'dead\' AND sink = ?').run(now, now, sink)
+    const onSink = sink === undefined ? '' : 'AND sink = ?'
+    const sinkArgs = sink === undefined ? [] : [sink]
+    const superseded = `state = 'dead' ${onSink} AND (
+      EXISTS (SELECT 1 FROM delivered_marks m WHERE m.sink = deliveries.sink AND m.alert_id = deliveries.alert_id AND m.created_at > deliveries.created_at)
+      OR EXISTS (SELECT 1 FROM deliveries newer WHERE newer.sink = deliveries.sink AND newer.alert_id = deliveries.alert_id AND newer.state = 'pending' AND newer.created_at > deliveries.created_at))`
+    let requeued = 0
+    let skipped: Array<{ id: string, sink: string, change: string }> = []
+    inTransaction(this.#db, () => {
+      skipped = this.#db.prepare(`SELECT id, sink, change FROM deliveries WHERE ${superseded}`).all(...sinkArgs) as typeof skipped
+      this.#db.prepare(`DELETE FROM deliveries WHERE ${superseded}`).run(...sinkArgs)
+      requeued = Number(this.#db.prepare(`UPDATE deliveries SET state = 'pending', next_attempt_at = ?, created_at = ? WHERE state = 'dead' ${onSink}`).run(now, now, ...sinkArgs).changes)
+    })
+    if (skipped.length > 0) {
+      this.#superseded += skipped.length
+      this.#options.logger.info({ superseded: skipped }, 'dead letters superseded by a newer change of their alert; not sent')
+    }
     for (const worker of this.#workers.values()) worker.kick()
-    return Number(result.changes)
+    return requeued
+  }
+
+  /** Dead letters dropped at requeue because a newer change of their alert had been delivered or queued. */
+  get supersededDeadLetters (): number {
+    return this.#superseded
   }
 
   metrics (): SinkMetrics[] {
@@ -280,7 +321,16 @@ export class Outbox {
     const now = this.#clock.now()
     const { logger } = this.#options
     if (result.outcome === 'success') {
-      inTransaction(this.#db, () => { for (const row of rows) this.#delete.run(row.id) })
+      inTransaction(this.#db, () => {
+        for (const row of rows) {
+          this.#delete.run(row.id)
+          this.#mark.run(row.sink, row.alert_id, row.created_at)
+        }
+        if (now - this.#marksPrunedAtMs >= MARK_PRUNE_EVERY_MS) {
+          this.#marksPrunedAtMs = now
+          this.#db.prepare('DELETE FROM delivered_marks WHERE created_at < ?').run(now - MARK_RETENTION_MS)
+        }
+      })
       worker.delivered += rows.length
       for (const row of rows) worker.recordLatency(now - row.created_at)
       if (worker.failingSinceMs !== undefined) {

@@ -11,6 +11,7 @@
 import type { SinkConfigOf } from '../shared/config.ts'
 import type { Alert, Severity } from '../policies/index.ts'
 import { DEFAULT_TIMEOUT_MS, type HttpSinkOptions, postJson, sendEach, truncate } from './http-post.ts'
+import { shownAlert } from './shown-alert.ts'
 import type { DeliveredChange, Delivery, DeliveryResult, Sink } from './sink.ts'
 
 /** PagerDuty's four severities; ours has five. */
@@ -48,7 +49,8 @@ export function dedupKey (alert: Alert): string {
   return `placeguard-${alert.id}`
 }
 
-export function pagerDutyEvent (routingKey: string, { change, alert }: Delivery): Record<string, unknown> {
+export function pagerDutyEvent (routingKey: string, { change, alert: received }: Delivery): Record<string, unknown> {
+  const alert = shownAlert(received)
   const event = { routing_key: routingKey, event_action: EVENT_ACTION[change], dedup_key: dedupKey(alert) }
   if (change !== 'opened') return event
   return {

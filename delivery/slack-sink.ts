@@ -3,14 +3,16 @@
  * message coalescing a backlog (Slack accepts about one message per
  * second per webhook, so a burst is batched rather than dropped).
  *
- * Device-supplied text (device id, site, kind, summary, evidence) is
- * escaped per Slack's "Escaping text" (& < >) and set in `verbatim`
- * mrkdwn, so a device id such as `<!channel>` or `<https://evil|click>`
+ * Device-supplied text (device id, site, kind, summary, evidence) has its
+ * format characters written out (shown-alert.ts), is escaped per Slack's
+ * "Escaping text" (& < >), loses mrkdwn's formatting characters, and is set
+ * in `verbatim` mrkdwn, so a device id such as `<!channel>` or `<https://evil|click>`
  * can neither ping the channel nor plant a link (STRIDE S/T).
  */
 import type { SinkConfigOf } from '../shared/config.ts'
 import type { Alert, Severity } from '../policies/index.ts'
 import { DEFAULT_TIMEOUT_MS, evidenceLine, type HttpSinkOptions, postJson, truncate } from './http-post.ts'
+import { shownAlert } from './shown-alert.ts'
 import type { DeliveredChange, Delivery, Sink } from './sink.ts'
 
 /** Block Kit limits (api.slack.com/reference/block-kit). */
@@ -47,12 +49,29 @@ export function createSlackSink (config: SinkConfigOf<'slack'>, options: HttpSin
     ratePerSec: 1,
     send: async (deliveries) => deliveries.length === 0
       ? { outcome: 'success' }
-      : postJson(config.url, JSON.stringify(slackMessage(deliveries)), {}, timeoutMs),
+      : postJson(config.url, JSON.stringify(slackMessage(deliveries)), {}, timeoutMs, slackRefusal),
     close: async () => {},
   }
 }
 
-export function slackMessage (deliveries: Delivery[]): SlackMessage {
+/**
+ * Incoming webhooks answer `ok` and refuse with a 4xx, but Slack's Web API
+ * style, and the proxies and Slack-compatible servers in front of some
+ * SOCs, answer 200 with `{"ok":false,"error":"…"}`: a refusal, not a
+ * delivery (it would otherwise be counted as delivered and lost).
+ */
+function slackRefusal (answer: string): string | undefined {
+  if (!answer.startsWith('{')) return undefined
+  try {
+    const parsed = JSON.parse(answer) as { ok?: unknown, error?: unknown }
+    return parsed.ok === false ? `ok:false (${typeof parsed.error === 'string' ? parsed.error : 'no error given'})` : undefined
+  } catch {
+    return undefined // not JSON (cut at the bound, or not Slack's): the 2xx stands
+  }
+}
+
+export function slackMessage (received: Delivery[]): SlackMessage {
+  const deliveries = received.map((delivery) => ({ ...delivery, alert: shownAlert(delivery.alert) }))
   const [first] = deliveries
   const blocks = deliveries.length > 1 ? coalesced(deliveries) : first!.change === 'opened' ? opened(first!.alert) : lifecycle(first!)
   return { text: fallbackText(deliveries), blocks, unfurl_links: false, unfurl_media: false }
@@ -124,10 +143,18 @@ function fallbackText (deliveries: Delivery[]): string {
   return `${deliveries.length} PlaceGuard alert changes: ${counts.join(', ')}`
 }
 
-/** Slack "Escaping text": the three control characters, nothing else. */
+/**
+ * Slack "Escaping text": `&`, `<` and `>` as entities, which also defuses
+ * `<!channel>`, `<@U…>` and `<url|label>`. mrkdwn has no escape for its
+ * formatting characters, so `*`, `_`, `~` and the backtick become
+ * look-alikes that Slack does not parse: a device id cannot bold, strike
+ * or code-format its way into reading as PlaceGuard's own text (STRIDE S/T).
+ */
 function escape (text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;')
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replace(/[*_~`]/g, (c) => MRKDWN_LOOKALIKE[c]!)
 }
+
+const MRKDWN_LOOKALIKE: Record<string, string> = { '*': '\u2217', '_': '\u02cd', '~': '\u223c', '`': '\u02cb' }
 
 /** `verbatim`: no automatic links, channel names or mentions from the text (Block Kit text object). */
 function mrkdwn (text: string, max = MAX_TEXT): Text {

@@ -16,6 +16,7 @@
 import type { SinkConfigOf } from '../shared/config.ts'
 import type { Alert, Severity } from '../policies/index.ts'
 import { DEFAULT_TIMEOUT_MS, evidenceLine, type HttpSinkOptions, postJson, truncate } from './http-post.ts'
+import { shownAlert } from './shown-alert.ts'
 import type { DeliveredChange, Delivery, Sink } from './sink.ts'
 
 /** Teams refuses messages over about 28 KB; the card is fitted under this, leaving room for the flow's own wrapping. */
@@ -48,7 +49,8 @@ export function createTeamsSink (config: SinkConfigOf<'teams'>, options: HttpSin
 }
 
 /** The Workflows request body: a message with one Adaptive Card attachment, at most MAX_CARD_BYTES. */
-export function teamsBody (deliveries: Delivery[]): string {
+export function teamsBody (received: Delivery[]): string {
+  const deliveries = received.map((delivery) => ({ ...delivery, alert: shownAlert(delivery.alert) }))
   let cap = FIRST_TEXT_CAP
   let body = JSON.stringify(envelope(deliveries, cap))
   while (Buffer.byteLength(body) > MAX_CARD_BYTES && cap > 8) {

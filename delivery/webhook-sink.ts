@@ -11,6 +11,7 @@ import { createHmac } from 'node:crypto'
 import type { SinkConfigOf } from '../shared/config.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { DEFAULT_TIMEOUT_MS, type HttpSinkOptions, postJson, sendEach } from './http-post.ts'
+import { jsonWithEscapedFormatCharacters } from './shown-alert.ts'
 import type { Delivery, Sink } from './sink.ts'
 
 export interface WebhookSinkOptions extends HttpSinkOptions {
@@ -25,7 +26,7 @@ export function createWebhookSink (config: SinkConfigOf<'webhook'>, options: Web
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
 
   function sendOne (delivery: Delivery) {
-    const body = JSON.stringify(delivery.alert)
+    const body = jsonWithEscapedFormatCharacters(delivery.alert)
     const timestamp = Math.floor(clock.now() / 1000)
     return postJson(config.url, body, webhookHeaders(keys, delivery.id, timestamp, body), timeoutMs)
   }

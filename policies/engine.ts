@@ -13,12 +13,12 @@ import type { Policy, PolicyOf } from './schema.ts'
 import { certExpiryRule, type CertificateFacts } from './rules/cert-expiry.ts'
 import { clockSkewRule } from './rules/clock-skew.ts'
 import { deviceSilentRule } from './rules/device-silent.ts'
-import { eventWindowRule, policyForEvent, type WindowPolicy } from './rules/event-window.ts'
+import { emptyWindow, eventWindowRule, policyForEvent, type WindowPolicy, type WindowState } from './rules/event-window.ts'
 import { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
 import { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
 import { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
 import { rateBurstRule } from './rules/rate-burst.ts'
-import { replayRule } from './rules/replay.ts'
+import { FINGERPRINTS_KEPT, fingerprintOf, isRedelivery, type MessageFingerprint, replayRule } from './rules/replay.ts'
 import { valueImplausibleRule } from './rules/value-implausible.ts'
 
 export interface Clear { policy: PolicyId, deviceId: string, reason: string }
@@ -36,6 +36,8 @@ interface DeviceState {
   intervalMs: number | undefined
   /** Arrival times in the rate window (bounded). */
   recent: number[]
+  /** The last few messages, to recognise a QoS 1 redelivery (bounded by FINGERPRINTS_KEPT). */
+  seen: MessageFingerprint[]
 }
 
 const EWMA_WEIGHT = 0.1
@@ -50,13 +52,24 @@ const RATE_WINDOW_MS = 10_000
 const PER_MINUTE = 60_000 / RATE_WINDOW_MS
 /** State for at most this many devices; the least recently seen is forgotten first. */
 const MAX_DEVICES = 200_000
+/**
+ * Security-event windows (per policy and device or source address) kept at
+ * once; past it the least recently touched is forgotten and counted. Keys
+ * by address are the attacker's to multiply (STRIDE D).
+ */
+const MAX_WINDOWS = 50_000
+/** How often windows whose events have all left them are swept away. */
+const WINDOW_SWEEP_MS = 60_000
 
 export class PolicyEngine {
   #policies = new Map<PolicyId, Policy>()
   #quietWindows: readonly QuietWindow[] = []
   readonly #clock: Clock
   readonly #devices = new Map<string, DeviceState>()
-  readonly #windows = new Map<string, number[]>()
+  #redeliveries = 0
+  readonly #windows = new Map<string, WindowState & { expiresAtMs: number }>()
+  #windowsSweptAtMs = 0
+  #windowsEvicted = 0
 
   constructor (policies: Policy[], clock: Clock = systemClock, quietWindows: readonly QuietWindow[] = []) {
     this.#clock = clock
@@ -87,8 +100,25 @@ export class PolicyEngine {
     return this.#devices.size
   }
 
+  /** Telemetry messages set aside as redeliveries of one already seen. */
+  get redeliveries (): number {
+    return this.#redeliveries
+  }
+
+  /** Security-event windows held, and how many were forgotten early because the bound was reached. */
+  get windowStats (): { windows: number, evicted: number } {
+    return { windows: this.#windows.size, evicted: this.#windowsEvicted }
+  }
+
   onTelemetry (observation: TelemetryObservation): Verdict {
     const state = this.#state(observation)
+    // After a collector crash or a lost PUBACK the broker sends QoS 1
+    // messages again: the same message twice is one message (no replay, no
+    // second count in the rate), or detection would alert on its own recovery.
+    if (isRedelivery(observation, state.seen)) {
+      this.#redeliveries++
+      return { findings: [], clears: [] }
+    }
     const previous = state.previous
     const findings: Finding[] = []
     const clears: Clear[] = []
@@ -119,9 +149,11 @@ export class PolicyEngine {
     const device = event.deviceId ? this.#devices.get(event.deviceId) : undefined
     const policy = this.#applicable(match.policy, match.key, device?.kind ?? event.kind, device?.site ?? event.site)
     if (!policy) return { findings: [], clears: [] }
+    const now = this.#clock.now()
     const windowKey = `${match.policy}\u0000${match.key}`
-    const { times, finding } = eventWindowRule(policy as WindowPolicy, match.key, this.#windows.get(windowKey) ?? [], event, this.#clock.now())
-    this.#windows.set(windowKey, times)
+    const previous = this.#windows.get(windowKey)
+    const { state, finding } = eventWindowRule(policy as WindowPolicy, match.key, previous ?? emptyWindow(), event, now)
+    this.#keepWindow(windowKey, { ...state, expiresAtMs: now + (policy as WindowPolicy).params.window }, now)
     if (!finding) return { findings: [], clears: [] }
     return this.#quiet([{ ...finding, site: device?.site ?? event.site ?? null, kind: device?.kind ?? event.kind ?? null }], [])
   }
@@ -168,6 +200,20 @@ export class PolicyEngine {
     return this.#quiet(findings, [])
   }
 
+  /** Stores a window as the most recent; sweeps expired ones now and then; evicts the oldest at the bound. */
+  #keepWindow (key: string, state: WindowState & { expiresAtMs: number }, now: number): void {
+    this.#windows.delete(key) // re-insert: Map order is recency
+    if (now - this.#windowsSweptAtMs >= WINDOW_SWEEP_MS) {
+      this.#windowsSweptAtMs = now
+      for (const [k, w] of this.#windows) if (w.expiresAtMs < now) this.#windows.delete(k)
+    }
+    if (this.#windows.size >= MAX_WINDOWS) {
+      this.#windows.delete(this.#windows.keys().next().value!)
+      this.#windowsEvicted++
+    }
+    this.#windows.set(key, state)
+  }
+
   /** Findings inside a maintenance window or suppression are set aside; clears always pass. */
   #quiet (findings: Finding[], clears: Clear[]): Verdict {
     if (this.#quietWindows.length === 0 || findings.length === 0) return { findings, clears }
@@ -197,7 +243,7 @@ export class PolicyEngine {
     if (state) {
       this.#devices.delete(observation.deviceId) // re-insert: Map order is recency
     } else {
-      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, messages: 0, intervalMs: undefined, recent: [] }
+      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, messages: 0, intervalMs: undefined, recent: [], seen: [] }
       if (this.#devices.size >= MAX_DEVICES) this.#devices.delete(this.#devices.keys().next().value!)
     }
     this.#devices.set(observation.deviceId, state)
@@ -219,5 +265,7 @@ export class PolicyEngine {
     state.recent.push(now)
     if (state.recent.length > RECENT_CAP) state.recent.shift()
     state.previous = { seq: observation.seq, ts: observation.ts, fw: observation.fw, readings: observation.readings }
+    state.seen.push(fingerprintOf(observation))
+    if (state.seen.length > FINGERPRINTS_KEPT) state.seen.shift()
   }
 }

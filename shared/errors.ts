@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   PG_ERR_API_NOT_FOUND: 'no device or alert with that id',
   PG_ERR_API_CONFLICT: 'the alert is not in a state that allows this action',
   PG_ERR_API_INTERNAL: 'the API failed; the collector log says why',
+  PG_ERR_API_RATE_LIMITED: 'too many failed authentications from this address; retry after the Retry-After seconds',
   PG_ERR_BROKER_UNREACHABLE: 'a command cannot reach the running broker, or the broker refused it',
   PG_ERR_SCENARIO_INVALID: 'a simulator scenario file is unreadable or does not match the schema',
   PG_ERR_SIM_BROKER: 'the simulator cannot reach or use the broker',

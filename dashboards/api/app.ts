@@ -7,7 +7,8 @@
  * (PLACEGUARD_API_TOKENS; roles viewer < operator); /healthz and /readyz
  * are open for orchestrators. Security headers with a strict CSP (helmet),
  * no CORS (the dashboard is same-origin), a rate limit per token or
- * address, and request bodies capped.
+ * address, a limit on failed authentications per address, and request
+ * bodies capped.
  */
 import { join } from 'node:path'
 import helmet from '@fastify/helmet'
@@ -18,6 +19,8 @@ import swaggerUi from '@fastify/swagger-ui'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import pkg from '../../package.json' with { type: 'json' }
 import type { Logger } from '../../shared/logger.ts'
+import { systemClock, type Clock } from '../../shared/clock.ts'
+import { AuthFailureLimiter } from './auth-failures.ts'
 import { authenticate, type Authenticated } from './auth.ts'
 import { registerAlertRoutes } from './routes-alerts.ts'
 import { registerDeviceRoutes } from './routes-devices.ts'
@@ -33,9 +36,16 @@ declare module 'fastify' {
 
 export interface ApiOptions {
   logger: Logger
-  /** Requests per minute per token (or address, before authentication). */
+  /** Requests per minute per token (or address, for routes without one). */
   rateLimitPerMinute?: number
+  /** Failed authentications per address per minute before it gets 429 (token brute force). */
+  authFailuresPerMinute?: number
+  clock?: Clock
 }
+
+const AUTH_FAILURE_WINDOW_MS = 60_000
+/** Addresses whose failures are tracked at once (bounded; the oldest forgotten first). */
+const AUTH_FAILURE_ADDRESSES = 10_000
 
 const WEB_DIR = join(import.meta.dirname, '..', 'web')
 const UPLOT_DIR = join(import.meta.dirname, '..', '..', 'node_modules', 'uplot', 'dist')
@@ -62,6 +72,10 @@ export async function buildApi (source: ApiSource, options: ApiOptions): Promise
   await app.register(rateLimit, {
     max: options.rateLimitPerMinute ?? 1_200,
     timeWindow: 60_000,
+    // After authentication, so a token is limited as itself wherever it comes
+    // from; a request without a valid token never gets this far (the
+    // auth-failure limit below counts those).
+    hook: 'preHandler',
     keyGenerator: (request) => request.auth?.name ?? request.ip,
     allowList: (request) => request.url === '/healthz' || request.url === '/readyz',
   })
@@ -74,14 +88,23 @@ export async function buildApi (source: ApiSource, options: ApiOptions): Promise
   })
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
 
+  const authFailures = new AuthFailureLimiter({
+    maxFailures: options.authFailuresPerMinute ?? 20, windowMs: AUTH_FAILURE_WINDOW_MS, maxAddresses: AUTH_FAILURE_ADDRESSES, clock: options.clock ?? systemClock,
+  })
   app.addHook('onRequest', async (request, reply) => {
     // Secure by default: anything under /api or /metrics needs a token unless its route says otherwise.
     const path = request.url.split('?')[0]!
     const needsToken = path.startsWith('/api/') || path === '/metrics' // not /api.js, the dashboard's own module
     const required = request.routeOptions.config.role ?? (needsToken ? 'viewer' : 'open')
     if (required === 'open') return
+    const retryAfterMs = authFailures.retryAfterMs(request.ip)
+    if (retryAfterMs > 0) {
+      await reply.code(429).header('retry-after', String(Math.ceil(retryAfterMs / 1000))).send({ statusCode: 429, code: 'PG_ERR_API_RATE_LIMITED', error: 'Too Many Requests', message: 'too many failed authentications from this address; retry after the Retry-After seconds' })
+      return reply
+    }
     const auth = authenticate(request.headers.authorization, source.tokens)
     if (!auth) {
+      authFailures.recordFailure(request.ip)
       await reply.code(401).header('www-authenticate', 'Bearer realm="placeguard"').send({ statusCode: 401, code: 'PG_ERR_API_UNAUTHORIZED', error: 'Unauthorized', message: 'a bearer token from PLACEGUARD_API_TOKENS is required' })
       return reply
     }

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { SEVERITIES } from '../../policies/index.ts'
-import type { AlertStatus, Severity } from '../../policies/index.ts'
-import { page, pageSchema, pagingQuery } from './paging.ts'
+import type { AlertQuery as BookQuery, AlertStatus, Severity } from '../../policies/index.ts'
+import { PlaceGuardError } from '../../shared/errors.ts'
+import { pageSchema, pagingQuery } from './paging.ts'
 import { alertSchema, errorSchema, idParams, notFound } from './schemas.ts'
 import type { ApiSource } from './source.ts'
 
@@ -27,6 +28,8 @@ export function registerAlertRoutes (app: FastifyInstance, source: ApiSource): v
         type: 'object', additionalProperties: false,
         properties: {
           ...pagingQuery,
+          // An alert cursor carries a time and an id (keyset paging): longer than an offset.
+          cursor: { type: 'string', maxLength: 128 },
           status: { type: 'string', enum: ['open', 'acknowledged', 'resolved'] },
           severity: { type: 'string', enum: [...SEVERITIES] },
           policy: { type: 'string', maxLength: 64 },
@@ -37,10 +40,14 @@ export function registerAlertRoutes (app: FastifyInstance, source: ApiSource): v
       response: { 200: pageSchema(alertSchema), 400: errorSchema },
     },
   }, async (request) => {
-    const { limit, cursor, severity, site, ...filter } = request.query
-    const alerts = source.alerts.list(filter as Parameters<ApiSource['alerts']['list']>[0])
-      .filter((alert) => (severity === undefined || alert.severity === severity) && (site === undefined || alert.site === site))
-    return page(alerts, limit, cursor)
+    const { limit, cursor, ...filter } = request.query
+    try {
+      // Filtered, counted and paged in SQL by the alert book: a page parses only its own alerts.
+      return source.alerts.page(filter as BookQuery, limit, cursor)
+    } catch (error) {
+      if (error instanceof PlaceGuardError && error.code === 'PG_ERR_INPUT_INVALID') throw Object.assign(error, { statusCode: 400 })
+      throw error
+    }
   })
 
   app.get<{ Params: { id: string } }>('/api/alerts/:id', {

@@ -1,16 +1,16 @@
 /** Listens: the API and dashboard on host:port (`collector`, `up`). */
 import type { Logger } from '../../shared/logger.ts'
 import { PlaceGuardError } from '../../shared/errors.ts'
-import { buildApi } from './app.ts'
+import { type ApiOptions, buildApi } from './app.ts'
 import type { ApiSource } from './source.ts'
 
 export interface RunningApi { url: string, port: number, close: () => Promise<void> }
 
-export async function startApiServer (source: ApiSource, options: { host: string, port: number, logger: Logger }): Promise<RunningApi> {
+export async function startApiServer (source: ApiSource, options: { host: string, port: number, logger: Logger } & Omit<ApiOptions, 'logger'>): Promise<RunningApi> {
   if (source.tokens.length === 0) {
     options.logger.warn('no PLACEGUARD_API_TOKENS: the HTTP API answers /healthz and /readyz only; every other route needs a token')
   }
-  const app = await buildApi(source, { logger: options.logger })
+  const app = await buildApi(source, { logger: options.logger, rateLimitPerMinute: options.rateLimitPerMinute, authFailuresPerMinute: options.authFailuresPerMinute, clock: options.clock })
   try {
     await app.listen({ host: options.host, port: options.port })
   } catch (error) {

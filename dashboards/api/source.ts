@@ -18,7 +18,7 @@ export interface DeviceDetail extends DeviceSummary {
 
 export interface ApiSource {
   fleet: FleetState
-  alerts: Pick<AlertBook, 'list' | 'get'>
+  alerts: Pick<AlertBook, 'list' | 'get' | 'page'>
   acknowledge: (id: string, by: string) => Alert | undefined
   resolve: (id: string, by: string) => Alert | undefined
   comment: (id: string, by: string, text: string) => Alert | undefined

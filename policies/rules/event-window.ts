@@ -1,18 +1,32 @@
 import type { SecurityEvent } from '../../broker/index.ts'
+import { visibleText } from '../../shared/untrusted-text.ts'
 import type { PolicyId } from '../catalogue.ts'
 import type { Finding } from '../finding.ts'
 import type { Severity } from '../schema.ts'
 
 type WindowPolicyId = 'cert-rejected' | 'cert-revoked-attempt' | 'acl-violation' | 'identity-clone' | 'connection-flapping' | 'payload-invalid'
 
+/** Distinct claimed ids remembered per source address; more are counted, not kept (STRIDE D: the attacker picks them). */
+export const MAX_CLAIMS_PER_ADDRESS = 16
+/** A claimed id is shown at most this long in evidence. */
+const CLAIM_SHOWN_CHARS = 64
+
+/** The source address without its port: one attacker, however many handshakes. */
+export function addressKey (remoteAddress: string | undefined): string {
+  return `address:${(remoteAddress ?? 'unknown').replace(/:\d+$/, '')}`
+}
+
 /**
- * Which broker (or collector) security event counts towards which policy.
- * A refused certificate is grouped by the identity it names — trusted
- * (`deviceId`) or merely claimed (`claimedId`) — so one attacker trying
- * many ids shows as many findings, and many attempts as one.
+ * Which broker (or collector) security event counts towards which policy,
+ * and whose window it fills. A trusted identity (`deviceId`, from a
+ * certificate the fleet CA signed) keys its own window. Anything else —
+ * a self-signed or foreign certificate's CN (`claimedId`), or no
+ * certificate at all — is grouped by source address: the CN is chosen by
+ * whoever connects, so keying on it let one address open an alert per
+ * handshake (STRIDE S and D). The claim stays in the evidence.
  */
 export function policyForEvent (event: SecurityEvent): { policy: WindowPolicyId, key: string } | undefined {
-  const who = event.deviceId ?? (event.claimedId ? `claimed:${event.claimedId}` : `address:${(event.remoteAddress ?? 'unknown').replace(/:\d+$/, '')}`)
+  const who = event.deviceId ?? addressKey(event.remoteAddress)
   switch (event.type) {
     case 'tls-rejected': return { policy: event.code === 'CERT_REVOKED' ? 'cert-revoked-attempt' : 'cert-rejected', key: who }
     case 'acl-denied': return { policy: 'acl-violation', key: who }
@@ -25,26 +39,49 @@ export function policyForEvent (event: SecurityEvent): { policy: WindowPolicyId,
 
 export interface WindowPolicy { id: PolicyId, severity: Severity, params: { window: number } & ({ threshold: number } | { connects: number }) }
 
+/** One key's memory: event times inside the window, and the ids an unverified peer claimed. */
+export interface WindowState {
+  times: number[]
+  /** Distinct claimed ids (already escaped and capped), at most MAX_CLAIMS_PER_ADDRESS. */
+  claims: string[]
+  /** Claims seen beyond that bound. */
+  claimsNotKept: number
+}
+
+export const emptyWindow = (): WindowState => ({ times: [], claims: [], claimsNotKept: 0 })
+
 /**
  * Counts events per key in a sliding window; a finding once the count
- * reaches the threshold. `times` is the caller's bounded state: this
- * returns the trimmed list to keep (never more than the threshold's worth).
+ * reaches the threshold. The state returned is bounded: never more times
+ * than the threshold's worth, never more claims than the cap; claims are
+ * forgotten with the window that held them.
  */
-export function eventWindowRule (policy: WindowPolicy, key: string, times: number[], event: SecurityEvent, nowMs: number): { times: number[], finding: Finding | undefined } {
+export function eventWindowRule (policy: WindowPolicy, key: string, state: WindowState, event: SecurityEvent, nowMs: number): { state: WindowState, finding: Finding | undefined } {
   const threshold = 'threshold' in policy.params ? policy.params.threshold : policy.params.connects
-  const kept = [...times.filter((t) => nowMs - t <= policy.params.window), nowMs].slice(-threshold)
-  if (kept.length < threshold) return { times: kept, finding: undefined }
+  const live = state.times.filter((t) => nowMs - t <= policy.params.window)
+  const kept = [...live, nowMs].slice(-threshold)
+  const fresh = live.length === 0 ? emptyWindow() : state
+  const claim = event.deviceId === undefined && event.claimedId !== undefined ? visibleText(event.claimedId, CLAIM_SHOWN_CHARS) : undefined
+  let { claims, claimsNotKept } = fresh
+  if (claim !== undefined && !claims.includes(claim)) {
+    if (claims.length < MAX_CLAIMS_PER_ADDRESS) claims = [...claims, claim]
+    else claimsNotKept++
+  }
+  const next: WindowState = { times: kept, claims, claimsNotKept }
+  if (kept.length < threshold) return { state: next, finding: undefined }
   const minutes = Math.round(policy.params.window / 60_000)
   return {
-    times: kept,
+    state: next,
     finding: {
       policy: policy.id,
       deviceId: key,
       severity: policy.severity,
-      summary: `${threshold} × ${event.type} within ${minutes} min: ${event.reason}`,
+      // The summary holds only what PlaceGuard wrote: the broker's reason, never a claimed id.
+      summary: `${threshold} × ${event.type} within ${minutes} min: ${visibleText(event.reason, 120)}`,
       evidence: {
         count: kept.length, threshold, windowMs: policy.params.window, firstAt: new Date(kept[0]!).toISOString(), lastAt: new Date(nowMs).toISOString(),
-        reason: event.reason, code: event.code ?? null, remoteAddress: event.remoteAddress ?? null, topic: event.topic ?? null,
+        reason: visibleText(event.reason, 200), code: event.code ?? null, remoteAddress: event.remoteAddress ?? null, topic: event.topic === undefined ? null : visibleText(event.topic, 200),
+        ...(claims.length > 0 ? { claimedIds: JSON.stringify(claims), claimedIdsNotShown: claimsNotKept } : {}),
       },
     },
   }

@@ -43,9 +43,9 @@ describe('detection in the collector (real broker, simulator and shipped policie
       expect(open('replay')).toEqual(['housing-00002'])
       expect(open('payload-invalid')).toEqual(['housing-00003'])
       expect(open('acl-violation')).toEqual(['flood-00003'])
-      expect(open('cert-rejected')).toEqual(['claimed:flood-00004'])
+      expect(open('cert-rejected')).toEqual(['address:127.0.0.1'])
       expect(open('cert-expiry')).toEqual(['housing-00004'])
-      const injected = new Set(['flood-00001', 'energy-00001', 'housing-00001', 'flood-00002', 'energy-00002', 'energy-00003', 'housing-00002', 'housing-00003', 'flood-00003', 'claimed:flood-00004', 'housing-00004'])
+      const injected = new Set(['flood-00001', 'energy-00001', 'housing-00001', 'flood-00002', 'energy-00002', 'energy-00003', 'housing-00002', 'housing-00003', 'flood-00003', 'address:127.0.0.1', 'housing-00004'])
       expect(service.detection.alerts.list().filter((a) => !injected.has(a.deviceId))).toEqual([])
       const alert = service.detection.alerts.list({ policy: 'acl-violation' })[0]!
       expect(alert).toMatchObject({ status: 'open', severity: 'high', stride: 'Elevation of privilege', evidence: { topic: 'places/#' } })

@@ -20,7 +20,8 @@ beforeAll(async () => {
   const config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${OPERATOR}:operator,${VIEWER}:viewer` }, flags: { dataDir: setup.fleet.dataDir } })
   service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
   await service.start()
-  api = await startApiServer(service.apiSource(), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }) })
+  // This file's many deliberate 401s all come from 127.0.0.1; the failed-authentication limit has its own test.
+  api = await startApiServer(service.apiSource(), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }), authFailuresPerMinute: 1_000 })
   const scenario = join(setup.fleet.dataDir, 'api.yaml')
   writeFileSync(scenario, [
     'name: api',

@@ -102,6 +102,29 @@ describe('the outbox', () => {
     expect(outbox.deadLetters()).toEqual([])
   })
 
+  it('does not send a requeued dead letter after a newer change of its alert was delivered: it is superseded', async () => {
+    // The first request (the alert's "opened") is refused for good; everything after is accepted.
+    const receiver = await startHttpReceiver((_request, index, response) => { response.writeHead(index === 0 ? 400 : 200).end() })
+    cleanup.push(() => receiver.stop())
+    const outbox = outboxFor(receiver)
+    outbox.start()
+    const book = new AlertBook()
+    const opened = book.raise({ policy: 'acl-violation', deviceId: 'flood-1', severity: 'high', summary: 's', evidence: {} })
+    const other = book.raise({ policy: 'acl-violation', deviceId: 'flood-2', severity: 'high', summary: 's', evidence: {} })
+    outbox.enqueue(opened)
+    await waitFor(() => outbox.deadLetters().length === 1, 10_000, 'the opened change dead-lettered')
+    outbox.enqueue(book.resolve(opened.alert.id, 'alice')!)
+    await waitFor(() => outbox.metrics()[0]!.delivered === 1, 10_000, 'the resolved change delivered')
+    expect(outbox.requeueDeadLetters()).toBe(0)
+    expect(outbox.supersededDeadLetters).toBe(1)
+    expect(outbox.deadLetters()).toEqual([])
+    // The queue goes on: a later alert arrives, and the stale "opened" never does.
+    outbox.enqueue(other)
+    await waitFor(() => outbox.metrics()[0]!.delivered === 2, 10_000, 'the next alert delivered')
+    const sent = receiver.requests.map((r) => JSON.parse(r.body) as { id: string, status: string })
+    expect(sent.map((a) => `${a.id === opened.alert.id ? 'first' : 'second'} ${a.status}`)).toEqual(['first open', 'first resolved', 'second open'])
+  })
+
   it('a sink down past deadLetterAfterMs: its alerts go to the dead-letter list, the outage is reported once, and its recovery too', async () => {
     const receiver = await startHttpReceiver((_request, _index, response) => { response.writeHead(503).end() })
     cleanup.push(() => receiver.stop())

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { SecurityEvent } from '../../broker/index.ts'
-import { deviceSilentRule, eventWindowRule, policyForEvent, policySchema, type PolicyOf, rateBurstRule, robustZ } from '../../policies/index.ts'
+import { deviceSilentRule, emptyWindow, eventWindowRule, policyForEvent, policySchema, type PolicyOf, rateBurstRule, robustZ } from '../../policies/index.ts'
 
 const event = (fields: Partial<SecurityEvent>): SecurityEvent => ({ type: 'connect', at: '2026-11-23T12:00:00Z', reason: 'x', ...fields })
 
@@ -8,7 +8,7 @@ describe('policyForEvent', () => {
   it.each([
     [event({ type: 'tls-rejected', code: 'CERT_REVOKED', deviceId: 'f-1' }), 'cert-revoked-attempt', 'f-1'],
     [event({ type: 'tls-rejected', code: 'CERT_HAS_EXPIRED', deviceId: 'f-1' }), 'cert-rejected', 'f-1'],
-    [event({ type: 'tls-rejected', code: 'UNABLE_TO_GET_ISSUER_CERT', claimedId: 'f-1' }), 'cert-rejected', 'claimed:f-1'],
+    [event({ type: 'tls-rejected', code: 'UNABLE_TO_GET_ISSUER_CERT', claimedId: 'f-1', remoteAddress: '10.1.2.3:4444' }), 'cert-rejected', 'address:10.1.2.3'],
     [event({ type: 'tls-rejected', code: 'NO_CERTIFICATE', remoteAddress: '10.1.2.3:4444' }), 'cert-rejected', 'address:10.1.2.3'],
     [event({ type: 'acl-denied', deviceId: 'f-1' }), 'acl-violation', 'f-1'],
     [event({ type: 'duplicate-identity', deviceId: 'f-1' }), 'identity-clone', 'f-1'],
@@ -28,21 +28,21 @@ describe('policyForEvent', () => {
 describe('eventWindowRule', () => {
   const flapping = policySchema.parse({ id: 'connection-flapping', severity: 'low', params: { connects: 3, window: '1m' } }) as PolicyOf<'connection-flapping'>
   it('fires at the threshold inside the window, not before, and forgets what left the window', () => {
-    let times: number[] = []
+    let state = emptyWindow()
     const results = [0, 20_000, 70_000, 80_000, 90_000].map((now) => {
-      const result = eventWindowRule(flapping, 'f-1', times, event({ type: 'connect', deviceId: 'f-1' }), now)
-      times = result.times
+      const result = eventWindowRule(flapping, 'f-1', state, event({ type: 'connect', deviceId: 'f-1' }), now)
+      state = result.state
       return result.finding !== undefined
     })
     // 0 and 20 s, then 70 s: the first has left the 60 s window; 80 s makes 20/70/80 three inside it.
     expect(results).toEqual([false, false, false, true, true])
-    expect(times.length).toBeLessThanOrEqual(3) // bounded state
+    expect(state.times.length).toBeLessThanOrEqual(3) // bounded state
   })
 
   it('carries evidence an analyst can act on', () => {
     const rejected = policySchema.parse({ id: 'cert-rejected', severity: 'high' }) as PolicyOf<'cert-rejected'>
-    const { finding } = eventWindowRule(rejected, 'claimed:f-1', [], event({ type: 'tls-rejected', reason: 'certificate from an unknown CA', code: 'UNABLE_TO_GET_ISSUER_CERT', remoteAddress: '10.0.0.9:5000' }), 1_000)
-    expect(finding).toMatchObject({ policy: 'cert-rejected', deviceId: 'claimed:f-1', severity: 'high', evidence: { count: 1, threshold: 1, reason: 'certificate from an unknown CA', remoteAddress: '10.0.0.9:5000' } })
+    const { finding } = eventWindowRule(rejected, 'address:10.0.0.9', emptyWindow(), event({ type: 'tls-rejected', reason: 'certificate from an unknown CA', code: 'UNABLE_TO_GET_ISSUER_CERT', remoteAddress: '10.0.0.9:5000' }), 1_000)
+    expect(finding).toMatchObject({ policy: 'cert-rejected', deviceId: 'address:10.0.0.9', severity: 'high', evidence: { count: 1, threshold: 1, reason: 'certificate from an unknown CA', remoteAddress: '10.0.0.9:5000' } })
   })
 })
 
