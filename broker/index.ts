@@ -2,3 +2,4 @@ export { PlaceGuardBroker, DEFAULT_BROKER_LIMITS, type BrokerLimits, type Broker
 export { SECURITY_EVENT_TYPES, type SecurityEvent, type SecurityEventType } from './security-events.ts'
 export { canPublish, canSubscribe } from './acl.ts'
 export { MAX_QUARANTINE_MS, QUARANTINE_FILE, QuarantineList, quarantineCommandSchema, type QuarantineCommand, type QuarantineEntry } from './quarantine.ts'
+export { BROKER_DB_FILE, DEFAULT_MAX_QUEUED_PER_CLIENT, SqlitePersistence, createSqlitePersistence, type SqlitePersistenceOptions } from './sqlite-persistence.ts'

@@ -1,0 +1,82 @@
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Aedes } from 'aedes'
+import { afterEach, describe, expect, it } from 'vitest'
+import { SqlitePersistence } from '../../broker/sqlite-persistence.ts'
+import type { SecurityEvent } from '../../broker/security-events.ts'
+
+describe('SqlitePersistence', () => {
+  it('passes aedes-persistence\'s abstract conformance suite', () => {
+    // The suite is written for node:test (t.assert, t.plan), so it runs there.
+    const run = spawnSync(process.execPath, ['--test', '--test-reporter=tap', join(import.meta.dirname, 'sqlite-persistence.conformance.ts')], { encoding: 'utf8', timeout: 120_000 })
+    const count = (name: string): number => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(run.stdout)?.[1] ?? -1)
+    expect(count('fail'), run.stdout.split('\n').filter((line) => line.startsWith('not ok')).join('\n') + run.stderr).toBe(0)
+    expect(count('pass')).toBeGreaterThanOrEqual(50)
+    expect(run.status).toBe(0)
+  })
+
+  describe('the bound on an offline client\'s queue', () => {
+    let dir: string
+    let aedes: Aedes | undefined
+    afterEach(async () => {
+      if (aedes) await new Promise<void>((resolve) => aedes!.close(() => resolve()))
+      aedes = undefined
+      rmSync(dir, { recursive: true, force: true })
+    })
+
+    const publish = (broker: Aedes, topic: string, seq: number): Promise<void> => new Promise((resolve, reject) => {
+      broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify({ seq })), qos: 1, retain: false, dup: false }, (error) => error ? reject(error) : resolve())
+    })
+
+    it('drops beyond the bound, counts and reports it, and tells the client how many it missed once there is room', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+      const path = join(dir, 'broker.db')
+      const now = Date.parse('2026-11-30T12:00:00Z')
+      const persistence = new SqlitePersistence({ path, maxQueuedPerClient: 3, clock: { now: () => now } })
+      const reported: SecurityEvent[] = []
+      persistence.on('queue-overflow', (event) => reported.push(event))
+      aedes = new Aedes({ persistence })
+      await aedes.listen()
+      // Two offline persistent sessions: the collector, and a second one that only reads events.
+      await persistence.addSubscriptions({ id: 'collector' }, [{ topic: 'places/+/+/+/telemetry', qos: 1 }, { topic: '$SYS/placeguard/events/#', qos: 1 }])
+      await persistence.addSubscriptions({ id: 'collector-audit' }, [{ topic: '$SYS/placeguard/events/#', qos: 1 }])
+
+      for (let seq = 0; seq < 5; seq++) await publish(aedes, 'places/s1/flood/f1/telemetry', seq)
+      expect(persistence.queuedFor('collector')).toBe(3)
+      // seq 3 and 4, then the overflow event itself (published once a minute at most)
+      await expect.poll(() => persistence.droppedTotal).toBe(3)
+      expect(reported).toHaveLength(1)
+      expect(reported[0]).toMatchObject({ type: 'queue-overflow', deviceId: 'collector', details: { limit: 3, ended: false } })
+      const audit = await queue(persistence, 'collector-audit')
+      expect(audit.map((packet) => packet.topic)).toEqual(['$SYS/placeguard/events/queue-overflow'])
+
+      // The collector takes one message: room again.
+      const [first] = await queue(persistence, 'collector')
+      await persistence.outgoingUpdate({ id: 'collector' }, { ...first!, messageId: 1 })
+      await persistence.outgoingClearMessageId({ id: 'collector' }, { messageId: 1 })
+      await publish(aedes, 'places/s1/flood/f1/telemetry', 5)
+
+      const queued = await queue(persistence, 'collector')
+      expect(queued.map((packet) => packet.topic === '$SYS/placeguard/events/queue-overflow' ? 'gap' : JSON.parse(String(packet.payload)).seq))
+        .toEqual([1, 2, 5, 'gap'])
+      const gap = JSON.parse(String(queued[3]!.payload)) as SecurityEvent
+      expect(gap).toMatchObject({ type: 'queue-overflow', deviceId: 'collector', details: { dropped: 3, limit: 3, ended: true } })
+
+      // The queue and its count survive a reopen of the database.
+      await new Promise<void>((resolve) => aedes!.close(() => resolve()))
+      aedes = undefined
+      await persistence.destroy()
+      const reopened = new SqlitePersistence({ path, maxQueuedPerClient: 3 })
+      expect(reopened.queuedFor('collector')).toBe(4)
+      expect((await queue(reopened, 'collector')).length).toBe(4)
+      expect(await reopened.subscriptionsByTopic('places/s1/flood/f1/telemetry')).toMatchObject([{ clientId: 'collector', qos: 1 }])
+      await reopened.destroy()
+    })
+  })
+})
+
+async function queue (persistence: SqlitePersistence, clientId: string): Promise<Array<Record<string, unknown>>> {
+  return await persistence.outgoingStream({ id: clientId }).toArray() as Array<Record<string, unknown>>
+}
