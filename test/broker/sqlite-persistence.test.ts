@@ -77,6 +77,27 @@ describe('SqlitePersistence', () => {
   })
 })
 
+describe('a client connecting with clean=true', () => {
+  it('ends its old session: subscriptions and queued messages go, other clients keep theirs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const persistence = new SqlitePersistence({ path: join(dir, 'broker.db') })
+    await persistence.setup({ id: 'broker-1', counter: 0, publish: (_packet, done) => done() })
+    const packet = { cmd: 'publish', topic: 'places/s1/flood/f1/telemetry', payload: Buffer.from('{}'), qos: 1, retain: false, dup: false, brokerId: 'broker-1', brokerCounter: 1 }
+    for (const id of ['collector', 'collector-b']) {
+      await persistence.addSubscriptions({ id }, [{ topic: 'places/#', qos: 1 }])
+      await persistence.outgoingEnqueue({ clientId: id }, packet)
+    }
+    // What aedes calls for CONNECT with clean=true [MQTT-3.1.2-6]
+    await persistence.cleanSubscriptions({ id: 'collector' })
+    expect(await queue(persistence, 'collector')).toEqual([])
+    expect(persistence.queuedFor('collector')).toBe(0)
+    expect(await persistence.subscriptionsByClient({ id: 'collector' })).toEqual([])
+    expect(await queue(persistence, 'collector-b')).toHaveLength(1)
+    await persistence.destroy()
+    rmSync(dir, { recursive: true, force: true })
+  })
+})
+
 async function queue (persistence: SqlitePersistence, clientId: string): Promise<Array<Record<string, unknown>>> {
   return await persistence.outgoingStream({ id: clientId }).toArray() as Array<Record<string, unknown>>
 }
