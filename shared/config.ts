@@ -24,6 +24,7 @@ const brokerLimits = z.strictObject({
   handshakeTimeoutMs: positive,
   connectTimeoutMs: positive,
   crlPollMs: positive,
+  maxQueuedPerClient: positive.describe('messages kept for one offline persistent session (the collector); beyond it they are dropped and reported'),
 }).partial()
 
 const influx = z.strictObject({
