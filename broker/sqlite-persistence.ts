@@ -11,6 +11,15 @@
  * this class in test/broker/sqlite-persistence.test.ts), so the cluster mode
  * can put aedes-persistence-redis in its place without touching the broker.
  *
+ * Durability. WAL journal: a commit appends to broker.db-wal.
+ * - kill -9 / crash of the broker: every commit survives with either
+ *   synchronous setting (the written pages are the kernel's, not the
+ *   process's); so does everything PUBACKed, since the PUBACK follows it.
+ * - power loss / kernel panic: with synchronous FULL (the default) each
+ *   commit that precedes an acknowledgment fsyncs the WAL, so every PUBACKed
+ *   message survives; with NORMAL the WAL is synced only at checkpoints and
+ *   the last commits before the cut may be lost (the database stays intact).
+ *
  * Group commit: every write runs at once, synchronously, inside a
  * transaction that stays open until the end of the current turn of the event
  * loop (setImmediate); its promise resolves only after that COMMIT. aedes
@@ -56,6 +65,9 @@ interface AedesLike { id: string, counter: number, publish: (packet: object, don
 /** Rows per page when streaming a client's queue back: memory stays flat however long the queue is. */
 const PAGE_ROWS = 256
 const DROP_REPORT_EVERY_MS = 60_000
+const ACKNOWLEDGED = 'acknowledged'
+const BOOKKEEPING = 'bookkeeping'
+type Durability = typeof ACKNOWLEDGED | typeof BOOKKEEPING
 const QUEUE_OVERFLOW_TOPIC = `${SECURITY_EVENTS_PREFIX}queue-overflow`
 
 export const BROKER_DB_FILE = 'broker.db'
@@ -110,6 +122,9 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   #queued = new Map<string, number>()
   readonly #drops = new Map<string, DropEpisode>()
   #waiting: Waiter[] = []
+  readonly #syncAcknowledged: boolean
+  #commitScheduled = false
+  #syncing: 'FULL' | 'NORMAL'
   #broker: AedesLike | undefined
   #destroyed = false
   /** Messages dropped at the cap since start, all clients. */
@@ -122,11 +137,13 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
       throw new RangeError(`maxQueuedPerClient must be a positive integer, got ${this.maxQueuedPerClient}`)
     }
     this.#logger = options.logger
+    this.#syncAcknowledged = (options.synchronous ?? 'FULL') === 'FULL'
+    this.#syncing = options.synchronous ?? 'FULL'
     this.#clock = options.clock ?? systemClock
     try {
       this.#db = new DatabaseSync(options.path)
       // WAL: a commit is one append to the log; readers never block the writer.
-      this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${options.synchronous ?? 'FULL'}; PRAGMA busy_timeout = 5000;`)
+      this.#db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${this.#syncing}; PRAGMA busy_timeout = 5000;`)
       this.#db.exec(SCHEMA)
     } catch (error) {
       throw new PlaceGuardError('PG_ERR_BROKER_STATE', `cannot open the broker state database ${options.path}: ${(error as Error).message}`, {
@@ -181,7 +198,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     const topic = String(packet.topic)
     // [MQTT-3.3.1-10] a zero-length retained payload removes the retained message.
     const empty = packet.payload === undefined || (packet.payload as { length: number }).length === 0
-    return this.#write(() => {
+    return this.#write(ACKNOWLEDGED, () => {
       if (empty) this.#sql.delRetained!.run(topic)
       else this.#sql.putRetained!.run(topic, encode({ ...packet }))
     })
@@ -207,7 +224,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   // --- subscriptions -----------------------------------------------------------
 
   async addSubscriptions (client: ClientRef, subs: SubscriptionRequest[]): Promise<void> {
-    return this.#write(() => {
+    return this.#write(ACKNOWLEDGED, () => {
       for (const sub of subs) {
         const stored = this.#sql.getSub!.get(client.id, sub.topic) as { qos: number } | undefined
         const record: Record<string, unknown> = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl }
@@ -222,7 +239,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   }
 
   async removeSubscriptions (client: ClientRef, topics: string[]): Promise<void> {
-    return this.#write(() => {
+    return this.#write(ACKNOWLEDGED, () => {
       for (const topic of topics) {
         const stored = this.#sql.getSub!.get(client.id, topic) as { qos: number } | undefined
         if (!stored) continue
@@ -254,7 +271,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
    * aedes would otherwise stream the whole old queue back only to discard it.
    */
   async cleanSubscriptions (client: ClientRef): Promise<void> {
-    return this.#write(() => {
+    return this.#write(ACKNOWLEDGED, () => {
       for (const row of this.#sql.subsOf!.all(client.id) as Array<{ topic: string, qos: number }>) {
         if (row.qos > 0) this.#trie.remove(row.topic, { clientId: client.id, topic: row.topic })
       }
@@ -272,11 +289,11 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   // --- outgoing queue per client -----------------------------------------------
 
   async outgoingEnqueue (sub: { clientId: string }, packet: AnyPacket): Promise<void> {
-    return this.#write(() => this.#enqueue(sub.clientId, packet))
+    return this.#write(ACKNOWLEDGED, () => this.#enqueue(sub.clientId, packet))
   }
 
   async outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
-    return this.#write(() => {
+    return this.#write(ACKNOWLEDGED, () => {
       for (const sub of subs) this.#enqueue(sub.clientId, packet)
     })
   }
@@ -287,7 +304,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
    * by its PUBREL, [MQTT-4.3.3]). Rejects if neither exists, as memory does.
    */
   async outgoingUpdate (client: ClientRef, packet: AnyPacket): Promise<void> {
-    return this.#write(() => {
+    return this.#write(BOOKKEEPING, () => {
       if (packet.brokerId !== undefined && packet.brokerCounter !== undefined) {
         const same = this.#sql.byCounter!.get(client.id, packet.brokerId, packet.brokerCounter) as { id: number } | undefined
         if (same) {
@@ -310,7 +327,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   async outgoingClearMessageId (client: ClientRef, packet: AnyPacket): Promise<AnyPacket | undefined> {
     const messageId = packet?.messageId
     if (messageId === undefined || messageId === null) return undefined
-    return this.#write(() => {
+    return this.#write(BOOKKEEPING, () => {
       const row = this.#sql.byMessageId!.get(client.id, messageId) as { id: number, message_id: number, packet: Uint8Array } | undefined
       if (!row) return undefined
       this.#sql.delOutgoing!.run(row.id)
@@ -337,7 +354,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   // --- incoming QoS 2 (MQTT-4.3.3) -----------------------------------------------
 
   async incomingStorePacket (client: ClientRef, packet: AnyPacket): Promise<void> {
-    return this.#write(() => {
+    return this.#write(ACKNOWLEDGED, () => {
       this.#sql.putIncoming!.run(client.id, packet.messageId!, encode(packetFields(packet, packet.messageId)))
     })
   }
@@ -349,14 +366,14 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   }
 
   async incomingDelPacket (client: ClientRef, packet: AnyPacket): Promise<void> {
-    return this.#write(() => {
+    return this.#write(ACKNOWLEDGED, () => {
       const { changes } = this.#sql.delIncoming!.run(client.id, packet.messageId ?? -1)
       if (changes === 0) throw new Error('no such packet')
     })
   }
 
   async cleanIncoming (client: ClientRef): Promise<void> {
-    return this.#write(() => { this.#sql.delIncomingOf!.run(client.id) })
+    return this.#write(ACKNOWLEDGED, () => { this.#sql.delIncomingOf!.run(client.id) })
   }
 
   // --- wills (MQTT-3.1.2-8) ---------------------------------------------------------
@@ -364,7 +381,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   async putWill (client: ClientRef, packet: AnyPacket): Promise<void> {
     packet.brokerId = this.#broker?.id
     packet.clientId = client.id
-    return this.#write(() => { this.#sql.putWill!.run(client.id, packet.brokerId ?? null, encode({ ...packet })) })
+    return this.#write(ACKNOWLEDGED, () => { this.#sql.putWill!.run(client.id, packet.brokerId ?? null, encode({ ...packet })) })
   }
 
   async getWill (client: ClientRef): Promise<AnyPacket | undefined> {
@@ -373,7 +390,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   }
 
   async delWill (client: ClientRef): Promise<AnyPacket | undefined> {
-    return this.#write(() => {
+    return this.#write(ACKNOWLEDGED, () => {
       const row = this.#sql.getWill!.get(client.id) as { packet: Uint8Array } | undefined
       if (row) this.#sql.delWill!.run(client.id)
       return row && decode(row.packet)
@@ -389,7 +406,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   async destroy (): Promise<void> {
     if (this.#destroyed) return
     this.#destroyed = true
-    if (this.#db.isTransaction) this.#commit()
+    this.#commit()
     this.#db.close()
   }
 
@@ -461,12 +478,34 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     else this.#queued.delete(clientId)
   }
 
-  /** Runs `work` now in the open transaction; resolves after the COMMIT at the end of this turn. */
-  #write<T> (work: () => T): Promise<T> {
+  /**
+   * Runs `work` now in the open transaction; resolves after the COMMIT at
+   * the end of this turn. With synchronous FULL, a batch is synced only if
+   * it holds an ACKNOWLEDGED write (a queued message before its PUBACK, a
+   * subscription before its SUBACK, a QoS 2 packet before its PUBREC).
+   * BOOKKEEPING (a packet id given, a delivered message cleared) commits
+   * without a sync: a power cut may undo it, and the message is sent again
+   * (at least once, [MQTT-4.3.2]); a later synced commit makes it durable
+   * too, since WAL frames are synced in order.
+   */
+  #write<T> (durability: Durability, work: () => T): Promise<T> {
     if (this.#destroyed) return Promise.reject(new Error('persistence destroyed'))
+    const wanted = durability === ACKNOWLEDGED && this.#syncAcknowledged ? 'FULL' : 'NORMAL'
+    if (this.#db.isTransaction && wanted === 'FULL' && this.#syncing === 'NORMAL') {
+      // The safety level is fixed for a transaction: what the batch holds so
+      // far commits now, unsynced (cheap); the FULL commit below syncs it too.
+      this.#commitOrFail()
+    }
     if (!this.#db.isTransaction) {
+      if (wanted !== this.#syncing) {
+        this.#db.exec(`PRAGMA synchronous = ${wanted}`)
+        this.#syncing = wanted
+      }
       this.#db.exec('BEGIN IMMEDIATE')
-      setImmediate(() => this.#commit())
+      if (!this.#commitScheduled) {
+        this.#commitScheduled = true
+        setImmediate(() => this.#commit())
+      }
     }
     let result: T
     try {
@@ -478,21 +517,29 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   }
 
   #commit (): void {
-    if (!this.#db.isOpen || !this.#db.isTransaction) return
+    this.#commitScheduled = false
+    if (!this.#db.isOpen) return
+    if (this.#db.isTransaction && !this.#commitOrFail()) return
     const waiting = this.#waiting
     this.#waiting = []
+    for (const waiter of waiting) waiter.resolve()
+  }
+
+  #commitOrFail (): boolean {
     try {
       this.#db.exec('COMMIT')
+      return true
     } catch (error) {
       // Disk full or I/O error: nothing of this batch was acknowledged, and the
       // in-memory indexes are rebuilt from what the database really holds.
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
       this.#logger?.error({ err: (error as Error).message }, 'broker state not committed; the messages of this batch are not acknowledged')
       this.#loadIndexes()
+      const waiting = this.#waiting
+      this.#waiting = []
       for (const waiter of waiting) waiter.reject(error)
-      return
+      return false
     }
-    for (const waiter of waiting) waiter.resolve()
   }
 
   #loadIndexes (): void {
