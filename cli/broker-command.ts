@@ -25,13 +25,13 @@ export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
   const paths = pkiPaths(config.dataDir)
   const { maxQueuedPerClient, ...limits } = config.broker
   // Sessions, subscriptions, retained and queued QoS 1 messages outlive a broker restart or crash.
-  const persistence = createSqlitePersistence({ path: join(config.dataDir, BROKER_DB_FILE), maxQueuedPerClient, logger })
+  const persistence = config.brokerState === 'memory' ? undefined : createSqlitePersistence({ path: join(config.dataDir, BROKER_DB_FILE), maxQueuedPerClient, logger })
   const broker = new PlaceGuardBroker({
     tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
     host: config.mqttHost, port: config.mqttPort, limits, logger,
     quarantineFile: join(config.dataDir, QUARANTINE_FILE), aedes: { persistence },
   })
-  broker.aedes.once('closed', () => { void persistence.destroy() })
+  broker.aedes.once('closed', () => { void persistence?.destroy() })
   return broker
 }
 

@@ -104,6 +104,8 @@ const configSchema = z.strictObject({
   apiTokens: apiTokens.default([]),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   broker: brokerLimits.default({}),
+  /** Where the broker keeps sessions and queued QoS 1 messages: <data-dir>/broker.db, or memory (lost at a restart; for benches). */
+  brokerState: z.enum(['sqlite', 'memory']).default('sqlite'),
   /** Absent: telemetry goes to the embedded store in the data directory. */
   influx: influx.optional(),
   collector: collector.default({}),
