@@ -190,6 +190,12 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
 
   async setup (broker: AedesLike): Promise<void> {
     this.#broker = broker
+    // aedes drops a packet whose brokerCounter is not above the last one seen
+    // from that broker id. A broker restarted under a fixed id (cluster node
+    // ids) starts counting at 0 again, so its new messages would be dropped
+    // behind the queued ones: counting resumes after the highest stored.
+    const { highest } = this.#db.prepare('SELECT MAX(broker_counter) AS highest FROM outgoing WHERE broker_id = ?').get(broker.id) as { highest: number | null }
+    if (highest !== null && highest > broker.counter) broker.counter = highest
   }
 
   // --- retained (MQTT-3.3.1-5..11) ----------------------------------------------

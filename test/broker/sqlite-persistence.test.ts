@@ -98,6 +98,22 @@ describe('a client connecting with clean=true', () => {
   })
 })
 
+describe('a broker restarted under a fixed id', () => {
+  it('numbers its new messages after the queued ones, so aedes does not discard them as duplicates', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const path = join(dir, 'broker.db')
+    const before = new SqlitePersistence({ path })
+    await before.setup({ id: 'node-a', counter: 0, publish: (_packet, done) => done() })
+    await before.outgoingEnqueue({ clientId: 'collector' }, { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 1, brokerId: 'node-a', brokerCounter: 40 })
+    await before.destroy()
+    const aedes = new Aedes({ id: 'node-a', persistence: new SqlitePersistence({ path }) })
+    await aedes.listen()
+    expect((aedes as unknown as { counter: number }).counter).toBeGreaterThanOrEqual(40) // untyped upstream
+    await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    rmSync(dir, { recursive: true, force: true })
+  })
+})
+
 async function queue (persistence: SqlitePersistence, clientId: string): Promise<Array<Record<string, unknown>>> {
   return await persistence.outgoingStream({ id: clientId }).toArray() as Array<Record<string, unknown>>
 }
