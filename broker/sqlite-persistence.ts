@@ -299,6 +299,8 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   }
 
   async outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
+    // aedes calls this for every QoS > 0 publish: with no persistent subscriber, no commit (and no fsync).
+    if (subs.length === 0) return
     return this.#write(ACKNOWLEDGED, () => {
       for (const sub of subs) this.#enqueue(sub.clientId, packet)
     })
