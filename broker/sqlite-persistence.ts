@@ -309,7 +309,12 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   /**
    * Records the packet id given to a queued message (same broker and
    * counter), or replaces the entry holding that packet id (e.g. a PUBLISH
-   * by its PUBREL, [MQTT-4.3.3]). Rejects if neither exists, as memory does.
+   * by its PUBREL, [MQTT-4.3.3]). A PUBREL with nothing to replace rejects,
+   * as memory does; a PUBLISH does not: it is one the bound kept out of the
+   * queue, on its way to a connected client that is slow to acknowledge (a
+   * collector whose spool is full). aedes disconnects a client on a
+   * rejection, so rejecting would cut the collector off at every message
+   * (STRIDE D); instead it gets the message live, without redelivery.
    */
   async outgoingUpdate (client: ClientRef, packet: AnyPacket): Promise<void> {
     return this.#write(BOOKKEEPING, () => {
@@ -327,7 +332,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
           return
         }
       }
-      throw new Error('no such packet')
+      if (packet.cmd !== 'publish') throw new Error('no such packet')
     })
   }
 
@@ -448,7 +453,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     this.#drops.set(clientId, episode)
     if (now - episode.reportedAt < DROP_REPORT_EVERY_MS) return
     episode.reportedAt = now
-    const event = this.#event(clientId, `the queue for ${clientId} is full (${this.maxQueuedPerClient} messages): new messages for it are dropped`, episode, false)
+    const event = this.#event(clientId, `the queue for ${clientId} is full (${this.maxQueuedPerClient} messages): new messages for it are dropped (sent only if it is connected, never again)`, episode, false)
     // Published like the broker's own events, so other collectors store it;
     // the full queue itself drops it (and counts it).
     this.#broker?.publish({ cmd: 'publish', topic: QUEUE_OVERFLOW_TOPIC, payload: Buffer.from(JSON.stringify(event)), qos: 1, retain: false, dup: false }, () => {})

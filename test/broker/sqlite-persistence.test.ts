@@ -1,8 +1,10 @@
 import { spawnSync } from 'node:child_process'
+import { connect, createServer, type AddressInfo } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Aedes } from 'aedes'
+import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SqlitePersistence } from '../../broker/sqlite-persistence.ts'
 import type { SecurityEvent } from '../../broker/security-events.ts'
@@ -28,6 +30,41 @@ describe('SqlitePersistence', () => {
 
     const publish = (broker: Aedes, topic: string, seq: number): Promise<void> => new Promise((resolve, reject) => {
       broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify({ seq })), qos: 1, retain: false, dup: false }, (error) => error ? reject(error) : resolve())
+    })
+
+    it('keeps a connected collector that is slow to acknowledge connected, and hands it live what the bound kept out of the queue', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+      const persistence = new SqlitePersistence({ path: join(dir, 'broker.db'), maxQueuedPerClient: 2 })
+      aedes = new Aedes({ persistence })
+      await aedes.listen()
+      const server = createServer(aedes.handle)
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      // A collector whose spool is full reads messages but holds their
+      // PUBACKs: a raw MQTT client (mqtt-packet), since mqtt.js always acknowledges.
+      const socket = connect((server.address() as AddressInfo).port, '127.0.0.1')
+      const parser = mqttPacket.parser()
+      const received: Array<{ seq: number, messageId: number }> = []
+      let connected = false
+      parser.on('packet', (packet) => {
+        if (packet.cmd === 'connack') connected = true
+        if (packet.cmd === 'publish') received.push({ seq: (JSON.parse(String(packet.payload)) as { seq: number }).seq, messageId: packet.messageId! })
+      })
+      socket.on('data', (chunk) => parser.parse(chunk))
+      let closed = false
+      socket.on('close', () => { closed = true })
+      socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'collector', keepalive: 0 }))
+      socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'places/#', qos: 1 }] }))
+      await expect.poll(() => connected && persistence.subscriptionsByTopic('places/s1/flood/f1/telemetry').then((subs) => subs.length)).toBe(1)
+
+      for (let seq = 0; seq < 5; seq++) await publish(aedes, 'places/s1/flood/f1/telemetry', seq)
+      await expect.poll(() => received.length).toBe(5)
+      expect(received.map((message) => message.seq)).toEqual([0, 1, 2, 3, 4])
+      expect(closed).toBe(false)
+      expect(persistence.queuedFor('collector')).toBe(2)
+      for (const { messageId } of received) socket.write(mqttPacket.generate({ cmd: 'puback', messageId }))
+      await expect.poll(() => persistence.queuedFor('collector')).toBe(0)
+      socket.destroy()
+      server.close()
     })
 
     it('drops beyond the bound, counts and reports it, and tells the client how many it missed once there is room', async () => {
