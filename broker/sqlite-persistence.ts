@@ -30,7 +30,7 @@
 import { EventEmitter } from 'node:events'
 import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
-import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { DatabaseSync } from 'node:sqlite'
 import { deserialize, serialize } from 'node:v8'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
@@ -114,7 +114,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   readonly #db: DatabaseSync
   readonly #logger: Logger | undefined
   readonly #clock: Clock
-  readonly #sql: Record<string, StatementSync>
+  readonly #sql: ReturnType<typeof prepareStatements>
   #trie: SubscriptionTrie = new QlobberSub(QLOBBER_OPTIONS)
   /** Subscribed topics per client (any QoS), for countOffline. */
   #topicsByClient = new Map<string, number>()
@@ -150,36 +150,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
         hint: 'the data directory must exist and be writable (`placeguard pki init` creates it)', cause: error,
       })
     }
-    const db = this.#db
-    this.#sql = {
-      putRetained: db.prepare('INSERT INTO retained (topic, packet) VALUES (?, ?) ON CONFLICT (topic) DO UPDATE SET packet = excluded.packet'),
-      delRetained: db.prepare('DELETE FROM retained WHERE topic = ?'),
-      retainedTopics: db.prepare('SELECT topic FROM retained'),
-      retainedPacket: db.prepare('SELECT packet FROM retained WHERE topic = ?'),
-      putSub: db.prepare('INSERT INTO subscriptions (client_id, topic, qos, record) VALUES (?, ?, ?, ?) ON CONFLICT (client_id, topic) DO UPDATE SET qos = excluded.qos, record = excluded.record'),
-      getSub: db.prepare('SELECT qos FROM subscriptions WHERE client_id = ? AND topic = ?'),
-      delSub: db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND topic = ?'),
-      subsOf: db.prepare('SELECT topic, qos, record FROM subscriptions WHERE client_id = ? ORDER BY rowid'),
-      delSubsOf: db.prepare('DELETE FROM subscriptions WHERE client_id = ?'),
-      clientsOf: db.prepare('SELECT client_id FROM subscriptions WHERE topic = ? ORDER BY rowid'),
-      enqueue: db.prepare('INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, packet) VALUES (?, ?, ?, NULL, ?)'),
-      byCounter: db.prepare('SELECT id FROM outgoing WHERE client_id = ? AND broker_id = ? AND broker_counter = ? ORDER BY id LIMIT 1'),
-      byMessageIdOtherBroker: db.prepare('SELECT id FROM outgoing WHERE client_id = ? AND message_id = ? AND broker_id IS NOT ? ORDER BY id LIMIT 1'),
-      setMessageId: db.prepare('UPDATE outgoing SET message_id = ? WHERE id = ?'),
-      replace: db.prepare('UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, packet = ? WHERE id = ?'),
-      byMessageId: db.prepare('SELECT id, message_id, packet FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY id LIMIT 1'),
-      delOutgoing: db.prepare('DELETE FROM outgoing WHERE id = ?'),
-      delOutgoingOf: db.prepare('DELETE FROM outgoing WHERE client_id = ?'),
-      page: db.prepare('SELECT id, message_id, packet FROM outgoing WHERE client_id = ? AND id > ? ORDER BY id LIMIT ?'),
-      putIncoming: db.prepare('INSERT INTO incoming (client_id, message_id, packet) VALUES (?, ?, ?) ON CONFLICT (client_id, message_id) DO UPDATE SET packet = excluded.packet'),
-      getIncoming: db.prepare('SELECT packet FROM incoming WHERE client_id = ? AND message_id = ?'),
-      delIncoming: db.prepare('DELETE FROM incoming WHERE client_id = ? AND message_id = ?'),
-      delIncomingOf: db.prepare('DELETE FROM incoming WHERE client_id = ?'),
-      putWill: db.prepare('INSERT INTO wills (client_id, broker_id, packet) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET broker_id = excluded.broker_id, packet = excluded.packet'),
-      getWill: db.prepare('SELECT packet FROM wills WHERE client_id = ?'),
-      delWill: db.prepare('DELETE FROM wills WHERE client_id = ?'),
-      allWills: db.prepare('SELECT broker_id, packet FROM wills ORDER BY client_id'),
-    }
+    this.#sql = prepareStatements(this.#db)
     this.#loadIndexes()
   }
 
@@ -205,8 +176,8 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     // [MQTT-3.3.1-10] a zero-length retained payload removes the retained message.
     const empty = packet.payload === undefined || (packet.payload as { length: number }).length === 0
     return this.#write(ACKNOWLEDGED, () => {
-      if (empty) this.#sql.delRetained!.run(topic)
-      else this.#sql.putRetained!.run(topic, encode({ ...packet }))
+      if (empty) this.#sql.delRetained.run(topic)
+      else this.#sql.putRetained.run(topic, encode({ ...packet }))
     })
   }
 
@@ -217,11 +188,11 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   createRetainedStreamCombi (patterns: string[]): Readable {
     const matcher = new QlobberTrue(QLOBBER_OPTIONS)
     for (const pattern of patterns) matcher.add(pattern)
-    const topics = (this.#sql.retainedTopics!.all() as Array<{ topic: string }>).map((row) => row.topic).filter((topic) => matcher.test(topic))
+    const topics = (this.#sql.retainedTopics.all() as Array<{ topic: string }>).map((row) => row.topic).filter((topic) => matcher.test(topic))
     const sql = this.#sql
     return Readable.from((function * () {
       for (const topic of topics) {
-        const row = sql.retainedPacket!.get(topic) as { packet: Uint8Array } | undefined
+        const row = sql.retainedPacket.get(topic) as { packet: Uint8Array } | undefined
         if (row) yield decode(row.packet)
       }
     })())
@@ -232,14 +203,14 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   async addSubscriptions (client: ClientRef, subs: SubscriptionRequest[]): Promise<void> {
     return this.#write(ACKNOWLEDGED, () => {
       for (const sub of subs) {
-        const stored = this.#sql.getSub!.get(client.id, sub.topic) as { qos: number } | undefined
+        const stored = this.#sql.getSub.get(client.id, sub.topic) as { qos: number } | undefined
         const record: Record<string, unknown> = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl }
         if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier
         // QoS 0 subscriptions are restored on reconnect but never queue messages (memory persistence does the same).
         if (sub.qos > 0) this.#trie.add(sub.topic, { clientId: client.id, topic: sub.topic, qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl })
         else if (stored && stored.qos > 0) this.#trie.remove(sub.topic, { clientId: client.id, topic: sub.topic })
         if (!stored) this.#topicsByClient.set(client.id, (this.#topicsByClient.get(client.id) ?? 0) + 1)
-        this.#sql.putSub!.run(client.id, sub.topic, sub.qos, encode(record))
+        this.#sql.putSub.run(client.id, sub.topic, sub.qos, encode(record))
       }
     })
   }
@@ -247,10 +218,10 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   async removeSubscriptions (client: ClientRef, topics: string[]): Promise<void> {
     return this.#write(ACKNOWLEDGED, () => {
       for (const topic of topics) {
-        const stored = this.#sql.getSub!.get(client.id, topic) as { qos: number } | undefined
+        const stored = this.#sql.getSub.get(client.id, topic) as { qos: number } | undefined
         if (!stored) continue
         if (stored.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
-        this.#sql.delSub!.run(client.id, topic)
+        this.#sql.delSub.run(client.id, topic)
         const left = (this.#topicsByClient.get(client.id) ?? 1) - 1
         if (left > 0) this.#topicsByClient.set(client.id, left)
         else this.#topicsByClient.delete(client.id)
@@ -259,7 +230,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   }
 
   async subscriptionsByClient (client: ClientRef): Promise<SubscriptionRequest[]> {
-    return (this.#sql.subsOf!.all(client.id) as Array<{ topic: string, record: Uint8Array }>)
+    return (this.#sql.subsOf.all(client.id) as Array<{ topic: string, record: Uint8Array }>)
       .map((row) => ({ topic: row.topic, ...decode(row.record) }) as SubscriptionRequest)
   }
 
@@ -278,18 +249,18 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
    */
   async cleanSubscriptions (client: ClientRef): Promise<void> {
     return this.#write(ACKNOWLEDGED, () => {
-      for (const row of this.#sql.subsOf!.all(client.id) as Array<{ topic: string, qos: number }>) {
+      for (const row of this.#sql.subsOf.all(client.id) as Array<{ topic: string, qos: number }>) {
         if (row.qos > 0) this.#trie.remove(row.topic, { clientId: client.id, topic: row.topic })
       }
-      this.#sql.delSubsOf!.run(client.id)
+      this.#sql.delSubsOf.run(client.id)
       this.#topicsByClient.delete(client.id)
-      this.#sql.delOutgoingOf!.run(client.id)
+      this.#sql.delOutgoingOf.run(client.id)
       this.#queued.delete(client.id)
     })
   }
 
   getClientList (topic: string): Readable {
-    return Readable.from((this.#sql.clientsOf!.all(topic) as Array<{ client_id: string }>).map((row) => row.client_id))
+    return Readable.from((this.#sql.clientsOf.all(topic) as Array<{ client_id: string }>).map((row) => row.client_id))
   }
 
   // --- outgoing queue per client -----------------------------------------------
@@ -319,16 +290,16 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   async outgoingUpdate (client: ClientRef, packet: AnyPacket): Promise<void> {
     return this.#write(BOOKKEEPING, () => {
       if (packet.brokerId !== undefined && packet.brokerCounter !== undefined) {
-        const same = this.#sql.byCounter!.get(client.id, packet.brokerId, packet.brokerCounter) as { id: number } | undefined
+        const same = this.#sql.byCounter.get(client.id, packet.brokerId, packet.brokerCounter) as { id: number } | undefined
         if (same) {
-          this.#sql.setMessageId!.run(packet.messageId ?? null, same.id)
+          this.#sql.setMessageId.run(packet.messageId ?? null, same.id)
           return
         }
       }
       if (packet.messageId !== undefined && packet.messageId !== null) {
-        const other = this.#sql.byMessageIdOtherBroker!.get(client.id, packet.messageId, packet.brokerId ?? null) as { id: number } | undefined
+        const other = this.#sql.byMessageIdOtherBroker.get(client.id, packet.messageId, packet.brokerId ?? null) as { id: number } | undefined
         if (other) {
-          this.#sql.replace!.run(packet.brokerId ?? null, packet.brokerCounter ?? null, packet.messageId, encode(withoutMessageId(packet)), other.id)
+          this.#sql.replace.run(packet.brokerId ?? null, packet.brokerCounter ?? null, packet.messageId, encode(withoutMessageId(packet)), other.id)
           return
         }
       }
@@ -341,16 +312,16 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     const messageId = packet?.messageId
     if (messageId === undefined || messageId === null) return undefined
     return this.#write(BOOKKEEPING, () => {
-      const row = this.#sql.byMessageId!.get(client.id, messageId) as { id: number, message_id: number, packet: Uint8Array } | undefined
+      const row = this.#sql.byMessageId.get(client.id, messageId) as { id: number, message_id: number, packet: Uint8Array } | undefined
       if (!row) return undefined
-      this.#sql.delOutgoing!.run(row.id)
+      this.#sql.delOutgoing.run(row.id)
       this.#countQueued(client.id, -1)
       return rowPacket(row)
     })
   }
 
   outgoingStream (client: ClientRef): Readable {
-    const page = this.#sql.page!
+    const page = this.#sql.page
     // Paged by row id: rows cleared while the stream is read are skipped, and
     // a queue of 100,000 messages is never held in memory at once.
     return Readable.from((function * () {
@@ -368,25 +339,25 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
 
   async incomingStorePacket (client: ClientRef, packet: AnyPacket): Promise<void> {
     return this.#write(ACKNOWLEDGED, () => {
-      this.#sql.putIncoming!.run(client.id, packet.messageId!, encode(packetFields(packet, packet.messageId)))
+      this.#sql.putIncoming.run(client.id, packet.messageId!, encode(packetFields(packet, packet.messageId)))
     })
   }
 
   async incomingGetPacket (client: ClientRef, packet: AnyPacket): Promise<AnyPacket> {
-    const row = this.#sql.getIncoming!.get(client.id, packet.messageId ?? -1) as { packet: Uint8Array } | undefined
+    const row = this.#sql.getIncoming.get(client.id, packet.messageId ?? -1) as { packet: Uint8Array } | undefined
     if (!row) throw new Error('no such packet')
     return decode(row.packet)
   }
 
   async incomingDelPacket (client: ClientRef, packet: AnyPacket): Promise<void> {
     return this.#write(ACKNOWLEDGED, () => {
-      const { changes } = this.#sql.delIncoming!.run(client.id, packet.messageId ?? -1)
+      const { changes } = this.#sql.delIncoming.run(client.id, packet.messageId ?? -1)
       if (changes === 0) throw new Error('no such packet')
     })
   }
 
   async cleanIncoming (client: ClientRef): Promise<void> {
-    return this.#write(ACKNOWLEDGED, () => { this.#sql.delIncomingOf!.run(client.id) })
+    return this.#write(ACKNOWLEDGED, () => { this.#sql.delIncomingOf.run(client.id) })
   }
 
   // --- wills (MQTT-3.1.2-8) ---------------------------------------------------------
@@ -394,25 +365,25 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   async putWill (client: ClientRef, packet: AnyPacket): Promise<void> {
     packet.brokerId = this.#broker?.id
     packet.clientId = client.id
-    return this.#write(ACKNOWLEDGED, () => { this.#sql.putWill!.run(client.id, packet.brokerId ?? null, encode({ ...packet })) })
+    return this.#write(ACKNOWLEDGED, () => { this.#sql.putWill.run(client.id, packet.brokerId ?? null, encode({ ...packet })) })
   }
 
   async getWill (client: ClientRef): Promise<AnyPacket | undefined> {
-    const row = this.#sql.getWill!.get(client.id) as { packet: Uint8Array } | undefined
+    const row = this.#sql.getWill.get(client.id) as { packet: Uint8Array } | undefined
     return row && decode(row.packet)
   }
 
   async delWill (client: ClientRef): Promise<AnyPacket | undefined> {
     return this.#write(ACKNOWLEDGED, () => {
-      const row = this.#sql.getWill!.get(client.id) as { packet: Uint8Array } | undefined
-      if (row) this.#sql.delWill!.run(client.id)
+      const row = this.#sql.getWill.get(client.id) as { packet: Uint8Array } | undefined
+      if (row) this.#sql.delWill.run(client.id)
       return row && decode(row.packet)
     })
   }
 
   /** Wills of clients whose broker is not among the live ones (after a crash, this broker's own). */
   streamWill (brokers: Record<string, unknown> = {}): Readable {
-    const rows = this.#sql.allWills!.all() as Array<{ broker_id: string | null, packet: Uint8Array }>
+    const rows = this.#sql.allWills.all() as Array<{ broker_id: string | null, packet: Uint8Array }>
     return Readable.from(rows.filter((row) => !brokers[row.broker_id ?? '']).map((row) => decode(row.packet)))
   }
 
@@ -440,7 +411,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
 
   #insert (clientId: string, packet: AnyPacket): void {
     const stored = packetFields(packet, undefined)
-    this.#sql.enqueue!.run(clientId, stored.brokerId ?? null, stored.brokerCounter ?? null, encode(stored))
+    this.#sql.enqueue.run(clientId, stored.brokerId ?? null, stored.brokerCounter ?? null, encode(stored))
     this.#countQueued(clientId, 1)
   }
 
@@ -572,6 +543,39 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
 
 export function createSqlitePersistence (options: SqlitePersistenceOptions): SqlitePersistence {
   return new SqlitePersistence(options)
+}
+
+/** Every statement, prepared once. */
+function prepareStatements (db: DatabaseSync) {
+  return {
+    putRetained: db.prepare('INSERT INTO retained (topic, packet) VALUES (?, ?) ON CONFLICT (topic) DO UPDATE SET packet = excluded.packet'),
+    delRetained: db.prepare('DELETE FROM retained WHERE topic = ?'),
+    retainedTopics: db.prepare('SELECT topic FROM retained'),
+    retainedPacket: db.prepare('SELECT packet FROM retained WHERE topic = ?'),
+    putSub: db.prepare('INSERT INTO subscriptions (client_id, topic, qos, record) VALUES (?, ?, ?, ?) ON CONFLICT (client_id, topic) DO UPDATE SET qos = excluded.qos, record = excluded.record'),
+    getSub: db.prepare('SELECT qos FROM subscriptions WHERE client_id = ? AND topic = ?'),
+    delSub: db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND topic = ?'),
+    subsOf: db.prepare('SELECT topic, qos, record FROM subscriptions WHERE client_id = ? ORDER BY rowid'),
+    delSubsOf: db.prepare('DELETE FROM subscriptions WHERE client_id = ?'),
+    clientsOf: db.prepare('SELECT client_id FROM subscriptions WHERE topic = ? ORDER BY rowid'),
+    enqueue: db.prepare('INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, packet) VALUES (?, ?, ?, NULL, ?)'),
+    byCounter: db.prepare('SELECT id FROM outgoing WHERE client_id = ? AND broker_id = ? AND broker_counter = ? ORDER BY id LIMIT 1'),
+    byMessageIdOtherBroker: db.prepare('SELECT id FROM outgoing WHERE client_id = ? AND message_id = ? AND broker_id IS NOT ? ORDER BY id LIMIT 1'),
+    setMessageId: db.prepare('UPDATE outgoing SET message_id = ? WHERE id = ?'),
+    replace: db.prepare('UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, packet = ? WHERE id = ?'),
+    byMessageId: db.prepare('SELECT id, message_id, packet FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY id LIMIT 1'),
+    delOutgoing: db.prepare('DELETE FROM outgoing WHERE id = ?'),
+    delOutgoingOf: db.prepare('DELETE FROM outgoing WHERE client_id = ?'),
+    page: db.prepare('SELECT id, message_id, packet FROM outgoing WHERE client_id = ? AND id > ? ORDER BY id LIMIT ?'),
+    putIncoming: db.prepare('INSERT INTO incoming (client_id, message_id, packet) VALUES (?, ?, ?) ON CONFLICT (client_id, message_id) DO UPDATE SET packet = excluded.packet'),
+    getIncoming: db.prepare('SELECT packet FROM incoming WHERE client_id = ? AND message_id = ?'),
+    delIncoming: db.prepare('DELETE FROM incoming WHERE client_id = ? AND message_id = ?'),
+    delIncomingOf: db.prepare('DELETE FROM incoming WHERE client_id = ?'),
+    putWill: db.prepare('INSERT INTO wills (client_id, broker_id, packet) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET broker_id = excluded.broker_id, packet = excluded.packet'),
+    getWill: db.prepare('SELECT packet FROM wills WHERE client_id = ?'),
+    delWill: db.prepare('DELETE FROM wills WHERE client_id = ?'),
+    allWills: db.prepare('SELECT broker_id, packet FROM wills ORDER BY client_id'),
+  }
 }
 
 /** The fields of aedes-packet's Packet (what the memory persistence keeps), with a given packet id. */
