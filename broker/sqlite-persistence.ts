@@ -72,12 +72,21 @@ const QUEUE_OVERFLOW_TOPIC = `${SECURITY_EVENTS_PREFIX}queue-overflow`
 
 export const BROKER_DB_FILE = 'broker.db'
 export const DEFAULT_MAX_QUEUED_PER_CLIENT = 100_000
+/**
+ * 128 MiB: 100,000 telemetry messages take about 30 MB. A device may queue
+ * for itself too (a persistent session subscribed to its own topic, echoes
+ * left unacknowledged), and up to 256 KiB a message: without a byte bound
+ * that is 25 GB of disk per device (STRIDE D).
+ */
+export const DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT = 128 * 1024 * 1024
 
 export interface SqlitePersistenceOptions {
   /** The database file (`<data-dir>/broker.db`); `:memory:` only for benches and tests. */
   path: string
   /** Messages kept for one offline client; further ones are dropped, counted and reported. */
   maxQueuedPerClient?: number
+  /** Bytes (as stored) kept for one client; the same. */
+  maxQueuedBytesPerClient?: number
   /**
    * FULL (default): each commit syncs the WAL, so acknowledged messages
    * survive power loss as well as kill -9. NORMAL: the WAL is synced only
@@ -111,6 +120,7 @@ interface DropEpisode { count: number, since: number, reportedAt: number }
 
 export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [SecurityEvent] }> {
   readonly maxQueuedPerClient: number
+  readonly maxQueuedBytesPerClient: number
   readonly #db: DatabaseSync
   readonly #logger: Logger | undefined
   readonly #clock: Clock
@@ -118,8 +128,8 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   #trie: SubscriptionTrie = new QlobberSub(QLOBBER_OPTIONS)
   /** Subscribed topics per client (any QoS), for countOffline. */
   #topicsByClient = new Map<string, number>()
-  /** Queued rows per client, so the cap costs no COUNT(*) per message. */
-  #queued = new Map<string, number>()
+  /** Queued rows and their bytes per client, so the bound costs no COUNT(*) per message. */
+  #queued = new Map<string, { count: number, bytes: number }>()
   readonly #drops = new Map<string, DropEpisode>()
   #waiting: Waiter[] = []
   readonly #syncAcknowledged: boolean
@@ -133,8 +143,9 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   constructor (options: SqlitePersistenceOptions) {
     super()
     this.maxQueuedPerClient = options.maxQueuedPerClient ?? DEFAULT_MAX_QUEUED_PER_CLIENT
-    if (!Number.isSafeInteger(this.maxQueuedPerClient) || this.maxQueuedPerClient <= 0) {
-      throw new RangeError(`maxQueuedPerClient must be a positive integer, got ${this.maxQueuedPerClient}`)
+    this.maxQueuedBytesPerClient = options.maxQueuedBytesPerClient ?? DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT
+    for (const [name, value] of [['maxQueuedPerClient', this.maxQueuedPerClient], ['maxQueuedBytesPerClient', this.maxQueuedBytesPerClient]] as const) {
+      if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`)
     }
     this.#logger = options.logger
     this.#syncAcknowledged = (options.synchronous ?? 'FULL') === 'FULL'
@@ -157,7 +168,10 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   get broker (): AedesLike | undefined { return this.#broker }
 
   /** Messages queued for a client (delivered or not yet acknowledged). */
-  queuedFor (clientId: string): number { return this.#queued.get(clientId) ?? 0 }
+  queuedFor (clientId: string): number { return this.#queued.get(clientId)?.count ?? 0 }
+
+  /** Bytes of the messages queued for a client, as stored. */
+  queuedBytesFor (clientId: string): number { return this.#queued.get(clientId)?.bytes ?? 0 }
 
   async setup (broker: AedesLike): Promise<void> {
     this.#broker = broker
@@ -297,9 +311,11 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
         }
       }
       if (packet.messageId !== undefined && packet.messageId !== null) {
-        const other = this.#sql.byMessageIdOtherBroker.get(client.id, packet.messageId, packet.brokerId ?? null) as { id: number } | undefined
+        const other = this.#sql.byMessageIdOtherBroker.get(client.id, packet.messageId, packet.brokerId ?? null) as { id: number, bytes: number } | undefined
         if (other) {
-          this.#sql.replace.run(packet.brokerId ?? null, packet.brokerCounter ?? null, packet.messageId, encode(withoutMessageId(packet)), other.id)
+          const encoded = encode(withoutMessageId(packet))
+          this.#sql.replace.run(packet.brokerId ?? null, packet.brokerCounter ?? null, packet.messageId, encoded, other.id)
+          this.#countQueued(client.id, 0, encoded.length - other.bytes)
           return
         }
       }
@@ -315,7 +331,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
       const row = this.#sql.byMessageId.get(client.id, messageId) as { id: number, message_id: number, packet: Uint8Array } | undefined
       if (!row) return undefined
       this.#sql.delOutgoing.run(row.id)
-      this.#countQueued(client.id, -1)
+      this.#countQueued(client.id, -1, -row.packet.length)
       return rowPacket(row)
     })
   }
@@ -397,11 +413,13 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   // --- internals -------------------------------------------------------------------
 
   #enqueue (clientId: string, packet: AnyPacket): void {
-    if (this.queuedFor(clientId) >= this.maxQueuedPerClient) {
+    const stored = packetFields(packet, undefined)
+    const encoded = encode(stored)
+    if (this.queuedFor(clientId) >= this.maxQueuedPerClient || this.queuedBytesFor(clientId) + encoded.length > this.maxQueuedBytesPerClient) {
       this.#dropped(clientId)
       return
     }
-    this.#insert(clientId, packet)
+    this.#insert(clientId, stored, encoded)
     const episode = this.#drops.get(clientId)
     if (episode) {
       this.#drops.delete(clientId)
@@ -409,10 +427,9 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     }
   }
 
-  #insert (clientId: string, packet: AnyPacket): void {
-    const stored = packetFields(packet, undefined)
-    this.#sql.enqueue.run(clientId, stored.brokerId ?? null, stored.brokerCounter ?? null, encode(stored))
-    this.#countQueued(clientId, 1)
+  #insert (clientId: string, stored: AnyPacket, encoded = encode(stored)): void {
+    this.#sql.enqueue.run(clientId, stored.brokerId ?? null, stored.brokerCounter ?? null, encoded)
+    this.#countQueued(clientId, 1, encoded.length)
   }
 
   /** Every queue is bounded and every drop counted (STYLE 5; STRIDE D: a collector kept away must not fill the disk). */
@@ -424,7 +441,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     this.#drops.set(clientId, episode)
     if (now - episode.reportedAt < DROP_REPORT_EVERY_MS) return
     episode.reportedAt = now
-    const event = this.#event(clientId, `the queue for ${clientId} is full (${this.maxQueuedPerClient} messages): new messages for it are dropped (sent only if it is connected, never again)`, episode, false)
+    const event = this.#event(clientId, `the queue for ${clientId} is full (${this.#bounds()}): new messages for it are dropped (sent only if it is connected, never again)`, episode, false)
     // Published like the broker's own events, so other collectors store it;
     // the full queue itself drops it (and counts it).
     this.#broker?.publish({ cmd: 'publish', topic: QUEUE_OVERFLOW_TOPIC, payload: Buffer.from(JSON.stringify(event)), qos: 1, retain: false, dup: false }, () => {})
@@ -436,29 +453,33 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
    * message past the gap (beyond the bound by this one entry per episode).
    */
   #reportGapEnded (clientId: string, episode: DropEpisode): void {
-    const event = this.#event(clientId, `${episode.count} messages for ${clientId} were dropped while its queue was full (${this.maxQueuedPerClient} messages); it has room again`, episode, true)
+    const event = this.#event(clientId, `${episode.count} messages for ${clientId} were dropped while its queue was full (${this.#bounds()}); it has room again`, episode, true)
     const subscribed = this.#trie.match(QUEUE_OVERFLOW_TOPIC).some((sub) => sub.clientId === clientId && !sub.topic.startsWith('#') && !sub.topic.startsWith('+'))
     if (!subscribed || !this.#broker) return
     // A fresh counter keeps aedes' per-broker de-duplication (brokerCounter must rise) from discarding it.
-    this.#insert(clientId, {
+    this.#insert(clientId, packetFields({
       cmd: 'publish', topic: QUEUE_OVERFLOW_TOPIC, payload: Buffer.from(JSON.stringify(event)), qos: 1, retain: false, dup: false,
       brokerId: this.#broker.id, brokerCounter: ++this.#broker.counter,
-    })
+    }, undefined))
+  }
+
+  #bounds (): string {
+    return `${this.maxQueuedPerClient} messages or ${Math.round(this.maxQueuedBytesPerClient / 1024)} KiB`
   }
 
   #event (clientId: string, reason: string, episode: DropEpisode, ended: boolean): SecurityEvent {
     const event: SecurityEvent = {
       type: 'queue-overflow', at: new Date(this.#clock.now()).toISOString(), deviceId: clientId, reason,
-      details: { dropped: episode.count, limit: this.maxQueuedPerClient, since: new Date(episode.since).toISOString(), ended },
+      details: { dropped: episode.count, limit: this.maxQueuedPerClient, limitBytes: this.maxQueuedBytesPerClient, since: new Date(episode.since).toISOString(), ended },
     }
     this.#logger?.warn({ event }, 'security event: queue-overflow')
     this.emit('queue-overflow', event)
     return event
   }
 
-  #countQueued (clientId: string, delta: number): void {
-    const count = (this.#queued.get(clientId) ?? 0) + delta
-    if (count > 0) this.#queued.set(clientId, count)
+  #countQueued (clientId: string, messages: number, bytes: number): void {
+    const count = this.queuedFor(clientId) + messages
+    if (count > 0) this.#queued.set(clientId, { count, bytes: this.queuedBytesFor(clientId) + bytes })
     else this.#queued.delete(clientId)
   }
 
@@ -535,8 +556,8 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
       if (record.qos > 0) this.#trie.add(row.topic, { clientId: row.client_id, topic: row.topic, qos: record.qos, rh: record.rh, rap: record.rap, nl: record.nl })
     }
     this.#queued = new Map()
-    for (const row of this.#db.prepare('SELECT client_id, COUNT(*) AS n FROM outgoing GROUP BY client_id').all() as Array<{ client_id: string, n: number }>) {
-      this.#queued.set(row.client_id, row.n)
+    for (const row of this.#db.prepare('SELECT client_id, COUNT(*) AS count, SUM(length(packet)) AS bytes FROM outgoing GROUP BY client_id').all() as Array<{ client_id: string, count: number, bytes: number }>) {
+      this.#queued.set(row.client_id, { count: row.count, bytes: row.bytes })
     }
   }
 }
@@ -560,7 +581,7 @@ function prepareStatements (db: DatabaseSync) {
     clientsOf: db.prepare('SELECT client_id FROM subscriptions WHERE topic = ? ORDER BY rowid'),
     enqueue: db.prepare('INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, packet) VALUES (?, ?, ?, NULL, ?)'),
     byCounter: db.prepare('SELECT id FROM outgoing WHERE client_id = ? AND broker_id = ? AND broker_counter = ? ORDER BY id LIMIT 1'),
-    byMessageIdOtherBroker: db.prepare('SELECT id FROM outgoing WHERE client_id = ? AND message_id = ? AND broker_id IS NOT ? ORDER BY id LIMIT 1'),
+    byMessageIdOtherBroker: db.prepare('SELECT id, length(packet) AS bytes FROM outgoing WHERE client_id = ? AND message_id = ? AND broker_id IS NOT ? ORDER BY id LIMIT 1'),
     setMessageId: db.prepare('UPDATE outgoing SET message_id = ? WHERE id = ?'),
     replace: db.prepare('UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, packet = ? WHERE id = ?'),
     byMessageId: db.prepare('SELECT id, message_id, packet FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY id LIMIT 1'),

@@ -23,9 +23,9 @@ export function configFrom (options: ListenFlags, command: Command): Config {
 
 export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
   const paths = pkiPaths(config.dataDir)
-  const { maxQueuedPerClient, ...limits } = config.broker
+  const { maxQueuedPerClient, maxQueuedBytesPerClient, ...limits } = config.broker
   // Sessions, subscriptions, retained and queued QoS 1 messages outlive a broker restart or crash.
-  const persistence = config.brokerState === 'memory' ? undefined : createSqlitePersistence({ path: join(config.dataDir, BROKER_DB_FILE), maxQueuedPerClient, logger })
+  const persistence = config.brokerState === 'memory' ? undefined : createSqlitePersistence({ path: join(config.dataDir, BROKER_DB_FILE), maxQueuedPerClient, maxQueuedBytesPerClient, logger })
   const broker = new PlaceGuardBroker({
     tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
     host: config.mqttHost, port: config.mqttPort, limits, logger,

@@ -25,6 +25,7 @@ const brokerLimits = z.strictObject({
   connectTimeoutMs: positive,
   crlPollMs: positive,
   maxQueuedPerClient: positive.describe('messages kept for one offline persistent session (the collector); beyond it they are dropped and reported'),
+  maxQueuedBytesPerClient: positive.describe('bytes of messages kept for one persistent session; beyond it they are dropped and reported'),
 }).partial()
 
 const influx = z.strictObject({

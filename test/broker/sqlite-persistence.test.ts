@@ -67,6 +67,21 @@ describe('SqlitePersistence', () => {
       server.close()
     })
 
+    it('bounds the bytes queued for a client as well as the messages', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+      const persistence = new SqlitePersistence({ path: join(dir, 'broker.db'), maxQueuedBytesPerClient: 64 * 1024 })
+      aedes = new Aedes({ persistence })
+      await aedes.listen()
+      // A device subscribed to its own topic in a persistent session, leaving its echoes unacknowledged (STRIDE D).
+      await persistence.addSubscriptions({ id: 'flood-1' }, [{ topic: 'places/s1/flood/flood-1/#', qos: 1 }])
+      for (let n = 0; n < 5; n++) {
+        await new Promise<void>((resolve, reject) => aedes!.publish({ cmd: 'publish', topic: 'places/s1/flood/flood-1/telemetry', payload: Buffer.alloc(20_000), qos: 1, retain: false, dup: false }, (error) => error ? reject(error) : resolve()))
+      }
+      expect(persistence.queuedFor('flood-1')).toBe(3)
+      expect(persistence.queuedBytesFor('flood-1')).toBeLessThanOrEqual(64 * 1024)
+      await expect.poll(() => persistence.droppedTotal).toBe(2)
+    })
+
     it('drops beyond the bound, counts and reports it, and tells the client how many it missed once there is room', async () => {
       dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
       const path = join(dir, 'broker.db')
