@@ -8,6 +8,11 @@
  *      them all.
  *   2. fleet: D devices connect (each its own certificate and TLS session),
  *      then each publishes M QoS 1 messages; the collector receives all.
+ *   3. fleet to a persistent collector: the same, with the subscriber as
+ *      the real collector connects (client id `collector`, clean=false), so
+ *      every message passes through the broker's session store before its
+ *      PUBACK: PlaceGuard with <data-dir>/broker.db (SQLite, synchronous
+ *      FULL) and again with aedes' in-memory store, the cost of durability.
  *
  * Reported: msg/s, connects/s, broker CPU seconds, broker memory per idle
  * connection, and PlaceGuard ÷ mosquitto ratios. Absolute figures drift on
@@ -46,8 +51,8 @@ const ca = readFileSync(paths.caCert)
 const deviceCert = (id: string) => ({ cert: readFileSync(join(paths.devicesDir, `${id}.crt`)), key: readFileSync(join(paths.devicesDir, `${id}.key`)) })
 const collectorCert = { cert: readFileSync(paths.collectorCert), key: readFileSync(paths.collectorKey) }
 
-function connectClient (port: number, clientId: string, files: { cert: Buffer, key: Buffer }): Promise<MqttClient> {
-  const client = mqtt.connect({ protocol: 'mqtts', host: '127.0.0.1', port, ca, ...files, clientId, reconnectPeriod: 0, clean: true, connectTimeout: 30_000 })
+function connectClient (port: number, clientId: string, files: { cert: Buffer, key: Buffer }, clean = true): Promise<MqttClient> {
+  const client = mqtt.connect({ protocol: 'mqtts', host: '127.0.0.1', port, ca, ...files, clientId, reconnectPeriod: 0, clean, connectTimeout: 30_000 })
   return new Promise((resolve, reject) => {
     client.once('connect', () => resolve(client))
     client.once('error', reject)
@@ -113,8 +118,10 @@ async function gatewayStream (broker: BrokerProcess, mode: 'record' | 'pipelined
   return result
 }
 
-async function fleet (broker: BrokerProcess): Promise<Record<string, number>> {
-  const subscriber = await connectClient(broker.port, 'collector-bench', collectorCert)
+async function fleet (broker: BrokerProcess, persistentCollector = false): Promise<Record<string, number>> {
+  const subscriber = persistentCollector
+    ? await connectClient(broker.port, 'collector', collectorCert, false)
+    : await connectClient(broker.port, 'collector-bench', collectorCert)
   let received = 0
   subscriber.on('message', () => { received++ })
   await subscriber.subscribeAsync('places/#', { qos: 1 })
@@ -150,14 +157,17 @@ async function fleet (broker: BrokerProcess): Promise<Record<string, number>> {
 
 const results: Record<string, Record<string, Record<string, number>>> = {}
 try {
-  for (const name of ['placeguard', 'mosquitto'] as const) {
+  for (const name of ['placeguard', 'placeguard-memory', 'mosquitto'] as const) {
     const port = await freePort()
-    const broker = name === 'placeguard'
+    const broker = name === 'mosquitto'
+      ? await startMosquitto(paths, dataDir, port)
       // Rate limiting off: this measures the broker, not the per-device policy.
-      ? await startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: 50_000 })
-      : await startMosquitto(paths, dataDir, port)
+      : await startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: 50_000 }, name === 'placeguard-memory' ? { brokerState: 'memory' } : {})
     try {
-      results[name] = { gateway: await gatewayStream(broker, 'record'), pipelined: await gatewayStream(broker, 'pipelined'), fleet: await fleet(broker) }
+      // The session store plays no part in 1 and 2 (no persistent session): run them once.
+      results[name] = name === 'placeguard-memory'
+        ? { persistent: await fleet(broker, true) }
+        : { gateway: await gatewayStream(broker, 'record'), pipelined: await gatewayStream(broker, 'pipelined'), fleet: await fleet(broker), persistent: await fleet(broker, true) }
     } finally {
       await broker.stop()
     }
@@ -169,6 +179,7 @@ try {
 
 const pg = results.placeguard!
 const mq = results.mosquitto!
+const pgMemory = results['placeguard-memory']!
 const ratio = (a: number | undefined, b: number | undefined): number => round((a ?? 0) / (b ?? 1), 2)
 printTable([
   { measure: `gateway stream, ${MESSAGES} QoS 0, msg/s`, placeguard: pg.gateway!.msgPerSec!, mosquitto: mq.gateway!.msgPerSec!, ratio: ratio(pg.gateway!.msgPerSec, mq.gateway!.msgPerSec) },
@@ -176,9 +187,13 @@ printTable([
   { measure: 'gateway stream, broker RSS MiB', placeguard: pg.gateway!.brokerRssMiB!, mosquitto: mq.gateway!.brokerRssMiB!, ratio: ratio(pg.gateway!.brokerRssMiB, mq.gateway!.brokerRssMiB) },
   { measure: `pipelined stream, ${MESSAGES} QoS 0, msg/s`, placeguard: pg.pipelined!.msgPerSec!, mosquitto: mq.pipelined!.msgPerSec!, ratio: ratio(pg.pipelined!.msgPerSec, mq.pipelined!.msgPerSec) },
   { measure: `fleet ${DEVICES}×${PER_DEVICE} QoS 1 msg/s`, placeguard: pg.fleet!.msgPerSec!, mosquitto: mq.fleet!.msgPerSec!, ratio: ratio(pg.fleet!.msgPerSec, mq.fleet!.msgPerSec) },
+  { measure: `fleet ${DEVICES}×${PER_DEVICE} QoS 1 to a persistent collector, msg/s`, placeguard: pg.persistent!.msgPerSec!, mosquitto: mq.persistent!.msgPerSec!, ratio: ratio(pg.persistent!.msgPerSec, mq.persistent!.msgPerSec) },
+  { measure: '… PlaceGuard with the in-memory session store, msg/s', placeguard: pgMemory.persistent!.msgPerSec!, mosquitto: mq.persistent!.msgPerSec!, ratio: ratio(pgMemory.persistent!.msgPerSec, mq.persistent!.msgPerSec) },
+  { measure: '… broker CPU s', placeguard: pg.persistent!.brokerCpuS!, mosquitto: mq.persistent!.brokerCpuS!, ratio: ratio(pg.persistent!.brokerCpuS, mq.persistent!.brokerCpuS) },
   { measure: 'fleet, mTLS connects/s', placeguard: pg.fleet!.connectsPerSec!, mosquitto: mq.fleet!.connectsPerSec!, ratio: ratio(pg.fleet!.connectsPerSec, mq.fleet!.connectsPerSec) },
   { measure: 'fleet, broker CPU s', placeguard: pg.fleet!.brokerCpuS!, mosquitto: mq.fleet!.brokerCpuS!, ratio: ratio(pg.fleet!.brokerCpuS, mq.fleet!.brokerCpuS) },
   { measure: 'idle mTLS connection, KiB', placeguard: pg.fleet!.idleKiBPerConnection!, mosquitto: mq.fleet!.idleKiBPerConnection!, ratio: ratio(pg.fleet!.idleKiBPerConnection, mq.fleet!.idleKiBPerConnection) },
 ])
 process.stdout.write(`\ngateway stream: PlaceGuard ${ratio(pg.gateway!.msgPerSec, mq.gateway!.msgPerSec)}× mosquitto's rate (target ≥ 0.8×)\n`)
+process.stdout.write(`persistent collector: broker.db at ${ratio(pg.persistent!.msgPerSec, pgMemory.persistent!.msgPerSec)}× the in-memory store's rate (in-memory ${pgMemory.persistent!.brokerCpuS} broker CPU s)\n`)
 process.stdout.write(`results: ${saveResults('broker', { at: new Date().toISOString(), results })}\n`)

@@ -3,3 +3,4 @@ export { SECURITY_EVENT_TYPES, type SecurityEvent, type SecurityEventType } from
 export { canPublish, canSubscribe } from './acl.ts'
 export { SESSION_OWNERS_FILE, SessionOwners } from './session-owners.ts'
 export { MAX_QUARANTINE_MS, QUARANTINE_FILE, QuarantineList, quarantineCommandSchema, type QuarantineCommand, type QuarantineEntry } from './quarantine.ts'
+export { BROKER_DB_FILE, DEFAULT_MAX_QUEUED_PER_CLIENT, SqlitePersistence, createSqlitePersistence, type SqlitePersistenceOptions } from './sqlite-persistence.ts'

@@ -26,6 +26,8 @@ export const SECURITY_EVENT_TYPES = [
   // A device refused for a while (automated response or operator), and the end of it.
   'quarantined',
   'quarantine-lifted',
+  // A client's offline queue reached its bound and messages for it were dropped (broker/sqlite-persistence.ts).
+  'queue-overflow',
   // Raised by the collector, not the broker: a telemetry payload failed validation.
   'payload-invalid',
 ] as const

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
-import { PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
+import { BROKER_DB_FILE, createSqlitePersistence, PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
 import { pkiPaths } from '../pki/index.ts'
 import { type Config, loadConfig } from '../shared/config.ts'
 import { createLogger, type Logger } from '../shared/logger.ts'
@@ -25,12 +25,17 @@ export function configFrom (options: ListenFlags, command: Command): Config {
 
 export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
   const paths = pkiPaths(config.dataDir)
-  return new PlaceGuardBroker({
+  const { maxQueuedPerClient, maxQueuedBytesPerClient, ...limits } = config.broker
+  // Sessions, subscriptions, retained and queued QoS 1 messages outlive a broker restart or crash.
+  const persistence = config.brokerState === 'memory' ? undefined : createSqlitePersistence({ path: join(config.dataDir, BROKER_DB_FILE), maxQueuedPerClient, maxQueuedBytesPerClient, logger })
+  const broker = new PlaceGuardBroker({
     tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
-    host: config.mqttHost, port: config.mqttPort, limits: config.broker, logger,
-    quarantineFile: join(config.dataDir, QUARANTINE_FILE),
+    host: config.mqttHost, port: config.mqttPort, limits, logger,
+    quarantineFile: join(config.dataDir, QUARANTINE_FILE), aedes: { persistence },
     sessionOwnersFile: join(config.dataDir, SESSION_OWNERS_FILE),
   })
+  broker.aedes.once('closed', () => { void persistence?.destroy() })
+  return broker
 }
 
 const CRL_CHECK_MS = 6 * 3_600_000

@@ -27,6 +27,8 @@ const brokerLimits = z.strictObject({
   handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept'),
   connectTimeoutMs: positive,
   crlPollMs: positive,
+  maxQueuedPerClient: positive.describe('messages kept for one offline persistent session (the collector); beyond it they are dropped and reported'),
+  maxQueuedBytesPerClient: positive.describe('bytes of messages kept for one persistent session; beyond it they are dropped and reported'),
 }).partial()
 
 const influx = z.strictObject({
@@ -106,6 +108,8 @@ const configSchema = z.strictObject({
   apiTokens: apiTokens.default([]),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   broker: brokerLimits.default({}),
+  /** Where the broker keeps sessions and queued QoS 1 messages: <data-dir>/broker.db, or memory (lost at a restart; for benches). */
+  brokerState: z.enum(['sqlite', 'memory']).default('sqlite'),
   /** Absent: telemetry goes to the embedded store in the data directory. */
   influx: influx.optional(),
   collector: collector.default({}),

@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   PG_ERR_PKI_UNKNOWN_SERIAL: 'no certificate with this serial number is in the inventory',
   PG_ERR_BROKER_TLS: 'the broker TLS material (certificate, key, CA, CRL) cannot be loaded',
   PG_ERR_BROKER_LISTEN: 'the broker cannot listen on the requested port',
+  PG_ERR_BROKER_STATE: 'the broker state database (<data-dir>/broker.db) cannot be opened',
   PG_ERR_API_LISTEN: 'the HTTP API cannot listen on the requested port',
   PG_ERR_API_UNAUTHORIZED: 'an API request carries no valid bearer token',
   PG_ERR_API_FORBIDDEN: 'the token\'s role may not do this (operator actions need an operator token)',

@@ -1,0 +1,171 @@
+import { spawnSync } from 'node:child_process'
+import { connect, createServer, type AddressInfo } from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Aedes } from 'aedes'
+import mqttPacket from 'mqtt-packet'
+import { afterEach, describe, expect, it } from 'vitest'
+import { SqlitePersistence } from '../../broker/sqlite-persistence.ts'
+import type { SecurityEvent } from '../../broker/security-events.ts'
+
+describe('SqlitePersistence', () => {
+  it('passes aedes-persistence\'s abstract conformance suite', () => {
+    // The suite is written for node:test (t.assert, t.plan), so it runs there.
+    const run = spawnSync(process.execPath, ['--test', '--test-reporter=tap', join(import.meta.dirname, 'sqlite-persistence.conformance.ts')], { encoding: 'utf8', timeout: 120_000 })
+    const count = (name: string): number => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(run.stdout)?.[1] ?? -1)
+    expect(count('fail'), run.stdout.split('\n').filter((line) => line.startsWith('not ok')).join('\n') + run.stderr).toBe(0)
+    expect(count('pass')).toBeGreaterThanOrEqual(50)
+    expect(run.status).toBe(0)
+  })
+
+  describe('the bound on an offline client\'s queue', () => {
+    let dir: string
+    let aedes: Aedes | undefined
+    afterEach(async () => {
+      if (aedes) await new Promise<void>((resolve) => aedes!.close(() => resolve()))
+      aedes = undefined
+      rmSync(dir, { recursive: true, force: true })
+    })
+
+    const publish = (broker: Aedes, topic: string, seq: number): Promise<void> => new Promise((resolve, reject) => {
+      broker.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify({ seq })), qos: 1, retain: false, dup: false }, (error) => error ? reject(error) : resolve())
+    })
+
+    it('keeps a connected collector that is slow to acknowledge connected, and hands it live what the bound kept out of the queue', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+      const persistence = new SqlitePersistence({ path: join(dir, 'broker.db'), maxQueuedPerClient: 2 })
+      aedes = new Aedes({ persistence })
+      await aedes.listen()
+      const server = createServer(aedes.handle)
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      // A collector whose spool is full reads messages but holds their
+      // PUBACKs: a raw MQTT client (mqtt-packet), since mqtt.js always acknowledges.
+      const socket = connect((server.address() as AddressInfo).port, '127.0.0.1')
+      const parser = mqttPacket.parser()
+      const received: Array<{ seq: number, messageId: number }> = []
+      let connected = false
+      parser.on('packet', (packet) => {
+        if (packet.cmd === 'connack') connected = true
+        if (packet.cmd === 'publish') received.push({ seq: (JSON.parse(String(packet.payload)) as { seq: number }).seq, messageId: packet.messageId! })
+      })
+      socket.on('data', (chunk) => parser.parse(chunk))
+      let closed = false
+      socket.on('close', () => { closed = true })
+      socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'collector', keepalive: 0 }))
+      socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'places/#', qos: 1 }] }))
+      await expect.poll(() => connected && persistence.subscriptionsByTopic('places/s1/flood/f1/telemetry').then((subs) => subs.length)).toBe(1)
+
+      for (let seq = 0; seq < 5; seq++) await publish(aedes, 'places/s1/flood/f1/telemetry', seq)
+      await expect.poll(() => received.length).toBe(5)
+      expect(received.map((message) => message.seq)).toEqual([0, 1, 2, 3, 4])
+      expect(closed).toBe(false)
+      expect(persistence.queuedFor('collector')).toBe(2)
+      for (const { messageId } of received) socket.write(mqttPacket.generate({ cmd: 'puback', messageId }))
+      await expect.poll(() => persistence.queuedFor('collector')).toBe(0)
+      socket.destroy()
+      server.close()
+    })
+
+    it('bounds the bytes queued for a client as well as the messages', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+      const persistence = new SqlitePersistence({ path: join(dir, 'broker.db'), maxQueuedBytesPerClient: 64 * 1024 })
+      aedes = new Aedes({ persistence })
+      await aedes.listen()
+      // A device subscribed to its own topic in a persistent session, leaving its echoes unacknowledged (STRIDE D).
+      await persistence.addSubscriptions({ id: 'flood-1' }, [{ topic: 'places/s1/flood/flood-1/#', qos: 1 }])
+      for (let n = 0; n < 5; n++) {
+        await new Promise<void>((resolve, reject) => aedes!.publish({ cmd: 'publish', topic: 'places/s1/flood/flood-1/telemetry', payload: Buffer.alloc(20_000), qos: 1, retain: false, dup: false }, (error) => error ? reject(error) : resolve()))
+      }
+      expect(persistence.queuedFor('flood-1')).toBe(3)
+      expect(persistence.queuedBytesFor('flood-1')).toBeLessThanOrEqual(64 * 1024)
+      await expect.poll(() => persistence.droppedTotal).toBe(2)
+    })
+
+    it('drops beyond the bound, counts and reports it, and tells the client how many it missed once there is room', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+      const path = join(dir, 'broker.db')
+      const now = Date.parse('2026-11-30T12:00:00Z')
+      const persistence = new SqlitePersistence({ path, maxQueuedPerClient: 3, clock: { now: () => now } })
+      const reported: SecurityEvent[] = []
+      persistence.on('queue-overflow', (event) => reported.push(event))
+      aedes = new Aedes({ persistence })
+      await aedes.listen()
+      // Two offline persistent sessions: the collector, and a second one that only reads events.
+      await persistence.addSubscriptions({ id: 'collector' }, [{ topic: 'places/+/+/+/telemetry', qos: 1 }, { topic: '$SYS/placeguard/events/#', qos: 1 }])
+      await persistence.addSubscriptions({ id: 'collector-audit' }, [{ topic: '$SYS/placeguard/events/#', qos: 1 }])
+
+      for (let seq = 0; seq < 5; seq++) await publish(aedes, 'places/s1/flood/f1/telemetry', seq)
+      expect(persistence.queuedFor('collector')).toBe(3)
+      // seq 3 and 4, then the overflow event itself (published once a minute at most)
+      await expect.poll(() => persistence.droppedTotal).toBe(3)
+      expect(reported).toHaveLength(1)
+      expect(reported[0]).toMatchObject({ type: 'queue-overflow', deviceId: 'collector', details: { limit: 3, ended: false } })
+      const audit = await queue(persistence, 'collector-audit')
+      expect(audit.map((packet) => packet.topic)).toEqual(['$SYS/placeguard/events/queue-overflow'])
+
+      // The collector takes one message: room again.
+      const [first] = await queue(persistence, 'collector')
+      await persistence.outgoingUpdate({ id: 'collector' }, { ...first!, messageId: 1 })
+      await persistence.outgoingClearMessageId({ id: 'collector' }, { messageId: 1 })
+      await publish(aedes, 'places/s1/flood/f1/telemetry', 5)
+
+      const queued = await queue(persistence, 'collector')
+      expect(queued.map((packet) => packet.topic === '$SYS/placeguard/events/queue-overflow' ? 'gap' : JSON.parse(String(packet.payload)).seq))
+        .toEqual([1, 2, 5, 'gap'])
+      const gap = JSON.parse(String(queued[3]!.payload)) as SecurityEvent
+      expect(gap).toMatchObject({ type: 'queue-overflow', deviceId: 'collector', details: { dropped: 3, limit: 3, ended: true } })
+
+      // The queue and its count survive a reopen of the database.
+      await new Promise<void>((resolve) => aedes!.close(() => resolve()))
+      aedes = undefined
+      await persistence.destroy()
+      const reopened = new SqlitePersistence({ path, maxQueuedPerClient: 3 })
+      expect(reopened.queuedFor('collector')).toBe(4)
+      expect((await queue(reopened, 'collector')).length).toBe(4)
+      expect(await reopened.subscriptionsByTopic('places/s1/flood/f1/telemetry')).toMatchObject([{ clientId: 'collector', qos: 1 }])
+      await reopened.destroy()
+    })
+  })
+})
+
+describe('a client connecting with clean=true', () => {
+  it('ends its old session: subscriptions and queued messages go, other clients keep theirs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const persistence = new SqlitePersistence({ path: join(dir, 'broker.db') })
+    await persistence.setup({ id: 'broker-1', counter: 0, publish: (_packet, done) => done() })
+    const packet = { cmd: 'publish', topic: 'places/s1/flood/f1/telemetry', payload: Buffer.from('{}'), qos: 1, retain: false, dup: false, brokerId: 'broker-1', brokerCounter: 1 }
+    for (const id of ['collector', 'collector-b']) {
+      await persistence.addSubscriptions({ id }, [{ topic: 'places/#', qos: 1 }])
+      await persistence.outgoingEnqueue({ clientId: id }, packet)
+    }
+    // What aedes calls for CONNECT with clean=true [MQTT-3.1.2-6]
+    await persistence.cleanSubscriptions({ id: 'collector' })
+    expect(await queue(persistence, 'collector')).toEqual([])
+    expect(persistence.queuedFor('collector')).toBe(0)
+    expect(await persistence.subscriptionsByClient({ id: 'collector' })).toEqual([])
+    expect(await queue(persistence, 'collector-b')).toHaveLength(1)
+    await persistence.destroy()
+    rmSync(dir, { recursive: true, force: true })
+  })
+})
+
+describe('a broker restarted under a fixed id', () => {
+  it('numbers its new messages after the queued ones, so aedes does not discard them as duplicates', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const path = join(dir, 'broker.db')
+    const before = new SqlitePersistence({ path })
+    await before.setup({ id: 'node-a', counter: 0, publish: (_packet, done) => done() })
+    await before.outgoingEnqueue({ clientId: 'collector' }, { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 1, brokerId: 'node-a', brokerCounter: 40 })
+    await before.destroy()
+    const aedes = new Aedes({ id: 'node-a', persistence: new SqlitePersistence({ path }) })
+    await aedes.listen()
+    expect((aedes as unknown as { counter: number }).counter).toBeGreaterThanOrEqual(40) // untyped upstream
+    await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    rmSync(dir, { recursive: true, force: true })
+  })
+})
+
+async function queue (persistence: SqlitePersistence, clientId: string): Promise<Array<Record<string, unknown>>> {
+  return await persistence.outgoingStream({ id: clientId }).toArray() as Array<Record<string, unknown>>
+}
