@@ -95,4 +95,42 @@ describe('Collector acknowledgements', () => {
       spool.close()
     }
   }, 120_000)
+
+  it('stays paused across a reconnect while the spool is full, then stores every message once', async () => {
+    const spool = new Spool({ path: join(workDir, 'full.db'), maxBytes: 40_000 })
+    // Filled to the brim with points smaller than any the device sends: the spool refuses every batch.
+    const filler = { measurement: 'flood', tags: { site: 'r', device: 'f' }, fields: { seq: 0, fw: '1.0.0', level_cm: 1, battery_v: 3 } }
+    for (let i = 0; spool.bytes + 200 < spool.maxBytes; i++) spool.append([{ ...filler, timestampMs: 1_700_000_000_000 + i }])
+    const fillerUpto = spool.peek(10_000)!.uptoId
+    const collector = startCollector(spool, 'collector-full', [], { maxPending: 20, maxBatch: 5 })
+    await collector.start()
+    const device = await connectClient(broker.url, fleet, fleet.device('flood-burst'), 'flood-burst')
+    try {
+      await publishBurst(device, 0, 100)
+      await waitFor(() => collector.paused, 20_000, 'the collector to stop reading')
+      // The broker drops the collector's connection; mqtt.js reconnects on a new socket.
+      const aedesClients = (broker.broker.aedes as unknown as { clients: Record<string, { close: () => void } | undefined> }).clients
+      aedesClients['collector-full']!.close()
+      await waitFor(() => !collector.connected, 10_000, 'the collector to notice the disconnect')
+      await waitFor(() => collector.connected && collector.paused, 20_000, 'the collector to reconnect and stop reading again')
+      await new Promise((resolve) => setTimeout(resolve, 1_000)) // time to read on, were it reading
+      expect(collector.pendingMessages).toBeLessThanOrEqual(20)
+      // The store drains the spool: everything arrives, once.
+      spool.remove(fillerUpto)
+      await waitFor(() => spooledTelemetry(spool).length >= 100, 30_000, 'all 100 messages in the spool')
+        .catch((error: Error) => { throw new Error(`${error.message}: ${spooledTelemetry(spool).length} there`) })
+      let held = -1
+      await waitFor(() => {
+        void inFlightAtBroker('collector-full').then((count) => { held = count })
+        return held === 0
+      }, 30_000, 'the broker to hold nothing unacknowledged for the collector')
+      const seqs = spooledTelemetry(spool).map((point) => point.fields.seq)
+      expect(seqs.length).toBe(100)
+      expect(new Set(seqs).size).toBe(100)
+    } finally {
+      device.end(true)
+      await collector.stop()
+      spool.close()
+    }
+  }, 120_000)
 })
