@@ -1,6 +1,7 @@
 /**
  * Writes batches of points to InfluxDB 2.x (`/api/v2/write`, line protocol,
- * ms precision) and says what happened to each batch; it never throws and
+ * ns precision, so events of one millisecond stay apart) and says what
+ * happened to each batch; it never throws and
  * never retries: the spool keeps the points and the store writer decides.
  *
  * It sends through the client's Transport rather than its WriteApi: the
@@ -37,7 +38,7 @@ export function createInfluxSink (options: InfluxSinkOptions): PointSink {
   // Own agent, so that close() releases the keep-alive connections.
   const agent = options.url.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true })
   const transport = new InfluxDB({ url: options.url, token, timeout: timeoutMs, transportOptions: { agent } }).transport
-  const path = `/api/v2/write?${new URLSearchParams({ org, bucket, precision: 'ms' })}`
+  const path = `/api/v2/write?${new URLSearchParams({ org, bucket, precision: 'ns' })}`
   const where = { origin: new URL(options.url).origin, org, bucket }
   // Defence in depth: a server or proxy that echoes the Authorization header must not put the token in a log.
   const redact = (text: string): string => (token ? text.replaceAll(token, '[redacted]') : text).slice(0, MAX_DETAIL_CHARS)

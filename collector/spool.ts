@@ -8,6 +8,7 @@ import { PlaceGuardError } from '../shared/errors.ts'
 import { inTransaction } from '../shared/sqlite.ts'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { EventOrdinals } from './points.ts'
 import { toLineProtocol, type StoredPoint } from './stored-point.ts'
 
 export interface SpoolOptions {
@@ -62,6 +63,7 @@ export class Spool {
   readonly #measureUpTo: StatementSync
   readonly #deleteUpTo: StatementSync
   readonly #insertRejected: StatementSync
+  readonly #ordinals = new EventOrdinals()
   #bytes: number
   #pendingPoints: number
 
@@ -95,6 +97,8 @@ export class Spool {
   /** Stores the whole batch durably, or nothing: SpoolFullError past the bound, SpoolUnwritableError when the disk fails. */
   append (points: StoredPoint[]): void {
     if (points.length === 0) return
+    // Every path to the store passes here (telemetry, events, alerts): each event gets its own point.
+    for (const point of points) this.#ordinals.assign(point)
     const bodies = points.map(serialize)
     const bytes = bodies.reduce((sum, body) => sum + Buffer.byteLength(body), 0)
     if (this.#bytes + bytes > this.maxBytes) {
@@ -151,12 +155,12 @@ export class Spool {
 }
 
 /**
- * JSON of exactly the four properties. Converting to line protocol first
+ * JSON of exactly the point's properties. Converting to line protocol first
  * refuses, before it is stored, a point the store could never accept
  * (NaN, no fields, a fractional timestamp): it would block the FIFO forever.
  */
 function serialize (point: StoredPoint): string {
   toLineProtocol(point)
-  const { measurement, tags, fields, timestampMs } = point
-  return JSON.stringify({ measurement, tags, fields, timestampMs })
+  const { measurement, tags, fields, timestampMs, ordinalNs } = point
+  return JSON.stringify({ measurement, tags, fields, timestampMs, ordinalNs })
 }
