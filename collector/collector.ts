@@ -65,6 +65,8 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
   #client: MqttClient | undefined
   #acks: DeferredAcks | undefined
   #pending: Pending[] = []
+  /** JSON bytes of the pending points, kept as they arrive: whether they fit the spool is then O(1) to know. */
+  #pendingBytes = 0
   #timer: NodeJS.Timeout | undefined
   /** mqtt.js' continuation, withheld while the backlog is at maxPending. */
   #heldRead: (() => void) | undefined
@@ -191,6 +193,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     // Even a message that stores nothing waits its turn: PUBACKs go out in arrival order [MQTT-4.6.0-2].
     const ticket = messageId === undefined || !this.#acks ? undefined : { messageId, connection: this.#acks.connection }
     this.#pending.push({ ticket, point })
+    if (point) this.#pendingBytes += Buffer.byteLength(JSON.stringify(point))
     // While the spool refuses writes only the back-off timer retries: a
     // commit attempt per message would cost O(backlog) each time.
     if (this.#stall) {
@@ -211,6 +214,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
   #onConnectionLost (): void {
     this.#heldRead = undefined
     this.#pending = this.#pending.filter((entry) => entry.ticket === undefined)
+    this.#pendingBytes = this.#pending.reduce((sum, entry) => sum + (entry.point ? Buffer.byteLength(JSON.stringify(entry.point)) : 0), 0)
   }
 
   #flush (): void {
@@ -218,8 +222,11 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     this.#timer = undefined
     if (this.#pending.length === 0) return
     const batch = this.#pending
+    const { spool } = this.#options
     try {
-      this.#options.spool.append(batch.flatMap((entry) => entry.point ? [entry.point] : []))
+      // While the backlog plainly does not fit, say so without serialising it all again.
+      if (this.#stall && spool.bytes + this.#pendingBytes > spool.maxBytes) throw new SpoolFullError(`spool full: ${spool.bytes} of ${spool.maxBytes} bytes used, ${this.#pendingBytes} waiting`)
+      spool.append(batch.flatMap((entry) => entry.point ? [entry.point] : []))
     } catch (error) {
       // Nothing is dropped and nothing thrown (a throw from a timer would
       // kill the process, and under `up` the broker with it): the messages
@@ -229,6 +236,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
       return
     }
     this.#pending = []
+    this.#pendingBytes = 0
     if (this.#stall) {
       this.#options.logger.info({ stalledMs: this.#options.clock.now() - this.#stall.since, attempts: this.#stall.failures }, 'collector: the spool takes messages again')
       this.#stall = undefined
