@@ -57,7 +57,16 @@ export function createInfluxSink (options: InfluxSinkOptions): PointSink {
       // Retrying after a timeout is safe: InfluxDB overwrites a point with the same measurement, tags and time.
       const signal = AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)])
       try {
-        await transport.request(path, body, { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold, signal })
+        let status = 0
+        let contentType = ''
+        await transport.request(path, body, { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold, signal }, (headers, statusCode) => {
+          status = statusCode ?? 0
+          contentType = String(headers['content-type'] ?? 'no content type')
+        })
+        // InfluxDB answers a write it has taken with 204 and nothing else; any
+        // other 2xx (a captive portal's HTML, a proxy's page) did not store
+        // the points, and forgetting them would lose them.
+        if (status !== 204) return { outcome: 'retryable', error: `${where.origin} answered the write with ${status} (${redact(contentType)}), not InfluxDB's 204: is PLACEGUARD_INFLUX_URL an InfluxDB?` }
         return { outcome: 'success' }
       } catch (error) {
         if (signal.aborted && !closing.signal.aborted) return { outcome: 'retryable', error: `InfluxDB at ${where.origin} did not answer within ${timeoutMs} ms` }
