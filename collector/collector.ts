@@ -72,6 +72,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
   #heldRead: (() => void) | undefined
   /** Set while the spool refuses writes (full, or a disk error): commits wait for the back-off timer. */
   #stall: { since: number, failures: number, lastLoggedAt: number, suppressed: number } | undefined
+  #stopped = false
   /** Called after each commit so the store writer drains at once. */
   onCommit: () => void = () => {}
 
@@ -96,6 +97,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
 
   async start (): Promise<void> {
     const { tls, brokerUrl, clientId, logger } = this.#options
+    this.#stopped = false
     const client = mqtt.connect(brokerUrl, {
       ca: readFileSync(tls.caCert), cert: readFileSync(tls.cert), key: readFileSync(tls.key),
       clientId,
@@ -147,6 +149,10 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     this.#flush()
     await new Promise<void>((resolve) => this.#client ? this.#client.end(false, {}, () => resolve()) : resolve())
     this.#flush()
+    // A spool that still refuses writes is not retried after stop (the caller closes it next).
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
   }
 
   #receive (topic: string, payload: Buffer, messageId: number | undefined): void {
@@ -197,7 +203,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     // While the spool refuses writes only the back-off timer retries: a
     // commit attempt per message would cost O(backlog) each time.
     if (this.#stall) {
-      this.#timer ??= setTimeout(() => this.#flush(), BASE_RETRY_MS)
+      if (!this.#stopped) this.#timer ??= setTimeout(() => this.#flush(), BASE_RETRY_MS)
       return
     }
     if (this.#pending.length >= this.#options.maxBatch) this.#flush()
@@ -268,7 +274,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
         stall.suppressed++
       }
     }
-    this.#timer = setTimeout(() => this.#flush(), Math.min(MAX_RETRY_MS, BASE_RETRY_MS * 2 ** (stall.failures - 1)))
+    if (!this.#stopped) this.#timer = setTimeout(() => this.#flush(), Math.min(MAX_RETRY_MS, BASE_RETRY_MS * 2 ** (stall.failures - 1)))
   }
 }
 
