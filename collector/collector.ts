@@ -11,16 +11,23 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { z } from 'zod'
 import type { QuarantineCommand, SecurityEvent } from '../broker/index.ts'
 import { isDeviceKind } from '../shared/ids.ts'
+import { systemClock, type Clock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
 import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_FILTER, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
 import { type AckTicket, installDeferredAcks, type DeferredAcks } from './deferred-acks.ts'
 import { parseTelemetry } from './payload-schema.ts'
 import { securityEventPoint, telemetryPoint } from './points.ts'
+import { PlaceGuardError } from '../shared/errors.ts'
 import { SpoolFullError, type Spool } from './spool.ts'
 import type { StoredPoint } from './stored-point.ts'
 
 export const TELEMETRY_FILTER = 'places/+/+/+/telemetry'
 const TELEMETRY_TOPIC = /^places\/([a-z0-9-]{1,64})\/([a-z]+)\/([a-z0-9-]{1,64})\/telemetry$/
+
+/** Back-off of commit retries while the spool refuses writes. */
+const BASE_RETRY_MS = 250
+const MAX_RETRY_MS = 5_000
+const LOG_EVERY_MS = 60_000
 
 const eventSchema = z.looseObject({ type: z.string(), at: z.string(), reason: z.string() })
 
@@ -36,6 +43,7 @@ export interface CollectorOptions {
   maxBatch?: number
   /** Messages received but not yet durable before the collector stops reading. */
   maxPending?: number
+  clock?: Clock
 }
 
 export interface CollectorMetrics {
@@ -44,33 +52,52 @@ export interface CollectorMetrics {
   eventsStored: number
   rejected: number
   spoolFullStalls: number
+  /** Commits the spool refused for a disk error (SQLITE_FULL, I/O error); retried. */
+  spoolWriteErrors: number
 }
 
 /** A received message waiting for its batch; `point` is absent for one that stores nothing. */
 interface Pending { ticket: AckTicket | undefined, point: StoredPoint | undefined }
 
 export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'spool-full': [] }> {
-  readonly metrics: CollectorMetrics = { received: 0, telemetryStored: 0, eventsStored: 0, rejected: 0, spoolFullStalls: 0 }
+  readonly metrics: CollectorMetrics = { received: 0, telemetryStored: 0, eventsStored: 0, rejected: 0, spoolFullStalls: 0, spoolWriteErrors: 0 }
   readonly #options: Required<Omit<CollectorOptions, 'clientId'>> & { clientId: string }
   #client: MqttClient | undefined
   #acks: DeferredAcks | undefined
   #pending: Pending[] = []
+  /** JSON bytes of the pending points, kept as they arrive: whether they fit the spool is then O(1) to know. */
+  #pendingBytes = 0
   #timer: NodeJS.Timeout | undefined
-  #paused = false
+  /** mqtt.js' continuation, withheld while the backlog is at maxPending. */
+  #heldRead: (() => void) | undefined
+  /** Set while the spool refuses writes (full, or a disk error): commits wait for the back-off timer. */
+  #stall: { since: number, failures: number, lastLoggedAt: number, suppressed: number } | undefined
+  #stopped = false
   /** Called after each commit so the store writer drains at once. */
   onCommit: () => void = () => {}
 
   constructor (options: CollectorOptions) {
     super()
-    this.#options = { clientId: 'collector', flushIntervalMs: 20, maxBatch: 1000, maxPending: 20_000, ...options }
+    this.#options = { clientId: 'collector', flushIntervalMs: 20, maxBatch: 1000, maxPending: 20_000, clock: systemClock, ...options }
   }
 
   get connected (): boolean {
     return this.#client?.connected ?? false
   }
 
+  /** Messages received and not yet durable (nor acknowledged); bounded by maxPending. */
+  get pendingMessages (): number {
+    return this.#pending.length
+  }
+
+  /** True while mqtt.js is kept from reading because the backlog is at maxPending. */
+  get paused (): boolean {
+    return this.#heldRead !== undefined
+  }
+
   async start (): Promise<void> {
     const { tls, brokerUrl, clientId, logger } = this.#options
+    this.#stopped = false
     const client = mqtt.connect(brokerUrl, {
       ca: readFileSync(tls.caCert), cert: readFileSync(tls.cert), key: readFileSync(tls.key),
       clientId,
@@ -82,10 +109,16 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     // (customHandleAcks would be the natural one, but mqtt.js honours it for MQTT 5 only).
     client.handleMessage = (packet, done) => {
       this.#receive(packet.topic, packet.payload as Buffer, packet.messageId)
-      done()
+      // Back-pressure: past maxPending, mqtt.js gets its continuation only
+      // once the spool has taken the backlog, so it reads no further. The
+      // decision is taken per message, so it holds on every connection
+      // (a paused socket would be replaced, unpaused, at the next reconnect).
+      if (this.#pending.length >= this.#options.maxPending) this.#heldRead = done
+      else done()
     }
     this.#client = client
     this.#acks = installDeferredAcks(client)
+    client.on('close', () => this.#onConnectionLost())
     client.on('error', (error) => logger.error({ err: error.message }, 'collector connection error'))
     client.on('offline', () => logger.warn('collector disconnected from the broker; reconnecting'))
     await new Promise<void>((resolve, reject) => {
@@ -109,14 +142,17 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
 
   /**
    * Commits what is pending and disconnects. Messages that arrive while
-   * the connection closes are committed too; their PUBACKs may not reach
-   * the broker, which then redelivers them to the next session (the store
-   * treats the rewrite as the same point).
+   * the connection closes are left to the broker, which redelivers them to
+   * the next session.
    */
   async stop (): Promise<void> {
     this.#flush()
     await new Promise<void>((resolve) => this.#client ? this.#client.end(false, {}, () => resolve()) : resolve())
     this.#flush()
+    // A spool that still refuses writes is not retried after stop (the caller closes it next).
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
   }
 
   #receive (topic: string, payload: Buffer, messageId: number | undefined): void {
@@ -154,7 +190,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
   /** An invalid payload is not telemetry; it becomes a `payload-invalid` security event (stored, then acked). */
   #reject (messageId: number | undefined, topic: string, deviceId: string | undefined, where: { site: string, kind: string } | undefined, reason: string): void {
     this.metrics.rejected++
-    const event: SecurityEvent = { type: 'payload-invalid', at: new Date().toISOString(), reason: `invalid telemetry: ${reason}`, topic, ...(deviceId ? { deviceId } : {}), ...where }
+    const event: SecurityEvent = { type: 'payload-invalid', at: new Date(this.#options.clock.now()).toISOString(), reason: `invalid telemetry: ${reason}`, topic, ...(deviceId ? { deviceId } : {}), ...where }
     this.emit('security-event', event)
     this.#queue(messageId, securityEventPoint(event))
   }
@@ -163,8 +199,28 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     // Even a message that stores nothing waits its turn: PUBACKs go out in arrival order [MQTT-4.6.0-2].
     const ticket = messageId === undefined || !this.#acks ? undefined : { messageId, connection: this.#acks.connection }
     this.#pending.push({ ticket, point })
+    if (point) this.#pendingBytes += Buffer.byteLength(JSON.stringify(point))
+    // While the spool refuses writes only the back-off timer retries: a
+    // commit attempt per message would cost O(backlog) each time.
+    if (this.#stall) {
+      if (!this.#stopped) this.#timer ??= setTimeout(() => this.#flush(), BASE_RETRY_MS)
+      return
+    }
     if (this.#pending.length >= this.#options.maxBatch) this.#flush()
     else this.#timer ??= setTimeout(() => this.#flush(), this.#options.flushIntervalMs)
+  }
+
+  /**
+   * The connection died: messages not yet durable will be redelivered by
+   * the broker to the next session [MQTT-4.4.0-1] and their tickets are
+   * void, so they leave the backlog now instead of being stored twice.
+   * The withheld read belonged to the dead socket; the new one is gated
+   * afresh by the next message.
+   */
+  #onConnectionLost (): void {
+    this.#heldRead = undefined
+    this.#pending = this.#pending.filter((entry) => entry.ticket === undefined)
+    this.#pendingBytes = this.#pending.reduce((sum, entry) => sum + (entry.point ? Buffer.byteLength(JSON.stringify(entry.point)) : 0), 0)
   }
 
   #flush (): void {
@@ -172,28 +228,53 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     this.#timer = undefined
     if (this.#pending.length === 0) return
     const batch = this.#pending
+    const { spool } = this.#options
     try {
-      this.#options.spool.append(batch.flatMap((entry) => entry.point ? [entry.point] : []))
+      // While the backlog plainly does not fit, say so without serialising it all again.
+      if (this.#stall && spool.bytes + this.#pendingBytes > spool.maxBytes) throw new SpoolFullError(`spool full: ${spool.bytes} of ${spool.maxBytes} bytes used, ${this.#pendingBytes} waiting`)
+      spool.append(batch.flatMap((entry) => entry.point ? [entry.point] : []))
     } catch (error) {
-      if (!(error instanceof SpoolFullError)) throw error
-      // Nothing is dropped: the messages stay unacknowledged (the broker keeps
-      // them) and, past maxPending, the collector stops reading until the store drains.
-      this.metrics.spoolFullStalls++
-      this.emit('spool-full')
-      if (this.#pending.length >= this.#options.maxPending && !this.#paused) {
-        this.#paused = true
-        this.#client?.stream.pause()
-      }
-      this.#timer = setTimeout(() => this.#flush(), 1_000)
+      // Nothing is dropped and nothing thrown (a throw from a timer would
+      // kill the process, and under `up` the broker with it): the messages
+      // stay unacknowledged, the broker keeps them, and past maxPending the
+      // collector stops reading until the spool takes them.
+      this.#stalled(error)
       return
     }
     this.#pending = []
-    this.#acks?.release(batch.flatMap((entry) => entry.ticket ? [entry.ticket] : []))
-    if (this.#paused) {
-      this.#paused = false
-      this.#client?.stream.resume()
+    this.#pendingBytes = 0
+    if (this.#stall) {
+      this.#options.logger.info({ stalledMs: this.#options.clock.now() - this.#stall.since, attempts: this.#stall.failures }, 'collector: the spool takes messages again')
+      this.#stall = undefined
     }
+    this.#acks?.release(batch.flatMap((entry) => entry.ticket ? [entry.ticket] : []))
+    const read = this.#heldRead
+    this.#heldRead = undefined
+    read?.()
     this.onCommit()
+  }
+
+  #stalled (error: unknown): void {
+    const now = this.#options.clock.now()
+    const stall = this.#stall ??= { since: now, failures: 0, lastLoggedAt: 0, suppressed: 0 }
+    stall.failures++
+    if (error instanceof SpoolFullError) {
+      this.metrics.spoolFullStalls++
+      this.emit('spool-full')
+    } else {
+      this.metrics.spoolWriteErrors++
+      // One clear line per minute at most: a full disk retried every few seconds must not fill the log too.
+      if (now - stall.lastLoggedAt >= LOG_EVERY_MS) {
+        const { code, message } = error instanceof PlaceGuardError ? error : { code: 'PG_ERR_SPOOL_UNWRITABLE', message: String((error as Error).message ?? error) }
+        this.#options.logger.error({ code, spool: this.#options.spool.path, pending: this.#pending.length, suppressed: stall.suppressed },
+          `collector: ${message}; messages stay unacknowledged at the broker, retrying`)
+        stall.lastLoggedAt = now
+        stall.suppressed = 0
+      } else {
+        stall.suppressed++
+      }
+    }
+    if (!this.#stopped) this.#timer = setTimeout(() => this.#flush(), Math.min(MAX_RETRY_MS, BASE_RETRY_MS * 2 ** (stall.failures - 1)))
   }
 }
 

@@ -8,7 +8,12 @@ export interface AckTicket { messageId: number, connection: number }
 export interface DeferredAcks {
   /** The current connection; a ticket from an earlier one is void (the broker redelivers). */
   readonly connection: number
-  /** Sends the held PUBACKs of these tickets, in the order they were received. */
+  /**
+   * Sends the held PUBACKs of these tickets, in the order they were received.
+   * A ticket released before mqtt.js has handed over its PUBACK (the message
+   * that completes a batch is committed inside its own handleMessage) is
+   * remembered, and its PUBACK goes out the moment mqtt.js sends it.
+   */
   release: (tickets: AckTicket[]) => void
   /** PUBACKs held, not yet sent. */
   readonly held: number
@@ -33,27 +38,41 @@ export function installDeferredAcks (client: MqttClient): DeferredAcks {
   const internals = client as unknown as { _sendPacket: SendPacket }
   const send = internals._sendPacket.bind(client)
   const parked = new Map<number, () => void>()
+  // Released while their message was still inside handleMessage; at most the
+  // one message being handled, so this set stays tiny.
+  const releasedEarly = new Set<number>()
   let connection = 0
   internals._sendPacket = (packet, callback, ...rest) => {
     if (packet.cmd !== 'puback' || packet.messageId === undefined) return send(packet, callback, ...rest)
     const messageId = packet.messageId
+    if (releasedEarly.delete(messageId)) return send(packet, callback, ...rest)
     parked.set(messageId, () => send(packet, undefined, ...rest))
     callback?.() // let mqtt.js read the next packet now
   }
-  // A new connection starts without the old one's parked acks: the broker
-  // redelivers those messages, possibly under the same ids, so a ticket of
-  // the old connection must never release an ack of the new one.
-  client.on('connect', () => {
+  // A connection's parked acks die with it: the broker redelivers those
+  // messages, possibly under the same ids, so a ticket of the old connection
+  // must never release an ack of the new one. The count moves on at `close`,
+  // not only at `connect`: mqtt.js queues a packet sent while offline and
+  // flushes it on the next connection, where an old id would acknowledge
+  // (and so lose) a different message [MQTT-4.4.0-1].
+  const forget = (): void => {
     parked.clear()
+    releasedEarly.clear()
     connection++
-  })
+  }
+  client.on('close', forget)
+  client.on('connect', forget)
   return {
     release (tickets) {
       for (const { messageId, connection: from } of tickets) {
         if (from !== connection) continue
         const sendAck = parked.get(messageId)
-        parked.delete(messageId)
-        sendAck?.()
+        if (sendAck) {
+          parked.delete(messageId)
+          sendAck()
+        } else {
+          releasedEarly.add(messageId)
+        }
       }
     },
     get connection () { return connection },

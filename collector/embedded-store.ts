@@ -41,15 +41,16 @@ CREATE TABLE IF NOT EXISTS points (
   tags        TEXT NOT NULL,   -- JSON, keys sorted: part of the point's identity
   device      TEXT,            -- tags.device, copied out to be indexed
   ts          INTEGER NOT NULL,
-  fields      TEXT NOT NULL    -- JSON object
+  fields      TEXT NOT NULL,   -- JSON object
+  ns          INTEGER NOT NULL DEFAULT 0 -- StoredPoint.ordinalNs: events of one millisecond are distinct points
 );
--- InfluxDB's identity of a point; also serves "last N points of measurement M".
-CREATE UNIQUE INDEX IF NOT EXISTS points_identity ON points (measurement, ts, tags);
 CREATE INDEX IF NOT EXISTS points_by_device ON points (device, ts);
 CREATE INDEX IF NOT EXISTS points_by_time ON points (ts);
 `
+// InfluxDB's identity of a point (time to the nanosecond); also serves "last N points of measurement M".
+const IDENTITY = 'CREATE UNIQUE INDEX IF NOT EXISTS points_identity_ns ON points (measurement, ts, ns, tags)'
 
-interface Row { measurement: string, tags: string, ts: number, fields: string }
+interface Row { measurement: string, tags: string, ts: number, ns: number, fields: string }
 
 // SQLite result codes (low byte of the extended code) that a later attempt may not meet.
 const TRANSIENT_SQLITE_CODES = new Set([5 /* BUSY */, 6 /* LOCKED */, 10 /* IOERR */, 13 /* FULL */])
@@ -71,10 +72,14 @@ export class EmbeddedStore implements PointSink {
     // so this commit must survive a power loss as the spool's own does.
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;')
     this.#db.exec(SCHEMA)
+    // A store made before events had their own nanosecond: add the column, and identify points by it.
+    const columns = this.#db.prepare('PRAGMA table_info(points)').all() as Array<{ name: string }>
+    if (!columns.some((column) => column.name === 'ns')) this.#db.exec('ALTER TABLE points ADD COLUMN ns INTEGER NOT NULL DEFAULT 0')
+    this.#db.exec(`DROP INDEX IF EXISTS points_identity; ${IDENTITY}`)
     // Like InfluxDB, the same measurement, tags and time is the same point: a
     // rewrite (redelivered message, retried batch) merges its fields, never duplicates it.
-    this.#upsert = this.#db.prepare(`INSERT INTO points (measurement, tags, device, ts, fields) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (measurement, ts, tags) DO UPDATE SET fields = json_patch(fields, excluded.fields)`)
+    this.#upsert = this.#db.prepare(`INSERT INTO points (measurement, tags, device, ts, ns, fields) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (measurement, ts, ns, tags) DO UPDATE SET fields = json_patch(fields, excluded.fields)`)
     this.#pruneChunk = this.#db.prepare('DELETE FROM points WHERE id IN (SELECT id FROM points WHERE ts < ? LIMIT ?)')
     const onError = options.onError ?? (() => {})
     this.#timer = setInterval(() => {
@@ -87,7 +92,7 @@ export class EmbeddedStore implements PointSink {
     try {
       inTransaction(this.#db, () => {
         for (const point of points) {
-          this.#upsert.run(point.measurement, canonicalTags(point.tags), point.tags.device ?? null, point.timestampMs, JSON.stringify(point.fields))
+          this.#upsert.run(point.measurement, canonicalTags(point.tags), point.tags.device ?? null, point.timestampMs, point.ordinalNs ?? 0, JSON.stringify(point.fields))
         }
       })
       return { outcome: 'success' }
@@ -105,13 +110,14 @@ export class EmbeddedStore implements PointSink {
     if (query.deviceId !== undefined) { conditions.push('device = ?'); values.push(query.deviceId) }
     if (query.measurement !== undefined) { conditions.push('measurement = ?'); values.push(query.measurement) }
     const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''
-    const rows = this.#db.prepare(`SELECT measurement, tags, ts, fields FROM points ${where} ORDER BY ts DESC LIMIT ?`)
+    const rows = this.#db.prepare(`SELECT measurement, tags, ts, ns, fields FROM points ${where} ORDER BY ts DESC, ns DESC LIMIT ?`)
       .all(...values, query.limit ?? 100) as unknown as Row[]
     return rows.map((row) => ({
       measurement: row.measurement,
       tags: JSON.parse(row.tags) as StoredPoint['tags'],
       fields: JSON.parse(row.fields) as StoredPoint['fields'],
       timestampMs: row.ts,
+      ...(row.ns === 0 ? {} : { ordinalNs: row.ns }),
     }))
   }
 

@@ -1,6 +1,7 @@
 /**
  * Writes batches of points to InfluxDB 2.x (`/api/v2/write`, line protocol,
- * ms precision) and says what happened to each batch; it never throws and
+ * ns precision, so events of one millisecond stay apart) and says what
+ * happened to each batch; it never throws and
  * never retries: the spool keeps the points and the store writer decides.
  *
  * It sends through the client's Transport rather than its WriteApi: the
@@ -37,7 +38,7 @@ export function createInfluxSink (options: InfluxSinkOptions): PointSink {
   // Own agent, so that close() releases the keep-alive connections.
   const agent = options.url.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true })
   const transport = new InfluxDB({ url: options.url, token, timeout: timeoutMs, transportOptions: { agent } }).transport
-  const path = `/api/v2/write?${new URLSearchParams({ org, bucket, precision: 'ms' })}`
+  const path = `/api/v2/write?${new URLSearchParams({ org, bucket, precision: 'ns' })}`
   const where = { origin: new URL(options.url).origin, org, bucket }
   // Defence in depth: a server or proxy that echoes the Authorization header must not put the token in a log.
   const redact = (text: string): string => (token ? text.replaceAll(token, '[redacted]') : text).slice(0, MAX_DETAIL_CHARS)
@@ -56,7 +57,16 @@ export function createInfluxSink (options: InfluxSinkOptions): PointSink {
       // Retrying after a timeout is safe: InfluxDB overwrites a point with the same measurement, tags and time.
       const signal = AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)])
       try {
-        await transport.request(path, body, { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold, signal })
+        let status = 0
+        let contentType = ''
+        await transport.request(path, body, { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, gzipThreshold, signal }, (headers, statusCode) => {
+          status = statusCode ?? 0
+          contentType = String(headers['content-type'] ?? 'no content type')
+        })
+        // InfluxDB answers a write it has taken with 204 and nothing else; any
+        // other 2xx (a captive portal's HTML, a proxy's page) did not store
+        // the points, and forgetting them would lose them.
+        if (status !== 204) return { outcome: 'retryable', error: `${where.origin} answered the write with ${status} (${redact(contentType)}), not InfluxDB's 204: is PLACEGUARD_INFLUX_URL an InfluxDB?` }
         return { outcome: 'success' }
       } catch (error) {
         if (signal.aborted && !closing.signal.aborted) return { outcome: 'retryable', error: `InfluxDB at ${where.origin} did not answer within ${timeoutMs} ms` }

@@ -6,7 +6,9 @@
  */
 import { PlaceGuardError } from '../shared/errors.ts'
 import { inTransaction } from '../shared/sqlite.ts'
+import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { EventOrdinals } from './points.ts'
 import { toLineProtocol, type StoredPoint } from './stored-point.ts'
 
 export interface SpoolOptions {
@@ -30,6 +32,19 @@ export class SpoolFullError extends PlaceGuardError {
   }
 }
 
+/**
+ * Thrown by `append` when SQLite cannot write (SQLITE_FULL from the database,
+ * its WAL or journal; SQLITE_IOERR): nothing of the batch was stored.
+ */
+export class SpoolUnwritableError extends PlaceGuardError {
+  constructor (path: string, cause: Error) {
+    super('PG_ERR_SPOOL_UNWRITABLE', `cannot write the spool ${path} (data directory ${dirname(path)}): ${cause.message}`, {
+      field: 'dataDir', hint: 'free space on the data directory\'s disk or fix its I/O error; messages stay at the broker meanwhile', cause,
+    })
+    this.name = 'SpoolUnwritableError'
+  }
+}
+
 // AUTOINCREMENT: ids are never reused, so an `uptoId` from an earlier peek
 // can never reach points appended after the spool was emptied.
 const SCHEMA = `
@@ -41,12 +56,14 @@ const BODY_BYTES = 'COALESCE(SUM(length(CAST(body AS BLOB))), 0)'
 
 export class Spool {
   readonly maxBytes: number
+  readonly path: string
   readonly #db: DatabaseSync
   readonly #insert: StatementSync
   readonly #head: StatementSync
   readonly #measureUpTo: StatementSync
   readonly #deleteUpTo: StatementSync
   readonly #insertRejected: StatementSync
+  readonly #ordinals = new EventOrdinals()
   #bytes: number
   #pendingPoints: number
 
@@ -55,6 +72,7 @@ export class Spool {
       throw new RangeError(`spool maxBytes must be a positive integer, got ${options.maxBytes}`)
     }
     this.maxBytes = options.maxBytes
+    this.path = options.path
     this.#db = new DatabaseSync(options.path)
     // WAL with synchronous = FULL syncs the log at every commit: once `append`
     // returns, its points survive kill -9 and power loss, and the caller may
@@ -76,17 +94,23 @@ export class Spool {
   get bytes (): number { return this.#bytes }
   get nearFull (): boolean { return this.#bytes >= this.maxBytes * 0.9 }
 
-  /** Stores the whole batch durably, or nothing. */
+  /** Stores the whole batch durably, or nothing: SpoolFullError past the bound, SpoolUnwritableError when the disk fails. */
   append (points: StoredPoint[]): void {
     if (points.length === 0) return
+    // Every path to the store passes here (telemetry, events, alerts): each event gets its own point.
+    for (const point of points) this.#ordinals.assign(point)
     const bodies = points.map(serialize)
     const bytes = bodies.reduce((sum, body) => sum + Buffer.byteLength(body), 0)
     if (this.#bytes + bytes > this.maxBytes) {
       throw new SpoolFullError(`spool full: ${this.#bytes} of ${this.maxBytes} bytes used, a batch of ${points.length} points needs ${bytes} more`)
     }
-    inTransaction(this.#db, () => {
-      for (const body of bodies) this.#insert.run(body)
-    })
+    try {
+      inTransaction(this.#db, () => {
+        for (const body of bodies) this.#insert.run(body)
+      })
+    } catch (error) {
+      throw new SpoolUnwritableError(this.path, error as Error)
+    }
     this.#bytes += bytes
     this.#pendingPoints += points.length
   }
@@ -131,12 +155,12 @@ export class Spool {
 }
 
 /**
- * JSON of exactly the four properties. Converting to line protocol first
+ * JSON of exactly the point's properties. Converting to line protocol first
  * refuses, before it is stored, a point the store could never accept
  * (NaN, no fields, a fractional timestamp): it would block the FIFO forever.
  */
 function serialize (point: StoredPoint): string {
   toLineProtocol(point)
-  const { measurement, tags, fields, timestampMs } = point
-  return JSON.stringify({ measurement, tags, fields, timestampMs })
+  const { measurement, tags, fields, timestampMs, ordinalNs } = point
+  return JSON.stringify({ measurement, tags, fields, timestampMs, ordinalNs })
 }

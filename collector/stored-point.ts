@@ -12,6 +12,13 @@ export interface StoredPoint {
   fields: Record<string, number | string | boolean>
   /** Milliseconds since the epoch. */
   timestampMs: number
+  /**
+   * Nanoseconds after `timestampMs` (0–999,999) that make an event its own
+   * point: InfluxDB identifies a point by measurement, tags and time, so two
+   * events of one series in the same millisecond would otherwise merge.
+   * Telemetry has none: a redelivered reading must stay the same point.
+   */
+  ordinalNs?: number
 }
 
 /** A store's answer to one batch, in the opentelemetry-exporter style: never thrown. */
@@ -33,20 +40,46 @@ export interface PointSink {
  */
 const INTEGER_FIELDS = new Set(['seq'])
 
-const MS_PRECISION = { convertTime: (time: unknown) => String(time) }
+const NS_PRECISION = { convertTime: (time: unknown) => String(time) }
 
-/** One line of InfluxDB line protocol, ms precision; the client library escapes and validates. */
+/**
+ * Raw CR and LF end a line in line protocol (InfluxDB, and victoria-metrics
+ * splits on them before parsing), and line protocol has no escape for them:
+ * a device string carrying one could inject a point (STRIDE T). They are
+ * written as the two characters `\n` / `\r`.
+ */
+function withoutLineBreaks (value: string): string {
+  return value.replaceAll('\r', '\\r').replaceAll('\n', '\\n')
+}
+
+/**
+ * The client escapes commas, equals signs and spaces in tag values but not
+ * backslashes, so a value ending in `\` would escape the separator after it
+ * and swallow the next tag. InfluxDB reads `\\` as one backslash.
+ */
+function tagValue (value: string): string {
+  return withoutLineBreaks(value).replaceAll('\\', '\\\\')
+}
+
+/** Nanoseconds since the epoch as line protocol wants them, exactly (beyond 2^53, so as text). */
+export function timestampNs (point: Pick<StoredPoint, 'timestampMs' | 'ordinalNs'>): string {
+  return `${point.timestampMs}${String(point.ordinalNs ?? 0).padStart(6, '0')}`
+}
+
+/** One line of InfluxDB line protocol, ns precision; the client library escapes and validates. */
 export function toLineProtocol (point: StoredPoint): string {
-  if (!Number.isSafeInteger(point.timestampMs)) throw new TypeError(`point in "${point.measurement}" has timestamp ${point.timestampMs}, not whole milliseconds`)
-  const line = new Point(point.measurement).timestamp(point.timestampMs)
-  for (const [name, value] of Object.entries(point.tags)) line.tag(name, value)
+  if (!Number.isSafeInteger(point.timestampMs) || point.timestampMs < 0) throw new TypeError(`point in "${point.measurement}" has timestamp ${point.timestampMs}, not whole milliseconds`)
+  const ordinal = point.ordinalNs ?? 0
+  if (!Number.isSafeInteger(ordinal) || ordinal < 0 || ordinal > 999_999) throw new TypeError(`point in "${point.measurement}" has ordinal ${ordinal}, not 0–999,999 ns`)
+  const line = new Point(point.measurement).timestamp(timestampNs(point))
+  for (const [name, value] of Object.entries(point.tags)) line.tag(name, tagValue(value))
   for (const [name, value] of Object.entries(point.fields)) {
-    if (typeof value === 'string') line.stringField(name, value)
+    if (typeof value === 'string') line.stringField(name, withoutLineBreaks(value))
     else if (typeof value === 'boolean') line.booleanField(name, value)
     else if (INTEGER_FIELDS.has(name)) line.intField(name, value)
     else line.floatField(name, value)
   }
-  const text = line.toLineProtocol(MS_PRECISION)
+  const text = line.toLineProtocol(NS_PRECISION)
   if (text === undefined) throw new TypeError(`point in "${point.measurement}" has no measurement or no fields`)
   return text
 }

@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   PG_ERR_SIM_BROKER: 'the simulator cannot reach or use the broker',
   PG_ERR_POLICY_INVALID: 'a policy file is unreadable, does not match the schema, or repeats a policy id',
   PG_ERR_SPOOL_FULL: 'the collector spool reached its size bound; messages stay unacknowledged at the broker',
+  PG_ERR_SPOOL_UNWRITABLE: 'the collector cannot write its spool (disk full, I/O error); messages stay unacknowledged at the broker until it can',
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

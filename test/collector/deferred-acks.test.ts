@@ -43,4 +43,29 @@ describe('installDeferredAcks', () => {
     acks.release([{ messageId: 7, connection: acks.connection }])
     expect(sent).toEqual([{ cmd: 'puback', messageId: 7 }])
   })
+
+  it('sends at once the PUBACK of a message released while mqtt.js was still handling it', () => {
+    const { client, sent } = clientStub()
+    const acks = installDeferredAcks(client)
+    const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
+    client.emit('connect', { cmd: 'connack', sessionPresent: true })
+    acks.release([{ messageId: 9, connection: acks.connection }]) // the batch was committed inside handleMessage
+    let continued = 0
+    send({ cmd: 'puback', messageId: 9 }, () => { continued++ })
+    expect(sent).toEqual([{ cmd: 'puback', messageId: 9 }])
+    expect(continued).toBe(1)
+    expect(acks.held).toBe(0)
+  })
+
+  it('voids tickets when the connection closes, so no ack is queued offline for the next one', () => {
+    const { client, sent } = clientStub()
+    const acks = installDeferredAcks(client)
+    const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
+    client.emit('connect', { cmd: 'connack', sessionPresent: true })
+    send({ cmd: 'puback', messageId: 3 }, () => {})
+    const ticket = { messageId: 3, connection: acks.connection }
+    client.emit('close') // mqtt.js would store a PUBACK sent now and flush it on the next connection
+    acks.release([ticket])
+    expect(sent).toEqual([])
+  })
 })

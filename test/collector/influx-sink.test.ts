@@ -97,7 +97,7 @@ describe('InfluxDB sink, store unreachable or answering errors', () => {
     const sent = store.requests[1]!
     expect(sent.headers['content-encoding']).toBe('gzip')
     expect(sent.headers.authorization).toBe(`Token ${TOKEN}`)
-    expect(sent.body.split('\n')[3]).toBe(`flood,device=flood-001,site=riverside battery_v=3.7,fw="1.2.3",level_cm=41.5,seq=3i ${NOW - 60_000 + 3}`)
+    expect(sent.body.split('\n')[3]).toBe(`flood,device=flood-001,site=riverside battery_v=3.7,fw="1.2.3",level_cm=41.5,seq=3i ${NOW - 60_000 + 3}000000`) // ns precision
   })
 
   it('abandons a write the store does not answer within timeoutMs, as retryable', async () => {
