@@ -1,0 +1,95 @@
+/**
+ * npm run bench:adversarial — what a good device gets from the broker while
+ * it is attacked (issue 11). The broker runs as a child process on a temp
+ * fleet; each attack (test/helpers/floods.ts) runs for --seconds while one
+ * good device, from 127.0.0.1 on its own certificate, keeps connecting and
+ * publishing QoS 1. Attackers use other 127.x addresses.
+ *
+ * Printed: attack | attack attempts/s achieved | good-device connects ok |
+ * publishes acked | PUBACK p99 during the attack | PUBACK p99 at baseline.
+ * Figures drift on a shared machine; compare rows of one run.
+ *
+ *   npm run bench:adversarial -- [--seconds 10] [--max-connections 200]
+ */
+import { parseArgs } from 'node:util'
+import { startBrokerProcess } from '../test/helpers/broker-process.ts'
+import { createTestFleet } from '../test/helpers/fleet.ts'
+import {
+  type Attack, captureClientHello, connectStorm, handshakeStorm, idleSockets, loopbackAddresses, percentile,
+  probeGoodDevice, type ProbeResult, slowHandshakes, subscriptionBomb, topicDepthBomb,
+} from '../test/helpers/floods.ts'
+import { deviceContext } from '../test/helpers/raw-mqtt.ts'
+import { printTable, round, saveResults } from './lib/report.ts'
+
+const { values } = parseArgs({ options: {
+  seconds: { type: 'string', default: '10' },
+  'max-connections': { type: 'string', default: '200' },
+} })
+const SECONDS = Number(values.seconds)
+const MAX_CONNECTIONS = Number(values['max-connections'])
+const STORMERS = Array.from({ length: 16 }, (_, i) => `storm-${i + 1}`)
+const topic = (id: string): string => `places/block-a/housing/${id}/telemetry`
+
+const fleet = await createTestFleet(['good-1', 'bomb-1', 'depth-1', ...STORMERS].map((deviceId) => ({ deviceId, kind: 'housing', site: 'block-a' })))
+// The default publish rate limit would time the good device, not the attack.
+const broker = await startBrokerProcess(fleet, { maxConnections: MAX_CONNECTIONS, handshakeTimeoutMs: 4_000, connectTimeoutMs: 4_000, publishRatePerSec: 0 })
+const context = (id: string) => deviceContext(fleet, fleet.device(id))
+
+/** The good device, round after round (5 publishes each), for `seconds`. */
+async function probeFor (seconds: number): Promise<ProbeResult> {
+  const total: ProbeResult = { connects: 0, connectsOk: 0, publishes: 0, acked: 0, ackMs: [], errors: [] }
+  const until = performance.now() + seconds * 1_000
+  while (performance.now() < until) {
+    const round = await probeGoodDevice(broker.url, fleet, 'good-1', topic('good-1'), 1, 5)
+    total.connects += round.connects
+    total.connectsOk += round.connectsOk
+    total.publishes += round.publishes
+    total.acked += round.acked
+    total.ackMs.push(...round.ackMs)
+    total.errors.push(...round.errors)
+  }
+  return total
+}
+
+const baseline = await probeFor(SECONDS)
+const baselineP99 = percentile(baseline.ackMs, 99)
+const hello = await captureClientHello(context('storm-1'))
+const attacks: Array<() => Attack> = [
+  () => idleSockets(broker.port, MAX_CONNECTIONS + 50),
+  () => slowHandshakes(broker.port, MAX_CONNECTIONS + 50, hello),
+  () => handshakeStorm(broker.port, context('storm-1'), 16, ['127.0.0.7']),
+  () => handshakeStorm(broker.port, context('storm-1'), 16, loopbackAddresses(64, 8)),
+  () => connectStorm(broker.port, STORMERS.map((deviceId) => ({ deviceId, context: context(deviceId) }))),
+  () => subscriptionBomb(broker.port, { deviceId: 'bomb-1', context: context('bomb-1'), topic: topic('bomb-1') }, 5_000),
+  () => topicDepthBomb(broker.port, { deviceId: 'depth-1', context: context('depth-1'), topic: topic('depth-1') }, 5_000),
+]
+
+const rows: Array<Record<string, string | number>> = [row('none (baseline)', 0, baseline)]
+for (const start of attacks) {
+  const attack = start()
+  const began = performance.now()
+  await new Promise((resolve) => setTimeout(resolve, 1_000)) // let it build up
+  const during = await probeFor(SECONDS)
+  const rate = attack.attempts() / ((performance.now() - began) / 1_000)
+  await attack.stop()
+  rows.push(row(attack.name, rate, during))
+  if (broker.exit()) { rows.push({ attack: `broker exited: ${JSON.stringify(broker.exit())}` }); break }
+  await new Promise((resolve) => setTimeout(resolve, 2_000)) // the broker lets go of the attack's connections
+}
+await broker.stop()
+fleet.cleanup()
+
+printTable(rows)
+process.stdout.write(`results: ${saveResults('adversarial', { seconds: SECONDS, maxConnections: MAX_CONNECTIONS, rows })}\n`)
+
+function row (name: string, rate: number, probe: ProbeResult): Record<string, string | number> {
+  const p99 = percentile(probe.ackMs, 99)
+  return {
+    attack: name,
+    'attempts/s': round(rate),
+    'connects ok': `${probe.connectsOk}/${probe.connects}`,
+    'publishes acked': `${probe.acked}/${probe.publishes}`,
+    'PUBACK p99 ms': p99 === undefined ? '-' : round(p99),
+    'baseline p99 ms': baselineP99 === undefined ? '-' : round(baselineP99),
+  }
+}
