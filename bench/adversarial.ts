@@ -6,17 +6,23 @@
  * publishing QoS 1. Attackers use other 127.x addresses.
  *
  * Printed: attack | attack attempts/s achieved | good-device connects ok |
- * publishes acked | PUBACK p99 during the attack | PUBACK p99 at baseline.
+ * publishes acked | PUBACK p99 during the attack | PUBACK p99 at baseline;
+ * then the HTTP API under token brute force: guesses/s, how they were
+ * answered, and the good token's requests and p99 against its baseline.
  * Figures drift on a shared machine; compare rows of one run.
  *
  *   npm run bench:adversarial -- [--seconds 10] [--max-connections 200]
  */
 import { parseArgs } from 'node:util'
+import { createCollectorService } from '../collector/service.ts'
+import { startApiServer } from '../dashboards/api/server.ts'
+import { loadConfig } from '../shared/config.ts'
+import { createLogger } from '../shared/logger.ts'
 import { startBrokerProcess } from '../test/helpers/broker-process.ts'
 import { createTestFleet } from '../test/helpers/fleet.ts'
 import {
-  type Attack, captureClientHello, connectStorm, handshakeStorm, idleSockets, loopbackAddresses, percentile,
-  probeGoodDevice, type ProbeResult, slowHandshakes, subscriptionBomb, topicDepthBomb,
+  type Attack, captureClientHello, connectStorm, handshakeStorm, httpGet, idleSockets, loopbackAddresses, percentile,
+  probeGoodDevice, type ProbeResult, slowHandshakes, subscriptionBomb, tokenBruteForce, topicDepthBomb,
 } from '../test/helpers/floods.ts'
 import { deviceContext } from '../test/helpers/raw-mqtt.ts'
 import { printTable, round, saveResults } from './lib/report.ts'
@@ -76,11 +82,51 @@ for (const start of attacks) {
   if (broker.exit()) { rows.push({ attack: `broker exited: ${JSON.stringify(broker.exit())}` }); break }
   await new Promise((resolve) => setTimeout(resolve, 2_000)) // the broker lets go of the attack's connections
 }
+const apiRows = await benchApi()
 await broker.stop()
 fleet.cleanup()
 
 printTable(rows)
-process.stdout.write(`results: ${saveResults('adversarial', { seconds: SECONDS, maxConnections: MAX_CONNECTIONS, rows })}\n`)
+process.stdout.write('\n')
+printTable(apiRows)
+process.stdout.write(`results: ${saveResults('adversarial', { seconds: SECONDS, maxConnections: MAX_CONNECTIONS, rows, apiRows })}\n`)
+
+/**
+ * The HTTP API (a collector on the same broker) under token guessing from
+ * 127.0.0.9, while the operator's good token is used from 127.0.0.1.
+ */
+async function benchApi (): Promise<Array<Record<string, string | number>>> {
+  const token = 'operator-token-0123456789abcdef'
+  const logger = createLogger({ level: 'silent' })
+  const service = createCollectorService(loadConfig({ env: { PLACEGUARD_API_TOKENS: `${token}:operator` }, flags: { dataDir: fleet.dataDir } }), broker.url, logger)
+  await service.start()
+  const api = await startApiServer(service.apiSource(), { host: '127.0.0.1', port: 0, logger })
+  const operator = async (): Promise<{ ok: number, total: number, ms: number[] }> => {
+    const result = { ok: 0, total: 0, ms: [] as number[] }
+    const until = performance.now() + SECONDS * 1_000
+    while (performance.now() < until) {
+      const started = performance.now()
+      const status = await httpGet(api.port, '/api/fleet', token, '127.0.0.1')
+      result.total++
+      if (status === 200) { result.ok++; result.ms.push(performance.now() - started) }
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    return result
+  }
+  const base = await operator()
+  const attack = tokenBruteForce(api.port, 8)
+  const began = performance.now()
+  const during = await operator()
+  const rate = attack.attempts() / ((performance.now() - began) / 1_000)
+  await attack.stop()
+  await api.close()
+  await service.stop()
+  const p99 = (ms: number[]) => { const value = percentile(ms, 99); return value === undefined ? '-' : round(value) }
+  return [{
+    attack: attack.name, 'guesses/s': round(rate), 'guess answers': JSON.stringify(attack.statuses),
+    'good-token requests ok': `${during.ok}/${during.total}`, 'good p99 ms': p99(during.ms), 'baseline p99 ms': p99(base.ms),
+  }]
+}
 
 function row (name: string, rate: number, probe: ProbeResult): Record<string, string | number> {
   const p99 = percentile(probe.ackMs, 99)

@@ -4,7 +4,6 @@
  * keeps working throughout, and the attacker is refused (429) well before it
  * could matter, by the limit on failed authentication per address.
  */
-import { request } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type CollectorService, createCollectorService } from '../../collector/service.ts'
@@ -12,6 +11,7 @@ import { type RunningApi, startApiServer } from '../../dashboards/api/server.ts'
 import { loadConfig } from '../../shared/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { useFleetWithBroker } from '../helpers/broker.ts'
+import { httpGet } from '../helpers/floods.ts'
 import { pool } from '../helpers/raw-mqtt.ts'
 
 const GOOD = 'operator-token-0123456789abcdef'
@@ -33,18 +33,7 @@ afterAll(async () => {
   await service?.stop()
 })
 
-/** GET with a bearer token from a chosen loopback address; resolves with the status (0: refused at the socket). */
-function get (path: string, token: string, localAddress: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port: api.port, path, localAddress, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
-      res.resume()
-      res.once('end', () => resolve(res.statusCode ?? 0))
-    })
-    req.once('error', () => resolve(0))
-    req.setTimeout(15_000, () => req.destroy())
-    req.end()
-  })
-}
+const get = (path: string, token: string, localAddress: string): Promise<number> => httpGet(api.port, path, token, localAddress)
 
 describe('API token brute force', () => {
   it(`keeps a good token working while another address makes ${GUESSES} guesses, and refuses the guesser`, async () => {

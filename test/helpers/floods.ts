@@ -7,6 +7,8 @@
  * 127.0.0.0/8 is loopback here), so a per-address defence can tell them
  * from the good device, which connects from 127.0.0.1.
  */
+import { randomBytes } from 'node:crypto'
+import { request } from 'node:http'
 import { connect as connectTcp, createServer, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { connect as connectTls, type SecureContext } from 'node:tls'
@@ -208,4 +210,27 @@ export function percentile (values: number[], p: number): number | undefined {
   if (values.length === 0) return undefined
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
+}
+
+/** GET with a bearer token from a chosen loopback address; resolves with the status (0: refused or timed out at the socket). */
+export function httpGet (port: number, path: string, token: string, localAddress: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, localAddress, headers: { authorization: `Bearer ${token}` }, agent: false }, (res) => {
+      res.resume()
+      res.once('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.once('error', () => resolve(0))
+    req.setTimeout(15_000, () => req.destroy())
+    req.end()
+  })
+}
+
+/** Random bearer tokens against the HTTP API, `width` at a time, from `address`; counts answers by status. */
+export function tokenBruteForce (port: number, width: number, address = '127.0.0.9'): Attack & { statuses: Record<number, number> } {
+  const statuses: Record<number, number> = {}
+  const attack = loops('API token brute force', width, async () => {
+    const status = await httpGet(port, '/api/fleet', randomBytes(16).toString('hex'), address)
+    statuses[status] = (statuses[status] ?? 0) + 1
+  })
+  return Object.assign(attack, { statuses })
 }
