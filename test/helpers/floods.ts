@@ -20,6 +20,8 @@ export interface Attack {
   name: string
   /** Attempts the attacker made (connections, handshakes, packets: see the attack). */
   attempts: () => number
+  /** The attacker's TCP connections open right now. */
+  holding: () => number
   stop: () => Promise<void>
 }
 
@@ -28,8 +30,9 @@ export function loopbackAddresses (count: number, base = 1): string[] {
   return Array.from({ length: count }, (_, i) => `127.${base}.${Math.floor(i / 250)}.${(i % 250) + 1}`)
 }
 
-/** Sockets an attack holds open, destroyed when it stops. */
+/** Sockets an attack holds open, destroyed when it stops; those connected are counted. */
 const liveSockets = new Set<Socket>()
+let connected = 0
 
 /** Runs `step` in `width` loops until stopped; each loop waits for its step to end (bounded by the step). */
 function loops (name: string, width: number, step: (lane: number) => Promise<void>): Attack {
@@ -44,6 +47,7 @@ function loops (name: string, width: number, step: (lane: number) => Promise<voi
   return {
     name,
     attempts: () => attempts,
+    holding: () => connected,
     stop: async () => {
       running = false
       for (const socket of liveSockets) socket.destroy()
@@ -59,15 +63,21 @@ function held (socket: Socket, ms: number, onConnect?: () => void): Promise<void
   liveSockets.add(socket)
   return new Promise((resolve) => {
     const timer = setTimeout(() => socket.destroy(), ms)
-    if (onConnect) socket.once('connect', onConnect)
+    let counted = false
+    socket.once('connect', () => { counted = true; connected++; onConnect?.() })
     socket.on('error', () => {})
-    socket.once('close', () => { clearTimeout(timer); liveSockets.delete(socket); resolve() })
+    socket.once('close', () => {
+      clearTimeout(timer)
+      liveSockets.delete(socket)
+      if (counted) connected--
+      resolve()
+    })
   })
 }
 
 /** Keeps `count` TCP sockets open that never speak; one the broker closes is opened again (STRIDE D: pre-auth slots). */
 export function idleSockets (port: number, count: number, addresses = ['127.0.0.2']): Attack {
-  return loops('idle TCP sockets', count, (lane) => held(connectTcp({ host: '127.0.0.1', port, localAddress: addresses[lane % addresses.length] }), 600_000).then(() => sleep(50)))
+  return loops(`idle TCP sockets from ${addresses.length} address${addresses.length > 1 ? 'es' : ''}`, count, (lane) => held(connectTcp({ host: '127.0.0.1', port, localAddress: addresses[lane % addresses.length] }), 600_000).then(() => sleep(50)))
 }
 
 /** The first flight of a TLS client, captured once, to replay slowly. */
