@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { collectorFiles, connectClient, waitFor } from '../helpers/broker.ts'
 import { startBrokerProcess, type BrokerProcess, type MemorySample } from '../helpers/broker-process.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
+import { withTimeout } from '../helpers/floods.ts'
 import { scriptFor, type FuzzScript, type FuzzTarget } from '../helpers/mqtt-fuzz.ts'
 import { deviceContext, pool, sendRaw, type RawOutcome } from '../helpers/raw-mqtt.ts'
 
@@ -62,7 +63,7 @@ function publishThroughout (device: MqttClient): GoodDevice {
     while (running && state.failures.length === 0) {
       const seq = state.sent++
       try {
-        await device.publishAsync(topic('good-1'), JSON.stringify({ seq }), { qos: 1 })
+        await withTimeout(device.publishAsync(topic('good-1'), JSON.stringify({ seq }), { qos: 1 }), 30_000)
         state.acked.add(seq)
       } catch (error) {
         state.failures.push(`seq ${seq}: ${(error as Error).message}`)

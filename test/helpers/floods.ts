@@ -210,7 +210,8 @@ export async function probeGoodDevice (url: string, fleet: TestFleet, deviceId: 
   return result
 }
 
-function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
+/** `promise`, or a rejection after `ms`: no wait on the broker is unbounded. */
+export function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   return Promise.race([promise, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`no PUBACK within ${ms} ms`)), ms) })])
     .finally(() => clearTimeout(timer))
