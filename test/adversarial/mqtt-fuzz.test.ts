@@ -34,8 +34,12 @@ const BOUND_MS = Math.max(CONNECT_TIMEOUT_MS, 1_500 * 2) + 15_000
 /** Heap growth (after GC) allowed over the run: generous, but far below what a leak per connection or packet would add. */
 const HEAP_GROWTH_BYTES = 64 * 1024 * 1024
 
-/** One identity per lane: connections sharing a client id would take each other over [MQTT-3.1.4-2]. */
-const FUZZERS = Array.from({ length: IN_FLIGHT }, (_, i) => `fuzz-${i + 1}`)
+/**
+ * One identity per lane: connections sharing a client id would take each
+ * other over [MQTT-3.1.4-2]. Ids of one length, so that a connection's bytes
+ * differ between lanes only in the id's digits and a failure replays the same.
+ */
+const FUZZERS = Array.from({ length: IN_FLIGHT }, (_, i) => `fuzz-${String(i + 1).padStart(2, '0')}`)
 const topic = (id: string): string => `places/block-a/housing/${id}/telemetry`
 
 let fleet: TestFleet
