@@ -39,7 +39,9 @@ const topic = (id: string): string => `places/block-a/housing/${id}/telemetry`
 
 const fleet = await createTestFleet(['good-1', 'bomb-1', 'depth-1', ...STORMERS].map((deviceId) => ({ deviceId, kind: 'housing', site: 'block-a' })))
 // The default publish rate limit would time the good device, not the attack.
-const broker = await startBrokerProcess(fleet, { maxConnections: MAX_CONNECTIONS, handshakeTimeoutMs: 4_000, connectTimeoutMs: 4_000, publishRatePerSec: 0 })
+const startBroker = () => startBrokerProcess(fleet, { maxConnections: MAX_CONNECTIONS, handshakeTimeoutMs: 4_000, connectTimeoutMs: 4_000, publishRatePerSec: 0 })
+// A fresh broker per attack: what one attack leaves behind must not colour the next row.
+let broker = await startBroker()
 const context = (id: string) => deviceContext(fleet, fleet.device(id))
 
 /** The good device, round after round (5 publishes each), for `seconds`. */
@@ -61,28 +63,29 @@ async function probeFor (seconds: number): Promise<ProbeResult> {
 const baseline = await probeFor(SECONDS)
 const baselineP99 = percentile(baseline.ackMs, 99)
 const hello = await captureClientHello(context('storm-1'))
-const attacks: Array<() => Attack> = [
-  () => idleSockets(broker.port, MAX_CONNECTIONS + 50),
-  () => idleSockets(broker.port, MAX_CONNECTIONS + 50, loopbackAddresses(64, 2)),
-  () => slowHandshakes(broker.port, MAX_CONNECTIONS + 50, hello),
-  () => handshakeStorm(broker.port, context('storm-1'), 16, ['127.0.0.7']),
-  () => handshakeStorm(broker.port, context('storm-1'), 16, loopbackAddresses(64, 8)),
-  () => connectStorm(broker.port, STORMERS.map((deviceId) => ({ deviceId, context: context(deviceId) }))),
-  () => subscriptionBomb(broker.port, { deviceId: 'bomb-1', context: context('bomb-1'), topic: topic('bomb-1') }, 5_000),
-  () => topicDepthBomb(broker.port, { deviceId: 'depth-1', context: context('depth-1'), topic: topic('depth-1') }, 5_000),
+const attacks: Array<(port: number) => Attack> = [
+  (port) => idleSockets(port, MAX_CONNECTIONS + 50),
+  (port) => idleSockets(port, MAX_CONNECTIONS + 50, loopbackAddresses(64, 2)),
+  (port) => slowHandshakes(port, MAX_CONNECTIONS + 50, hello),
+  (port) => handshakeStorm(port, context('storm-1'), 16, ['127.0.0.7']),
+  (port) => handshakeStorm(port, context('storm-1'), 16, loopbackAddresses(64, 8)),
+  (port) => connectStorm(port, STORMERS.map((deviceId) => ({ deviceId, context: context(deviceId) }))),
+  (port) => subscriptionBomb(port, { deviceId: 'bomb-1', context: context('bomb-1'), topic: topic('bomb-1') }, 5_000),
+  (port) => topicDepthBomb(port, { deviceId: 'depth-1', context: context('depth-1'), topic: topic('depth-1') }, 5_000),
 ]
 
 const rows: Array<Record<string, string | number>> = [row('none (baseline)', 0, baseline)]
 for (const start of attacks) {
-  const attack = start()
+  await broker.stop()
+  broker = await startBroker()
+  const attack = start(broker.port)
   const began = performance.now()
   await buildUp(attack)
   const during = await probeFor(SECONDS)
   const rate = attack.attempts() / ((performance.now() - began) / 1_000)
   await attack.stop()
   rows.push(row(attack.name, rate, during))
-  if (broker.exit()) { rows.push({ attack: `broker exited: ${JSON.stringify(broker.exit())}` }); break }
-  await new Promise((resolve) => setTimeout(resolve, 2_000)) // the broker lets go of the attack's connections
+  if (broker.exit()) rows.push({ attack: `broker exited: ${JSON.stringify(broker.exit())}` })
 }
 const apiRows = await benchApi()
 await broker.stop()
