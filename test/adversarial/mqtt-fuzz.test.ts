@@ -33,6 +33,8 @@ const CONNECT_TIMEOUT_MS = 3_000
 const BOUND_MS = Math.max(CONNECT_TIMEOUT_MS, 1_500 * 2) + 15_000
 /** Heap growth (after GC) allowed over the run: generous, but far below what a leak per connection or packet would add. */
 const HEAP_GROWTH_BYTES = 64 * 1024 * 1024
+/** RSS growth allowed: the allocator keeps freed pages, so far more room than the heap (about 100 MB seen at 100k packets). */
+const RSS_GROWTH_BYTES = 384 * 1024 * 1024
 
 /**
  * One identity per lane: connections sharing a client id would take each
@@ -132,6 +134,7 @@ describe('MQTT fuzzing over mutual TLS', () => {
     if (ONLY === undefined) expect(packetsSent).toBeGreaterThanOrEqual(TOTAL_PACKETS)
     expect(failures.slice(0, 20), `${failures.length} failing connections; ${summary}`).toEqual([])
     expect(after.heapUsed - before.heapUsed, summary).toBeLessThan(HEAP_GROWTH_BYTES)
+    expect(after.rss - before.rss, summary).toBeLessThan(RSS_GROWTH_BYTES)
     expect(good.failures, summary).toEqual([])
     expect(good.acked.size, summary).toBe(good.sent)
     expect([...good.acked].filter((seq) => !received.has(seq)), summary).toEqual([])
