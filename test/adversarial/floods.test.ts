@@ -64,9 +64,13 @@ async function goodDeviceDuring (start: () => Attack, buildUp: (attack: Attack) 
 /**
  * Until the attacker holds as many open connections as the broker allows
  * (a broker without a per-address defence is then full), or 10 s pass (one
- * with it keeps refusing them).
+ * with it keeps refusing them); then 2 s for the broker to accept the
+ * backlog, so the good device does not slip in ahead of the flood.
  */
-const holdingAll = (attack: Attack) => waitFor(() => attack.holding() >= MAX_CONNECTIONS, 10_000, 'the flood to fill the broker').catch(() => {})
+const holdingAll = async (attack: Attack): Promise<void> => {
+  await waitFor(() => attack.holding() >= MAX_CONNECTIONS, 10_000, 'the flood to fill the broker').catch(() => {})
+  await new Promise((resolve) => setTimeout(resolve, 2_000))
+}
 const attempts = (n: number) => (attack: Attack) => waitFor(() => attack.attempts() >= n, 60_000, `${n} attempts of "${attack.name}"`)
 const context = (id: string) => deviceContext(fleet, fleet.device(id))
 
