@@ -99,6 +99,8 @@ interface Session {
   connectedAt: number
   throttle: PublishThrottle | undefined
   rateLimitedAt: number
+  /** Refused subscriptions in this session: how many, how many not yet reported, when last reported. */
+  subscribeDenials: { count: number, unreported: number, reportedAt: number }
 }
 
 /** The broker's notion of a connection's trusted facts, read by other rooms through `sessionOf`. */
@@ -110,6 +112,15 @@ export interface SessionInfo {
 }
 
 const RATE_EVENT_EVERY_MS = 60_000
+/** Refused subscriptions are reported at most this often per session, with the count since the last report. */
+const SUBSCRIBE_DENIAL_EVENT_EVERY_MS = 10_000
+/**
+ * Refused subscriptions one session may make before the broker closes it. A
+ * device has one subscription of its own to make; one SUBSCRIBE carrying
+ * thousands of foreign filters is a probe or a denial of service (STRIDE D),
+ * and answering each with an event let one packet cost seconds of broker time.
+ */
+const MAX_SUBSCRIBE_DENIALS = 100
 
 export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [SecurityEvent] }> {
   readonly aedes: Aedes
@@ -316,6 +327,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
         ? new PublishThrottle(this.limits.publishRatePerSec, this.limits.publishBurst, this.limits.maxThrottleMs, this.#clock.now)
         : undefined,
       rateLimitedAt: 0,
+      subscribeDenials: { count: 0, unreported: 0, reportedAt: -Infinity },
     })
     this.#live.set(socket, this.#sessions.get(socket)!)
     socket.once('close', () => {
@@ -537,7 +549,29 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     if (!session) return done(new Error('no session'))
     const decision = canSubscribe(session.identity, subscription.topic)
     if (decision.allowed) return done(null, subscription)
-    this.#emit('acl-denied', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(subscription.topic, 200) })
+    const denials = session.subscribeDenials
+    denials.count++
+    denials.unreported++
+    const now = this.#clock.now()
+    if (denials.count > MAX_SUBSCRIBE_DENIALS) {
+      this.#endedByBroker.set(session, 'ACL violation')
+      if (denials.count === MAX_SUBSCRIBE_DENIALS + 1) {
+        this.#emit('acl-denied', {
+          ...identityFields(session.identity), remoteAddress: session.remoteAddress, topic: printable(subscription.topic, 200),
+          reason: `more than ${MAX_SUBSCRIBE_DENIALS} refused subscriptions in one session; connection closed`,
+          details: { sinceLastReport: denials.unreported, disconnected: true },
+        })
+      }
+      return done(new Error('too many refused subscriptions'))
+    }
+    if (now - denials.reportedAt >= SUBSCRIBE_DENIAL_EVENT_EVERY_MS) {
+      this.#emit('acl-denied', {
+        ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(subscription.topic, 200),
+        details: { sinceLastReport: denials.unreported },
+      })
+      denials.reportedAt = now
+      denials.unreported = 0
+    }
     // A null subscription answers 0x80 (failure) in the SUBACK [MQTT-3.9.3].
     done(null, null)
   }
