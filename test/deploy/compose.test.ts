@@ -279,6 +279,24 @@ describe('docker-compose.yml', () => {
   })
 })
 
+describe('deployment documentation', () => {
+  it('names Compose v2 as the supported client (docker-compose 1.29 breaks on recreate, docker/compose #11742)', () => {
+    const deploy = readFileSync(join(ROOT, 'docs', 'deploy.md'), 'utf8')
+    expect(deploy).toContain('docker compose up -d')
+    expect(deploy).toContain('ContainerConfig')
+    expect(readFileSync(COMPOSE_FILE, 'utf8')).toContain('docs/deploy.md')
+  })
+
+  it('says in .env.example that changing a secret later breaks things, and how to rotate', () => {
+    const example = readFileSync(join(ROOT, '.env.example'), 'utf8')
+    expect(example).not.toMatch(/changing them\s+here later does not change them there/)
+    expect(example).toMatch(/NOT harmless/)
+    expect(example).toMatch(/8 to 72/)
+    expect(example).toContain('Rotating secrets')
+    expect(readFileSync(join(ROOT, 'docs', 'deploy.md'), 'utf8')).toContain('## Rotating secrets')
+  })
+})
+
 describe('secrets', () => {
   const raw = readFileSync(COMPOSE_FILE, 'utf8')
 
