@@ -33,10 +33,11 @@ COPY policies ./policies
 COPY delivery ./delivery
 COPY agent-sim ./agent-sim
 COPY dashboards ./dashboards
-# The data directory (fleet PKI with the CA key, spool, alert book) belongs to
-# the unprivileged `node` user of the base image; a new named volume takes
-# this ownership.
-RUN mkdir -p /data && chown node:node /data && chmod 700 /data
+# The data directory (fleet PKI with the CA key, spool, alert book) and
+# /pki-public (where docker-compose's pki-crl service publishes the PKI's
+# public part for the broker, without the CA key) belong to the unprivileged
+# `node` user of the base image; a new named volume takes this ownership.
+RUN mkdir -p /data /pki-public && chown node:node /data /pki-public && chmod 700 /data /pki-public
 USER node
 VOLUME /data
 # MQTT over mutual TLS (broker), HTTP API and web dashboard (collector).

@@ -4,8 +4,8 @@
  * images, ports, volumes, and secrets that come only from the env file.
  * There is no Docker engine here; `config` needs none.
  */
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -22,7 +22,9 @@ const SECRETS = {
   GRAFANA_ADMIN_PASSWORD: 'test-grafana-admin-password-c4e8',
   PLACEGUARD_API_TOKENS: 'test-operator-token-2b6f:operator,test-viewer-token-8a01:viewer',
 }
-const PLACEGUARD_SERVICES = ['pki', 'broker', 'collector', 'sim']
+const PLACEGUARD_SERVICES = ['pki', 'pki-crl', 'broker', 'collector', 'sim']
+/** Services that run once and exit: no healthcheck, and their dependants wait for them to complete. */
+const ONE_SHOTS = ['influxdb-init', 'pki']
 
 interface Healthcheck { test?: string[] | string, disable?: boolean }
 interface Service {
@@ -30,6 +32,7 @@ interface Service {
   build?: { context: string }
   command?: string[]
   entrypoint?: string[]
+  user?: string
   environment?: Record<string, string>
   healthcheck?: Healthcheck
   profiles?: string[]
@@ -77,13 +80,13 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('docker-compose.yml', () => {
   it('runs InfluxDB, Grafana, the PKI, the broker and the collector, and the simulator', () => {
-    expect(Object.keys(config.services).sort()).toEqual(['broker', 'collector', 'grafana', 'influxdb', 'pki', 'sim'])
+    expect(Object.keys(config.services).sort()).toEqual(['broker', 'collector', 'grafana', 'influxdb', 'influxdb-init', 'pki', 'pki-crl', 'sim'])
   })
 
-  it('gives every long-running service a healthcheck; only the one-shot pki has none', () => {
+  it('gives every long-running service a healthcheck; only the one-shots have none', () => {
     for (const [name, service] of Object.entries(config.services)) {
-      if (name === 'pki') {
-        expect(service.healthcheck, 'pki runs once and exits').toBeUndefined()
+      if (ONE_SHOTS.includes(name)) {
+        expect(service.healthcheck, `${name} runs once and exits`).toBeUndefined()
         continue
       }
       const test = service.healthcheck?.test
@@ -103,6 +106,7 @@ describe('docker-compose.yml', () => {
 
   it('uses influxdb:2.7, a pinned Grafana, and PlaceGuard\'s own image built from this repository', () => {
     expect(config.services.influxdb!.image).toBe('influxdb:2.7')
+    expect(config.services['influxdb-init']!.image).toBe('influxdb:2.7')
     expect(config.services.grafana!.image).toMatch(/^grafana\/grafana(-oss)?:\d+\.\d+\.\d+$/)
     for (const name of PLACEGUARD_SERVICES) {
       expect(config.services[name]!.build?.context, name).toBe(ROOT)
@@ -121,7 +125,33 @@ describe('docker-compose.yml', () => {
     expect(collector.PLACEGUARD_INFLUX_TOKEN).toBe(influx.DOCKER_INFLUXDB_INIT_ADMIN_TOKEN)
     expect(collector.PLACEGUARD_HTTP_HOST).toBe('0.0.0.0')
     expect(config.services.grafana!.environment!.PLACEGUARD_INFLUX_BUCKET).toBe(influx.DOCKER_INFLUXDB_INIT_BUCKET)
-    expect(config.services.grafana!.environment!.GRAFANA_INFLUX_PASSWORD).toBe(influx.GRAFANA_INFLUX_PASSWORD)
+    const init = config.services['influxdb-init']!.environment!
+    expect(init.INFLUX_HOST).toBe('http://influxdb:8086')
+    expect(init.INFLUX_TOKEN).toBe(influx.DOCKER_INFLUXDB_INIT_ADMIN_TOKEN)
+    expect(init.INFLUX_ORG).toBe(influx.DOCKER_INFLUXDB_INIT_ORG)
+    expect(init.PLACEGUARD_INFLUX_BUCKET).toBe(influx.DOCKER_INFLUXDB_INIT_BUCKET)
+    expect(config.services.grafana!.environment!.GRAFANA_INFLUX_PASSWORD).toBe(init.GRAFANA_INFLUX_PASSWORD)
+    expect(config.services.grafana!.environment!.GRAFANA_INFLUX_USERNAME).toBe(init.GRAFANA_INFLUX_USERNAME)
+  })
+
+  // influxdata-docker #542: a failing /docker-entrypoint-initdb.d script makes
+  // the 2.7 entrypoint delete the data but keep the CLI config, and every
+  // restart then fails with `config name "default" already exists`.
+  it('runs no init script inside InfluxDB: Grafana\'s login comes from a one-shot after InfluxDB is healthy', () => {
+    const influx = config.services.influxdb!
+    expect(influx.volumes!.some((volume) => volume.includes('/docker-entrypoint-initdb.d')), 'no init scripts mounted').toBe(false)
+    expect(Object.keys(influx.environment!).filter((name) => name.startsWith('GRAFANA_'))).toEqual([])
+    const init = config.services['influxdb-init']!
+    expect(init.entrypoint).toEqual(['/bin/bash', '/placeguard-init/grafana-reader.sh'])
+    expect(init.volumes).toEqual([`${ROOT}/dashboards/grafana/influxdb-init:/placeguard-init:ro`])
+    expect(init.user, 'not root').toBe('influxdb')
+    expect(ports(init)).toEqual([])
+  })
+
+  // While the first-run setup runs, the CLI config can point at the
+  // temporary server on :9999, and a bare `influx ping` passes too early.
+  it('checks InfluxDB\'s health on port 8086 by address', () => {
+    expect(config.services.influxdb!.healthcheck!.test).toEqual(['CMD', 'influx', 'ping', '--host', 'http://localhost:8086'])
   })
 
   it('publishes the broker to the network and the plain-HTTP services on loopback only', () => {
@@ -133,14 +163,14 @@ describe('docker-compose.yml', () => {
   })
 
   it('keeps state in named volumes and mounts the Grafana provisioning from the repository', () => {
-    expect(Object.keys(config.volumes).sort()).toEqual(['grafana-data', 'influxdb-config', 'influxdb-data', 'placeguard-data'])
-    for (const name of PLACEGUARD_SERVICES) expect(config.services[name]!.volumes, name).toEqual(['placeguard-data:/data:rw'])
+    expect(Object.keys(config.volumes).sort()).toEqual(['broker-data', 'grafana-data', 'influxdb-config', 'influxdb-data', 'pki-public', 'placeguard-data'])
+    for (const name of ['pki', 'collector', 'sim']) expect(config.services[name]!.volumes, name).toEqual(['placeguard-data:/data:rw'])
     expect(config.services.influxdb!.volumes).toContain('influxdb-data:/var/lib/influxdb2:rw')
     const binds = Object.values(config.services).flatMap((service) => service.volumes ?? []).filter((volume) => volume.startsWith('/'))
     expect(binds).toEqual(expect.arrayContaining([
       `${ROOT}/dashboards/grafana/provisioning:/etc/grafana/provisioning:ro`,
       `${ROOT}/dashboards/grafana/dashboards:/etc/grafana/dashboards/placeguard:ro`,
-      `${ROOT}/dashboards/grafana/influxdb-init:/docker-entrypoint-initdb.d:ro`,
+      `${ROOT}/dashboards/grafana/influxdb-init:/placeguard-init:ro`,
     ]))
     for (const bind of binds) {
       expect(bind, 'bind mounts are read-only').toMatch(/:ro$/)
@@ -150,9 +180,11 @@ describe('docker-compose.yml', () => {
 
   it('starts each service after what it needs', () => {
     const dependsOn = (name: string) => Object.fromEntries(Object.entries(config.services[name]!.depends_on ?? {}).map(([on, { condition }]) => [on, condition]))
-    expect(dependsOn('broker')).toEqual({ pki: 'service_completed_successfully' })
+    expect(dependsOn('pki-crl')).toEqual({ pki: 'service_completed_successfully' })
+    expect(dependsOn('broker')).toEqual({ 'pki-crl': 'service_healthy' })
     expect(dependsOn('collector')).toEqual({ broker: 'service_healthy', influxdb: 'service_healthy' })
-    expect(dependsOn('grafana')).toEqual({ influxdb: 'service_healthy' })
+    expect(dependsOn('influxdb-init')).toEqual({ influxdb: 'service_healthy' })
+    expect(dependsOn('grafana')).toEqual({ 'influxdb-init': 'service_completed_successfully' })
     expect(dependsOn('sim')).toEqual({ broker: 'service_healthy' })
   })
 
@@ -176,6 +208,92 @@ describe('docker-compose.yml', () => {
     const names = spawnSync('openssl', ['x509', '-in', join(data, 'pki', 'server.crt'), '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' })
     expect(names.stdout).toContain('DNS:broker')
     expect(names.stdout).toContain('DNS:mqtt.example.org')
+  })
+
+  // pki/fleet-pki.ts counts the PKI as initialised only when ca.key exists
+  // (written last by `pki init`): the one-shot must not take a ca.crt alone
+  // for a CA and let the broker start on a PKI nothing can sign with.
+  it('does not take a ca.crt without ca.key for a fleet CA: the pki one-shot fails, naming the problem', () => {
+    const script = config.services.pki!.command![0]!.replaceAll('$$', '$')
+    const data = join(dir, 'data-half')
+    const env = { PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}`, PLACEGUARD_DATA_DIR: data, PLACEGUARD_BROKER_DNS_NAMES: '' }
+    const init = spawnSync(process.execPath, ['bin/placeguard.js', '--data-dir', data, 'pki', 'init'], { cwd: ROOT, encoding: 'utf8', env })
+    expect(init.status, init.stderr).toBe(0)
+    rmSync(join(data, 'pki', 'ca.key'))
+    const run = spawnSync('/bin/sh', ['-c', script.replaceAll('/data', data)], { cwd: ROOT, encoding: 'utf8', env })
+    expect(run.status, 'a half PKI is not skipped as initialised').not.toBe(0)
+    expect(run.stderr).toContain('PG_ERR_PKI_CA_EXISTS')
+  })
+
+  it('keeps the CA key away from the broker: its PKI files come read-only from pki-public, its state from its own volume', () => {
+    expect(config.services.broker!.volumes!.sort()).toEqual(['broker-data:/data:rw', 'pki-public:/data/pki:ro'])
+    const withKey = Object.entries(config.services).filter(([, service]) => (service.volumes ?? []).some((volume) => volume.startsWith('placeguard-data:'))).map(([name]) => name).sort()
+    // The collector reads the inventory, which FleetPki opens only where ca.key is (see docs/deploy.md).
+    expect(withKey).toEqual(['collector', 'pki', 'pki-crl', 'sim'])
+    expect(config.services['pki-crl']!.volumes!.sort()).toEqual(['pki-public:/pki-public:rw', 'placeguard-data:/data:rw'])
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+    expect(dockerfile, 'a new pki-public volume must be writable by the node user').toMatch(/chown node:node [^\n]*\/pki-public/)
+  })
+
+  it('publishes the PKI without ca.key to pki-public, and a revocation reaches the copy', async () => {
+    const crlJob = config.services['pki-crl']!
+    expect(crlJob.entrypoint).toEqual(['/bin/sh', '-c'])
+    const data = join(dir, 'data-crl')
+    const published = join(dir, 'pki-public')
+    const script = crlJob.command![0]!.replaceAll('$$', '$').replaceAll('/pki-public', published).replaceAll('/data', data)
+    const env = { PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}`, PLACEGUARD_DATA_DIR: data }
+    const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/placeguard.js', '--data-dir', data, ...args], { cwd: ROOT, encoding: 'utf8', env })
+    expect(cli('pki', 'init').status).toBe(0)
+    expect(cli('pki', 'issue', 'flood-00001', '--kind', 'flood', '--site', 'riverside').status).toBe(0)
+    spawnSync('mkdir', ['-p', published])
+    const job = spawn('/bin/sh', ['-c', script], { cwd: ROOT, env, detached: true, stdio: 'ignore' })
+    /** Polls until `done` holds; a generous deadline, not a timing assertion. */
+    const until = async (done: () => boolean) => {
+      for (let i = 0; i < 600 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+      return done()
+    }
+    const same = (file: string) => existsSync(join(published, file)) && readFileSync(join(published, file), 'utf8') === readFileSync(join(data, 'pki', file), 'utf8')
+    try {
+      expect(await until(() => ['ca.crt', 'server.crt', 'server.key', 'crl.pem'].every(same))).toBe(true)
+      expect(readdirSync(published).sort()).toEqual(['ca.crt', 'crl.pem', 'server.crt', 'server.key'])
+      const before = readFileSync(join(published, 'crl.pem'), 'utf8')
+      expect(cli('pki', 'revoke', 'flood-00001').status).toBe(0)
+      expect(await until(() => readFileSync(join(published, 'crl.pem'), 'utf8') !== before && same('crl.pem'))).toBe(true)
+      expect(readdirSync(published)).not.toContain('ca.key')
+    } finally {
+      process.kill(-job.pid!, 'SIGTERM')
+    }
+  }, 120_000)
+
+  it('refuses a Grafana InfluxDB password outside 8–72 characters before asking InfluxDB, naming the variable', () => {
+    const init = config.services['influxdb-init']!
+    const script = init.entrypoint![1]!.replace('/placeguard-init', join(ROOT, 'dashboards', 'grafana', 'influxdb-init'))
+    for (const password of ['seven77', 'x'.repeat(73)]) {
+      const run = spawnSync('/bin/bash', [script], {
+        encoding: 'utf8', env: { ...init.environment, GRAFANA_INFLUX_PASSWORD: password, PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      })
+      expect(run.status, `${password.length} characters`).not.toBe(0)
+      expect(run.stderr).toContain('GRAFANA_INFLUX_PASSWORD')
+      expect(run.stderr).toContain('8 to 72')
+    }
+  })
+})
+
+describe('deployment documentation', () => {
+  it('names Compose v2 as the supported client (docker-compose 1.29 breaks on recreate, docker/compose #11742)', () => {
+    const deploy = readFileSync(join(ROOT, 'docs', 'deploy.md'), 'utf8')
+    expect(deploy).toContain('docker compose up -d')
+    expect(deploy).toContain('ContainerConfig')
+    expect(readFileSync(COMPOSE_FILE, 'utf8')).toContain('docs/deploy.md')
+  })
+
+  it('says in .env.example that changing a secret later breaks things, and how to rotate', () => {
+    const example = readFileSync(join(ROOT, '.env.example'), 'utf8')
+    expect(example).not.toMatch(/changing them\s+here later does not change them there/)
+    expect(example).toMatch(/NOT harmless/)
+    expect(example).toMatch(/8 to 72/)
+    expect(example).toContain('Rotating secrets')
+    expect(readFileSync(join(ROOT, 'docs', 'deploy.md'), 'utf8')).toContain('## Rotating secrets')
   })
 })
 

@@ -4,7 +4,7 @@
  * schema comes from the collector's code, so a rename there fails here), and
  * every panel reads the provisioned data source.
  */
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
@@ -55,6 +55,27 @@ describe('Grafana provisioning', () => {
     const variables = [...datasourceText.replace(/^\s*#.*$/gm, '').matchAll(/\$\{?(\w+)\}?/g)].map((m) => m[1]!)
     expect(variables.length).toBeGreaterThan(2)
     for (const name of variables) expect(Object.keys(compose.services.grafana.environment), name).toContain(name)
+  })
+
+  // A provisioned dashboard cannot be saved from the UI (allowUiUpdates:
+  // false): an editable one invites edits that are lost on leaving the page.
+  it('makes the dashboards read-only in Grafana, consistently with the provider', () => {
+    const provider = (parseYaml(readFileSync(join(GRAFANA, 'provisioning', 'dashboards', 'placeguard.yaml'), 'utf8')) as { providers: Array<{ allowUiUpdates: boolean }> }).providers
+    expect(provider[0]!.allowUiUpdates).toBe(false)
+    for (const { file, dashboard } of loadDashboards()) expect(dashboard.editable, file).toBe(false)
+  })
+
+  // Grafana reads every provisioning folder at start and logs an error for
+  // each missing one; the empty ones hold only a README, which it skips
+  // (it reads .yaml/.yml, and .json for alerting).
+  it('has every provisioning folder Grafana reads, the unused ones with nothing Grafana would parse', () => {
+    const provisioning = join(GRAFANA, 'provisioning')
+    expect(readdirSync(provisioning).sort()).toEqual(['alerting', 'dashboards', 'datasources', 'plugins'])
+    for (const folder of ['alerting', 'plugins']) {
+      const files = readdirSync(join(provisioning, folder))
+      expect(files.length, `${folder} is kept in git`).toBeGreaterThan(0)
+      for (const file of files) expect(file, folder).not.toMatch(/\.(ya?ml|json)$/)
+    }
   })
 
   it('loads the dashboards from where docker-compose.yml mounts them', () => {
@@ -152,6 +173,22 @@ describe('Grafana dashboards', () => {
       expect(readings.length, kind).toBeGreaterThan(0)
       for (const reading of readings) {
         expect(panelQueries.some((query) => measurementsOf(query)?.includes(kind) && identifiersOf(query).includes(reading)), `${kind}.${reading} has a panel`).toBe(true)
+      }
+    }
+  })
+
+  // A device silent for longer than the dashboard's range (6 h by default)
+  // must not vanish from the panels that exist to show it: they look back
+  // over InfluxDB's retention, docker-compose.yml's INFLUXDB_RETENTION default.
+  it('list silent devices and last-seen times over the retention, not the dashboard\'s range', () => {
+    const retention = /\$\{INFLUXDB_RETENTION:-(\d+[hdw])\}/.exec(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'))![1]!
+    const fleet = dashboards.find(({ file }) => file === 'fleet-health.json')!.dashboard
+    const panels = panelsOf(fleet).filter((panel) => /^(Silent devices|Last seen)/.test(panel.title))
+    expect(panels).toHaveLength(2)
+    for (const panel of panels) {
+      for (const target of panel.targets!) {
+        expect(target.query, panel.title).not.toContain('$timeFilter')
+        expect(target.query, panel.title).toContain(`WHERE time > now() - ${retention} AND`)
       }
     }
   })

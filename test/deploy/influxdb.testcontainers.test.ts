@@ -1,7 +1,8 @@
 /**
  * The real InfluxDB 2.7 image, set up the way docker-compose.yml sets it up
- * (first-run setup with a retention, and Grafana's read-only InfluxQL login
- * from dashboards/grafana/influxdb-init). The collector's InfluxDB sink
+ * (first-run setup with a retention, then Grafana's read-only InfluxQL login
+ * made by the influxdb-init one-shot's script, run twice as a restart
+ * would). The collector's InfluxDB sink
  * writes every measurement; the points are read back over InfluxQL, the
  * language of the Grafana dashboards, and every dashboard query runs.
  *
@@ -58,12 +59,11 @@ describe.skipIf(!engine.reachable)(engine.reachable ? 'InfluxDB 2.7 in a contain
         DOCKER_INFLUXDB_INIT_BUCKET: SETUP.bucket,
         DOCKER_INFLUXDB_INIT_RETENTION: SETUP.retention,
         DOCKER_INFLUXDB_INIT_ADMIN_TOKEN: SETUP.token,
-        GRAFANA_INFLUX_USERNAME: GRAFANA_LOGIN.username,
-        GRAFANA_INFLUX_PASSWORD: GRAFANA_LOGIN.password,
       })
+      // Not in /docker-entrypoint-initdb.d: docker-compose.yml runs it as a one-shot once InfluxDB is healthy.
       .withCopyFilesToContainer([{
         source: join(ROOT, 'dashboards', 'grafana', 'influxdb-init', 'grafana-reader.sh'),
-        target: '/docker-entrypoint-initdb.d/grafana-reader.sh',
+        target: '/placeguard-init/grafana-reader.sh',
         mode: 0o755,
       }])
       .withExposedPorts(8086)
@@ -72,6 +72,16 @@ describe.skipIf(!engine.reachable)(engine.reachable ? 'InfluxDB 2.7 in a contain
       .withStartupTimeout(180_000)
       .start()
     url = `http://${container.getHost()}:${container.getMappedPort(8086)}`
+    // As the influxdb-init one-shot, twice: a second `docker compose up` must succeed too.
+    for (const run of ['creates', 'finds']) {
+      const result = await container.exec(['/bin/bash', '/placeguard-init/grafana-reader.sh'], {
+        env: {
+          INFLUX_HOST: 'http://localhost:8086', INFLUX_TOKEN: SETUP.token, INFLUX_ORG: SETUP.org, PLACEGUARD_INFLUX_BUCKET: SETUP.bucket,
+          GRAFANA_INFLUX_USERNAME: GRAFANA_LOGIN.username, GRAFANA_INFLUX_PASSWORD: GRAFANA_LOGIN.password,
+        },
+      })
+      expect(result.exitCode, `${run} the login: ${result.output}`).toBe(0)
+    }
   }, 240_000)
 
   afterAll(async () => {
