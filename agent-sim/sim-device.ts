@@ -20,6 +20,8 @@ export interface DeviceEnvironment {
   /** Back-off after a lost or refused connection: base and cap, ms. */
   reconnectBaseMs: number
   reconnectMaxMs: number
+  /** Each publish the broker acknowledged, with the payload sent. */
+  onAcked?: (deviceId: string, payload: string) => void
 }
 
 type Corruption = 'not-json' | 'wrong-type' | 'missing-field'
@@ -174,6 +176,7 @@ export class SimDevice {
     stats.published(this.spec.deviceId)
     client.publish(this.topic, payload, { qos: 1 }, (error) => {
       stats.settled(this.spec.deviceId, error ? undefined : performance.now() - startedAt)
+      if (!error) this.#env.onAcked?.(this.spec.deviceId, payload)
     })
   }
 

@@ -27,6 +27,8 @@ export interface SimulationOptions {
   signal?: AbortSignal
   onPhase?: (phase: 'provision' | 'connect' | 'run' | 'stop', total: number) => void
   onProgress?: (snapshot: SimSnapshot) => void
+  /** Each publish the broker acknowledged (device and payload): for accounting message by message. */
+  onAcked?: (deviceId: string, payload: string) => void
 }
 
 export interface SimSnapshot { connected: number, devices: number, sent: number, acked: number, failed: number, connectErrors: number }
@@ -66,7 +68,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
     const provisionMs = Math.round(performance.now() - provisionStarted)
 
     const stats = new SimStats()
-    const environment: DeviceEnvironment = { brokerUrl: options.brokerUrl, intervalMs: options.intervalMs, stats, reconnectBaseMs: 1_000, reconnectMaxMs: 60_000 }
+    const environment: DeviceEnvironment = { brokerUrl: options.brokerUrl, intervalMs: options.intervalMs, stats, reconnectBaseMs: 1_000, reconnectMaxMs: 60_000, onAcked: options.onAcked }
     const ca = readFileSync(pki.paths.caCert)
     const credentialsOf = (deviceId: string) => {
       const files = deviceFiles(pki.paths.devicesDir, deviceId)

@@ -11,6 +11,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadScenario, runSimulation, type SimulationSummary } from '../../agent-sim/index.ts'
 import { type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
+import { startBrokerProcess } from '../helpers/broker-process.ts'
+import { freePort } from '../helpers/free-port.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 import { startVictoriaMetrics, type RunningVictoriaMetrics } from '../helpers/victoria-metrics.ts'
 
@@ -31,8 +33,8 @@ afterAll(async () => {
 })
 
 /** `placeguard collector` as a user runs it, writing to victoria-metrics through the InfluxDB v2 API. */
-function startCollector (logs: string[], target: RunningVictoriaMetrics = store): ChildProcess {
-  const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'placeguard.js'), '--data-dir', fleet.dataDir, 'collector', '--broker', broker.url], {
+function startCollector (logs: string[], target: RunningVictoriaMetrics = store, brokerUrl = broker.url): ChildProcess {
+  const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'placeguard.js'), '--data-dir', fleet.dataDir, 'collector', '--broker', brokerUrl], {
     env: { ...process.env, PLACEGUARD_INFLUX_URL: target.url, PLACEGUARD_INFLUX_TOKEN: 'test-token', PLACEGUARD_INFLUX_ORG: 'council', PLACEGUARD_INFLUX_BUCKET: 'telemetry', PLACEGUARD_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -119,6 +121,56 @@ describe('lossless collection into InfluxDB (victoria-metrics)', () => {
       await stopCollector(collector)
     }
   }, 120_000)
+
+  it('stores every acknowledged message although the broker is killed with SIGKILL mid-run', async () => {
+    // The broker as `placeguard broker` with its state in <data-dir>/broker.db:
+    // what it acknowledged to a device and had not yet handed to the
+    // collector must survive the kill (issue 11, defect 6).
+    const port = await freePort()
+    let brokerProcess = await startBrokerProcess(fleet, { publishRatePerSec: 0 }, port)
+    const url = `mqtts://127.0.0.1:${port}`
+    const logs: string[] = []
+    const collector = startCollector(logs, store, url)
+    try {
+      await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
+      const since = Date.now()
+      // Message by message: every (device, seq) the broker acknowledged. A
+      // publish in flight when the broker died was never acknowledged; the
+      // simulator counts it as failed, and it need not be stored.
+      const acknowledged = new Set<string>()
+      const simulation = runSimulation({
+        dataDir: fleet.dataDir, brokerUrl: url, devices: 40, intervalMs: 200, durationMs: 20_000, seed: 8,
+        onAcked: (deviceId, payload) => acknowledged.add(`${deviceId} ${(JSON.parse(payload) as { seq: number }).seq}`),
+      })
+      await new Promise((resolve) => setTimeout(resolve, 6_000))
+      const killed = new Promise((resolve) => brokerProcess.child.once('exit', resolve))
+      brokerProcess.child.kill('SIGKILL')
+      await killed
+      const ackedBeforeKill = acknowledged.size
+      await new Promise((resolve) => setTimeout(resolve, 2_000))
+      brokerProcess = await startBrokerProcess(fleet, { publishRatePerSec: 0 }, port)
+      const summary = await simulation
+      expect(ackedBeforeKill).toBeGreaterThan(500)
+      expect(acknowledged.size).toBe(summary.acked)
+      const missing = async (): Promise<string[]> => {
+        const stored = new Set<string>()
+        for (const series of await store.exportSeries('{__name__=~"(flood|energy|housing)_seq"}')) {
+          series.timestamps.forEach((timestamp, i) => { if (timestamp >= since) stored.add(`${series.metric.device} ${series.values[i]}`) })
+        }
+        return [...acknowledged].filter((message) => !stored.has(message))
+      }
+      let lost: string[] = [...acknowledged]
+      await waitFor(() => {
+        void missing().then((result) => { lost = result })
+        return lost.length === 0
+      }, 60_000, 'every acknowledged message in the store').catch((error: Error) => {
+        throw new Error(`${error.message}: ${lost.length} missing (${lost.slice(0, 5).join(', ')}); collector log:\n${logs.join('').slice(-3000)}`)
+      })
+    } finally {
+      await stopCollector(collector)
+      await brokerProcess.stop()
+    }
+  }, 150_000)
 
   it('keeps everything while the store refuses the token (401), says so, and delivers it all once fixed', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-vm-auth-'))

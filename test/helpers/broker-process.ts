@@ -30,8 +30,9 @@ const PROBE = fileURLToPath(new URL('./heap-probe.ts', import.meta.url))
 const BIN = fileURLToPath(new URL('../../bin/placeguard.js', import.meta.url))
 const TAIL_LINES = 200
 
-export async function startBrokerProcess (fleet: TestFleet, limits: Partial<BrokerLimits> = {}): Promise<BrokerProcess> {
-  const port = await freePort()
+/** `port` reuses a port, e.g. to restart a killed broker where its devices will look for it. */
+export async function startBrokerProcess (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, port?: number): Promise<BrokerProcess> {
+  port ??= await freePort()
   const config = join(fleet.dataDir, 'broker-process.yaml')
   writeFileSync(config, `logLevel: error\nbroker:\n${Object.entries(limits).map(([k, v]) => `  ${k}: ${v}\n`).join('')}`)
   const child = spawn(process.execPath, ['--expose-gc', '--import', PROBE, BIN, '--data-dir', fleet.dataDir,
