@@ -42,7 +42,7 @@ export interface BrokerLimits {
   maxConnections: number
   /** Of maxConnections, the slots only authenticated sessions may hold: peers still in their handshake never get them. */
   reservedConnections: number
-  /** Connections at once from one source address (IPv6: one /64), authenticated or not. */
+  /** Connections from one source address (IPv6: one /64) not yet past their MQTT CONNECT; connected sessions do not count (devices behind one NAT share an address). */
   maxConnectionsPerAddress: number
   /** TLS handshakes in progress at once from one source address (IPv6: one /64). */
   maxHandshakesPerAddress: number
@@ -580,6 +580,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     const session = this.#session(client)
     if (!session) return
     if (session.identity.role === 'collector') this.#collectorSessions++
+    this.#gate.sessionConnected(client.conn as TLSSocket)
     this.#emit('connect', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, serial: session.serial, reason: 'connected' })
   }
 

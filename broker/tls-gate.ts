@@ -53,6 +53,8 @@ interface Connection {
   /** Per-address key: the IPv4 address, or the IPv6 /64. */
   address: string
   handshaking: boolean
+  /** Counted against its address until its MQTT CONNECT is accepted (see `sessionConnected`). */
+  anonymous: boolean
   deadline: NodeJS.Timeout | undefined
 }
 
@@ -74,7 +76,7 @@ export class TlsGate {
   readonly #connections = new Map<string, Connection>()
   /** Connections still in their handshake, oldest first. */
   readonly #handshakes = new Set<Connection>()
-  /** Per source address: open connections and handshakes; an entry lives only while one is open. */
+  /** Per source address: connections not yet CONNECTed, and handshakes; an entry lives only while one is counted. */
   readonly #perAddress = new Map<string, { open: number, handshaking: number }>()
   readonly #sessions = new Map<TLSSocket, GateSession>()
   /** When each kind of refusal was last reported and how many since; at most MAX_REFUSAL_KINDS entries. */
@@ -170,6 +172,19 @@ export class TlsGate {
     return true
   }
 
+  /**
+   * The session's MQTT CONNECT was accepted: it stops counting against its
+   * source address. The per-address cap is for peers that hold slots without
+   * getting anywhere; devices behind one NAT or site gateway share an address,
+   * and a cap on connected sessions would lock a whole site out.
+   */
+  sessionConnected (socket: TLSSocket): void {
+    const connection = this.#connections.get(tupleOf(socket))
+    if (!connection?.anonymous) return
+    connection.anonymous = false
+    this.#release(connection.address, 'open')
+  }
+
   // --- admission ---------------------------------------------------------------
 
   #onTcpConnection (raw: Socket): void {
@@ -181,7 +196,7 @@ export class TlsGate {
       this.#report(refusal.kind, 'connection-limit', { remoteAddress: addressOf(raw), reason: refusal.reason })
       return
     }
-    const connection: Connection = { raw, key: tupleOf(raw), address, handshaking: true, deadline: undefined }
+    const connection: Connection = { raw, key: tupleOf(raw), address, handshaking: true, anonymous: true, deadline: undefined }
     const counts = this.#perAddress.get(address) ?? { open: 0, handshaking: 0 }
     counts.open++
     counts.handshaking++
@@ -205,7 +220,7 @@ export class TlsGate {
     const { maxConnections, reservedConnections, maxConnectionsPerAddress, maxHandshakesPerAddress } = this.#limits
     const counts = this.#perAddress.get(address)
     if (counts && counts.open >= maxConnectionsPerAddress) {
-      return { kind: 'per-address', reason: `connection refused: ${maxConnectionsPerAddress} connections already open from this address` }
+      return { kind: 'per-address', reason: `connection refused: ${maxConnectionsPerAddress} connections from this address are not yet connected` }
     }
     if (counts && counts.handshaking >= maxHandshakesPerAddress) {
       return { kind: 'handshakes-per-address', reason: `connection refused: ${maxHandshakesPerAddress} TLS handshakes already in progress from this address` }
@@ -230,8 +245,14 @@ export class TlsGate {
     connection.handshaking = false
     clearTimeout(connection.deadline)
     this.#handshakes.delete(connection)
-    const counts = this.#perAddress.get(connection.address)
-    if (counts) counts.handshaking--
+    this.#release(connection.address, 'handshaking')
+  }
+
+  #release (address: string, count: 'open' | 'handshaking'): void {
+    const counts = this.#perAddress.get(address)
+    if (!counts) return
+    counts[count]--
+    if (counts.open <= 0 && counts.handshaking <= 0) this.#perAddress.delete(address)
   }
 
   /** Destroys a connection and releases its slots now (its close event may come later). */
@@ -244,8 +265,10 @@ export class TlsGate {
     if (this.#connections.get(connection.key) !== connection) return
     this.#connections.delete(connection.key)
     this.#endHandshake(connection)
-    const counts = this.#perAddress.get(connection.address)
-    if (counts && --counts.open <= 0) this.#perAddress.delete(connection.address)
+    if (connection.anonymous) {
+      connection.anonymous = false
+      this.#release(connection.address, 'open')
+    }
   }
 
   /**

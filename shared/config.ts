@@ -18,7 +18,7 @@ const brokerLimits = z.strictObject({
   maxPacketBytes: positive.describe('largest MQTT packet accepted, bytes'),
   maxConnections: positive.describe('connections at once, authenticated or not'),
   reservedConnections: z.coerce.number().int().min(0).describe('of maxConnections, slots only authenticated sessions may hold'),
-  maxConnectionsPerAddress: positive.describe('connections at once from one source address (IPv6: one /64)'),
+  maxConnectionsPerAddress: positive.describe('connections from one source address (IPv6: one /64) not yet past their MQTT CONNECT; connected sessions do not count'),
   maxHandshakesPerAddress: positive.describe('TLS handshakes in progress at once from one source address (IPv6: one /64)'),
   maxCollectorSessions: positive.describe('sessions holding the collector certificate'),
   publishRatePerSec: z.coerce.number().min(0).describe('sustained publishes per second per device; 0 = unlimited'),

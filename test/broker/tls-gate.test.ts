@@ -112,6 +112,21 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     expect(refusals[0]!.reason).toBe('connection refused: 3 TLS handshakes already in progress from this address')
   })
 
+  it('does not cap connected devices per address: a site behind one NAT keeps every device online', async () => {
+    const running = await broker({ maxConnectionsPerAddress: 2, maxHandshakesPerAddress: 2 })
+    // Four devices from 127.0.0.1, one after another, all staying connected: only
+    // connections not yet past CONNECT count against their address.
+    const online = []
+    for (const id of ['gate-1', 'gate-2', 'gate-3', 'gate-4']) online.push(await connectClient(running.url, fleet, fleet.device(id), id))
+    expect(online.every((client) => client.connected)).toBe(true)
+    expect(running.events.filter((e) => e.type === 'connection-limit')).toEqual([])
+    // Idle peers from that address still meet the cap.
+    const idle: IdleSocket[] = []
+    for (let i = 0; i < 4; i++) idle.push(await idleSocket(running.port, '127.0.0.1'))
+    await waitFor(() => idle.filter((s) => s.isClosed()).length === 2, 10_000, 'the two idle sockets beyond the cap to be closed')
+    for (const client of online) client.end(true)
+  })
+
   it('keeps the reserved slots from unauthenticated peers: a device connects while silent peers fill the table', async () => {
     const running = await broker({ maxConnections: 4, reservedConnections: 2 })
     const idle: IdleSocket[] = []
