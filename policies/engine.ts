@@ -17,21 +17,34 @@ import { eventWindowRule, policyForEvent, type WindowPolicy } from './rules/even
 import { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
 import { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
 import { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
-import { rateBurstRule } from './rules/rate-burst.ts'
+import { brokerThrottleRule, type PeerStats, peerStats, rateBurstRule } from './rules/rate-burst.ts'
 import { replayRule } from './rules/replay.ts'
 import { valueImplausibleRule } from './rules/value-implausible.ts'
 
 export interface Clear { policy: PolicyId, deviceId: string, reason: string }
 /** A finding that a maintenance window or suppression kept from becoming an alert. */
 export interface Quieted { finding: Finding, window: QuietWindow }
-export interface Verdict { findings: Finding[], clears: Clear[], quieted?: Quieted[] }
+export interface Verdict {
+  findings: Finding[]
+  clears: Clear[]
+  quieted?: Quieted[]
+  /**
+   * For telemetry: how much later than usual for its device this message
+   * arrived (its receive − send lag beyond the device's learned lag), ms.
+   * The collector reads a fleet of these to tell that it is behind.
+   */
+  backlogMs?: number
+}
 
 interface DeviceState {
   kind: TelemetryObservation['kind']
   site: string
   previous: PreviousTelemetry | undefined
+  /** When the device last sent, on the broker's clock as near as the engine can tell (see #arrival). */
   lastSeenMs: number
   messages: number
+  /** EWMA of receive time − the device's own `ts`, learned while PlaceGuard keeps up: its clock offset plus the usual transit. */
+  lagMs: number | undefined
   /** EWMA of the interval between messages, ms; learned only while not bursting. */
   intervalMs: number | undefined
   /** Arrival times in the rate window (bounded). */
@@ -50,6 +63,8 @@ const RATE_WINDOW_MS = 10_000
 const PER_MINUTE = 60_000 / RATE_WINDOW_MS
 /** State for at most this many devices; the least recently seen is forgotten first. */
 const MAX_DEVICES = 200_000
+/** How far back a replayed message may be placed in time: a backlog older than this is history, not a rate. */
+const MAX_BACKLOG_MS = 10 * 60_000
 
 export class PolicyEngine {
   #policies = new Map<PolicyId, Policy>()
@@ -57,9 +72,16 @@ export class PolicyEngine {
   readonly #clock: Clock
   readonly #devices = new Map<string, DeviceState>()
   readonly #windows = new Map<string, number[]>()
+  /** True while the collector or its input is stalled or replaying a backlog (set by the collector). */
+  #catchingUp = false
+  /** When PlaceGuard last caught up: silence is counted from here at the earliest. */
+  #listeningSinceMs: number
+  /** Devices per kind/site at the last tick, for the storm guard's share. */
+  #groupSizes = new Map<string, number>()
 
   constructor (policies: Policy[], clock: Clock = systemClock, quietWindows: readonly QuietWindow[] = []) {
     this.#clock = clock
+    this.#listeningSinceMs = clock.now()
     this.setPolicies(policies, quietWindows)
   }
 
@@ -87,6 +109,28 @@ export class PolicyEngine {
     return this.#devices.size
   }
 
+  /** Devices of this kind at this site, as of the last tick. */
+  groupSize (kind: string, site: string): number {
+    return this.#groupSizes.get(`${kind}/${site}`) ?? 0
+  }
+
+  /**
+   * The collector says whether it is behind: stalled, disconnected, or
+   * replaying a backlog. While it is, no device is judged silent (the
+   * silence would be PlaceGuard's), and a message's time is taken from
+   * the device's own clock, corrected by its learned lag, so a replayed
+   * backlog is spread back over the time it was sent instead of counting
+   * as a burst. Once caught up, silence is counted from that moment.
+   */
+  setCatchingUp (catchingUp: boolean): void {
+    if (this.#catchingUp && !catchingUp) this.#listeningSinceMs = this.#clock.now()
+    this.#catchingUp = catchingUp
+  }
+
+  get catchingUp (): boolean {
+    return this.#catchingUp
+  }
+
   onTelemetry (observation: TelemetryObservation): Verdict {
     const state = this.#state(observation)
     const previous = state.previous
@@ -109,11 +153,13 @@ export class PolicyEngine {
     run('value-implausible', (p) => valueImplausibleRule(p, observation, previous), false)
     run('clock-skew', (p) => clockSkewRule(p, observation), true)
     run('replay', (p) => replayRule(p, observation, previous), false)
+    const backlogMs = observation.receivedAtMs - observation.ts - (state.lagMs ?? 0)
     this.#learn(state, observation)
-    return this.#quiet(findings.map((f) => ({ ...f, site: observation.site, kind: observation.kind })), clears)
+    return { ...this.#quiet(findings.map((f) => ({ ...f, site: observation.site, kind: observation.kind })), clears), backlogMs }
   }
 
   onSecurityEvent (event: SecurityEvent): Verdict {
+    if (event.type === 'rate-limited') return this.#onRateLimited(event)
     const match = policyForEvent(event)
     if (!match) return { findings: [], clears: [] }
     const device = event.deviceId ? this.#devices.get(event.deviceId) : undefined
@@ -141,31 +187,59 @@ export class PolicyEngine {
     return this.#quiet(findings, clears)
   }
 
-  /** The time-driven rules: silence and bursts. Call every few seconds. */
+  /**
+   * The time-driven rules: silence and bursts. Call every few seconds.
+   * O(n log n) in the fleet: each kind/site group's median and MAD are
+   * computed once, then every device is compared against them.
+   */
   tick (): Verdict {
     const now = this.#clock.now()
     const findings: Finding[] = []
-    const peers = new Map<string, number[]>()
+    const rates = new Map<string, number[]>()
     for (const state of this.#devices.values()) {
       state.recent = state.recent.filter((t) => now - t <= RATE_WINDOW_MS)
       const key = `${state.kind}/${state.site}`
-      peers.set(key, [...(peers.get(key) ?? []), state.recent.length * PER_MINUTE])
+      const group = rates.get(key)
+      if (group) group.push(state.recent.length * PER_MINUTE)
+      else rates.set(key, [state.recent.length * PER_MINUTE])
     }
+    const peers = new Map<string, PeerStats>()
+    for (const [key, group] of rates) peers.set(key, peerStats(group))
+    this.#groupSizes = new Map([...rates].map(([key, group]) => [key, group.length]))
     for (const [deviceId, state] of this.#devices) {
-      const silent = this.#applicable('device-silent', deviceId, state.kind, state.site)
+      const silent = this.#catchingUp ? undefined : this.#applicable('device-silent', deviceId, state.kind, state.site)
       if (silent) {
-        const finding = deviceSilentRule(silent as PolicyOf<'device-silent'>, { deviceId, kind: state.kind, lastSeenMs: state.lastSeenMs, learnedIntervalMs: state.intervalMs, messages: state.messages }, now)
+        const finding = deviceSilentRule(silent as PolicyOf<'device-silent'>, {
+          deviceId, kind: state.kind, lastSeenMs: state.lastSeenMs, learnedIntervalMs: state.intervalMs, messages: state.messages, listeningSinceMs: this.#listeningSinceMs,
+        }, now)
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
       const burst = this.#applicable('rate-burst', deviceId, state.kind, state.site)
-      if (burst && state.intervalMs) {
+      if (burst) {
         const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
-          deviceId, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: 60_000 / state.intervalMs, messages: state.messages,
-        }, peers.get(`${state.kind}/${state.site}`) ?? [])
+          deviceId, kind: state.kind, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: state.intervalMs ? 60_000 / state.intervalMs : undefined, messages: state.messages,
+        }, peers.get(`${state.kind}/${state.site}`)!)
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
     }
     return this.#quiet(findings, [])
+  }
+
+  /**
+   * The broker throttled a device for publishing beyond its budget: before
+   * the device has a baseline, that is the evidence of a burst (a flood in
+   * its first minute); once warm, the rate rules judge it.
+   */
+  #onRateLimited (event: SecurityEvent): Verdict {
+    if (!event.deviceId) return { findings: [], clears: [] }
+    const device = this.#devices.get(event.deviceId)
+    const kind = device?.kind ?? event.kind
+    const site = device?.site ?? event.site
+    const policy = this.#applicable('rate-burst', event.deviceId, kind, site)
+    if (!policy) return { findings: [], clears: [] }
+    const warm = device !== undefined && device.intervalMs !== undefined && device.messages >= (policy as PolicyOf<'rate-burst'>).params.warmupMessages
+    const finding = brokerThrottleRule(policy as PolicyOf<'rate-burst'>, event, warm, device?.messages ?? 0)
+    return finding ? this.#quiet([{ ...finding, site: site ?? null, kind: kind ?? null }], []) : { findings: [], clears: [] }
   }
 
   /** Findings inside a maintenance window or suppression are set aside; clears always pass. */
@@ -197,15 +271,34 @@ export class PolicyEngine {
     if (state) {
       this.#devices.delete(observation.deviceId) // re-insert: Map order is recency
     } else {
-      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, messages: 0, intervalMs: undefined, recent: [] }
+      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, messages: 0, lagMs: undefined, intervalMs: undefined, recent: [] }
       if (this.#devices.size >= MAX_DEVICES) this.#devices.delete(this.#devices.keys().next().value!)
     }
     this.#devices.set(observation.deviceId, state)
     return state
   }
 
+  /**
+   * When the message was sent, on the broker's clock as near as can be
+   * told. Normally its receive time. While PlaceGuard is catching up, the
+   * device's own `ts` corrected by its learned lag — bounded below by its
+   * previous message and a maximum backlog, and above by the receive time,
+   * so a device's clock can only move its messages back into a backlog
+   * PlaceGuard knows it has, never forward or out of order.
+   */
+  #arrival (state: DeviceState, observation: TelemetryObservation): number {
+    const received = observation.receivedAtMs
+    if (!this.#catchingUp) return received
+    const sent = observation.ts + (state.lagMs ?? 0)
+    return Math.min(received, Math.max(sent, state.lastSeenMs, received - MAX_BACKLOG_MS))
+  }
+
   #learn (state: DeviceState, observation: TelemetryObservation): void {
-    const now = observation.receivedAtMs
+    const now = this.#arrival(state, observation)
+    if (!this.#catchingUp) {
+      const lag = observation.receivedAtMs - observation.ts
+      state.lagMs = state.lagMs === undefined ? lag : state.lagMs + EWMA_WEIGHT * (lag - state.lagMs)
+    }
     if (state.messages > 0) {
       const interval = now - state.lastSeenMs
       const factor = (this.#policies.get('rate-burst') as PolicyOf<'rate-burst'> | undefined)?.params.factor ?? 5
