@@ -10,7 +10,7 @@ import { createSink, Outbox } from '../delivery/index.ts'
 import { FleetPki, pkiPaths } from '../pki/index.ts'
 import { type AlertChange, validatePolicyText } from '../policies/index.ts'
 import type { Config } from '../shared/config.ts'
-import type { Logger } from '../shared/logger.ts'
+import { type Logger, logLinesDropped } from '../shared/logger.ts'
 import { Collector } from './collector.ts'
 import { Detection } from './detection.ts'
 import { FleetState } from './fleet-state.ts'
@@ -33,6 +33,11 @@ export interface PipelineMetrics {
   /** Points the store refused for good, kept in the spool's rejected table. */
   storeRejected: number
   lastWriteLatencyMs: number | undefined
+  /** Log lines dropped because stdout could not keep up. */
+  logDropped: number
+  /** Times the collector's own event loop stalled, and whether it is behind its input now (1) or not (0). */
+  pipelineStalls: number
+  pipelineBehind: number
 }
 
 export interface CollectorService {
@@ -91,12 +96,14 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     // Alert changes go through the spool like everything else: to the store, and never lost.
     store: (points) => { spool.append(points); writer.kick() },
     command: (command) => collector.sendCommand(command),
-    onAlertChange: (change) => {
+    onAlertChange: (change, correlated) => {
       fleet.onAlertChange(change)
       for (const listener of alertListeners) listener(change)
-      outbox.enqueue(change)
+      // A device alert inside a storm reaches the SOC as the storm's one alert.
+      if (!correlated) outbox.enqueue(change)
     },
   })
+  collector.on('connection', (connected) => detection.setInputConnected(connected))
   collector.on('telemetry', (point) => {
     fleet.onTelemetry(point)
     detection.onTelemetry(point)
@@ -123,6 +130,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     ...collector.metrics,
     spooledPoints: spool.pendingPoints, spoolBytes: spool.bytes, spoolMaxBytes: spool.maxBytes,
     written: writer.counters.written, writeErrors: writer.counters.writeErrors, storeRejected: writer.counters.rejected, lastWriteLatencyMs: writer.counters.lastWriteLatencyMs,
+    logDropped: logLinesDropped(), pipelineStalls: detection.pipeline.counters.stalls, pipelineBehind: detection.pipeline.behind ? 1 : 0,
   })
   // Once a minute: the pipeline's figures, and a warning well before the spool's bound.
   let nearFull = false
