@@ -44,6 +44,12 @@ const BEHIND_SHARE = 0.5
 const CAUGHT_UP_SHARE = 0.1
 /** Fewer messages than this in a window say nothing about a backlog. */
 const MIN_SAMPLE = 20
+/**
+ * Nothing at all for this long while connected also means caught up (an
+ * idle fleet has no backlog); shorter, and a silent second may only be the
+ * broker getting round to resending what it holds for a resumed session.
+ */
+const IDLE_CAUGHT_UP_MS = 10_000
 
 export class PipelineHealth {
   readonly #options: Required<PipelineHealthOptions>
@@ -51,7 +57,9 @@ export class PipelineHealth {
   #windowStartMs: number
   #late = 0
   #onTime = 0
+  #lastMessageMs: number | undefined
   #connected = false
+  #connectedAtMs = 0
   #behindSinceMs: number | undefined
   #cause = ''
   #alerted = false
@@ -99,7 +107,8 @@ export class PipelineHealth {
     const total = this.#late + this.#onTime
     const lateShare = total === 0 ? 0 : this.#late / total
     if (this.behind) {
-      if (this.#connected && lateShare <= CAUGHT_UP_SHARE) this.#caughtUp(now)
+      const idleMs = now - Math.max(this.#lastMessageMs ?? 0, this.#connectedAtMs, this.#behindSinceMs!)
+      if (this.#connected && (total > 0 ? lateShare <= CAUGHT_UP_SHARE : idleMs >= IDLE_CAUGHT_UP_MS)) this.#caughtUp(now)
       else if (now - this.#behindSinceMs! >= this.#options.alertAfterMs) this.#alert(now)
     } else if (total >= MIN_SAMPLE && lateShare >= BEHIND_SHARE) {
       this.#enterBehind(`most messages arrive over ${formatDuration(this.#options.lateMs)} late: the collector is working through a backlog`)
@@ -109,6 +118,7 @@ export class PipelineHealth {
 
   /** One telemetry message, `backlogMs` later than its device's usual lag. */
   onMessage (backlogMs: number): void {
+    this.#lastMessageMs = this.#options.clock.now()
     if (backlogMs > this.#options.lateMs) this.#late++
     else this.#onTime++
   }
@@ -118,7 +128,10 @@ export class PipelineHealth {
     if (connected === this.#connected) return
     this.#connected = connected
     if (!connected) this.#enterBehind('the collector lost its broker connection')
-    else this.#resetWindow(this.#options.clock.now())
+    else {
+      this.#connectedAtMs = this.#options.clock.now()
+      this.#resetWindow(this.#connectedAtMs)
+    }
   }
 
   #enterBehind (cause: string): void {

@@ -10,7 +10,8 @@ import { createSink, Outbox } from '../delivery/index.ts'
 import { FleetPki, pkiPaths } from '../pki/index.ts'
 import { type AlertChange, validatePolicyText } from '../policies/index.ts'
 import type { Config } from '../shared/config.ts'
-import { type Logger, logLinesDropped } from '../shared/logger.ts'
+import { formatDuration } from '../shared/duration.ts'
+import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logger.ts'
 import { Collector } from './collector.ts'
 import { Detection } from './detection.ts'
 import { FleetState } from './fleet-state.ts'
@@ -61,6 +62,8 @@ export interface CollectorService {
 }
 
 const DEFAULT_SPOOL_BYTES = 512 * 1024 * 1024
+/** The collector's log output taking nothing for this long is a pipeline alert (a stuck log shipper loses the audit trail). */
+const LOG_STALL_ALERT_MS = 10_000
 
 export function createCollectorService (config: Config, brokerUrl: string, logger: Logger): CollectorService {
   const paths = pkiPaths(config.dataDir)
@@ -142,7 +145,23 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     }
   }, 60_000)
   report.unref()
-  const fleetTimers = [setInterval(() => fleet.flush(), 5_000), setInterval(refreshInventory, 60_000)]
+  // Logging never holds up detection (shared/logger.ts), but a log nobody takes is itself a fault to report, once.
+  let logStalled = false
+  const watchLog = (): void => {
+    const stalledMs = logOutputStalledMs()
+    if (!logStalled && stalledMs >= LOG_STALL_ALERT_MS) {
+      logStalled = true
+      detection.raiseSystemAlert({
+        policy: 'pipeline-stalled', deviceId: 'pipeline:log', severity: 'high',
+        summary: `the collector's log output has taken nothing for ${formatDuration(stalledMs)}; log lines are buffered, then dropped and counted (placeguard_log_dropped_total); detection goes on`,
+        evidence: { stalledMs, dropped: logLinesDropped() },
+      })
+    } else if (logStalled && stalledMs === 0) {
+      logStalled = false
+      detection.clearSystemAlert('pipeline-stalled', 'pipeline:log', 'the log output takes lines again')
+    }
+  }
+  const fleetTimers = [setInterval(() => fleet.flush(), 5_000), setInterval(refreshInventory, 60_000), setInterval(watchLog, 5_000)]
   for (const timer of fleetTimers) timer.unref()
   const apiSource = (): ApiSource => ({
     fleet,

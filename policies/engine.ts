@@ -17,7 +17,7 @@ import { eventWindowRule, policyForEvent, type WindowPolicy } from './rules/even
 import { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
 import { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
 import { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
-import { brokerThrottleRule, type PeerStats, peerStats, rateBurstRule } from './rules/rate-burst.ts'
+import { brokerThrottleRule, isWarm, type PeerStats, peerStats, rateBurstRule } from './rules/rate-burst.ts'
 import { replayRule } from './rules/replay.ts'
 import { valueImplausibleRule } from './rules/value-implausible.ts'
 
@@ -42,11 +42,15 @@ interface DeviceState {
   previous: PreviousTelemetry | undefined
   /** When the device last sent, on the broker's clock as near as the engine can tell (see #arrival). */
   lastSeenMs: number
+  /** When the device was first seen (same clock as lastSeenMs). */
+  firstSeenMs: number
   messages: number
   /** EWMA of receive time − the device's own `ts`, learned while PlaceGuard keeps up: its clock offset plus the usual transit. */
   lagMs: number | undefined
   /** EWMA of the interval between messages, ms; learned only while not bursting. */
   intervalMs: number | undefined
+  /** The first intervals, until warm: their median seeds the EWMA, so one odd first gap cannot. */
+  firstIntervals: number[] | undefined
   /** Arrival times in the rate window (bounded). */
   recent: number[]
 }
@@ -63,6 +67,8 @@ const RATE_WINDOW_MS = 10_000
 const PER_MINUTE = 60_000 / RATE_WINDOW_MS
 /** State for at most this many devices; the least recently seen is forgotten first. */
 const MAX_DEVICES = 200_000
+/** Intervals whose median seeds a device's baseline. */
+const WARMUP_INTERVALS = 15
 /** How far back a replayed message may be placed in time: a backlog older than this is history, not a rate. */
 const MAX_BACKLOG_MS = 10 * 60_000
 
@@ -217,7 +223,7 @@ export class PolicyEngine {
       const burst = this.#applicable('rate-burst', deviceId, state.kind, state.site)
       if (burst) {
         const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
-          deviceId, kind: state.kind, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: state.intervalMs ? 60_000 / state.intervalMs : undefined, messages: state.messages,
+          deviceId, kind: state.kind, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: state.intervalMs ? 60_000 / state.intervalMs : undefined, messages: state.messages, ageMs: now - state.firstSeenMs,
         }, peers.get(`${state.kind}/${state.site}`)!)
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
@@ -237,7 +243,7 @@ export class PolicyEngine {
     const site = device?.site ?? event.site
     const policy = this.#applicable('rate-burst', event.deviceId, kind, site)
     if (!policy) return { findings: [], clears: [] }
-    const warm = device !== undefined && device.intervalMs !== undefined && device.messages >= (policy as PolicyOf<'rate-burst'>).params.warmupMessages
+    const warm = device !== undefined && device.intervalMs !== undefined && isWarm(policy as PolicyOf<'rate-burst'>, device.messages, this.#clock.now() - device.firstSeenMs)
     const finding = brokerThrottleRule(policy as PolicyOf<'rate-burst'>, event, warm, device?.messages ?? 0)
     return finding ? this.#quiet([{ ...finding, site: site ?? null, kind: kind ?? null }], []) : { findings: [], clears: [] }
   }
@@ -271,7 +277,7 @@ export class PolicyEngine {
     if (state) {
       this.#devices.delete(observation.deviceId) // re-insert: Map order is recency
     } else {
-      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, messages: 0, lagMs: undefined, intervalMs: undefined, recent: [] }
+      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, firstSeenMs: 0, messages: 0, lagMs: undefined, intervalMs: undefined, firstIntervals: [], recent: [] }
       if (this.#devices.size >= MAX_DEVICES) this.#devices.delete(this.#devices.keys().next().value!)
     }
     this.#devices.set(observation.deviceId, state)
@@ -301,16 +307,32 @@ export class PolicyEngine {
     }
     if (state.messages > 0) {
       const interval = now - state.lastSeenMs
-      const factor = (this.#policies.get('rate-burst') as PolicyOf<'rate-burst'> | undefined)?.params.factor ?? 5
       // An interval far shorter than usual is what a burst looks like: learn
-      // it only slowly, or the baseline would follow the burst it should expose.
-      const weight = state.intervalMs !== undefined && interval < state.intervalMs / factor ? SLOW_EWMA_WEIGHT : EWMA_WEIGHT
-      state.intervalMs = state.intervalMs === undefined ? interval : state.intervalMs + weight * (interval - state.intervalMs)
+      // it only slowly, or the baseline would follow the burst it should
+      // expose. "Far" is half, not the policy's factor: a burst the broker
+      // throttles to its budget arrives evenly spaced, at a fifth of a 1 s interval.
+      const weight = state.intervalMs !== undefined && interval < state.intervalMs / 2 ? SLOW_EWMA_WEIGHT : EWMA_WEIGHT
+      if (state.firstIntervals) {
+        // A first interval that spans a reconnect or a leftover message would
+        // seed a baseline many times too long, which the slow weight above
+        // would then keep: until warm-up is over, the median of what was seen.
+        state.firstIntervals.push(interval)
+        state.intervalMs = median(state.firstIntervals)
+        if (state.firstIntervals.length >= WARMUP_INTERVALS) state.firstIntervals = undefined
+      } else {
+        state.intervalMs = state.intervalMs! + weight * (interval - state.intervalMs!)
+      }
     }
+    if (state.messages === 0) state.firstSeenMs = now
     state.lastSeenMs = now
     state.messages++
     state.recent.push(now)
     if (state.recent.length > RECENT_CAP) state.recent.shift()
     state.previous = { seq: observation.seq, ts: observation.ts, fw: observation.fw, readings: observation.readings }
   }
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
 }

@@ -53,6 +53,8 @@ export const policySchema = z.discriminatedUnion('id', [
   policy('firmware-downgrade', {}),
   policy('rate-burst', {
     factor: z.number().gt(1).default(5), zScore: z.number().positive().default(4), warmupMessages: z.number().int().positive().default(20),
+    /** A baseline is trusted only after this long too: a device flooding from its first message would otherwise learn its flood as its baseline. */
+    warmupPeriod: duration.default(20_000),
     /** Messages a minute no device of the kind may exceed, warm or cold; absent: what the broker's default publish budget lets through. */
     ceilingPerMinute: perKind(z.number().positive()).default({}),
   }),

@@ -8,10 +8,18 @@ export const LOG_BUFFER_BYTES = 4 * 1024 * 1024
 const EXIT_FLUSH_MS = 1_000
 
 let dropped = 0
+/** Bytes handed to stdout and not yet taken by it, and since when stdout has taken nothing while some wait. */
+let waitingBytes = 0
+let stuckSinceMs: number | undefined
 
 /** Log lines dropped because stdout could not keep up (`placeguard_log_dropped_total`). */
 export function logLinesDropped (): number {
   return dropped
+}
+
+/** How long stdout has taken none of the log lines waiting for it (0 when it keeps up). */
+export function logOutputStalledMs (nowMs = Date.now()): number {
+  return waitingBytes > 0 && stuckSinceMs !== undefined ? nowMs - stuckSinceMs : 0
 }
 
 /**
@@ -29,6 +37,21 @@ function boundedStdout (): pino.DestinationStream {
     retryEAGAIN: () => flushDeadline === 0 || Date.now() < flushDeadline,
   })
   stream.on('drop', () => { dropped++ })
+  const write = stream.write.bind(stream)
+  stream.write = (line: string) => {
+    const bytes = Buffer.byteLength(line)
+    const before = dropped
+    const result = write(line)
+    if (dropped === before) {
+      if (waitingBytes === 0) stuckSinceMs = Date.now()
+      waitingBytes += bytes
+    }
+    return result
+  }
+  stream.on('write', (bytes: number) => {
+    waitingBytes = Math.max(0, waitingBytes - bytes)
+    stuckSinceMs = Date.now() // progress: stuck, if at all, only from now
+  })
   const flushSync = stream.flushSync.bind(stream)
   stream.flushSync = () => {
     flushDeadline = Date.now() + EXIT_FLUSH_MS

@@ -12,6 +12,13 @@ export interface RateFacts {
   baselinePerMinute: number | undefined
   /** Messages seen since the device was first seen: warm-up. */
   messages: number
+  /** Since the device was first seen, ms: warm-up. */
+  ageMs: number
+}
+
+/** A baseline worth comparing with: enough messages, over long enough. */
+export function isWarm (policy: PolicyOf<'rate-burst'>, messages: number, ageMs: number): boolean {
+  return messages >= policy.params.warmupMessages && ageMs >= policy.params.warmupPeriod
 }
 
 /** The median and median absolute deviation of a peer group, computed once per group and tick. */
@@ -52,7 +59,7 @@ export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts
   const ceiling = policy.params.ceilingPerMinute[device.kind] ?? DEFAULT_CEILING_PER_MINUTE
   const stats = Array.isArray(peers) ? peerStats(peers) : peers
   const baseline = device.baselinePerMinute
-  const warm = device.messages >= policy.params.warmupMessages && baseline !== undefined && baseline > 0
+  const warm = isWarm(policy, device.messages, device.ageMs) && baseline !== undefined && baseline > 0
   const ratio = warm ? device.currentPerMinute / baseline : undefined
   const rounded = (n: number) => Math.round(n * 10) / 10
   const common = { currentPerMinute: rounded(device.currentPerMinute), baselinePerMinute: baseline === undefined ? null : rounded(baseline), ratio: ratio === undefined ? null : rounded(ratio), peers: stats.size }
@@ -84,16 +91,18 @@ export const DEFAULT_CEILING_PER_MINUTE = 600
  * The broker's `rate-limited` event: the device went over its publish
  * budget and the broker slowed or dropped it. Before the device is warm
  * there is no baseline to compare with, so the broker's own over-budget
- * verdict is the evidence; a warm device is left to rateBurstRule.
+ * verdict is the evidence. A warm device that is merely slowed is left to
+ * rateBurstRule (a device flushing a short offline queue is slowed too);
+ * one so far over that the broker disconnected it is a burst either way.
  */
 export function brokerThrottleRule (policy: PolicyOf<'rate-burst'>, event: SecurityEvent, warm: boolean, messages: number): Finding | undefined {
-  if (warm || !event.deviceId) return undefined
   const details = event.details ?? {}
+  if ((warm && details.disconnected !== true) || !event.deviceId) return undefined
   return {
     policy: 'rate-burst',
     deviceId: event.deviceId,
     severity: policy.severity,
-    summary: `over the broker's publish budget after ${messages} message${messages === 1 ? '' : 's'} (before its baseline is learned): ${event.reason}`,
+    summary: `over the broker's publish budget after ${messages} message${messages === 1 ? '' : 's'}${warm ? '' : ' (before its baseline is learned)'}: ${event.reason}`,
     evidence: {
       judgedOn: 'broker throttling', reason: event.reason, brokerRatePerSec: typeof details.ratePerSec === 'number' ? details.ratePerSec : null,
       brokerBurst: typeof details.burst === 'number' ? details.burst : null, disconnected: details.disconnected === true, messages, at: event.at,
