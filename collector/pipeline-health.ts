@@ -28,8 +28,10 @@ export interface PipelineHealthOptions {
   stallThresholdMs?: number
   /** A message this much later than its device's usual lag was held up on the way: backlog. */
   lateMs?: number
-  /** Behind for this long (or one stall this long) raises the pipeline alert. */
+  /** Behind for this long raises the pipeline alert… */
   alertAfterMs?: number
+  /** …and so does one stall of the process this long. */
+  stallAlertMs?: number
   /** Behind or caught up again: the engine's catching-up switch. */
   onBehind: (behind: boolean) => void
   /** The pipeline alert: raised once per episode, cleared on recovery. */
@@ -50,6 +52,12 @@ const MIN_SAMPLE = 20
  * broker getting round to resending what it holds for a resumed session.
  */
 const IDLE_CAUGHT_UP_MS = 10_000
+/**
+ * After a (re)connect, behind for at least this long: aedes restores the
+ * session's subscriptions, so live messages flow at once, while what it
+ * stored for the collector follows from its persistence a moment later.
+ */
+const SESSION_SETTLE_MS = 5_000
 
 export class PipelineHealth {
   readonly #options: Required<PipelineHealthOptions>
@@ -69,7 +77,7 @@ export class PipelineHealth {
   readonly counters = { stalls: 0, episodes: 0 }
 
   constructor (options: PipelineHealthOptions) {
-    this.#options = { stallThresholdMs: 2_000, lateMs: 2_000, alertAfterMs: 30_000, ...options }
+    this.#options = { stallThresholdMs: 2_000, lateMs: 2_000, alertAfterMs: 30_000, stallAlertMs: 5_000, ...options }
     this.#lastBeatMs = options.clock.now()
     this.#windowStartMs = this.#lastBeatMs
   }
@@ -100,7 +108,7 @@ export class PipelineHealth {
       this.#longestStallMs = Math.max(this.#longestStallMs, gapMs)
       this.#enterBehind(`the collector did not run for ${formatDuration(gapMs)} (its event loop stalled: a pause, a freeze or a blocked write)`)
       this.#resetWindow(now)
-      if (gapMs >= this.#options.alertAfterMs / 6) this.#alert(now)
+      if (gapMs >= this.#options.stallAlertMs) this.#alert(now)
       return
     }
     if (now - this.#windowStartMs < WINDOW_MS) return
@@ -108,7 +116,8 @@ export class PipelineHealth {
     const lateShare = total === 0 ? 0 : this.#late / total
     if (this.behind) {
       const idleMs = now - Math.max(this.#lastMessageMs ?? 0, this.#connectedAtMs, this.#behindSinceMs!)
-      if (this.#connected && (total > 0 ? lateShare <= CAUGHT_UP_SHARE : idleMs >= IDLE_CAUGHT_UP_MS)) this.#caughtUp(now)
+      const settled = now - this.#connectedAtMs >= SESSION_SETTLE_MS
+      if (this.#connected && settled && (total > 0 ? lateShare <= CAUGHT_UP_SHARE : idleMs >= IDLE_CAUGHT_UP_MS)) this.#caughtUp(now)
       else if (now - this.#behindSinceMs! >= this.#options.alertAfterMs) this.#alert(now)
     } else if (total >= MIN_SAMPLE && lateShare >= BEHIND_SHARE) {
       this.#enterBehind(`most messages arrive over ${formatDuration(this.#options.lateMs)} late: the collector is working through a backlog`)
