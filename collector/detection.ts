@@ -88,6 +88,7 @@ export class Detection {
         this.engine.setCatchingUp(behind)
         options.logger.info({ behind }, behind ? 'detection: the collector is behind its input; silence is not judged until it catches up' : 'detection: the collector has caught up')
       },
+      onReplayWindow: (untilMs) => this.engine.expectReplayUntil(untilMs),
       onAlert: (summary, evidence) => this.raiseSystemAlert({ policy: 'pipeline-stalled', deviceId: PIPELINE_ALERT_KEY, severity: 'high', summary, evidence }),
       onRecovered: (reason) => this.clearSystemAlert('pipeline-stalled', PIPELINE_ALERT_KEY, reason),
     })

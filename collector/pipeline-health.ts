@@ -34,6 +34,8 @@ export interface PipelineHealthOptions {
   stallAlertMs?: number
   /** Behind or caught up again: the engine's catching-up switch. */
   onBehind: (behind: boolean) => void
+  /** A session resumed or a stall ended: a stored backlog may arrive until then (ms), mixed with live messages. */
+  onReplayWindow?: (untilMs: number) => void
   /** The pipeline alert: raised once per episode, cleared on recovery. */
   onAlert: (summary: string, evidence: Record<string, string | number | boolean | null>) => void
   onRecovered: (reason: string) => void
@@ -58,6 +60,8 @@ const IDLE_CAUGHT_UP_MS = 10_000
  * stored for the collector follows from its persistence a moment later.
  */
 const SESSION_SETTLE_MS = 5_000
+/** How long after a resume or a stall the broker's stored backlog may still be trickling in among live messages. */
+export const REPLAY_WINDOW_MS = 120_000
 
 export class PipelineHealth {
   readonly #options: Required<PipelineHealthOptions>
@@ -77,7 +81,7 @@ export class PipelineHealth {
   readonly counters = { stalls: 0, episodes: 0 }
 
   constructor (options: PipelineHealthOptions) {
-    this.#options = { stallThresholdMs: 2_000, lateMs: 2_000, alertAfterMs: 30_000, stallAlertMs: 5_000, ...options }
+    this.#options = { stallThresholdMs: 2_000, lateMs: 2_000, alertAfterMs: 30_000, stallAlertMs: 5_000, onReplayWindow: () => {}, ...options }
     this.#lastBeatMs = options.clock.now()
     this.#windowStartMs = this.#lastBeatMs
   }
@@ -107,6 +111,7 @@ export class PipelineHealth {
       this.counters.stalls++
       this.#longestStallMs = Math.max(this.#longestStallMs, gapMs)
       this.#enterBehind(`the collector did not run for ${formatDuration(gapMs)} (its event loop stalled: a pause, a freeze or a blocked write)`)
+      this.#options.onReplayWindow(now + REPLAY_WINDOW_MS)
       this.#resetWindow(now)
       if (gapMs >= this.#options.stallAlertMs) this.#alert(now)
       return
@@ -140,6 +145,7 @@ export class PipelineHealth {
     else {
       this.#connectedAtMs = this.#options.clock.now()
       this.#resetWindow(this.#connectedAtMs)
+      this.#options.onReplayWindow(this.#connectedAtMs + REPLAY_WINDOW_MS)
     }
   }
 

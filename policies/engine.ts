@@ -80,6 +80,8 @@ export class PolicyEngine {
   readonly #windows = new Map<string, number[]>()
   /** True while the collector or its input is stalled or replaying a backlog (set by the collector). */
   #catchingUp = false
+  /** Until when messages may be a resumed session's stored backlog, interleaved with live ones (see #arrival). */
+  #replayUntilMs = 0
   /** When PlaceGuard last caught up: silence is counted from here at the earliest. */
   #listeningSinceMs: number
   /** Devices per kind/site at the last tick, for the storm guard's share. */
@@ -133,13 +135,27 @@ export class PolicyEngine {
     this.#catchingUp = catchingUp
   }
 
+  /**
+   * The collector's session was just resumed (or it just stalled): until
+   * `untilMs`, what arrives may include the broker's stored backlog, which
+   * aedes delivers alongside live messages, so message times come from
+   * the device's clock (bounded) even once live traffic looks on time.
+   */
+  expectReplayUntil (untilMs: number): void {
+    this.#replayUntilMs = Math.max(this.#replayUntilMs, untilMs)
+  }
+
   get catchingUp (): boolean {
     return this.#catchingUp
   }
 
   onTelemetry (observation: TelemetryObservation): Verdict {
     const state = this.#state(observation)
-    const previous = state.previous
+    // A stored message that aedes delivers after a newer live one belongs
+    // before it in time: judged against no previous message rather than a
+    // later one, and it does not become the previous message.
+    const outOfOrder = this.#replaying() && state.previous !== undefined && observation.ts < state.previous.ts
+    const previous = outOfOrder ? undefined : state.previous
     const findings: Finding[] = []
     const clears: Clear[] = []
     const run = <I extends PolicyId>(id: I, rule: (policy: PolicyOf<I & Policy['id']>) => Finding | undefined, clearsWhenQuiet: boolean): void => {
@@ -160,7 +176,7 @@ export class PolicyEngine {
     run('clock-skew', (p) => clockSkewRule(p, observation), true)
     run('replay', (p) => replayRule(p, observation, previous), false)
     const backlogMs = observation.receivedAtMs - observation.ts - (state.lagMs ?? 0)
-    this.#learn(state, observation)
+    this.#learn(state, observation, outOfOrder)
     return { ...this.#quiet(findings.map((f) => ({ ...f, site: observation.site, kind: observation.kind })), clears), backlogMs }
   }
 
@@ -294,16 +310,28 @@ export class PolicyEngine {
    */
   #arrival (state: DeviceState, observation: TelemetryObservation): number {
     const received = observation.receivedAtMs
-    if (!this.#catchingUp) return received
+    if (!this.#replaying()) return received
     const sent = observation.ts + (state.lagMs ?? 0)
-    return Math.min(received, Math.max(sent, state.lastSeenMs, received - MAX_BACKLOG_MS))
+    return Math.min(received, Math.max(sent, received - MAX_BACKLOG_MS))
   }
 
-  #learn (state: DeviceState, observation: TelemetryObservation): void {
+  /** Behind, or just after a resume or a stall: a message's time is its device's (bounded). */
+  #replaying (): boolean {
+    return this.#catchingUp || this.#clock.now() < this.#replayUntilMs
+  }
+
+  #learn (state: DeviceState, observation: TelemetryObservation, outOfOrder: boolean): void {
     const now = this.#arrival(state, observation)
-    if (!this.#catchingUp) {
+    if (!this.#replaying()) {
       const lag = observation.receivedAtMs - observation.ts
       state.lagMs = state.lagMs === undefined ? lag : state.lagMs + EWMA_WEIGHT * (lag - state.lagMs)
+    }
+    if (outOfOrder || now < state.lastSeenMs) {
+      // Part of a backlog that arrives out of order: it counts towards the rate at its own time, and nothing else.
+      state.messages++
+      state.recent.push(now)
+      if (state.recent.length > RECENT_CAP) state.recent.shift()
+      return
     }
     if (state.messages > 0) {
       const interval = now - state.lastSeenMs
