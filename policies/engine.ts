@@ -47,6 +47,8 @@ interface DeviceState {
   messages: number
   /** EWMA of receive time − the device's own `ts`, learned while PlaceGuard keeps up: its clock offset plus the usual transit. */
   lagMs: number | undefined
+  /** The engine's time-behind total at the device's last message: silence since then excludes the difference. */
+  deafAtLastSeenMs: number
   /** EWMA of the interval between messages, ms; learned only while not bursting. */
   intervalMs: number | undefined
   /** The first intervals, until warm: their median seeds the EWMA, so one odd first gap cannot. */
@@ -82,14 +84,14 @@ export class PolicyEngine {
   #catchingUp = false
   /** Until when messages may be a resumed session's stored backlog, interleaved with live ones (see #arrival). */
   #replayUntilMs = 0
-  /** When PlaceGuard last caught up: silence is counted from here at the earliest. */
-  #listeningSinceMs: number
+  /** All the time PlaceGuard has been behind so far, up to #behindSinceMs; a device's silence excludes it. */
+  #deafTotalMs = 0
+  #behindSinceMs = 0
   /** Devices per kind/site at the last tick, for the storm guard's share. */
   #groupSizes = new Map<string, number>()
 
   constructor (policies: Policy[], clock: Clock = systemClock, quietWindows: readonly QuietWindow[] = []) {
     this.#clock = clock
-    this.#listeningSinceMs = clock.now()
     this.setPolicies(policies, quietWindows)
   }
 
@@ -131,8 +133,15 @@ export class PolicyEngine {
    * as a burst. Once caught up, silence is counted from that moment.
    */
   setCatchingUp (catchingUp: boolean): void {
-    if (this.#catchingUp && !catchingUp) this.#listeningSinceMs = this.#clock.now()
+    if (this.#catchingUp === catchingUp) return
+    if (catchingUp) this.#behindSinceMs = this.#clock.now()
+    else this.#deafTotalMs += this.#clock.now() - this.#behindSinceMs
     this.#catchingUp = catchingUp
+  }
+
+  /** The running total of time behind, the current stretch included. */
+  #deafNow (): number {
+    return this.#deafTotalMs + (this.#catchingUp ? this.#clock.now() - this.#behindSinceMs : 0)
   }
 
   /**
@@ -232,7 +241,7 @@ export class PolicyEngine {
       const silent = this.#catchingUp ? undefined : this.#applicable('device-silent', deviceId, state.kind, state.site)
       if (silent) {
         const finding = deviceSilentRule(silent as PolicyOf<'device-silent'>, {
-          deviceId, kind: state.kind, lastSeenMs: state.lastSeenMs, learnedIntervalMs: state.intervalMs, messages: state.messages, listeningSinceMs: this.#listeningSinceMs,
+          deviceId, kind: state.kind, lastSeenMs: state.lastSeenMs, learnedIntervalMs: state.intervalMs, messages: state.messages, deafMs: this.#deafNow() - state.deafAtLastSeenMs,
         }, now)
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
@@ -293,7 +302,7 @@ export class PolicyEngine {
     if (state) {
       this.#devices.delete(observation.deviceId) // re-insert: Map order is recency
     } else {
-      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, firstSeenMs: 0, messages: 0, lagMs: undefined, intervalMs: undefined, firstIntervals: [], recent: [] }
+      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, firstSeenMs: 0, messages: 0, lagMs: undefined, deafAtLastSeenMs: 0, intervalMs: undefined, firstIntervals: [], recent: [] }
       if (this.#devices.size >= MAX_DEVICES) this.#devices.delete(this.#devices.keys().next().value!)
     }
     this.#devices.set(observation.deviceId, state)
@@ -353,6 +362,7 @@ export class PolicyEngine {
     }
     if (state.messages === 0) state.firstSeenMs = now
     state.lastSeenMs = now
+    state.deafAtLastSeenMs = this.#deafNow()
     state.messages++
     state.recent.push(now)
     if (state.recent.length > RECENT_CAP) state.recent.shift()

@@ -10,11 +10,11 @@ export interface SilenceFacts {
   learnedIntervalMs: number | undefined
   messages: number
   /**
-   * Since when PlaceGuard itself has been keeping up (the end of its last
-   * stall or backlog): silence is counted from here at the earliest, since
-   * a device cannot be heard while the collector is not listening.
+   * How long, since the device's last message, PlaceGuard itself was
+   * behind (stalled, disconnected, reading a backlog): that time is not the
+   * device's silence, since it could not have been heard.
    */
-  listeningSinceMs?: number
+  deafMs?: number
 }
 
 /**
@@ -27,7 +27,7 @@ export function deviceSilentRule (policy: PolicyOf<'device-silent'>, device: Sil
   const expectedMs = device.learnedIntervalMs ?? policy.params.expectedInterval[device.kind]
   if (!expectedMs) return undefined
   const silentMs = nowMs - device.lastSeenMs
-  const heardForMs = nowMs - Math.max(device.lastSeenMs, device.listeningSinceMs ?? 0)
+  const heardForMs = silentMs - (device.deafMs ?? 0)
   if (heardForMs <= policy.params.missedIntervals * expectedMs) return undefined
   return {
     policy: 'device-silent',
