@@ -28,6 +28,7 @@ export const durationSchema = z.union([z.string(), z.number()]).transform((value
 export function formatDuration (ms: number): string {
   const abs = Math.abs(ms)
   const fit = (value: number, unit: string) => `${value < 10 ? Math.round(value * 10) / 10 : Math.round(value)} ${unit}`
+  if (abs < 1) return ms === 0 ? '0 ms' : '<1 ms'
   if (abs < 1_000) return `${Math.round(ms)} ms`
   if (abs < 60_000) return fit(ms / 1_000, 's')
   if (abs < 3_600_000) return fit(ms / 60_000, 'min')

@@ -105,6 +105,8 @@ describe('device-silent', () => {
   it('says durations in the unit that fits', () => {
     expect(deviceSilentRule(rule, { ...facts, learnedIntervalMs: 200 }, 3_000)?.summary).toBe('silent for 3 s, expected a message every 200 ms')
     expect(deviceSilentRule(rule, { ...facts, learnedIntervalMs: 90_000 }, 600_000)?.summary).toBe('silent for 10 min, expected a message every 1.5 min')
+    // A baseline learned from a flood: never "every 0 s" (or "0 ms").
+    expect(deviceSilentRule(rule, { ...facts, learnedIntervalMs: 0.4 }, 12_000)?.summary).toBe('silent for 12 s, expected a message every <1 ms')
   })
   it('does not count the time PlaceGuard itself was behind as the device\'s silence', () => {
     expect(deviceSilentRule(rule, { ...facts, deafMs: 25_000 }, 55_000)).toBeUndefined()
