@@ -70,7 +70,8 @@ export class PipelineHealth {
   #late = 0
   #onTime = 0
   #lastMessageMs: number | undefined
-  #connected = false
+  /** An input is taken to be up until the collector says otherwise (a Detection fed directly has no session). */
+  #connected = true
   #connectedAtMs = 0
   #behindSinceMs: number | undefined
   #cause = ''
@@ -92,8 +93,6 @@ export class PipelineHealth {
 
   start (): void {
     this.#lastBeatMs = this.#options.clock.now()
-    // A collector that starts has a broker backlog to read until shown otherwise.
-    this.#enterBehind('starting: reading what the broker kept for the collector')
     this.#timer = setInterval(() => this.beat(), HEARTBEAT_MS)
     this.#timer.unref()
   }
@@ -141,7 +140,7 @@ export class PipelineHealth {
   setConnected (connected: boolean): void {
     if (connected === this.#connected) return
     this.#connected = connected
-    if (!connected) this.#enterBehind('the collector lost its broker connection')
+    if (!connected) this.#enterBehind(this.#connectedAtMs === 0 ? 'starting: no broker session yet' : 'the collector lost its broker connection')
     else {
       this.#connectedAtMs = this.#options.clock.now()
       this.#resetWindow(this.#connectedAtMs)

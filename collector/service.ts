@@ -106,6 +106,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       if (!correlated) outbox.enqueue(change)
     },
   })
+  // Until its session is up (and what the broker kept for it has been read), the collector hears nothing.
+  detection.setInputConnected(false)
   collector.on('connection', (connected) => detection.setInputConnected(connected))
   collector.on('telemetry', (point) => {
     fleet.onTelemetry(point)

@@ -26,6 +26,7 @@ function health () {
 describe('PipelineHealth', () => {
   it('is behind at start until connected and hearing messages on time', () => {
     const { events, pipeline, run } = health()
+    pipeline.setConnected(false)
     run(3, 10)
     expect(pipeline.behind).toBe(true) // not connected yet
     pipeline.setConnected(true)
