@@ -57,3 +57,13 @@ export function planFleet (count: number, mix: KindMix, sites: string[], seed: n
   }
   return devices
 }
+
+/** Devices of a scenario's small sites, ids `<kind>-<site>-<n>`, planned like the rest of the fleet. */
+export function planSmallSites (sites: Array<{ site: string, kind: DeviceKind, devices: number }>, seed: number): PlannedDevice[] {
+  const rng = new Random(seed ^ 0x51735)
+  return sites.flatMap(({ site, kind, devices }) => Array.from({ length: devices }, (_, n) => {
+    const deviceId = `${kind}-${site}-${n}`
+    const own = rng.fork(deviceId)
+    return { deviceId, kind, site, firmware: own.weighted(FIRMWARE_SPREAD[kind]), seed: Math.floor(own.next() * 2 ** 32) }
+  }))
+}

@@ -55,7 +55,8 @@ export async function inject (injection: Injection, context: InjectionContext): 
       device.firmware = injection.fw
       return
     case 'rate-burst':
-      device.burst(injection.ratePerSec, injection.duration)
+      if (injection.mode === 'flood') device.flood(injection.count)
+      else device.burst(injection.ratePerSec, injection.duration)
       return
     case 'device-silent':
       device.silence(injection.disconnect)

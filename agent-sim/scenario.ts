@@ -32,7 +32,8 @@ export const incidentSchema = z.discriminatedUnion('policy', [
   z.strictObject({ ...base, policy: z.literal('firmware-outdated'), fw: semverString }),
   z.strictObject({ ...base, policy: z.literal('firmware-vulnerable'), fw: semverString }),
   z.strictObject({ ...base, policy: z.literal('firmware-downgrade'), fw: semverString }),
-  z.strictObject({ ...base, policy: z.literal('rate-burst'), ratePerSec: z.number().positive().default(10), duration: duration.default(30_000) }),
+  // `rate`: ratePerSec on top of its schedule for duration; `flood`: count messages back to back, at once.
+  z.strictObject({ ...base, policy: z.literal('rate-burst'), mode: z.enum(['rate', 'flood']).default('rate'), ratePerSec: z.number().positive().default(10), duration: duration.default(30_000), count: z.number().int().positive().default(300) }),
   z.strictObject({ ...base, policy: z.literal('device-silent'), disconnect: z.boolean().default(false) }),
   z.strictObject({ ...base, policy: z.literal('acl-violation'), mode: z.enum(['foreign-publish', 'wildcard-subscribe']).default('foreign-publish') }),
   z.strictObject({ ...base, policy: z.literal('identity-clone'), duration: duration.default(20_000) }),
@@ -43,9 +44,13 @@ export const incidentSchema = z.discriminatedUnion('policy', [
   z.strictObject({ ...base, policy: z.literal('replay'), count: z.number().int().positive().default(3) }),
 ])
 
+/** A site with only a few devices of a kind, added to the planned fleet: detection must hold where there is no crowd. */
+const smallSite = z.strictObject({ site: z.string().regex(/^[a-z0-9-]{1,40}$/), kind: z.enum(DEVICE_KINDS), devices: z.number().int().min(1).max(50) })
+
 export const scenarioSchema = z.strictObject({
   name: z.string().min(1),
   description: z.string().optional(),
+  smallSites: z.array(smallSite).default([]),
   incidents: z.array(incidentSchema).default([]),
 })
 

@@ -136,6 +136,11 @@ export class SimDevice {
     tick()
   }
 
+  /** `count` messages back to back, at once: what a compromised or broken device does in its first seconds. */
+  flood (count: number): void {
+    for (let i = 0; i < count && !this.#stopped; i++) this.#publish()
+  }
+
   skewClock (offsetMs: number): void { this.#clockSkewMs = offsetMs }
   corruptNext (mode: Corruption, count: number): void { for (let i = 0; i < count; i++) this.#corruptions.push(mode) }
   implausibleNext (mode: 'jump' | 'backwards' | 'range'): void { this.#implausible = mode }

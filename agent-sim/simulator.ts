@@ -1,7 +1,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { FleetPki, deviceFiles } from '../pki/index.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
-import { DEFAULT_MIX, DEFAULT_SITES, type KindMix, planFleet } from './fleet-plan.ts'
+import { DEFAULT_MIX, DEFAULT_SITES, type KindMix, planFleet, planSmallSites } from './fleet-plan.ts'
 import { inject, injectBeforeStart, type InjectionContext } from './injectors.ts'
 import { provisionFleet } from './provision.ts'
 import { Random } from './random.ts'
@@ -57,7 +57,7 @@ export interface SimulationSummary {
 
 export async function runSimulation (options: SimulationOptions): Promise<SimulationSummary> {
   const seed = options.seed ?? Date.now() % 2 ** 31
-  const fleet = planFleet(options.devices, options.mix ?? DEFAULT_MIX, options.sites ?? DEFAULT_SITES, seed)
+  const fleet = [...planFleet(options.devices, options.mix ?? DEFAULT_MIX, options.sites ?? DEFAULT_SITES, seed), ...planSmallSites(options.scenario?.smallSites ?? [], seed)]
   const injections = options.scenario ? planInjections(options.scenario, fleet, seed) : []
   const pki = new FleetPki(options.dataDir)
   const cleanups: InjectionContext['cleanups'] = []

@@ -45,7 +45,8 @@ const ca = readFileSync(pki.paths.caCert)
 function startCollector (store: RunningVictoriaMetrics, brokerUrl: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [join(ROOT, 'bin', 'placeguard.js'), '--data-dir', dataDir, 'collector', '--broker', brokerUrl], {
     env: { ...process.env, PLACEGUARD_INFLUX_URL: store.url, PLACEGUARD_INFLUX_TOKEN: 'bench', PLACEGUARD_INFLUX_ORG: 'bench', PLACEGUARD_INFLUX_BUCKET: 'bench', PLACEGUARD_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    // Nobody reads its log here: a pipe left undrained fills up, and a bench must not depend on the collector coping with that.
+    stdio: ['ignore', 'ignore', 'inherit'],
   })
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('collector did not start')), 20_000)
@@ -91,6 +92,19 @@ function startProbe (brokerUrl: string, store: RunningVictoriaMetrics | undefine
   }
 }
 
+/** SIGTERM, then SIGKILL if it has not exited within 15 s: a stuck collector fails its run, it does not hang the bench. */
+async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => {
+    process.stderr.write('collector did not stop within 15 s of SIGTERM; killing it\n')
+    child.kill('SIGKILL')
+  }, 15_000)
+  await exited
+  clearTimeout(timer)
+}
+
 function percentile (values: number[], p: number): number | null {
   if (values.length === 0) return null
   const sorted = [...values].sort((a, b) => a - b)
@@ -133,8 +147,7 @@ async function runPlaceGuard (devices: number): Promise<Record<string, number | 
       publishAckP99Ms: summary.publishAckP99Ms, brokerCpuS: round(broker.cpuSeconds(), 1),
     }
   } finally {
-    collector.kill('SIGTERM')
-    await new Promise((resolve) => collector.once('exit', resolve))
+    await stopChild(collector)
     await broker.stop()
     await store.stop()
     rmSync(join(dataDir, 'spool.db'), { force: true })

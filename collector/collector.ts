@@ -59,7 +59,7 @@ export interface CollectorMetrics {
 /** A received message waiting for its batch; `point` is absent for one that stores nothing. */
 interface Pending { ticket: AckTicket | undefined, point: StoredPoint | undefined }
 
-export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'spool-full': [] }> {
+export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'spool-full': [], 'connection': [connected: boolean] }> {
   readonly metrics: CollectorMetrics = { received: 0, telemetryStored: 0, eventsStored: 0, rejected: 0, spoolFullStalls: 0, spoolWriteErrors: 0 }
   readonly #options: Required<Omit<CollectorOptions, 'clientId'>> & { clientId: string }
   #client: MqttClient | undefined
@@ -120,7 +120,12 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     this.#acks = installDeferredAcks(client)
     client.on('close', () => this.#onConnectionLost())
     client.on('error', (error) => logger.error({ err: error.message }, 'collector connection error'))
-    client.on('offline', () => logger.warn('collector disconnected from the broker; reconnecting'))
+    client.on('offline', () => {
+      logger.warn('collector disconnected from the broker; reconnecting')
+      this.emit('connection', false)
+    })
+    // Detection holds its judgement of silence while the session is down and its backlog is read.
+    client.on('connect', () => this.emit('connection', true))
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve())
       client.once('error', reject)

@@ -15,8 +15,12 @@ import { join } from 'node:path'
 import type { QuarantineCommand, SecurityEvent } from '../broker/index.ts'
 import { FleetPki } from '../pki/index.ts'
 import { type Alert, type AlertPolicy, AlertBook, type AlertChange, type Finding, loadPolicySet, type PolicySet, type Raisable, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
+import { type Clock, systemClock } from '../shared/clock.ts'
+import { formatDuration } from '../shared/duration.ts'
 import { isValidId } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
+import { PipelineHealth } from './pipeline-health.ts'
+import { type Storm, StormGuard } from './storm-guard.ts'
 import type { StoredPoint } from './stored-point.ts'
 
 export const ALERT_MEASUREMENT = 'alert'
@@ -32,9 +36,19 @@ export interface DetectionOptions {
   certificateCheckMs?: number
   /** Sends a command to the broker (quarantine, lift); without it, automated responses are logged as failed. */
   command?: (command: QuarantineCommand) => Promise<void>
-  /** Every alert change that is news (not a repeat folded into an alert): the SOC outbox, the live stream. */
-  onAlertChange?: (change: AlertChange) => void
+  /**
+   * Every alert change that is news (not a repeat folded into an alert):
+   * the SOC outbox, the live stream. `correlated` names the storm alert
+   * that stands for it at the SOC (the outbox skips it; the API keeps it).
+   */
+  onAlertChange?: (change: AlertChange, correlated?: { stormAlertId: string }) => void
+  clock?: Clock
 }
+
+/** The pipeline alert's key: the collector process (`delivery-failing` keys on its sink alike). */
+export const PIPELINE_ALERT_KEY = 'pipeline:collector'
+/** Alerts folded into a storm, remembered so their later changes are folded too (bounded, oldest forgotten). */
+const MAX_CORRELATED = 100_000
 
 export interface DetectionCounters {
   /** Findings kept from alerting by a maintenance window or suppression. */
@@ -54,6 +68,11 @@ export class Detection {
   #watcher: FSWatcher | undefined
   /** Devices the broker reports quarantined, until when (ms): their silence is expected. */
   readonly #quarantined = new Map<string, number>()
+  /** Whether the collector keeps up with its input (stalls, backlog): the engine's catching-up switch. */
+  readonly pipeline: PipelineHealth
+  readonly #storms: StormGuard
+  /** Device alert id → the id of the storm alert that stands for it at the SOC. */
+  readonly #correlated = new Map<string, string>()
 
   constructor (options: DetectionOptions) {
     this.#options = options
@@ -61,10 +80,27 @@ export class Detection {
     this.#policySet = loadPolicySet(this.#policiesDir)
     this.engine = new PolicyEngine(this.#policySet.policies.map((l) => l.policy), undefined, this.#policySet.windows)
     this.alerts = new AlertBook({ path: join(options.dataDir, 'alerts.db') })
+    const clock = options.clock ?? systemClock
+    this.#storms = new StormGuard({ clock })
+    this.pipeline = new PipelineHealth({
+      clock,
+      onBehind: (behind) => {
+        this.engine.setCatchingUp(behind)
+        options.logger.info({ behind }, behind ? 'detection: the collector is behind its input; silence is not judged until it catches up' : 'detection: the collector has caught up')
+      },
+      onReplayWindow: (untilMs) => this.engine.expectReplayUntil(untilMs),
+      onAlert: (summary, evidence) => this.raiseSystemAlert({ policy: 'pipeline-stalled', deviceId: PIPELINE_ALERT_KEY, severity: 'high', summary, evidence }),
+      onRecovered: (reason) => this.clearSystemAlert('pipeline-stalled', PIPELINE_ALERT_KEY, reason),
+    })
   }
 
   start (): void {
-    this.#timers.push(setInterval(() => this.#apply(this.engine.tick()), this.#options.tickMs ?? 5_000))
+    this.pipeline.start()
+    this.#timers.push(setInterval(() => {
+      // A tick that comes late after a freeze must learn of the freeze before it judges silence.
+      this.pipeline.beat()
+      this.#apply(this.engine.tick())
+    }, this.#options.tickMs ?? 5_000))
     this.checkCertificates()
     this.#timers.push(setInterval(() => this.checkCertificates(), this.#options.certificateCheckMs ?? 3_600_000))
     for (const timer of this.#timers) timer.unref()
@@ -77,6 +113,7 @@ export class Detection {
 
   stop (): void {
     for (const timer of this.#timers) clearInterval(timer)
+    this.pipeline.stop()
     this.#watcher?.close()
     this.alerts.close()
   }
@@ -106,7 +143,14 @@ export class Detection {
       deviceId: point.tags.device!, site: point.tags.site!, kind: point.measurement as TelemetryObservation['kind'],
       ts: point.timestampMs, seq: seq as number, fw: fw as string, readings: readings as Record<string, number>, receivedAtMs,
     }
-    this.#apply(this.engine.onTelemetry(observation), observation)
+    const verdict = this.engine.onTelemetry(observation)
+    this.pipeline.onMessage(verdict.backlogMs ?? 0)
+    this.#apply(verdict, observation)
+  }
+
+  /** The collector's broker session went down or came back. */
+  setInputConnected (connected: boolean): void {
+    this.pipeline.setConnected(connected)
   }
 
   onSecurityEvent (event: SecurityEvent): void {
@@ -220,8 +264,30 @@ export class Detection {
       ...findings.map((finding) => this.alerts.raise(finding, where)),
       ...verdict.clears.flatMap((clear) => this.alerts.clear(clear) ?? []),
     ]
+    const opened = changes.filter((c) => c.change === 'opened').map((c) => c.alert)
+    const { correlated, storms } = opened.length === 0 ? { correlated: new Map<string, Storm>(), storms: [] } : this.#storms.observe(opened, (kind, site) => this.engine.groupSize(kind, site))
+    const stormAlerts = new Map(storms.map((storm) => [storm, this.#raiseStorm(storm)]))
+    for (const [alertId, storm] of correlated) {
+      if (this.#correlated.size >= MAX_CORRELATED) this.#correlated.delete(this.#correlated.keys().next().value!)
+      this.#correlated.set(alertId, stormAlerts.get(storm)!)
+    }
     this.#publish(changes)
+    // A storm's automated responses still run: quarantine is per device, and the policy asked for it.
     for (const { change, alert } of changes) if (change === 'opened') this.#respond(alert)
+  }
+
+  /** One alert for the storm, opened once and updated as it grows; its id stands for the devices at the SOC. */
+  #raiseStorm (storm: Storm): string {
+    const listed = storm.devices.slice(0, 50)
+    const more = storm.deviceCount - listed.length
+    const raised = this.alerts.raise({
+      policy: 'alert-storm', deviceId: `storm:${storm.policy}:${storm.site}:${storm.kind}`,
+      severity: this.engine.policy(storm.policy)?.severity ?? 'medium',
+      summary: `${storm.policy} on ${storm.deviceCount} of ${storm.groupSize} ${storm.kind} devices at ${storm.site} within ${formatDuration(this.#storms.windowMs)}: ${listed.join(', ')}${more > 0 ? ` and ${more} more` : ''} (per-device alerts in the API)`,
+      evidence: { policy: storm.policy, site: storm.site, kind: storm.kind, deviceCount: storm.deviceCount, groupSize: storm.groupSize, devices: storm.devices.join(','), startedAt: new Date(storm.startedAtMs).toISOString() },
+    }, { site: storm.site, kind: storm.kind })
+    this.#publish([raised])
+    return raised.alert.id
   }
 
   #quieted (finding: Finding, why: string): void {
@@ -235,14 +301,16 @@ export class Detection {
     for (const alertChange of changes) {
       const { change, alert } = alertChange
       if (change === 'updated') continue // repeats fold into the alert; they are not news
+      const stormAlertId = this.#correlated.get(alert.id)
       try {
-        this.#options.onAlertChange?.(alertChange)
+        this.#options.onAlertChange?.(alertChange, stormAlertId ? { stormAlertId } : undefined)
       } catch (error) {
         // The alert is safe in the alert book; say loudly that its delivery was not queued.
         this.#options.logger.error({ alert: alert.id, err: (error as Error).message }, 'alert change not queued for delivery')
       }
       const response = change === 'response' ? { response: alert.response } : {}
-      this.#options.logger[change === 'opened' ? 'warn' : 'info']({ alert: { id: alert.id, policy: alert.policy, severity: alert.severity, deviceId: alert.deviceId, summary: alert.summary, ...response } }, `alert ${change}: ${alert.policy}`)
+      // Under a storm one line per device would flood the log too: the storm alert is the warning.
+      this.#options.logger[stormAlertId ? 'debug' : change === 'opened' ? 'warn' : 'info']({ alert: { id: alert.id, policy: alert.policy, severity: alert.severity, deviceId: alert.deviceId, summary: alert.summary, ...response } }, `alert ${change}: ${alert.policy}`)
       stored.push({
         measurement: ALERT_MEASUREMENT,
         tags: { policy: alert.policy, device: alert.deviceId, severity: alert.severity, status: alert.status },

@@ -10,7 +10,8 @@ import { createSink, Outbox } from '../delivery/index.ts'
 import { FleetPki, pkiPaths } from '../pki/index.ts'
 import { type AlertChange, validatePolicyText } from '../policies/index.ts'
 import type { Config } from '../shared/config.ts'
-import type { Logger } from '../shared/logger.ts'
+import { formatDuration } from '../shared/duration.ts'
+import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logger.ts'
 import { Collector } from './collector.ts'
 import { Detection } from './detection.ts'
 import { FleetState } from './fleet-state.ts'
@@ -33,6 +34,11 @@ export interface PipelineMetrics {
   /** Points the store refused for good, kept in the spool's rejected table. */
   storeRejected: number
   lastWriteLatencyMs: number | undefined
+  /** Log lines dropped because stdout could not keep up. */
+  logDropped: number
+  /** Times the collector's own event loop stalled, and whether it is behind its input now (1) or not (0). */
+  pipelineStalls: number
+  pipelineBehind: number
 }
 
 export interface CollectorService {
@@ -56,6 +62,8 @@ export interface CollectorService {
 }
 
 const DEFAULT_SPOOL_BYTES = 512 * 1024 * 1024
+/** The collector's log output taking nothing for this long is a pipeline alert (a stuck log shipper loses the audit trail). */
+const LOG_STALL_ALERT_MS = 10_000
 
 export function createCollectorService (config: Config, brokerUrl: string, logger: Logger): CollectorService {
   const paths = pkiPaths(config.dataDir)
@@ -91,12 +99,16 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     // Alert changes go through the spool like everything else: to the store, and never lost.
     store: (points) => { spool.append(points); writer.kick() },
     command: (command) => collector.sendCommand(command),
-    onAlertChange: (change) => {
+    onAlertChange: (change, correlated) => {
       fleet.onAlertChange(change)
       for (const listener of alertListeners) listener(change)
-      outbox.enqueue(change)
+      // A device alert inside a storm reaches the SOC as the storm's one alert.
+      if (!correlated) outbox.enqueue(change)
     },
   })
+  // Until its session is up (and what the broker kept for it has been read), the collector hears nothing.
+  detection.setInputConnected(false)
+  collector.on('connection', (connected) => detection.setInputConnected(connected))
   collector.on('telemetry', (point) => {
     fleet.onTelemetry(point)
     detection.onTelemetry(point)
@@ -123,6 +135,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     ...collector.metrics,
     spooledPoints: spool.pendingPoints, spoolBytes: spool.bytes, spoolMaxBytes: spool.maxBytes,
     written: writer.counters.written, writeErrors: writer.counters.writeErrors, storeRejected: writer.counters.rejected, lastWriteLatencyMs: writer.counters.lastWriteLatencyMs,
+    logDropped: logLinesDropped(), pipelineStalls: detection.pipeline.counters.stalls, pipelineBehind: detection.pipeline.behind ? 1 : 0,
   })
   // Once a minute: the pipeline's figures, and a warning well before the spool's bound.
   let nearFull = false
@@ -134,7 +147,23 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     }
   }, 60_000)
   report.unref()
-  const fleetTimers = [setInterval(() => fleet.flush(), 5_000), setInterval(refreshInventory, 60_000)]
+  // Logging never holds up detection (shared/logger.ts), but a log nobody takes is itself a fault to report, once.
+  let logStalled = false
+  const watchLog = (): void => {
+    const stalledMs = logOutputStalledMs()
+    if (!logStalled && stalledMs >= LOG_STALL_ALERT_MS) {
+      logStalled = true
+      detection.raiseSystemAlert({
+        policy: 'pipeline-stalled', deviceId: 'pipeline:log', severity: 'high',
+        summary: `the collector's log output has taken nothing for ${formatDuration(stalledMs)}; log lines are buffered, then dropped and counted (placeguard_log_dropped_total); detection goes on`,
+        evidence: { stalledMs, dropped: logLinesDropped() },
+      })
+    } else if (logStalled && stalledMs === 0) {
+      logStalled = false
+      detection.clearSystemAlert('pipeline-stalled', 'pipeline:log', 'the log output takes lines again')
+    }
+  }
+  const fleetTimers = [setInterval(() => fleet.flush(), 5_000), setInterval(refreshInventory, 60_000), setInterval(watchLog, 5_000)]
   for (const timer of fleetTimers) timer.unref()
   const apiSource = (): ApiSource => ({
     fleet,

@@ -43,7 +43,7 @@ export const POLICY_THREATS: Record<PolicyId, PolicyThreat> = {
  * Alerts PlaceGuard raises about itself rather than a device; their
  * `deviceId` names the part (`sink:<name>`). Not configurable policies.
  */
-export const SYSTEM_ALERT_IDS = ['delivery-failing'] as const
+export const SYSTEM_ALERT_IDS = ['delivery-failing', 'pipeline-stalled', 'alert-storm'] as const
 export type SystemAlertId = typeof SYSTEM_ALERT_IDS[number]
 /** What an alert's `policy` may be. */
 export type AlertPolicy = PolicyId | SystemAlertId
@@ -51,4 +51,6 @@ export type AlertPolicy = PolicyId | SystemAlertId
 export const ALERT_THREATS: Record<AlertPolicy, PolicyThreat> = {
   ...POLICY_THREATS,
   'delivery-failing': { stride: 'Denial of service', summary: 'alerts cannot be delivered to a SOC sink; they wait in the outbox or the dead-letter list' },
+  'pipeline-stalled': { stride: 'Denial of service', summary: 'the collector stalled or fell behind its input; devices are not judged silent until it has caught up' },
+  'alert-storm': { stride: 'Denial of service', summary: 'one policy fired for a large share of a kind at a site at once: one correlated alert instead of a page per device' },
 }

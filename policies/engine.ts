@@ -17,23 +17,42 @@ import { emptyWindow, eventWindowRule, policyForEvent, type WindowPolicy, type W
 import { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
 import { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
 import { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
-import { rateBurstRule } from './rules/rate-burst.ts'
+import { brokerThrottleRule, isWarm, type PeerStats, peerStats, rateBurstRule } from './rules/rate-burst.ts'
 import { FINGERPRINTS_KEPT, fingerprintOf, isRedelivery, type MessageFingerprint, replayRule } from './rules/replay.ts'
 import { valueImplausibleRule } from './rules/value-implausible.ts'
 
 export interface Clear { policy: PolicyId, deviceId: string, reason: string }
 /** A finding that a maintenance window or suppression kept from becoming an alert. */
 export interface Quieted { finding: Finding, window: QuietWindow }
-export interface Verdict { findings: Finding[], clears: Clear[], quieted?: Quieted[] }
+export interface Verdict {
+  findings: Finding[]
+  clears: Clear[]
+  quieted?: Quieted[]
+  /**
+   * For telemetry: how much later than usual for its device this message
+   * arrived (its receive − send lag beyond the device's learned lag), ms.
+   * The collector reads a fleet of these to tell that it is behind.
+   */
+  backlogMs?: number
+}
 
 interface DeviceState {
   kind: TelemetryObservation['kind']
   site: string
   previous: PreviousTelemetry | undefined
+  /** When the device last sent, on the broker's clock as near as the engine can tell (see #arrival). */
   lastSeenMs: number
+  /** When the device was first seen (same clock as lastSeenMs). */
+  firstSeenMs: number
   messages: number
+  /** EWMA of receive time − the device's own `ts`, learned while PlaceGuard keeps up: its clock offset plus the usual transit. */
+  lagMs: number | undefined
+  /** The engine's time-behind total at the device's last message: silence since then excludes the difference. */
+  deafAtLastSeenMs: number
   /** EWMA of the interval between messages, ms; learned only while not bursting. */
   intervalMs: number | undefined
+  /** The first intervals, until warm: their median seeds the EWMA, so one odd first gap cannot. */
+  firstIntervals: number[] | undefined
   /** Arrival times in the rate window (bounded). */
   recent: number[]
   /** The last few messages, to recognise a QoS 1 redelivery (bounded by FINGERPRINTS_KEPT). */
@@ -60,6 +79,10 @@ const MAX_DEVICES = 200_000
 const MAX_WINDOWS = 50_000
 /** How often windows whose events have all left them are swept away. */
 const WINDOW_SWEEP_MS = 60_000
+/** Intervals whose median seeds a device's baseline. */
+const WARMUP_INTERVALS = 15
+/** How far back a replayed message may be placed in time: a backlog older than this is history, not a rate. */
+const MAX_BACKLOG_MS = 10 * 60_000
 
 export class PolicyEngine {
   #policies = new Map<PolicyId, Policy>()
@@ -70,6 +93,15 @@ export class PolicyEngine {
   readonly #windows = new Map<string, WindowState & { expiresAtMs: number }>()
   #windowsSweptAtMs = 0
   #windowsEvicted = 0
+  /** True while the collector or its input is stalled or replaying a backlog (set by the collector). */
+  #catchingUp = false
+  /** Until when messages may be a resumed session's stored backlog, interleaved with live ones (see #arrival). */
+  #replayUntilMs = 0
+  /** All the time PlaceGuard has been behind so far, up to #behindSinceMs; a device's silence excludes it. */
+  #deafTotalMs = 0
+  #behindSinceMs = 0
+  /** Devices per kind/site at the last tick, for the storm guard's share. */
+  #groupSizes = new Map<string, number>()
 
   constructor (policies: Policy[], clock: Clock = systemClock, quietWindows: readonly QuietWindow[] = []) {
     this.#clock = clock
@@ -110,6 +142,45 @@ export class PolicyEngine {
     return { windows: this.#windows.size, evicted: this.#windowsEvicted }
   }
 
+  /** Devices of this kind at this site, as of the last tick. */
+  groupSize (kind: string, site: string): number {
+    return this.#groupSizes.get(`${kind}/${site}`) ?? 0
+  }
+
+  /**
+   * The collector says whether it is behind: stalled, disconnected, or
+   * replaying a backlog. While it is, no device is judged silent (the
+   * silence would be PlaceGuard's), and a message's time is taken from
+   * the device's own clock, corrected by its learned lag, so a replayed
+   * backlog is spread back over the time it was sent instead of counting
+   * as a burst. Once caught up, silence is counted from that moment.
+   */
+  setCatchingUp (catchingUp: boolean): void {
+    if (this.#catchingUp === catchingUp) return
+    if (catchingUp) this.#behindSinceMs = this.#clock.now()
+    else this.#deafTotalMs += this.#clock.now() - this.#behindSinceMs
+    this.#catchingUp = catchingUp
+  }
+
+  /** The running total of time behind, the current stretch included. */
+  #deafNow (): number {
+    return this.#deafTotalMs + (this.#catchingUp ? this.#clock.now() - this.#behindSinceMs : 0)
+  }
+
+  /**
+   * The collector's session was just resumed (or it just stalled): until
+   * `untilMs`, what arrives may include the broker's stored backlog, which
+   * aedes delivers alongside live messages, so message times come from
+   * the device's clock (bounded) even once live traffic looks on time.
+   */
+  expectReplayUntil (untilMs: number): void {
+    this.#replayUntilMs = Math.max(this.#replayUntilMs, untilMs)
+  }
+
+  get catchingUp (): boolean {
+    return this.#catchingUp
+  }
+
   onTelemetry (observation: TelemetryObservation): Verdict {
     const state = this.#state(observation)
     // After a collector crash or a lost PUBACK the broker sends QoS 1
@@ -119,7 +190,11 @@ export class PolicyEngine {
       this.#redeliveries++
       return { findings: [], clears: [] }
     }
-    const previous = state.previous
+    // A stored message that aedes delivers after a newer live one belongs
+    // before it in time: judged against no previous message rather than a
+    // later one, and it does not become the previous message.
+    const outOfOrder = this.#replaying() && state.previous !== undefined && observation.ts < state.previous.ts
+    const previous = outOfOrder ? undefined : state.previous
     const findings: Finding[] = []
     const clears: Clear[] = []
     const run = <I extends PolicyId>(id: I, rule: (policy: PolicyOf<I & Policy['id']>) => Finding | undefined, clearsWhenQuiet: boolean): void => {
@@ -139,11 +214,13 @@ export class PolicyEngine {
     run('value-implausible', (p) => valueImplausibleRule(p, observation, previous), false)
     run('clock-skew', (p) => clockSkewRule(p, observation), true)
     run('replay', (p) => replayRule(p, observation, previous), false)
-    this.#learn(state, observation)
-    return this.#quiet(findings.map((f) => ({ ...f, site: observation.site, kind: observation.kind })), clears)
+    const backlogMs = observation.receivedAtMs - observation.ts - (state.lagMs ?? 0)
+    this.#learn(state, observation, outOfOrder)
+    return { ...this.#quiet(findings.map((f) => ({ ...f, site: observation.site, kind: observation.kind })), clears), backlogMs }
   }
 
   onSecurityEvent (event: SecurityEvent): Verdict {
+    if (event.type === 'rate-limited') return this.#onRateLimited(event)
     const match = policyForEvent(event)
     if (!match) return { findings: [], clears: [] }
     const device = event.deviceId ? this.#devices.get(event.deviceId) : undefined
@@ -173,27 +250,38 @@ export class PolicyEngine {
     return this.#quiet(findings, clears)
   }
 
-  /** The time-driven rules: silence and bursts. Call every few seconds. */
+  /**
+   * The time-driven rules: silence and bursts. Call every few seconds.
+   * O(n log n) in the fleet: each kind/site group's median and MAD are
+   * computed once, then every device is compared against them.
+   */
   tick (): Verdict {
     const now = this.#clock.now()
     const findings: Finding[] = []
-    const peers = new Map<string, number[]>()
+    const rates = new Map<string, number[]>()
     for (const state of this.#devices.values()) {
       state.recent = state.recent.filter((t) => now - t <= RATE_WINDOW_MS)
       const key = `${state.kind}/${state.site}`
-      peers.set(key, [...(peers.get(key) ?? []), state.recent.length * PER_MINUTE])
+      const group = rates.get(key)
+      if (group) group.push(state.recent.length * PER_MINUTE)
+      else rates.set(key, [state.recent.length * PER_MINUTE])
     }
+    const peers = new Map<string, PeerStats>()
+    for (const [key, group] of rates) peers.set(key, peerStats(group))
+    this.#groupSizes = new Map([...rates].map(([key, group]) => [key, group.length]))
     for (const [deviceId, state] of this.#devices) {
-      const silent = this.#applicable('device-silent', deviceId, state.kind, state.site)
+      const silent = this.#catchingUp ? undefined : this.#applicable('device-silent', deviceId, state.kind, state.site)
       if (silent) {
-        const finding = deviceSilentRule(silent as PolicyOf<'device-silent'>, { deviceId, kind: state.kind, lastSeenMs: state.lastSeenMs, learnedIntervalMs: state.intervalMs, messages: state.messages }, now)
+        const finding = deviceSilentRule(silent as PolicyOf<'device-silent'>, {
+          deviceId, kind: state.kind, lastSeenMs: state.lastSeenMs, learnedIntervalMs: state.intervalMs, messages: state.messages, deafMs: this.#deafNow() - state.deafAtLastSeenMs,
+        }, now)
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
       const burst = this.#applicable('rate-burst', deviceId, state.kind, state.site)
-      if (burst && state.intervalMs) {
+      if (burst) {
         const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
-          deviceId, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: 60_000 / state.intervalMs, messages: state.messages,
-        }, peers.get(`${state.kind}/${state.site}`) ?? [])
+          deviceId, kind: state.kind, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: state.intervalMs ? 60_000 / state.intervalMs : undefined, messages: state.messages, ageMs: now - state.firstSeenMs,
+        }, peers.get(`${state.kind}/${state.site}`)!)
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
     }
@@ -212,6 +300,23 @@ export class PolicyEngine {
       this.#windowsEvicted++
     }
     this.#windows.set(key, state)
+  }
+
+  /**
+   * The broker throttled a device for publishing beyond its budget: before
+   * the device has a baseline, that is the evidence of a burst (a flood in
+   * its first minute); once warm, the rate rules judge it.
+   */
+  #onRateLimited (event: SecurityEvent): Verdict {
+    if (!event.deviceId) return { findings: [], clears: [] }
+    const device = this.#devices.get(event.deviceId)
+    const kind = device?.kind ?? event.kind
+    const site = device?.site ?? event.site
+    const policy = this.#applicable('rate-burst', event.deviceId, kind, site)
+    if (!policy) return { findings: [], clears: [] }
+    const warm = device !== undefined && device.intervalMs !== undefined && isWarm(policy as PolicyOf<'rate-burst'>, device.messages, this.#clock.now() - device.firstSeenMs)
+    const finding = brokerThrottleRule(policy as PolicyOf<'rate-burst'>, event, warm, device?.messages ?? 0)
+    return finding ? this.#quiet([{ ...finding, site: site ?? null, kind: kind ?? null }], []) : { findings: [], clears: [] }
   }
 
   /** Findings inside a maintenance window or suppression are set aside; clears always pass. */
@@ -243,29 +348,83 @@ export class PolicyEngine {
     if (state) {
       this.#devices.delete(observation.deviceId) // re-insert: Map order is recency
     } else {
-      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, messages: 0, intervalMs: undefined, recent: [], seen: [] }
+      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, firstSeenMs: 0, messages: 0, lagMs: undefined, deafAtLastSeenMs: 0, intervalMs: undefined, firstIntervals: [], recent: [], seen: [] }
       if (this.#devices.size >= MAX_DEVICES) this.#devices.delete(this.#devices.keys().next().value!)
     }
     this.#devices.set(observation.deviceId, state)
     return state
   }
 
-  #learn (state: DeviceState, observation: TelemetryObservation): void {
-    const now = observation.receivedAtMs
+  /**
+   * When the message was sent, on the broker's clock as near as can be
+   * told. Normally its receive time. While PlaceGuard is catching up, the
+   * device's own `ts` corrected by its learned lag — bounded below by its
+   * previous message and a maximum backlog, and above by the receive time,
+   * so a device's clock can only move its messages back into a backlog
+   * PlaceGuard knows it has, never forward or out of order.
+   */
+  #arrival (state: DeviceState, observation: TelemetryObservation): number {
+    const received = observation.receivedAtMs
+    if (!this.#replaying()) return received
+    const sent = observation.ts + (state.lagMs ?? 0)
+    return Math.min(received, Math.max(sent, received - MAX_BACKLOG_MS))
+  }
+
+  /** Behind, or just after a resume or a stall: a message's time is its device's (bounded). */
+  #replaying (): boolean {
+    return this.#catchingUp || this.#clock.now() < this.#replayUntilMs
+  }
+
+  #learn (state: DeviceState, observation: TelemetryObservation, outOfOrder: boolean): void {
+    const now = this.#arrival(state, observation)
+    if (!this.#replaying()) {
+      const lag = observation.receivedAtMs - observation.ts
+      state.lagMs = state.lagMs === undefined ? lag : state.lagMs + EWMA_WEIGHT * (lag - state.lagMs)
+    }
+    if (outOfOrder || now < state.lastSeenMs) {
+      // Part of a backlog that arrives out of order: it counts towards the rate at its own time, and nothing else.
+      state.messages++
+      state.recent.push(now)
+      if (state.recent.length > RECENT_CAP) state.recent.shift()
+      this.#remember(state, observation)
+      return
+    }
     if (state.messages > 0) {
       const interval = now - state.lastSeenMs
-      const factor = (this.#policies.get('rate-burst') as PolicyOf<'rate-burst'> | undefined)?.params.factor ?? 5
       // An interval far shorter than usual is what a burst looks like: learn
-      // it only slowly, or the baseline would follow the burst it should expose.
-      const weight = state.intervalMs !== undefined && interval < state.intervalMs / factor ? SLOW_EWMA_WEIGHT : EWMA_WEIGHT
-      state.intervalMs = state.intervalMs === undefined ? interval : state.intervalMs + weight * (interval - state.intervalMs)
+      // it only slowly, or the baseline would follow the burst it should
+      // expose. "Far" is half, not the policy's factor: a burst the broker
+      // throttles to its budget arrives evenly spaced, at a fifth of a 1 s interval.
+      const weight = state.intervalMs !== undefined && interval < state.intervalMs / 2 ? SLOW_EWMA_WEIGHT : EWMA_WEIGHT
+      if (state.firstIntervals) {
+        // A first interval that spans a reconnect or a leftover message would
+        // seed a baseline many times too long, which the slow weight above
+        // would then keep: until warm-up is over, the median of what was seen.
+        state.firstIntervals.push(interval)
+        state.intervalMs = median(state.firstIntervals)
+        if (state.firstIntervals.length >= WARMUP_INTERVALS) state.firstIntervals = undefined
+      } else {
+        state.intervalMs = state.intervalMs! + weight * (interval - state.intervalMs!)
+      }
     }
+    if (state.messages === 0) state.firstSeenMs = now
     state.lastSeenMs = now
+    state.deafAtLastSeenMs = this.#deafNow()
     state.messages++
     state.recent.push(now)
     if (state.recent.length > RECENT_CAP) state.recent.shift()
     state.previous = { seq: observation.seq, ts: observation.ts, fw: observation.fw, readings: observation.readings }
+    this.#remember(state, observation)
+  }
+
+  /** Keeps the message's fingerprint, so a redelivery of it is recognised (bounded by FINGERPRINTS_KEPT). */
+  #remember (state: DeviceState, observation: TelemetryObservation): void {
     state.seen.push(fingerprintOf(observation))
     if (state.seen.length > FINGERPRINTS_KEPT) state.seen.shift()
   }
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
 }

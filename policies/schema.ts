@@ -51,7 +51,13 @@ export const policySchema = z.discriminatedUnion('id', [
     denylist: z.array(z.strictObject({ kind: kind.optional(), range, advisory: z.string().min(1), note: z.string().optional() })).default([]),
   }),
   policy('firmware-downgrade', {}),
-  policy('rate-burst', { factor: z.number().gt(1).default(5), zScore: z.number().positive().default(4), warmupMessages: z.number().int().positive().default(20) }),
+  policy('rate-burst', {
+    factor: z.number().gt(1).default(5), zScore: z.number().positive().default(4), warmupMessages: z.number().int().positive().default(20),
+    /** A baseline is trusted only after this long too: a device flooding from its first message would otherwise learn its flood as its baseline. */
+    warmupPeriod: duration.default(20_000),
+    /** Messages a minute no device of the kind may exceed, warm or cold; absent: what the broker's default publish budget lets through. */
+    ceilingPerMinute: perKind(z.number().positive()).default({}),
+  }),
   policy('device-silent', { missedIntervals: z.number().positive().default(3), expectedInterval: perKind(duration).default({}), warmupMessages: z.number().int().positive().default(5) }),
   policy('acl-violation', { threshold: z.number().int().positive().default(1), window: duration.default(600_000) }),
   policy('identity-clone', { threshold: z.number().int().positive().default(2), window: duration.default(300_000) }),

@@ -20,3 +20,18 @@ export const durationSchema = z.union([z.string(), z.number()]).transform((value
     return z.NEVER
   }
 })
+
+/**
+ * A duration for a person, in the unit that fits: "800 ms", "2.5 s",
+ * "20 s", "4 min", "3.5 h", "2 d" — never "0 s" for something that is not nothing.
+ */
+export function formatDuration (ms: number): string {
+  const abs = Math.abs(ms)
+  const fit = (value: number, unit: string) => `${value < 10 ? Math.round(value * 10) / 10 : Math.round(value)} ${unit}`
+  if (abs < 1) return ms === 0 ? '0 ms' : '<1 ms'
+  if (abs < 1_000) return `${Math.round(ms)} ms`
+  if (abs < 60_000) return fit(ms / 1_000, 's')
+  if (abs < 3_600_000) return fit(ms / 60_000, 'min')
+  if (abs < 86_400_000) return fit(ms / 3_600_000, 'h')
+  return fit(ms / 86_400_000, 'd')
+}

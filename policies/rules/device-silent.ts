@@ -1,3 +1,4 @@
+import { formatDuration } from '../../shared/duration.ts'
 import type { Finding } from '../finding.ts'
 import type { PolicyOf } from '../schema.ts'
 
@@ -8,24 +9,31 @@ export interface SilenceFacts {
   /** The device's own learned interval between messages (EWMA), if warm. */
   learnedIntervalMs: number | undefined
   messages: number
+  /**
+   * How long, since the device's last message, PlaceGuard itself was
+   * behind (stalled, disconnected, reading a backlog): that time is not the
+   * device's silence, since it could not have been heard.
+   */
+  deafMs?: number
 }
 
 /**
- * device-silent: nothing for `missedIntervals` of the device's expected
- * interval — its learned one, or its kind's configured one before it has
- * a history worth trusting.
+ * device-silent (STRIDE D): nothing for `missedIntervals` of the device's
+ * expected interval — its learned one, or its kind's configured one before
+ * it has a history worth trusting — counted on PlaceGuard's own progress.
  */
 export function deviceSilentRule (policy: PolicyOf<'device-silent'>, device: SilenceFacts, nowMs: number): Finding | undefined {
   if (device.messages < policy.params.warmupMessages) return undefined
   const expectedMs = device.learnedIntervalMs ?? policy.params.expectedInterval[device.kind]
   if (!expectedMs) return undefined
   const silentMs = nowMs - device.lastSeenMs
-  if (silentMs <= policy.params.missedIntervals * expectedMs) return undefined
+  const heardForMs = silentMs - (device.deafMs ?? 0)
+  if (heardForMs <= policy.params.missedIntervals * expectedMs) return undefined
   return {
     policy: 'device-silent',
     deviceId: device.deviceId,
     severity: policy.severity,
-    summary: `silent for ${Math.round(silentMs / 1000)} s, expected a message every ${Math.round(expectedMs / 1000)} s`,
+    summary: `silent for ${formatDuration(silentMs)}, expected a message every ${formatDuration(expectedMs)}`,
     evidence: { silentMs, expectedIntervalMs: Math.round(expectedMs), missedIntervals: policy.params.missedIntervals, lastSeen: new Date(device.lastSeenMs).toISOString() },
   }
 }

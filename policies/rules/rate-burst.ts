@@ -1,44 +1,111 @@
+import type { SecurityEvent } from '../../broker/index.ts'
 import type { Finding } from '../finding.ts'
 import type { PolicyOf } from '../schema.ts'
 
 /** A device's publishing rate: its learned baseline and what it does now. */
 export interface RateFacts {
   deviceId: string
+  kind: 'flood' | 'energy' | 'housing'
   /** Messages per minute now (over the engine's short rate window). */
   currentPerMinute: number
-  /** Its own baseline (EWMA of messages per minute). */
-  baselinePerMinute: number
+  /** Its own baseline (EWMA of messages per minute); undefined before it has one. */
+  baselinePerMinute: number | undefined
   /** Messages seen since the device was first seen: warm-up. */
   messages: number
+  /** Since the device was first seen, ms: warm-up. */
+  ageMs: number
 }
 
-/** Median absolute deviation based z-score (Iglewicz & Hoaglin): robust to the outlier it looks for. */
-export function robustZ (value: number, population: number[]): number {
-  if (population.length < 3) return 0
+/** A baseline worth comparing with: enough messages, over long enough. */
+export function isWarm (policy: PolicyOf<'rate-burst'>, messages: number, ageMs: number): boolean {
+  return messages >= policy.params.warmupMessages && ageMs >= policy.params.warmupPeriod
+}
+
+/** The median and median absolute deviation of a peer group, computed once per group and tick. */
+export interface PeerStats { size: number, median: number, mad: number }
+
+/** Median and MAD of a population: O(n log n), once per group rather than once per device. */
+export function peerStats (population: number[]): PeerStats {
   const sorted = [...population].sort((a, b) => a - b)
-  const median = sorted[Math.floor(sorted.length / 2)]!
+  const median = sorted[Math.floor(sorted.length / 2)] ?? 0
   const deviations = sorted.map((v) => Math.abs(v - median)).sort((a, b) => a - b)
-  const mad = deviations[Math.floor(deviations.length / 2)]!
-  if (mad === 0) return value > median ? Infinity : 0
-  return 0.6745 * (value - median) / mad
+  return { size: sorted.length, median, mad: deviations[Math.floor(deviations.length / 2)] ?? 0 }
+}
+
+/** Fewer than this many devices in a kind/site group (the device included) and there is no crowd to stand out from. */
+export const MIN_PEER_GROUP = 3
+
+/** Median absolute deviation based z-score (Iglewicz & Hoaglin): robust to the outlier it looks for. */
+export function robustZ (value: number, population: number[] | PeerStats): number {
+  const stats = Array.isArray(population) ? peerStats(population) : population
+  if (stats.size < MIN_PEER_GROUP) return 0
+  if (stats.mad === 0) return value > stats.median ? Infinity : 0
+  return 0.6745 * (value - stats.median) / stats.mad
 }
 
 /**
- * rate-burst: the device publishes `factor` times faster than its own
- * baseline *and* stands out among its peers (same kind and site) by a
- * robust z-score — a fleet-wide change (every meter switched to a shorter
- * interval) is not a burst. New devices are left alone until warm.
+ * rate-burst (STRIDE D), in three regimes so that every fleet shape is covered:
+ *
+ * - over the kind's absolute `ceilingPerMinute`, always: the broker's
+ *   publish budget (sustained rate plus burst, over the rate window) is
+ *   the most any well-behaved device can reach, warm or not, with or
+ *   without peers — this is what catches a flood in a device's first minute;
+ * - warm, with at least two peers of its kind and site: `factor` × its own
+ *   baseline *and* a robust z-score ≥ `zScore` among the peers, so a
+ *   fleet-wide change (every meter switched to a shorter interval) is not a burst;
+ * - warm, with fewer peers: its own baseline alone (a small site has no crowd).
  */
-export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts, peersPerMinute: number[]): Finding | undefined {
-  if (device.messages < policy.params.warmupMessages || device.baselinePerMinute <= 0) return undefined
-  const ratio = device.currentPerMinute / device.baselinePerMinute
-  const z = robustZ(device.currentPerMinute, peersPerMinute)
-  if (ratio < policy.params.factor || z < policy.params.zScore) return undefined
+export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts, peers: number[] | PeerStats): Finding | undefined {
+  const ceiling = policy.params.ceilingPerMinute[device.kind] ?? DEFAULT_CEILING_PER_MINUTE
+  const stats = Array.isArray(peers) ? peerStats(peers) : peers
+  const baseline = device.baselinePerMinute
+  const warm = isWarm(policy, device.messages, device.ageMs) && baseline !== undefined && baseline > 0
+  const ratio = warm ? device.currentPerMinute / baseline : undefined
+  const rounded = (n: number) => Math.round(n * 10) / 10
+  const common = { currentPerMinute: rounded(device.currentPerMinute), baselinePerMinute: baseline === undefined ? null : rounded(baseline), ratio: ratio === undefined ? null : rounded(ratio), peers: stats.size }
+  const finding = (summary: string, evidence: Finding['evidence']): Finding => ({ policy: 'rate-burst', deviceId: device.deviceId, severity: policy.severity, summary, evidence: { ...common, ...evidence } })
+  if (device.currentPerMinute > ceiling) {
+    return finding(`${Math.round(device.currentPerMinute)} msg/min, over the ceiling of ${ceiling} for a ${device.kind} device${warm ? '' : ' (before its baseline is learned)'}`,
+      { judgedOn: 'ceiling', ceilingPerMinute: ceiling })
+  }
+  if (!warm || ratio === undefined || ratio < policy.params.factor) return undefined
+  const ofBaseline = `${ratio.toFixed(1)}× its baseline of ${baseline!.toFixed(1)}`
+  if (stats.size < MIN_PEER_GROUP) {
+    return finding(`${Math.round(device.currentPerMinute)} msg/min, ${ofBaseline} (judged on its own baseline: ${stats.size <= 1 ? 'no peers' : 'one peer'} of its kind at its site)`,
+      { judgedOn: 'own baseline', factor: policy.params.factor })
+  }
+  const z = robustZ(device.currentPerMinute, stats)
+  if (z < policy.params.zScore) return undefined
+  return finding(`${Math.round(device.currentPerMinute)} msg/min, ${ofBaseline}`,
+    { judgedOn: 'baseline and peers', factor: policy.params.factor, peerZ: Number.isFinite(z) ? rounded(z) : 'Infinity', zScore: policy.params.zScore, peerMedianPerMinute: rounded(stats.median) })
+}
+
+/**
+ * The broker's default publish budget is 5 messages/s sustained with a
+ * burst of 50 (broker DEFAULT_BROKER_LIMITS): over a 10 s rate window at
+ * most 50 + 5 × 10 = 100 messages, 600 a minute, pass a throttled device.
+ */
+export const DEFAULT_CEILING_PER_MINUTE = 600
+
+/**
+ * The broker's `rate-limited` event: the device went over its publish
+ * budget and the broker slowed or dropped it. Before the device is warm
+ * there is no baseline to compare with, so the broker's own over-budget
+ * verdict is the evidence. A warm device that is merely slowed is left to
+ * rateBurstRule (a device flushing a short offline queue is slowed too);
+ * one so far over that the broker disconnected it is a burst either way.
+ */
+export function brokerThrottleRule (policy: PolicyOf<'rate-burst'>, event: SecurityEvent, warm: boolean, messages: number): Finding | undefined {
+  const details = event.details ?? {}
+  if ((warm && details.disconnected !== true) || !event.deviceId) return undefined
   return {
     policy: 'rate-burst',
-    deviceId: device.deviceId,
+    deviceId: event.deviceId,
     severity: policy.severity,
-    summary: `${Math.round(device.currentPerMinute)} msg/min, ${ratio.toFixed(1)}× its baseline of ${device.baselinePerMinute.toFixed(1)}`,
-    evidence: { currentPerMinute: device.currentPerMinute, baselinePerMinute: device.baselinePerMinute, ratio: Math.round(ratio * 10) / 10, factor: policy.params.factor, peerZ: Number.isFinite(z) ? Math.round(z * 10) / 10 : 'Infinity', zScore: policy.params.zScore, peers: peersPerMinute.length },
+    summary: `over the broker's publish budget after ${messages} message${messages === 1 ? '' : 's'}${warm ? '' : ' (before its baseline is learned)'}: ${event.reason}`,
+    evidence: {
+      judgedOn: 'broker throttling', reason: event.reason, brokerRatePerSec: typeof details.ratePerSec === 'number' ? details.ratePerSec : null,
+      brokerBurst: typeof details.burst === 'number' ? details.burst : null, disconnected: details.disconnected === true, messages, at: event.at,
+    },
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { SecurityEvent } from '../../broker/index.ts'
 import { deviceSilentRule, emptyWindow, eventWindowRule, policyForEvent, policySchema, type PolicyOf, rateBurstRule, robustZ } from '../../policies/index.ts'
+import { brokerThrottleRule } from '../../policies/rules/rate-burst.ts'
 
 const event = (fields: Partial<SecurityEvent>): SecurityEvent => ({ type: 'connect', at: '2026-11-23T12:00:00Z', reason: 'x', ...fields })
 
@@ -50,16 +51,45 @@ describe('rate-burst', () => {
   const rule = policySchema.parse({ id: 'rate-burst', severity: 'medium', params: { factor: 5, zScore: 4, warmupMessages: 20 } }) as PolicyOf<'rate-burst'>
   const peers = [6, 6, 6.2, 5.8, 6, 6.1, 5.9]
   it('fires when the device outruns both its baseline and its peers', () => {
-    expect(rateBurstRule(rule, { deviceId: 'e-1', currentPerMinute: 240, baselinePerMinute: 6, messages: 500 }, peers)?.evidence).toMatchObject({ ratio: 40 })
+    expect(rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 240, baselinePerMinute: 6, messages: 500, ageMs: 600_000 }, peers)?.evidence).toMatchObject({ ratio: 40 })
   })
   it('stays quiet while warming up, below the factor, or when the whole fleet changed', () => {
-    expect(rateBurstRule(rule, { deviceId: 'e-1', currentPerMinute: 240, baselinePerMinute: 6, messages: 10 }, peers)).toBeUndefined()
-    expect(rateBurstRule(rule, { deviceId: 'e-1', currentPerMinute: 24, baselinePerMinute: 6, messages: 500 }, peers)).toBeUndefined()
-    expect(rateBurstRule(rule, { deviceId: 'e-1', currentPerMinute: 60, baselinePerMinute: 6, messages: 500 }, [60, 61, 59, 60, 60])).toBeUndefined()
+    expect(rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 240, baselinePerMinute: 6, messages: 10, ageMs: 600_000 }, peers)).toBeUndefined()
+    expect(rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 24, baselinePerMinute: 6, messages: 500, ageMs: 600_000 }, peers)).toBeUndefined()
+    expect(rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 60, baselinePerMinute: 6, messages: 500, ageMs: 600_000 }, [60, 61, 59, 60, 60])).toBeUndefined()
   })
   it('uses a robust z-score that one outlier cannot mask', () => {
     expect(robustZ(100, [10, 11, 9, 10, 100, 10])).toBeGreaterThan(4)
     expect(robustZ(10, [10, 11, 9, 10, 100, 10])).toBeLessThan(1)
+  })
+  it('judges a device with fewer than two peers on its own baseline, and says so', () => {
+    for (const site of [[], [6], [240, 6]]) {
+      const finding = rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 240, baselinePerMinute: 6, messages: 500, ageMs: 600_000 }, site)
+      expect(finding?.evidence).toMatchObject({ judgedOn: 'own baseline', ratio: 40, peers: site.length })
+      expect(finding?.summary).toMatch(/judged on its own baseline/)
+    }
+    expect(rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 24, baselinePerMinute: 6, messages: 500, ageMs: 600_000 }, [6])).toBeUndefined()
+  })
+  it('holds every device, warm or cold, to its kind\'s ceiling', () => {
+    const ceiling = policySchema.parse({ id: 'rate-burst', severity: 'medium', params: { ceilingPerMinute: { flood: 120 } } }) as PolicyOf<'rate-burst'>
+    const cold = { deviceId: 'f-1', kind: 'flood' as const, currentPerMinute: 180, baselinePerMinute: undefined, messages: 3, ageMs: 3_000 }
+    expect(rateBurstRule(ceiling, cold, [])?.evidence).toMatchObject({ judgedOn: 'ceiling', ceilingPerMinute: 120 })
+    // A warm device whose whole site changed is still over the ceiling.
+    expect(rateBurstRule(ceiling, { ...cold, baselinePerMinute: 170, messages: 500, ageMs: 600_000 }, [180, 180, 180, 180])?.evidence).toMatchObject({ judgedOn: 'ceiling' })
+    expect(rateBurstRule(ceiling, { ...cold, currentPerMinute: 120 }, [])).toBeUndefined()
+    // Without a ceiling in the file: what the broker's default budget lets through (50 + 5/s over 10 s).
+    expect(rateBurstRule(rule, { ...cold, kind: 'energy', currentPerMinute: 600 }, [])).toBeUndefined()
+    expect(rateBurstRule(rule, { ...cold, kind: 'energy', currentPerMinute: 606 }, [])).toBeDefined()
+  })
+  it('does not trust a baseline learned in the device\'s first seconds, however many messages it holds', () => {
+    expect(rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 240, baselinePerMinute: 6, messages: 500, ageMs: 10_000 }, [])).toBeUndefined()
+  })
+  it('takes the broker\'s throttling as evidence before the device is warm', () => {
+    const throttled = event({ type: 'rate-limited', deviceId: 'e-1', reason: 'publishing faster than 5/s (burst 50); reads slowed', details: { ratePerSec: 5, burst: 50 } })
+    expect(brokerThrottleRule(rule, throttled, false, 60)?.evidence).toMatchObject({ judgedOn: 'broker throttling', brokerRatePerSec: 5, messages: 60 })
+    expect(brokerThrottleRule(rule, throttled, true, 600)).toBeUndefined()
+    const cutOff = event({ type: 'rate-limited', deviceId: 'e-1', reason: 'publishing so far beyond 5/s that a message would wait over 30000 ms; disconnected', details: { ratePerSec: 5, burst: 50, disconnected: true } })
+    expect(brokerThrottleRule(rule, cutOff, true, 600)?.evidence).toMatchObject({ judgedOn: 'broker throttling', disconnected: true })
   })
 })
 
@@ -71,6 +101,16 @@ describe('device-silent', () => {
     expect(deviceSilentRule(rule, facts, 30_001)?.evidence).toMatchObject({ expectedIntervalMs: 10_000, missedIntervals: 3 })
     expect(deviceSilentRule(rule, { ...facts, learnedIntervalMs: 60_000 }, 100_000)).toBeUndefined()
     expect(deviceSilentRule(rule, { ...facts, learnedIntervalMs: 60_000 }, 180_001)).toBeDefined()
+  })
+  it('says durations in the unit that fits', () => {
+    expect(deviceSilentRule(rule, { ...facts, learnedIntervalMs: 200 }, 3_000)?.summary).toBe('silent for 3 s, expected a message every 200 ms')
+    expect(deviceSilentRule(rule, { ...facts, learnedIntervalMs: 90_000 }, 600_000)?.summary).toBe('silent for 10 min, expected a message every 1.5 min')
+    // A baseline learned from a flood: never "every 0 s" (or "0 ms").
+    expect(deviceSilentRule(rule, { ...facts, learnedIntervalMs: 0.4 }, 12_000)?.summary).toBe('silent for 12 s, expected a message every <1 ms')
+  })
+  it('does not count the time PlaceGuard itself was behind as the device\'s silence', () => {
+    expect(deviceSilentRule(rule, { ...facts, deafMs: 25_000 }, 55_000)).toBeUndefined()
+    expect(deviceSilentRule(rule, { ...facts, deafMs: 25_000 }, 55_001)?.summary).toBe('silent for 55 s, expected a message every 10 s')
   })
   it('leaves a new device and an unconfigured kind alone', () => {
     expect(deviceSilentRule(rule, { ...facts, messages: 2 }, 1e9)).toBeUndefined()

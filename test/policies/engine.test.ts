@@ -103,3 +103,57 @@ describe('AlertBook', () => {
     }
   })
 })
+
+describe('PolicyEngine judged on the right clock', () => {
+  /** 30 devices at one site, a message every second for a minute; then PlaceGuard stops listening for 20 s and gets the backlog at once. */
+  function stalledFleet (tellEngine: boolean) {
+    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+    const engine = new PolicyEngine(shipped, clock)
+    const ids = Array.from({ length: 30 }, (_, i) => `flood-${i}`)
+    let seq = 0
+    for (; seq < 60; seq++) {
+      for (const id of ids) engine.onTelemetry(reading(id, seq, clock.ms))
+      clock.ms += 1_000
+      if (seq % 5 === 0) expect(engine.tick().findings).toEqual([])
+    }
+    const frozenAt = clock.ms
+    clock.ms += 20_000
+    if (tellEngine) engine.setCatchingUp(true) // the collector's stall monitor, as the first thing after the freeze
+    const findings = engine.tick().findings
+    for (let sent = frozenAt; sent < clock.ms; sent += 1_000, seq++) {
+      for (const id of ids) engine.onTelemetry({ ...reading(id, seq, sent), receivedAtMs: clock.ms })
+    }
+    findings.push(...engine.tick().findings)
+    if (tellEngine) engine.setCatchingUp(false)
+    for (let i = 0; i < 10; i++, seq++) {
+      clock.ms += 1_000
+      for (const id of ids) engine.onTelemetry(reading(id, seq, clock.ms))
+      findings.push(...engine.tick().findings)
+    }
+    return findings
+  }
+
+  it('takes a replayed backlog for what it is: no silence, no burst', () => {
+    expect(stalledFleet(true)).toEqual([])
+  })
+
+  it('(without knowing it was behind, the same stall looks like a whole fleet gone silent)', () => {
+    expect(stalledFleet(false).filter((f) => f.policy === 'device-silent')).toHaveLength(30)
+  })
+
+  it('still sees a burst that happens while it is catching up', () => {
+    const clock = clockAt(0)
+    const engine = new PolicyEngine(shipped, clock)
+    for (let seq = 0; seq < 30; seq++, clock.ms += 1_000) engine.onTelemetry({ ...reading('energy-1', seq, clock.ms), kind: 'energy', readings: {} })
+    engine.setCatchingUp(true)
+    for (let seq = 30; seq < 330; seq++) engine.onTelemetry({ ...reading('energy-1', seq, clock.ms), kind: 'energy', readings: {} })
+    expect(engine.tick().findings.map((f) => f.evidence.judgedOn)).toEqual(['ceiling'])
+  })
+
+  it('answers a broker throttling event with rate-burst for a device still without a baseline', () => {
+    const engine = new PolicyEngine(shipped, clockAt(0))
+    engine.onTelemetry({ ...reading('energy-1', 0, 0), kind: 'energy', site: 'harbour', readings: {} })
+    const event: SecurityEvent = { type: 'rate-limited', at: '2026-11-23T12:00:00Z', deviceId: 'energy-1', reason: 'publishing faster than 5/s (burst 50); reads slowed', details: { ratePerSec: 5, burst: 50 } }
+    expect(engine.onSecurityEvent(event).findings).toMatchObject([{ policy: 'rate-burst', deviceId: 'energy-1', site: 'harbour', kind: 'energy', evidence: { judgedOn: 'broker throttling' } }])
+  })
+})

@@ -1,0 +1,184 @@
+/**
+ * Is PlaceGuard keeping up? Detection must tell its own silence from a
+ * device's (STYLE.md habit 12): a collector frozen by a GC pause, a VM
+ * freeze or a blocked log pipe, or one replaying the broker's backlog
+ * after a restart, hears nothing and then everything at once.
+ *
+ * Two signals, both general (they need nothing from the broker, which
+ * speaks MQTT 3.1.1 and so has no user property to stamp a receive time):
+ *
+ * - a heartbeat timer: a beat that comes far later than scheduled means
+ *   the process itself did not run (its own event loop stalled);
+ * - the lag of what arrives: each message's receive time minus its
+ *   device's `ts`, beyond that device's learned lag (the engine's
+ *   `backlogMs`, which absorbs each device's clock offset). When most of
+ *   what arrives in a second is late, the collector is working through a
+ *   backlog; one device with a bad clock moves no majority.
+ *
+ * Behind = stalled, disconnected from the broker, or most messages late;
+ * caught up = connected and a second in which nearly all that arrived was
+ * on time (or nothing arrived: there is no backlog to read).
+ */
+import type { Clock } from '../shared/clock.ts'
+import { formatDuration } from '../shared/duration.ts'
+
+export interface PipelineHealthOptions {
+  clock: Clock
+  /** A heartbeat this much later than due is a stall of the process. */
+  stallThresholdMs?: number
+  /** A message this much later than its device's usual lag was held up on the way: backlog. */
+  lateMs?: number
+  /** Behind for this long raises the pipeline alert… */
+  alertAfterMs?: number
+  /** …and so does one stall of the process this long. */
+  stallAlertMs?: number
+  /** Behind or caught up again: the engine's catching-up switch. */
+  onBehind: (behind: boolean) => void
+  /** A session resumed or a stall ended: a stored backlog may arrive until then (ms), mixed with live messages. */
+  onReplayWindow?: (untilMs: number) => void
+  /** The pipeline alert: raised once per episode, cleared on recovery. */
+  onAlert: (summary: string, evidence: Record<string, string | number | boolean | null>) => void
+  onRecovered: (reason: string) => void
+}
+
+export const HEARTBEAT_MS = 250
+const WINDOW_MS = 1_000
+/** Late share of a window that means "behind", and the share below which it is "caught up". */
+const BEHIND_SHARE = 0.5
+const CAUGHT_UP_SHARE = 0.1
+/** Fewer messages than this in a window say nothing about a backlog. */
+const MIN_SAMPLE = 20
+/**
+ * Nothing at all for this long while connected also means caught up (an
+ * idle fleet has no backlog); shorter, and a silent second may only be the
+ * broker getting round to resending what it holds for a resumed session.
+ */
+const IDLE_CAUGHT_UP_MS = 10_000
+/**
+ * After a (re)connect, behind for at least this long: aedes restores the
+ * session's subscriptions, so live messages flow at once, while what it
+ * stored for the collector follows from its persistence a moment later.
+ */
+const SESSION_SETTLE_MS = 5_000
+/** How long after a resume or a stall the broker's stored backlog may still be trickling in among live messages. */
+export const REPLAY_WINDOW_MS = 120_000
+
+export class PipelineHealth {
+  readonly #options: Required<PipelineHealthOptions>
+  #lastBeatMs: number
+  #windowStartMs: number
+  #late = 0
+  #onTime = 0
+  #lastMessageMs: number | undefined
+  /** An input is taken to be up until the collector says otherwise (a Detection fed directly has no session). */
+  #connected = true
+  #connectedAtMs = 0
+  #behindSinceMs: number | undefined
+  #cause = ''
+  #alerted = false
+  #longestStallMs = 0
+  #timer: NodeJS.Timeout | undefined
+  /** Stalls of the process seen, and episodes of being behind: for the pipeline metrics. */
+  readonly counters = { stalls: 0, episodes: 0 }
+
+  constructor (options: PipelineHealthOptions) {
+    this.#options = { stallThresholdMs: 2_000, lateMs: 2_000, alertAfterMs: 30_000, stallAlertMs: 5_000, onReplayWindow: () => {}, ...options }
+    this.#lastBeatMs = options.clock.now()
+    this.#windowStartMs = this.#lastBeatMs
+  }
+
+  get behind (): boolean {
+    return this.#behindSinceMs !== undefined
+  }
+
+  start (): void {
+    this.#lastBeatMs = this.#options.clock.now()
+    this.#timer = setInterval(() => this.beat(), HEARTBEAT_MS)
+    this.#timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.#timer)
+  }
+
+  /** Called on every beat, and by the detection tick before it judges: a late beat is a stall. */
+  beat (): void {
+    const now = this.#options.clock.now()
+    const gapMs = now - this.#lastBeatMs
+    this.#lastBeatMs = now
+    if (gapMs > HEARTBEAT_MS + this.#options.stallThresholdMs) {
+      this.counters.stalls++
+      this.#longestStallMs = Math.max(this.#longestStallMs, gapMs)
+      this.#enterBehind(`the collector did not run for ${formatDuration(gapMs)} (its event loop stalled: a pause, a freeze or a blocked write)`)
+      this.#options.onReplayWindow(now + REPLAY_WINDOW_MS)
+      this.#resetWindow(now)
+      if (gapMs >= this.#options.stallAlertMs) this.#alert(now)
+      return
+    }
+    if (now - this.#windowStartMs < WINDOW_MS) return
+    const total = this.#late + this.#onTime
+    const lateShare = total === 0 ? 0 : this.#late / total
+    if (this.behind) {
+      const idleMs = now - Math.max(this.#lastMessageMs ?? 0, this.#connectedAtMs, this.#behindSinceMs!)
+      const settled = now - this.#connectedAtMs >= SESSION_SETTLE_MS
+      if (this.#connected && settled && (total > 0 ? lateShare <= CAUGHT_UP_SHARE : idleMs >= IDLE_CAUGHT_UP_MS)) this.#caughtUp(now)
+      else if (now - this.#behindSinceMs! >= this.#options.alertAfterMs) this.#alert(now)
+    } else if (total >= MIN_SAMPLE && lateShare >= BEHIND_SHARE) {
+      this.#enterBehind(`most messages arrive over ${formatDuration(this.#options.lateMs)} late: the collector is working through a backlog`)
+    }
+    this.#resetWindow(now)
+  }
+
+  /** One telemetry message, `backlogMs` later than its device's usual lag. */
+  onMessage (backlogMs: number): void {
+    this.#lastMessageMs = this.#options.clock.now()
+    if (backlogMs > this.#options.lateMs) this.#late++
+    else this.#onTime++
+  }
+
+  /** The collector's MQTT session: down, nothing is heard; up, the broker's backlog follows. */
+  setConnected (connected: boolean): void {
+    if (connected === this.#connected) return
+    this.#connected = connected
+    if (!connected) this.#enterBehind(this.#connectedAtMs === 0 ? 'starting: no broker session yet' : 'the collector lost its broker connection')
+    else {
+      this.#connectedAtMs = this.#options.clock.now()
+      this.#resetWindow(this.#connectedAtMs)
+      this.#options.onReplayWindow(this.#connectedAtMs + REPLAY_WINDOW_MS)
+    }
+  }
+
+  #enterBehind (cause: string): void {
+    this.#cause = cause
+    if (this.behind) return
+    this.#behindSinceMs = this.#options.clock.now()
+    this.counters.episodes++
+    this.#options.onBehind(true)
+  }
+
+  #caughtUp (now: number): void {
+    const behindMs = now - this.#behindSinceMs!
+    this.#behindSinceMs = undefined
+    this.#longestStallMs = 0
+    this.#options.onBehind(false)
+    if (this.#alerted) {
+      this.#alerted = false
+      this.#options.onRecovered(`caught up after ${formatDuration(behindMs)} behind`)
+    }
+  }
+
+  #alert (now: number): void {
+    if (this.#alerted) return
+    this.#alerted = true
+    const since = this.#behindSinceMs ?? now
+    this.#options.onAlert(`PlaceGuard's collector is behind its fleet: ${this.#cause}; no device is judged silent until it has caught up`, {
+      cause: this.#cause, behindSince: new Date(since).toISOString(), longestStallMs: this.#longestStallMs || null, connected: this.#connected,
+    })
+  }
+
+  #resetWindow (now: number): void {
+    this.#windowStartMs = now
+    this.#late = 0
+    this.#onTime = 0
+  }
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest'
+import { PipelineHealth } from '../../collector/pipeline-health.ts'
+
+function health () {
+  const clock = { ms: 0, now: () => clock.ms }
+  const events: string[] = []
+  const pipeline = new PipelineHealth({
+    clock,
+    onBehind: (behind) => events.push(behind ? 'behind' : 'caught up'),
+    onAlert: (summary) => events.push(`alert: ${summary}`),
+    onRecovered: (reason) => events.push(`recovered: ${reason}`),
+  })
+  pipeline.start()
+  pipeline.stop() // beats by hand below
+  /** `seconds` of normal running: a beat every 250 ms, `perBeat` messages each `backlogMs` late. */
+  const run = (seconds: number, perBeat = 0, backlogMs = 0) => {
+    for (let i = 0; i < seconds * 4; i++) {
+      clock.ms += 250
+      for (let m = 0; m < perBeat; m++) pipeline.onMessage(backlogMs)
+      pipeline.beat()
+    }
+  }
+  return { clock, events, pipeline, run }
+}
+
+describe('PipelineHealth', () => {
+  it('is behind at start until connected and hearing messages on time', () => {
+    const { events, pipeline, run } = health()
+    pipeline.setConnected(false)
+    run(3, 10)
+    expect(pipeline.behind).toBe(true) // not connected yet
+    pipeline.setConnected(true)
+    run(6, 10)
+    expect(pipeline.behind).toBe(false)
+    expect(events).toEqual(['behind', 'caught up'])
+  })
+
+  it('takes a late heartbeat for a stall of its own, stays behind through the backlog, alerts once and recovers', () => {
+    const { clock, events, pipeline, run } = health()
+    pipeline.setConnected(true)
+    run(6, 10)
+    events.length = 0
+    clock.ms += 20_000 // SIGSTOP for 20 s
+    pipeline.beat()
+    expect(pipeline.behind).toBe(true)
+    run(3, 50, 15_000) // the backlog: late
+    expect(pipeline.behind).toBe(true)
+    run(2, 10, 0)
+    expect(pipeline.behind).toBe(false)
+    expect(events).toHaveLength(4)
+    expect(events[1]).toMatch(/^alert: .*did not run for 20 s/)
+    expect(events[3]).toMatch(/^recovered: caught up after/)
+  })
+
+  it('notices a backlog without a stall (most messages late), and one late device moves nothing', () => {
+    const { events, pipeline, run } = health()
+    pipeline.setConnected(true)
+    run(6, 10)
+    for (let i = 0; i < 8; i++) pipeline.onMessage(60_000) // one device with a bad clock, among many
+    run(2, 10)
+    expect(pipeline.behind).toBe(false)
+    run(2, 40, 5_000)
+    expect(pipeline.behind).toBe(true)
+    expect(events.at(-1)).toBe('behind')
+  })
+
+  it('after a reconnect, a silent second is not proof of having caught up; ten are', () => {
+    const { pipeline, run } = health()
+    pipeline.setConnected(true)
+    run(6, 10)
+    pipeline.setConnected(false)
+    pipeline.setConnected(true)
+    run(3)
+    expect(pipeline.behind).toBe(true)
+    run(8)
+    expect(pipeline.behind).toBe(false)
+  })
+})
