@@ -193,7 +193,10 @@ export class PolicyEngine {
     // A stored message that aedes delivers after a newer live one belongs
     // before it in time: judged against no previous message rather than a
     // later one, and it does not become the previous message.
-    const outOfOrder = this.#replaying() && state.previous !== undefined && observation.ts < state.previous.ts
+    // A seq already seen is not backlog (its exact copy was set aside above
+    // as a redelivery): an old seq with other content is a replay even now.
+    const outOfOrder = this.#replaying() && state.previous !== undefined && observation.ts < state.previous.ts &&
+      !state.seen.some((m) => m.seq === observation.seq)
     const previous = outOfOrder ? undefined : state.previous
     const findings: Finding[] = []
     const clears: Clear[] = []
