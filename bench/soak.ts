@@ -27,7 +27,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { parseArgs } from 'node:util'
 import type { TruthRecord } from '../agent-sim/index.ts'
-import type { Alert } from '../policies/index.ts'
+import { type Alert, SYSTEM_ALERT_IDS } from '../policies/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { freePort } from './lib/brokers.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
@@ -131,8 +131,10 @@ await upExited
 const truth = readFileSync(truthFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as TruthRecord)
 const injected = new Set(truth.map((t) => t.deviceId))
 const deviceOf = (alert: Alert): string => alert.deviceId.replace(/^claimed:/, '')
-// System alerts (a sink, the pipeline) are keyed on what failed, not on a device.
-const deviceAlerts = alerts.filter((a) => !/^(sink|pipeline|collector|site|group):/.test(a.deviceId))
+// System alerts (a sink, the pipeline, a storm) are keyed on what failed, not on a device; reported apart.
+const isSystem = (alert: Alert): boolean => (SYSTEM_ALERT_IDS as readonly string[]).includes(alert.policy)
+const deviceAlerts = alerts.filter((a) => !isSystem(a))
+const systemAlerts = alerts.filter(isSystem)
 const falseAlerts = deviceAlerts.filter((a) => !injected.has(deviceOf(a)))
 const missed = truth.filter((t) => !alerts.some((a) => a.policy === t.policy && deviceOf(a) === t.deviceId))
 
@@ -182,6 +184,7 @@ const verdict = {
   sent: summary.sent, acked: summary.acked, failed: summary.failed, storedMessages: stored,
   seqGapsOnCleanDevices: gaps, devicesWithGaps: gapDevices.length,
   incidents: truth.length, detected: truth.length - missed.length, falseAlerts: falseAlerts.length, allAlerts: alerts.length,
+  systemAlerts: systemAlerts.map((a) => `${a.policy} ${a.deviceId}: ${a.summary}`),
   heapTrendKiBPerMin, rssTrendKiBPerMin,
 }
 process.stdout.write('\n' + JSON.stringify(verdict, null, 2) + '\n')
