@@ -13,7 +13,7 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import type { QuarantineCommand, SecurityEvent } from '../broker/index.ts'
-import { FleetPki } from '../pki/index.ts'
+import { FleetPki, type InventoryEntry } from '../pki/index.ts'
 import { type Alert, type AlertPolicy, AlertBook, type AlertChange, type Finding, loadPolicySet, type PolicySet, type Raisable, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { formatDuration } from '../shared/duration.ts'
@@ -33,6 +33,7 @@ export interface DetectionOptions {
   /** Where alert changes are stored (the spool). */
   store: (points: StoredPoint[]) => void
   tickMs?: number
+  /** How often cert-expiry reads the inventory itself; 0 when the caller passes it to checkCertificates (default 60 s). */
   certificateCheckMs?: number
   /** Sends a command to the broker (quarantine, lift); without it, automated responses are logged as failed. */
   command?: (command: QuarantineCommand) => Promise<void>
@@ -101,8 +102,11 @@ export class Detection {
       this.pipeline.beat()
       this.#apply(this.engine.tick())
     }, this.#options.tickMs ?? 5_000))
-    this.checkCertificates()
-    this.#timers.push(setInterval(() => this.checkCertificates(), this.#options.certificateCheckMs ?? 3_600_000))
+    // Without a service reading the inventory each minute (see service.ts), check it here on the same cadence.
+    if (this.#options.certificateCheckMs !== 0) {
+      this.checkCertificates()
+      this.#timers.push(setInterval(() => this.checkCertificates(), this.#options.certificateCheckMs ?? 60_000))
+    }
     for (const timer of this.#timers) timer.unref()
     let pending: NodeJS.Timeout | undefined
     this.#watcher = watch(this.#policiesDir, () => {
@@ -240,17 +244,27 @@ export class Detection {
   }
 
   /** cert-expiry over the whole inventory (also hourly, and at start). */
-  checkCertificates (): void {
-    const pki = new FleetPki(this.#options.dataDir)
-    try {
-      if (!pki.initialized) return
-      const certificates = pki.list().filter((e) => e.role === 'device' && e.effectiveStatus === 'active')
-        .map((e) => ({ deviceId: e.deviceId, serial: e.serial, notAfter: e.notAfter, kind: e.kind, site: e.site }))
-      this.#apply(this.engine.onCertificates(certificates))
-    } finally {
-      pki.close()
+  /**
+   * cert-expiry over the inventory: `entries` when the caller has just read
+   * it (the service does, once a minute, for the fleet view too), or a fresh
+   * read. Run each minute rather than each hour, so a certificate issued
+   * close to its expiry is flagged within a minute of being issued.
+   */
+  checkCertificates (entries?: readonly InventoryEntry[]): void {
+    if (!entries) {
+      const pki = new FleetPki(this.#options.dataDir)
+      try {
+        if (!pki.initialized) return
+        entries = pki.list()
+      } finally {
+        pki.close()
+      }
     }
+    const certificates = entries.filter((e) => e.role === 'device' && e.effectiveStatus === 'active')
+      .map((e) => ({ deviceId: e.deviceId, serial: e.serial, notAfter: e.notAfter, kind: e.kind, site: e.site }))
+    this.#apply(this.engine.onCertificates(certificates))
   }
+
 
   #apply (verdict: Verdict, where: { site?: string | null, kind?: string | null } = {}): void {
     for (const { finding, window } of verdict.quieted ?? []) this.#quieted(finding, `${window.type}: ${window.reason}`)

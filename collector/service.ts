@@ -96,6 +96,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   const alertListeners = new Set<(change: AlertChange) => void>()
   const detection = new Detection({
     dataDir: config.dataDir, policiesDir: config.policiesDir, logger,
+    // The service reads the inventory once a minute for the fleet view and hands it to cert-expiry too.
+    certificateCheckMs: 0,
     // Alert changes go through the spool like everything else: to the store, and never lost.
     store: (points) => { spool.append(points); writer.kick() },
     command: (command) => collector.sendCommand(command),
@@ -120,7 +122,10 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   const refreshInventory = (): void => {
     const pki = new FleetPki(config.dataDir)
     try {
-      if (pki.initialized) fleet.setInventory(pki.list())
+      if (!pki.initialized) return
+      const entries = pki.list()
+      fleet.setInventory(entries)
+      detection.checkCertificates(entries)
     } finally {
       pki.close()
     }

@@ -32,7 +32,7 @@ describe('detection in the collector (real broker, simulator and shipped policie
     ].join('\n'))
     try {
       await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 18, intervalMs: 250, durationMs: 4_000, seed: 9, mix: { flood: 6, energy: 6, housing: 6 }, scenario: loadScenario(scenario) })
-      service.detection.checkCertificates() // hourly otherwise; the simulator issued housing-00004's short-lived certificate after start
+      service.refreshInventory() // the minute timer's work, now: the simulator issued housing-00004's short-lived certificate after start
       await waitFor(() => service.detection.alerts.list().length >= 11, 10_000, 'alerts')
       const open = (policy: string) => service.detection.alerts.list().filter((a) => a.policy === policy).map((a) => a.deviceId)
       expect(open('firmware-outdated')).toEqual(['flood-00001'])
