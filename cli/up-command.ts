@@ -11,6 +11,7 @@ import { pkiPaths } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { createLogger } from '../shared/logger.ts'
 import { brokerFor, configFrom, keepCrlFresh, runPlaceguard, stopOnSignals, withListenOptions } from './broker-command.ts'
+import { startLiveView } from './live-view.ts'
 import { wholeNumber } from './options.ts'
 
 interface UpFlags { mqttPort?: number, mqttHost?: string, httpPort?: number, httpHost?: string, config?: string, demoDevices: number, demoScenario?: string, demoInterval: string }
@@ -34,7 +35,11 @@ export function registerUpCommand (program: Command): void {
     .option('--demo-interval <duration>', 'telemetry interval of the demo fleet', '5s')
     .action(async (options: UpFlags, command: Command) => {
       const config = configFrom(options, command)
-      const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY })
+      // A person at a terminal gets the live view (cli/live-view.ts) and the JSON log goes to a file;
+      // anything else (a pipe, a service manager, CI) gets JSON lines on stdout as before.
+      const live = process.stdout.isTTY === true
+      const logFile = join(config.dataDir, 'placeguard.log')
+      const logger = createLogger({ level: config.logLevel, ...(live ? { file: logFile } : {}) })
       const paths = pkiPaths(config.dataDir)
       if (!existsSync(paths.caCert)) {
         // In a child, like the CRL re-signing: the CA key is made and written
@@ -54,8 +59,16 @@ export function registerUpCommand (program: Command): void {
       const tokens = config.apiTokens.length > 0 ? config.apiTokens : [{ token: demoToken(config), role: 'operator' as const }]
       const api = await startApiServer({ ...collector.apiSource(), tokens }, { host: config.httpHost, port: config.httpPort, logger })
       logger.info({ url: api.url }, 'HTTP API and dashboard listening')
-      if (config.apiTokens.length === 0) {
-        // For a person at the terminal: the one line they need, outside the JSON log.
+      const demoTokenShown = config.apiTokens.length === 0 ? tokens[0]!.token : undefined
+      const view = live
+        ? startLiveView(process.stdout, {
+          onAlertChange: collector.apiSource().onAlertChange,
+          fleet: () => collector.fleet.summary(),
+          received: () => collector.metrics().received,
+        }, { url: api.url, token: demoTokenShown, logFile })
+        : undefined
+      if (!live && config.apiTokens.length === 0) {
+        // For a person reading the output: the one line they need, outside the JSON log.
         process.stdout.write(`\nPlaceGuard dashboard: ${api.url}\n  demo operator token: ${tokens[0]!.token}\n  (set PLACEGUARD_API_TOKENS to choose your own; API docs at ${api.url}docs)\n\n`)
       }
       const demo = new AbortController()
@@ -75,6 +88,7 @@ export function registerUpCommand (program: Command): void {
         }).then((summary) => logger.info({ summary }, 'demo fleet stopped'), (error: Error) => logger.error({ err: error.message }, 'demo fleet failed'))
       }
       stopOnSignals(logger, async () => {
+        view?.stop()
         demo.abort()
         await simulation
         stopCrl()

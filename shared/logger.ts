@@ -72,10 +72,11 @@ function boundedStdout (): pino.DestinationStream {
  * appear; device-supplied strings go inside a nested object (`event`,
  * `reported`), never as top-level keys.
  */
-export function createLogger (options: { level?: string, name?: string, destination?: pino.DestinationStream, pretty?: boolean } = {}): Logger {
-  // pino-pretty for a person at a terminal; JSON lines for everything else (log shippers, tests).
+export function createLogger (options: { level?: string, name?: string, destination?: pino.DestinationStream, pretty?: boolean, file?: string } = {}): Logger {
+  // pino-pretty for a person at a terminal; JSON lines for everything else (log shippers, tests);
+  // JSON lines to a file when the terminal shows something else (`up`'s live view).
   const level = options.level ?? 'info'
-  const destination = options.destination ?? (options.pretty
+  const destination = options.destination ?? (options.file ? pino.destination({ dest: options.file, sync: false, mkdir: true }) : options.pretty
     ? pino.transport({ target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } }) as pino.DestinationStream
     : level === 'silent' ? undefined : boundedStdout())
   return pino({
