@@ -36,7 +36,7 @@ import { type Clock, systemClock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
 import { SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
-import type { SecurityEvent } from './security-events.ts'
+import type { SecurityEvent } from '../shared/security-events.ts'
 
 // qlobber ships no types; aedes-persistence's own matcher, reused so topic
 // matching is the reference implementation's ([MQTT-4.7]).

@@ -18,7 +18,7 @@ import { PlaceGuardError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
 import { type CrlSummary, readCrl } from '../pki/index.ts'
 import type { BrokerLimits, BrokerTlsFiles } from './broker.ts'
-import type { SecurityEvent, SecurityEventType } from './security-events.ts'
+import type { SecurityEvent, SecurityEventType } from '../shared/security-events.ts'
 
 export type GateLimits = Pick<BrokerLimits, 'maxConnections' | 'reservedConnections' | 'maxConnectionsPerAddress' |
 'maxHandshakesPerAddress' | 'handshakeTimeoutMs' | 'crlPollMs'>

@@ -3,13 +3,9 @@
  * answers: its STRIDE category and, where one fits, the MITRE ATT&CK for
  * ICS technique an analyst can look up.
  */
-export const POLICY_IDS = [
-  'cert-expiry', 'cert-rejected', 'cert-revoked-attempt', 'firmware-outdated', 'firmware-vulnerable',
-  'firmware-downgrade', 'rate-burst', 'device-silent', 'acl-violation', 'identity-clone',
-  'connection-flapping', 'value-implausible', 'payload-invalid', 'clock-skew', 'replay',
-] as const
+import { POLICY_IDS, type PolicyId } from '../shared/alert-contract.ts'
 
-export type PolicyId = typeof POLICY_IDS[number]
+export { POLICY_IDS, type PolicyId }
 
 export type Stride = 'Spoofing' | 'Tampering' | 'Repudiation' | 'Information disclosure' | 'Denial of service' | 'Elevation of privilege'
 

@@ -4,7 +4,7 @@
  * (conditions that hold) and clears (conditions that stopped holding).
  * Pure apart from the injected clock: no sockets, timers or files here.
  */
-import type { SecurityEvent } from '../broker/index.ts'
+import type { SecurityEvent } from '../shared/security-events.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { PolicyId } from './catalogue.ts'
 import type { Finding, PreviousTelemetry, TelemetryObservation } from './finding.ts'

@@ -5,17 +5,18 @@
  */
 import semver from 'semver'
 import { z } from 'zod'
+import { SEVERITIES, type Severity } from '../shared/alert-contract.ts'
 import { DEVICE_KINDS } from '../shared/ids.ts'
 import { durationSchema } from '../shared/duration.ts'
 import { maintenanceSchema, suppressionSchema } from './quiet-windows.ts'
+
+export { SEVERITIES, type Severity }
 
 const duration = durationSchema
 const version = z.string().refine((value) => semver.valid(value) !== null, 'must be a semantic version like 3.1.0')
 const range = z.string().refine((value) => semver.validRange(value) !== null, 'must be a semver range like "<3.1.2" or "2.x"')
 const kind = z.enum(DEVICE_KINDS)
 const perKind = <T extends z.ZodType>(value: T) => z.partialRecord(kind, value)
-
-export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const
 
 const common = {
   enabled: z.boolean().default(true),
@@ -77,4 +78,3 @@ export const policyFileSchema = z.strictObject({
 
 export type Policy = z.infer<typeof policySchema>
 export type PolicyOf<I extends Policy['id']> = Extract<Policy, { id: I }>
-export type Severity = typeof SEVERITIES[number]

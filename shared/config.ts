@@ -7,8 +7,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
-import { POLICY_IDS } from '../policies/catalogue.ts'
-import { SEVERITIES } from '../policies/schema.ts'
+import { POLICY_IDS, SEVERITIES } from './alert-contract.ts'
 import { PlaceGuardError } from './errors.ts'
 
 const port = z.coerce.number().int().min(0).max(65535)

@@ -1,4 +1,4 @@
-import type { SecurityEvent } from '../../broker/index.ts'
+import type { SecurityEvent } from '../../shared/security-events.ts'
 import { visibleText } from '../../shared/untrusted-text.ts'
 import type { PolicyId } from '../catalogue.ts'
 import type { Finding } from '../finding.ts'

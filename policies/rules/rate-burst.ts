@@ -1,4 +1,4 @@
-import type { SecurityEvent } from '../../broker/index.ts'
+import type { SecurityEvent } from '../../shared/security-events.ts'
 import type { Finding } from '../finding.ts'
 import type { PolicyOf } from '../schema.ts'
 

@@ -7,7 +7,7 @@ import { Aedes } from 'aedes'
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SqlitePersistence } from '../../broker/sqlite-persistence.ts'
-import type { SecurityEvent } from '../../broker/security-events.ts'
+import type { SecurityEvent } from '../../shared/security-events.ts'
 
 describe('SqlitePersistence', () => {
   it('passes aedes-persistence\'s abstract conformance suite', () => {

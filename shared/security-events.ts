@@ -1,4 +1,8 @@
 /**
+ * A message type of its own room-less kind: the broker emits these events,
+ * the collector stores them and the policies judge them, so the type lives
+ * in shared/ and none of those rooms imports another for it.
+ *
  * The broker's security events (PRODUCT.md): JSON on
  * `$SYS/placeguard/events/<type>`, readable by the collector role only.
  * The collector's policies turn them into alerts: `cert-rejected` and
