@@ -4,6 +4,36 @@ import js from '@eslint/js'
 import globals from 'globals'
 import tseslint from 'typescript-eslint'
 
+/**
+ * The rooms and the one-way doors between them: each top-level folder may
+ * import only the rooms listed for it, and enters them through their
+ * index.ts. shared/ is the toolbox: any room may import its files directly,
+ * and it imports none of ours. Tests and benches may reach inside.
+ */
+const ROOMS = {
+  shared: [],
+  pki: ['shared'],
+  policies: ['shared'],
+  broker: ['shared', 'pki'],
+  delivery: ['shared', 'policies'],
+  'agent-sim': ['shared', 'pki'],
+  collector: ['shared', 'pki', 'policies', 'broker', 'delivery'],
+  dashboards: ['shared', 'policies', 'delivery', 'collector'],
+  cli: ['shared', 'pki', 'policies', 'broker', 'delivery', 'agent-sim', 'collector', 'dashboards'],
+}
+
+const oneWayDoors = Object.entries(ROOMS).map(([room, allowed]) => ({
+  files: [`${room}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': ['error', {
+      patterns: Object.keys(ROOMS).filter((other) => other !== room).map((other) => allowed.includes(other)
+        ? (other === 'shared' ? undefined : { regex: `^(\\.\\./)+${other}/(?!index\\.ts$)`, message: `enter ${other}/ through its index.ts` })
+        : { regex: `^(\\.\\./)+${other}/`, message: `${room}/ may not import ${other}/: imports run one way (ROOMS in eslint.config.js)` })
+        .filter(Boolean),
+    }],
+  },
+}))
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'data/', 'coverage/', 'bench/results/', 'scratch/'] },
   { languageOptions: { globals: globals.node } },
@@ -19,6 +49,7 @@ export default tseslint.config(
       'no-console': ['error', { allow: ['error'] }],
     },
   },
+  ...oneWayDoors,
   {
     files: ['bin/**/*.js', 'eslint.config.js', 'vitest.config.ts'],
     ...tseslint.configs.disableTypeChecked,

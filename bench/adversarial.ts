@@ -15,7 +15,7 @@
  */
 import { parseArgs } from 'node:util'
 import { createCollectorService } from '../collector/service.ts'
-import { startApiServer } from '../dashboards/api/server.ts'
+import { apiSourceFrom, startApiServer } from '../dashboards/index.ts'
 import { loadConfig } from '../shared/config.ts'
 import { createLogger } from '../shared/logger.ts'
 import { startBrokerProcess } from '../test/helpers/broker-process.ts'
@@ -103,9 +103,10 @@ process.stdout.write(`results: ${saveResults('adversarial', { seconds: SECONDS, 
 async function benchApi (): Promise<Array<Record<string, string | number>>> {
   const token = 'operator-token-0123456789abcdef'
   const logger = createLogger({ level: 'silent' })
-  const service = createCollectorService(loadConfig({ env: { PLACEGUARD_API_TOKENS: `${token}:operator` }, flags: { dataDir: fleet.dataDir } }), broker.url, logger)
+  const config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${token}:operator` }, flags: { dataDir: fleet.dataDir } })
+  const service = createCollectorService(config, broker.url, logger)
   await service.start()
-  const api = await startApiServer(service.apiSource(), { host: '127.0.0.1', port: 0, logger })
+  const api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: '127.0.0.1', port: 0, logger })
   const operator = async (): Promise<{ ok: number, total: number, ms: number[] }> => {
     const result = { ok: 0, total: 0, ms: [] as number[] }
     const until = performance.now() + SECONDS * 1_000

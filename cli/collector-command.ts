@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { createCollectorService } from '../collector/service.ts'
-import { startApiServer } from '../dashboards/api/server.ts'
+import { createCollectorService } from '../collector/index.ts'
+import { apiSourceFrom, startApiServer } from '../dashboards/index.ts'
 import { loadConfig } from '../shared/config.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { createLogger } from '../shared/logger.ts'
@@ -21,7 +21,7 @@ export function registerCollectorCommand (program: Command): void {
       const logger = createLogger({ level: config.logLevel, name: 'placeguard-collector', pretty: process.stdout.isTTY })
       const service = createCollectorService(config, options.broker, logger)
       await service.start()
-      const api = await startApiServer(service.apiSource(), { host: config.httpHost, port: config.httpPort, logger })
+      const api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: config.httpHost, port: config.httpPort, logger })
       logger.info({ url: api.url }, 'HTTP API and dashboard listening')
       stopOnSignals(logger, async () => {
         await api.close()

@@ -3,8 +3,8 @@ import { loadScenario, runSimulation } from '../agent-sim/index.ts'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createCollectorService } from '../collector/service.ts'
-import { startApiServer } from '../dashboards/api/server.ts'
+import { createCollectorService } from '../collector/index.ts'
+import { apiSourceFrom, startApiServer } from '../dashboards/index.ts'
 import type { Config } from '../shared/config.ts'
 import { writeFileAtomic } from '../shared/files.ts'
 import { pkiPaths } from '../pki/index.ts'
@@ -57,12 +57,12 @@ export function registerUpCommand (program: Command): void {
       const collector = createCollectorService(config, `mqtts://${host}:${address.port}`, logger)
       await collector.start()
       const tokens = config.apiTokens.length > 0 ? config.apiTokens : [{ token: demoToken(config), role: 'operator' as const }]
-      const api = await startApiServer({ ...collector.apiSource(), tokens }, { host: config.httpHost, port: config.httpPort, logger })
+      const api = await startApiServer(apiSourceFrom(collector, tokens), { host: config.httpHost, port: config.httpPort, logger })
       logger.info({ url: api.url }, 'HTTP API and dashboard listening')
       const demoTokenShown = config.apiTokens.length === 0 ? tokens[0]!.token : undefined
       const view = live
         ? startLiveView(process.stdout, {
-          onAlertChange: collector.apiSource().onAlertChange,
+          onAlertChange: collector.onAlertChange,
           fleet: () => collector.fleet.summary(),
           received: () => collector.metrics().received,
         }, { url: api.url, token: demoTokenShown, logFile })

@@ -5,10 +5,9 @@
  * and `placeguard up`.
  */
 import { join } from 'node:path'
-import type { ApiSource } from '../dashboards/api/source.ts'
 import { createSink, Outbox } from '../delivery/index.ts'
 import { FleetPki, pkiPaths } from '../pki/index.ts'
-import { type AlertChange, validatePolicyText } from '../policies/index.ts'
+import type { AlertChange } from '../policies/index.ts'
 import type { Config } from '../shared/config.ts'
 import { formatDuration } from '../shared/duration.ts'
 import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logger.ts'
@@ -55,8 +54,8 @@ export interface CollectorService {
   fleet: FleetState
   /** Re-reads the PKI inventory into the fleet state (also every minute). */
   refreshInventory: () => void
-  /** What the HTTP API serves (dashboards/api). */
-  apiSource: () => ApiSource
+  /** Subscribes to alert changes (the API's live stream, the terminal view); returns the unsubscribe. */
+  onAlertChange: (listener: (change: AlertChange) => void) => () => void
   start: () => Promise<void>
   stop: () => Promise<void>
 }
@@ -170,35 +169,12 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   }
   const fleetTimers = [setInterval(() => fleet.flush(), 5_000), setInterval(refreshInventory, 60_000), setInterval(watchLog, 5_000)]
   for (const timer of fleetTimers) timer.unref()
-  const apiSource = (): ApiSource => ({
-    fleet,
-    alerts: detection.alerts,
-    acknowledge: (id, by) => detection.acknowledge(id, by),
-    resolve: (id, by) => detection.resolve(id, by),
-    comment: (id, by, text) => detection.comment(id, by, text),
-    rateOf: (deviceId) => detection.engine.rateOf(deviceId),
-    policies: () => detection.policySet,
-    validatePolicy: (yaml) => {
-      try {
-        validatePolicyText(yaml)
-        return { valid: true }
-      } catch (error) {
-        return { valid: false, error: (error as Error).message }
-      }
-    },
-    reloadPolicies: () => detection.reloadPolicies(),
-    liftQuarantine: (deviceId, by) => detection.liftQuarantine(deviceId, by),
-    delivery: { metrics: () => outbox.metrics(), deadLetters: () => outbox.deadLetters(), requeue: (sink) => outbox.requeueDeadLetters(sink) },
-    pipeline: () => ({ ...metrics() }),
-    ready: () => ({ broker: collector.connected, store: !spool.nearFull }),
-    onAlertChange: (listener) => {
-      alertListeners.add(listener)
-      return () => alertListeners.delete(listener)
-    },
-    tokens: config.apiTokens,
-  })
+  const onAlertChange = (listener: (change: AlertChange) => void): (() => void) => {
+    alertListeners.add(listener)
+    return () => alertListeners.delete(listener)
+  }
   return {
-    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, apiSource,
+    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange,
     start: async () => {
       refreshInventory()
       fleet.setOpenAlerts([...detection.alerts.list({ status: 'open' }), ...detection.alerts.list({ status: 'acknowledged' })])

@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
-import { DEVICE_HEALTH } from '../../collector/fleet-state.ts'
+import { DEVICE_HEALTH } from '../../collector/index.ts'
 import { SEVERITIES } from '../../policies/index.ts'
 import type { ApiSource } from './source.ts'
 

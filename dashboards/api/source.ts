@@ -3,9 +3,9 @@
  * collector service in `collector` and `up`). The API keeps no state of
  * its own besides its live-stream clients.
  */
-import type { DeviceSummary, DeviceCertificate, FleetState, TelemetrySample } from '../../collector/fleet-state.ts'
+import type { CollectorService, DeviceSummary, DeviceCertificate, FleetState, TelemetrySample } from '../../collector/index.ts'
 import type { DeadLetter, SinkMetrics } from '../../delivery/index.ts'
-import type { Alert, AlertBook, AlertChange, LoadedPolicy, QuietWindow } from '../../policies/index.ts'
+import { type Alert, type AlertBook, type AlertChange, type LoadedPolicy, type QuietWindow, validatePolicyText } from '../../policies/index.ts'
 import type { ApiRole } from '../../shared/config.ts'
 
 export interface DeviceDetail extends DeviceSummary {
@@ -35,4 +35,36 @@ export interface ApiSource {
   /** Subscribes to alert changes (the live stream); returns the unsubscribe. */
   onAlertChange: (listener: (change: AlertChange) => void) => () => void
   tokens: ReadonlyArray<{ token: string, role: ApiRole }>
+}
+
+/**
+ * What a collector service offers the API, in the API's own terms: the
+ * dashboard depends on the collector, never the other way round.
+ */
+export function apiSourceFrom (service: CollectorService, tokens: ApiSource['tokens']): ApiSource {
+  const { detection, outbox, fleet } = service
+  return {
+    fleet,
+    alerts: detection.alerts,
+    acknowledge: (id, by) => detection.acknowledge(id, by),
+    resolve: (id, by) => detection.resolve(id, by),
+    comment: (id, by, text) => detection.comment(id, by, text),
+    rateOf: (deviceId) => detection.engine.rateOf(deviceId),
+    policies: () => detection.policySet,
+    validatePolicy: (yaml) => {
+      try {
+        validatePolicyText(yaml)
+        return { valid: true }
+      } catch (error) {
+        return { valid: false, error: (error as Error).message }
+      }
+    },
+    reloadPolicies: () => detection.reloadPolicies(),
+    liftQuarantine: (deviceId, by) => detection.liftQuarantine(deviceId, by),
+    delivery: { metrics: () => outbox.metrics(), deadLetters: () => outbox.deadLetters(), requeue: (sink) => outbox.requeueDeadLetters(sink) },
+    pipeline: () => ({ ...service.metrics() }),
+    ready: () => ({ broker: service.collector.connected, store: !service.spool.nearFull }),
+    onAlertChange: service.onAlertChange,
+    tokens,
+  }
 }

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type CollectorService, createCollectorService } from '../../collector/service.ts'
-import { type RunningApi, startApiServer } from '../../dashboards/api/server.ts'
+import { apiSourceFrom, type RunningApi, startApiServer } from '../../dashboards/index.ts'
 import { loadConfig } from '../../shared/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { useFleetWithBroker } from '../helpers/broker.ts'
@@ -25,7 +25,7 @@ beforeAll(async () => {
   const config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${GOOD}:operator` }, flags: { dataDir: setup.fleet.dataDir } })
   service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
   await service.start()
-  api = await startApiServer(service.apiSource(), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }) })
+  api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }) })
 }, 60_000)
 
 afterAll(async () => {

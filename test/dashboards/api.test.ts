@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadScenario, runSimulation } from '../../agent-sim/index.ts'
 import { type CollectorService, createCollectorService } from '../../collector/service.ts'
 import { buildApi } from '../../dashboards/api/app.ts'
-import { type RunningApi, startApiServer } from '../../dashboards/api/server.ts'
-import { loadConfig } from '../../shared/config.ts'
+import { apiSourceFrom, type RunningApi, startApiServer } from '../../dashboards/index.ts'
+import { type Config, loadConfig } from '../../shared/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
 
@@ -14,14 +14,15 @@ const OPERATOR = 'operator-token-0123456789abcdef'
 const VIEWER = 'viewer-token-0123456789abcdef'
 const setup = useFleetWithBroker()
 let service: CollectorService
+let config: Config
 let api: RunningApi
 
 beforeAll(async () => {
-  const config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${OPERATOR}:operator,${VIEWER}:viewer` }, flags: { dataDir: setup.fleet.dataDir } })
+  config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${OPERATOR}:operator,${VIEWER}:viewer` }, flags: { dataDir: setup.fleet.dataDir } })
   service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
   await service.start()
   // This file's many deliberate 401s all come from 127.0.0.1; the failed-authentication limit has its own test.
-  api = await startApiServer(service.apiSource(), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }), authFailuresPerMinute: 1_000 })
+  api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }), authFailuresPerMinute: 1_000 })
   const scenario = join(setup.fleet.dataDir, 'api.yaml')
   writeFileSync(scenario, [
     'name: api',
@@ -288,7 +289,7 @@ describe('live stream, metrics, docs, dashboard, headers', () => {
   })
 
   it('rate-limits a client that floods the API (429)', async () => {
-    const app = await buildApi(service.apiSource(), { logger: createLogger({ level: 'silent' }), rateLimitPerMinute: 5 })
+    const app = await buildApi(apiSourceFrom(service, config.apiTokens), { logger: createLogger({ level: 'silent' }), rateLimitPerMinute: 5 })
     try {
       const statuses: number[] = []
       for (let i = 0; i < 7; i++) statuses.push((await app.inject({ url: '/api/fleet', headers: { authorization: `Bearer ${VIEWER}` } })).statusCode)

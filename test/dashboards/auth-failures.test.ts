@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type CollectorService, createCollectorService } from '../../collector/service.ts'
-import { type RunningApi, startApiServer } from '../../dashboards/api/server.ts'
+import { apiSourceFrom, type RunningApi, startApiServer } from '../../dashboards/index.ts'
 import { loadConfig } from '../../shared/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 
@@ -25,7 +25,7 @@ beforeAll(async () => {
   const config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${VIEWER}:viewer` }, flags: { dataDir: dir } })
   // The collector is not started: the API reads its (empty) state, which is all this needs.
   service = createCollectorService(config, 'mqtts://127.0.0.1:1', createLogger({ level: 'silent' }))
-  api = await startApiServer(service.apiSource(), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }), authFailuresPerMinute: 5, clock })
+  api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }), authFailuresPerMinute: 5, clock })
 })
 afterAll(async () => {
   await api?.close()

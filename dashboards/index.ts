@@ -1,0 +1,7 @@
+/**
+ * The dashboards room: the HTTP API and web dashboard (fastify) over a
+ * collector service, and the Grafana dashboards (files, not code).
+ */
+export { buildApi, type ApiOptions } from './api/app.ts'
+export { startApiServer, type RunningApi } from './api/server.ts'
+export { apiSourceFrom, type ApiSource } from './api/source.ts'

@@ -1,0 +1,45 @@
+/**
+ * Imports run one way between the top-level folders, entering a folder
+ * through its index.ts, and shared/ imports nothing of ours: the lint
+ * (eslint.config.js, ROOMS) refuses an upward or side-door import.
+ */
+import { rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { ESLint } from 'eslint'
+import { describe, expect, it } from 'vitest'
+
+const ROOT = join(import.meta.dirname, '..', '..')
+const eslint = new ESLint({ cwd: ROOT })
+
+/** Lints a probe file placed in a room (type-aware lint needs a real file the project includes), then removes it. */
+async function importErrors (file: string, code: string): Promise<string[]> {
+  const path = join(ROOT, dirname(file), `__rooms_probe_${process.pid}__.ts`)
+  writeFileSync(path, code)
+  try {
+    const [result] = await eslint.lintFiles([path])
+    const fatal = result!.messages.filter((m) => m.fatal)
+    if (fatal.length > 0) throw new Error(fatal.map((m) => m.message).join('; '))
+    return result!.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message)
+  } finally {
+    rmSync(path, { force: true })
+  }
+}
+
+describe('one-way rooms', () => {
+  it('refuses an import of any room from shared/', async () => {
+    expect(await importErrors('shared/probe.ts', "export { POLICY_IDS } from '../policies/index.ts'\n"))
+      .toEqual([expect.stringMatching(/shared\/ may not import policies\//)])
+  })
+
+  it('refuses an upward import (policies/ reaching into broker/, broker/ into collector/)', async () => {
+    expect(await importErrors('policies/probe.ts', "export type { PlaceGuardBroker } from '../broker/index.ts'\n")).toHaveLength(1)
+    expect(await importErrors('broker/probe.ts', "export type { CollectorService } from '../collector/index.ts'\n")).toHaveLength(1)
+  })
+
+  it('refuses a side door into another room, and lets the front door through', async () => {
+    expect(await importErrors('dashboards/api/probe.ts', "export { FleetState } from '../../collector/fleet-state.ts'\n"))
+      .toEqual([expect.stringMatching(/enter collector\/ through its index.ts/)])
+    expect(await importErrors('dashboards/api/probe.ts', "export { FleetState } from '../../collector/index.ts'\n")).toEqual([])
+    expect(await importErrors('collector/probe.ts', "export { ID_PATTERN } from '../shared/ids.ts'\n")).toEqual([])
+  })
+})
