@@ -133,7 +133,7 @@ export async function buildApi (source: ApiSource, options: ApiOptions): Promise
 
   registerDeviceRoutes(app, source)
   registerAlertRoutes(app, source)
-  registerOperationsRoutes(app, source)
+  registerOperationsRoutes(app, source, options.clock ?? systemClock)
   registerStream(app, source)
   registerMetrics(app, source)
 

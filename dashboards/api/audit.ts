@@ -3,6 +3,7 @@
  * a list of checks over the whole fleet, each pass or fail with the
  * devices behind it, so an operations team can work through it.
  */
+import type { Clock } from '../../shared/clock.ts'
 import type { ApiSource } from './source.ts'
 
 export interface AuditCheck {
@@ -16,8 +17,8 @@ export interface AuditCheck {
 const DAY_MS = 86_400_000
 const LISTED = 100
 
-export function auditReport (source: ApiSource): { generatedAt: string, devices: number, checks: AuditCheck[], firmware: Array<{ kind: string, version: string, devices: number }> } {
-  const now = Date.now()
+export function auditReport (source: ApiSource, clock: Clock): { generatedAt: string, devices: number, checks: AuditCheck[], firmware: Array<{ kind: string, version: string, devices: number }> } {
+  const now = clock.now()
   const all = source.fleet.list({}, 'id', 'asc', Number.MAX_SAFE_INTEGER).items
   const alertsOf = (policy: string) => source.alerts.list({ policy: policy as never })
   const devicesOf = (policy: string, open = true) => [...new Set(alertsOf(policy).filter((a) => !open || a.status !== 'resolved').map((a) => a.deviceId))].sort()

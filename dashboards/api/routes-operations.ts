@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify'
+import type { Clock } from '../../shared/clock.ts'
 import { errorSchema } from './schemas.ts'
 import type { ApiSource } from './source.ts'
 import { auditReport } from './audit.ts'
 
 const anyObject = { type: 'object', additionalProperties: true } as const
 
-export function registerOperationsRoutes (app: FastifyInstance, source: ApiSource): void {
+export function registerOperationsRoutes (app: FastifyInstance, source: ApiSource, clock: Clock): void {
   app.get('/api/fleet', {
     config: { role: 'viewer' },
     schema: { summary: 'Fleet summary: devices, connected, silent, quarantined, never seen; by kind and site; open alerts by severity', response: { 200: anyObject } },
@@ -14,7 +15,7 @@ export function registerOperationsRoutes (app: FastifyInstance, source: ApiSourc
   app.get('/api/audit', {
     config: { role: 'viewer' },
     schema: { summary: 'Posture audit (in the spirit of AWS IoT Device Defender): certificates, firmware, shared and revoked identities, devices never seen', response: { 200: anyObject } },
-  }, async () => auditReport(source))
+  }, async () => auditReport(source, clock))
 
   app.get('/api/policies', {
     config: { role: 'viewer' },

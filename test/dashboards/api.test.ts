@@ -288,6 +288,20 @@ describe('live stream, metrics, docs, dashboard, headers', () => {
     expect((await call('/vendor/uplot/package.json', { token: null })).status).toBe(404)
   })
 
+  it('judges the audit on the API\'s clock: in 2040 every certificate of the fleet has expired', async () => {
+    const at = Date.parse('2040-01-01T00:00:00Z')
+    const app = await buildApi(apiSourceFrom(service, config.apiTokens), { logger: createLogger({ level: 'silent' }), clock: { now: () => at } })
+    try {
+      const audit = (await app.inject({ url: '/api/audit', headers: { authorization: `Bearer ${VIEWER}` } })).json<{ generatedAt: string, devices: number, checks: Array<{ check: string, count: number }> }>()
+      expect(audit.generatedAt).toBe('2040-01-01T00:00:00.000Z')
+      const expired = audit.checks.find((c) => c.check === 'certificate-expired')!
+      expect(expired.count).toBeGreaterThan(0)
+      expect(expired.count).toBe(service.fleet.list({}, 'id', 'asc', Number.MAX_SAFE_INTEGER).items.filter((d) => service.fleet.certificateOf(d.id) !== null).length)
+    } finally {
+      await app.close()
+    }
+  })
+
   it('rate-limits a client that floods the API (429)', async () => {
     const app = await buildApi(apiSourceFrom(service, config.apiTokens), { logger: createLogger({ level: 'silent' }), rateLimitPerMinute: 5 })
     try {
