@@ -13,6 +13,7 @@ import { Aedes, type AedesOptions, type AuthenticateError, type Client, type Pub
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { isReservedId, printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
+import { withoutUndefined } from '../shared/objects.ts'
 import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
 import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, identityUri, normalizeSerial } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
@@ -22,7 +23,8 @@ import { installReadBackpressure } from './read-backpressure.ts'
 import type { SecurityEvent, SecurityEventType } from '../shared/security-events.ts'
 import { classifyRefusal } from './tls-reasons.ts'
 import { PublishThrottle } from './publish-throttle.ts'
-import { parseQuarantineCommand, type QuarantineCommand, type QuarantineEntry, QuarantineList } from './quarantine.ts'
+import type { QuarantineEntry } from './quarantine.ts'
+import { QuarantineGate, type QuarantineRequest } from './quarantine-gate.ts'
 import { retainVerdict } from './retained-guard.ts'
 import { SessionOwners } from './session-owners.ts'
 import { installStringValidity } from './topic-validity.ts'
@@ -133,10 +135,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   /** Open connections, for quarantine and the connection count (the TLS gate ends sessions on expiry and revocation). */
   readonly #live = new Map<TLSSocket, Session>()
   #collectorSessions = 0
-  readonly #quarantine: QuarantineList
-  /** When a quarantined device's refusal was last reported, per device (bounded by the quarantine list). */
-  readonly #quarantineRefusedAt = new Map<string, number>()
-  #quarantineSweep: NodeJS.Timeout | undefined
+  readonly #quarantine: QuarantineGate
   readonly #sessionOwners: SessionOwners
   /** Sessions the broker itself ended for a security reason (ACL violation, rate): their wills stay unpublished. */
   readonly #endedByBroker = new WeakMap<Session, string>()
@@ -156,7 +155,19 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       emit: (type, fields) => this.#emit(type, fields),
       onSecureConnection: (socket) => this.#onSecureConnection(socket),
     })
-    this.#quarantine = new QuarantineList(options.quarantineFile)
+    this.#quarantine = new QuarantineGate({
+      file: options.quarantineFile, clock: this.#clock, logger: this.#logger,
+      emit: (type, fields) => this.#emit(type, fields),
+      dropSessions: (deviceId) => {
+        let dropped = 0
+        for (const [socket, session] of this.#live) {
+          if (session.identity.role !== 'device' || session.identity.deviceId !== deviceId) continue
+          socket.destroy()
+          dropped++
+        }
+        return dropped
+      },
+    })
     this.#sessionOwners = new SessionOwners(options.sessionOwnersFile)
     this.aedes = new Aedes({
       id: options.aedes?.id,
@@ -181,15 +192,14 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     await this.#loadCrl(true)
     await this.aedes.listen() // sets up persistence; aedes ignores clients until then
     const address = await this.#gate.listen()
-    this.#quarantineSweep = setInterval(() => this.#expireQuarantines(), 1_000)
-    this.#quarantineSweep.unref()
+    this.#quarantine.start()
     this.#logger.info({ port: address.port, host: address.address }, 'broker listening (mTLS)')
     return address
   }
 
   /** Graceful stop: no new connections, every client disconnected, then closed. */
   async close (): Promise<void> {
-    clearInterval(this.#quarantineSweep)
+    this.#quarantine.stop()
     await this.#gate.close()
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
   }
@@ -217,67 +227,24 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     await this.#loadCrl(false)
   }
 
-  // --- quarantine ------------------------------------------------------------
+  // --- quarantine (broker/quarantine-gate.ts) -----------------------------------
 
   /**
    * Refuses a device for `durationMs`: its live session is dropped now and
    * its CONNECTs are refused until then. Emits `quarantined`.
    */
-  quarantine (request: Omit<Extract<QuarantineCommand, { action: 'quarantine' }>, 'action'>): QuarantineEntry {
-    const now = this.#clock.now()
-    const entry = this.#quarantine.add({
-      deviceId: request.deviceId, since: new Date(now).toISOString(), until: new Date(now + request.durationMs).toISOString(),
-      reason: request.reason, by: request.by, alertId: request.alertId, policy: request.policy,
-    })
-    let dropped = 0
-    for (const [socket, session] of this.#live) {
-      if (session.identity.role !== 'device' || session.identity.deviceId !== entry.deviceId) continue
-      socket.destroy()
-      dropped++
-    }
-    this.#emit('quarantined', {
-      deviceId: entry.deviceId, reason: `quarantined until ${entry.until}: ${entry.reason}`,
-      details: withoutUndefined({ until: entry.until, by: entry.by, alertId: entry.alertId, policy: entry.policy, sessionsDropped: dropped }),
-    })
-    return entry
+  quarantine (request: QuarantineRequest): QuarantineEntry {
+    return this.#quarantine.quarantine(request)
   }
 
   /** Ends a quarantine before its time. Emits `quarantine-lifted`; undefined if the device was not quarantined. */
-  liftQuarantine (deviceId: string, by: string, reason = 'lifted by an operator'): QuarantineEntry | undefined {
-    const entry = this.#quarantine.remove(deviceId)
-    if (entry) this.#emitLifted(entry, by, reason)
-    return entry
+  liftQuarantine (deviceId: string, by: string, reason?: string): QuarantineEntry | undefined {
+    return this.#quarantine.lift(deviceId, by, reason)
   }
 
   /** Quarantines in force. */
   quarantined (): QuarantineEntry[] {
-    return this.#quarantine.inForce(this.#clock.now())
-  }
-
-  #expireQuarantines (): void {
-    for (const entry of this.#quarantine.expire(this.#clock.now())) this.#emitLifted(entry, 'broker', 'quarantine period ended')
-  }
-
-  #emitLifted (entry: QuarantineEntry, by: string, reason: string): void {
-    this.#quarantineRefusedAt.delete(entry.deviceId)
-    this.#emit('quarantine-lifted', {
-      deviceId: entry.deviceId, reason,
-      details: withoutUndefined({ by, since: entry.since, until: entry.until, alertId: entry.alertId, policy: entry.policy }),
-    })
-  }
-
-  /** A command from the collector role on the control topic (it may run in another process). */
-  #onControl (session: Session, payload: Buffer): void {
-    const parsed = parseQuarantineCommand(payload)
-    if ('error' in parsed) {
-      this.#logger.error({ from: identityName(session.identity), err: parsed.error }, 'quarantine command refused')
-      return
-    }
-    const { command } = parsed
-    if (command.action === 'quarantine') this.quarantine(command)
-    else if (!this.liftQuarantine(command.deviceId, command.by, command.reason)) {
-      this.#logger.info({ deviceId: command.deviceId, by: command.by }, 'quarantine lift: the device was not quarantined')
-    }
+    return this.#quarantine.inForce()
   }
 
   // --- TLS ---------------------------------------------------------------
@@ -390,17 +357,12 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
           details: { otherRemoteAddress: other?.remoteAddress ?? 'unknown', sameCertificate: other?.serial === session.serial },
         })
       }
-      const now = this.#clock.now()
-      const quarantined = this.#quarantine.get(identity.deviceId, now)
+      const quarantined = this.#quarantine.refusal(identity.deviceId)
       if (quarantined) {
         // CONNACK 5 (not authorized): the device is known and valid, but not welcome for now.
         // A device that keeps retrying is reported once a minute, not at every attempt.
-        const reason = `device quarantined until ${quarantined.until}: ${quarantined.reason}`
-        if (now - (this.#quarantineRefusedAt.get(identity.deviceId) ?? 0) < RATE_EVENT_EVERY_MS) {
-          return done(Object.assign(new Error(reason), { returnCode: 5 }) as AuthenticateError, false)
-        }
-        this.#quarantineRefusedAt.set(identity.deviceId, now)
-        return refuse(reason, 5, 'QUARANTINED')
+        if (!quarantined.report) return done(Object.assign(new Error(quarantined.reason), { returnCode: 5 }) as AuthenticateError, false)
+        return refuse(quarantined.reason, 5, 'QUARANTINED')
       }
     } else {
       if (!/^collector(-[a-z0-9-]{1,54})?$/.test(client.id)) {
@@ -470,7 +432,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     if (packet.topic === QUARANTINE_CONTROL_TOPIC) {
       // Acted on here, before PUBACK; never kept as a retained message.
       packet.retain = false
-      this.#onControl(session, packet.payload as Buffer)
+      this.#quarantine.onControl(identityName(session.identity), packet.payload as Buffer)
       return done(null)
     }
     if (!session.throttle) return done(null)
@@ -512,7 +474,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     const ended = this.#endedByBroker.get(session)
     if (ended) return ended
     if (this.#gate.isRevoked(session.serial)) return 'certificate revoked'
-    if (session.identity.role === 'device' && this.#quarantine.get(session.identity.deviceId, this.#clock.now())) return 'device quarantined'
+    if (session.identity.role === 'device' && this.#quarantine.holds(session.identity.deviceId)) return 'device quarantined'
     const notAfter = this.#notAfter.get(session)
     if (notAfter !== undefined && notAfter <= this.#clock.now()) return 'certificate expired'
     return undefined
@@ -615,8 +577,4 @@ function identityFields (identity: Identity): Pick<SecurityEvent, 'deviceId' | '
   return identity.role === 'device'
     ? { deviceId: identity.deviceId, site: identity.site, kind: identity.kind }
     : { deviceId: identityName(identity) }
-}
-
-function withoutUndefined<T extends object> (value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> }
 }
