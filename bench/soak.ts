@@ -130,13 +130,15 @@ await upExited
 
 const truth = readFileSync(truthFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as TruthRecord)
 const injected = new Set(truth.map((t) => t.deviceId))
-const deviceOf = (alert: Alert): string => alert.deviceId.replace(/^claimed:/, '')
+/** An unverified claim is alerted by source address (`address:<ip>`), the ids it claimed in the evidence. */
+const claimsOf = (alert: Alert): string[] => typeof alert.evidence.claimedIds === 'string' ? JSON.parse(alert.evidence.claimedIds) as string[] : []
+const devicesOf = (alert: Alert): string[] => claimsOf(alert).length > 0 ? claimsOf(alert) : [alert.deviceId]
 // System alerts (a sink, the pipeline, a storm) are keyed on what failed, not on a device; reported apart.
 const isSystem = (alert: Alert): boolean => (SYSTEM_ALERT_IDS as readonly string[]).includes(alert.policy)
 const deviceAlerts = alerts.filter((a) => !isSystem(a))
 const systemAlerts = alerts.filter(isSystem)
-const falseAlerts = deviceAlerts.filter((a) => !injected.has(deviceOf(a)))
-const missed = truth.filter((t) => !alerts.some((a) => a.policy === t.policy && deviceOf(a) === t.deviceId))
+const falseAlerts = deviceAlerts.filter((a) => !devicesOf(a).some((id) => injected.has(id)))
+const missed = truth.filter((t) => !alerts.some((a) => a.policy === t.policy && devicesOf(a).includes(t.deviceId)))
 
 // Zero loss, from the store itself: per clean device, the seqs stored must run without a gap.
 const db = new DatabaseSync(join(dataDir, 'telemetry.db'), { readOnly: true })
