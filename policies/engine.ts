@@ -42,6 +42,13 @@ interface DeviceState {
   previous: PreviousTelemetry | undefined
   /** When the device last sent, on the broker's clock as near as the engine can tell (see #arrival). */
   lastSeenMs: number
+  /**
+   * When PlaceGuard last heard the device (the message's receive time):
+   * silence is PlaceGuard's not hearing, so it is counted from here, not
+   * from lastSeenMs, which during a replay is the device's send time and
+   * trails the receive time by however far the collector is behind.
+   */
+  lastHeardMs: number
   /** When the device was first seen (same clock as lastSeenMs). */
   firstSeenMs: number
   messages: number
@@ -81,6 +88,20 @@ const MAX_WINDOWS = 50_000
 const WINDOW_SWEEP_MS = 60_000
 /** Intervals whose median seeds a device's baseline. */
 const WARMUP_INTERVALS = 15
+/**
+ * An interval between two messages whose seqs are further apart than this
+ * is not spread over the messages in between (see #learn): a counter that
+ * jumps that far is a reboot or a forged seq, not lost frames.
+ */
+const MAX_SEQ_GAP = 1_000
+/**
+ * The shortest silence judged, whatever the device's interval: the
+ * pipeline takes a message up to 2 s late as on time and a stall under
+ * 2 s as no stall (PipelineHealth's lateMs and stallThresholdMs), so a
+ * silence shorter than their sum may be PlaceGuard's own unnoticed delay
+ * (STRIDE D against ourselves: a page per device for a busy broker).
+ */
+export const MIN_SILENCE_MS = 5_000
 /** How far back a replayed message may be placed in time: a backlog older than this is history, not a rate. */
 const MAX_BACKLOG_MS = 10 * 60_000
 
@@ -276,7 +297,7 @@ export class PolicyEngine {
       const silent = this.#catchingUp ? undefined : this.#applicable('device-silent', deviceId, state.kind, state.site)
       if (silent) {
         const finding = deviceSilentRule(silent as PolicyOf<'device-silent'>, {
-          deviceId, kind: state.kind, lastSeenMs: state.lastSeenMs, learnedIntervalMs: state.intervalMs, messages: state.messages, deafMs: this.#deafNow() - state.deafAtLastSeenMs,
+          deviceId, kind: state.kind, lastSeenMs: state.lastHeardMs, learnedIntervalMs: state.intervalMs, messages: state.messages, deafMs: this.#deafNow() - state.deafAtLastSeenMs, minSilenceMs: MIN_SILENCE_MS,
         }, now)
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
@@ -351,7 +372,7 @@ export class PolicyEngine {
     if (state) {
       this.#devices.delete(observation.deviceId) // re-insert: Map order is recency
     } else {
-      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, firstSeenMs: 0, messages: 0, lagMs: undefined, deafAtLastSeenMs: 0, intervalMs: undefined, firstIntervals: [], recent: [], seen: [] }
+      state = { kind: observation.kind, site: observation.site, previous: undefined, lastSeenMs: 0, lastHeardMs: 0, firstSeenMs: 0, messages: 0, lagMs: undefined, deafAtLastSeenMs: 0, intervalMs: undefined, firstIntervals: [], recent: [], seen: [] }
       if (this.#devices.size >= MAX_DEVICES) this.#devices.delete(this.#devices.keys().next().value!)
     }
     this.#devices.set(observation.deviceId, state)
@@ -380,6 +401,9 @@ export class PolicyEngine {
 
   #learn (state: DeviceState, observation: TelemetryObservation, outOfOrder: boolean): void {
     const now = this.#arrival(state, observation)
+    // Heard now, whatever its place in time: silence is counted from here.
+    state.lastHeardMs = Math.max(state.lastHeardMs, observation.receivedAtMs)
+    state.deafAtLastSeenMs = this.#deafNow()
     if (!this.#replaying()) {
       const lag = observation.receivedAtMs - observation.ts
       state.lagMs = state.lagMs === undefined ? lag : state.lagMs + EWMA_WEIGHT * (lag - state.lagMs)
@@ -392,8 +416,18 @@ export class PolicyEngine {
       this.#remember(state, observation)
       return
     }
-    if (state.messages > 0) {
-      const interval = now - state.lastSeenMs
+    // The time since the previous message is one interval only if no message
+    // of the device lies between them. A backlog that aedes interleaves with
+    // live messages, or frames lost on the way (seq is a frame counter,
+    // PRODUCT.md), put a gap of many intervals between two messages read in
+    // order; learned as one interval it would lengthen the baseline several
+    // times over (the fast weight below lets long intervals in) and make the
+    // device's ordinary rate look like a burst. Spread over the seqs it
+    // spans, it is the device's own cadence; a seq that did not move forward,
+    // or jumped past any plausible loss, says nothing about the cadence.
+    const seqGap = state.previous === undefined ? 0 : observation.seq - state.previous.seq
+    if (state.messages > 0 && seqGap >= 1 && seqGap <= MAX_SEQ_GAP) {
+      const interval = (now - state.lastSeenMs) / seqGap
       // An interval far shorter than usual is what a burst looks like: learn
       // it only slowly, or the baseline would follow the burst it should
       // expose. "Far" is half, not the policy's factor: a burst the broker
@@ -412,7 +446,6 @@ export class PolicyEngine {
     }
     if (state.messages === 0) state.firstSeenMs = now
     state.lastSeenMs = now
-    state.deafAtLastSeenMs = this.#deafNow()
     state.messages++
     state.recent.push(now)
     if (state.recent.length > RECENT_CAP) state.recent.shift()

@@ -15,6 +15,8 @@ export interface SilenceFacts {
    * device's silence, since it could not have been heard.
    */
   deafMs?: number
+  /** The shortest silence judged at all, however short the interval: below it PlaceGuard's own delays could be the cause. */
+  minSilenceMs?: number
 }
 
 /**
@@ -28,7 +30,7 @@ export function deviceSilentRule (policy: PolicyOf<'device-silent'>, device: Sil
   if (!expectedMs) return undefined
   const silentMs = nowMs - device.lastSeenMs
   const heardForMs = silentMs - (device.deafMs ?? 0)
-  if (heardForMs <= policy.params.missedIntervals * expectedMs) return undefined
+  if (heardForMs <= Math.max(policy.params.missedIntervals * expectedMs, device.minSilenceMs ?? 0)) return undefined
   return {
     policy: 'device-silent',
     deviceId: device.deviceId,

@@ -156,4 +156,53 @@ describe('PolicyEngine judged on the right clock', () => {
     const event: SecurityEvent = { type: 'rate-limited', at: '2026-11-23T12:00:00Z', deviceId: 'energy-1', reason: 'publishing faster than 5/s (burst 50); reads slowed', details: { ratePerSec: 5, burst: 50 } }
     expect(engine.onSecurityEvent(event).findings).toMatchObject([{ policy: 'rate-burst', deviceId: 'energy-1', site: 'harbour', kind: 'energy', evidence: { judgedOn: 'broker throttling' } }])
   })
+
+  it('after a restart, a backlog read partly in order before the first live message is no burst', () => {
+    // A fresh engine (the restarted collector) at a site with two energy systems: aedes hands over the first 16
+    // of a minute's stored messages in order, then a live one, then the rest of the backlog among live ones.
+    const start = Date.parse('2026-11-23T12:00:00Z')
+    const clock = clockAt(start)
+    const engine = new PolicyEngine(shipped, clock)
+    engine.expectReplayUntil(start + 120_000)
+    const energy = (id: string, seq: number, sent: number): TelemetryObservation =>
+      ({ deviceId: id, kind: 'energy', site: 'tiny', ts: sent, seq, fw: '5.4.0', readings: {}, receivedAtMs: clock.ms })
+    const ids = ['energy-a', 'energy-b']
+    for (let seq = 0; seq < 16; seq++) for (const id of ids) engine.onTelemetry(energy(id, seq, start - 60_000 + seq * 1_000))
+    const findings = []
+    for (let live = 60; live < 100; live++) {
+      clock.ms = start + (live - 60) * 1_000
+      for (const id of ids) {
+        engine.onTelemetry(energy(id, live, clock.ms))
+        if (live - 44 < 60) engine.onTelemetry(energy(id, live - 44, start - 60_000 + (live - 44) * 1_000))
+      }
+      findings.push(...engine.tick().findings)
+    }
+    expect(findings.map((f) => `${f.policy} ${f.deviceId}: ${f.summary}`)).toEqual([])
+  })
+
+  it('counts silence from when a message was heard, not sent, and not below what its own delays can cause', () => {
+    // 20 devices on a 200 ms interval; after a stall the collector reads each message 1.5 s after it was sent
+    // (under the 2 s it takes as on time) and then hears nothing for a second while the broker is busy.
+    const start = Date.parse('2026-11-23T12:00:00Z')
+    const clock = clockAt(start)
+    const engine = new PolicyEngine(shipped, clock)
+    const ids = Array.from({ length: 20 }, (_, i) => `housing-${i}`)
+    const housing = (id: string, seq: number, sent: number): TelemetryObservation =>
+      ({ deviceId: id, kind: 'housing', site: 'estate', ts: sent, seq, fw: '1.8.3', readings: {}, receivedAtMs: clock.ms })
+    let seq = 0
+    for (; seq < 100; seq++, clock.ms += 200) for (const id of ids) engine.onTelemetry(housing(id, seq, clock.ms))
+    expect(engine.tick().findings).toEqual([])
+    engine.expectReplayUntil(clock.ms + 120_000) // a stall just ended
+    const findings = []
+    for (; seq < 200; seq++, clock.ms += 200) {
+      for (const id of ids) engine.onTelemetry(housing(id, seq, clock.ms - 1_500))
+      if (seq % 25 === 0) findings.push(...engine.tick().findings)
+    }
+    clock.ms += 1_000
+    findings.push(...engine.tick().findings)
+    expect(findings.map((f) => `${f.policy} ${f.deviceId}: ${f.summary}`)).toEqual([])
+    // A device that really stops is still found, a few seconds on.
+    clock.ms += 5_000
+    expect(engine.tick().findings.filter((f) => f.policy === 'device-silent')).toHaveLength(20)
+  })
 })
