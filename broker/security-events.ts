@@ -1,5 +1,5 @@
 /**
- * The broker's security events (PRODUCT.md): JSON on
+ * The broker's security events (docs/product.md): JSON on
  * `$SYS/placeguard/events/<type>`, readable by the collector role only.
  * The collector's policies turn them into alerts: `cert-rejected` and
  * `cert-revoked-attempt` from `tls-rejected`, `acl-violation` from

@@ -78,7 +78,7 @@ const delivery = z.strictObject({
 
 export const API_ROLES = ['viewer', 'operator'] as const
 export type ApiRole = typeof API_ROLES[number]
-/** `token:role,…` (PRODUCT.md); tokens of at least 16 characters, since they stand alone as credentials. */
+/** `token:role,…` (docs/product.md); tokens of at least 16 characters, since they stand alone as credentials. */
 const apiTokens = z.string().transform((value, context) => {
   const tokens: Array<{ token: string, role: ApiRole }> = []
   for (const item of value.split(',').map((part) => part.trim()).filter(Boolean)) {
@@ -135,7 +135,7 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   PLACEGUARD_POLICIES_DIR: 'policiesDir',
 }
 
-/** InfluxDB settings come from the environment as four variables (PRODUCT.md). */
+/** InfluxDB settings come from the environment as four variables (docs/product.md). */
 export const INFLUX_ENV: Readonly<Record<string, string>> = {
   PLACEGUARD_INFLUX_URL: 'url',
   PLACEGUARD_INFLUX_TOKEN: 'token',
@@ -144,7 +144,7 @@ export const INFLUX_ENV: Readonly<Record<string, string>> = {
 }
 
 /**
- * Sinks from the environment (PRODUCT.md names). Each fills the sink of the
+ * Sinks from the environment (docs/product.md names). Each fills the sink of the
  * same name in the file (routing in the file, secrets in the environment),
  * or adds one with default routing.
  */
