@@ -1,6 +1,6 @@
 /**
  * Scenario files: which misbehaviour to inject into which devices, when.
- * Every policy id in PRODUCT.md that a device can cause has an injector;
+ * Every policy id in docs/product.md that a device can cause has an injector;
  * each injected incident becomes one ground-truth line, so detections can
  * be scored.
  */

@@ -190,7 +190,7 @@ export class SimDevice {
       this.#replays--
       // An earlier seq sent again with a new ts: a replay. The very same bytes
       // again would be what a QoS 1 redelivery looks like, which detection
-      // rightly absorbs (README, replay).
+      // rightly absorbs (docs/policies.md, replay).
       return JSON.stringify({ ...JSON.parse(this.#lastPayload) as object, ts: Date.now() + this.#clockSkewMs })
     }
     const ts = Date.now() + this.#clockSkewMs

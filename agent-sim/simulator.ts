@@ -33,7 +33,7 @@ export interface SimulationOptions {
 
 export interface SimSnapshot { connected: number, devices: number, sent: number, acked: number, failed: number, connectErrors: number }
 
-/** The `--json` summary (PRODUCT.md) and a few more figures. */
+/** The `--json` summary (docs/product.md) and a few more figures. */
 export interface SimulationSummary {
   devices: number
   connected: number

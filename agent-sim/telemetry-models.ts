@@ -1,5 +1,5 @@
 /**
- * Readings that look like the real thing, per kind (PRODUCT.md payloads).
+ * Readings that look like the real thing, per kind (docs/product.md payloads).
  * Each model is a small state machine driven by the wall-clock time and a
  * seeded generator, so a run with `--seed` repeats.
  */

@@ -1,5 +1,5 @@
 /**
- * Topic access control (PRODUCT.md "Topics"). Pure functions of the
+ * Topic access control (docs/product.md "Topics"). Pure functions of the
  * certificate identity and the topic: a device may publish only under
  * `places/<site>/<kind>/<its id>/…` and subscribe only inside that subtree;
  * the collector role reads telemetry and security events and publishes

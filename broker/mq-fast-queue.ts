@@ -1,6 +1,6 @@
 /**
  * mqemitter with an O(1) wait queue — the first half of the fix for aedes
- * turning quadratic under one fast TLS publisher (README, "The aedes fix").
+ * turning quadratic under one fast TLS publisher (docs/broker.md, "The aedes fix").
  *
  * mqemitter parks messages beyond `concurrency` in two Arrays and takes them
  * back with Array#shift, which V8 does in O(n) once an array's backing store

@@ -1,6 +1,6 @@
 /**
  * Read back-pressure for one aedes client — the second half of the fix for
- * aedes under a fast TLS publisher (README, "The aedes fix").
+ * aedes under a fast TLS publisher (docs/broker.md, "The aedes fix").
  *
  * aedes uses one function (nextBatch) both as the per-packet completion
  * callback and as the socket's 'readable' listener, so each 'readable' event

@@ -1,5 +1,5 @@
 /**
- * Telemetry payloads (PRODUCT.md), validated per kind with zod: a payload
+ * Telemetry payloads (docs/product.md), validated per kind with zod: a payload
  * that fails is not stored as telemetry; it becomes a `payload-invalid`
  * security event whose reason names the field.
  */

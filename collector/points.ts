@@ -1,5 +1,5 @@
 /**
- * What the collector stores (PRODUCT.md, "InfluxDB schema"): measurement =
+ * What the collector stores (docs/product.md, "InfluxDB schema"): measurement =
  * kind, tags `site` and `device`, fields = readings + `seq` + `fw`;
  * security events in `security_event`.
  */

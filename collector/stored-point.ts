@@ -5,7 +5,7 @@
  */
 import { Point } from '@influxdata/influxdb-client'
 
-/** One point on its way to the store (PRODUCT.md, "InfluxDB schema"). */
+/** One point on its way to the store (docs/product.md, "InfluxDB schema"). */
 export interface StoredPoint {
   measurement: string
   tags: Record<string, string>

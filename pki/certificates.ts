@@ -5,7 +5,7 @@
  * node-forge cannot make ECDSA certificates or CRLs at all, and its pure-JS
  * RSA-2048 key generation costs ~168 ms a device (10,000 devices ≈ 35 min);
  * native P-256 keys cost ~0.07 ms and a signed certificate ~1.7 ms
- * (README, "Why not node-forge").
+ * (docs/pki.md, "Why not node-forge").
  */
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'

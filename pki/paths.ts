@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 
-/** Where the fleet PKI lives inside a data directory (PRODUCT.md, `pki init`). */
+/** Where the fleet PKI lives inside a data directory (docs/product.md, `pki init`). */
 export interface PkiPaths {
   dir: string
   caCert: string

@@ -1,5 +1,5 @@
 /**
- * Alerts (PRODUCT.md fields): findings deduplicated by (policy, device)
+ * Alerts (docs/product.md fields): findings deduplicated by (policy, device)
  * into one alert per open condition, with its lifecycle open →
  * acknowledged → resolved. Persisted in SQLite so a restart forgets
  * nothing; a resolved condition that returns opens a new alert.
@@ -84,7 +84,7 @@ CREATE INDEX IF NOT EXISTS alerts_page ON alerts (detected_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS alerts_expiry ON alerts (status, resolved_at);
 `
 
-/** Resolved alerts are kept this long for the record, then deleted (PRODUCT.md: alerts "and their history"). */
+/** Resolved alerts are kept this long for the record, then deleted (docs/product.md: alerts "and their history"). */
 export const DEFAULT_RESOLVED_RETENTION_MS = 90 * 86_400_000
 /** How often at most the book deletes expired alerts while it is being read. */
 const EXPIRE_EVERY_MS = 3_600_000

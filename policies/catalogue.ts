@@ -1,5 +1,5 @@
 /**
- * Every policy PlaceGuard knows (PRODUCT.md ids), with the threat it
+ * Every policy PlaceGuard knows (docs/product.md ids), with the threat it
  * answers: its STRIDE category and, where one fits, the MITRE ATT&CK for
  * ICS technique an analyst can look up.
  */

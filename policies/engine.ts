@@ -419,7 +419,7 @@ export class PolicyEngine {
     // The time since the previous message is one interval only if no message
     // of the device lies between them. A backlog that aedes interleaves with
     // live messages, or frames lost on the way (seq is a frame counter,
-    // PRODUCT.md), put a gap of many intervals between two messages read in
+    // docs/product.md), put a gap of many intervals between two messages read in
     // order; learned as one interval it would lengthen the baseline several
     // times over (the fast weight below lets long intervals in) and make the
     // device's ordinary rate look like a burst. Spread over the seqs it

@@ -1,5 +1,5 @@
 /**
- * The words of the alert contract (PRODUCT.md): the policy ids that alerts,
+ * The words of the alert contract (docs/product.md): the policy ids that alerts,
  * policy files and sink routing name, and the severities. Every room speaks
  * them — the policies define what each id means, delivery routes by them,
  * configuration validates them — so they live here, where any room may

@@ -24,23 +24,23 @@ const brokerLimits = z.strictObject({
   publishBurst: positive.describe('publishes back to back before the rate applies'),
   maxThrottleMs: positive.describe('longest a publish is held by the rate limit before the device is disconnected'),
   handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept'),
-  connectTimeoutMs: positive,
-  crlPollMs: positive,
+  connectTimeoutMs: positive.describe('time from the TLS handshake to the MQTT CONNECT'),
+  crlPollMs: positive.describe('how often the CRL file is checked for changes'),
   maxQueuedPerClient: positive.describe('messages kept for one offline persistent session (the collector); beyond it they are dropped and reported'),
-  maxQueuedBytesPerClient: positive.describe('bytes of messages kept for one persistent session; beyond it they are dropped and reported'),
+  maxQueuedBytesPerClient: positive.describe('bytes of messages kept for one persistent session; beyond it they are dropped and reported (broker default 134217728, 128 MiB)'),
 }).partial()
 
 const influx = z.strictObject({
   url: z.url().describe('InfluxDB 2.x base URL'),
   token: z.string().min(1).describe('API token with write access to the bucket'),
-  org: z.string().min(1),
-  bucket: z.string().min(1),
+  org: z.string().min(1).describe('InfluxDB organisation'),
+  bucket: z.string().min(1).describe('bucket the collector writes to'),
 })
 
 const collector = z.strictObject({
-  spoolMaxBytes: positive.describe('disk the spool may use before the collector stops acknowledging'),
-  batchSize: positive.describe('points per write to the store'),
-  retentionDays: positive.describe('history kept by the embedded store'),
+  spoolMaxBytes: positive.describe('disk the spool may use before the collector stops acknowledging (collector default 536870912, 512 MiB)'),
+  batchSize: positive.describe('points per write to the store (collector default 5000)'),
+  retentionDays: positive.describe('days of history kept by the embedded store (collector default 7)'),
 }).partial()
 
 /** Routing shared by every sink: which alerts and which changes go there. */
@@ -70,14 +70,14 @@ export const sinkSchema = z.discriminatedUnion('type', [
 
 const delivery = z.strictObject({
   /** A sink that has failed for this long moves its alerts to the dead-letter list and raises an alert about itself. */
-  deadLetterAfterMs: positive.default(6 * 3_600_000),
-  sinks: z.array(sinkSchema).default([]).refine((sinks) => new Set(sinks.map((s) => s.name ?? s.type)).size === sinks.length,
+  deadLetterAfterMs: positive.default(6 * 3_600_000).describe('a sink failing this long dead-letters its overdue deliveries and raises delivery-failing'),
+  sinks: z.array(sinkSchema).default([]).describe('SOC sinks and their routing (docs/delivery.md)').refine((sinks) => new Set(sinks.map((s) => s.name ?? s.type)).size === sinks.length,
     'two sinks have the same name; give each a distinct name'),
 })
 
 export const API_ROLES = ['viewer', 'operator'] as const
 export type ApiRole = typeof API_ROLES[number]
-/** `token:role,…` (PRODUCT.md); tokens of at least 16 characters, since they stand alone as credentials. */
+/** `token:role,…` (docs/product.md); tokens of at least 16 characters, since they stand alone as credentials. */
 const apiTokens = z.string().transform((value, context) => {
   const tokens: Array<{ token: string, role: ApiRole }> = []
   for (const item of value.split(',').map((part) => part.trim()).filter(Boolean)) {
@@ -97,23 +97,23 @@ const apiTokens = z.string().transform((value, context) => {
   return tokens
 })
 
-const configSchema = z.strictObject({
-  dataDir: z.string().min(1),
-  mqttHost: z.string().min(1).default('0.0.0.0'),
-  mqttPort: port.default(8883),
-  httpPort: port.default(8080),
-  httpHost: z.string().min(1).default('0.0.0.0'),
+export const configSchema = z.strictObject({
+  dataDir: z.string().min(1).describe('data directory (default ./data)'),
+  mqttHost: z.string().min(1).default('0.0.0.0').describe('address the broker listens on'),
+  mqttPort: port.default(8883).describe('MQTT over TLS port'),
+  httpPort: port.default(8080).describe('HTTP API and dashboard port'),
+  httpHost: z.string().min(1).default('0.0.0.0').describe('address the HTTP API listens on'),
   /** Bearer tokens of the HTTP API; none: only /healthz and /readyz answer. */
-  apiTokens: apiTokens.default([]),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  apiTokens: apiTokens.default([]).describe('token:role,… with roles viewer and operator, tokens of at least 16 characters; none: only /healthz and /readyz answer'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   broker: brokerLimits.default({}),
   /** Where the broker keeps sessions and queued QoS 1 messages: <data-dir>/broker.db, or memory (lost at a restart; for benches). */
-  brokerState: z.enum(['sqlite', 'memory']).default('sqlite'),
+  brokerState: z.enum(['sqlite', 'memory']).default('sqlite').describe('where the broker keeps sessions, subscriptions, retained and queued messages: sqlite (<data-dir>/broker.db) or memory (lost at a restart; for benches)'),
   /** Absent: telemetry goes to the embedded store in the data directory. */
-  influx: influx.optional(),
+  influx: influx.optional().describe('InfluxDB 2.x write target, all four keys or none; absent: the embedded store'),
   collector: collector.default({}),
   /** Directory of policy YAML files; default: the ones shipped in policies/. */
-  policiesDir: z.string().min(1).optional(),
+  policiesDir: z.string().min(1).optional().describe('directory of policy YAML files; absent: the ones shipped in policies/'),
   /** SOC sinks for alerts (delivery/). */
   delivery: delivery.default({ deadLetterAfterMs: 6 * 3_600_000, sinks: [] }),
 })
@@ -123,7 +123,7 @@ export type SinkConfig = z.infer<typeof sinkSchema>
 export type SinkConfigOf<T extends SinkConfig['type']> = Extract<SinkConfig, { type: T }>
 
 /** Environment variables and the config keys they set. */
-const ENV_KEYS: Record<string, string> = {
+export const ENV_KEYS: Readonly<Record<string, string>> = {
   PLACEGUARD_DATA_DIR: 'dataDir',
   PLACEGUARD_MQTT_HOST: 'mqttHost',
   PLACEGUARD_MQTT_PORT: 'mqttPort',
@@ -134,8 +134,8 @@ const ENV_KEYS: Record<string, string> = {
   PLACEGUARD_POLICIES_DIR: 'policiesDir',
 }
 
-/** InfluxDB settings come from the environment as four variables (PRODUCT.md). */
-const INFLUX_ENV: Record<string, string> = {
+/** InfluxDB settings come from the environment as four variables (docs/product.md). */
+export const INFLUX_ENV: Readonly<Record<string, string>> = {
   PLACEGUARD_INFLUX_URL: 'url',
   PLACEGUARD_INFLUX_TOKEN: 'token',
   PLACEGUARD_INFLUX_ORG: 'org',
@@ -143,11 +143,11 @@ const INFLUX_ENV: Record<string, string> = {
 }
 
 /**
- * Sinks from the environment (PRODUCT.md names). Each fills the sink of the
+ * Sinks from the environment (docs/product.md names). Each fills the sink of the
  * same name in the file (routing in the file, secrets in the environment),
  * or adds one with default routing.
  */
-const SINK_ENV: Array<{ type: SinkConfig['type'], fields: Record<string, string> }> = [
+export const SINK_ENV: ReadonlyArray<{ type: SinkConfig['type'], fields: Record<string, string> }> = [
   { type: 'webhook', fields: { PLACEGUARD_WEBHOOK_URL: 'url', PLACEGUARD_WEBHOOK_SECRET: 'secrets' } },
   { type: 'slack', fields: { PLACEGUARD_SLACK_URL: 'url' } },
   { type: 'teams', fields: { PLACEGUARD_TEAMS_URL: 'url' } },

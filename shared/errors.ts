@@ -1,6 +1,6 @@
 /**
  * The one catalogue of PlaceGuard error codes. Every error a user can see
- * carries one of these codes; README.md lists them (a test keeps the two in
+ * carries one of these codes; docs/errors.md lists them (a test keeps the two in
  * step, as fastify does for FST_ERR_*).
  */
 export const ERROR_CODES = {

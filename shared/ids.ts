@@ -1,6 +1,6 @@
 import { invalidInput } from './errors.ts'
 
-/** Device ids and site names (PRODUCT.md): lower-case letters, digits and '-', 1–64 long. */
+/** Device ids and site names (docs/product.md): lower-case letters, digits and '-', 1–64 long. */
 export const ID_PATTERN = /^[a-z0-9-]{1,64}$/
 
 export const DEVICE_KINDS = ['flood', 'energy', 'housing'] as const

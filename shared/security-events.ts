@@ -3,7 +3,7 @@
  * the collector stores them and the policies judge them, so the type lives
  * in shared/ and none of those rooms imports another for it.
  *
- * The broker's security events (PRODUCT.md): JSON on
+ * The broker's security events (docs/product.md): JSON on
  * `$SYS/placeguard/events/<type>`, readable by the collector role only.
  * The collector's policies turn them into alerts: `cert-rejected` and
  * `cert-revoked-attempt` from `tls-rejected`, `acl-violation` from

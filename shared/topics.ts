@@ -1,6 +1,6 @@
 import type { DeviceKind } from './ids.ts'
 
-/** Security events from the broker: `$SYS/placeguard/events/<type>` (PRODUCT.md). */
+/** Security events from the broker: `$SYS/placeguard/events/<type>` (docs/product.md). */
 export const SECURITY_EVENTS_PREFIX = '$SYS/placeguard/events/'
 export const SECURITY_EVENTS_FILTER = `${SECURITY_EVENTS_PREFIX}#`
 

@@ -1,5 +1,5 @@
 /**
- * The HTTP API and the web dashboard (PRODUCT.md "HTTP API"), as a fastify
+ * The HTTP API and the web dashboard (docs/product.md "HTTP API"), as a fastify
  * app: `buildApi(source)` builds it, the caller listens (fastify's app /
  * server split, so tests can use real HTTP or inject()).
  *

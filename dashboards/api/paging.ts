@@ -1,5 +1,5 @@
 /**
- * Lists answer `{ items, total, next }` (PRODUCT.md); `next` is an opaque
+ * Lists answer `{ items, total, next }` (docs/product.md); `next` is an opaque
  * cursor for the following page, null on the last one.
  */
 import { PlaceGuardError } from '../../shared/errors.ts'

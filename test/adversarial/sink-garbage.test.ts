@@ -129,7 +129,7 @@ describe('SOC sinks answering garbage', () => {
     const sent = changes(8)
     // One at a time, each once the peer has it: a reset then always comes
     // between two messages. (A message written while a reset is in flight is
-    // what TCP syslog cannot see — README, delivery — and no test can fix.)
+    // what TCP syslog cannot see — docs/delivery.md — and no test can fix.)
     for (const change of sent) {
       outbox.enqueue(change)
       await waitFor(() => received.has(change.alert.id), 10_000, 'the peer has the message')

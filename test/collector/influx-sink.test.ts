@@ -39,7 +39,7 @@ describe('InfluxDB sink, against victoria-metrics', () => {
   beforeAll(async () => { store = await startVictoriaMetrics() })
   afterAll(async () => { await store.stop() })
 
-  it('writes points with the PRODUCT.md schema: measurement = kind, tags site and device, readings + seq + fw', async () => {
+  it('writes points with the docs/product.md schema: measurement = kind, tags site and device, readings + seq + fw', async () => {
     const sink = sinkFor(store.url)
     const points = [floodPoint('flood-001', 1), floodPoint('flood-001', 2), floodPoint('flood-002', 1)]
     expect(await sink.write(points)).toEqual({ outcome: 'success' })

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { DeliveredChange, Delivery } from '../../delivery/index.ts'
 import type { Alert } from '../../policies/index.ts'
 
-/** The alert JSON fields every sink carries (PRODUCT.md). */
+/** The alert JSON fields every sink carries (docs/product.md). */
 export const PRODUCT_FIELDS = ['id', 'policy', 'severity', 'deviceId', 'site', 'kind', 'summary', 'detectedAt', 'status', 'evidence'] as const
 
 export function alertOf (overrides: Partial<Alert> = {}): Alert {

@@ -59,7 +59,7 @@ describe('loadConfig: alert sinks', () => {
   const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`
   const rotated = `whsec_${Buffer.alloc(32, 9).toString('base64')}`
 
-  it('takes sinks from the environment (PRODUCT.md names), several webhook secrets for rotation', () => {
+  it('takes sinks from the environment (docs/product.md names), several webhook secrets for rotation', () => {
     const config = loadConfig({ env: {
       PLACEGUARD_WEBHOOK_URL: 'https://soc.example/hooks/placeguard', PLACEGUARD_WEBHOOK_SECRET: `${secret}, ${rotated}`,
       PLACEGUARD_SLACK_URL: 'https://hooks.slack.example/services/T/B/X', PLACEGUARD_SYSLOG_URL: 'tls://siem.example:6514',
