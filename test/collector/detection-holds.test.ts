@@ -7,6 +7,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { closeSync, constants, existsSync, openSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { runSimulation, type SimulationSummary } from '../../agent-sim/index.ts'
 import { EmbeddedStore } from '../../collector/embedded-store.ts'
@@ -121,6 +122,20 @@ async function storedTelemetry (dataDir: string): Promise<number> {
   }
 }
 
+/** Telemetry points in the embedded store now, read beside the running collector (read-only, WAL). */
+function storedNow (dataDir: string): number {
+  try {
+    const db = new DatabaseSync(join(dataDir, 'telemetry.db'), { readOnly: true })
+    try {
+      return (db.prepare(`SELECT COUNT(*) AS count FROM points WHERE measurement IN ('flood', 'energy', 'housing')`).get() as { count: number }).count
+    } finally {
+      db.close()
+    }
+  } catch {
+    return 0 // not created yet
+  }
+}
+
 describe('a clean fleet while the collector stalls (collector process, real broker)', () => {
   let fleet: TestFleet
   let broker: RunningBroker
@@ -159,15 +174,12 @@ describe('a clean fleet while the collector stalls (collector process, real brok
         },
       })
       await acting
-      // A collector that fell behind reads what the broker still holds before it is stopped: its log says
-      // when it has caught up (where its stdout is read at all). Then a moment more for the last writes.
-      if (options.stdout === undefined) {
-        await waitFor(() => {
-          const text = collector.logs.join('')
-          return text.lastIndexOf('the collector has caught up') >= text.lastIndexOf('the collector is behind its input')
-        }, 180_000, 'the collector caught up')
-      }
-      await sleep(3_000)
+      // A collector that fell behind (or was restarted) reads what the broker still holds before it is
+      // stopped: wait until the store holds as many messages as the broker acknowledged, or 180 s. Its log's
+      // "caught up" line was not enough: a restarted collector may not have said it was behind yet.
+      const deadline = Date.now() + 180_000
+      while (Date.now() < deadline && storedNow(dataDir) < summary.acked) await sleep(1_000)
+      await sleep(1_000)
       await stopCollector(collector.child)
       return { alerts, summary, stored: await storedTelemetry(dataDir) }
     } finally {
