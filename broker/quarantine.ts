@@ -8,9 +8,8 @@
  * Commands arrive from the collector role on QUARANTINE_CONTROL_TOPIC
  * (the collector may run in another process), validated here.
  */
-import { readFileSync } from 'node:fs'
 import { z } from 'zod'
-import { writeFileAtomic } from '../shared/files.ts'
+import { readTextIfExists, writeFileAtomic } from '../shared/files.ts'
 import { ID_PATTERN } from '../shared/ids.ts'
 
 /** Where the broker keeps its quarantines, in the data directory. */
@@ -77,13 +76,8 @@ export class QuarantineList {
   constructor (path?: string) {
     this.#path = path
     if (!path) return
-    let raw: string
-    try {
-      raw = readFileSync(path, 'utf8')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-      throw error
-    }
+    const raw = readTextIfExists(path)
+    if (raw === undefined) return
     for (const entry of JSON.parse(raw) as QuarantineEntry[]) this.#entries.set(entry.deviceId, entry)
   }
 

@@ -15,8 +15,8 @@
  * Entries are bounded by the client ids that certificates from the fleet CA
  * may hold (one per device, plus the collector's).
  */
-import { appendFileSync, readFileSync } from 'node:fs'
-import { writeFileAtomic } from '../shared/files.ts'
+import { appendFileSync } from 'node:fs'
+import { readTextIfExists, writeFileAtomic } from '../shared/files.ts'
 
 /** Where the broker keeps session owners, in the data directory. */
 export const SESSION_OWNERS_FILE = 'session-owners.jsonl'
@@ -31,13 +31,8 @@ export class SessionOwners {
   constructor (path?: string) {
     this.#path = path
     if (!path) return
-    let raw: string
-    try {
-      raw = readFileSync(path, 'utf8')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-      throw error
-    }
+    const raw = readTextIfExists(path)
+    if (raw === undefined) return
     for (const line of raw.split('\n')) {
       if (line.trim() === '') continue
       let change: Change

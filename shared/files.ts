@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { open, rename, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
@@ -57,6 +57,16 @@ export async function writeFileAtomicAsync (path: string, content: string, mode 
     await rename(temporary, path)
   } catch (error) {
     await rm(temporary, { force: true })
+    throw error
+  }
+}
+
+/** A text file's content, or undefined when it does not exist yet (any other error is thrown). */
+export function readTextIfExists (path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw error
   }
 }
