@@ -97,6 +97,8 @@ export interface BrokerOptions {
 interface Session {
   identity: Identity
   serial: string
+  /** The client certificate's notAfter, ms since the epoch (its will is withheld once it has passed). */
+  notAfter: number
   remoteAddress: string
   connectedAt: number
   throttle: PublishThrottle | undefined
@@ -141,8 +143,6 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   readonly #endedByBroker = new WeakMap<Session, string>()
   /** When a device's refused retain was last logged, per session. */
   readonly #retainRefusedAt = new WeakMap<Session, number>()
-  /** The client certificate's notAfter (ms), per session, read while the socket is open. */
-  readonly #notAfter = new WeakMap<Session, number>()
   #retainedRefused = 0
 
   constructor (options: BrokerOptions) {
@@ -281,13 +281,15 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       return
     }
     const now = this.#clock.now()
-    if (!this.#gate.admitSession(socket, { serial: serial!, notAfter: Date.parse(peer.valid_to), fields: { ...identityFields(identity), remoteAddress } })) {
+    const notAfter = Date.parse(peer.valid_to)
+    if (!this.#gate.admitSession(socket, { serial: serial!, notAfter, fields: { ...identityFields(identity), remoteAddress } })) {
       socket.destroy()
       return
     }
     this.#sessions.set(socket, {
       identity,
       serial: serial!,
+      notAfter,
       remoteAddress,
       connectedAt: now,
       throttle: identity.role === 'device' && this.limits.publishRatePerSec > 0
@@ -313,7 +315,6 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   #preConnect (client: Client, packet: { clientId: string, will?: { topic: string } | null }, done: (error: Error | null, ok: boolean) => void): void {
     const session = this.#session(client)
     if (!session) return done(new Error('connection without a verified identity'), false)
-    this.#notAfter.set(session, Date.parse((client.conn as TLSSocket).getPeerCertificate().valid_to))
     // preConnect runs while the parser is still on the CONNECT, so every
     // later packet's strings are checked on their raw bytes [MQTT-1.5.3].
     installStringValidity(client, (packetType, escaped, defect) => this.#onBadString(session, packetType, escaped, defect))
@@ -475,8 +476,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     if (ended) return ended
     if (this.#gate.isRevoked(session.serial)) return 'certificate revoked'
     if (session.identity.role === 'device' && this.#quarantine.holds(session.identity.deviceId)) return 'device quarantined'
-    const notAfter = this.#notAfter.get(session)
-    if (notAfter !== undefined && notAfter <= this.#clock.now()) return 'certificate expired'
+    if (session.notAfter <= this.#clock.now()) return 'certificate expired'
     return undefined
   }
 
