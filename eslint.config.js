@@ -15,11 +15,14 @@ const ROOMS = {
   pki: ['shared'],
   policies: ['shared'],
   broker: ['shared', 'pki'],
-  delivery: ['shared', 'policies'],
+  collector: ['shared'],
+  detection: ['shared', 'pki', 'policies'],
+  fleet: ['shared', 'pki'],
+  delivery: ['shared'],
+  dashboards: ['shared', 'policies', 'detection', 'fleet', 'delivery'],
   'agent-sim': ['shared', 'pki'],
-  collector: ['shared', 'pki', 'policies', 'broker', 'delivery'],
-  dashboards: ['shared', 'policies', 'delivery', 'collector'],
-  cli: ['shared', 'pki', 'policies', 'broker', 'delivery', 'agent-sim', 'collector', 'dashboards'],
+  app: ['shared', 'pki', 'policies', 'broker', 'collector', 'detection', 'fleet', 'delivery', 'dashboards', 'agent-sim'],
+  cli: ['shared', 'app', 'pki', 'policies', 'broker', 'delivery', 'agent-sim', 'collector', 'dashboards'],
 }
 
 const oneWayDoors = Object.entries(ROOMS).map(([room, allowed]) => ({

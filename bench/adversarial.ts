@@ -14,8 +14,9 @@
  *   npm run bench:adversarial -- [--seconds 10] [--max-connections 1200]
  */
 import { parseArgs } from 'node:util'
-import { createCollectorService } from '../collector/service.ts'
-import { apiSourceFrom, startApiServer } from '../dashboards/index.ts'
+import { createCollectorService } from '../app/collector-service.ts'
+import { apiSourceFrom } from '../app/index.ts'
+import { startApiServer } from '../dashboards/index.ts'
 import { loadConfig } from '../shared/config.ts'
 import { createLogger } from '../shared/logger.ts'
 import { startBrokerProcess } from '../test/helpers/broker-process.ts'

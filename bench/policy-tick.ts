@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util'
 import { loadPolicyDirectory, PolicyEngine } from '../policies/index.ts'
-import { SHIPPED_POLICIES_DIR } from '../collector/detection.ts'
+import { SHIPPED_POLICIES_DIR } from '../detection/detection.ts'
 import { printTable } from './lib/report.ts'
 
 const { values } = parseArgs({ options: { devices: { type: 'string', default: '1000,10000,50000' }, sites: { type: 'string', default: '4' } } })

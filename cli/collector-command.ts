@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { createCollectorService } from '../collector/index.ts'
-import { apiSourceFrom, startApiServer } from '../dashboards/index.ts'
+import { apiSourceFrom, createCollectorService } from '../app/index.ts'
+import { startApiServer } from '../dashboards/index.ts'
 import { loadConfig } from '../shared/config.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { createLogger } from '../shared/logger.ts'

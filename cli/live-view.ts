@@ -6,7 +6,7 @@
  * The JSON log still goes to a file; when stdout is not a terminal, `up`
  * prints JSON lines as before and this view is not used.
  */
-import type { AlertChange } from '../policies/index.ts'
+import type { AlertChange } from '../shared/alert-contract.ts'
 
 export interface LiveViewSource {
   /** Subscribes to alert changes; returns the unsubscribe. */

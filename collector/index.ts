@@ -1,10 +1,10 @@
 /**
- * The collector room: MQTT ingest into a durable spool, the store writer,
- * detection and the live fleet state, assembled by createCollectorService.
+ * The collector room: MQTT ingest into a durable spool, and the store
+ * writer that drains it into InfluxDB or the embedded store.
  */
-export { createCollectorService, type CollectorService, type PipelineMetrics } from './service.ts'
-export { SHIPPED_POLICIES_DIR } from './detection.ts'
-export {
-  DEVICE_HEALTH, DEVICE_SORTS, FleetState,
-  type DeviceCertificate, type DeviceFilter, type DeviceHealth, type DeviceSort, type DeviceSummary, type FleetSummary, type TelemetrySample,
-} from './fleet-state.ts'
+export { Collector, type CollectorMetrics, type CollectorOptions } from './collector.ts'
+export { EmbeddedStore } from './embedded-store.ts'
+export { createInfluxSink } from './influx-sink.ts'
+export { Spool } from './spool.ts'
+export { StoreWriter } from './store-writer.ts'
+export type { PointSink } from './stored-point.ts'

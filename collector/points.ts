@@ -3,9 +3,9 @@
  * kind, tags `site` and `device`, fields = readings + `seq` + `fw`;
  * security events in `security_event`.
  */
-import type { SecurityEvent } from '../broker/index.ts'
+import type { SecurityEvent } from '../shared/security-events.ts'
 import { type DeviceKind, isDeviceKind } from '../shared/ids.ts'
-import type { Telemetry } from './payload-schema.ts'
+import type { Telemetry } from '../shared/telemetry.ts'
 import type { StoredPoint } from './stored-point.ts'
 
 export const SECURITY_EVENT_MEASUREMENT = 'security_event'

@@ -4,4 +4,4 @@
  */
 export { buildApi, type ApiOptions } from './api/app.ts'
 export { startApiServer, type RunningApi } from './api/server.ts'
-export { apiSourceFrom, type ApiSource } from './api/source.ts'
+export type { ApiSource, DeviceDetail } from './api/source.ts'

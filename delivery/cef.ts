@@ -14,7 +14,7 @@
  * ever lands in a header field or an extension value, escaped; extension keys
  * are ours alone; and no control character survives to break the line.
  */
-import type { Severity } from '../policies/index.ts'
+import type { Severity } from '../shared/alert-contract.ts'
 import type { Delivery } from './sink.ts'
 
 /** CEF Severity is 0–10; the spec names 0–3 Low, 4–6 Medium, 7–8 High, 9–10 Very-High. */

@@ -5,7 +5,7 @@
  * Teams webhook URL is itself the credential.
  */
 import pkg from '../package.json' with { type: 'json' }
-import type { Alert } from '../policies/index.ts'
+import type { Alert } from '../shared/alert-contract.ts'
 import { type Delivery, type DeliveryResult, resultOfHttpStatus } from './sink.ts'
 
 /** Options every HTTP sink takes besides its configuration. */

@@ -20,7 +20,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
 import { inTransaction } from '../shared/sqlite.ts'
-import { type Alert, type AlertChange, SEVERITIES, type Severity } from '../policies/index.ts'
+import { type Alert, type AlertChange, SEVERITIES, type Severity } from '../shared/alert-contract.ts'
 import { DELIVERED_CHANGES, type DeliveredChange, type Delivery, type DeliveryResult, type Sink } from './sink.ts'
 
 /** Which alerts a sink receives. */

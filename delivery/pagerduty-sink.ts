@@ -9,7 +9,7 @@
  * never into an error or a log line.
  */
 import type { SinkConfigOf } from '../shared/config.ts'
-import type { Alert, Severity } from '../policies/index.ts'
+import type { Alert, Severity } from '../shared/alert-contract.ts'
 import { DEFAULT_TIMEOUT_MS, type HttpSinkOptions, postJson, sendEach, truncate } from './http-post.ts'
 import { shownAlert } from './shown-alert.ts'
 import type { DeliveredChange, Delivery, DeliveryResult, Sink } from './sink.ts'

@@ -8,7 +8,7 @@
  * analyst sees that they were there. Channel markup (Slack mrkdwn, CEF) is
  * escaped by each sink on top of this.
  */
-import type { Alert } from '../policies/index.ts'
+import type { Alert } from '../shared/alert-contract.ts'
 import { visibleText } from '../shared/untrusted-text.ts'
 
 const shown = (text: string): string => visibleText(text, Number.POSITIVE_INFINITY)

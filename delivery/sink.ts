@@ -6,7 +6,7 @@
  * or `failure` (the channel refused it for good, e.g. HTTP 400), as the
  * OpenTelemetry exporters do.
  */
-import type { Alert } from '../policies/index.ts'
+import type { Alert } from '../shared/alert-contract.ts'
 
 export const SINK_TYPES = ['webhook', 'slack', 'teams', 'pagerduty', 'syslog'] as const
 export type SinkType = typeof SINK_TYPES[number]

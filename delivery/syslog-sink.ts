@@ -16,7 +16,7 @@ import { connect as connectTcp, isIP, type Socket } from 'node:net'
 import { hostname as osHostname } from 'node:os'
 import { connect as connectTls, type TLSSocket } from 'node:tls'
 import pkg from '../package.json' with { type: 'json' }
-import type { Severity } from '../policies/index.ts'
+import type { Severity } from '../shared/alert-contract.ts'
 import type { SinkConfigOf } from '../shared/config.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { cefMessage } from './cef.ts'

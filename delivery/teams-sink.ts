@@ -14,7 +14,7 @@
  * `[click](https://evil)` shows as those characters, not as a link (STRIDE S/T).
  */
 import type { SinkConfigOf } from '../shared/config.ts'
-import type { Alert, Severity } from '../policies/index.ts'
+import type { Alert, Severity } from '../shared/alert-contract.ts'
 import { DEFAULT_TIMEOUT_MS, evidenceLine, type HttpSinkOptions, postJson, truncate } from './http-post.ts'
 import { shownAlert } from './shown-alert.ts'
 import type { DeliveredChange, Delivery, Sink } from './sink.ts'

@@ -3,9 +3,9 @@
  * answers: its STRIDE category and, where one fits, the MITRE ATT&CK for
  * ICS technique an analyst can look up.
  */
-import { POLICY_IDS, type PolicyId } from '../shared/alert-contract.ts'
+import { type AlertPolicy, POLICY_IDS, type PolicyId, SYSTEM_ALERT_IDS, type SystemAlertId } from '../shared/alert-contract.ts'
 
-export { POLICY_IDS, type PolicyId }
+export { type AlertPolicy, POLICY_IDS, type PolicyId, SYSTEM_ALERT_IDS, type SystemAlertId }
 
 export type Stride = 'Spoofing' | 'Tampering' | 'Repudiation' | 'Information disclosure' | 'Denial of service' | 'Elevation of privilege'
 
@@ -34,15 +34,6 @@ export const POLICY_THREATS: Record<PolicyId, PolicyThreat> = {
   'clock-skew': { stride: 'Repudiation', summary: 'a device clock is far from the collector time' },
   'replay': { stride: 'Spoofing', attack: { id: 'T0830', name: 'Adversary-in-the-Middle' }, summary: 'a message was repeated or its sequence went backwards' },
 }
-
-/**
- * Alerts PlaceGuard raises about itself rather than a device; their
- * `deviceId` names the part (`sink:<name>`). Not configurable policies.
- */
-export const SYSTEM_ALERT_IDS = ['delivery-failing', 'pipeline-stalled', 'alert-storm'] as const
-export type SystemAlertId = typeof SYSTEM_ALERT_IDS[number]
-/** What an alert's `policy` may be. */
-export type AlertPolicy = PolicyId | SystemAlertId
 
 export const ALERT_THREATS: Record<AlertPolicy, PolicyThreat> = {
   ...POLICY_THREATS,

@@ -1,3 +1,4 @@
+import type { Evidence } from '../shared/alert-contract.ts'
 import type { PolicyId } from './catalogue.ts'
 import type { Severity } from './schema.ts'
 
@@ -9,7 +10,7 @@ export interface Finding {
   /** One line for a person: what was seen, against which threshold. */
   summary: string
   /** The facts behind it: values, thresholds, times. */
-  evidence: Record<string, string | number | boolean | null>
+  evidence: Evidence
   /** Where the device is, when the engine knows (set by the engine, not the rules). */
   site?: string | null
   kind?: string | null

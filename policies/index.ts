@@ -14,4 +14,3 @@ export { emptyWindow, eventWindowRule, MAX_CLAIMS_PER_ADDRESS, policyForEvent, t
 export { rateBurstRule, robustZ, type RateFacts } from './rules/rate-burst.ts'
 export { deviceSilentRule, type SilenceFacts } from './rules/device-silent.ts'
 export { PolicyEngine, type Clear, type Quieted, type Verdict } from './engine.ts'
-export { AlertBook, DEFAULT_RESOLVED_RETENTION_MS, LIST_LIMIT, type Alert, type AlertPage, type AlertQuery, type AlertChange, type AlertResponse, type AlertStatus, type Raisable } from './alert-book.ts'

@@ -6,8 +6,8 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
-import { DEVICE_HEALTH } from '../../collector/index.ts'
-import { SEVERITIES } from '../../policies/index.ts'
+import { DEVICE_HEALTH } from '../../fleet/index.ts'
+import { SEVERITIES } from '../../shared/alert-contract.ts'
 import type { ApiSource } from './source.ts'
 
 /** A counter that follows a running total kept elsewhere (prom-client counters only go up by inc()). */

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { SEVERITIES } from '../../policies/index.ts'
-import type { AlertQuery as BookQuery, AlertStatus, Severity } from '../../policies/index.ts'
+import { type AlertStatus, SEVERITIES, type Severity } from '../../shared/alert-contract.ts'
+import type { AlertQuery as BookQuery } from '../../detection/index.ts'
 import { PlaceGuardError } from '../../shared/errors.ts'
 import { pageSchema, pagingQuery } from './paging.ts'
 import { alertSchema, errorSchema, idParams, notFound } from './schemas.ts'

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { DEVICE_HEALTH, DEVICE_SORTS, type DeviceFilter, type DeviceSort } from '../../collector/index.ts'
+import { DEVICE_HEALTH, DEVICE_SORTS, type DeviceFilter, type DeviceSort } from '../../fleet/index.ts'
 import { DEVICE_KINDS, type DeviceKind } from '../../shared/ids.ts'
 import { decodeCursor, encodeCursor, pageSchema, pagingQuery } from './paging.ts'
 import { alertSchema, deviceSummarySchema, errorSchema, idParams, notFound } from './schemas.ts'

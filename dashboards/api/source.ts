@@ -1,11 +1,13 @@
 /**
  * What the HTTP API reads and acts on, handed in by whoever serves it (the
- * collector service in `collector` and `up`). The API keeps no state of
- * its own besides its live-stream clients.
+ * composition root, app/, builds one over a collector service). The API
+ * keeps no state of its own besides its live-stream clients.
  */
-import type { CollectorService, DeviceSummary, DeviceCertificate, FleetState, TelemetrySample } from '../../collector/index.ts'
+import type { AlertPage, AlertQuery } from '../../detection/index.ts'
 import type { DeadLetter, SinkMetrics } from '../../delivery/index.ts'
-import { type Alert, type AlertBook, type AlertChange, type LoadedPolicy, type QuietWindow, validatePolicyText } from '../../policies/index.ts'
+import type { DeviceSummary, DeviceCertificate, FleetView, TelemetrySample } from '../../fleet/index.ts'
+import type { LoadedPolicy, QuietWindow } from '../../policies/index.ts'
+import type { Alert, AlertChange } from '../../shared/alert-contract.ts'
 import type { ApiRole } from '../../shared/config.ts'
 
 export interface DeviceDetail extends DeviceSummary {
@@ -17,8 +19,12 @@ export interface DeviceDetail extends DeviceSummary {
 }
 
 export interface ApiSource {
-  fleet: FleetState
-  alerts: Pick<AlertBook, 'list' | 'get' | 'page'>
+  fleet: FleetView
+  alerts: {
+    list: (query?: AlertQuery) => Alert[]
+    get: (id: string) => Alert | undefined
+    page: (query: AlertQuery, limit: number, cursor?: string) => AlertPage
+  }
   acknowledge: (id: string, by: string) => Alert | undefined
   resolve: (id: string, by: string) => Alert | undefined
   comment: (id: string, by: string, text: string) => Alert | undefined
@@ -35,36 +41,4 @@ export interface ApiSource {
   /** Subscribes to alert changes (the live stream); returns the unsubscribe. */
   onAlertChange: (listener: (change: AlertChange) => void) => () => void
   tokens: ReadonlyArray<{ token: string, role: ApiRole }>
-}
-
-/**
- * What a collector service offers the API, in the API's own terms: the
- * dashboard depends on the collector, never the other way round.
- */
-export function apiSourceFrom (service: CollectorService, tokens: ApiSource['tokens']): ApiSource {
-  const { detection, outbox, fleet } = service
-  return {
-    fleet,
-    alerts: detection.alerts,
-    acknowledge: (id, by) => detection.acknowledge(id, by),
-    resolve: (id, by) => detection.resolve(id, by),
-    comment: (id, by, text) => detection.comment(id, by, text),
-    rateOf: (deviceId) => detection.engine.rateOf(deviceId),
-    policies: () => detection.policySet,
-    validatePolicy: (yaml) => {
-      try {
-        validatePolicyText(yaml)
-        return { valid: true }
-      } catch (error) {
-        return { valid: false, error: (error as Error).message }
-      }
-    },
-    reloadPolicies: () => detection.reloadPolicies(),
-    liftQuarantine: (deviceId, by) => detection.liftQuarantine(deviceId, by),
-    delivery: { metrics: () => outbox.metrics(), deadLetters: () => outbox.deadLetters(), requeue: (sink) => outbox.requeueDeadLetters(sink) },
-    pipeline: () => ({ ...service.metrics() }),
-    ready: () => ({ broker: service.collector.connected, store: !service.spool.nearFull }),
-    onAlertChange: service.onAlertChange,
-    tokens,
-  }
 }

@@ -6,8 +6,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type CollectorService, createCollectorService } from '../../collector/service.ts'
-import { apiSourceFrom, type RunningApi, startApiServer } from '../../dashboards/index.ts'
+import { type CollectorService, createCollectorService } from '../../app/collector-service.ts'
+import { apiSourceFrom } from '../../app/index.ts'
+import { type RunningApi, startApiServer } from '../../dashboards/index.ts'
 import { loadConfig } from '../../shared/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { useFleetWithBroker } from '../helpers/broker.ts'

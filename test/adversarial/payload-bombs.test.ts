@@ -6,7 +6,7 @@
  * device's telemetry is still stored, every message of it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type CollectorService, createCollectorService } from '../../collector/service.ts'
+import { type CollectorService, createCollectorService } from '../../app/collector-service.ts'
 import { loadConfig } from '../../shared/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { connectClient, useFleetWithBroker, waitFor } from '../helpers/broker.ts'

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, describe, expect, it } from 'vitest'
 import { alertLine, startLiveView } from '../../cli/live-view.ts'
-import type { Alert, AlertChange } from '../../policies/index.ts'
+import type { Alert, AlertChange } from '../../shared/alert-contract.ts'
 import { waitFor } from '../helpers/broker.ts'
 import { freePort } from '../helpers/free-port.ts'
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { cefMessage } from '../../delivery/cef.ts'
 import type { Delivery, DeliveredChange } from '../../delivery/sink.ts'
-import type { Alert } from '../../policies/index.ts'
+import type { Alert } from '../../shared/alert-contract.ts'
 import { alertOf, deliveryOf } from '../helpers/alerts.ts'
 import { parseCef } from '../helpers/cef.ts'
 

@@ -11,7 +11,7 @@ import { freePort } from '../helpers/free-port.ts'
 import { cefMessage } from '../../delivery/cef.ts'
 import type { DeliveredChange, Delivery, DeliveryResult, Sink } from '../../delivery/sink.ts'
 import { createSyslogSink } from '../../delivery/syslog-sink.ts'
-import type { Alert } from '../../policies/index.ts'
+import type { Alert } from '../../shared/alert-contract.ts'
 import { alertOf, deliveryOf } from '../helpers/alerts.ts'
 import { parseCef } from '../helpers/cef.ts'
 

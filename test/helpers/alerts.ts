@@ -1,7 +1,7 @@
 /** Alerts and deliveries as the outbox hands them to a sink, without the alert book. */
 import { randomUUID } from 'node:crypto'
 import type { DeliveredChange, Delivery } from '../../delivery/index.ts'
-import type { Alert } from '../../policies/index.ts'
+import type { Alert } from '../../shared/alert-contract.ts'
 
 /** The alert JSON fields every sink carries (docs/product.md). */
 export const PRODUCT_FIELDS = ['id', 'policy', 'severity', 'deviceId', 'site', 'kind', 'summary', 'detectedAt', 'status', 'evidence'] as const

@@ -6,7 +6,7 @@
  */
 import { Outbox } from '../../delivery/index.ts'
 import { createSink } from '../../delivery/sinks.ts'
-import { AlertBook } from '../../policies/index.ts'
+import { AlertBook } from '../../detection/alert-book.ts'
 import { createLogger } from '../../shared/logger.ts'
 
 const [path, url, secret, count] = process.argv.slice(2) as [string, string, string, string]

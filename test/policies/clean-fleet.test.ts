@@ -3,10 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { DEFAULT_MIX, planFleet } from '../../agent-sim/index.ts'
 import { Random } from '../../agent-sim/random.ts'
 import { createReadingModel } from '../../agent-sim/telemetry-models.ts'
-import {
-  clockSkewRule, type Finding, firmwareDowngradeRule, firmwareOutdatedRule, firmwareVulnerableRule, loadPolicyDirectory,
-  type Policy, type PolicyOf, type PreviousTelemetry, replayRule, type TelemetryObservation, valueImplausibleRule,
-} from '../../policies/index.ts'
+import { clockSkewRule, type Finding, firmwareDowngradeRule, firmwareOutdatedRule, firmwareVulnerableRule, loadPolicyDirectory, type Policy, type PolicyOf, type PreviousTelemetry, replayRule, type TelemetryObservation, valueImplausibleRule } from '../../policies/index.ts'
 
 const policies = new Map(loadPolicyDirectory(join(import.meta.dirname, '..', '..', 'policies')).map(({ policy }) => [policy.id, policy]))
 const get = <I extends Policy['id']>(id: I) => policies.get(id) as PolicyOf<I>

@@ -1,7 +1,8 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { SecurityEvent } from '../../broker/index.ts'
-import { AlertBook, loadPolicyDirectory, PolicyEngine, policySchema, type TelemetryObservation } from '../../policies/index.ts'
+import { AlertBook } from '../../detection/alert-book.ts'
+import { loadPolicyDirectory, PolicyEngine, policySchema, type TelemetryObservation } from '../../policies/index.ts'
 
 const shipped = loadPolicyDirectory(join(import.meta.dirname, '..', '..', 'policies')).map((l) => l.policy)
 function clockAt (start: number) {

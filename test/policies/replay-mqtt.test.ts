@@ -5,7 +5,7 @@
  * with new content still raises `replay`.
  */
 import { describe, expect, it } from 'vitest'
-import { createCollectorService } from '../../collector/service.ts'
+import { createCollectorService } from '../../app/collector-service.ts'
 import { loadConfig } from '../../shared/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'

@@ -1,8 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import {
-  certExpiryRule, clockSkewRule, firmwareDowngradeRule, firmwareOutdatedRule, firmwareVulnerableRule,
-  policySchema, type PolicyOf, replayRule, type TelemetryObservation, valueImplausibleRule,
-} from '../../policies/index.ts'
+import { certExpiryRule, clockSkewRule, firmwareDowngradeRule, firmwareOutdatedRule, firmwareVulnerableRule, policySchema, type PolicyOf, replayRule, type TelemetryObservation, valueImplausibleRule } from '../../policies/index.ts'
 
 const DAY = 86_400_000
 const NOW = Date.parse('2026-11-23T12:00:00Z')

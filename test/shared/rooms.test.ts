@@ -31,15 +31,17 @@ describe('one-way rooms', () => {
       .toEqual([expect.stringMatching(/shared\/ may not import policies\//)])
   })
 
-  it('refuses an upward import (policies/ reaching into broker/, broker/ into collector/)', async () => {
+  it('refuses an upward or sideways import (policies/ into broker/, broker/ into collector/, collector/ into detection/, dashboards/ into app/)', async () => {
     expect(await importErrors('policies/probe.ts', "export type { PlaceGuardBroker } from '../broker/index.ts'\n")).toHaveLength(1)
-    expect(await importErrors('broker/probe.ts', "export type { CollectorService } from '../collector/index.ts'\n")).toHaveLength(1)
+    expect(await importErrors('broker/probe.ts', "export type { Collector } from '../collector/index.ts'\n")).toHaveLength(1)
+    expect(await importErrors('collector/probe.ts', "export type { Detection } from '../detection/index.ts'\n")).toHaveLength(1)
+    expect(await importErrors('dashboards/api/probe.ts', "export type { CollectorService } from '../../app/index.ts'\n")).toHaveLength(1)
   })
 
   it('refuses a side door into another room, and lets the front door through', async () => {
-    expect(await importErrors('dashboards/api/probe.ts', "export { FleetState } from '../../collector/fleet-state.ts'\n"))
-      .toEqual([expect.stringMatching(/enter collector\/ through its index.ts/)])
-    expect(await importErrors('dashboards/api/probe.ts', "export { FleetState } from '../../collector/index.ts'\n")).toEqual([])
-    expect(await importErrors('collector/probe.ts', "export { ID_PATTERN } from '../shared/ids.ts'\n")).toEqual([])
+    expect(await importErrors('dashboards/api/probe.ts', "export { FleetState } from '../../fleet/fleet-state.ts'\n"))
+      .toEqual([expect.stringMatching(/enter fleet\/ through its index.ts/)])
+    expect(await importErrors('dashboards/api/probe.ts', "export type { FleetView } from '../../fleet/index.ts'\n")).toEqual([])
+    expect(await importErrors('collector/probe.ts', "export { ID_PATTERN } from './ids.ts'\n")).toEqual([])
   })
 })

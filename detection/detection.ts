@@ -12,16 +12,19 @@
  */
 import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
-import type { QuarantineCommand, SecurityEvent } from '../broker/index.ts'
+import type { QuarantineCommand } from '../shared/control.ts'
+import type { SecurityEvent } from '../shared/security-events.ts'
 import { FleetPki, type InventoryEntry } from '../pki/index.ts'
-import { type Alert, type AlertPolicy, AlertBook, type AlertChange, type Finding, loadPolicySet, type PolicySet, type Raisable, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
+import type { Alert, AlertChange, AlertPolicy } from '../shared/alert-contract.ts'
+import { type Finding, loadPolicySet, type PolicySet, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
+import { AlertBook, type Raisable } from './alert-book.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { formatDuration } from '../shared/duration.ts'
 import { isValidId } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { PipelineHealth } from './pipeline-health.ts'
 import { type Storm, StormGuard } from './storm-guard.ts'
-import type { StoredPoint } from './stored-point.ts'
+import type { StoredPoint } from '../shared/stored-point.ts'
 
 export const ALERT_MEASUREMENT = 'alert'
 export const SHIPPED_POLICIES_DIR = join(import.meta.dirname, '..', 'policies')

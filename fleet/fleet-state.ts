@@ -11,14 +11,14 @@
  * from the next connect/disconnect events).
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-import type { SecurityEvent } from '../broker/index.ts'
+import type { SecurityEvent } from '../shared/security-events.ts'
 import type { InventoryEntry } from '../pki/index.ts'
-import type { Alert, AlertChange, Severity } from '../policies/index.ts'
+import type { Alert, AlertChange, Severity } from '../shared/alert-contract.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { DEVICE_KINDS, type DeviceKind, isDeviceKind } from '../shared/ids.ts'
 import { inTransaction } from '../shared/sqlite.ts'
-import { READING_FIELDS } from './payload-schema.ts'
-import type { StoredPoint } from './stored-point.ts'
+import { READING_FIELDS } from '../shared/telemetry.ts'
+import type { StoredPoint } from '../shared/stored-point.ts'
 
 export const RING_SIZE = 120
 const SEVERITY_ORDER: Severity[] = ['info', 'low', 'medium', 'high', 'critical']
@@ -94,7 +94,22 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 `
 
-export class FleetState {
+/**
+ * What readers of the fleet (the HTTP API, the dashboard, /metrics) may
+ * ask: the read side only. Writers (the collector service) hold the
+ * FleetState itself.
+ */
+export interface FleetView {
+  summary: () => FleetSummary
+  summaryOf: (id: string) => DeviceSummary | undefined
+  certificateOf: (id: string) => DeviceCertificate | null
+  quarantineOf: (id: string) => { until: string, reason: string, by: string } | null
+  telemetryOf: (id: string) => TelemetrySample[]
+  list: (filter: DeviceFilter, sort?: DeviceSort, order?: 'asc' | 'desc', limit?: number, cursor?: number) => { items: DeviceSummary[], total: number, next: number | null }
+  firmwareCounts: () => Map<string, number>
+}
+
+export class FleetState implements FleetView {
   readonly #db: DatabaseSync
   readonly #clock: Clock
   readonly #devices = new Map<string, Device>()

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { StormGuard } from '../../collector/storm-guard.ts'
-import type { Alert } from '../../policies/index.ts'
+import { StormGuard } from '../../detection/storm-guard.ts'
+import type { Alert } from '../../shared/alert-contract.ts'
 
 const alert = (deviceId: string, policy = 'device-silent', site = 'riverside', kind = 'flood'): Alert =>
   ({ id: `id-${policy}-${deviceId}`, policy, deviceId, site, kind } as unknown as Alert)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseTelemetry } from '../../collector/payload-schema.ts'
+import { parseTelemetry } from '../../shared/telemetry.ts'
 
 const good = { ts: 1_790_000_000_000, seq: 7, fw: '3.2.1', level_cm: 84.2, battery_v: 3.51 }
 const parse = (value: unknown, kind: 'flood' | 'energy' | 'housing' = 'flood') =>

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadScenario, runSimulation } from '../../agent-sim/index.ts'
-import { createCollectorService } from '../../collector/service.ts'
+import { createCollectorService } from '../../app/collector-service.ts'
 import { loadConfig } from '../../shared/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
@@ -59,7 +59,7 @@ describe('policy reload', () => {
   it('reloads edited policy files, and keeps the policies in force when a file is broken', async () => {
     const { cpSync, mkdtempSync, rmSync } = await import('node:fs')
     const { tmpdir } = await import('node:os')
-    const { Detection, SHIPPED_POLICIES_DIR } = await import('../../collector/detection.ts')
+    const { Detection, SHIPPED_POLICIES_DIR } = await import('../../detection/detection.ts')
     const dir = mkdtempSync(join(tmpdir(), 'placeguard-reload-'))
     cpSync(SHIPPED_POLICIES_DIR, dir, { recursive: true, filter: (source) => !source.endsWith('.ts') && !source.includes('/rules') })
     const logs: string[] = []
@@ -88,7 +88,7 @@ describe('automated response: quarantine', () => {
   it('quarantines the device of a new alert when its policy says so, records it on the alert, and an operator can lift it', async () => {
     const { cpSync, mkdtempSync, rmSync } = await import('node:fs')
     const { tmpdir } = await import('node:os')
-    const { SHIPPED_POLICIES_DIR } = await import('../../collector/detection.ts')
+    const { SHIPPED_POLICIES_DIR } = await import('../../detection/detection.ts')
     const { connectClient } = await import('../helpers/broker.ts')
     const { mosquittoPub } = await import('../helpers/mosquitto-clients.ts')
     const policiesDir = mkdtempSync(join(tmpdir(), 'placeguard-response-'))
@@ -131,7 +131,7 @@ describe('a quarantined device', () => {
   it('is silent because PlaceGuard silenced it: no device-silent alert while its quarantine lasts', async () => {
     const { mkdtempSync, rmSync } = await import('node:fs')
     const { tmpdir } = await import('node:os')
-    const { Detection } = await import('../../collector/detection.ts')
+    const { Detection } = await import('../../detection/detection.ts')
     const dir = mkdtempSync(join(tmpdir(), 'placeguard-quiet-'))
     const detection = new Detection({ dataDir: dir, logger: createLogger({ level: 'silent' }), store: () => {}, tickMs: 50 })
     const start = Date.now() - 120_000

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { PipelineHealth } from '../../collector/pipeline-health.ts'
+import { PipelineHealth } from '../../detection/pipeline-health.ts'
 
 function health () {
   const clock = { ms: 0, now: () => clock.ms }

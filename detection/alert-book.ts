@@ -8,60 +8,13 @@ import { randomUUID } from 'node:crypto'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
-import { ALERT_THREATS, type AlertPolicy } from './catalogue.ts'
-import type { Clear } from './engine.ts'
-import type { Finding } from './finding.ts'
-import type { Severity } from './schema.ts'
-
-export type AlertStatus = 'open' | 'acknowledged' | 'resolved'
-
-/**
- * The automated response taken on an alert's device (policies'
- * `response.quarantine`): requested by the collector, `active` once the
- * broker confirms, then `ended` (its time ran out) or `lifted` (by an
- * operator); `failed` if the request could not be sent.
- */
-export interface AlertResponse {
-  action: 'quarantine'
-  status: 'requested' | 'active' | 'ended' | 'lifted' | 'failed'
-  /** ISO 8601: when the quarantine ends (or ended). */
-  until: string | null
-  updatedAt: string
-  /** Who lifted it, or why it failed. */
-  detail: string | null
-}
+import type { Alert, AlertChange, AlertComment, AlertPolicy, AlertResponse, AlertStatus, Severity } from '../shared/alert-contract.ts'
+import { ALERT_THREATS, type Clear, type Finding } from '../policies/index.ts'
 
 /** A finding, or PlaceGuard's finding about itself (a system alert). */
 export type Raisable = Omit<Finding, 'policy'> & { policy: AlertPolicy }
 
-export interface Alert {
-  id: string
-  policy: AlertPolicy
-  severity: Severity
-  deviceId: string
-  site: string | null
-  kind: string | null
-  summary: string
-  detectedAt: string
-  status: AlertStatus
-  evidence: Finding['evidence']
-  /** STRIDE category and ATT&CK for ICS technique of the policy. */
-  stride: string
-  attack: string | null
-  lastSeenAt: string
-  /** Findings folded into this alert. */
-  occurrences: number
-  acknowledgedBy: string | null
-  resolvedAt: string | null
-  resolution: string | null
-  response: AlertResponse | null
-  /** Analysts' notes, oldest first. */
-  comments: AlertComment[]
-}
-
-export interface AlertComment { by: string, at: string, text: string }
-
-export type AlertChange = { change: 'opened' | 'updated' | 'acknowledged' | 'resolved' | 'response' | 'commented', alert: Alert }
+export type { Alert, AlertChange, AlertComment, AlertResponse, AlertStatus }
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS alerts (

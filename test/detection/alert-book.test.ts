@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { AlertBook, type Raisable } from '../../policies/index.ts'
+import { AlertBook, type Raisable } from '../../detection/alert-book.ts'
 
 const finding = (i: number, fields: Partial<Raisable> = {}): Raisable =>
   ({ policy: 'firmware-outdated', deviceId: `flood-${i}`, severity: i % 2 === 0 ? 'low' : 'high', summary: 's', evidence: {}, site: i % 3 === 0 ? 'north' : 'south', kind: 'flood', ...fields })

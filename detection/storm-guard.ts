@@ -6,7 +6,7 @@
  * denial of service on the SOC, STRIDE D). The per-device alerts still
  * exist in the alert book and the API; only their delivery is folded.
  */
-import type { Alert } from '../policies/index.ts'
+import type { Alert } from '../shared/alert-contract.ts'
 import type { Clock } from '../shared/clock.ts'
 
 export interface StormGuardOptions {

@@ -7,17 +7,13 @@
 import { join } from 'node:path'
 import { createSink, Outbox } from '../delivery/index.ts'
 import { FleetPki, pkiPaths } from '../pki/index.ts'
-import type { AlertChange } from '../policies/index.ts'
+import type { AlertChange } from '../shared/alert-contract.ts'
 import type { Config } from '../shared/config.ts'
 import { formatDuration } from '../shared/duration.ts'
 import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logger.ts'
-import { Collector } from './collector.ts'
-import { Detection } from './detection.ts'
-import { FleetState } from './fleet-state.ts'
-import { EmbeddedStore } from './embedded-store.ts'
-import { createInfluxSink } from './influx-sink.ts'
-import { Spool } from './spool.ts'
-import { StoreWriter } from './store-writer.ts'
+import { Collector, createInfluxSink, EmbeddedStore, Spool, StoreWriter } from '../collector/index.ts'
+import { Detection } from '../detection/index.ts'
+import { FleetState } from '../fleet/index.ts'
 
 /** The pipeline's figures, for logs now and /metrics later. */
 export interface PipelineMetrics {

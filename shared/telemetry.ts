@@ -4,7 +4,7 @@
  * security event whose reason names the field.
  */
 import { z } from 'zod'
-import type { DeviceKind } from '../shared/ids.ts'
+import type { DeviceKind } from './ids.ts'
 
 const common = {
   ts: z.number().int().positive().describe('device time, ms since the epoch'),

@@ -1,0 +1,6 @@
+/**
+ * The composition root: PlaceGuard's processes (`up`, `broker`,
+ * `collector`) assembled from the rooms below. Only cli/ sits above it.
+ */
+export { createCollectorService, type CollectorService, type PipelineMetrics } from './collector-service.ts'
+export { apiSourceFrom } from './api-source.ts'

@@ -1,0 +1,7 @@
+/**
+ * The detection room: the collector's streams through the policy engine,
+ * findings into the alert book (`<data-dir>/alerts.db`), automated
+ * responses, storm correlation and the pipeline's own health.
+ */
+export { Detection, SHIPPED_POLICIES_DIR, type DetectionOptions } from './detection.ts'
+export { AlertBook, type AlertPage, type AlertQuery, type Raisable } from './alert-book.ts'
