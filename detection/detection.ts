@@ -77,14 +77,16 @@ export class Detection {
   readonly #storms: StormGuard
   /** Device alert id → the id of the storm alert that stands for it at the SOC. */
   readonly #correlated = new Map<string, string>()
+  readonly #clock: Clock
 
   constructor (options: DetectionOptions) {
     this.#options = options
     this.#policiesDir = options.policiesDir ?? SHIPPED_POLICIES_DIR
     this.#policySet = loadPolicySet(this.#policiesDir)
     this.engine = new PolicyEngine(this.#policySet.policies.map((l) => l.policy), undefined, this.#policySet.windows)
-    this.alerts = new AlertBook({ path: join(options.dataDir, 'alerts.db') })
     const clock = options.clock ?? systemClock
+    this.#clock = clock
+    this.alerts = new AlertBook({ path: join(options.dataDir, 'alerts.db'), clock })
     this.#storms = new StormGuard({ clock })
     this.pipeline = new PipelineHealth({
       clock,
@@ -144,7 +146,7 @@ export class Detection {
     }
   }
 
-  onTelemetry (point: StoredPoint, receivedAtMs = Date.now()): void {
+  onTelemetry (point: StoredPoint, receivedAtMs = this.#clock.now()): void {
     const { seq, fw, ...readings } = point.fields
     const observation: TelemetryObservation = {
       deviceId: point.tags.device!, site: point.tags.site!, kind: point.measurement as TelemetryObservation['kind'],
@@ -231,7 +233,7 @@ export class Detection {
     const quarantine = this.engine.policy(alert.policy)?.response?.quarantine
     // Some alerts are keyed by a source address or an unverified claim: nothing to quarantine.
     if (!quarantine || !alert.kind || !isValidId(alert.deviceId)) return
-    const until = new Date(Date.now() + quarantine.duration).toISOString()
+    const until = new Date(this.#clock.now() + quarantine.duration).toISOString()
     this.counters.quarantinesRequested++
     const requested = this.alerts.recordResponse(alert.id, { action: 'quarantine', status: 'requested', until, detail: null })
     if (requested) this.#publish([requested])
@@ -273,7 +275,7 @@ export class Detection {
     for (const { finding, window } of verdict.quieted ?? []) this.#quieted(finding, `${window.type}: ${window.reason}`)
     const findings = verdict.findings.filter((finding) => {
       // A quarantined device is silent because PlaceGuard silenced it.
-      if (finding.policy !== 'device-silent' || !((this.#quarantined.get(finding.deviceId) ?? 0) > Date.now())) return true
+      if (finding.policy !== 'device-silent' || !((this.#quarantined.get(finding.deviceId) ?? 0) > this.#clock.now())) return true
       this.#quieted(finding, 'quarantined')
       return false
     })
@@ -332,7 +334,7 @@ export class Detection {
         measurement: ALERT_MEASUREMENT,
         tags: { policy: alert.policy, device: alert.deviceId, severity: alert.severity, status: alert.status },
         fields: { id: alert.id, summary: alert.summary, change, count: 1 },
-        timestampMs: Date.now(),
+        timestampMs: this.#clock.now(),
       })
     }
     if (stored.length === 0) return
