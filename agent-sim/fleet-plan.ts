@@ -24,11 +24,11 @@ export function parseMix (text: string): KindMix {
   for (const part of text.split(',')) {
     const [kind, weight] = part.split('=')
     if (!kind || !(DEVICE_KINDS as readonly string[]).includes(kind) || !weight || !/^\d+$/.test(weight)) {
-      throw invalidInput('--mix', `"${part}" is not kind=weight`, 'e.g. flood=40,energy=30,housing=30')
+      throw invalidInput('mix', `"${part}" is not kind=weight`, 'e.g. flood=40,energy=30,housing=30')
     }
     mix[kind as DeviceKind] = Number(weight)
   }
-  if (Object.values(mix).every((weight) => weight === 0)) throw invalidInput('--mix', 'every weight is 0')
+  if (Object.values(mix).every((weight) => weight === 0)) throw invalidInput('mix', 'every weight is 0')
   return mix
 }
 

@@ -119,7 +119,7 @@ export class TlsGate {
     const { host, port } = this.#options
     await new Promise<void>((resolve, reject) => {
       this.#tcp.once('error', (error) => reject(new PlaceGuardError('PG_ERR_BROKER_LISTEN',
-        `cannot listen on ${host ?? '0.0.0.0'}:${port}: ${error.message}`, { field: '--mqtt-port', cause: error })))
+        `cannot listen on ${host ?? '0.0.0.0'}:${port}: ${error.message}`, { field: 'mqttPort', cause: error })))
       this.#tcp.listen(port, host, resolve)
     })
     watchFile(this.#options.tls.crl, { interval: this.#limits.crlPollMs, persistent: false }, () => { void this.loadCrl(false) })

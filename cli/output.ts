@@ -2,10 +2,28 @@ import { PlaceGuardError } from '../shared/errors.ts'
 
 const BAD_INPUT = new Set(['PG_ERR_INPUT_INVALID', 'PG_ERR_CONFIG_INVALID', 'PG_ERR_SCENARIO_INVALID'])
 
-/** Prints an error the way every command does: code, message, hint; exit status 2 for bad input, 1 otherwise. */
+/**
+ * The libraries name their options (`notAfter`, `mqttPort`); a person at
+ * the command line typed flags. Each option a library error may name, and
+ * the flag that sets it.
+ */
+const FLAGS: Record<string, string> = {
+  kind: '--kind', site: '--site', serial: '--serial', days: '--days', notBefore: '--not-before', notAfter: '--not-after',
+  mqttPort: '--mqtt-port', httpPort: '--http-port', mix: '--mix', config: '--config',
+}
+
+/** An error's message in the CLI's words: the option at fault (`days: …`) and any `option` it quotes, as flags. */
+export function inFlagTerms (message: string, field: string | undefined): string {
+  let text = message.replace(/`([A-Za-z]+)`/g, (quoted, name: string) => FLAGS[name] ?? quoted)
+  if (field !== undefined && FLAGS[field] !== undefined && text.startsWith(`${field}:`)) text = FLAGS[field] + text.slice(field.length)
+  return text
+}
+
+/** Prints an error the way every command does: code, message (in flag terms), hint; exit status 2 for bad input, 1 otherwise. */
 export function reportError (error: unknown): number {
   if (error instanceof PlaceGuardError) {
-    process.stderr.write(`placeguard: ${error.code}: ${error.message}\n`)
+    const field = error.field !== undefined && FLAGS[error.field] !== undefined ? ` (${FLAGS[error.field]})` : ''
+    process.stderr.write(`placeguard: ${error.code}: ${inFlagTerms(error.message, error.field)}${error.message.startsWith(`${error.field ?? ''}:`) ? '' : field}\n`)
     if (error.hint) process.stderr.write(`  hint: ${error.hint}\n`)
     return BAD_INPUT.has(error.code) ? 2 : 1
   }

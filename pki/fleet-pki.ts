@@ -182,8 +182,8 @@ export class FleetPki {
     const seen = new Set<string>()
     const jobs: Array<LeafJob & { kind: DeviceKind, site: string }> = requests.map((request) => {
       const deviceId = assertDeviceId('deviceId', request.deviceId)
-      const kind = assertKind('--kind', request.kind)
-      const site = assertId('--site', request.site)
+      const kind = assertKind('kind', request.kind)
+      const site = assertId('site', request.site)
       if ((active.has(deviceId) && !renewing) || seen.has(deviceId)) throw duplicateId(deviceId)
       seen.add(deviceId)
       const { notBefore, notAfter } = this.#validity(request, signer)
@@ -277,8 +277,8 @@ export class FleetPki {
     }
     if (!csr.algorithm) throw invalidInput('csr', 'the key is neither ECDSA P-256 nor RSA ≥ 2048 bits')
     const deviceId = assertDeviceId('csr CN', csr.commonName)
-    const kind = assertKind('--kind', request.kind)
-    const site = assertId('--site', request.site)
+    const kind = assertKind('kind', request.kind)
+    const site = assertId('site', request.site)
     const { notBefore, notAfter } = this.#validity(request, signer)
     const spkiSha256 = sha256Hex(csr.publicKeyDer)
     const files = deviceFiles(request.outDir ?? this.paths.devicesDir, deviceId)
@@ -341,15 +341,15 @@ export class FleetPki {
    * superseded certificate, one whose device id was reused.
    */
   async revokeSerial (serial: string): Promise<InventoryRecord> {
-    if (!SERIAL_PATTERN.test(serial)) throw invalidInput('--serial', `"${printable(serial)}" is not a hexadecimal serial number`, 'copy it from `placeguard pki list` or `openssl x509 -noout -serial`')
+    if (!SERIAL_PATTERN.test(serial)) throw invalidInput('serial', `"${printable(serial)}" is not a hexadecimal serial number`, 'copy it from `placeguard pki list` or `openssl x509 -noout -serial`')
     await this.#loadSigner()
     const inventory = this.#openInventory()
     const now = this.#now()
     return inventory.transaction(() => {
       const record = inventory.revokeSerial(serial, now)
       if (!record) {
-        throw new PlaceGuardError('PG_ERR_PKI_UNKNOWN_SERIAL', `--serial: ${serial} is not in the inventory`, {
-          field: '--serial', hint: 'if you hold the certificate file, put it in the devices directory and run `placeguard pki reconcile`',
+        throw new PlaceGuardError('PG_ERR_PKI_UNKNOWN_SERIAL', `serial: ${serial} is not in the inventory`, {
+          field: 'serial', hint: 'if you hold the certificate file, put it in the devices directory and run `placeguard pki reconcile`',
         })
       }
       this.#writeCrl(inventory, now)
@@ -494,27 +494,27 @@ export class FleetPki {
   #validity (input: ValidityInput, signer: Signer): { notBefore: Date, notAfter: Date } {
     const now = this.#now()
     if (input.days !== undefined && (input.notBefore !== undefined || input.notAfter !== undefined)) {
-      throw invalidInput('--days', 'give either --days or --not-before/--not-after, not both')
+      throw invalidInput('days', 'give either `days` or `notBefore`/`notAfter`, not both')
     }
     let notBefore: Date
     let notAfter: Date
     if (input.notBefore !== undefined || input.notAfter !== undefined) {
-      notBefore = input.notBefore === undefined ? minutesAgo(5, now.getTime()) : parseDate('--not-before', input.notBefore)
-      if (input.notAfter === undefined) throw invalidInput('--not-after', 'is required with --not-before')
-      notAfter = parseDate('--not-after', input.notAfter)
+      notBefore = input.notBefore === undefined ? minutesAgo(5, now.getTime()) : parseDate('notBefore', input.notBefore)
+      if (input.notAfter === undefined) throw invalidInput('notAfter', 'is required with `notBefore`')
+      notAfter = parseDate('notAfter', input.notAfter)
     } else {
       const days = input.days ?? DEFAULT_DEVICE_DAYS
-      if (!Number.isInteger(days) || days < 1 || days > 3650) throw invalidInput('--days', `${days} is not a whole number of days from 1 to 3650`)
+      if (!Number.isInteger(days) || days < 1 || days > 3650) throw invalidInput('days', `${days} is not a whole number of days from 1 to 3650`)
       notBefore = minutesAgo(5, now.getTime())
       notAfter = new Date(now.getTime() + days * DAY_MS)
     }
     if (notAfter.getTime() <= notBefore.getTime()) {
-      throw invalidInput('--not-after', `${notAfter.toISOString()} is not after --not-before ${notBefore.toISOString()}`)
+      throw invalidInput('notAfter', `${notAfter.toISOString()} is not after \`notBefore\` ${notBefore.toISOString()}`)
     }
     // RFC 5280 §6.1.3: a certificate cannot outlive its issuer in any useful way.
     const caNotAfter = signer.certificate.notAfter
     if (notAfter.getTime() > caNotAfter.getTime()) {
-      throw invalidInput('--not-after', `${notAfter.toISOString()} is after the CA expires (${caNotAfter.toISOString()})`)
+      throw invalidInput('notAfter', `${notAfter.toISOString()} is after the CA expires (${caNotAfter.toISOString()})`)
     }
     return { notBefore, notAfter }
   }

@@ -216,17 +216,17 @@ function readYaml (file: string): Record<string, unknown> {
   try {
     text = readFileSync(file, 'utf8')
   } catch (error) {
-    throw new PlaceGuardError('PG_ERR_CONFIG_INVALID', `cannot read config file ${file}: ${(error as Error).message}`, { field: '--config' })
+    throw new PlaceGuardError('PG_ERR_CONFIG_INVALID', `cannot read config file ${file}: ${(error as Error).message}`, { field: 'config' })
   }
   let value: unknown
   try {
     value = parseYaml(text)
   } catch (error) {
-    throw new PlaceGuardError('PG_ERR_CONFIG_INVALID', `config file ${file} is not valid YAML: ${(error as Error).message}`, { field: '--config' })
+    throw new PlaceGuardError('PG_ERR_CONFIG_INVALID', `config file ${file} is not valid YAML: ${(error as Error).message}`, { field: 'config' })
   }
   if (value === null || value === undefined) return {}
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new PlaceGuardError('PG_ERR_CONFIG_INVALID', `config file ${file} must hold a mapping of settings`, { field: '--config' })
+    throw new PlaceGuardError('PG_ERR_CONFIG_INVALID', `config file ${file} must hold a mapping of settings`, { field: 'config' })
   }
   return value as Record<string, unknown>
 }

@@ -14,7 +14,7 @@ export async function startApiServer (source: ApiSource, options: { host: string
   try {
     await app.listen({ host: options.host, port: options.port })
   } catch (error) {
-    throw new PlaceGuardError('PG_ERR_API_LISTEN', `cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`, { field: '--http-port', cause: error })
+    throw new PlaceGuardError('PG_ERR_API_LISTEN', `cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`, { field: 'httpPort', cause: error })
   }
   const { port } = app.server.address() as { port: number }
   const host = options.host === '0.0.0.0' || options.host === '::' ? 'localhost' : options.host

@@ -22,7 +22,7 @@ describe('planFleet', () => {
   it('parses --mix and names the flag when it is wrong', () => {
     expect(parseMix('flood=1,energy=0,housing=3')).toEqual({ flood: 1, energy: 0, housing: 3 })
     expect(() => parseMix('lava=3')).toThrow(PlaceGuardError)
-    expect(() => parseMix('flood=x')).toThrow(/^--mix: /)
+    expect(() => parseMix('flood=x')).toThrow(/^mix: /)
   })
 })
 

@@ -71,6 +71,10 @@ describe('placeguard pki (CLI)', () => {
     const days = placeguard('pki', 'issue', 'x-1', '--kind', 'flood', '--site', 'a', '--days', 'ten')
     expect(days.status).toBe(2)
     expect(days.stderr).toContain('--days')
+    // The PKI library names its options; the CLI speaks of the flags that set them.
+    const both = placeguard('pki', 'issue', 'x-2', '--kind', 'flood', '--site', 'a', '--days', '30', '--not-after', '2030-01-01')
+    expect(both.status).toBe(2)
+    expect(both.stderr).toContain('PG_ERR_INPUT_INVALID: --days: give either --days or --not-before/--not-after, not both')
   })
 })
 

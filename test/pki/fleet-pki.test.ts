@@ -89,12 +89,12 @@ describe('pki issue', () => {
     [{ deviceId: 'dev#1', kind: 'flood', site: 'a' }, 'deviceId'],
     [{ deviceId: 'a/b', kind: 'flood', site: 'a' }, 'deviceId'],
     [{ deviceId: 'x'.repeat(65), kind: 'flood', site: 'a' }, 'deviceId'],
-    [{ deviceId: 'ok-1', kind: 'lava', site: 'a' }, '--kind'],
-    [{ deviceId: 'ok-1', kind: 'flood', site: 'Site A' }, '--site'],
-    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', days: 0 }, '--days'],
-    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', notBefore: '2027-01-01', notAfter: '2026-01-01' }, '--not-after'],
-    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', notBefore: 'yesterday', notAfter: '2027-01-01' }, '--not-before'],
-    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', days: 30, notAfter: '2027-01-01' }, '--days'],
+    [{ deviceId: 'ok-1', kind: 'lava', site: 'a' }, 'kind'],
+    [{ deviceId: 'ok-1', kind: 'flood', site: 'Site A' }, 'site'],
+    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', days: 0 }, 'days'],
+    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', notBefore: '2027-01-01', notAfter: '2026-01-01' }, 'notAfter'],
+    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', notBefore: 'yesterday', notAfter: '2027-01-01' }, 'notBefore'],
+    [{ deviceId: 'ok-1', kind: 'flood', site: 'a', days: 30, notAfter: '2027-01-01' }, 'days'],
   ])('refuses %o naming %s, and writes nothing', async (request, field) => {
     const before = fleet.pki.list().length
     const error = await expectError(fleet.pki.issue(request), 'PG_ERR_INPUT_INVALID', field)
@@ -398,8 +398,8 @@ describe('pki revoke --serial (defect 8)', () => {
     const verify = spawnSync('openssl', ['verify', '-CAfile', fleet.paths.caCert, '-crl_check', '-CRLfile', fleet.paths.crl, renewed.certificatePath], { encoding: 'utf8' })
     expect(verify.status).toBe(0)
     expect(openssl('crl', '-in', fleet.paths.crl, '-noout', '-text').toLowerCase()).toContain(`serial number: ${first.record.serial}`)
-    await expectError(fleet.pki.revokeSerial('7fffffffffffffffffffffffffffffff'), 'PG_ERR_PKI_UNKNOWN_SERIAL', '--serial')
-    await expectError(fleet.pki.revokeSerial('not-hex'), 'PG_ERR_INPUT_INVALID', '--serial')
+    await expectError(fleet.pki.revokeSerial('7fffffffffffffffffffffffffffffff'), 'PG_ERR_PKI_UNKNOWN_SERIAL', 'serial')
+    await expectError(fleet.pki.revokeSerial('not-hex'), 'PG_ERR_INPUT_INVALID', 'serial')
   })
 })
 
