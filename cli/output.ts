@@ -1,7 +1,5 @@
 import { PlaceGuardError } from '../shared/errors.ts'
 
-const BAD_INPUT = new Set(['PG_ERR_INPUT_INVALID', 'PG_ERR_CONFIG_INVALID', 'PG_ERR_SCENARIO_INVALID'])
-
 /**
  * The libraries name their options (`notAfter`, `mqttPort`); a person at
  * the command line typed flags. Each option a library error may name, and
@@ -19,13 +17,13 @@ export function inFlagTerms (message: string, field: string | undefined): string
   return text
 }
 
-/** Prints an error the way every command does: code, message (in flag terms), hint; exit status 2 for bad input, 1 otherwise. */
+/** Prints an error the way every command does: code, message (in flag terms), hint; the exit status its code carries (2 for bad input, 1 otherwise). */
 export function reportError (error: unknown): number {
   if (error instanceof PlaceGuardError) {
     const field = error.field !== undefined && FLAGS[error.field] !== undefined ? ` (${FLAGS[error.field]})` : ''
     process.stderr.write(`placeguard: ${error.code}: ${inFlagTerms(error.message, error.field)}${error.message.startsWith(`${error.field ?? ''}:`) ? '' : field}\n`)
     if (error.hint) process.stderr.write(`  hint: ${error.hint}\n`)
-    return BAD_INPUT.has(error.code) ? 2 : 1
+    return error.exitCode
   }
   process.stderr.write(`placeguard: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
   return 1

@@ -26,7 +26,7 @@ export function decodeCursor (cursor: string | undefined): number {
   } catch {
     // not base64url JSON: refused below like any other foreign cursor
   }
-  throw Object.assign(new PlaceGuardError('PG_ERR_INPUT_INVALID', 'cursor: not a cursor this API gave out', { field: 'cursor' }), { statusCode: 400 })
+  throw new PlaceGuardError('PG_ERR_INPUT_INVALID', 'cursor: not a cursor this API gave out', { field: 'cursor' })
 }
 
 export function page<T> (all: T[], limit: number, cursor: string | undefined): { items: T[], total: number, next: string | null } {

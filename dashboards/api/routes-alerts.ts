@@ -10,8 +10,8 @@ interface AlertQuery { status?: AlertStatus, severity?: Severity, policy?: strin
 
 const noteBody = { type: 'object', additionalProperties: false, properties: { comment: { type: 'string', minLength: 1, maxLength: 2000 } } } as const
 
-function conflict (message: string): Error & { statusCode: number, code: string } {
-  return Object.assign(new Error(message), { statusCode: 409, code: 'PG_ERR_API_CONFLICT' })
+function conflict (message: string): PlaceGuardError {
+  return new PlaceGuardError('PG_ERR_API_CONFLICT', message)
 }
 
 /** Who acted, as recorded on the alert: the role and a fingerprint of the token (never the token). */
@@ -41,13 +41,8 @@ export function registerAlertRoutes (app: FastifyInstance, source: ApiSource): v
     },
   }, async (request) => {
     const { limit, cursor, ...filter } = request.query
-    try {
-      // Filtered, counted and paged in SQL by the alert book: a page parses only its own alerts.
-      return source.alerts.page(filter as BookQuery, limit, cursor)
-    } catch (error) {
-      if (error instanceof PlaceGuardError && error.code === 'PG_ERR_INPUT_INVALID') throw Object.assign(error, { statusCode: 400 })
-      throw error
-    }
+    // Filtered, counted and paged in SQL by the alert book: a page parses only its own alerts; a bad cursor is a 400 by its code.
+    return source.alerts.page(filter as BookQuery, limit, cursor)
   })
 
   app.get<{ Params: { id: string } }>('/api/alerts/:id', {

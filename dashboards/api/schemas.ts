@@ -1,4 +1,5 @@
 /** JSON schemas of what the API answers: fastify serializes with them and @fastify/swagger documents them. */
+import { PlaceGuardError } from '../../shared/errors.ts'
 const nullable = (type: string) => ({ type: [type, 'null'] })
 
 export const alertSchema = {
@@ -29,6 +30,6 @@ export const errorSchema = {
 
 export const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[a-z0-9:.-]{1,100}$' } } } as const
 
-export function notFound (what: string): Error & { statusCode: number, code: string } {
-  return Object.assign(new Error(`no ${what} with that id`), { statusCode: 404, code: 'PG_ERR_API_NOT_FOUND' })
+export function notFound (what: string): PlaceGuardError {
+  return new PlaceGuardError('PG_ERR_API_NOT_FOUND', `no ${what} with that id`)
 }
