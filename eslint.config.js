@@ -22,7 +22,8 @@ const ROOMS = {
   dashboards: ['shared', 'policies', 'detection', 'fleet', 'delivery'],
   'agent-sim': ['shared', 'pki'],
   app: ['shared', 'pki', 'policies', 'broker', 'collector', 'detection', 'fleet', 'delivery', 'dashboards', 'agent-sim'],
-  cli: ['shared', 'app', 'pki', 'policies', 'broker', 'delivery', 'agent-sim', 'collector', 'dashboards'],
+  // cli/ parses flags and prints; processes are assembled in app/. Operator commands act on pki/, the broker's quarantine list, the outbox and the simulator directly.
+  cli: ['shared', 'app', 'pki', 'broker', 'delivery', 'agent-sim'],
 }
 
 const oneWayDoors = Object.entries(ROOMS).map(([room, allowed]) => ({

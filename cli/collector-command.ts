@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
-import { apiSourceFrom, createCollectorService } from '../app/index.ts'
-import { startApiServer } from '../dashboards/index.ts'
+import { startCollectorProcess } from '../app/index.ts'
 import { loadConfig } from '../shared/config.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { createLogger } from '../shared/logger.ts'
@@ -19,13 +18,7 @@ export function registerCollectorCommand (program: Command): void {
       const { dataDir } = command.optsWithGlobals<{ dataDir?: string }>()
       const config = loadConfig({ file: options.config, flags: { dataDir, httpPort: options.httpPort, httpHost: options.httpHost } })
       const logger = createLogger({ level: config.logLevel, name: 'placeguard-collector', pretty: process.stdout.isTTY })
-      const service = createCollectorService(config, options.broker, logger)
-      await service.start()
-      const api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: config.httpHost, port: config.httpPort, logger })
-      logger.info({ url: api.url }, 'HTTP API and dashboard listening')
-      stopOnSignals(logger, async () => {
-        await api.close()
-        await service.stop()
-      })
+      const collector = await startCollectorProcess(config, options.broker, logger)
+      stopOnSignals(logger, collector.stop)
     })
 }

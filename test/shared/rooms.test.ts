@@ -36,6 +36,9 @@ describe('one-way rooms', () => {
     expect(await importErrors('broker/probe.ts', "export type { Collector } from '../collector/index.ts'\n")).toHaveLength(1)
     expect(await importErrors('collector/probe.ts', "export type { Detection } from '../detection/index.ts'\n")).toHaveLength(1)
     expect(await importErrors('dashboards/api/probe.ts', "export type { CollectorService } from '../../app/index.ts'\n")).toHaveLength(1)
+    // cli/ parses flags; it reaches the collector, detection and the API only through app/.
+    expect(await importErrors('cli/probe.ts', "export type { Collector } from '../collector/index.ts'\n")).toHaveLength(1)
+    expect(await importErrors('cli/probe.ts', "export type { CollectorService } from '../app/index.ts'\n")).toEqual([])
   })
 
   it('refuses a side door into another room, and lets the front door through', async () => {

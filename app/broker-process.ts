@@ -1,0 +1,97 @@
+/**
+ * The broker process, assembled: the PlaceGuard broker on the fleet PKI
+ * with its durable state in the data directory, and the CRL kept fresh by
+ * a short-lived child that alone may open the CA key.
+ */
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { AddressInfo } from 'node:net'
+import { BROKER_DB_FILE, createSqlitePersistence, PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
+import { pkiPaths } from '../pki/index.ts'
+import type { Config } from '../shared/config.ts'
+import type { Logger } from '../shared/logger.ts'
+
+export interface BrokerProcess {
+  broker: PlaceGuardBroker
+  address: AddressInfo
+  stop: () => Promise<void>
+}
+
+/** Starts the broker and its CRL upkeep; `stop` ends both. */
+export async function startBrokerProcess (config: Config, logger: Logger): Promise<BrokerProcess> {
+  const broker = brokerFor(config, logger)
+  const address = await broker.listen()
+  const stopCrl = keepCrlFresh(config.dataDir, logger)
+  return {
+    broker, address,
+    stop: async () => {
+      stopCrl()
+      await broker.close()
+    },
+  }
+}
+
+export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
+  const paths = pkiPaths(config.dataDir)
+  const { maxQueuedPerClient, maxQueuedBytesPerClient, ...limits } = config.broker
+  // Sessions, subscriptions, retained and queued QoS 1 messages outlive a broker restart or crash.
+  const persistence = config.brokerState === 'memory' ? undefined : createSqlitePersistence({ path: join(config.dataDir, BROKER_DB_FILE), maxQueuedPerClient, maxQueuedBytesPerClient, logger })
+  const broker = new PlaceGuardBroker({
+    tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
+    host: config.mqttHost, port: config.mqttPort, limits, logger,
+    quarantineFile: join(config.dataDir, QUARANTINE_FILE), aedes: { persistence },
+    sessionOwnersFile: join(config.dataDir, SESSION_OWNERS_FILE),
+  })
+  broker.aedes.once('closed', () => { void persistence?.destroy() })
+  return broker
+}
+
+const CRL_CHECK_MS = 6 * 3_600_000
+/** A re-signing that has not finished by then is stuck (a locked inventory, a hung disk). */
+const CRL_CHILD_TIMEOUT_MS = 120_000
+const PLACEGUARD_BIN = fileURLToPath(new URL('../bin/placeguard.js', import.meta.url))
+
+/**
+ * Keeps the CRL from lapsing while the broker runs: every 6 hours (and at
+ * start) it is re-signed if it lapses within 7 days. Once a CRL lapses,
+ * OpenSSL refuses every client — the whole fleet would be locked out. The
+ * broker notices the new file by itself.
+ *
+ * The re-signing runs in a short-lived child process (`placeguard pki crl
+ * --if-due 7`): the broker faces the network, and a memory disclosure or
+ * code execution there must not yield the CA key (STRIDE I/E). Where the
+ * data directory holds no `ca.key` (a broker node with a copy of pki/
+ * without the key), the CRL is re-signed where the key lives, from cron.
+ */
+export function keepCrlFresh (dataDir: string, logger: Logger): () => void {
+  let toldNoKey = false
+  let running = false
+  // The child, not this process, looks for the key: the broker neither opens nor stats it.
+  const check = (): void => {
+    if (running) return
+    running = true
+    runPlaceguard(['--data-dir', dataDir, 'pki', 'crl', '--if-due', '7']).then(
+      (stdout) => { if (stdout.startsWith('CRL refreshed')) logger.info({ result: stdout.trim() }, 'CRL re-signed before it lapses') },
+      (error: Error) => {
+        if (!error.message.includes('PG_ERR_PKI_NO_CA')) return logger.error({ err: error.message }, 'CRL not re-signed; run `placeguard pki crl` before it lapses')
+        if (!toldNoKey) logger.info('no CA key in this data directory: re-sign the CRL where the key is kept (`placeguard pki crl` from cron)')
+        toldNoKey = true
+      },
+    ).finally(() => { running = false })
+  }
+  check()
+  const timer = setInterval(check, CRL_CHECK_MS)
+  timer.unref()
+  return () => clearInterval(timer)
+}
+
+/** Runs a `placeguard` command in a child process; rejects with its stderr if it fails. */
+export function runPlaceguard (args: string[], timeoutMs = CRL_CHILD_TIMEOUT_MS): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [PLACEGUARD_BIN, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error) reject(new Error((stderr.trim() || error.message).slice(0, 1_000)))
+      else resolve(stdout)
+    })
+  })
+}
