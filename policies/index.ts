@@ -1,16 +1,11 @@
-export { ALERT_THREATS, POLICY_IDS, POLICY_THREATS, SYSTEM_ALERT_IDS, type AlertPolicy, type PolicyId, type PolicyThreat, type Stride, type SystemAlertId } from './catalogue.ts'
-export { policySchema, policyFileSchema, SEVERITIES, type Policy, type PolicyOf, type Severity } from './schema.ts'
+/**
+ * The policies room: the policy files' schema and loader, the pure rules,
+ * and the engine that runs them. Rules and their helpers stay inside;
+ * detection/ drives the engine.
+ */
+export { ALERT_THREATS, POLICY_IDS, POLICY_THREATS, SYSTEM_ALERT_IDS, type AlertPolicy, type PolicyId, type PolicyThreat, type Stride } from './catalogue.ts'
+export { SEVERITIES, type Policy, type Severity } from './schema.ts'
 export { loadPolicyDirectory, loadPolicySet, validatePolicyText, type LoadedPolicy, type PolicySet } from './loader.ts'
-export { isOpen, MAINTENANCE_POLICIES, quietWindowFor, type QuietWindow } from './quiet-windows.ts'
-export type { Finding, TelemetryObservation, PreviousTelemetry } from './finding.ts'
-export { certExpiryRule, type CertificateFacts } from './rules/cert-expiry.ts'
-export { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
-export { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
-export { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
-export { valueImplausibleRule } from './rules/value-implausible.ts'
-export { clockSkewRule } from './rules/clock-skew.ts'
-export { FINGERPRINTS_KEPT, fingerprintOf, isRedelivery, REDELIVERY_HORIZON_MS, replayRule, type MessageFingerprint } from './rules/replay.ts'
-export { emptyWindow, eventWindowRule, MAX_CLAIMS_PER_ADDRESS, policyForEvent, type WindowPolicy, type WindowState } from './rules/event-window.ts'
-export { rateBurstRule, robustZ, type RateFacts } from './rules/rate-burst.ts'
-export { deviceSilentRule, type SilenceFacts } from './rules/device-silent.ts'
-export { PolicyEngine, type Clear, type Quieted, type Verdict } from './engine.ts'
+export type { QuietWindow } from './quiet-windows.ts'
+export type { Finding, TelemetryObservation } from './finding.ts'
+export { PolicyEngine, type Clear, type Verdict } from './engine.ts'

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import type { SecurityEvent } from '../../broker/index.ts'
-import { deviceSilentRule, emptyWindow, eventWindowRule, policyForEvent, policySchema, type PolicyOf, rateBurstRule, robustZ } from '../../policies/index.ts'
+import { deviceSilentRule } from '../../policies/rules/device-silent.ts'
+import { emptyWindow, eventWindowRule, policyForEvent } from '../../policies/rules/event-window.ts'
+import { policySchema, type PolicyOf } from '../../policies/schema.ts'
+import { rateBurstRule, robustZ } from '../../policies/rules/rate-burst.ts'
 import { brokerThrottleRule } from '../../policies/rules/rate-burst.ts'
 
 const event = (fields: Partial<SecurityEvent>): SecurityEvent => ({ type: 'connect', at: '2026-11-23T12:00:00Z', reason: 'x', ...fields })

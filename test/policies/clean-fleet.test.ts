@@ -3,7 +3,15 @@ import { describe, expect, it } from 'vitest'
 import { DEFAULT_MIX, planFleet } from '../../agent-sim/index.ts'
 import { Random } from '../../agent-sim/random.ts'
 import { createReadingModel } from '../../agent-sim/telemetry-models.ts'
-import { clockSkewRule, type Finding, firmwareDowngradeRule, firmwareOutdatedRule, firmwareVulnerableRule, loadPolicyDirectory, type Policy, type PolicyOf, type PreviousTelemetry, replayRule, type TelemetryObservation, valueImplausibleRule } from '../../policies/index.ts'
+import { clockSkewRule } from '../../policies/rules/clock-skew.ts'
+import { type Finding, loadPolicyDirectory, type Policy, type TelemetryObservation } from '../../policies/index.ts'
+import { firmwareDowngradeRule } from '../../policies/rules/firmware-downgrade.ts'
+import { firmwareOutdatedRule } from '../../policies/rules/firmware-outdated.ts'
+import { firmwareVulnerableRule } from '../../policies/rules/firmware-vulnerable.ts'
+import { type PolicyOf } from '../../policies/schema.ts'
+import { type PreviousTelemetry } from '../../policies/finding.ts'
+import { replayRule } from '../../policies/rules/replay.ts'
+import { valueImplausibleRule } from '../../policies/rules/value-implausible.ts'
 
 const policies = new Map(loadPolicyDirectory(join(import.meta.dirname, '..', '..', 'policies')).map(({ policy }) => [policy.id, policy]))
 const get = <I extends Policy['id']>(id: I) => policies.get(id) as PolicyOf<I>

@@ -2,7 +2,8 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { SecurityEvent } from '../../broker/index.ts'
 import { AlertBook } from '../../detection/alert-book.ts'
-import { loadPolicyDirectory, PolicyEngine, policySchema, type TelemetryObservation } from '../../policies/index.ts'
+import { loadPolicyDirectory, PolicyEngine, type TelemetryObservation } from '../../policies/index.ts'
+import { policySchema } from '../../policies/schema.ts'
 
 const shipped = loadPolicyDirectory(join(import.meta.dirname, '..', '..', 'policies')).map((l) => l.policy)
 function clockAt (start: number) {

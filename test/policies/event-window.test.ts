@@ -2,7 +2,9 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { SecurityEvent } from '../../broker/index.ts'
 import { AlertBook } from '../../detection/alert-book.ts'
-import { emptyWindow, eventWindowRule, loadPolicyDirectory, MAX_CLAIMS_PER_ADDRESS, PolicyEngine, policySchema, type PolicyOf } from '../../policies/index.ts'
+import { emptyWindow, eventWindowRule, MAX_CLAIMS_PER_ADDRESS } from '../../policies/rules/event-window.ts'
+import { loadPolicyDirectory, PolicyEngine } from '../../policies/index.ts'
+import { policySchema, type PolicyOf } from '../../policies/schema.ts'
 
 const shipped = loadPolicyDirectory(join(import.meta.dirname, '..', '..', 'policies')).map((l) => l.policy)
 const refused = (claimedId: string, remoteAddress: string): SecurityEvent =>

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { isOpen, loadPolicySet, MAINTENANCE_POLICIES, PolicyEngine, type QuietWindow, quietWindowFor } from '../../policies/index.ts'
+import { isOpen, MAINTENANCE_POLICIES, quietWindowFor } from '../../policies/quiet-windows.ts'
+import { loadPolicySet, PolicyEngine, type QuietWindow } from '../../policies/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'placeguard-quiet-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

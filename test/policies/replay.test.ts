@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { isRedelivery, fingerprintOf, loadPolicyDirectory, PolicyEngine, REDELIVERY_HORIZON_MS, type TelemetryObservation } from '../../policies/index.ts'
+import { isRedelivery, fingerprintOf, REDELIVERY_HORIZON_MS } from '../../policies/rules/replay.ts'
+import { loadPolicyDirectory, PolicyEngine, type TelemetryObservation } from '../../policies/index.ts'
 
 const shipped = loadPolicyDirectory(join(import.meta.dirname, '..', '..', 'policies')).map((l) => l.policy)
 const T0 = Date.parse('2026-11-23T12:00:00Z')

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { certExpiryRule, clockSkewRule, firmwareDowngradeRule, firmwareOutdatedRule, firmwareVulnerableRule, policySchema, type PolicyOf, replayRule, type TelemetryObservation, valueImplausibleRule } from '../../policies/index.ts'
+import { certExpiryRule } from '../../policies/rules/cert-expiry.ts'
+import { clockSkewRule } from '../../policies/rules/clock-skew.ts'
+import { firmwareDowngradeRule } from '../../policies/rules/firmware-downgrade.ts'
+import { firmwareOutdatedRule } from '../../policies/rules/firmware-outdated.ts'
+import { firmwareVulnerableRule } from '../../policies/rules/firmware-vulnerable.ts'
+import { policySchema, type PolicyOf } from '../../policies/schema.ts'
+import { replayRule } from '../../policies/rules/replay.ts'
+import { type TelemetryObservation } from '../../policies/index.ts'
+import { valueImplausibleRule } from '../../policies/rules/value-implausible.ts'
 
 const DAY = 86_400_000
 const NOW = Date.parse('2026-11-23T12:00:00Z')
