@@ -25,10 +25,13 @@ COPY package.json package-lock.json ./
 # rewrite its own code or policies (mount a policies directory to change them).
 COPY bin ./bin
 COPY cli ./cli
+COPY app ./app
 COPY shared ./shared
 COPY pki ./pki
 COPY broker ./broker
 COPY collector ./collector
+COPY detection ./detection
+COPY fleet ./fleet
 COPY policies ./policies
 COPY delivery ./delivery
 COPY agent-sim ./agent-sim
