@@ -20,8 +20,10 @@ export function inFlagTerms (message: string, field: string | undefined): string
 /** Prints an error the way every command does: code, message (in flag terms), hint; the exit status its code carries (2 for bad input, 1 otherwise). */
 export function reportError (error: unknown): number {
   if (error instanceof PlaceGuardError) {
-    const field = error.field !== undefined && FLAGS[error.field] !== undefined ? ` (${FLAGS[error.field]})` : ''
-    process.stderr.write(`placeguard: ${error.code}: ${inFlagTerms(error.message, error.field)}${error.message.startsWith(`${error.field ?? ''}:`) ? '' : field}\n`)
+    const flag = error.field === undefined ? undefined : FLAGS[error.field]
+    // A message that does not open with its field ("cannot listen on …") still says which flag to change.
+    const named = flag === undefined || error.message.startsWith(`${error.field}:`) ? '' : ` (${flag})`
+    process.stderr.write(`placeguard: ${error.code}: ${inFlagTerms(error.message, error.field)}${named}\n`)
     if (error.hint) process.stderr.write(`  hint: ${error.hint}\n`)
     return error.exitCode
   }
