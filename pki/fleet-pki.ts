@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 import { X509Certificate } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { PlaceGuardError, invalidInput } from '../shared/errors.ts'
-import { assertId, assertKind, type DeviceKind, isReservedId, printable } from '../shared/ids.ts'
+import { assertId, type DeviceKind, printable } from '../shared/ids.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import {
   createCaCertificate, createLeafCertificate, generateKey, type KeyAlgorithm, keyAlgorithmOf, loadSigner,
@@ -10,6 +10,7 @@ import {
 } from './certificates.ts'
 import { writeFileAtomic, writeFilesAtomic } from '../shared/files.ts'
 import { type Identity, identityFromSubjectAltName } from './identity.ts'
+import { assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertSerial } from './identity-rules.ts'
 import { effectiveStatus, Inventory, type InventoryRecord, type InventoryStatus } from './inventory.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
@@ -77,7 +78,6 @@ export const DEFAULT_DEVICE_DAYS = 365
  * must stay in the CRL a while for the broker's live-session sweep.
  */
 export const DEFAULT_CRL_KEEP_EXPIRED_DAYS = 90
-const SERIAL_PATTERN = /^[0-9a-fA-F]{1,42}$/
 
 /**
  * The fleet's certificate authority: device identity, the inventory of every
@@ -181,9 +181,7 @@ export class FleetPki {
     const active = inventory.activeDeviceIds()
     const seen = new Set<string>()
     const jobs: Array<LeafJob & { kind: DeviceKind, site: string }> = requests.map((request) => {
-      const deviceId = assertDeviceId('deviceId', request.deviceId)
-      const kind = assertKind('kind', request.kind)
-      const site = assertId('site', request.site)
+      const { deviceId, kind, site } = assertDeviceIdentity('deviceId', request)
       if ((active.has(deviceId) && !renewing) || seen.has(deviceId)) throw duplicateId(deviceId)
       seen.add(deviceId)
       const { notBefore, notAfter } = this.#validity(request, signer)
@@ -275,16 +273,14 @@ export class FleetPki {
         field: 'csr', hint: 'give a PEM PKCS#10 request (openssl req -new -key device.key -subj /CN=<deviceId>)', cause: error,
       })
     }
-    if (!csr.algorithm) throw invalidInput('csr', 'the key is neither ECDSA P-256 nor RSA ≥ 2048 bits')
-    const deviceId = assertDeviceId('csr CN', csr.commonName)
-    const kind = assertKind('kind', request.kind)
-    const site = assertId('site', request.site)
+    const keyAlgorithm = assertCsrKeyAlgorithm(csr.algorithm)
+    const { deviceId, kind, site } = assertDeviceIdentity('csr CN', { ...request, deviceId: csr.commonName })
     const { notBefore, notAfter } = this.#validity(request, signer)
     const spkiSha256 = sha256Hex(csr.publicKeyDer)
     const files = deviceFiles(request.outDir ?? this.paths.devicesDir, deviceId)
     const pending: InventoryRecord = {
       serial: newSerialNumber(), deviceId, role: 'device', kind, site,
-      notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), keyAlgorithm: csr.algorithm,
+      notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), keyAlgorithm,
       status: 'pending', issuedAt: this.#now().toISOString(), revokedAt: null, fingerprint: null, spkiSha256, certificatePath: files.cert,
     }
     const inventory = this.#openInventory()
@@ -341,7 +337,7 @@ export class FleetPki {
    * superseded certificate, one whose device id was reused.
    */
   async revokeSerial (serial: string): Promise<InventoryRecord> {
-    if (!SERIAL_PATTERN.test(serial)) throw invalidInput('serial', `"${printable(serial)}" is not a hexadecimal serial number`, 'copy it from `placeguard pki list` or `openssl x509 -noout -serial`')
+    assertSerial(serial)
     await this.#loadSigner()
     const inventory = this.#openInventory()
     const now = this.#now()
@@ -570,20 +566,6 @@ function parseDate (field: string, value: string | Date): Date {
   const date = value instanceof Date ? value : new Date(value)
   if (Number.isNaN(date.getTime())) throw invalidInput(field, `"${printable(String(value))}" is not an ISO 8601 date`, 'e.g. 2027-01-31T00:00:00Z')
   return date
-}
-
-/**
- * A device id that is valid and not one of PlaceGuard's own names: a device
- * certificate for `collector` could take over the collector's session
- * (STRIDE: Spoofing, Information disclosure).
- */
-function assertDeviceId (field: string, value: string): string {
-  assertId(field, value)
-  if (isReservedId(value)) {
-    throw invalidInput(field, `"${value}" is reserved for PlaceGuard's own roles (the collector and the broker), not a device`,
-      'choose a device id that does not start with "collector" or "placeguard"')
-  }
-  return value
 }
 
 function previous (path: string): string {

@@ -83,12 +83,9 @@ describe('pki issue', () => {
     }
   })
 
+  // One case a field, to show issue refuses before it writes; which values each rule refuses is tested beside the rule.
   it.each([
-    [{ deviceId: 'Flood_1', kind: 'flood', site: 'a' }, 'deviceId'],
     [{ deviceId: 'dev+1', kind: 'flood', site: 'a' }, 'deviceId'],
-    [{ deviceId: 'dev#1', kind: 'flood', site: 'a' }, 'deviceId'],
-    [{ deviceId: 'a/b', kind: 'flood', site: 'a' }, 'deviceId'],
-    [{ deviceId: 'x'.repeat(65), kind: 'flood', site: 'a' }, 'deviceId'],
     [{ deviceId: 'ok-1', kind: 'lava', site: 'a' }, 'kind'],
     [{ deviceId: 'ok-1', kind: 'flood', site: 'Site A' }, 'site'],
     [{ deviceId: 'ok-1', kind: 'flood', site: 'a', days: 0 }, 'days'],

@@ -1,0 +1,54 @@
+/**
+ * What a request to the fleet CA may name: a device identity (id, kind,
+ * site), a serial to revoke, the key a CSR presents. Pure checks, run
+ * before anything is recorded or signed; each throws PG_ERR_INPUT_INVALID
+ * naming the library's field (`deviceId`, `csr CN`, `serial`…).
+ */
+import { invalidInput } from '../shared/errors.ts'
+import { assertId, assertKind, type DeviceKind, isReservedId, printable } from '../shared/ids.ts'
+import type { KeyAlgorithm } from './certificates.ts'
+
+/** A serial as `pki list` or `openssl x509 -serial` prints it: up to 21 octets of hex. */
+const SERIAL_PATTERN = /^[0-9a-fA-F]{1,42}$/
+
+/**
+ * A device id that is valid and not one of PlaceGuard's own names: a device
+ * certificate for `collector` could take over the collector's session
+ * (STRIDE: Spoofing, Information disclosure).
+ */
+export function assertDeviceId (field: string, value: string): string {
+  assertId(field, value)
+  if (isReservedId(value)) {
+    throw invalidInput(field, `"${value}" is reserved for PlaceGuard's own roles (the collector and the broker), not a device`,
+      'choose a device id that does not start with "collector" or "placeguard"')
+  }
+  return value
+}
+
+export interface DeviceIdentityInput { deviceId: string, kind: string, site: string }
+
+/**
+ * The identity a device certificate will bind, checked in the order the
+ * fields are reported: id (under `idField`: `deviceId`, or `csr CN` when
+ * the id comes from a CSR), then kind, then site.
+ */
+export function assertDeviceIdentity (idField: string, input: DeviceIdentityInput): { deviceId: string, kind: DeviceKind, site: string } {
+  const deviceId = assertDeviceId(idField, input.deviceId)
+  const kind = assertKind('kind', input.kind)
+  const site = assertId('site', input.site)
+  return { deviceId, kind, site }
+}
+
+/** A serial to revoke (`revokeSerial`), in any case and with or without leading zeros. */
+export function assertSerial (value: string): string {
+  if (!SERIAL_PATTERN.test(value)) {
+    throw invalidInput('serial', `"${printable(value)}" is not a hexadecimal serial number`, 'copy it from `placeguard pki list` or `openssl x509 -noout -serial`')
+  }
+  return value
+}
+
+/** The key a CSR presents must be one the fleet signs: `keyAlgorithmOf` answers undefined for any other. */
+export function assertCsrKeyAlgorithm (algorithm: KeyAlgorithm | undefined): KeyAlgorithm {
+  if (!algorithm) throw invalidInput('csr', 'the key is neither ECDSA P-256 nor RSA ≥ 2048 bits')
+  return algorithm
+}
