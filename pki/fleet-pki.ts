@@ -1,12 +1,12 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
 import { dirname, join } from 'node:path'
-import { PlaceGuardError, invalidInput } from '../shared/errors.ts'
-import { assertId, type DeviceKind, printable } from '../shared/ids.ts'
+import { PlaceGuardError } from '../shared/errors.ts'
+import { assertId, type DeviceKind } from '../shared/ids.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import {
   createCaCertificate, createLeafCertificate, generateKey, type KeyAlgorithm, keyAlgorithmOf, loadSigner,
-  minutesAgo, newSerialNumber, parseCsr, type Signer,
+  newSerialNumber, parseCsr, type Signer,
 } from './certificates.ts'
 import { writeFileAtomic, writeFilesAtomic } from '../shared/files.ts'
 import { type Identity, identityFromSubjectAltName } from './identity.ts'
@@ -16,13 +16,16 @@ import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
 import { certificateOrigin, readCrl } from './crl.ts'
 import { crlNumberOf, signCrlPem } from './crl-der.ts'
+import {
+  crlKeepExpiredSince, crlRefreshDue, crlWindow, DEFAULT_CA_DAYS, DEFAULT_CRL_DAYS, DEFAULT_CRL_KEEP_EXPIRED_DAYS,
+  DEFAULT_SERVICE_DAYS, deviceValidity, type ValidityInput, windowFor,
+} from './validity.ts'
 
-const DAY_MS = 86_400_000
 const PRIVATE = 0o600
 
 export interface PkiOptions {
   clock?: Clock
-  /** Lifetime of each CRL; the broker refuses every client once it lapses, so refresh before. */
+  /** Lifetime of each CRL (default 30); the broker refuses every client once it lapses, so refresh before. */
   crlValidityDays?: number
   /** How long a revoked certificate stays in the CRL after its notAfter (default 90; see Inventory.crlEntries). */
   crlKeepExpiredDays?: number
@@ -34,12 +37,6 @@ export interface InitOptions {
   serverValidityDays?: number
   /** Extra server names (DNS) besides localhost, 127.0.0.1 and ::1. */
   serverNames?: string[]
-}
-
-export interface ValidityInput {
-  days?: number
-  notBefore?: string | Date
-  notAfter?: string | Date
 }
 
 export interface IssueRequest extends ValidityInput {
@@ -71,14 +68,6 @@ export interface ReconcileReport {
   unknown: Array<{ path: string, record: InventoryRecord }>
 }
 
-export const DEFAULT_DEVICE_DAYS = 365
-/**
- * A session opened just before a certificate expired stays open past
- * notAfter (the broker checks expiry at the handshake only), so its serial
- * must stay in the CRL a while for the broker's live-session sweep.
- */
-export const DEFAULT_CRL_KEEP_EXPIRED_DAYS = 90
-
 /**
  * The fleet's certificate authority: device identity, the inventory of every
  * certificate signed, and the CRL the broker enforces.
@@ -94,7 +83,7 @@ export class FleetPki {
   constructor (dataDir: string, options: PkiOptions = {}) {
     this.paths = pkiPaths(dataDir)
     this.#clock = options.clock ?? systemClock
-    this.#crlValidityDays = options.crlValidityDays ?? 30
+    this.#crlValidityDays = options.crlValidityDays ?? DEFAULT_CRL_DAYS
     this.#crlKeepExpiredDays = options.crlKeepExpiredDays ?? DEFAULT_CRL_KEEP_EXPIRED_DAYS
   }
 
@@ -113,14 +102,14 @@ export class FleetPki {
     const now = this.#now()
     const caKey = await generateKey('ecdsa-p256')
     const caPem = await createCaCertificate(caKey, options.caCommonName ?? 'PlaceGuard Fleet CA',
-      new Date(now.getTime() + (options.caValidityDays ?? 3650) * DAY_MS))
+      windowFor(now, options.caValidityDays ?? DEFAULT_CA_DAYS).notAfter)
     const signer = await loadSigner(caPem, caKey.privateKeyPem)
-    const serverDays = options.serverValidityDays ?? 825
+    const serverDays = options.serverValidityDays ?? DEFAULT_SERVICE_DAYS
     const server = await this.#signService(signer, 'localhost', undefined, 'server', serverDays,
       ['localhost', ...(options.serverNames ?? [])], ['127.0.0.1', '::1'])
     const collector = await this.#signService(signer, 'collector', { role: 'collector', name: 'collector' }, 'client', serverDays)
     const crl = signCrlPem(signer.certificate.rawData, caKey.privateKeyPem, {
-      entries: [], crlNumber: 1, thisUpdate: minutesAgo(5, now.getTime()), nextUpdate: new Date(now.getTime() + this.#crlValidityDays * DAY_MS),
+      entries: [], crlNumber: 1, ...crlWindow(now, this.#crlValidityDays),
     })
     // The CA key is written last: until it exists, `initialized` stays false and a retry starts clean.
     writeFilesAtomic([
@@ -184,7 +173,7 @@ export class FleetPki {
       const { deviceId, kind, site } = assertDeviceIdentity('deviceId', request)
       if ((active.has(deviceId) && !renewing) || seen.has(deviceId)) throw duplicateId(deviceId)
       seen.add(deviceId)
-      const { notBefore, notAfter } = this.#validity(request, signer)
+      const { notBefore, notAfter } = deviceValidity(request, this.#now(), signer.certificate.notAfter)
       const files = deviceFiles(request.outDir ?? this.paths.devicesDir, deviceId)
       return {
         kind, site,
@@ -275,7 +264,7 @@ export class FleetPki {
     }
     const keyAlgorithm = assertCsrKeyAlgorithm(csr.algorithm)
     const { deviceId, kind, site } = assertDeviceIdentity('csr CN', { ...request, deviceId: csr.commonName })
-    const { notBefore, notAfter } = this.#validity(request, signer)
+    const { notBefore, notAfter } = deviceValidity(request, this.#now(), signer.certificate.notAfter)
     const spkiSha256 = sha256Hex(csr.publicKeyDer)
     const files = deviceFiles(request.outDir ?? this.paths.devicesDir, deviceId)
     const pending: InventoryRecord = {
@@ -421,7 +410,7 @@ export class FleetPki {
     } catch {
       nextUpdate = undefined // unreadable or not ours: re-sign
     }
-    if (nextUpdate && nextUpdate.getTime() - this.#now().getTime() > withinDays * DAY_MS) return { refreshed: false, nextUpdate }
+    if (!crlRefreshDue(nextUpdate, this.#now(), withinDays)) return { refreshed: false, nextUpdate }
     await this.refreshCrl()
     return { refreshed: true, nextUpdate: (await readCrl(readFileSync(this.paths.crl, 'utf8'), readFileSync(this.paths.caCert, 'utf8'))).nextUpdate }
   }
@@ -455,12 +444,11 @@ export class FleetPki {
    * (RFC 5280 §5.2.3), so no process writes an older CRL over a newer one.
    */
   #writeCrl (inventory: Inventory, now: Date): void {
-    const entries = inventory.crlEntries(new Date(now.getTime() - this.#crlKeepExpiredDays * DAY_MS))
+    const entries = inventory.crlEntries(crlKeepExpiredSince(now, this.#crlKeepExpiredDays))
       .map((record) => ({ serialNumber: record.serial, revokedAt: new Date(record.revokedAt!) }))
     const onDisk = existsSync(this.paths.crl) ? crlNumberOf(readFileSync(this.paths.crl, 'utf8')) : 0
     const crl = signCrlPem(this.#signer!.certificate.rawData, readFileSync(this.paths.caKey, 'utf8'), {
-      entries, crlNumber: inventory.nextCrlNumber(onDisk + 1),
-      thisUpdate: minutesAgo(5, now.getTime()), nextUpdate: new Date(now.getTime() + this.#crlValidityDays * DAY_MS),
+      entries, crlNumber: inventory.nextCrlNumber(onDisk + 1), ...crlWindow(now, this.#crlValidityDays),
     })
     writeFileAtomic(this.paths.crl, crl)
   }
@@ -469,8 +457,7 @@ export class FleetPki {
     days: number, dnsNames?: string[], ipAddresses?: string[]): Promise<{ certificatePem: string, privateKeyPem: string, record: InventoryRecord }> {
     const now = this.#now()
     const key = await generateKey('ecdsa-p256')
-    const notBefore = minutesAgo(5, now.getTime())
-    const notAfter = new Date(now.getTime() + days * DAY_MS)
+    const { notBefore, notAfter } = windowFor(now, days)
     const certificate = await createLeafCertificate(signer, {
       publicKeyDer: key.publicKeyDer, commonName, identity, usage, notBefore, notAfter,
       serialNumber: newSerialNumber(), dnsNames, ipAddresses,
@@ -485,34 +472,6 @@ export class FleetPki {
         fingerprint: sha256Hex(certificate.rawData), spkiSha256: sha256Hex(key.publicKeyDer), certificatePath: null,
       },
     }
-  }
-
-  #validity (input: ValidityInput, signer: Signer): { notBefore: Date, notAfter: Date } {
-    const now = this.#now()
-    if (input.days !== undefined && (input.notBefore !== undefined || input.notAfter !== undefined)) {
-      throw invalidInput('days', 'give either `days` or `notBefore`/`notAfter`, not both')
-    }
-    let notBefore: Date
-    let notAfter: Date
-    if (input.notBefore !== undefined || input.notAfter !== undefined) {
-      notBefore = input.notBefore === undefined ? minutesAgo(5, now.getTime()) : parseDate('notBefore', input.notBefore)
-      if (input.notAfter === undefined) throw invalidInput('notAfter', 'is required with `notBefore`')
-      notAfter = parseDate('notAfter', input.notAfter)
-    } else {
-      const days = input.days ?? DEFAULT_DEVICE_DAYS
-      if (!Number.isInteger(days) || days < 1 || days > 3650) throw invalidInput('days', `${days} is not a whole number of days from 1 to 3650`)
-      notBefore = minutesAgo(5, now.getTime())
-      notAfter = new Date(now.getTime() + days * DAY_MS)
-    }
-    if (notAfter.getTime() <= notBefore.getTime()) {
-      throw invalidInput('notAfter', `${notAfter.toISOString()} is not after \`notBefore\` ${notBefore.toISOString()}`)
-    }
-    // RFC 5280 §6.1.3: a certificate cannot outlive its issuer in any useful way.
-    const caNotAfter = signer.certificate.notAfter
-    if (notAfter.getTime() > caNotAfter.getTime()) {
-      throw invalidInput('notAfter', `${notAfter.toISOString()} is after the CA expires (${caNotAfter.toISOString()})`)
-    }
-    return { notBefore, notAfter }
   }
 
   async #loadSigner (): Promise<Signer> {
@@ -560,12 +519,6 @@ export class FleetPki {
   #now (): Date {
     return new Date(this.#clock.now())
   }
-}
-
-function parseDate (field: string, value: string | Date): Date {
-  const date = value instanceof Date ? value : new Date(value)
-  if (Number.isNaN(date.getTime())) throw invalidInput(field, `"${printable(String(value))}" is not an ISO 8601 date`, 'e.g. 2027-01-31T00:00:00Z')
-  return date
 }
 
 function previous (path: string): string {

@@ -1,4 +1,5 @@
-export { FleetPki, DEFAULT_DEVICE_DAYS, type IssueRequest, type IssuedDevice, type InventoryEntry, type InitOptions, type ReconcileReport } from './fleet-pki.ts'
+export { FleetPki, type IssueRequest, type IssuedDevice, type InventoryEntry, type InitOptions, type ReconcileReport } from './fleet-pki.ts'
+export { DEFAULT_DEVICE_DAYS, type ValidityInput } from './validity.ts'
 export { type Identity, identityFromSubjectAltName, identityName, identityUri, parseIdentityUri } from './identity.ts'
 export { pkiPaths, deviceFiles, type PkiPaths } from './paths.ts'
 export type { KeyAlgorithm } from './certificates.ts'
