@@ -11,14 +11,14 @@ import {
 import { writeFileAtomic, writeFilesAtomic } from '../shared/files.ts'
 import { type Identity, identityFromSubjectAltName } from './identity.ts'
 import { assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertSerial } from './identity-rules.ts'
-import { effectiveStatus, Inventory, type InventoryRecord, type InventoryStatus } from './inventory.ts'
+import { Inventory, type InventoryRecord, type InventoryStatus } from './inventory.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
 import { certificateOrigin, readCrl } from './crl.ts'
 import { crlNumberOf, signCrlPem } from './crl-der.ts'
 import {
   crlKeepExpiredSince, crlRefreshDue, crlWindow, DEFAULT_CA_DAYS, DEFAULT_CRL_DAYS, DEFAULT_CRL_KEEP_EXPIRED_DAYS,
-  DEFAULT_SERVICE_DAYS, deviceValidity, type ValidityInput, windowFor,
+  DEFAULT_SERVICE_DAYS, deviceValidity, effectiveStatus, type ValidityInput, windowFor,
 } from './validity.ts'
 
 const PRIVATE = 0o600

@@ -34,16 +34,8 @@ export interface InventoryRecord {
   certificatePath: string | null
 }
 
+/** A record's status as read at a given time (validity.ts, effectiveStatus). */
 export type InventoryStatus = 'pending' | 'active' | 'revoked' | 'superseded' | 'expired' | 'not-yet-valid'
-
-export function effectiveStatus (record: InventoryRecord, now: Date): InventoryStatus {
-  if (record.status === 'revoked') return 'revoked'
-  if (record.status === 'pending') return 'pending'
-  if (Date.parse(record.notAfter) < now.getTime()) return 'expired'
-  if (record.status === 'superseded') return 'superseded'
-  if (Date.parse(record.notBefore) > now.getTime()) return 'not-yet-valid'
-  return 'active'
-}
 
 /** The columns every inventory ever had, in order: what a migration copies. */
 const BASE_COLUMNS = 'serial, device_id, role, kind, site, not_before, not_after, key_algorithm, status, issued_at, revoked_at, fingerprint'

@@ -2,10 +2,12 @@
  * When the fleet CA's certificates and CRLs are valid: the window a device
  * certificate may be given (`days`, or `notBefore`/`notAfter`, never past
  * the CA's own notAfter), the windows of the CA's own certificates and
- * CRLs, and when a CRL is due to be re-signed. Pure: the time is passed in.
+ * CRLs, when a CRL is due to be re-signed, and what a recorded
+ * certificate's status is at a given time. Pure: the time is passed in.
  */
 import { invalidInput } from '../shared/errors.ts'
 import { printable } from '../shared/ids.ts'
+import type { InventoryRecord, InventoryStatus } from './inventory.ts'
 
 export const DAY_MS = 86_400_000
 const BACKDATE_MS = 5 * 60_000
@@ -97,4 +99,18 @@ export function crlRefreshDue (nextUpdate: Date | undefined, now: Date, withinDa
 /** Revoked certificates that expired before this date leave the CRL. */
 export function crlKeepExpiredSince (now: Date, keepExpiredDays: number): Date {
   return new Date(now.getTime() - keepExpiredDays * DAY_MS)
+}
+
+/**
+ * A certificate's status at `now`: what the CA decided (revoked, pending)
+ * first, then its validity window — a superseded certificate that has
+ * expired reads expired; notAfter itself is still valid.
+ */
+export function effectiveStatus (record: Pick<InventoryRecord, 'status' | 'notBefore' | 'notAfter'>, now: Date): InventoryStatus {
+  if (record.status === 'revoked') return 'revoked'
+  if (record.status === 'pending') return 'pending'
+  if (Date.parse(record.notAfter) < now.getTime()) return 'expired'
+  if (record.status === 'superseded') return 'superseded'
+  if (Date.parse(record.notBefore) > now.getTime()) return 'not-yet-valid'
+  return 'active'
 }

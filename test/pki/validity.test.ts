@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
-  backdated, crlKeepExpiredSince, crlRefreshDue, crlWindow, DAY_MS, DEFAULT_DEVICE_DAYS, deviceValidity, parseDate,
-  type ValidityInput, windowFor,
+  backdated, crlKeepExpiredSince, crlRefreshDue, crlWindow, DAY_MS, DEFAULT_DEVICE_DAYS, deviceValidity, effectiveStatus,
+  parseDate, type ValidityInput, windowFor,
 } from '../../pki/validity.ts'
 import { PlaceGuardError } from '../../shared/errors.ts'
 
@@ -127,5 +127,30 @@ describe('CRL timing', () => {
 
   it('keeps revoked certificates that expired within the last keepExpiredDays', () => {
     expect(crlKeepExpiredSince(now, 90)).toEqual(after(-90))
+  })
+})
+
+describe('effectiveStatus', () => {
+  const window = { notBefore: '2026-01-01T00:00:00.000Z', notAfter: '2027-01-01T00:00:00.000Z' }
+  const at = (iso: string): Date => new Date(iso)
+
+  it('reads active from notBefore through notAfter itself', () => {
+    expect(effectiveStatus({ ...window, status: 'active' }, at(window.notBefore))).toBe('active')
+    expect(effectiveStatus({ ...window, status: 'active' }, at(window.notAfter))).toBe('active')
+  })
+
+  it('reads expired a millisecond after notAfter, and not-yet-valid a millisecond before notBefore', () => {
+    expect(effectiveStatus({ ...window, status: 'active' }, at('2027-01-01T00:00:00.001Z'))).toBe('expired')
+    expect(effectiveStatus({ ...window, status: 'active' }, at('2025-12-31T23:59:59.999Z'))).toBe('not-yet-valid')
+  })
+
+  it('puts what the CA decided first: revoked and pending whatever the window, superseded until it expires', () => {
+    const later = at('2030-01-01T00:00:00Z')
+    const earlier = at('2025-01-01T00:00:00Z')
+    expect(effectiveStatus({ ...window, status: 'revoked' }, later)).toBe('revoked')
+    expect(effectiveStatus({ ...window, status: 'pending' }, later)).toBe('pending')
+    expect(effectiveStatus({ ...window, status: 'superseded' }, at('2026-06-01T00:00:00Z'))).toBe('superseded')
+    expect(effectiveStatus({ ...window, status: 'superseded' }, earlier)).toBe('superseded')
+    expect(effectiveStatus({ ...window, status: 'superseded' }, later)).toBe('expired')
   })
 })
