@@ -14,7 +14,7 @@ import { assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertSeri
 import { Inventory, type InventoryRecord, type InventoryStatus } from './inventory.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
-import { certificateOrigin, readCrl } from './crl.ts'
+import { certificateOrigin, normalizeSerial, readCrl } from './crl.ts'
 import { crlNumberOf, signCrlPem } from './crl-der.ts'
 import {
   crlKeepExpiredSince, crlRefreshDue, crlWindow, DEFAULT_CA_DAYS, DEFAULT_CRL_DAYS, DEFAULT_CRL_KEEP_EXPIRED_DAYS,
@@ -356,7 +356,7 @@ export class FleetPki {
     const landed = new Map<string, { fingerprint: string, spkiSha256: string }>()
     for (const record of inventory.pending()) {
       const found = record.certificatePath ? readFleetCertificate(record.certificatePath, ca) : undefined
-      if (found && found.serial === normalizeHex(record.serial)) landed.set(record.serial, found)
+      if (found && found.serial === normalizeSerial(record.serial)) landed.set(record.serial, found)
     }
     const dirs = new Set([this.paths.devicesDir, ...extraDirs])
     for (const record of inventory.list()) if (record.certificatePath) dirs.add(dirname(record.certificatePath))
@@ -510,7 +510,7 @@ export class FleetPki {
       for (const record of inventory.withoutKeyHash()) {
         const path = record.certificatePath ?? servicePaths[record.role] ?? deviceFiles(this.paths.devicesDir, record.deviceId).cert
         const found = readFleetCertificate(path, ca)
-        if (found && found.serial === normalizeHex(record.serial)) inventory.recordKeyHash(record.serial, found.spkiSha256, path)
+        if (found && found.serial === normalizeSerial(record.serial)) inventory.recordKeyHash(record.serial, found.spkiSha256, path)
       }
       inventory.setMeta('key_hashes_backfilled', '1')
     })
@@ -544,10 +544,6 @@ function keyInUse (holder: InventoryRecord): PlaceGuardError {
     })
 }
 
-function normalizeHex (serial: string): string {
-  return serial.toLowerCase().replace(/^0+(?=.)/, '')
-}
-
 function certificateFiles (dir: string): string[] {
   try {
     return readdirSync(dir).filter((name) => name.endsWith('.crt')).map((name) => join(dir, name))
@@ -570,7 +566,7 @@ function readFleetCertificate (path: string, ca: X509Certificate): { serial: str
   const commonName = /^CN=(.*)$/m.exec(certificate.subject)?.[1] ?? ''
   const spkiSha256 = sha256Hex(certificate.publicKey.export({ type: 'spki', format: 'der' }))
   const fingerprint = sha256Hex(der)
-  const serial = normalizeHex(certificate.serialNumber)
+  const serial = normalizeSerial(certificate.serialNumber)
   return {
     serial, fingerprint, spkiSha256,
     record: {
