@@ -13,14 +13,14 @@ import { Aedes, type AedesOptions, type AuthenticateError, type Client, type Pub
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { isReservedId, printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
-import { withoutUndefined } from '../shared/objects.ts'
-import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+import { QUARANTINE_CONTROL_TOPIC } from '../shared/topics.ts'
 import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, identityUri, normalizeSerial } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
 import { createMqEmitter } from './mq-fast-queue.ts'
 import { installReadBackpressure } from './read-backpressure.ts'
-import type { SecurityEvent, SecurityEventType } from '../shared/security-events.ts'
+import type { SecurityEvent } from '../shared/security-events.ts'
+import { createEventReporter, identityFields, type ReportEvent } from './event-reporter.ts'
 import { classifyRefusal } from './tls-reasons.ts'
 import { PublishThrottle } from './publish-throttle.ts'
 import type { QuarantineEntry } from './quarantine.ts'
@@ -137,6 +137,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   /** Open connections, for quarantine and the connection count (the TLS gate ends sessions on expiry and revocation). */
   readonly #live = new Map<TLSSocket, Session>()
   #collectorSessions = 0
+  readonly #report: ReportEvent
   readonly #quarantine: QuarantineGate
   readonly #sessionOwners: SessionOwners
   /** Sessions the broker itself ended for a security reason (ACL violation, rate): their wills stay unpublished. */
@@ -150,14 +151,19 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     this.#logger = options.logger
     this.#clock = options.clock ?? systemClock
     this.limits = Object.freeze({ ...DEFAULT_BROKER_LIMITS, ...options.limits })
+    this.#report = createEventReporter({
+      clock: this.#clock, logger: this.#logger,
+      deliver: (event) => this.emit('security-event', event),
+      publisher: () => this.aedes,
+    })
     this.#gate = new TlsGate({
       tls: options.tls, host: options.host, port: options.port, limits: this.limits, clock: this.#clock, logger: this.#logger,
-      emit: (type, fields) => this.#emit(type, fields),
+      emit: this.#report,
       onSecureConnection: (socket) => this.#onSecureConnection(socket),
     })
     this.#quarantine = new QuarantineGate({
       file: options.quarantineFile, clock: this.#clock, logger: this.#logger,
-      emit: (type, fields) => this.#emit(type, fields),
+      emit: this.#report,
       dropSessions: (deviceId) => {
         let dropped = 0
         for (const [socket, session] of this.#live) {
@@ -276,7 +282,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     }
     const identity = identityFromSubjectAltName(peer.subjectaltname)
     if (!identity) {
-      this.#emit('auth-failed', { remoteAddress, serial, reason: 'certificate carries no PlaceGuard identity (SAN URI)', code: 'NO_IDENTITY' })
+      this.#report('auth-failed', { remoteAddress, serial, reason: 'certificate carries no PlaceGuard identity (SAN URI)', code: 'NO_IDENTITY' })
       socket.destroy()
       return
     }
@@ -306,7 +312,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     const client = this.aedes.handle(socket) as unknown as Client
     installReadBackpressure(client)
     installPacketSizeLimit(client, this.limits.maxPacketBytes, (size) => {
-      this.#emit('packet-too-large', { ...identityFields(identity), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed`, details: { bytes: size } })
+      this.#report('packet-too-large', { ...identityFields(identity), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed`, details: { bytes: size } })
     })
   }
 
@@ -335,7 +341,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     const session = this.#session(client)!
     const { identity } = session
     const refuse = (reason: string, returnCode: number, code: string): void => {
-      this.#emit('auth-failed', { ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial, reason, code })
+      this.#report('auth-failed', { ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial, reason, code })
       done(Object.assign(new Error(reason), { returnCode }) as AuthenticateError, false)
     }
     if (identity.role === 'device') {
@@ -352,7 +358,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       if (existing && existing !== client) {
         const other = this.#session(existing)
         // [MQTT-3.1.4-2] the new connection takes over; a clone shows as repeated takeovers.
-        this.#emit('duplicate-identity', {
+        this.#report('duplicate-identity', {
           ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial,
           reason: 'a second connection presented the same identity; the earlier one is disconnected',
           details: { otherRemoteAddress: other?.remoteAddress ?? 'unknown', sameCertificate: other?.serial === session.serial },
@@ -422,7 +428,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     }
     const decision = canPublish(session.identity, packet.topic)
     if (!decision.allowed) {
-      this.#emit('acl-denied', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(packet.topic, 200) })
+      this.#report('acl-denied', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(packet.topic, 200) })
       // [MQTT-3.3.5-2] 3.1.1 cannot refuse a PUBLISH: the server acknowledges
       // it or closes the connection. PlaceGuard closes (as AWS IoT Core does),
       // so a compromised device's attempt is both blocked and visible.
@@ -444,7 +450,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     if (verdict === 'now') return
     const { publishRatePerSec: rate, publishBurst: burst, maxThrottleMs } = this.limits
     if (verdict === 'overflow') {
-      this.#emit('rate-limited', {
+      this.#report('rate-limited', {
         ...identityFields(session.identity), remoteAddress: session.remoteAddress,
         reason: `publishing so far beyond ${rate}/s that a message would wait over ${maxThrottleMs} ms; disconnected`,
         details: { ratePerSec: rate, burst, disconnected: true },
@@ -454,7 +460,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     }
     if (now - session.rateLimitedAt >= RATE_EVENT_EVERY_MS) {
       session.rateLimitedAt = now
-      this.#emit('rate-limited', {
+      this.#report('rate-limited', {
         ...identityFields(session.identity), remoteAddress: session.remoteAddress,
         reason: `publishing faster than ${rate}/s (burst ${burst}); reads slowed`,
         details: { ratePerSec: rate, burst },
@@ -499,7 +505,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   /** A protocol error, not a security decision: the will still goes out, as §3.1.2.5 of MQTT 3.1.1 lists. */
   #onBadString (session: Session, packetType: string, escaped: string, defect: string): void {
-    this.#emit('protocol-violation', {
+    this.#report('protocol-violation', {
       ...identityFields(session.identity), remoteAddress: session.remoteAddress,
       reason: `${packetType.toUpperCase()} carries a string with ${defect}: "${escaped}"; connection closed`,
       code: 'MALFORMED_UTF8',
@@ -518,7 +524,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     if (denials.count > MAX_SUBSCRIBE_DENIALS) {
       this.#endedByBroker.set(session, 'ACL violation')
       if (denials.count === MAX_SUBSCRIBE_DENIALS + 1) {
-        this.#emit('acl-denied', {
+        this.#report('acl-denied', {
           ...identityFields(session.identity), remoteAddress: session.remoteAddress, topic: printable(subscription.topic, 200),
           reason: `more than ${MAX_SUBSCRIBE_DENIALS} refused subscriptions in one session; connection closed`,
           details: { sinceLastReport: denials.unreported, disconnected: true },
@@ -527,7 +533,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       return done(new Error('too many refused subscriptions'))
     }
     if (now - denials.reportedAt >= SUBSCRIBE_DENIAL_EVENT_EVERY_MS) {
-      this.#emit('acl-denied', {
+      this.#report('acl-denied', {
         ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(subscription.topic, 200),
         details: { sinceLastReport: denials.unreported },
       })
@@ -543,38 +549,16 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     if (!session) return
     if (session.identity.role === 'collector') this.#collectorSessions++
     this.#gate.sessionConnected(client.conn as TLSSocket)
-    this.#emit('connect', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, serial: session.serial, reason: 'connected' })
+    this.#report('connect', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, serial: session.serial, reason: 'connected' })
   }
 
   #onClientDisconnect (client: Client): void {
     const session = this.#session(client)
     if (!session) return
     if (session.identity.role === 'collector') this.#collectorSessions--
-    this.#emit('disconnect', {
+    this.#report('disconnect', {
       ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: 'disconnected',
       details: { sessionMs: this.#clock.now() - session.connectedAt },
     })
   }
-
-  // --- events ----------------------------------------------------------------
-
-  #emit (type: SecurityEventType, fields: Omit<SecurityEvent, 'type' | 'at'>): void {
-    const event: SecurityEvent = { type, at: new Date(this.#clock.now()).toISOString(), ...withoutUndefined(fields) }
-    const quiet = type === 'connect' || type === 'disconnect' || type === 'crl-reloaded'
-    this.#logger[quiet ? 'debug' : 'warn']({ event }, `security event: ${type}`)
-    this.emit('security-event', event)
-    if (this.aedes.closed) return
-    this.aedes.publish({
-      cmd: 'publish', topic: `${SECURITY_EVENTS_PREFIX}${type}`, payload: Buffer.from(JSON.stringify(event)),
-      qos: 1, retain: false, dup: false,
-    } as PublishPacket, (error) => {
-      if (error) this.#logger.error({ err: error.message, type }, 'security event not published')
-    })
-  }
-}
-
-function identityFields (identity: Identity): Pick<SecurityEvent, 'deviceId' | 'site' | 'kind'> {
-  return identity.role === 'device'
-    ? { deviceId: identity.deviceId, site: identity.site, kind: identity.kind }
-    : { deviceId: identityName(identity) }
 }
