@@ -14,21 +14,21 @@ import { type Clock, systemClock } from '../shared/clock.ts'
 import { isReservedId, printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { QUARANTINE_CONTROL_TOPIC } from '../shared/topics.ts'
-import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, identityUri, normalizeSerial } from '../pki/index.ts'
+import { type Identity, identityName, identityUri } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
 import { createMqEmitter } from './mq-fast-queue.ts'
 import { installReadBackpressure } from './read-backpressure.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { createEventReporter, identityFields, type ReportEvent } from './event-reporter.ts'
-import { classifyRefusal } from './tls-reasons.ts'
-import { PublishThrottle } from './publish-throttle.ts'
+import { judgeHandshake } from './handshake-verdict.ts'
 import type { QuarantineEntry } from './quarantine.ts'
 import { QuarantineGate, type QuarantineRequest } from './quarantine-gate.ts'
 import { retainVerdict } from './retained-guard.ts'
+import { type Session, type SessionInfo, newSession, sessionInfo } from './session.ts'
 import { SessionOwners } from './session-owners.ts'
 import { installStringValidity } from './topic-validity.ts'
-import { addressOf, TlsGate } from './tls-gate.ts'
+import { TlsGate } from './tls-gate.ts'
 
 export interface BrokerTlsFiles {
   caCert: string
@@ -92,27 +92,6 @@ export interface BrokerOptions {
   quarantineFile?: string
   /** Where the owner of each persistent session is kept across restarts (e.g. `<data-dir>/session-owners.jsonl`); in memory without it. */
   sessionOwnersFile?: string
-}
-
-interface Session {
-  identity: Identity
-  serial: string
-  /** The client certificate's notAfter, ms since the epoch (its will is withheld once it has passed). */
-  notAfter: number
-  remoteAddress: string
-  connectedAt: number
-  throttle: PublishThrottle | undefined
-  rateLimitedAt: number
-  /** Refused subscriptions in this session: how many, how many not yet reported, when last reported. */
-  subscribeDenials: { count: number, unreported: number, reportedAt: number }
-}
-
-/** The broker's notion of a connection's trusted facts, read by other rooms through `sessionOf`. */
-export interface SessionInfo {
-  identity: Identity
-  serial: string
-  remoteAddress: string
-  connectedAt: number
 }
 
 const RATE_EVENT_EVERY_MS = 60_000
@@ -216,7 +195,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   sessionOf (client: Client): SessionInfo | undefined {
     const session = this.#session(client)
-    return session && { identity: session.identity, serial: session.serial, remoteAddress: session.remoteAddress, connectedAt: session.connectedAt }
+    return session && sessionInfo(session)
   }
 
   #session (client: Client): Session | undefined {
@@ -261,49 +240,20 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   #onSecureConnection (socket: TLSSocket): void {
     socket.on('error', () => {}) // reported through aedes or by the close below
-    const remoteAddress = addressOf(socket)
-    const peer = socket.getPeerCertificate()
-    const presented = peer && peer.raw !== undefined
-    const serial = presented ? normalizeSerial(peer.serialNumber) : undefined
-    let failure = socket.authorized ? undefined : String(socket.authorizationError ?? 'NO_CERTIFICATE')
-    // Defence in depth: a resumed TLS session skips the CRL and validity checks.
-    if (!failure && serial && this.#gate.isRevoked(serial)) failure = 'CERT_REVOKED'
-    if (!failure && presented && Date.parse(peer.valid_to) < this.#clock.now()) failure = 'CERT_HAS_EXPIRED'
-    if (failure) {
-      // The identity in a refused certificate is trusted only if the CA really signed it.
-      const refusal = classifyRefusal(presented ? failure : undefined, presented ? certificateOrigin(peer.raw, this.#gate.ca) : undefined)
-      const identity = refusal.trustIdentity ? identityFromSubjectAltName(peer.subjectaltname) : undefined
-      const claimedId = !identity && presented && peer.subject?.CN ? printable(String(peer.subject.CN), 64) : undefined
-      this.#gate.reportRejectedCertificate(`${identity ? identityName(identity) : claimedId ?? socket.remoteAddress}:${refusal.code}`, {
-        ...(identity ? identityFields(identity) : {}), claimedId, remoteAddress, serial, reason: refusal.reason, code: refusal.code,
-      })
+    const verdict = judgeHandshake(socket, { ca: this.#gate.ca, isRevoked: (serial) => this.#gate.isRevoked(serial), clock: this.#clock })
+    if (!verdict.admit) {
+      if ('rejected' in verdict) this.#gate.reportRejectedCertificate(verdict.rejected.who, verdict.rejected.fields)
+      else this.#report('auth-failed', verdict.noIdentity)
       socket.destroy()
       return
     }
-    const identity = identityFromSubjectAltName(peer.subjectaltname)
-    if (!identity) {
-      this.#report('auth-failed', { remoteAddress, serial, reason: 'certificate carries no PlaceGuard identity (SAN URI)', code: 'NO_IDENTITY' })
-      socket.destroy()
-      return
-    }
+    const { identity, serial, notAfter, remoteAddress } = verdict
     const now = this.#clock.now()
-    const notAfter = Date.parse(peer.valid_to)
-    if (!this.#gate.admitSession(socket, { serial: serial!, notAfter, fields: { ...identityFields(identity), remoteAddress } })) {
+    if (!this.#gate.admitSession(socket, { serial, notAfter, fields: { ...identityFields(identity), remoteAddress } })) {
       socket.destroy()
       return
     }
-    this.#sessions.set(socket, {
-      identity,
-      serial: serial!,
-      notAfter,
-      remoteAddress,
-      connectedAt: now,
-      throttle: identity.role === 'device' && this.limits.publishRatePerSec > 0
-        ? new PublishThrottle(this.limits.publishRatePerSec, this.limits.publishBurst, this.limits.maxThrottleMs, this.#clock.now)
-        : undefined,
-      rateLimitedAt: 0,
-      subscribeDenials: { count: 0, unreported: 0, reportedAt: -Infinity },
-    })
+    this.#sessions.set(socket, newSession({ identity, serial, notAfter, remoteAddress, connectedAt: now }, this.limits, this.#clock))
     this.#live.set(socket, this.#sessions.get(socket)!)
     socket.once('close', () => {
       this.#live.delete(socket)
