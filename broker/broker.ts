@@ -5,6 +5,12 @@
  * yields an Identity read from the certificate; every later decision (client
  * id, topics, rate, revocation) is taken against that identity, never against
  * what the MQTT packets claim.
+ *
+ * This file assembles the parts and holds the sessions: tls-gate.ts (TCP
+ * admission, the handshake's deadline, the CRL, certificates of live
+ * sessions), handshake-verdict.ts (the identity a handshake yields),
+ * connect-hooks.ts and authorize-hooks.ts (the aedes hooks),
+ * quarantine-gate.ts, event-reporter.ts (security events).
  */
 import { EventEmitter } from 'node:events'
 import type { AddressInfo } from 'node:net'
@@ -82,7 +88,12 @@ export interface BrokerOptions {
   limits?: Partial<BrokerLimits>
   logger: Logger
   clock?: Clock
-  /** aedes persistence and mqemitter, e.g. the Redis pair for a cluster. */
+  /**
+   * aedes persistence and mqemitter, e.g. the Redis pair for a cluster.
+   * Both become the broker's to end: aedes closes the mqemitter, and the
+   * broker destroys the persistence once aedes has closed (`close()`
+   * resolves after it).
+   */
   aedes?: Pick<AedesOptions, 'persistence' | 'mq' | 'id'>
   /** Where quarantines are kept across restarts (e.g. `<data-dir>/quarantine.json`); in memory without it. */
   quarantineFile?: string
@@ -90,9 +101,23 @@ export interface BrokerOptions {
   sessionOwnersFile?: string
 }
 
+const aedesByBroker = new WeakMap<PlaceGuardBroker, Aedes>()
+
+/**
+ * Test seam: the aedes instance inside a broker, for tests that look at
+ * what aedes keeps (its persistence, clients, queue). broker/index.ts does
+ * not export it, so no other room can reach aedes (eslint.config.js's
+ * doors); production code goes through PlaceGuardBroker's methods.
+ */
+export function aedesOf (broker: PlaceGuardBroker): Aedes {
+  return aedesByBroker.get(broker)!
+}
+
 export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [SecurityEvent] }> {
-  readonly aedes: Aedes
   readonly limits: Readonly<BrokerLimits>
+  readonly #aedes: Aedes
+  /** The given persistence's destroy, begun when aedes has closed; close() awaits it. */
+  #persistenceDestroyed: Promise<void> | undefined
   readonly #logger: Logger
   readonly #clock: Clock
   readonly #gate: TlsGate
@@ -114,7 +139,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     this.#report = createEventReporter({
       clock: this.#clock, logger: this.#logger,
       deliver: (event) => this.emit('security-event', event),
-      publisher: () => this.aedes,
+      publisher: () => this.#aedes,
     })
     this.#gate = new TlsGate({
       tls: options.tls, host: options.host, port: options.port, limits: this.limits, clock: this.#clock, logger: this.#logger,
@@ -145,7 +170,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       limits: this.limits, clock: this.#clock, logger: this.#logger, report: this.#report, sessionOf,
       tls: this.#gate, quarantine: this.#quarantine,
     })
-    this.aedes = new Aedes({
+    this.#aedes = new Aedes({
       id: options.aedes?.id,
       persistence: options.aedes?.persistence,
       // mqemitter's queue shifts an Array (O(n)); under a fast TLS publisher
@@ -159,25 +184,35 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       authorizePublish: (client, packet, done) => this.#authorizeHooks.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, subscription, done) => this.#authorizeHooks.authorizeSubscribe(client, subscription, done),
     })
-    this.aedes.on('clientReady', (client) => this.#connectHooks.onClientReady(client))
-    this.aedes.on('clientDisconnect', (client) => this.#connectHooks.onClientDisconnect(client))
-    this.aedes.on('clientError', (client, error) => this.#logger.debug({ client: client.id, err: error.message }, 'client error'))
+    aedesByBroker.set(this, this.#aedes)
+    this.#aedes.on('clientReady', (client) => this.#connectHooks.onClientReady(client))
+    this.#aedes.on('clientDisconnect', (client) => this.#connectHooks.onClientDisconnect(client))
+    this.#aedes.on('clientError', (client, error) => this.#logger.debug({ client: client.id, err: error.message }, 'client error'))
+    const persistence = options.aedes?.persistence as { destroy: () => Promise<void> } | undefined
+    // Not before 'closed': aedes writes to it while closing its clients (wills, clean sessions).
+    if (persistence) {
+      this.#aedes.once('closed', () => {
+        this.#persistenceDestroyed = persistence.destroy()
+        this.#persistenceDestroyed.catch(() => {}) // not unhandled while aedes finishes closing; close() rethrows
+      })
+    }
   }
 
   async listen (): Promise<AddressInfo> {
-    await this.#loadCrl(true)
-    await this.aedes.listen() // sets up persistence; aedes ignores clients until then
+    await this.#gate.loadCrl(true)
+    await this.#aedes.listen() // sets up persistence; aedes ignores clients until then
     const address = await this.#gate.listen()
     this.#quarantine.start()
     this.#logger.info({ port: address.port, host: address.address }, 'broker listening (mTLS)')
     return address
   }
 
-  /** Graceful stop: no new connections, every client disconnected, then closed. */
+  /** Graceful stop: no new connections, every client disconnected, then closed, and the given persistence destroyed. */
   async close (): Promise<void> {
     this.#quarantine.stop()
     await this.#gate.close()
-    await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
+    await new Promise<void>((resolve) => this.#aedes.close(() => resolve()))
+    await this.#persistenceDestroyed
   }
 
   get connectionCount (): number {
@@ -195,12 +230,12 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   /** aedes' live clients by id (typed loosely upstream). */
   get #clients (): Record<string, Client | undefined> {
-    return (this.aedes as unknown as { clients: Record<string, Client | undefined> }).clients
+    return (this.#aedes as unknown as { clients: Record<string, Client | undefined> }).clients
   }
 
   /** Re-reads the CRL now (also done by polling the file). */
   async reloadCrl (): Promise<void> {
-    await this.#loadCrl(false)
+    await this.#gate.loadCrl(false)
   }
 
   /** Retained PUBLISHes from devices delivered without being stored (retained-guard.ts), since start. */
@@ -228,11 +263,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     return this.#quarantine.inForce()
   }
 
-  // --- TLS ---------------------------------------------------------------
-
-  async #loadCrl (initial: boolean): Promise<void> {
-    await this.#gate.loadCrl(initial)
-  }
+  // --- a verified connection, handed to aedes -----------------------------------
 
   #onSecureConnection (socket: TLSSocket): void {
     socket.on('error', () => {}) // reported through aedes or by the close below
@@ -255,7 +286,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       this.#live.delete(socket)
       this.#sessions.get(socket)?.throttle?.flush()
     })
-    const client = this.aedes.handle(socket) as unknown as Client
+    const client = this.#aedes.handle(socket) as unknown as Client
     installReadBackpressure(client)
     installPacketSizeLimit(client, this.limits.maxPacketBytes, (size) => {
       this.#report('packet-too-large', { ...identityFields(identity), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed`, details: { bytes: size } })
