@@ -36,6 +36,7 @@ export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
   const paths = pkiPaths(config.dataDir)
   const { maxQueuedPerClient, maxQueuedBytesPerClient, ...limits } = config.broker
   // Sessions, subscriptions, retained and queued QoS 1 messages outlive a broker restart or crash.
+  // The broker destroys the persistence when it closes.
   const persistence = config.brokerState === 'memory' ? undefined : createSqlitePersistence({ path: join(config.dataDir, BROKER_DB_FILE), maxQueuedPerClient, maxQueuedBytesPerClient, logger })
   const broker = new PlaceGuardBroker({
     tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
@@ -43,7 +44,6 @@ export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
     quarantineFile: join(config.dataDir, QUARANTINE_FILE), aedes: { persistence },
     sessionOwnersFile: join(config.dataDir, SESSION_OWNERS_FILE),
   })
-  broker.aedes.once('closed', () => { void persistence?.destroy() })
   return broker
 }
 

@@ -5,30 +5,32 @@
  * yields an Identity read from the certificate; every later decision (client
  * id, topics, rate, revocation) is taken against that identity, never against
  * what the MQTT packets claim.
+ *
+ * This file assembles the parts and holds the sessions: tls-gate.ts (TCP
+ * admission, the handshake's deadline, the CRL, certificates of live
+ * sessions), handshake-verdict.ts (the identity a handshake yields),
+ * connect-hooks.ts and authorize-hooks.ts (the aedes hooks),
+ * quarantine-gate.ts, event-reporter.ts (security events).
  */
 import { EventEmitter } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import { Aedes, type AedesOptions, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
+import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { type Clock, systemClock } from '../shared/clock.ts'
-import { isReservedId, printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
-import { withoutUndefined } from '../shared/objects.ts'
-import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
-import { type Identity, identityFromSubjectAltName, certificateOrigin, identityName, identityUri, normalizeSerial } from '../pki/index.ts'
-import { canPublish, canSubscribe } from './acl.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
+import { AuthorizeHooks } from './authorize-hooks.ts'
+import { ConnectHooks } from './connect-hooks.ts'
 import { createMqEmitter } from './mq-fast-queue.ts'
 import { installReadBackpressure } from './read-backpressure.ts'
-import type { SecurityEvent, SecurityEventType } from '../shared/security-events.ts'
-import { classifyRefusal } from './tls-reasons.ts'
-import { PublishThrottle } from './publish-throttle.ts'
+import type { SecurityEvent } from '../shared/security-events.ts'
+import { createEventReporter, identityFields, type ReportEvent } from './event-reporter.ts'
+import { judgeHandshake } from './handshake-verdict.ts'
 import type { QuarantineEntry } from './quarantine.ts'
 import { QuarantineGate, type QuarantineRequest } from './quarantine-gate.ts'
-import { retainVerdict } from './retained-guard.ts'
+import { type Session, type SessionInfo, newSession, sessionInfo } from './session.ts'
 import { SessionOwners } from './session-owners.ts'
-import { installStringValidity } from './topic-validity.ts'
-import { addressOf, TlsGate } from './tls-gate.ts'
+import { TlsGate } from './tls-gate.ts'
 
 export interface BrokerTlsFiles {
   caCert: string
@@ -86,7 +88,12 @@ export interface BrokerOptions {
   limits?: Partial<BrokerLimits>
   logger: Logger
   clock?: Clock
-  /** aedes persistence and mqemitter, e.g. the Redis pair for a cluster. */
+  /**
+   * aedes persistence and mqemitter, e.g. the Redis pair for a cluster.
+   * Both become the broker's to end: aedes closes the mqemitter, and the
+   * broker destroys the persistence once aedes has closed (`close()`
+   * resolves after it).
+   */
   aedes?: Pick<AedesOptions, 'persistence' | 'mq' | 'id'>
   /** Where quarantines are kept across restarts (e.g. `<data-dir>/quarantine.json`); in memory without it. */
   quarantineFile?: string
@@ -94,41 +101,23 @@ export interface BrokerOptions {
   sessionOwnersFile?: string
 }
 
-interface Session {
-  identity: Identity
-  serial: string
-  /** The client certificate's notAfter, ms since the epoch (its will is withheld once it has passed). */
-  notAfter: number
-  remoteAddress: string
-  connectedAt: number
-  throttle: PublishThrottle | undefined
-  rateLimitedAt: number
-  /** Refused subscriptions in this session: how many, how many not yet reported, when last reported. */
-  subscribeDenials: { count: number, unreported: number, reportedAt: number }
-}
+const aedesByBroker = new WeakMap<PlaceGuardBroker, Aedes>()
 
-/** The broker's notion of a connection's trusted facts, read by other rooms through `sessionOf`. */
-export interface SessionInfo {
-  identity: Identity
-  serial: string
-  remoteAddress: string
-  connectedAt: number
-}
-
-const RATE_EVENT_EVERY_MS = 60_000
-/** Refused subscriptions are reported at most this often per session, with the count since the last report. */
-const SUBSCRIBE_DENIAL_EVENT_EVERY_MS = 10_000
 /**
- * Refused subscriptions one session may make before the broker closes it. A
- * device has one subscription of its own to make; one SUBSCRIBE carrying
- * thousands of foreign filters is a probe or a denial of service (STRIDE D),
- * and answering each with an event let one packet cost seconds of broker time.
+ * Test seam: the aedes instance inside a broker, for tests that look at
+ * what aedes keeps (its persistence, clients, queue). broker/index.ts does
+ * not export it, so no other room can reach aedes (eslint.config.js's
+ * doors); production code goes through PlaceGuardBroker's methods.
  */
-const MAX_SUBSCRIBE_DENIALS = 100
+export function aedesOf (broker: PlaceGuardBroker): Aedes {
+  return aedesByBroker.get(broker)!
+}
 
 export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [SecurityEvent] }> {
-  readonly aedes: Aedes
   readonly limits: Readonly<BrokerLimits>
+  readonly #aedes: Aedes
+  /** The given persistence's destroy, begun when aedes has closed; close() awaits it. */
+  #persistenceDestroyed: Promise<void> | undefined
   readonly #logger: Logger
   readonly #clock: Clock
   readonly #gate: TlsGate
@@ -136,28 +125,30 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   readonly #sessions = new WeakMap<TLSSocket, Session>()
   /** Open connections, for quarantine and the connection count (the TLS gate ends sessions on expiry and revocation). */
   readonly #live = new Map<TLSSocket, Session>()
-  #collectorSessions = 0
+  readonly #report: ReportEvent
   readonly #quarantine: QuarantineGate
   readonly #sessionOwners: SessionOwners
-  /** Sessions the broker itself ended for a security reason (ACL violation, rate): their wills stay unpublished. */
-  readonly #endedByBroker = new WeakMap<Session, string>()
-  /** When a device's refused retain was last logged, per session. */
-  readonly #retainRefusedAt = new WeakMap<Session, number>()
-  #retainedRefused = 0
+  readonly #connectHooks: ConnectHooks
+  readonly #authorizeHooks: AuthorizeHooks
 
   constructor (options: BrokerOptions) {
     super()
     this.#logger = options.logger
     this.#clock = options.clock ?? systemClock
     this.limits = Object.freeze({ ...DEFAULT_BROKER_LIMITS, ...options.limits })
+    this.#report = createEventReporter({
+      clock: this.#clock, logger: this.#logger,
+      deliver: (event) => this.emit('security-event', event),
+      publisher: () => this.#aedes,
+    })
     this.#gate = new TlsGate({
       tls: options.tls, host: options.host, port: options.port, limits: this.limits, clock: this.#clock, logger: this.#logger,
-      emit: (type, fields) => this.#emit(type, fields),
+      emit: this.#report,
       onSecureConnection: (socket) => this.#onSecureConnection(socket),
     })
     this.#quarantine = new QuarantineGate({
       file: options.quarantineFile, clock: this.#clock, logger: this.#logger,
-      emit: (type, fields) => this.#emit(type, fields),
+      emit: this.#report,
       dropSessions: (deviceId) => {
         let dropped = 0
         for (const [socket, session] of this.#live) {
@@ -169,7 +160,17 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       },
     })
     this.#sessionOwners = new SessionOwners(options.sessionOwnersFile)
-    this.aedes = new Aedes({
+    const sessionOf = (client: Client): Session | undefined => this.#session(client)
+    this.#connectHooks = new ConnectHooks({
+      limits: this.limits, clock: this.#clock, report: this.#report, sessionOf,
+      clientById: (clientId) => this.#clients[clientId],
+      tls: this.#gate, quarantine: this.#quarantine, sessionOwners: this.#sessionOwners,
+    })
+    this.#authorizeHooks = new AuthorizeHooks({
+      limits: this.limits, clock: this.#clock, logger: this.#logger, report: this.#report, sessionOf,
+      tls: this.#gate, quarantine: this.#quarantine,
+    })
+    this.#aedes = new Aedes({
       id: options.aedes?.id,
       persistence: options.aedes?.persistence,
       // mqemitter's queue shifts an Array (O(n)); under a fast TLS publisher
@@ -178,30 +179,40 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       connectTimeout: this.limits.connectTimeoutMs,
       // Client ids are device ids (up to 64 characters), not MQTT 3.1's 23.
       maxClientsIdLength: 64,
-      preConnect: (client, packet, done) => this.#preConnect(client, packet, done),
-      authenticate: (client, _username, _password, done) => this.#authenticate(client, done),
-      authorizePublish: (client, packet, done) => this.#authorizePublish(client, packet, done),
-      authorizeSubscribe: (client, subscription, done) => this.#authorizeSubscribe(client, subscription, done),
+      preConnect: (client, packet, done) => this.#connectHooks.preConnect(client, packet, done),
+      authenticate: (client, _username, _password, done) => this.#connectHooks.authenticate(client, done),
+      authorizePublish: (client, packet, done) => this.#authorizeHooks.authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, subscription, done) => this.#authorizeHooks.authorizeSubscribe(client, subscription, done),
     })
-    this.aedes.on('clientReady', (client) => this.#onClientReady(client))
-    this.aedes.on('clientDisconnect', (client) => this.#onClientDisconnect(client))
-    this.aedes.on('clientError', (client, error) => this.#logger.debug({ client: client.id, err: error.message }, 'client error'))
+    aedesByBroker.set(this, this.#aedes)
+    this.#aedes.on('clientReady', (client) => this.#connectHooks.onClientReady(client))
+    this.#aedes.on('clientDisconnect', (client) => this.#connectHooks.onClientDisconnect(client))
+    this.#aedes.on('clientError', (client, error) => this.#logger.debug({ client: client.id, err: error.message }, 'client error'))
+    const persistence = options.aedes?.persistence as { destroy: () => Promise<void> } | undefined
+    // Not before 'closed': aedes writes to it while closing its clients (wills, clean sessions).
+    if (persistence) {
+      this.#aedes.once('closed', () => {
+        this.#persistenceDestroyed = persistence.destroy()
+        this.#persistenceDestroyed.catch(() => {}) // not unhandled while aedes finishes closing; close() rethrows
+      })
+    }
   }
 
   async listen (): Promise<AddressInfo> {
-    await this.#loadCrl(true)
-    await this.aedes.listen() // sets up persistence; aedes ignores clients until then
+    await this.#gate.loadCrl(true)
+    await this.#aedes.listen() // sets up persistence; aedes ignores clients until then
     const address = await this.#gate.listen()
     this.#quarantine.start()
     this.#logger.info({ port: address.port, host: address.address }, 'broker listening (mTLS)')
     return address
   }
 
-  /** Graceful stop: no new connections, every client disconnected, then closed. */
+  /** Graceful stop: no new connections, every client disconnected, then closed, and the given persistence destroyed. */
   async close (): Promise<void> {
     this.#quarantine.stop()
     await this.#gate.close()
-    await new Promise<void>((resolve) => this.aedes.close(() => resolve()))
+    await new Promise<void>((resolve) => this.#aedes.close(() => resolve()))
+    await this.#persistenceDestroyed
   }
 
   get connectionCount (): number {
@@ -210,7 +221,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   sessionOf (client: Client): SessionInfo | undefined {
     const session = this.#session(client)
-    return session && { identity: session.identity, serial: session.serial, remoteAddress: session.remoteAddress, connectedAt: session.connectedAt }
+    return session && sessionInfo(session)
   }
 
   #session (client: Client): Session | undefined {
@@ -219,12 +230,17 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   /** aedes' live clients by id (typed loosely upstream). */
   get #clients (): Record<string, Client | undefined> {
-    return (this.aedes as unknown as { clients: Record<string, Client | undefined> }).clients
+    return (this.#aedes as unknown as { clients: Record<string, Client | undefined> }).clients
   }
 
   /** Re-reads the CRL now (also done by polling the file). */
   async reloadCrl (): Promise<void> {
-    await this.#loadCrl(false)
+    await this.#gate.loadCrl(false)
+  }
+
+  /** Retained PUBLISHes from devices delivered without being stored (retained-guard.ts), since start. */
+  get retainedRefused (): number {
+    return this.#authorizeHooks.retainedRefused
   }
 
   // --- quarantine (broker/quarantine-gate.ts) -----------------------------------
@@ -247,334 +263,33 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     return this.#quarantine.inForce()
   }
 
-  // --- TLS ---------------------------------------------------------------
-
-  async #loadCrl (initial: boolean): Promise<void> {
-    await this.#gate.loadCrl(initial)
-  }
+  // --- a verified connection, handed to aedes -----------------------------------
 
   #onSecureConnection (socket: TLSSocket): void {
     socket.on('error', () => {}) // reported through aedes or by the close below
-    const remoteAddress = addressOf(socket)
-    const peer = socket.getPeerCertificate()
-    const presented = peer && peer.raw !== undefined
-    const serial = presented ? normalizeSerial(peer.serialNumber) : undefined
-    let failure = socket.authorized ? undefined : String(socket.authorizationError ?? 'NO_CERTIFICATE')
-    // Defence in depth: a resumed TLS session skips the CRL and validity checks.
-    if (!failure && serial && this.#gate.isRevoked(serial)) failure = 'CERT_REVOKED'
-    if (!failure && presented && Date.parse(peer.valid_to) < this.#clock.now()) failure = 'CERT_HAS_EXPIRED'
-    if (failure) {
-      // The identity in a refused certificate is trusted only if the CA really signed it.
-      const refusal = classifyRefusal(presented ? failure : undefined, presented ? certificateOrigin(peer.raw, this.#gate.ca) : undefined)
-      const identity = refusal.trustIdentity ? identityFromSubjectAltName(peer.subjectaltname) : undefined
-      const claimedId = !identity && presented && peer.subject?.CN ? printable(String(peer.subject.CN), 64) : undefined
-      this.#gate.reportRejectedCertificate(`${identity ? identityName(identity) : claimedId ?? socket.remoteAddress}:${refusal.code}`, {
-        ...(identity ? identityFields(identity) : {}), claimedId, remoteAddress, serial, reason: refusal.reason, code: refusal.code,
-      })
+    const verdict = judgeHandshake(socket, { ca: this.#gate.ca, isRevoked: (serial) => this.#gate.isRevoked(serial), clock: this.#clock })
+    if (!verdict.admit) {
+      if ('rejected' in verdict) this.#gate.reportRejectedCertificate(verdict.rejected.who, verdict.rejected.fields)
+      else this.#report('auth-failed', verdict.noIdentity)
       socket.destroy()
       return
     }
-    const identity = identityFromSubjectAltName(peer.subjectaltname)
-    if (!identity) {
-      this.#emit('auth-failed', { remoteAddress, serial, reason: 'certificate carries no PlaceGuard identity (SAN URI)', code: 'NO_IDENTITY' })
-      socket.destroy()
-      return
-    }
+    const { identity, serial, notAfter, remoteAddress } = verdict
     const now = this.#clock.now()
-    const notAfter = Date.parse(peer.valid_to)
-    if (!this.#gate.admitSession(socket, { serial: serial!, notAfter, fields: { ...identityFields(identity), remoteAddress } })) {
+    if (!this.#gate.admitSession(socket, { serial, notAfter, fields: { ...identityFields(identity), remoteAddress } })) {
       socket.destroy()
       return
     }
-    this.#sessions.set(socket, {
-      identity,
-      serial: serial!,
-      notAfter,
-      remoteAddress,
-      connectedAt: now,
-      throttle: identity.role === 'device' && this.limits.publishRatePerSec > 0
-        ? new PublishThrottle(this.limits.publishRatePerSec, this.limits.publishBurst, this.limits.maxThrottleMs, this.#clock.now)
-        : undefined,
-      rateLimitedAt: 0,
-      subscribeDenials: { count: 0, unreported: 0, reportedAt: -Infinity },
-    })
+    this.#sessions.set(socket, newSession({ identity, serial, notAfter, remoteAddress, connectedAt: now }, this.limits, this.#clock))
     this.#live.set(socket, this.#sessions.get(socket)!)
     socket.once('close', () => {
       this.#live.delete(socket)
       this.#sessions.get(socket)?.throttle?.flush()
     })
-    const client = this.aedes.handle(socket) as unknown as Client
+    const client = this.#aedes.handle(socket) as unknown as Client
     installReadBackpressure(client)
     installPacketSizeLimit(client, this.limits.maxPacketBytes, (size) => {
-      this.#emit('packet-too-large', { ...identityFields(identity), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed`, details: { bytes: size } })
+      this.#report('packet-too-large', { ...identityFields(identity), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed`, details: { bytes: size } })
     })
   }
-
-  // --- MQTT hooks ------------------------------------------------------------
-
-  #preConnect (client: Client, packet: { clientId: string, will?: { topic: string } | null }, done: (error: Error | null, ok: boolean) => void): void {
-    const session = this.#session(client)
-    if (!session) return done(new Error('connection without a verified identity'), false)
-    // preConnect runs while the parser is still on the CONNECT, so every
-    // later packet's strings are checked on their raw bytes [MQTT-1.5.3].
-    installStringValidity(client, (packetType, escaped, defect) => this.#onBadString(session, packetType, escaped, defect))
-    // The CONNECT's own strings are decoded already, bad bytes as U+FFFD: a
-    // will topic holding U+FFFD or U+0000 is refused too (a device's topics
-    // are its ids and ASCII names; a will is published with its identity).
-    const bad = [packet.clientId, packet.will?.topic ?? ''].find((text) => text.includes('\u0000') || text.includes('\uFFFD'))
-    if (bad !== undefined) {
-      this.#onBadString(session, 'connect', printable(bad, 200), 'ill-formed UTF-8 or U+0000 [MQTT-1.5.3]')
-      return done(new Error('CONNECT string with ill-formed UTF-8 or U+0000'), false)
-    }
-    // [MQTT-3.1.3-6] a zero-length client id is assigned by the server: here, the device id.
-    if (packet.clientId === '' && session.identity.role === 'device') packet.clientId = session.identity.deviceId
-    done(null, true)
-  }
-
-  #authenticate (client: Client, done: (error: AuthenticateError | null, ok: boolean | null) => void): void {
-    const session = this.#session(client)!
-    const { identity } = session
-    const refuse = (reason: string, returnCode: number, code: string): void => {
-      this.#emit('auth-failed', { ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial, reason, code })
-      done(Object.assign(new Error(reason), { returnCode }) as AuthenticateError, false)
-    }
-    if (identity.role === 'device') {
-      if (client.id !== identity.deviceId) {
-        return refuse(`client id "${printable(client.id, 64)}" is not the certificate's device id`, 2, 'CLIENT_ID_MISMATCH')
-      }
-      // A certificate signed before the PKI refused reserved ids (or by a
-      // careless CA) must not pass for the collector or the operator CLI:
-      // with their client id it would resume their sessions (STRIDE: Spoofing).
-      if (isReservedId(identity.deviceId)) {
-        return refuse(`device id "${identity.deviceId}" is reserved for PlaceGuard's own clients`, 5, 'RESERVED_ID')
-      }
-      const existing = this.#clients[client.id]
-      if (existing && existing !== client) {
-        const other = this.#session(existing)
-        // [MQTT-3.1.4-2] the new connection takes over; a clone shows as repeated takeovers.
-        this.#emit('duplicate-identity', {
-          ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial,
-          reason: 'a second connection presented the same identity; the earlier one is disconnected',
-          details: { otherRemoteAddress: other?.remoteAddress ?? 'unknown', sameCertificate: other?.serial === session.serial },
-        })
-      }
-      const quarantined = this.#quarantine.refusal(identity.deviceId)
-      if (quarantined) {
-        // CONNACK 5 (not authorized): the device is known and valid, but not welcome for now.
-        // A device that keeps retrying is reported once a minute, not at every attempt.
-        if (!quarantined.report) return done(Object.assign(new Error(quarantined.reason), { returnCode: 5 }) as AuthenticateError, false)
-        return refuse(quarantined.reason, 5, 'QUARANTINED')
-      }
-    } else {
-      if (!/^collector(-[a-z0-9-]{1,54})?$/.test(client.id)) {
-        return refuse(`client id "${printable(client.id, 64)}" is not a collector client id (collector or collector-<name>)`, 2, 'CLIENT_ID_MISMATCH')
-      }
-      if (this.#collectorSessions >= this.limits.maxCollectorSessions && !this.#clients[client.id]) {
-        return refuse(`collector session limit (${this.limits.maxCollectorSessions}) reached`, 3, 'SESSION_LIMIT')
-      }
-    }
-    const ownership = this.#claimSession(client, identity)
-    if (ownership) return refuse(ownership, 5, 'SESSION_OWNER_MISMATCH')
-    done(null, true)
-  }
-
-  /**
-   * Binds a client id's persistent session to the identity that made it;
-   * the refusal reason, or undefined once `client` may have the session.
-   *
-   * A CONNECT with clean=false from another identity is refused (CONNACK 5)
-   * rather than given a wiped session: wiping would let any certificate
-   * that can present the id destroy the owner's queued QoS 1 messages — for
-   * the collector, telemetry not yet stored — while refusing keeps them for
-   * their owner and makes the attempt visible. A clean=true CONNECT starts a
-   * fresh session and discards the old one [MQTT-3.1.2-6] (a device re-issued
-   * for another site, say); only a live connection of another identity is
-   * never taken over. Devices cannot reach the collector's ids at all: they
-   * are reserved (above).
-   */
-  #claimSession (client: Client, identity: Identity): string | undefined {
-    const owner = identityUri(identity)
-    const existing = this.#clients[client.id]
-    const live = existing && existing !== client ? this.#session(existing) : undefined
-    if (live && identityUri(live.identity) !== owner) {
-      return `client id "${client.id}" is connected with another identity (${identityName(live.identity)}); not taken over`
-    }
-    const recorded = this.#sessionOwners.ownerOf(client.id)
-    if (recorded !== undefined && recorded !== owner) {
-      if (!client.clean) return `the persistent session of client id "${client.id}" belongs to another identity; not resumed`
-      this.#sessionOwners.release(client.id)
-    }
-    if (!client.clean) this.#sessionOwners.claim(client.id, owner)
-    return undefined
-  }
-
-  #authorizePublish (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
-    const session = client && this.#session(client)
-    if (!session) return done(new Error('no session'))
-    // aedes hands a last will to this hook from client.close(), after the
-    // connection is gone [MQTT-3.1.2-8].
-    if (client.closed && packet === (client as Client & { will?: unknown }).will) {
-      const withheld = this.#willWithheldBecause(session)
-      if (withheld) {
-        this.#logger.info({ client: identityName(session.identity), why: withheld }, 'last will not published')
-        return done(new Error(`last will withheld: ${withheld}`))
-      }
-    }
-    const decision = canPublish(session.identity, packet.topic)
-    if (!decision.allowed) {
-      this.#emit('acl-denied', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(packet.topic, 200) })
-      // [MQTT-3.3.5-2] 3.1.1 cannot refuse a PUBLISH: the server acknowledges
-      // it or closes the connection. PlaceGuard closes (as AWS IoT Core does),
-      // so a compromised device's attempt is both blocked and visible.
-      this.#endedByBroker.set(session, 'ACL violation')
-      return done(new Error(decision.reason))
-    }
-    if (packet.retain) this.#limitRetain(session, packet)
-    if (packet.topic === QUARANTINE_CONTROL_TOPIC) {
-      // Acted on here, before PUBACK; never kept as a retained message.
-      packet.retain = false
-      this.#quarantine.onControl(identityName(session.identity), packet.payload as Buffer)
-      return done(null)
-    }
-    if (!session.throttle) return done(null)
-    const now = this.#clock.now()
-    // Holding the callback holds aedes' read loop for this client (see
-    // read-backpressure.ts): TCP back-pressure slows the device down.
-    const verdict = session.throttle.admit(() => done(null))
-    if (verdict === 'now') return
-    const { publishRatePerSec: rate, publishBurst: burst, maxThrottleMs } = this.limits
-    if (verdict === 'overflow') {
-      this.#emit('rate-limited', {
-        ...identityFields(session.identity), remoteAddress: session.remoteAddress,
-        reason: `publishing so far beyond ${rate}/s that a message would wait over ${maxThrottleMs} ms; disconnected`,
-        details: { ratePerSec: rate, burst, disconnected: true },
-      })
-      this.#endedByBroker.set(session, 'rate limit')
-      return done(new Error('publish backlog over the rate limit'))
-    }
-    if (now - session.rateLimitedAt >= RATE_EVENT_EVERY_MS) {
-      session.rateLimitedAt = now
-      this.#emit('rate-limited', {
-        ...identityFields(session.identity), remoteAddress: session.remoteAddress,
-        reason: `publishing faster than ${rate}/s (burst ${burst}); reads slowed`,
-        details: { ratePerSec: rate, burst },
-      })
-    }
-  }
-
-  /**
-   * Why a session's last will must not be published, if it must not. A will
-   * tells subscribers that a device dropped off unexpectedly; a session the
-   * broker ended on purpose (revoked, quarantined, expired certificate, ACL
-   * violation, rate) did not, and its will would let a device it just threw
-   * out publish one more message (STRIDE: Spoofing). MQTT 3.1.1 §3.1.2.5
-   * publishes a will when the server closes for a protocol error; these are
-   * decisions about the device, not errors in its packets.
-   */
-  #willWithheldBecause (session: Session): string | undefined {
-    const ended = this.#endedByBroker.get(session)
-    if (ended) return ended
-    if (this.#gate.isRevoked(session.serial)) return 'certificate revoked'
-    if (session.identity.role === 'device' && this.#quarantine.holds(session.identity.deviceId)) return 'device quarantined'
-    if (session.notAfter <= this.#clock.now()) return 'certificate expired'
-    return undefined
-  }
-
-  /** A device keeps at most one retained message (retained-guard.ts); others go out unretained, counted. */
-  #limitRetain (session: Session, packet: PublishPacket): void {
-    const verdict = retainVerdict(session.identity, packet.topic, (packet.payload as Buffer).length)
-    if (verdict.keep) return
-    packet.retain = false
-    this.#retainedRefused++
-    const now = this.#clock.now()
-    if (now - (this.#retainRefusedAt.get(session) ?? 0) < RATE_EVENT_EVERY_MS) return
-    this.#retainRefusedAt.set(session, now)
-    this.#logger.warn({ client: identityName(session.identity), topic: printable(packet.topic, 200), why: verdict.reason }, 'retained message not kept')
-  }
-
-  /** Retained PUBLISHes from devices delivered without being stored (retained-guard.ts), since start. */
-  get retainedRefused (): number {
-    return this.#retainedRefused
-  }
-
-  /** A protocol error, not a security decision: the will still goes out, as §3.1.2.5 of MQTT 3.1.1 lists. */
-  #onBadString (session: Session, packetType: string, escaped: string, defect: string): void {
-    this.#emit('protocol-violation', {
-      ...identityFields(session.identity), remoteAddress: session.remoteAddress,
-      reason: `${packetType.toUpperCase()} carries a string with ${defect}: "${escaped}"; connection closed`,
-      code: 'MALFORMED_UTF8',
-    })
-  }
-
-  #authorizeSubscribe (client: Client | null, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {
-    const session = client && this.#session(client)
-    if (!session) return done(new Error('no session'))
-    const decision = canSubscribe(session.identity, subscription.topic)
-    if (decision.allowed) return done(null, subscription)
-    const denials = session.subscribeDenials
-    denials.count++
-    denials.unreported++
-    const now = this.#clock.now()
-    if (denials.count > MAX_SUBSCRIBE_DENIALS) {
-      this.#endedByBroker.set(session, 'ACL violation')
-      if (denials.count === MAX_SUBSCRIBE_DENIALS + 1) {
-        this.#emit('acl-denied', {
-          ...identityFields(session.identity), remoteAddress: session.remoteAddress, topic: printable(subscription.topic, 200),
-          reason: `more than ${MAX_SUBSCRIBE_DENIALS} refused subscriptions in one session; connection closed`,
-          details: { sinceLastReport: denials.unreported, disconnected: true },
-        })
-      }
-      return done(new Error('too many refused subscriptions'))
-    }
-    if (now - denials.reportedAt >= SUBSCRIBE_DENIAL_EVENT_EVERY_MS) {
-      this.#emit('acl-denied', {
-        ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(subscription.topic, 200),
-        details: { sinceLastReport: denials.unreported },
-      })
-      denials.reportedAt = now
-      denials.unreported = 0
-    }
-    // A null subscription answers 0x80 (failure) in the SUBACK [MQTT-3.9.3].
-    done(null, null)
-  }
-
-  #onClientReady (client: Client): void {
-    const session = this.#session(client)
-    if (!session) return
-    if (session.identity.role === 'collector') this.#collectorSessions++
-    this.#gate.sessionConnected(client.conn as TLSSocket)
-    this.#emit('connect', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, serial: session.serial, reason: 'connected' })
-  }
-
-  #onClientDisconnect (client: Client): void {
-    const session = this.#session(client)
-    if (!session) return
-    if (session.identity.role === 'collector') this.#collectorSessions--
-    this.#emit('disconnect', {
-      ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: 'disconnected',
-      details: { sessionMs: this.#clock.now() - session.connectedAt },
-    })
-  }
-
-  // --- events ----------------------------------------------------------------
-
-  #emit (type: SecurityEventType, fields: Omit<SecurityEvent, 'type' | 'at'>): void {
-    const event: SecurityEvent = { type, at: new Date(this.#clock.now()).toISOString(), ...withoutUndefined(fields) }
-    const quiet = type === 'connect' || type === 'disconnect' || type === 'crl-reloaded'
-    this.#logger[quiet ? 'debug' : 'warn']({ event }, `security event: ${type}`)
-    this.emit('security-event', event)
-    if (this.aedes.closed) return
-    this.aedes.publish({
-      cmd: 'publish', topic: `${SECURITY_EVENTS_PREFIX}${type}`, payload: Buffer.from(JSON.stringify(event)),
-      qos: 1, retain: false, dup: false,
-    } as PublishPacket, (error) => {
-      if (error) this.#logger.error({ err: error.message, type }, 'security event not published')
-    })
-  }
-}
-
-function identityFields (identity: Identity): Pick<SecurityEvent, 'deviceId' | 'site' | 'kind'> {
-  return identity.role === 'device'
-    ? { deviceId: identity.deviceId, site: identity.site, kind: identity.kind }
-    : { deviceId: identityName(identity) }
 }

@@ -1,4 +1,5 @@
-export { PlaceGuardBroker, DEFAULT_BROKER_LIMITS, type BrokerLimits, type BrokerOptions, type SessionInfo } from './broker.ts'
+export { PlaceGuardBroker, DEFAULT_BROKER_LIMITS, type BrokerLimits, type BrokerOptions } from './broker.ts'
+export type { SessionInfo } from './session.ts'
 export { SECURITY_EVENT_TYPES, type SecurityEvent, type SecurityEventType } from '../shared/security-events.ts'
 export { canPublish, canSubscribe } from './acl.ts'
 export { SESSION_OWNERS_FILE, SessionOwners } from './session-owners.ts'

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { aedesOf } from '../../broker/broker.ts'
 import { collectorFiles, connectClient, type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 
@@ -26,7 +27,7 @@ describe('one fast publisher over mutual TLS', () => {
     process.on('warning', onWarning)
     const total = 30_000
     const subscriber = await connectClient(running.url, fleet, collectorFiles(fleet), 'collector')
-    const mq = (running.broker.aedes as unknown as { mq: { length: number } }).mq
+    const mq = (aedesOf(running.broker) as unknown as { mq: { length: number } }).mq
     let received = 0
     let outOfOrder = 0
     let maxQueue = 0

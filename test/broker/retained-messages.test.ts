@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest'
+import { aedesOf } from '../../broker/broker.ts'
 import { collectorFiles, connectClient, useFleetWithBroker, waitFor } from '../helpers/broker.ts'
 
 const ROOT = 'places/riverside/flood/flood-001'
@@ -8,7 +9,7 @@ beforeAll(() => env.fleet.pki.issueMany([{ deviceId: 'flood-001', kind: 'flood',
 
 async function retainedHeld (pattern: string): Promise<Array<{ topic: string, bytes: number }>> {
   const held: Array<{ topic: string, bytes: number }> = []
-  const persistence = (env.broker.broker.aedes as unknown as { persistence: unknown }).persistence as { createRetainedStream: (p: string) => AsyncIterable<{ topic: string, payload: Buffer }> }
+  const persistence = (aedesOf(env.broker.broker) as unknown as { persistence: unknown }).persistence as { createRetainedStream: (p: string) => AsyncIterable<{ topic: string, payload: Buffer }> }
   for await (const packet of persistence.createRetainedStream(pattern)) held.push({ topic: packet.topic, bytes: packet.payload.length })
   return held
 }

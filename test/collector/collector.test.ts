@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { aedesOf } from '../../broker/broker.ts'
 import { Collector } from '../../collector/collector.ts'
 import { Spool } from '../../collector/spool.ts'
 import type { StoredPoint } from '../../collector/stored-point.ts'
@@ -44,7 +45,7 @@ function startCollector (spool: Spool, clientId: string, logs: string[] = [], op
 /** QoS 1 messages the broker still holds for a client: sent to it and not acknowledged, or queued. */
 async function inFlightAtBroker (clientId: string): Promise<number> {
   // aedes' persistence is public at runtime but missing from its types.
-  const { persistence } = broker.broker.aedes as unknown as { persistence: { outgoingStream: (client: { id: string }) => AsyncIterable<unknown> } }
+  const { persistence } = aedesOf(broker.broker) as unknown as { persistence: { outgoingStream: (client: { id: string }) => AsyncIterable<unknown> } }
   let count = 0
   for await (const packet of persistence.outgoingStream({ id: clientId })) if (packet) count++
   return count
@@ -109,7 +110,7 @@ describe('Collector acknowledgements', () => {
       await publishBurst(device, 0, 100)
       await waitFor(() => collector.paused, 20_000, 'the collector to stop reading')
       // The broker drops the collector's connection; mqtt.js reconnects on a new socket.
-      const aedesClients = (broker.broker.aedes as unknown as { clients: Record<string, { close: () => void } | undefined> }).clients
+      const aedesClients = (aedesOf(broker.broker) as unknown as { clients: Record<string, { close: () => void } | undefined> }).clients
       aedesClients['collector-full']!.close()
       await waitFor(() => !collector.connected, 10_000, 'the collector to notice the disconnect')
       await waitFor(() => collector.connected && collector.paused, 20_000, 'the collector to reconnect and stop reading again')

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { aedesOf } from '../../broker/broker.ts'
 import { Collector } from '../../collector/collector.ts'
 import { Spool } from '../../collector/spool.ts'
 import { createLogger } from '../../shared/logger.ts'
@@ -63,7 +64,7 @@ function fillDisk (path: string): void {
 
 async function inFlightAtBroker (clientId: string): Promise<number> {
   // aedes' persistence is public at runtime but missing from its types.
-  const { persistence } = broker.broker.aedes as unknown as { persistence: { outgoingStream: (client: { id: string }) => AsyncIterable<unknown> } }
+  const { persistence } = aedesOf(broker.broker) as unknown as { persistence: { outgoingStream: (client: { id: string }) => AsyncIterable<unknown> } }
   let count = 0
   for await (const packet of persistence.outgoingStream({ id: clientId })) if (packet) count++
   return count

@@ -1,0 +1,189 @@
+/**
+ * The aedes hooks on what a connected session may do: each PUBLISH (ACL,
+ * the quarantine control topic, last wills, retained messages, rate) and
+ * each SUBSCRIBE (ACL). Authorization in mosquitto's terms; who may hold
+ * a session at all is connect-hooks.ts. aedes calls these; they are given a
+ * small context, never the broker.
+ */
+import type { Client, PublishPacket, Subscription } from 'aedes'
+import type { Clock } from '../shared/clock.ts'
+import { printable } from '../shared/ids.ts'
+import type { Logger } from '../shared/logger.ts'
+import { QUARANTINE_CONTROL_TOPIC } from '../shared/topics.ts'
+import { identityName } from '../pki/index.ts'
+import { canPublish, canSubscribe } from './acl.ts'
+import type { BrokerLimits } from './broker.ts'
+import { identityFields, type ReportEvent } from './event-reporter.ts'
+import type { QuarantineGate } from './quarantine-gate.ts'
+import { retainVerdict } from './retained-guard.ts'
+import type { Session } from './session.ts'
+import type { TlsGate } from './tls-gate.ts'
+
+export interface AuthorizeHooksContext {
+  limits: Readonly<Pick<BrokerLimits, 'publishRatePerSec' | 'publishBurst' | 'maxThrottleMs'>>
+  clock: Clock
+  logger: Logger
+  report: ReportEvent
+  /** The verified session behind an aedes client; it outlives the socket's close, so a last will is still judged by its identity. */
+  sessionOf: (client: Client) => Session | undefined
+  tls: Pick<TlsGate, 'isRevoked'>
+  quarantine: Pick<QuarantineGate, 'holds' | 'onControl'>
+}
+
+const RATE_EVENT_EVERY_MS = 60_000
+/** Refused subscriptions are reported at most this often per session, with the count since the last report. */
+const SUBSCRIBE_DENIAL_EVENT_EVERY_MS = 10_000
+/**
+ * Refused subscriptions one session may make before the broker closes it. A
+ * device has one subscription of its own to make; one SUBSCRIBE carrying
+ * thousands of foreign filters is a probe or a denial of service (STRIDE D),
+ * and answering each with an event let one packet cost seconds of broker time.
+ */
+const MAX_SUBSCRIBE_DENIALS = 100
+
+export class AuthorizeHooks {
+  readonly #limits: AuthorizeHooksContext['limits']
+  readonly #clock: Clock
+  readonly #logger: Logger
+  readonly #report: ReportEvent
+  readonly #session: AuthorizeHooksContext['sessionOf']
+  readonly #tls: AuthorizeHooksContext['tls']
+  readonly #quarantine: AuthorizeHooksContext['quarantine']
+  /** Sessions the broker itself ended for a security reason (ACL violation, rate): their wills stay unpublished. */
+  readonly #endedByBroker = new WeakMap<Session, string>()
+  /** When a device's refused retain was last logged, per session. */
+  readonly #retainRefusedAt = new WeakMap<Session, number>()
+  #retainedRefused = 0
+
+  constructor (context: AuthorizeHooksContext) {
+    this.#limits = context.limits
+    this.#clock = context.clock
+    this.#logger = context.logger
+    this.#report = context.report
+    this.#session = context.sessionOf
+    this.#tls = context.tls
+    this.#quarantine = context.quarantine
+  }
+
+  authorizePublish (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
+    const session = client && this.#session(client)
+    if (!session) return done(new Error('no session'))
+    // aedes hands a last will to this hook from client.close(), after the
+    // connection is gone [MQTT-3.1.2-8].
+    if (client.closed && packet === (client as Client & { will?: unknown }).will) {
+      const withheld = this.#willWithheldBecause(session)
+      if (withheld) {
+        this.#logger.info({ client: identityName(session.identity), why: withheld }, 'last will not published')
+        return done(new Error(`last will withheld: ${withheld}`))
+      }
+    }
+    const decision = canPublish(session.identity, packet.topic)
+    if (!decision.allowed) {
+      this.#report('acl-denied', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(packet.topic, 200) })
+      // [MQTT-3.3.5-2] 3.1.1 cannot refuse a PUBLISH: the server acknowledges
+      // it or closes the connection. PlaceGuard closes (as AWS IoT Core does),
+      // so a compromised device's attempt is both blocked and visible.
+      this.#endedByBroker.set(session, 'ACL violation')
+      return done(new Error(decision.reason))
+    }
+    if (packet.retain) this.#limitRetain(session, packet)
+    if (packet.topic === QUARANTINE_CONTROL_TOPIC) {
+      // Acted on here, before PUBACK; never kept as a retained message.
+      packet.retain = false
+      this.#quarantine.onControl(identityName(session.identity), packet.payload as Buffer)
+      return done(null)
+    }
+    if (!session.throttle) return done(null)
+    const now = this.#clock.now()
+    // Holding the callback holds aedes' read loop for this client (see
+    // read-backpressure.ts): TCP back-pressure slows the device down.
+    const verdict = session.throttle.admit(() => done(null))
+    if (verdict === 'now') return
+    const { publishRatePerSec: rate, publishBurst: burst, maxThrottleMs } = this.#limits
+    if (verdict === 'overflow') {
+      this.#report('rate-limited', {
+        ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+        reason: `publishing so far beyond ${rate}/s that a message would wait over ${maxThrottleMs} ms; disconnected`,
+        details: { ratePerSec: rate, burst, disconnected: true },
+      })
+      this.#endedByBroker.set(session, 'rate limit')
+      return done(new Error('publish backlog over the rate limit'))
+    }
+    if (now - session.rateLimitedAt >= RATE_EVENT_EVERY_MS) {
+      session.rateLimitedAt = now
+      this.#report('rate-limited', {
+        ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+        reason: `publishing faster than ${rate}/s (burst ${burst}); reads slowed`,
+        details: { ratePerSec: rate, burst },
+      })
+    }
+  }
+
+  /**
+   * Why a session's last will must not be published, if it must not. A will
+   * tells subscribers that a device dropped off unexpectedly; a session the
+   * broker ended on purpose (revoked, quarantined, expired certificate, ACL
+   * violation, rate) did not, and its will would let a device it just threw
+   * out publish one more message (STRIDE: Spoofing). MQTT 3.1.1 §3.1.2.5
+   * publishes a will when the server closes for a protocol error; these are
+   * decisions about the device, not errors in its packets.
+   */
+  #willWithheldBecause (session: Session): string | undefined {
+    const ended = this.#endedByBroker.get(session)
+    if (ended) return ended
+    if (this.#tls.isRevoked(session.serial)) return 'certificate revoked'
+    if (session.identity.role === 'device' && this.#quarantine.holds(session.identity.deviceId)) return 'device quarantined'
+    if (session.notAfter <= this.#clock.now()) return 'certificate expired'
+    return undefined
+  }
+
+  /** A device keeps at most one retained message (retained-guard.ts); others go out unretained, counted. */
+  #limitRetain (session: Session, packet: PublishPacket): void {
+    const verdict = retainVerdict(session.identity, packet.topic, (packet.payload as Buffer).length)
+    if (verdict.keep) return
+    packet.retain = false
+    this.#retainedRefused++
+    const now = this.#clock.now()
+    if (now - (this.#retainRefusedAt.get(session) ?? 0) < RATE_EVENT_EVERY_MS) return
+    this.#retainRefusedAt.set(session, now)
+    this.#logger.warn({ client: identityName(session.identity), topic: printable(packet.topic, 200), why: verdict.reason }, 'retained message not kept')
+  }
+
+  /** Retained PUBLISHes from devices delivered without being stored (retained-guard.ts), since start. */
+  get retainedRefused (): number {
+    return this.#retainedRefused
+  }
+
+  authorizeSubscribe (client: Client | null, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {
+    const session = client && this.#session(client)
+    if (!session) return done(new Error('no session'))
+    const decision = canSubscribe(session.identity, subscription.topic)
+    if (decision.allowed) return done(null, subscription)
+    const denials = session.subscribeDenials
+    denials.count++
+    denials.unreported++
+    const now = this.#clock.now()
+    if (denials.count > MAX_SUBSCRIBE_DENIALS) {
+      this.#endedByBroker.set(session, 'ACL violation')
+      if (denials.count === MAX_SUBSCRIBE_DENIALS + 1) {
+        this.#report('acl-denied', {
+          ...identityFields(session.identity), remoteAddress: session.remoteAddress, topic: printable(subscription.topic, 200),
+          reason: `more than ${MAX_SUBSCRIBE_DENIALS} refused subscriptions in one session; connection closed`,
+          details: { sinceLastReport: denials.unreported, disconnected: true },
+        })
+      }
+      return done(new Error('too many refused subscriptions'))
+    }
+    if (now - denials.reportedAt >= SUBSCRIBE_DENIAL_EVENT_EVERY_MS) {
+      this.#report('acl-denied', {
+        ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(subscription.topic, 200),
+        details: { sinceLastReport: denials.unreported },
+      })
+      denials.reportedAt = now
+      denials.unreported = 0
+    }
+    // A null subscription answers 0x80 (failure) in the SUBACK [MQTT-3.9.3].
+    done(null, null)
+  }
+
+}

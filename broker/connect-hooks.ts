@@ -1,0 +1,178 @@
+/**
+ * The aedes hooks on a session's way in and out: the CONNECT (strings,
+ * client id, quarantine, who owns a persistent session) and the session's
+ * arrival and departure. Authentication in mosquitto's terms; what a
+ * session may then publish and subscribe is authorize-hooks.ts. aedes calls
+ * these; they are given a small context, never the broker.
+ */
+import type { AuthenticateError, Client } from 'aedes'
+import type { TLSSocket } from 'node:tls'
+import type { Clock } from '../shared/clock.ts'
+import { isReservedId, printable } from '../shared/ids.ts'
+import { type Identity, identityName, identityUri } from '../pki/index.ts'
+import type { BrokerLimits } from './broker.ts'
+import { identityFields, type ReportEvent } from './event-reporter.ts'
+import type { QuarantineGate } from './quarantine-gate.ts'
+import type { Session } from './session.ts'
+import type { SessionOwners } from './session-owners.ts'
+import type { TlsGate } from './tls-gate.ts'
+import { installStringValidity } from './topic-validity.ts'
+
+export interface ConnectHooksContext {
+  limits: Readonly<Pick<BrokerLimits, 'maxCollectorSessions'>>
+  clock: Clock
+  report: ReportEvent
+  /** The verified session behind an aedes client. */
+  sessionOf: (client: Client) => Session | undefined
+  /** aedes' live client holding this client id, if any. */
+  clientById: (clientId: string) => Client | undefined
+  tls: Pick<TlsGate, 'sessionConnected'>
+  quarantine: Pick<QuarantineGate, 'refusal'>
+  sessionOwners: Pick<SessionOwners, 'ownerOf' | 'claim' | 'release'>
+}
+
+export class ConnectHooks {
+  readonly #limits: ConnectHooksContext['limits']
+  readonly #clock: Clock
+  readonly #report: ReportEvent
+  readonly #session: ConnectHooksContext['sessionOf']
+  readonly #clientById: ConnectHooksContext['clientById']
+  readonly #tls: ConnectHooksContext['tls']
+  readonly #quarantine: ConnectHooksContext['quarantine']
+  readonly #sessionOwners: ConnectHooksContext['sessionOwners']
+  #collectorSessions = 0
+
+  constructor (context: ConnectHooksContext) {
+    this.#limits = context.limits
+    this.#clock = context.clock
+    this.#report = context.report
+    this.#session = context.sessionOf
+    this.#clientById = context.clientById
+    this.#tls = context.tls
+    this.#quarantine = context.quarantine
+    this.#sessionOwners = context.sessionOwners
+  }
+
+  preConnect (client: Client, packet: { clientId: string, will?: { topic: string } | null }, done: (error: Error | null, ok: boolean) => void): void {
+    const session = this.#session(client)
+    if (!session) return done(new Error('connection without a verified identity'), false)
+    // preConnect runs while the parser is still on the CONNECT, so every
+    // later packet's strings are checked on their raw bytes [MQTT-1.5.3].
+    installStringValidity(client, (packetType, escaped, defect) => this.#onBadString(session, packetType, escaped, defect))
+    // The CONNECT's own strings are decoded already, bad bytes as U+FFFD: a
+    // will topic holding U+FFFD or U+0000 is refused too (a device's topics
+    // are its ids and ASCII names; a will is published with its identity).
+    const bad = [packet.clientId, packet.will?.topic ?? ''].find((text) => text.includes('\u0000') || text.includes('\uFFFD'))
+    if (bad !== undefined) {
+      this.#onBadString(session, 'connect', printable(bad, 200), 'ill-formed UTF-8 or U+0000 [MQTT-1.5.3]')
+      return done(new Error('CONNECT string with ill-formed UTF-8 or U+0000'), false)
+    }
+    // [MQTT-3.1.3-6] a zero-length client id is assigned by the server: here, the device id.
+    if (packet.clientId === '' && session.identity.role === 'device') packet.clientId = session.identity.deviceId
+    done(null, true)
+  }
+
+  authenticate (client: Client, done: (error: AuthenticateError | null, ok: boolean | null) => void): void {
+    const session = this.#session(client)!
+    const { identity } = session
+    const refuse = (reason: string, returnCode: number, code: string): void => {
+      this.#report('auth-failed', { ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial, reason, code })
+      done(Object.assign(new Error(reason), { returnCode }) as AuthenticateError, false)
+    }
+    if (identity.role === 'device') {
+      if (client.id !== identity.deviceId) {
+        return refuse(`client id "${printable(client.id, 64)}" is not the certificate's device id`, 2, 'CLIENT_ID_MISMATCH')
+      }
+      // A certificate signed before the PKI refused reserved ids (or by a
+      // careless CA) must not pass for the collector or the operator CLI:
+      // with their client id it would resume their sessions (STRIDE: Spoofing).
+      if (isReservedId(identity.deviceId)) {
+        return refuse(`device id "${identity.deviceId}" is reserved for PlaceGuard's own clients`, 5, 'RESERVED_ID')
+      }
+      const existing = this.#clientById(client.id)
+      if (existing && existing !== client) {
+        const other = this.#session(existing)
+        // [MQTT-3.1.4-2] the new connection takes over; a clone shows as repeated takeovers.
+        this.#report('duplicate-identity', {
+          ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial,
+          reason: 'a second connection presented the same identity; the earlier one is disconnected',
+          details: { otherRemoteAddress: other?.remoteAddress ?? 'unknown', sameCertificate: other?.serial === session.serial },
+        })
+      }
+      const quarantined = this.#quarantine.refusal(identity.deviceId)
+      if (quarantined) {
+        // CONNACK 5 (not authorized): the device is known and valid, but not welcome for now.
+        // A device that keeps retrying is reported once a minute, not at every attempt.
+        if (!quarantined.report) return done(Object.assign(new Error(quarantined.reason), { returnCode: 5 }) as AuthenticateError, false)
+        return refuse(quarantined.reason, 5, 'QUARANTINED')
+      }
+    } else {
+      if (!/^collector(-[a-z0-9-]{1,54})?$/.test(client.id)) {
+        return refuse(`client id "${printable(client.id, 64)}" is not a collector client id (collector or collector-<name>)`, 2, 'CLIENT_ID_MISMATCH')
+      }
+      if (this.#collectorSessions >= this.#limits.maxCollectorSessions && !this.#clientById(client.id)) {
+        return refuse(`collector session limit (${this.#limits.maxCollectorSessions}) reached`, 3, 'SESSION_LIMIT')
+      }
+    }
+    const ownership = this.#claimSession(client, identity)
+    if (ownership) return refuse(ownership, 5, 'SESSION_OWNER_MISMATCH')
+    done(null, true)
+  }
+
+  /**
+   * Binds a client id's persistent session to the identity that made it;
+   * the refusal reason, or undefined once `client` may have the session.
+   *
+   * A CONNECT with clean=false from another identity is refused (CONNACK 5)
+   * rather than given a wiped session: wiping would let any certificate
+   * that can present the id destroy the owner's queued QoS 1 messages — for
+   * the collector, telemetry not yet stored — while refusing keeps them for
+   * their owner and makes the attempt visible. A clean=true CONNECT starts a
+   * fresh session and discards the old one [MQTT-3.1.2-6] (a device re-issued
+   * for another site, say); only a live connection of another identity is
+   * never taken over. Devices cannot reach the collector's ids at all: they
+   * are reserved (above).
+   */
+  #claimSession (client: Client, identity: Identity): string | undefined {
+    const owner = identityUri(identity)
+    const existing = this.#clientById(client.id)
+    const live = existing && existing !== client ? this.#session(existing) : undefined
+    if (live && identityUri(live.identity) !== owner) {
+      return `client id "${client.id}" is connected with another identity (${identityName(live.identity)}); not taken over`
+    }
+    const recorded = this.#sessionOwners.ownerOf(client.id)
+    if (recorded !== undefined && recorded !== owner) {
+      if (!client.clean) return `the persistent session of client id "${client.id}" belongs to another identity; not resumed`
+      this.#sessionOwners.release(client.id)
+    }
+    if (!client.clean) this.#sessionOwners.claim(client.id, owner)
+    return undefined
+  }
+
+  /** A protocol error, not a security decision: the will still goes out, as §3.1.2.5 of MQTT 3.1.1 lists. */
+  #onBadString (session: Session, packetType: string, escaped: string, defect: string): void {
+    this.#report('protocol-violation', {
+      ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+      reason: `${packetType.toUpperCase()} carries a string with ${defect}: "${escaped}"; connection closed`,
+      code: 'MALFORMED_UTF8',
+    })
+  }
+
+  onClientReady (client: Client): void {
+    const session = this.#session(client)
+    if (!session) return
+    if (session.identity.role === 'collector') this.#collectorSessions++
+    this.#tls.sessionConnected(client.conn as TLSSocket)
+    this.#report('connect', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, serial: session.serial, reason: 'connected' })
+  }
+
+  onClientDisconnect (client: Client): void {
+    const session = this.#session(client)
+    if (!session) return
+    if (session.identity.role === 'collector') this.#collectorSessions--
+    this.#report('disconnect', {
+      ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: 'disconnected',
+      details: { sessionMs: this.#clock.now() - session.connectedAt },
+    })
+  }
+}

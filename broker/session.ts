@@ -1,0 +1,49 @@
+/**
+ * What the broker knows of a connection once its certificate is accepted:
+ * the identity and facts read at the handshake, and the per-session state
+ * the MQTT hooks keep (rate, refused subscriptions).
+ */
+import type { Clock } from '../shared/clock.ts'
+import type { Identity } from '../pki/index.ts'
+import type { BrokerLimits } from './broker.ts'
+import { PublishThrottle } from './publish-throttle.ts'
+
+export interface Session {
+  identity: Identity
+  serial: string
+  /** The client certificate's notAfter, ms since the epoch (its will is withheld once it has passed). */
+  notAfter: number
+  remoteAddress: string
+  connectedAt: number
+  throttle: PublishThrottle | undefined
+  rateLimitedAt: number
+  /** Refused subscriptions in this session: how many, how many not yet reported, when last reported. */
+  subscribeDenials: { count: number, unreported: number, reportedAt: number }
+}
+
+/** The broker's notion of a connection's trusted facts, read by other rooms through `sessionOf`. */
+export interface SessionInfo {
+  identity: Identity
+  serial: string
+  remoteAddress: string
+  connectedAt: number
+}
+
+export type SessionLimits = Pick<BrokerLimits, 'publishRatePerSec' | 'publishBurst' | 'maxThrottleMs'>
+
+/** A fresh session; devices are throttled (when a rate is set), the collector is not. */
+export function newSession (facts: Pick<Session, 'identity' | 'serial' | 'notAfter' | 'remoteAddress' | 'connectedAt'>, limits: SessionLimits, clock: Clock): Session {
+  return {
+    ...facts,
+    throttle: facts.identity.role === 'device' && limits.publishRatePerSec > 0
+      ? new PublishThrottle(limits.publishRatePerSec, limits.publishBurst, limits.maxThrottleMs, clock.now)
+      : undefined,
+    rateLimitedAt: 0,
+    subscribeDenials: { count: 0, unreported: 0, reportedAt: -Infinity },
+  }
+}
+
+/** The trusted facts of a session, for other rooms: a copy, without the hooks' state. */
+export function sessionInfo (session: Session): SessionInfo {
+  return { identity: session.identity, serial: session.serial, remoteAddress: session.remoteAddress, connectedAt: session.connectedAt }
+}
