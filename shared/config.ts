@@ -8,10 +8,8 @@ import { resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { POLICY_IDS, SEVERITIES } from './alert-contract.ts'
+import { port, positive } from './config-fields.ts'
 import { PlaceGuardError } from './errors.ts'
-
-const port = z.coerce.number().int().min(0).max(65535)
-const positive = z.coerce.number().int().positive()
 
 const brokerLimits = z.strictObject({
   maxPacketBytes: positive.describe('largest MQTT packet accepted, bytes'),
