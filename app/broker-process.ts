@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { BROKER_DB_FILE, createSqlitePersistence, PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
 import { pkiPaths } from '../pki/index.ts'
-import type { Config } from '../shared/config.ts'
+import type { Config } from './config.ts'
 import type { Logger } from '../shared/logger.ts'
 
 export interface BrokerProcess {

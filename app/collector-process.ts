@@ -3,7 +3,7 @@
  * API and dashboard over it, for `placeguard collector`.
  */
 import { type RunningApi, startApiServer } from '../dashboards/index.ts'
-import type { Config } from '../shared/config.ts'
+import type { Config } from './config.ts'
 import type { Logger } from '../shared/logger.ts'
 import { apiSourceFrom } from './api-source.ts'
 import { createCollectorService, type CollectorService } from './collector-service.ts'

@@ -15,9 +15,8 @@
  */
 import { parseArgs } from 'node:util'
 import { createCollectorService } from '../app/collector-service.ts'
-import { apiSourceFrom } from '../app/index.ts'
+import { apiSourceFrom, loadConfig } from '../app/index.ts'
 import { startApiServer } from '../dashboards/index.ts'
-import { loadConfig } from '../shared/config.ts'
 import { createLogger } from '../shared/logger.ts'
 import { startBrokerProcess } from '../test/helpers/broker-process.ts'
 import { createTestFleet } from '../test/helpers/fleet.ts'

@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
-import { startBrokerProcess } from '../app/index.ts'
-import { type Config, loadConfig } from '../shared/config.ts'
+import { type Config, loadConfig, startBrokerProcess } from '../app/index.ts'
 import { createLogger } from '../shared/logger.ts'
 import { wholeNumber } from './options.ts'
 

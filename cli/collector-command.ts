@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
-import { startCollectorProcess } from '../app/index.ts'
-import { loadConfig } from '../shared/config.ts'
+import { loadConfig, startCollectorProcess } from '../app/index.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { createLogger } from '../shared/logger.ts'
 import { stopOnSignals } from './broker-command.ts'

@@ -5,3 +5,4 @@
 export { buildApi, type ApiOptions } from './api/app.ts'
 export { startApiServer, type RunningApi } from './api/server.ts'
 export type { ApiSource, DeviceDetail } from './api/source.ts'
+export { apiTokensSchema } from './api/config.ts'

@@ -8,7 +8,7 @@
  * The routing key is a credential: it goes only into the request body,
  * never into an error or a log line.
  */
-import type { SinkConfigOf } from '../shared/config.ts'
+import type { SinkConfigOf } from './config.ts'
 import type { Alert, Severity } from '../shared/alert-contract.ts'
 import { DEFAULT_TIMEOUT_MS, type HttpSinkOptions, postJson, sendEach, truncate } from './http-post.ts'
 import { shownAlert } from './shown-alert.ts'

@@ -1,5 +1,5 @@
-/** Builds the sink a configuration entry describes (shared/config.ts `sinkSchema`). */
-import type { SinkConfig } from '../shared/config.ts'
+/** Builds the sink a configuration entry describes (`sinkSchema`, config.ts). */
+import type { SinkConfig } from './config.ts'
 import { createPagerDutySink } from './pagerduty-sink.ts'
 import type { Sink } from './sink.ts'
 import { createSlackSink } from './slack-sink.ts'

@@ -9,7 +9,7 @@
  * in `verbatim` mrkdwn, so a device id such as `<!channel>` or `<https://evil|click>`
  * can neither ping the channel nor plant a link (STRIDE S/T).
  */
-import type { SinkConfigOf } from '../shared/config.ts'
+import type { SinkConfigOf } from './config.ts'
 import type { Alert, Severity } from '../shared/alert-contract.ts'
 import { DEFAULT_TIMEOUT_MS, evidenceLine, type HttpSinkOptions, postJson, truncate } from './http-post.ts'
 import { shownAlert } from './shown-alert.ts'

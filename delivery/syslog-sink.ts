@@ -17,7 +17,7 @@ import { hostname as osHostname } from 'node:os'
 import { connect as connectTls, type TLSSocket } from 'node:tls'
 import pkg from '../package.json' with { type: 'json' }
 import type { Severity } from '../shared/alert-contract.ts'
-import type { SinkConfigOf } from '../shared/config.ts'
+import type { SinkConfigOf } from './config.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { cefMessage } from './cef.ts'
 import type { Delivery, DeliveryResult, Sink } from './sink.ts'
@@ -192,7 +192,7 @@ function write (socket: Socket, bytes: Buffer, timeoutMs: number): Promise<void>
   })
 }
 
-/** `tcp://host:port` or `tls://host:port` (shared/config.ts checked the shape; the port may still be out of range). */
+/** `tcp://host:port` or `tls://host:port` (`sinkSchema` checked the shape; the port may still be out of range). */
 function endpoint (url: string): { tls: boolean, host: string, port: number } {
   const parsed = URL.parse(url)
   const port = Number(parsed?.port)

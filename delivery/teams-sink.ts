@@ -13,7 +13,7 @@
  * values (policy, severity, status, times, ids). A device id like
  * `[click](https://evil)` shows as those characters, not as a link (STRIDE S/T).
  */
-import type { SinkConfigOf } from '../shared/config.ts'
+import type { SinkConfigOf } from './config.ts'
 import type { Alert, Severity } from '../shared/alert-contract.ts'
 import { DEFAULT_TIMEOUT_MS, evidenceLine, type HttpSinkOptions, postJson, truncate } from './http-post.ts'
 import { shownAlert } from './shown-alert.ts'

@@ -8,7 +8,7 @@
  * receiver holding either the old or the new secret verifies.
  */
 import { createHmac } from 'node:crypto'
-import type { SinkConfigOf } from '../shared/config.ts'
+import type { SinkConfigOf } from './config.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { DEFAULT_TIMEOUT_MS, type HttpSinkOptions, postJson, sendEach } from './http-post.ts'
 import { jsonWithEscapedFormatCharacters } from './shown-alert.ts'

@@ -4,7 +4,7 @@
  * was right, and the tokens themselves are never kept in the request.
  */
 import { createHash } from 'node:crypto'
-import type { ApiRole } from '../../shared/config.ts'
+import type { ApiRole } from './config.ts'
 
 export interface Authenticated {
   role: ApiRole

@@ -8,7 +8,7 @@ import type { DeadLetter, SinkMetrics } from '../../delivery/index.ts'
 import type { DeviceSummary, DeviceCertificate, FleetView, TelemetrySample } from '../../fleet/index.ts'
 import type { LoadedPolicy, QuietWindow } from '../../policies/index.ts'
 import type { Alert, AlertChange } from '../../shared/alert-contract.ts'
-import type { ApiRole } from '../../shared/config.ts'
+import type { ApiRole } from './config.ts'
 
 export interface DeviceDetail extends DeviceSummary {
   certificate: DeviceCertificate | null

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type CollectorService, createCollectorService } from '../../app/collector-service.ts'
-import { loadConfig } from '../../shared/config.ts'
+import { loadConfig } from '../../app/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { connectClient, useFleetWithBroker, waitFor } from '../helpers/broker.ts'
 

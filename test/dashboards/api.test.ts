@@ -7,7 +7,7 @@ import { type CollectorService, createCollectorService } from '../../app/collect
 import { buildApi } from '../../dashboards/api/app.ts'
 import { apiSourceFrom } from '../../app/index.ts'
 import { type RunningApi, startApiServer } from '../../dashboards/index.ts'
-import { type Config, loadConfig } from '../../shared/config.ts'
+import { type Config, loadConfig } from '../../app/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
 

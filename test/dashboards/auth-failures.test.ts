@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type CollectorService, createCollectorService } from '../../app/collector-service.ts'
 import { apiSourceFrom } from '../../app/index.ts'
 import { type RunningApi, startApiServer } from '../../dashboards/index.ts'
-import { loadConfig } from '../../shared/config.ts'
+import { loadConfig } from '../../app/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 
 const VIEWER = 'viewer-token-0123456789abcdef'

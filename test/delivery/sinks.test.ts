@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createSink } from '../../delivery/sinks.ts'
-import type { SinkConfig } from '../../shared/config.ts'
+import type { SinkConfig } from '../../delivery/config.ts'
 
 const url = 'https://hooks.example.com/x'
 const secret = `whsec_${Buffer.alloc(24, 7).toString('base64')}`

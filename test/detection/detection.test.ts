@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadScenario, runSimulation } from '../../agent-sim/index.ts'
 import { createCollectorService } from '../../app/collector-service.ts'
-import { loadConfig } from '../../shared/config.ts'
+import { loadConfig } from '../../app/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
 

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { createCollectorService } from '../../app/collector-service.ts'
-import { loadConfig } from '../../shared/config.ts'
+import { loadConfig } from '../../app/config.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
 import { mosquittoPub } from '../helpers/mosquitto-clients.ts'

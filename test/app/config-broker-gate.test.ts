@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../../shared/config.ts'
+import { loadConfig } from '../../app/config.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'placeguard-config-gate-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

@@ -1,5 +1,6 @@
 /**
- * The one configuration object. Sources, later winning: defaults, the YAML
+ * The one configuration object, composed here from the sections the rooms
+ * own (each room's config.ts). Sources, later winning: defaults, the YAML
  * file (`--config` or PLACEGUARD_CONFIG), environment (PLACEGUARD_*), flags.
  * Validated once, then frozen. `process.env` is read here and nowhere else.
  */
@@ -7,9 +8,10 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
-import { POLICY_IDS, SEVERITIES } from './alert-contract.ts'
-import { port, positive } from './config-fields.ts'
-import { PlaceGuardError } from './errors.ts'
+import { port, positive } from '../shared/config-fields.ts'
+import { PlaceGuardError } from '../shared/errors.ts'
+import { apiTokensSchema } from '../dashboards/index.ts'
+import { deliveryConfigSchema, SINK_ENV, type SinkConfig } from '../delivery/index.ts'
 
 const brokerLimits = z.strictObject({
   maxPacketBytes: positive.describe('largest MQTT packet accepted, bytes'),
@@ -41,68 +43,13 @@ const collector = z.strictObject({
   retentionDays: positive.describe('days of history kept by the embedded store (collector default 7)'),
 }).partial()
 
-/** Routing shared by every sink: which alerts and which changes go there. */
-const route = {
-  /** Unique name, in logs and metrics; defaults to the type. */
-  name: z.string().regex(/^[a-z0-9-]{1,32}$/).optional(),
-  minSeverity: z.enum(SEVERITIES).default('info').describe('alerts below this severity are not sent here'),
-  policies: z.array(z.enum(POLICY_IDS)).min(1).optional().describe('only these policies; absent = all'),
-}
-const httpsOrLoopback = z.url().refine((value) => /^https:/.test(value) || /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])[:/]/.test(value),
-  'must be an https:// URL (plain http only to loopback, for tests)')
-/** Standard Webhooks secret: `whsec_` + base64 of 24–64 random bytes. */
-const webhookSecret = z.string().regex(/^whsec_[A-Za-z0-9+/]{32,}={0,2}$/, 'must be a Standard Webhooks secret: whsec_ followed by base64')
-
-export const sinkSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('webhook'), ...route, url: httpsOrLoopback, secrets: z.array(webhookSecret).min(1).describe('the first signs; all are sent, for rotation') }),
-  z.strictObject({ type: z.literal('slack'), ...route, url: httpsOrLoopback }),
-  z.strictObject({ type: z.literal('teams'), ...route, url: httpsOrLoopback }),
-  z.strictObject({ type: z.literal('pagerduty'), ...route, routingKey: z.string().min(1), url: httpsOrLoopback.default('https://events.pagerduty.com/v2/enqueue') }),
-  z.strictObject({
-    type: z.literal('syslog'), ...route,
-    url: z.string().regex(/^(tcp|tls):\/\/[^/:]+:\d{1,5}$/, 'must be tcp://host:port or tls://host:port'),
-    /** PEM file of the CA that signed the syslog server's certificate (tls://); default: the system's CAs. */
-    ca: z.string().min(1).optional(),
-  }),
-])
-
-const delivery = z.strictObject({
-  /** A sink that has failed for this long moves its alerts to the dead-letter list and raises an alert about itself. */
-  deadLetterAfterMs: positive.default(6 * 3_600_000).describe('a sink failing this long dead-letters its overdue deliveries and raises delivery-failing'),
-  sinks: z.array(sinkSchema).default([]).describe('SOC sinks and their routing (docs/delivery.md)').refine((sinks) => new Set(sinks.map((s) => s.name ?? s.type)).size === sinks.length,
-    'two sinks have the same name; give each a distinct name'),
-})
-
-export const API_ROLES = ['viewer', 'operator'] as const
-export type ApiRole = typeof API_ROLES[number]
-/** `token:role,…` (docs/product.md); tokens of at least 16 characters, since they stand alone as credentials. */
-const apiTokens = z.string().transform((value, context) => {
-  const tokens: Array<{ token: string, role: ApiRole }> = []
-  for (const item of value.split(',').map((part) => part.trim()).filter(Boolean)) {
-    const at = item.lastIndexOf(':')
-    const token = item.slice(0, at)
-    const role = item.slice(at + 1)
-    if (at < 0 || !(API_ROLES as readonly string[]).includes(role)) {
-      context.addIssue({ code: 'custom', message: `each entry must be token:viewer or token:operator (entry ${tokens.length + 1} is not)` })
-      return z.NEVER
-    }
-    if (token.length < 16) {
-      context.addIssue({ code: 'custom', message: `entry ${tokens.length + 1}: a token needs at least 16 characters; generate one with \`openssl rand -base64 24\`` })
-      return z.NEVER
-    }
-    tokens.push({ token, role: role as ApiRole })
-  }
-  return tokens
-})
-
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).describe('data directory (default ./data)'),
   mqttHost: z.string().min(1).default('0.0.0.0').describe('address the broker listens on'),
   mqttPort: port.default(8883).describe('MQTT over TLS port'),
   httpPort: port.default(8080).describe('HTTP API and dashboard port'),
   httpHost: z.string().min(1).default('0.0.0.0').describe('address the HTTP API listens on'),
-  /** Bearer tokens of the HTTP API; none: only /healthz and /readyz answer. */
-  apiTokens: apiTokens.default([]).describe('token:role,… with roles viewer and operator, tokens of at least 16 characters; none: only /healthz and /readyz answer'),
+  apiTokens: apiTokensSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   broker: brokerLimits.default({}),
   /** Where the broker keeps sessions and queued QoS 1 messages: <data-dir>/broker.db, or memory (lost at a restart; for benches). */
@@ -113,12 +60,10 @@ export const configSchema = z.strictObject({
   /** Directory of policy YAML files; default: the ones shipped in policies/. */
   policiesDir: z.string().min(1).optional().describe('directory of policy YAML files; absent: the ones shipped in policies/'),
   /** SOC sinks for alerts (delivery/). */
-  delivery: delivery.default({ deadLetterAfterMs: 6 * 3_600_000, sinks: [] }),
+  delivery: deliveryConfigSchema,
 })
 
 export type Config = Readonly<z.infer<typeof configSchema>>
-export type SinkConfig = z.infer<typeof sinkSchema>
-export type SinkConfigOf<T extends SinkConfig['type']> = Extract<SinkConfig, { type: T }>
 
 /** Environment variables and the config keys they set. */
 export const ENV_KEYS: Readonly<Record<string, string>> = {
@@ -140,19 +85,7 @@ export const INFLUX_ENV: Readonly<Record<string, string>> = {
   PLACEGUARD_INFLUX_BUCKET: 'bucket',
 }
 
-/**
- * Sinks from the environment (docs/product.md names). Each fills the sink of the
- * same name in the file (routing in the file, secrets in the environment),
- * or adds one with default routing.
- */
-export const SINK_ENV: ReadonlyArray<{ type: SinkConfig['type'], fields: Record<string, string> }> = [
-  { type: 'webhook', fields: { PLACEGUARD_WEBHOOK_URL: 'url', PLACEGUARD_WEBHOOK_SECRET: 'secrets' } },
-  { type: 'slack', fields: { PLACEGUARD_SLACK_URL: 'url' } },
-  { type: 'teams', fields: { PLACEGUARD_TEAMS_URL: 'url' } },
-  { type: 'pagerduty', fields: { PLACEGUARD_PAGERDUTY_ROUTING_KEY: 'routingKey', PLACEGUARD_PAGERDUTY_URL: 'url' } },
-  { type: 'syslog', fields: { PLACEGUARD_SYSLOG_URL: 'url', PLACEGUARD_SYSLOG_CA: 'ca' } },
-]
-
+/** `delivery.sinks` with the sinks the environment names (SINK_ENV) filled in or added. */
 function sinksWithEnv (sinks: unknown, env: NodeJS.ProcessEnv): unknown {
   const list = Array.isArray(sinks) ? [...sinks as Array<Record<string, unknown>>] : sinks === undefined ? [] : sinks
   if (!Array.isArray(list)) return sinks // the schema names the problem
