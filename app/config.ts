@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { port, positive } from '../shared/config-fields.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
+import { collectorConfigSchema, influxConfigSchema } from '../collector/index.ts'
 import { apiTokensSchema } from '../dashboards/index.ts'
 import { deliveryConfigSchema, SINK_ENV, type SinkConfig } from '../delivery/index.ts'
 
@@ -30,19 +31,6 @@ const brokerLimits = z.strictObject({
   maxQueuedBytesPerClient: positive.describe('bytes of messages kept for one persistent session; beyond it they are dropped and reported (broker default 134217728, 128 MiB)'),
 }).partial()
 
-const influx = z.strictObject({
-  url: z.url().describe('InfluxDB 2.x base URL'),
-  token: z.string().min(1).describe('API token with write access to the bucket'),
-  org: z.string().min(1).describe('InfluxDB organisation'),
-  bucket: z.string().min(1).describe('bucket the collector writes to'),
-})
-
-const collector = z.strictObject({
-  spoolMaxBytes: positive.describe('disk the spool may use before the collector stops acknowledging (collector default 536870912, 512 MiB)'),
-  batchSize: positive.describe('points per write to the store (collector default 5000)'),
-  retentionDays: positive.describe('days of history kept by the embedded store (collector default 7)'),
-}).partial()
-
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).describe('data directory (default ./data)'),
   mqttHost: z.string().min(1).default('0.0.0.0').describe('address the broker listens on'),
@@ -54,9 +42,8 @@ export const configSchema = z.strictObject({
   broker: brokerLimits.default({}),
   /** Where the broker keeps sessions and queued QoS 1 messages: <data-dir>/broker.db, or memory (lost at a restart; for benches). */
   brokerState: z.enum(['sqlite', 'memory']).default('sqlite').describe('where the broker keeps sessions, subscriptions, retained and queued messages: sqlite (<data-dir>/broker.db) or memory (lost at a restart; for benches)'),
-  /** Absent: telemetry goes to the embedded store in the data directory. */
-  influx: influx.optional().describe('InfluxDB 2.x write target, all four keys or none; absent: the embedded store'),
-  collector: collector.default({}),
+  influx: influxConfigSchema,
+  collector: collectorConfigSchema,
   /** Directory of policy YAML files; default: the ones shipped in policies/. */
   policiesDir: z.string().min(1).optional().describe('directory of policy YAML files; absent: the ones shipped in policies/'),
   /** SOC sinks for alerts (delivery/). */
