@@ -15,16 +15,16 @@ import { apiTokensSchema } from '../dashboards/index.ts'
 import { deliveryConfigSchema, SINK_ENV, type SinkConfig } from '../delivery/index.ts'
 
 const brokerLimits = z.strictObject({
-  maxPacketBytes: positive.describe('largest MQTT packet accepted, bytes'),
-  maxConnections: positive.describe('connections at once, authenticated or not'),
+  maxPacketBytes: positive.describe('largest MQTT packet accepted, bytes; a larger one closes the connection'),
+  maxConnections: positive.describe('connections at once, authenticated or not; at the limit the oldest unfinished TLS handshake is dropped, or else the new connection refused'),
   reservedConnections: z.coerce.number().int().min(0).describe('of maxConnections, slots only authenticated sessions may hold'),
-  maxConnectionsPerAddress: positive.describe('connections from one source address (IPv6: one /64) not yet past their MQTT CONNECT; connected sessions do not count'),
+  maxConnectionsPerAddress: positive.describe('connections from one source address (IPv6: one /64) not yet past their MQTT CONNECT; connected sessions do not count (devices behind one NAT share an address)'),
   maxHandshakesPerAddress: positive.describe('TLS handshakes in progress at once from one source address (IPv6: one /64)'),
-  maxCollectorSessions: positive.describe('sessions holding the collector certificate'),
-  publishRatePerSec: z.coerce.number().min(0).describe('sustained publishes per second per device; 0 = unlimited'),
+  maxCollectorSessions: positive.describe('sessions at once holding the collector certificate'),
+  publishRatePerSec: z.coerce.number().min(0).describe('sustained publishes per second per device; beyond it the device\'s socket is read more slowly; 0 = unlimited'),
   publishBurst: positive.describe('publishes back to back before the rate applies'),
   maxThrottleMs: positive.describe('longest a publish is held by the rate limit before the device is disconnected'),
-  handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept'),
+  handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept; bytes trickling in do not extend it'),
   connectTimeoutMs: positive.describe('time from the TLS handshake to the MQTT CONNECT'),
   crlPollMs: positive.describe('how often the CRL file is checked for changes'),
   maxQueuedPerClient: positive.describe('messages kept for one offline persistent session (the collector); beyond it they are dropped and reported'),
