@@ -8,29 +8,18 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
-import { port, positive } from '../shared/config-fields.ts'
+import { port } from '../shared/config-fields.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
+import { brokerLimitsSchema, brokerStateSchema } from '../broker/index.ts'
 import { collectorConfigSchema, influxConfigSchema } from '../collector/index.ts'
 import { apiTokensSchema } from '../dashboards/index.ts'
 import { deliveryConfigSchema, SINK_ENV, type SinkConfig } from '../delivery/index.ts'
 
-const brokerLimits = z.strictObject({
-  maxPacketBytes: positive.describe('largest MQTT packet accepted, bytes; a larger one closes the connection'),
-  maxConnections: positive.describe('connections at once, authenticated or not; at the limit the oldest unfinished TLS handshake is dropped, or else the new connection refused'),
-  reservedConnections: z.coerce.number().int().min(0).describe('of maxConnections, slots only authenticated sessions may hold'),
-  maxConnectionsPerAddress: positive.describe('connections from one source address (IPv6: one /64) not yet past their MQTT CONNECT; connected sessions do not count (devices behind one NAT share an address)'),
-  maxHandshakesPerAddress: positive.describe('TLS handshakes in progress at once from one source address (IPv6: one /64)'),
-  maxCollectorSessions: positive.describe('sessions at once holding the collector certificate'),
-  publishRatePerSec: z.coerce.number().min(0).describe('sustained publishes per second per device; beyond it the device\'s socket is read more slowly; 0 = unlimited'),
-  publishBurst: positive.describe('publishes back to back before the rate applies'),
-  maxThrottleMs: positive.describe('longest a publish is held by the rate limit before the device is disconnected'),
-  handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept; bytes trickling in do not extend it'),
-  connectTimeoutMs: positive.describe('time from the TLS handshake to the MQTT CONNECT'),
-  crlPollMs: positive.describe('how often the CRL file is checked for changes'),
-  maxQueuedPerClient: positive.describe('messages kept for one offline persistent session (the collector); beyond it they are dropped and reported'),
-  maxQueuedBytesPerClient: positive.describe('bytes of messages kept for one persistent session; beyond it they are dropped and reported (broker default 134217728, 128 MiB)'),
-}).partial()
-
+/**
+ * The rooms' sections (schema, default and `.describe()` text each) live
+ * with the code they configure, in broker/, collector/, delivery/ and
+ * dashboards/api/ config.ts; the keys of the process as a whole are here.
+ */
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).describe('data directory (default ./data)'),
   mqttHost: z.string().min(1).default('0.0.0.0').describe('address the broker listens on'),
@@ -39,14 +28,12 @@ export const configSchema = z.strictObject({
   httpHost: z.string().min(1).default('0.0.0.0').describe('address the HTTP API listens on'),
   apiTokens: apiTokensSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
-  broker: brokerLimits.default({}),
-  /** Where the broker keeps sessions and queued QoS 1 messages: <data-dir>/broker.db, or memory (lost at a restart; for benches). */
-  brokerState: z.enum(['sqlite', 'memory']).default('sqlite').describe('where the broker keeps sessions, subscriptions, retained and queued messages: sqlite (<data-dir>/broker.db) or memory (lost at a restart; for benches)'),
+  broker: brokerLimitsSchema,
+  brokerState: brokerStateSchema,
   influx: influxConfigSchema,
   collector: collectorConfigSchema,
   /** Directory of policy YAML files; default: the ones shipped in policies/. */
   policiesDir: z.string().min(1).optional().describe('directory of policy YAML files; absent: the ones shipped in policies/'),
-  /** SOC sinks for alerts (delivery/). */
   delivery: deliveryConfigSchema,
 })
 

@@ -21,6 +21,7 @@ import type { Logger } from '../shared/logger.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
 import { AuthorizeHooks } from './authorize-hooks.ts'
 import { ConnectHooks } from './connect-hooks.ts'
+import { type BrokerLimits, DEFAULT_BROKER_LIMITS } from './config.ts'
 import { createMqEmitter } from './mq-fast-queue.ts'
 import { installReadBackpressure } from './read-backpressure.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
@@ -38,48 +39,6 @@ export interface BrokerTlsFiles {
   serverKey: string
   crl: string
 }
-
-export interface BrokerLimits {
-  /** Largest MQTT packet accepted, in bytes; a larger one closes the connection. */
-  maxPacketBytes: number
-  /** All connections at once, authenticated or not; further ones are dropped before the handshake. */
-  maxConnections: number
-  /** Of maxConnections, the slots only authenticated sessions may hold: peers still in their handshake never get them. */
-  reservedConnections: number
-  /** Connections from one source address (IPv6: one /64) not yet past their MQTT CONNECT; connected sessions do not count (devices behind one NAT share an address). */
-  maxConnectionsPerAddress: number
-  /** TLS handshakes in progress at once from one source address (IPv6: one /64). */
-  maxHandshakesPerAddress: number
-  /** Concurrent sessions holding the collector certificate. */
-  maxCollectorSessions: number
-  /** Sustained publishes per second per device; beyond it the device's socket is read more slowly. */
-  publishRatePerSec: number
-  /** Publishes a device may send back to back before the rate applies. */
-  publishBurst: number
-  /** Longest a publish is held by the rate limit; a device further behind is disconnected. */
-  maxThrottleMs: number
-  /** Time to finish the TLS handshake, from the TCP accept; bytes trickling in do not extend it. */
-  handshakeTimeoutMs: number
-  /** Time from handshake to MQTT CONNECT. */
-  connectTimeoutMs: number
-  /** How often the CRL file is checked for changes. */
-  crlPollMs: number
-}
-
-export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
-  maxPacketBytes: 256 * 1024,
-  maxConnections: 20_000,
-  reservedConnections: 1_000,
-  maxConnectionsPerAddress: 1_000,
-  maxHandshakesPerAddress: 20,
-  maxCollectorSessions: 4,
-  publishRatePerSec: 5,
-  publishBurst: 50,
-  maxThrottleMs: 30_000,
-  handshakeTimeoutMs: 10_000,
-  connectTimeoutMs: 10_000,
-  crlPollMs: 1_000,
-})
 
 export interface BrokerOptions {
   tls: BrokerTlsFiles

@@ -1,4 +1,5 @@
-export { PlaceGuardBroker, DEFAULT_BROKER_LIMITS, type BrokerLimits, type BrokerOptions } from './broker.ts'
+export { PlaceGuardBroker, type BrokerOptions } from './broker.ts'
+export { brokerLimitsSchema, brokerStateSchema, DEFAULT_BROKER_LIMITS, type BrokerLimits } from './config.ts'
 export type { SessionInfo } from './session.ts'
 export { SECURITY_EVENT_TYPES, type SecurityEvent, type SecurityEventType } from '../shared/security-events.ts'
 export { canPublish, canSubscribe } from './acl.ts'

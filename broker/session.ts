@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../shared/clock.ts'
 import type { Identity } from '../pki/index.ts'
-import type { BrokerLimits } from './broker.ts'
+import type { BrokerLimits } from './config.ts'
 import { PublishThrottle } from './publish-throttle.ts'
 
 export interface Session {

@@ -17,7 +17,8 @@ import type { Clock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
 import { type CrlSummary, readCrl } from '../pki/index.ts'
-import type { BrokerLimits, BrokerTlsFiles } from './broker.ts'
+import type { BrokerTlsFiles } from './broker.ts'
+import type { BrokerLimits } from './config.ts'
 import type { SecurityEvent, SecurityEventType } from '../shared/security-events.ts'
 
 export type GateLimits = Pick<BrokerLimits, 'maxConnections' | 'reservedConnections' | 'maxConnectionsPerAddress' |

@@ -1,0 +1,55 @@
+/**
+ * The broker's sections of the configuration: its limits (`broker`) and
+ * where it keeps its state (`brokerState`). The `.describe()` texts are the
+ * limits' one description (docs/configuration.md is generated from them);
+ * app/config.ts composes the sections into the whole configuration.
+ */
+import { z } from 'zod'
+import { positive } from '../shared/config-fields.ts'
+
+/** The limits PlaceGuardBroker enforces itself (BrokerOptions.limits). */
+const brokerLimits = z.strictObject({
+  maxPacketBytes: positive.describe('largest MQTT packet accepted, bytes; a larger one closes the connection'),
+  maxConnections: positive.describe('connections at once, authenticated or not; at the limit the oldest unfinished TLS handshake is dropped, or else the new connection refused'),
+  reservedConnections: z.coerce.number().int().min(0).describe('of maxConnections, slots only authenticated sessions may hold'),
+  maxConnectionsPerAddress: positive.describe('connections from one source address (IPv6: one /64) not yet past their MQTT CONNECT; connected sessions do not count (devices behind one NAT share an address)'),
+  maxHandshakesPerAddress: positive.describe('TLS handshakes in progress at once from one source address (IPv6: one /64)'),
+  maxCollectorSessions: positive.describe('sessions at once holding the collector certificate'),
+  publishRatePerSec: z.coerce.number().min(0).describe('sustained publishes per second per device; beyond it the device\'s socket is read more slowly; 0 = unlimited'),
+  publishBurst: positive.describe('publishes back to back before the rate applies'),
+  maxThrottleMs: positive.describe('longest a publish is held by the rate limit before the device is disconnected'),
+  handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept; bytes trickling in do not extend it'),
+  connectTimeoutMs: positive.describe('time from the TLS handshake to the MQTT CONNECT'),
+  crlPollMs: positive.describe('how often the CRL file is checked for changes'),
+})
+
+/** Derived from the schema, so each limit is described once, in its `.describe()` text above. */
+export type BrokerLimits = z.infer<typeof brokerLimits>
+
+export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
+  maxPacketBytes: 256 * 1024,
+  maxConnections: 20_000,
+  reservedConnections: 1_000,
+  maxConnectionsPerAddress: 1_000,
+  maxHandshakesPerAddress: 20,
+  maxCollectorSessions: 4,
+  publishRatePerSec: 5,
+  publishBurst: 50,
+  maxThrottleMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
+  crlPollMs: 1_000,
+})
+
+/**
+ * The `broker` section: the limits above and those of the persistent-session
+ * queues (SqlitePersistence), each optional; one left unset takes
+ * DEFAULT_BROKER_LIMITS or SqlitePersistence's default.
+ */
+export const brokerLimitsSchema = brokerLimits.extend({
+  maxQueuedPerClient: positive.describe('messages kept for one offline persistent session (the collector); beyond it they are dropped and reported'),
+  maxQueuedBytesPerClient: positive.describe('bytes of messages kept for one persistent session; beyond it they are dropped and reported (broker default 134217728, 128 MiB)'),
+}).partial().default({})
+
+/** `brokerState`: SqlitePersistence in <data-dir>/broker.db, or aedes' memory persistence. */
+export const brokerStateSchema = z.enum(['sqlite', 'memory']).default('sqlite').describe('where the broker keeps sessions, subscriptions, retained and queued messages: sqlite (<data-dir>/broker.db) or memory (lost at a restart; for benches)')
