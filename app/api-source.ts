@@ -15,7 +15,7 @@ export function apiSourceFrom (service: CollectorService, tokens: ApiSource['tok
     acknowledge: (id, by) => detection.acknowledge(id, by),
     resolve: (id, by) => detection.resolve(id, by),
     comment: (id, by, text) => detection.comment(id, by, text),
-    rateOf: (deviceId) => detection.engine.rateOf(deviceId),
+    rateOf: (deviceId) => detection.rateOf(deviceId),
     policies: () => detection.policySet,
     validatePolicy: (yaml) => {
       try {
