@@ -1,6 +1,23 @@
 import type { ApiSource } from '../dashboards/index.ts'
+import type { Outbox } from '../delivery/index.ts'
+import type { Detection } from '../detection/index.ts'
+import type { FleetView } from '../fleet/index.ts'
 import { validatePolicyText } from '../policies/index.ts'
 import type { CollectorService } from './collector-service.ts'
+
+/**
+ * The parts of a running collector the API reads and acts on. A collector
+ * service has them all; tests hand in the same classes built in memory,
+ * without a broker behind them.
+ */
+export interface ApiParts {
+  detection: Pick<Detection, 'alerts' | 'acknowledge' | 'resolve' | 'comment' | 'rateOf' | 'policySet' | 'reloadPolicies' | 'liftQuarantine'>
+  fleet: FleetView
+  outbox: Pick<Outbox, 'metrics' | 'deadLetters' | 'requeueDeadLetters'>
+  pipeline: ApiSource['pipeline']
+  ready: ApiSource['ready']
+  onAlertChange: ApiSource['onAlertChange']
+}
 
 /**
  * What a collector service offers the API, in the API's own terms: the
@@ -8,14 +25,24 @@ import type { CollectorService } from './collector-service.ts'
  * hands it what it reads.
  */
 export function apiSourceFrom (service: CollectorService, tokens: ApiSource['tokens']): ApiSource {
-  const { detection, outbox, fleet } = service
+  return apiSourceOf({
+    detection: service.detection,
+    fleet: service.fleet,
+    outbox: service.outbox,
+    pipeline: () => ({ ...service.metrics() }),
+    ready: () => ({ broker: service.collector.connected, store: !service.spool.nearFull }),
+    onAlertChange: service.onAlertChange,
+  }, tokens)
+}
+
+export function apiSourceOf ({ detection, fleet, outbox, pipeline, ready, onAlertChange }: ApiParts, tokens: ApiSource['tokens']): ApiSource {
   return {
     fleet,
     alerts: detection.alerts,
     acknowledge: (id, by) => detection.acknowledge(id, by),
     resolve: (id, by) => detection.resolve(id, by),
     comment: (id, by, text) => detection.comment(id, by, text),
-    rateOf: (deviceId) => detection.engine.rateOf(deviceId),
+    rateOf: (deviceId) => detection.rateOf(deviceId),
     policies: () => detection.policySet,
     validatePolicy: (yaml) => {
       try {
@@ -28,9 +55,9 @@ export function apiSourceFrom (service: CollectorService, tokens: ApiSource['tok
     reloadPolicies: () => detection.reloadPolicies(),
     liftQuarantine: (deviceId, by) => detection.liftQuarantine(deviceId, by),
     delivery: { metrics: () => outbox.metrics(), deadLetters: () => outbox.deadLetters(), requeue: (sink) => outbox.requeueDeadLetters(sink) },
-    pipeline: () => ({ ...service.metrics() }),
-    ready: () => ({ broker: service.collector.connected, store: !service.spool.nearFull }),
-    onAlertChange: service.onAlertChange,
+    pipeline,
+    ready,
+    onAlertChange,
     tokens,
   }
 }

@@ -3,7 +3,7 @@
  * `collector`) assembled from the rooms below. Only cli/ sits above it.
  */
 export { createCollectorService, type CollectorService, type PipelineMetrics } from './collector-service.ts'
-export { apiSourceFrom } from './api-source.ts'
+export { apiSourceFrom, apiSourceOf, type ApiParts } from './api-source.ts'
 export { startBrokerProcess, type BrokerProcess } from './broker-process.ts'
 export { startUp, type DemoFleet, type UpProcess } from './up-process.ts'
 export { startCollectorProcess, type CollectorProcess } from './collector-process.ts'

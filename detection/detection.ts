@@ -63,7 +63,8 @@ export interface DetectionCounters {
 
 export class Detection {
   readonly alerts: AlertBook
-  readonly engine: PolicyEngine
+  /** Fed only through this class's inputs, so what it judges is what the alert book records. */
+  readonly #engine: PolicyEngine
   readonly #options: DetectionOptions
   readonly #policiesDir: string
   #policySet: PolicySet
@@ -83,7 +84,7 @@ export class Detection {
     this.#options = options
     this.#policiesDir = options.policiesDir ?? SHIPPED_POLICIES_DIR
     this.#policySet = loadPolicySet(this.#policiesDir)
-    this.engine = new PolicyEngine(this.#policySet.policies.map((l) => l.policy), undefined, this.#policySet.windows)
+    this.#engine = new PolicyEngine(this.#policySet.policies.map((l) => l.policy), undefined, this.#policySet.windows)
     const clock = options.clock ?? systemClock
     this.#clock = clock
     this.alerts = new AlertBook({ path: join(options.dataDir, 'alerts.db'), clock })
@@ -91,10 +92,10 @@ export class Detection {
     this.pipeline = new PipelineHealth({
       clock,
       onBehind: (behind) => {
-        this.engine.setCatchingUp(behind)
+        this.#engine.setCatchingUp(behind)
         options.logger.info({ behind }, behind ? 'detection: the collector is behind its input; silence is not judged until it catches up' : 'detection: the collector has caught up')
       },
-      onReplayWindow: (untilMs) => this.engine.expectReplayUntil(untilMs),
+      onReplayWindow: (untilMs) => this.#engine.expectReplayUntil(untilMs),
       onAlert: (summary, evidence) => this.raiseSystemAlert({ policy: 'pipeline-stalled', deviceId: PIPELINE_ALERT_KEY, severity: 'high', summary, evidence }),
       onRecovered: (reason) => this.clearSystemAlert('pipeline-stalled', PIPELINE_ALERT_KEY, reason),
     })
@@ -105,7 +106,7 @@ export class Detection {
     this.#timers.push(setInterval(() => {
       // A tick that comes late after a freeze must learn of the freeze before it judges silence.
       this.pipeline.beat()
-      this.#apply(this.engine.tick())
+      this.#apply(this.#engine.tick())
     }, this.#options.tickMs ?? 5_000))
     // Without a service reading the inventory each minute (see service.ts), check it here on the same cadence.
     if (this.#options.certificateCheckMs !== 0) {
@@ -127,6 +128,16 @@ export class Detection {
     this.alerts.close()
   }
 
+  /** A device's current rate against its learned baseline, per minute (the API's device page); undefined until it has reported. */
+  rateOf (deviceId: string): { currentPerMinute: number, baselinePerMinute: number | null, messages: number } | undefined {
+    return this.#engine.rateOf(deviceId)
+  }
+
+  /** Telemetry messages set aside as redeliveries of one already seen (the broker's QoS 1 resends). */
+  get redeliveries (): number {
+    return this.#engine.redeliveries
+  }
+
   /** The policies and quiet windows in force (a broken file on disk does not change them). */
   get policySet (): PolicySet {
     return this.#policySet
@@ -135,7 +146,7 @@ export class Detection {
   reloadPolicies (): boolean {
     try {
       const set = loadPolicySet(this.#policiesDir)
-      this.engine.setPolicies(set.policies.map((l) => l.policy), set.windows)
+      this.#engine.setPolicies(set.policies.map((l) => l.policy), set.windows)
       this.#policySet = set
       this.#options.logger.info({ policies: set.policies.length, quietWindows: set.windows.length }, 'policies reloaded')
       this.checkCertificates() // thresholds may have changed
@@ -152,7 +163,7 @@ export class Detection {
       deviceId: point.tags.device!, site: point.tags.site!, kind: point.measurement as TelemetryObservation['kind'],
       ts: point.timestampMs, seq: seq as number, fw: fw as string, readings: readings as Record<string, number>, receivedAtMs,
     }
-    const verdict = this.engine.onTelemetry(observation)
+    const verdict = this.#engine.onTelemetry(observation)
     this.pipeline.onMessage(verdict.backlogMs ?? 0)
     this.#apply(verdict, observation)
   }
@@ -164,7 +175,7 @@ export class Detection {
 
   onSecurityEvent (event: SecurityEvent): void {
     if (event.type === 'quarantined' || event.type === 'quarantine-lifted') this.#onQuarantineEvent(event)
-    this.#apply(this.engine.onSecurityEvent(event), event)
+    this.#apply(this.#engine.onSecurityEvent(event), event)
   }
 
   /** An operator acknowledges an alert; undefined if there is no open alert with that id. */
@@ -230,7 +241,7 @@ export class Detection {
 
   /** The policy's automated response, if it has one and the alert names a real device. */
   #respond (alert: Alert): void {
-    const quarantine = this.engine.policy(alert.policy)?.response?.quarantine
+    const quarantine = this.#engine.policy(alert.policy)?.response?.quarantine
     // Some alerts are keyed by a source address or an unverified claim: nothing to quarantine.
     if (!quarantine || !alert.kind || !isValidId(alert.deviceId)) return
     const until = new Date(this.#clock.now() + quarantine.duration).toISOString()
@@ -267,7 +278,7 @@ export class Detection {
     }
     const certificates = entries.filter((e) => e.role === 'device' && e.effectiveStatus === 'active')
       .map((e) => ({ deviceId: e.deviceId, serial: e.serial, notAfter: e.notAfter, kind: e.kind, site: e.site }))
-    this.#apply(this.engine.onCertificates(certificates))
+    this.#apply(this.#engine.onCertificates(certificates))
   }
 
 
@@ -284,7 +295,7 @@ export class Detection {
       ...verdict.clears.flatMap((clear) => this.alerts.clear(clear) ?? []),
     ]
     const opened = changes.filter((c) => c.change === 'opened').map((c) => c.alert)
-    const { correlated, storms } = opened.length === 0 ? { correlated: new Map<string, Storm>(), storms: [] } : this.#storms.observe(opened, (kind, site) => this.engine.groupSize(kind, site))
+    const { correlated, storms } = opened.length === 0 ? { correlated: new Map<string, Storm>(), storms: [] } : this.#storms.observe(opened, (kind, site) => this.#engine.groupSize(kind, site))
     const stormAlerts = new Map(storms.map((storm) => [storm, this.#raiseStorm(storm)]))
     for (const [alertId, storm] of correlated) {
       if (this.#correlated.size >= MAX_CORRELATED) this.#correlated.delete(this.#correlated.keys().next().value!)
@@ -301,7 +312,7 @@ export class Detection {
     const more = storm.deviceCount - listed.length
     const raised = this.alerts.raise({
       policy: 'alert-storm', deviceId: `storm:${storm.policy}:${storm.site}:${storm.kind}`,
-      severity: this.engine.policy(storm.policy)?.severity ?? 'medium',
+      severity: this.#engine.policy(storm.policy)?.severity ?? 'medium',
       summary: `${storm.policy} on ${storm.deviceCount} of ${storm.groupSize} ${storm.kind} devices at ${storm.site} within ${formatDuration(this.#storms.windowMs)}: ${listed.join(', ')}${more > 0 ? ` and ${more} more` : ''} (per-device alerts in the API)`,
       evidence: { policy: storm.policy, site: storm.site, kind: storm.kind, deviceCount: storm.deviceCount, groupSize: storm.groupSize, devices: storm.devices.join(','), startedAt: new Date(storm.startedAtMs).toISOString() },
     }, { site: storm.site, kind: storm.kind })

@@ -1,58 +1,62 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- response bodies are JSON whose shape the assertions check */
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+/**
+ * Every route of the HTTP API, through fastify's inject() over a source
+ * built in memory (test/helpers/api-source.ts: the real Detection,
+ * FleetState and Outbox, fed as the collector feeds them). No broker, no
+ * TLS, no simulator; api-stack.test.ts proves the same API over a running
+ * collector and real HTTP.
+ */
+import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadScenario, runSimulation } from '../../agent-sim/index.ts'
-import { type CollectorService, createCollectorService } from '../../app/collector-service.ts'
 import { buildApi } from '../../dashboards/api/app.ts'
-import { apiSourceFrom } from '../../app/index.ts'
-import { type RunningApi, startApiServer } from '../../dashboards/index.ts'
-import { type Config, loadConfig } from '../../app/config.ts'
+import type { DeviceKind } from '../../shared/ids.ts'
 import { createLogger } from '../../shared/logger.ts'
-import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
+import { apiSourceForTest, type TestApiSource, type TestDevice } from '../helpers/api-source.ts'
 
 const OPERATOR = 'operator-token-0123456789abcdef'
 const VIEWER = 'viewer-token-0123456789abcdef'
-const setup = useFleetWithBroker()
-let service: CollectorService
-let config: Config
-let api: RunningApi
+const SITES = ['riverside', 'northgate', 'harbour', 'old-town']
+/** Four devices of each kind that have reported (flood-00002 on outdated firmware), and one in the inventory never seen. */
+const FLEET: TestDevice[] = [
+  ...(['flood', 'energy', 'housing'] as DeviceKind[]).flatMap((kind) => [1, 2, 3, 4].map((n) => ({
+    id: `${kind}-0000${n}`, kind, site: SITES[n % SITES.length]!, ...(kind === 'flood' && n === 2 ? { fw: '2.9.0' } : {}),
+  }))),
+  { id: 'housing-99999', kind: 'housing', site: 'old-town', samples: 0 },
+]
+let api: TestApiSource
+let app: FastifyInstance
 
 beforeAll(async () => {
-  config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${OPERATOR}:operator,${VIEWER}:viewer` }, flags: { dataDir: setup.fleet.dataDir } })
-  service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
-  await service.start()
-  // This file's many deliberate 401s all come from 127.0.0.1; the failed-authentication limit has its own test.
-  api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }), authFailuresPerMinute: 1_000 })
-  const scenario = join(setup.fleet.dataDir, 'api.yaml')
-  writeFileSync(scenario, [
-    'name: api',
-    'incidents:',
-    '  - { policy: acl-violation, mode: wildcard-subscribe, select: { ids: [flood-00001] }, at: 1s }',
-    '  - { policy: firmware-outdated, fw: 2.9.0, select: { ids: [flood-00002] } }',
-    '  - { policy: payload-invalid, count: 1, select: { ids: [energy-00001] }, at: 1s }',
-  ].join('\n'))
-  await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 12, intervalMs: 300, durationMs: 3_000, seed: 3, mix: { flood: 4, energy: 4, housing: 4 }, scenario: loadScenario(scenario) })
-  await setup.fleet.pki.issueMany([{ deviceId: 'housing-99999', kind: 'housing', site: 'old-town' }]) // in the inventory, never seen
-  service.refreshInventory()
-  await waitFor(() => service.detection.alerts.list().length >= 3, 10_000, 'three alerts')
-}, 60_000)
+  api = apiSourceForTest({
+    tokens: [{ token: OPERATOR, role: 'operator' }, { token: VIEWER, role: 'viewer' }],
+    devices: FLEET,
+    // What the broker and the collector report of the incidents: a wildcard subscription, a payload that failed its schema.
+    events: [
+      { type: 'acl-denied', deviceId: 'flood-00001', kind: 'flood', site: 'northgate', remoteAddress: '127.0.0.1:50001', reason: 'subscribe outside own topics', topic: 'places/#' },
+      { type: 'payload-invalid', deviceId: 'energy-00001', kind: 'energy', site: 'northgate', reason: 'invalid telemetry: not JSON', topic: 'places/northgate/energy/energy-00001/telemetry' },
+    ],
+  })
+  // This file's many deliberate 401s all come from one address; the failed-authentication limit has its own test.
+  app = await buildApi(api.source, { logger: createLogger({ level: 'silent' }), authFailuresPerMinute: 1_000 })
+})
 afterAll(async () => {
+  await app?.close()
   await api?.close()
-  await service?.stop()
 })
 
 async function call (path: string, options: { token?: string | null, method?: string, body?: unknown, headers?: Record<string, string> } = {}): Promise<{ status: number, body: any, headers: Headers, text: string }> {
   const token = options.token === undefined ? VIEWER : options.token
-  const response = await fetch(new URL(path, api.url), {
-    method: options.method ?? 'GET',
+  const response = await app.inject({
+    method: (options.method ?? 'GET') as 'GET',
+    url: path,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    ...(options.body !== undefined ? { payload: JSON.stringify(options.body) } : {}),
   })
-  const text = await response.text()
   let body: unknown
-  try { body = JSON.parse(text) } catch { body = undefined }
-  return { status: response.status, body, headers: response.headers, text }
+  try { body = JSON.parse(response.body) } catch { body = undefined }
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(response.headers)) for (const one of [value ?? []].flat()) headers.append(name, String(one))
+  return { status: response.statusCode, body, headers, text: response.body }
 }
 
 describe('authentication and authorisation', () => {
@@ -93,6 +97,12 @@ describe('authentication and authorisation', () => {
     expect((await call('/api/whoami')).body).toEqual({ role: 'viewer' })
     expect(await call('/healthz', { token: null })).toMatchObject({ status: 200, body: { status: 'ok' } })
     expect(await call('/readyz', { token: null })).toMatchObject({ status: 200, body: { ready: true, checks: { broker: true, store: true } } })
+    api.readiness.store = false // the spool near its bound
+    try {
+      expect(await call('/readyz', { token: null })).toMatchObject({ status: 503, body: { ready: false, checks: { broker: true, store: false } } })
+    } finally {
+      api.readiness.store = true
+    }
   })
 })
 
@@ -191,12 +201,11 @@ describe('fleet, audit, policies, quarantine, delivery', () => {
     expect(body.byKind.flood.total).toBe(4)
     expect(Object.values(body.bySite as Record<string, { total: number }>).reduce((n, s) => n + s.total, 0)).toBe(13)
     // Connection state follows the broker's events.
-    const { connectClient } = await import('../helpers/broker.ts')
-    const device = await connectClient(setup.broker.url, setup.fleet, setup.fleet.device('housing-99999'), 'housing-99999')
-    await waitFor(() => service.fleet.summary().connected === 1, 5_000, 'one device connected')
+    api.event({ type: 'connect', deviceId: 'housing-99999', kind: 'housing', site: 'old-town', remoteAddress: '127.0.0.1:50002', reason: 'connected' })
+    expect((await call('/api/fleet')).body.connected).toBe(1)
     expect((await call('/api/devices?connected=true')).body.items.map((d: { id: string }) => d.id)).toEqual(['housing-99999'])
-    await device.endAsync()
-    await waitFor(() => service.fleet.summary().connected === 0, 5_000, 'disconnected again')
+    api.event({ type: 'disconnect', deviceId: 'housing-99999', kind: 'housing', site: 'old-town', remoteAddress: '127.0.0.1:50002', reason: 'client closed the connection' })
+    expect((await call('/api/fleet')).body.connected).toBe(0)
     expect(body.openAlerts.high + body.openAlerts.medium + body.openAlerts.low + body.openAlerts.critical + body.openAlerts.info).toBeGreaterThanOrEqual(2)
   })
 
@@ -219,16 +228,23 @@ describe('fleet, audit, policies, quarantine, delivery', () => {
     expect((await call('/api/policies/reload', { method: 'POST', token: OPERATOR })).body).toMatchObject({ reloaded: true, policies: 15 })
   })
 
-  it('lifts a quarantine through the broker', async () => {
-    await service.detection.quarantine('flood-00003', 3_600_000, 'test', 'alice')
-    await waitFor(() => (service.fleet.quarantineOf('flood-00003')) !== null, 5_000, 'the quarantine seen by the fleet state')
+  it('lifts a quarantine: the command goes to the broker, and the fleet follows the broker\'s event', async () => {
+    await api.detection.quarantine('flood-00003', 3_600_000, 'test', 'alice')
+    expect(api.fleet.quarantineOf('flood-00003')).toMatchObject({ by: 'alice' })
     expect((await call('/api/quarantine')).body.items).toEqual([expect.objectContaining({ deviceId: 'flood-00003', by: 'alice' })])
     expect((await call('/api/devices/flood-00003')).body).toMatchObject({ health: 'quarantined', quarantine: { by: 'alice' } })
     const lift = await call('/api/quarantine/flood-00003', { method: 'DELETE', token: OPERATOR })
     expect(lift).toMatchObject({ status: 202, body: { lifted: 'flood-00003' } })
-    await setup.broker.waitForEvent((e) => e.type === 'quarantine-lifted' && e.deviceId === 'flood-00003')
-    await waitFor(() => service.fleet.quarantineOf('flood-00003') === null, 5_000, 'lifted in the fleet state')
+    expect(api.commands.at(-1)).toEqual({ action: 'lift', deviceId: 'flood-00003', by: expect.stringMatching(/^operator:[0-9a-f]{8}$/) })
+    expect(api.fleet.quarantineOf('flood-00003')).toBeNull()
+    expect((await call('/api/quarantine')).body.items).toEqual([])
     expect((await call('/api/quarantine/Bad_Id', { method: 'DELETE', token: OPERATOR })).status).toBe(400)
+    api.readiness.broker = false // the collector's session is down: the command cannot be sent
+    try {
+      expect(await call('/api/quarantine/flood-00003', { method: 'DELETE', token: OPERATOR })).toMatchObject({ status: 503, body: { code: 'PG_ERR_BROKER_UNREACHABLE' } })
+    } finally {
+      api.readiness.broker = true
+    }
   })
 
   it('shows delivery state and re-queues dead letters', async () => {
@@ -239,21 +255,21 @@ describe('fleet, audit, policies, quarantine, delivery', () => {
 
 describe('live stream, metrics, docs, dashboard, headers', () => {
   it('streams the fleet summary and alert changes as server-sent events', async () => {
-    const controller = new AbortController()
-    const response = await fetch(new URL('/api/stream', api.url), { headers: { authorization: `Bearer ${VIEWER}` }, signal: controller.signal })
-    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/)
-    const reader = response.body!.getReader()
+    const response = await app.inject({ url: '/api/stream', headers: { authorization: `Bearer ${VIEWER}` }, payloadAsStream: true })
+    expect(response.headers['content-type']).toMatch(/^text\/event-stream/)
+    const chunks = response.stream()[Symbol.asyncIterator]()
     let text = ''
-    const timer = setTimeout(() => controller.abort(), 10_000)
     const readUntil = async (pattern: RegExp): Promise<void> => {
-      while (!pattern.test(text)) text += new TextDecoder().decode((await reader.read()).value)
+      while (!pattern.test(text)) {
+        const { value, done } = await chunks.next()
+        if (done) throw new Error(`the stream ended before ${pattern}; it said: ${text}`)
+        text += String(value)
+      }
     }
     await readUntil(/event: fleet\ndata: \{"devices":13/)
-    const alert = service.detection.alerts.list({ status: 'open' })[0]!
+    const alert = api.detection.alerts.list({ status: 'open' })[0]!
     await call(`/api/alerts/${alert.id}/ack`, { method: 'POST', token: OPERATOR, body: {} })
     await readUntil(new RegExp(`event: alert\\ndata: \\{"change":"acknowledged","alert":\\{[^\\n]*"id":"${alert.id}"`))
-    clearTimeout(timer)
-    controller.abort()
     expect((await call('/api/stream', { token: null })).status).toBe(401)
   })
 
@@ -291,20 +307,20 @@ describe('live stream, metrics, docs, dashboard, headers', () => {
 
   it('judges the audit on the API\'s clock: in 2040 every certificate of the fleet has expired', async () => {
     const at = Date.parse('2040-01-01T00:00:00Z')
-    const app = await buildApi(apiSourceFrom(service, config.apiTokens), { logger: createLogger({ level: 'silent' }), clock: { now: () => at } })
+    const app = await buildApi(api.source, { logger: createLogger({ level: 'silent' }), clock: { now: () => at } })
     try {
       const audit = (await app.inject({ url: '/api/audit', headers: { authorization: `Bearer ${VIEWER}` } })).json<{ generatedAt: string, devices: number, checks: Array<{ check: string, count: number }> }>()
       expect(audit.generatedAt).toBe('2040-01-01T00:00:00.000Z')
       const expired = audit.checks.find((c) => c.check === 'certificate-expired')!
       expect(expired.count).toBeGreaterThan(0)
-      expect(expired.count).toBe(service.fleet.list({}, 'id', 'asc', Number.MAX_SAFE_INTEGER).items.filter((d) => service.fleet.certificateOf(d.id) !== null).length)
+      expect(expired.count).toBe(api.fleet.list({}, 'id', 'asc', Number.MAX_SAFE_INTEGER).items.filter((d) => api.fleet.certificateOf(d.id) !== null).length)
     } finally {
       await app.close()
     }
   })
 
   it('rate-limits a client that floods the API (429)', async () => {
-    const app = await buildApi(apiSourceFrom(service, config.apiTokens), { logger: createLogger({ level: 'silent' }), rateLimitPerMinute: 5 })
+    const app = await buildApi(api.source, { logger: createLogger({ level: 'silent' }), rateLimitPerMinute: 5 })
     try {
       const statuses: number[] = []
       for (let i = 0; i < 7; i++) statuses.push((await app.inject({ url: '/api/fleet', headers: { authorization: `Bearer ${VIEWER}` } })).statusCode)

@@ -1,49 +1,35 @@
 /**
  * Issue 11: bearer-token brute force. Failed authentications are limited
- * per source address over real HTTP: the guessing address gets 429 with
- * Retry-After, whatever token it sends next; another address with a good
- * token goes on working.
+ * per source address: the guessing address gets 429 with Retry-After,
+ * whatever token it sends next; another address with a good token goes on
+ * working. Through inject() with the source address set per request (the
+ * address fastify reads is the socket's, as over real HTTP).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { request } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type CollectorService, createCollectorService } from '../../app/collector-service.ts'
-import { apiSourceFrom } from '../../app/index.ts'
-import { type RunningApi, startApiServer } from '../../dashboards/index.ts'
-import { loadConfig } from '../../app/config.ts'
+import { buildApi } from '../../dashboards/api/app.ts'
 import { createLogger } from '../../shared/logger.ts'
+import { apiSourceForTest, type TestApiSource } from '../helpers/api-source.ts'
 
 const VIEWER = 'viewer-token-0123456789abcdef'
 const clock = { ms: Date.parse('2026-11-23T12:00:00Z'), now: () => clock.ms }
-let dir: string
-let service: CollectorService
-let api: RunningApi
+let api: TestApiSource
+let app: FastifyInstance
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'placeguard-auth-failures-'))
-  const config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${VIEWER}:viewer` }, flags: { dataDir: dir } })
-  // The collector is not started: the API reads its (empty) state, which is all this needs.
-  service = createCollectorService(config, 'mqtts://127.0.0.1:1', createLogger({ level: 'silent' }))
-  api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }), authFailuresPerMinute: 5, clock })
+  // An empty fleet: the API's answers do not matter here, only who gets one.
+  api = apiSourceForTest({ tokens: [{ token: VIEWER, role: 'viewer' }] })
+  app = await buildApi(api.source, { logger: createLogger({ level: 'silent' }), authFailuresPerMinute: 5, clock })
 })
 afterAll(async () => {
+  await app?.close()
   await api?.close()
-  rmSync(dir, { recursive: true, force: true })
 })
 
-/** GET from a chosen loopback address (the kernel routes all of 127/8 to lo). */
-function get (from: string, token: string | null, path = '/api/fleet'): Promise<{ status: number, retryAfter: string | undefined, body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: api.port, path, localAddress: from, headers: token ? { authorization: `Bearer ${token}` } : {} }, (response) => {
-      let body = ''
-      response.on('data', (chunk: Buffer) => { body += chunk })
-      response.on('end', () => resolve({ status: response.statusCode!, retryAfter: response.headers['retry-after'] as string | undefined, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
+/** GET as if from a chosen source address (inject sets the request's remote address). */
+async function get (from: string, token: string | null, path = '/api/fleet'): Promise<{ status: number, retryAfter: string | undefined, body: string }> {
+  const response = await app.inject({ url: path, remoteAddress: from, headers: token ? { authorization: `Bearer ${token}` } : {} })
+  return { status: response.statusCode, retryAfter: response.headers['retry-after'] as string | undefined, body: response.body }
 }
 
 describe('failed authentications per address', () => {

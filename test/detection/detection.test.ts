@@ -65,7 +65,14 @@ describe('policy reload', () => {
     const logs: string[] = []
     const logger = createLogger({ level: 'info', destination: { write: (line: string) => { logs.push(line) } } as never })
     const detection = new Detection({ dataDir: dir, policiesDir: dir, logger, store: () => {} })
-    const skew = (offsetMs: number) => detection.engine.onTelemetry({ deviceId: 'f-1', kind: 'flood', site: 'a', ts: offsetMs, seq: 1, fw: '3.2.1', readings: {}, receivedAtMs: 0 }).findings.map((f) => f.policy)
+    // Through Detection's own input: a first reading, `offsetMs` ahead of its arrival, from a device not heard before
+    // (the same message twice would be set aside as a redelivery and judged by no policy); the policies of its alerts.
+    let devices = 0
+    const skew = (offsetMs: number) => {
+      const device = `f-${++devices}`
+      detection.onTelemetry({ measurement: 'flood', tags: { site: 'a', device }, fields: { seq: 1, fw: '3.2.1' }, timestampMs: offsetMs }, 0)
+      return detection.alerts.list({ deviceId: device }).map((a) => a.policy)
+    }
     try {
       expect(skew(10 * 60_000)).toEqual(['clock-skew'])
       writeFileSync(join(dir, 'telemetry.yaml'), 'policies:\n  - id: clock-skew\n    severity: low\n    params: { maxSkew: 1h }\n')

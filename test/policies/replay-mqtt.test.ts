@@ -23,14 +23,14 @@ describe('replay over real MQTT', () => {
     const start = Date.now()
     const payload = (seq: number, level = 80 + seq) => JSON.stringify({ ts: start + seq * 1_000, seq, fw: '3.2.1', level_cm: level, battery_v: 3.6 })
     const publish = async (body: string) => expect((await mosquittoPub(setup.broker.port, tls, 'flood-r1', 'places/riverside/flood/flood-r1/telemetry', body)).code).toBe(0)
-    const processed = () => service.detection.engine.rateOf('flood-r1')?.messages ?? 0
+    const processed = () => service.detection.rateOf('flood-r1')?.messages ?? 0
     try {
       for (let seq = 1; seq <= 4; seq++) await publish(payload(seq))
       await waitFor(() => processed() === 4, 20_000, 'four messages through detection')
       // What the broker sends again after a lost PUBACK: the same bytes, in order.
       for (const seq of [3, 4]) await publish(payload(seq))
       await publish(payload(5))
-      await waitFor(() => processed() + service.detection.engine.redeliveries >= 7, 20_000, 'seven messages through detection')
+      await waitFor(() => processed() + service.detection.redeliveries >= 7, 20_000, 'seven messages through detection')
       expect(processed()).toBe(5) // counted once in the rate
       // (mosquitto_pub connects once per message: connection-flapping is the one alert that may be earned here.)
       expect(service.detection.alerts.list({ deviceId: 'flood-r1' }).map((a) => a.policy).filter((p) => p !== 'connection-flapping')).toEqual([])
