@@ -91,7 +91,7 @@ async function attemptWithUntrustedCertificate (mode: 'foreign-ca' | 'self-signe
   const rogue = await createUntrustedIdentity(spec.deviceId, spec.kind, spec.site, mode)
   for (let attempt = 0; attempt < attempts; attempt++) {
     await new Promise<void>((resolve) => {
-      const client = mqtt.connect(context.environment.brokerUrl, {
+      const client = mqtt.connect(context.device.brokerUrl, {
         ca: context.credentials.ca, cert: Buffer.from(rogue.certificatePem), key: Buffer.from(rogue.privateKeyPem),
         clientId: spec.deviceId, reconnectPeriod: 0, connectTimeout: 10_000,
       })
@@ -103,10 +103,10 @@ async function attemptWithUntrustedCertificate (mode: 'foreign-ca' | 'self-signe
   }
 }
 
-/** A second device with the same certificate: each connection takes the session from the other. */
+/** A second device with the same certificate, on the same broker: each connection takes the session from the other. */
 async function startClone (durationMs: number, context: InjectionContext): Promise<void> {
   const clone = new SimDevice(context.device.spec, context.credentials, new Random(context.device.spec.seed ^ 0xc10e),
-    { ...context.environment, stats: new SimStats(1000), reconnectBaseMs: 500, reconnectMaxMs: 2000 })
+    { ...context.environment, stats: new SimStats(1000), reconnectBaseMs: 500, reconnectMaxMs: 2000 }, context.device.brokerIndex)
   clone.silence(false) // it only needs to hold the identity
   void clone.start()
   const timer = setTimeout(() => { void clone.stop(0) }, durationMs)

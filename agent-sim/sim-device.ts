@@ -2,9 +2,12 @@
  * One simulated device: its own certificate and TLS session, QoS 1
  * telemetry at a jittered interval with a per-device `seq`, reconnection
  * with exponential back-off and full jitter (no thundering herd after a
- * broker restart), and the hooks the scenario uses to make it misbehave.
+ * broker restart), moving to the next broker URL of its list after each
+ * failed attempt, and the hooks the scenario uses to make it misbehave.
  */
+import { isIP } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
+import type { BrokerTarget } from './broker-urls.ts'
 import { telemetryTopic } from '../shared/topics.ts'
 import type { PlannedDevice } from './fleet-plan.ts'
 import type { Random } from './random.ts'
@@ -14,7 +17,8 @@ import { createReadingModel, type ReadingModel, type Readings } from './telemetr
 export interface DeviceCredentials { ca: Buffer, cert: Buffer, key: Buffer }
 
 export interface DeviceEnvironment {
-  brokerUrl: string
+  /** Checked by parseBrokerUrls; a device starts on the one its constructor names. */
+  brokers: readonly BrokerTarget[]
   intervalMs: number
   stats: SimStats
   /** Back-off after a lost or refused connection: base and cap, ms. */
@@ -38,6 +42,12 @@ export class SimDevice {
   #timer: NodeJS.Timeout | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
   #failures = 0
+  /** Index into env.brokers of the URL this device connects (or tries to connect) to. */
+  #broker: number
+  /** Whether the current connection reached CONNACK: its close is a drop, not a failed attempt. */
+  #up = false
+  /** When the established connection was lost (performance.now()), until the next CONNACK. */
+  #droppedAt: number | undefined
   #stopped = false
   #silent = false
   #everConnected = false
@@ -50,8 +60,11 @@ export class SimDevice {
   #lastPayload: string | undefined
   #lastReadings: Readings | undefined
 
-  constructor (spec: PlannedDevice, credentials: DeviceCredentials, rng: Random, env: DeviceEnvironment) {
+  /** `broker` is the index in env.brokers of the URL to start on (taken modulo their number). */
+  constructor (spec: PlannedDevice, credentials: DeviceCredentials, rng: Random, env: DeviceEnvironment, broker = 0) {
+    if (env.brokers.length === 0) throw new Error('a simulated device needs at least one broker URL')
     this.spec = spec
+    this.#broker = broker % env.brokers.length
     this.firmware = spec.firmware
     this.#credentials = credentials
     this.#rng = rng
@@ -63,13 +76,31 @@ export class SimDevice {
     return this.#client?.connected ?? false
   }
 
+  /** The broker URL it is connected to, or trying next. */
+  get brokerUrl (): string {
+    return this.#env.brokers[this.#broker]!.url
+  }
+
+  /** Its index in env.brokers. */
+  get brokerIndex (): number {
+    return this.#broker
+  }
+
+  /** Lost its connection and is not connected again yet (deliberate disconnects, `silence(true)` and `stop`, excepted). */
+  get awaitingReconnect (): boolean {
+    return this.#droppedAt !== undefined && !this.#stopped
+  }
+
   get topic (): string {
     return telemetryTopic(this.spec.site, this.spec.kind, this.spec.deviceId)
   }
 
-  /** Connects (and keeps reconnecting); resolves at the first CONNACK or the first failure. */
+  /**
+   * Connects (and keeps reconnecting); resolves true at the first CONNACK,
+   * false once an attempt on every broker URL has failed (it goes on trying).
+   */
   start (): Promise<boolean> {
-    const client = mqtt.connect(this.#env.brokerUrl, {
+    const client = mqtt.connect(this.brokerUrl, {
       ...this.#credentials,
       clientId: this.spec.deviceId,
       clean: true,
@@ -83,18 +114,29 @@ export class SimDevice {
       this.#onFirstConnect = () => resolve(true)
       client.on('connect', () => {
         this.#failures = 0
+        this.#up = true
         if (!this.#everConnected) {
           this.#everConnected = true
           this.#env.stats.connected++
           this.#onFirstConnect?.()
-        } else {
-          this.#env.stats.reconnects++
+        } else if (this.#droppedAt !== undefined) {
+          this.#env.stats.reconnected(this.brokerUrl, performance.now() - this.#droppedAt)
         }
+        this.#droppedAt = undefined
         if (!this.#timer && !this.#silent) this.#schedule(this.#rng.next() * this.#env.intervalMs)
       })
       client.on('error', () => { if (!this.#stopped) this.#env.stats.connectErrors++ })
       client.on('close', () => {
-        if (!this.#everConnected) resolve(false)
+        if (this.#up) {
+          this.#up = false
+          this.#droppedAt = performance.now()
+          if (!this.#stopped) this.#env.stats.dropped()
+        } else if (!this.#stopped) {
+          // A failed attempt: the next one goes to the next broker of the list
+          // (after a drop, the first retry goes back to the same one).
+          this.#broker = (this.#broker + 1) % this.#env.brokers.length
+          if (!this.#everConnected && this.#failures + 1 >= this.#env.brokers.length) resolve(false)
+        }
         this.#scheduleReconnect()
       })
     })
@@ -217,9 +259,29 @@ export class SimDevice {
     const delay = this.#rng.between(0, ceiling)
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined
-      if (!this.#stopped && this.#client && !this.#client.connected) this.#client.reconnect()
+      const client = this.#client
+      if (this.#stopped || !client || client.connected) return
+      aim(client, this.#env.brokers[this.#broker]!)
+      client.reconnect()
     }, delay)
   }
+}
+
+/**
+ * Points an mqtt.js client at another broker for its next connection. The
+ * same client is kept (not a new one) so that publishes in flight keep their
+ * callbacks. mqtt.js builds each TLS stream from `client.options`; its
+ * `servers` option would rotate on every attempt, even after a good
+ * connection, and keeps the first host's SNI name.
+ */
+function aim (client: MqttClient, target: BrokerTarget): void {
+  const options = client.options as { host?: string, hostname?: string, port?: number, servername?: string }
+  options.host = target.hostname
+  options.hostname = target.hostname
+  options.port = target.port
+  // SNI and the server-certificate name check follow the host; an IP address is not sent as SNI.
+  if (isIP(target.hostname) === 0) options.servername = target.hostname
+  else delete options.servername
 }
 
 function implausible (kind: PlannedDevice['kind'], readings: Readings, last: Readings | undefined, mode: 'jump' | 'backwards' | 'range'): Readings {

@@ -1,6 +1,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { FleetPki, deviceFiles } from '../pki/index.ts'
-import { PlaceGuardError } from '../shared/errors.ts'
+import { invalidInput, PlaceGuardError } from '../shared/errors.ts'
+import { type BrokerTarget, parseBrokerUrls } from './broker-urls.ts'
 import { DEFAULT_MIX, DEFAULT_SITES, type KindMix, planFleet, planSmallSites } from './fleet-plan.ts'
 import { inject, injectBeforeStart, type InjectionContext } from './injectors.ts'
 import { provisionFleet } from './provision.ts'
@@ -11,7 +12,13 @@ import { SimStats } from './stats.ts'
 
 export interface SimulationOptions {
   dataDir: string
-  brokerUrl: string
+  /** One broker, or one load balancer in front of several; or give `brokerUrls`. */
+  brokerUrl?: string
+  /**
+   * Broker nodes, each mqtts://: device i starts on brokerUrls[i % n] and
+   * moves to the next URL after each failed connection attempt.
+   */
+  brokerUrls?: string[]
   devices: number
   intervalMs: number
   /** 0 runs until `signal` aborts. */
@@ -31,7 +38,7 @@ export interface SimulationOptions {
   onAcked?: (deviceId: string, payload: string) => void
 }
 
-export interface SimSnapshot { connected: number, devices: number, sent: number, acked: number, failed: number, connectErrors: number }
+export interface SimSnapshot { connected: number, devices: number, sent: number, acked: number, failed: number, connectErrors: number, reconnects: number }
 
 /** The `--json` summary (docs/product.md) and a few more figures. */
 export interface SimulationSummary {
@@ -47,6 +54,16 @@ export interface SimulationSummary {
   runMs: number
   ackedPerSec: number
   reconnects: number
+  /** Reconnects by the broker URL they landed on. */
+  reconnectsByUrl: Record<string, number>
+  /** Established connections lost during the run (a broker gone, a flapping device, a revoked one). */
+  drops: number
+  /** Of those, devices not connected again by the end of the run (left out of the times below). */
+  dropsNotReconnected: number
+  /** From losing a connection to the next CONNACK, over the drops that reconnected: "back within". */
+  timeToReconnectP50Ms: number | null
+  timeToReconnectP99Ms: number | null
+  timeToReconnectMaxMs: number | null
   connectErrors: number
   issued: number
   reused: number
@@ -56,6 +73,7 @@ export interface SimulationSummary {
 }
 
 export async function runSimulation (options: SimulationOptions): Promise<SimulationSummary> {
+  const brokers = brokersOf(options)
   const seed = options.seed ?? Date.now() % 2 ** 31
   const fleet = [...planFleet(options.devices, options.mix ?? DEFAULT_MIX, options.sites ?? DEFAULT_SITES, seed), ...planSmallSites(options.scenario?.smallSites ?? [], seed)]
   const injections = options.scenario ? planInjections(options.scenario, fleet, seed) : []
@@ -68,14 +86,14 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
     const provisionMs = Math.round(performance.now() - provisionStarted)
 
     const stats = new SimStats()
-    const environment: DeviceEnvironment = { brokerUrl: options.brokerUrl, intervalMs: options.intervalMs, stats, reconnectBaseMs: 1_000, reconnectMaxMs: 60_000, onAcked: options.onAcked }
+    const environment: DeviceEnvironment = { brokers, intervalMs: options.intervalMs, stats, reconnectBaseMs: 1_000, reconnectMaxMs: 60_000, onAcked: options.onAcked }
     const ca = readFileSync(pki.paths.caCert)
     const credentialsOf = (deviceId: string) => {
       const files = deviceFiles(pki.paths.devicesDir, deviceId)
       return { ca, cert: readFileSync(files.cert), key: readFileSync(files.key) }
     }
     const rssBefore = process.memoryUsage().rss
-    const devices = fleet.map((spec) => new SimDevice(spec, credentialsOf(spec.deviceId), new Random(spec.seed), environment))
+    const devices = fleet.map((spec, i) => new SimDevice(spec, credentialsOf(spec.deviceId), new Random(spec.seed), environment, i))
     const byId = new Map(devices.map((device) => [device.spec.deviceId, device]))
     const pending = new Map<Injection, SimDevice>()
     for (const injection of injections) {
@@ -94,7 +112,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
 
     const progress = setInterval(() => options.onProgress?.({
       connected: devices.filter((d) => d.connected).length, devices: devices.length,
-      sent: stats.sent, acked: stats.acked, failed: stats.failed, connectErrors: stats.connectErrors,
+      sent: stats.sent, acked: stats.acked, failed: stats.failed, connectErrors: stats.connectErrors, reconnects: stats.reconnects,
     }), 500)
     try {
       options.onPhase?.('connect', devices.length)
@@ -103,7 +121,8 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
       const connectMs = Math.round(performance.now() - connectStarted)
       if (stats.connected === 0 && devices.length > 0) {
         await Promise.all(devices.map((device) => device.stop(0)))
-        throw new PlaceGuardError('PG_ERR_SIM_BROKER', `no device could connect to ${options.brokerUrl}`, {
+        const where = brokers.length === 1 ? brokers[0]!.url : `any of ${brokers.map((b) => b.url).join(', ')}`
+        throw new PlaceGuardError('PG_ERR_SIM_BROKER', `no device could connect to ${where}`, {
           hint: 'is the broker running, and does it use this data directory\'s fleet CA?',
         })
       }
@@ -125,6 +144,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
       const ackedDuringRun = stats.acked - ackedBeforeRun
 
       options.onPhase?.('stop', devices.length)
+      const dropsNotReconnected = devices.filter((device) => device.awaitingReconnect).length
       for (const cleanup of cleanups) await cleanup()
       await Promise.all(devices.map((device) => device.stop(10_000)))
       stats.closeOutstanding()
@@ -133,7 +153,10 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         sent: stats.sent, acked: stats.acked, failed: stats.failed,
         publishAckP50Ms: stats.percentile(50), publishAckP99Ms: stats.percentile(99),
         runMs: Math.round(runMs), ackedPerSec: Math.round(ackedDuringRun / Math.max(0.001, runMs / 1000)),
-        reconnects: stats.reconnects, connectErrors: stats.connectErrors,
+        reconnects: stats.reconnects, reconnectsByUrl: Object.fromEntries(stats.reconnectsByUrl),
+        drops: stats.drops, dropsNotReconnected,
+        timeToReconnectP50Ms: stats.reconnectPercentile(50), timeToReconnectP99Ms: stats.reconnectPercentile(99), timeToReconnectMaxMs: stats.reconnectPercentile(100),
+        connectErrors: stats.connectErrors,
         issued: provision.issued + provision.reissued, reused: provision.reused, injected: injections.length,
         rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024), memoryPerDeviceKiB,
       }
@@ -143,6 +166,13 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
   } finally {
     pki.close()
   }
+}
+
+/** The checked broker URLs of `brokerUrl` or `brokerUrls` (exactly one of them). */
+function brokersOf (options: SimulationOptions): BrokerTarget[] {
+  if (options.brokerUrl !== undefined && options.brokerUrls !== undefined) throw invalidInput('brokerUrls', 'give brokerUrl or brokerUrls, not both')
+  if (options.brokerUrl !== undefined) return parseBrokerUrls('brokerUrl', [options.brokerUrl])
+  return parseBrokerUrls('brokerUrls', options.brokerUrls ?? [])
 }
 
 /** Runs `work` over items with at most `limit` in flight. */

@@ -1,19 +1,23 @@
-/** Counters and publish-to-PUBACK latencies of a run, and the summary `--json` prints. */
+/** Counters, publish-to-PUBACK latencies and reconnection times of a run, and the summary `--json` prints. */
 export class SimStats {
   connected = 0
   reconnects = 0
+  /** Established connections that were lost (each is followed by a reconnect, or still down at the end). */
+  drops = 0
   connectErrors = 0
   sent = 0
   acked = 0
   failed = 0
+  /** Reconnects by the broker URL they landed on. */
+  readonly reconnectsByUrl = new Map<string, number>()
   readonly #inFlight = new Map<string, number>()
-  // A bounded reservoir (Vitter's algorithm R) keeps percentiles honest at any run length.
-  readonly #latencies: number[] = []
-  readonly #reservoirSize: number
-  #seen = 0
+  readonly #latencies: Reservoir
+  /** Per drop: ms from losing the connection to the next CONNACK. */
+  readonly #timesToReconnect: Reservoir
 
   constructor (reservoirSize = 200_000) {
-    this.#reservoirSize = reservoirSize
+    this.#latencies = new Reservoir(reservoirSize)
+    this.#timesToReconnect = new Reservoir(reservoirSize)
   }
 
   published (deviceId: string): void {
@@ -29,12 +33,18 @@ export class SimStats {
       return
     }
     this.acked++
-    this.#seen++
-    if (this.#latencies.length < this.#reservoirSize) this.#latencies.push(latencyMs)
-    else {
-      const slot = Math.floor(Math.random() * this.#seen)
-      if (slot < this.#reservoirSize) this.#latencies[slot] = latencyMs
-    }
+    this.#latencies.add(latencyMs)
+  }
+
+  dropped (): void {
+    this.drops++
+  }
+
+  /** Connected again after a drop, to `url`, `afterMs` after the connection was lost. */
+  reconnected (url: string, afterMs: number): void {
+    this.reconnects++
+    this.reconnectsByUrl.set(url, (this.reconnectsByUrl.get(url) ?? 0) + 1)
+    this.#timesToReconnect.add(afterMs)
   }
 
   inFlightOf (deviceId: string): number {
@@ -49,9 +59,43 @@ export class SimStats {
     }
   }
 
+  /** Publish-to-PUBACK latency percentile, ms. */
   percentile (p: number): number | null {
-    if (this.#latencies.length === 0) return null
-    const sorted = [...this.#latencies].sort((a, b) => a - b)
+    return this.#latencies.percentile(p)
+  }
+
+  /** Time-to-reconnect percentile over the drops that were followed by a reconnect, ms; 100 is the longest. */
+  reconnectPercentile (p: number): number | null {
+    return this.#timesToReconnect.percentile(p)
+  }
+}
+
+/** A bounded uniform sample (Vitter's algorithm R): percentiles stay honest at any run length. */
+class Reservoir {
+  readonly #values: number[] = []
+  readonly #size: number
+  #seen = 0
+  /** Kept apart: a sample may have dropped the largest value. */
+  #max = -Infinity
+
+  constructor (size: number) {
+    this.#size = size
+  }
+
+  add (value: number): void {
+    this.#seen++
+    this.#max = Math.max(this.#max, value)
+    if (this.#values.length < this.#size) this.#values.push(value)
+    else {
+      const slot = Math.floor(Math.random() * this.#seen)
+      if (slot < this.#size) this.#values[slot] = value
+    }
+  }
+
+  percentile (p: number): number | null {
+    if (this.#values.length === 0) return null
+    if (p >= 100) return Math.round(this.#max * 10) / 10
+    const sorted = [...this.#values].sort((a, b) => a - b)
     return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 10) / 10
   }
 }

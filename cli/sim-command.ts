@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { MultiBar, Presets } from 'cli-progress'
-import { loadScenario, parseMix, runSimulation, type SimulationSummary } from '../agent-sim/index.ts'
+import { loadScenario, parseBrokerUrls, parseMix, runSimulation, type SimulationSummary } from '../agent-sim/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { assertId } from '../shared/ids.ts'
@@ -8,7 +8,7 @@ import { dataDirOf, wholeNumber } from './options.ts'
 
 interface SimFlags {
   devices: number
-  broker: string
+  broker: string[]
   interval: string
   duration: string
   mix?: string
@@ -23,7 +23,7 @@ export function registerSimCommand (program: Command): void {
   program.command('sim')
     .description('simulate a fleet of devices, each with its own certificate, against a broker')
     .requiredOption('--devices <n>', 'number of devices', wholeNumber('--devices'))
-    .requiredOption('--broker <url>', 'broker URL, e.g. mqtts://localhost:8883')
+    .requiredOption('--broker <url>', 'broker URL, e.g. mqtts://localhost:8883; repeat it or separate with commas for several broker nodes (device i starts on the i-th, modulo their number, and moves to the next after a failed attempt)', collectUrls)
     .option('--interval <duration>', 'telemetry interval per device (±20 % jitter)', '10s')
     .option('--duration <duration>', 'how long to run; 0 = until Ctrl-C', '60s')
     .option('--mix <weights>', 'kinds by weight', 'flood=40,energy=30,housing=30')
@@ -33,7 +33,7 @@ export function registerSimCommand (program: Command): void {
     .option('--seed <n>', 'seed for a repeatable fleet, telemetry and incidents', wholeNumber('--seed'))
     .option('--json', 'print one JSON summary at the end')
     .action(async (flags: SimFlags, command: Command) => {
-      if (!/^mqtts:\/\//.test(flags.broker)) throw invalidInput('--broker', `"${flags.broker}" is not an mqtts:// URL`, 'devices speak MQTT over mutual TLS, e.g. mqtts://localhost:8883')
+      const brokerUrls = parseBrokerUrls('--broker', flags.broker).map((broker) => broker.url)
       if (flags.devices < 1) throw invalidInput('--devices', 'must be at least 1')
       const sites = flags.sites?.split(',').map((site) => assertId('--sites', site.trim()))
       const controller = new AbortController()
@@ -42,7 +42,7 @@ export function registerSimCommand (program: Command): void {
       const progress = createProgress(!flags.json && process.stderr.isTTY === true)
       const summary = await runSimulation({
         dataDir: dataDirOf(command),
-        brokerUrl: flags.broker,
+        brokerUrls,
         devices: flags.devices,
         intervalMs: parseDuration('--interval', flags.interval),
         durationMs: parseDuration('--duration', flags.duration),
@@ -61,6 +61,11 @@ export function registerSimCommand (program: Command): void {
       // A load test fails when messages are lost; with incidents injected, losses are part of the script.
       if (summary.failed > 0 && summary.injected === 0) process.exitCode = 1
     })
+}
+
+/** `--broker a,b --broker c` → [a, b, c]. */
+function collectUrls (value: string, previous: string[] | undefined): string[] {
+  return [...previous ?? [], ...value.split(',').map((url) => url.trim()).filter((url) => url !== '')]
 }
 
 /** A live bar on a TTY: connected devices, then messages acknowledged, msg/s and errors. */
@@ -88,5 +93,6 @@ function printSummary (s: SimulationSummary): void {
     `devices ${s.devices}, connected ${s.connected} in ${s.connectMs} ms (provisioning ${s.provisionMs} ms: ${s.issued} issued, ${s.reused} reused)`,
     `sent ${s.sent}, acked ${s.acked}, failed ${s.failed}; PUBACK p50 ${s.publishAckP50Ms} ms, p99 ${s.publishAckP99Ms} ms; ${s.ackedPerSec} msg/s`,
     `reconnects ${s.reconnects}, connect errors ${s.connectErrors}, incidents injected ${s.injected}; RSS ${s.rssMiB} MiB (${s.memoryPerDeviceKiB} KiB per device)`,
+    ...s.drops > 0 ? [`connections lost ${s.drops}, back within p50 ${s.timeToReconnectP50Ms} ms, p99 ${s.timeToReconnectP99Ms} ms, max ${s.timeToReconnectMaxMs} ms; ${s.dropsNotReconnected} not back at the end`] : [],
   ].join('\n') + '\n')
 }

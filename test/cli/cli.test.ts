@@ -111,11 +111,20 @@ describe('placeguard sim (CLI)', () => {
     const plain = placeguard('sim', '--devices', '2', '--broker', 'mqtt://127.0.0.1:1883')
     expect(plain.status).toBe(2)
     expect(plain.stderr).toContain('--broker: "mqtt://127.0.0.1:1883" is not an mqtts:// URL')
+    const second = placeguard('sim', '--devices', '2', '--broker', 'mqtts://127.0.0.1:1,mqtts://127.0.0.1:2', '--broker', 'mqtt://127.0.0.1:1883')
+    expect(second.status).toBe(2)
+    expect(second.stderr).toContain('--broker: "mqtt://127.0.0.1:1883" is not an mqtts:// URL')
   })
 
   it('fails clearly when no device can reach the broker', () => {
     const result = placeguard('sim', '--devices', '2', '--broker', 'mqtts://127.0.0.1:1', '--duration', '1s', '--json')
     expect(result.status).toBe(1)
     expect(result.stderr).toContain('PG_ERR_SIM_BROKER: no device could connect to mqtts://127.0.0.1:1')
+  })
+
+  it('takes several broker URLs, repeated or comma-separated, and tries each before giving up', () => {
+    const result = placeguard('sim', '--devices', '2', '--broker', 'mqtts://127.0.0.1:1,mqtts://127.0.0.1:2', '--broker', 'mqtts://127.0.0.1:3', '--duration', '1s', '--json')
+    expect(result.status).toBe(1)
+    expect(result.stderr).toContain('PG_ERR_SIM_BROKER: no device could connect to any of mqtts://127.0.0.1:1, mqtts://127.0.0.1:2, mqtts://127.0.0.1:3')
   })
 })

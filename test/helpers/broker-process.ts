@@ -34,7 +34,9 @@ const TAIL_LINES = 200
 export async function startBrokerProcess (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, port?: number): Promise<BrokerProcess> {
   port ??= await freePort()
   const config = join(fleet.dataDir, 'broker-process.yaml')
-  writeFileSync(config, `logLevel: error\nbroker:\n${Object.entries(limits).map(([k, v]) => `  ${k}: ${v}\n`).join('')}`)
+  const entries = Object.entries(limits)
+  // An empty `broker:` would be null, which the config schema refuses.
+  writeFileSync(config, `logLevel: error\nbroker:${entries.length === 0 ? ' {}\n' : `\n${entries.map(([k, v]) => `  ${k}: ${v}\n`).join('')}`}`)
   const child = spawn(process.execPath, ['--expose-gc', '--import', PROBE, BIN, '--data-dir', fleet.dataDir,
     'broker', '--mqtt-port', String(port), '--mqtt-host', '127.0.0.1', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
   let exited: { code: number | null, signal: NodeJS.Signals | null } | undefined
