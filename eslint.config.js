@@ -19,9 +19,11 @@ const ROOMS = {
   detection: ['shared', 'pki', 'policies'],
   fleet: ['shared', 'pki'],
   delivery: ['shared'],
+  // Redis as the cluster's one place of truth: heartbeats, streams, CRL, quarantines, session owners.
+  cluster: ['shared'],
   dashboards: ['shared', 'policies', 'detection', 'fleet', 'delivery'],
   'agent-sim': ['shared', 'pki'],
-  app: ['shared', 'pki', 'policies', 'broker', 'collector', 'detection', 'fleet', 'delivery', 'dashboards', 'agent-sim'],
+  app: ['shared', 'pki', 'policies', 'broker', 'collector', 'detection', 'fleet', 'delivery', 'dashboards', 'agent-sim', 'cluster'],
   // cli/ parses flags and prints; processes are assembled in app/. Operator commands act on pki/, the broker's quarantine list, the outbox and the simulator directly.
   cli: ['shared', 'app', 'pki', 'broker', 'delivery', 'agent-sim'],
 }

@@ -1,0 +1,82 @@
+/**
+ * Revocation reaches every node through Redis, without a shared disk: the
+ * machine that holds the CA key stores the new CRL (PEM) under one key and
+ * announces it on a channel; each node reads it at start and at every
+ * announcement. The CRL is signed by the CA, so Redis is only a carrier:
+ * a node checks the signature and refuses an older CRL number before using
+ * it (the caller's `apply`), and a node holds no CA key to sign one itself.
+ * A missed announcement (Redis restarted, the node reconnecting) is made
+ * good by re-reading the key every `pollMs`.
+ */
+import type { Logger } from '../shared/logger.ts'
+import type { ClusterKeys } from './keys.ts'
+import type { Redis } from './redis.ts'
+
+/** Stores the CRL and tells the nodes; resolves with how many subscribers heard it. */
+export async function publishCrl (redis: Redis, keys: ClusterKeys, pem: string): Promise<number> {
+  const [, [error, listeners] = [null, 0]] = await redis.multi().set(keys.crl, pem).publish(keys.crlChannel, String(Date.now())).exec() ?? []
+  if (error) throw error
+  return Number(listeners)
+}
+
+export interface CrlFollowerOptions {
+  redis: Redis
+  /** A connection in subscriber mode (it can do nothing else). */
+  subscriber: Redis
+  keys: ClusterKeys
+  /** Checks and installs a CRL; rejects (and the CRL is ignored) when it is not the CA's or older than the current one. */
+  apply: (pem: string) => Promise<void>
+  logger: Logger
+  pollMs?: number
+}
+
+export class CrlFollower {
+  readonly #options: CrlFollowerOptions & { pollMs: number }
+  #last: string | undefined
+  /** The last CRL refused: polling does not retry it (an announcement does). */
+  #refused: string | undefined
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<void> | undefined
+
+  constructor (options: CrlFollowerOptions) {
+    this.#options = { pollMs: 5_000, ...options }
+  }
+
+  async start (): Promise<void> {
+    const { subscriber, keys } = this.#options
+    subscriber.on('message', (channel: string) => { if (channel === keys.crlChannel) this.#check(true) })
+    await subscriber.subscribe(keys.crlChannel)
+    await this.#fetch()
+    this.#timer = setInterval(() => this.#check(), this.#options.pollMs)
+    this.#timer.unref()
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.#timer)
+    await this.#running
+  }
+
+  #check (announced = false): void {
+    if (announced) this.#refused = undefined
+    this.#running ??= this.#fetch().finally(() => { this.#running = undefined })
+  }
+
+  async #fetch (): Promise<void> {
+    const { redis, keys, apply, logger } = this.#options
+    let pem: string | null
+    try {
+      pem = await redis.get(keys.crl)
+    } catch (error) {
+      logger.warn({ err: (error as Error).message }, 'cluster CRL not read; the node keeps its current CRL')
+      return
+    }
+    if (!pem || pem === this.#last || pem === this.#refused) return
+    try {
+      await apply(pem)
+      this.#last = pem
+    } catch (error) {
+      this.#refused = pem
+      logger.error({ err: (error as Error).message }, 'CRL from the cluster refused')
+    }
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Where the cluster keeps things in Redis. One prefix per PlaceGuard
+ * deployment, so a Redis shared with other software (or a second fleet)
+ * stays apart; every key and channel below starts with it.
+ */
+
+/** Telemetry partitions by default: enough for a handful of collectors to share (issue #15), few enough to read in one XREADGROUP. */
+export const DEFAULT_PARTITIONS = 16
+/** The consumer group every collector reads the partitions in. */
+export const COLLECTOR_GROUP = 'collectors'
+export const DEFAULT_PREFIX = 'placeguard'
+
+export interface ClusterKeys {
+  prefix: string
+  /** Stream of telemetry and security events for one partition. */
+  stream: (partition: number) => string
+  /** Hash of one node's heartbeat; expires when the node stops beating. */
+  node: (nodeId: string) => string
+  /** Hash node id → last heartbeat (JSON): the nodes ever seen, alive or not. */
+  nodes: string
+  /** The fleet CA's current CRL (PEM), and the channel that announces a new one. */
+  crl: string
+  crlChannel: string
+  /** Hash device id → quarantine entry (JSON), and the channel of quarantine and lift commands. */
+  quarantine: string
+  controlChannel: string
+  /** The live session of one identity: which node holds it. */
+  owner: (clientId: string) => string
+}
+
+export function clusterKeys (prefix = DEFAULT_PREFIX): ClusterKeys {
+  if (!/^[a-z0-9][a-z0-9:_-]{0,31}$/.test(prefix)) throw new Error(`cluster key prefix "${prefix}" must be 1–32 of a-z 0-9 : _ -`)
+  return {
+    prefix,
+    stream: (partition) => `${prefix}:stream:${partition}`,
+    node: (nodeId) => `${prefix}:node:${nodeId}`,
+    nodes: `${prefix}:nodes`,
+    crl: `${prefix}:crl`,
+    crlChannel: `${prefix}:crl:changed`,
+    quarantine: `${prefix}:quarantine`,
+    controlChannel: `${prefix}:control`,
+    owner: (clientId) => `${prefix}:owner:${clientId}`,
+  }
+}
+
+/**
+ * The partition a device's messages go to: FNV-1a of its id. Stable across
+ * nodes and restarts, so one device's messages stay in one stream, in order.
+ */
+export function partitionOf (key: string, partitions: number): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193) >>> 0
+  }
+  return hash % partitions
+}
+
+/** Node ids name keys and appear in events: the same alphabet as device ids. */
+export const NODE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/
