@@ -64,7 +64,14 @@ type Internals = { _messageQueue: unknown, _messageCallbacks: unknown }
 /** mqemitter with an O(1) wait queue; same API and options as `mqemitter(opts)`. */
 export function createMqEmitter (opts: MqEmitterOptions = {}): mqemitter.MQEmitter {
   // aedes passes matchEmptyLevels: true to its default mqemitter [MQTT-4.7.1-3]; keep that default
-  const mq = mqemitter({ matchEmptyLevels: true, ...opts })
+  return installFastQueue(mqemitter({ matchEmptyLevels: true, ...opts }))
+}
+
+/**
+ * Gives an mqemitter (or one built on it, such as mqemitter-redis, which
+ * inherits the same queue) the O(1) wait queue, before it has queued anything.
+ */
+export function installFastQueue<T extends object> (mq: T): T {
   const internals = mq as unknown as Internals
   if (Array.isArray(internals._messageQueue) && Array.isArray(internals._messageCallbacks) &&
       internals._messageQueue.length === 0 && internals._messageCallbacks.length === 0) {

@@ -122,7 +122,8 @@ export class StreamReader {
     const ids = streams.map(() => backlog ? '0' : '>')
     const args: Array<string | number> = ['GROUP', COLLECTOR_GROUP, consumer, 'COUNT', count]
     if (!backlog) args.push('BLOCK', blockMs)
-    const reply = await redis.xreadgroupBuffer(...args as [string, string, string, string, number], 'STREAMS', ...streams, ...ids) as Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null
+    // Buffers, not strings: a payload is bytes as the device sent them.
+    const reply = await redis.callBuffer('XREADGROUP', [...args, 'STREAMS', ...streams, ...ids]) as Array<[Buffer, Array<[Buffer, Buffer[] | null]>]> | null
     if (!reply) return []
     const entries: StreamEntry[] = []
     for (const [streamName, items] of reply) {

@@ -1,0 +1,54 @@
+/**
+ * A broker node's MQTT state in Redis, for the cluster: sessions,
+ * subscriptions, retained messages and QoS 1 messages in flight in
+ * aedes-persistence-redis, and routing between nodes through
+ * mqemitter-redis (each node receives what its subscribers match). The
+ * versions are pinned together in package.json; test/cluster/aedes-redis.test.ts
+ * proves the pair works with the pinned aedes.
+ *
+ * aedes-persistence-redis writes its keys without a prefix (`client:…`,
+ * `retained`, `outgoing:…`) and scans some of them by pattern, so the
+ * cluster's Redis (or its database number) belongs to one PlaceGuard
+ * deployment (docs/cluster.md).
+ */
+import type { AedesOptions } from 'aedes'
+import aedesPersistenceRedis from 'aedes-persistence-redis'
+import { Redis } from 'ioredis'
+import mqemitterRedis from 'mqemitter-redis'
+import { installFastQueue } from './mq-fast-queue.ts'
+
+export interface RedisStateOptions {
+  url: string
+  /** The node id: aedes' broker id, in the persistence's keys for this node's wills and in-flight packets. */
+  nodeId: string
+  /**
+   * Queued messages delivered to a persistent session when it comes back
+   * (aedes-persistence-redis' maxSessionDelivery, whose default of 1,000
+   * would leave the rest until the next reconnection).
+   */
+  maxSessionDelivery?: number
+}
+
+export interface RedisState extends Required<Pick<AedesOptions, 'persistence' | 'mq' | 'id'>> {
+  /** Closes the persistence's own connection (aedes closes the emitter). */
+  destroy: () => Promise<void>
+}
+
+export function createRedisState (options: RedisStateOptions): RedisState {
+  // The persistence takes ioredis options or a connection, not a URL.
+  const connection = new Redis(options.url, { connectionName: `placeguard-${options.nodeId}-state` })
+  const persistence = aedesPersistenceRedis({ conn: connection, maxSessionDelivery: options.maxSessionDelivery ?? 100_000 })
+  const mq = installFastQueue(mqemitterRedis({ connectionString: options.url, matchEmptyLevels: true, concurrency: 100 }))
+  return {
+    id: options.nodeId,
+    persistence: persistence as unknown as AedesOptions['persistence'] & object,
+    mq: mq as unknown as AedesOptions['mq'] & object,
+    destroy: async () => {
+      // The persistence unsubscribes from the emitter first; once aedes has
+      // closed the emitter that answer never comes, so it is not waited for long.
+      const destroyed = new Promise<void>((resolve) => { (persistence as unknown as { destroy: (cb: () => void) => void }).destroy(() => resolve()) })
+      await Promise.race([destroyed, new Promise((resolve) => setTimeout(resolve, 1_000).unref())])
+      connection.disconnect()
+    },
+  }
+}
