@@ -8,29 +8,22 @@
 import { readFileSync } from 'node:fs'
 import { EventEmitter } from 'node:events'
 import mqtt, { type MqttClient } from 'mqtt'
-import { z } from 'zod'
 import type { QuarantineCommand } from '../shared/control.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
-import { isDeviceKind } from '../shared/ids.ts'
 import { systemClock, type Clock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
-import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_FILTER, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_FILTER } from '../shared/topics.ts'
 import { type AckTicket, installDeferredAcks, type DeferredAcks } from './deferred-acks.ts'
-import { parseTelemetry } from '../shared/telemetry.ts'
-import { securityEventPoint, telemetryPoint } from './points.ts'
+import { decodeMessage, TELEMETRY_FILTER } from './decode.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { SpoolFullError, type Spool } from './spool.ts'
 import type { StoredPoint } from './stored-point.ts'
-
-export const TELEMETRY_FILTER = 'places/+/+/+/telemetry'
-const TELEMETRY_TOPIC = /^places\/([a-z0-9-]{1,64})\/([a-z]+)\/([a-z0-9-]{1,64})\/telemetry$/
 
 /** Back-off of commit retries while the spool refuses writes. */
 const BASE_RETRY_MS = 250
 const MAX_RETRY_MS = 5_000
 const LOG_EVERY_MS = 60_000
 
-const eventSchema = z.looseObject({ type: z.string(), at: z.string(), reason: z.string() })
 
 export interface CollectorOptions {
   brokerUrl: string
@@ -163,42 +156,25 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
 
   #receive (topic: string, payload: Buffer, messageId: number | undefined): void {
     this.metrics.received++
-    if (topic.startsWith(SECURITY_EVENTS_PREFIX)) {
-      const event = parseEvent(payload)
-      if (event) {
-        this.emit('security-event', event)
-        this.#queue(messageId, securityEventPoint(event))
+    const decoded = decodeMessage(topic, payload, this.#options.clock.now())
+    switch (decoded.kind) {
+      case 'telemetry':
+        this.emit('telemetry', decoded.point)
+        this.metrics.telemetryStored++
+        return this.#queue(messageId, decoded.point)
+      case 'event':
+        this.emit('security-event', decoded.event)
         this.metrics.eventsStored++
-      } else {
+        return this.#queue(messageId, decoded.point)
+      case 'rejected':
+        // An invalid payload is not telemetry; it is stored as a `payload-invalid` security event, then acked.
+        this.metrics.rejected++
+        this.emit('security-event', decoded.event)
+        return this.#queue(messageId, decoded.point)
+      case 'unreadable':
         this.#options.logger.warn({ topic }, 'unreadable security event from the broker')
-        this.#queue(messageId, undefined)
-      }
-      return
+        return this.#queue(messageId, undefined)
     }
-    const match = TELEMETRY_TOPIC.exec(topic)
-    const kind = match?.[2]
-    if (!match || !kind || !isDeviceKind(kind)) {
-      this.#reject(messageId, topic, undefined, undefined, `topic ${topic} is not places/<site>/<kind>/<device>/telemetry`)
-      return
-    }
-    const [, site, , deviceId] = match as unknown as [string, string, string, string]
-    const parsed = parseTelemetry(kind, payload)
-    if (!parsed.ok) {
-      this.#reject(messageId, topic, deviceId, { site, kind }, parsed.reason)
-      return
-    }
-    const point = telemetryPoint(kind, site, deviceId, parsed.telemetry)
-    this.emit('telemetry', point)
-    this.#queue(messageId, point)
-    this.metrics.telemetryStored++
-  }
-
-  /** An invalid payload is not telemetry; it becomes a `payload-invalid` security event (stored, then acked). */
-  #reject (messageId: number | undefined, topic: string, deviceId: string | undefined, where: { site: string, kind: string } | undefined, reason: string): void {
-    this.metrics.rejected++
-    const event: SecurityEvent = { type: 'payload-invalid', at: new Date(this.#options.clock.now()).toISOString(), reason: `invalid telemetry: ${reason}`, topic, ...(deviceId ? { deviceId } : {}), ...where }
-    this.emit('security-event', event)
-    this.#queue(messageId, securityEventPoint(event))
   }
 
   #queue (messageId: number | undefined, point: StoredPoint | undefined): void {
@@ -281,14 +257,5 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
       }
     }
     if (!this.#stopped) this.#timer = setTimeout(() => this.#flush(), Math.min(MAX_RETRY_MS, BASE_RETRY_MS * 2 ** (stall.failures - 1)))
-  }
-}
-
-function parseEvent (payload: Buffer): SecurityEvent | undefined {
-  try {
-    const result = eventSchema.safeParse(JSON.parse(payload.toString('utf8')))
-    return result.success ? result.data as unknown as SecurityEvent : undefined
-  } catch {
-    return undefined
   }
 }
