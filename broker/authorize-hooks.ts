@@ -18,6 +18,7 @@ import type { QuarantineGate } from './quarantine-gate.ts'
 import { retainVerdict } from './retained-guard.ts'
 import type { Session } from './session.ts'
 import type { TlsGate } from './tls-gate.ts'
+import type { BrokerClusterLink } from './cluster-link.ts'
 
 export interface AuthorizeHooksContext {
   limits: Readonly<Pick<BrokerLimits, 'publishRatePerSec' | 'publishBurst' | 'maxThrottleMs'>>
@@ -28,7 +29,14 @@ export interface AuthorizeHooksContext {
   sessionOf: (client: Client) => Session | undefined
   tls: Pick<TlsGate, 'isRevoked'>
   quarantine: Pick<QuarantineGate, 'holds' | 'onControl'>
+  /** In a cluster: where accepted telemetry goes before its PUBACK. */
+  cluster?: Pick<BrokerClusterLink, 'handoff'> | undefined
 }
+
+/** Telemetry topics, whose messages the cluster hands to the collectors' streams. */
+const TELEMETRY_TOPIC = /^places\/[^/]+\/[^/]+\/([^/]+)\/telemetry$/
+/** A failing handoff is logged at most this often. */
+const HANDOFF_ERROR_LOG_EVERY_MS = 10_000
 
 const RATE_EVENT_EVERY_MS = 60_000
 /** Refused subscriptions are reported at most this often per session, with the count since the last report. */
@@ -49,6 +57,9 @@ export class AuthorizeHooks {
   readonly #session: AuthorizeHooksContext['sessionOf']
   readonly #tls: AuthorizeHooksContext['tls']
   readonly #quarantine: AuthorizeHooksContext['quarantine']
+  readonly #cluster: AuthorizeHooksContext['cluster']
+  #handoffFailedAt = 0
+  #handoffFailures = 0
   /** Sessions the broker itself ended for a security reason (ACL violation, rate): their wills stay unpublished. */
   readonly #endedByBroker = new WeakMap<Session, string>()
   /** When a device's refused retain was last logged, per session. */
@@ -63,10 +74,12 @@ export class AuthorizeHooks {
     this.#session = context.sessionOf
     this.#tls = context.tls
     this.#quarantine = context.quarantine
+    this.#cluster = context.cluster
   }
 
-  authorizePublish (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void {
+  authorizePublish (client: Client | null, packet: PublishPacket, accept: (error?: Error | null) => void): void {
     const session = client && this.#session(client)
+    const done = this.#cluster && session?.identity.role === 'device' ? this.#handingOff(packet, accept) : accept
     if (!session) return done(new Error('no session'))
     // aedes hands a last will to this hook from client.close(), after the
     // connection is gone [MQTT-3.1.2-8].
@@ -152,6 +165,30 @@ export class AuthorizeHooks {
   /** Retained PUBLISHes from devices delivered without being stored (retained-guard.ts), since start. */
   get retainedRefused (): number {
     return this.#retainedRefused
+  }
+
+  /**
+   * In a cluster, a device's telemetry is accepted only once the cluster's
+   * stream holds it: aedes sends the PUBACK after this hook's callback, so
+   * the device is never told "stored" about a message only one node's
+   * memory holds. A refusal closes the connection unacknowledged.
+   */
+  #handingOff (packet: PublishPacket, accept: (error?: Error | null) => void): (error?: Error | null) => void {
+    const match = TELEMETRY_TOPIC.exec(packet.topic)
+    if (!match) return accept
+    return (error) => {
+      if (error) return accept(error)
+      this.#cluster!.handoff({ partitionKey: match[1]!, topic: packet.topic, payload: packet.payload as Buffer, receivedAtMs: this.#clock.now() })
+        .then(() => accept(null), (failure: Error) => {
+          this.#handoffFailures++
+          const now = this.#clock.now()
+          if (now - this.#handoffFailedAt >= HANDOFF_ERROR_LOG_EVERY_MS) {
+            this.#logger.error({ err: failure.message, failures: this.#handoffFailures }, 'telemetry not handed to the cluster stream; the device is disconnected unacknowledged and will send it again')
+            this.#handoffFailedAt = now
+          }
+          accept(new Error(`cluster handoff failed: ${failure.message}`))
+        })
+    }
   }
 
   authorizeSubscribe (client: Client | null, subscription: Subscription, done: (error: Error | null, subscription?: Subscription | null) => void): void {

@@ -32,6 +32,8 @@ import { QuarantineGate, type QuarantineRequest } from './quarantine-gate.ts'
 import { type Session, type SessionInfo, newSession, sessionInfo } from './session.ts'
 import { SessionOwners } from './session-owners.ts'
 import { TlsGate } from './tls-gate.ts'
+import type { BrokerClusterLink } from './cluster-link.ts'
+import type { QuarantineCommand } from '../shared/control.ts'
 
 export interface BrokerTlsFiles {
   caCert: string
@@ -58,6 +60,8 @@ export interface BrokerOptions {
   quarantineFile?: string
   /** Where the owner of each persistent session is kept across restarts (e.g. `<data-dir>/session-owners.jsonl`); in memory without it. */
   sessionOwnersFile?: string
+  /** A node of a cluster (app/ builds the link on Redis); absent: a single broker. */
+  cluster?: BrokerClusterLink
 }
 
 const aedesByBroker = new WeakMap<PlaceGuardBroker, Aedes>()
@@ -117,6 +121,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
         }
         return dropped
       },
+      onCommand: options.cluster && ((command) => options.cluster!.shareQuarantine(command)),
     })
     this.#sessionOwners = new SessionOwners(options.sessionOwnersFile)
     const sessionOf = (client: Client): Session | undefined => this.#session(client)
@@ -124,10 +129,11 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       limits: this.limits, clock: this.#clock, report: this.#report, sessionOf,
       clientById: (clientId) => this.#clients[clientId],
       tls: this.#gate, quarantine: this.#quarantine, sessionOwners: this.#sessionOwners,
+      liveSessions: () => this.#live.size, cluster: options.cluster,
     })
     this.#authorizeHooks = new AuthorizeHooks({
       limits: this.limits, clock: this.#clock, logger: this.#logger, report: this.#report, sessionOf,
-      tls: this.#gate, quarantine: this.#quarantine,
+      tls: this.#gate, quarantine: this.#quarantine, cluster: options.cluster,
     })
     this.#aedes = new Aedes({
       id: options.aedes?.id,
@@ -178,6 +184,13 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     return this.#live.size
   }
 
+  /** Verified connections by role (`device`, `collector`): a cluster node's heartbeat carries them. */
+  connectionsByRole (): Record<string, number> {
+    const counts: Record<string, number> = {}
+    for (const session of this.#live.values()) counts[session.identity.role] = (counts[session.identity.role] ?? 0) + 1
+    return counts
+  }
+
   sessionOf (client: Client): SessionInfo | undefined {
     const session = this.#session(client)
     return session && sessionInfo(session)
@@ -215,6 +228,11 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   /** Ends a quarantine before its time. Emits `quarantine-lifted`; undefined if the device was not quarantined. */
   liftQuarantine (deviceId: string, by: string, reason?: string): QuarantineEntry | undefined {
     return this.#quarantine.lift(deviceId, by, reason)
+  }
+
+  /** Acts on a quarantine or lift another cluster node passed on (not passed on again). */
+  applyQuarantineCommand (command: QuarantineCommand): void {
+    this.#quarantine.apply(command)
   }
 
   /** Quarantines in force. */

@@ -17,9 +17,10 @@ import type { Session } from './session.ts'
 import type { SessionOwners } from './session-owners.ts'
 import type { TlsGate } from './tls-gate.ts'
 import { installStringValidity } from './topic-validity.ts'
+import type { BrokerClusterLink, ClusterSessionRecord } from './cluster-link.ts'
 
 export interface ConnectHooksContext {
-  limits: Readonly<Pick<BrokerLimits, 'maxCollectorSessions'>>
+  limits: Readonly<Pick<BrokerLimits, 'maxCollectorSessions' | 'maxConnections'>>
   clock: Clock
   report: ReportEvent
   /** The verified session behind an aedes client. */
@@ -29,6 +30,10 @@ export interface ConnectHooksContext {
   tls: Pick<TlsGate, 'sessionConnected'>
   quarantine: Pick<QuarantineGate, 'refusal'>
   sessionOwners: Pick<SessionOwners, 'ownerOf' | 'claim' | 'release'>
+  /** Authenticated sessions on this node. */
+  liveSessions: () => number
+  /** In a cluster: the limits count every node's sessions, and a session held on another node is a takeover. */
+  cluster?: Pick<BrokerClusterLink, 'nodeId' | 'claimSession' | 'releaseSession' | 'othersSessions'> | undefined
 }
 
 export class ConnectHooks {
@@ -40,6 +45,10 @@ export class ConnectHooks {
   readonly #tls: ConnectHooksContext['tls']
   readonly #quarantine: ConnectHooksContext['quarantine']
   readonly #sessionOwners: ConnectHooksContext['sessionOwners']
+  readonly #liveSessions: ConnectHooksContext['liveSessions']
+  readonly #cluster: ConnectHooksContext['cluster']
+  /** What this node recorded in the cluster for each session, to release exactly that. */
+  readonly #clusterRecords = new WeakMap<Session, ClusterSessionRecord>()
   #collectorSessions = 0
 
   constructor (context: ConnectHooksContext) {
@@ -51,6 +60,8 @@ export class ConnectHooks {
     this.#tls = context.tls
     this.#quarantine = context.quarantine
     this.#sessionOwners = context.sessionOwners
+    this.#liveSessions = context.liveSessions
+    this.#cluster = context.cluster
   }
 
   preConnect (client: Client, packet: { clientId: string, will?: { topic: string } | null }, done: (error: Error | null, ok: boolean) => void): void {
@@ -110,13 +121,37 @@ export class ConnectHooks {
       if (!/^collector(-[a-z0-9-]{1,54})?$/.test(client.id)) {
         return refuse(`client id "${printable(client.id, 64)}" is not a collector client id (collector or collector-<name>)`, 2, 'CLIENT_ID_MISMATCH')
       }
-      if (this.#collectorSessions >= this.#limits.maxCollectorSessions && !this.#clientById(client.id)) {
-        return refuse(`collector session limit (${this.#limits.maxCollectorSessions}) reached`, 3, 'SESSION_LIMIT')
+      const collectors = this.#collectorSessions + (this.#cluster?.othersSessions('collector') ?? 0)
+      if (collectors >= this.#limits.maxCollectorSessions && !this.#clientById(client.id)) {
+        return refuse(`collector session limit (${this.#limits.maxCollectorSessions}) reached${this.#cluster ? ' across the cluster' : ''}`, 3, 'SESSION_LIMIT')
+      }
+    }
+    if (this.#cluster && !this.#clientById(client.id)) {
+      // This node's own total is the TLS gate's; across the cluster it is counted here, on the nodes' heartbeats.
+      const sessions = this.#liveSessions() + this.#cluster.othersSessions()
+      if (sessions > this.#limits.maxConnections) {
+        return refuse(`connection limit (${this.#limits.maxConnections}) reached across the cluster`, 3, 'CLUSTER_LIMIT')
       }
     }
     const ownership = this.#claimSession(client, identity)
     if (ownership) return refuse(ownership, 5, 'SESSION_OWNER_MISMATCH')
-    done(null, true)
+    if (!this.#cluster || identity.role !== 'device') return done(null, true)
+    // In a cluster the same identity may be live on another node: aedes closes
+    // that session through the shared emitter; here the takeover is reported with both nodes.
+    const cluster = this.#cluster
+    const record: ClusterSessionRecord = { serial: session.serial, remoteAddress: session.remoteAddress, connectedAt: session.connectedAt }
+    this.#clusterRecords.set(session, record)
+    cluster.claimSession(client.id, record).then((previous) => {
+      if (previous && previous.node !== cluster.nodeId) {
+        this.#report('duplicate-identity', {
+          ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial,
+          reason: `a second connection presented the same identity on node ${cluster.nodeId} while node ${previous.node} held it; the earlier one is disconnected`,
+          details: { node: cluster.nodeId, otherNode: previous.node, otherRemoteAddress: previous.remoteAddress, sameCertificate: previous.serial === session.serial },
+        })
+      }
+    }, () => {
+      // Redis unreachable: the identity is the certificate's all the same; only the cross-node report is missed.
+    }).finally(() => done(null, true))
   }
 
   /**
@@ -170,6 +205,8 @@ export class ConnectHooks {
     const session = this.#session(client)
     if (!session) return
     if (session.identity.role === 'collector') this.#collectorSessions--
+    const record = this.#clusterRecords.get(session)
+    if (record) this.#cluster?.releaseSession(client.id, record)
     this.#report('disconnect', {
       ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: 'disconnected',
       details: { sessionMs: this.#clock.now() - session.connectedAt },

@@ -20,6 +20,8 @@ export interface QuarantineGateOptions {
   emit: (type: SecurityEventType, fields: Omit<SecurityEvent, 'type' | 'at'>) => void
   /** Drops the device's live sessions; answers how many there were. */
   dropSessions: (deviceId: string) => number
+  /** Told of each command from the control topic once acted on (a cluster passes it to the other nodes). */
+  onCommand?: ((command: QuarantineCommand) => void) | undefined
 }
 
 /** A device that keeps retrying while quarantined is reported this often, not at every attempt. */
@@ -102,7 +104,12 @@ export class QuarantineGate {
       this.#options.logger.error({ from, err: parsed.error }, 'quarantine command refused')
       return
     }
-    const { command } = parsed
+    this.apply(parsed.command)
+    this.#options.onCommand?.(parsed.command)
+  }
+
+  /** Acts on a command, from the control topic or passed on by another node. */
+  apply (command: QuarantineCommand): void {
     if (command.action === 'quarantine') this.quarantine(command)
     else if (!this.lift(command.deviceId, command.by, command.reason)) {
       this.#options.logger.info({ deviceId: command.deviceId, by: command.by }, 'quarantine lift: the device was not quarantined')

@@ -29,26 +29,29 @@ export interface RedisStateOptions {
   maxSessionDelivery?: number
 }
 
-export interface RedisState extends Required<Pick<AedesOptions, 'persistence' | 'mq' | 'id'>> {
-  /** Closes the persistence's own connection (aedes closes the emitter). */
-  destroy: () => Promise<void>
-}
+export type RedisState = Required<Pick<AedesOptions, 'persistence' | 'mq' | 'id'>>
+
+/** aedes-persistence's callback/promise destroy. */
+interface Destroyable { destroy: (callback?: () => void) => Promise<void> | undefined }
 
 export function createRedisState (options: RedisStateOptions): RedisState {
   // The persistence takes ioredis options or a connection, not a URL.
   const connection = new Redis(options.url, { connectionName: `placeguard-${options.nodeId}-state` })
-  const persistence = aedesPersistenceRedis({ conn: connection, maxSessionDelivery: options.maxSessionDelivery ?? 100_000 })
+  const persistence = aedesPersistenceRedis({ conn: connection, maxSessionDelivery: options.maxSessionDelivery ?? 100_000 }) as Destroyable
+  const destroy = persistence.destroy.bind(persistence)
+  // The broker destroys the persistence once aedes has closed (broker.ts); by
+  // then the emitter is closed too, and the persistence's first step (to
+  // unsubscribe from it) never answers. It is given a second, then its
+  // connection is closed all the same.
+  persistence.destroy = async (callback?: () => void) => {
+    await Promise.race([Promise.resolve(destroy()).catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1_000).unref())])
+    connection.disconnect()
+    callback?.()
+  }
   const mq = installFastQueue(mqemitterRedis({ connectionString: options.url, matchEmptyLevels: true, concurrency: 100 }))
   return {
     id: options.nodeId,
-    persistence: persistence as unknown as AedesOptions['persistence'] & object,
-    mq: mq as unknown as AedesOptions['mq'] & object,
-    destroy: async () => {
-      // The persistence unsubscribes from the emitter first; once aedes has
-      // closed the emitter that answer never comes, so it is not waited for long.
-      const destroyed = new Promise<void>((resolve) => { (persistence as unknown as { destroy: (cb: () => void) => void }).destroy(() => resolve()) })
-      await Promise.race([destroyed, new Promise((resolve) => setTimeout(resolve, 1_000).unref())])
-      connection.disconnect()
-    },
+    persistence: persistence as unknown as RedisState['persistence'],
+    mq: mq as unknown as RedisState['mq'],
   }
 }

@@ -47,7 +47,6 @@ afterAll(async () => {
   for (const client of clients) client.end(true)
   for (const node of nodes) {
     await node.broker.close()
-    await node.state.destroy()
   }
   fleet?.cleanup()
   await redis?.stop()
