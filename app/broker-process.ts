@@ -7,10 +7,12 @@ import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
-import { BROKER_DB_FILE, createSqlitePersistence, PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
+import { BROKER_DB_FILE, createSqlitePersistence, DEFAULT_BROKER_LIMITS, DEFAULT_MAX_QUEUED_PER_CLIENT, PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
 import { pkiPaths } from '../pki/index.ts'
 import type { Config } from './config.ts'
 import type { Logger } from '../shared/logger.ts'
+import { PlaceGuardError } from '../shared/errors.ts'
+import { createClusterNode } from './cluster-node.ts'
 
 export interface BrokerProcess {
   broker: PlaceGuardBroker
@@ -18,8 +20,9 @@ export interface BrokerProcess {
   stop: () => Promise<void>
 }
 
-/** Starts the broker and its CRL upkeep; `stop` ends both. */
+/** Starts the broker (a cluster node when `redisUrl` is set) and its CRL upkeep; `stop` ends both. */
 export async function startBrokerProcess (config: Config, logger: Logger): Promise<BrokerProcess> {
+  if (config.redisUrl) return await startClusterNode(config, config.redisUrl, logger)
   const broker = brokerFor(config, logger)
   const address = await broker.listen()
   const stopCrl = keepCrlFresh(config.dataDir, logger)
@@ -28,6 +31,39 @@ export async function startBrokerProcess (config: Config, logger: Logger): Promi
     stop: async () => {
       stopCrl()
       await broker.close()
+    },
+  }
+}
+
+/**
+ * A broker node of a cluster: sessions, routing, telemetry and the CRL go
+ * through Redis. The node keeps only its quarantine file locally (a copy of
+ * what Redis holds); its data directory's pki/ needs no CA key.
+ */
+async function startClusterNode (config: Config, redisUrl: string, logger: Logger): Promise<BrokerProcess> {
+  if (!config.nodeId) throw new PlaceGuardError('PG_ERR_CONFIG_INVALID', 'nodeId: a broker node of a cluster needs a name (redisUrl is set)', { field: 'nodeId', hint: 'give each node its own, e.g. broker-1' })
+  const paths = pkiPaths(config.dataDir)
+  // The queue limits are the SQLite persistence's; in Redis a returning session is given up to maxQueuedPerClient at once.
+  const { maxQueuedPerClient, ...rest } = config.broker
+  const limits = Object.fromEntries(Object.entries(rest).filter(([key]) => key in DEFAULT_BROKER_LIMITS))
+  const node = createClusterNode({
+    redisUrl, nodeId: config.nodeId, partitions: config.cluster.partitions, waitReplicas: config.cluster.waitReplicas, maxSessionDelivery: maxQueuedPerClient ?? DEFAULT_MAX_QUEUED_PER_CLIENT,
+    mqtt: `mqtts://${config.mqttHost}:${config.mqttPort}`, logger, caCertFile: paths.caCert, crlFile: paths.crl,
+  })
+  const broker = new PlaceGuardBroker({
+    tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
+    host: config.mqttHost, port: config.mqttPort, limits, logger: logger.child({ node: config.nodeId }),
+    quarantineFile: join(config.dataDir, QUARANTINE_FILE), aedes: node.state, cluster: node.link,
+  })
+  const address = await broker.listen()
+  await node.start(broker)
+  const stopCrl = keepCrlFresh(config.dataDir, logger)
+  return {
+    broker, address,
+    stop: async () => {
+      stopCrl()
+      await broker.close()
+      await node.stop()
     },
   }
 }

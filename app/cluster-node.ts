@@ -20,6 +20,8 @@ export interface ClusterNodeOptions {
   nodeId: string
   partitions: number
   waitReplicas: number
+  /** Queued messages a returning persistent session is given at once. */
+  maxSessionDelivery: number
   /** Where devices reach this node (for `cluster status`). */
   mqtt: string
   metrics?: string
@@ -88,7 +90,7 @@ export function createClusterNode (options: ClusterNodeOptions): ClusterNode {
   }
   return {
     keys,
-    state: createRedisState({ url: options.redisUrl, nodeId }),
+    state: createRedisState({ url: options.redisUrl, nodeId, maxSessionDelivery: options.maxSessionDelivery }),
     link,
     start: async (node) => {
       broker = node

@@ -14,6 +14,7 @@ import { brokerLimitsSchema, brokerStateSchema } from '../broker/index.ts'
 import { collectorConfigSchema, influxConfigSchema } from '../collector/index.ts'
 import { apiTokensSchema } from '../dashboards/index.ts'
 import { deliveryConfigSchema, SINK_ENV, type SinkConfig } from '../delivery/index.ts'
+import { clusterConfigSchema, nodeIdSchema, redisUrlSchema } from '../cluster/index.ts'
 
 /**
  * The rooms' sections (schema, default and `.describe()` text each) live
@@ -35,6 +36,9 @@ export const configSchema = z.strictObject({
   /** Directory of policy YAML files; default: the ones shipped in policies/. */
   policiesDir: z.string().min(1).optional().describe('directory of policy YAML files; absent: the ones shipped in policies/'),
   delivery: deliveryConfigSchema,
+  redisUrl: redisUrlSchema,
+  nodeId: nodeIdSchema,
+  cluster: clusterConfigSchema,
 })
 
 export type Config = Readonly<z.infer<typeof configSchema>>
@@ -49,6 +53,8 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   PLACEGUARD_API_TOKENS: 'apiTokens',
   PLACEGUARD_LOG_LEVEL: 'logLevel',
   PLACEGUARD_POLICIES_DIR: 'policiesDir',
+  PLACEGUARD_REDIS_URL: 'redisUrl',
+  PLACEGUARD_NODE_ID: 'nodeId',
 }
 
 /** InfluxDB settings come from the environment as four variables (docs/product.md). */
@@ -111,6 +117,7 @@ export function loadConfig (sources: ConfigSources = {}): Config {
     broker: Object.freeze(result.data.broker),
     collector: Object.freeze(result.data.collector),
     influx: result.data.influx && Object.freeze(result.data.influx),
+    cluster: Object.freeze(result.data.cluster),
     delivery: Object.freeze({ ...result.data.delivery, sinks: Object.freeze(result.data.delivery.sinks.map((sink) => Object.freeze(sink))) as SinkConfig[] }),
   }
   return Object.freeze(config)

@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import pkg from '../package.json' with { type: 'json' }
 import { registerBrokerCommand } from './broker-command.ts'
+import { registerClusterCommands } from './cluster-command.ts'
 import { registerCollectorCommand } from './collector-command.ts'
 import { reportError } from './output.ts'
 import { registerOutboxCommands } from './outbox-command.ts'
@@ -22,6 +23,7 @@ registerUpCommand(program)
 registerSimCommand(program)
 registerQuarantineCommands(program)
 registerOutboxCommands(program)
+registerClusterCommands(program)
 
 try {
   await program.parseAsync(process.argv)

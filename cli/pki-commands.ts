@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
 import { invalidInput } from '../shared/errors.ts'
 import { FleetPki, type KeyAlgorithm } from '../pki/index.ts'
+import { loadConfig, shareCrl } from '../app/index.ts'
 import { printJson, printTable } from './output.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 
@@ -20,6 +21,19 @@ async function withPki<T> (command: Command, work: (pki: FleetPki) => Promise<T>
   } finally {
     pki.close()
   }
+}
+
+/**
+ * With a cluster configured (PLACEGUARD_REDIS_URL), the CRL just written
+ * where the CA key is kept goes through Redis to every broker node: no
+ * shared disk, and the nodes hold no CA key. The revocation itself stands
+ * in the inventory and the local CRL whether or not Redis answers.
+ */
+async function sendCrlToCluster (command: Command): Promise<void> {
+  const config = loadConfig({ flags: { dataDir: dataDirOf(command) } })
+  if (!config.redisUrl) return
+  const nodes = await shareCrl(config, config.redisUrl)
+  process.stdout.write(`CRL sent to the cluster (${nodes} listening connection${nodes === 1 ? '' : 's'})\n`)
 }
 
 export function registerPkiCommands (program: Command): void {
@@ -99,11 +113,12 @@ export function registerPkiCommands (program: Command): void {
         if (deviceId !== undefined) throw invalidInput('--serial', 'give a device id or --serial, not both')
         const revoked = await fleet.revokeSerial(options.serial)
         process.stdout.write(`revoked serial ${revoked.serial} (${revoked.deviceId}); CRL rewritten\n`)
-        return
+        return await sendCrlToCluster(command)
       }
       if (deviceId === undefined) throw invalidInput('deviceId', 'give the device id to revoke', 'or --serial <hex> for one certificate')
       const revoked = await fleet.revoke(deviceId)
       process.stdout.write(`revoked ${deviceId} (serial ${revoked.map((r) => r.serial).join(', ')}); CRL rewritten\n`)
+      await sendCrlToCluster(command)
     }))
 
   pki.command('reconcile')
@@ -135,10 +150,12 @@ export function registerPkiCommands (program: Command): void {
         const { refreshed, nextUpdate } = await fleet.refreshCrlIfDue(options.ifDue)
         if (!refreshed) {
           process.stdout.write(`CRL not due: valid until ${nextUpdate?.toISOString()}\n`)
-          return
+          // Sent all the same: a node that missed the last one (cut off from Redis) gets it.
+          return await sendCrlToCluster(command)
         }
       }
       process.stdout.write(`CRL refreshed: ${fleet.paths.crl}\n`)
+      await sendCrlToCluster(command)
     }))
 
   pki.command('list')

@@ -32,6 +32,7 @@ export const ERROR_CATALOGUE = {
   PG_ERR_SIM_BROKER: { meaning: 'the simulator cannot reach or use the broker', httpStatus: 503, exitCode: 1 },
   PG_ERR_POLICY_INVALID: { meaning: 'a policy file is unreadable, does not match the schema, or repeats a policy id', httpStatus: 422, exitCode: 1 },
   PG_ERR_SPOOL_FULL: { meaning: 'the collector spool reached its size bound; messages stay unacknowledged at the broker', httpStatus: 503, exitCode: 1 },
+  PG_ERR_CLUSTER_UNREACHABLE: { meaning: 'the cluster\'s Redis (redisUrl) does not answer', httpStatus: 503, exitCode: 1 },
   PG_ERR_SPOOL_UNWRITABLE: { meaning: 'the collector cannot write its spool (disk full, I/O error); messages stay unacknowledged at the broker until it can', httpStatus: 503, exitCode: 1 },
 } as const satisfies Record<string, ErrorSpec>
 

@@ -32,9 +32,10 @@ export interface Subscriber {
   process: ChildProcess
 }
 
-export function mosquittoSub (port: number, tls: TlsFiles, clientId: string, topics: string[]): Subscriber {
+/** `persistent`: `-c`, a session the broker keeps (clean session false) with what is queued for it. */
+export function mosquittoSub (port: number, tls: TlsFiles, clientId: string, topics: string[], options: { persistent?: boolean } = {}): Subscriber {
   // stdbuf: mosquitto_sub block-buffers stdout into a pipe; we need each line as it comes.
-  const child = spawn('stdbuf', ['-oL', 'mosquitto_sub', ...tlsArgs(port, tls, clientId), '-v', '-q', '1', '-d', ...topics.flatMap((t) => ['-t', t])])
+  const child = spawn('stdbuf', ['-oL', 'mosquitto_sub', ...tlsArgs(port, tls, clientId), '-v', '-q', '1', '-d', ...options.persistent ? ['-c'] : [], ...topics.flatMap((t) => ['-t', t])])
   const lines: string[] = []
   let buffer = ''
   let onReady: () => void

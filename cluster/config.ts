@@ -1,0 +1,21 @@
+/**
+ * The cluster's section of the configuration (`cluster`), composed in
+ * app/config.ts with the top-level `redisUrl` and `nodeId`. Without
+ * `redisUrl` none of it applies: PlaceGuard is one process.
+ */
+import { z } from 'zod'
+import { positive } from '../shared/config-fields.ts'
+import { DEFAULT_PARTITIONS, NODE_ID } from './keys.ts'
+
+export const redisUrlSchema = z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL').optional()
+  .describe('Redis of the cluster (sessions, routing, telemetry streams, CRL, quarantines); absent: one process, no cluster')
+
+export const nodeIdSchema = z.string().regex(NODE_ID, 'must be 1–63 of a-z 0-9 - (starting with a letter or digit)').optional()
+  .describe('this broker node\'s name in the cluster (required with redisUrl for `placeguard broker`)')
+
+export const clusterConfigSchema = z.strictObject({
+  partitions: positive.max(1024).default(DEFAULT_PARTITIONS).describe('telemetry stream partitions; the same on every node and collector, fixed once data flows'),
+  waitReplicas: z.coerce.number().int().min(0).default(0).describe('Redis replicas that must hold each telemetry entry before the device\'s PUBACK (Redis WAIT); 0 = the primary alone'),
+}).default({ partitions: DEFAULT_PARTITIONS, waitReplicas: 0 })
+
+export type ClusterConfig = z.infer<typeof clusterConfigSchema>
