@@ -9,7 +9,8 @@
  */
 import { execFile } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import mqtt, { type MqttClient } from 'mqtt'
+import type mqtt from 'mqtt';
+import { type MqttClient } from 'mqtt'
 import { clusterKeys, connectRedis, type Redis } from '../../cluster/index.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { SECURITY_EVENTS_PREFIX } from '../../shared/topics.ts'
