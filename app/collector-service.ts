@@ -13,6 +13,7 @@ import { formatDuration } from '../shared/duration.ts'
 import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logger.ts'
 import { Collector, createInfluxSink, EmbeddedStore, Spool, StoreWriter } from '../collector/index.ts'
 import { Detection } from '../detection/index.ts'
+import { ClusterIngest } from './cluster-ingest.ts'
 import { FleetState } from '../fleet/index.ts'
 
 /** The pipeline's figures, for logs now and /metrics later. */
@@ -38,7 +39,8 @@ export interface PipelineMetrics {
 
 export interface CollectorService {
   metrics: () => PipelineMetrics
-  collector: Collector
+  /** The input: one MQTT session, or in a cluster the Redis Streams. */
+  collector: Collector | ClusterIngest
   detection: Detection
   spool: Spool
   writer: StoreWriter
@@ -60,6 +62,15 @@ const DEFAULT_SPOOL_BYTES = 512 * 1024 * 1024
 /** The collector's log output taking nothing for this long is a pipeline alert (a stuck log shipper loses the audit trail). */
 const LOG_STALL_ALERT_MS = 10_000
 
+function mqttCollector (brokerUrl: string, spool: Spool, logger: Logger, paths: ReturnType<typeof pkiPaths>, onCommit: () => void): Collector {
+  const collector = new Collector({
+    brokerUrl, spool, logger,
+    tls: { caCert: paths.caCert, cert: paths.collectorCert, key: paths.collectorKey },
+  })
+  collector.onCommit = onCommit
+  return collector
+}
+
 export function createCollectorService (config: Config, brokerUrl: string, logger: Logger): CollectorService {
   const paths = pkiPaths(config.dataDir)
   const spool = new Spool({ path: join(config.dataDir, 'spool.db'), maxBytes: config.collector.spoolMaxBytes ?? DEFAULT_SPOOL_BYTES })
@@ -72,11 +83,10 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     onRejected: (rejected, total, reason) => logger.error({ store, rejected, total },
       `the store refused ${rejected} of ${total} points for good; they are kept in the spool's rejected table (${join(config.dataDir, 'spool.db')}): ${reason}`),
   })
-  const collector = new Collector({
-    brokerUrl, spool, logger,
-    tls: { caCert: paths.caCert, cert: paths.collectorCert, key: paths.collectorKey },
-  })
-  collector.onCommit = () => writer.kick()
+  // In a cluster the input is the broker nodes' Redis Streams (acknowledged once stored); otherwise one MQTT session.
+  const collector = config.redisUrl
+    ? new ClusterIngest({ redisUrl: config.redisUrl, partitions: config.cluster.partitions, consumer: 'collector', sink, batchSize: config.collector.batchSize ?? 5_000, logger })
+    : mqttCollector(brokerUrl, spool, logger, paths, () => writer.kick())
   const outbox = new Outbox({
     path: join(config.dataDir, 'outbox.db'), logger, deadLetterAfterMs: config.delivery.deadLetterAfterMs,
     sinks: config.delivery.sinks.map((sinkConfig) => ({ sink: createSink(sinkConfig), route: { minSeverity: sinkConfig.minSeverity, policies: sinkConfig.policies } })),
@@ -133,7 +143,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   })
   const metrics = (): PipelineMetrics => ({
     ...collector.metrics,
-    spooledPoints: spool.pendingPoints, spoolBytes: spool.bytes, spoolMaxBytes: spool.maxBytes,
+    spooledPoints: spool.pendingPoints + (collector instanceof ClusterIngest ? collector.pendingPoints : 0), spoolBytes: spool.bytes, spoolMaxBytes: spool.maxBytes,
     written: writer.counters.written, writeErrors: writer.counters.writeErrors, storeRejected: writer.counters.rejected, lastWriteLatencyMs: writer.counters.lastWriteLatencyMs,
     logDropped: logLinesDropped(), pipelineStalls: detection.pipeline.counters.stalls, pipelineBehind: detection.pipeline.behind ? 1 : 0,
   })

@@ -24,6 +24,8 @@ export interface ClusterKeys {
   /** Hash device id → quarantine entry (JSON), and the channel of quarantine and lift commands. */
   quarantine: string
   controlChannel: string
+  /** Points the store refused for good (a dead-letter stream), kept with the store's reason. */
+  rejected: string
   /** The live session of one identity: which node holds it. */
   owner: (clientId: string) => string
 }
@@ -39,6 +41,7 @@ export function clusterKeys (prefix = DEFAULT_PREFIX): ClusterKeys {
     crlChannel: `${prefix}:crl:changed`,
     quarantine: `${prefix}:quarantine`,
     controlChannel: `${prefix}:control`,
+    rejected: `${prefix}:rejected`,
     owner: (clientId) => `${prefix}:owner:${clientId}`,
   }
 }
