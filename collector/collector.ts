@@ -19,7 +19,7 @@ import { type AckTicket, installDeferredAcks, type DeferredAcks } from './deferr
 import { parseTelemetry } from '../shared/telemetry.ts'
 import { securityEventPoint, telemetryPoint } from './points.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
-import { SpoolFullError, type Spool } from './spool.ts'
+import { SpoolFullError, type TelemetrySpool } from './telemetry-spool.ts'
 import type { StoredPoint } from './stored-point.ts'
 
 export const TELEMETRY_FILTER = 'places/+/+/+/telemetry'
@@ -37,7 +37,7 @@ export interface CollectorOptions {
   tls: { caCert: string, cert: string, key: string }
   /** `collector` or `collector-<name>`; the persistent session is keyed by it. */
   clientId?: string
-  spool: Spool
+  spool: TelemetrySpool
   logger: Logger
   /** Longest a received message waits for its batch to be committed. */
   flushIntervalMs?: number
