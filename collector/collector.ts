@@ -16,7 +16,7 @@ import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_FILTER } from '../shared/topi
 import { type AckTicket, installDeferredAcks, type DeferredAcks } from './deferred-acks.ts'
 import { decodeMessage, TELEMETRY_FILTER } from './decode.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
-import { SpoolFullError, type Spool } from './spool.ts'
+import { SpoolFullError, type TelemetrySpool } from './telemetry-spool.ts'
 import type { StoredPoint } from './stored-point.ts'
 
 /** Back-off of commit retries while the spool refuses writes. */
@@ -30,7 +30,7 @@ export interface CollectorOptions {
   tls: { caCert: string, cert: string, key: string }
   /** `collector` or `collector-<name>`; the persistent session is keyed by it. */
   clientId?: string
-  spool: Spool
+  spool: TelemetrySpool
   logger: Logger
   /** Longest a received message waits for its batch to be committed. */
   flushIntervalMs?: number

@@ -6,6 +6,7 @@ export { Collector, type CollectorMetrics, type CollectorOptions } from './colle
 export { EmbeddedStore } from './embedded-store.ts'
 export { createInfluxSink } from './influx-sink.ts'
 export { Spool } from './spool.ts'
+export type { RejectedPoint, SpoolBatch, TelemetrySpool } from './telemetry-spool.ts'
 export { StoreWriter } from './store-writer.ts'
 export type { PointSink } from './stored-point.ts'
 export { collectorConfigSchema, influxConfigSchema } from './config.ts'

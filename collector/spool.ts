@@ -1,8 +1,10 @@
 /**
  * The collector's durable FIFO of points between the MQTT acknowledgement
- * and the time-series store. A point leaves it only once the store has
- * accepted it, so neither a store outage nor a collector restart loses
- * telemetry (the influx client alone keeps unsent lines in memory only).
+ * and the time-series store, in SQLite: the TelemetrySpool
+ * (telemetry-spool.ts) the collector runs on. A point leaves it only once
+ * the store has accepted it, so neither a store outage nor a collector
+ * restart loses telemetry (the influx client alone keeps unsent lines in
+ * memory only).
  */
 import { PlaceGuardError } from '../shared/errors.ts'
 import { inTransaction } from '../shared/sqlite.ts'
@@ -10,26 +12,15 @@ import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { EventOrdinals } from './points.ts'
 import { toLineProtocol, type StoredPoint } from './stored-point.ts'
+import { type RejectedPoint, type SpoolBatch, SpoolFullError, type TelemetrySpool } from './telemetry-spool.ts'
+
+export { SpoolFullError, type SpoolBatch }
 
 export interface SpoolOptions {
   /** SQLite file; created if missing. */
   path: string
   /** Largest total of stored JSON bytes; an append beyond it throws SpoolFullError. */
   maxBytes: number
-}
-
-export interface SpoolBatch {
-  /** Pass to `remove` once the points are stored. */
-  uptoId: number
-  points: StoredPoint[]
-}
-
-/** Thrown by `append` when the batch would not fit: nothing of it was stored. */
-export class SpoolFullError extends PlaceGuardError {
-  constructor (message: string) {
-    super('PG_ERR_SPOOL_FULL', message, { field: 'collector.spoolMaxBytes', hint: 'the store has been unreachable for long; messages stay at the broker meanwhile' })
-    this.name = 'SpoolFullError'
-  }
 }
 
 /**
@@ -54,7 +45,7 @@ CREATE TABLE IF NOT EXISTS rejected (id INTEGER PRIMARY KEY AUTOINCREMENT, body 
 `
 const BODY_BYTES = 'COALESCE(SUM(length(CAST(body AS BLOB))), 0)'
 
-export class Spool {
+export class Spool implements TelemetrySpool {
   readonly maxBytes: number
   readonly path: string
   readonly #db: DatabaseSync
@@ -140,7 +131,7 @@ export class Spool {
   }
 
   /** Points the store refused for good, oldest first. */
-  rejected (limit = 100): Array<{ point: StoredPoint, reason: string, at: string }> {
+  rejected (limit = 100): RejectedPoint[] {
     return (this.#db.prepare('SELECT body, reason, at FROM rejected ORDER BY id LIMIT ?').all(limit) as Array<{ body: string, reason: string, at: number }>)
       .map((row) => ({ point: JSON.parse(row.body) as StoredPoint, reason: row.reason, at: new Date(row.at).toISOString() }))
   }

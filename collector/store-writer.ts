@@ -13,7 +13,7 @@
  * and timestamp.
  */
 import { systemClock, type Clock } from '../shared/clock.ts'
-import type { Spool } from './spool.ts'
+import type { TelemetrySpool } from './telemetry-spool.ts'
 import type { PointSink, StoredPoint, WriteResult } from './stored-point.ts'
 
 export type FailedOutcome = Exclude<WriteResult['outcome'], 'success'>
@@ -22,7 +22,7 @@ export type FailedOutcome = Exclude<WriteResult['outcome'], 'success'>
 const DATA_REFUSED = new Set([400, 413, 422])
 
 export interface StoreWriterOptions {
-  spool: Pick<Spool, 'peek' | 'remove'>
+  spool: Pick<TelemetrySpool, 'peek' | 'remove'>
   sink: Pick<PointSink, 'write'>
   /** Most points per write; default 5000, the batch InfluxDB documents. */
   batchSize?: number

@@ -1,7 +1,8 @@
 /**
  * The durable outbox: every alert change routed to a sink is written to
- * `<data-dir>/outbox.db` (SQLite, synchronous = FULL) before anything is
- * sent, and deleted only once the sink confirms. So delivery is
+ * the outbox store (outbox-store.ts; by default SQLite at
+ * `<data-dir>/outbox.db`, synchronous = FULL) before anything is sent, and
+ * deleted only once the sink confirms. So delivery is
  * at-least-once across crashes and restarts, with the same delivery id on
  * every retry (receivers deduplicate on `webhook-id`).
  *
@@ -16,12 +17,14 @@
  * (HTTP 400) goes there at once.
  */
 import { randomUUID } from 'node:crypto'
-import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
-import { inTransaction } from '../shared/sqlite.ts'
 import { type Alert, type AlertChange, SEVERITIES, type Severity } from '../shared/alert-contract.ts'
+import type { DeadLetter, NewDelivery, OutboxStore, QueuedDelivery } from './outbox-store.ts'
 import { DELIVERED_CHANGES, type DeliveredChange, type Delivery, type DeliveryResult, type Sink } from './sink.ts'
+import { SqliteOutboxStore } from './sqlite-outbox-store.ts'
+
+export type { DeadLetter }
 
 /** Which alerts a sink receives. */
 export interface Route {
@@ -33,7 +36,10 @@ export interface Route {
 export interface OutboxSink { sink: Sink, route: Route }
 
 export interface OutboxOptions {
-  path: string
+  /** Where the deliveries are kept; when absent, a SQLite store at `path`. The outbox closes it at `stop`. */
+  store?: OutboxStore
+  /** The SQLite file of the default store (`:memory:` for none); required without `store`. */
+  path?: string
   sinks: OutboxSink[]
   deadLetterAfterMs: number
   logger: Logger
@@ -44,17 +50,6 @@ export interface OutboxOptions {
   /** A sink started failing for longer than `deadLetterAfterMs` / works again. */
   onSinkFailing?: (sink: Sink, detail: { since: string, lastError: string, deadLettered: number }) => void
   onSinkRecovered?: (sink: Sink) => void
-}
-
-export interface DeadLetter {
-  id: string
-  sink: string
-  alertId: string
-  change: DeliveredChange
-  createdAt: string
-  attempts: number
-  lastError: string | null
-  alert: Alert
 }
 
 export interface SinkMetrics {
@@ -72,25 +67,9 @@ export interface SinkMetrics {
   failingSince: string | null
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS deliveries (
-  id TEXT PRIMARY KEY, sink TEXT NOT NULL, alert_id TEXT NOT NULL, change TEXT NOT NULL, alert TEXT NOT NULL,
-  created_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
-  last_error TEXT, state TEXT NOT NULL DEFAULT 'pending'
-);
-CREATE INDEX IF NOT EXISTS queue ON deliveries (sink, state, created_at);
-CREATE INDEX IF NOT EXISTS by_alert ON deliveries (sink, alert_id, created_at);
--- The newest change of each alert a sink confirmed: a requeued dead letter older than it is superseded.
-CREATE TABLE IF NOT EXISTS delivered_marks (
-  sink TEXT NOT NULL, alert_id TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (sink, alert_id)
-);
-`
-
 /** How long a sink's last confirmed change of an alert is remembered (against dead letters requeued later). */
 const MARK_RETENTION_MS = 30 * 86_400_000
 const MARK_PRUNE_EVERY_MS = 3_600_000
-
-interface Row { id: string, sink: string, alert_id: string, change: string, alert: string, created_at: number, attempts: number, next_attempt_at: number, last_error: string | null }
 
 const LATENCY_SAMPLES = 1_000
 const IDLE_POLL_MS = 1_000
@@ -147,16 +126,10 @@ class SinkWorker {
 }
 
 export class Outbox {
-  readonly #db: DatabaseSync
+  readonly #store: OutboxStore
   readonly #options: OutboxOptions
   readonly #clock: Clock
   readonly #workers = new Map<string, SinkWorker>()
-  readonly #insert: StatementSync
-  readonly #head: StatementSync
-  readonly #delete: StatementSync
-  readonly #retry: StatementSync
-  readonly #kill: StatementSync
-  readonly #mark: StatementSync
   #marksPrunedAtMs = -Infinity
   #superseded = 0
   #stopped = true
@@ -164,16 +137,8 @@ export class Outbox {
   constructor (options: OutboxOptions) {
     this.#options = options
     this.#clock = options.clock ?? systemClock
-    this.#db = new DatabaseSync(options.path)
-    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;')
-    this.#db.exec(SCHEMA)
-    this.#insert = this.#db.prepare('INSERT INTO deliveries (id, sink, alert_id, change, alert, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-    // Strictly first in, first out per sink: the head waits out its back-off and nothing overtakes it.
-    this.#head = this.#db.prepare('SELECT * FROM deliveries WHERE sink = ? AND state = \'pending\' ORDER BY created_at, rowid LIMIT ?')
-    this.#delete = this.#db.prepare('DELETE FROM deliveries WHERE id = ?')
-    this.#retry = this.#db.prepare('UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?')
-    this.#kill = this.#db.prepare('UPDATE deliveries SET attempts = attempts + ?, last_error = ?, state = \'dead\' WHERE id = ?')
-    this.#mark = this.#db.prepare('INSERT INTO delivered_marks (sink, alert_id, created_at) VALUES (?, ?, ?) ON CONFLICT (sink, alert_id) DO UPDATE SET created_at = max(created_at, excluded.created_at)')
+    if (!options.store && options.path === undefined) throw new TypeError('an outbox needs a store or a path')
+    this.#store = options.store ?? new SqliteOutboxStore({ path: options.path! })
     const names = new Set<string>()
     for (const entry of options.sinks) {
       if (names.has(entry.sink.name)) throw new Error(`two sinks are named "${entry.sink.name}"`)
@@ -191,19 +156,13 @@ export class Outbox {
    * return. Answers how many deliveries were queued.
    */
   enqueue ({ change, alert }: AlertChange): number {
-    if (!(DELIVERED_CHANGES as readonly string[]).includes(change)) return 0
+    if (!isDelivered(change)) return 0
     const now = this.#clock.now()
-    const body = JSON.stringify(alert)
-    let queued = 0
-    inTransaction(this.#db, () => {
-      for (const worker of this.#workers.values()) {
-        if (!routes(worker.entry.route, alert)) continue
-        this.#insert.run(`msg_${randomUUID()}`, worker.entry.sink.name, alert.id, change, body, now, now)
-        queued++
-      }
-    })
+    const deliveries: NewDelivery[] = [...this.#workers.values()].filter((worker) => routes(worker.entry.route, alert))
+      .map((worker) => ({ id: `msg_${randomUUID()}`, sink: worker.entry.sink.name, alertId: alert.id, change, alert, createdAtMs: now }))
+    this.#store.add(deliveries)
     for (const worker of this.#workers.values()) worker.kick()
-    return queued
+    return deliveries.length
   }
 
   start (): void {
@@ -212,23 +171,17 @@ export class Outbox {
     for (const worker of this.#workers.values()) worker.running = this.#run(worker)
   }
 
-  /** Stops sending (an attempt in flight finishes) and closes the sinks and the database. */
+  /** Stops sending (an attempt in flight finishes) and closes the sinks and the store. */
   async stop (): Promise<void> {
     this.#stopped = true
     for (const worker of this.#workers.values()) worker.kick()
     await Promise.all([...this.#workers.values()].map((worker) => worker.running))
     await Promise.all([...this.#workers.values()].map((worker) => worker.entry.sink.close()))
-    this.#db.close()
+    this.#store.close()
   }
 
   deadLetters (sink?: string): DeadLetter[] {
-    const rows = (sink === undefined
-      ? this.#db.prepare('SELECT * FROM deliveries WHERE state = \'dead\' ORDER BY created_at').all()
-      : this.#db.prepare('SELECT * FROM deliveries WHERE state = \'dead\' AND sink = ? ORDER BY created_at').all(sink)) as unknown as Row[]
-    return rows.map((row) => ({
-      id: row.id, sink: row.sink, alertId: row.alert_id, change: row.change as DeliveredChange, createdAt: new Date(row.created_at).toISOString(),
-      attempts: row.attempts, lastError: row.last_error, alert: JSON.parse(row.alert) as Alert,
-    }))
+    return this.#store.deadLetters(sink)
   }
 
   /**
@@ -243,19 +196,7 @@ export class Outbox {
    * alert, so the newer one already told the SOC all the stale one would.
    */
   requeueDeadLetters (sink?: string): number {
-    const now = this.#clock.now()
-    const onSink = sink === undefined ? '' : 'AND sink = ?'
-    const sinkArgs = sink === undefined ? [] : [sink]
-    const superseded = `state = 'dead' ${onSink} AND (
-      EXISTS (SELECT 1 FROM delivered_marks m WHERE m.sink = deliveries.sink AND m.alert_id = deliveries.alert_id AND m.created_at > deliveries.created_at)
-      OR EXISTS (SELECT 1 FROM deliveries newer WHERE newer.sink = deliveries.sink AND newer.alert_id = deliveries.alert_id AND newer.state = 'pending' AND newer.created_at > deliveries.created_at))`
-    let requeued = 0
-    let skipped: Array<{ id: string, sink: string, change: string }> = []
-    inTransaction(this.#db, () => {
-      skipped = this.#db.prepare(`SELECT id, sink, change FROM deliveries WHERE ${superseded}`).all(...sinkArgs) as typeof skipped
-      this.#db.prepare(`DELETE FROM deliveries WHERE ${superseded}`).run(...sinkArgs)
-      requeued = Number(this.#db.prepare(`UPDATE deliveries SET state = 'pending', next_attempt_at = ?, created_at = ? WHERE state = 'dead' ${onSink}`).run(now, now, ...sinkArgs).changes)
-    })
+    const { requeued, superseded: skipped } = this.#store.requeueDeadLetters(sink, this.#clock.now())
     if (skipped.length > 0) {
       this.#superseded += skipped.length
       this.#options.logger.info({ superseded: skipped }, 'dead letters superseded by a newer change of their alert; not sent')
@@ -270,14 +211,13 @@ export class Outbox {
   }
 
   metrics (): SinkMetrics[] {
-    const counts = this.#db.prepare('SELECT sink, state, COUNT(*) AS n FROM deliveries GROUP BY sink, state').all() as Array<{ sink: string, state: string, n: number }>
-    const count = (sink: string, state: string) => counts.find((c) => c.sink === sink && c.state === state)?.n ?? 0
+    const sizes = this.#store.sizes()
     return [...this.#workers.values()].map((worker) => {
       const sorted = [...worker.latencies].sort((a, b) => a - b)
       const at = (q: number) => sorted.length === 0 ? undefined : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
       return {
         sink: worker.entry.sink.name, type: worker.entry.sink.type,
-        pending: count(worker.entry.sink.name, 'pending'), deadLettered: count(worker.entry.sink.name, 'dead'),
+        pending: sizes.get(worker.entry.sink.name)?.pending ?? 0, deadLettered: sizes.get(worker.entry.sink.name)?.deadLettered ?? 0,
         delivered: worker.delivered, attempts: worker.attempts, retries: worker.retries, failures: worker.failures,
         latencyP50Ms: at(0.5), latencyP99Ms: at(0.99),
         failingSince: worker.failingSinceMs === undefined ? null : new Date(worker.failingSinceMs).toISOString(),
@@ -289,9 +229,9 @@ export class Outbox {
     const { sink } = worker.entry
     while (!this.#stopped) {
       const now = this.#clock.now()
-      const rows = this.#head.all(sink.name, sink.maxBatch) as unknown as Row[]
-      if (rows.length === 0 || rows[0]!.next_attempt_at > now) {
-        await worker.sleep(rows.length === 0 ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, rows[0]!.next_attempt_at - now))
+      const { deliveries: claimed, nextAttemptAtMs } = this.#store.claim(sink.name, sink.maxBatch, now)
+      if (claimed.length === 0) {
+        await worker.sleep(nextAttemptAtMs === null ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, nextAttemptAtMs - now))
         continue
       }
       const wait = worker.rateDelay(now)
@@ -301,9 +241,7 @@ export class Outbox {
         continue
       }
       worker.markSent(now)
-      const deliveries: Delivery[] = rows.map((row) => ({
-        id: row.id, change: row.change as DeliveredChange, alert: JSON.parse(row.alert) as Alert, createdAtMs: row.created_at, attempts: row.attempts,
-      }))
+      const deliveries: Delivery[] = claimed.map((d) => ({ id: d.id, change: d.change, alert: d.alert, createdAtMs: d.createdAtMs, attempts: d.attempts }))
       worker.attempts++
       let result: DeliveryResult
       try {
@@ -312,27 +250,20 @@ export class Outbox {
         // A sink should answer rather than throw; if one throws, it is a retry, not a crash.
         result = { outcome: 'retryable', error: (error as Error).message }
       }
-      this.#settle(worker, rows, result)
+      this.#settle(worker, claimed, result)
     }
   }
 
-  #settle (worker: SinkWorker, rows: Row[], result: DeliveryResult): void {
+  #settle (worker: SinkWorker, rows: QueuedDelivery[], result: DeliveryResult): void {
     const { sink } = worker.entry
     const now = this.#clock.now()
     const { logger } = this.#options
     if (result.outcome === 'success') {
-      inTransaction(this.#db, () => {
-        for (const row of rows) {
-          this.#delete.run(row.id)
-          this.#mark.run(row.sink, row.alert_id, row.created_at)
-        }
-        if (now - this.#marksPrunedAtMs >= MARK_PRUNE_EVERY_MS) {
-          this.#marksPrunedAtMs = now
-          this.#db.prepare('DELETE FROM delivered_marks WHERE created_at < ?').run(now - MARK_RETENTION_MS)
-        }
-      })
+      const prune = now - this.#marksPrunedAtMs >= MARK_PRUNE_EVERY_MS
+      this.#store.delivered(rows, prune ? now - MARK_RETENTION_MS : undefined)
+      if (prune) this.#marksPrunedAtMs = now
       worker.delivered += rows.length
-      for (const row of rows) worker.recordLatency(now - row.created_at)
+      for (const row of rows) worker.recordLatency(now - row.createdAtMs)
       if (worker.failingSinceMs !== undefined) {
         logger.info({ sink: sink.name, failingForMs: now - worker.failingSinceMs }, 'alert sink works again')
         if (worker.reportedFailing) this.#options.onSinkRecovered?.(sink)
@@ -345,7 +276,7 @@ export class Outbox {
     if (result.outcome === 'failure') {
       // The channel refused these for good (e.g. HTTP 400): retrying cannot help; keep them for an operator.
       worker.failures += rows.length
-      inTransaction(this.#db, () => { for (const row of rows) this.#kill.run(1, result.error, row.id) })
+      this.#store.deadLetter(rows, result.error)
       logger.error({ sink: sink.name, deliveries: rows.map((r) => r.id), err: result.error }, 'alert sink refused a delivery; moved to the dead-letter list')
       return
     }
@@ -353,7 +284,7 @@ export class Outbox {
     worker.failingSinceMs ??= now
     const attempts = rows[0]!.attempts + 1
     const delay = result.retryAfterMs ?? this.#backoff(attempts)
-    inTransaction(this.#db, () => { for (const row of rows) this.#retry.run(now + delay, result.error, row.id) })
+    this.#store.retry(rows, now + delay, result.error)
     logger.warn({ sink: sink.name, attempts, retryInMs: delay, err: result.error }, 'alert delivery failed; will retry')
     this.#deadLetterOverdue(worker, now)
   }
@@ -363,7 +294,7 @@ export class Outbox {
     const { sink } = worker.entry
     const cutoff = now - this.#options.deadLetterAfterMs
     if (worker.failingSinceMs === undefined || worker.failingSinceMs > cutoff) return
-    const moved = Number(this.#db.prepare('UPDATE deliveries SET state = \'dead\' WHERE sink = ? AND state = \'pending\' AND created_at <= ?').run(sink.name, cutoff).changes)
+    const moved = this.#store.deadLetterOverdue(sink.name, cutoff)
     if (moved > 0) this.#options.logger.error({ sink: sink.name, deadLettered: moved, err: worker.lastError }, 'alert sink down too long; deliveries moved to the dead-letter list')
     if (!worker.reportedFailing) {
       worker.reportedFailing = true
@@ -377,6 +308,10 @@ export class Outbox {
     const cap = this.#options.maxBackoffMs ?? 300_000
     return Math.round(Math.random() * Math.min(cap, base * 2 ** Math.min(attempts, 30))) + 50
   }
+}
+
+function isDelivered (change: AlertChange['change']): change is DeliveredChange {
+  return (DELIVERED_CHANGES as readonly string[]).includes(change)
 }
 
 function routes (route: Route, alert: Alert): boolean {

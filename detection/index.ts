@@ -4,4 +4,6 @@
  * responses, storm correlation and the pipeline's own health.
  */
 export { Detection, SHIPPED_POLICIES_DIR, type DetectionOptions } from './detection.ts'
-export { AlertBook, type AlertPage, type AlertQuery, type Raisable } from './alert-book.ts'
+export { AlertBook, type AlertBookOptions, type AlertPage, type AlertQuery, type Raisable } from './alert-book.ts'
+export { type AlertPosition, type AlertSighting, type AlertStore, type AlertStorePage } from './alert-store.ts'
+export { SqliteAlertStore } from './sqlite-alert-store.ts'

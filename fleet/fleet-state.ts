@@ -6,19 +6,19 @@
  *
  * Bounded: recent telemetry is a fixed ring of RING_SIZE readings per device
  * in typed arrays (about 5 KiB a device). Last-seen facts are flushed to
- * `<data-dir>/fleet.db` every few seconds, so "never seen" survives a
- * restart; connection state is live only (a restarted collector learns it
+ * the fleet store (fleet-store.ts; by default SQLite, `<data-dir>/fleet.db`)
+ * every few seconds, so "never seen" survives a restart; connection state is live only (a restarted collector learns it
  * from the next connect/disconnect events).
  */
-import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import type { InventoryEntry } from '../pki/index.ts'
 import type { Alert, AlertChange, Severity } from '../shared/alert-contract.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { DEVICE_KINDS, type DeviceKind, isDeviceKind } from '../shared/ids.ts'
-import { inTransaction } from '../shared/sqlite.ts'
 import { READING_FIELDS } from '../shared/telemetry.ts'
 import type { StoredPoint } from '../shared/stored-point.ts'
+import type { FleetStore } from './fleet-store.ts'
+import { SqliteFleetStore } from './sqlite-fleet-store.ts'
 
 export const RING_SIZE = 120
 const SEVERITY_ORDER: Severity[] = ['info', 'low', 'medium', 'high', 'critical']
@@ -88,11 +88,13 @@ export interface FleetSummary {
   openAlerts: Record<Severity, number>
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS devices (
-  id TEXT PRIMARY KEY, kind TEXT NOT NULL, site TEXT NOT NULL, firmware TEXT, last_seen INTEGER, messages INTEGER NOT NULL
-);
-`
+export interface FleetStateOptions {
+  /** Where last-seen facts are kept; when absent, a SQLite store at `path`. The fleet state closes it. */
+  store?: FleetStore
+  /** The SQLite file of the default store (`:memory:` for none); required without `store`. */
+  path?: string
+  clock?: Clock
+}
 
 /**
  * What readers of the fleet (the HTTP API, the dashboard, /metrics) may
@@ -110,25 +112,22 @@ export interface FleetView {
 }
 
 export class FleetState implements FleetView {
-  readonly #db: DatabaseSync
+  readonly #store: FleetStore
   readonly #clock: Clock
   readonly #devices = new Map<string, Device>()
   /** Open (and acknowledged) alerts per device, for health. */
   readonly #alerts = new Map<string, Map<string, OpenAlert>>()
   readonly #quarantined = new Map<string, { until: string, reason: string, by: string }>()
-  readonly #upsert: StatementSync
   #fleetFirmware: Map<string, number> | undefined
 
-  constructor (options: { path: string, clock?: Clock }) {
+  constructor (options: FleetStateOptions) {
     this.#clock = options.clock ?? systemClock
-    this.#db = new DatabaseSync(options.path)
-    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;')
-    this.#db.exec(SCHEMA)
-    this.#upsert = this.#db.prepare('INSERT INTO devices (id, kind, site, firmware, last_seen, messages) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, site = excluded.site, firmware = excluded.firmware, last_seen = excluded.last_seen, messages = excluded.messages')
-    for (const row of this.#db.prepare('SELECT * FROM devices').all() as Array<{ id: string, kind: string, site: string, firmware: string | null, last_seen: number | null, messages: number }>) {
-      if (!isDeviceKind(row.kind)) continue
-      const device = this.#device(row.id, row.kind, row.site)
-      Object.assign(device, { firmware: row.firmware, lastSeenMs: row.last_seen, messages: row.messages, dirty: false })
+    if (!options.store && options.path === undefined) throw new TypeError('a fleet state needs a store or a path')
+    this.#store = options.store ?? new SqliteFleetStore({ path: options.path! })
+    for (const record of this.#store.load()) {
+      if (!isDeviceKind(record.kind)) continue
+      const device = this.#device(record.id, record.kind, record.site)
+      Object.assign(device, { firmware: record.firmware, lastSeenMs: record.lastSeenMs, messages: record.messages, dirty: false })
     }
   }
 
@@ -196,17 +195,14 @@ export class FleetState implements FleetView {
   flush (): void {
     const dirty = [...this.#devices.values()].filter((device) => device.dirty)
     if (dirty.length === 0) return
-    inTransaction(this.#db, () => {
-      for (const device of dirty) {
-        this.#upsert.run(device.id, device.kind, device.site, device.firmware, device.lastSeenMs, device.messages)
-        device.dirty = false
-      }
-    })
+    this.#store.save(dirty.map(({ id, kind, site, firmware, lastSeenMs, messages }) => ({ id, kind, site, firmware, lastSeenMs, messages })))
+    // Only once saved: a failed save leaves them to the next flush.
+    for (const device of dirty) device.dirty = false
   }
 
   close (): void {
     this.flush()
-    this.#db.close()
+    this.#store.close()
   }
 
   summaryOf (id: string): DeviceSummary | undefined {
