@@ -28,7 +28,7 @@ export interface ClusterNodeProcess {
 
 const BIN = fileURLToPath(new URL('../../bin/placeguard.js', import.meta.url))
 
-export async function startClusterNode (fleet: TestFleet, redisUrl: string, nodeId: string, options: { limits?: Record<string, number>, logLevel?: string } = {}): Promise<ClusterNodeProcess> {
+export async function startClusterNode (fleet: Pick<TestFleet, 'paths'>, redisUrl: string, nodeId: string, options: { limits?: Record<string, number>, logLevel?: string } = {}): Promise<ClusterNodeProcess> {
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), `pg-${nodeId}-`))
   cpSync(fleet.paths.dir, join(dataDir, 'pki'), { recursive: true, filter: (source) => basename(source) !== 'ca.key' })

@@ -1,0 +1,156 @@
+/**
+ * npm run bench:cluster — the broker cluster against the single-process
+ * broker, same run, same certificates, same simulated fleet (agent-sim),
+ * on this machine's same cores (three nodes on two cores share them: the
+ * figures show the cost of the cluster's work, not a gain in capacity).
+ *
+ *   single     `placeguard broker` (SQLite state), devices direct
+ *   1 node     one cluster node on redis-server, devices direct
+ *   3 nodes    three cluster nodes behind HAProxy (TCP mode)
+ *
+ * Each: D devices connect, then publish telemetry at QoS 1 for a while at
+ * a pace above what the machine takes (rate limits off). Reported:
+ * connects/s, acknowledged msg/s, PUBACK p99, broker CPU per message (all
+ * nodes), Redis commands and CPU per message. Then node loss: 2,000
+ * devices through HAProxy, one node SIGKILLed, the time until every
+ * device is connected again.
+ *
+ *   npm run bench:cluster -- [--devices 1000] [--seconds 20] [--loss-devices 2000]
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { runSimulation, type SimulationSummary, type SimSnapshot } from '../agent-sim/index.ts'
+import { FleetPki, pkiPaths } from '../pki/index.ts'
+import { startClusterNode, type ClusterNodeProcess } from '../test/helpers/cluster-node.ts'
+import { startHaproxy } from '../test/helpers/haproxy.ts'
+import { startRedis, type RunningRedis } from '../test/helpers/redis-server.ts'
+import { freePort, startPlaceGuard } from './lib/brokers.ts'
+import { printTable, round, saveResults } from './lib/report.ts'
+
+const { values } = parseArgs({ options: {
+  devices: { type: 'string', default: '1000' },
+  seconds: { type: 'string', default: '20' },
+  'loss-devices': { type: 'string', default: '2000' },
+} })
+const DEVICES = Number(values.devices)
+const SECONDS = Number(values.seconds)
+const LOSS_DEVICES = Number(values['loss-devices'])
+/** Rate limits off and the per-address caps out of the way: this measures the brokers, not the policy (HAProxy is one address). */
+const LIMITS = { publishRatePerSec: 0, maxConnections: 50_000, maxHandshakesPerAddress: 5_000, maxConnectionsPerAddress: 50_000 }
+
+const cpuOf = (pid: number): number => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+async function redisStats (redis: RunningRedis): Promise<{ commands: number, cpuS: number }> {
+  const { connectRedis } = await import('../cluster/index.ts')
+  const { createLogger } = await import('../shared/logger.ts')
+  const client = connectRedis({ url: redis.url, name: 'bench', logger: createLogger({ level: 'silent' }) })
+  try {
+    const info = await client.info()
+    const read = (key: string): number => Number(new RegExp(`^${key}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0)
+    return { commands: read('total_commands_processed'), cpuS: read('used_cpu_sys') + read('used_cpu_user') }
+  } finally {
+    client.disconnect()
+  }
+}
+
+interface Row { setup: string, devices: number, connectsPerSec: number, msgPerSec: number, pubackP99Ms: number | null, brokerCpuUsPerMsg: number, redisCmdsPerMsg: number | null, redisCpuUsPerMsg: number | null }
+
+async function measure (setup: string, dataDir: string, urls: string[], brokerPids: () => number[], redis: RunningRedis | undefined): Promise<Row> {
+  const cpuBefore = brokerPids().reduce((sum, pid) => sum + cpuOf(pid), 0)
+  const redisBefore = redis && await redisStats(redis)
+  let snapshot: SimSnapshot | undefined
+  const summary = await runSimulation({
+    dataDir, brokerUrls: urls, devices: DEVICES, intervalMs: 250, durationMs: SECONDS * 1_000, seed: 18, connectConcurrency: 64,
+    onProgress: (s) => { snapshot = s; process.stderr.write(`\r${setup}: ${s.connected}/${s.devices} connected, ${s.acked} acked   `) },
+  })
+  process.stderr.write('\n')
+  void snapshot
+  const cpu = brokerPids().reduce((sum, pid) => sum + cpuOf(pid), 0) - cpuBefore
+  const redisAfter = redis && await redisStats(redis)
+  return {
+    setup, devices: summary.connected,
+    connectsPerSec: round(summary.connected / (summary.connectMs / 1_000), 0),
+    msgPerSec: round(summary.ackedPerSec, 0),
+    pubackP99Ms: summary.publishAckP99Ms === null ? null : round(summary.publishAckP99Ms, 1),
+    // Connecting is in it too: the fleet's whole run, divided by its messages.
+    brokerCpuUsPerMsg: round(cpu * 1e6 / summary.acked, 0),
+    redisCmdsPerMsg: redisBefore && redisAfter ? round((redisAfter.commands - redisBefore.commands) / summary.acked, 2) : null,
+    redisCpuUsPerMsg: redisBefore && redisAfter ? round((redisAfter.cpuS - redisBefore.cpuS) * 1e6 / summary.acked, 0) : null,
+  }
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-bench-cluster-'))
+const pki = new FleetPki(dataDir)
+await pki.init()
+pki.close()
+const rows: Row[] = []
+let loss: { devices: number, killedNode: string, summary: SimulationSummary, backMs: number } | undefined
+try {
+  // 1. the single-process broker
+  {
+    const port = await freePort()
+    const broker = await startPlaceGuard(dataDir, port, LIMITS)
+    try {
+      rows.push(await measure('single broker', dataDir, [`mqtts://127.0.0.1:${port}`], () => [broker.pid], undefined))
+    } finally {
+      await broker.stop()
+    }
+  }
+  // 2. one node, 3. three nodes behind HAProxy
+  for (const count of [1, 3]) {
+    const redis = await startRedis()
+    const nodes: ClusterNodeProcess[] = []
+    try {
+      for (let n = 1; n <= count; n++) nodes.push(await startClusterNode({ paths: pkiPaths(dataDir) }, redis.url, `node-${n}`, { limits: LIMITS }))
+      const lb = count > 1 ? await startHaproxy({ backends: nodes.map((node) => ({ name: node.nodeId, port: node.port })) }) : undefined
+      try {
+        rows.push(await measure(count === 1 ? '1 cluster node' : '3 nodes, HAProxy', dataDir, [lb?.url ?? nodes[0]!.url], () => nodes.map((node) => node.child().pid!), redis))
+        if (lb && LOSS_DEVICES > 0) {
+          // 4. node loss: a steady fleet, one node killed, every device back.
+          let snapshot: SimSnapshot | undefined
+          let killedAt = 0
+          let backAt = 0
+          const run = runSimulation({
+            dataDir, brokerUrl: lb.url, devices: LOSS_DEVICES, intervalMs: 5_000, durationMs: 40_000, seed: 19, connectConcurrency: 64,
+            onProgress: (s) => {
+              snapshot = s
+              if (killedAt > 0 && backAt === 0 && s.connected === LOSS_DEVICES) backAt = performance.now()
+              process.stderr.write(`\rnode loss: ${s.connected}/${s.devices} connected   `)
+            },
+          })
+          while (snapshot?.connected !== LOSS_DEVICES) await new Promise((resolve) => setTimeout(resolve, 200))
+          await new Promise((resolve) => setTimeout(resolve, 5_000))
+          await nodes[0]!.kill()
+          killedAt = performance.now()
+          const summary = await run
+          process.stderr.write('\n')
+          loss = { devices: LOSS_DEVICES, killedNode: nodes[0]!.nodeId, summary, backMs: backAt > 0 ? round(backAt - killedAt, 0) : -1 }
+        }
+      } finally {
+        await lb?.stop()
+      }
+    } finally {
+      for (const node of nodes) await node.stop()
+      await redis.stop()
+    }
+  }
+} finally {
+  rmSync(dataDir, { recursive: true, force: true })
+}
+
+const single = rows[0]!
+printTable(rows.map((row) => ({
+  setup: row.setup, devices: row.devices, 'connects/s': row.connectsPerSec, 'msg/s': row.msgPerSec, 'PUBACK p99 ms': row.pubackP99Ms ?? '-',
+  'broker CPU µs/msg': row.brokerCpuUsPerMsg, '× single': round(row.brokerCpuUsPerMsg / single.brokerCpuUsPerMsg, 2),
+  'Redis cmds/msg': row.redisCmdsPerMsg ?? '-', 'Redis CPU µs/msg': row.redisCpuUsPerMsg ?? '-',
+})))
+if (loss) {
+  process.stdout.write(`\nnode loss: ${loss.devices} devices through HAProxy, ${loss.killedNode} SIGKILLed: all connected again after ${loss.backMs} ms` +
+    ` (${loss.summary.drops} drops; reconnect p50 ${loss.summary.timeToReconnectP50Ms} ms, p99 ${loss.summary.timeToReconnectP99Ms} ms, max ${loss.summary.timeToReconnectMaxMs} ms; ${loss.summary.dropsNotReconnected} not back)\n`)
+}
+process.stdout.write(`results: ${saveResults('cluster', { at: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, rows, loss: loss && { ...loss, summary: undefined, drops: loss.summary.drops, p50: loss.summary.timeToReconnectP50Ms, p99: loss.summary.timeToReconnectP99Ms, max: loss.summary.timeToReconnectMaxMs } })}\n`)
