@@ -29,6 +29,7 @@ COPY app ./app
 COPY shared ./shared
 COPY pki ./pki
 COPY broker ./broker
+COPY cluster ./cluster
 COPY collector ./collector
 COPY detection ./detection
 COPY fleet ./fleet

@@ -7,7 +7,11 @@ import { z } from 'zod'
 import { positive } from '../shared/config-fields.ts'
 import { DEFAULT_PARTITIONS, NODE_ID } from './keys.ts'
 
-export const redisUrlSchema = z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL').optional()
+// A password with / # or ? unencoded breaks the URL, and ioredis then quietly
+// connects to localhost without a password: refuse it here, by name.
+export const redisUrlSchema = z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')
+  .refine((url) => URL.canParse(url) && new URL(url).hostname !== '', 'is not a valid URL: percent-encode / # ? in the password (or use a hex one: openssl rand -hex 32)')
+  .optional()
   .describe('Redis of the cluster (sessions, routing, telemetry streams, CRL, quarantines); absent: one process, no cluster')
 
 export const nodeIdSchema = z.string().regex(NODE_ID, 'must be 1–63 of a-z 0-9 - (starting with a letter or digit)').optional()

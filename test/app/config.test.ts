@@ -99,3 +99,22 @@ describe('loadConfig: alert sinks', () => {
     expect(error?.message).not.toContain('hunter2')
   })
 })
+
+describe('loadConfig: the cluster\'s Redis URL', () => {
+  // ioredis reads a URL that does not parse (an unencoded / # ? in the
+  // password, as `openssl rand -base64` makes) as localhost without a password.
+  it.each(['ab/cd+ef==', 'a#b', 'a?b'])('refuses a password with %s unencoded, naming redisUrl and not echoing it', (password) => {
+    let error: Error | undefined
+    try {
+      loadConfig({ env: { PLACEGUARD_REDIS_URL: `redis://:${password}@redis:6379` } })
+    } catch (caught) {
+      error = caught as Error
+    }
+    expect(error?.message).toMatch(/^redisUrl: is not a valid URL/)
+    expect(error?.message).not.toContain(password)
+  })
+
+  it.each(['redis://:0123456789abcdef@redis:6379', 'redis://:abc+def%2F=@redis:6379', 'rediss://user:pw@redis.example:6380/1', 'redis://[::1]:6379'])('accepts %s', (url) => {
+    expect(loadConfig({ env: { PLACEGUARD_REDIS_URL: url } }).redisUrl).toBe(url)
+  })
+})

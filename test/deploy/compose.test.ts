@@ -1,15 +1,21 @@
 /**
  * docker-compose.yml as Debian's docker-compose 1.29 reads it
- * (`docker-compose config`): services, healthchecks, the load profile,
- * images, ports, volumes, and secrets that come only from the env file.
- * There is no Docker engine here; `config` needs none.
+ * (`docker-compose config`): services, healthchecks, the load and cluster
+ * profiles, images, ports, volumes, and secrets that come only from the env
+ * file. There is no Docker engine here; `config` needs none. The scripts
+ * the services run (PKI one-shot, CRL publisher, a node's PKI copy) and the
+ * Redis service's command line run here for real.
  */
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Redis } from 'ioredis'
 import { parse as parseYaml } from 'yaml'
+import { clusterKeys } from '../../cluster/index.ts'
+import { freePort } from '../helpers/free-port.ts'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml')
@@ -21,8 +27,12 @@ const SECRETS = {
   GRAFANA_INFLUX_PASSWORD: 'test-grafana-influx-password-5d10',
   GRAFANA_ADMIN_PASSWORD: 'test-grafana-admin-password-c4e8',
   PLACEGUARD_API_TOKENS: 'test-operator-token-2b6f:operator,test-viewer-token-8a01:viewer',
+  // Hex and dashes only: it goes into a redis:// URL.
+  PLACEGUARD_REDIS_PASSWORD: 'test-redis-password-6e9d',
 }
-const PLACEGUARD_SERVICES = ['pki', 'pki-crl', 'broker', 'collector', 'sim']
+const NODES = ['broker-1', 'broker-2', 'broker-3']
+const CLUSTER_SERVICES = ['redis', 'pki-cluster', 'haproxy', ...NODES, 'collector-cluster']
+const PLACEGUARD_SERVICES = ['pki', 'pki-crl', 'broker', 'collector', 'sim', 'pki-cluster', ...NODES, 'collector-cluster']
 /** Services that run once and exit: no healthcheck, and their dependants wait for them to complete. */
 const ONE_SHOTS = ['influxdb-init', 'pki']
 
@@ -39,17 +49,18 @@ interface Service {
   ports?: Array<string | { published: number | string, target: number, host_ip?: string }>
   volumes?: string[]
   depends_on?: Record<string, { condition: string }>
+  stop_grace_period?: string
 }
 interface ComposeConfig { services: Record<string, Service>, volumes: Record<string, unknown> }
 
 let dir: string
 let config: ComposeConfig
 
-function composeConfig (env: Record<string, string>): { status: number | null, stdout: string, stderr: string } {
+function composeConfig (env: Record<string, string>, options: string[] = []): { status: number | null, stdout: string, stderr: string } {
   const envFile = join(dir, `env-${Object.keys(env).length}-${Math.random().toString(36).slice(2)}`)
   writeFileSync(envFile, Object.entries(env).map(([name, value]) => `${name}=${value}\n`).join(''))
   // A clean environment: only the env file may supply the variables.
-  const result = spawnSync('docker-compose', ['--env-file', envFile, '-f', COMPOSE_FILE, 'config'], {
+  const result = spawnSync('docker-compose', ['--env-file', envFile, '-f', COMPOSE_FILE, ...options, 'config'], {
     cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
   })
   if ((result.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
@@ -69,6 +80,14 @@ function ports (service: Service): Array<{ host?: string, published: number, tar
   })
 }
 
+/** SIGTERM, then waits for the exit (redis-server writes its files on the way out). */
+async function stopProcess (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  await exited
+}
+
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'placeguard-compose-'))
   const result = composeConfig(SECRETS)
@@ -79,8 +98,10 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('docker-compose.yml', () => {
-  it('runs InfluxDB, Grafana, the PKI, the broker and the collector, and the simulator', () => {
-    expect(Object.keys(config.services).sort()).toEqual(['broker', 'collector', 'grafana', 'influxdb', 'influxdb-init', 'pki', 'pki-crl', 'sim'])
+  // docker-compose 1.29's `config` lists every service, whatever its profile.
+  it('runs InfluxDB, Grafana, the PKI, the broker and the collector, the simulator, and the cluster variant', () => {
+    expect(Object.keys(config.services).sort()).toEqual(
+      ['broker', 'collector', 'grafana', 'influxdb', 'influxdb-init', 'pki', 'pki-crl', 'sim', ...CLUSTER_SERVICES].sort())
   })
 
   it('gives every long-running service a healthcheck; only the one-shots have none', () => {
@@ -96,10 +117,11 @@ describe('docker-compose.yml', () => {
     }
   })
 
-  it('starts the simulator only under the load profile', () => {
+  it('starts the simulator only under the load profile, and the cluster variant only under the cluster profile', () => {
     expect(config.services.sim!.profiles).toEqual(['load'])
+    for (const name of CLUSTER_SERVICES) expect(config.services[name]!.profiles, name).toEqual(['cluster'])
     for (const [name, service] of Object.entries(config.services)) {
-      if (name !== 'sim') expect(service.profiles, `${name} starts by default`).toBeUndefined()
+      if (name !== 'sim' && !CLUSTER_SERVICES.includes(name)) expect(service.profiles, `${name} starts by default`).toBeUndefined()
     }
     expect(config.services.sim!.command).toEqual(expect.arrayContaining(['sim', '--devices', '1000', '--broker', 'mqtts://broker:8883', '--duration', '0']))
   })
@@ -160,17 +182,24 @@ describe('docker-compose.yml', () => {
     expect(ports(config.services.grafana!)).toEqual([{ host: '127.0.0.1', published: 3000, target: 3000 }])
     expect(ports(config.services.influxdb!)).toEqual([{ host: '127.0.0.1', published: 8086, target: 8086 }])
     expect(ports(config.services.sim!)).toEqual([])
+    // The cluster variant: devices reach HAProxy, the API the cluster's collector; nothing else.
+    expect(ports(config.services.haproxy!)).toEqual([{ published: 8883, target: 8883 }])
+    expect(ports(config.services['collector-cluster']!)).toEqual([{ host: '127.0.0.1', published: 8080, target: 8080 }])
+    for (const name of ['redis', 'pki-cluster', ...NODES]) expect(ports(config.services[name]!), name).toEqual([])
   })
 
   it('keeps state in named volumes and mounts the Grafana provisioning from the repository', () => {
-    expect(Object.keys(config.volumes).sort()).toEqual(['broker-data', 'grafana-data', 'influxdb-config', 'influxdb-data', 'pki-public', 'placeguard-data'])
-    for (const name of ['pki', 'collector', 'sim']) expect(config.services[name]!.volumes, name).toEqual(['placeguard-data:/data:rw'])
+    expect(Object.keys(config.volumes).sort()).toEqual(['broker-1-data', 'broker-2-data', 'broker-3-data', 'broker-data', 'grafana-data',
+      'influxdb-config', 'influxdb-data', 'node-pki', 'pki-public', 'placeguard-data', 'redis-data'])
+    for (const name of ['pki', 'collector', 'sim', 'collector-cluster']) expect(config.services[name]!.volumes, name).toEqual(['placeguard-data:/data:rw'])
+    expect(config.services.redis!.volumes).toEqual(['redis-data:/data:rw'])
     expect(config.services.influxdb!.volumes).toContain('influxdb-data:/var/lib/influxdb2:rw')
     const binds = Object.values(config.services).flatMap((service) => service.volumes ?? []).filter((volume) => volume.startsWith('/'))
     expect(binds).toEqual(expect.arrayContaining([
       `${ROOT}/dashboards/grafana/provisioning:/etc/grafana/provisioning:ro`,
       `${ROOT}/dashboards/grafana/dashboards:/etc/grafana/dashboards/placeguard:ro`,
       `${ROOT}/dashboards/grafana/influxdb-init:/placeguard-init:ro`,
+      `${ROOT}/deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro`,
     ]))
     for (const bind of binds) {
       expect(bind, 'bind mounts are read-only').toMatch(/:ro$/)
@@ -186,6 +215,12 @@ describe('docker-compose.yml', () => {
     expect(dependsOn('influxdb-init')).toEqual({ influxdb: 'service_healthy' })
     expect(dependsOn('grafana')).toEqual({ 'influxdb-init': 'service_completed_successfully' })
     expect(dependsOn('sim')).toEqual({ broker: 'service_healthy' })
+    expect(dependsOn('redis')).toEqual({})
+    expect(dependsOn('pki-cluster')).toEqual({ pki: 'service_completed_successfully', redis: 'service_healthy' })
+    for (const node of NODES) expect(dependsOn(node), node).toEqual({ 'pki-cluster': 'service_healthy', redis: 'service_healthy' })
+    // Not after the nodes' health: HAProxy takes each node in as its own check passes.
+    expect(dependsOn('haproxy')).toEqual(Object.fromEntries(NODES.map((node) => [node, 'service_started'])))
+    expect(dependsOn('collector-cluster')).toEqual({ redis: 'service_healthy', influxdb: 'service_healthy' })
   })
 
   it('runs the pki one-shot idempotently: a second start keeps the CA and succeeds', () => {
@@ -229,7 +264,7 @@ describe('docker-compose.yml', () => {
     expect(config.services.broker!.volumes!.sort()).toEqual(['broker-data:/data:rw', 'pki-public:/data/pki:ro'])
     const withKey = Object.entries(config.services).filter(([, service]) => (service.volumes ?? []).some((volume) => volume.startsWith('placeguard-data:'))).map(([name]) => name).sort()
     // The collector reads the inventory, which FleetPki opens only where ca.key is (see docs/deploy.md).
-    expect(withKey).toEqual(['collector', 'pki', 'pki-crl', 'sim'])
+    expect(withKey).toEqual(['collector', 'collector-cluster', 'pki', 'pki-cluster', 'pki-crl', 'sim'])
     expect(config.services['pki-crl']!.volumes!.sort()).toEqual(['pki-public:/pki-public:rw', 'placeguard-data:/data:rw'])
     const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
     expect(dockerfile, 'a new pki-public volume must be writable by the node user').toMatch(/chown node:node [^\n]*\/pki-public/)
@@ -279,6 +314,227 @@ describe('docker-compose.yml', () => {
   })
 })
 
+// The cluster profile as `docker-compose --profile cluster config` renders it.
+describe('docker-compose.yml, cluster profile', () => {
+  let cluster: ComposeConfig
+  const redisUrl = `redis://:${SECRETS.PLACEGUARD_REDIS_PASSWORD}@redis:6379`
+  const service = (name: string) => cluster.services[name]!
+  const dependsOn = (name: string) => Object.keys(cluster.services[name]!.depends_on ?? {})
+  /** `names` and everything they pull in through depends_on: what `docker compose up <names>` starts. */
+  const startedBy = (names: string[]) => {
+    const started = new Set<string>()
+    const pending = [...names]
+    while (pending.length > 0) {
+      const name = pending.pop()!
+      expect(cluster.services[name], `service ${name}`).toBeDefined()
+      if (!started.has(name)) pending.push(...dependsOn(name))
+      started.add(name)
+    }
+    return [...started].sort()
+  }
+  /** The volumes a service mounts, by name (bind mounts left out). */
+  const namedVolumes = (name: string) => (service(name).volumes ?? []).filter((volume) => !volume.startsWith('/')).map((volume) => volume.split(':')[0]!)
+
+  beforeAll(() => {
+    const result = composeConfig(SECRETS, ['--profile', 'cluster'])
+    expect(result.stderr).not.toMatch(/ERROR/)
+    expect(result.status, result.stderr).toBe(0)
+    cluster = parseYaml(result.stdout) as ComposeConfig
+  })
+
+  it('validates, with Redis, HAProxy, three nodes, the cluster\'s collector and PKI publisher beside InfluxDB and Grafana', () => {
+    for (const name of [...CLUSTER_SERVICES, 'influxdb', 'influxdb-init', 'grafana', 'pki']) expect(cluster.services[name], name).toBeDefined()
+  })
+
+  it('starts from the documented command without the single broker, its collector or pki-crl', () => {
+    const command = /docker compose --profile cluster up -d ([a-z0-9 -]+)/
+    const documented = command.exec(readFileSync(join(ROOT, 'docs', 'deploy.md'), 'utf8'))?.[1]
+    expect(documented, 'docs/deploy.md gives the command').toBeDefined()
+    expect(command.exec(readFileSync(COMPOSE_FILE, 'utf8'))?.[1], 'docker-compose.yml gives the same').toBe(documented)
+    expect(command.exec(readFileSync(join(ROOT, 'docs', 'cluster.md'), 'utf8'))?.[1], 'docs/cluster.md gives the same').toBe(documented)
+    expect(startedBy(documented!.trim().split(/\s+/))).toEqual([...CLUSTER_SERVICES, 'grafana', 'influxdb', 'influxdb-init', 'pki'].sort())
+  })
+
+  // Services without a profile always start: a bare `--profile cluster up`
+  // starts the single broker and collector too. Their ports then collide with
+  // HAProxy's and the cluster collector's, so the two variants cannot both run.
+  it('gives the single and the cluster variant the same published ports, so they never run side by side', () => {
+    expect(ports(service('haproxy'))).toEqual(ports(service('broker')))
+    expect(ports(service('collector-cluster'))).toEqual(ports(service('collector')))
+  })
+
+  it('runs Redis 7 with the append-only file fsynced every second, a password from .env, no published port, and its own volume', () => {
+    const redis = service('redis')
+    expect(redis.image).toMatch(/^redis:7\.\d+(\.\d+)?$/)
+    const args = redis.command!
+    const option = (name: string) => args[args.indexOf(name) + 1]
+    expect(args[0]).toBe('redis-server')
+    expect(option('--appendonly')).toBe('yes')
+    expect(option('--appendfsync')).toBe('everysec')
+    expect(option('--maxmemory-policy')).toBe('noeviction')
+    expect(option('--requirepass')).toBe(SECRETS.PLACEGUARD_REDIS_PASSWORD)
+    expect(redis.environment!.REDISCLI_AUTH).toBe(SECRETS.PLACEGUARD_REDIS_PASSWORD)
+    expect(ports(redis)).toEqual([])
+    expect(redis.volumes).toEqual(['redis-data:/data:rw'])
+  })
+
+  it('runs Redis\' command line for real: a password is required, the AOF is on, and the healthcheck passes only with the password', async () => {
+    const redis = service('redis')
+    const port = await freePort()
+    const data = join(dir, 'redis')
+    mkdirSync(data)
+    const server = spawn('redis-server', [...redis.command!.slice(1), '--port', String(port), '--bind', '127.0.0.1', '--dir', data], { stdio: 'ignore' })
+    const cli = (env: Record<string, string>, ...args: string[]) => spawnSync('redis-cli', ['-p', String(port), ...args], {
+      encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    })
+    const healthcheck = (env: Record<string, string>) => spawnSync('/bin/sh', ['-c', redis.healthcheck!.test![1]!.replace('redis-cli', `redis-cli -p ${port}`)], {
+      encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    })
+    try {
+      for (let i = 0; i < 100 && !/NOAUTH|PONG/.test(cli({}, 'ping').stdout); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(cli({}, 'ping').stdout, 'no password, no access').toMatch(/NOAUTH/)
+      expect(healthcheck({}).status, 'the healthcheck fails without the password').not.toBe(0)
+      expect(healthcheck({ REDISCLI_AUTH: 'wrong' }).status, 'and with a wrong one').not.toBe(0)
+      expect(healthcheck({ REDISCLI_AUTH: redis.environment!.REDISCLI_AUTH! }).status, 'and passes with the service\'s').toBe(0)
+      expect(cli({ REDISCLI_AUTH: redis.environment!.REDISCLI_AUTH! }, 'config', 'get', 'appendonly').stdout.split('\n')).toContain('yes')
+    } finally {
+      await stopProcess(server)
+    }
+  }, 30_000)
+
+  it('runs three broker nodes with distinct node ids on the default MQTT port, each with the Redis URL', () => {
+    const ids = NODES.map((node) => {
+      const { command, environment } = service(node)
+      expect(command, node).toEqual(['broker', '--node-id', node])
+      expect(environment, node).toEqual({ PLACEGUARD_DATA_DIR: '/data', PLACEGUARD_LOG_LEVEL: 'info', PLACEGUARD_REDIS_URL: redisUrl })
+      expect(service(node).healthcheck, `${node}: the broker's socket-table check`).toEqual(service('broker').healthcheck)
+      expect(service(node).image, node).toBe('placeguard:local')
+      return command![2]
+    })
+    expect(new Set(ids).size).toBe(NODES.length)
+  })
+
+  it('puts exactly the nodes behind HAProxy: the cfg\'s servers are the node services, on the port they listen on', () => {
+    const cfg = readFileSync(join(ROOT, 'deploy', 'haproxy', 'haproxy.cfg'), 'utf8')
+    const servers = [...cfg.matchAll(/^\s*server\s+(\S+)\s+([^\s:]+):(\d+)/gm)].map((m) => ({ name: m[1], host: m[2], port: Number(m[3]) }))
+    const nodes = Object.entries(cluster.services).filter(([, { command }]) => command?.[0] === 'broker' && command.includes('--node-id')).map(([name]) => name).sort()
+    expect(nodes).toEqual(NODES)
+    expect(servers.map((server) => server.host).sort()).toEqual(nodes)
+    for (const server of servers) {
+      // No node changes the MQTT port from its default, 8883.
+      expect(server.port).toBe(8883)
+      expect(service(server.host!).command).not.toContain('--mqtt-port')
+      expect(service(server.host!).environment).not.toHaveProperty('PLACEGUARD_MQTT_PORT')
+    }
+  })
+
+  it('runs a pinned HAProxy on deploy/haproxy/haproxy.cfg, read-only, on 8883, checked without connecting to 8883', () => {
+    const haproxy = service('haproxy')
+    expect(haproxy.image).toMatch(/^haproxy:\d+\.\d+(\.\d+)?$/)
+    expect(haproxy.volumes).toEqual([`${ROOT}/deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro`])
+    expect(ports(haproxy)).toEqual([{ published: 8883, target: 8883 }])
+    // A probe through HAProxy would reach a node as a connection without a TLS handshake: a security event.
+    const [kind, check] = haproxy.healthcheck!.test as string[]
+    expect(kind).toBe('CMD-SHELL')
+    expect(check).toContain('/proc/net/tcp')
+    expect(check).toContain(`:${(8883).toString(16).toUpperCase()} `)
+  })
+
+  it('runs HAProxy\'s healthcheck for real: it passes while something listens on the port, and fails when nothing does', async () => {
+    const check = (service('haproxy').healthcheck!.test as string[])[1]!
+    const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, '0')
+    // The same check on a free port (8883 may be taken here), listening on every IPv4 address as HAProxy's `bind :8883`.
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve))
+    const port = (server.address() as AddressInfo).port
+    const run = () => spawnSync('/bin/sh', ['-c', check.replace(hex(8883), hex(port))], { encoding: 'utf8' }).status
+    try {
+      expect(run(), 'listening').toBe(0)
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
+    expect(run(), 'closed').not.toBe(0)
+  })
+
+  it('keeps the CA key from the nodes: each mounts its own state volume and the key-less node-pki, read-only', () => {
+    // Where ca.key is: the volume the pki one-shot makes the CA on.
+    const keyVolumes = namedVolumes('pki')
+    expect(keyVolumes).toEqual(['placeguard-data'])
+    for (const node of NODES) {
+      expect(service(node).volumes!.sort(), node).toEqual([`${node}-data:/data:rw`, 'node-pki:/pki-public:ro'])
+      expect(namedVolumes(node).filter((volume) => keyVolumes.includes(volume)), node).toEqual([])
+    }
+    expect(new Set(NODES.map((node) => namedVolumes(node)[0])).size, 'no two nodes share a state volume').toBe(NODES.length)
+    // node-pki is written by pki-cluster alone, with pki-crl's publisher, which copies four named files and never ca.key (tested above).
+    const writers = Object.entries(cluster.services).filter(([, { volumes }]) => (volumes ?? []).some((volume) => volume.startsWith('node-pki:') && !volume.endsWith(':ro'))).map(([name]) => name)
+    expect(writers).toEqual(['pki-cluster'])
+    expect(service('pki-cluster').volumes!.sort()).toEqual(['node-pki:/pki-public:rw', 'placeguard-data:/data:rw'])
+    expect(service('pki-cluster').entrypoint).toEqual(service('pki-crl').entrypoint)
+    expect(service('pki-cluster').command).toEqual(service('pki-crl').command)
+    expect(service('pki-cluster').healthcheck).toEqual(service('pki-crl').healthcheck)
+  })
+
+  it('copies the PKI into a node\'s own data directory at start, without ca.key, then runs its command', () => {
+    const entrypoints = NODES.map((node) => JSON.stringify(service(node).entrypoint))
+    expect(new Set(entrypoints).size, 'one entrypoint for every node').toBe(1)
+    const [shell, flag, script, name] = service('broker-1').entrypoint!
+    expect([shell, flag, name]).toEqual(['/bin/sh', '-c', 'placeguard'])
+    const source = join(dir, 'node-pki')
+    const data = join(dir, 'node-data')
+    mkdirSync(source)
+    for (const file of ['ca.crt', 'server.crt', 'server.key', 'crl.pem', 'ca.key']) writeFileSync(join(source, file), `${file} 1\n`)
+    chmodSync(join(source, 'server.key'), 0o600)
+    const run = () => spawnSync('/bin/sh', ['-c', script!.replaceAll('$$', '$').replaceAll('/pki-public', source).replaceAll('/data', data), 'placeguard', '--version'], {
+      cwd: ROOT, encoding: 'utf8', env: { PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}` },
+    })
+    const first = run()
+    expect(first.status, first.stderr).toBe(0)
+    expect(first.stdout.trim(), 'the command ran: placeguard --version').toBe((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version)
+    expect(readdirSync(join(data, 'pki')).sort()).toEqual(['ca.crt', 'crl.pem', 'server.crt', 'server.key'])
+    expect(statSync(join(data, 'pki', 'server.key')).mode & 0o777).toBe(0o600)
+    // A CRL renewed while the node was down reaches it at its next start.
+    writeFileSync(join(source, 'crl.pem'), 'crl.pem 2\n')
+    expect(run().status).toBe(0)
+    expect(readFileSync(join(data, 'pki', 'crl.pem'), 'utf8')).toBe('crl.pem 2\n')
+    expect(readdirSync(join(data, 'pki'))).not.toContain('ca.key')
+  })
+
+  it('runs the cluster\'s collector on the Redis Streams, without --broker, otherwise as the single collector', () => {
+    const collector = service('collector-cluster')
+    expect(collector.command).toEqual(['collector'])
+    expect(collector.environment).toEqual({ ...service('collector').environment, PLACEGUARD_REDIS_URL: redisUrl })
+    expect(collector.healthcheck).toEqual(service('collector').healthcheck)
+    expect(collector.stop_grace_period).toBe(service('collector').stop_grace_period)
+  })
+
+  it('sends a revocation made in pki-cluster to the nodes through Redis', async () => {
+    const pki = service('pki-cluster')
+    expect(pki.environment!.PLACEGUARD_REDIS_URL).toBe(redisUrl)
+    const port = await freePort()
+    const redisDir = join(dir, 'redis-revoke')
+    mkdirSync(redisDir)
+    const server = spawn('redis-server', [...service('redis').command!.slice(1), '--port', String(port), '--bind', '127.0.0.1', '--dir', redisDir], { stdio: 'ignore' })
+    const url = redisUrl.replace('@redis:6379', `@127.0.0.1:${port}`)
+    const data = join(dir, 'data-cluster')
+    const env = { ...pki.environment, PLACEGUARD_REDIS_URL: url, PLACEGUARD_DATA_DIR: data, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}` }
+    const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/placeguard.js', ...args], { cwd: ROOT, encoding: 'utf8', env })
+    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+    try {
+      for (let i = 0; i < 100 && spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout === ''; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+      await redis.connect()
+      expect(cli('pki', 'init').status).toBe(0)
+      expect(cli('pki', 'issue', 'flood-00001', '--kind', 'flood', '--site', 'riverside').status).toBe(0)
+      const revoke = cli('pki', 'revoke', 'flood-00001')
+      expect(revoke.status, revoke.stderr).toBe(0)
+      expect(revoke.stdout).toContain('CRL sent to the cluster')
+      expect(await redis.get(clusterKeys().crl)).toBe(readFileSync(join(data, 'pki', 'crl.pem'), 'utf8'))
+    } finally {
+      redis.disconnect()
+      await stopProcess(server)
+    }
+  }, 60_000)
+})
+
 describe('deployment documentation', () => {
   it('names Compose v2 as the supported client (docker-compose 1.29 breaks on recreate, docker/compose #11742)', () => {
     const deploy = readFileSync(join(ROOT, 'docs', 'deploy.md'), 'utf8')
@@ -312,7 +568,11 @@ describe('secrets', () => {
       }
     }
     expect(checked).toBeGreaterThanOrEqual(Object.keys(SECRETS).length)
-    for (const name of Object.keys(SECRETS)) expect(raw, name).toMatch(new RegExp(`\\$\\{${name}:\\?[^}]*\\.env`))
+    for (const name of Object.keys(SECRETS)) {
+      expect(raw, name).toMatch(new RegExp(`\\$\\{${name}:\\?[^}]*\\.env`))
+      // Wherever it is used (a command line, a URL): required there too, never a default.
+      for (const [use] of raw.matchAll(new RegExp(`\\$\\{${name}\\b[^}]*\\}`, 'g'))) expect(use, name).toMatch(new RegExp(`^\\$\\{${name}:\\?[^}]*\\.env`))
+    }
   })
 
   it('reach the services from the env file', () => {
