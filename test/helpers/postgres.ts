@@ -156,3 +156,19 @@ async function answers (url: string): Promise<boolean> {
     await client.end().catch(() => {})
   }
 }
+
+/**
+ * Resolves once a session named `applicationName` (pg_stat_activity) waits
+ * on a lock: a row, a unique index entry, an advisory lock. Tests use it to
+ * know a second connection is really blocked behind a first, not merely
+ * slow, before they let the first go on.
+ */
+export async function waitForLockWait (db: pg.Pool, applicationName: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const { rows } = await db.query<{ waiting: number }>('SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = \'Lock\'', [applicationName])
+    if (rows[0]!.waiting > 0) return
+    if (Date.now() > deadline) throw new Error(`no session of ${applicationName} waited on a lock within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
