@@ -35,6 +35,7 @@ COPY detection ./detection
 COPY fleet ./fleet
 COPY policies ./policies
 COPY delivery ./delivery
+COPY db ./db
 COPY agent-sim ./agent-sim
 COPY dashboards ./dashboards
 # The data directory (fleet PKI with the CA key, spool, alert book) and

@@ -21,9 +21,11 @@ const ROOMS = {
   delivery: ['shared'],
   // Redis as the cluster's one place of truth: heartbeats, streams, CRL, quarantines, session owners.
   cluster: ['shared'],
+  // PostgreSQL as the collector group's shared state: the pool and the versioned schema.
+  db: ['shared'],
   dashboards: ['shared', 'policies', 'detection', 'fleet', 'delivery'],
   'agent-sim': ['shared', 'pki'],
-  app: ['shared', 'pki', 'policies', 'broker', 'collector', 'detection', 'fleet', 'delivery', 'dashboards', 'agent-sim', 'cluster'],
+  app: ['shared', 'pki', 'policies', 'broker', 'collector', 'detection', 'fleet', 'delivery', 'dashboards', 'agent-sim', 'cluster', 'db'],
   // cli/ parses flags and prints; processes are assembled in app/. Operator commands act on pki/, the broker's quarantine list, the outbox and the simulator directly.
   cli: ['shared', 'app', 'pki', 'broker', 'delivery', 'agent-sim'],
 }

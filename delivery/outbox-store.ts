@@ -14,7 +14,7 @@
  *     back-off. In one process (SQLite) a claim is a read; a shared store
  *     makes it exclusive per sink, so that one worker in the group sends a
  *     sink's deliveries at a time: it locks the sink's row (`SELECT … FROM
- *     outbox_sinks WHERE sink = $1 FOR UPDATE SKIP LOCKED`, a held sink
+ *     sinks WHERE name = $1 FOR UPDATE SKIP LOCKED`, a held sink
  *     answering no deliveries) and holds it as a lease with an expiry until
  *     the claimant settles (`delivered`, `retry`, `deadLetter`) or claims
  *     the sink again; a crashed claimant's lease lapses and another takes

@@ -34,6 +34,10 @@ export const ERROR_CATALOGUE = {
   PG_ERR_SPOOL_FULL: { meaning: 'the collector spool reached its size bound; messages stay unacknowledged at the broker', httpStatus: 503, exitCode: 1 },
   PG_ERR_CLUSTER_UNREACHABLE: { meaning: 'the cluster\'s Redis (redisUrl) does not answer', httpStatus: 503, exitCode: 1 },
   PG_ERR_SPOOL_UNWRITABLE: { meaning: 'the collector cannot write its spool (disk full, I/O error); messages stay unacknowledged at the broker until it can', httpStatus: 503, exitCode: 1 },
+  PG_ERR_DB_UNREACHABLE: { meaning: 'the collector group\'s PostgreSQL (databaseUrl) does not answer', httpStatus: 503, exitCode: 1 },
+  PG_ERR_DB_MIGRATION_CHANGED: { meaning: 'a schema migration already applied to the database differs from this PlaceGuard\'s copy (its checksum), or a new one is numbered below an applied one', httpStatus: 500, exitCode: 1 },
+  PG_ERR_DB_SCHEMA_NEWER: { meaning: 'the database has schema migrations this PlaceGuard does not know: a newer version migrated it', httpStatus: 500, exitCode: 1 },
+  PG_ERR_DB_MIGRATION_FAILED: { meaning: 'a schema migration failed and was rolled back, or another process held the migration lock too long', httpStatus: 500, exitCode: 1 },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE
