@@ -89,6 +89,31 @@ const LEASE_MARGIN_MS = 500
 
 type RawEntry = [Buffer, Buffer[] | null] | null
 
+/**
+ * Trim. KEYS: stream. ARGV: group. XTRIM MINID to the group's oldest
+ * pending entry, or, none pending, to the id right after the last one
+ * delivered (everything up to it is acknowledged); returns the count
+ * trimmed (0 when the stream or the group does not exist yet).
+ */
+const TRIM_ACKNOWLEDGED = `
+local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1])
+if pending.err then return 0 end
+local floor = pending[2]
+if not floor then
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local name, last
+    for i = 1, #group, 2 do
+      if group[i] == 'name' then name = group[i + 1] elseif group[i] == 'last-delivered-id' then last = group[i + 1] end
+    end
+    if name == ARGV[1] and last and last ~= '0-0' then
+      local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+      floor = ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+    end
+  end
+end
+if not floor then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', floor)`
+
 export class StreamReader {
   readonly #options: Required<Omit<StreamReaderOptions, 'leases'>> & { leases: PartitionLeases | undefined }
   #stopped = true
@@ -299,23 +324,15 @@ export class StreamReader {
   /**
    * Deletes what the group has acknowledged: entries older than the oldest
    * pending one (or than the last one delivered, when none is pending). The
-   * stream keeps only what some collector still owes the store.
+   * stream keeps only what some collector still owes the store. One script
+   * per partition: a read by another collector between looking and trimming
+   * cannot have its entries trimmed while they are pending.
    */
   async trimAcknowledged (): Promise<number> {
     const { redis, keys, partitions } = this.#options
     let trimmed = 0
     for (let partition = 0; partition < partitions; partition++) {
-      const stream = keys.stream(partition)
-      const summary = await redis.xpending(stream, COLLECTOR_GROUP) as [number, string | null, string | null, unknown]
-      let floor = summary[1]
-      if (!floor) {
-        const groups = await redis.xinfo('GROUPS', stream) as Array<Array<string | number | null>>
-        const group = groups.map((g) => fieldsOf(g)).find((g) => g.get('name') === COLLECTOR_GROUP)
-        const last = group?.get('last-delivered-id')
-        // Everything up to and including the last delivered entry is acknowledged: keep from the next id on.
-        floor = typeof last === 'string' && last !== '0-0' ? nextId(last) : null
-      }
-      if (floor) trimmed += await redis.xtrim(stream, 'MINID', floor)
+      trimmed += await redis.eval(TRIM_ACKNOWLEDGED, 1, keys.stream(partition), COLLECTOR_GROUP) as number
     }
     return trimmed
   }
@@ -392,10 +409,4 @@ function fieldsOf (flat: Array<string | number | null>): Map<string, string | nu
   const fields = new Map<string, string | number | null>()
   for (let i = 0; i + 1 < flat.length; i += 2) fields.set(String(flat[i]), flat[i + 1] ?? null)
   return fields
-}
-
-/** The stream id right after `id` (ms-seq). */
-function nextId (id: string): string {
-  const [ms, seq] = id.split('-') as [string, string]
-  return `${ms}-${BigInt(seq) + 1n}`
 }
