@@ -5,9 +5,14 @@
  * quarantine commands sent through Redis to every node. It offers the same
  * face as the MQTT collector (collector/collector.ts), so the service
  * around it does not care which it has.
+ *
+ * Several collectors share the partitions: each reads the ones it holds the
+ * lease of (cluster/partition-leases.ts), one alone holds them all, and a
+ * collector that dies hands its partitions (and its unacknowledged batch)
+ * to the others within 15 s.
  */
 import { EventEmitter } from 'node:events'
-import { clusterKeys, connectRedis, ControlChannel, StreamReader } from '../cluster/index.ts'
+import { clusterKeys, connectRedis, ControlChannel, PartitionLeases, StreamReader } from '../cluster/index.ts'
 import { type CollectorMetrics, type PointSink, StoreWriter, StreamSpool } from '../collector/index.ts'
 import type { QuarantineCommand } from '../shared/control.ts'
 import type { Logger } from '../shared/logger.ts'
@@ -17,7 +22,7 @@ import type { StoredPoint } from '../shared/stored-point.ts'
 export interface ClusterIngestOptions {
   redisUrl: string
   partitions: number
-  /** This collector's name in the consumer group: stable across restarts, so it reads back what it had not acknowledged. */
+  /** This collector's name in the group (lease owner and stream consumer): unique per collector, stable across its restarts. */
   consumer: string
   sink: Pick<PointSink, 'write'>
   batchSize: number
@@ -32,6 +37,7 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
   readonly #spool: StreamSpool
   readonly #writer: StoreWriter
   readonly #reader: StreamReader
+  readonly #leases: PartitionLeases
   readonly #control: ControlChannel
   readonly #redis: ReturnType<typeof connectRedis>
   readonly #blocking: ReturnType<typeof connectRedis>
@@ -59,8 +65,18 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
       spool: this.#spool, sink: options.sink, batchSize: options.batchSize,
       onError: (message) => logger.error(`store write failed; the entries stay pending in the cluster stream: ${message}`),
     })
+    // Renewals on the connection that never blocks: an XREADGROUP BLOCK must not delay them.
+    this.#leases = new PartitionLeases({ redis: this.#redis, keys, partitions, member: consumer, logger })
     this.#reader = new StreamReader({
-      redis: this.#blocking, keys, partitions, consumer, logger,
+      redis: this.#blocking, keys, partitions, consumer, logger, leases: this.#leases,
+      // Where the fence stands: the reader hands a batch over only once Redis
+      // confirmed each partition's lease token, and acknowledges it only by
+      // the fenced XACK (atomic with the check). The store writes in between
+      // are not fenced: a collector paused while its store writer writes may
+      // write once more after losing the lease. Its points are keyed by
+      // (device, time) and events by entry, so the new holder, which handles
+      // the same entries again, rewrites the same points; the PostgreSQL
+      // writer of the next step takes entry.token into the database itself.
       handle: (entries) => this.#spool.take(entries.map((entry) => ({ key: `${entry.partition}/${entry.id}`, topic: entry.topic, payload: entry.payload }))),
     })
     this.#control = new ControlChannel({ redis: this.#redis, subscriber: this.#redis, keys, nodeId: consumer, logger, apply: () => {} })
@@ -85,9 +101,11 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
 
   async start (): Promise<void> {
     this.#writer.start()
+    await this.#leases.start()
     await this.#reader.start()
     this.#setConnected(true)
-    this.#options.logger.info({ partitions: this.#options.partitions, consumer: this.#options.consumer }, 'collector reading the cluster streams')
+    this.#options.logger.info({ partitions: this.#options.partitions, held: this.#leases.held().size, members: this.#leases.members, consumer: this.#options.consumer },
+      'collector reading the cluster streams')
     this.#trim = setInterval(() => {
       this.#reader.trimAcknowledged().catch((error: Error) => this.#options.logger.warn({ err: error.message }, 'cluster streams not trimmed; retried later'))
     }, TRIM_EVERY_MS)
@@ -105,6 +123,8 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
     const stopping = this.#reader.stop()
     this.#spool.abandon('collector stopping')
     await stopping
+    // Leaving the group: the others take the partitions at their next round and claim what was in hand.
+    await this.#leases.stop()
     await this.#writer.stop()
     this.#redis.disconnect()
   }

@@ -85,7 +85,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   })
   // In a cluster the input is the broker nodes' Redis Streams (acknowledged once stored); otherwise one MQTT session.
   const collector = config.redisUrl
-    ? new ClusterIngest({ redisUrl: config.redisUrl, partitions: config.cluster.partitions, consumer: 'collector', sink, batchSize: config.collector.batchSize ?? 5_000, logger })
+    ? new ClusterIngest({ redisUrl: config.redisUrl, partitions: config.cluster.partitions, consumer: config.cluster.collectorName, sink, batchSize: config.collector.batchSize ?? 5_000, logger })
     : mqttCollector(brokerUrl, spool, logger, paths, () => writer.kick())
   const outbox = new Outbox({
     path: join(config.dataDir, 'outbox.db'), logger, deadLetterAfterMs: config.delivery.deadLetterAfterMs,

@@ -7,6 +7,8 @@ import { z } from 'zod'
 import { positive } from '../shared/config-fields.ts'
 import { DEFAULT_PARTITIONS, NODE_ID } from './keys.ts'
 
+export const DEFAULT_COLLECTOR_NAME = 'collector'
+
 // A password with / # or ? unencoded breaks the URL, and ioredis then quietly
 // connects to localhost without a password: refuse it here, by name.
 export const redisUrlSchema = z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')
@@ -20,6 +22,8 @@ export const nodeIdSchema = z.string().regex(NODE_ID, 'must be 1–63 of a-z 0-9
 export const clusterConfigSchema = z.strictObject({
   partitions: positive.max(1024).default(DEFAULT_PARTITIONS).describe('telemetry stream partitions; the same on every node and collector, fixed once data flows'),
   waitReplicas: z.coerce.number().int().min(0).default(0).describe('Redis replicas that must hold each telemetry entry before the device\'s PUBACK (Redis WAIT); 0 = the primary alone'),
-}).default({ partitions: DEFAULT_PARTITIONS, waitReplicas: 0 })
+  collectorName: z.string().regex(NODE_ID, 'must be 1–63 of a-z 0-9 - (starting with a letter or digit)').default(DEFAULT_COLLECTOR_NAME)
+    .describe('this collector\'s name in the collector group (its leases and its consumer in the streams); unique per collector, the same across its restarts'),
+}).default({ partitions: DEFAULT_PARTITIONS, waitReplicas: 0, collectorName: DEFAULT_COLLECTOR_NAME })
 
 export type ClusterConfig = z.infer<typeof clusterConfigSchema>

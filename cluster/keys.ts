@@ -28,6 +28,14 @@ export interface ClusterKeys {
   rejected: string
   /** The live session of one identity: which node holds it. */
   owner: (clientId: string) => string
+  /** Hash { owner, token } of the collector reading one partition; expires unless renewed. */
+  lease: (partition: number) => string
+  /** One partition's fencing-token counter: INCR each time its lease changes hands, never reset. */
+  leaseToken: (partition: number) => string
+  /** One collector's heartbeat in the group; expires when it stops beating. */
+  collector: (name: string) => string
+  /** Hash collector name → last heartbeat (JSON): the collectors ever seen, alive or not. */
+  collectors: string
 }
 
 export function clusterKeys (prefix = DEFAULT_PREFIX): ClusterKeys {
@@ -43,6 +51,10 @@ export function clusterKeys (prefix = DEFAULT_PREFIX): ClusterKeys {
     controlChannel: `${prefix}:control`,
     rejected: `${prefix}:rejected`,
     owner: (clientId) => `${prefix}:owner:${clientId}`,
+    lease: (partition) => `${prefix}:lease:${partition}`,
+    leaseToken: (partition) => `${prefix}:lease-token:${partition}`,
+    collector: (name) => `${prefix}:collector:${name}`,
+    collectors: `${prefix}:collectors`,
   }
 }
 

@@ -103,6 +103,26 @@ describe('telemetry streams', () => {
     await reader.stop()
   })
 
+  it('trims only below the oldest entry still pending, whoever holds it', async () => {
+    const keys = freshKeys()
+    const redis = connect()
+    const handoff = new StreamHandoff({ redis, keys, partitions: 1 })
+    const reader = new StreamReader({ redis: connect('r', true), keys, partitions: 1, consumer: 'c1', logger, handle: async () => {} })
+    expect(await reader.trimAcknowledged()).toBe(0)
+    await redis.xgroup('CREATE', keys.stream(0), 'collectors', '0', 'MKSTREAM')
+    const ids: string[] = []
+    for (let seq = 1; seq <= 5; seq++) ids.push(await handoff.append(message('d-1', seq)))
+    await redis.xreadgroup('GROUP', 'collectors', 'other', 'COUNT', 3, 'STREAMS', keys.stream(0), '>')
+    await redis.xack(keys.stream(0), 'collectors', ids[0]!, ids[2]!)
+    // ids[1] is pending with another consumer: it and everything after stay.
+    expect(await reader.trimAcknowledged()).toBe(1)
+    expect((await redis.xrange(keys.stream(0), '-', '+')).map(([id]) => id)).toEqual(ids.slice(1))
+    await redis.xack(keys.stream(0), 'collectors', ids[1]!)
+    // None pending: up to the last delivered (ids[2]); ids[3] and ids[4] were never read.
+    expect(await reader.trimAcknowledged()).toBe(2)
+    expect((await redis.xrange(keys.stream(0), '-', '+')).map(([id]) => id)).toEqual(ids.slice(3))
+  })
+
   it('rejects the PUBACK path when Redis cannot take the entry', async () => {
     const keys = freshKeys()
     const redis = connect()
