@@ -51,5 +51,10 @@ export function mosquittoSub (port: number, tls: TlsFiles, clientId: string, top
     }
   })
   const exitCode = new Promise<number | null>((resolve) => child.on('close', resolve))
-  return { lines, ready, exitCode, stop: () => child.kill('SIGTERM'), process: child }
+  // SIGTERM lets mosquitto_sub send its DISCONNECT; one that has not exited 3 s later is killed.
+  const stop = (): void => {
+    child.kill('SIGTERM')
+    setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') }, 3_000).unref()
+  }
+  return { lines, ready, exitCode, stop, process: child }
 }
