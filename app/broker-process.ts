@@ -13,6 +13,7 @@ import type { Config } from './config.ts'
 import type { Logger } from '../shared/logger.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { createClusterNode } from './cluster-node.ts'
+import { startNodeHealth } from './node-health.ts'
 
 export interface BrokerProcess {
   broker: PlaceGuardBroker
@@ -48,7 +49,7 @@ async function startClusterNode (config: Config, redisUrl: string, logger: Logge
   const limits = Object.fromEntries(Object.entries(rest).filter(([key]) => key in DEFAULT_BROKER_LIMITS))
   const node = createClusterNode({
     redisUrl, nodeId: config.nodeId, partitions: config.cluster.partitions, waitReplicas: config.cluster.waitReplicas, maxSessionDelivery: maxQueuedPerClient ?? DEFAULT_MAX_QUEUED_PER_CLIENT,
-    mqtt: `mqtts://${config.mqttHost}:${config.mqttPort}`, logger, caCertFile: paths.caCert, crlFile: paths.crl,
+    mqtt: `mqtts://${config.mqttHost}:${config.mqttPort}`, metrics: `http://${config.httpHost}:${config.httpPort}/metrics`, logger, caCertFile: paths.caCert, crlFile: paths.crl,
   })
   const broker = new PlaceGuardBroker({
     tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
@@ -57,11 +58,19 @@ async function startClusterNode (config: Config, redisUrl: string, logger: Logge
   })
   const address = await broker.listen()
   await node.start(broker)
+  const health = await startNodeHealth({
+    nodeId: config.nodeId, host: config.httpHost, port: config.httpPort, tokens: config.apiTokens, logger,
+    figures: () => ({ ...node.figures(), sessions: broker.connectionsByRole(), quarantined: broker.quarantined().length }),
+  }).catch((error: Error) => {
+    throw new PlaceGuardError('PG_ERR_API_LISTEN', `the node's /healthz and /metrics cannot listen on ${config.httpHost}:${config.httpPort}: ${error.message}`, { field: 'httpPort', cause: error })
+  })
+  logger.info({ url: health.url }, 'node health and metrics listening (/healthz, /metrics)')
   const stopCrl = keepCrlFresh(config.dataDir, logger)
   return {
     broker, address,
     stop: async () => {
       stopCrl()
+      await health.close()
       await broker.close()
       await node.stop()
     },

@@ -14,6 +14,7 @@ import { readCrl } from '../pki/index.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+import type { NodeFigures } from './node-health.ts'
 
 export interface ClusterNodeOptions {
   redisUrl: string
@@ -36,6 +37,8 @@ export interface ClusterNode {
   keys: ClusterKeys
   state: RedisState
   link: BrokerClusterLink
+  /** The node's own figures, for its /healthz and /metrics (sessions and quarantines are the broker's). */
+  figures: () => Omit<NodeFigures, 'sessions' | 'quarantined'>
   /** Starts what needs the broker: quarantines in force, the CRL from Redis, the heartbeat. */
   start: (broker: ClusterBroker) => Promise<void>
   stop: () => Promise<void>
@@ -76,9 +79,17 @@ export function createClusterNode (options: ClusterNodeOptions): ClusterNode {
   const crl = new CrlFollower({ redis, subscriber, keys, logger, apply: (pem) => installCrl(pem, options, () => broker?.reloadCrl()) })
   const events = new EventForwarder(handoff, nodeId, logger)
 
+  let handoffFailures = 0
   const link: BrokerClusterLink = {
     nodeId,
-    handoff: async (message) => { await handoff.append({ ...message, node: nodeId }) },
+    handoff: async (message) => {
+      try {
+        await handoff.append({ ...message, node: nodeId })
+      } catch (error) {
+        handoffFailures++
+        throw error
+      }
+    },
     claimSession: async (clientId, record) => await directory.claim(clientId, { ...record, node: nodeId }),
     releaseSession: (clientId, record) => {
       directory.release(clientId, { ...record, node: nodeId }).catch((error: Error) => logger.debug({ err: error.message, clientId }, 'session record not released; it expires'))
@@ -90,6 +101,10 @@ export function createClusterNode (options: ClusterNodeOptions): ClusterNode {
   }
   return {
     keys,
+    figures: () => ({
+      handedOff: handoff.appended, handoffFailures, eventsPending: events.pending,
+      redisUp: redis.status === 'ready', heartbeatAgeMs: registry.heartbeatAgeMs(), heartbeatTtlMs: registry.ttlMs,
+    }),
     state: createRedisState({ url: options.redisUrl, nodeId, maxSessionDelivery: options.maxSessionDelivery }),
     link,
     start: async (node) => {
@@ -160,6 +175,10 @@ class EventForwarder {
       if (this.#dropped++ % 1_000 === 0) this.#logger.error({ dropped: this.#dropped }, 'security events not handed to the cluster (Redis unreachable); the oldest are dropped from memory, each is in this log')
     }
     this.#sending ??= this.#send().finally(() => { this.#sending = undefined })
+  }
+
+  get pending (): number {
+    return this.#pending.length
   }
 
   async flush (): Promise<void> {

@@ -22,9 +22,11 @@ export function registerBrokerCommand (program: Command): void {
   withListenOptions(program.command('broker').description('run the MQTT broker with mutual TLS on the fleet PKI (a cluster node with --redis-url)'))
     .option('--node-id <name>', 'this node\'s name in the cluster (env PLACEGUARD_NODE_ID)')
     .option('--redis-url <url>', 'the cluster\'s Redis, redis:// or rediss:// (env PLACEGUARD_REDIS_URL); absent: a single broker')
+    .option('--http-port <port>', 'a cluster node\'s /healthz and /metrics port (default 8080)', wholeNumber('--http-port'))
+    .option('--http-host <host>', 'address they listen on (default 0.0.0.0)')
     .action(async (options: ListenFlags & { nodeId?: string, redisUrl?: string }, command: Command) => {
       const { dataDir } = command.optsWithGlobals<{ dataDir?: string }>()
-      const config = loadConfig({ file: options.config, flags: { dataDir, mqttPort: options.mqttPort, mqttHost: options.mqttHost, nodeId: options.nodeId, redisUrl: options.redisUrl } })
+      const config = loadConfig({ file: options.config, flags: { dataDir, mqttPort: options.mqttPort, mqttHost: options.mqttHost, httpPort: options.httpPort, httpHost: options.httpHost, nodeId: options.nodeId, redisUrl: options.redisUrl } })
       const logger = createLogger({ level: config.logLevel, name: 'placeguard-broker', pretty: process.stdout.isTTY })
       const broker = await startBrokerProcess(config, logger)
       stopOnSignals(logger, broker.stop)

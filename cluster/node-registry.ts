@@ -57,6 +57,8 @@ export class NodeRegistry {
   /** Other live nodes' connection counts at the last beat. */
   #others: RoleCounts = {}
   #beating: Promise<void> | undefined
+  /** When Redis last took this node's heartbeat (ms, the injected clock). */
+  #lastBeatAt: number | undefined
 
   constructor (options: NodeRegistryOptions) {
     this.#options = { clock: systemClock, heartbeatMs: DEFAULT_HEARTBEAT_MS, ttlMs: DEFAULT_NODE_TTL_MS, metrics: undefined, ...options }
@@ -65,6 +67,15 @@ export class NodeRegistry {
 
   get nodeId (): string {
     return this.#options.nodeId
+  }
+
+  /** How long ago Redis last took this node's heartbeat; undefined before the first. Past the ttl, the cluster sees this node as dead. */
+  heartbeatAgeMs (): number | undefined {
+    return this.#lastBeatAt === undefined ? undefined : this.#options.clock.now() - this.#lastBeatAt
+  }
+
+  get ttlMs (): number {
+    return this.#options.ttlMs
   }
 
   /** Connections held by the other live nodes, by role, as of the last beat. */
@@ -90,6 +101,7 @@ export class NodeRegistry {
     const json = JSON.stringify(beat)
     try {
       await redis.multi().set(keys.node(nodeId), json, 'PX', ttlMs).hset(keys.nodes, nodeId, json).exec()
+      this.#lastBeatAt = clock.now()
       this.#others = sumConnections((await liveBeats(redis, keys)).filter((other) => other.nodeId !== nodeId))
     } catch (error) {
       // A missed beat is not fatal: the record expires only after ttlMs; the next beat retries.

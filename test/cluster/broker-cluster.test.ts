@@ -15,7 +15,7 @@ import { clusterKeys, connectRedis, type Redis } from '../../cluster/index.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { SECURITY_EVENTS_PREFIX } from '../../shared/topics.ts'
 import { collectorFiles, connectClient, waitFor } from '../helpers/broker.ts'
-import { startClusterNode, type ClusterNodeProcess } from '../helpers/cluster-node.ts'
+import { NODE_METRICS_TOKEN, startClusterNode, type ClusterNodeProcess } from '../helpers/cluster-node.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 import { mosquittoSub } from '../helpers/mosquitto-clients.ts'
 import { startRedis, type RunningRedis } from '../helpers/redis-server.ts'
@@ -160,6 +160,19 @@ describe('a three-node broker cluster on Redis', () => {
       resumed.stop()
     }
   }, 60_000)
+
+  it('answers /healthz without a token and /metrics only with one, per node', async () => {
+    const health = await fetch(new URL('/healthz', nodes[1]!.httpUrl))
+    expect(health.status).toBe(200)
+    expect(await health.json()).toMatchObject({ status: 'ok', node: 'node-2', redis: 'up' })
+    expect((await fetch(new URL('/metrics', nodes[1]!.httpUrl))).status).toBe(401)
+    const metrics = await (await fetch(new URL('/metrics', nodes[1]!.httpUrl), { headers: { authorization: `Bearer ${NODE_METRICS_TOKEN}` } })).text()
+    expect(metrics).toMatch(/^placeguard_node_up 1$/m)
+    expect(metrics).toMatch(/^placeguard_node_sessions\{role="device"\} [1-9]/m)
+    expect(Number(/^placeguard_node_handoff_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0)
+    // The killed node answers nothing at all.
+    await expect(fetch(new URL('/healthz', nodes[0]!.httpUrl))).rejects.toThrow()
+  })
 
   it('shows a node that died as dead within its heartbeat\'s 10 s, the others alive with their sessions', async () => {
     expect(nodes[0]!.child().signalCode).toBe('SIGKILL')

@@ -45,7 +45,9 @@ describe('deploy/haproxy/haproxy.cfg', () => {
     const backend = config.get('backend brokers')!
     expect(backend).toContain('balance leastconn')
     expect(backend.filter((line) => line.startsWith('server '))).toEqual(['server broker-1 broker-1:8883', 'server broker-2 broker-2:8883', 'server broker-3 broker-3:8883'])
-    expect(backend.find((line) => line.startsWith('default-server '))).toMatch(/^default-server check inter 2s fall 2 rise 2 /)
+    // Checked on each node's /healthz (its metrics port), never on the MQTT port.
+    expect(backend.find((line) => line.startsWith('default-server '))).toMatch(/^default-server check port 8080 inter 2s fall 2 rise 2 /)
+    expect(backend).toEqual(expect.arrayContaining(['option httpchk', 'http-check send meth GET uri /healthz', 'http-check expect status 200']))
   })
 
   it('neither terminates TLS, nor sends a PROXY header, nor checks over TLS', () => {

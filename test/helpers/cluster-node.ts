@@ -17,6 +17,8 @@ export interface ClusterNodeProcess {
   nodeId: string
   port: number
   url: string
+  /** The node's /healthz and /metrics. */
+  httpUrl: string
   dataDir: string
   child: () => ChildProcess
   /** stderr lines (JSON log lines at warn and above), bounded. */
@@ -28,8 +30,12 @@ export interface ClusterNodeProcess {
 
 const BIN = fileURLToPath(new URL('../../bin/placeguard.js', import.meta.url))
 
+/** The API token a test reads a node's /metrics with. */
+export const NODE_METRICS_TOKEN = 'node-metrics-token-0123456789'
+
 export async function startClusterNode (fleet: Pick<TestFleet, 'paths'>, redisUrl: string, nodeId: string, options: { limits?: Record<string, number>, logLevel?: string } = {}): Promise<ClusterNodeProcess> {
   const port = await freePort()
+  const httpPort = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), `pg-${nodeId}-`))
   cpSync(fleet.paths.dir, join(dataDir, 'pki'), { recursive: true, filter: (source) => basename(source) !== 'ca.key' })
   const config = join(dataDir, 'node.yaml')
@@ -39,7 +45,8 @@ export async function startClusterNode (fleet: Pick<TestFleet, 'paths'>, redisUr
   const log: string[] = []
   const start = async (): Promise<void> => {
     child = spawn(process.execPath, [BIN, '--data-dir', dataDir, 'broker', '--node-id', nodeId, '--redis-url', redisUrl,
-      '--mqtt-port', String(port), '--mqtt-host', '127.0.0.1', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+      '--mqtt-port', String(port), '--mqtt-host', '127.0.0.1', '--http-port', String(httpPort), '--http-host', '127.0.0.1', '--config', config],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PLACEGUARD_API_TOKENS: `${NODE_METRICS_TOKEN}:viewer` } })
     const collect = (chunk: Buffer): void => {
       for (const line of chunk.toString().split('\n')) if (line.trim()) log.push(line)
       if (log.length > 500) log.splice(0, log.length - 500)
@@ -61,7 +68,7 @@ export async function startClusterNode (fleet: Pick<TestFleet, 'paths'>, redisUr
   }
   await start()
   return {
-    nodeId, port, url: `mqtts://127.0.0.1:${port}`, dataDir,
+    nodeId, port, url: `mqtts://127.0.0.1:${port}`, httpUrl: `http://127.0.0.1:${httpPort}`, dataDir,
     child: () => child, log: () => log,
     kill: () => halt('SIGKILL'),
     restart: async () => { await halt('SIGTERM'); await start() },
