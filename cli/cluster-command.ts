@@ -19,9 +19,17 @@ export function registerClusterCommands (program: Command): void {
       printTable(['node', 'state', 'sessions', 'last heartbeat', 'mqtt'], status.nodes.map((node) => [
         node.nodeId, node.alive ? 'alive' : 'DEAD', Object.entries(node.connections).map(([role, n]) => `${n} ${role}`).join(', ') || '0', node.beatAt, node.mqtt,
       ]))
+      if (status.collectors.length > 0) {
+        process.stdout.write('\n')
+        printTable(['collector', 'state', 'partitions', 'last heartbeat', 'pid'], status.collectors.map((c) => [
+          c.member, c.alive ? 'alive' : 'DEAD', c.partitions.join(',') || '-', c.beatAt, String(c.pid),
+        ]))
+      }
       process.stdout.write('\n')
-      printTable(['partition', 'length', 'lag', 'pending', 'consumers'], status.partitions.map((p) => [String(p.partition), String(p.length), p.lag === null ? '?' : String(p.lag), String(p.pending), String(p.consumers)]))
+      printTable(['partition', 'held by', 'token', 'length', 'lag', 'pending', 'consumers'], status.partitions.map((p) => [
+        String(p.partition), p.holder ?? '-', p.token === null ? '-' : String(p.token), String(p.length), p.lag === null ? '?' : String(p.lag), String(p.pending), String(p.consumers),
+      ]))
       const total = Object.values(status.connections).reduce((sum, n) => sum + n, 0)
-      process.stdout.write(`\n${status.nodes.filter((n) => n.alive).length} of ${status.nodes.length} nodes alive; ${total} sessions; ${status.quarantined} devices quarantined\n`)
+      process.stdout.write(`\n${status.nodes.filter((n) => n.alive).length} of ${status.nodes.length} nodes alive; ${status.collectors.filter((c) => c.alive).length} of ${status.collectors.length} collectors alive; ${total} sessions; ${status.quarantined} devices quarantined\n`)
     })
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ClusterIngest } from '../../app/cluster-ingest.ts'
-import { clusterKeys, connectRedis, type Redis, StreamHandoff } from '../../cluster/index.ts'
+import { clusterKeys, connectRedis, type Redis, StreamHandoff, clusterStatus } from '../../cluster/index.ts'
 import { EmbeddedStore } from '../../collector/embedded-store.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { waitFor } from '../helpers/broker.ts'
@@ -71,6 +71,12 @@ describe('a collector group in cluster mode', () => {
     expect(store.count('flood')).toBe(400)
     expect(a.metrics.received + b.metrics.received).toBe(400)
     expect(b.metrics.received).toBeGreaterThan(0)
+    // What an operator sees: both collectors alive, each partition with its holder (the lease, authoritative) and a token.
+    // (A collector's own list of partitions is as of its last heartbeat, up to a renewal old.)
+    const status = await clusterStatus(redis, clusterKeys(), PARTITIONS)
+    expect(status.collectors.map((c) => [c.member, c.alive])).toEqual([['collector-a', true], ['collector-b', true]])
+    expect(status.partitions.map((p) => p.holder).sort()).toEqual([...Array(8).fill('collector-a'), ...Array(8).fill('collector-b')])
+    expect(status.partitions.every((p) => p.token !== null && p.token > 0)).toBe(true)
     await a.stop()
     let after: Record<string, number> = {}
     await waitFor(() => { void owners().then((o) => { after = o }); return after['collector-b'] === 16 }, 10_000, 'b holds all 16')
