@@ -15,7 +15,12 @@
  * devices through HAProxy, one node SIGKILLed, the time until every
  * device is connected again.
  *
- *   npm run bench:cluster -- [--devices 1000] [--seconds 20] [--loss-devices 2000]
+ * Then the collector group (bench/cluster-collectors.ts): one and two
+ * collector processes draining the same backlog from the streams (ingest
+ * and detection; CPU per message), and a collector's SIGKILL: the time
+ * until the other holds every partition and has stored what it had.
+ *
+ *   npm run bench:cluster -- [--devices 1000] [--seconds 20] [--loss-devices 2000] [--entries 200000] [--only nodes|collectors]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -28,11 +33,14 @@ import { startHaproxy } from '../test/helpers/haproxy.ts'
 import { startRedis, type RunningRedis } from '../test/helpers/redis-server.ts'
 import { freePort, startPlaceGuard } from './lib/brokers.ts'
 import { printTable, round, saveResults } from './lib/report.ts'
+import { benchCollectors } from './cluster-collectors.ts'
 
 const { values } = parseArgs({ options: {
   devices: { type: 'string', default: '1000' },
   seconds: { type: 'string', default: '20' },
   'loss-devices': { type: 'string', default: '2000' },
+  entries: { type: 'string', default: '200000' },
+  only: { type: 'string' },
 } })
 const DEVICES = Number(values.devices)
 const SECONDS = Number(values.seconds)
@@ -89,8 +97,11 @@ const pki = new FleetPki(dataDir)
 await pki.init()
 pki.close()
 const rows: Row[] = []
+const only = values.only
+let collectors: Awaited<ReturnType<typeof benchCollectors>> | undefined
 let loss: { devices: number, killedNode: string, summary: SimulationSummary, backMs: number } | undefined
 try {
+  if (only !== 'collectors') {
   // 1. the single-process broker
   {
     const port = await freePort()
@@ -139,10 +150,13 @@ try {
       await redis.stop()
     }
   }
+  }
+  if (only !== 'nodes') collectors = await benchCollectors(pkiPaths(dataDir).dir, Number(values.entries))
 } finally {
   rmSync(dataDir, { recursive: true, force: true })
 }
 
+if (rows.length > 0) {
 const single = rows[0]!
 printTable(rows.map((row) => ({
   setup: row.setup, devices: row.devices, 'connects/s': row.connectsPerSec, 'msg/s': row.msgPerSec, 'PUBACK p99 ms': row.pubackP99Ms ?? '-',
@@ -153,4 +167,10 @@ if (loss) {
   process.stdout.write(`\nnode loss: ${loss.devices} devices through HAProxy, ${loss.killedNode} SIGKILLed: all connected again after ${loss.backMs} ms` +
     ` (${loss.summary.drops} drops; reconnect p50 ${loss.summary.timeToReconnectP50Ms} ms, p99 ${loss.summary.timeToReconnectP99Ms} ms, max ${loss.summary.timeToReconnectMaxMs} ms; ${loss.summary.dropsNotReconnected} not back)\n`)
 }
-process.stdout.write(`results: ${saveResults('cluster', { at: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, rows, loss: loss && { ...loss, summary: undefined, drops: loss.summary.drops, p50: loss.summary.timeToReconnectP50Ms, p99: loss.summary.timeToReconnectP99Ms, max: loss.summary.timeToReconnectMaxMs } })}\n`)
+}
+if (collectors) {
+  process.stdout.write('\n')
+  printTable(collectors.rows.map((row) => ({ collectors: row.collectors, entries: row.entries, 's': row.seconds, 'msg/s (ingest + detection)': row.msgPerSec, 'collector CPU µs/msg': row.cpuUsPerMsg })))
+  process.stdout.write(`\ncollector SIGKILLed (of two, 8/8): the other held all 16 partitions after ${collectors.takeover.leasesBackMs} ms; every entry stored after ${collectors.takeover.backlogStoredMs} ms\n`)
+}
+process.stdout.write(`results: ${saveResults('cluster', { at: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, rows, collectors, loss: loss && { ...loss, summary: undefined, drops: loss.summary.drops, p50: loss.summary.timeToReconnectP50Ms, p99: loss.summary.timeToReconnectP99Ms, max: loss.summary.timeToReconnectMaxMs } })}\n`)
