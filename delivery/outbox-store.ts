@@ -40,6 +40,7 @@
  * to the change that brings the PostgreSQL store.
  */
 import type { Alert } from '../shared/alert-contract.ts'
+import type { Promisified } from '../shared/promisified.ts'
 import type { DeliveredChange } from './sink.ts'
 
 /** One alert change for one sink, as the outbox queues it. */
@@ -116,3 +117,10 @@ export interface OutboxStore {
   sizes: () => Map<string, { pending: number, deadLettered: number }>
   close: () => void
 }
+
+/**
+ * The same store shared by a collector group (PostgreSQL,
+ * pg-outbox-store.ts): each method one transaction, answered by a Promise;
+ * `claim` exclusive per sink as described above.
+ */
+export type AsyncOutboxStore = Promisified<OutboxStore>

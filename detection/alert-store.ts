@@ -33,6 +33,7 @@
  * change that brings the PostgreSQL store.
  */
 import type { Alert, AlertPolicy, AlertStatus, Evidence, Severity } from '../shared/alert-contract.ts'
+import type { Promisified } from '../shared/promisified.ts'
 
 /** A list's filters; each is applied by the store (in SQL), not after loading. */
 export interface AlertQuery { status?: AlertStatus, policy?: AlertPolicy, deviceId?: string, severity?: Severity, site?: string }
@@ -81,6 +82,13 @@ export interface AlertStore {
   deleteResolvedBefore: (resolvedBefore: string) => number
   close: () => void
 }
+
+/**
+ * The same store over a database reached through the network (PostgreSQL,
+ * pg-alert-store.ts): each method one transaction, answered by a Promise.
+ * `change` callbacks stay synchronous and do no I/O.
+ */
+export type AsyncAlertStore = Promisified<AlertStore>
 
 /** The live alert after a repeat of its condition: what `raise` stores for `updated`. */
 export function refreshed (live: Alert, seen: AlertSighting): Alert {
