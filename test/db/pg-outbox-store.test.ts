@@ -2,7 +2,7 @@
  * PgOutboxStore (delivery/pg-outbox-store.ts) against a real PostgreSQL:
  * the same contract as SQLite's, then what only a shared store must show —
  * two collectors claiming one sink send its deliveries in strict order,
- * each claimed once.
+ * each claimed once. (A held sink and a lapsed lease: test/db/schema.test.ts.)
  */
 import { describe, expect, it } from 'vitest'
 import { PgOutboxStore } from '../../delivery/pg-outbox-store.ts'
@@ -42,46 +42,5 @@ describe('PgOutboxStore shared by a collector group', () => {
     expect(sent.map((s) => s.id)).toEqual(queue.map((d) => d.id))
     expect(new Set(sent.map((s) => s.by))).toEqual(new Set(['a', 'b']))
     expect(await stores[1]!.sizes()).toEqual(new Map([]))
-  })
-
-  it('gives a second collector nothing while the first holds the sink (its row lock, then its lease), and the successor once the head is settled', async () => {
-    const [d1, d2] = deliveries('slack', 2)
-    const pool = pg.pool('outbox-hold')
-    const a = new PgOutboxStore({ pool, holder: 'a' })
-    const b = new PgOutboxStore({ pool: pg.pool('outbox-hold-b'), holder: 'b' })
-    await a.add([d1!, d2!])
-    // Mid-claim: the sink's row is locked, and B skips it rather than take d2.
-    const client = await pool.connect()
-    try {
-      await client.query('BEGIN')
-      await client.query('SELECT name FROM sinks WHERE name = $1 FOR UPDATE', ['slack'])
-      expect(await b.claim('slack', 1, Date.now())).toEqual({ deliveries: [], nextAttemptAtMs: null })
-    } finally {
-      await client.query('ROLLBACK')
-      client.release()
-    }
-    const claimed = await a.claim('slack', 1, Date.now())
-    expect(claimed.deliveries.map((d) => d.id)).toEqual([d1!.id])
-    // A sends d1 holding the sink by its lease.
-    expect(await b.claim('slack', 1, Date.now())).toEqual({ deliveries: [], nextAttemptAtMs: null })
-    await a.delivered(claimed.deliveries)
-    expect((await b.claim('slack', 1, Date.now())).deliveries.map((d) => d.id)).toEqual([d2!.id])
-  })
-
-  it('passes a dead claimant\'s sink on when its lease lapses: the next collector sends the same head again, same id', async () => {
-    const queue = deliveries('pagerduty', 2)
-    const a = new PgOutboxStore({ pool: pg.pool('lease-a'), holder: 'a', leaseMs: 300 })
-    const b = new PgOutboxStore({ pool: pg.pool('lease-b'), holder: 'b' })
-    await a.add(queue)
-    expect((await a.claim('pagerduty', 1, Date.now())).deliveries.map((d) => d.id)).toEqual([queue[0]!.id])
-    // A dies without settling.
-    expect((await b.claim('pagerduty', 1, Date.now())).deliveries).toEqual([])
-    const deadline = Date.now() + 5_000
-    let taken: string[] = []
-    while (taken.length === 0 && Date.now() < deadline) {
-      await pause(100)
-      taken = (await b.claim('pagerduty', 1, Date.now())).deliveries.map((d) => d.id)
-    }
-    expect(taken).toEqual([queue[0]!.id])
   })
 })
