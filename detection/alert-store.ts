@@ -19,8 +19,9 @@
  *     … FOR UPDATE` in a transaction). `change` is a pure function of the
  *     stored alert, doing no I/O; a store may call it again if it retries.
  *
- * The implementation beside this file: sqlite-alert-store.ts. Every store
- * passes the same contract, test/detection/alert-store.contract.ts.
+ * The implementations beside this file: sqlite-alert-store.ts, and
+ * pg-alert-store.ts (an AsyncAlertStore, below). Every store passes the
+ * same contract, test/detection/alert-store.contract.ts.
  *
  * Synchronous, as node:sqlite is and as the book's callers are: Detection
  * folds findings into alerts as messages arrive and the API answers from
@@ -30,7 +31,7 @@
  * transaction; then AlertBook's methods, and their callers in detection/,
  * dashboards/ and app/, become async with it. That ripple, and the
  * reordering it would allow between a message and its alert, is left to the
- * change that brings the PostgreSQL store.
+ * change that wires the PostgreSQL store into the collector.
  */
 import type { Alert, AlertPolicy, AlertStatus, Evidence, Severity } from '../shared/alert-contract.ts'
 import type { Promisified } from '../shared/promisified.ts'
