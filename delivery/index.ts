@@ -1,6 +1,7 @@
 export { Outbox, type DeadLetter, type OutboxOptions, type OutboxSink, type Route, type SinkMetrics } from './outbox.ts'
-export type { NewDelivery, OutboxClaim, OutboxStore, QueuedDelivery, SupersededDelivery } from './outbox-store.ts'
+export type { AsyncOutboxStore, NewDelivery, OutboxClaim, OutboxStore, QueuedDelivery, SupersededDelivery } from './outbox-store.ts'
 export { SqliteOutboxStore } from './sqlite-outbox-store.ts'
+export { DEFAULT_SINK_LEASE_MS, PgOutboxStore, type PgOutboxStoreOptions } from './pg-outbox-store.ts'
 export { createSink } from './sinks.ts'
 export { DELIVERED_CHANGES, SINK_TYPES, type DeliveredChange, type Delivery, type DeliveryResult, type Sink, type SinkType } from './sink.ts'
 export { deliveryConfigSchema, SINK_ENV, type SinkConfig } from './config.ts'

@@ -6,7 +6,7 @@
  * every step on it atomic.
  *
  * Each operation is one transaction of the store, so a backend shared by
- * several collectors (PostgreSQL, next) keeps the same guarantees:
+ * several collectors (PostgreSQL) keeps the same guarantees:
  *   - `add` stores an alert change's deliveries to every sink, all or none;
  *     durable on return.
  *   - `claim` is how a worker takes the head of its sink's queue. Order is
@@ -27,8 +27,9 @@
  * notice new work within their idle poll (a second), as they notice
  * `placeguard outbox requeue` today.
  *
- * The implementation beside this file: sqlite-outbox-store.ts. Every store
- * passes the same contract, test/delivery/outbox-store.contract.ts.
+ * The implementations beside this file: sqlite-outbox-store.ts, and
+ * pg-outbox-store.ts (an AsyncOutboxStore, below). Every store passes the
+ * same contract, test/delivery/outbox-store.contract.ts.
  *
  * Synchronous, as node:sqlite is, because `Outbox.enqueue` promises the
  * change is durable when it returns and its caller (the collector service,
@@ -37,9 +38,10 @@
  * await between steps; no answer of the store feeds a second write in the
  * outbox without the store's lock), with `enqueue` becoming async and its
  * callers awaiting it before they acknowledge what caused the change. Left
- * to the change that brings the PostgreSQL store.
+ * to the change that wires the PostgreSQL store into the collector.
  */
 import type { Alert } from '../shared/alert-contract.ts'
+import type { Promisified } from '../shared/promisified.ts'
 import type { DeliveredChange } from './sink.ts'
 
 /** One alert change for one sink, as the outbox queues it. */
@@ -116,3 +118,10 @@ export interface OutboxStore {
   sizes: () => Map<string, { pending: number, deadLettered: number }>
   close: () => void
 }
+
+/**
+ * The same store shared by a collector group (PostgreSQL,
+ * pg-outbox-store.ts): each method one transaction, answered by a Promise;
+ * `claim` exclusive per sink as described above.
+ */
+export type AsyncOutboxStore = Promisified<OutboxStore>

@@ -19,8 +19,9 @@
  *     … FOR UPDATE` in a transaction). `change` is a pure function of the
  *     stored alert, doing no I/O; a store may call it again if it retries.
  *
- * The implementation beside this file: sqlite-alert-store.ts. Every store
- * passes the same contract, test/detection/alert-store.contract.ts.
+ * The implementations beside this file: sqlite-alert-store.ts, and
+ * pg-alert-store.ts (an AsyncAlertStore, below). Every store passes the
+ * same contract, test/detection/alert-store.contract.ts.
  *
  * Synchronous, as node:sqlite is and as the book's callers are: Detection
  * folds findings into alerts as messages arrive and the API answers from
@@ -30,9 +31,10 @@
  * transaction; then AlertBook's methods, and their callers in detection/,
  * dashboards/ and app/, become async with it. That ripple, and the
  * reordering it would allow between a message and its alert, is left to the
- * change that brings the PostgreSQL store.
+ * change that wires the PostgreSQL store into the collector.
  */
 import type { Alert, AlertPolicy, AlertStatus, Evidence, Severity } from '../shared/alert-contract.ts'
+import type { Promisified } from '../shared/promisified.ts'
 
 /** A list's filters; each is applied by the store (in SQL), not after loading. */
 export interface AlertQuery { status?: AlertStatus, policy?: AlertPolicy, deviceId?: string, severity?: Severity, site?: string }
@@ -81,6 +83,13 @@ export interface AlertStore {
   deleteResolvedBefore: (resolvedBefore: string) => number
   close: () => void
 }
+
+/**
+ * The same store over a database reached through the network (PostgreSQL,
+ * pg-alert-store.ts): each method one transaction, answered by a Promise.
+ * `change` callbacks stay synchronous and do no I/O.
+ */
+export type AsyncAlertStore = Promisified<AlertStore>
 
 /** The live alert after a repeat of its condition: what `raise` stores for `updated`. */
 export function refreshed (live: Alert, seen: AlertSighting): Alert {

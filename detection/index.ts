@@ -5,5 +5,6 @@
  */
 export { Detection, SHIPPED_POLICIES_DIR, type DetectionOptions } from './detection.ts'
 export { AlertBook, type AlertBookOptions, type AlertPage, type AlertQuery, type Raisable } from './alert-book.ts'
-export { type AlertPosition, type AlertSighting, type AlertStore, type AlertStorePage } from './alert-store.ts'
+export { type AlertPosition, type AlertSighting, type AlertStore, type AlertStorePage, type AsyncAlertStore } from './alert-store.ts'
 export { SqliteAlertStore } from './sqlite-alert-store.ts'
+export { PgAlertStore, type PgAlertStoreOptions } from './pg-alert-store.ts'

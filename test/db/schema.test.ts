@@ -10,11 +10,14 @@
  *     dead claimant's sink passes on when its lease lapses;
  *   - the audit trail is append-only and hash-chained;
  *   - a partition write with a stale fencing token writes nothing.
- * The statements here are the ones the schema's comments prescribe for the
- * PostgreSQL stores.
+ * The alert statements here are the ones the schema's comments prescribe
+ * (detection/pg-alert-store.ts raises the same way, refreshing from the
+ * sighting); the outbox's claim and settle are PgOutboxStore's own, used
+ * here as they are.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDatabasePool, migrate, type Pool, type PoolClient } from '../../db/index.ts'
+import { PgOutboxStore } from '../../delivery/index.ts'
 import type { Alert } from '../../shared/alert-contract.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { startPostgres, waitForLockWait, type RunningPostgres } from '../helpers/postgres.ts'
@@ -137,73 +140,42 @@ describe('alerts: one live alert per (policy, device)', () => {
 })
 
 describe('outbox: a sink\'s head belongs to one collector at a time', () => {
+  // The claim and settle statements are PgOutboxStore's (delivery/pg-outbox-store.ts); two
+  // collectors racing on one sink are in test/db/pg-outbox-store.test.ts.
   let n = 0
-  const addDeliveries = async (sink: string, count: number): Promise<string[]> => {
-    await admin.query('INSERT INTO sinks (name) VALUES ($1) ON CONFLICT DO NOTHING', [sink])
+  const outbox = (name: string, holder: string, leaseMs?: number) => new PgOutboxStore({ pool: collector(name), holder, leaseMs })
+  const addDeliveries = async (store: PgOutboxStore, sink: string, count: number): Promise<string[]> => {
     const ids = Array.from({ length: count }, () => `msg_${++n}`)
-    for (const id of ids) {
-      await admin.query('INSERT INTO deliveries (id, sink, alert_id, change, alert, created_at, next_attempt_at) VALUES ($1, $2, $3, \'opened\', $4, now(), now())',
-        [id, sink, `alr_${id}`, { id: `alr_${id}` }])
-    }
+    await store.add(ids.map((id) => ({ id, sink, alertId: `alr_${id}`, change: 'opened' as const, alert: { id: `alr_${id}` } as Alert, createdAtMs: Date.now() })))
     return ids
   }
-  const LOCK_SINK = 'SELECT name FROM sinks WHERE name = $1 AND (holder IS NULL OR holder = $2 OR lease_until < now()) FOR UPDATE SKIP LOCKED'
-  const HEAD = 'SELECT id FROM deliveries WHERE sink = $1 AND state = \'pending\' ORDER BY seq LIMIT $2'
-  const LEASE = 'UPDATE sinks SET holder = $2, lease_until = now() + make_interval(secs => $3::float8 / 1000) WHERE name = $1'
-  /** A claim as the schema's comment on `sinks` prescribes: lock the sink's row (or skip it), take the head, lease the sink, commit. */
-  const claim = async (db: Pool, sink: string, me: string, max: number, leaseMs = 10_000): Promise<string[]> => {
-    const client = await db.connect()
-    try {
-      await client.query('BEGIN')
-      const held = await client.query(LOCK_SINK, [sink, me])
-      const head = held.rowCount === 1 ? (await client.query<{ id: string }>(HEAD, [sink, max])).rows.map((row) => row.id) : []
-      if (head.length > 0) await client.query(LEASE, [sink, me, leaseMs])
-      await client.query('COMMIT')
-      return head
-    } catch (error) {
-      await client.query('ROLLBACK')
-      throw error
-    } finally {
-      client.release()
-    }
-  }
-  /** The sink confirmed them: they leave the queue, and the claimant lets the sink go, in one transaction. */
-  const settle = async (db: Pool, sink: string, me: string, ids: string[]): Promise<void> => {
-    const client = await db.connect()
-    try {
-      await client.query('BEGIN')
-      await client.query('DELETE FROM deliveries WHERE id = ANY($1)', [ids])
-      await client.query('UPDATE sinks SET holder = NULL, lease_until = NULL WHERE name = $1 AND holder = $2', [sink, me])
-      await client.query('COMMIT')
-    } finally {
-      client.release()
-    }
-  }
+  const claim = async (store: PgOutboxStore, sink: string, max: number) => (await store.claim(sink, max, Date.now())).deliveries
 
   it('gives a second claimer nothing while the first holds the sink\'s row or lease, and the successor only once the head is settled', async () => {
-    const [d1, d2] = await addDeliveries('webhook-1', 3)
-    const a = collector('outbox-a')
-    const b = collector('outbox-b')
-    const aClient = await a.connect()
+    const a = outbox('outbox-a', 'a')
+    const b = outbox('outbox-b', 'b')
+    const [d1, d2] = await addDeliveries(a, 'webhook-1', 3)
+    // A is mid-claim: its transaction holds the sink's row. B, skipping the locked row, takes nothing (not d2).
+    const aClient = await collector('outbox-a-raw').connect()
     try {
       await aClient.query('BEGIN')
-      expect((await aClient.query(LOCK_SINK, ['webhook-1', 'a'])).rowCount).toBe(1)
-      expect((await aClient.query<{ id: string }>(HEAD, ['webhook-1', 1])).rows.map((r) => r.id)).toEqual([d1])
-      // Meanwhile B, skipping the locked row, takes nothing (not d2).
-      expect(await claim(b, 'webhook-1', 'b', 1)).toEqual([])
-      await aClient.query(LEASE, ['webhook-1', 'a', 10_000])
-      await aClient.query('COMMIT')
+      expect((await aClient.query('SELECT name FROM sinks WHERE name = $1 FOR UPDATE', ['webhook-1'])).rowCount).toBe(1)
+      expect(await b.claim('webhook-1', 1, Date.now())).toEqual({ deliveries: [], nextAttemptAtMs: null })
     } finally {
+      await aClient.query('ROLLBACK')
       aClient.release()
     }
+    const head = await claim(a, 'webhook-1', 1)
+    expect(head.map((d) => d.id)).toEqual([d1])
+    expect((await admin.query('SELECT holder FROM sinks WHERE name = $1', ['webhook-1'])).rows).toEqual([{ holder: 'a' }])
     // A sends d1 outside any transaction, holding the sink by its lease.
-    expect(await claim(b, 'webhook-1', 'b', 1)).toEqual([])
-    await settle(a, 'webhook-1', 'a', [d1!])
-    expect(await claim(b, 'webhook-1', 'b', 1)).toEqual([d2])
+    expect(await claim(b, 'webhook-1', 1)).toEqual([])
+    await a.delivered(head)
+    expect((await claim(b, 'webhook-1', 1)).map((d) => d.id)).toEqual([d2])
   })
 
   it('would hand the successor to the second claimer if it skipped locked deliveries instead: why the sink row is the lock', async () => {
-    const [d1, d2] = await addDeliveries('webhook-2', 2)
+    const [d1, d2] = await addDeliveries(outbox('naive', 'naive'), 'webhook-2', 2)
     const skipLockedDeliveries = 'SELECT id FROM deliveries WHERE sink = $1 AND state = \'pending\' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED'
     const a = await collector('naive-a').connect()
     const b = await collector('naive-b').connect()
@@ -220,37 +192,18 @@ describe('outbox: a sink\'s head belongs to one collector at a time', () => {
     }
   })
 
-  it('sends a sink\'s deliveries in order, each once, with two collectors claiming and settling as fast as they can', async () => {
-    const ids = await addDeliveries('webhook-3', 40)
-    const sent: Array<{ id: string, by: string }> = []
-    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.random() * ms))
-    const work = async (db: Pool, me: string): Promise<void> => {
-      while (sent.length < ids.length) {
-        const claimed = await claim(db, 'webhook-3', me, 1 + Math.floor(Math.random() * 3))
-        if (claimed.length === 0) { await pause(3); continue }
-        await pause(5) // the HTTP call
-        sent.push(...claimed.map((id) => ({ id, by: me })))
-        await settle(db, 'webhook-3', me, claimed)
-        await pause(3)
-      }
-    }
-    await Promise.all([work(collector('race-a'), 'a'), work(collector('race-b'), 'b')])
-    expect(sent.map((s) => s.id)).toEqual(ids)
-    expect(new Set(sent.map((s) => s.by))).toEqual(new Set(['a', 'b']))
-  })
-
   it('passes a dead claimant\'s sink on when its lease lapses: the next collector sends the same head again, same id', async () => {
-    const [d1] = await addDeliveries('webhook-4', 2)
-    const a = collector('lease-a')
-    const b = collector('lease-b')
-    expect(await claim(a, 'webhook-4', 'a', 1, 300)).toEqual([d1])
+    const a = outbox('lease-a', 'a', 300)
+    const b = outbox('lease-b', 'b')
+    const [d1] = await addDeliveries(a, 'webhook-4', 2)
+    expect((await claim(a, 'webhook-4', 1)).map((d) => d.id)).toEqual([d1])
     // A dies without settling.
-    expect(await claim(b, 'webhook-4', 'b', 1)).toEqual([])
+    expect(await claim(b, 'webhook-4', 1)).toEqual([])
     const deadline = Date.now() + 5_000
     let taken: string[] = []
     while (taken.length === 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50))
-      taken = await claim(b, 'webhook-4', 'b', 1)
+      taken = (await claim(b, 'webhook-4', 1)).map((d) => d.id)
     }
     expect(taken).toEqual([d1])
     expect((await admin.query('SELECT holder FROM sinks WHERE name = $1', ['webhook-4'])).rows).toEqual([{ holder: 'b' }])

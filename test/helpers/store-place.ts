@@ -1,8 +1,9 @@
 /**
  * Where a store under a contract test lives: a SQLite file in a fresh
- * directory here, a PostgreSQL schema or a Redis key prefix later. `open`
- * may be called again on the same place, after a close (a restart) or
- * while another store is open there (a second process sharing it).
+ * directory, a PostgreSQL database (test/db/pg-*.test.ts), a Redis key
+ * prefix later. `open` may be called again on the same place, after a
+ * close (a restart) or while another store is open there (a second
+ * process sharing it).
  * `Args`: what a store takes besides its place (the spool its bound).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -12,7 +13,8 @@ import { afterEach } from 'vitest'
 
 export interface StorePlace<S, Args extends unknown[] = []> {
   open: (...args: Args) => S
-  dispose: () => void
+  /** May be asynchronous (a PostgreSQL place ends its pools); awaited after the test's stores are closed. */
+  dispose: () => void | Promise<void>
 }
 
 /** A new place per call: a SQLite file `name` in its own temporary directory. */
@@ -40,7 +42,7 @@ export function storesPerTest<S extends { close: () => unknown }, Args extends u
       }
     }
     opened = []
-    place?.dispose()
+    await place?.dispose()
     place = undefined
   })
   return {
