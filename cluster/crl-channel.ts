@@ -14,9 +14,10 @@ import type { Redis } from './redis.ts'
 
 /** Stores the CRL and tells the nodes; resolves with how many subscribers heard it. */
 export async function publishCrl (redis: Redis, keys: ClusterKeys, pem: string): Promise<number> {
-  const [, [error, listeners] = [null, 0]] = await redis.multi().set(keys.crl, pem).publish(keys.crlChannel, String(Date.now())).exec() ?? []
-  if (error) throw error
-  return Number(listeners)
+  const results = await redis.multi().set(keys.crl, pem).publish(keys.crlChannel, String(Date.now())).exec() ?? []
+  for (const [error] of results) if (error) throw error
+  // The PUBLISH's reply: how many subscribers heard the announcement.
+  return Number(results[1]?.[1] ?? 0)
 }
 
 export interface CrlFollowerOptions {

@@ -4,6 +4,8 @@
  * stays apart; every key and channel below starts with it.
  */
 
+import { fnv1a } from '../shared/fnv1a.ts'
+
 /** Telemetry partitions by default: enough for a handful of collectors to share (issue #15), few enough to read in one XREADGROUP. */
 export const DEFAULT_PARTITIONS = 16
 /** The consumer group every collector reads the partitions in. */
@@ -63,12 +65,7 @@ export function clusterKeys (prefix = DEFAULT_PREFIX): ClusterKeys {
  * nodes and restarts, so one device's messages stay in one stream, in order.
  */
 export function partitionOf (key: string, partitions: number): number {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) {
-    hash ^= key.charCodeAt(i)
-    hash = Math.imul(hash, 0x01000193) >>> 0
-  }
-  return hash % partitions
+  return fnv1a(key) % partitions
 }
 
 /** Node ids name keys and appear in events: the same alphabet as device ids. */

@@ -45,6 +45,7 @@ import { performance } from 'node:perf_hooks'
 import type { Logger } from '../shared/logger.ts'
 import { COLLECTOR_GROUP, type ClusterKeys } from './keys.ts'
 import type { Redis } from './redis.ts'
+import { fnv1a } from '../shared/fnv1a.ts'
 
 export const DEFAULT_LEASE_TTL_MS = 10_000
 export const DEFAULT_LEASE_RENEW_MS = 3_000
@@ -412,8 +413,7 @@ export function assignPartitions (members: readonly string[], partitions: number
 /** FNV-1a of member and partition, then murmur3's finalizer: similar names still score apart. */
 function score (member: string, partition: number): number {
   const key = `${member}/${partition}`
-  let hash = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193)
+  let hash = fnv1a(key)
   hash ^= hash >>> 16
   hash = Math.imul(hash, 0x85ebca6b)
   hash ^= hash >>> 13

@@ -18,6 +18,7 @@ import type { SecurityEvent } from '../shared/security-events.ts'
 import { decodeMessage } from './decode.ts'
 import type { SpoolBatch } from './spool.ts'
 import type { StoredPoint } from './stored-point.ts'
+import { fnv1a } from '../shared/fnv1a.ts'
 
 export interface IngestEntry {
   /** Unique and stable across redeliveries (partition and stream id). */
@@ -116,7 +117,5 @@ export class StreamSpool extends EventEmitter<{ 'security-event': [SecurityEvent
 
 /** A stable nanosecond (0–999,999) for an event point, from its stream entry. */
 function ordinalOf (key: string): number {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193) >>> 0
-  return hash % 1_000_000
+  return fnv1a(key) % 1_000_000
 }

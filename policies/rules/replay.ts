@@ -1,5 +1,6 @@
 import type { Finding, PreviousTelemetry, TelemetryObservation } from '../finding.ts'
 import type { PolicyOf } from '../schema.ts'
+import { fnv1a } from '../../shared/fnv1a.ts'
 
 /**
  * replay: a `seq` repeated or going backwards. A device that rebooted
@@ -58,12 +59,3 @@ export function isRedelivery (observation: TelemetryObservation, seen: readonly 
   return seen.some((m) => m.seq === mark.seq && m.ts === mark.ts && m.content === mark.content && observation.receivedAtMs - m.firstSeenMs <= REDELIVERY_HORIZON_MS)
 }
 
-/** FNV-1a, 32 bits: enough to tell a changed reading from a resent one among a device's last few messages. */
-function fnv1a (text: string): number {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i)
-    hash = Math.imul(hash, 0x01000193) >>> 0
-  }
-  return hash
-}
