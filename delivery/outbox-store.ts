@@ -87,7 +87,11 @@ export interface DeadLetter {
 export interface SupersededDelivery { id: string, sink: string, change: string }
 
 export interface OutboxStore {
-  /** Queues the deliveries, all or none; durable on return. Each becomes due at once. */
+  /**
+   * Queues the deliveries, all or none; durable on return. Each becomes due
+   * at once. An empty list stores nothing (the outbox calls it so once, to
+   * learn whether the store answers Promises).
+   */
   add: (deliveries: NewDelivery[]) => void
   /** Takes the head of `sink`'s pending queue, at most `max` deliveries, when its first is due at `nowMs` (see OutboxClaim). */
   claim: (sink: string, max: number, nowMs: number) => OutboxClaim
