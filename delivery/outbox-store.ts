@@ -34,11 +34,12 @@
  * Synchronous, as node:sqlite is, because `Outbox.enqueue` promises the
  * change is durable when it returns and its caller (the collector service,
  * folding alert changes as they happen) does not await. An asynchronous
- * backend fits the same shapes with Promise results (the workers already
- * await between steps; no answer of the store feeds a second write in the
- * outbox without the store's lock), with `enqueue` becoming async and its
- * callers awaiting it before they acknowledge what caused the change. Left
- * to the change that wires the PostgreSQL store into the collector.
+ * backend fits the same shapes with Promise results (the workers await
+ * every step; no answer of the store feeds a second write in the outbox
+ * without the store's lock): `Outbox<S>` over an AsyncOutboxStore answers
+ * Promises, `enqueue` resolving once the change is durable, and its caller
+ * awaits it before it acknowledges what caused the change. Wiring the
+ * PostgreSQL store into the collector is app/'s.
  */
 import type { Alert } from '../shared/alert-contract.ts'
 import type { Promisified } from '../shared/promisified.ts'
