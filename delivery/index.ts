@@ -1,4 +1,4 @@
-export { Outbox, type DeadLetter, type OutboxOptions, type OutboxSink, type Route, type SinkMetrics } from './outbox.ts'
+export { Outbox, type AnyOutboxStore, type DeadLetter, type OutboxAnswer, type OutboxOptions, type OutboxSink, type Route, type SinkMetrics } from './outbox.ts'
 export type { AsyncOutboxStore, NewDelivery, OutboxClaim, OutboxStore, QueuedDelivery, SupersededDelivery } from './outbox-store.ts'
 export { SqliteOutboxStore } from './sqlite-outbox-store.ts'
 export { DEFAULT_SINK_LEASE_MS, PgOutboxStore, type PgOutboxStoreOptions } from './pg-outbox-store.ts'

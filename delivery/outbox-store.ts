@@ -34,11 +34,12 @@
  * Synchronous, as node:sqlite is, because `Outbox.enqueue` promises the
  * change is durable when it returns and its caller (the collector service,
  * folding alert changes as they happen) does not await. An asynchronous
- * backend fits the same shapes with Promise results (the workers already
- * await between steps; no answer of the store feeds a second write in the
- * outbox without the store's lock), with `enqueue` becoming async and its
- * callers awaiting it before they acknowledge what caused the change. Left
- * to the change that wires the PostgreSQL store into the collector.
+ * backend fits the same shapes with Promise results (the workers await
+ * every step; no answer of the store feeds a second write in the outbox
+ * without the store's lock): `Outbox<S>` over an AsyncOutboxStore answers
+ * Promises, `enqueue` resolving once the change is durable, and its caller
+ * awaits it before it acknowledges what caused the change. Wiring the
+ * PostgreSQL store into the collector is app/'s.
  */
 import type { Alert } from '../shared/alert-contract.ts'
 import type { Promisified } from '../shared/promisified.ts'
@@ -87,7 +88,11 @@ export interface DeadLetter {
 export interface SupersededDelivery { id: string, sink: string, change: string }
 
 export interface OutboxStore {
-  /** Queues the deliveries, all or none; durable on return. Each becomes due at once. */
+  /**
+   * Queues the deliveries, all or none; durable on return. Each becomes due
+   * at once. An empty list stores nothing (the outbox calls it so once, to
+   * learn whether the store answers Promises).
+   */
   add: (deliveries: NewDelivery[]) => void
   /** Takes the head of `sink`'s pending queue, at most `max` deliveries, when its first is due at `nowMs` (see OutboxClaim). */
   claim: (sink: string, max: number, nowMs: number) => OutboxClaim

@@ -20,11 +20,21 @@ import { randomUUID } from 'node:crypto'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
 import { type Alert, type AlertChange, SEVERITIES, type Severity } from '../shared/alert-contract.ts'
-import type { DeadLetter, NewDelivery, OutboxStore, QueuedDelivery } from './outbox-store.ts'
+import type { AsyncOutboxStore, DeadLetter, NewDelivery, OutboxStore, QueuedDelivery } from './outbox-store.ts'
 import { DELIVERED_CHANGES, type DeliveredChange, type Delivery, type DeliveryResult, type Sink } from './sink.ts'
 import { SqliteOutboxStore } from './sqlite-outbox-store.ts'
 
 export type { DeadLetter }
+
+/** Either kind of store: synchronous (SQLite, one collector) or asynchronous (PostgreSQL, a collector group). */
+export type AnyOutboxStore = OutboxStore | AsyncOutboxStore
+
+/**
+ * What an outbox method answers over store `S`: the value itself over a
+ * synchronous store (done and durable on return, as before), a Promise of
+ * it over an asynchronous one.
+ */
+export type OutboxAnswer<S extends AnyOutboxStore, T> = S extends OutboxStore ? T : Promise<T>
 
 /** Which alerts a sink receives. */
 export interface Route {
@@ -35,9 +45,14 @@ export interface Route {
 
 export interface OutboxSink { sink: Sink, route: Route }
 
-export interface OutboxOptions {
-  /** Where the deliveries are kept; when absent, a SQLite store at `path`. The outbox closes it at `stop`. */
-  store?: OutboxStore
+export interface OutboxOptions<S extends AnyOutboxStore = OutboxStore> {
+  /**
+   * Where the deliveries are kept; when absent, a SQLite store at `path`.
+   * The outbox closes it at `stop`. Its kind types the outbox's answers
+   * (OutboxAnswer): an AsyncOutboxStore (PgOutboxStore) makes `enqueue`,
+   * `metrics`, `deadLetters` and `requeueDeadLetters` answer Promises.
+   */
+  store?: S
   /** The SQLite file of the default store (`:memory:` for none); required without `store`. */
   path?: string
   sinks: OutboxSink[]
@@ -72,6 +87,11 @@ const MARK_RETENTION_MS = 30 * 86_400_000
 const MARK_PRUNE_EVERY_MS = 3_600_000
 
 const LATENCY_SAMPLES = 1_000
+/**
+ * How often an idle worker looks at its queue. Also how soon it notices
+ * work queued by another collector of the group, or a sink another
+ * collector held being let go.
+ */
 const IDLE_POLL_MS = 1_000
 
 class SinkWorker {
@@ -86,6 +106,8 @@ class SinkWorker {
   running: Promise<void> | undefined
   #wake: (() => void) | undefined
   #lastSendMs = 0
+  /** Store calls failed in a row (an outage of a shared store): the worker backs off on them. */
+  storeFailures = 0
 
   readonly entry: OutboxSink
 
@@ -125,20 +147,26 @@ class SinkWorker {
   }
 }
 
-export class Outbox {
-  readonly #store: OutboxStore
-  readonly #options: OutboxOptions
+export class Outbox<S extends AnyOutboxStore = OutboxStore> {
+  readonly #store: AnyOutboxStore
+  readonly #options: OutboxOptions<S>
   readonly #clock: Clock
   readonly #workers = new Map<string, SinkWorker>()
   #marksPrunedAtMs = -Infinity
   #superseded = 0
   #stopped = true
+  /** The store answers Promises (learnt at construction: see `add` in outbox-store.ts). */
+  readonly #async: boolean
 
-  constructor (options: OutboxOptions) {
+  constructor (options: OutboxOptions<S>) {
     this.#options = options
     this.#clock = options.clock ?? systemClock
     if (!options.store && options.path === undefined) throw new TypeError('an outbox needs a store or a path')
     this.#store = options.store ?? new SqliteOutboxStore({ path: options.path! })
+    // Which kind of store this is, for the answers that need no store call (a change no sink takes).
+    const probe = this.#store.add([])
+    this.#async = probe instanceof Promise
+    if (probe instanceof Promise) probe.catch(() => {})
     const names = new Set<string>()
     for (const entry of options.sinks) {
       if (names.has(entry.sink.name)) throw new Error(`two sinks are named "${entry.sink.name}"`)
@@ -152,17 +180,22 @@ export class Outbox {
   }
 
   /**
-   * Queues an alert change for every sink whose route takes it; durable on
-   * return. Answers how many deliveries were queued.
+   * Queues an alert change for every sink whose route takes it. Answers
+   * how many deliveries were queued: over a synchronous store, durable on
+   * return (a failed write throws); over an asynchronous one, a Promise
+   * that resolves once the change is durable and rejects when the store
+   * could not take it (an outage) — then nothing was queued, and the
+   * caller keeps the change and enqueues it again.
    */
-  enqueue ({ change, alert }: AlertChange): number {
-    if (!isDelivered(change)) return 0
+  enqueue ({ change, alert }: AlertChange): OutboxAnswer<S, number> {
+    if (!isDelivered(change)) return this.#answer(0)
     const now = this.#clock.now()
     const deliveries: NewDelivery[] = [...this.#workers.values()].filter((worker) => routes(worker.entry.route, alert))
       .map((worker) => ({ id: `msg_${randomUUID()}`, sink: worker.entry.sink.name, alertId: alert.id, change, alert, createdAtMs: now }))
-    this.#store.add(deliveries)
-    for (const worker of this.#workers.values()) worker.kick()
-    return deliveries.length
+    return this.#then(this.#store.add(deliveries), () => {
+      for (const worker of this.#workers.values()) worker.kick()
+      return deliveries.length
+    })
   }
 
   start (): void {
@@ -177,11 +210,11 @@ export class Outbox {
     for (const worker of this.#workers.values()) worker.kick()
     await Promise.all([...this.#workers.values()].map((worker) => worker.running))
     await Promise.all([...this.#workers.values()].map((worker) => worker.entry.sink.close()))
-    this.#store.close()
+    await this.#store.close()
   }
 
-  deadLetters (sink?: string): DeadLetter[] {
-    return this.#store.deadLetters(sink)
+  deadLetters (sink?: string): OutboxAnswer<S, DeadLetter[]> {
+    return this.#then(this.#store.deadLetters(sink), (letters) => letters)
   }
 
   /**
@@ -195,14 +228,15 @@ export class Outbox {
    * the incident). Skipping loses nothing: every change carries the whole
    * alert, so the newer one already told the SOC all the stale one would.
    */
-  requeueDeadLetters (sink?: string): number {
-    const { requeued, superseded: skipped } = this.#store.requeueDeadLetters(sink, this.#clock.now())
-    if (skipped.length > 0) {
-      this.#superseded += skipped.length
-      this.#options.logger.info({ superseded: skipped }, 'dead letters superseded by a newer change of their alert; not sent')
-    }
-    for (const worker of this.#workers.values()) worker.kick()
-    return requeued
+  requeueDeadLetters (sink?: string): OutboxAnswer<S, number> {
+    return this.#then(this.#store.requeueDeadLetters(sink, this.#clock.now()), ({ requeued, superseded: skipped }) => {
+      if (skipped.length > 0) {
+        this.#superseded += skipped.length
+        this.#options.logger.info({ superseded: skipped }, 'dead letters superseded by a newer change of their alert; not sent')
+      }
+      for (const worker of this.#workers.values()) worker.kick()
+      return requeued
+    })
   }
 
   /** Dead letters dropped at requeue because a newer change of their alert had been delivered or queued. */
@@ -210,9 +244,8 @@ export class Outbox {
     return this.#superseded
   }
 
-  metrics (): SinkMetrics[] {
-    const sizes = this.#store.sizes()
-    return [...this.#workers.values()].map((worker) => {
+  metrics (): OutboxAnswer<S, SinkMetrics[]> {
+    return this.#then(this.#store.sizes(), (sizes) => [...this.#workers.values()].map((worker) => {
       const sorted = [...worker.latencies].sort((a, b) => a - b)
       const at = (q: number) => sorted.length === 0 ? undefined : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
       return {
@@ -222,45 +255,77 @@ export class Outbox {
         latencyP50Ms: at(0.5), latencyP99Ms: at(0.99),
         failingSince: worker.failingSinceMs === undefined ? null : new Date(worker.failingSinceMs).toISOString(),
       }
-    })
+    }))
+  }
+
+  /** `value` as this outbox's kind of answer. */
+  #answer<T> (value: T): OutboxAnswer<S, T> {
+    return (this.#async ? Promise.resolve(value) : value) as OutboxAnswer<S, T>
+  }
+
+  /** Applies `next` to a store's answer, synchronously for a synchronous store's. */
+  #then<T, R> (answer: T | Promise<T>, next: (value: T) => R): OutboxAnswer<S, R> {
+    if (answer instanceof Promise) return answer.then(next) as OutboxAnswer<S, R>
+    return this.#answer(next(answer))
   }
 
   async #run (worker: SinkWorker): Promise<void> {
-    const { sink } = worker.entry
     while (!this.#stopped) {
-      const now = this.#clock.now()
-      const { deliveries: claimed, nextAttemptAtMs } = this.#store.claim(sink.name, sink.maxBatch, now)
-      if (claimed.length === 0) {
-        await worker.sleep(nextAttemptAtMs === null ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, nextAttemptAtMs - now))
-        continue
-      }
-      const wait = worker.rateDelay(now)
-      if (wait > 0) {
-        // Waiting for the rate lets more deliveries join the batch: coalesced, not dropped.
-        await worker.sleep(wait)
-        continue
-      }
-      worker.markSent(now)
-      const deliveries: Delivery[] = claimed.map((d) => ({ id: d.id, change: d.change, alert: d.alert, createdAtMs: d.createdAtMs, attempts: d.attempts }))
-      worker.attempts++
-      let result: DeliveryResult
       try {
-        result = await sink.send(deliveries)
+        await this.#step(worker)
+        worker.storeFailures = 0
       } catch (error) {
-        // A sink should answer rather than throw; if one throws, it is a retry, not a crash.
-        result = { outcome: 'retryable', error: (error as Error).message }
+        // The store failed (a shared store's outage): nothing settled is lost — a delivery sent
+        // but not marked delivered stays at its sink's head (and a shared store's lease on the
+        // sink stays this collector's until it lapses), so it is sent again under the same id.
+        const delay = this.#backoff(++worker.storeFailures)
+        this.#options.logger.warn({ sink: worker.entry.sink.name, retryInMs: delay, err: (error as Error).message }, 'outbox store failed; will retry')
+        await worker.sleep(delay)
       }
-      this.#settle(worker, claimed, result)
     }
   }
 
-  #settle (worker: SinkWorker, rows: QueuedDelivery[], result: DeliveryResult): void {
+  /** One turn of a sink's worker: claim its head, wait or send, settle. */
+  async #step (worker: SinkWorker): Promise<void> {
+    const { sink } = worker.entry
+    // The rate is waited out before claiming, not between claim and send: a claim on a shared
+    // store holds the sink for the group, so it is always followed by a send and a settle. The
+    // wait still coalesces: what is queued meanwhile joins the batch claimed after it.
+    const wait = worker.rateDelay(this.#clock.now())
+    if (wait > 0) {
+      await worker.sleep(wait)
+      return
+    }
+    const now = this.#clock.now()
+    // No deliveries and no next attempt: an empty queue, or (a shared store) another collector
+    // holds the sink. Either way the worker looks again within IDLE_POLL_MS: it is never idle
+    // for good, so it takes the sink over when the holder lets go or its lease lapses.
+    const { deliveries: claimed, nextAttemptAtMs } = await this.#store.claim(sink.name, sink.maxBatch, now)
+    if (claimed.length === 0) {
+      await worker.sleep(nextAttemptAtMs === null ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, nextAttemptAtMs - now))
+      return
+    }
+    worker.markSent(now)
+    const deliveries: Delivery[] = claimed.map((d) => ({ id: d.id, change: d.change, alert: d.alert, createdAtMs: d.createdAtMs, attempts: d.attempts }))
+    worker.attempts++
+    let result: DeliveryResult
+    try {
+      result = await sink.send(deliveries)
+    } catch (error) {
+      // A sink should answer rather than throw; if one throws, it is a retry, not a crash.
+      result = { outcome: 'retryable', error: (error as Error).message }
+    }
+    await this.#settle(worker, claimed, result)
+  }
+
+
+  async #settle (worker: SinkWorker, rows: QueuedDelivery[], result: DeliveryResult): Promise<void> {
     const { sink } = worker.entry
     const now = this.#clock.now()
     const { logger } = this.#options
     if (result.outcome === 'success') {
       const prune = now - this.#marksPrunedAtMs >= MARK_PRUNE_EVERY_MS
-      this.#store.delivered(rows, prune ? now - MARK_RETENTION_MS : undefined)
+      await this.#store.delivered(rows, prune ? now - MARK_RETENTION_MS : undefined)
       if (prune) this.#marksPrunedAtMs = now
       worker.delivered += rows.length
       for (const row of rows) worker.recordLatency(now - row.createdAtMs)
@@ -276,7 +341,7 @@ export class Outbox {
     if (result.outcome === 'failure') {
       // The channel refused these for good (e.g. HTTP 400): retrying cannot help; keep them for an operator.
       worker.failures += rows.length
-      this.#store.deadLetter(rows, result.error)
+      await this.#store.deadLetter(rows, result.error)
       logger.error({ sink: sink.name, deliveries: rows.map((r) => r.id), err: result.error }, 'alert sink refused a delivery; moved to the dead-letter list')
       return
     }
@@ -284,17 +349,17 @@ export class Outbox {
     worker.failingSinceMs ??= now
     const attempts = rows[0]!.attempts + 1
     const delay = result.retryAfterMs ?? this.#backoff(attempts)
-    this.#store.retry(rows, now + delay, result.error)
+    await this.#store.retry(rows, now + delay, result.error)
     logger.warn({ sink: sink.name, attempts, retryInMs: delay, err: result.error }, 'alert delivery failed; will retry')
-    this.#deadLetterOverdue(worker, now)
+    await this.#deadLetterOverdue(worker, now)
   }
 
   /** A sink down past `deadLetterAfterMs`: its overdue deliveries move to the dead-letter list, and the outage is reported once. */
-  #deadLetterOverdue (worker: SinkWorker, now: number): void {
+  async #deadLetterOverdue (worker: SinkWorker, now: number): Promise<void> {
     const { sink } = worker.entry
     const cutoff = now - this.#options.deadLetterAfterMs
     if (worker.failingSinceMs === undefined || worker.failingSinceMs > cutoff) return
-    const moved = this.#store.deadLetterOverdue(sink.name, cutoff)
+    const moved = await this.#store.deadLetterOverdue(sink.name, cutoff)
     if (moved > 0) this.#options.logger.error({ sink: sink.name, deadLettered: moved, err: worker.lastError }, 'alert sink down too long; deliveries moved to the dead-letter list')
     if (!worker.reportedFailing) {
       worker.reportedFailing = true

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Webhook } from 'standardwebhooks'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Outbox, type OutboxOptions, type Sink } from '../../delivery/index.ts'
+import { type AnyOutboxStore, Outbox, type OutboxOptions, type Sink } from '../../delivery/index.ts'
+import type { AsyncOutboxStore, OutboxStore } from '../../delivery/outbox-store.ts'
+import { SqliteOutboxStore } from '../../delivery/sqlite-outbox-store.ts'
 import { createSink } from '../../delivery/sinks.ts'
 import { AlertBook } from '../../detection/alert-book.ts'
 import { type AlertChange } from '../../shared/alert-contract.ts'
@@ -25,10 +27,10 @@ function alertChanges (count: number, book = new AlertBook()): AlertChange[] {
   }, { site: 'riverside', kind: 'flood' }))
 }
 
-function outboxFor (receiver: HttpReceiver, options: Partial<OutboxOptions> & { sink?: Sink } = {}): Outbox {
+function outboxFor<S extends AnyOutboxStore = OutboxStore> (receiver: HttpReceiver, options: Partial<OutboxOptions<S>> & { sink?: Sink } = {}): Outbox<S> {
   const dir = mkdtempSync(join(tmpdir(), 'placeguard-outbox-'))
   const sink = options.sink ?? createSink({ type: 'webhook', url: receiver.url, secrets: [secret], minSeverity: 'info' })
-  const outbox = new Outbox({
+  const outbox = new Outbox<S>({
     path: join(dir, 'outbox.db'), deadLetterAfterMs: 3_600_000, logger: createLogger({ level: 'silent' }),
     baseBackoffMs: 200, maxBackoffMs: 2_000, sinks: [{ sink, route: { minSeverity: 'info' } }], ...options,
   })
@@ -180,6 +182,71 @@ describe('the outbox', () => {
     const text = receiver.requests.map((r) => r.body).join('\n')
     for (const change of changes) expect(text).toContain(change.alert.deviceId)
   })
+})
+
+/** SQLite behind Promises, as a store over the network answers, with a switch to take it down (every call rejects). */
+function flakyAsyncStore (): { store: AsyncOutboxStore, down: (isDown: boolean) => void } {
+  const inner: OutboxStore = new SqliteOutboxStore({ path: ':memory:' })
+  let isDown = false
+  const store = new Proxy(inner, {
+    get: (target, key: keyof OutboxStore) => (...args: unknown[]) => isDown && key !== 'close'
+      ? Promise.reject(new Error('connect ECONNREFUSED'))
+      : Promise.resolve().then(() => (target[key] as (...a: unknown[]) => unknown).apply(target, args)),
+  }) as unknown as AsyncOutboxStore
+  return { store, down: (value) => { isDown = value } }
+}
+
+describe('the outbox over an asynchronous store', () => {
+  it('answers Promises; a store outage rejects enqueue (nothing queued) and the workers back off and carry on when it is back', async () => {
+    const receiver = await startHttpReceiver()
+    cleanup.push(() => receiver.stop())
+    const { store, down } = flakyAsyncStore()
+    const outbox = outboxFor(receiver, { store })
+    outbox.start()
+    const [first, second, third] = alertChanges(3)
+    expect(await outbox.enqueue(first!)).toBe(1)
+    await waitFor(() => receiver.requests.length >= 1, 5_000, 'the first delivered')
+
+    down(true)
+    // The caller is told, keeps the change, and enqueues it again once the store answers.
+    await expect(outbox.enqueue(second!)).rejects.toThrow('ECONNREFUSED')
+    await expect(outbox.metrics()).rejects.toThrow('ECONNREFUSED')
+    await new Promise((resolve) => setTimeout(resolve, 1_500)) // the workers' claims fail meanwhile
+    down(false)
+    expect(await outbox.enqueue(second!)).toBe(1)
+    expect(await outbox.enqueue(third!)).toBe(1)
+    expect(await outbox.enqueue({ change: 'updated', alert: third!.alert })).toBe(0)
+    await waitFor(() => receiver.requests.length >= 3, 10_000, 'the rest delivered once the store is back')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const delivered = receiver.requests.map(verified)
+    expect(delivered.map((d) => d.deviceId)).toEqual([first, second, third].map((c) => c!.alert.deviceId))
+    expect(new Set(delivered.map((d) => d.id)).size).toBe(3)
+    expect((await outbox.metrics())[0]).toMatchObject({ pending: 0, delivered: 3 })
+    expect(await outbox.deadLetters()).toEqual([])
+    expect(await outbox.requeueDeadLetters()).toBe(0)
+  }, 30_000)
+
+  it('a store that fails to settle a sent delivery: it is sent again under the same id, nothing lost', async () => {
+    const { store, down } = flakyAsyncStore()
+    // The store goes down while the first request is in flight, and comes back 500 ms later.
+    const receiver = await startHttpReceiver((_request, index, response) => {
+      if (index === 0) {
+        down(true)
+        setTimeout(() => down(false), 500)
+      }
+      response.writeHead(200).end()
+    })
+    cleanup.push(() => receiver.stop())
+    const outbox = outboxFor(receiver, { store })
+    outbox.start()
+    await outbox.enqueue(alertChanges(1)[0]!)
+    await waitFor(() => receiver.requests.length >= 2, 10_000, 'sent again')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const [one, two] = receiver.requests.map(verified)
+    expect(receiver.requests).toHaveLength(2)
+    expect(two!.id).toBe(one!.id)
+    expect((await outbox.metrics())[0]).toMatchObject({ pending: 0, delivered: 1 })
+  }, 30_000)
 })
 
 describe('the outbox across a crash', () => {
