@@ -9,10 +9,12 @@
  * Several collectors share the partitions: each reads the ones it holds the
  * lease of (cluster/partition-leases.ts), one alone holds them all, and a
  * collector that dies hands its partitions (and its unacknowledged batch)
- * to the others within 15 s.
+ * to the others within 15 s. Detection's learned state of each partition's
+ * devices goes with the partition (cluster/detection-snapshots.ts): saved
+ * every 5 s and at hand-over, restored before the partition is read.
  */
 import { EventEmitter } from 'node:events'
-import { clusterKeys, connectRedis, ControlChannel, PartitionLeases, StreamReader } from '../cluster/index.ts'
+import { clusterKeys, connectRedis, ControlChannel, DetectionSnapshots, PartitionLeases, partitionOf, StreamReader } from '../cluster/index.ts'
 import { type CollectorMetrics, type PointSink, StoreWriter, StreamSpool } from '../collector/index.ts'
 import type { QuarantineCommand } from '../shared/control.ts'
 import type { Logger } from '../shared/logger.ts'
@@ -27,10 +29,35 @@ export interface ClusterIngestOptions {
   sink: Pick<PointSink, 'write'>
   batchSize: number
   logger: Logger
+  /**
+   * Detection's learned device state, which travels with each partition
+   * (Detection's exportDeviceState, importDeviceState and forgetDevices):
+   * saved in Redis while the partition is held and when it is handed over,
+   * restored before a partition taken is read, forgotten once it is gone.
+   * Without it, nothing travels.
+   */
+  deviceState?: DeviceStateDoors
+  /** How often the held partitions' device state is saved (default 5 s). */
+  snapshotEveryMs?: number
+}
+
+/** Small functions into detection, not detection itself: the cluster side needs these three and nothing else. */
+export interface DeviceStateDoors {
+  export: (filter: (deviceId: string) => boolean) => unknown
+  /** Returns the devices taken in. */
+  import: (snapshot: unknown) => number
+  forget: (filter: (deviceId: string) => boolean) => number
 }
 
 /** Acknowledged entries are trimmed from the streams this often. */
 const TRIM_EVERY_MS = 30_000
+/**
+ * The held partitions' device state is saved this often: what a collector
+ * killed without warning hands on is at most this old (the messages since
+ * then were acknowledged, so the new holder never reads them; it sees the
+ * next ones, a little further on, which its history spans without alert).
+ */
+const SNAPSHOT_EVERY_MS = 5_000
 
 export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'spool-full': [], 'connection': [connected: boolean] }> {
   readonly #options: ClusterIngestOptions
@@ -41,8 +68,13 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
   readonly #control: ControlChannel
   readonly #redis: ReturnType<typeof connectRedis>
   readonly #blocking: ReturnType<typeof connectRedis>
+  readonly #snapshots: DetectionSnapshots
   #connected = false
   #trim: NodeJS.Timeout | undefined
+  #snapshotTimer: NodeJS.Timeout | undefined
+  /** Saves run one at a time, in order: an earlier view never lands after a later one. */
+  #saving: Promise<void> = Promise.resolve()
+  #periodicSaveRunning = false
 
   constructor (options: ClusterIngestOptions) {
     super()
@@ -65,8 +97,17 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
       spool: this.#spool, sink: options.sink, batchSize: options.batchSize,
       onError: (message) => logger.error(`store write failed; the entries stay pending in the cluster stream: ${message}`),
     })
+    this.#snapshots = new DetectionSnapshots({ redis: this.#redis, keys })
     // Renewals on the connection that never blocks: an XREADGROUP BLOCK must not delay them.
-    this.#leases = new PartitionLeases({ redis: this.#redis, keys, partitions, member: consumer, logger })
+    this.#leases = new PartitionLeases({
+      redis: this.#redis, keys, partitions, member: consumer, logger,
+      // A partition's device state is in detection before its first entry (the previous holder's pending batch included) is read…
+      onTaken: (taken) => this.#restoreState(taken),
+      // …saved, under the lease, when it is handed over…
+      onReleasing: (leases) => this.#saveState(leases),
+      // …and forgotten here once it is gone: its devices speak to another collector now, and would look silent here.
+      onGone: (gone) => this.#forgetState(gone),
+    })
     this.#reader = new StreamReader({
       redis: this.#blocking, keys, partitions, consumer, logger, leases: this.#leases,
       // Where the fence stands: the reader hands a batch over only once Redis
@@ -110,6 +151,16 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
       this.#reader.trimAcknowledged().catch((error: Error) => this.#options.logger.warn({ err: error.message }, 'cluster streams not trimmed; retried later'))
     }, TRIM_EVERY_MS)
     this.#trim.unref()
+    if (this.#options.deviceState) {
+      this.#snapshotTimer = setInterval(() => {
+        if (this.#periodicSaveRunning) return
+        this.#periodicSaveRunning = true
+        this.#saveState(this.#leases.held())
+          .catch((error: Error) => this.#options.logger.warn({ err: error.message }, 'detection state not saved; retried at the next round'))
+          .finally(() => { this.#periodicSaveRunning = false })
+      }, this.#options.snapshotEveryMs ?? SNAPSHOT_EVERY_MS)
+      this.#snapshotTimer.unref()
+    }
   }
 
   /** Quarantine and lift go to every broker node through Redis; resolves once Redis holds the command. */
@@ -119,14 +170,68 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
 
   async stop (): Promise<void> {
     clearInterval(this.#trim)
+    clearInterval(this.#snapshotTimer)
     // The batch in hand is given up (it stays pending and is read again at the next start), so the reader can stop.
     const stopping = this.#reader.stop()
     this.#spool.abandon('collector stopping')
     await stopping
-    // Leaving the group: the others take the partitions at their next round and claim what was in hand.
+    // Leaving the group: the device state is saved, the others take the partitions at their next round and claim what was in hand.
     await this.#leases.stop()
     await this.#writer.stop()
     this.#redis.disconnect()
+  }
+
+  #devicesOf (partition: number): (deviceId: string) => boolean {
+    const { partitions } = this.#options
+    return (deviceId) => partitionOf(deviceId, partitions) === partition
+  }
+
+  /** Saves these partitions' device state under their lease tokens; a save the fence refuses is logged (the lease changed hands). */
+  #saveState (leases: ReadonlyMap<number, number>): Promise<void> {
+    const doors = this.#options.deviceState
+    if (!doors || leases.size === 0) return Promise.resolve()
+    const save = async (): Promise<void> => {
+      for (const [partition, token] of leases) {
+        // Exported when its turn comes, not when it was queued: the newest view goes out.
+        const state = JSON.stringify(doors.export(this.#devicesOf(partition)))
+        if (!await this.#snapshots.save(partition, token, state)) {
+          this.#options.logger.warn({ partition }, 'detection state not saved: the partition\'s lease changed hands (its new holder saves its own)')
+        }
+      }
+    }
+    const saved = this.#saving.then(save)
+    this.#saving = saved.catch(() => undefined)
+    return saved
+  }
+
+  /** Reads the partitions' saved device state and hands it to detection; a Redis failure fails the take (it is retried). */
+  async #restoreState (taken: ReadonlyMap<number, number>): Promise<void> {
+    const doors = this.#options.deviceState
+    if (!doors) return
+    const { logger } = this.#options
+    const snapshots = await this.#snapshots.load(taken.keys())
+    for (const partition of taken.keys()) {
+      const snapshot = snapshots.get(partition)
+      if (!snapshot) continue
+      let state: unknown
+      try {
+        state = JSON.parse(snapshot.state)
+      } catch (error) {
+        logger.warn({ partition, err: (error as Error).message }, 'detection state of the partition is not JSON; its devices are learned afresh')
+        continue
+      }
+      const devices = doors.import(state)
+      logger.info({ partition, devices, savedAt: snapshot.savedAt }, 'detection state of the partition restored')
+    }
+  }
+
+  #forgetState (gone: readonly number[]): void {
+    const doors = this.#options.deviceState
+    if (!doors) return
+    const set = new Set(gone)
+    const { partitions } = this.#options
+    const forgotten = doors.forget((deviceId) => set.has(partitionOf(deviceId, partitions)))
+    if (forgotten > 0) this.#options.logger.info({ partitions: gone, devices: forgotten }, 'detection state of partitions gone to another collector forgotten here')
   }
 
   #setConnected (connected: boolean): void {

@@ -84,8 +84,16 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       `the store refused ${rejected} of ${total} points for good; they are kept in the spool's rejected table (${join(config.dataDir, 'spool.db')}): ${reason}`),
   })
   // In a cluster the input is the broker nodes' Redis Streams (acknowledged once stored); otherwise one MQTT session.
-  const collector = config.redisUrl
-    ? new ClusterIngest({ redisUrl: config.redisUrl, partitions: config.cluster.partitions, consumer: config.cluster.collectorName, sink, batchSize: config.collector.batchSize ?? 5_000, logger })
+  const collector: Collector | ClusterIngest = config.redisUrl
+    ? new ClusterIngest({
+      redisUrl: config.redisUrl, partitions: config.cluster.partitions, consumer: config.cluster.collectorName, sink, batchSize: config.collector.batchSize ?? 5_000, logger,
+      // What detection learned of a partition's devices moves with the partition between collectors.
+      deviceState: {
+        export: (filter) => detection.exportDeviceState(filter),
+        import: (snapshot) => detection.importDeviceState(snapshot),
+        forget: (filter) => detection.forgetDevices(filter),
+      },
+    })
     : mqttCollector(brokerUrl, spool, logger, paths, () => writer.kick())
   const outbox = new Outbox({
     path: join(config.dataDir, 'outbox.db'), logger, deadLetterAfterMs: config.delivery.deadLetterAfterMs,
@@ -99,7 +107,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   })
   const fleet = new FleetState({ path: join(config.dataDir, 'fleet.db') })
   const alertListeners = new Set<(change: AlertChange) => void>()
-  const detection = new Detection({
+  const detection: Detection = new Detection({
     dataDir: config.dataDir, policiesDir: config.policiesDir, logger,
     // The service reads the inventory once a minute for the fleet view and hands it to cert-expiry too.
     certificateCheckMs: 0,

@@ -13,6 +13,7 @@ export { ensureGroups, partitionLag, StreamReader, type PartitionLag, type Strea
 export {
   assignPartitions, DEFAULT_LEASE_RENEW_MS, DEFAULT_LEASE_TTL_MS, PartitionLeases, type CollectorBeat,
 } from './partition-leases.ts'
+export { DetectionSnapshots, type DetectionSnapshot } from './detection-snapshots.ts'
 export { CrlFollower, publishCrl } from './crl-channel.ts'
 export { ControlChannel, type ControlEnvelope } from './control-channel.ts'
 export { SessionDirectory, type SessionRecord } from './session-directory.ts'

@@ -34,6 +34,8 @@ export interface ClusterKeys {
   lease: (partition: number) => string
   /** One partition's fencing-token counter: INCR each time its lease changes hands, never reset. */
   leaseToken: (partition: number) => string
+  /** Hash { token, state, savedAt }: detection's learned state of one partition's devices, written under its lease token. */
+  detection: (partition: number) => string
   /** One collector's heartbeat in the group; expires when it stops beating. */
   collector: (name: string) => string
   /** Hash collector name → last heartbeat (JSON): the collectors ever seen, alive or not. */
@@ -55,6 +57,7 @@ export function clusterKeys (prefix = DEFAULT_PREFIX): ClusterKeys {
     owner: (clientId) => `${prefix}:owner:${clientId}`,
     lease: (partition) => `${prefix}:lease:${partition}`,
     leaseToken: (partition) => `${prefix}:lease-token:${partition}`,
+    detection: (partition) => `${prefix}:detection:${partition}`,
     collector: (name) => `${prefix}:collector:${name}`,
     collectors: `${prefix}:collectors`,
   }

@@ -108,6 +108,21 @@ export interface PartitionLeasesOptions {
   ttlMs?: number
   renewMs?: number
   settleMs?: number
+  /**
+   * Partitions just taken, with their tokens: awaited before any of them
+   * is read, so what travels with a partition (detection's state) is in
+   * place before its first entry. If it fails, none of them is held; they
+   * are taken again, under new tokens, at the next round.
+   */
+  onTaken?: (taken: ReadonlyMap<number, number>) => Promise<void>
+  /**
+   * Partitions about to be released (handed over, or at stop), their
+   * leases still this collector's and no batch using them: awaited; a
+   * failure is logged and the release goes on.
+   */
+  onReleasing?: (leases: ReadonlyMap<number, number>) => Promise<void>
+  /** Partitions no longer held here: released, or lost. */
+  onGone?: (partitions: readonly number[]) => void
 }
 
 export interface CollectorBeat {
@@ -127,7 +142,7 @@ interface Lease {
 }
 
 export class PartitionLeases {
-  readonly #options: Required<PartitionLeasesOptions>
+  readonly #options: Required<Omit<PartitionLeasesOptions, 'onTaken' | 'onReleasing' | 'onGone'>> & Pick<PartitionLeasesOptions, 'onTaken' | 'onReleasing' | 'onGone'>
   readonly #instance = randomUUID()
   readonly #startedAt = new Date().toISOString()
   readonly #held = new Map<number, Lease>()
@@ -240,13 +255,16 @@ export class PartitionLeases {
     clearTimeout(this.#timer)
     const { redis, keys, member, logger } = this.#options
     await this.#serialized(async () => {
+      await this.#releasing(new Map([...this.#held].map(([partition, lease]) => [partition, lease.token])))
       const pipeline = redis.pipeline()
       for (const [partition, lease] of this.#held) pipeline.eval(RELEASE, 1, keys.lease(partition), member, lease.token)
       pipeline.del(keys.collector(member))
       await pipeline.exec()
-      this.counters.released += this.#held.size
+      const released = [...this.#held.keys()]
+      this.counters.released += released.length
       this.#held.clear()
       this.#handingOver.clear()
+      this.#gone(released)
     }).catch((error: Error) => logger.warn({ err: error.message }, 'collector group: leases not released at stop; they expire on their own'))
   }
 
@@ -316,7 +334,27 @@ export class PartitionLeases {
       this.#handingOver.delete(partition)
       this.counters.lost++
       logger.warn({ partition, token: lease.token }, 'collector group: lease lost (expired, and taken or free); the partition is no longer read here')
+      this.#gone([partition])
     })
+  }
+
+  /** The onReleasing hook; its failure does not keep a lease from being released. */
+  async #releasing (leases: ReadonlyMap<number, number>): Promise<void> {
+    if (!this.#options.onReleasing || leases.size === 0) return
+    try {
+      await this.#options.onReleasing(leases)
+    } catch (error) {
+      this.#options.logger.warn({ partitions: [...leases.keys()], err: (error as Error).message }, 'collector group: work before a release failed; the partition is released all the same')
+    }
+  }
+
+  #gone (partitions: readonly number[]): void {
+    if (partitions.length === 0) return
+    try {
+      this.#options.onGone?.(partitions)
+    } catch (error) {
+      this.#options.logger.warn({ partitions, err: (error as Error).message }, 'collector group: work after a partition left failed')
+    }
   }
 
   async #beat (): Promise<void> {
@@ -351,9 +389,16 @@ export class PartitionLeases {
       const lease = this.#held.get(partition)
       this.#handingOver.delete(partition)
       if (!lease) continue
+      // Out of the reader's view first: nothing is read from it while its state is saved.
       this.#held.delete(partition)
       this.counters.released++
-      await redis.eval(RELEASE, 1, keys.lease(partition), member, lease.token)
+      await this.#releasing(new Map([[partition, lease.token]]))
+      try {
+        await redis.eval(RELEASE, 1, keys.lease(partition), member, lease.token)
+      } finally {
+        // Not read here any more whether or not Redis heard the release (unreleased, the lease expires).
+        this.#gone([partition])
+      }
       logger.info({ partition, to: this.#plan[partition] }, 'collector group: partition handed over')
     }
   }
@@ -371,9 +416,17 @@ export class PartitionLeases {
     wanted.forEach((partition, index) => {
       const [error, reply] = results?.[index] ?? [new Error('no reply'), null]
       if (error || typeof reply !== 'number') return
-      this.#held.set(partition, { token: reply, validUntil: sentAt + ttlMs })
       taken.push({ partition, token: reply })
     })
+    if (taken.length > 0 && this.#options.onTaken) {
+      try {
+        await this.#options.onTaken(new Map(taken.map(({ partition, token }) => [partition, token])))
+      } catch (error) {
+        logger.warn({ partitions: taken.map((t) => t.partition), err: (error as Error).message }, 'collector group: partitions taken but not ready to read (their state could not be restored); taken again next round')
+        return
+      }
+    }
+    for (const { partition, token } of taken) this.#held.set(partition, { token, validUntil: sentAt + ttlMs })
     this.counters.acquired += taken.length
     if (taken.length > 0) logger.info({ taken, members: this.#members.length }, 'collector group: partitions taken')
   }

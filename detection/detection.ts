@@ -16,7 +16,7 @@ import type { QuarantineCommand } from '../shared/control.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { FleetPki, type InventoryEntry } from '../pki/index.ts'
 import type { Alert, AlertChange, AlertPolicy } from '../shared/alert-contract.ts'
-import { type Finding, loadPolicySet, type PolicySet, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
+import { type DeviceSnapshot, type Finding, loadPolicySet, type PolicySet, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
 import { AlertBook, type Raisable } from './alert-book.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { formatDuration } from '../shared/duration.ts'
@@ -166,6 +166,32 @@ export class Detection {
     const verdict = this.#engine.onTelemetry(observation)
     this.pipeline.onMessage(verdict.backlogMs ?? 0)
     this.#apply(verdict, observation)
+  }
+
+  /**
+   * The learned state of the devices `filter` picks, as plain JSON (a
+   * versioned DeviceSnapshot): what travels with a partition that moves to
+   * another collector of the group.
+   */
+  exportDeviceState (filter: (deviceId: string) => boolean): DeviceSnapshot {
+    return this.#engine.exportDevices(filter)
+  }
+
+  /**
+   * Takes in a snapshot exportDeviceState made, here or on another
+   * collector, before the devices' next messages are heard. One of another
+   * version, or that does not validate, is ignored and the reason logged:
+   * its devices are learned afresh. Returns the devices taken in.
+   */
+  importDeviceState (snapshot: unknown): number {
+    const result = this.#engine.importDevices(snapshot)
+    if (result.ignored) this.#options.logger.warn({ reason: result.ignored }, 'detection: device state snapshot ignored; its devices are learned afresh')
+    return result.devices
+  }
+
+  /** Forgets the devices `filter` picks (their partition went to another collector, which judges them now); returns how many. */
+  forgetDevices (filter: (deviceId: string) => boolean): number {
+    return this.#engine.forgetDevices(filter)
   }
 
   /** The collector's broker session went down or came back. */

@@ -7,6 +7,7 @@
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { PolicyId } from './catalogue.ts'
+import { DEVICE_SNAPSHOT_VERSION, type DeviceRecord, type DeviceSnapshot, readDeviceSnapshot, type WindowRecord } from './device-snapshot.ts'
 import type { Finding, PreviousTelemetry, TelemetryObservation } from './finding.ts'
 import { type QuietWindow, quietWindowFor } from './quiet-windows.ts'
 import type { Policy, PolicyOf } from './schema.ts'
@@ -22,6 +23,8 @@ import { FINGERPRINTS_KEPT, fingerprintOf, isRedelivery, type MessageFingerprint
 import { valueImplausibleRule } from './rules/value-implausible.ts'
 
 export interface Clear { policy: PolicyId, deviceId: string, reason: string }
+/** What importDevices took in, or why it took nothing. */
+export interface DeviceImport { devices: number, windows: number, ignored?: string }
 /** A finding that a maintenance window or suppression kept from becoming an alert. */
 export interface Quieted { finding: Finding, window: QuietWindow }
 export interface Verdict {
@@ -166,6 +169,113 @@ export class PolicyEngine {
   /** Devices of this kind at this site, as of the last tick. */
   groupSize (kind: string, site: string): number {
     return this.#groupSizes.get(`${kind}/${site}`) ?? 0
+  }
+
+  /**
+   * What the engine has learned about the devices `filter` picks — their
+   * last message (seq, time, firmware, readings), interval baseline, lag,
+   * arrivals in the rate window and recent fingerprints — and the
+   * security-event windows keyed by them, as plain JSON
+   * (device-snapshot.ts). A collector group hands it on with a partition.
+   * Windows keyed by a source address belong to no device and stay here.
+   */
+  exportDevices (filter: (deviceId: string) => boolean): DeviceSnapshot {
+    const now = this.#clock.now()
+    const devices: DeviceRecord[] = []
+    for (const [deviceId, state] of this.#devices) {
+      if (!filter(deviceId)) continue
+      devices.push({
+        deviceId, kind: state.kind, site: state.site,
+        previous: state.previous ? { ...state.previous, readings: { ...state.previous.readings } } : null,
+        firstSeenMs: state.firstSeenMs, lastSeenMs: state.lastSeenMs, lastHeardMs: state.lastHeardMs, messages: state.messages,
+        lagMs: state.lagMs ?? null, intervalMs: state.intervalMs ?? null, firstIntervals: state.firstIntervals ? [...state.firstIntervals] : null,
+        recent: state.recent.filter((t) => now - t <= RATE_WINDOW_MS), seen: state.seen.map((m) => ({ ...m })),
+      })
+    }
+    const windows: WindowRecord[] = []
+    for (const [windowKey, window] of this.#windows) {
+      const { policy, key } = splitWindowKey(windowKey)
+      if (window.expiresAtMs < now || !isDeviceKey(key) || !filter(key)) continue
+      windows.push({ policy, key, times: [...window.times], claims: [...window.claims], claimsNotKept: window.claimsNotKept, expiresAtMs: window.expiresAtMs })
+    }
+    return { version: DEVICE_SNAPSHOT_VERSION, takenAtMs: now, devices, windows }
+  }
+
+  /**
+   * Takes in what exportDevices gave (here or on another collector): from
+   * now on these devices are judged against their history — an older seq
+   * is a replay, an older firmware a downgrade, the learned interval and
+   * rate baseline hold. A snapshot of another version, or one that does
+   * not validate, is ignored whole and the reason returned (the caller
+   * logs it); the devices are then learned afresh. Where this engine has
+   * heard a device more recently than the snapshot, its own state stays.
+   *
+   * Silence. Between the snapshot and now the device may have spoken to
+   * another collector, or into a stream nobody read while its partition
+   * changed hands; this engine could not have heard it. That gap is the
+   * same as a collector whose input is not yet connected, and is treated
+   * the same way (setCatchingUp: silence excludes the time PlaceGuard was
+   * deaf), but for these devices alone: their silence counts from the
+   * import, as the whole fleet's counts from a reconnect. So a move opens
+   * no silence alert, and a device still silent after it is judged again
+   * once the usual `missedIntervals` (and MIN_SILENCE_MS) have passed —
+   * the whole fleet is not held for one partition's move, and no timed
+   * grace has to guess how long a move takes.
+   */
+  importDevices (value: unknown): DeviceImport {
+    const read = readDeviceSnapshot(value)
+    if ('ignored' in read) return { devices: 0, windows: 0, ignored: read.ignored }
+    const now = this.#clock.now()
+    const deafNow = this.#deafNow()
+    // Another collector's clock may run a little ahead: nothing learned lies in this engine's future.
+    const upToNow = (t: number): number => Math.min(t, now)
+    let devices = 0
+    for (const record of read.snapshot.devices) {
+      const local = this.#devices.get(record.deviceId)
+      if (local && local.lastHeardMs > record.lastHeardMs) continue
+      const lastHeardMs = upToNow(record.lastHeardMs)
+      const state: DeviceState = {
+        kind: record.kind, site: record.site, previous: record.previous ?? undefined,
+        lastSeenMs: upToNow(record.lastSeenMs), lastHeardMs, firstSeenMs: upToNow(record.firstSeenMs), messages: record.messages,
+        lagMs: record.lagMs ?? undefined,
+        deafAtLastSeenMs: deafNow - (now - lastHeardMs),
+        intervalMs: record.intervalMs ?? undefined, firstIntervals: record.firstIntervals ?? undefined,
+        recent: record.recent.map(upToNow).filter((t) => now - t <= RATE_WINDOW_MS),
+        seen: record.seen,
+      }
+      this.#devices.delete(record.deviceId)
+      if (this.#devices.size >= MAX_DEVICES) this.#devices.delete(this.#devices.keys().next().value!)
+      this.#devices.set(record.deviceId, state)
+      devices++
+    }
+    let windows = 0
+    for (const record of read.snapshot.windows) {
+      const key = `${record.policy}\u0000${record.key}`
+      if (record.expiresAtMs < now || (this.#windows.get(key)?.expiresAtMs ?? -Infinity) >= record.expiresAtMs) continue
+      this.#keepWindow(key, { times: record.times, claims: record.claims, claimsNotKept: record.claimsNotKept, expiresAtMs: record.expiresAtMs }, now)
+      windows++
+    }
+    return { devices, windows }
+  }
+
+  /**
+   * Forgets the devices `filter` picks, and their windows: their messages
+   * now go to another collector, which judges them (a partition handed
+   * over). Kept here, they would fall silent and be alerted as such.
+   * Returns how many devices were forgotten.
+   */
+  forgetDevices (filter: (deviceId: string) => boolean): number {
+    let forgotten = 0
+    for (const deviceId of [...this.#devices.keys()]) {
+      if (!filter(deviceId)) continue
+      this.#devices.delete(deviceId)
+      forgotten++
+    }
+    for (const windowKey of [...this.#windows.keys()]) {
+      const { key } = splitWindowKey(windowKey)
+      if (isDeviceKey(key) && filter(key)) this.#windows.delete(windowKey)
+    }
+    return forgotten
   }
 
   /**
@@ -458,6 +568,17 @@ export class PolicyEngine {
     state.seen.push(fingerprintOf(observation))
     if (state.seen.length > FINGERPRINTS_KEPT) state.seen.shift()
   }
+}
+
+/** A window's key is `<policy>\0<device id or address:…>` (onSecurityEvent). */
+function splitWindowKey (windowKey: string): { policy: PolicyId, key: string } {
+  const at = windowKey.indexOf('\u0000')
+  return { policy: windowKey.slice(0, at) as PolicyId, key: windowKey.slice(at + 1) }
+}
+
+/** Windows keyed by a source address (event-window.ts addressKey) are no device's. */
+function isDeviceKey (key: string): boolean {
+  return !key.startsWith('address:')
 }
 
 function median (values: number[]): number {

@@ -335,3 +335,33 @@ describe('a group of collectors', () => {
     await holder.stop()
   })
 })
+
+describe('the hooks around a partition changing hands', () => {
+  it('reads a partition only once onTaken resolved (a failed one is taken again next round), and saves before it releases', async () => {
+    const keys = freshKeys()
+    const calls: string[] = []
+    let failOnce = true
+    const leases = new PartitionLeases({
+      redis: connect('hooks'), keys, partitions: 2, member: 'collector-h', logger, settleMs: 200,
+      onTaken: async (taken) => {
+        calls.push(`taken ${[...taken].map(([p, t]) => `${p}@${t}`).join(',')}`)
+        await sleep(100)
+        if (failOnce) { failOnce = false; throw new Error('state store away') }
+        expect(leases.held().size).toBe(0) // not readable while its state is restored
+      },
+      onReleasing: async (held) => {
+        // The leases are still this collector's while the hook runs: a fenced write can go through.
+        expect(await leases.checkAll(held)).toEqual(new Set(held.keys()))
+        calls.push(`releasing ${[...held.keys()].join(',')}`)
+      },
+      onGone: (gone) => calls.push(`gone ${gone.join(',')}`),
+    })
+    await leases.start()
+    expect(leases.held().size).toBe(0)
+    await waitFor(() => leases.held().size === 2, 5_000, 'both partitions taken the second time')
+    expect([...leases.held()]).toEqual([[0, 2], [1, 2]])
+    await leases.stop()
+    expect(calls).toEqual(['taken 0@1,1@1', 'taken 0@2,1@2', 'releasing 0,1', 'gone 0,1'])
+    expect(await connect().exists(keys.lease(0), keys.lease(1))).toBe(0)
+  })
+})
