@@ -33,7 +33,7 @@ for (let i = 0; i < DEVICES; i++) {
     const fields: Record<string, number> = kind === 'flood' ? { level_cm: 80 + n, battery_v: 3.6 } : kind === 'energy' ? { power_kw: 2, voltage_v: 231, energy_kwh: 1000 + n } : { temp_c: 20, humidity_pct: 45, co2_ppm: 600 }
     fleet.onTelemetry({ measurement: kind, tags, fields: { ...fields, seq: n, fw: '3.2.1' }, timestampMs: started - (120 - n) * 10_000 }, started)
   }
-  if (i % 50 === 0) fleet.onAlertChange(alerts.raise({ policy: 'firmware-outdated', deviceId: id, severity: 'medium', summary: 'old firmware', evidence: {} }, tags))
+  if (i % 50 === 0) fleet.onAlertChange((await alerts.raise({ policy: 'firmware-outdated', deviceId: id, severity: 'medium', summary: 'old firmware', evidence: {} }, tags)))
 }
 const token = 'bench-token-0123456789abcdef'
 const source = {
@@ -75,6 +75,6 @@ const rssMiB = round(process.memoryUsage().rss / 1024 / 1024)
 process.stdout.write(`${DEVICES} devices × 120 readings; process RSS ${rssMiB} MiB\n`)
 process.stdout.write(`results: ${saveResults('api', { at: new Date().toISOString(), devices: DEVICES, rows, rssMiB })}\n`)
 await app.close()
-alerts.close()
+await alerts.close()
 rmSync(dir, { recursive: true, force: true })
 process.exit(0)

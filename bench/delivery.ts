@@ -110,7 +110,7 @@ async function measure (label: string, receiver: Receiver, outbox: Outbox, count
   const bar = progressBar(`${label} ${spacingMs ? 'steady' : 'burst'}`, count)
   const before = outbox.metrics()[0]!.attempts
   for (let i = 0; i < count; i++) {
-    const change = book.raise({ policy: 'identity-clone', deviceId: `flood-${i}`, severity: 'critical', summary: 'the same identity is connected from two places', evidence: { sessions: 2 } })
+    const change = (await book.raise({ policy: 'identity-clone', deviceId: `flood-${i}`, severity: 'critical', summary: 'the same identity is connected from two places', evidence: { sessions: 2 } }))
     ids.push(change.alert.id)
     outbox.enqueue(change)
     if (spacingMs) await new Promise((resolve) => setTimeout(resolve, spacingMs))
@@ -120,7 +120,7 @@ async function measure (label: string, receiver: Receiver, outbox: Outbox, count
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   bar.stop()
-  const alerts = new Map(book.list().map((alert) => [alert.id, Date.parse(alert.detectedAt)]))
+  const alerts = new Map((await book.list()).map((alert) => [alert.id, Date.parse(alert.detectedAt)]))
   const latencies = ids.map((id) => receiver.arrivals.get(id)! - alerts.get(id)!)
   return { latencies, elapsedMs: Math.max(...ids.map((id) => receiver.arrivals.get(id)!)) - started, requests: outbox.metrics()[0]!.attempts - before }
 }

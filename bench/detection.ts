@@ -57,7 +57,7 @@ const summary = await runSimulation({
   durationMs: parseDuration('--duration', values.duration), scenario: loadScenario(values.scenario), truthFile, seed: 1,
   onPhase: (phase) => {
     if (phase === 'run') service.detection.checkCertificates()
-    if (phase === 'stop') alerts = service.detection.alerts.list()
+    if (phase === 'stop') void Promise.resolve(service.detection.alerts.list()).then((listed) => { alerts = listed })
   },
 })
 await service.stop()

@@ -18,6 +18,8 @@ import { FleetPki, type InventoryEntry } from '../pki/index.ts'
 import type { Alert, AlertChange, AlertPolicy } from '../shared/alert-contract.ts'
 import { type DeviceSnapshot, type Finding, loadPolicySet, type PolicySet, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
 import { AlertBook, type Raisable } from './alert-book.ts'
+import type { AsyncAlertStore } from './alert-store.ts'
+import { after, allOf, isPromise, type MaybeAsync } from '../shared/maybe-async.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { formatDuration } from '../shared/duration.ts'
 import { isValidId } from '../shared/ids.ts'
@@ -47,6 +49,12 @@ export interface DetectionOptions {
    */
   onAlertChange?: (change: AlertChange, correlated?: { stormAlertId: string }) => void
   clock?: Clock
+  /**
+   * The alerts in a shared asynchronous store (PostgreSQL, a collector
+   * group) instead of `<data-dir>/alerts.db`. Findings are then written in
+   * arrival order, retried while the store fails (alert-book.ts).
+   */
+  alertStore?: AsyncAlertStore
 }
 
 /** The pipeline alert's key: the collector process (`delivery-failing` keys on its sink alike). */
@@ -87,7 +95,9 @@ export class Detection {
     this.#engine = new PolicyEngine(this.#policySet.policies.map((l) => l.policy), undefined, this.#policySet.windows)
     const clock = options.clock ?? systemClock
     this.#clock = clock
-    this.alerts = new AlertBook({ path: join(options.dataDir, 'alerts.db'), clock })
+    this.alerts = options.alertStore
+      ? new AlertBook({ asyncStore: options.alertStore, clock, logger: options.logger })
+      : new AlertBook({ path: join(options.dataDir, 'alerts.db'), clock })
     this.#storms = new StormGuard({ clock })
     this.pipeline = new PipelineHealth({
       clock,
@@ -121,11 +131,22 @@ export class Detection {
     })
   }
 
-  stop (): void {
+  /** Stops the timers and closes the alert book (an asynchronous one once its queued writes are stored). */
+  stop (): MaybeAsync<void> {
     for (const timer of this.#timers) clearInterval(timer)
     this.pipeline.stop()
     this.#watcher?.close()
-    this.alerts.close()
+    return this.alerts.close()
+  }
+
+  /** Resolves once every alert write asked for so far is stored and published (immediate over SQLite). */
+  settled (): Promise<void> {
+    return this.alerts.settled()
+  }
+
+  /** A background alert write's failure: logged, never thrown into the message path. */
+  #background (work: MaybeAsync<unknown>, what: string): void {
+    if (isPromise(work)) work.catch((error: Error) => this.#options.logger.error({ err: error.message }, `alert not stored: ${what}`))
   }
 
   /** A device's current rate against its learned baseline, per minute (the API's device page); undefined until it has reported. */
@@ -205,34 +226,34 @@ export class Detection {
   }
 
   /** An operator acknowledges an alert; undefined if there is no open alert with that id. */
-  acknowledge (id: string, by: string): Alert | undefined {
-    const change = this.alerts.acknowledge(id, by)
-    if (change) this.#publish([change])
-    return change?.alert
+  acknowledge (id: string, by: string): MaybeAsync<Alert | undefined> {
+    return this.#published(this.alerts.acknowledge(id, by))
   }
 
   /** An operator resolves an alert; undefined if there is no unresolved alert with that id. */
-  resolve (id: string, by: string): Alert | undefined {
-    const change = this.alerts.resolve(id, by)
-    if (change) this.#publish([change])
-    return change?.alert
+  resolve (id: string, by: string): MaybeAsync<Alert | undefined> {
+    return this.#published(this.alerts.resolve(id, by))
   }
 
   /** An analyst's note on an alert; undefined if there is no such alert. */
-  comment (id: string, by: string, text: string): Alert | undefined {
-    const change = this.alerts.comment(id, by, text)
-    if (change) this.#publish([change])
-    return change?.alert
+  comment (id: string, by: string, text: string): MaybeAsync<Alert | undefined> {
+    return this.#published(this.alerts.comment(id, by, text))
   }
 
   /** An alert about PlaceGuard itself (e.g. a SOC sink down), logged, stored and delivered like the others. */
   raiseSystemAlert (finding: Raisable): void {
-    this.#publish([this.alerts.raise(finding)])
+    this.#background(after(this.alerts.raise(finding), (change) => this.#publish([change])), `system alert ${finding.policy}`)
   }
 
   clearSystemAlert (policy: AlertPolicy, deviceId: string, reason: string): void {
-    const change = this.alerts.clear({ policy, deviceId, reason })
-    if (change) this.#publish([change])
+    this.#background(after(this.alerts.clear({ policy, deviceId, reason }), (change) => { if (change) this.#publish([change]) }), `clear of ${policy}`)
+  }
+
+  #published (change: MaybeAsync<AlertChange | undefined>): MaybeAsync<Alert | undefined> {
+    return after(change, (c) => {
+      if (c) this.#publish([c])
+      return c?.alert
+    })
   }
 
   /** An operator's quarantine (the API's and CLI's); resolves once the broker has acted. */
@@ -262,7 +283,7 @@ export class Detection {
     const change = event.type === 'quarantined'
       ? this.alerts.recordResponse(details.alertId, { action: 'quarantine', status: 'active', until, detail: null })
       : this.alerts.recordResponse(details.alertId, { action: 'quarantine', status: by === 'broker' ? 'ended' : 'lifted', until, detail: by === 'broker' ? event.reason : `lifted by ${by ?? 'unknown'}` })
-    if (change) this.#publish([change])
+    this.#background(after(change, (c) => { if (c) this.#publish([c]) }), `quarantine ${event.type} on ${details.alertId}`)
   }
 
   /** The policy's automated response, if it has one and the alert names a real device. */
@@ -273,7 +294,7 @@ export class Detection {
     const until = new Date(this.#clock.now() + quarantine.duration).toISOString()
     this.counters.quarantinesRequested++
     const requested = this.alerts.recordResponse(alert.id, { action: 'quarantine', status: 'requested', until, detail: null })
-    if (requested) this.#publish([requested])
+    this.#background(after(requested, (c) => { if (c) this.#publish([c]) }), `quarantine requested on ${alert.id}`)
     this.#send({
       action: 'quarantine', deviceId: alert.deviceId, durationMs: quarantine.duration, reason: `${alert.policy}: ${alert.summary}`.slice(0, 500),
       by: `policy:${alert.policy}`, alertId: alert.id, policy: alert.policy,
@@ -281,7 +302,7 @@ export class Detection {
       this.counters.quarantineFailures++
       this.#options.logger.error({ alert: alert.id, deviceId: alert.deviceId, err: error.message }, 'automated quarantine not applied')
       const failed = this.alerts.recordResponse(alert.id, { action: 'quarantine', status: 'failed', until: null, detail: error.message })
-      if (failed) this.#publish([failed])
+      this.#background(after(failed, (c) => { if (c) this.#publish([c]) }), `quarantine failed on ${alert.id}`)
     })
   }
 
@@ -308,7 +329,18 @@ export class Detection {
   }
 
 
+  /**
+   * A verdict's findings into the book. Over SQLite all of it happens now;
+   * over an asynchronous store the writes are queued in the book in the
+   * order verdicts arrive (so per (policy, device) an alert never overtakes
+   * the one before it), and what follows them (storms, publishing,
+   * responses) runs once they are stored.
+   */
   #apply (verdict: Verdict, where: { site?: string | null, kind?: string | null } = {}): void {
+    this.#background(this.#applied(verdict, where), 'findings of a verdict')
+  }
+
+  #applied (verdict: Verdict, where: { site?: string | null, kind?: string | null }): MaybeAsync<void> {
     for (const { finding, window } of verdict.quieted ?? []) this.#quieted(finding, `${window.type}: ${window.reason}`)
     const findings = verdict.findings.filter((finding) => {
       // A quarantined device is silent because PlaceGuard silenced it.
@@ -316,24 +348,30 @@ export class Detection {
       this.#quieted(finding, 'quarantined')
       return false
     })
-    const changes: AlertChange[] = [
+    if (findings.length === 0 && verdict.clears.length === 0) return
+    const written: Array<MaybeAsync<AlertChange | undefined>> = [
       ...findings.map((finding) => this.alerts.raise(finding, where)),
-      ...verdict.clears.flatMap((clear) => this.alerts.clear(clear) ?? []),
+      ...verdict.clears.map((clear) => this.alerts.clear(clear)),
     ]
-    const opened = changes.filter((c) => c.change === 'opened').map((c) => c.alert)
-    const { correlated, storms } = opened.length === 0 ? { correlated: new Map<string, Storm>(), storms: [] } : this.#storms.observe(opened, (kind, site) => this.#engine.groupSize(kind, site))
-    const stormAlerts = new Map(storms.map((storm) => [storm, this.#raiseStorm(storm)]))
-    for (const [alertId, storm] of correlated) {
-      if (this.#correlated.size >= MAX_CORRELATED) this.#correlated.delete(this.#correlated.keys().next().value!)
-      this.#correlated.set(alertId, stormAlerts.get(storm)!)
-    }
-    this.#publish(changes)
-    // A storm's automated responses still run: quarantine is per device, and the policy asked for it.
-    for (const { change, alert } of changes) if (change === 'opened') this.#respond(alert)
+    return after(allOf(written), (all) => {
+      const changes = all.filter((c) => c !== undefined)
+      const opened = changes.filter((c) => c.change === 'opened').map((c) => c.alert)
+      const { correlated, storms } = opened.length === 0 ? { correlated: new Map<string, Storm>(), storms: [] } : this.#storms.observe(opened, (kind, site) => this.#engine.groupSize(kind, site))
+      return after(allOf(storms.map((storm) => this.#raiseStorm(storm))), (ids) => {
+        const stormAlerts = new Map(storms.map((storm, i) => [storm, ids[i]!]))
+        for (const [alertId, storm] of correlated) {
+          if (this.#correlated.size >= MAX_CORRELATED) this.#correlated.delete(this.#correlated.keys().next().value!)
+          this.#correlated.set(alertId, stormAlerts.get(storm)!)
+        }
+        this.#publish(changes)
+        // A storm's automated responses still run: quarantine is per device, and the policy asked for it.
+        for (const { change, alert } of changes) if (change === 'opened') this.#respond(alert)
+      })
+    })
   }
 
   /** One alert for the storm, opened once and updated as it grows; its id stands for the devices at the SOC. */
-  #raiseStorm (storm: Storm): string {
+  #raiseStorm (storm: Storm): MaybeAsync<string> {
     const listed = storm.devices.slice(0, 50)
     const more = storm.deviceCount - listed.length
     const raised = this.alerts.raise({
@@ -342,8 +380,10 @@ export class Detection {
       summary: `${storm.policy} on ${storm.deviceCount} of ${storm.groupSize} ${storm.kind} devices at ${storm.site} within ${formatDuration(this.#storms.windowMs)}: ${listed.join(', ')}${more > 0 ? ` and ${more} more` : ''} (per-device alerts in the API)`,
       evidence: { policy: storm.policy, site: storm.site, kind: storm.kind, deviceCount: storm.deviceCount, groupSize: storm.groupSize, devices: storm.devices.join(','), startedAt: new Date(storm.startedAtMs).toISOString() },
     }, { site: storm.site, kind: storm.kind })
-    this.#publish([raised])
-    return raised.alert.id
+    return after(raised, (change) => {
+      this.#publish([change])
+      return change.alert.id
+    })
   }
 
   #quieted (finding: Finding, why: string): void {

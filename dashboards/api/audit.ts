@@ -17,11 +17,15 @@ export interface AuditCheck {
 const DAY_MS = 86_400_000
 const LISTED = 100
 
-export function auditReport (source: ApiSource, clock: Clock): { generatedAt: string, devices: number, checks: AuditCheck[], firmware: Array<{ kind: string, version: string, devices: number }> } {
+const AUDITED_POLICIES = ['cert-revoked-attempt', 'identity-clone', 'firmware-vulnerable', 'firmware-outdated'] as const
+
+export async function auditReport (source: ApiSource, clock: Clock): Promise<{ generatedAt: string, devices: number, checks: AuditCheck[], firmware: Array<{ kind: string, version: string, devices: number }> }> {
   const now = clock.now()
   const all = source.fleet.list({}, 'id', 'asc', Number.MAX_SAFE_INTEGER).items
-  const alertsOf = (policy: string) => source.alerts.list({ policy: policy as never })
-  const devicesOf = (policy: string, open = true) => [...new Set(alertsOf(policy).filter((a) => !open || a.status !== 'resolved').map((a) => a.deviceId))].sort()
+  // The alert book may answer asynchronously (PostgreSQL): read each policy's alerts once, up front.
+  const byPolicy = new Map(await Promise.all(AUDITED_POLICIES.map(async (policy) => [policy, await source.alerts.list({ policy })] as const)))
+  const alertsOf = (policy: typeof AUDITED_POLICIES[number]) => byPolicy.get(policy)!
+  const devicesOf = (policy: typeof AUDITED_POLICIES[number], open = true) => [...new Set(alertsOf(policy).filter((a) => !open || a.status !== 'resolved').map((a) => a.deviceId))].sort()
   const check = (id: string, description: string, devices: string[]): AuditCheck =>
     ({ check: id, description, status: devices.length === 0 ? 'pass' : 'fail', count: devices.length, devices: devices.slice(0, LISTED) })
   const certificate = (id: string) => source.fleet.certificateOf(id)

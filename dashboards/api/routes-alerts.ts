@@ -48,7 +48,7 @@ export function registerAlertRoutes (app: FastifyInstance, source: ApiSource): v
   app.get<{ Params: { id: string } }>('/api/alerts/:id', {
     config: { role: 'viewer' },
     schema: { summary: 'One alert', params: idParams, response: { 200: alertSchema, 404: errorSchema } },
-  }, async (request) => source.alerts.get(request.params.id) ?? Promise.reject(notFound('alert')))
+  }, async (request) => await source.alerts.get(request.params.id) ?? Promise.reject(notFound('alert')))
 
   const act = (verb: 'ack' | 'resolve', summary: string, apply: (id: string, by: string) => ReturnType<ApiSource['acknowledge']>, allowed: AlertStatus[]): void => {
     app.post<{ Params: { id: string }, Body: { comment?: string } | undefined }>(`/api/alerts/:id/${verb}`, {
@@ -58,10 +58,10 @@ export function registerAlertRoutes (app: FastifyInstance, source: ApiSource): v
       schema: { summary, params: idParams, body: noteBody, response: { 200: alertSchema, 404: errorSchema, 409: errorSchema } },
     }, async (request) => {
       const { id } = request.params
-      const alert = source.alerts.get(id)
+      const alert = await source.alerts.get(id)
       if (!alert) throw notFound('alert')
       if (!allowed.includes(alert.status)) throw conflict(`the alert is ${alert.status}`)
-      if (request.body?.comment) source.comment(id, actor(request), request.body.comment)
+      if (request.body?.comment) await source.comment(id, actor(request), request.body.comment)
       return apply(id, actor(request))
     })
   }
@@ -75,5 +75,5 @@ export function registerAlertRoutes (app: FastifyInstance, source: ApiSource): v
       body: { type: 'object', required: ['text'], additionalProperties: false, properties: { text: { type: 'string', minLength: 1, maxLength: 2000 } } },
       response: { 200: alertSchema, 404: errorSchema },
     },
-  }, async (request) => source.comment(request.params.id, actor(request), request.body.text) ?? Promise.reject(notFound('alert')))
+  }, async (request) => await source.comment(request.params.id, actor(request), request.body.text) ?? Promise.reject(notFound('alert')))
 }

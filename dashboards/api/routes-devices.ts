@@ -65,7 +65,7 @@ export function registerDeviceRoutes (app: FastifyInstance, source: ApiSource): 
       certificate: source.fleet.certificateOf(id),
       rate: rate ? { currentPerMinute: rate.currentPerMinute, baselinePerMinute: rate.baselinePerMinute } : null,
       quarantine: source.fleet.quarantineOf(id),
-      alerts: source.alerts.list({ deviceId: id }).filter((alert) => alert.status !== 'resolved'),
+      alerts: (await source.alerts.list({ deviceId: id })).filter((alert) => alert.status !== 'resolved'),
       telemetry: source.fleet.telemetryOf(id),
     }
     return detail

@@ -8,6 +8,7 @@ import type { DeadLetter, SinkMetrics } from '../../delivery/index.ts'
 import type { DeviceSummary, DeviceCertificate, FleetView, TelemetrySample } from '../../fleet/index.ts'
 import type { LoadedPolicy, QuietWindow } from '../../policies/index.ts'
 import type { Alert, AlertChange } from '../../shared/alert-contract.ts'
+import type { MaybeAsync } from '../../shared/maybe-async.ts'
 import type { ApiRole } from './config.ts'
 
 export interface DeviceDetail extends DeviceSummary {
@@ -20,14 +21,15 @@ export interface DeviceDetail extends DeviceSummary {
 
 export interface ApiSource {
   fleet: FleetView
+  /** The alert book: answers at once over SQLite, a Promise over PostgreSQL; the routes await. */
   alerts: {
-    list: (query?: AlertQuery) => Alert[]
-    get: (id: string) => Alert | undefined
-    page: (query: AlertQuery, limit: number, cursor?: string) => AlertPage
+    list: (query?: AlertQuery) => MaybeAsync<Alert[]>
+    get: (id: string) => MaybeAsync<Alert | undefined>
+    page: (query: AlertQuery, limit: number, cursor?: string) => MaybeAsync<AlertPage>
   }
-  acknowledge: (id: string, by: string) => Alert | undefined
-  resolve: (id: string, by: string) => Alert | undefined
-  comment: (id: string, by: string, text: string) => Alert | undefined
+  acknowledge: (id: string, by: string) => MaybeAsync<Alert | undefined>
+  resolve: (id: string, by: string) => MaybeAsync<Alert | undefined>
+  comment: (id: string, by: string, text: string) => MaybeAsync<Alert | undefined>
   rateOf: (deviceId: string) => { currentPerMinute: number, baselinePerMinute: number | null } | undefined
   policies: () => { policies: LoadedPolicy[], windows: QuietWindow[] }
   /** Validates policy YAML without applying it; the error names line and field. */

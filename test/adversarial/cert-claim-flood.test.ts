@@ -37,7 +37,7 @@ describe('cert-rejected under a flood of self-signed claims (real broker, collec
     const config = loadConfig({ env: { PLACEGUARD_WEBHOOK_URL: receiver.url, PLACEGUARD_WEBHOOK_SECRET: `whsec_${Buffer.alloc(32, 7).toString('base64')}` }, flags: { dataDir: setup.fleet.dataDir } })
     const service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
     await service.start()
-    const alertsFor = () => service.detection.alerts.list({ policy: 'cert-rejected' })
+    const alertsFor = async () => (await service.detection.alerts.list({ policy: 'cert-rejected' }))
     try {
       // mosquitto_pub: a client PlaceGuard did not write.
       for (let i = 0; i < 5; i++) {
@@ -48,17 +48,17 @@ describe('cert-rejected under a flood of self-signed claims (real broker, collec
         writeFileSync(key, identity.privateKeyPem)
         expect((await mosquittoPub(setup.broker.port, { cafile: setup.fleet.paths.caCert, cert, key }, `attacker-${i}`, 'places/riverside/flood/x/telemetry', '{}')).code).not.toBe(0)
       }
-      await waitFor(() => alertsFor()[0]?.occurrences === 5, 20_000, 'five refusals folded into the alert')
-      expect(alertsFor().map((a) => a.deviceId)).toEqual(['address:127.0.0.1'])
-      expect(alertsFor()[0]!.summary).not.toMatch(/flood-|\u202E/)
+      await waitFor(async () => (await alertsFor())[0]?.occurrences === 5, 20_000, 'five refusals folded into the alert')
+      expect((await alertsFor()).map((a) => a.deviceId)).toEqual(['address:127.0.0.1'])
+      expect((await alertsFor())[0]!.summary).not.toMatch(/flood-|\u202E/)
 
       for (let i = 0; i < 500; i += 10) {
         await Promise.all(Array.from({ length: 10 }, (_, j) => handshake(setup.broker.port, setup.fleet.paths.caCert, `claim-${i + j}`, '127.0.0.2')))
       }
-      await waitFor(() => alertsFor().find((a) => a.deviceId === 'address:127.0.0.2')?.occurrences === 500, 60_000, '500 refusals folded into one alert')
-      expect(alertsFor().map((a) => a.deviceId).sort()).toEqual(['address:127.0.0.1', 'address:127.0.0.2'])
+      await waitFor(async () => (await alertsFor()).find((a) => a.deviceId === 'address:127.0.0.2')?.occurrences === 500, 60_000, '500 refusals folded into one alert')
+      expect((await alertsFor()).map((a) => a.deviceId).sort()).toEqual(['address:127.0.0.1', 'address:127.0.0.2'])
 
-      await waitFor(() => service.outbox.metrics().every((m) => m.pending === 0), 20_000, 'outbox drained')
+      await waitFor(async () => service.outbox.metrics().every((m) => m.pending === 0), 20_000, 'outbox drained')
       const delivered = receiver.requests.map((r) => JSON.parse(r.body) as { policy: string, deviceId: string })
         .filter((alert) => alert.policy === 'cert-rejected')
       expect(delivered.map((alert) => alert.deviceId).sort()).toEqual(['address:127.0.0.1', 'address:127.0.0.2'])

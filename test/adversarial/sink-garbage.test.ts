@@ -39,9 +39,9 @@ async function httpServer (handle: (request: IncomingMessage, response: ServerRe
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, requests: () => count }
 }
 
-function changes (count: number): AlertChange[] {
+async function changes (count: number): Promise<AlertChange[]> {
   const book = new AlertBook()
-  return Array.from({ length: count }, (_, i) => book.raise({ policy: 'acl-violation', deviceId: `flood-${i}`, severity: 'high', summary: 'publish outside own topic', evidence: {} }))
+  return Promise.all(Array.from({ length: count }, async (_, i) => (await book.raise({ policy: 'acl-violation', deviceId: `flood-${i}`, severity: 'high', summary: 'publish outside own topic', evidence: {} }))))
 }
 
 function outboxWith (sinks: Sink[], options: { deadLetterAfterMs?: number } = {}): { outbox: Outbox, logs: string[] } {
@@ -68,7 +68,7 @@ describe('SOC sinks answering garbage', () => {
     const webhook = await httpServer((_q, response) => { response.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Please sign in</body></html>') })
     const { outbox, logs } = outboxWith([createSlackSink({ type: 'slack', url: slack.url, minSeverity: 'info' }), createWebhookSink({ type: 'webhook', url: webhook.url, secrets: [secret], minSeverity: 'info' })])
     outbox.start()
-    for (const change of changes(5)) outbox.enqueue(change)
+    for (const change of (await changes(5))) outbox.enqueue(change)
     await waitFor(() => accountedFor(outbox, 'slack', 5) && accountedFor(outbox, 'webhook', 5), 20_000, 'every change accounted for')
     expect(outbox.metrics().find((m) => m.sink === 'slack')).toMatchObject({ delivered: 0, deadLettered: 5 })
     expect(outbox.deadLetters('slack')[0]!.lastError).toMatch(/refused: ok:false \(invalid_blocks\)/)
@@ -81,7 +81,7 @@ describe('SOC sinks answering garbage', () => {
     const server = await httpServer((_q, response, index) => { response.writeHead(index < 2 ? 503 : 200, { 'content-type': 'text/plain' }).end(huge) })
     const { outbox, logs } = outboxWith([createWebhookSink({ type: 'webhook', url: server.url, secrets: [secret], minSeverity: 'info' })])
     outbox.start()
-    for (const change of changes(3)) outbox.enqueue(change)
+    for (const change of (await changes(3))) outbox.enqueue(change)
     await waitFor(() => accountedFor(outbox, 'webhook', 3), 30_000, 'every change accounted for')
     expect(outbox.metrics()[0]).toMatchObject({ delivered: 3, deadLettered: 0 })
     expect(outbox.metrics()[0]!.retries).toBeGreaterThanOrEqual(2)
@@ -104,7 +104,7 @@ describe('SOC sinks answering garbage', () => {
     })
     const { outbox, logs } = outboxWith([createWebhookSink({ type: 'webhook', url: server.url, secrets: [secret], minSeverity: 'info' }, { timeoutMs: 500 })])
     outbox.start()
-    for (const change of changes(2)) outbox.enqueue(change)
+    for (const change of (await changes(2))) outbox.enqueue(change)
     await waitFor(() => accountedFor(outbox, 'webhook', 2), 30_000, 'every change accounted for')
     expect(outbox.metrics()[0]).toMatchObject({ delivered: 2, deadLettered: 0 })
     expect(logs.join('')).toMatch(/timeout: no answer in time/)
@@ -127,7 +127,7 @@ describe('SOC sinks answering garbage', () => {
     const port = (server.address() as AddressInfo).port
     const { outbox } = outboxWith([createSyslogSink({ type: 'syslog', url: `tcp://127.0.0.1:${port}`, minSeverity: 'info' }, { connectTimeoutMs: 2_000, writeTimeoutMs: 2_000 })])
     outbox.start()
-    const sent = changes(8)
+    const sent = (await changes(8))
     // One at a time, each once the peer has it: a reset then always comes
     // between two messages. (A message written while a reset is in flight is
     // what TCP syslog cannot see — docs/delivery.md — and no test can fix.)

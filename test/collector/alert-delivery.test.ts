@@ -35,7 +35,7 @@ describe('alert delivery from the collector (real broker, real receiver)', () =>
       const delivered = alerts().find((a) => a.policy === 'acl-violation')!
       expect(delivered).toMatchObject({ deviceId: 'energy-d1', site: 'harbour', kind: 'energy', status: 'open', evidence: { topic: 'places/harbour/energy/energy-d2/telemetry' } })
 
-      service.detection.acknowledge(delivered.id, 'alice')
+      await service.detection.acknowledge(delivered.id, 'alice')
       await waitFor(() => alerts().some((a) => a.id === delivered.id && a.status === 'acknowledged'), 10_000, 'the acknowledgement at the SOC')
 
       // The chat sink never answered: past deadLetterAfterMs its deliveries are dead letters and PlaceGuard says so, through the sink that works.

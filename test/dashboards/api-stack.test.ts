@@ -48,7 +48,7 @@ describe('the API over a running collector (broker, simulator, real HTTP)', () =
     writeFileSync(scenario, 'name: api\nincidents:\n  - { policy: acl-violation, mode: wildcard-subscribe, select: { ids: [flood-00000] }, at: 300ms }\n')
     await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 3, intervalMs: 200, durationMs: 1_000, seed: 3, mix: { flood: 1, energy: 1, housing: 1 }, scenario: loadScenario(scenario) })
     service.refreshInventory()
-    await waitFor(() => service.detection.alerts.list({ policy: 'acl-violation' }).length === 1, 10_000, 'the incident\'s alert')
+    await waitFor(async () => (await service.detection.alerts.list({ policy: 'acl-violation' })).length === 1, 10_000, 'the incident\'s alert')
 
     const alerts = await call('/api/alerts?policy=acl-violation')
     expect(alerts.status).toBe(200)

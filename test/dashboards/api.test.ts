@@ -267,7 +267,7 @@ describe('live stream, metrics, docs, dashboard, headers', () => {
       }
     }
     await readUntil(/event: fleet\ndata: \{"devices":13/)
-    const alert = api.detection.alerts.list({ status: 'open' })[0]!
+    const alert = (await api.detection.alerts.list({ status: 'open' }))[0]!
     await call(`/api/alerts/${alert.id}/ack`, { method: 'POST', token: OPERATOR, body: {} })
     await readUntil(new RegExp(`event: alert\\ndata: \\{"change":"acknowledged","alert":\\{[^\\n]*"id":"${alert.id}"`))
     expect((await call('/api/stream', { token: null })).status).toBe(401)

@@ -20,11 +20,11 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step()
 })
 
-function alertChanges (count: number, book = new AlertBook()): AlertChange[] {
-  return Array.from({ length: count }, (_, i) => book.raise({
+async function alertChanges (count: number, book = new AlertBook()): Promise<AlertChange[]> {
+  return Promise.all(Array.from({ length: count }, async (_, i) => (await book.raise({
     policy: 'acl-violation', deviceId: `flood-${String(i).padStart(3, '0')}`, severity: 'high',
     summary: 'publish outside own topic', evidence: { topic: 'places/#', count: 1 },
-  }, { site: 'riverside', kind: 'flood' }))
+  }, { site: 'riverside', kind: 'flood' }))))
 }
 
 function outboxFor<S extends AnyOutboxStore = OutboxStore> (receiver: HttpReceiver, options: Partial<OutboxOptions<S>> & { sink?: Sink } = {}): Outbox<S> {
@@ -51,7 +51,7 @@ describe('the outbox', () => {
     await receiver.stop()
     const outbox = outboxFor(receiver, { maxBackoffMs: 5_000 })
     outbox.start()
-    const changes = alertChanges(25)
+    const changes = (await alertChanges(25))
     for (const change of changes) expect(outbox.enqueue(change)).toBe(1)
     await new Promise((resolve) => setTimeout(resolve, 30_000))
     expect(outbox.metrics()[0]).toMatchObject({ pending: 25, delivered: 0 })
@@ -76,7 +76,7 @@ describe('the outbox', () => {
     cleanup.push(() => receiver.stop())
     const outbox = outboxFor(receiver)
     outbox.start()
-    outbox.enqueue(alertChanges(1)[0]!)
+    outbox.enqueue((await alertChanges(1))[0]!)
     await waitFor(() => receiver.requests.length >= 3, 15_000, 'three attempts')
     const [first, second, third] = receiver.requests.map(verified)
     expect(second!.id).toBe(first!.id)
@@ -91,7 +91,7 @@ describe('the outbox', () => {
     cleanup.push(() => receiver.stop())
     const outbox = outboxFor(receiver)
     outbox.start()
-    const [change] = alertChanges(1)
+    const [change] = (await alertChanges(1))
     outbox.enqueue(change!)
     await waitFor(() => outbox.deadLetters().length === 1, 10_000, 'a dead letter')
     const [dead] = outbox.deadLetters()
@@ -112,11 +112,11 @@ describe('the outbox', () => {
     const outbox = outboxFor(receiver)
     outbox.start()
     const book = new AlertBook()
-    const opened = book.raise({ policy: 'acl-violation', deviceId: 'flood-1', severity: 'high', summary: 's', evidence: {} })
-    const other = book.raise({ policy: 'acl-violation', deviceId: 'flood-2', severity: 'high', summary: 's', evidence: {} })
+    const opened = (await book.raise({ policy: 'acl-violation', deviceId: 'flood-1', severity: 'high', summary: 's', evidence: {} }))
+    const other = (await book.raise({ policy: 'acl-violation', deviceId: 'flood-2', severity: 'high', summary: 's', evidence: {} }))
     outbox.enqueue(opened)
     await waitFor(() => outbox.deadLetters().length === 1, 10_000, 'the opened change dead-lettered')
-    outbox.enqueue(book.resolve(opened.alert.id, 'alice')!)
+    outbox.enqueue((await book.resolve(opened.alert.id, 'alice'))!)
     await waitFor(() => outbox.metrics()[0]!.delivered === 1, 10_000, 'the resolved change delivered')
     expect(outbox.requeueDeadLetters()).toBe(0)
     expect(outbox.supersededDeadLetters).toBe(1)
@@ -139,12 +139,12 @@ describe('the outbox', () => {
       onSinkRecovered: (sink) => recovered.push(sink.name),
     })
     outbox.start()
-    for (const change of alertChanges(3)) outbox.enqueue(change)
+    for (const change of (await alertChanges(3))) outbox.enqueue(change)
     await waitFor(() => outbox.deadLetters().length === 3, 10_000, 'dead letters')
     expect(failing).toEqual(['webhook: HTTP 503'])
     expect(outbox.metrics()[0]).toMatchObject({ pending: 0, deadLettered: 3, delivered: 0 })
     receiver.answer = ok
-    outbox.enqueue(alertChanges(1, new AlertBook())[0]!)
+    outbox.enqueue((await alertChanges(1, new AlertBook()))[0]!)
     await waitFor(() => recovered.length === 1, 10_000, 'recovery reported')
     expect(outbox.requeueDeadLetters()).toBe(3)
     await waitFor(() => outbox.metrics()[0]!.delivered === 4, 10_000, 'all delivered')
@@ -157,13 +157,13 @@ describe('the outbox', () => {
     const sink = createSink({ type: 'webhook', url: receiver.url, secrets: [secret], minSeverity: 'info' })
     const outbox = outboxFor(receiver, { sinks: [{ sink, route: { minSeverity: 'high', policies: ['acl-violation'] } }] })
     const book = new AlertBook()
-    const high = book.raise({ policy: 'acl-violation', deviceId: 'flood-1', severity: 'high', summary: 's', evidence: {} })
+    const high = (await book.raise({ policy: 'acl-violation', deviceId: 'flood-1', severity: 'high', summary: 's', evidence: {} }))
     expect(outbox.enqueue(high)).toBe(1)
-    expect(outbox.enqueue(book.raise({ policy: 'acl-violation', deviceId: 'flood-2', severity: 'medium', summary: 's', evidence: {} }))).toBe(0)
-    expect(outbox.enqueue(book.raise({ policy: 'replay', deviceId: 'flood-1', severity: 'critical', summary: 's', evidence: {} }))).toBe(0)
-    expect(outbox.enqueue(book.raise({ policy: 'acl-violation', deviceId: 'flood-1', severity: 'high', summary: 'again', evidence: {} }))).toBe(0) // 'updated'
-    expect(outbox.enqueue(book.acknowledge(high.alert.id, 'alice')!)).toBe(1)
-    expect(outbox.enqueue(book.resolve(high.alert.id, 'alice')!)).toBe(1)
+    expect(outbox.enqueue((await book.raise({ policy: 'acl-violation', deviceId: 'flood-2', severity: 'medium', summary: 's', evidence: {} })))).toBe(0)
+    expect(outbox.enqueue((await book.raise({ policy: 'replay', deviceId: 'flood-1', severity: 'critical', summary: 's', evidence: {} })))).toBe(0)
+    expect(outbox.enqueue((await book.raise({ policy: 'acl-violation', deviceId: 'flood-1', severity: 'high', summary: 'again', evidence: {} })))).toBe(0) // 'updated'
+    expect(outbox.enqueue((await book.acknowledge(high.alert.id, 'alice'))!)).toBe(1)
+    expect(outbox.enqueue((await book.resolve(high.alert.id, 'alice'))!)).toBe(1)
     outbox.start()
     await waitFor(() => receiver.requests.length === 3, 10_000, 'three deliveries')
     expect(receiver.requests.map((r) => (JSON.parse(r.body) as { status: string }).status)).toEqual(['open', 'acknowledged', 'resolved'])
@@ -175,7 +175,7 @@ describe('the outbox', () => {
     const sink = createSink({ type: 'slack', url: receiver.url, minSeverity: 'info' })
     const outbox = outboxFor(receiver, { sink })
     outbox.start()
-    const changes = alertChanges(12)
+    const changes = (await alertChanges(12))
     for (const change of changes) outbox.enqueue(change)
     await waitFor(() => outbox.metrics()[0]!.delivered === 12, 15_000, 'all twelve delivered')
     expect(receiver.requests.length).toBeLessThanOrEqual(3)

@@ -45,7 +45,7 @@ export function sampleAlertPoints (): StoredPoint[] {
       policy: 'delivery-failing', deviceId: 'sink:webhook', severity: 'high', summary: 'alerts cannot be delivered to webhook sink "webhook"', evidence: {},
     })
   } finally {
-    detection.stop()
+    void detection.stop() // SQLite: closed at once
     rmSync(dataDir, { recursive: true, force: true })
   }
   return stored

@@ -32,15 +32,15 @@ describe('detection on an injected clock', () => {
       command: async (command) => { commands.push(command) },
     })
   })
-  afterEach(() => {
-    detection.stop()
+  afterEach(async () => {
+    await detection.stop()
     rmSync(dir, { recursive: true, force: true })
   })
 
-  it('takes receive time, alert time and the stored alert point from the clock, not the wall', () => {
+  it('takes receive time, alert time and the stored alert point from the clock, not the wall', async () => {
     // Sent at the injected now: on the wall clock this reading is years ahead (clock-skew), on the injected one it is on time.
     detection.onTelemetry(telemetryPoint('flood', 'riverside', 'flood-00001', { ts: T0, seq: 1, fw: '2.9.0', level_cm: 40, battery_v: 3.6 }))
-    const alerts = detection.alerts.list()
+    const alerts = (await detection.alerts.list())
     expect(alerts.map((a) => a.policy)).toEqual(['firmware-outdated'])
     expect(alerts[0]).toMatchObject({ deviceId: 'flood-00001', detectedAt: new Date(T0).toISOString(), lastSeenAt: new Date(T0).toISOString() })
     const alertPoints = stored.filter((p) => p.measurement === 'alert')
@@ -48,12 +48,12 @@ describe('detection on an injected clock', () => {
     expect(alertPoints[0]!.timestampMs).toBe(T0)
   })
 
-  it('reads a later reading as later: a second finding updates the alert at the clock\'s new time', () => {
+  it('reads a later reading as later: a second finding updates the alert at the clock\'s new time', async () => {
     detection.onTelemetry(telemetryPoint('flood', 'riverside', 'flood-00001', { ts: T0, seq: 1, fw: '2.9.0', level_cm: 40, battery_v: 3.6 }))
     now = T0 + 90_000
     detection.onTelemetry(telemetryPoint('flood', 'riverside', 'flood-00001', { ts: now, seq: 2, fw: '2.9.0', level_cm: 41, battery_v: 3.6 }))
-    const [alert] = detection.alerts.list()
+    const [alert] = (await detection.alerts.list())
     expect(alert).toMatchObject({ detectedAt: new Date(T0).toISOString(), lastSeenAt: new Date(T0 + 90_000).toISOString(), occurrences: 2 })
-    expect(detection.alerts.list().filter((a) => a.policy === 'clock-skew')).toEqual([])
+    expect((await detection.alerts.list()).filter((a) => a.policy === 'clock-skew')).toEqual([])
   })
 })

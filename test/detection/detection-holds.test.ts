@@ -64,14 +64,14 @@ describe('rate-burst at a small site and at cold start (real broker and collecto
       for (let seq = 0; seq < 400; seq++) flood.publish('places/tiny/flood/flood-new/telemetry', JSON.stringify({ ts: Date.now(), seq, fw: '3.2.1', level_cm: 80, battery_v: 3.6 }), { qos: 1 })
       // And the warm energy system at the small site: 300 at once, while its peer goes on as before.
       for (let i = 0; i < 300; i++) s1.publish()
-      const burst = (id: string) => service.detection.alerts.list({ policy: 'rate-burst', deviceId: id })[0]
-      await waitFor(() => Boolean(burst('energy-s1') && burst('flood-new')), 30_000, 'rate-burst on energy-s1 and flood-new')
-        .catch((error: Error) => { throw new Error(`${error.message}; alerts: ${JSON.stringify(service.detection.alerts.list().map((a) => [a.policy, a.deviceId, a.summary]))}; events: ${broker.events.filter((e) => e.type === 'rate-limited').map((e) => e.deviceId).join(',')}`) })
-      expect(burst('energy-s1')!.evidence).toMatchObject({ judgedOn: 'own baseline', peers: 2 })
-      expect(burst('energy-s1')!.summary).toMatch(/judged on its own baseline/)
-      expect(['broker throttling', 'ceiling']).toContain(burst('flood-new')!.evidence.judgedOn)
+      const burst = async (id: string) => (await service.detection.alerts.list({ policy: 'rate-burst', deviceId: id }))[0]
+      await waitFor(async () => Boolean((await burst('energy-s1')) && (await burst('flood-new'))), 30_000, 'rate-burst on energy-s1 and flood-new')
+          .catch(async (error: Error) => { throw new Error(`${error.message}; alerts: ${JSON.stringify((await service.detection.alerts.list()).map((a) => [a.policy, a.deviceId, a.summary]))}; events: ${broker.events.filter((e) => e.type === 'rate-limited').map((e) => e.deviceId).join(',')}`) })
+      expect((await burst('energy-s1'))!.evidence).toMatchObject({ judgedOn: 'own baseline', peers: 2 })
+      expect((await burst('energy-s1'))!.summary).toMatch(/judged on its own baseline/)
+      expect(['broker throttling', 'ceiling']).toContain((await burst('flood-new'))!.evidence.judgedOn)
       s2.publish()
-      expect(burst('energy-s2')).toBeUndefined()
+      expect((await burst('energy-s2'))).toBeUndefined()
       flood.end(true)
     } finally {
       s1.client.end(true)
@@ -103,14 +103,14 @@ async function stopCollector (child: ChildProcess): Promise<void> {
   clearTimeout(timer)
 }
 
-function alertsIn (dataDir: string): Alert[] {
+async function alertsIn (dataDir: string): Promise<Alert[]> {
   const path = join(dataDir, 'alerts.db')
   if (!existsSync(path)) return []
   const book = new AlertBook({ path })
   try {
-    return book.list()
+    return (await book.list())
   } finally {
-    book.close()
+    await book.close()
   }
 }
 
@@ -164,14 +164,14 @@ describe('a clean fleet while the collector stalls (collector process, real brok
     let alerts: Alert[] = []
     try {
       // A broker in its own process has no event list here: the collector's own log says it subscribed.
-      if (options.brokerUrl) await waitFor(() => collector.logs.join('').includes('collector subscribed'), 30_000, 'the collector subscribed')
+      if (options.brokerUrl) await waitFor(async () => collector.logs.join('').includes('collector subscribed'), 30_000, 'the collector subscribed')
       else await broker.waitForEvent((e) => e.type === 'connect' && (e.deviceId ?? '').startsWith('collector') && Date.parse(e.at) >= Date.now() - 30_000, 30_000)
       let acting: Promise<void> | undefined
       const summary = await runSimulation({
         dataDir, brokerUrl, devices: options.devices, intervalMs: options.intervalMs, durationMs: options.durationMs, seed: 3,
         onPhase: (phase) => {
           if (phase === 'run') acting = options.during(collector)
-          if (phase === 'stop') alerts = alertsIn(dataDir)
+          if (phase === 'stop') void alertsIn(dataDir).then((listed) => { alerts = listed })
         },
       })
       await acting

@@ -33,21 +33,21 @@ describe('detection in the collector (real broker, simulator and shipped policie
     try {
       await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 18, intervalMs: 250, durationMs: 4_000, seed: 9, mix: { flood: 6, energy: 6, housing: 6 }, scenario: loadScenario(scenario) })
       service.refreshInventory() // the minute timer's work, now: the simulator issued housing-00004's short-lived certificate after start
-      await waitFor(() => service.detection.alerts.list().length >= 11, 10_000, 'alerts')
-      const open = (policy: string) => service.detection.alerts.list().filter((a) => a.policy === policy).map((a) => a.deviceId)
-      expect(open('firmware-outdated')).toEqual(['flood-00001'])
-      expect(open('firmware-vulnerable')).toEqual(['energy-00001'])
-      expect(open('firmware-downgrade')).toEqual(['housing-00001'])
-      expect(open('value-implausible').sort()).toEqual(['energy-00002', 'flood-00002'])
-      expect(open('clock-skew')).toEqual(['energy-00003'])
-      expect(open('replay')).toEqual(['housing-00002'])
-      expect(open('payload-invalid')).toEqual(['housing-00003'])
-      expect(open('acl-violation')).toEqual(['flood-00003'])
-      expect(open('cert-rejected')).toEqual(['address:127.0.0.1'])
-      expect(open('cert-expiry')).toEqual(['housing-00004'])
+      await waitFor(async () => (await service.detection.alerts.list()).length >= 11, 10_000, 'alerts')
+      const open = async (policy: string) => (await service.detection.alerts.list()).filter((a) => a.policy === policy).map((a) => a.deviceId)
+      expect((await open('firmware-outdated'))).toEqual(['flood-00001'])
+      expect((await open('firmware-vulnerable'))).toEqual(['energy-00001'])
+      expect((await open('firmware-downgrade'))).toEqual(['housing-00001'])
+      expect((await open('value-implausible')).sort()).toEqual(['energy-00002', 'flood-00002'])
+      expect((await open('clock-skew'))).toEqual(['energy-00003'])
+      expect((await open('replay'))).toEqual(['housing-00002'])
+      expect((await open('payload-invalid'))).toEqual(['housing-00003'])
+      expect((await open('acl-violation'))).toEqual(['flood-00003'])
+      expect((await open('cert-rejected'))).toEqual(['address:127.0.0.1'])
+      expect((await open('cert-expiry'))).toEqual(['housing-00004'])
       const injected = new Set(['flood-00001', 'energy-00001', 'housing-00001', 'flood-00002', 'energy-00002', 'energy-00003', 'housing-00002', 'housing-00003', 'flood-00003', 'address:127.0.0.1', 'housing-00004'])
-      expect(service.detection.alerts.list().filter((a) => !injected.has(a.deviceId))).toEqual([])
-      const alert = service.detection.alerts.list({ policy: 'acl-violation' })[0]!
+      expect((await service.detection.alerts.list()).filter((a) => !injected.has(a.deviceId))).toEqual([])
+      const alert = (await service.detection.alerts.list({ policy: 'acl-violation' }))[0]!
       expect(alert).toMatchObject({ status: 'open', severity: 'high', stride: 'Elevation of privilege', evidence: { topic: 'places/#' } })
     } finally {
       await service.stop()
@@ -68,24 +68,24 @@ describe('policy reload', () => {
     // Through Detection's own input: a first reading, `offsetMs` ahead of its arrival, from a device not heard before
     // (the same message twice would be set aside as a redelivery and judged by no policy); the policies of its alerts.
     let devices = 0
-    const skew = (offsetMs: number) => {
+    const skew = async (offsetMs: number) => {
       const device = `f-${++devices}`
       detection.onTelemetry({ measurement: 'flood', tags: { site: 'a', device }, fields: { seq: 1, fw: '3.2.1' }, timestampMs: offsetMs }, 0)
-      return detection.alerts.list({ deviceId: device }).map((a) => a.policy)
+      return (await detection.alerts.list({ deviceId: device })).map((a) => a.policy)
     }
     try {
-      expect(skew(10 * 60_000)).toEqual(['clock-skew'])
+      expect(await skew(10 * 60_000)).toEqual(['clock-skew'])
       writeFileSync(join(dir, 'telemetry.yaml'), 'policies:\n  - id: clock-skew\n    severity: low\n    params: { maxSkew: 1h }\n')
       expect(detection.reloadPolicies()).toBe(true)
-      expect(skew(10 * 60_000)).toEqual([])
+      expect(await skew(10 * 60_000)).toEqual([])
       writeFileSync(join(dir, 'hostile.yaml'), 'policies:\n  - id: clock-skew\n    severity: low\n    params: { maxSkew: "1ms; rm -rf /" }\n')
       expect(detection.reloadPolicies()).toBe(false)
       expect(logs.join('')).toMatch(/hostile\.yaml:4: policies\.0\.params\.maxSkew: .* is not a duration.*the policies in force stay in force/)
-      expect(skew(10 * 60_000)).toEqual([]) // still the 1 h policy
+      expect(await skew(10 * 60_000)).toEqual([]) // still the 1 h policy
       // What the API shows is the set in force, not the broken files on disk.
       expect(detection.policySet.policies.find(({ policy }) => policy.id === 'clock-skew')!.policy.params).toEqual({ maxSkew: 3_600_000 })
     } finally {
-      detection.stop()
+      await detection.stop()
       rmSync(dir, { recursive: true, force: true })
     }
   })
@@ -113,9 +113,9 @@ describe('automated response: quarantine', () => {
     try {
       const device = await connectClient(setup.broker.url, setup.fleet, setup.fleet.device('flood-q1'), 'flood-q1')
       device.publish('places/riverside/flood/flood-q9/telemetry', '{}', { qos: 1 })
-      await waitFor(() => service.detection.alerts.list({ policy: 'acl-violation', deviceId: 'flood-q1' })[0]?.response?.status === 'active', 10_000, 'quarantine confirmed on the alert')
+      await waitFor(async () => (await service.detection.alerts.list({ policy: 'acl-violation', deviceId: 'flood-q1' }))[0]?.response?.status === 'active', 10_000, 'quarantine confirmed on the alert')
       device.end(true)
-      const alert = service.detection.alerts.list({ policy: 'acl-violation', deviceId: 'flood-q1' })[0]!
+      const alert = (await service.detection.alerts.list({ policy: 'acl-violation', deviceId: 'flood-q1' }))[0]!
       const untilMs = Date.parse(alert.response!.until!)
       expect(untilMs - Date.now()).toBeGreaterThan(59 * 60_000)
       expect(setup.broker.events).toContainEqual(expect.objectContaining({ type: 'quarantined', deviceId: 'flood-q1', details: expect.objectContaining({ alertId: alert.id, policy: 'acl-violation', by: 'policy:acl-violation' }) }))
@@ -124,8 +124,8 @@ describe('automated response: quarantine', () => {
       expect(service.detection.counters.quarantinesRequested).toBe(1)
 
       await service.detection.liftQuarantine('flood-q1', 'operator alice')
-      await waitFor(() => service.detection.alerts.get(alert.id)?.response?.status === 'lifted', 10_000, 'lift recorded')
-      expect(service.detection.alerts.get(alert.id)!.response).toMatchObject({ detail: 'lifted by operator alice' })
+      await waitFor(async () => (await service.detection.alerts.get(alert.id))?.response?.status === 'lifted', 10_000, 'lift recorded')
+      expect((await service.detection.alerts.get(alert.id))!.response).toMatchObject({ detail: 'lifted by operator alice' })
       expect((await mosquittoPub(setup.broker.port, tls('flood-q1'), 'flood-q1', 'places/riverside/flood/flood-q1/telemetry', '{}')).code).toBe(0)
     } finally {
       await service.stop()
@@ -150,12 +150,12 @@ describe('a quarantined device', () => {
     detection.onSecurityEvent({ type: 'quarantined', at: new Date().toISOString(), deviceId: 'flood-a', reason: 'quarantined', details: { until: new Date(Date.now() + 3_600_000).toISOString(), by: 'alice' } })
     detection.start()
     try {
-      await waitFor(() => detection.alerts.list({ policy: 'device-silent' }).length > 0, 5_000, 'the unquarantined device to be found silent')
+      await waitFor(async () => (await detection.alerts.list({ policy: 'device-silent' })).length > 0, 5_000, 'the unquarantined device to be found silent')
       await new Promise((resolve) => setTimeout(resolve, 200)) // a few more ticks
-      expect(detection.alerts.list({ policy: 'device-silent' }).map((a) => [a.deviceId, a.site, a.kind])).toEqual([['flood-b', 'riverside', 'flood']])
+      expect((await detection.alerts.list({ policy: 'device-silent' })).map((a) => [a.deviceId, a.site, a.kind])).toEqual([['flood-b', 'riverside', 'flood']])
       expect(detection.counters.quieted).toBeGreaterThan(0)
     } finally {
-      detection.stop()
+      await detection.stop()
       rmSync(dir, { recursive: true, force: true })
     }
   })

@@ -157,7 +157,7 @@ export function apiSourceForTest (options: TestApiSourceOptions): TestApiSource 
   return {
     source, detection, fleet, commands, figures, readiness, inventory, telemetry, event,
     close: async () => {
-      detection.stop()
+      await detection.stop()
       fleet.close()
       await outbox.stop()
       rmSync(dataDir, { recursive: true, force: true })

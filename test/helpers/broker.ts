@@ -70,15 +70,13 @@ export function collectorFiles (fleet: TestFleet): { cert: string, key: string }
   return { cert: fleet.paths.collectorCert, key: fleet.paths.collectorKey }
 }
 
-export function waitFor (condition: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now()
-    const timer = setInterval(() => {
-      if (condition()) { clearInterval(timer); resolve() } else if (Date.now() - started > timeoutMs) {
-        clearInterval(timer); reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
-      }
-    }, 20)
-  })
+/** Polls `condition` (which may answer a Promise: the alert book over PostgreSQL) every 20 ms until it holds. */
+export async function waitFor (condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const started = Date.now()
+  while (!await condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
 }
 
 /**

@@ -16,7 +16,7 @@ const outbox = new Outbox({
 })
 const book = new AlertBook()
 for (let i = 0; i < Number(count); i++) {
-  outbox.enqueue(book.raise({ policy: 'identity-clone', deviceId: `housing-${i}`, severity: 'critical', summary: 'cloned', evidence: {} }))
+  outbox.enqueue((await book.raise({ policy: 'identity-clone', deviceId: `housing-${i}`, severity: 'critical', summary: 'cloned', evidence: {} })))
 }
 process.stdout.write(`${JSON.stringify({ queued: outbox.metrics()[0]!.pending })}\n`)
 outbox.start()

@@ -14,26 +14,26 @@ const reading = (deviceId: string, seq: number, at: number, fw = '3.2.1', level 
   ({ deviceId, kind: 'flood', site: 'riverside', ts: at, seq, fw, readings: { level_cm: level, battery_v: 3.5 }, receivedAtMs: at })
 
 describe('PolicyEngine with the shipped policies', () => {
-  it('opens one alert per (policy, device), folds repeats into it, and auto-resolves when the condition clears', () => {
+  it('opens one alert per (policy, device), folds repeats into it, and auto-resolves when the condition clears', async () => {
     const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
     const engine = new PolicyEngine(shipped, clock)
     const book = new AlertBook({ clock })
-    const feed = (o: TelemetryObservation) => {
+    const feed = async (o: TelemetryObservation) => {
       const verdict = engine.onTelemetry(o)
-      return [...verdict.findings.map((f) => book.raise(f, o)), ...verdict.clears.flatMap((c) => book.clear(c) ?? [])]
+      return [...await Promise.all(verdict.findings.map(async (f) => await book.raise(f, o))), ...(await Promise.all(verdict.clears.map(async (c) => await book.clear(c)))).flatMap((c) => c ?? [])]
     }
-    expect(feed(reading('flood-1', 0, clock.ms, '2.9.0')).map((c) => `${c.change} ${c.alert.policy}`)).toEqual(['opened firmware-outdated'])
+    expect((await feed(reading('flood-1', 0, clock.ms, '2.9.0'))).map((c) => `${c.change} ${c.alert.policy}`)).toEqual(['opened firmware-outdated'])
     clock.ms += 10_000
-    expect(feed(reading('flood-1', 1, clock.ms, '2.9.0')).map((c) => `${c.change} ${c.alert.policy}`)).toEqual(['updated firmware-outdated'])
+    expect((await feed(reading('flood-1', 1, clock.ms, '2.9.0'))).map((c) => `${c.change} ${c.alert.policy}`)).toEqual(['updated firmware-outdated'])
     clock.ms += 10_000
     // Updated firmware: the alert resolves by itself; the downgrade rule sees nothing wrong in going up.
-    expect(feed(reading('flood-1', 2, clock.ms, '3.2.1')).map((c) => `${c.change} ${c.alert.policy}`)).toEqual(['resolved firmware-outdated'])
-    const [alert] = book.list({ policy: 'firmware-outdated' })
+    expect((await feed(reading('flood-1', 2, clock.ms, '3.2.1'))).map((c) => `${c.change} ${c.alert.policy}`)).toEqual(['resolved firmware-outdated'])
+    const [alert] = (await book.list({ policy: 'firmware-outdated' }))
     expect(alert).toMatchObject({ status: 'resolved', occurrences: 2, stride: 'Tampering', attack: 'T0866 Exploitation of Remote Services', site: 'riverside', kind: 'flood' })
     expect(alert!.resolution).toMatch(/^auto: /)
   })
 
-  it('raises device-silent from tick() after the learned interval, and clears it when the device speaks', () => {
+  it('raises device-silent from tick() after the learned interval, and clears it when the device speaks', async () => {
     const clock = clockAt(0)
     const engine = new PolicyEngine(shipped, clock)
     for (let seq = 0; seq < 10; seq++) {
@@ -46,7 +46,7 @@ describe('PolicyEngine with the shipped policies', () => {
     expect(engine.onTelemetry(reading('flood-2', 10, clock.ms)).clears.map((c) => c.policy)).toContain('device-silent')
   })
 
-  it('counts security events per identity in their window', () => {
+  it('counts security events per identity in their window', async () => {
     const clock = clockAt(0)
     const engine = new PolicyEngine(shipped, clock)
     const connect: SecurityEvent = { type: 'connect', at: '', reason: 'connected', deviceId: 'flood-3' }
@@ -55,7 +55,7 @@ describe('PolicyEngine with the shipped policies', () => {
     expect(findings[4]![0]).toMatchObject({ policy: 'connection-flapping', deviceId: 'flood-3', severity: 'low' })
   })
 
-  it('honours scope and enabled', () => {
+  it('honours scope and enabled', async () => {
     const scoped = [
       policySchema.parse({ id: 'clock-skew', severity: 'low', scope: { sites: ['harbour'] } }),
       policySchema.parse({ id: 'replay', severity: 'high', enabled: false }),
@@ -66,7 +66,7 @@ describe('PolicyEngine with the shipped policies', () => {
     expect(engine.onTelemetry(reading('flood-5', 0, 1)).findings).toEqual([])
   })
 
-  it('flags a burst against its own baseline and its peers, after warm-up', () => {
+  it('flags a burst against its own baseline and its peers, after warm-up', async () => {
     const clock = clockAt(0)
     const engine = new PolicyEngine(shipped, clock)
     const devices = Array.from({ length: 8 }, (_, i) => `flood-p${i}`)
@@ -88,18 +88,18 @@ describe('AlertBook', () => {
     try {
       const path = join(dir, 'alerts.db')
       const first = new AlertBook({ path })
-      const { alert } = first.raise({ policy: 'acl-violation', deviceId: 'f-1', severity: 'high', summary: 's', evidence: { topic: 'x' } })
-      expect(first.acknowledge(alert.id, 'analyst')?.alert.status).toBe('acknowledged')
-      expect(first.acknowledge(alert.id, 'analyst')).toBeUndefined()
-      first.close()
+      const { alert } = (await first.raise({ policy: 'acl-violation', deviceId: 'f-1', severity: 'high', summary: 's', evidence: { topic: 'x' } }))
+      expect((await first.acknowledge(alert.id, 'analyst'))?.alert.status).toBe('acknowledged')
+      expect((await first.acknowledge(alert.id, 'analyst'))).toBeUndefined()
+      await first.close()
       const second = new AlertBook({ path })
-      expect(second.get(alert.id)).toMatchObject({ status: 'acknowledged', acknowledgedBy: 'analyst', evidence: { topic: 'x' } })
+      expect((await second.get(alert.id))).toMatchObject({ status: 'acknowledged', acknowledgedBy: 'analyst', evidence: { topic: 'x' } })
       // Still live: a new finding folds into it rather than opening a second alert.
-      expect(second.raise({ policy: 'acl-violation', deviceId: 'f-1', severity: 'high', summary: 's2', evidence: {} }).change).toBe('updated')
-      expect(second.resolve(alert.id, 'analyst')?.alert.resolution).toBe('by analyst')
-      expect(second.raise({ policy: 'acl-violation', deviceId: 'f-1', severity: 'high', summary: 's3', evidence: {} }).change).toBe('opened')
-      expect(second.list({ deviceId: 'f-1' })).toHaveLength(2)
-      second.close()
+      expect((await second.raise({ policy: 'acl-violation', deviceId: 'f-1', severity: 'high', summary: 's2', evidence: {} })).change).toBe('updated')
+      expect((await second.resolve(alert.id, 'analyst'))?.alert.resolution).toBe('by analyst')
+      expect((await second.raise({ policy: 'acl-violation', deviceId: 'f-1', severity: 'high', summary: 's3', evidence: {} })).change).toBe('opened')
+      expect((await second.list({ deviceId: 'f-1' }))).toHaveLength(2)
+      await second.close()
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
@@ -135,15 +135,15 @@ describe('PolicyEngine judged on the right clock', () => {
     return findings
   }
 
-  it('takes a replayed backlog for what it is: no silence, no burst', () => {
+  it('takes a replayed backlog for what it is: no silence, no burst', async () => {
     expect(stalledFleet(true)).toEqual([])
   })
 
-  it('(without knowing it was behind, the same stall looks like a whole fleet gone silent)', () => {
+  it('(without knowing it was behind, the same stall looks like a whole fleet gone silent)', async () => {
     expect(stalledFleet(false).filter((f) => f.policy === 'device-silent')).toHaveLength(30)
   })
 
-  it('still sees a burst that happens while it is catching up', () => {
+  it('still sees a burst that happens while it is catching up', async () => {
     const clock = clockAt(0)
     const engine = new PolicyEngine(shipped, clock)
     for (let seq = 0; seq < 30; seq++, clock.ms += 1_000) engine.onTelemetry({ ...reading('energy-1', seq, clock.ms), kind: 'energy', readings: {} })
@@ -152,14 +152,14 @@ describe('PolicyEngine judged on the right clock', () => {
     expect(engine.tick().findings.map((f) => f.evidence.judgedOn)).toEqual(['ceiling'])
   })
 
-  it('answers a broker throttling event with rate-burst for a device still without a baseline', () => {
+  it('answers a broker throttling event with rate-burst for a device still without a baseline', async () => {
     const engine = new PolicyEngine(shipped, clockAt(0))
     engine.onTelemetry({ ...reading('energy-1', 0, 0), kind: 'energy', site: 'harbour', readings: {} })
     const event: SecurityEvent = { type: 'rate-limited', at: '2026-11-23T12:00:00Z', deviceId: 'energy-1', reason: 'publishing faster than 5/s (burst 50); reads slowed', details: { ratePerSec: 5, burst: 50 } }
     expect(engine.onSecurityEvent(event).findings).toMatchObject([{ policy: 'rate-burst', deviceId: 'energy-1', site: 'harbour', kind: 'energy', evidence: { judgedOn: 'broker throttling' } }])
   })
 
-  it('after a restart, a backlog read partly in order before the first live message is no burst', () => {
+  it('after a restart, a backlog read partly in order before the first live message is no burst', async () => {
     // A fresh engine (the restarted collector) at a site with two energy systems: aedes hands over the first 16
     // of a minute's stored messages in order, then a live one, then the rest of the backlog among live ones.
     const start = Date.parse('2026-11-23T12:00:00Z')
@@ -182,7 +182,7 @@ describe('PolicyEngine judged on the right clock', () => {
     expect(findings.map((f) => `${f.policy} ${f.deviceId}: ${f.summary}`)).toEqual([])
   })
 
-  it('counts silence from when a message was heard, not sent, and not below what its own delays can cause', () => {
+  it('counts silence from when a message was heard, not sent, and not below what its own delays can cause', async () => {
     // 20 devices on a 200 ms interval; after a stall the collector reads each message 1.5 s after it was sent
     // (under the 2 s it takes as on time) and then hears nothing for a second while the broker is busy.
     const start = Date.parse('2026-11-23T12:00:00Z')

@@ -33,10 +33,10 @@ describe('replay over real MQTT', () => {
       await waitFor(() => processed() + service.detection.redeliveries >= 7, 20_000, 'seven messages through detection')
       expect(processed()).toBe(5) // counted once in the rate
       // (mosquitto_pub connects once per message: connection-flapping is the one alert that may be earned here.)
-      expect(service.detection.alerts.list({ deviceId: 'flood-r1' }).map((a) => a.policy).filter((p) => p !== 'connection-flapping')).toEqual([])
+      expect((await service.detection.alerts.list({ deviceId: 'flood-r1' })).map((a) => a.policy).filter((p) => p !== 'connection-flapping')).toEqual([])
 
       await publish(payload(3, 10)) // seq 3 again, other content: a replayed or forged message
-      await waitFor(() => service.detection.alerts.list({ policy: 'replay', deviceId: 'flood-r1' }).length === 1, 20_000, 'replay alert')
+      await waitFor(async () => (await service.detection.alerts.list({ policy: 'replay', deviceId: 'flood-r1' })).length === 1, 20_000, 'replay alert')
     } finally {
       await service.stop()
     }
