@@ -12,7 +12,8 @@ import type { Config } from './config.ts'
 import { formatDuration } from '../shared/duration.ts'
 import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logger.ts'
 import { Collector, createInfluxSink, EmbeddedStore, Spool, StoreWriter } from '../collector/index.ts'
-import { Detection } from '../detection/index.ts'
+import { Detection, PgAlertStore } from '../detection/index.ts'
+import { createDatabasePool, migrate, redactDatabaseUrl } from '../db/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
 import { FleetState } from '../fleet/index.ts'
 
@@ -106,9 +107,14 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     onSinkRecovered: (sink) => detection.clearSystemAlert('delivery-failing', `sink:${sink.name}`, 'the sink accepts deliveries again'),
   })
   const fleet = new FleetState({ path: join(config.dataDir, 'fleet.db') })
+  // With a database URL the alerts live in the group's PostgreSQL (migrated at start); otherwise in <data-dir>/alerts.db.
+  const pool = config.databaseUrl
+    ? createDatabasePool({ url: config.databaseUrl, applicationName: `placeguard-collector-${config.cluster.collectorName}`, logger })
+    : undefined
   const alertListeners = new Set<(change: AlertChange) => void>()
   const detection: Detection = new Detection({
     dataDir: config.dataDir, policiesDir: config.policiesDir, logger,
+    ...(pool ? { alertStore: new PgAlertStore({ pool }) } : {}),
     // The service reads the inventory once a minute for the fleet view and hands it to cert-expiry too.
     certificateCheckMs: 0,
     // Alert changes go through the spool like everything else: to the store, and never lost.
@@ -190,8 +196,12 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   return {
     metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange,
     start: async () => {
+      if (pool) {
+        const { version, applied } = await migrate(pool, { logger })
+        logger.info({ database: redactDatabaseUrl(config.databaseUrl!), version, applied: applied.map((m) => m.name) }, 'alerts in PostgreSQL')
+      }
       refreshInventory()
-      fleet.setOpenAlerts([...detection.alerts.list({ status: 'open' }), ...detection.alerts.list({ status: 'acknowledged' })])
+      fleet.setOpenAlerts([...await detection.alerts.list({ status: 'open' }), ...await detection.alerts.list({ status: 'acknowledged' })])
       detection.start()
       outbox.start()
       if (outbox.sinkNames.length > 0) logger.info({ sinks: outbox.sinkNames }, 'alert delivery to SOC sinks')
@@ -204,7 +214,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       for (const timer of fleetTimers) clearInterval(timer)
       await collector.stop()
       await outbox.stop()
-      detection.stop()
+      await detection.stop()
+      await pool?.end()
       fleet.close()
       await writer.stop()
       await sink.close()

@@ -15,6 +15,7 @@ import { collectorConfigSchema, influxConfigSchema } from '../collector/index.ts
 import { apiTokensSchema } from '../dashboards/index.ts'
 import { deliveryConfigSchema, SINK_ENV, type SinkConfig } from '../delivery/index.ts'
 import { clusterConfigSchema, nodeIdSchema, redisUrlSchema } from '../cluster/index.ts'
+import { databaseUrlSchema } from '../db/index.ts'
 
 /**
  * The rooms' sections (schema, default and `.describe()` text each) live
@@ -39,6 +40,7 @@ export const configSchema = z.strictObject({
   redisUrl: redisUrlSchema,
   nodeId: nodeIdSchema,
   cluster: clusterConfigSchema,
+  databaseUrl: databaseUrlSchema,
 })
 
 export type Config = Readonly<z.infer<typeof configSchema>>
@@ -55,6 +57,7 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   PLACEGUARD_POLICIES_DIR: 'policiesDir',
   PLACEGUARD_REDIS_URL: 'redisUrl',
   PLACEGUARD_NODE_ID: 'nodeId',
+  PLACEGUARD_DATABASE_URL: 'databaseUrl',
 }
 
 /** InfluxDB settings come from the environment as four variables (docs/product.md). */

@@ -6,4 +6,5 @@
  * fleet/), behind their store interfaces.
  */
 export { createDatabasePool, DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, redactDatabaseUrl, type DatabasePoolOptions, type Pool, type PoolClient } from './pool.ts'
+export { databaseUrlSchema } from './config.ts'
 export { checksumOf, loadMigrations, migrate, MIGRATIONS_DIR, type Migration, type MigrationResult } from './migrate.ts'
