@@ -203,7 +203,7 @@ describe('the outbox over an asynchronous store', () => {
     const { store, down } = flakyAsyncStore()
     const outbox = outboxFor(receiver, { store })
     outbox.start()
-    const [first, second, third] = alertChanges(3)
+    const [first, second, third] = await alertChanges(3)
     expect(await outbox.enqueue(first!)).toBe(1)
     await waitFor(() => receiver.requests.length >= 1, 5_000, 'the first delivered')
 
@@ -239,7 +239,7 @@ describe('the outbox over an asynchronous store', () => {
     cleanup.push(() => receiver.stop())
     const outbox = outboxFor(receiver, { store })
     outbox.start()
-    await outbox.enqueue(alertChanges(1)[0]!)
+    await outbox.enqueue((await alertChanges(1))[0]!)
     await waitFor(() => receiver.requests.length >= 2, 10_000, 'sent again')
     await new Promise((resolve) => setTimeout(resolve, 300))
     const [one, two] = receiver.requests.map(verified)
