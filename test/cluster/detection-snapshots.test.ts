@@ -126,8 +126,8 @@ class Fleet {
   }
 }
 
-const deviceAlerts = (service: CollectorService): string[] =>
-  service.detection.alerts.list().filter((alert: Alert) => DEVICES.includes(alert.deviceId)).map((alert) => `${alert.policy} ${alert.deviceId} (${alert.status}): ${alert.summary}`)
+const deviceAlerts = async (service: CollectorService): Promise<string[]> =>
+  (await service.detection.alerts.list()).filter((alert: Alert) => DEVICES.includes(alert.deviceId)).map((alert) => `${alert.policy} ${alert.deviceId} (${alert.status}): ${alert.summary}`)
 
 describe('detection state travels with its partition', () => {
   it('across a join, a graceful leave and a SIGKILL: no alert for the clean devices, history carried', async () => {
@@ -159,7 +159,7 @@ describe('detection state travels with its partition', () => {
       expect(state.version).toBe(1)
       expect(state.devices.map((d) => d.deviceId).sort()).toEqual(devicesIn([partition!]))
       expect(Math.min(...state.devices.map((d) => d.messages))).toBeGreaterThan(15)
-      expect(deviceAlerts(b)).toEqual([])
+      expect(await deviceAlerts(b)).toEqual([])
 
       // Two of B's devices go quiet for a moment: their first message after the move is the attack, which
       // only the history learned before the move can expose (A learns anew from any message it hears itself).
@@ -174,7 +174,7 @@ describe('detection state travels with its partition', () => {
       const gracefulTakeoverMs = Date.now() - left
       await attack(replayedOnB!, downgradedOnB!)
       await sleep(7_000) // a detection tick (every 5 s) or more after the move
-      expect(deviceAlerts(a).sort()).toEqual([
+      expect((await deviceAlerts(a)).sort()).toEqual([
         expect.stringMatching(new RegExp(`^firmware-downgrade ${downgradedOnB} \\(open\\): firmware went back from 3.2.1 to 3.1.0`)),
         expect.stringMatching(new RegExp(`^replay ${replayedOnB} \\(open\\): seq went back from \\d+ to 2`)),
       ])
@@ -198,7 +198,7 @@ describe('detection state travels with its partition', () => {
       const killTakeoverMs = Date.now() - killed
       await attack(replayedOnC!, downgradedOnC!)
       await sleep(7_000)
-      expect(deviceAlerts(a).filter((line) => !line.includes(` ${replayedOnB} `) && !line.includes(` ${downgradedOnB} `)).sort()).toEqual([
+      expect((await deviceAlerts(a)).filter((line) => !line.includes(` ${replayedOnB} `) && !line.includes(` ${downgradedOnB} `)).sort()).toEqual([
         expect.stringMatching(new RegExp(`^firmware-downgrade ${downgradedOnC} \\(open\\)`)),
         expect.stringMatching(new RegExp(`^replay ${replayedOnC} \\(open\\)`)),
       ])

@@ -15,8 +15,8 @@ import type { StoredPoint } from '../../shared/stored-point.ts'
 
 const dirs: string[] = []
 const detections: Detection[] = []
-afterEach(() => {
-  for (const detection of detections.splice(0)) detection.stop()
+afterEach(async () => {
+  for (const detection of detections.splice(0)) await detection.stop()
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
@@ -33,7 +33,7 @@ const point = (device: string, seq: number, at: number): StoredPoint =>
   ({ measurement: 'flood', tags: { device, site: 'riverside' }, fields: { seq, fw: '3.2.1', level_cm: 80, battery_v: 3.6 }, timestampMs: at })
 
 describe('Detection and device state', () => {
-  it('hands a device\'s history to another Detection, which alerts a replay of an old seq', () => {
+  it('hands a device\'s history to another Detection, which alerts a replay of an old seq', async () => {
     const { detection: a } = detection()
     const { detection: b } = detection()
     const start = Date.now() - 60_000
@@ -41,7 +41,7 @@ describe('Detection and device state', () => {
     const snapshot = a.exportDeviceState((id) => id === 'flood-1')
     expect(b.importDeviceState(JSON.parse(JSON.stringify(snapshot)) as unknown)).toBe(1)
     b.onTelemetry(point('flood-1', 7, Date.now()))
-    expect(b.alerts.list().map((alert) => `${alert.policy} ${alert.deviceId}`)).toEqual(['replay flood-1'])
+    expect((await b.alerts.list()).map((alert) => `${alert.policy} ${alert.deviceId}`)).toEqual(['replay flood-1'])
     expect(a.forgetDevices(() => true)).toBe(1)
     expect(a.rateOf('flood-1')).toBeUndefined()
   })
