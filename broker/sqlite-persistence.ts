@@ -131,6 +131,8 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   /** Queued rows and their bytes per client, so the bound costs no COUNT(*) per message. */
   #queued = new Map<string, { count: number, bytes: number }>()
   readonly #drops = new Map<string, DropEpisode>()
+  /** Queued rows given their packet id by this run (rows an earlier run numbered are not in it). */
+  readonly #idsGivenThisRun = new Set<number>()
   #waiting: Waiter[] = []
   readonly #syncAcknowledged: boolean
   #commitScheduled = false
@@ -306,6 +308,18 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
       if (packet.brokerId !== undefined && packet.brokerCounter !== undefined) {
         const same = this.#sql.byCounter.get(client.id, packet.brokerId, packet.brokerCounter) as { id: number } | undefined
         if (same) {
+          // A packet id names one queued message per client [MQTT-2.3.1-2]. After
+          // a restart aedes numbers new messages from a random start while the
+          // earlier run's queued ones keep their ids: one not yet resent may hold
+          // this id. It gives the id up (it is resent with a fresh one), or the
+          // PUBACK for this message would clear that one — and lose it. Ids given
+          // in this run are aedes' own business and stay as they are.
+          if (packet.messageId !== undefined && packet.messageId !== null) {
+            for (const { id } of this.#sql.holdersOfMessageId.all(client.id, packet.messageId, same.id) as Array<{ id: number }>) {
+              if (!this.#idsGivenThisRun.has(id)) this.#sql.setMessageId.run(null, id)
+            }
+            this.#idsGivenThisRun.add(same.id)
+          }
           this.#sql.setMessageId.run(packet.messageId ?? null, same.id)
           return
         }
@@ -331,6 +345,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
       const row = this.#sql.byMessageId.get(client.id, messageId) as { id: number, message_id: number, packet: Uint8Array } | undefined
       if (!row) return undefined
       this.#sql.delOutgoing.run(row.id)
+      this.#idsGivenThisRun.delete(row.id)
       this.#countQueued(client.id, -1, -row.packet.length)
       return rowPacket(row)
     })
@@ -583,6 +598,7 @@ function prepareStatements (db: DatabaseSync) {
     byCounter: db.prepare('SELECT id FROM outgoing WHERE client_id = ? AND broker_id = ? AND broker_counter = ? ORDER BY id LIMIT 1'),
     byMessageIdOtherBroker: db.prepare('SELECT id, length(packet) AS bytes FROM outgoing WHERE client_id = ? AND message_id = ? AND broker_id IS NOT ? ORDER BY id LIMIT 1'),
     setMessageId: db.prepare('UPDATE outgoing SET message_id = ? WHERE id = ?'),
+    holdersOfMessageId: db.prepare('SELECT id FROM outgoing WHERE client_id = ? AND message_id = ? AND id <> ?'),
     replace: db.prepare('UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, packet = ? WHERE id = ?'),
     byMessageId: db.prepare('SELECT id, message_id, packet FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY id LIMIT 1'),
     delOutgoing: db.prepare('DELETE FROM outgoing WHERE id = ?'),

@@ -169,3 +169,29 @@ describe('a broker restarted under a fixed id', () => {
 async function queue (persistence: SqlitePersistence, clientId: string): Promise<Array<Record<string, unknown>>> {
   return await persistence.outgoingStream({ id: clientId }).toArray() as Array<Record<string, unknown>>
 }
+
+describe('packet ids across a broker restart', () => {
+  it('a new message given the packet id an earlier run\'s queued message still holds does not make that message\'s PUBACK clear it', async () => {
+    // aedes keeps a resent message's packet id, and numbers new messages from
+    // a random start: after a restart a live message may get the id of a
+    // queued one not yet resent. Its PUBACK must clear the live one only.
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const path = join(dir, 'broker.db')
+    const before = new SqlitePersistence({ path })
+    await before.setup({ id: 'broker-old', counter: 0, publish: (_packet, done) => done() })
+    const old = { cmd: 'publish', topic: 'places/s1/flood/f1/telemetry', payload: Buffer.from('old'), qos: 1, retain: false, dup: false, brokerId: 'broker-old', brokerCounter: 1 }
+    await before.outgoingEnqueue({ clientId: 'collector' }, old)
+    await before.outgoingUpdate({ id: 'collector' }, { ...old, messageId: 7 }) // sent, never acknowledged: the broker is killed
+    await before.destroy()
+    const after = new SqlitePersistence({ path })
+    await after.setup({ id: 'broker-new', counter: 0, publish: (_packet, done) => done() })
+    const live = { ...old, payload: Buffer.from('new'), brokerId: 'broker-new', brokerCounter: 1 }
+    await after.outgoingEnqueue({ clientId: 'collector' }, live)
+    await after.outgoingUpdate({ id: 'collector' }, { ...live, messageId: 7 })
+    await after.outgoingClearMessageId({ id: 'collector' }, { cmd: 'puback', messageId: 7 })
+    // The earlier run's message is still queued, to be resent (with a fresh id); the live one is gone.
+    expect((await queue(after, 'collector')).map((p) => Buffer.from(p.payload as Uint8Array).toString())).toEqual(['old'])
+    await after.destroy()
+    rmSync(dir, { recursive: true, force: true })
+  })
+})
