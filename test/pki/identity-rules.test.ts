@@ -1,21 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertSerial } from '../../pki/identity-rules.ts'
-import { PlaceGuardError } from '../../shared/errors.ts'
+import { inputRefusal } from '../helpers/refusal.ts'
 
-/** The PG_ERR_INPUT_INVALID `work` throws, checked to name `field` first in its message. */
-function refusal (work: () => unknown, field: string): PlaceGuardError {
-  let error: unknown
-  try {
-    work()
-  } catch (e) {
-    error = e
-  }
-  expect(error).toBeInstanceOf(PlaceGuardError)
-  expect((error as PlaceGuardError).code).toBe('PG_ERR_INPUT_INVALID')
-  expect((error as PlaceGuardError).field).toBe(field)
-  expect((error as PlaceGuardError).message.startsWith(`${field}:`)).toBe(true)
-  return error as PlaceGuardError
-}
 
 const device = { deviceId: 'ok-1', kind: 'flood', site: 'a' }
 
@@ -30,16 +16,16 @@ describe('assertDeviceIdentity', () => {
 
   // '+', '#' and '/' would widen an MQTT topic pattern the id ends up in.
   it.each(['Flood_1', 'dev+1', 'dev#1', 'a/b', 'x'.repeat(65), '', 'dev 1', 'dév-1'])('refuses "%s" as a device id', (deviceId) => {
-    expect(refusal(() => assertDeviceIdentity('deviceId', { ...device, deviceId }), 'deviceId').hint).toBe('use 1–64 characters from a-z, 0-9 and "-"')
+    expect(inputRefusal(() => assertDeviceIdentity('deviceId', { ...device, deviceId }), 'deviceId').hint).toBe('use 1–64 characters from a-z, 0-9 and "-"')
   })
 
   it('names the field the id came from: a CSR\'s CN is reported as `csr CN`', () => {
-    refusal(() => assertDeviceIdentity('csr CN', { ...device, deviceId: 'Bad_Device#1' }), 'csr CN')
-    refusal(() => assertDeviceIdentity('csr CN', { ...device, deviceId: 'collector' }), 'csr CN')
+    inputRefusal(() => assertDeviceIdentity('csr CN', { ...device, deviceId: 'Bad_Device#1' }), 'csr CN')
+    inputRefusal(() => assertDeviceIdentity('csr CN', { ...device, deviceId: 'collector' }), 'csr CN')
   })
 
   it('escapes control characters in the message', () => {
-    expect(refusal(() => assertDeviceIdentity('deviceId', { ...device, deviceId: 'a\nb' }), 'deviceId').message).toBe('deviceId: "a\\nb" is not a valid id')
+    expect(inputRefusal(() => assertDeviceIdentity('deviceId', { ...device, deviceId: 'a\nb' }), 'deviceId').message).toBe('deviceId: "a\\nb" is not a valid id')
   })
 
   it.each(['flood', 'energy', 'housing'])('takes kind "%s"', (kind) => {
@@ -47,22 +33,22 @@ describe('assertDeviceIdentity', () => {
   })
 
   it.each(['lava', 'Flood', ''])('refuses kind "%s", listing the kinds', (kind) => {
-    expect(refusal(() => assertDeviceIdentity('deviceId', { ...device, kind }), 'kind').hint).toBe('use one of flood, energy, housing')
+    expect(inputRefusal(() => assertDeviceIdentity('deviceId', { ...device, kind }), 'kind').hint).toBe('use one of flood, energy, housing')
   })
 
   it.each(['a+', '#', 'a/b', 'x'.repeat(65)])('refuses site "%s"', (site) => {
-    refusal(() => assertDeviceIdentity('deviceId', { ...device, site }), 'site')
+    inputRefusal(() => assertDeviceIdentity('deviceId', { ...device, site }), 'site')
   })
 
   it('reports the id first, then the kind, then the site', () => {
-    refusal(() => assertDeviceIdentity('deviceId', { deviceId: 'A', kind: 'lava', site: 'B' }), 'deviceId')
-    refusal(() => assertDeviceIdentity('deviceId', { deviceId: 'a', kind: 'lava', site: 'B' }), 'kind')
+    inputRefusal(() => assertDeviceIdentity('deviceId', { deviceId: 'A', kind: 'lava', site: 'B' }), 'deviceId')
+    inputRefusal(() => assertDeviceIdentity('deviceId', { deviceId: 'a', kind: 'lava', site: 'B' }), 'kind')
   })
 })
 
 describe('assertDeviceId: reserved names', () => {
   it.each(['collector-x', 'placeguard-y'])('refuses "%s", naming the field and the prefixes to avoid', (name) => {
-    const error = refusal(() => assertDeviceId('deviceId', name), 'deviceId')
+    const error = inputRefusal(() => assertDeviceId('deviceId', name), 'deviceId')
     expect(error.message).toBe(`deviceId: "${name}" is reserved for PlaceGuard's own roles (the collector and the broker), not a device`)
     expect(error.hint).toBe('choose a device id that does not start with "collector" or "placeguard"')
   })
@@ -72,7 +58,7 @@ describe('assertDeviceId: reserved names', () => {
   })
 
   it('checks the shape before the reservation', () => {
-    expect(refusal(() => assertDeviceId('deviceId', 'collector/#'), 'deviceId').message).toContain('is not a valid id')
+    expect(inputRefusal(() => assertDeviceId('deviceId', 'collector/#'), 'deviceId').message).toContain('is not a valid id')
   })
 })
 
@@ -82,7 +68,7 @@ describe('assertSerial', () => {
   })
 
   it.each(['', 'f'.repeat(43), '0x1f', 'not-hex', '12:ab', ' 1f'])('refuses "%s"', (serial) => {
-    expect(refusal(() => assertSerial(serial), 'serial').hint).toBe('copy it from `placeguard pki list` or `openssl x509 -noout -serial`')
+    expect(inputRefusal(() => assertSerial(serial), 'serial').hint).toBe('copy it from `placeguard pki list` or `openssl x509 -noout -serial`')
   })
 })
 
@@ -93,6 +79,6 @@ describe('assertCsrKeyAlgorithm', () => {
   })
 
   it('refuses any other key (keyAlgorithmOf answered undefined)', () => {
-    expect(refusal(() => assertCsrKeyAlgorithm(undefined), 'csr').message).toBe('csr: the key is neither ECDSA P-256 nor RSA ≥ 2048 bits')
+    expect(inputRefusal(() => assertCsrKeyAlgorithm(undefined), 'csr').message).toBe('csr: the key is neither ECDSA P-256 nor RSA ≥ 2048 bits')
   })
 })

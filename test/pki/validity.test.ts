@@ -3,7 +3,8 @@ import {
   backdated, crlKeepExpiredSince, crlRefreshDue, crlWindow, DAY_MS, DEFAULT_DEVICE_DAYS, deviceValidity, effectiveStatus,
   parseDate, type ValidityInput, windowFor,
 } from '../../pki/validity.ts'
-import { PlaceGuardError } from '../../shared/errors.ts'
+import type { PlaceGuardError } from '../../shared/errors.ts'
+import { inputRefusal } from '../helpers/refusal.ts'
 
 const now = new Date('2026-06-01T00:00:00Z')
 const ca = new Date(now.getTime() + 3650 * DAY_MS)
@@ -13,19 +14,9 @@ function after (days: number): Date {
   return new Date(now.getTime() + days * DAY_MS)
 }
 
-/** The PG_ERR_INPUT_INVALID deviceValidity throws, checked to name `field` first in its message. */
+/** The refusal deviceValidity gives, naming `field`. */
 function refusal (input: ValidityInput, field: string, caNotAfter = ca): PlaceGuardError {
-  let error: unknown
-  try {
-    deviceValidity(input, now, caNotAfter)
-  } catch (e) {
-    error = e
-  }
-  expect(error).toBeInstanceOf(PlaceGuardError)
-  expect((error as PlaceGuardError).code).toBe('PG_ERR_INPUT_INVALID')
-  expect((error as PlaceGuardError).field).toBe(field)
-  expect((error as PlaceGuardError).message.startsWith(`${field}:`)).toBe(true)
-  return error as PlaceGuardError
+  return inputRefusal(() => deviceValidity(input, now, caNotAfter), field)
 }
 
 describe('windowFor', () => {
