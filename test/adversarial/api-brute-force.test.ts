@@ -5,12 +5,8 @@
  * could matter, by the limit on failed authentication per address.
  */
 import { randomBytes } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type CollectorService, createCollectorService } from '../../app/collector-service.ts'
-import { apiSourceFrom } from '../../app/index.ts'
-import { type RunningApi, startApiServer } from '../../dashboards/index.ts'
-import { loadConfig } from '../../app/config.ts'
-import { createLogger } from '../../shared/logger.ts'
+import { describe, expect, it } from 'vitest'
+import { useCollectorApi } from '../helpers/collector-api.ts'
 import { useFleetWithBroker } from '../helpers/broker.ts'
 import { httpGet } from '../helpers/floods.ts'
 import { pool } from '../helpers/raw-mqtt.ts'
@@ -19,22 +15,10 @@ const GOOD = 'operator-token-0123456789abcdef'
 const ATTACKER_ADDRESS = '127.0.0.9'
 const GUESSES = 500
 const setup = useFleetWithBroker()
-let service: CollectorService
-let api: RunningApi
+const running = useCollectorApi(setup, `${GOOD}:operator`)
 
-beforeAll(async () => {
-  const config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${GOOD}:operator` }, flags: { dataDir: setup.fleet.dataDir } })
-  service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
-  await service.start()
-  api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }) })
-}, 60_000)
 
-afterAll(async () => {
-  await api?.close()
-  await service?.stop()
-})
-
-const get = (path: string, token: string, localAddress: string): Promise<number> => httpGet(api.port, path, token, localAddress)
+const get = (path: string, token: string, localAddress: string): Promise<number> => httpGet(running.api.port, path, token, localAddress)
 
 describe('API token brute force', () => {
   it(`keeps a good token working while another address makes ${GUESSES} guesses, and refuses the guesser`, async () => {

@@ -8,34 +8,20 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { loadScenario, runSimulation } from '../../agent-sim/index.ts'
-import { apiSourceFrom, type CollectorService, createCollectorService } from '../../app/index.ts'
-import { type RunningApi, startApiServer } from '../../dashboards/index.ts'
-import { loadConfig } from '../../app/config.ts'
-import { createLogger } from '../../shared/logger.ts'
+import { useCollectorApi } from '../helpers/collector-api.ts'
 import { useFleetWithBroker, waitFor } from '../helpers/broker.ts'
 
 const OPERATOR = 'operator-token-0123456789abcdef'
 const VIEWER = 'viewer-token-0123456789abcdef'
 const setup = useFleetWithBroker()
-let service: CollectorService
-let api: RunningApi
+const running = useCollectorApi(setup, `${OPERATOR}:operator,${VIEWER}:viewer`)
 
-beforeAll(async () => {
-  const config = loadConfig({ env: { PLACEGUARD_API_TOKENS: `${OPERATOR}:operator,${VIEWER}:viewer` }, flags: { dataDir: setup.fleet.dataDir } })
-  service = createCollectorService(config, setup.broker.url, createLogger({ level: 'silent' }))
-  await service.start()
-  api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: '127.0.0.1', port: 0, logger: createLogger({ level: 'silent' }) })
-}, 60_000)
-afterAll(async () => {
-  await api?.close()
-  await service?.stop()
-})
 
 async function call (path: string, options: { token?: string | null, method?: string } = {}): Promise<{ status: number, body: any, headers: Headers, text: string }> {
   const token = options.token === undefined ? VIEWER : options.token
-  const response = await fetch(new URL(path, api.url), { method: options.method ?? 'GET', headers: token ? { authorization: `Bearer ${token}` } : {} })
+  const response = await fetch(new URL(path, running.api.url), { method: options.method ?? 'GET', headers: token ? { authorization: `Bearer ${token}` } : {} })
   const text = await response.text()
   let body: unknown
   try { body = JSON.parse(text) } catch { body = undefined }
@@ -47,8 +33,8 @@ describe('the API over a running collector (broker, simulator, real HTTP)', () =
     const scenario = join(setup.fleet.dataDir, 'api.yaml')
     writeFileSync(scenario, 'name: api\nincidents:\n  - { policy: acl-violation, mode: wildcard-subscribe, select: { ids: [flood-00000] }, at: 300ms }\n')
     await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 3, intervalMs: 200, durationMs: 1_000, seed: 3, mix: { flood: 1, energy: 1, housing: 1 }, scenario: loadScenario(scenario) })
-    service.refreshInventory()
-    await waitFor(async () => (await service.detection.alerts.list({ policy: 'acl-violation' })).length === 1, 10_000, 'the incident\'s alert')
+    running.service.refreshInventory()
+    await waitFor(async () => (await running.service.detection.alerts.list({ policy: 'acl-violation' })).length === 1, 10_000, 'the incident\'s alert')
 
     const alerts = await call('/api/alerts?policy=acl-violation')
     expect(alerts.status).toBe(200)
@@ -68,7 +54,7 @@ describe('the API over a running collector (broker, simulator, real HTTP)', () =
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), 10_000)
     try {
-      const stream = await fetch(new URL('/api/stream', api.url), { headers: { authorization: `Bearer ${VIEWER}` }, signal: controller.signal })
+      const stream = await fetch(new URL('/api/stream', running.api.url), { headers: { authorization: `Bearer ${VIEWER}` }, signal: controller.signal })
       expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/)
       const reader = stream.body!.getReader()
       let text = ''
@@ -79,10 +65,10 @@ describe('the API over a running collector (broker, simulator, real HTTP)', () =
     }
 
     // A lift through the API reaches the broker, and the broker's event comes back into the fleet view.
-    await service.detection.quarantine('energy-00000', 3_600_000, 'test', 'alice')
-    await waitFor(() => service.fleet.quarantineOf('energy-00000') !== null, 5_000, 'the quarantine seen by the fleet state')
+    await running.service.detection.quarantine('energy-00000', 3_600_000, 'test', 'alice')
+    await waitFor(() => running.service.fleet.quarantineOf('energy-00000') !== null, 5_000, 'the quarantine seen by the fleet state')
     expect(await call('/api/quarantine/energy-00000', { method: 'DELETE', token: OPERATOR })).toMatchObject({ status: 202, body: { lifted: 'energy-00000' } })
     expect(await setup.broker.waitForEvent((e) => e.type === 'quarantine-lifted' && e.deviceId === 'energy-00000')).toMatchObject({ details: { by: expect.stringMatching(/^operator:[0-9a-f]{8}$/) } })
-    await waitFor(() => service.fleet.quarantineOf('energy-00000') === null, 5_000, 'lifted in the fleet state')
+    await waitFor(() => running.service.fleet.quarantineOf('energy-00000') === null, 5_000, 'lifted in the fleet state')
   }, 60_000)
 })
