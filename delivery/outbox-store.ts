@@ -92,8 +92,16 @@ export interface OutboxStore {
    * Queues the deliveries, all or none; durable on return. Each becomes due
    * at once. An empty list stores nothing (the outbox calls it so once, to
    * learn whether the store answers Promises).
+   *
+   * Idempotent by id: a delivery whose id is queued or dead-lettered
+   * already is skipped, so adding again after an answer that was lost (a
+   * connection dropped after the commit) queues nothing twice. With
+   * `unlessDelivered`, a delivery is also skipped when its sink confirmed
+   * any change of its alert: how a collector that takes over a partition
+   * queues an alert's `opened` that its previous reader may or may not
+   * have queued before it died.
    */
-  add: (deliveries: NewDelivery[]) => void
+  add: (deliveries: NewDelivery[], options?: { unlessDelivered?: boolean }) => void
   /** Takes the head of `sink`'s pending queue, at most `max` deliveries, when its first is due at `nowMs` (see OutboxClaim). */
   claim: (sink: string, max: number, nowMs: number) => OutboxClaim
   /**

@@ -16,7 +16,7 @@
  * and reports the outage once; a delivery the channel refuses for good
  * (HTTP 400) goes there at once.
  */
-import { randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
 import { type Alert, type AlertChange, SEVERITIES, type Severity } from '../shared/alert-contract.ts'
@@ -186,13 +186,19 @@ export class Outbox<S extends AnyOutboxStore = OutboxStore> {
    * that resolves once the change is durable and rejects when the store
    * could not take it (an outage) — then nothing was queued, and the
    * caller keeps the change and enqueues it again.
+   *
+   * A delivery's id is derived from the change (deliveryId), so enqueueing
+   * the same change again, here or on another collector of the group,
+   * queues nothing twice (the store skips ids it holds). With
+   * `unlessDelivered`, sinks that confirmed any change of the alert are
+   * skipped (outbox-store.ts).
    */
-  enqueue ({ change, alert }: AlertChange): OutboxAnswer<S, number> {
+  enqueue ({ change, alert }: AlertChange, options: { unlessDelivered?: boolean } = {}): OutboxAnswer<S, number> {
     if (!isDelivered(change)) return this.#answer(0)
     const now = this.#clock.now()
     const deliveries: NewDelivery[] = [...this.#workers.values()].filter((worker) => routes(worker.entry.route, alert))
-      .map((worker) => ({ id: `msg_${randomUUID()}`, sink: worker.entry.sink.name, alertId: alert.id, change, alert, createdAtMs: now }))
-    return this.#then(this.#store.add(deliveries), () => {
+      .map((worker) => ({ id: deliveryId(worker.entry.sink.name, change, alert.id), sink: worker.entry.sink.name, alertId: alert.id, change, alert, createdAtMs: now }))
+    return this.#then(this.#store.add(deliveries, options), () => {
       for (const worker of this.#workers.values()) worker.kick()
       return deliveries.length
     })
@@ -373,6 +379,16 @@ export class Outbox<S extends AnyOutboxStore = OutboxStore> {
     const cap = this.#options.maxBackoffMs ?? 300_000
     return Math.round(Math.random() * Math.min(cap, base * 2 ** Math.min(attempts, 30))) + 50
   }
+}
+
+/**
+ * The delivery id of one change of an alert to one sink: the same whoever
+ * queues it and however often, so the store and the receiver (webhook-id)
+ * can tell a repeat. Each delivered change (opened, acknowledged,
+ * resolved) happens once in an alert's life.
+ */
+export function deliveryId (sink: string, change: DeliveredChange, alertId: string): string {
+  return `msg_${createHash('sha256').update(JSON.stringify([sink, alertId, change])).digest('base64url').slice(0, 32)}`
 }
 
 function isDelivered (change: AlertChange['change']): change is DeliveredChange {

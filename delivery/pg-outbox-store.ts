@@ -57,7 +57,7 @@ export class PgOutboxStore implements AsyncOutboxStore {
     this.#leaseMs = options.leaseMs ?? DEFAULT_SINK_LEASE_MS
   }
 
-  async add (deliveries: NewDelivery[]): Promise<void> {
+  async add (deliveries: NewDelivery[], options: { unlessDelivered?: boolean } = {}): Promise<void> {
     if (deliveries.length === 0) return
     // One alert's JSON, serialised once for all the sinks it goes to.
     const bodies = new Map<Alert, string>()
@@ -69,9 +69,11 @@ export class PgOutboxStore implements AsyncOutboxStore {
       await client.query(`INSERT INTO deliveries (id, sink, alert_id, change, alert, created_at, next_attempt_at)
         SELECT id, sink, alert_id, change, alert::jsonb, ${at('ms')}, ${at('ms')}
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[]) WITH ORDINALITY AS d (id, sink, alert_id, change, alert, ms, n)
-        ORDER BY n`, [
+        WHERE NOT ($7::boolean AND EXISTS (SELECT 1 FROM delivered_marks m WHERE m.sink = d.sink AND m.alert_id = d.alert_id))
+        ORDER BY n
+        ON CONFLICT (id) DO NOTHING`, [
         deliveries.map((d) => d.id), deliveries.map((d) => d.sink), deliveries.map((d) => d.alertId), deliveries.map((d) => d.change),
-        deliveries.map((d) => body(d.alert)), deliveries.map((d) => d.createdAtMs),
+        deliveries.map((d) => body(d.alert)), deliveries.map((d) => d.createdAtMs), options.unlessDelivered === true,
       ])
     })
   }

@@ -30,6 +30,7 @@ interface Row { id: string, sink: string, alert_id: string, change: string, aler
 export class SqliteOutboxStore implements OutboxStore {
   readonly #db: DatabaseSync
   readonly #insert: StatementSync
+  readonly #insertUnlessDelivered: StatementSync
   readonly #head: StatementSync
   readonly #delete: StatementSync
   readonly #retry: StatementSync
@@ -41,7 +42,10 @@ export class SqliteOutboxStore implements OutboxStore {
     this.#db = new DatabaseSync(options.path)
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;')
     this.#db.exec(SCHEMA)
-    this.#insert = this.#db.prepare('INSERT INTO deliveries (id, sink, alert_id, change, alert, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    // Idempotent by id (outbox-store.ts): a delivery added again is skipped.
+    this.#insert = this.#db.prepare('INSERT INTO deliveries (id, sink, alert_id, change, alert, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING')
+    this.#insertUnlessDelivered = this.#db.prepare(`INSERT INTO deliveries (id, sink, alert_id, change, alert, created_at, next_attempt_at)
+      SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6 WHERE NOT EXISTS (SELECT 1 FROM delivered_marks WHERE sink = ?2 AND alert_id = ?3) ON CONFLICT (id) DO NOTHING`)
     // Strictly first in, first out per sink: the head waits out its back-off and nothing overtakes it.
     this.#head = this.#db.prepare('SELECT * FROM deliveries WHERE sink = ? AND state = \'pending\' ORDER BY created_at, rowid LIMIT ?')
     this.#delete = this.#db.prepare('DELETE FROM deliveries WHERE id = ?')
@@ -50,14 +54,15 @@ export class SqliteOutboxStore implements OutboxStore {
     this.#mark = this.#db.prepare('INSERT INTO delivered_marks (sink, alert_id, created_at) VALUES (?, ?, ?) ON CONFLICT (sink, alert_id) DO UPDATE SET created_at = max(created_at, excluded.created_at)')
   }
 
-  add (deliveries: NewDelivery[]): void {
+  add (deliveries: NewDelivery[], options: { unlessDelivered?: boolean } = {}): void {
     // One alert's JSON, serialised once for all the sinks it goes to.
     const bodies = new Map<Alert, string>()
     inTransaction(this.#db, () => {
       for (const d of deliveries) {
         let body = bodies.get(d.alert)
         if (body === undefined) bodies.set(d.alert, body = JSON.stringify(d.alert))
-        this.#insert.run(d.id, d.sink, d.alertId, d.change, body, d.createdAtMs, d.createdAtMs)
+        if (options.unlessDelivered) this.#insertUnlessDelivered.run(d.id, d.sink, d.alertId, d.change, body, d.createdAtMs)
+        else this.#insert.run(d.id, d.sink, d.alertId, d.change, body, d.createdAtMs, d.createdAtMs)
       }
     })
   }

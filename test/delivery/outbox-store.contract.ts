@@ -50,8 +50,37 @@ export function outboxStoreContract (name: string, newPlace: () => StorePlace<Ou
       const store = open()
       const first = delivery('webhook', 'a1', T0)
       await store.add([first])
-      await expect(async () => { await store.add([delivery('webhook', 'a2', T0), { ...delivery('webhook', 'a3', T0), id: first.id }]) }).rejects.toThrow()
+      // A delivery the store cannot keep (no sink) fails the whole batch.
+      await expect(async () => { await store.add([delivery('webhook', 'a2', T0), { ...delivery('webhook', 'a3', T0), sink: null as unknown as string }]) }).rejects.toThrow()
       expect(idsOf((await store.claim('webhook', 10, T0)).deliveries)).toEqual([first.id])
+    })
+
+    it('adds a delivery once however often it is added: queued, dead-lettered or in the same batch', async () => {
+      const store = open()
+      const [a1, a2] = [delivery('webhook', 'a1', T0), delivery('webhook', 'a2', T0 + 1)]
+      await store.add([a1!, a1!])
+      await store.add([a1!, a2!])
+      expect(idsOf((await store.claim('webhook', 10, T0 + 5)).deliveries)).toEqual([a1!.id, a2!.id])
+      await store.deadLetter([(await store.claim('webhook', 1, T0 + 5)).deliveries[0]!], 'refused')
+      await store.add([{ ...a1!, createdAtMs: T0 + 2 }])
+      expect(idsOf((await store.claim('webhook', 10, T0 + 5)).deliveries)).toEqual([a2!.id])
+      expect(idsOf(await store.deadLetters())).toEqual([a1!.id])
+    })
+
+    it('skips, when asked, a delivery whose sink confirmed a change of its alert', async () => {
+      const store = open()
+      const opened = delivery('webhook', 'a1', T0)
+      await store.add([opened])
+      await store.delivered((await store.claim('webhook', 10, T0)).deliveries)
+      const again = { ...opened, id: 'msg_again', createdAtMs: T0 + 3 }
+      const otherSink = { ...opened, id: 'msg_other', sink: 'slack' }
+      const otherAlert = delivery('webhook', 'a2', T0 + 2)
+      await store.add([again, otherSink, otherAlert], { unlessDelivered: true })
+      expect(idsOf((await store.claim('webhook', 10, T0 + 5)).deliveries)).toEqual([otherAlert.id])
+      expect(idsOf((await store.claim('slack', 10, T0 + 5)).deliveries)).toEqual([otherSink.id])
+      // Without the option the same delivery is queued: a later change of a confirmed alert is news.
+      await store.add([again])
+      expect(idsOf((await store.claim('webhook', 10, T0 + 5)).deliveries)).toEqual([otherAlert.id, again.id])
     })
 
     it('a retried head waits out its back-off and nothing behind it overtakes it', async () => {
