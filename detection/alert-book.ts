@@ -209,7 +209,8 @@ export class AlertBook {
           const result = write()
           return isPromise(result) ? await result : result
         } catch (error) {
-          if (!retry) throw error
+          // A write refused for good (a stale lease: shared/fencing.ts) is not retried; its finding is the new holder's.
+          if (!retry || (error as { permanent?: boolean }).permanent === true) throw error
           this.writesRetried++
           this.#logger?.error({ err: (error as Error).message, retryInMs: delayMs, queued: this.#queued }, 'alert store: write failed; retrying in order, nothing is lost')
           await new Promise((resolve) => setTimeout(resolve, delayMs))

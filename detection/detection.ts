@@ -146,7 +146,8 @@ export class Detection {
 
   /** A background alert write's failure: logged, never thrown into the message path. */
   #background (work: MaybeAsync<unknown>, what: string): void {
-    if (isPromise(work)) work.catch((error: Error) => this.#options.logger.error({ err: error.message }, `alert not stored: ${what}`))
+    // A stale lease (shared/fencing.ts) is no fault: the partition's new holder handles the same input.
+    if (isPromise(work)) work.catch((error: Error) => this.#options.logger[(error as { permanent?: boolean }).permanent === true ? 'warn' : 'error']({ err: error.message }, `alert not stored: ${what}`))
   }
 
   /** A device's current rate against its learned baseline, per minute (the API's device page); undefined until it has reported. */

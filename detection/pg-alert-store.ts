@@ -16,11 +16,16 @@
  * updated, acknowledged, resolved, response, commented), in the same
  * transaction and under the row's lock, so one alert's history is in order.
  *
+ * In a collector group, detection's writes for a device carry the lease of
+ * the device's partition (`fence`, shared/fencing.ts): a collector paused
+ * past its lease cannot write an alert over the new holder's.
+ *
  * The store does not own its pool: collectors share one pool between their
  * stores, and `close` leaves it open.
  */
 import type { Pool, PoolClient } from 'pg'
 import type { Alert, AlertChange, AlertPolicy } from '../shared/alert-contract.ts'
+import { checkFence, type Fence } from '../shared/fencing.ts'
 import { inPgTransaction } from '../shared/postgres.ts'
 import type { AlertPosition, AlertQuery, AlertSighting, AlertStorePage, AsyncAlertStore } from './alert-store.ts'
 
@@ -49,19 +54,37 @@ SELECT body, opened FROM raised`
 export interface PgAlertStoreOptions {
   /** The group's pool (db/pool.ts), migrated (db/migrate.ts); the caller ends it. */
   pool: Pool
+  /**
+   * The lease a device's alerts are written under (shared/fencing.ts): its
+   * partition and the token this collector holds it by; undefined for an
+   * alert of no partition this collector reads (system alerts, storms) or
+   * outside a group. Detection's writes for a device (`raise`,
+   * `updateLive`) check it in their transaction and fail with
+   * StaleLeaseError once a newer holder has shown a higher token.
+   * Operators' writes by alert id are not fenced: they hold no lease.
+   */
+  fence?: (deviceId: string) => Fence | undefined
 }
 
 export class PgAlertStore implements AsyncAlertStore {
   readonly #pool: Pool
+  readonly #fence: (deviceId: string) => Fence | undefined
 
   constructor (options: PgAlertStoreOptions) {
     this.#pool = options.pool
+    this.#fence = options.fence ?? (() => undefined)
   }
 
   async raise (opened: Alert, seen: AlertSighting): Promise<{ change: 'opened' | 'updated', alert: Alert }> {
-    const { rows } = await this.#pool.query<{ body: Alert, opened: boolean }>(RAISE, [
-      ...columnValues(opened), seen.severity, seen.summary, JSON.stringify(seen.evidence), seen.lastSeenAt,
-    ])
+    const values = [...columnValues(opened), seen.severity, seen.summary, JSON.stringify(seen.evidence), seen.lastSeenAt]
+    const fence = this.#fence(opened.deviceId)
+    // Unfenced, one statement; fenced, the token's check first in the same transaction.
+    const { rows } = fence === undefined
+      ? await this.#pool.query<{ body: Alert, opened: boolean }>(RAISE, values)
+      : await inPgTransaction(this.#pool, async (client) => {
+        await checkFence(client, fence)
+        return client.query<{ body: Alert, opened: boolean }>(RAISE, values)
+      })
     const row = rows[0]!
     return { change: row.opened ? 'opened' : 'updated', alert: parse(row.body) }
   }
@@ -74,7 +97,9 @@ export class PgAlertStore implements AsyncAlertStore {
   }
 
   updateLive (policy: AlertPolicy, deviceId: string, change: (alert: Alert) => Alert | undefined): Promise<Alert | undefined> {
+    const fence = this.#fence(deviceId)
     return inPgTransaction(this.#pool, async (client) => {
+      if (fence !== undefined) await checkFence(client, fence)
       // Under READ COMMITTED a row resolved meanwhile by another collector is re-checked after its lock is released, and then skipped.
       const { rows } = await client.query<{ body: Alert }>('SELECT body FROM alerts WHERE policy = $1 AND device_id = $2 AND status <> \'resolved\' FOR UPDATE', [policy, deviceId])
       return this.#change(client, rows[0] && parse(rows[0].body), change)

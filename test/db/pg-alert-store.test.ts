@@ -5,7 +5,9 @@
  * one live alert, and every write leaves its trace in alert_changes.
  */
 import { describe, expect, it } from 'vitest'
+import { AlertBook } from '../../detection/alert-book.ts'
 import { PgAlertStore } from '../../detection/pg-alert-store.ts'
+import { showFences, StaleLeaseError } from '../../shared/fencing.ts'
 import type { Alert } from '../../shared/alert-contract.ts'
 import { alertStoreContract } from '../detection/alert-store.contract.ts'
 import { pgPlaces } from '../helpers/pg-place.ts'
@@ -67,5 +69,38 @@ describe('PgAlertStore shared by a collector group', () => {
     ])
     expect(await store.deleteResolvedBefore('2026-03-03T00:00:00.000Z')).toBe(1)
     expect((await pool.query('SELECT 1 FROM alert_changes WHERE alert_id = $1', [opened.id])).rowCount).toBe(0)
+  })
+})
+
+describe('PgAlertStore fenced by partition leases (shared/fencing.ts)', () => {
+  it('refuses detection\'s writes under a stale lease once the new holder has shown its token, and takes the new holder\'s and operators\'', async () => {
+    const pool = pg.pool('fence-old')
+    // Collector "old" read partition 3 under token 7; "new" took it over with token 8.
+    const old = new PgAlertStore({ pool, fence: (deviceId) => deviceId.startsWith('p3-') ? { partition: 3, token: 7 } : undefined })
+    const fresh = new PgAlertStore({ pool: pg.pool('fence-new'), fence: (deviceId) => deviceId.startsWith('p3-') ? { partition: 3, token: 8 } : undefined })
+    const before = alert('p3-flood-1')
+    const { alert: opened } = await old.raise(before, sighting(before))
+    expect(await showFences(pg.pool('fence-take'), [{ partition: 3, token: 8 }])).toEqual([])
+
+    const late = alert('p3-flood-2')
+    await expect(old.raise(late, sighting(late))).rejects.toBeInstanceOf(StaleLeaseError)
+    await expect(old.updateLive('rate-burst', 'p3-flood-1', (x) => ({ ...x, status: 'resolved', resolvedAt: x.lastSeenAt, resolution: 'auto' }))).rejects.toBeInstanceOf(StaleLeaseError)
+    expect((await fresh.page({ deviceId: 'p3-flood-2' }, 10)).total).toBe(0)
+    expect((await fresh.get(opened.id))?.status).toBe('open')
+    // A device of no partition it holds, and an operator's write by id, carry no lease.
+    const elsewhere = alert('p9-flood')
+    expect((await old.raise(elsewhere, sighting(elsewhere))).change).toBe('opened')
+    expect((await old.update(opened.id, (x) => ({ ...x, status: 'acknowledged', acknowledgedBy: 'operator:1a2b' })))?.status).toBe('acknowledged')
+    // The new holder writes; the stale token does not come back to life after it.
+    expect((await fresh.raise(late, sighting(late))).change).toBe('opened')
+    expect(await showFences(pool, [{ partition: 3, token: 7 }])).toEqual([3])
+  })
+
+  it('a book over a stale lease gives the write up at once instead of retrying it', async () => {
+    const store = new PgAlertStore({ pool: pg.pool('fence-book'), fence: () => ({ partition: 5, token: 1 }) })
+    await showFences(pg.pool('fence-book-take'), [{ partition: 5, token: 2 }])
+    const book = new AlertBook({ asyncStore: store, retryMs: 10 })
+    await expect(book.raise({ policy: 'rate-burst', deviceId: 'flood-x', severity: 'high', summary: 's', evidence: {} })).rejects.toBeInstanceOf(StaleLeaseError)
+    expect(book.writesRetried).toBe(0)
   })
 })
