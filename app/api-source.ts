@@ -1,5 +1,5 @@
 import type { ApiSource } from '../dashboards/index.ts'
-import type { Outbox } from '../delivery/index.ts'
+import type { AnyOutboxStore, Outbox } from '../delivery/index.ts'
 import type { Detection } from '../detection/index.ts'
 import type { FleetView } from '../fleet/index.ts'
 import { validatePolicyText } from '../policies/index.ts'
@@ -13,7 +13,7 @@ import type { CollectorService } from './collector-service.ts'
 export interface ApiParts {
   detection: Pick<Detection, 'alerts' | 'acknowledge' | 'resolve' | 'comment' | 'rateOf' | 'policySet' | 'reloadPolicies' | 'liftQuarantine'>
   fleet: FleetView
-  outbox: Pick<Outbox, 'metrics' | 'deadLetters' | 'requeueDeadLetters'>
+  outbox: Pick<Outbox<AnyOutboxStore>, 'metrics' | 'deadLetters' | 'requeueDeadLetters'>
   pipeline: ApiSource['pipeline']
   ready: ApiSource['ready']
   onAlertChange: ApiSource['onAlertChange']

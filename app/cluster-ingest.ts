@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events'
 import { clusterKeys, connectRedis, ControlChannel, DetectionSnapshots, PartitionLeases, partitionOf, StreamReader } from '../cluster/index.ts'
 import { type CollectorMetrics, type PointSink, StoreWriter, StreamSpool } from '../collector/index.ts'
 import type { QuarantineCommand } from '../shared/control.ts'
+import type { Fence } from '../shared/fencing.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import type { StoredPoint } from '../shared/stored-point.ts'
@@ -39,6 +40,22 @@ export interface ClusterIngestOptions {
   deviceState?: DeviceStateDoors
   /** How often the held partitions' device state is saved (default 5 s). */
   snapshotEveryMs?: number
+  /**
+   * Resolves once what detection made of the entries handed out so far is
+   * stored: their alerts, and those alerts' deliveries. A batch is
+   * acknowledged only after it, and a device-state snapshot is saved only
+   * after it (exported first), so a collector killed in between leaves
+   * entries whose findings are not stored yet pending, for the partition's
+   * next reader to handle again. Absent: nothing to wait for.
+   */
+  settled?: () => Promise<void>
+  /**
+   * Partitions just taken (partition → lease token), after their device
+   * state is restored and before any entry of theirs is read: where the
+   * tokens are shown to the shared database (shared/fencing.ts). A failure
+   * fails the take, which is retried at the next round.
+   */
+  onTaken?: (taken: ReadonlyMap<number, number>) => Promise<void>
 }
 
 /** Small functions into detection, not detection itself: the cluster side needs these three and nothing else. */
@@ -102,7 +119,10 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
     this.#leases = new PartitionLeases({
       redis: this.#redis, keys, partitions, member: consumer, logger,
       // A partition's device state is in detection before its first entry (the previous holder's pending batch included) is read…
-      onTaken: (taken) => this.#restoreState(taken),
+      onTaken: async (taken) => {
+        await this.#restoreState(taken)
+        await this.#options.onTaken?.(taken)
+      },
       // …saved, under the lease, when it is handed over…
       onReleasing: (leases) => this.#saveState(leases),
       // …and forgotten here once it is gone: its devices speak to another collector now, and would look silent here.
@@ -118,7 +138,11 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
       // (device, time) and events by entry, so the new holder, which handles
       // the same entries again, rewrites the same points; the PostgreSQL
       // writer of the next step takes entry.token into the database itself.
-      handle: (entries) => this.#spool.take(entries.map((entry) => ({ key: `${entry.partition}/${entry.id}`, topic: entry.topic, payload: entry.payload }))),
+      handle: async (entries) => {
+        await this.#spool.take(entries.map((entry) => ({ key: `${entry.partition}/${entry.id}`, topic: entry.topic, payload: entry.payload })))
+        // Detection saw these entries as they were decoded; their alerts are stored before the XACK.
+        await this.#options.settled?.()
+      },
     })
     this.#control = new ControlChannel({ redis: this.#redis, subscriber: this.#redis, keys, nodeId: consumer, logger, apply: () => {} })
     this.#spool.on('telemetry', (point) => this.emit('telemetry', point))
@@ -133,6 +157,19 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
 
   get metrics (): CollectorMetrics {
     return { ...this.#spool.metrics, spoolFullStalls: 0, spoolWriteErrors: 0 }
+  }
+
+  /**
+   * The lease a device's writes are made under: its partition and the token
+   * this collector holds it by (or held, until it learns the lease is
+   * gone), or undefined when it holds no lease on it (another collector's
+   * device, or no device's: a storm, a sink): such writes go unfenced and
+   * the database's one-live-alert key deduplicates them.
+   */
+  fenceOf (deviceId: string): Fence | undefined {
+    const partition = partitionOf(deviceId, this.#options.partitions)
+    const token = this.#leases.fenceToken(partition)
+    return token === undefined ? undefined : { partition, token }
   }
 
   /** Points read from the streams and not yet stored. */
@@ -194,6 +231,8 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
       for (const [partition, token] of leases) {
         // Exported when its turn comes, not when it was queued: the newest view goes out.
         const state = JSON.stringify(doors.export(this.#devicesOf(partition)))
+        // A snapshot says "these messages were seen": their alerts are stored before it is.
+        await this.#options.settled?.()
         if (!await this.#snapshots.save(partition, token, state)) {
           this.#options.logger.warn({ partition }, 'detection state not saved: the partition\'s lease changed hands (its new holder saves its own)')
         }

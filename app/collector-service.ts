@@ -5,9 +5,10 @@
  * and `placeguard up`.
  */
 import { join } from 'node:path'
-import { createSink, Outbox } from '../delivery/index.ts'
+import { type AnyOutboxStore, createSink, Outbox, PgOutboxStore } from '../delivery/index.ts'
 import { FleetPki, pkiPaths } from '../pki/index.ts'
-import type { AlertChange } from '../shared/alert-contract.ts'
+import type { Alert, AlertChange } from '../shared/alert-contract.ts'
+import { showFences } from '../shared/fencing.ts'
 import type { Config } from './config.ts'
 import { formatDuration } from '../shared/duration.ts'
 import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logger.ts'
@@ -15,6 +16,7 @@ import { Collector, createInfluxSink, EmbeddedStore, Spool, StoreWriter } from '
 import { Detection, PgAlertStore } from '../detection/index.ts'
 import { createDatabasePool, migrate, redactDatabaseUrl } from '../db/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
+import { OrderedWrites } from './ordered-writes.ts'
 import { FleetState } from '../fleet/index.ts'
 
 /** The pipeline's figures, for logs now and /metrics later. */
@@ -47,8 +49,8 @@ export interface CollectorService {
   writer: StoreWriter
   /** Present when telemetry goes to the embedded store. */
   embedded: EmbeddedStore | undefined
-  /** Alert delivery to the SOC sinks (none configured: an outbox with no sinks). */
-  outbox: Outbox
+  /** Alert delivery to the SOC sinks (none configured: an outbox with no sinks); in PostgreSQL with a database URL, answering Promises then. */
+  outbox: Outbox<AnyOutboxStore>
   /** Live fleet state for the API and dashboard. */
   fleet: FleetState
   /** Re-reads the PKI inventory into the fleet state (also every minute). */
@@ -94,10 +96,25 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
         import: (snapshot) => detection.importDeviceState(snapshot),
         forget: (filter) => detection.forgetDevices(filter),
       },
+      // Entries are acknowledged, and snapshots saved, only once their alerts and deliveries are stored.
+      settled: () => findingsSettled(),
+      // A partition taken is fenced in the database before it is read: its previous reader's late alert writes are refused.
+      onTaken: async (taken) => {
+        if (!pool) return
+        const stale = await showFences(pool, [...taken].map(([partition, token]) => ({ partition, token })))
+        if (stale.length > 0) {
+          logger.error({ partitions: stale }, 'the database has seen a newer lease token for these partitions than Redis just gave: was Redis\' data lost? Their alert writes will be refused until the tokens in Redis pass those in partition_fencing')
+        }
+      },
     })
     : mqttCollector(brokerUrl, spool, logger, paths, () => writer.kick())
-  const outbox = new Outbox({
-    path: join(config.dataDir, 'outbox.db'), logger, deadLetterAfterMs: config.delivery.deadLetterAfterMs,
+  // With a database URL the alerts, their history and the delivery outbox live in the group's PostgreSQL (migrated at start); otherwise in the data directory.
+  const pool = config.databaseUrl
+    ? createDatabasePool({ url: config.databaseUrl, applicationName: `placeguard-collector-${config.cluster.collectorName}`, logger })
+    : undefined
+  const outbox: Outbox<AnyOutboxStore> = new Outbox<AnyOutboxStore>({
+    ...(pool ? { store: new PgOutboxStore({ pool, holder: `${config.cluster.collectorName}-${process.pid}` }) } : { path: join(config.dataDir, 'outbox.db') }),
+    logger, deadLetterAfterMs: config.delivery.deadLetterAfterMs,
     sinks: config.delivery.sinks.map((sinkConfig) => ({ sink: createSink(sinkConfig), route: { minSeverity: sinkConfig.minSeverity, policies: sinkConfig.policies } })),
     onSinkFailing: (sink, detail) => detection.raiseSystemAlert({
       policy: 'delivery-failing', deviceId: `sink:${sink.name}`, severity: 'high',
@@ -107,14 +124,26 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     onSinkRecovered: (sink) => detection.clearSystemAlert('delivery-failing', `sink:${sink.name}`, 'the sink accepts deliveries again'),
   })
   const fleet = new FleetState({ path: join(config.dataDir, 'fleet.db') })
-  // With a database URL the alerts live in the group's PostgreSQL (migrated at start); otherwise in <data-dir>/alerts.db.
-  const pool = config.databaseUrl
-    ? createDatabasePool({ url: config.databaseUrl, applicationName: `placeguard-collector-${config.cluster.collectorName}`, logger })
-    : undefined
   const alertListeners = new Set<(change: AlertChange) => void>()
+  // Over PostgreSQL, enqueueing is asynchronous and may fail: queued in order and retried (ordered-writes.ts).
+  const deliveries = new OrderedWrites({ logger, what: 'alert delivery not queued in the outbox' })
+  const enqueue = (change: AlertChange, options?: { unlessDelivered?: boolean }): void => {
+    const queued = outbox.enqueue(change, options)
+    if (queued instanceof Promise) {
+      queued.catch(() => {}) // retried below, in order
+      deliveries.push(() => outbox.enqueue(change, options) as Promise<number>)
+    }
+  }
+  // Alerts whose `opened` this collector has queued or made sure of (see onAlertRepeated), bounded.
+  const knownOpened = new Set<string>()
+  const rememberOpened = (id: string): void => {
+    if (knownOpened.size >= 100_000) knownOpened.delete(knownOpened.values().next().value!)
+    knownOpened.add(id)
+  }
   const detection: Detection = new Detection({
     dataDir: config.dataDir, policiesDir: config.policiesDir, logger,
-    ...(pool ? { alertStore: new PgAlertStore({ pool }) } : {}),
+    // A device's alerts are written under the lease of its partition (shared/fencing.ts).
+    ...(pool ? { alertStore: new PgAlertStore({ pool, fence: (deviceId) => collector instanceof ClusterIngest ? collector.fenceOf(deviceId) : undefined }) } : {}),
     // The service reads the inventory once a minute for the fleet view and hands it to cert-expiry too.
     certificateCheckMs: 0,
     // Alert changes go through the spool like everything else: to the store, and never lost.
@@ -124,9 +153,28 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       fleet.onAlertChange(change)
       for (const listener of alertListeners) listener(change)
       // A device alert inside a storm reaches the SOC as the storm's one alert.
-      if (!correlated) outbox.enqueue(change)
+      if (!correlated) enqueue(change)
+      if (change.change === 'opened') rememberOpened(change.alert.id)
     },
+    // In a group, the first repeat heard here of an alert opened elsewhere — by this partition's
+    // previous reader, perhaps killed between storing the alert and queueing its delivery — makes
+    // sure its `opened` is queued: skipped if queued already (same delivery id) or confirmed.
+    ...(pool ? {
+      onAlertRepeated: (alert: Alert, correlated?: { stormAlertId: string }) => {
+        if (knownOpened.has(alert.id)) return
+        rememberOpened(alert.id)
+        if (!correlated) enqueue({ change: 'opened', alert }, { unlessDelivered: true })
+      },
+    } : {}),
   })
+  /** Everything detection made of the input so far is stored: its alerts, then their deliveries (a storm's come one turn later). */
+  const findingsSettled = async (): Promise<void> => {
+    do {
+      await detection.settled()
+      await new Promise((resolve) => setImmediate(resolve))
+      await deliveries.settled()
+    } while (detection.alerts.queuedWrites > 0 || deliveries.pending > 0)
+  }
   // Until its session is up (and what the broker kept for it has been read), the collector hears nothing.
   detection.setInputConnected(false)
   collector.on('connection', (connected) => detection.setInputConnected(connected))
@@ -164,7 +212,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   // Once a minute: the pipeline's figures, and a warning well before the spool's bound.
   let nearFull = false
   const report = setInterval(() => {
-    logger.info({ metrics: metrics(), delivery: outbox.metrics() }, 'collector pipeline')
+    void Promise.resolve(outbox.metrics()).catch((error: Error) => ({ unavailable: error.message }))
+      .then((delivery) => logger.info({ metrics: metrics(), delivery }, 'collector pipeline'))
     if (spool.nearFull !== nearFull) {
       nearFull = spool.nearFull
       if (nearFull) logger.error({ spoolBytes: spool.bytes, maxBytes: spool.maxBytes }, 'collector: spool over 90 % of its bound; is the store reachable?')
@@ -213,6 +262,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       clearInterval(report)
       for (const timer of fleetTimers) clearInterval(timer)
       await collector.stop()
+      await deliveries.stop()
       await outbox.stop()
       await detection.stop()
       await pool?.end()

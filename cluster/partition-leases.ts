@@ -200,6 +200,16 @@ export class PartitionLeases {
     return lease && lease.validUntil > performance.now() ? lease.token : undefined
   }
 
+  /**
+   * The token to fence a write with (shared/fencing.ts): the one this
+   * collector holds the partition by, even past the lease's expiry by its
+   * own clock, until it learns the partition is gone. A collector that was
+   * paused writes with its old token, and the database refuses it.
+   */
+  fenceToken (partition: number): number | undefined {
+    return this.#held.get(partition)?.token
+  }
+
   /** Whether `token` is the partition's lease token in Redis now (check-then-write: see the header). */
   async check (partition: number, token: number): Promise<boolean> {
     return (await this.checkAll(new Map([[partition, token]]))).has(partition)

@@ -48,6 +48,13 @@ export interface DetectionOptions {
    * that stands for it at the SOC (the outbox skips it; the API keeps it).
    */
   onAlertChange?: (change: AlertChange, correlated?: { stormAlertId: string }) => void
+  /**
+   * A repeat folded into a live alert (not news: no onAlertChange). In a
+   * collector group it may be the first this collector hears of an alert
+   * another opened, e.g. the previous reader of a partition, killed before
+   * it queued the alert's delivery (app/collector-service.ts).
+   */
+  onAlertRepeated?: (alert: Alert, correlated?: { stormAlertId: string }) => void
   clock?: Clock
   /**
    * The alerts in a shared asynchronous store (PostgreSQL, a collector
@@ -397,8 +404,12 @@ export class Detection {
     const stored: StoredPoint[] = []
     for (const alertChange of changes) {
       const { change, alert } = alertChange
-      if (change === 'updated') continue // repeats fold into the alert; they are not news
       const stormAlertId = this.#correlated.get(alert.id)
+      if (change === 'updated') {
+        // Repeats fold into the alert; they are not news.
+        this.#options.onAlertRepeated?.(alert, stormAlertId ? { stormAlertId } : undefined)
+        continue
+      }
       try {
         this.#options.onAlertChange?.(alertChange, stormAlertId ? { stormAlertId } : undefined)
       } catch (error) {

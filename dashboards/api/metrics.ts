@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import type { SinkMetrics } from '../../delivery/index.ts'
 import { DEVICE_HEALTH } from '../../fleet/index.ts'
 import { SEVERITIES } from '../../shared/alert-contract.ts'
 import type { ApiSource } from './source.ts'
@@ -54,7 +55,9 @@ export function registerMetrics (app: FastifyInstance, source: ApiSource): void 
       for (const severity of SEVERITIES) this.set({ severity }, fleet.openAlerts[severity])
     },
   })
-  const sinks = (): ReturnType<ApiSource['delivery']['metrics']> => source.delivery.metrics()
+  // Read before each scrape (the outbox may answer asynchronously); the gauges below read this copy.
+  let sinkFigures: SinkMetrics[] = []
+  const sinks = (): SinkMetrics[] => sinkFigures
   const deliveries = new Counter({ name: 'placeguard_alert_deliveries_total', help: 'alert deliveries by sink and outcome', labelNames: ['sink', 'outcome'], registers: [registry] })
   const seenDeliveries = new Map<string, number>()
   new Gauge({
@@ -85,6 +88,7 @@ export function registerMetrics (app: FastifyInstance, source: ApiSource): void 
   app.get('/metrics', { config: { role: 'viewer' }, schema: { summary: 'Prometheus metrics', produces: ['text/plain'] } }, async (_request, reply) => {
     figures = source.pipeline()
     fleet = source.fleet.summary()
+    sinkFigures = await source.delivery.metrics()
     return reply.type(registry.contentType).send(await registry.metrics())
   })
 }

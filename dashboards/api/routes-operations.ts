@@ -65,7 +65,7 @@ export function registerOperationsRoutes (app: FastifyInstance, source: ApiSourc
   app.get('/api/delivery', {
     config: { role: 'viewer' },
     schema: { summary: 'SOC sinks: delivered, pending, retries, latency; and the dead-letter list', response: { 200: anyObject } },
-  }, async () => ({ sinks: source.delivery.metrics(), deadLetters: source.delivery.deadLetters() }))
+  }, async () => ({ sinks: await source.delivery.metrics(), deadLetters: await source.delivery.deadLetters() }))
 
   app.post<{ Body: { sink?: string } | undefined }>('/api/delivery/requeue', {
     config: { role: 'operator' },
@@ -74,5 +74,5 @@ export function registerOperationsRoutes (app: FastifyInstance, source: ApiSourc
       body: { type: 'object', additionalProperties: false, properties: { sink: { type: 'string', maxLength: 32 } } },
       response: { 200: anyObject },
     },
-  }, async (request) => ({ requeued: source.delivery.requeue(request.body?.sink) }))
+  }, async (request) => ({ requeued: await source.delivery.requeue(request.body?.sink) }))
 }

@@ -36,7 +36,8 @@ export interface ApiSource {
   validatePolicy: (yaml: string) => { valid: true } | { valid: false, error: string }
   reloadPolicies: () => boolean
   liftQuarantine: (deviceId: string, by: string) => Promise<void>
-  delivery: { metrics: () => SinkMetrics[], deadLetters: () => DeadLetter[], requeue: (sink?: string) => number }
+  /** The outbox: answered at once over SQLite, as Promises over the group's PostgreSQL. */
+  delivery: { metrics: () => MaybeAsync<SinkMetrics[]>, deadLetters: () => MaybeAsync<DeadLetter[]>, requeue: (sink?: string) => MaybeAsync<number> }
   /** Figures for /metrics. */
   pipeline: () => Record<string, number | undefined>
   ready: () => { broker: boolean, store: boolean }

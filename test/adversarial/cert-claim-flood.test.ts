@@ -58,7 +58,7 @@ describe('cert-rejected under a flood of self-signed claims (real broker, collec
       await waitFor(async () => (await alertsFor()).find((a) => a.deviceId === 'address:127.0.0.2')?.occurrences === 500, 60_000, '500 refusals folded into one alert')
       expect((await alertsFor()).map((a) => a.deviceId).sort()).toEqual(['address:127.0.0.1', 'address:127.0.0.2'])
 
-      await waitFor(async () => service.outbox.metrics().every((m) => m.pending === 0), 20_000, 'outbox drained')
+      await waitFor(async () => (await service.outbox.metrics()).every((m) => m.pending === 0), 20_000, 'outbox drained')
       const delivered = receiver.requests.map((r) => JSON.parse(r.body) as { policy: string, deviceId: string })
         .filter((alert) => alert.policy === 'cert-rejected')
       expect(delivered.map((alert) => alert.deviceId).sort()).toEqual(['address:127.0.0.1', 'address:127.0.0.2'])

@@ -41,13 +41,13 @@ describe('alert delivery from the collector (real broker, real receiver)', () =>
       // The chat sink never answered: past deadLetterAfterMs its deliveries are dead letters and PlaceGuard says so, through the sink that works.
       await waitFor(() => alerts().some((a) => a.policy === 'delivery-failing'), 20_000, 'the delivery-failing alert at the SOC')
       expect(alerts().find((a) => a.policy === 'delivery-failing')).toMatchObject({ deviceId: 'sink:ops-chat', status: 'open' })
-      expect(service.outbox.deadLetters('ops-chat').map((d) => d.alert.policy)).toContain('acl-violation')
+      expect((await service.outbox.deadLetters('ops-chat')).map((d) => d.alert.policy)).toContain('acl-violation')
       // Operators see and re-queue dead letters from the command line while the collector runs.
       const cli = (...args: string[]) => new Promise<string>((resolve, reject) => execFile(process.execPath, ['bin/placeguard.js', '--data-dir', setup.fleet.dataDir, 'outbox', ...args], (error, stdout) => error ? reject(error) : resolve(stdout)))
       const letters = JSON.parse(await cli('dead-letters', '--json', '--sink', 'ops-chat')) as Array<{ sink: string, alert: { policy: string } }>
       expect(letters.map((l) => `${l.sink} ${l.alert.policy}`)).toContain('ops-chat acl-violation')
       expect(await cli('requeue', '--sink', 'ops-chat')).toMatch(/^[1-9]\d* deliveries re-queued\n$/)
-      await waitFor(() => service.outbox.metrics().find((m) => m.sink === 'ops-chat')!.pending > 0, 5_000, 'the re-queued deliveries pending again')
+      await waitFor(async () => (await service.outbox.metrics()).find((m) => m.sink === 'ops-chat')!.pending > 0, 5_000, 'the re-queued deliveries pending again')
       // Secrets never reach the logs: neither the signing secret nor the sinks' URLs (a Slack URL is a credential).
       expect(logs.join('\n')).toMatch(/alert delivery failed; will retry/)
       for (const secretText of [secret, secret.slice(6), soc.url, dead.url]) expect(logs.join('\n')).not.toContain(secretText)
