@@ -28,6 +28,9 @@
  *   - A notification lost, or a connection dead without a word, costs
  *     latency, not changes: the feed also reads every `pollMs`, and a read
  *     that fails counts as a lost connection.
+ *   - Memory stays bounded however much it missed: a read goes in pages of
+ *     `pageSize`. It hands on all of it (the live stream drops a client
+ *     that cannot keep up, which then reconnects and reloads).
  *   - A notification it does not understand (anyone with access to the
  *     database may NOTIFY on the channel) is counted, logged and skipped;
  *     a listener that throws is logged; neither stops the feed.
@@ -45,7 +48,7 @@ import { parse as storedAlert } from './pg-alert-store.ts'
 export const ALERT_FEED_CHANNEL = 'placeguard_alert_changes'
 
 const CHANGES = ['opened', 'updated', 'acknowledged', 'resolved', 'response', 'commented'] as const
-const payloadSchema = z.object({ seq: z.number().int().positive(), alertId: z.string().min(1).max(200), change: z.enum(CHANGES) }).strict()
+const payloadSchema = z.object({ seq: z.number().int().positive(), alertId: z.string().min(1).max(200), change: z.enum(CHANGES) })
 
 const MAX_RETRY_MS = 30_000
 
