@@ -57,10 +57,12 @@ const MAX_RETRY_MS = 30_000
  * position) did not see and $2 (the read's snapshot) does, after seq $3.
  * The xact_id bounds let the partial index alert_changes_feed find them;
  * pg_visible_in_snapshot does the exact test (a transaction below xmax may
- * still have been running: it is in the snapshot's list).
+ * still have been running: it is in the snapshot's list). `seq` is a
+ * bigint, which pg hands over as a string; the ORDER BY must sort the
+ * column, not a text form of it (where '10' < '9').
  */
 const PAGE = `
-SELECT seq::text AS seq, change, alert FROM alert_changes
+SELECT seq, change, alert FROM alert_changes
 WHERE change <> 'updated'
   AND xact_id >= pg_snapshot_xmin($1::pg_snapshot) AND xact_id < pg_snapshot_xmax($2::pg_snapshot)
   AND NOT pg_visible_in_snapshot(xact_id, $1::pg_snapshot) AND pg_visible_in_snapshot(xact_id, $2::pg_snapshot)

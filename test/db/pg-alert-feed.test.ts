@@ -168,6 +168,21 @@ describe('the alert feed on PostgreSQL', () => {
     expect(f.feed.connected).toBe(true)
   })
 
+  it('reads a long catch-up in pages, each alert\'s changes in seq order once (seq 9 before 10 before 11)', async () => {
+    const a = book('collector-a')
+    const f = feedOn('feed-paged', { pageSize: 4 })
+    await f.feed.start()
+    const release = f.hold()
+    await pg.pool('test-admin', 1).query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', ['feed-paged'])
+    await waitFor(() => f.feed.counters.connectionsLost === 1, 10_000, 'the feed to notice')
+    const { alert } = await a.raise(finding('flood-001'), where)
+    for (let n = 1; n <= 11; n++) await a.comment(alert.id, 'operator:ab12', `note ${n}`)
+    release()
+    await drained(a, [f])
+    expect(f.changes.map((c) => c.change)).toEqual(['opened', ...Array<string>(11).fill('commented')])
+    expect(f.changes.map((c) => c.alert.comments.length)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+  })
+
   it('misses nothing across a restart of PostgreSQL', async () => {
     const a = book('collector-a')
     const f = feedOn('feed-restart')
