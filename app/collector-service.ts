@@ -13,8 +13,8 @@ import type { Config } from './config.ts'
 import { formatDuration } from '../shared/duration.ts'
 import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logger.ts'
 import { Collector, createInfluxSink, EmbeddedStore, Spool, StoreWriter } from '../collector/index.ts'
-import { Detection, PgAlertStore } from '../detection/index.ts'
-import { createDatabasePool, migrate, redactDatabaseUrl } from '../db/index.ts'
+import { Detection, PgAlertFeed, PgAlertStore } from '../detection/index.ts'
+import { connectDatabaseClient, createDatabasePool, migrate, redactDatabaseUrl } from '../db/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
 import { OrderedWrites } from './ordered-writes.ts'
 import { FleetState } from '../fleet/index.ts'
@@ -140,6 +140,15 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     if (knownOpened.size >= 100_000) knownOpened.delete(knownOpened.values().next().value!)
     knownOpened.add(id)
   }
+  // In a group the live stream and terminal view hear every collector's alert changes, this one's too, from the
+  // database's feed: once each, each alert's in order (detection/pg-alert-feed.ts). Alone, they hear detection.
+  const alertFeed = config.databaseUrl
+    ? new PgAlertFeed({
+      connect: () => connectDatabaseClient({ url: config.databaseUrl!, applicationName: `placeguard-collector-${config.cluster.collectorName}-feed` }),
+      onChange: (change) => { for (const listener of alertListeners) listener(change) },
+      logger,
+    })
+    : undefined
   const detection: Detection = new Detection({
     dataDir: config.dataDir, policiesDir: config.policiesDir, logger,
     // A device's alerts are written under the lease of its partition (shared/fencing.ts).
@@ -151,7 +160,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     command: (command) => collector.sendCommand(command),
     onAlertChange: (change, correlated) => {
       fleet.onAlertChange(change)
-      for (const listener of alertListeners) listener(change)
+      if (!alertFeed) for (const listener of alertListeners) listener(change)
       // A device alert inside a storm reaches the SOC as the storm's one alert.
       if (!correlated) enqueue(change)
       if (change.change === 'opened') rememberOpened(change.alert.id)
@@ -248,6 +257,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       if (pool) {
         const { version, applied } = await migrate(pool, { logger })
         logger.info({ database: redactDatabaseUrl(config.databaseUrl!), version, applied: applied.map((m) => m.name) }, 'alerts in PostgreSQL')
+        await alertFeed!.start()
       }
       refreshInventory()
       fleet.setOpenAlerts([...await detection.alerts.list({ status: 'open' }), ...await detection.alerts.list({ status: 'acknowledged' })])
@@ -265,6 +275,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       await deliveries.stop()
       await outbox.stop()
       await detection.stop()
+      await alertFeed?.stop()
       await pool?.end()
       fleet.close()
       await writer.stop()

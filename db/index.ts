@@ -5,6 +5,6 @@
  * use it live in the rooms that own their rules (detection/, delivery/,
  * fleet/), behind their store interfaces.
  */
-export { createDatabasePool, DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, redactDatabaseUrl, type DatabasePoolOptions, type Pool, type PoolClient } from './pool.ts'
+export { connectDatabaseClient, createDatabasePool, DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, redactDatabaseUrl, type DatabasePoolOptions, type Client, type Pool, type PoolClient } from './pool.ts'
 export { databaseUrlSchema } from './config.ts'
 export { checksumOf, loadMigrations, migrate, MIGRATIONS_DIR, type Migration, type MigrationResult } from './migrate.ts'

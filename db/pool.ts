@@ -15,7 +15,7 @@
 import pg from 'pg'
 import type { Logger } from '../shared/logger.ts'
 
-export type { Pool, PoolClient } from 'pg'
+export type { Client, Pool, PoolClient } from 'pg'
 
 export interface DatabasePoolOptions {
   /** postgres://user:password@host:port/database (PLACEGUARD_DATABASE_URL). */
@@ -67,4 +67,37 @@ export function createDatabasePool (options: DatabasePoolOptions): pg.Pool {
     options.logger.error({ database: where, err: error.message }, `database connection (${options.applicationName}) lost; the next query reconnects`)
   })
   return pool
+}
+
+/**
+ * One connection outside the pool, with the pool's settings, connected: a
+ * session that LISTENs must stay the same session, which a pool does not
+ * promise. Its queries also time out on the client's side (statement
+ * timeout and 5 s more), so a connection whose peer is gone without a word
+ * (a dropped network) shows as an error instead of a wait without end. The
+ * caller ends it, and must listen for its 'error'.
+ */
+export async function connectDatabaseClient (options: Omit<DatabasePoolOptions, 'max' | 'logger'>): Promise<pg.Client> {
+  const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS
+  const client = new pg.Client({
+    connectionString: options.url,
+    application_name: options.applicationName,
+    statement_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + 5_000,
+    idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+    keepAlive: true,
+  })
+  // While connecting, a failure is the rejection below; afterwards the caller's listener hears it.
+  const duringConnect = (): void => {}
+  client.on('error', duringConnect)
+  try {
+    await client.connect()
+  } catch (error) {
+    await client.end().catch(() => {})
+    throw error
+  } finally {
+    client.off('error', duringConnect)
+  }
+  return client
 }

@@ -8,3 +8,4 @@ export { AlertBook, type AlertBookOptions, type AlertPage, type AlertQuery, type
 export { type AlertPosition, type AlertSighting, type AlertStore, type AlertStorePage, type AsyncAlertStore } from './alert-store.ts'
 export { SqliteAlertStore } from './sqlite-alert-store.ts'
 export { PgAlertStore, type PgAlertStoreOptions } from './pg-alert-store.ts'
+export { ALERT_FEED_CHANNEL, PgAlertFeed, type PgAlertFeedCounters, type PgAlertFeedOptions } from './pg-alert-feed.ts'

@@ -178,6 +178,6 @@ function describeChange (before: Alert, after: Alert): { change: AlertChange['ch
 }
 
 /** Alerts stored before a field existed read as if it were empty (as the SQLite store reads them). */
-function parse (body: Alert): Alert {
+export function parse (body: Alert): Alert {
   return { ...{ response: null, comments: [] }, ...body }
 }

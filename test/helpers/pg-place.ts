@@ -19,6 +19,8 @@ export interface PgPlaces {
   pool: (applicationName: string, max?: number) => Pool
   /** The server (for waitForLockWait and the like). */
   server: () => RunningPostgres
+  /** This test's database (for a connection outside a pool: a LISTEN). */
+  url: () => string
 }
 
 export function pgPlaces (name: string): PgPlaces {
@@ -48,6 +50,7 @@ export function pgPlaces (name: string): PgPlaces {
   return {
     pool,
     server: () => server!,
+    url: () => url,
     newPlace: <S>(open: (pool: Pool) => S) => () => {
       const mine: Pool[] = []
       return {
