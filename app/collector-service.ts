@@ -57,6 +57,8 @@ export interface CollectorService {
   refreshInventory: () => void
   /** Subscribes to alert changes (the API's live stream, the terminal view); returns the unsubscribe. */
   onAlertChange: (listener: (change: AlertChange) => void) => () => void
+  /** Resolves once what detection made of the input so far is stored: its alerts, then their deliveries' place in the outbox. */
+  settled: () => Promise<void>
   start: () => Promise<void>
   stop: () => Promise<void>
 }
@@ -252,7 +254,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     return () => alertListeners.delete(listener)
   }
   return {
-    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange,
+    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange, settled: findingsSettled,
     start: async () => {
       if (pool) {
         const { version, applied } = await migrate(pool, { logger })

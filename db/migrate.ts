@@ -80,6 +80,9 @@ export async function migrate (pool: Pool, options: { logger: Logger, migrations
   }
   // Back to the pool only as it came: unlocked, its statement timeout restored. Otherwise closed (which releases a lock too).
   let clean = false
+  // Lost while held (the pool hears idle connections only): the next query fails; nothing must crash on the event.
+  const lost = (): void => { clean = false }
+  client.on('error', lost)
   try {
     await client.query(`SET statement_timeout = ${Math.max(1, Math.round(lockWaitMs))}`)
     try {
@@ -99,6 +102,7 @@ export async function migrate (pool: Pool, options: { logger: Logger, migrations
       clean = await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY}); RESET statement_timeout`).then(() => true, () => false)
     }
   } finally {
+    client.off('error', lost)
     client.release(!clean)
   }
 }

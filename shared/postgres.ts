@@ -11,6 +11,11 @@ import type { Pool, PoolClient } from 'pg'
 export async function inPgTransaction<T> (pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
   let broken: Error | undefined
+  // The pool listens for errors of idle connections only. One lost while this transaction holds it,
+  // between two queries, would be an 'error' event nobody hears — the process's death. The next
+  // query fails anyway; the error is kept so the connection is discarded, not pooled again.
+  const lost = (error: Error): void => { broken = error }
+  client.on('error', lost)
   try {
     await client.query('BEGIN')
     const result = await work(client)
@@ -20,6 +25,7 @@ export async function inPgTransaction<T> (pool: Pool, work: (client: PoolClient)
     await client.query('ROLLBACK').catch((rollback: unknown) => { broken = rollback as Error })
     throw error
   } finally {
+    client.off('error', lost)
     client.release(broken)
   }
 }
