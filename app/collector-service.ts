@@ -15,6 +15,7 @@ import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logg
 import { Collector, createInfluxSink, EmbeddedStore, Spool, StoreWriter } from '../collector/index.ts'
 import { Detection, PgAlertFeed, PgAlertStore } from '../detection/index.ts'
 import { connectDatabaseClient, createDatabasePool, migrate, redactDatabaseUrl } from '../db/index.ts'
+import { type AsyncAuditStore, type AuditStore, PgAuditStore, SqliteAuditStore } from '../audit/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
 import { OrderedWrites } from './ordered-writes.ts'
 import { FleetState } from '../fleet/index.ts'
@@ -57,6 +58,8 @@ export interface CollectorService {
   refreshInventory: () => void
   /** Subscribes to alert changes (the API's live stream, the terminal view); returns the unsubscribe. */
   onAlertChange: (listener: (change: AlertChange) => void) => () => void
+  /** The operator audit trail: `<data-dir>/audit.db`, or the group's PostgreSQL with a database URL. */
+  auditTrail: AuditStore | AsyncAuditStore
   start: () => Promise<void>
   stop: () => Promise<void>
 }
@@ -124,6 +127,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     onSinkRecovered: (sink) => detection.clearSystemAlert('delivery-failing', `sink:${sink.name}`, 'the sink accepts deliveries again'),
   })
   const fleet = new FleetState({ path: join(config.dataDir, 'fleet.db') })
+  // Operators' actions are recorded where the group can see them all: its PostgreSQL when there is one.
+  const auditTrail = pool ? new PgAuditStore({ pool }) : new SqliteAuditStore({ path: join(config.dataDir, 'audit.db') })
   const alertListeners = new Set<(change: AlertChange) => void>()
   // Over PostgreSQL, enqueueing is asynchronous and may fail: queued in order and retried (ordered-writes.ts).
   const deliveries = new OrderedWrites({ logger, what: 'alert delivery not queued in the outbox' })
@@ -252,7 +257,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     return () => alertListeners.delete(listener)
   }
   return {
-    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange,
+    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange, auditTrail,
     start: async () => {
       if (pool) {
         const { version, applied } = await migrate(pool, { logger })
@@ -276,6 +281,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       await outbox.stop()
       await detection.stop()
       await alertFeed?.stop()
+      await auditTrail.close()
       await pool?.end()
       fleet.close()
       await writer.stop()
