@@ -6,6 +6,7 @@
  * audit_hash() would give (test/db/pg-audit-store.test.ts checks the
  * other side), and it holds across a reopen.
  */
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +15,7 @@ import { describe, expect, it } from 'vitest'
 import { canonicalJson, chainHash, GENESIS_HASH, SqliteAuditStore } from '../../audit/index.ts'
 import { auditStoreContract, type AuditPlace } from './audit-store.contract.ts'
 
-function sqliteAuditPlace (): AuditPlace {
+function sqliteAuditPlace (): AuditPlace & { path: string } {
   const dir = mkdtempSync(join(tmpdir(), 'placeguard-audit-'))
   const path = join(dir, 'audit.db')
   const raw = (work: (db: DatabaseSync) => void): void => {
@@ -26,6 +27,7 @@ function sqliteAuditPlace (): AuditPlace {
     }
   }
   return {
+    path,
     open: () => new SqliteAuditStore({ path }),
     plainSql: async (statement) => raw((db) => db.exec(statement)),
     pastTheGuards: async (statement) => {
@@ -71,6 +73,33 @@ describe('SqliteAuditStore', () => {
       again.close()
     } finally {
       rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('makes one chain of two processes appending to one file at once', async () => {
+    const place = sqliteAuditPlace()
+    const store = place.open() as SqliteAuditStore
+    try {
+      const writers = ['operator:aaaaaaaa', 'operator:bbbbbbbb'].map((actor) => {
+        const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'helpers', 'audit-append-process.ts'), place.path, actor, '300'], { stdio: ['pipe', 'pipe', 'pipe'] })
+        let stderr = ''
+        child.stderr.on('data', (chunk) => { stderr += chunk })
+        const ready = new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
+        const exited = new Promise<void>((resolve, reject) => {
+          child.once('error', reject)
+          child.once('exit', (code) => code === 0 ? resolve() : reject(new Error(`writer ${actor} exited with ${code}: ${stderr}`)))
+        })
+        return { child, ready, exited }
+      })
+      await Promise.all(writers.map((w) => w.ready))
+      for (const { child } of writers) child.stdin.end('go\n')
+      await Promise.all(writers.map((w) => w.exited))
+      expect(store.verify()).toEqual({ intact: true, entries: 600 })
+      const actors = store.page({ order: 'oldest' }, 600).items.map((e) => e.actor)
+      expect(actors.filter((a) => a === 'operator:aaaaaaaa')).toHaveLength(300)
+    } finally {
+      store.close()
+      await place.dispose()
     }
   })
 
