@@ -66,6 +66,11 @@ export interface SqliteAuditStoreOptions {
   /** The SQLite file, created if missing; in memory when absent. */
   path?: string
   clock?: Clock
+  /**
+   * Opens an existing file without writing to it (a verifier): the schema
+   * and its triggers are left as they are found, and `append` fails.
+   */
+  readOnly?: boolean
 }
 
 export class SqliteAuditStore implements AuditStore {
@@ -73,8 +78,14 @@ export class SqliteAuditStore implements AuditStore {
   readonly #clock: Clock
 
   constructor (options: SqliteAuditStoreOptions = {}) {
-    this.#db = new DatabaseSync(options.path ?? ':memory:')
     this.#clock = options.clock ?? systemClock
+    if (options.readOnly) {
+      // Checking a trail must not repair it: a dropped trigger stays dropped for the verifier to find the file as it is.
+      this.#db = new DatabaseSync(options.path ?? ':memory:', { readOnly: true })
+      this.#db.exec('PRAGMA busy_timeout = 5000;')
+      return
+    }
+    this.#db = new DatabaseSync(options.path ?? ':memory:')
     // FULL: an operator's action is answered only once its record is on disk.
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;')
     this.#db.exec(SCHEMA)
