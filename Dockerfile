@@ -36,6 +36,7 @@ COPY fleet ./fleet
 COPY policies ./policies
 COPY delivery ./delivery
 COPY db ./db
+COPY audit ./audit
 COPY agent-sim ./agent-sim
 COPY dashboards ./dashboards
 # The data directory (fleet PKI with the CA key, spool, alert book) and

@@ -23,11 +23,13 @@ const ROOMS = {
   cluster: ['shared'],
   // PostgreSQL as the collector group's shared state: the pool and the versioned schema.
   db: ['shared'],
-  dashboards: ['shared', 'policies', 'detection', 'fleet', 'delivery'],
+  // The operator audit trail: append-only, hash-chained, in SQLite or the group's PostgreSQL.
+  audit: ['shared'],
+  dashboards: ['shared', 'policies', 'detection', 'fleet', 'delivery', 'audit'],
   'agent-sim': ['shared', 'pki'],
-  app: ['shared', 'pki', 'policies', 'broker', 'collector', 'detection', 'fleet', 'delivery', 'dashboards', 'agent-sim', 'cluster', 'db'],
+  app: ['shared', 'pki', 'policies', 'broker', 'collector', 'detection', 'fleet', 'delivery', 'dashboards', 'agent-sim', 'cluster', 'db', 'audit'],
   // cli/ parses flags and prints; processes are assembled in app/. Operator commands act on pki/, the broker's quarantine list, the outbox and the simulator directly.
-  cli: ['shared', 'app', 'pki', 'broker', 'delivery', 'agent-sim'],
+  cli: ['shared', 'app', 'pki', 'broker', 'delivery', 'agent-sim', 'audit'],
 }
 
 const oneWayDoors = Object.entries(ROOMS).map(([room, allowed]) => ({

@@ -17,6 +17,8 @@ export interface ApiParts {
   pipeline: ApiSource['pipeline']
   ready: ApiSource['ready']
   onAlertChange: ApiSource['onAlertChange']
+  /** The operator audit trail the API records actions in. */
+  auditTrail: ApiSource['auditTrail']
 }
 
 /**
@@ -32,10 +34,11 @@ export function apiSourceFrom (service: CollectorService, tokens: ApiSource['tok
     pipeline: () => ({ ...service.metrics() }),
     ready: () => ({ broker: service.collector.connected, store: !service.spool.nearFull }),
     onAlertChange: service.onAlertChange,
+    auditTrail: service.auditTrail,
   }, tokens)
 }
 
-export function apiSourceOf ({ detection, fleet, outbox, pipeline, ready, onAlertChange }: ApiParts, tokens: ApiSource['tokens']): ApiSource {
+export function apiSourceOf ({ detection, fleet, outbox, pipeline, ready, onAlertChange, auditTrail }: ApiParts, tokens: ApiSource['tokens']): ApiSource {
   return {
     fleet,
     alerts: detection.alerts,
@@ -59,5 +62,6 @@ export function apiSourceOf ({ detection, fleet, outbox, pipeline, ready, onAler
     ready,
     onAlertChange,
     tokens,
+    auditTrail,
   }
 }

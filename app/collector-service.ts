@@ -15,6 +15,7 @@ import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logg
 import { Collector, createInfluxSink, EmbeddedStore, Spool, StoreWriter } from '../collector/index.ts'
 import { Detection, PgAlertFeed, PgAlertStore } from '../detection/index.ts'
 import { connectDatabaseClient, createDatabasePool, migrate, redactDatabaseUrl } from '../db/index.ts'
+import { type AsyncAuditStore, type AuditStore, PgAuditStore, SqliteAuditStore } from '../audit/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
 import { OrderedWrites } from './ordered-writes.ts'
 import { FleetState } from '../fleet/index.ts'
@@ -59,6 +60,8 @@ export interface CollectorService {
   onAlertChange: (listener: (change: AlertChange) => void) => () => void
   /** Resolves once what detection made of the input so far is stored: its alerts, then their deliveries' place in the outbox. */
   settled: () => Promise<void>
+  /** The operator audit trail: `<data-dir>/audit.db`, or the group's PostgreSQL with a database URL. */
+  auditTrail: AuditStore | AsyncAuditStore
   start: () => Promise<void>
   stop: () => Promise<void>
 }
@@ -126,6 +129,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     onSinkRecovered: (sink) => detection.clearSystemAlert('delivery-failing', `sink:${sink.name}`, 'the sink accepts deliveries again'),
   })
   const fleet = new FleetState({ path: join(config.dataDir, 'fleet.db') })
+  // Operators' actions are recorded where the group can see them all: its PostgreSQL when there is one.
+  const auditTrail = pool ? new PgAuditStore({ pool }) : new SqliteAuditStore({ path: join(config.dataDir, 'audit.db') })
   const alertListeners = new Set<(change: AlertChange) => void>()
   // Over PostgreSQL, enqueueing is asynchronous and may fail: queued in order and retried (ordered-writes.ts).
   const deliveries = new OrderedWrites({ logger, what: 'alert delivery not queued in the outbox' })
@@ -254,7 +259,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     return () => alertListeners.delete(listener)
   }
   return {
-    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange, settled: findingsSettled,
+    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange, settled: findingsSettled, auditTrail,
     start: async () => {
       if (pool) {
         const { version, applied } = await migrate(pool, { logger })
@@ -278,6 +283,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       await outbox.stop()
       await detection.stop()
       await alertFeed?.stop()
+      await auditTrail.close()
       await pool?.end()
       fleet.close()
       await writer.stop()

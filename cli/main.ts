@@ -1,5 +1,6 @@
 import { Command } from 'commander'
 import pkg from '../package.json' with { type: 'json' }
+import { registerAuditTrailCommands } from './audit-trail-command.ts'
 import { registerBrokerCommand } from './broker-command.ts'
 import { registerClusterCommands } from './cluster-command.ts'
 import { registerCollectorCommand } from './collector-command.ts'
@@ -24,6 +25,7 @@ registerSimCommand(program)
 registerQuarantineCommands(program)
 registerOutboxCommands(program)
 registerClusterCommands(program)
+registerAuditTrailCommands(program)
 
 try {
   await program.parseAsync(process.argv)

@@ -27,6 +27,7 @@ export const ERROR_CATALOGUE = {
   PG_ERR_API_CONFLICT: { meaning: 'the alert is not in a state that allows this action', httpStatus: 409, exitCode: 1 },
   PG_ERR_API_INTERNAL: { meaning: 'the API failed; the collector log says why', httpStatus: 500, exitCode: 1 },
   PG_ERR_API_RATE_LIMITED: { meaning: 'too many failed authentications from this address; retry after the Retry-After seconds', httpStatus: 429, exitCode: 1 },
+  PG_ERR_AUDIT_UNAVAILABLE: { meaning: 'an operator action was refused, not carried out, because the audit trail cannot record it', httpStatus: 503, exitCode: 1 },
   PG_ERR_BROKER_UNREACHABLE: { meaning: 'a command cannot reach the running broker, or the broker refused it', httpStatus: 503, exitCode: 1 },
   PG_ERR_SCENARIO_INVALID: { meaning: 'a simulator scenario file is unreadable or does not match the schema', httpStatus: 400, exitCode: 2 },
   PG_ERR_SIM_BROKER: { meaning: 'the simulator cannot reach or use the broker', httpStatus: 503, exitCode: 1 },

@@ -22,6 +22,7 @@ import type { Logger } from '../../shared/logger.ts'
 import { systemClock, type Clock } from '../../shared/clock.ts'
 import { AuthFailureLimiter } from './auth-failures.ts'
 import { authenticate, type Authenticated } from './auth.ts'
+import { registerAuditTrailRoutes } from './audit-trail.ts'
 import { registerAlertRoutes } from './routes-alerts.ts'
 import { registerDeviceRoutes } from './routes-devices.ts'
 import { registerOperationsRoutes } from './routes-operations.ts'
@@ -134,6 +135,7 @@ export async function buildApi (source: ApiSource, options: ApiOptions): Promise
   registerDeviceRoutes(app, source)
   registerAlertRoutes(app, source)
   registerOperationsRoutes(app, source, options.clock ?? systemClock)
+  registerAuditTrailRoutes(app, source)
   registerStream(app, source)
   registerMetrics(app, source)
 

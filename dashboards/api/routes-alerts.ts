@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { type AlertStatus, SEVERITIES, type Severity } from '../../shared/alert-contract.ts'
 import type { AlertQuery as BookQuery } from '../../detection/index.ts'
 import { PlaceGuardError } from '../../shared/errors.ts'
+import { audited } from './audit-trail.ts'
 import { pageSchema, pagingQuery } from './paging.ts'
 import { alertSchema, errorSchema, idParams, notFound } from './schemas.ts'
 import type { ApiSource } from './source.ts'
@@ -50,12 +51,14 @@ export function registerAlertRoutes (app: FastifyInstance, source: ApiSource): v
     schema: { summary: 'One alert', params: idParams, response: { 200: alertSchema, 404: errorSchema } },
   }, async (request) => await source.alerts.get(request.params.id) ?? Promise.reject(notFound('alert')))
 
-  const act = (verb: 'ack' | 'resolve', summary: string, apply: (id: string, by: string) => ReturnType<ApiSource['acknowledge']>, allowed: AlertStatus[]): void => {
+  const act = (verb: 'ack' | 'resolve', action: string, summary: string, apply: (id: string, by: string) => ReturnType<ApiSource['acknowledge']>, allowed: AlertStatus[]): void => {
     app.post<{ Params: { id: string }, Body: { comment?: string } | undefined }>(`/api/alerts/:id/${verb}`, {
       config: { role: 'operator' },
       // A bare POST (no body) is an acknowledgement without a comment.
       preValidation: async (request) => { request.body ??= {} },
-      schema: { summary, params: idParams, body: noteBody, response: { 200: alertSchema, 404: errorSchema, 409: errorSchema } },
+      schema: { summary, params: idParams, body: noteBody, response: { 200: alertSchema, 404: errorSchema, 409: errorSchema, 503: errorSchema } },
+    }, audited(source, {
+      action, subject: (request) => request.params.id, detail: (request) => request.body?.comment ? { comment: request.body.comment } : {},
     }, async (request) => {
       const { id } = request.params
       const alert = await source.alerts.get(id)
@@ -63,17 +66,18 @@ export function registerAlertRoutes (app: FastifyInstance, source: ApiSource): v
       if (!allowed.includes(alert.status)) throw conflict(`the alert is ${alert.status}`)
       if (request.body?.comment) await source.comment(id, actor(request), request.body.comment)
       return apply(id, actor(request))
-    })
+    }))
   }
-  act('ack', 'Acknowledge an open alert (operator)', (id, by) => source.acknowledge(id, by), ['open'])
-  act('resolve', 'Resolve an alert (operator)', (id, by) => source.resolve(id, by), ['open', 'acknowledged'])
+  act('ack', 'alert.acknowledge', 'Acknowledge an open alert (operator)', (id, by) => source.acknowledge(id, by), ['open'])
+  act('resolve', 'alert.resolve', 'Resolve an alert (operator)', (id, by) => source.resolve(id, by), ['open', 'acknowledged'])
 
   app.post<{ Params: { id: string }, Body: { text: string } }>('/api/alerts/:id/comments', {
     config: { role: 'operator' },
     schema: {
       summary: 'Add a note to an alert (operator)', params: idParams,
       body: { type: 'object', required: ['text'], additionalProperties: false, properties: { text: { type: 'string', minLength: 1, maxLength: 2000 } } },
-      response: { 200: alertSchema, 404: errorSchema },
+      response: { 200: alertSchema, 404: errorSchema, 503: errorSchema },
     },
-  }, async (request) => await source.comment(request.params.id, actor(request), request.body.text) ?? Promise.reject(notFound('alert')))
+  }, audited(source, { action: 'alert.comment', subject: (request) => request.params.id, detail: (request) => ({ text: request.body.text }) },
+    async (request) => await source.comment(request.params.id, actor(request), request.body.text) ?? Promise.reject(notFound('alert'))))
 }

@@ -3,6 +3,7 @@ import type { Clock } from '../../shared/clock.ts'
 import { errorSchema } from './schemas.ts'
 import type { ApiSource } from './source.ts'
 import { auditReport } from './audit.ts'
+import { audited, fileDigest } from './audit-trail.ts'
 
 const anyObject = { type: 'object', additionalProperties: true } as const
 
@@ -30,16 +31,25 @@ export function registerOperationsRoutes (app: FastifyInstance, source: ApiSourc
     schema: {
       summary: 'Check a policy file before saving it (nothing is applied)',
       body: { type: 'object', required: ['yaml'], additionalProperties: false, properties: { yaml: { type: 'string', maxLength: 200_000 } } },
-      response: { 200: { type: 'object', properties: { valid: { type: 'boolean' }, error: { type: 'string' } } } },
+      response: { 200: { type: 'object', properties: { valid: { type: 'boolean' }, error: { type: 'string' } } }, 503: errorSchema },
     },
-  }, async (request) => source.validatePolicy(request.body.yaml))
+  }, audited(source, { action: 'policy.validate', subject: () => null, detail: (request) => fileDigest(request.body.yaml) }, async (request, _reply, note) => {
+    const result = source.validatePolicy(request.body.yaml)
+    note(result.valid ? { valid: true } : { valid: false, error: result.error.slice(0, 500) })
+    return result
+  }))
 
   app.post('/api/policies/reload', {
     config: { role: 'operator' },
-    schema: { summary: 'Re-read the policy directory now (it is also watched); a broken file leaves the policies in force', response: { 200: anyObject, 422: errorSchema } },
-  }, async (_request, reply) => source.reloadPolicies()
-    ? { reloaded: true, policies: source.policies().policies.length }
-    : reply.code(422).send({ statusCode: 422, code: 'PG_ERR_POLICY_INVALID', error: 'Unprocessable Entity', message: 'the policy files are invalid; the policies in force stay in force (see the collector log)' }))
+    schema: { summary: 'Re-read the policy directory now (it is also watched); a broken file leaves the policies in force', response: { 200: anyObject, 422: errorSchema, 503: errorSchema } },
+  }, audited(source, { action: 'policy.reload', subject: () => null }, async (_request, reply, note) => {
+    if (!source.reloadPolicies()) {
+      return reply.code(422).send({ statusCode: 422, code: 'PG_ERR_POLICY_INVALID', error: 'Unprocessable Entity', message: 'the policy files are invalid; the policies in force stay in force (see the collector log)' })
+    }
+    const policies = source.policies().policies.length
+    note({ policies })
+    return { reloaded: true, policies }
+  }))
 
   app.get('/api/quarantine', {
     config: { role: 'viewer' },
@@ -53,14 +63,15 @@ export function registerOperationsRoutes (app: FastifyInstance, source: ApiSourc
       params: { type: 'object', required: ['deviceId'], properties: { deviceId: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' } } },
       response: { 202: anyObject, 503: errorSchema },
     },
-  }, async (request, reply) => {
+  }, audited(source, { action: 'quarantine.lift', subject: (request) => request.params.deviceId }, async (request, reply, note) => {
     try {
       await source.liftQuarantine(request.params.deviceId, request.auth!.name)
     } catch (error) {
+      note({ error: (error as Error).message })
       return reply.code(503).send({ statusCode: 503, code: 'PG_ERR_BROKER_UNREACHABLE', error: 'Service Unavailable', message: (error as Error).message })
     }
     return reply.code(202).send({ lifted: request.params.deviceId })
-  })
+  }))
 
   app.get('/api/delivery', {
     config: { role: 'viewer' },
@@ -72,7 +83,11 @@ export function registerOperationsRoutes (app: FastifyInstance, source: ApiSourc
     schema: {
       summary: 'Send dead letters again (all, or one sink\'s), with their delivery ids',
       body: { type: 'object', additionalProperties: false, properties: { sink: { type: 'string', maxLength: 32 } } },
-      response: { 200: anyObject },
+      response: { 200: anyObject, 503: errorSchema },
     },
-  }, async (request) => ({ requeued: await source.delivery.requeue(request.body?.sink) }))
+  }, audited(source, { action: 'delivery.requeue', subject: (request) => request.body?.sink ?? null }, async (request, _reply, note) => {
+    const requeued = await source.delivery.requeue(request.body?.sink)
+    note({ requeued })
+    return { requeued }
+  }))
 }

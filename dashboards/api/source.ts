@@ -3,6 +3,7 @@
  * composition root, app/, builds one over a collector service). The API
  * keeps no state of its own besides its live-stream clients.
  */
+import type { AuditEntry, AuditEvent, AuditPage, AuditQuery, AuditVerdict } from '../../audit/index.ts'
 import type { AlertPage, AlertQuery } from '../../detection/index.ts'
 import type { DeadLetter, SinkMetrics } from '../../delivery/index.ts'
 import type { DeviceSummary, DeviceCertificate, FleetView, TelemetrySample } from '../../fleet/index.ts'
@@ -44,4 +45,10 @@ export interface ApiSource {
   /** Subscribes to alert changes (the live stream); returns the unsubscribe. */
   onAlertChange: (listener: (change: AlertChange) => void) => () => void
   tokens: ReadonlyArray<{ token: string, role: ApiRole }>
+  /** The operator audit trail (audit/): SQLite answers at once, PostgreSQL with a Promise; the routes await. */
+  auditTrail: {
+    append: (event: AuditEvent) => MaybeAsync<AuditEntry>
+    page: (query: AuditQuery, limit: number, after?: number) => MaybeAsync<AuditPage>
+    verify: () => MaybeAsync<AuditVerdict>
+  }
 }

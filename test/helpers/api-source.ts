@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { apiSourceOf } from '../../app/index.ts'
+import { SqliteAuditStore } from '../../audit/index.ts'
 import type { ApiSource } from '../../dashboards/index.ts'
 import { Outbox } from '../../delivery/index.ts'
 import { Detection } from '../../detection/index.ts'
@@ -47,6 +48,10 @@ export interface TestApiSource {
   source: ApiSource
   detection: Detection
   fleet: FleetState
+  /** The operator audit trail the API records in: `audit.db` in `dataDir`. */
+  auditTrail: SqliteAuditStore
+  /** The source's temporary directory (the alert book, the audit trail). */
+  dataDir: string
   /** Every command the API (or a test) sent towards the broker, in order. */
   commands: QuarantineCommand[]
   /** The collector's figures that /metrics reads; `telemetry()` counts what it feeds. */
@@ -97,6 +102,7 @@ export function apiSourceForTest (options: TestApiSourceOptions): TestApiSource 
   const commands: QuarantineCommand[] = []
   const figures: Record<string, number | undefined> = { received: 0, telemetryStored: 0, eventsStored: 0 }
   const readiness = { broker: true, store: true }
+  const auditTrail = new SqliteAuditStore({ path: join(dataDir, 'audit.db') })
   const detection: Detection = new Detection({
     dataDir, logger, store: () => {}, certificateCheckMs: 0,
     command: async (command) => {
@@ -153,13 +159,19 @@ export function apiSourceForTest (options: TestApiSourceOptions): TestApiSource 
       listeners.add(listener)
       return () => listeners.delete(listener)
     },
+    auditTrail,
   }, options.tokens)
   return {
-    source, detection, fleet, commands, figures, readiness, inventory, telemetry, event,
+    source, detection, fleet, auditTrail, dataDir, commands, figures, readiness, inventory, telemetry, event,
     close: async () => {
       await detection.stop()
       fleet.close()
       await outbox.stop()
+      try {
+        auditTrail.close()
+      } catch {
+        // closed by the test already (a trail that cannot record)
+      }
       rmSync(dataDir, { recursive: true, force: true })
     },
   }
