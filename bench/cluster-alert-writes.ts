@@ -18,12 +18,19 @@
  *                threads on one file for SQLite) raising the same N keys at
  *                once; afterwards each key must have exactly one live alert
  *                with both raises counted, or the bench fails
+ *
+ * PostgreSQL twice: unfenced (one statement per raise), and fenced as a
+ * collector group's detection writes are (shared/fencing.ts: a
+ * transaction that first shows the partition's lease token). Two writers
+ * do not apply to the fenced store: one key's partition has one holder,
+ * and the other's writes are refused by design.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { Worker } from 'node:worker_threads'
+import { partitionOf } from '../cluster/index.ts'
 import { createDatabasePool, migrate, type Pool } from '../db/index.ts'
 import { AlertBook, PgAlertStore, type Raisable } from '../detection/index.ts'
 import type { PolicyId } from '../shared/alert-contract.ts'
@@ -40,7 +47,7 @@ const WARM_UP = 200
 export interface Latency { p50: number, p99: number, max: number }
 export interface Throughput { raises: number, seconds: number, perSec: number }
 export interface AlertWriteRow {
-  store: 'SQLite' | 'PostgreSQL'
+  store: 'SQLite' | 'PostgreSQL' | 'PostgreSQL, fenced'
   /** What a commit waits for, as the store runs. */
   durability: string
   samples: number
@@ -48,7 +55,7 @@ export interface AlertWriteRow {
   refresh: Latency
   acknowledge: Latency
   oneWriter: Throughput
-  twoWriters: Throughput & { keys: number, liveAlerts: number }
+  twoWriters: (Throughput & { keys: number, liveAlerts: number }) | undefined
 }
 
 /** The keys' live alerts as stored: how many keys have one, any key with more, and the occurrences counted. */
@@ -58,8 +65,8 @@ interface Subject {
   store: AlertWriteRow['store']
   durability: string
   book: AlertBook
-  /** Both writers' raises of `deviceIds`, at once; answers the wall time in ms. */
-  twoWriters: (deviceIds: string[]) => Promise<number>
+  /** Both writers' raises of `deviceIds`, at once; answers the wall time in ms. Absent where two writers do not apply. */
+  twoWriters: ((deviceIds: string[]) => Promise<number>) | undefined
   live: (prefix: string) => Promise<LiveCheck>
   close: () => Promise<void>
 }
@@ -132,7 +139,11 @@ async function sqliteSubject (dir: string): Promise<Subject> {
   }
 }
 
-async function postgresSubject (): Promise<Subject> {
+/** The partitions of a collector group (cluster.partitions' default) and the lease token the fenced writer holds them by. */
+const PARTITIONS = 16
+const TOKEN = 1
+
+async function postgresSubject (fenced: boolean): Promise<Subject> {
   const server = await startPostgres({ database: 'placeguard', durable: true })
   const pools: Pool[] = []
   const pool = (name: string): Pool => {
@@ -147,7 +158,9 @@ async function postgresSubject (): Promise<Subject> {
     await server.stop()
     throw error
   }
-  const book = (name: string) => new AlertBook({ asyncStore: new PgAlertStore({ pool: pool(name) }), logger })
+  // Fenced: every raise checks (and shows) its partition's token in its transaction, as ClusterIngest.fenceOf makes it do.
+  const fence = fenced ? (deviceId: string) => ({ partition: partitionOf(deviceId, PARTITIONS), token: TOKEN }) : undefined
+  const book = (name: string) => new AlertBook({ asyncStore: new PgAlertStore({ pool: pool(name), ...(fence ? { fence } : {}) }), logger })
   const reader = pool('check')
   // A server that acknowledges commits before they are on disk would flatter PostgreSQL against SQLite's fsync.
   const setting = async (name: string) => (await reader.query<Record<string, string>>(`SHOW ${name}`)).rows[0]![name]!
@@ -158,7 +171,7 @@ async function postgresSubject (): Promise<Subject> {
     throw new Error(`PostgreSQL runs with fsync=${settings.fsync}, synchronous_commit=${settings.synchronousCommit}: not the durability a deployment has`)
   }
   return {
-    store: 'PostgreSQL',
+    store: fenced ? 'PostgreSQL, fenced' : 'PostgreSQL',
     durability: `PostgreSQL ${settings.version.split(' ')[0]}, fsync=on, synchronous_commit=on`,
     book: book('collector-1'),
     live: async (prefix) => {
@@ -168,7 +181,7 @@ async function postgresSubject (): Promise<Subject> {
         [POLICY, `${prefix}-%`])
       return row!
     },
-    twoWriters: async (deviceIds) => {
+    twoWriters: fenced ? undefined : async (deviceIds) => {
       const books = [book('collector-a'), book('collector-b')]
       // Each pool's first connection made before the clock starts.
       await Promise.all(books.map((b, n) => b.raise(finding(`warm-two-${n}`))))
@@ -213,6 +226,8 @@ async function measure (subject: Subject, samples: number, raises: number): Prom
   if (stored.keys !== raises || stored.duplicated !== 0) throw new Error(`${store}: ${raises} raises back to back left ${stored.keys} live alerts (${stored.duplicated} duplicated)`)
   process.stderr.write(`alert writes, ${store}: ${raises} raises back to back in ${round(seconds, 2)} s\n`)
 
+  const oneWriter = { raises, seconds: round(seconds, 2), perSec: round(raises / seconds, 0) }
+  if (!subject.twoWriters) return { store, durability, samples, open, refresh, acknowledge, oneWriter, twoWriters: undefined }
   const shared = devices('shared', raises)
   const twoSeconds = await subject.twoWriters(shared) / 1_000
   const check = await subject.live('shared')
@@ -223,8 +238,7 @@ async function measure (subject: Subject, samples: number, raises: number): Prom
   }
   process.stderr.write(`alert writes, ${store}: two writers, ${2 * raises} raises of ${raises} keys in ${round(twoSeconds, 2)} s; one live alert per key\n`)
   return {
-    store, durability, samples, open, refresh, acknowledge,
-    oneWriter: { raises, seconds: round(seconds, 2), perSec: round(raises / seconds, 0) },
+    store, durability, samples, open, refresh, acknowledge, oneWriter,
     twoWriters: { raises: 2 * raises, keys: raises, seconds: round(twoSeconds, 2), perSec: round(2 * raises / twoSeconds, 0), liveAlerts: check.keys },
   }
 }
@@ -233,7 +247,7 @@ export async function benchAlertWrites (options: { samples: number, raises: numb
   const rows: AlertWriteRow[] = []
   const dir = mkdtempSync(join(tmpdir(), 'placeguard-bench-alerts-'))
   try {
-    for (const open of [() => sqliteSubject(dir), postgresSubject]) {
+    for (const open of [() => sqliteSubject(dir), () => postgresSubject(false), () => postgresSubject(true)]) {
       const subject = await open()
       try {
         rows.push(await measure(subject, options.samples, options.raises))
