@@ -14,7 +14,7 @@ import { brokerLimitsSchema, brokerStateSchema } from '../broker/index.ts'
 import { collectorConfigSchema, influxConfigSchema } from '../collector/index.ts'
 import { apiTokensSchema } from '../dashboards/index.ts'
 import { deliveryConfigSchema, SINK_ENV, type SinkConfig } from '../delivery/index.ts'
-import { clusterConfigSchema, nodeIdSchema, redisUrlSchema } from '../cluster/index.ts'
+import { CLUSTER_ENV, clusterConfigSchema, nodeIdSchema, redisUrlSchema } from '../cluster/index.ts'
 import { databaseUrlSchema } from '../db/index.ts'
 
 /**
@@ -103,8 +103,12 @@ export function loadConfig (sources: ConfigSources = {}): Config {
   const influxFromEnv = Object.fromEntries(Object.entries(INFLUX_ENV)
     .filter(([name]) => env[name] !== undefined && env[name] !== '')
     .map(([name, key]) => [key, env[name]]))
+  const clusterFromEnv = Object.fromEntries(Object.entries(CLUSTER_ENV)
+    .filter(([name]) => env[name] !== undefined && env[name] !== '')
+    .map(([name, key]) => [key, env[name]]))
   const merged = { dataDir: './data', ...fromFile, ...fromEnv, ...fromFlags } as Record<string, unknown>
   if (Object.keys(influxFromEnv).length > 0) merged.influx = { ...(merged.influx as object | undefined), ...influxFromEnv }
+  if (Object.keys(clusterFromEnv).length > 0) merged.cluster = { ...(merged.cluster as object | undefined), ...clusterFromEnv }
   const fileDelivery = (merged.delivery ?? {}) as Record<string, unknown>
   const sinks = sinksWithEnv(fileDelivery.sinks, env)
   if (merged.delivery !== undefined || (Array.isArray(sinks) && sinks.length > 0)) merged.delivery = { ...fileDelivery, sinks }

@@ -20,7 +20,13 @@
  * and detection; CPU per message), and a collector's SIGKILL: the time
  * until the other holds every partition and has stored what it had.
  *
- *   npm run bench:cluster -- [--devices 1000] [--seconds 20] [--loss-devices 2000] [--entries 200000] [--only nodes|collectors]
+ * Then the alert book's writes over SQLite and over PostgreSQL
+ * (bench/cluster-alert-writes.ts): latency of an open, a refresh and an
+ * acknowledge, N raises back to back, and two writers on the same keys;
+ * PostgreSQL also fenced by a partition's lease, as a group's detection writes.
+ *
+ *   npm run bench:cluster -- [--devices 1000] [--seconds 20] [--loss-devices 2000] [--entries 200000]
+ *     [--alert-samples 1000] [--alert-raises 5000] [--only nodes|collectors|alert-writes]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -34,14 +40,28 @@ import { startRedis, type RunningRedis } from '../test/helpers/redis-server.ts'
 import { freePort, startPlaceGuard } from './lib/brokers.ts'
 import { printTable, round, saveResults } from './lib/report.ts'
 import { benchCollectors } from './cluster-collectors.ts'
+import { benchAlertWrites, type AlertWriteRow } from './cluster-alert-writes.ts'
 
 const { values } = parseArgs({ options: {
   devices: { type: 'string', default: '1000' },
   seconds: { type: 'string', default: '20' },
   'loss-devices': { type: 'string', default: '2000' },
   entries: { type: 'string', default: '200000' },
+  'alert-samples': { type: 'string', default: '1000' },
+  'alert-raises': { type: 'string', default: '5000' },
   only: { type: 'string' },
 } })
+const SECTIONS = ['nodes', 'collectors', 'alert-writes']
+if (values.only !== undefined && !SECTIONS.includes(values.only)) {
+  throw new Error(`--only: ${values.only} is not a section; give one of ${SECTIONS.join(', ')}`)
+}
+const ALERT_SAMPLES = Number(values['alert-samples'])
+const ALERT_RAISES = Number(values['alert-raises'])
+// The book queues at most 10,000 detection writes over PostgreSQL (maxQueuedWrites), and refuses the rest.
+if (!Number.isInteger(ALERT_SAMPLES) || ALERT_SAMPLES < 1) throw new Error(`--alert-samples: ${values['alert-samples']} is not a whole number of 1 or more`)
+if (!Number.isInteger(ALERT_RAISES) || ALERT_RAISES < 1 || ALERT_RAISES > 10_000) throw new Error(`--alert-raises: ${values['alert-raises']} is not a whole number from 1 to 10000`)
+/** Whether a section runs: all of them without --only. */
+const runs = (section: string): boolean => values.only === undefined || values.only === section
 const DEVICES = Number(values.devices)
 const SECONDS = Number(values.seconds)
 const LOSS_DEVICES = Number(values['loss-devices'])
@@ -97,11 +117,11 @@ const pki = new FleetPki(dataDir)
 await pki.init()
 pki.close()
 const rows: Row[] = []
-const only = values.only
+let alertWrites: AlertWriteRow[] | undefined
 let collectors: Awaited<ReturnType<typeof benchCollectors>> | undefined
 let loss: { devices: number, killedNode: string, summary: SimulationSummary, backMs: number } | undefined
 try {
-  if (only !== 'collectors') {
+  if (runs('nodes')) {
   // 1. the single-process broker
   {
     const port = await freePort()
@@ -151,7 +171,8 @@ try {
     }
   }
   }
-  if (only !== 'nodes') collectors = await benchCollectors(pkiPaths(dataDir).dir, Number(values.entries))
+  if (runs('collectors')) collectors = await benchCollectors(pkiPaths(dataDir).dir, Number(values.entries))
+  if (runs('alert-writes')) alertWrites = await benchAlertWrites({ samples: ALERT_SAMPLES, raises: ALERT_RAISES })
 } finally {
   rmSync(dataDir, { recursive: true, force: true })
 }
@@ -173,4 +194,14 @@ if (collectors) {
   printTable(collectors.rows.map((row) => ({ collectors: row.collectors, entries: row.entries, 's': row.seconds, 'msg/s (ingest + detection)': row.msgPerSec, 'collector CPU µs/msg': row.cpuUsPerMsg })))
   process.stdout.write(`\ncollector SIGKILLed (of two, 8/8): the other held all 16 partitions after ${collectors.takeover.leasesBackMs} ms; every entry stored after ${collectors.takeover.backlogStoredMs} ms\n`)
 }
-process.stdout.write(`results: ${saveResults('cluster', { at: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, rows, collectors, loss: loss && { ...loss, summary: undefined, drops: loss.summary.drops, p50: loss.summary.timeToReconnectP50Ms, p99: loss.summary.timeToReconnectP99Ms, max: loss.summary.timeToReconnectMaxMs } })}\n`)
+if (alertWrites) {
+  process.stdout.write('\n')
+  const ms = ({ p50, p99, max }: { p50: number, p99: number, max: number }) => `${p50} / ${p99} / ${max}`
+  printTable(alertWrites.map((row) => ({
+    store: row.store, 'open ms p50/p99/max': ms(row.open), 'refresh ms p50/p99/max': ms(row.refresh), 'acknowledge ms p50/p99/max': ms(row.acknowledge),
+    [`${row.oneWriter.raises} raises/s`]: row.oneWriter.perSec, [`2 writers, ${2 * row.oneWriter.raises} raises/s`]: row.twoWriters?.perSec ?? '-',
+    // Checked in the section: it fails unless each key has exactly one live alert with both writers' raises.
+    'keys / live alerts': row.twoWriters ? `${row.twoWriters.keys} / ${row.twoWriters.liveAlerts}` : '-',
+  })))
+}
+process.stdout.write(`results: ${saveResults('cluster', { at: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, rows, collectors, alertWrites, loss: loss && { ...loss, summary: undefined, drops: loss.summary.drops, p50: loss.summary.timeToReconnectP50Ms, p99: loss.summary.timeToReconnectP99Ms, max: loss.summary.timeToReconnectMaxMs } })}\n`)

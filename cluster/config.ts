@@ -26,4 +26,13 @@ export const clusterConfigSchema = z.strictObject({
     .describe('this collector\'s name in the collector group (its leases and its consumer in the streams); unique per collector, the same across its restarts'),
 }).default({ partitions: DEFAULT_PARTITIONS, waitReplicas: 0, collectorName: DEFAULT_COLLECTOR_NAME })
 
+/**
+ * `cluster` keys the environment can set, by variable: a collector's name
+ * differs per collector while the rest of its file is shared, so a
+ * deployment (docker-compose's collector-cluster-N) gives it per process.
+ */
+export const CLUSTER_ENV: Readonly<Record<string, string>> = {
+  PLACEGUARD_COLLECTOR_NAME: 'collectorName',
+}
+
 export type ClusterConfig = z.infer<typeof clusterConfigSchema>

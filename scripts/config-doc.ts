@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import type { z } from 'zod'
 import { DEFAULT_BROKER_LIMITS, DEFAULT_MAX_QUEUED_PER_CLIENT } from '../broker/index.ts'
 import { configSchema, ENV_KEYS, INFLUX_ENV } from '../app/config.ts'
+import { CLUSTER_ENV } from '../cluster/index.ts'
 import { SINK_ENV } from '../delivery/index.ts'
 
 export const CONFIG_DOC = join(import.meta.dirname, '..', 'docs', 'configuration.md')
@@ -46,7 +47,9 @@ function envFor (path: string): string {
   const top = Object.entries(ENV_KEYS).find(([, key]) => key === path)
   if (top) return top[0]
   const influx = Object.entries(INFLUX_ENV).find(([, key]) => `influx.${key}` === path)
-  return influx ? influx[0] : ''
+  if (influx) return influx[0]
+  const cluster = Object.entries(CLUSTER_ENV).find(([, key]) => `cluster.${key}` === path)
+  return cluster ? cluster[0] : ''
 }
 
 function formatDefault (value: unknown): string {
@@ -84,6 +87,7 @@ export function renderConfigReference (): string {
     '| `PLACEGUARD_CONFIG` | the YAML configuration file (as `--config`) |',
     ...Object.entries(ENV_KEYS).map(([env, key]) => `| \`${env}\` | \`${key}\` |`),
     ...Object.entries(INFLUX_ENV).map(([env, key]) => `| \`${env}\` | \`influx.${key}\` |`),
+    ...Object.entries(CLUSTER_ENV).map(([env, key]) => `| \`${env}\` | \`cluster.${key}\` |`),
     ...sinkEnv,
   ]
   return [

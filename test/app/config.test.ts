@@ -118,3 +118,17 @@ describe('loadConfig: the cluster\'s Redis URL', () => {
     expect(loadConfig({ env: { PLACEGUARD_REDIS_URL: url } }).redisUrl).toBe(url)
   })
 })
+
+describe('loadConfig: a collector\'s name in the group', () => {
+  it('takes cluster.collectorName from PLACEGUARD_COLLECTOR_NAME over the file, keeping the file\'s other cluster keys', () => {
+    const file = join(dir, 'cluster.yaml')
+    writeFileSync(file, 'cluster:\n  partitions: 8\n  collectorName: from-file\n')
+    expect(loadConfig({ file, env: { PLACEGUARD_COLLECTOR_NAME: 'collector-2' } }).cluster).toEqual({ partitions: 8, waitReplicas: 0, collectorName: 'collector-2' })
+    expect(loadConfig({ file, env: {} }).cluster.collectorName).toBe('from-file')
+    expect(loadConfig({ env: {} }).cluster.collectorName).toBe('collector')
+  })
+
+  it('refuses a name that is no valid consumer name, naming the setting', () => {
+    expect(() => loadConfig({ env: { PLACEGUARD_COLLECTOR_NAME: 'Collector 2' } })).toThrow(/^cluster\.collectorName: /)
+  })
+})

@@ -3,8 +3,9 @@
  * (`docker-compose config`): services, healthchecks, the load and cluster
  * profiles, images, ports, volumes, and secrets that come only from the env
  * file. There is no Docker engine here; `config` needs none. The scripts
- * the services run (PKI one-shot, CRL publisher, a node's PKI copy) and the
- * Redis service's command line run here for real.
+ * the services run (PKI one-shot, CRL publisher, a node's PKI copy, the
+ * password checks in front of Redis and PostgreSQL), the Redis service's
+ * command line and PostgreSQL's healthcheck run here for real.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -14,8 +15,10 @@ import { delimiter, dirname, join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import { parse as parseYaml } from 'yaml'
+import { loadConfig } from '../../app/config.ts'
 import { clusterKeys } from '../../cluster/index.ts'
 import { freePort } from '../helpers/free-port.ts'
+import { startPostgres } from '../helpers/postgres.ts'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml')
@@ -27,12 +30,21 @@ const SECRETS = {
   GRAFANA_INFLUX_PASSWORD: 'test-grafana-influx-password-5d10',
   GRAFANA_ADMIN_PASSWORD: 'test-grafana-admin-password-c4e8',
   PLACEGUARD_API_TOKENS: 'test-operator-token-2b6f:operator,test-viewer-token-8a01:viewer',
-  // Hex and dashes only: it goes into a redis:// URL.
+}
+/**
+ * What .env must provide for the cluster profile alone. Compose reads every
+ * service, profile or not, so these cannot be ${VAR:?…} without being
+ * demanded of the single broker too: Redis and PostgreSQL refuse an empty
+ * one at start instead. Hex and dashes only: they go into URLs.
+ */
+const CLUSTER_SECRETS = {
   PLACEGUARD_REDIS_PASSWORD: 'test-redis-password-6e9d',
+  PLACEGUARD_POSTGRES_PASSWORD: 'test-postgres-password-3c71',
 }
 const NODES = ['broker-1', 'broker-2', 'broker-3']
-const CLUSTER_SERVICES = ['redis', 'pki-cluster', 'haproxy', ...NODES, 'collector-cluster']
-const PLACEGUARD_SERVICES = ['pki', 'pki-crl', 'broker', 'collector', 'sim', 'pki-cluster', ...NODES, 'collector-cluster']
+const COLLECTORS = ['collector-cluster', 'collector-cluster-2']
+const CLUSTER_SERVICES = ['redis', 'postgres', 'pki-cluster', 'haproxy', ...NODES, ...COLLECTORS]
+const PLACEGUARD_SERVICES = ['pki', 'pki-crl', 'broker', 'collector', 'sim', 'pki-cluster', ...NODES, ...COLLECTORS]
 /** Services that run once and exit: no healthcheck, and their dependants wait for them to complete. */
 const ONE_SHOTS = ['influxdb-init', 'pki']
 
@@ -88,9 +100,26 @@ async function stopProcess (child: ChildProcess): Promise<void> {
   await exited
 }
 
+/**
+ * Runs a service's password check (`/bin/sh -c <check> <name> <command…>`)
+ * here with `env`. The image's docker-entrypoint.sh it hands over to is
+ * not here: a directory first on PATH holds one that runs its arguments,
+ * as the images' do for a command they do not know.
+ */
+function runPasswordCheck (service: Service, env: Record<string, string>, command: string[]): ReturnType<typeof spawnSync> {
+  const bin = join(dir, 'entrypoint-bin')
+  mkdirSync(bin, { recursive: true })
+  writeFileSync(join(bin, 'docker-entrypoint.sh'), '#!/bin/sh\nexec "$@"\n', { mode: 0o755 })
+  const [shell, flag, script, name] = service.entrypoint!
+  expect([shell, flag]).toEqual(['/bin/sh', '-c'])
+  return spawnSync(shell!, [flag!, script!.replaceAll('$$', '$'), name!, ...command], {
+    encoding: 'utf8', env: { PATH: `${bin}${delimiter}${process.env.PATH ?? '/usr/bin:/bin'}`, ...env },
+  })
+}
+
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'placeguard-compose-'))
-  const result = composeConfig(SECRETS)
+  const result = composeConfig({ ...SECRETS, ...CLUSTER_SECRETS })
   expect(result.stderr).not.toMatch(/ERROR/)
   expect(result.status).toBe(0)
   config = parseYaml(result.stdout) as ComposeConfig
@@ -185,14 +214,17 @@ describe('docker-compose.yml', () => {
     // The cluster variant: devices reach HAProxy, the API the cluster's collector; nothing else.
     expect(ports(config.services.haproxy!)).toEqual([{ published: 8883, target: 8883 }])
     expect(ports(config.services['collector-cluster']!)).toEqual([{ host: '127.0.0.1', published: 8080, target: 8080 }])
-    for (const name of ['redis', 'pki-cluster', ...NODES]) expect(ports(config.services[name]!), name).toEqual([])
+    expect(ports(config.services['collector-cluster-2']!)).toEqual([{ host: '127.0.0.1', published: 8081, target: 8080 }])
+    for (const name of ['redis', 'postgres', 'pki-cluster', ...NODES]) expect(ports(config.services[name]!), name).toEqual([])
   })
 
   it('keeps state in named volumes and mounts the Grafana provisioning from the repository', () => {
-    expect(Object.keys(config.volumes).sort()).toEqual(['broker-1-data', 'broker-2-data', 'broker-3-data', 'broker-data', 'grafana-data',
-      'influxdb-config', 'influxdb-data', 'node-pki', 'pki-public', 'placeguard-data', 'redis-data'])
+    expect(Object.keys(config.volumes).sort()).toEqual(['broker-1-data', 'broker-2-data', 'broker-3-data', 'broker-data', 'collector-cluster-2-data', 'grafana-data',
+      'influxdb-config', 'influxdb-data', 'node-pki', 'pki-public', 'placeguard-data', 'postgres-data', 'redis-data'])
     for (const name of ['pki', 'collector', 'sim', 'collector-cluster']) expect(config.services[name]!.volumes, name).toEqual(['placeguard-data:/data:rw'])
+    expect(config.services['collector-cluster-2']!.volumes).toEqual(['collector-cluster-2-data:/data:rw'])
     expect(config.services.redis!.volumes).toEqual(['redis-data:/data:rw'])
+    expect(config.services.postgres!.volumes).toEqual(['postgres-data:/var/lib/postgresql/data:rw'])
     expect(config.services.influxdb!.volumes).toContain('influxdb-data:/var/lib/influxdb2:rw')
     const binds = Object.values(config.services).flatMap((service) => service.volumes ?? []).filter((volume) => volume.startsWith('/'))
     expect(binds).toEqual(expect.arrayContaining([
@@ -220,7 +252,8 @@ describe('docker-compose.yml', () => {
     for (const node of NODES) expect(dependsOn(node), node).toEqual({ 'pki-cluster': 'service_healthy', redis: 'service_healthy' })
     // Not after the nodes' health: HAProxy takes each node in as its own check passes.
     expect(dependsOn('haproxy')).toEqual(Object.fromEntries(NODES.map((node) => [node, 'service_started'])))
-    expect(dependsOn('collector-cluster')).toEqual({ redis: 'service_healthy', influxdb: 'service_healthy' })
+    expect(dependsOn('postgres')).toEqual({})
+    for (const collector of COLLECTORS) expect(dependsOn(collector), collector).toEqual({ redis: 'service_healthy', postgres: 'service_healthy', influxdb: 'service_healthy' })
   })
 
   it('runs the pki one-shot idempotently: a second start keeps the CA and succeeds', () => {
@@ -317,7 +350,8 @@ describe('docker-compose.yml', () => {
 // The cluster profile as `docker-compose --profile cluster config` renders it.
 describe('docker-compose.yml, cluster profile', () => {
   let cluster: ComposeConfig
-  const redisUrl = `redis://:${SECRETS.PLACEGUARD_REDIS_PASSWORD}@redis:6379`
+  const redisUrl = `redis://:${CLUSTER_SECRETS.PLACEGUARD_REDIS_PASSWORD}@redis:6379`
+  const databaseUrl = `postgres://placeguard:${CLUSTER_SECRETS.PLACEGUARD_POSTGRES_PASSWORD}@postgres:5432/placeguard`
   const service = (name: string) => cluster.services[name]!
   const dependsOn = (name: string) => Object.keys(cluster.services[name]!.depends_on ?? {})
   /** `names` and everything they pull in through depends_on: what `docker compose up <names>` starts. */
@@ -336,13 +370,13 @@ describe('docker-compose.yml, cluster profile', () => {
   const namedVolumes = (name: string) => (service(name).volumes ?? []).filter((volume) => !volume.startsWith('/')).map((volume) => volume.split(':')[0]!)
 
   beforeAll(() => {
-    const result = composeConfig(SECRETS, ['--profile', 'cluster'])
+    const result = composeConfig({ ...SECRETS, ...CLUSTER_SECRETS }, ['--profile', 'cluster'])
     expect(result.stderr).not.toMatch(/ERROR/)
     expect(result.status, result.stderr).toBe(0)
     cluster = parseYaml(result.stdout) as ComposeConfig
   })
 
-  it('validates, with Redis, HAProxy, three nodes, the cluster\'s collector and PKI publisher beside InfluxDB and Grafana', () => {
+  it('validates, with Redis, PostgreSQL, HAProxy, three nodes, two collectors and the PKI publisher beside InfluxDB and Grafana', () => {
     for (const name of [...CLUSTER_SERVICES, 'influxdb', 'influxdb-init', 'grafana', 'pki']) expect(cluster.services[name], name).toBeDefined()
   })
 
@@ -372,18 +406,24 @@ describe('docker-compose.yml, cluster profile', () => {
     expect(option('--appendonly')).toBe('yes')
     expect(option('--appendfsync')).toBe('everysec')
     expect(option('--maxmemory-policy')).toBe('noeviction')
-    expect(option('--requirepass')).toBe(SECRETS.PLACEGUARD_REDIS_PASSWORD)
-    expect(redis.environment!.REDISCLI_AUTH).toBe(SECRETS.PLACEGUARD_REDIS_PASSWORD)
+    expect(option('--requirepass')).toBe(CLUSTER_SECRETS.PLACEGUARD_REDIS_PASSWORD)
+    expect(redis.environment!.REDISCLI_AUTH).toBe(CLUSTER_SECRETS.PLACEGUARD_REDIS_PASSWORD)
     expect(ports(redis)).toEqual([])
     expect(redis.volumes).toEqual(['redis-data:/data:rw'])
   })
 
-  it('runs Redis\' command line for real: a password is required, the AOF is on, and the healthcheck passes only with the password', async () => {
+  it('runs Redis\' command line for real, through its password check: a password is required, the AOF is on, and the healthcheck passes only with the password', async () => {
     const redis = service('redis')
     const port = await freePort()
     const data = join(dir, 'redis')
     mkdirSync(data)
-    const server = spawn('redis-server', [...redis.command!.slice(1), '--port', String(port), '--bind', '127.0.0.1', '--dir', data], { stdio: 'ignore' })
+    // The check's script, then the image's entrypoint (here: one that runs its arguments), then redis-server, as in the container.
+    expect(runPasswordCheck(redis, { REDISCLI_AUTH: redis.environment!.REDISCLI_AUTH! }, ['true']).status, 'the check lets a password through').toBe(0)
+    const [shell, flag, script, name] = redis.entrypoint!
+    const bin = join(dir, 'entrypoint-bin')
+    const server = spawn(shell!, [flag!, script!.replaceAll('$$', '$'), name!, ...redis.command!, '--port', String(port), '--bind', '127.0.0.1', '--dir', data], {
+      stdio: 'ignore', env: { PATH: `${bin}${delimiter}${process.env.PATH ?? '/usr/bin:/bin'}`, REDISCLI_AUTH: redis.environment!.REDISCLI_AUTH! },
+    })
     const cli = (env: Record<string, string>, ...args: string[]) => spawnSync('redis-cli', ['-p', String(port), ...args], {
       encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
     })
@@ -499,12 +539,82 @@ describe('docker-compose.yml, cluster profile', () => {
     expect(readdirSync(join(data, 'pki'))).not.toContain('ca.key')
   })
 
-  it('runs the cluster\'s collector on the Redis Streams, without --broker, otherwise as the single collector', () => {
-    const collector = service('collector-cluster')
-    expect(collector.command).toEqual(['collector'])
-    expect(collector.environment).toEqual({ ...service('collector').environment, PLACEGUARD_REDIS_URL: redisUrl })
-    expect(collector.healthcheck).toEqual(service('collector').healthcheck)
-    expect(collector.stop_grace_period).toBe(service('collector').stop_grace_period)
+  it('runs two collectors on the Redis Streams, without --broker, each with its own name, both on PostgreSQL, otherwise as the single collector', () => {
+    for (const name of COLLECTORS) {
+      const collector = service(name)
+      expect(collector.command, name).toEqual(['collector'])
+      expect(collector.environment, name).toEqual({
+        ...service('collector').environment, PLACEGUARD_REDIS_URL: redisUrl, PLACEGUARD_DATABASE_URL: databaseUrl, PLACEGUARD_COLLECTOR_NAME: name,
+      })
+      expect(collector.healthcheck, name).toEqual(service('collector').healthcheck)
+      expect(collector.stop_grace_period, name).toBe(service('collector').stop_grace_period)
+      expect(collector.image, name).toBe('placeguard:local')
+    }
+    // Two collectors sharing a data directory would share one spool, outbox and fleet file.
+    expect(new Set(COLLECTORS.map((name) => namedVolumes(name).join())).size, 'no two collectors share a data volume').toBe(COLLECTORS.length)
+    expect(namedVolumes('collector-cluster-2')).toEqual(['collector-cluster-2-data'])
+  })
+
+  it('gives PlaceGuard a configuration it accepts: distinct collector names, the database and Redis URLs', () => {
+    const configs = COLLECTORS.map((name) => loadConfig({ env: service(name).environment! }))
+    expect(configs.map((config) => config.cluster.collectorName)).toEqual(COLLECTORS)
+    for (const config of configs) {
+      expect(config.databaseUrl).toBe(databaseUrl)
+      expect(config.redisUrl).toBe(redisUrl)
+      expect(config.dataDir).toBe('/data')
+    }
+  })
+
+  it('runs PostgreSQL 15 or newer, pinned to a major, with a password from .env, no published port, and its own volume', () => {
+    const postgres = service('postgres')
+    const major = /^postgres:(\d+)$/.exec(postgres.image ?? '')?.[1]
+    expect(Number(major), postgres.image).toBeGreaterThanOrEqual(15)
+    expect(postgres.environment).toEqual({ POSTGRES_USER: 'placeguard', POSTGRES_DB: 'placeguard', POSTGRES_PASSWORD: CLUSTER_SECRETS.PLACEGUARD_POSTGRES_PASSWORD })
+    // Replacing the image's entrypoint drops its command: the server must be named.
+    expect(postgres.command).toEqual(['postgres'])
+    expect(ports(postgres)).toEqual([])
+    expect(postgres.volumes).toEqual(['postgres-data:/var/lib/postgresql/data:rw'])
+    // The collectors' URL names this service, its user and its database.
+    const url = new URL(databaseUrl)
+    expect([url.hostname, url.username, url.password, url.pathname]).toEqual(['postgres', 'placeguard', CLUSTER_SECRETS.PLACEGUARD_POSTGRES_PASSWORD, '/placeguard'])
+  })
+
+  // On its first start the image runs a temporary server on the Unix socket
+  // alone while it sets the database up: a check over the socket would pass then.
+  it('runs PostgreSQL\'s healthcheck for real, over TCP: it passes while the server accepts connections, and fails once it is gone', async () => {
+    const test = service('postgres').healthcheck!.test as string[]
+    expect(test.slice(0, 2)).toEqual(['CMD', 'pg_isready'])
+    expect(test[test.indexOf('-h') + 1], 'by address, not the socket').toBe('127.0.0.1')
+    expect(test[test.indexOf('-p') + 1]).toBe('5432')
+    const server = await startPostgres({ database: 'placeguard' })
+    const run = () => spawnSync(test[1]!, test.slice(2).map((arg) => arg === '5432' ? String(server.port) : arg), { encoding: 'utf8' }).status
+    try {
+      expect(run(), 'accepting connections').toBe(0)
+    } finally {
+      await server.stop()
+    }
+    expect(run(), 'stopped').not.toBe(0)
+  }, 60_000)
+
+  it('keeps Redis and PostgreSQL from starting without their password, naming the .env variable', () => {
+    const checks = [
+      { name: 'redis', variable: 'REDISCLI_AUTH', secret: 'PLACEGUARD_REDIS_PASSWORD' },
+      { name: 'postgres', variable: 'POSTGRES_PASSWORD', secret: 'PLACEGUARD_POSTGRES_PASSWORD' },
+    ]
+    for (const { name, variable, secret } of checks) {
+      const environment = service(name).environment!
+      expect(environment[variable], `${name} takes ${variable} from ${secret}`).toBe(CLUSTER_SECRETS[secret as keyof typeof CLUSTER_SECRETS])
+      const marker = join(dir, `${name}-started`)
+      for (const env of [{}, { [variable]: '' }]) {
+        const refused = runPasswordCheck(service(name), env, ['touch', marker])
+        expect(refused.status, `${name} without ${variable}`).not.toBe(0)
+        expect(refused.stderr, name).toContain(`set ${secret} in .env`)
+        expect(existsSync(marker), `${name}: nothing ran`).toBe(false)
+      }
+      const started = runPasswordCheck(service(name), { [variable]: environment[variable]! }, ['touch', marker])
+      expect(started.status, String(started.stderr)).toBe(0)
+      expect(existsSync(marker), `${name}: its command ran`).toBe(true)
+    }
   })
 
   it('sends a revocation made in pki-cluster to the nodes through Redis', async () => {
@@ -573,11 +683,17 @@ describe('secrets', () => {
       // Wherever it is used (a command line, a URL): required there too, never a default.
       for (const [use] of raw.matchAll(new RegExp(`\\$\\{${name}\\b[^}]*\\}`, 'g'))) expect(use, name).toMatch(new RegExp(`^\\$\\{${name}:\\?[^}]*\\.env`))
     }
+    // The cluster's: empty when unset, never a default value (Redis and PostgreSQL refuse an empty one).
+    for (const name of Object.keys(CLUSTER_SECRETS)) {
+      const uses = [...raw.matchAll(new RegExp(`\\$\\{${name}\\b[^}]*\\}`, 'g'))].map(([use]) => use)
+      expect(uses.length, name).toBeGreaterThan(0)
+      for (const use of uses) expect(use, name).toBe(`\${${name}:-}`)
+    }
   })
 
   it('reach the services from the env file', () => {
     const rendered = JSON.stringify(config)
-    for (const [name, value] of Object.entries(SECRETS)) {
+    for (const [name, value] of Object.entries({ ...SECRETS, ...CLUSTER_SECRETS })) {
       expect(rendered, name).toContain(value)
       expect(raw, name).not.toContain(value)
     }
@@ -591,11 +707,22 @@ describe('secrets', () => {
     }
   })
 
+  it('are not needed for the single broker: docker-compose config passes without the cluster\'s passwords', () => {
+    for (const options of [[], ['--profile', 'load']]) {
+      const result = composeConfig(SECRETS, options)
+      expect(result.status, `${options.join(' ')}: ${result.stderr}`).toBe(0)
+      expect(result.stderr, options.join(' ')).not.toMatch(/PLACEGUARD_(REDIS|POSTGRES)_PASSWORD/)
+    }
+  })
+
   it('are placeholders in .env.example, which lists every one and says how to generate them', () => {
     const example = readFileSync(join(ROOT, '.env.example'), 'utf8')
     expect(example).toContain('openssl rand -base64 32')
+    expect(example).toContain('openssl rand -hex 32')
     const values = Object.fromEntries(example.split('\n').filter((line) => /^[A-Z_]+=/.test(line)).map((line) => line.split(/=(.*)/s).slice(0, 2) as [string, string]))
     for (const name of Object.keys(SECRETS)) expect(values[name], name).toMatch(/change-me/)
+    // Empty, so that the cluster does not start on a placeholder password.
+    for (const name of Object.keys(CLUSTER_SECRETS)) expect(values[name], name).toBe('')
     const result = composeConfig(values)
     expect(result.status, result.stderr).toBe(0)
   })

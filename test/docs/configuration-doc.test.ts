@@ -19,8 +19,8 @@ describe('docs/configuration.md', () => {
   })
 
   it('names every PLACEGUARD_ variable the code reads', () => {
-    // loadConfig reads the environment; the sinks' variables are named by delivery/ (SINK_ENV).
-    const config = ['../../app/config.ts', '../../delivery/config.ts'].map((file) => readFileSync(new URL(file, import.meta.url), 'utf8')).join('\n')
+    // loadConfig reads the environment; the sinks' variables are named by delivery/ (SINK_ENV), the cluster's by cluster/ (CLUSTER_ENV).
+    const config = ['../../app/config.ts', '../../delivery/config.ts', '../../cluster/config.ts'].map((file) => readFileSync(new URL(file, import.meta.url), 'utf8')).join('\n')
     const names = [...new Set([...config.matchAll(/\b(PLACEGUARD_[A-Z_]+)\b/g)].map((m) => m[1]!))]
     expect(names.length).toBeGreaterThan(10)
     expect(names.filter((name) => !page.includes(`\`${name}\``))).toEqual([])

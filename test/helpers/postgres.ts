@@ -10,7 +10,8 @@
  * that user's uid and gid; as any other user they run as that user.
  *
  * Tuned for test speed, not durability: fsync and full_page_writes are
- * off. A killed server (`kill`) still loses nothing committed, since each
+ * off (`durable: true` leaves PostgreSQL's defaults, for a benchmark that
+ * compares commit costs with SQLite's fsync). A killed server (`kill`) still loses nothing committed, since each
  * commit is written to the OS before it is answered; only an OS crash
  * would lose it. (synchronous_commit stays on: off, a SIGKILL within
  * moments of a commit loses it, which a crash test must not mistake for a
@@ -41,7 +42,7 @@ export interface RunningPostgres {
   stop: () => Promise<void>
 }
 
-export async function startPostgres (options: { database?: string } = {}): Promise<RunningPostgres> {
+export async function startPostgres (options: { database?: string, durable?: boolean } = {}): Promise<RunningPostgres> {
   const database = options.database ?? 'placeguard_test'
   const dir = mkdtempSync(join(tmpdir(), 'pg-postgres-'))
   const owner = serverUser()
@@ -68,7 +69,7 @@ export async function startPostgres (options: { database?: string } = {}): Promi
   const start = async (): Promise<void> => {
     const server = spawnAs('postgres', ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1',
       // No Unix socket: the default directory (/var/run/postgresql) belongs to the system service.
-      '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'full_page_writes=off',
+      '-c', 'unix_socket_directories=', ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'full_page_writes=off']),
       '-c', 'max_connections=200', '-c', 'log_min_messages=warning'])
     child = server
     let stderr = ''
