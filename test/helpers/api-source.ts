@@ -158,7 +158,7 @@ export function apiSourceForTest (options: TestApiSourceOptions): TestApiSource 
     source, detection, fleet, commands, figures, readiness, inventory, telemetry, event,
     close: async () => {
       await detection.stop()
-      fleet.close()
+      await fleet.close()
       await outbox.stop()
       rmSync(dataDir, { recursive: true, force: true })
     },
