@@ -189,6 +189,8 @@ export class FleetState implements FleetView {
     this.#refreshMarginMs = options.refreshMarginMs ?? DEFAULT_REFRESH_MARGIN_MS
     this.#fullRefreshEvery = options.fullRefreshEvery ?? DEFAULT_FULL_REFRESH_EVERY
     if (!options.store && !options.asyncStore && options.path === undefined) throw new TypeError('a fleet state needs a store or a path')
+    if (!Number.isSafeInteger(this.#fullRefreshEvery) || this.#fullRefreshEvery < 1) throw new TypeError(`fullRefreshEvery is ${options.fullRefreshEvery}; it must be a whole number, 1 or more (1: every refresh reads every device)`)
+    if (!(this.#refreshMarginMs >= 0)) throw new TypeError(`refreshMarginMs is ${options.refreshMarginMs}; it must be 0 or more (ms)`)
     this.#async = options.asyncStore !== undefined
     this.#store = options.asyncStore ?? options.store ?? new SqliteFleetStore({ path: options.path! })
     // A synchronous store is read at once; an asynchronous one by load().

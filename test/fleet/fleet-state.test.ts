@@ -84,7 +84,9 @@ describe('FleetState over a FleetStore', () => {
     await fleet.close()
   })
 
-  it('needs a store or a path', () => {
+  it('needs a store or a path, and refuses a refresh schedule it cannot keep, by name', () => {
     expect(() => new FleetState({ clock })).toThrow(/store or a path/)
+    expect(() => new FleetState({ path: ':memory:', fullRefreshEvery: 0 })).toThrow(/fullRefreshEvery is 0; it must be a whole number, 1 or more/)
+    expect(() => new FleetState({ path: ':memory:', refreshMarginMs: -1 })).toThrow(/refreshMarginMs is -1/)
   })
 })
