@@ -124,18 +124,7 @@ export interface FleetStateOptions {
   clock?: Clock
   /** Where `sync` reports a failed flush or refresh, and `close` a last flush that failed. */
   logger?: Logger
-  /**
-   * A refresh reads the devices seen since the previous refresh began, less
-   * this margin (ms; default 30 s): a save still in flight then, and
-   * collectors' clocks apart by less than it, are caught.
-   */
-  refreshMarginMs?: number
-  /** One refresh in this many reads every device (default 60: every 5 minutes at one refresh per 5 s); see `refresh`. */
-  fullRefreshEvery?: number
 }
-
-export const DEFAULT_REFRESH_MARGIN_MS = 30_000
-export const DEFAULT_FULL_REFRESH_EVERY = 60
 
 /** Either store, called alike: the sync one's answers are plain values. */
 type AnyStore = { [K in keyof FleetStore]: FleetStore[K] extends (...args: infer A) => infer R ? (...args: A) => MaybeAsync<R> : never }
@@ -166,8 +155,6 @@ export class FleetState implements FleetView {
   readonly #async: boolean
   readonly #clock: Clock
   readonly #logger: Logger | undefined
-  readonly #refreshMarginMs: number
-  readonly #fullRefreshEvery: number
   readonly #devices = new Map<string, Device>()
   /** Open (and acknowledged) alerts per device, for health. */
   readonly #alerts = new Map<string, Map<string, OpenAlert>>()
@@ -176,9 +163,8 @@ export class FleetState implements FleetView {
   /** The last queued store call (asynchronous store): saves and reads run one at a time, in order. */
   #tail: Promise<unknown> = Promise.resolve()
   #syncing: Promise<void> | undefined
-  /** Reads of the store so far, and when the last one began (this collector's clock). */
-  #reads = 0
-  #readFromMs = 0
+  /** Where the next refresh reads the store's changes from; none until the first read. */
+  #position: string | undefined
   /** Consecutive failures of `sync`'s flush and refresh: the first is logged, and the recovery. */
   #flushFailures = 0
   #refreshFailures = 0
@@ -186,11 +172,7 @@ export class FleetState implements FleetView {
   constructor (options: FleetStateOptions) {
     this.#clock = options.clock ?? systemClock
     this.#logger = options.logger
-    this.#refreshMarginMs = options.refreshMarginMs ?? DEFAULT_REFRESH_MARGIN_MS
-    this.#fullRefreshEvery = options.fullRefreshEvery ?? DEFAULT_FULL_REFRESH_EVERY
     if (!options.store && !options.asyncStore && options.path === undefined) throw new TypeError('a fleet state needs a store or a path')
-    if (!Number.isSafeInteger(this.#fullRefreshEvery) || this.#fullRefreshEvery < 1) throw new TypeError(`fullRefreshEvery is ${options.fullRefreshEvery}; it must be a whole number, 1 or more (1: every refresh reads every device)`)
-    if (!(this.#refreshMarginMs >= 0)) throw new TypeError(`refreshMarginMs is ${options.refreshMarginMs}; it must be 0 or more (ms)`)
     this.#async = options.asyncStore !== undefined
     this.#store = options.asyncStore ?? options.store ?? new SqliteFleetStore({ path: options.path! })
     // A synchronous store is read at once; an asynchronous one by load().
@@ -302,15 +284,12 @@ export class FleetState implements FleetView {
   }
 
   /**
-   * Merges into the view the devices other collectors saved (asynchronous
-   * store): those seen since the previous read began, less the margin, and
-   * every `fullRefreshEvery` refreshes all of them — which catches what a
-   * read by time cannot see: a save retried after an outage with older
-   * times, a clock further off than the margin, a device only in another
-   * collector's inventory. Answers how many devices were read.
+   * Merges into the view the devices saved since the previous read (by the
+   * other collectors, and this one's own saves, which change nothing here);
+   * the first read takes every device. Answers how many devices were read.
    */
   refresh (): MaybeAsync<number> {
-    const read = () => this.#read(this.#reads % this.#fullRefreshEvery === 0)
+    const read = () => this.#read(this.#position === undefined)
     return this.#async ? this.#queue(read) : read()
   }
 
@@ -486,15 +465,13 @@ export class FleetState implements FleetView {
     }
   }
 
-  /** One read of the store, all of it or the devices seen lately, merged into the view. */
+  /** One read of the store, all of it or the changes since the last, merged into the view. */
   #read (full: boolean): MaybeAsync<number> {
-    const startedMs = this.#clock.now()
-    const records = full ? this.#store.load() : this.#store.loadSeenSince(this.#readFromMs - this.#refreshMarginMs)
-    return after(records, (read) => {
-      this.#reads++
-      this.#readFromMs = startedMs
-      for (const record of read) this.#merge(record)
-      return read.length
+    const read = full || this.#position === undefined ? this.#store.load() : this.#store.loadChangedSince(this.#position)
+    return after(read, ({ devices, position }) => {
+      this.#position = position
+      for (const record of devices) this.#merge(record)
+      return devices.length
     })
   }
 

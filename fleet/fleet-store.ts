@@ -36,9 +36,12 @@
  * Synchronous, as node:sqlite is; the PostgreSQL store is its Promisified
  * counterpart. FleetState loads a synchronous store in its constructor and
  * an asynchronous one in `load()` (or `FleetState.open`), and a timer
- * awaits its flushes, apart from message handling. `loadSeenSince` is how
- * a collector of a group reads, cheaply, what the others saved: the
- * devices seen since a moment, not the whole fleet every few seconds.
+ * awaits its flushes, apart from message handling. `loadChangedSince` is
+ * how a collector of a group reads, cheaply, what the others saved: the
+ * devices saved since its previous read, not the whole fleet every few
+ * seconds. Its position is the store's own (PostgreSQL: a snapshot), not a
+ * time: a time would be some collector's clock, and a save retried after
+ * an outage carries older ones.
  */
 import type { Promisified } from '../shared/promisified.ts'
 
@@ -64,11 +67,17 @@ export interface DeviceUpdate {
   newMessages: number
 }
 
+/** Devices read from a store, and where the next read of changes starts (opaque to the caller). */
+export interface DeviceChanges {
+  devices: DeviceRecord[]
+  position: string
+}
+
 export interface FleetStore {
-  /** Every device kept, in no particular order. */
-  load: () => DeviceRecord[]
-  /** The devices last seen at or after `sinceMs`, in no particular order; devices never seen are not among them. */
-  loadSeenSince: (sinceMs: number) => DeviceRecord[]
+  /** Every device kept, in no particular order, and the position after them. */
+  load: () => DeviceChanges
+  /** The devices saved since `position` (by any collector, this one too), and the position after them; a position the store did not give is refused. */
+  loadChangedSince: (position: string) => DeviceChanges
   /** Merges these devices into what is kept (see above), each id at most once; all or none. */
   save: (devices: DeviceUpdate[]) => void
   close: () => void

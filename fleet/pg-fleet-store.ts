@@ -13,11 +13,19 @@
  * same result. The rows go in id order, so two saves over overlapping
  * devices lock them in the same order and cannot deadlock.
  *
+ * Every save stamps its rows with its transaction (`xact_id`, migration
+ * 0003_fleet_group); a read runs under a REPEATABLE READ snapshot, answers
+ * the rows whose transaction the previous position's snapshot did not see,
+ * and its own snapshot becomes the next position. So a reader takes every
+ * save once, whatever the commit order or the collectors' clocks, and the
+ * index on xact_id skips the rows saved before.
+ *
  * Times from the interface are ms epochs; last_seen is timestamptz.
  * The store does not own its pool (`close` leaves it open).
  */
 import type { Pool } from 'pg'
-import { type AsyncFleetStore, checkUpdates, type DeviceRecord, type DeviceUpdate } from './fleet-store.ts'
+import { inPgTransaction } from '../shared/postgres.ts'
+import { type AsyncFleetStore, checkUpdates, type DeviceChanges, type DeviceRecord, type DeviceUpdate } from './fleet-store.ts'
 
 export interface PgFleetStoreOptions {
   /** The group's pool (db/pool.ts), migrated (db/migrate.ts); the caller ends it. */
@@ -39,7 +47,8 @@ ON CONFLICT (id) DO UPDATE SET
   site = CASE WHEN ${NEWER} THEN excluded.site ELSE devices.site END,
   firmware = CASE WHEN ${NEWER} THEN excluded.firmware ELSE devices.firmware END,
   last_seen = GREATEST(devices.last_seen, excluded.last_seen),
-  messages = devices.messages + excluded.messages`
+  messages = devices.messages + excluded.messages,
+  xact_id = pg_current_xact_id()`
 
 const SELECT = 'SELECT id, kind, site, firmware, last_seen, messages::float8 AS messages FROM devices'
 interface Row { id: string, kind: string, site: string, firmware: string | null, last_seen: Date | null, messages: number }
@@ -52,17 +61,12 @@ export class PgFleetStore implements AsyncFleetStore {
     this.#pool = options.pool
   }
 
-  async load (): Promise<DeviceRecord[]> {
-    return (await this.#pool.query<Row>(SELECT)).rows.map(record)
+  load (): Promise<DeviceChanges> {
+    return this.#read(SELECT, [])
   }
 
-  /**
-   * No index serves last_seen (a released migration is not edited): the
-   * table is scanned, and what saves is sending and parsing only the
-   * devices seen lately.
-   */
-  async loadSeenSince (sinceMs: number): Promise<DeviceRecord[]> {
-    return (await this.#pool.query<Row>(`${SELECT} WHERE last_seen >= ${at('$1')}`, [sinceMs])).rows.map(record)
+  loadChangedSince (position: string): Promise<DeviceChanges> {
+    return this.#read(`${SELECT} WHERE xact_id >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xact_id, $1::pg_snapshot)`, [position])
   }
 
   async save (devices: DeviceUpdate[]): Promise<void> {
@@ -76,4 +80,14 @@ export class PgFleetStore implements AsyncFleetStore {
 
   /** The pool is the caller's (shared with the group's other stores): nothing to release here. */
   async close (): Promise<void> {}
+
+  /** The rows and the snapshot they were read under, which is the next read's position. */
+  #read (select: string, values: unknown[]): Promise<DeviceChanges> {
+    return inPgTransaction(this.#pool, async (client) => {
+      await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY')
+      const { rows: [snapshot] } = await client.query<{ position: string }>('SELECT pg_current_snapshot()::text AS position')
+      const { rows } = await client.query<Row>(select, values)
+      return { devices: rows.map(record), position: snapshot!.position }
+    })
+  }
 }

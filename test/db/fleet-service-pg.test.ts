@@ -48,7 +48,7 @@ describe('the collector service with databaseUrl', () => {
         expect(summary.failed).toBe(0)
         // Flushed by the service's timer: every acknowledged message counted once, in the group's table.
         await waitFor(async () => {
-          const stored = (await elsewhere.load()).filter((d) => d.id !== 'flood-elsewhere')
+          const stored = (await elsewhere.load()).devices.filter((d) => d.id !== 'flood-elsewhere')
           return stored.length === 3 && stored.reduce((sum, d) => sum + d.messages, 0) === summary.acked
         }, 20_000, `${summary.acked} messages of 3 devices in PostgreSQL`)
 

@@ -23,7 +23,7 @@ describe('PgFleetStore shared by a collector group', () => {
     }
     // Opposite orders: saves that locked rows as given would deadlock.
     for (let round = 0; round < 10; round++) await Promise.all([a.save(batch(round, 'a', false)), b.save(batch(round, 'b', true))])
-    const records = await a.load()
+    const records = (await a.load()).devices
     expect(records).toHaveLength(50)
     for (const record of records) expect(record).toMatchObject({ messages: 20, firmware: 'b', lastSeenMs: 1_772_359_200_000 + 9_500 })
   })
