@@ -18,7 +18,7 @@ import { connectDatabaseClient, createDatabasePool, migrate, redactDatabaseUrl }
 import { type AsyncAuditStore, type AuditStore, PgAuditStore, SqliteAuditStore } from '../audit/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
 import { OrderedWrites } from './ordered-writes.ts'
-import { FleetState } from '../fleet/index.ts'
+import { FleetState, PgFleetStore } from '../fleet/index.ts'
 
 /** The pipeline's figures, for logs now and /metrics later. */
 export interface PipelineMetrics {
@@ -99,7 +99,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       deviceState: {
         export: (filter) => detection.exportDeviceState(filter),
         import: (snapshot) => detection.importDeviceState(snapshot),
-        forget: (filter) => detection.forgetDevices(filter),
+        // …and the fleet view takes the moved devices' facts from their new holder.
+        forget: (filter) => { fleet.release(filter); return detection.forgetDevices(filter) },
       },
       // Entries are acknowledged, and snapshots saved, only once their alerts and deliveries are stored.
       settled: () => findingsSettled(),
@@ -128,7 +129,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     }),
     onSinkRecovered: (sink) => detection.clearSystemAlert('delivery-failing', `sink:${sink.name}`, 'the sink accepts deliveries again'),
   })
-  const fleet = new FleetState({ path: join(config.dataDir, 'fleet.db') })
+  // The fleet's last-seen state too: the group's (loaded at start), so each collector's view is the whole fleet.
+  const fleet = pool ? new FleetState({ asyncStore: new PgFleetStore({ pool }), logger }) : new FleetState({ path: join(config.dataDir, 'fleet.db'), logger })
   // Operators' actions are recorded where the group can see them all: its PostgreSQL when there is one.
   const auditTrail = pool ? new PgAuditStore({ pool }) : new SqliteAuditStore({ path: join(config.dataDir, 'audit.db') })
   const alertListeners = new Set<(change: AlertChange) => void>()
@@ -252,7 +254,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       detection.clearSystemAlert('pipeline-stalled', 'pipeline:log', 'the log output takes lines again')
     }
   }
-  const fleetTimers = [setInterval(() => fleet.flush(), 5_000), setInterval(refreshInventory, 60_000), setInterval(watchLog, 5_000)]
+  const fleetTimers = [setInterval(() => { void fleet.sync() }, 5_000), setInterval(refreshInventory, 60_000), setInterval(watchLog, 5_000)]
   for (const timer of fleetTimers) timer.unref()
   const onAlertChange = (listener: (change: AlertChange) => void): (() => void) => {
     alertListeners.add(listener)
@@ -265,6 +267,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
         const { version, applied } = await migrate(pool, { logger })
         logger.info({ database: redactDatabaseUrl(config.databaseUrl!), version, applied: applied.map((m) => m.name) }, 'alerts in PostgreSQL')
         await alertFeed!.start()
+        await fleet.load()
       }
       refreshInventory()
       fleet.setOpenAlerts([...await detection.alerts.list({ status: 'open' }), ...await detection.alerts.list({ status: 'acknowledged' })])
@@ -284,8 +287,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       await detection.stop()
       await alertFeed?.stop()
       await auditTrail.close()
+      await fleet.close()
       await pool?.end()
-      fleet.close()
       await writer.stop()
       await sink.close()
       spool.close()

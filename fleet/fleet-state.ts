@@ -9,6 +9,20 @@
  * the fleet store (fleet-store.ts; by default SQLite, `<data-dir>/fleet.db`)
  * every few seconds, so "never seen" survives a restart; connection state is live only (a restarted collector learns it
  * from the next connect/disconnect events).
+ *
+ * In a collector group the store is the group's PostgreSQL, and each
+ * collector receives only the devices of the partitions it holds. So a
+ * fleet state over an asynchronous store also reads, every few seconds
+ * (`sync`), the devices the others saved since its previous read, and
+ * merges them in: every collector's view lists the whole fleet. Who is
+ * right about a device is the collector that receives it: a device whose
+ * telemetry arrived here is this collector's own, and what others saved
+ * changes only its message count (a sum over the group, which may only
+ * grow), never its last-seen, firmware, kind or site; for any other device
+ * the newest sighting saved wins. A device stops being this collector's
+ * own when its partition goes to another collector (`release`). Connection
+ * state, quarantines, open alerts and the telemetry ring are still what
+ * this collector heard (docs/cluster.md).
  */
 import type { SecurityEvent } from '../shared/security-events.ts'
 import type { InventoryEntry } from '../pki/index.ts'
@@ -17,7 +31,9 @@ import { type Clock, systemClock } from '../shared/clock.ts'
 import { DEVICE_KINDS, type DeviceKind, isDeviceKind } from '../shared/ids.ts'
 import { READING_FIELDS } from '../shared/telemetry.ts'
 import type { StoredPoint } from '../shared/stored-point.ts'
-import type { FleetStore } from './fleet-store.ts'
+import type { Logger } from '../shared/logger.ts'
+import { after, isPromise, type MaybeAsync } from '../shared/maybe-async.ts'
+import type { AsyncFleetStore, DeviceRecord, DeviceUpdate, FleetStore } from './fleet-store.ts'
 import { SqliteFleetStore } from './sqlite-fleet-store.ts'
 
 export const RING_SIZE = 120
@@ -52,7 +68,12 @@ interface Device {
   connected: boolean
   firmware: string | null
   lastSeenMs: number | null
+  /** The group's count as last known, plus `unsaved`. */
   messages: number
+  /** Messages received here since the last save: what the next save adds. */
+  unsaved: number
+  /** Its telemetry arrives here: what this collector received wins over what others saved. */
+  own: boolean
   certificate: DeviceCertificate | null
   /** Ring of recent telemetry: columns ts, seq, then the kind's readings. */
   ring: Float64Array | null
@@ -91,9 +112,27 @@ export interface FleetSummary {
 export interface FleetStateOptions {
   /** Where last-seen facts are kept; when absent, a SQLite store at `path`. The fleet state closes it. */
   store?: FleetStore
-  /** The SQLite file of the default store (`:memory:` for none); required without `store`. */
+  /**
+   * A store shared by a collector group (PostgreSQL) instead: read by
+   * `load()` before use (`FleetState.open` does both), saved to by
+   * `flush()`, and read for the others' devices by `refresh()`. The fleet
+   * state closes it.
+   */
+  asyncStore?: AsyncFleetStore
+  /** The SQLite file of the default store (`:memory:` for none); required without a store. */
   path?: string
   clock?: Clock
+  /** Where `sync` reports a failed flush or refresh, and `close` a last flush that failed. */
+  logger?: Logger
+}
+
+/** Either store, called alike: the sync one's answers are plain values. */
+type AnyStore = { [K in keyof FleetStore]: FleetStore[K] extends (...args: infer A) => infer R ? (...args: A) => MaybeAsync<R> : never }
+
+/** A synchronous store's answer, as the plain value it is. */
+function plain<T> (value: MaybeAsync<T>): T {
+  if (isPromise(value)) throw new TypeError('a synchronous fleet store answered a Promise')
+  return value
 }
 
 /**
@@ -112,23 +151,45 @@ export interface FleetView {
 }
 
 export class FleetState implements FleetView {
-  readonly #store: FleetStore
+  readonly #store: AnyStore
+  readonly #async: boolean
   readonly #clock: Clock
+  readonly #logger: Logger | undefined
   readonly #devices = new Map<string, Device>()
   /** Open (and acknowledged) alerts per device, for health. */
   readonly #alerts = new Map<string, Map<string, OpenAlert>>()
   readonly #quarantined = new Map<string, { until: string, reason: string, by: string }>()
   #fleetFirmware: Map<string, number> | undefined
+  /** The last queued store call (asynchronous store): saves and reads run one at a time, in order. */
+  #tail: Promise<unknown> = Promise.resolve()
+  #syncing: Promise<void> | undefined
+  /** Where the next refresh reads the store's changes from; none until the first read. */
+  #position: string | undefined
+  /** Consecutive failures of `sync`'s flush and refresh: the first is logged, and the recovery. */
+  #flushFailures = 0
+  #refreshFailures = 0
 
   constructor (options: FleetStateOptions) {
     this.#clock = options.clock ?? systemClock
-    if (!options.store && options.path === undefined) throw new TypeError('a fleet state needs a store or a path')
-    this.#store = options.store ?? new SqliteFleetStore({ path: options.path! })
-    for (const record of this.#store.load()) {
-      if (!isDeviceKind(record.kind)) continue
-      const device = this.#device(record.id, record.kind, record.site)
-      Object.assign(device, { firmware: record.firmware, lastSeenMs: record.lastSeenMs, messages: record.messages, dirty: false })
-    }
+    this.#logger = options.logger
+    if (!options.store && !options.asyncStore && options.path === undefined) throw new TypeError('a fleet state needs a store or a path')
+    this.#async = options.asyncStore !== undefined
+    this.#store = options.asyncStore ?? options.store ?? new SqliteFleetStore({ path: options.path! })
+    // A synchronous store is read at once; an asynchronous one by load().
+    if (!this.#async) plain(this.#read(true))
+  }
+
+  /** A fleet state over an asynchronous store, its devices loaded. */
+  static async open (options: FleetStateOptions & { asyncStore: AsyncFleetStore }): Promise<FleetState> {
+    const fleet = new FleetState(options)
+    await fleet.load()
+    return fleet
+  }
+
+  /** Reads every device of the asynchronous store into the view: before the first telemetry (FleetState.open, or the collector's start). */
+  async load (): Promise<void> {
+    if (!this.#async) throw new TypeError('a fleet state over a synchronous store loads it when built')
+    await this.#queue(() => this.#read(true))
   }
 
   get size (): number {
@@ -170,6 +231,8 @@ export class FleetState implements FleetView {
     device.firmware = String(point.fields.fw)
     device.lastSeenMs = receivedAtMs
     device.messages++
+    device.unsaved++
+    device.own = true
     device.dirty = true
   }
 
@@ -191,18 +254,73 @@ export class FleetState implements FleetView {
     else this.#trackAlert(alert)
   }
 
-  /** Writes last-seen facts of devices that reported since the last flush. */
-  flush (): void {
-    const dirty = [...this.#devices.values()].filter((device) => device.dirty)
-    if (dirty.length === 0) return
-    this.#store.save(dirty.map(({ id, kind, site, firmware, lastSeenMs, messages }) => ({ id, kind, site, firmware, lastSeenMs, messages })))
-    // Only once saved: a failed save leaves them to the next flush.
-    for (const device of dirty) device.dirty = false
+  /**
+   * These devices' telemetry now goes to another collector (their
+   * partition moved): from now on the newest sighting saved by any
+   * collector is theirs here, and their connection state is unknown here
+   * (shown as not connected). What this collector counted and has not yet
+   * saved is still saved by the next flush. Answers how many were released.
+   */
+  release (filter: (deviceId: string) => boolean): number {
+    let released = 0
+    for (const device of this.#devices.values()) {
+      if (!device.own || !filter(device.id)) continue
+      device.own = false
+      device.connected = false
+      released++
+    }
+    return released
   }
 
-  close (): void {
-    this.flush()
-    this.#store.close()
+  /**
+   * Writes last-seen facts of devices that reported since the last flush.
+   * Over a synchronous store at once (and throws when the save fails);
+   * over an asynchronous one a Promise, after any flush or read before it.
+   * A failed save leaves its devices, and the messages it would have
+   * added, to the next flush.
+   */
+  flush (): MaybeAsync<void> {
+    return this.#async ? this.#queue(() => this.#flushNow()) : this.#flushNow()
+  }
+
+  /**
+   * Merges into the view the devices saved since the previous read (by the
+   * other collectors, and this one's own saves, which change nothing here);
+   * the first read takes every device. Answers how many devices were read.
+   */
+  refresh (): MaybeAsync<number> {
+    const read = () => this.#read(this.#position === undefined)
+    return this.#async ? this.#queue(read) : read()
+  }
+
+  /**
+   * What the collector's timer calls every few seconds: a flush, then
+   * (asynchronous store) a refresh. Never rejects: a failure is logged
+   * (the first of a run, and the recovery) and tried again at the next
+   * call; a call while the previous one runs waits for that one instead of
+   * starting another.
+   */
+  sync (): Promise<void> {
+    this.#syncing ??= this.#syncOnce().finally(() => { this.#syncing = undefined })
+    return this.#syncing
+  }
+
+  /** Flushes and closes the store. Over an asynchronous store a last flush that fails is logged: those devices' facts since the previous flush are lost. */
+  close (): MaybeAsync<void> {
+    if (!this.#async) {
+      plain(this.#flushNow())
+      plain(this.#store.close())
+      return
+    }
+    return (async () => {
+      await this.#syncing
+      try {
+        await this.flush()
+      } catch (error) {
+        this.#logger?.error({ devices: this.#dirtyCount(), err: (error as Error).message }, 'fleet state not saved at stop: these devices\' last-seen facts since the previous flush are lost')
+      }
+      await this.#store.close()
+    })()
   }
 
   summaryOf (id: string): DeviceSummary | undefined {
@@ -306,13 +424,92 @@ export class FleetState implements FleetView {
   #device (id: string, kind: DeviceKind, site: string): Device {
     let device = this.#devices.get(id)
     if (!device) {
-      device = { id, kind, site, connected: false, firmware: null, lastSeenMs: null, messages: 0, certificate: null, ring: null, ringNext: 0, ringCount: 0, dirty: true }
-      this.#devices.set(id, device)
+      device = this.#added(id, kind, site)
+      device.dirty = true
     } else if (device.kind !== kind || device.site !== site) {
       // Re-provisioned elsewhere: the ring's columns follow the kind.
       Object.assign(device, { kind, site, ring: null, ringNext: 0, ringCount: 0, dirty: true })
     }
     return device
+  }
+
+  #added (id: string, kind: DeviceKind, site: string): Device {
+    const device: Device = { id, kind, site, connected: false, firmware: null, lastSeenMs: null, messages: 0, unsaved: 0, own: false, certificate: null, ring: null, ringNext: 0, ringCount: 0, dirty: false }
+    this.#devices.set(id, device)
+    return device
+  }
+
+  /** Runs store calls of an asynchronous store one after another: a read never meets a save half done. */
+  #queue<T> (work: () => MaybeAsync<T>): Promise<T> {
+    const run = this.#tail.then(work)
+    this.#tail = run.catch(() => undefined)
+    return run
+  }
+
+  #flushNow (): MaybeAsync<void> {
+    const dirty = [...this.#devices.values()].filter((device) => device.dirty)
+    if (dirty.length === 0) return
+    const updates: DeviceUpdate[] = dirty.map(({ id, kind, site, firmware, lastSeenMs, unsaved }) => ({ id, kind, site, firmware, lastSeenMs, newMessages: unsaved }))
+    // Taken now: what arrives while an asynchronous save is out belongs to the next one.
+    for (const device of dirty) Object.assign(device, { dirty: false, unsaved: 0 })
+    // Only once saved: a failed save leaves them, and their count, to the next flush.
+    const failed = (error: unknown): never => {
+      dirty.forEach((device, i) => { device.dirty = true; device.unsaved += updates[i]!.newMessages })
+      throw error
+    }
+    try {
+      const saved = this.#store.save(updates)
+      if (isPromise(saved)) return saved.catch(failed)
+    } catch (error) {
+      failed(error)
+    }
+  }
+
+  /** One read of the store, all of it or the changes since the last, merged into the view. */
+  #read (full: boolean): MaybeAsync<number> {
+    const read = full || this.#position === undefined ? this.#store.load() : this.#store.loadChangedSince(this.#position)
+    return after(read, ({ devices, position }) => {
+      this.#position = position
+      for (const record of devices) this.#merge(record)
+      return devices.length
+    })
+  }
+
+  /** A device as the store keeps it, into the view (see the file's comment for who wins). */
+  #merge (record: DeviceRecord): void {
+    if (!isDeviceKind(record.kind)) return
+    const device = this.#devices.get(record.id) ?? this.#added(record.id, record.kind, record.site)
+    // The group's count only grows; what this collector has not saved yet comes on top.
+    device.messages = Math.max(device.messages - device.unsaved, record.messages) + device.unsaved
+    if (device.own) return
+    if (record.lastSeenMs === null ? device.lastSeenMs !== null || device.dirty : device.lastSeenMs !== null && record.lastSeenMs < device.lastSeenMs) return
+    if (device.kind !== record.kind) Object.assign(device, { kind: record.kind, ring: null, ringNext: 0, ringCount: 0 })
+    if (device.firmware !== record.firmware) this.#fleetFirmware = undefined
+    Object.assign(device, { site: record.site, firmware: record.firmware, lastSeenMs: record.lastSeenMs })
+  }
+
+  async #syncOnce (): Promise<void> {
+    try {
+      await this.flush()
+      if (this.#flushFailures > 0) this.#logger?.info({ failedFlushes: this.#flushFailures }, 'fleet state saved again')
+      this.#flushFailures = 0
+    } catch (error) {
+      if (this.#flushFailures++ === 0) this.#logger?.warn({ devices: this.#dirtyCount(), err: (error as Error).message }, 'fleet state not saved; its devices stay to be saved at the next flush')
+    }
+    if (!this.#async) return
+    try {
+      await this.refresh()
+      if (this.#refreshFailures > 0) this.#logger?.info({ failedRefreshes: this.#refreshFailures }, 'fleet state read from the group again')
+      this.#refreshFailures = 0
+    } catch (error) {
+      if (this.#refreshFailures++ === 0) this.#logger?.warn({ err: (error as Error).message }, 'other collectors\' devices not read; the view keeps what it had until the next refresh')
+    }
+  }
+
+  #dirtyCount (): number {
+    let dirty = 0
+    for (const device of this.#devices.values()) if (device.dirty) dirty++
+    return dirty
   }
 
   #trackAlert (alert: Alert): void {

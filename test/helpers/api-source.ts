@@ -165,7 +165,7 @@ export function apiSourceForTest (options: TestApiSourceOptions): TestApiSource 
     source, detection, fleet, auditTrail, dataDir, commands, figures, readiness, inventory, telemetry, event,
     close: async () => {
       await detection.stop()
-      fleet.close()
+      await fleet.close()
       await outbox.stop()
       try {
         auditTrail.close()

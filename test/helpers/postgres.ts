@@ -15,9 +15,12 @@
  * commit is written to the OS before it is answered; only an OS crash
  * would lose it. (synchronous_commit stays on: off, a SIGKILL within
  * moments of a commit loses it, which a crash test must not mistake for a
- * bug of ours.) `kill` is a crash (SIGKILL to the postmaster); `restart` starts it
- * again on the same port and files (crash recovery runs); `stop` is a fast
- * shutdown (open connections are cut) and removes the directory.
+ * bug of ours.) `kill` is a crash (SIGKILL to the postmaster: a backend
+ * already connected may still answer a moment longer); `shutdown` is a fast
+ * shutdown that keeps the files (every connection is cut before it
+ * resolves: the database is down for everyone); `restart` starts it again
+ * on the same port and files (crash recovery runs after a kill); `stop` is
+ * a fast shutdown that removes the directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -38,6 +41,7 @@ export interface RunningPostgres {
   /** A further empty database on the same server (a test that needs a clean schema); answers its URL. */
   createDatabase: (name: string) => Promise<string>
   kill: () => Promise<void>
+  shutdown: () => Promise<void>
   restart: () => Promise<void>
   stop: () => Promise<void>
 }
@@ -109,6 +113,7 @@ export async function startPostgres (options: { database?: string, durable?: boo
   return {
     url, port, dir, createDatabase,
     kill: () => halt('SIGKILL'),
+    shutdown: () => halt('SIGINT'),
     restart: async () => {
       await halt('SIGINT')
       // After a kill the postmaster's children notice its death and leave within moments; until they have, a new server refuses the data directory.
