@@ -36,6 +36,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** The shipped rate-burst policy: the warm-up the scenario below has to outlast is the one PlaceGuard ships. */
 const rateBurst = loadPolicySet(SHIPPED_POLICIES_DIR).policies.map((p) => p.policy).find((p) => p.id === 'rate-burst') as PolicyOf<'rate-burst'>
 
+// Concurrent, so that it runs beside the clean-fleet runs that follow (a fleet and broker of its own).
 describe.concurrent('rate-burst at a small site and at cold start (real broker and collector)', () => {
   let fleet: TestFleet
   let broker: RunningBroker
