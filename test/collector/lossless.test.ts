@@ -3,12 +3,16 @@
  * acknowledged to a device is in the store afterwards — across a store
  * outage and a collector killed with SIGKILL. Real broker, real simulator,
  * real victoria-metrics, and the collector as its own process.
+ *
+ * Each scenario has a fleet, a broker and a store of its own, so each counts
+ * only its own messages, and they run side by side: most of their time is
+ * spent waiting on an outage or a restart, not computing.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, type ExpectStatic, it } from 'vitest'
 import { loadScenario, runSimulation, type SimulationSummary } from '../../agent-sim/index.ts'
 import { type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
 import { startBrokerProcess } from '../helpers/broker-process.ts'
@@ -16,25 +20,28 @@ import { freePort } from '../helpers/free-port.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 import { startVictoriaMetrics, type RunningVictoriaMetrics } from '../helpers/victoria-metrics.ts'
 
-let fleet: TestFleet
-let broker: RunningBroker
-let store: RunningVictoriaMetrics
+/** One scenario's own fleet (data directory, CA, devices), broker in this process and store. */
+interface Place { fleet: TestFleet, broker: RunningBroker, store: RunningVictoriaMetrics }
 
-beforeAll(async () => {
-  fleet = await createTestFleet()
-  broker = await startBroker(fleet, { publishRatePerSec: 0 })
-  store = await startVictoriaMetrics()
-})
-
-afterAll(async () => {
-  await store?.stop()
-  await broker?.close()
-  fleet?.cleanup()
-})
+/** Opens a place for `use` and closes it afterwards, whatever `use` did. */
+async function inPlace (use: (place: Place) => Promise<void>): Promise<void> {
+  const fleet = await createTestFleet()
+  let broker: RunningBroker | undefined
+  let store: RunningVictoriaMetrics | undefined
+  try {
+    broker = await startBroker(fleet, { publishRatePerSec: 0 })
+    store = await startVictoriaMetrics()
+    await use({ fleet, broker, store })
+  } finally {
+    await store?.stop()
+    await broker?.close()
+    fleet.cleanup()
+  }
+}
 
 /** `placeguard collector` as a user runs it, writing to victoria-metrics through the InfluxDB v2 API. */
-function startCollector (logs: string[], target: RunningVictoriaMetrics = store, brokerUrl = broker.url): ChildProcess {
-  const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'placeguard.js'), '--data-dir', fleet.dataDir, 'collector', '--broker', brokerUrl], {
+function startCollector (logs: string[], place: Place, target: RunningVictoriaMetrics = place.store, brokerUrl = place.broker.url): ChildProcess {
+  const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'placeguard.js'), '--data-dir', place.fleet.dataDir, 'collector', '--broker', brokerUrl], {
     env: { ...process.env, PLACEGUARD_INFLUX_URL: target.url, PLACEGUARD_INFLUX_TOKEN: 'test-token', PLACEGUARD_INFLUX_ORG: 'council', PLACEGUARD_INFLUX_BUCKET: 'telemetry', PLACEGUARD_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -51,7 +58,7 @@ async function stopCollector (child: ChildProcess, signal: NodeJS.Signals = 'SIG
 }
 
 /** Unique messages in the store since `sinceMs`: one `<kind>_seq` sample per (device, timestamp). */
-async function storedMessages (sinceMs: number, target: RunningVictoriaMetrics = store): Promise<number> {
+async function storedMessages (sinceMs: number, target: RunningVictoriaMetrics): Promise<number> {
   const messages = new Set<string>()
   for (const series of await target.exportSeries('{__name__=~"(flood|energy|housing)_seq"}')) {
     series.timestamps.forEach((timestamp, i) => { if (timestamp >= sinceMs) messages.add(`${series.metric.device} ${timestamp} ${series.values[i]}`) })
@@ -60,9 +67,9 @@ async function storedMessages (sinceMs: number, target: RunningVictoriaMetrics =
 }
 
 /** Per device, the seq values missing between its first and last stored ones: what a failure lost. */
-async function seqGaps (sinceMs: number): Promise<string> {
+async function seqGaps (sinceMs: number, target: RunningVictoriaMetrics): Promise<string> {
   const gaps: string[] = []
-  for (const series of await store.exportSeries('{__name__=~"(flood|energy|housing)_seq"}')) {
+  for (const series of await target.exportSeries('{__name__=~"(flood|energy|housing)_seq"}')) {
     const seqs = series.values.filter((_, i) => series.timestamps[i]! >= sinceMs).sort((a, b) => a - b)
     const missing = seqs.length === 0 ? [] : Array.from({ length: seqs.at(-1)! - seqs[0]! + 1 }, (_, i) => seqs[0]! + i).filter((seq) => !seqs.includes(seq))
     if (missing.length > 0 || seqs[0] !== 0) gaps.push(`${series.metric.device}: first ${seqs[0]}, missing ${missing.length} (${missing.slice(0, 3).join(',')}…)`)
@@ -70,7 +77,7 @@ async function seqGaps (sinceMs: number): Promise<string> {
   return gaps.slice(0, 8).join('; ') || 'none'
 }
 
-async function expectEverythingStored (summary: SimulationSummary, sinceMs: number, logs: string[], target = store, notTelemetry = 0): Promise<void> {
+async function expectEverythingStored (expect: ExpectStatic, summary: SimulationSummary, sinceMs: number, logs: string[], target: RunningVictoriaMetrics, notTelemetry = 0): Promise<void> {
   expect(summary.failed).toBe(0)
   expect(summary.acked).toBe(summary.sent)
   const expected = summary.acked - notTelemetry
@@ -79,15 +86,16 @@ async function expectEverythingStored (summary: SimulationSummary, sinceMs: numb
     void storedMessages(sinceMs, target).then((count) => { stored = count })
     return stored === expected
   }, 60_000, `all ${expected} messages in the store`).catch(async (error: Error) => {
-    throw new Error(`${error.message} (stored ${stored}); gaps: ${await seqGaps(sinceMs)}; collector log:\n${logs.join('').slice(-3000)}`)
+    throw new Error(`${error.message} (stored ${stored}); gaps: ${await seqGaps(sinceMs, target)}; collector log:\n${logs.join('').slice(-3000)}`)
   })
   expect(stored).toBe(expected)
 }
 
-describe('lossless collection into InfluxDB (victoria-metrics)', () => {
-  it('stores every acknowledged message although the store is down for 20 s mid-run', async () => {
+describe.concurrent('lossless collection into InfluxDB (victoria-metrics)', () => {
+  it('stores every acknowledged message although the store is down for 20 s mid-run', ({ expect }) => inPlace(async (place) => {
+    const { fleet, broker, store } = place
     const logs: string[] = []
-    const collector = startCollector(logs)
+    const collector = startCollector(logs, place)
     try {
       await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
       const since = Date.now()
@@ -98,15 +106,16 @@ describe('lossless collection into InfluxDB (victoria-metrics)', () => {
       await store.restart()
       const summary = await simulation
       expect(logs.join('')).toMatch(/store write failed, spooling/)
-      await expectEverythingStored(summary, since, logs)
+      await expectEverythingStored(expect, summary, since, logs, store)
     } finally {
       await stopCollector(collector)
     }
-  }, 150_000)
+  }), 150_000)
 
-  it('stores every acknowledged message although the collector is killed with SIGKILL mid-run', async () => {
+  it('stores every acknowledged message although the collector is killed with SIGKILL mid-run', ({ expect }) => inPlace(async (place) => {
+    const { fleet, broker, store } = place
     const logs: string[] = []
-    let collector = startCollector(logs)
+    let collector = startCollector(logs, place)
     try {
       await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
       const since = Date.now()
@@ -114,15 +123,16 @@ describe('lossless collection into InfluxDB (victoria-metrics)', () => {
       await new Promise((resolve) => setTimeout(resolve, 5_000))
       await stopCollector(collector, 'SIGKILL')
       await new Promise((resolve) => setTimeout(resolve, 3_000))
-      collector = startCollector(logs)
+      collector = startCollector(logs, place)
       const summary = await simulation
-      await expectEverythingStored(summary, since, logs)
+      await expectEverythingStored(expect, summary, since, logs, store)
     } finally {
       await stopCollector(collector)
     }
-  }, 120_000)
+  }), 120_000)
 
-  it('stores every acknowledged message although the broker is killed with SIGKILL mid-run', async () => {
+  it('stores every acknowledged message although the broker is killed with SIGKILL mid-run', ({ expect }) => inPlace(async (place) => {
+    const { fleet, store } = place
     // The broker as `placeguard broker` with its state in <data-dir>/broker.db:
     // what it acknowledged to a device and had not yet handed to the
     // collector must survive the kill (issue 11, defect 6).
@@ -130,7 +140,7 @@ describe('lossless collection into InfluxDB (victoria-metrics)', () => {
     let brokerProcess = await startBrokerProcess(fleet, { publishRatePerSec: 0 }, port)
     const url = `mqtts://127.0.0.1:${port}`
     const logs: string[] = []
-    const collector = startCollector(logs, store, url)
+    const collector = startCollector(logs, place, store, url)
     try {
       await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
       const since = Date.now()
@@ -170,13 +180,14 @@ describe('lossless collection into InfluxDB (victoria-metrics)', () => {
       await stopCollector(collector)
       await brokerProcess.stop()
     }
-  }, 150_000)
+  }), 150_000)
 
-  it('keeps everything while the store refuses the token (401), says so, and delivers it all once fixed', async () => {
+  it('keeps everything while the store refuses the token (401), says so, and delivers it all once fixed', ({ expect }) => inPlace(async (place) => {
+    const { fleet, broker } = place
     const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-vm-auth-'))
     let guarded = await startVictoriaMetrics({ dataDir, extraArgs: ['-httpAuth.username=placeguard', '-httpAuth.password=right'] })
     const logs: string[] = []
-    const collector = startCollector(logs, guarded)
+    const collector = startCollector(logs, place, guarded)
     try {
       await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
       const since = Date.now()
@@ -186,17 +197,18 @@ describe('lossless collection into InfluxDB (victoria-metrics)', () => {
       // The operator fixes the store (here: drops its auth); the spool drains into it.
       await guarded.halt()
       guarded = await startVictoriaMetrics({ dataDir, port: guarded.port })
-      await expectEverythingStored(summary, since, logs, guarded)
+      await expectEverythingStored(expect, summary, since, logs, guarded)
     } finally {
       await stopCollector(collector)
       await guarded.stop()
       rmSync(dataDir, { recursive: true, force: true })
     }
-  }, 120_000)
+  }), 120_000)
 
-  it('stores invalid payloads as payload-invalid events, and the same devices\' valid telemetry as usual', async () => {
+  it('stores invalid payloads as payload-invalid events, and the same devices\' valid telemetry as usual', ({ expect }) => inPlace(async (place) => {
+    const { fleet, broker, store } = place
     const logs: string[] = []
-    const collector = startCollector(logs)
+    const collector = startCollector(logs, place)
     const scenario = join(fleet.dataDir, 'invalid.yaml')
     writeFileSync(scenario, [
       'name: invalid payloads',
@@ -209,7 +221,7 @@ describe('lossless collection into InfluxDB (victoria-metrics)', () => {
       await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
       const since = Date.now()
       const summary = await runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 12, intervalMs: 250, durationMs: 4_000, seed: 6, scenario: loadScenario(scenario) })
-      await expectEverythingStored(summary, since, logs, store, 6)
+      await expectEverythingStored(expect, summary, since, logs, store, 6)
       const events = (await store.exportSeries('{__name__="security_event_count",type="payload-invalid"}'))
         .map((series) => [series.metric.device, series.timestamps.filter((t) => t >= since).length])
       expect(Object.fromEntries(events)).toEqual({ 'flood-00001': 2, 'energy-00001': 2, 'housing-00001': 2 })
@@ -220,5 +232,5 @@ describe('lossless collection into InfluxDB (victoria-metrics)', () => {
     } finally {
       await stopCollector(collector)
     }
-  }, 90_000)
+  }), 90_000)
 })
