@@ -167,3 +167,43 @@ export function parseLorawanMessage (topic: LorawanTopic, payload: Buffer): Lora
   if (!parsed.success) return refuse(parsed.error)
   return withEui(parsed.data.end_device_ids.dev_eui, 'end_device_ids.dev_eui', { network: 'tts', event: 'join', receivedAtMs: Date.parse(parsed.data.received_at), gateways: [] })
 }
+
+/**
+ * How an integration's publish reaches the collector: the broker accepts it
+ * on the network's own topic and re-addresses it to
+ * `$SYS/placeguard/lorawan/<integrationId>/<network topic>`, which only the
+ * collector role may read. So which integration published an uplink is the
+ * broker's word (from the certificate), never the payload's, and a
+ * network's topics are never delivered to anyone else.
+ */
+export const LORAWAN_UPLINKS_PREFIX = '$SYS/placeguard/lorawan/'
+export const LORAWAN_UPLINKS_FILTER = `${LORAWAN_UPLINKS_PREFIX}#`
+
+export function lorawanUplinkTopic (integrationId: string, topic: string): string {
+  return `${LORAWAN_UPLINKS_PREFIX}${integrationId}/${topic}`
+}
+
+/** The integration and the network topic of a re-addressed publish; undefined when it is not one. */
+export function parseLorawanUplinkTopic (topic: string): { integrationId: string, topic: LorawanTopic } | undefined {
+  if (!topic.startsWith(LORAWAN_UPLINKS_PREFIX)) return undefined
+  const rest = topic.slice(LORAWAN_UPLINKS_PREFIX.length)
+  const slash = rest.indexOf('/')
+  if (slash <= 0) return undefined
+  const parsed = parseLorawanTopic(rest.slice(slash + 1))
+  return parsed && { integrationId: rest.slice(0, slash), topic: parsed }
+}
+
+/**
+ * What detection is told of one integration event (collector → detection):
+ * the message, who published it, and the device it is for when the DevEUI
+ * is registered to that integration. `registeredTo` names another
+ * integration when the DevEUI is registered to it instead (spoofing, or a
+ * device moved without being re-registered).
+ */
+export interface LorawanObservation {
+  integrationId: string
+  network: LorawanNetwork
+  device?: { deviceId: string, kind: string, site: string }
+  registeredTo?: string
+  message: LorawanMessage
+}
