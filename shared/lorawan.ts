@@ -105,7 +105,8 @@ const chirpstackUp = z.object({
   fCnt: fCnt.optional(),
   fPort: fPort.optional(),
   object: decoded.optional(),
-  rxInfo: z.array(z.object({ gatewayId, rssi: finite, snr: finite })).max(MAX_GATEWAYS).optional(),
+  // Protobuf's JSON mapping leaves out fields at their default: an rssi or snr of 0 is absent.
+  rxInfo: z.array(z.object({ gatewayId, rssi: finite.optional(), snr: finite.optional() })).max(MAX_GATEWAYS).optional(),
 })
 const chirpstackOther = z.object({ time, deviceInfo: chirpstackDeviceInfo })
 
@@ -117,7 +118,7 @@ const ttsUp = z.object({
     f_cnt: fCnt.optional(),
     f_port: fPort.optional(),
     decoded_payload: decoded.optional(),
-    rx_metadata: z.array(z.object({ gateway_ids: z.object({ gateway_id: gatewayId }), rssi: finite, snr: finite.optional() })).max(MAX_GATEWAYS).optional(),
+    rx_metadata: z.array(z.object({ gateway_ids: z.object({ gateway_id: gatewayId }), rssi: finite.optional(), snr: finite.optional() })).max(MAX_GATEWAYS).optional(),
   }),
 })
 const ttsJoin = z.object({ end_device_ids: ttsIds, received_at: time, join_accept: z.object({}) })
@@ -146,7 +147,7 @@ export function parseLorawanMessage (topic: LorawanTopic, payload: Buffer): Lora
       const up = parsed.data
       return withEui(up.deviceInfo.devEui, 'deviceInfo.devEui', {
         network: 'chirpstack', event: 'up', receivedAtMs: Date.parse(up.time), fCnt: up.fCnt ?? 0, fPort: up.fPort, decoded: up.object,
-        gateways: (up.rxInfo ?? []).map((rx) => ({ gatewayId: rx.gatewayId, rssi: rx.rssi, snr: rx.snr })),
+        gateways: (up.rxInfo ?? []).map((rx) => ({ gatewayId: rx.gatewayId, rssi: rx.rssi ?? 0, snr: rx.snr ?? 0 })),
       })
     }
     const parsed = chirpstackOther.safeParse(json)
@@ -160,7 +161,7 @@ export function parseLorawanMessage (topic: LorawanTopic, payload: Buffer): Lora
     return withEui(up.end_device_ids.dev_eui, 'end_device_ids.dev_eui', {
       network: 'tts', event: 'up', receivedAtMs: Date.parse(up.received_at), fCnt: up.uplink_message.f_cnt ?? 0, fPort: up.uplink_message.f_port,
       decoded: up.uplink_message.decoded_payload,
-      gateways: (up.uplink_message.rx_metadata ?? []).map((rx) => ({ gatewayId: rx.gateway_ids.gateway_id, rssi: rx.rssi, snr: rx.snr ?? 0 })),
+      gateways: (up.uplink_message.rx_metadata ?? []).map((rx) => ({ gatewayId: rx.gateway_ids.gateway_id, rssi: rx.rssi ?? 0, snr: rx.snr ?? 0 })),
     })
   }
   const parsed = ttsJoin.safeParse(json)
