@@ -8,6 +8,7 @@
  */
 import type { Identity } from '../pki/index.ts'
 import { deviceTopicRoot, QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+import { LORAWAN_UPLINKS_PREFIX } from '../shared/lorawan.ts'
 
 export type AclDecision = { allowed: true } | { allowed: false, reason: string }
 
@@ -32,7 +33,8 @@ export function canPublish (identity: Identity, topic: string): AclDecision {
 
 export function canSubscribe (identity: Identity, filter: string): AclDecision {
   if (identity.role === 'collector') {
-    if (filter.startsWith('places/') || filter.startsWith(SECURITY_EVENTS_PREFIX)) return ALLOW
+    // …and the LoRaWAN integrations' events, which the broker re-addresses for it alone (shared/lorawan.ts).
+    if (filter.startsWith('places/') || filter.startsWith(SECURITY_EVENTS_PREFIX) || filter.startsWith(LORAWAN_UPLINKS_PREFIX)) return ALLOW
     return { allowed: false, reason: 'subscribe outside telemetry and security events' }
   }
   const root = deviceTopicRoot(identity.site, identity.kind, identity.deviceId)
