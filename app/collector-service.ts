@@ -27,6 +27,8 @@ export interface PipelineMetrics {
   telemetryStored: number
   eventsStored: number
   rejected: number
+  /** LoRaWAN network server events heard through integrations. */
+  lorawanEvents: number
   spooledPoints: number
   spoolBytes: number
   spoolMaxBytes: number

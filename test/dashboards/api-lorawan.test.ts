@@ -88,6 +88,11 @@ describe('LoRaWAN devices in the API', () => {
     expect(certificate.items.map((d: { id: string }) => d.id)).toEqual(['flood-00001'])
   })
 
+  it('/metrics counts the network server events heard', async () => {
+    const response = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${VIEWER}` } })
+    expect(response.body).toMatch(/^placeguard_lorawan_events_total 7$/m)
+  })
+
   it('value-implausible and clock-skew judge a LoRaWAN device\'s readings like any device\'s', async () => {
     const policiesOf = async (deviceId: string): Promise<string[]> => (await api.source.alerts.list({ deviceId })).map((alert) => alert.policy).sort()
     expect(await policiesOf('flood-lw-2')).toEqual(['value-implausible'])

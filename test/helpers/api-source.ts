@@ -137,6 +137,7 @@ export function apiSourceForTest (options: TestApiSourceOptions): TestApiSource 
     detection.onTelemetry(point, receivedAtMs)
   }
   const lorawan = (observation: LorawanObservation): void => {
+    figures.lorawanEvents = (figures.lorawanEvents ?? 0) + 1
     fleet.onLorawan(observation)
     detection.onLorawan(observation)
   }
