@@ -46,6 +46,8 @@ beforeAll(async () => {
   // Readings a certificate device would be alerted for: a level off the scale; a network server clock an hour behind.
   uplink('0202020202020202', 7, { level_cm: 40, battery_v: 3.6 }, now - 60_000)
   uplink('0202020202020202', 8, { level_cm: 4000, battery_v: 3.6 }, now)
+  // The same network server event again (the broker's QoS 1 resend), heard with other radio figures: a redelivery, not a replay.
+  uplink('0202020202020202', 8, { level_cm: 4000, battery_v: 3.6 }, now, [{ id: 'gw-harbour-1', rssi: -120, snr: -3 }])
   const late = chirpstackUp({ devEui: '0101010101010101', fCnt: 105, decoded: { level_cm: 45, battery_v: 3.6 }, time: new Date(now - 3_600_000).toISOString() })
   const skewed = decodeMessage(chirpstackTopic('chirpstack-council', '0101010101010101'), json(late), now, registry)
   if (skewed.kind === 'lorawan' && skewed.then?.kind === 'telemetry') api.telemetry(skewed.then.point, now)
@@ -90,10 +92,10 @@ describe('LoRaWAN devices in the API', () => {
 
   it('/metrics counts the network server events heard', async () => {
     const response = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${VIEWER}` } })
-    expect(response.body).toMatch(/^placeguard_lorawan_events_total 7$/m)
+    expect(response.body).toMatch(/^placeguard_lorawan_events_total 8$/m)
   })
 
-  it('value-implausible and clock-skew judge a LoRaWAN device\'s readings like any device\'s', async () => {
+  it('value-implausible and clock-skew judge a LoRaWAN device\'s readings like any device\'s; the radio side is not a reading', async () => {
     const policiesOf = async (deviceId: string): Promise<string[]> => (await api.source.alerts.list({ deviceId })).map((alert) => alert.policy).sort()
     expect(await policiesOf('flood-lw-2')).toEqual(['value-implausible'])
     expect(await policiesOf('flood-lw-1')).toEqual(['clock-skew'])
