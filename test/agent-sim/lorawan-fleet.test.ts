@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { buildLorawanFleet, type LorawanFleet } from '../../agent-sim/index.ts'
+import { join } from 'node:path'
+import { buildLorawanFleet, LORAWAN_POLICIES, loadScenario, planInjections, type LorawanFleet } from '../../agent-sim/index.ts'
 import type { PublishedEvent } from '../../agent-sim/lorawan-events.ts'
 import type { LorawanSimDevice } from '../../agent-sim/lorawan-device.ts'
 import { Incidents, provisionPlan } from '../../agent-sim/lorawan-simulator.ts'
@@ -205,6 +206,13 @@ describe('LoRaWAN scenarios', () => {
     expect(() => assertScenarioFits(lorawan, 'lorawan')).not.toThrow()
     const devices = scenarioSchema.parse({ name: 'd', incidents: [{ policy: 'identity-clone', select: { count: 1 } }] })
     expect(() => assertScenarioFits(devices, 'lorawan')).toThrow(/incidents\.0\.policy: identity-clone is not something a device behind a network server can do/)
+  })
+
+  it('ships a scenario with every LoRaWAN policy that fits a fleet of 30', () => {
+    const scenario = loadScenario(join(import.meta.dirname, '..', '..', 'agent-sim', 'scenarios', 'lorawan-mix.yaml'))
+    assertScenarioFits(scenario, 'lorawan')
+    for (const policy of LORAWAN_POLICIES) expect(scenario.incidents.map((i) => i.policy)).toContain(policy)
+    expect(planInjections(scenario, fleetOf('tts', 30).devices.map((d) => d.spec), 1)).toHaveLength(scenario.incidents.length)
   })
 
   it('keeps DevEUIs with device ids across seeds, and apart across networks', () => {
