@@ -52,8 +52,8 @@ export class LorawanSimDevice {
     this.#model = createReadingModel(spec.kind, rng)
     this.radio = new DeviceRadio(siteGateways, rng)
     this.session = this.#newSession()
-    // An ABP device has been counting since it was installed; a 16-bit one is near its wrap, so a run sees it.
-    this.fCnt = options.activation === 'otaa' ? 0 : options.counterBits === 16 ? 65_536 - Math.ceil(rng.between(1, 40)) : Math.floor(rng.between(1_000, 200_000))
+    // An ABP device has been counting since it was installed; a 16-bit one within 10 frames of its wrap, so even a short run sees it.
+    this.fCnt = options.activation === 'otaa' ? 0 : options.counterBits === 16 ? 65_536 - Math.ceil(rng.between(1, 10)) : Math.floor(rng.between(1_000, 200_000))
   }
 
   /** A join: a new session (DevAddr, keys) and the counter back to 0 (LoRaWAN 1.0.x §6.2.5). */
@@ -61,6 +61,7 @@ export class LorawanSimDevice {
     this.session = this.#newSession()
     this.fCnt = 0
     this.#recent.length = 0
+    this.#replay = undefined
     return joinEvent(this.identity, this.session, atMs, this.#rng)
   }
 

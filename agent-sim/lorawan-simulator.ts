@@ -135,23 +135,27 @@ export async function runLorawanSimulation (options: LorawanSimulationOptions): 
     const incidents = new Incidents(fleet, options.network, new Random(seed ^ 0x1c1d), publish, later)
     const pending = new Map<LorawanSimDevice, Pending[]>()
     /** Before each uplink: incidents whose moment has come and whose device is ready (a counter to go back from). */
-    const applyDue = (device: LorawanSimDevice): void => {
+    const applyDue = (device: LorawanSimDevice): boolean => {
       const list = pending.get(device)
-      if (!list) return
+      if (!list) return false
+      let applied = false
       for (const item of [...list]) {
         if (!item.ready()) continue
         list.splice(list.indexOf(item), 1)
         truth(item.injection, device, Date.now())
         item.apply()
+        applied = true
       }
+      return applied
     }
 
     const rejoinChance = options.rejoinChance ?? 1 / 5_000
     const jitter = new Random(seed ^ 0x7177)
     const tick = (device: LorawanSimDevice): void => {
-      applyDue(device)
+      const applied = applyDue(device)
       if (!device.silent) {
-        if (device.activation === 'otaa' && jitter.next() < rejoinChance) {
+        // Not on the uplink an incident has just shaped: a rejoin there would hide it (a reset counter looks like a join's).
+        if (device.activation === 'otaa' && !applied && jitter.next() < rejoinChance) {
           publish(device, device.join(Date.now()))
         } else {
           publish(device, device.uplink(Date.now()))

@@ -94,6 +94,34 @@ function expectIncidentsOnTheWire (heard: Heard[], truthFile: string, ids: strin
   expect(after(firmware).map((m) => m.decoded!.fw)).toContain('0.1.0')
 }
 
+/**
+ * The clean devices' counters, in the order published: +1 each uplink, 0
+ * after each join (and rejoins happen), 65535 → 0 for a 16-bit counter,
+ * never otherwise back: what lorawan-fcnt-reset must stay quiet on.
+ */
+function expectCleanCounters (heard: Heard[], network: LorawanNetwork, injected: string[]): void {
+  const fleet = buildLorawanFleet({ network, ...OPTIONS })
+  let rejoins = 0
+  let wraps = 0
+  for (const device of fleet.devices.filter((d) => !injected.includes(d.spec.deviceId))) {
+    const events = heard.filter((h) => h.message.devEui === device.identity.devEui).map((h) => h.message)
+    expect(events.length, device.spec.deviceId).toBeGreaterThan(5)
+    let expected: number | undefined
+    for (const m of events) {
+      if (m.event === 'join') {
+        if (expected !== undefined) rejoins++
+        expected = 0
+        continue
+      }
+      if (expected !== undefined) expect(m.fCnt, device.spec.deviceId).toBe(expected)
+      if (m.fCnt === 65_535) wraps++
+      expected = device.counterBits === 16 ? (m.fCnt! + 1) % 65_536 : m.fCnt! + 1
+    }
+  }
+  expect(rejoins).toBeGreaterThan(0)
+  expect(wraps).toBeGreaterThan(0)
+}
+
 describe('placeguard sim --network, through mosquitto (the integration on a device certificate)', () => {
   let fleet: TestFleet
   let mosquitto: BrokerProcess
@@ -114,7 +142,7 @@ describe('placeguard sim --network, through mosquitto (the integration on a devi
       await sub.ready
       const summary = await runLorawanSimulation({
         dataDir: fleet.dataDir, brokerUrl: `mqtts://127.0.0.1:${mosquitto.port}`, network, ...OPTIONS, durationMs: 4_000,
-        scenario: loadScenario(file), truthFile, standIn: true,
+        scenario: loadScenario(file), truthFile, standIn: true, rejoinChance: 0.03,
       })
       expect(summary).toMatchObject({ network, integrationId: `sim-${network}`, devices: 30, failed: 0, injected: 10, standIn: true, registered: 0 })
       expect(summary.sent).toBe(summary.acked)
@@ -125,6 +153,7 @@ describe('placeguard sim --network, through mosquitto (the integration on a devi
       const heard = sub.lines.map((line) => parseLine(line, network))
       expect(heard.filter((h) => h.message.event === 'join')).toHaveLength(summary.joins)
       expectIncidentsOnTheWire(heard, truthFile, ids, network, `sim-${network}`)
+      expectCleanCounters(heard, network, ids)
     } finally {
       sub.stop()
     }
@@ -153,7 +182,7 @@ describe.runIf(hasIntegrations)('placeguard sim --network, through PlaceGuard\'s
     try {
       await sub.ready
       const summary = await runLorawanSimulation({
-        dataDir: fleet.dataDir, brokerUrl: broker.url, network, integrationId, ...OPTIONS, durationMs: 4_000, scenario: loadScenario(file), truthFile,
+        dataDir: fleet.dataDir, brokerUrl: broker.url, network, integrationId, ...OPTIONS, durationMs: 4_000, scenario: loadScenario(file), truthFile, rejoinChance: 0.03,
       })
       expect(summary).toMatchObject({ failed: 0, standIn: false, registered: 29 }) // all but the unregistered one
       expect(broker.events.filter((e) => e.type === 'acl-denied')).toEqual([])
@@ -164,6 +193,7 @@ describe.runIf(hasIntegrations)('placeguard sim --network, through PlaceGuard\'s
       })
       expect(heard).toHaveLength(summary.acked)
       expectIncidentsOnTheWire(heard, truthFile, ids, network, integrationId)
+      expectCleanCounters(heard, network, ids)
     } finally {
       sub.stop()
     }
