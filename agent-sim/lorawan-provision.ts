@@ -17,10 +17,11 @@ import type { LorawanNetwork } from '../shared/lorawan.ts'
 export interface IntegrationRequest { integrationId: string, network: LorawanNetwork, site: string, days?: number }
 export interface LorawanDeviceRequest { deviceId: string, kind: string, site: string, devEui: string, integrationId: string }
 
-/** The fleet PKI's issue-16 additions, as the simulator uses them. */
+/** The fleet PKI's issue-16 additions, as the simulator uses them (`lorawanDevices` as the collector reads the registry). */
 interface LorawanPki {
   issueIntegration: (request: IntegrationRequest) => Promise<IssuedDevice>
   addLorawanDevice: (request: LorawanDeviceRequest) => unknown
+  lorawanDevices?: () => LorawanDeviceRequest[]
 }
 
 export interface LorawanProvisionPlan {
@@ -70,7 +71,9 @@ export async function provisionLorawan (pki: FleetPki, plan: LorawanProvisionPla
     issued++
   }
   let registered = 0
+  const existing = new Set((api.lorawanDevices?.() ?? []).map((d) => `${d.devEui.toLowerCase()} ${d.integrationId} ${d.deviceId}`))
   for (const device of plan.devices) {
+    if (existing.has(`${device.devEui} ${device.integrationId} ${device.deviceId}`)) continue
     try {
       await api.addLorawanDevice(device)
       registered++
