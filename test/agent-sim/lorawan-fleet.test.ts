@@ -6,7 +6,9 @@ import type { LorawanSimDevice } from '../../agent-sim/lorawan-device.ts'
 import { Incidents, provisionPlan } from '../../agent-sim/lorawan-simulator.ts'
 import { Random } from '../../agent-sim/random.ts'
 import { assertScenarioFits, type Injection, scenarioSchema } from '../../agent-sim/scenario.ts'
-import { type LorawanMessage, type LorawanNetwork, parseLorawanMessage, parseLorawanTopic } from '../../shared/lorawan.ts'
+import { decodeLorawan, lorawanRegistryOf } from '../../collector/index.ts'
+import { type LorawanMessage, type LorawanNetwork, lorawanUplinkTopic, parseLorawanMessage, parseLorawanTopic } from '../../shared/lorawan.ts'
+import type { StoredPoint } from '../../shared/stored-point.ts'
 import { READING_FIELDS } from '../../shared/telemetry.ts'
 
 const MIX = { flood: 1, energy: 1, housing: 1 }
@@ -44,6 +46,28 @@ describe.each(['chirpstack', 'tts'] as const)('a simulated %s fleet', (network) 
         expect(Object.keys(up.decoded!).sort()).toEqual([...READING_FIELDS[device.spec.kind], 'fw'].sort())
         for (const field of READING_FIELDS[device.spec.kind]) expect(typeof up.decoded![field]).toBe('number')
         expect(up.decoded!.fw).toBe(device.firmware)
+      }
+    }
+  })
+
+  it('is stored by the collector as each registered device\'s reading, with its counter, time and best gateway', () => {
+    const fleet = fleetOf(network)
+    const registry = lorawanRegistryOf(fleet.devices.map((d) => ({ deviceId: d.spec.deviceId, kind: d.spec.kind, site: d.spec.site, devEui: d.identity.devEui, integrationId: 'ns-1' })))
+    for (const device of fleet.devices) {
+      if (device.activation === 'otaa') device.join(now())
+      for (let i = 0; i < 3; i++) {
+        const fCnt = device.fCnt
+        const event = device.uplink(now())
+        const decoded = decodeLorawan('ns-1', lorawanUplinkTopic('ns-1', event.topic), parseLorawanTopic(event.topic)!, Buffer.from(event.payload), clock, registry)
+        expect('observation' in decoded && decoded.outcome?.kind, `${device.spec.deviceId}: ${JSON.stringify(decoded)}`).toBe('telemetry')
+        const point = (decoded as { outcome: { point: StoredPoint } }).outcome.point
+        expect(point.tags).toMatchObject({ device: device.spec.deviceId, site: device.spec.site })
+        expect(point.fields).toMatchObject({ seq: fCnt, fw: device.firmware })
+        expect(point.fields.gateways).toBeGreaterThanOrEqual(1)
+        expect(point.fields.rssi).toBeLessThan(-40)
+        // The network server's receive time: ChirpStack's `time`, The Things Stack's `received_at` (the application server's, a few ms on).
+        expect(point.timestampMs - clock).toBeGreaterThanOrEqual(0)
+        expect(point.timestampMs - clock).toBeLessThan(100)
       }
     }
   })
