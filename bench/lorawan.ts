@@ -190,6 +190,20 @@ async function stopChild (child: ChildProcess): Promise<void> {
 
 /** bench:detection's pipeline in one process, with a LoRaWAN fleet and its incidents. */
 async function detectionTimes (): Promise<Array<Record<string, string | number>>> {
+  // A data directory of its own: the throughput fleet's registrations would make the scenario's unknown devices known.
+  const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-bench-lorawan-detect-'))
+  const detectPki = new FleetPki(dataDir)
+  await detectPki.init()
+  detectPki.close()
+  const paths = detectPki.paths
+  try {
+    return await detectIn(dataDir, paths)
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+async function detectIn (dataDir: string, paths: FleetPki['paths']): Promise<Array<Record<string, string | number>>> {
   const logger = createLogger({ level: 'silent' })
   const config = loadConfig({ env: {}, flags: { dataDir, mqttHost: '127.0.0.1', mqttPort: 0 } })
   const broker = new PlaceGuardBroker({
