@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
-import { buildLorawanFleet, loadScenario, provisionLorawan, runLorawanSimulation, type TruthRecord } from '../agent-sim/index.ts'
+import { buildLorawanFleet, DEFAULT_MIX, loadScenario, planInjections, provisionLorawan, provisionPlan, runLorawanSimulation, type TruthRecord } from '../agent-sim/index.ts'
 import { loadConfig } from '../app/index.ts'
 import { createCollectorService } from '../app/collector-service.ts'
 import { PlaceGuardBroker } from '../broker/index.ts'
@@ -212,15 +212,23 @@ async function detectIn (dataDir: string, paths: FleetPki['paths']): Promise<Arr
   })
   const { port } = await broker.listen()
   const brokerUrl = `mqtts://127.0.0.1:${port}`
+  // Registered before the collector starts: it reads the registry at start and then once a minute.
+  const scenario = loadScenario(join(ROOT, 'agent-sim', 'scenarios', 'lorawan-mix.yaml'))
+  const detectDevices = Number(values['detect-devices'])
+  const detectFleet = buildLorawanFleet({ network, devices: detectDevices, mix: DEFAULT_MIX, sites: SITES, seed: 2 })
+  const own = { integrationId: INTEGRATION, network, site: SITES[0]! }
+  const registering = new FleetPki(dataDir)
+  await provisionLorawan(registering, provisionPlan(detectFleet, planInjections(scenario, detectFleet.devices.map((d) => d.spec), 2), own, { ...own, integrationId: `${INTEGRATION}-peer` }))
+  registering.close()
   const service = createCollectorService(config, brokerUrl, logger)
   await service.start()
   const truthFile = join(dataDir, 'truth.jsonl')
   let alerts: Alert[] = []
   try {
     await runLorawanSimulation({
-      dataDir, brokerUrl, network, integrationId: INTEGRATION, devices: Number(values['detect-devices']), sites: SITES, seed: 2,
+      dataDir, brokerUrl, network, integrationId: INTEGRATION, devices: detectDevices, mix: DEFAULT_MIX, sites: SITES, seed: 2,
       intervalMs: parseDuration('--interval', values.interval), durationMs: parseDuration('--duration', values.duration),
-      scenario: loadScenario(join(ROOT, 'agent-sim', 'scenarios', 'lorawan-mix.yaml')), truthFile,
+      scenario, truthFile,
       onPhase: (phase) => { if (phase === 'stop') void Promise.resolve(service.detection.alerts.list()).then((listed) => { alerts = listed }) },
     })
   } finally {
