@@ -170,14 +170,13 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   // Operators' actions are recorded where the group can see them all: its PostgreSQL when there is one.
   const auditTrail = pool ? new PgAuditStore({ pool }) : new SqliteAuditStore({ path: join(config.dataDir, 'audit.db') })
   const alertListeners = new Set<(change: AlertChange) => void>()
-  // Over PostgreSQL, enqueueing is asynchronous and may fail: queued in order and retried (ordered-writes.ts).
+  // Over PostgreSQL, enqueueing is asynchronous and may fail: queued in order and retried (ordered-writes.ts), and
+  // only there. A change also enqueued at once would be enqueued twice, and its second copy could land after the
+  // sink confirmed the first (which deletes it) and go out again; nor would it wait for an earlier change's retry.
   const deliveries = new OrderedWrites({ logger, what: 'alert delivery not queued in the outbox' })
   const enqueue = (change: AlertChange, options?: { unlessDelivered?: boolean }): void => {
-    const queued = outbox.enqueue(change, options)
-    if (queued instanceof Promise) {
-      queued.catch(() => {}) // retried below, in order
-      deliveries.push(() => outbox.enqueue(change, options) as Promise<number>)
-    }
+    if (pool) deliveries.push(() => outbox.enqueue(change, options) as Promise<number>)
+    else void outbox.enqueue(change, options) // SQLite: durable on return, a failure throws here
   }
   // Alerts whose `opened` this collector has queued or made sure of (see onAlertRepeated), bounded.
   const knownOpened = new Set<string>()
