@@ -29,7 +29,7 @@ import { startClusterNode, type ClusterNodeProcess } from '../helpers/cluster-no
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 import { freePort } from '../helpers/free-port.ts'
 import { type HttpReceiver, startHttpReceiver } from '../helpers/http-receiver.ts'
-import { startPostgres, type RunningPostgres } from '../helpers/postgres.ts'
+import { startPostgres, waitForLockWait, type RunningPostgres } from '../helpers/postgres.ts'
 import { startRedis, type RunningRedis } from '../helpers/redis-server.ts'
 import { startVictoriaMetrics, type RunningVictoriaMetrics } from '../helpers/victoria-metrics.ts'
 
@@ -230,15 +230,37 @@ describe('a collector group on PostgreSQL, one collector killed mid-run', () => 
       },
     })
 
-    // b is killed once it has opened the first incidents' alerts on its own devices, so the survivor inherits them.
-    const earlyOnB = incidents.filter((incident) => incident.at < AFTER_KILL_AT).map((incident) => ({ policy: incident.policy, deviceId: incident.select.ids![0]! }))
+    // b is killed with findings in hand. Once the incidents at the start are alerted and delivered, the database
+    // stalls the outbox (a lock on it, as a slow or contended PostgreSQL would): b opens its first alert of the
+    // first wave but cannot queue its delivery, so it must not acknowledge the entries it has in hand (the ack
+    // barrier). Killed then, it leaves them pending for a, which handles them again and queues the 'opened' that
+    // b never could (the repair of a repeated alert).
+    const atStartOnB = incidents.filter((incident) => incident.at === 0).map((incident) => `${incident.policy} ${incident.select.ids![0]!}`)
     await waitFor(atMostEvery(250, async () => {
       if (snapshot?.connected !== DEVICES) return false
-      const open = new Set((await alertsVia(b)).map((alert) => `${alert.policy} ${alert.deviceId}`))
-      return earlyOnB.every(({ policy, deviceId }) => open.has(`${policy} ${deviceId}`))
-    }), 60_000, 'the fleet connected and b\'s first incidents alerted')
-    await b.kill()
-    const killedAt = Date.now()
+      const delivered = new Set(soc.requests.map((request) => (JSON.parse(request.body) as Alert).id))
+      const alerts = new Map((await alertsVia(b)).map((alert) => [`${alert.policy} ${alert.deviceId}`, alert.id]))
+      return atStartOnB.every((key) => delivered.has(alerts.get(key) ?? ''))
+    }), 60_000, 'the fleet connected and b\'s incidents at the start alerted and delivered')
+    // Alerts open on b's devices whose opening is neither queued nor delivered: findings b has in hand.
+    const unqueuedOnB = async (): Promise<string[]> => (await db.query<{ policy: string, device_id: string }>(`SELECT policy, device_id FROM alerts a
+      WHERE status <> 'resolved' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id) AND NOT EXISTS (SELECT 1 FROM delivered_marks m WHERE m.alert_id = a.id)`)).rows
+      .filter((row) => ofB.has(partitionOf(row.device_id, DEFAULT_PARTITIONS))).map((row) => `${row.policy} ${row.device_id}`)
+    const stall = await db.connect()
+    let killedAt: number
+    let diedWith: string[]
+    try {
+      await stall.query('BEGIN')
+      await stall.query('LOCK TABLE deliveries IN EXCLUSIVE MODE')
+      await waitFor(atMostEvery(250, async () => (await unqueuedOnB()).length > 0), 30_000, 'b holding an alert whose opening it cannot queue')
+      await waitForLockWait(db, `placeguard-collector-${b.name}`, 30_000)
+      await b.kill()
+      killedAt = Date.now()
+      diedWith = await unqueuedOnB()
+    } finally {
+      await stall.query('ROLLBACK')
+      stall.release()
+    }
     if (killedAt - simStartedAt >= AFTER_KILL_AT) throw new Error(`b was killed ${killedAt - simStartedAt} ms into the run, after the incidents meant for after the kill: too slow a run to test the move`)
     await waitFor(async () => (await holders()).get(a.name)?.length === DEFAULT_PARTITIONS, 30_000, 'a holding every partition')
     const takeoverMs = Date.now() - killedAt
@@ -314,7 +336,7 @@ describe('a collector group on PostgreSQL, one collector killed mid-run', () => 
     const silentForReal = (alert: Alert) => alert.policy === 'device-silent' && Date.parse(alert.detectedAt) >= fleetStoppedAt
     expect(viaA.filter((alert) => !incidentKeys.has(`${alert.policy} ${alert.deviceId}`) && !silentForReal(alert)).map((alert) => `${alert.policy} ${alert.deviceId}: ${alert.summary}`)).toEqual([])
 
-    console.error(`collector group: b killed ${killedAt - simStartedAt} ms into the run, a held all ${DEFAULT_PARTITIONS} partitions ${takeoverMs} ms later; ` +
+    console.error(`collector group: b killed ${killedAt - simStartedAt} ms into the run with ${diedWith.join(', ')} opened and not queued for delivery; a held all ${DEFAULT_PARTITIONS} partitions ${takeoverMs} ms later; ` +
       `${acked.size} acknowledged, ${stored.size} (device, seq) stored, ${rewrites} rewritten samples; ` +
       `${incidentAlerts.length} incident alerts, ${viaA.length} device alerts in all; ${soc.requests.length} webhook requests under ${new Set(soc.requests.map((r) => r.headers['webhook-id'])).size} delivery ids; ` +
       `${summary.drops} device drops`)
