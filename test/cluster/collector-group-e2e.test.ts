@@ -7,7 +7,9 @@
  * nodes; deterministic incidents (ACL violations, firmware downgrades and
  * replays, outdated and vulnerable firmware) are injected on devices of
  * both collectors' partitions, before and after one collector is killed
- * with SIGKILL. After the run, as an operator and a SOC would see it:
+ * with SIGKILL — while it holds an alert whose delivery a stalled
+ * database would not let it queue. After the run, as an operator and a
+ * SOC would see it:
  * every acknowledged message stored exactly once, every incident one
  * alert with one id on both collectors' APIs, each alert's opening
  * delivered under one delivery id, and nothing on the clean devices.
@@ -275,13 +277,17 @@ describe('a collector group on PostgreSQL, one collector killed mid-run', () => 
     const deviceAlerts = async (collector: CollectorProcess): Promise<Alert[]> => (await alertsVia(collector)).filter((alert) => fleetIds.has(alert.deviceId))
 
     // Settled: every stream entry read and acknowledged, every incident alerted, every delivery sent.
+    let waitingFor = ''
     await waitFor(atMostEvery(250, async () => {
       const status = await clusterStatus(control, clusterKeys(), DEFAULT_PARTITIONS)
-      if (status.partitions.some((p) => p.pending > 0 || (p.lag ?? 0) > 0)) return false
+      const undrained = status.partitions.filter((p) => p.pending > 0 || (p.lag ?? 0) > 0).length
       const alerted = new Set((await deviceAlerts(a)).map((alert) => `${alert.policy} ${alert.deviceId}`))
-      if (![...incidentKeys].every((key) => alerted.has(key))) return false
-      return (await db.query<{ queued: number }>('SELECT count(*)::int AS queued FROM deliveries')).rows[0]!.queued === 0
+      const unalerted = [...incidentKeys].filter((key) => !alerted.has(key))
+      const queued = (await db.query<{ queued: number }>('SELECT count(*)::int AS queued FROM deliveries')).rows[0]!.queued
+      waitingFor = `${undrained} partitions not drained, incidents not alerted: [${unalerted.join(', ')}], ${queued} deliveries queued`
+      return undrained === 0 && unalerted.length === 0 && queued === 0
     }), 60_000, 'the streams drained, every incident alerted and every delivery sent')
+      .catch((error: Error) => { throw new Error(`${error.message}: ${waitingFor}`) })
 
     // 1. Every acknowledged message is in the store, once. The store's point is (series, timestamp), as in
     //    InfluxDB, which keeps one point per measurement, tags and time: a message written again after the
