@@ -252,8 +252,15 @@ describe('a collector group on PostgreSQL, one collector killed mid-run', () => 
     let killedAt: number
     let diedWith: string[]
     try {
-      await stall.query('BEGIN')
-      await stall.query('LOCK TABLE deliveries IN EXCLUSIVE MODE')
+      // Stalled only with nothing queued and no collector holding the sink: b is to die holding a finding, not in
+      // the middle of a send (its claim on the sink would outlive it for the sink lease, 5 minutes).
+      await waitFor(async () => {
+        await stall.query('BEGIN')
+        await stall.query('LOCK TABLE deliveries IN EXCLUSIVE MODE')
+        const { rows } = await stall.query<{ idle: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM deliveries) AND NOT EXISTS (SELECT 1 FROM sinks WHERE holder IS NOT NULL) AS idle')
+        if (!rows[0]!.idle) await stall.query('ROLLBACK')
+        return rows[0]!.idle
+      }, 10_000, 'the outbox idle')
       await waitFor(atMostEvery(250, async () => (await unqueuedOnB()).length > 0), 30_000, 'b holding an alert whose opening it cannot queue')
       await waitForLockWait(db, `placeguard-collector-${b.name}`, 30_000)
       await b.kill()
