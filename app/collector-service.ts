@@ -154,8 +154,9 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   const pool = config.databaseUrl
     ? createDatabasePool({ url: config.databaseUrl, applicationName: `placeguard-collector-${config.cluster.collectorName}`, logger })
     : undefined
+  // A sink is held by the collector's name, not its process: restarted after a crash mid-send, it takes its sink back at once instead of waiting out its own lease.
   const outbox: Outbox<AnyOutboxStore> = new Outbox<AnyOutboxStore>({
-    ...(pool ? { store: new PgOutboxStore({ pool, holder: `${config.cluster.collectorName}-${process.pid}` }) } : { path: join(config.dataDir, 'outbox.db') }),
+    ...(pool ? { store: new PgOutboxStore({ pool, holder: `collector:${config.cluster.collectorName}` }) } : { path: join(config.dataDir, 'outbox.db') }),
     logger, deadLetterAfterMs: config.delivery.deadLetterAfterMs,
     sinks: config.delivery.sinks.map((sinkConfig) => ({ sink: createSink(sinkConfig), route: { minSeverity: sinkConfig.minSeverity, policies: sinkConfig.policies } })),
     onSinkFailing: (sink, detail) => detection.raiseSystemAlert({

@@ -253,7 +253,7 @@ describe('a collector group on PostgreSQL, one collector killed mid-run', () => 
     let diedWith: string[]
     try {
       // Stalled only with nothing queued and no collector holding the sink: b is to die holding a finding, not in
-      // the middle of a send (its claim on the sink would outlive it for the sink lease, 5 minutes).
+      // the middle of a send (its claim on the sink would outlive it for the sink lease, 60 s).
       await waitFor(async () => {
         await stall.query('BEGIN')
         await stall.query('LOCK TABLE deliveries IN EXCLUSIVE MODE')
