@@ -26,9 +26,9 @@ function pgAuditPlace (): AuditPlace {
       const client = await superuser().connect()
       try {
         await client.query('BEGIN')
-        await client.query('ALTER TABLE audit_events DISABLE TRIGGER USER')
+        await client.query('ALTER TABLE audit_events DISABLE TRIGGER USER; ALTER TABLE audit_head DISABLE TRIGGER USER')
         await client.query(statement)
-        await client.query('ALTER TABLE audit_events ENABLE TRIGGER USER')
+        await client.query('ALTER TABLE audit_events ENABLE TRIGGER USER; ALTER TABLE audit_head ENABLE TRIGGER USER')
         await client.query('COMMIT')
       } catch (error) {
         await client.query('ROLLBACK')
@@ -56,11 +56,23 @@ describe('PgAuditStore', () => {
     }
   })
 
+  it('refuses to move or delete the head except by appending (0004_audit_head_guard)', async () => {
+    const pool = pg.pool('audit-head-guard')
+    const store = new PgAuditStore({ pool })
+    await store.append({ actor: 'operator:1', action: 'policy.reload' })
+    for (const statement of ['DELETE FROM audit_head', 'TRUNCATE audit_head', 'UPDATE audit_head SET seq = 0', "UPDATE audit_head SET hash = repeat('0', 64)"]) {
+      await expect(pool.query(statement), statement).rejects.toThrow(/head moves only when an entry is appended/)
+    }
+    await store.append({ actor: 'operator:1', action: 'policy.reload' })
+    expect(await store.verify()).toMatchObject({ intact: true, entries: 2 })
+  })
+
   it('answers a missing head as a break: audit_verify() alone would read it as whole', async () => {
     const pool = pg.pool('audit-headless')
     const store = new PgAuditStore({ pool })
     await store.append({ actor: 'operator:1', action: 'policy.reload' })
-    await pool.query('DELETE FROM audit_head')
+    // Past the guard, as a superuser can go.
+    await pool.query('BEGIN; ALTER TABLE audit_head DISABLE TRIGGER USER; DELETE FROM audit_head; ALTER TABLE audit_head ENABLE TRIGGER USER; COMMIT')
     expect((await pool.query('SELECT audit_verify() AS broken')).rows).toEqual([{ broken: null }])
     expect(await store.verify()).toMatchObject({ intact: false, entries: 1, brokenAt: 2, reason: 'head-moved', message: expect.stringMatching(/head \(audit_head\) is missing/) })
     await expect(store.append({ actor: 'operator:1', action: 'policy.reload' })).rejects.toThrow()
