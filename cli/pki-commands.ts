@@ -159,19 +159,25 @@ export function registerPkiCommands (program: Command): void {
     }))
 
   pki.command('list')
-    .description('the inventory: every device certificate with its status')
+    .description('the inventory: every device and integration certificate, and every registered LoRaWAN device, with its status')
     .option('--json', 'print JSON')
     .option('--all', 'include the server and collector certificates')
     .action(async (options: { json?: boolean, all?: boolean }, command: Command) => withPki(command, async (fleet) => {
-      const entries = fleet.list().filter((entry) => options.all || entry.role === 'device')
+      const entries = fleet.list().filter((entry) => options.all || entry.role === 'device' || entry.role === 'integration')
       if (options.json) {
-        printJson(entries.map((e) => ({
-          id: e.deviceId, role: e.role, kind: e.kind, site: e.site, serial: e.serial, notBefore: e.notBefore, notAfter: e.notAfter,
-          status: e.effectiveStatus, keyAlgorithm: e.keyAlgorithm, fingerprint: e.fingerprint, revokedAt: e.revokedAt,
-        })))
+        printJson(entries.map((e) => e.identity === 'lorawan'
+          ? { id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, devEui: e.devEui, integrationId: e.integrationId, network: e.network, status: e.effectiveStatus, addedAt: e.addedAt }
+          : {
+              id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, ...(e.network ? { network: e.network } : {}),
+              serial: e.serial, notBefore: e.notBefore, notAfter: e.notAfter,
+              status: e.effectiveStatus, keyAlgorithm: e.keyAlgorithm, fingerprint: e.fingerprint, revokedAt: e.revokedAt,
+            }))
         return
       }
-      printTable(['ID', 'KIND', 'SITE', 'SERIAL', 'NOT AFTER', 'STATUS'],
-        entries.map((e) => [e.deviceId, e.kind ?? e.role, e.site ?? '-', e.serial, e.notAfter, e.effectiveStatus]))
+      // IDENTITY: a certificate of its own, or `lorawan via <integration>`; SERIAL/NOT AFTER are '-' for the latter.
+      printTable(['ID', 'IDENTITY', 'KIND', 'SITE', 'SERIAL', 'NOT AFTER', 'STATUS'],
+        entries.map((e) => e.identity === 'lorawan'
+          ? [e.deviceId, `lorawan via ${e.integrationId}`, e.kind, e.site, '-', '-', e.effectiveStatus]
+          : [e.deviceId, 'certificate', e.kind ?? (e.network ? `${e.role}:${e.network}` : e.role), e.site ?? '-', e.serial, e.notAfter, e.effectiveStatus]))
     }))
 }

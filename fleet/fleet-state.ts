@@ -196,11 +196,16 @@ export class FleetState implements FleetView {
     return this.#devices.size
   }
 
-  /** The inventory's device certificates: devices never heard from appear as `never-seen`. */
+  /**
+   * The inventory's devices: those never heard from appear as `never-seen`.
+   * A device registered behind a LoRaWAN integration is a device like any
+   * other, with no certificate of its own.
+   */
   setInventory (entries: InventoryEntry[]): void {
     for (const entry of entries) {
       if (entry.role !== 'device' || !entry.kind || !entry.site) continue
       const device = this.#device(entry.deviceId, entry.kind, entry.site)
+      if (entry.identity === 'lorawan') continue
       // The active certificate wins over older, revoked ones (the inventory lists them all).
       if (device.certificate && device.certificate.status === 'active' && entry.effectiveStatus !== 'active') continue
       device.certificate = { serial: entry.serial, notBefore: entry.notBefore, notAfter: entry.notAfter, keyAlgorithm: entry.keyAlgorithm, status: entry.effectiveStatus }
