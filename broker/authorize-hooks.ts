@@ -119,9 +119,8 @@ export class AuthorizeHooks {
     const { maxThrottleMs } = this.#limits
     if (verdict === 'overflow') {
       this.#report('rate-limited', {
-        ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+        ...identityFields(session.identity, { ratePerSec: rate, burst, disconnected: true }), remoteAddress: session.remoteAddress,
         reason: `publishing so far beyond ${rate}/s that a message would wait over ${maxThrottleMs} ms; disconnected`,
-        details: { ratePerSec: rate, burst, disconnected: true },
       })
       this.#endedByBroker.set(session, 'rate limit')
       return done(new Error('publish backlog over the rate limit'))
@@ -129,9 +128,8 @@ export class AuthorizeHooks {
     if (now - session.rateLimitedAt >= RATE_EVENT_EVERY_MS) {
       session.rateLimitedAt = now
       this.#report('rate-limited', {
-        ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+        ...identityFields(session.identity, { ratePerSec: rate, burst }), remoteAddress: session.remoteAddress,
         reason: `publishing faster than ${rate}/s (burst ${burst}); reads slowed`,
-        details: { ratePerSec: rate, burst },
       })
     }
   }
@@ -244,17 +242,15 @@ export class AuthorizeHooks {
       this.#endedByBroker.set(session, 'ACL violation')
       if (denials.count === MAX_SUBSCRIBE_DENIALS + 1) {
         this.#report('acl-denied', {
-          ...identityFields(session.identity), remoteAddress: session.remoteAddress, topic: printable(subscription.topic, 200),
+          ...identityFields(session.identity, { sinceLastReport: denials.unreported, disconnected: true }), remoteAddress: session.remoteAddress, topic: printable(subscription.topic, 200),
           reason: `more than ${MAX_SUBSCRIBE_DENIALS} refused subscriptions in one session; connection closed`,
-          details: { sinceLastReport: denials.unreported, disconnected: true },
         })
       }
       return done(new Error('too many refused subscriptions'))
     }
     if (now - denials.reportedAt >= SUBSCRIBE_DENIAL_EVENT_EVERY_MS) {
       this.#report('acl-denied', {
-        ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(subscription.topic, 200),
-        details: { sinceLastReport: denials.unreported },
+        ...identityFields(session.identity, { sinceLastReport: denials.unreported }), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(subscription.topic, 200),
       })
       denials.reportedAt = now
       denials.unreported = 0

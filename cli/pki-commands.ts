@@ -47,16 +47,31 @@ export function registerPkiCommands (program: Command): void {
       process.stdout.write(`fleet CA created in ${fleet.paths.dir}\n`)
     }))
 
-  pki.command('issue <deviceId>')
-    .description('issue a key and certificate for a device and record it in the inventory')
-    .requiredOption('--kind <kind>', 'flood | energy | housing')
+  pki.command('issue <id>')
+    .description('issue a key and certificate for a device (or a LoRaWAN network server\'s integration, --role integration) and record it in the inventory')
+    .option('--role <role>', 'device, or integration (a ChirpStack / The Things Stack MQTT integration)', 'device')
+    .option('--kind <kind>', 'flood | energy | housing (devices)')
+    .option('--network <network>', 'chirpstack | tts (integrations)')
     .requiredOption('--site <site>', 'site name ([a-z0-9-]{1,64})')
     .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
     .option('--not-before <iso>', 'validity start (ISO 8601)')
     .option('--not-after <iso>', 'validity end (ISO 8601)')
     .option('--key <type>', 'ecdsa (P-256) or rsa (RSA-2048)', 'ecdsa')
-    .option('--out <dir>', 'write <deviceId>.crt and <deviceId>.key here instead of <data-dir>/pki/devices')
-    .action(async (deviceId: string, options: ValidityFlags & { key: string }, command: Command) => withPki(command, async (fleet) => {
+    .option('--out <dir>', 'write <id>.crt and <id>.key here instead of <data-dir>/pki/devices')
+    .action(async (deviceId: string, options: Omit<ValidityFlags, 'kind'> & { kind?: string, role: string, network?: string, key: string }, command: Command) => withPki(command, async (fleet) => {
+      if (options.role === 'integration') {
+        if (options.kind !== undefined) throw invalidInput('--kind', 'an integration has no kind: its devices do (`placeguard devices add --kind`)')
+        if (options.network === undefined) throw invalidInput('--network', 'an integration needs its network server', 'use --network chirpstack or --network tts')
+        const issued = await fleet.issueIntegration({
+          integrationId: deviceId, network: options.network, site: options.site, days: options.days, notBefore: options.notBefore,
+          notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
+        })
+        process.stdout.write(`issued integration ${deviceId} (${options.network}) serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
+        return
+      }
+      if (options.role !== 'device') throw invalidInput('--role', `"${options.role}" is not a role a certificate can be issued for`, 'use device or integration')
+      if (options.network !== undefined) throw invalidInput('--network', 'only an integration has a network (--role integration)')
+      if (options.kind === undefined) throw invalidInput('--kind', 'a device needs its kind', 'use --kind flood, energy or housing')
       const issued = await fleet.issue({
         deviceId, kind: options.kind, site: options.site, days: options.days, notBefore: options.notBefore,
         notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
