@@ -223,12 +223,22 @@ export class FleetPki {
    * the device keeps working until it has switched. Revoking the device
    * revokes both, and a revoke that lands while the renewal is signing
    * revokes the new certificate too. This is how a cert-expiry alert is answered.
+   * An integration renews the same way (network and site kept): its id is
+   * in the devices' namespace.
    */
   async renew (deviceId: string, options: Omit<IssueRequest, 'deviceId' | 'kind' | 'site'> = {}): Promise<IssuedDevice & { superseded: InventoryRecord }> {
     assertDeviceId('deviceId', deviceId)
-    const current = this.#openInventory().activeFor('device', deviceId)
-    if (!current || !current.kind || !current.site) throw noActiveCertificate(deviceId, 'to renew', 'issue one with `placeguard pki issue`')
-    const [issued] = await this.#issue([plannedDevice({ ...options, deviceId, kind: current.kind, site: current.site })], true)
+    const inventory = this.#openInventory()
+    const current = inventory.activeFor('device', deviceId) ?? inventory.activeFor('integration', deviceId)
+    let planned: PlannedLeaf
+    if (current?.role === 'device' && current.kind && current.site) {
+      planned = plannedDevice({ ...options, deviceId, kind: current.kind, site: current.site })
+    } else if (current?.role === 'integration' && current.network && current.site) {
+      planned = { identity: { role: 'integration', integrationId: deviceId, network: current.network }, id: deviceId, idField: 'integrationId', kind: null, site: current.site, network: current.network, request: options }
+    } else {
+      throw noActiveCertificate(deviceId, 'to renew', 'issue one with `placeguard pki issue`')
+    }
+    const [issued] = await this.#issue([planned], true)
     return { ...issued!, superseded: { ...current, status: 'superseded' } }
   }
 

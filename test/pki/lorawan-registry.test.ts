@@ -41,6 +41,16 @@ describe('integration certificates (pki issue --role integration)', () => {
     expect(entry).toMatchObject({ identity: 'certificate', role: 'integration', network: 'chirpstack', site: 'riverside', kind: null, status: 'active' })
   })
 
+  it('renews like a device: same network and site, a new key, the old certificate superseded', async () => {
+    await fleet.pki.issueIntegration({ integrationId: 'tts-renew', network: 'tts', site: 'depot' })
+    const renewed = await fleet.pki.renew('tts-renew')
+    expect(renewed.record).toMatchObject({ role: 'integration', network: 'tts', site: 'depot', status: 'active' })
+    expect(new X509Certificate(execFileSync('cat', [renewed.certificatePath])).subjectAltName).toBe('URI:urn:placeguard:integration:tts:tts-renew')
+    expect(fleet.pki.list().filter((e) => e.deviceId === 'tts-renew').map((e) => e.status)).toEqual(['superseded', 'active'])
+    await fleet.pki.revoke('tts-renew')
+    expect(fleet.pki.list().filter((e) => e.deviceId === 'tts-renew').map((e) => e.status)).toEqual(['revoked', 'revoked'])
+  })
+
   it('refuses bad input naming the field, and an id a device holds', async () => {
     await refusal(() => fleet.pki.issueIntegration({ integrationId: 'cs-1', network: 'loriot', site: 'a' }), 'PG_ERR_INPUT_INVALID', 'network')
     await refusal(() => fleet.pki.issueIntegration({ integrationId: 'CS/1', network: 'tts', site: 'a' }), 'PG_ERR_INPUT_INVALID', 'integrationId')
