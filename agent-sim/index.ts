@@ -2,3 +2,7 @@ export { runSimulation, type SimulationOptions, type SimulationSummary, type Sim
 export { loadScenario, planInjections, type Scenario, type Incident, type TruthRecord, type PolicyId } from './scenario.ts'
 export { planFleet, parseMix, DEFAULT_MIX, DEFAULT_SITES, type PlannedDevice, type KindMix } from './fleet-plan.ts'
 export { parseBrokerUrls, type BrokerTarget } from './broker-urls.ts'
+export { provisionPlan, runLorawanSimulation, type LorawanSimulationOptions, type LorawanSimulationSummary } from './lorawan-simulator.ts'
+export { buildLorawanFleet, devEuiOf, type LorawanFleet } from './lorawan-fleet.ts'
+export { provisionLorawan, type LorawanProvisionPlan } from './lorawan-provision.ts'
+export { LORAWAN_POLICIES } from './scenario.ts'

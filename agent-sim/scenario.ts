@@ -42,7 +42,40 @@ export const incidentSchema = z.discriminatedUnion('policy', [
   z.strictObject({ ...base, policy: z.literal('payload-invalid'), mode: z.enum(['not-json', 'wrong-type', 'missing-field']).default('not-json'), count: z.number().int().positive().default(3) }),
   z.strictObject({ ...base, policy: z.literal('clock-skew'), offset: duration.default(15 * 60_000), direction: z.enum(['ahead', 'behind']).default('ahead') }),
   z.strictObject({ ...base, policy: z.literal('replay'), count: z.number().int().positive().default(3) }),
+  // LoRaWAN (sim --network): what a network server's integration shows of a device behind it.
+  // `unregistered`: a DevEUI no one registered appears; `other-integration`: one registered to another integration.
+  z.strictObject({ ...base, policy: z.literal('lorawan-unknown-device'), mode: z.enum(['unregistered', 'other-integration']).default('unregistered') }),
+  // `reset`: the counter restarts at 0 with no join; `replay`: one uplink carries the counter sent `back` frames ago.
+  z.strictObject({ ...base, policy: z.literal('lorawan-fcnt-reset'), mode: z.enum(['reset', 'replay']).default('reset'), back: z.number().int().positive().max(32).default(5) }),
+  z.strictObject({ ...base, policy: z.literal('lorawan-join-flood'), count: z.number().int().min(2).max(10_000).default(20), duration: duration.default(10_000) }),
+  // `unknown-gateway`: heard only through a gateway never seen before; `other-site`: only through another site's gateways.
+  z.strictObject({ ...base, policy: z.literal('lorawan-gateway-shift'), mode: z.enum(['unknown-gateway', 'other-site']).default('unknown-gateway') }),
+  z.strictObject({ ...base, policy: z.literal('lorawan-signal-shift'), rssiDrop: z.number().positive().max(60).default(25), snrDrop: z.number().positive().max(30).default(10) }),
 ])
+
+/** Incidents only a device behind a LoRaWAN network server can cause (sim --network). */
+export const LORAWAN_POLICIES = ['lorawan-unknown-device', 'lorawan-fcnt-reset', 'lorawan-join-flood', 'lorawan-gateway-shift', 'lorawan-signal-shift'] as const
+/**
+ * What a LoRaWAN fleet can be made to do: its own incidents, and those of
+ * the device policies that apply to it too (it has no certificate, no MQTT
+ * session and no payload of its own to corrupt).
+ */
+export const LORAWAN_SIM_POLICIES: readonly string[] = [...LORAWAN_POLICIES, 'device-silent', 'rate-burst', 'firmware-outdated', 'firmware-vulnerable', 'firmware-downgrade']
+
+/** Refuses, naming the incident, a scenario whose incidents the fleet cannot enact. */
+export function assertScenarioFits (scenario: Scenario, fleet: 'devices' | 'lorawan'): void {
+  scenario.incidents.forEach((incident, index) => {
+    const lorawanOnly = (LORAWAN_POLICIES as readonly string[]).includes(incident.policy)
+    if (fleet === 'devices' && lorawanOnly) {
+      throw new PlaceGuardError('PG_ERR_SCENARIO_INVALID', `incidents.${index}.policy: ${incident.policy} needs a LoRaWAN fleet`, { field: `incidents.${index}.policy`, hint: 'run sim --network chirpstack|tts' })
+    }
+    if (fleet === 'lorawan' && !LORAWAN_SIM_POLICIES.includes(incident.policy)) {
+      throw new PlaceGuardError('PG_ERR_SCENARIO_INVALID', `incidents.${index}.policy: ${incident.policy} is not something a device behind a network server can do`, {
+        field: `incidents.${index}.policy`, hint: `a LoRaWAN fleet takes ${LORAWAN_SIM_POLICIES.join(', ')}`,
+      })
+    }
+  })
+}
 
 /** A site with only a few devices of a kind, added to the planned fleet: detection must hold where there is no crowd. */
 const smallSite = z.strictObject({ site: z.string().regex(/^[a-z0-9-]{1,40}$/), kind: z.enum(DEVICE_KINDS), devices: z.number().int().min(1).max(50) })
@@ -65,6 +98,9 @@ export interface TruthRecord {
   deviceId: string
   policy: PolicyId
   startedAt: string
+  /** LoRaWAN incidents: the DevEUI and the integration that published it, since an unknown device has no device id at PlaceGuard. */
+  devEui?: string
+  integrationId?: string
 }
 
 /** Reads and validates a scenario file; errors name the file, the line and the field. */

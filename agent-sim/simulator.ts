@@ -6,7 +6,7 @@ import { DEFAULT_MIX, DEFAULT_SITES, type KindMix, planFleet, planSmallSites } f
 import { inject, injectBeforeStart, type InjectionContext } from './injectors.ts'
 import { provisionFleet } from './provision.ts'
 import { Random } from './random.ts'
-import { type Injection, planInjections, type Scenario, type TruthRecord } from './scenario.ts'
+import { assertScenarioFits, type Injection, planInjections, type Scenario, type TruthRecord } from './scenario.ts'
 import { SimDevice, type DeviceEnvironment } from './sim-device.ts'
 import { SimStats } from './stats.ts'
 
@@ -76,6 +76,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
   const brokers = brokersOf(options)
   const seed = options.seed ?? Date.now() % 2 ** 31
   const fleet = [...planFleet(options.devices, options.mix ?? DEFAULT_MIX, options.sites ?? DEFAULT_SITES, seed), ...planSmallSites(options.scenario?.smallSites ?? [], seed)]
+  if (options.scenario) assertScenarioFits(options.scenario, 'devices')
   const injections = options.scenario ? planInjections(options.scenario, fleet, seed) : []
   const pki = new FleetPki(options.dataDir)
   const cleanups: InjectionContext['cleanups'] = []

@@ -15,7 +15,8 @@
  */
 import { EventEmitter } from 'node:events'
 import { clusterKeys, connectRedis, ControlChannel, DetectionSnapshots, PartitionLeases, partitionOf, StreamReader } from '../cluster/index.ts'
-import { type CollectorMetrics, type PointSink, StoreWriter, StreamSpool } from '../collector/index.ts'
+import { type CollectorMetrics, type LorawanRegistry, type PointSink, StoreWriter, StreamSpool } from '../collector/index.ts'
+import type { LorawanObservation } from '../shared/lorawan.ts'
 import type { QuarantineCommand } from '../shared/control.ts'
 import type { Fence } from '../shared/fencing.ts'
 import type { Logger } from '../shared/logger.ts'
@@ -56,6 +57,17 @@ export interface ClusterIngestOptions {
    * fails the take, which is retried at the next round.
    */
   onTaken?: (taken: ReadonlyMap<number, number>) => Promise<void>
+  /** Who each DevEUI belongs to, for the integrations' uplinks in the streams; default: nobody's. */
+  lorawanRegistry?: LorawanRegistry
+  /**
+   * The key a device's messages are partitioned by: its own id for a
+   * device with a certificate; for a LoRaWAN device, its integration's id,
+   * since the broker appends an integration's uplinks under the
+   * integration (one network server's events in one partition, in its
+   * order). Detection state and fences follow the partition the messages
+   * are read from. Default: the device id.
+   */
+  partitionKeyOf?: (deviceId: string) => string
 }
 
 /** Small functions into detection, not detection itself: the cluster side needs these three and nothing else. */
@@ -76,7 +88,7 @@ const TRIM_EVERY_MS = 30_000
  */
 const SNAPSHOT_EVERY_MS = 5_000
 
-export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'spool-full': [], 'connection': [connected: boolean] }> {
+export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'lorawan': [LorawanObservation], 'spool-full': [], 'connection': [connected: boolean] }> {
   readonly #options: ClusterIngestOptions
   readonly #spool: StreamSpool
   readonly #writer: StoreWriter
@@ -101,7 +113,7 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
     this.#redis = connectRedis({ url: redisUrl, name: `placeguard-${consumer}`, logger })
     this.#blocking = connectRedis({ url: redisUrl, name: `placeguard-${consumer}-reader`, logger, blocking: true })
     this.#spool = new StreamSpool({
-      logger, onPoints: () => this.#writer.kick(),
+      logger, onPoints: () => this.#writer.kick(), lorawanRegistry: options.lorawanRegistry,
       // Points the store refuses for good wait in a dead-letter stream, shared by the collectors, with the store's reason.
       setAside: async (rejected) => {
         const pipeline = this.#redis.pipeline()
@@ -147,6 +159,7 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
     this.#control = new ControlChannel({ redis: this.#redis, subscriber: this.#redis, keys, nodeId: consumer, logger, apply: () => {} })
     this.#spool.on('telemetry', (point) => this.emit('telemetry', point))
     this.#spool.on('security-event', (event) => this.emit('security-event', event))
+    this.#spool.on('lorawan', (observation) => this.emit('lorawan', observation))
     this.#blocking.on('ready', () => this.#setConnected(true))
     this.#blocking.on('close', () => this.#setConnected(false))
   }
@@ -167,7 +180,7 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
    * the database's one-live-alert key deduplicates them.
    */
   fenceOf (deviceId: string): Fence | undefined {
-    const partition = partitionOf(deviceId, this.#options.partitions)
+    const partition = this.#partitionOfDevice(deviceId)
     const token = this.#leases.fenceToken(partition)
     return token === undefined ? undefined : { partition, token }
   }
@@ -218,9 +231,13 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
     this.#redis.disconnect()
   }
 
+  /** The partition a device's messages are read from (see partitionKeyOf). */
+  #partitionOfDevice (deviceId: string): number {
+    return partitionOf(this.#options.partitionKeyOf?.(deviceId) ?? deviceId, this.#options.partitions)
+  }
+
   #devicesOf (partition: number): (deviceId: string) => boolean {
-    const { partitions } = this.#options
-    return (deviceId) => partitionOf(deviceId, partitions) === partition
+    return (deviceId) => this.#partitionOfDevice(deviceId) === partition
   }
 
   /** Saves these partitions' device state under their lease tokens; a save the fence refuses is logged (the lease changed hands). */
@@ -268,8 +285,7 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
     const doors = this.#options.deviceState
     if (!doors) return
     const set = new Set(gone)
-    const { partitions } = this.#options
-    const forgotten = doors.forget((deviceId) => set.has(partitionOf(deviceId, partitions)))
+    const forgotten = doors.forget((deviceId) => set.has(this.#partitionOfDevice(deviceId)))
     if (forgotten > 0) this.#options.logger.info({ partitions: gone, devices: forgotten }, 'detection state of partitions gone to another collector forgotten here')
   }
 

@@ -12,13 +12,14 @@ import { showFences } from '../shared/fencing.ts'
 import type { Config } from './config.ts'
 import { formatDuration } from '../shared/duration.ts'
 import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logger.ts'
-import { Collector, createInfluxSink, EmbeddedStore, Spool, StoreWriter } from '../collector/index.ts'
+import { Collector, createInfluxSink, EmbeddedStore, lorawanRegistryOf, type LorawanRegistry, Spool, StoreWriter } from '../collector/index.ts'
 import { Detection, PgAlertFeed, PgAlertStore } from '../detection/index.ts'
 import { connectDatabaseClient, createDatabasePool, migrate, redactDatabaseUrl } from '../db/index.ts'
 import { type AsyncAuditStore, type AuditStore, PgAuditStore, SqliteAuditStore } from '../audit/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
 import { OrderedWrites } from './ordered-writes.ts'
-import { FleetState, PgFleetStore } from '../fleet/index.ts'
+import { FleetState, type LorawanRegistration, PgFleetStore } from '../fleet/index.ts'
+import { isDeviceKind } from '../shared/ids.ts'
 
 /** The pipeline's figures, for logs now and /metrics later. */
 export interface PipelineMetrics {
@@ -26,6 +27,8 @@ export interface PipelineMetrics {
   telemetryStored: number
   eventsStored: number
   rejected: number
+  /** LoRaWAN network server events heard through integrations. */
+  lorawanEvents: number
   spooledPoints: number
   spoolBytes: number
   spoolMaxBytes: number
@@ -70,9 +73,39 @@ const DEFAULT_SPOOL_BYTES = 512 * 1024 * 1024
 /** The collector's log output taking nothing for this long is a pipeline alert (a stuck log shipper loses the audit trail). */
 const LOG_STALL_ALERT_MS = 10_000
 
-function mqttCollector (brokerUrl: string, spool: Spool, logger: Logger, paths: ReturnType<typeof pkiPaths>, onCommit: () => void): Collector {
+/**
+ * The PKI's registry of devices without a certificate (`devices add`), read
+ * through the method the PKI offers for it; a PKI without that registry
+ * has none to give.
+ */
+export function lorawanDevicesOf (pki: FleetPki): LorawanRegistration[] {
+  const registry = pki as unknown as { lorawanDevices?: () => LorawanRegistration[] }
+  return typeof registry.lorawanDevices === 'function' ? registry.lorawanDevices() : []
+}
+
+/**
+ * Who each DevEUI belongs to, and the partition key of each device, as of
+ * the last read of the PKI's registry; `update` swaps them in at once, so a
+ * message is decoded against one registry or the next, never half of each.
+ */
+export function lorawanDirectory (): { registry: LorawanRegistry, partitionKeyOf: (deviceId: string) => string, update: (registrations: readonly LorawanRegistration[]) => void } {
+  let registry = lorawanRegistryOf([])
+  let integrationOf = new Map<string, string>()
+  return {
+    registry: { byDevEui: (devEui) => registry.byDevEui(devEui) },
+    // An integration's uplinks are appended to the streams under its id: its devices' state lives in that partition.
+    partitionKeyOf: (deviceId) => integrationOf.get(deviceId) ?? deviceId,
+    update: (registrations) => {
+      const valid = registrations.flatMap((r) => isDeviceKind(r.kind) ? [{ ...r, kind: r.kind }] : [])
+      registry = lorawanRegistryOf(valid)
+      integrationOf = new Map(valid.map((r) => [r.deviceId, r.integrationId]))
+    },
+  }
+}
+
+function mqttCollector (brokerUrl: string, spool: Spool, logger: Logger, paths: ReturnType<typeof pkiPaths>, onCommit: () => void, lorawanRegistry: LorawanRegistry): Collector {
   const collector = new Collector({
-    brokerUrl, spool, logger,
+    brokerUrl, spool, logger, lorawanRegistry,
     tls: { caCert: paths.caCert, cert: paths.collectorCert, key: paths.collectorKey },
   })
   collector.onCommit = onCommit
@@ -91,10 +124,13 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     onRejected: (rejected, total, reason) => logger.error({ store, rejected, total },
       `the store refused ${rejected} of ${total} points for good; they are kept in the spool's rejected table (${join(config.dataDir, 'spool.db')}): ${reason}`),
   })
+  // Devices behind LoRaWAN network servers: read from the PKI's registry with the inventory (refreshInventory).
+  const lorawan = lorawanDirectory()
   // In a cluster the input is the broker nodes' Redis Streams (acknowledged once stored); otherwise one MQTT session.
   const collector: Collector | ClusterIngest = config.redisUrl
     ? new ClusterIngest({
       redisUrl: config.redisUrl, partitions: config.cluster.partitions, consumer: config.cluster.collectorName, sink, batchSize: config.collector.batchSize ?? 5_000, logger,
+      lorawanRegistry: lorawan.registry, partitionKeyOf: lorawan.partitionKeyOf,
       // What detection learned of a partition's devices moves with the partition between collectors.
       deviceState: {
         export: (filter) => detection.exportDeviceState(filter),
@@ -113,13 +149,14 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
         }
       },
     })
-    : mqttCollector(brokerUrl, spool, logger, paths, () => writer.kick())
+    : mqttCollector(brokerUrl, spool, logger, paths, () => writer.kick(), lorawan.registry)
   // With a database URL the alerts, their history and the delivery outbox live in the group's PostgreSQL (migrated at start); otherwise in the data directory.
   const pool = config.databaseUrl
     ? createDatabasePool({ url: config.databaseUrl, applicationName: `placeguard-collector-${config.cluster.collectorName}`, logger })
     : undefined
+  // A sink is held by the collector's name, not its process: restarted after a crash mid-send, it takes its sink back at once instead of waiting out its own lease.
   const outbox: Outbox<AnyOutboxStore> = new Outbox<AnyOutboxStore>({
-    ...(pool ? { store: new PgOutboxStore({ pool, holder: `${config.cluster.collectorName}-${process.pid}` }) } : { path: join(config.dataDir, 'outbox.db') }),
+    ...(pool ? { store: new PgOutboxStore({ pool, holder: `collector:${config.cluster.collectorName}` }) } : { path: join(config.dataDir, 'outbox.db') }),
     logger, deadLetterAfterMs: config.delivery.deadLetterAfterMs,
     sinks: config.delivery.sinks.map((sinkConfig) => ({ sink: createSink(sinkConfig), route: { minSeverity: sinkConfig.minSeverity, policies: sinkConfig.policies } })),
     onSinkFailing: (sink, detail) => detection.raiseSystemAlert({
@@ -134,14 +171,13 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   // Operators' actions are recorded where the group can see them all: its PostgreSQL when there is one.
   const auditTrail = pool ? new PgAuditStore({ pool }) : new SqliteAuditStore({ path: join(config.dataDir, 'audit.db') })
   const alertListeners = new Set<(change: AlertChange) => void>()
-  // Over PostgreSQL, enqueueing is asynchronous and may fail: queued in order and retried (ordered-writes.ts).
+  // Over PostgreSQL, enqueueing is asynchronous and may fail: queued in order and retried (ordered-writes.ts), and
+  // only there. A change also enqueued at once would be enqueued twice, and its second copy could land after the
+  // sink confirmed the first (which deletes it) and go out again; nor would it wait for an earlier change's retry.
   const deliveries = new OrderedWrites({ logger, what: 'alert delivery not queued in the outbox' })
   const enqueue = (change: AlertChange, options?: { unlessDelivered?: boolean }): void => {
-    const queued = outbox.enqueue(change, options)
-    if (queued instanceof Promise) {
-      queued.catch(() => {}) // retried below, in order
-      deliveries.push(() => outbox.enqueue(change, options) as Promise<number>)
-    }
+    if (pool) deliveries.push(() => outbox.enqueue(change, options) as Promise<number>)
+    else void outbox.enqueue(change, options) // SQLite: durable on return, a failure throws here
   }
   // Alerts whose `opened` this collector has queued or made sure of (see onAlertRepeated), bounded.
   const knownOpened = new Set<string>()
@@ -204,12 +240,19 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     fleet.onSecurityEvent(event)
     detection.onSecurityEvent(event)
   })
+  collector.on('lorawan', (observation) => {
+    fleet.onLorawan(observation)
+    detection.onLorawan(observation)
+  })
   const refreshInventory = (): void => {
     const pki = new FleetPki(config.dataDir)
     try {
       if (!pki.initialized) return
       const entries = pki.list()
+      const registrations = lorawanDevicesOf(pki)
+      lorawan.update(registrations)
       fleet.setInventory(entries)
+      fleet.setLorawanDevices(registrations)
       detection.checkCertificates(entries)
     } finally {
       pki.close()

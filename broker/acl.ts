@@ -43,6 +43,7 @@ export function canPublish (identity: Identity, topic: string): AclDecision {
 
 export function canSubscribe (identity: Identity, filter: string): AclDecision {
   if (identity.role === 'collector') {
+    // …and the LoRaWAN integrations' events, which the broker re-addresses for it alone (shared/lorawan.ts).
     if (filter.startsWith('places/') || filter.startsWith(SECURITY_EVENTS_PREFIX) || filter.startsWith(LORAWAN_UPLINKS_PREFIX)) return ALLOW
     return { allowed: false, reason: 'subscribe outside telemetry, security events and LoRaWAN uplinks' }
   }

@@ -1,9 +1,10 @@
 import type { Command } from 'commander'
 import { MultiBar, Presets } from 'cli-progress'
-import { loadScenario, parseBrokerUrls, parseMix, runSimulation, type SimulationSummary } from '../agent-sim/index.ts'
+import { loadScenario, parseBrokerUrls, parseMix, runLorawanSimulation, runSimulation, type LorawanSimulationSummary, type SimulationSummary } from '../agent-sim/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { assertId } from '../shared/ids.ts'
+import { LORAWAN_NETWORKS, type LorawanNetwork } from '../shared/lorawan.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 
 interface SimFlags {
@@ -17,6 +18,9 @@ interface SimFlags {
   truth?: string
   seed?: number
   json?: boolean
+  network?: string
+  integration?: string
+  site?: string
 }
 
 export function registerSimCommand (program: Command): void {
@@ -32,14 +36,41 @@ export function registerSimCommand (program: Command): void {
     .option('--truth <file>', 'write one JSON line per injected incident (deviceId, policy, startedAt)')
     .option('--seed <n>', 'seed for a repeatable fleet, telemetry and incidents', wholeNumber('--seed'))
     .option('--json', 'print one JSON summary at the end')
+    .option('--network <name>', 'emulate a LoRaWAN network server (chirpstack or tts) publishing the fleet through one integration certificate')
+    .option('--integration <id>', 'with --network: the integration\'s id (default sim-<network>)')
+    .option('--site <site>', 'with --network: the integration\'s site (default the first of --sites)')
     .action(async (flags: SimFlags, command: Command) => {
       const brokerUrls = parseBrokerUrls('--broker', flags.broker).map((broker) => broker.url)
       if (flags.devices < 1) throw invalidInput('--devices', 'must be at least 1')
       const sites = flags.sites?.split(',').map((site) => assertId('--sites', site.trim()))
+      const lorawan = lorawanFlags(flags, brokerUrls)
       const controller = new AbortController()
       process.once('SIGINT', () => controller.abort())
       process.once('SIGTERM', () => controller.abort())
       const progress = createProgress(!flags.json && process.stderr.isTTY === true)
+      if (lorawan) {
+        const summary = await runLorawanSimulation({
+          dataDir: dataDirOf(command),
+          brokerUrl: brokerUrls[0]!,
+          ...lorawan,
+          devices: flags.devices,
+          intervalMs: parseDuration('--interval', flags.interval),
+          durationMs: parseDuration('--duration', flags.duration),
+          mix: flags.mix ? parseMix(flags.mix) : undefined,
+          sites,
+          scenario: flags.scenario ? loadScenario(flags.scenario) : undefined,
+          truthFile: flags.truth,
+          seed: flags.seed,
+          signal: controller.signal,
+          onPhase: progress.phase,
+          onProgress: progress.update,
+        })
+        progress.stop()
+        if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n')
+        else printLorawanSummary(summary)
+        if (summary.failed > 0 && summary.injected === 0) process.exitCode = 1
+        return
+      }
       const summary = await runSimulation({
         dataDir: dataDirOf(command),
         brokerUrls,
@@ -61,6 +92,25 @@ export function registerSimCommand (program: Command): void {
       // A load test fails when messages are lost; with incidents injected, losses are part of the script.
       if (summary.failed > 0 && summary.injected === 0) process.exitCode = 1
     })
+}
+
+/** The LoRaWAN flags, checked; undefined without --network (and then --integration and --site are refused). */
+function lorawanFlags (flags: SimFlags, brokerUrls: string[]): { network: LorawanNetwork, integrationId?: string, site?: string } | undefined {
+  if (flags.network === undefined) {
+    if (flags.integration !== undefined) throw invalidInput('--integration', 'only applies with --network chirpstack|tts')
+    if (flags.site !== undefined) throw invalidInput('--site', 'only applies with --network chirpstack|tts', 'the devices\' sites are --sites')
+    return undefined
+  }
+  if (!(LORAWAN_NETWORKS as readonly string[]).includes(flags.network)) {
+    throw invalidInput('--network', `"${flags.network}" is not a network server PlaceGuard reads`, `one of ${LORAWAN_NETWORKS.join(', ')}`)
+  }
+  // A network server's integration is one MQTT connection: one broker (or one load balancer).
+  if (brokerUrls.length !== 1) throw invalidInput('--broker', `--network publishes through one connection: give one broker URL, not ${brokerUrls.length}`)
+  return {
+    network: flags.network as LorawanNetwork,
+    integrationId: flags.integration === undefined ? undefined : assertId('--integration', flags.integration),
+    site: flags.site === undefined ? undefined : assertId('--site', flags.site),
+  }
 }
 
 /** `--broker a,b --broker c` → [a, b, c]. */
@@ -86,6 +136,14 @@ function createProgress (enabled: boolean) {
     },
     stop: () => bars.stop(),
   }
+}
+
+function printLorawanSummary (s: LorawanSimulationSummary): void {
+  process.stdout.write([
+    `${s.network} integration ${s.integrationId}${s.standIn ? ' (device-certificate stand-in)' : ''}: ${s.devices} devices behind ${s.gateways} gateways, connected in ${s.connectMs} ms (provisioning ${s.provisionMs} ms: ${s.issued} issued, ${s.reused} reused, ${s.registered} registered)`,
+    `uplinks ${s.uplinks}, joins ${s.joins}; sent ${s.sent}, acked ${s.acked}, failed ${s.failed}; PUBACK p50 ${s.publishAckP50Ms} ms, p99 ${s.publishAckP99Ms} ms; ${s.ackedPerSec} msg/s`,
+    `reconnects ${s.reconnects}, incidents injected ${s.injected}`,
+  ].join('\n') + '\n')
 }
 
 function printSummary (s: SimulationSummary): void {

@@ -14,7 +14,9 @@ import { systemClock, type Clock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
 import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_FILTER } from '../shared/topics.ts'
 import { type AckTicket, installDeferredAcks, type DeferredAcks } from './deferred-acks.ts'
-import { decodeMessage, TELEMETRY_FILTER } from './decode.ts'
+import { type Decoded, decodeMessage, TELEMETRY_FILTER } from './decode.ts'
+import { LORAWAN_UPLINKS_FILTER, type LorawanObservation } from '../shared/lorawan.ts'
+import { EMPTY_LORAWAN_REGISTRY, type LorawanRegistry } from './lorawan.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { SpoolFullError, type TelemetrySpool } from './telemetry-spool.ts'
 import type { StoredPoint } from './stored-point.ts'
@@ -38,6 +40,8 @@ export interface CollectorOptions {
   /** Messages received but not yet durable before the collector stops reading. */
   maxPending?: number
   clock?: Clock
+  /** Who each DevEUI belongs to, read per message (so a refreshed registry applies at once); default: nobody's. */
+  lorawanRegistry?: LorawanRegistry
 }
 
 export interface CollectorMetrics {
@@ -48,13 +52,15 @@ export interface CollectorMetrics {
   spoolFullStalls: number
   /** Commits the spool refused for a disk error (SQLITE_FULL, I/O error); retried. */
   spoolWriteErrors: number
+  /** Network server events heard through an integration (each also counted above as what it yielded, if anything). */
+  lorawanEvents: number
 }
 
 /** A received message waiting for its batch; `point` is absent for one that stores nothing. */
 interface Pending { ticket: AckTicket | undefined, point: StoredPoint | undefined }
 
-export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'spool-full': [], 'connection': [connected: boolean] }> {
-  readonly metrics: CollectorMetrics = { received: 0, telemetryStored: 0, eventsStored: 0, rejected: 0, spoolFullStalls: 0, spoolWriteErrors: 0 }
+export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'lorawan': [LorawanObservation], 'spool-full': [], 'connection': [connected: boolean] }> {
+  readonly metrics: CollectorMetrics = { received: 0, telemetryStored: 0, eventsStored: 0, rejected: 0, spoolFullStalls: 0, spoolWriteErrors: 0, lorawanEvents: 0 }
   readonly #options: Required<Omit<CollectorOptions, 'clientId'>> & { clientId: string }
   #client: MqttClient | undefined
   #acks: DeferredAcks | undefined
@@ -72,7 +78,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
 
   constructor (options: CollectorOptions) {
     super()
-    this.#options = { clientId: 'collector', flushIntervalMs: 20, maxBatch: 1000, maxPending: 20_000, clock: systemClock, ...options }
+    this.#options = { clientId: 'collector', flushIntervalMs: 20, maxBatch: 1000, maxPending: 20_000, clock: systemClock, lorawanRegistry: EMPTY_LORAWAN_REGISTRY, ...options }
   }
 
   get connected (): boolean {
@@ -125,7 +131,8 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
       client.once('error', reject)
     })
     // Resubscribing is harmless with a persistent session and needed the first time.
-    await client.subscribeAsync({ [TELEMETRY_FILTER]: { qos: 1 }, [SECURITY_EVENTS_FILTER]: { qos: 1 } })
+    // LoRaWAN network servers' events arrive re-addressed by the broker, which delivers them to the collector role only.
+    await client.subscribeAsync({ [TELEMETRY_FILTER]: { qos: 1 }, [SECURITY_EVENTS_FILTER]: { qos: 1 }, [LORAWAN_UPLINKS_FILTER]: { qos: 1 } })
     logger.info({ broker: brokerUrl, clientId }, 'collector subscribed')
   }
 
@@ -156,7 +163,11 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
 
   #receive (topic: string, payload: Buffer, messageId: number | undefined): void {
     this.metrics.received++
-    const decoded = decodeMessage(topic, payload, this.#options.clock.now())
+    const decoded = decodeMessage(topic, payload, this.#options.clock.now(), this.#options.lorawanRegistry)
+    this.#handle(decoded, topic, messageId)
+  }
+
+  #handle (decoded: Decoded, topic: string, messageId: number | undefined): void {
     switch (decoded.kind) {
       case 'telemetry':
         this.emit('telemetry', decoded.point)
@@ -174,6 +185,11 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
       case 'unreadable':
         this.#options.logger.warn({ topic }, 'unreadable security event from the broker')
         return this.#queue(messageId, undefined)
+      case 'lorawan':
+        this.metrics.lorawanEvents++
+        this.emit('lorawan', decoded.observation)
+        // A registered device's reading (or its refusal) goes the way of any device's; anything else stores nothing.
+        return decoded.then ? this.#handle(decoded.then, topic, messageId) : this.#queue(messageId, undefined)
     }
   }
 

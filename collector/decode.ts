@@ -9,7 +9,9 @@ import { z } from 'zod'
 import { isDeviceKind } from '../shared/ids.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { parseTelemetry } from '../shared/telemetry.ts'
+import { LORAWAN_UPLINKS_PREFIX, type LorawanObservation, parseLorawanUplinkTopic } from '../shared/lorawan.ts'
 import { SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+import { decodeLorawan, EMPTY_LORAWAN_REGISTRY, type LorawanOutcome, type LorawanRegistry } from './lorawan.ts'
 import { securityEventPoint, telemetryPoint } from './points.ts'
 import type { StoredPoint } from './stored-point.ts'
 
@@ -27,8 +29,25 @@ export type Decoded =
   | { kind: 'rejected', event: SecurityEvent, point: StoredPoint }
   /** A broker event that cannot be read: nothing to store; the caller says so. */
   | { kind: 'unreadable' }
+  /**
+   * A network server's event (collector/lorawan.ts): heard by detection as
+   * an observation; `then` is the registered device's reading, or why it
+   * is not one, handled like the kinds above.
+   */
+  | { kind: 'lorawan', observation: LorawanObservation, then?: LorawanOutcome }
 
-export function decodeMessage (topic: string, payload: Buffer, nowMs: number): Decoded {
+/** `registry`: who each DevEUI belongs to, for integration uplinks (none registered without it). */
+export function decodeMessage (topic: string, payload: Buffer, nowMs: number, registry: LorawanRegistry = EMPTY_LORAWAN_REGISTRY): Decoded {
+  if (topic.startsWith(LORAWAN_UPLINKS_PREFIX)) {
+    const uplink = parseLorawanUplinkTopic(topic)
+    if (!uplink) {
+      // The broker re-addresses only its networks' topics; anything else here is charged to the integration the topic names.
+      const integrationId = topic.slice(LORAWAN_UPLINKS_PREFIX.length).split('/')[0] || undefined
+      return rejected(nowMs, topic, integrationId, undefined, `topic ${topic} is not ${LORAWAN_UPLINKS_PREFIX}<integration>/<a network's uplink topic>`)
+    }
+    const decoded = decodeLorawan(uplink.integrationId, topic, uplink.topic, payload, nowMs, registry)
+    return 'observation' in decoded ? { kind: 'lorawan', observation: decoded.observation, then: decoded.outcome } : decoded
+  }
   if (topic.startsWith(SECURITY_EVENTS_PREFIX)) {
     const event = parseEvent(payload)
     return event ? { kind: 'event', event, point: securityEventPoint(event) } : { kind: 'unreadable' }

@@ -25,7 +25,7 @@ export interface PointSink {
  * first write and refuses a conflicting one with 400, so `temp_c: 21` must be
  * a float like `temp_c: 21.5`. `seq` is a counter and stays an exact integer.
  */
-const INTEGER_FIELDS = new Set(['seq'])
+const INTEGER_FIELDS = new Set(['seq', 'gateways'])
 
 const NS_PRECISION = { convertTime: (time: unknown) => String(time) }
 

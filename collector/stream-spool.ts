@@ -15,7 +15,9 @@ import { EventEmitter } from 'node:events'
 import { systemClock, type Clock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
-import { decodeMessage } from './decode.ts'
+import { type Decoded, decodeMessage } from './decode.ts'
+import type { LorawanObservation } from '../shared/lorawan.ts'
+import { EMPTY_LORAWAN_REGISTRY, type LorawanRegistry } from './lorawan.ts'
 import type { SpoolBatch } from './spool.ts'
 import type { StoredPoint } from './stored-point.ts'
 import { fnv1a } from '../shared/fnv1a.ts'
@@ -34,17 +36,19 @@ export interface StreamSpoolOptions {
   setAside: (rejected: Array<{ point: StoredPoint, reason: string }>) => Promise<void>
   /** Called when points are waiting, so the writer drains at once. */
   onPoints?: () => void
+  /** Who each DevEUI belongs to, read per entry; default: nobody's. */
+  lorawanRegistry?: LorawanRegistry
 }
 
 interface Waiter { lastId: number, resolve: () => void, reject: (error: Error) => void }
 
-export class StreamSpool extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint] }> {
+export class StreamSpool extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'lorawan': [LorawanObservation] }> {
   readonly #options: StreamSpoolOptions & { clock: Clock }
   #points: Array<{ id: number, point: StoredPoint }> = []
   #nextId = 1
   #waiters: Waiter[] = []
   #setAside: Promise<void> = Promise.resolve()
-  readonly metrics = { received: 0, telemetryStored: 0, eventsStored: 0, rejected: 0 }
+  readonly metrics = { received: 0, telemetryStored: 0, eventsStored: 0, rejected: 0, lorawanEvents: 0 }
 
   constructor (options: StreamSpoolOptions) {
     super()
@@ -61,10 +65,17 @@ export class StreamSpool extends EventEmitter<{ 'security-event': [SecurityEvent
     const now = this.#options.clock.now()
     for (const entry of entries) {
       this.metrics.received++
-      const decoded = decodeMessage(entry.topic, entry.payload, now)
+      let decoded: Decoded | undefined = decodeMessage(entry.topic, entry.payload, now, this.#options.lorawanRegistry ?? EMPTY_LORAWAN_REGISTRY)
       if (decoded.kind === 'unreadable') {
         this.#options.logger.warn({ topic: entry.topic, entry: entry.key }, 'unreadable security event in the cluster stream')
         continue
+      }
+      if (decoded.kind === 'lorawan') {
+        this.metrics.lorawanEvents++
+        this.emit('lorawan', decoded.observation)
+        // A registered device's reading (or its refusal) is handled below like any device's; anything else stores nothing.
+        decoded = decoded.then
+        if (!decoded) continue
       }
       if (decoded.kind === 'telemetry') {
         this.metrics.telemetryStored++

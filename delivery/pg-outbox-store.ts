@@ -34,11 +34,17 @@ export interface PgOutboxStoreOptions {
   pool: Pool
   /** Who holds a sink it claimed (sinks.holder): unique per process; default host, pid and a random suffix. */
   holder?: string
-  /** How long a claim holds its sink unless settled first (ms, database clock); longer than a send may take. Default 5 minutes. */
+  /**
+   * How long a claim holds its sink unless settled first (ms, database
+   * clock). Longer than a send may take — one HTTP request with a 10 s
+   * timeout, or one syslog write — and short, since a collector killed
+   * mid-send holds up the group's deliveries to that sink for as long.
+   * Default 60 s.
+   */
   leaseMs?: number
 }
 
-export const DEFAULT_SINK_LEASE_MS = 5 * 60_000
+export const DEFAULT_SINK_LEASE_MS = 60_000
 
 /** An ms epoch as timestamptz ($n::float8, exact to the millisecond). */
 const at = (param: string) => `to_timestamp(${param}::float8 / 1000)`

@@ -27,6 +27,7 @@ import type { Logger } from '../shared/logger.ts'
 import { PipelineHealth } from './pipeline-health.ts'
 import { type Storm, StormGuard } from './storm-guard.ts'
 import type { StoredPoint } from '../shared/stored-point.ts'
+import { LORAWAN_RADIO_FIELDS, type LorawanObservation } from '../shared/lorawan.ts'
 
 export const ALERT_MEASUREMENT = 'alert'
 export const SHIPPED_POLICIES_DIR = join(import.meta.dirname, '..', 'policies')
@@ -187,10 +188,13 @@ export class Detection {
   }
 
   onTelemetry (point: StoredPoint, receivedAtMs = this.#clock.now()): void {
-    const { seq, fw, ...readings } = point.fields
+    const { seq, fw, ...fields } = point.fields
+    // A LoRaWAN device's point carries the uplink's radio side too (collector/lorawan.ts): the path, not a reading.
+    const readings = Object.fromEntries(Object.entries(fields).filter(([name]) => !(LORAWAN_RADIO_FIELDS as readonly string[]).includes(name)))
     const observation: TelemetryObservation = {
       deviceId: point.tags.device!, site: point.tags.site!, kind: point.measurement as TelemetryObservation['kind'],
-      ts: point.timestampMs, seq: seq as number, fw: fw as string, readings: readings as Record<string, number>, receivedAtMs,
+      // A LoRaWAN reading may carry no firmware: '' is no version, which the firmware rules pass over.
+      ts: point.timestampMs, seq: seq as number, fw: (fw as string | undefined) ?? '', readings: readings as Record<string, number>, receivedAtMs,
     }
     const verdict = this.#engine.onTelemetry(observation)
     this.pipeline.onMessage(verdict.backlogMs ?? 0)
@@ -221,6 +225,15 @@ export class Detection {
   /** Forgets the devices `filter` picks (their partition went to another collector, which judges them now); returns how many. */
   forgetDevices (filter: (deviceId: string) => boolean): number {
     return this.#engine.forgetDevices(filter)
+  }
+
+  /**
+   * A network server's event through an integration (collector/lorawan.ts):
+   * for the lorawan-* policies, whose rules the engine runs.
+   */
+  onLorawan (observation: LorawanObservation): void {
+    const verdict = (this.#engine as { onLorawan?: (observation: LorawanObservation) => Verdict | undefined }).onLorawan?.(observation)
+    if (verdict) this.#apply(verdict, observation.device ?? {})
   }
 
   /** The collector's broker session went down or came back. */

@@ -31,6 +31,7 @@ import { type Clock, systemClock } from '../shared/clock.ts'
 import { DEVICE_KINDS, type DeviceKind, isDeviceKind } from '../shared/ids.ts'
 import { READING_FIELDS } from '../shared/telemetry.ts'
 import type { StoredPoint } from '../shared/stored-point.ts'
+import type { LorawanObservation } from '../shared/lorawan.ts'
 import type { Logger } from '../shared/logger.ts'
 import { after, isPromise, type MaybeAsync } from '../shared/maybe-async.ts'
 import type { AsyncFleetStore, DeviceRecord, DeviceUpdate, FleetStore } from './fleet-store.ts'
@@ -42,10 +43,18 @@ const SEVERITY_ORDER: Severity[] = ['info', 'low', 'medium', 'high', 'critical']
 export type DeviceHealth = 'healthy' | 'alerting' | 'silent' | 'quarantined' | 'never-seen'
 export const DEVICE_HEALTH: readonly DeviceHealth[] = ['healthy', 'alerting', 'silent', 'quarantined', 'never-seen']
 
+/** How a device proves who it is: its own certificate, or a LoRaWAN network server's integration vouching for its DevEUI. */
+export type DeviceIdentity = 'certificate' | 'lorawan'
+export const DEVICE_IDENTITIES: readonly DeviceIdentity[] = ['certificate', 'lorawan']
+
 export interface DeviceSummary {
   id: string
   kind: DeviceKind
   site: string
+  identity: DeviceIdentity
+  /** LoRaWAN: the integration it is registered to, and its DevEUI; null for a certificate device. */
+  integration: string | null
+  devEui: string | null
   health: DeviceHealth
   connected: boolean
   firmware: string | null
@@ -59,12 +68,24 @@ export interface TelemetrySample { ts: number, seq: number, fw: string, readings
 
 export interface DeviceCertificate { serial: string, notBefore: string, notAfter: string, keyAlgorithm: string, status: string }
 
+/** A LoRaWAN device's last uplink as the gateways heard it: their ids (best first) and the best one's RSSI (dBm) and SNR (dB). */
+export interface DeviceRadio { gateways: string[], rssi: number | null, snr: number | null, at: string }
+
+/** A device registered for LoRaWAN (the PKI's registry), as the fleet view needs it. */
+export interface LorawanRegistration { deviceId: string, kind: string, site: string, devEui: string, integrationId: string }
+
+/** Gateway ids kept of an uplink: the best ones; more says nothing an operator reads here. */
+const RADIO_GATEWAYS_KEPT = 8
+
 interface OpenAlert { policy: string, severity: Severity }
 
 interface Device {
   id: string
   kind: DeviceKind
   site: string
+  lorawan: { integration: string, devEui: string } | null
+  /** Live only, like connection state: the next uplink tells a restarted collector. */
+  radio: DeviceRadio | null
   connected: boolean
   firmware: string | null
   lastSeenMs: number | null
@@ -86,6 +107,7 @@ export interface DeviceFilter {
   q?: string
   kind?: DeviceKind
   site?: string
+  identity?: DeviceIdentity
   health?: DeviceHealth
   connected?: boolean
   firmware?: string
@@ -145,6 +167,7 @@ export interface FleetView {
   summaryOf: (id: string) => DeviceSummary | undefined
   certificateOf: (id: string) => DeviceCertificate | null
   quarantineOf: (id: string) => { until: string, reason: string, by: string } | null
+  radioOf: (id: string) => DeviceRadio | null
   telemetryOf: (id: string) => TelemetrySample[]
   list: (filter: DeviceFilter, sort?: DeviceSort, order?: 'asc' | 'desc', limit?: number, cursor?: number) => { items: DeviceSummary[], total: number, next: number | null }
   firmwareCounts: () => Map<string, number>
@@ -196,19 +219,42 @@ export class FleetState implements FleetView {
     return this.#devices.size
   }
 
-  /**
-   * The inventory's devices: those never heard from appear as `never-seen`.
-   * A device registered behind a LoRaWAN integration is a device like any
-   * other, with no certificate of its own.
-   */
+  /** The inventory's device certificates: devices never heard from appear as `never-seen`. */
   setInventory (entries: InventoryEntry[]): void {
     for (const entry of entries) {
       if (entry.role !== 'device' || !entry.kind || !entry.site) continue
-      const device = this.#device(entry.deviceId, entry.kind, entry.site)
+      // A device registered for LoRaWAN has no certificate to show (setLorawanDevices brings it).
       if (entry.identity === 'lorawan') continue
+      const device = this.#device(entry.deviceId, entry.kind, entry.site)
       // The active certificate wins over older, revoked ones (the inventory lists them all).
       if (device.certificate && device.certificate.status === 'active' && entry.effectiveStatus !== 'active') continue
       device.certificate = { serial: entry.serial, notBefore: entry.notBefore, notAfter: entry.notAfter, keyAlgorithm: entry.keyAlgorithm, status: entry.effectiveStatus }
+    }
+  }
+
+  /**
+   * The devices registered for LoRaWAN (no certificate: a network server's
+   * integration speaks for them): never heard from, they appear as
+   * `never-seen`, with identity `lorawan`. A device no longer registered
+   * keeps what it was shown as; it is one no longer heard.
+   */
+  setLorawanDevices (registrations: readonly LorawanRegistration[]): void {
+    for (const registration of registrations) {
+      if (!isDeviceKind(registration.kind)) continue
+      const device = this.#device(registration.deviceId, registration.kind, registration.site)
+      device.lorawan = { integration: registration.integrationId, devEui: registration.devEui }
+    }
+  }
+
+  /** A network server's event: a registered device's last gateways and signal (an uplink's, which carries them). */
+  onLorawan (observation: LorawanObservation): void {
+    const { device: registered, message } = observation
+    if (!registered || message.gateways.length === 0 || !isDeviceKind(registered.kind)) return
+    const device = this.#device(registered.deviceId, registered.kind, registered.site)
+    const ranked = [...message.gateways].sort((a, b) => b.rssi - a.rssi || b.snr - a.snr)
+    device.radio = {
+      gateways: ranked.slice(0, RADIO_GATEWAYS_KEPT).map((gateway) => gateway.gatewayId),
+      rssi: ranked[0]!.rssi, snr: ranked[0]!.snr, at: new Date(message.receivedAtMs).toISOString(),
     }
   }
 
@@ -232,8 +278,11 @@ export class FleetState implements FleetView {
     fields.forEach((field, i) => { device.ring![at + 2 + i] = Number(point.fields[field]) })
     device.ringNext = (device.ringNext + 1) % RING_SIZE
     device.ringCount = Math.min(RING_SIZE, device.ringCount + 1)
-    if (device.firmware !== point.fields.fw) this.#fleetFirmware = undefined
-    device.firmware = String(point.fields.fw)
+    // A LoRaWAN reading may carry no firmware (collector/lorawan.ts): the last one known stays.
+    if (typeof point.fields.fw === 'string') {
+      if (device.firmware !== point.fields.fw) this.#fleetFirmware = undefined
+      device.firmware = point.fields.fw
+    }
     device.lastSeenMs = receivedAtMs
     device.messages++
     device.unsaved++
@@ -337,6 +386,10 @@ export class FleetState implements FleetView {
     return this.#devices.get(id)?.certificate ?? null
   }
 
+  radioOf (id: string): DeviceRadio | null {
+    return this.#devices.get(id)?.radio ?? null
+  }
+
   quarantineOf (id: string): { until: string, reason: string, by: string } | null {
     const entry = this.#quarantined.get(id)
     return entry && Date.parse(entry.until) > this.#clock.now() ? entry : null
@@ -368,6 +421,7 @@ export class FleetState implements FleetView {
     for (const device of this.#devices.values()) {
       if (filter.kind && device.kind !== filter.kind) continue
       if (filter.site && device.site !== filter.site) continue
+      if (filter.identity && (device.lorawan ? 'lorawan' : 'certificate') !== filter.identity) continue
       if (filter.connected !== undefined && device.connected !== filter.connected) continue
       if (filter.firmware && device.firmware !== filter.firmware) continue
       if (q && !device.id.includes(q) && !device.site.includes(q)) continue
@@ -439,7 +493,7 @@ export class FleetState implements FleetView {
   }
 
   #added (id: string, kind: DeviceKind, site: string): Device {
-    const device: Device = { id, kind, site, connected: false, firmware: null, lastSeenMs: null, messages: 0, unsaved: 0, own: false, certificate: null, ring: null, ringNext: 0, ringCount: 0, dirty: false }
+    const device: Device = { id, kind, site, lorawan: null, radio: null, connected: false, firmware: null, lastSeenMs: null, messages: 0, unsaved: 0, own: false, certificate: null, ring: null, ringNext: 0, ringCount: 0, dirty: false }
     this.#devices.set(id, device)
     return device
   }
@@ -532,7 +586,9 @@ export class FleetState implements FleetView {
     else if (open.some((a) => a.policy === 'device-silent')) health = 'silent'
     else if (open.some((a) => SEVERITY_ORDER.indexOf(a.severity) >= SEVERITY_ORDER.indexOf('medium'))) health = 'alerting'
     return {
-      id: device.id, kind: device.kind, site: device.site, health, connected: device.connected, firmware: device.firmware,
+      id: device.id, kind: device.kind, site: device.site,
+      identity: device.lorawan ? 'lorawan' : 'certificate', integration: device.lorawan?.integration ?? null, devEui: device.lorawan?.devEui ?? null,
+      health, connected: device.connected, firmware: device.firmware,
       lastSeenAt: device.lastSeenMs === null ? null : new Date(device.lastSeenMs).toISOString(),
       certNotAfter: device.certificate?.notAfter ?? null, openAlerts: open.length, messages: device.messages,
     }

@@ -7,8 +7,8 @@
  * collector service feeds a FleetState.
  */
 export {
-  DEVICE_HEALTH, DEVICE_SORTS, FleetState,
-  type DeviceCertificate, type DeviceFilter, type DeviceHealth, type DeviceSort, type DeviceSummary, type FleetStateOptions, type FleetSummary, type FleetView, type TelemetrySample,
+  DEVICE_HEALTH, DEVICE_IDENTITIES, DEVICE_SORTS, FleetState,
+  type DeviceCertificate, type DeviceIdentity, type DeviceRadio, type LorawanRegistration, type DeviceFilter, type DeviceHealth, type DeviceSort, type DeviceSummary, type FleetStateOptions, type FleetSummary, type FleetView, type TelemetrySample,
 } from './fleet-state.ts'
 export type { AsyncFleetStore, DeviceRecord, DeviceUpdate, FleetStore } from './fleet-store.ts'
 export { SqliteFleetStore } from './sqlite-fleet-store.ts'

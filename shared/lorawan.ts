@@ -208,3 +208,12 @@ export interface LorawanObservation {
   registeredTo?: string
   message: LorawanMessage
 }
+
+/**
+ * Fields a LoRaWAN device's telemetry point carries beside its readings:
+ * the radio side of the uplink (best gateway's RSSI and SNR, how many
+ * gateways heard it, the best one's id). They describe the path, not the
+ * place, so detection and the fleet's reading ring leave them out of the
+ * readings.
+ */
+export const LORAWAN_RADIO_FIELDS = ['rssi', 'snr', 'gateways', 'gateway'] as const

@@ -32,6 +32,7 @@ export function registerMetrics (app: FastifyInstance, source: ApiSource): void 
   followingCounter(registry, 'placeguard_telemetry_stored_total', 'telemetry points committed to the spool', pipeline('telemetryStored'))
   followingCounter(registry, 'placeguard_security_events_stored_total', 'security events committed to the spool', pipeline('eventsStored'))
   followingCounter(registry, 'placeguard_payloads_rejected_total', 'telemetry payloads that failed validation', pipeline('rejected'))
+  followingCounter(registry, 'placeguard_lorawan_events_total', 'LoRaWAN network server events heard through integrations (registered or not)', pipeline('lorawanEvents'))
   followingCounter(registry, 'placeguard_store_points_written_total', 'points the time-series store confirmed', pipeline('written'))
   followingCounter(registry, 'placeguard_store_write_errors_total', 'failed writes to the time-series store (retried)', pipeline('writeErrors'))
   followingCounter(registry, 'placeguard_store_points_rejected_total', 'points the store refused for good, kept in the spool\'s rejected table', pipeline('storeRejected'))

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { DEVICE_HEALTH, DEVICE_SORTS, type DeviceFilter, type DeviceSort } from '../../fleet/index.ts'
+import { DEVICE_HEALTH, DEVICE_IDENTITIES, DEVICE_SORTS, type DeviceFilter, type DeviceSort } from '../../fleet/index.ts'
 import { DEVICE_KINDS, type DeviceKind } from '../../shared/ids.ts'
 import { decodeCursor, encodeCursor, pageSchema, pagingQuery } from './paging.ts'
 import { alertSchema, deviceSummarySchema, errorSchema, idParams, notFound } from './schemas.ts'
@@ -19,6 +19,7 @@ export function registerDeviceRoutes (app: FastifyInstance, source: ApiSource): 
           q: { type: 'string', maxLength: 64, description: 'part of the device id or site' },
           kind: { type: 'string', enum: [...DEVICE_KINDS] },
           site: { type: 'string', maxLength: 64 },
+          identity: { type: 'string', enum: [...DEVICE_IDENTITIES] },
           health: { type: 'string', enum: [...DEVICE_HEALTH] },
           connected: { type: 'boolean' },
           firmware: { type: 'string', maxLength: 64 },
@@ -38,7 +39,7 @@ export function registerDeviceRoutes (app: FastifyInstance, source: ApiSource): 
   app.get<{ Params: { id: string } }>('/api/devices/:id', {
     config: { role: 'viewer' },
     schema: {
-      summary: 'One device: certificate, firmware, last seen, rate against its baseline, quarantine, open alerts, recent telemetry',
+      summary: 'One device: certificate (or LoRaWAN radio), firmware, last seen, rate against its baseline, quarantine, open alerts, recent telemetry',
       params: idParams,
       response: {
         200: {
@@ -46,6 +47,11 @@ export function registerDeviceRoutes (app: FastifyInstance, source: ApiSource): 
           properties: {
             ...deviceSummarySchema.properties,
             certificate: { type: ['object', 'null'], properties: { serial: { type: 'string' }, notBefore: { type: 'string' }, notAfter: { type: 'string' }, keyAlgorithm: { type: 'string' }, status: { type: 'string' } } },
+            radio: {
+              type: ['object', 'null'],
+              description: 'LoRaWAN: the last uplink\'s gateways (ids, best first, at most 8) and the best one\'s RSSI (dBm) and SNR (dB)',
+              properties: { gateways: { type: 'array', items: { type: 'string' } }, rssi: { type: ['number', 'null'] }, snr: { type: ['number', 'null'] }, at: { type: 'string' } },
+            },
             rate: { type: ['object', 'null'], properties: { currentPerMinute: { type: 'number' }, baselinePerMinute: { type: ['number', 'null'] } } },
             quarantine: { type: ['object', 'null'], properties: { until: { type: 'string' }, reason: { type: 'string' }, by: { type: 'string' } } },
             alerts: { type: 'array', items: alertSchema },
@@ -63,6 +69,7 @@ export function registerDeviceRoutes (app: FastifyInstance, source: ApiSource): 
     const detail: DeviceDetail = {
       ...summary,
       certificate: source.fleet.certificateOf(id),
+      radio: source.fleet.radioOf(id),
       rate: rate ? { currentPerMinute: rate.currentPerMinute, baselinePerMinute: rate.baselinePerMinute } : null,
       quarantine: source.fleet.quarantineOf(id),
       alerts: (await source.alerts.list({ deviceId: id })).filter((alert) => alert.status !== 'resolved'),

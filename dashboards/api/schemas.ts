@@ -18,7 +18,11 @@ export const alertSchema = {
 export const deviceSummarySchema = {
   type: 'object',
   properties: {
-    id: { type: 'string' }, kind: { type: 'string' }, site: { type: 'string' }, health: { type: 'string' }, connected: { type: 'boolean' },
+    id: { type: 'string' }, kind: { type: 'string' }, site: { type: 'string' },
+    identity: { type: 'string', enum: ['certificate', 'lorawan'], description: 'its own certificate, or a LoRaWAN network server\'s integration speaking for it' },
+    integration: { ...nullable('string'), description: 'LoRaWAN: the integration it is registered to' },
+    devEui: { ...nullable('string'), description: 'LoRaWAN: its DevEUI, 16 lower-case hex digits' },
+    health: { type: 'string' }, connected: { type: 'boolean' },
     firmware: nullable('string'), lastSeenAt: nullable('string'), certNotAfter: nullable('string'), openAlerts: { type: 'integer' }, messages: { type: 'integer' },
   },
 } as const

@@ -6,7 +6,7 @@
 import type { AuditEntry, AuditEvent, AuditPage, AuditQuery, AuditVerdict } from '../../audit/index.ts'
 import type { AlertPage, AlertQuery } from '../../detection/index.ts'
 import type { DeadLetter, SinkMetrics } from '../../delivery/index.ts'
-import type { DeviceSummary, DeviceCertificate, FleetView, TelemetrySample } from '../../fleet/index.ts'
+import type { DeviceSummary, DeviceCertificate, DeviceRadio, FleetView, TelemetrySample } from '../../fleet/index.ts'
 import type { LoadedPolicy, QuietWindow } from '../../policies/index.ts'
 import type { Alert, AlertChange } from '../../shared/alert-contract.ts'
 import type { MaybeAsync } from '../../shared/maybe-async.ts'
@@ -14,6 +14,8 @@ import type { ApiRole } from './config.ts'
 
 export interface DeviceDetail extends DeviceSummary {
   certificate: DeviceCertificate | null
+  /** LoRaWAN: the last uplink's gateways and signal; null for a certificate device, or one not heard since the collector started. */
+  radio: DeviceRadio | null
   rate: { currentPerMinute: number, baselinePerMinute: number | null } | null
   quarantine: { until: string, reason: string, by: string } | null
   alerts: Alert[]

@@ -1,4 +1,5 @@
-// One device (#/devices/<id>): identity, certificate, firmware, rate
+// One device (#/devices/<id>): identity, certificate (or, for a LoRaWAN
+// device, its integration and last uplink's radio), firmware, rate
 // against its baseline, quarantine (lift, for operators), its alerts and
 // charts of its recent telemetry. Re-read every few seconds while shown.
 import { api, session } from './api.js'
@@ -18,6 +19,7 @@ export function mountDevicePage (main, deviceId) {
   const status = h('p', { class: 'device-status' })
   const identity = h('div')
   const certificate = h('div')
+  const certTitle = h('h2', { id: 'cert-title' }, 'Certificate')
   const rateBox = h('div')
   const quarantine = h('div')
   const chartsBox = h('div', { class: 'charts' }, h('p', { class: 'muted' }, 'Loading telemetry…'))
@@ -34,7 +36,7 @@ export function mountDevicePage (main, deviceId) {
     title, status, error,
     h('div', { class: 'device-grid' },
       h('section', { class: 'panel', 'aria-labelledby': 'identity-title' }, h('h2', { id: 'identity-title' }, 'Identity and firmware'), identity),
-      h('section', { class: 'panel', 'aria-labelledby': 'cert-title' }, h('h2', { id: 'cert-title' }, 'Certificate'), certificate),
+      h('section', { class: 'panel', 'aria-labelledby': 'cert-title' }, certTitle, certificate),
       h('section', { class: 'panel', 'aria-labelledby': 'rate-title' }, h('h2', { id: 'rate-title' }, 'Message rate'), rateBox),
       h('section', { class: 'panel', 'aria-labelledby': 'quarantine-title' }, h('h2', { id: 'quarantine-title', tabindex: '-1' }, 'Quarantine'), quarantine)),
     h('section', { class: 'panel', 'aria-labelledby': 'device-alerts-title' }, h('h2', { id: 'device-alerts-title' }, 'Open and acknowledged alerts'), alerts.elements),
@@ -65,13 +67,27 @@ export function mountDevicePage (main, deviceId) {
     replace(identity, definitionList([
       ['Kind', device.kind],
       ['Site', device.site],
+      ['Identity', device.identity === 'lorawan' ? ['LoRaWAN via ', h('span', { class: 'mono' }, device.integration)] : 'own certificate'],
+      device.devEui ? ['DevEUI', h('span', { class: 'mono' }, device.devEui)] : null,
       ['Firmware', h('span', { class: 'mono' }, device.firmware ?? '—')],
       ['Last seen', timeElement(device.lastSeenAt)],
       ['Messages', formatNumber(device.messages)],
       ['Open alerts', formatNumber(device.openAlerts)],
-    ]))
+    ].filter(Boolean)))
     const cert = device.certificate
-    replace(certificate, cert
+    // A LoRaWAN device has no certificate: its integration speaks for it, and the last uplink's radio is what there is to show.
+    certTitle.textContent = device.identity === 'lorawan' ? 'LoRaWAN radio' : 'Certificate'
+    const radio = device.radio
+    if (device.identity === 'lorawan') {
+      replace(certificate, radio
+        ? definitionList([
+            ['Gateways', h('span', { class: 'mono break' }, radio.gateways.join(', '))],
+            ['RSSI', radio.rssi === null ? '—' : `${rate.format(radio.rssi)} dBm`],
+            ['SNR', radio.snr === null ? '—' : `${rate.format(radio.snr)} dB`],
+            ['Heard', timeElement(radio.at)],
+          ])
+        : h('p', { class: 'muted' }, `No uplink heard through ${device.integration} since the collector started.`))
+    } else replace(certificate, cert
       ? definitionList([
           ['Status', cert.status],
           ['Expires', [certificateExpiry(cert.notAfter), ' ', h('span', { class: 'muted' }, `(${new Date(cert.notAfter).toLocaleDateString('en-GB')})`)]],

@@ -116,6 +116,24 @@ describe('placeguard sim (CLI)', () => {
     expect(second.stderr).toContain('--broker: "mqtt://127.0.0.1:1883" is not an mqtts:// URL')
   })
 
+  it('refuses bad LoRaWAN flags naming the flag, before anything starts', () => {
+    const cases: Array<[string[], string]> = [
+      [['--network', 'lorix'], '--network: "lorix" is not a network server PlaceGuard reads'],
+      [['--network', 'chirpstack', '--devices', '0'], '--devices: must be at least 1'],
+      [['--network', 'tts', '--devices', 'ten'], '--devices: "ten" is not a whole number'],
+      [['--network', 'tts', '--integration', 'ns/1'], '--integration:'],
+      [['--network', 'chirpstack', '--site', 'Old Town'], '--site:'],
+      [['--integration', 'ns-1'], '--integration: only applies with --network chirpstack|tts'],
+      [['--site', 'riverside'], '--site: only applies with --network chirpstack|tts'],
+      [['--network', 'chirpstack', '--broker', 'mqtts://127.0.0.1:2'], '--broker: --network publishes through one connection: give one broker URL, not 2'],
+    ]
+    for (const [flags, message] of cases) {
+      const result = placeguard('sim', '--devices', '2', '--broker', 'mqtts://127.0.0.1:1', ...flags)
+      expect(result.status, flags.join(' ')).toBe(2)
+      expect(result.stderr, flags.join(' ')).toContain(`PG_ERR_INPUT_INVALID: ${message}`)
+    }
+  })
+
   it('fails clearly when no device can reach the broker', () => {
     const result = placeguard('sim', '--devices', '2', '--broker', 'mqtts://127.0.0.1:1', '--duration', '1s', '--json')
     expect(result.status).toBe(1)

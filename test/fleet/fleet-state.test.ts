@@ -38,19 +38,6 @@ describe('FleetState over a FleetStore', () => {
   const dirs: string[] = []
   afterEach(() => { for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true }) })
 
-  it('shows a device registered behind a LoRaWAN integration like any other, never seen and with no certificate (issue 16)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'placeguard-fleet-'))
-    dirs.push(dir)
-    const fleet = new FleetState({ path: join(dir, 'fleet.db'), clock })
-    fleet.setInventory([{
-      identity: 'lorawan', deviceId: 'gauge-1', role: 'device', kind: 'flood', site: 'riverside', devEui: '0004a30b001c0530',
-      integrationId: 'cs-north', network: 'chirpstack', addedAt: new Date(clock.now()).toISOString(), status: 'active', effectiveStatus: 'active',
-    }])
-    expect(fleet.summaryOf('gauge-1')).toMatchObject({ kind: 'flood', site: 'riverside', health: 'never-seen', certNotAfter: null })
-    expect(fleet.certificateOf('gauge-1')).toBeNull()
-    await fleet.close()
-  })
-
   it('remembers across a restart when each device was last seen, with which firmware and how many messages (SQLite at `path`)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'placeguard-fleet-'))
     dirs.push(dir)

@@ -19,6 +19,7 @@ import type { InventoryEntry } from '../../pki/index.ts'
 import type { AlertChange } from '../../shared/alert-contract.ts'
 import type { QuarantineCommand } from '../../shared/control.ts'
 import type { DeviceKind } from '../../shared/ids.ts'
+import type { LorawanObservation } from '../../shared/lorawan.ts'
 import { createLogger } from '../../shared/logger.ts'
 import type { SecurityEvent } from '../../shared/security-events.ts'
 import type { StoredPoint } from '../../shared/stored-point.ts'
@@ -64,6 +65,8 @@ export interface TestApiSource {
   telemetry: (point: StoredPoint, receivedAtMs?: number) => void
   /** A security event from the broker (or the collector): into the fleet view and detection. */
   event: (event: Omit<SecurityEvent, 'at'>) => void
+  /** A network server's event the collector decoded: into the fleet view and detection. */
+  lorawan: (observation: LorawanObservation) => void
   close: () => Promise<void>
 }
 
@@ -133,6 +136,11 @@ export function apiSourceForTest (options: TestApiSourceOptions): TestApiSource 
     fleet.onTelemetry(point, receivedAtMs)
     detection.onTelemetry(point, receivedAtMs)
   }
+  const lorawan = (observation: LorawanObservation): void => {
+    figures.lorawanEvents = (figures.lorawanEvents ?? 0) + 1
+    fleet.onLorawan(observation)
+    detection.onLorawan(observation)
+  }
   function event (partial: Omit<SecurityEvent, 'at'>): void {
     const full: SecurityEvent = { at: new Date().toISOString(), ...partial }
     figures.received!++
@@ -162,7 +170,7 @@ export function apiSourceForTest (options: TestApiSourceOptions): TestApiSource 
     auditTrail,
   }, options.tokens)
   return {
-    source, detection, fleet, auditTrail, dataDir, commands, figures, readiness, inventory, telemetry, event,
+    source, detection, fleet, auditTrail, dataDir, commands, figures, readiness, inventory, telemetry, event, lorawan,
     close: async () => {
       await detection.stop()
       await fleet.close()
