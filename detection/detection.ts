@@ -14,7 +14,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import type { QuarantineCommand } from '../shared/control.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
-import { FleetPki, type InventoryEntry } from '../pki/index.ts'
+import { type CertificateEntry, FleetPki, type InventoryEntry } from '../pki/index.ts'
 import type { Alert, AlertChange, AlertPolicy } from '../shared/alert-contract.ts'
 import { type DeviceSnapshot, type Finding, loadPolicySet, type PolicySet, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
 import { AlertBook, type Raisable } from './alert-book.ts'
@@ -344,7 +344,8 @@ export class Detection {
         pki.close()
       }
     }
-    const certificates = entries.filter((e) => e.role === 'device' && e.effectiveStatus === 'active')
+    // A LoRaWAN device has no certificate to expire; its integration's certificate is not a device's either.
+    const certificates = entries.filter((e): e is CertificateEntry => e.identity === 'certificate' && e.role === 'device' && e.effectiveStatus === 'active')
       .map((e) => ({ deviceId: e.deviceId, serial: e.serial, notAfter: e.notAfter, kind: e.kind, site: e.site }))
     this.#apply(this.#engine.onCertificates(certificates))
   }
