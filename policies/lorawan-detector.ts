@@ -1,0 +1,221 @@
+/**
+ * The LoRaWAN detections' memory (issue 16): per registered device its
+ * frames, joins, gateways and radio baselines; per integration its repeat
+ * joins; per gateway which devices it hears and at which sites; and which
+ * unknown (integration, DevEUI) pairs were already reported. Every map is
+ * bounded, the least recently touched forgotten first: DevEUIs and gateway
+ * ids are the network server's to multiply (STRIDE D). Pure apart from the
+ * time it is handed; the engine drives it (engine.ts onLorawan).
+ */
+import type { LorawanObservation } from '../shared/lorawan.ts'
+import type { PolicyId } from './catalogue.ts'
+import type { Finding } from './finding.ts'
+import type { Policy, PolicyOf } from './schema.ts'
+import { emptyFrameCounter, type FrameCounterState, lorawanFcntResetRule } from './rules/lorawan-fcnt-reset.ts'
+import { emptyGatewayShift, type GatewayShiftState, lorawanGatewayShiftRule } from './rules/lorawan-gateway-shift.ts'
+import { DEVICE_JOINS_KEPT, type IntegrationJoins, insertTime, lorawanDeviceJoinFloodRule, lorawanIntegrationJoinFloodRule } from './rules/lorawan-join-flood.ts'
+import { emptySignalShift, lorawanSignalShiftRule, type SignalShiftState } from './rules/lorawan-signal-shift.ts'
+import { lorawanUnknownDeviceRule, unknownDeviceKey } from './rules/lorawan-unknown-device.ts'
+
+/** What travels with a device in a snapshot (device-snapshot.ts), as plain JSON. */
+export interface LorawanDeviceState {
+  deviceId: string
+  integrationId: string
+  site: string
+  /** When it was last heard (network server clock): the fresher copy wins an import. */
+  lastHeardMs: number
+  frames: FrameCounterState
+  /** Join times, sorted (at most DEVICE_JOINS_KEPT). */
+  joins: number[]
+  gateways: GatewayShiftState
+  signal: SignalShiftState
+}
+
+interface GatewayActivity {
+  /** The last few distinct devices it heard, and when: is it up, hearing others? */
+  heard: Array<[string, number]>
+  /** Site → registered devices of that site that have learned the gateway. */
+  sites: Map<string, Set<string>>
+}
+
+export interface LorawanVerdict { findings: Finding[], clears: Array<{ policy: PolicyId, deviceId: string, reason: string }> }
+
+const MAX_DEVICES = 200_000
+const MAX_GATEWAYS = 20_000
+const MAX_UNKNOWN = 10_000
+const MAX_INTEGRATIONS = 1_000
+const HEARD_KEPT = 4
+const SITES_PER_GATEWAY = 16
+const DEVICES_PER_SITE = 32
+
+type PolicyFor = (id: PolicyId, deviceId: string, kind: string | undefined, site: string | undefined) => Policy | undefined
+
+export class LorawanDetector {
+  readonly #devices = new Map<string, LorawanDeviceState>()
+  readonly #gateways = new Map<string, GatewayActivity>()
+  /** Unknown (integration, DevEUI) key → when it was last reported (engine clock). */
+  readonly #unknown = new Map<string, number>()
+  readonly #integrations = new Map<string, IntegrationJoins>()
+
+  get deviceCount (): number {
+    return this.#devices.size
+  }
+
+  observe (observation: LorawanObservation, policyFor: PolicyFor, nowMs: number): LorawanVerdict {
+    const { message, device, integrationId } = observation
+    const findings: Finding[] = []
+    const clears: LorawanVerdict['clears'] = []
+    const key = device?.deviceId ?? unknownDeviceKey(integrationId, message.devEui)
+    if (message.event === 'join') this.#integrationJoin(observation, policyFor, findings)
+    if (!device) {
+      const policy = policyFor('lorawan-unknown-device', key, undefined, undefined) as PolicyOf<'lorawan-unknown-device'> | undefined
+      const finding = policy && lorawanUnknownDeviceRule(policy, observation, this.#unknown.get(key), nowMs)
+      if (finding) {
+        touch(this.#unknown, key, nowMs, MAX_UNKNOWN)
+        findings.push(finding)
+      }
+      if (message.event === 'up') this.#heard(message.gateways.map((g) => g.gatewayId), key, message.receivedAtMs)
+      return { findings, clears }
+    }
+    const fresh = !this.#devices.has(device.deviceId)
+    const state = this.#state(observation)
+    // Registered to this integration now: an unknown-device alert for the pair no longer holds.
+    const unknownKey = unknownDeviceKey(integrationId, message.devEui)
+    if (fresh || this.#unknown.delete(unknownKey)) clears.push({ policy: 'lorawan-unknown-device', deviceId: unknownKey, reason: `DevEUI ${message.devEui} is registered to integration ${integrationId}` })
+    const policy = <I extends PolicyId>(id: I) => policyFor(id, device.deviceId, device.kind, device.site) as PolicyOf<I & Policy['id']> | undefined
+
+    const fcnt = policy('lorawan-fcnt-reset')
+    if (fcnt) {
+      const verdict = lorawanFcntResetRule(fcnt, device.deviceId, state.frames, message)
+      // The very event again (a QoS 1 redelivery, a stream read twice): one event, judged once.
+      if (verdict.duplicate) return { findings, clears }
+      state.frames = verdict.state
+      if (verdict.finding) findings.push(verdict.finding)
+      if (verdict.clear) clears.push({ policy: 'lorawan-fcnt-reset', deviceId: device.deviceId, reason: verdict.clear })
+    }
+    state.lastHeardMs = Math.max(state.lastHeardMs, message.receivedAtMs)
+    if (message.event === 'join') {
+      const joins = policy('lorawan-join-flood')
+      if (joins && !state.joins.includes(message.receivedAtMs)) {
+        state.joins = insertTime(state.joins, message.receivedAtMs, DEVICE_JOINS_KEPT)
+        const finding = lorawanDeviceJoinFloodRule(joins, device.deviceId, state.joins, message.receivedAtMs)
+        if (finding) findings.push(finding)
+      }
+      return { findings, clears }
+    }
+    if (message.event !== 'up') return { findings, clears }
+
+    const shift = policy('lorawan-gateway-shift')
+    if (shift) {
+      const aliveWindow = shift.params.gatewayAliveWindow
+      const verdict = lorawanGatewayShiftRule(shift, device.deviceId, device.site, state.gateways, message, {
+        ofOwnSite: (g) => [...(this.#gateways.get(g)?.sites.get(device.site) ?? [])].some((d) => d !== device.deviceId),
+        sitesOf: (g) => [...(this.#gateways.get(g)?.sites ?? [])].filter(([, devices]) => [...devices].some((d) => d !== device.deviceId)).map(([site]) => site),
+        heardOthers: (g) => (this.#gateways.get(g)?.heard ?? []).some(([d, t]) => d !== device.deviceId && Math.abs(t - message.receivedAtMs) <= aliveWindow),
+      })
+      state.gateways = verdict.state
+      for (const g of verdict.learnedNow) this.#usedAt(g, device.site, device.deviceId)
+      if (verdict.finding) findings.push(verdict.finding)
+    }
+    this.#heard(message.gateways.map((g) => g.gatewayId), device.deviceId, message.receivedAtMs)
+
+    const signal = policy('lorawan-signal-shift')
+    if (signal) {
+      const verdict = lorawanSignalShiftRule(signal, device.deviceId, state.signal, message)
+      state.signal = verdict.state
+      if (verdict.finding) findings.push(verdict.finding)
+      if (verdict.clear) clears.push({ policy: 'lorawan-signal-shift', deviceId: device.deviceId, reason: verdict.clear })
+    }
+    return { findings, clears }
+  }
+
+  /** The learned state of the devices `filter` picks (copies: JSON-safe). */
+  exportDevices (filter: (deviceId: string) => boolean): LorawanDeviceState[] {
+    return [...this.#devices.values()].filter((s) => filter(s.deviceId)).map((s) => structuredClone(s))
+  }
+
+  /**
+   * Takes in devices another engine learned, unless this one heard them
+   * more recently. Their learned gateways are recorded as used at their
+   * site, so "a gateway of its own site" holds after a restart too.
+   */
+  importDevices (records: readonly LorawanDeviceState[]): number {
+    let taken = 0
+    for (const record of records) {
+      const local = this.#devices.get(record.deviceId)
+      if (local && local.lastHeardMs > record.lastHeardMs) continue
+      touch(this.#devices, record.deviceId, structuredClone(record), MAX_DEVICES)
+      for (const [g] of record.gateways.learned) this.#usedAt(g, record.site, record.deviceId)
+      taken++
+    }
+    return taken
+  }
+
+  forgetDevices (filter: (deviceId: string) => boolean): number {
+    let forgotten = 0
+    for (const deviceId of [...this.#devices.keys()]) {
+      if (!filter(deviceId)) continue
+      this.#devices.delete(deviceId)
+      forgotten++
+    }
+    return forgotten
+  }
+
+  #state (observation: LorawanObservation): LorawanDeviceState {
+    const device = observation.device!
+    const state = this.#devices.get(device.deviceId) ?? {
+      deviceId: device.deviceId, integrationId: observation.integrationId, site: device.site, lastHeardMs: observation.message.receivedAtMs,
+      frames: emptyFrameCounter(), joins: [], gateways: emptyGatewayShift(), signal: emptySignalShift(),
+    }
+    // Re-registered elsewhere: what was learned still describes the radio; the integration and site follow the registry.
+    state.integrationId = observation.integrationId
+    state.site = device.site
+    touch(this.#devices, device.deviceId, state, MAX_DEVICES)
+    return state
+  }
+
+  #integrationJoin (observation: LorawanObservation, policyFor: PolicyFor, findings: Finding[]): void {
+    const key = `integration:${observation.integrationId}`
+    const policy = policyFor('lorawan-join-flood', key, undefined, undefined) as PolicyOf<'lorawan-join-flood'> | undefined
+    if (!policy) return
+    const joins = this.#integrations.get(observation.integrationId) ?? { lastJoinByDevEui: new Map(), repeats: [] }
+    touch(this.#integrations, observation.integrationId, joins, MAX_INTEGRATIONS)
+    // A redelivered join (same DevEUI, same time) is not a repeat.
+    if (joins.lastJoinByDevEui.get(observation.message.devEui) === observation.message.receivedAtMs) return
+    const finding = lorawanIntegrationJoinFloodRule(policy, observation.integrationId, joins, observation.message.devEui, observation.message.receivedAtMs)
+    if (finding) findings.push(finding)
+  }
+
+  /** The gateways heard the device at `atMs`: they are up. */
+  #heard (gatewayIds: string[], deviceId: string, atMs: number): void {
+    for (const g of new Set(gatewayIds)) {
+      const activity = this.#gateway(g)
+      activity.heard = [...activity.heard.filter(([d]) => d !== deviceId), [deviceId, atMs] as [string, number]].slice(-HEARD_KEPT)
+    }
+  }
+
+  /** A registered device of `site` has learned the gateway. */
+  #usedAt (gatewayId: string, site: string, deviceId: string): void {
+    const activity = this.#gateway(gatewayId)
+    let devices = activity.sites.get(site)
+    if (!devices) {
+      if (activity.sites.size >= SITES_PER_GATEWAY) return
+      devices = new Set()
+      activity.sites.set(site, devices)
+    }
+    if (devices.size < DEVICES_PER_SITE) devices.add(deviceId)
+  }
+
+  #gateway (gatewayId: string): GatewayActivity {
+    const activity = this.#gateways.get(gatewayId) ?? { heard: [], sites: new Map() }
+    touch(this.#gateways, gatewayId, activity, MAX_GATEWAYS)
+    return activity
+  }
+}
+
+/** Sets `key` as the most recently used entry of a bounded map, forgetting the least recently used at the bound. */
+function touch<K, V> (map: Map<K, V>, key: K, value: V, max: number): void {
+  map.delete(key)
+  if (map.size >= max) map.delete(map.keys().next().value!)
+  map.set(key, value)
+}
