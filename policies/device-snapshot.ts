@@ -78,7 +78,7 @@ const lorawanRecord = z.strictObject({
     firstAtMs: ms.nullable(),
     uplinks: z.number().int().nonnegative(),
     learned: z.array(z.tuple([gatewayId, z.number().int().positive()])).max(GATEWAYS_LEARNED),
-    recent: z.array(z.boolean()).max(100),
+    recent: z.array(z.strictObject({ atMs: ms, mark: z.enum(['usual', 'suspect', 'confirmed']) })).max(100),
     pending: z.array(gatewayId).max(PENDING_KEPT),
   }),
   signal: z.strictObject({

@@ -12,7 +12,7 @@ import type { PolicyId } from './catalogue.ts'
 import type { Finding } from './finding.ts'
 import type { Policy, PolicyOf } from './schema.ts'
 import { emptyFrameCounter, type FrameCounterState, lorawanFcntResetRule } from './rules/lorawan-fcnt-reset.ts'
-import { emptyGatewayShift, type GatewayShiftState, lorawanGatewayShiftRule } from './rules/lorawan-gateway-shift.ts'
+import { confirmGatewayShift, emptyGatewayShift, type GatewayContext, type GatewayShiftState, type GatewayShiftVerdict, hasSuspects, lorawanGatewayShiftRule } from './rules/lorawan-gateway-shift.ts'
 import { DEVICE_JOINS_KEPT, type IntegrationJoins, insertTime, lorawanDeviceJoinFloodRule, lorawanIntegrationJoinFloodRule } from './rules/lorawan-join-flood.ts'
 import { emptySignalShift, lorawanSignalShiftRule, type SignalShiftState } from './rules/lorawan-signal-shift.ts'
 import { lorawanUnknownDeviceRule, unknownDeviceKey } from './rules/lorawan-unknown-device.ts'
@@ -32,7 +32,7 @@ export interface LorawanDeviceState {
 }
 
 interface GatewayActivity {
-  /** The last few distinct devices it heard, and when: is it up, hearing others? */
+  /** Its last HEARD_KEPT uplinks (device, time), sorted by time: was it up, hearing others, around an uplink? */
   heard: Array<[string, number]>
   /** Site → registered devices of that site that have learned the gateway. */
   sites: Map<string, Set<string>>
@@ -44,7 +44,8 @@ const MAX_DEVICES = 200_000
 const MAX_GATEWAYS = 20_000
 const MAX_UNKNOWN = 10_000
 const MAX_INTEGRATIONS = 1_000
-const HEARD_KEPT = 4
+const HEARD_KEPT = 32
+const MAX_SUSPECTS = 10_000
 const SITES_PER_GATEWAY = 16
 const DEVICES_PER_SITE = 32
 
@@ -56,6 +57,10 @@ export class LorawanDetector {
   /** Unknown (integration, DevEUI) key → when it was last reported (engine clock). */
   readonly #unknown = new Map<string, number>()
   readonly #integrations = new Map<string, IntegrationJoins>()
+  /** Devices with suspect gateway-shift uplinks, settled as their usual gateways are heard again. */
+  readonly #suspects = new Set<string>()
+  /** The latest receive time seen (network server clock): how long a gateway has been silent. */
+  #latestMs = 0
 
   get deviceCount (): number {
     return this.#devices.size
@@ -74,7 +79,7 @@ export class LorawanDetector {
         touch(this.#unknown, key, nowMs, MAX_UNKNOWN)
         findings.push(finding)
       }
-      if (message.event === 'up') this.#heard(message.gateways.map((g) => g.gatewayId), key, message.receivedAtMs)
+      if (message.event === 'up') this.#heard(message.gateways.map((g) => g.gatewayId), key, message.receivedAtMs, policyFor, findings)
       return { findings, clears }
     }
     const fresh = !this.#devices.has(device.deviceId)
@@ -105,19 +110,11 @@ export class LorawanDetector {
     }
     if (message.event !== 'up') return { findings, clears }
 
+    this.#heard(message.gateways.map((g) => g.gatewayId), device.deviceId, message.receivedAtMs, policyFor, findings)
     const shift = policy('lorawan-gateway-shift')
     if (shift) {
-      const aliveWindow = shift.params.gatewayAliveWindow
-      const verdict = lorawanGatewayShiftRule(shift, device.deviceId, device.site, state.gateways, message, {
-        ofOwnSite: (g) => [...(this.#gateways.get(g)?.sites.get(device.site) ?? [])].some((d) => d !== device.deviceId),
-        sitesOf: (g) => [...(this.#gateways.get(g)?.sites ?? [])].filter(([, devices]) => [...devices].some((d) => d !== device.deviceId)).map(([site]) => site),
-        heardOthers: (g) => (this.#gateways.get(g)?.heard ?? []).some(([d, t]) => d !== device.deviceId && Math.abs(t - message.receivedAtMs) <= aliveWindow),
-      })
-      state.gateways = verdict.state
-      for (const g of verdict.learnedNow) this.#usedAt(g, device.site, device.deviceId)
-      if (verdict.finding) findings.push(verdict.finding)
+      this.#shifted(state, lorawanGatewayShiftRule(shift, device.deviceId, device.site, state.gateways, message, this.#context(shift, state)), findings)
     }
-    this.#heard(message.gateways.map((g) => g.gatewayId), device.deviceId, message.receivedAtMs)
 
     const signal = policy('lorawan-signal-shift')
     if (signal) {
@@ -146,6 +143,7 @@ export class LorawanDetector {
       if (local && local.lastHeardMs > record.lastHeardMs) continue
       touch(this.#devices, record.deviceId, structuredClone(record), MAX_DEVICES)
       for (const [g] of record.gateways.learned) this.#usedAt(g, record.site, record.deviceId)
+      if (hasSuspects(record.gateways) && this.#suspects.size < MAX_SUSPECTS) this.#suspects.add(record.deviceId)
       taken++
     }
     return taken
@@ -186,11 +184,59 @@ export class LorawanDetector {
     if (finding) findings.push(finding)
   }
 
-  /** The gateways heard the device at `atMs`: they are up. */
-  #heard (gatewayIds: string[], deviceId: string, atMs: number): void {
-    for (const g of new Set(gatewayIds)) {
+  /**
+   * The gateways heard a device at `atMs`: they are up. Devices whose
+   * suspect gateway-shift uplinks waited on one of these gateways are
+   * settled now.
+   */
+  #heard (gatewayIds: string[], deviceId: string, atMs: number, policyFor: PolicyFor, findings: Finding[]): void {
+    this.#latestMs = Math.max(this.#latestMs, atMs)
+    const gateways = new Set(gatewayIds)
+    for (const g of gateways) {
       const activity = this.#gateway(g)
-      activity.heard = [...activity.heard.filter(([d]) => d !== deviceId), [deviceId, atMs] as [string, number]].slice(-HEARD_KEPT)
+      const at = activity.heard.findIndex(([, t]) => t > atMs)
+      const index = at === -1 ? activity.heard.length : at
+      activity.heard = [...activity.heard.slice(0, index), [deviceId, atMs] as [string, number], ...activity.heard.slice(index)].slice(-HEARD_KEPT)
+    }
+    for (const suspect of [...this.#suspects]) {
+      const state = this.#devices.get(suspect)
+      if (!state || !hasSuspects(state.gateways)) {
+        this.#suspects.delete(suspect)
+        continue
+      }
+      if (suspect === deviceId || !state.gateways.learned.some(([g]) => gateways.has(g))) continue
+      const shift = policyFor('lorawan-gateway-shift', suspect, undefined, state.site) as PolicyOf<'lorawan-gateway-shift'> | undefined
+      if (shift) this.#shifted(state, confirmGatewayShift(shift, suspect, state.site, state.gateways, this.#context(shift, state)), findings)
+    }
+  }
+
+  #shifted (state: LorawanDeviceState, verdict: GatewayShiftVerdict, findings: Finding[]): void {
+    state.gateways = verdict.state
+    for (const g of verdict.learnedNow) this.#usedAt(g, state.site, state.deviceId)
+    if (verdict.finding) findings.push(verdict.finding)
+    if (hasSuspects(state.gateways)) {
+      this.#suspects.delete(state.deviceId)
+      if (this.#suspects.size >= MAX_SUSPECTS) this.#suspects.delete(this.#suspects.values().next().value!)
+      this.#suspects.add(state.deviceId)
+    } else {
+      this.#suspects.delete(state.deviceId)
+    }
+  }
+
+  /** The fleet's gateways as one device's gateway-shift judgement sees them. */
+  #context (policy: PolicyOf<'lorawan-gateway-shift'>, state: LorawanDeviceState): GatewayContext {
+    const self = state.deviceId
+    const window = policy.params.gatewayAliveWindow
+    return {
+      ofOwnSite: (g) => [...(this.#gateways.get(g)?.sites.get(state.site) ?? [])].some((d) => d !== self),
+      sitesOf: (g) => [...(this.#gateways.get(g)?.sites ?? [])].filter(([, devices]) => [...devices].some((d) => d !== self)).map(([site]) => site),
+      upAround: (g, atMs) => {
+        const others = (this.#gateways.get(g)?.heard ?? []).filter(([d]) => d !== self)
+        const before = others.findLast(([, t]) => t <= atMs)
+        const after = others.find(([, t]) => t > atMs)
+        if (!after) return this.#latestMs - atMs > window ? false : undefined
+        return before !== undefined && after[1] - before[1] <= window
+      },
     }
   }
 

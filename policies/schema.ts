@@ -94,8 +94,11 @@ export const policySchema = z.discriminatedUnion('id', [
     /** Uplinks heard only by gateways the device never used, among its last `recentUplinks`, that make a shift (not one odd path). */
     shiftedUplinks: z.number().int().positive().max(100).default(3),
     recentUplinks: z.number().int().positive().max(100).default(6),
-    /** A usual gateway that heard another device within this is up: the device not being heard there is the device's doing, not an outage. */
-    gatewayAliveWindow: duration.refine((ms) => ms > 0, 'must be positive').default(3_600_000),
+    /**
+     * A usual gateway is up around an uplink when it heard other devices before and after it with no silence longer than
+     * this between: the device not being heard there is then the device's doing, not an outage.
+     */
+    gatewayAliveWindow: duration.refine((ms) => ms > 0, 'must be positive').default(1_800_000),
   }).refine((p) => p.params.shiftedUplinks <= p.params.recentUplinks, { message: 'shiftedUplinks must not exceed recentUplinks', path: ['params', 'shiftedUplinks'] }),
   policy('lorawan-signal-shift', {
     /** Readings per gateway before its baseline is judged against. */

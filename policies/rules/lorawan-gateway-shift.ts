@@ -3,6 +3,9 @@ import { visibleText } from '../../shared/untrusted-text.ts'
 import type { Finding } from '../finding.ts'
 import type { PolicyOf } from '../schema.ts'
 
+/** One judged uplink: heard by a gateway it knows; heard only by foreign ones; and whether its usual gateways were up then. */
+export interface ShiftMark { atMs: number, mark: 'usual' | 'suspect' | 'confirmed' }
+
 /** What lorawan-gateway-shift has learned of one device. */
 export interface GatewayShiftState {
   /** The first uplink's time (network server clock): the learning period runs from it. */
@@ -14,9 +17,9 @@ export interface GatewayShiftState {
    * ids are the network server's strings, and `__proto__` is one.
    */
   learned: Array<[string, number]>
-  /** Of its last `recentUplinks` judged uplinks, which were heard only through gateways foreign to it. */
-  recent: boolean[]
-  /** The gateways of those shifted uplinks: learned once the shift has been reported. */
+  /** Its last `recentUplinks` judged uplinks. */
+  recent: ShiftMark[]
+  /** The gateways of its suspect uplinks: learned once the shift has been reported. */
   pending: string[]
 }
 
@@ -25,14 +28,19 @@ export const PENDING_KEPT = 16
 
 export const emptyGatewayShift = (): GatewayShiftState => ({ firstAtMs: null, uplinks: 0, learned: [], recent: [], pending: [] })
 
-/** What the engine knows of the fleet's gateways around one uplink (built from every device it judges). */
+/** What the engine knows of the fleet's gateways (built from every device it judges). */
 export interface GatewayContext {
   /** Whether other devices of this device's site have learned the gateway: a gateway of its own site. */
   ofOwnSite (gatewayId: string): boolean
-  /** The sites whose devices have learned the gateway. */
+  /** The sites whose other devices have learned the gateway. */
   sitesOf (gatewayId: string): string[]
-  /** Whether the gateway heard another device near the uplink's time (within the policy's alive window). */
-  heardOthers (gatewayId: string): boolean
+  /**
+   * Whether the gateway was up around `atMs`: it heard another device
+   * before and another after, with no silence longer than the policy's
+   * `gatewayAliveWindow` between them. Undefined while that cannot be
+   * told yet (nothing heard after `atMs` so far).
+   */
+  upAround (gatewayId: string, atMs: number): boolean | undefined
 }
 
 export interface GatewayShiftVerdict {
@@ -44,11 +52,11 @@ export interface GatewayShiftVerdict {
 
 /**
  * lorawan-gateway-shift (STRIDE S): a fixed device heard only through
- * gateways it never used, while at least one of its usual gateways still
- * hears other devices — so its usual gateways are up and it is the device
- * that is no longer where it was (relocated), or another radio is sending
- * as it (cloned: then its uplinks alternate, which `shiftedUplinks` of the
- * last `recentUplinks` still counts).
+ * gateways it never used, while its usual gateways are up and hearing
+ * other devices — so it is the device that is no longer where it was
+ * (relocated), or another radio is sending as it (cloned: then its
+ * uplinks alternate, which `shiftedUplinks` of the last `recentUplinks`
+ * still counts).
  *
  * Not a shift, so that ordinary radio life stays quiet:
  * - before `learningUplinks` and `learningPeriod` (cold start): learning;
@@ -58,10 +66,13 @@ export interface GatewayShiftVerdict {
  *   after which the network server's ADR lowered the device's power, so
  *   only the new one hears it — many devices shift together, not one
  *   device tampered with;
- * - its usual gateways hearing nobody (an outage, a one-gateway site
- *   whose gateway is down): the device heard by a neighbour is explained,
- *   and not judged. A device alone behind its gateways therefore cannot
- *   be judged at all while they hear only it.
+ * - its usual gateways silent around the uplink (an outage; a one-gateway
+ *   site whose gateway is down): the device heard by a neighbour is
+ *   explained. Whether they were up is known only once they hear someone
+ *   after the uplink, so an uplink is a suspect until then
+ *   (confirmGatewayShift, run again as the fleet's uplinks arrive). A
+ *   device alone behind its gateways cannot be judged: nobody else shows
+ *   they are up.
  * Once reported, the new gateways are learned: a device moved for good is
  * one alert, not one per uplink. No auto-clear: the alert is an event
  * (a move or a clone) for a person to confirm.
@@ -74,33 +85,50 @@ export function lorawanGatewayShiftRule (policy: PolicyOf<'lorawan-gateway-shift
   const uplinks = state.uplinks + 1
   const learning = uplinks <= policy.params.learningUplinks || atMs - firstAtMs < policy.params.learningPeriod
   const usual = state.learned.map(([g]) => g)
-  const known = heard.filter((g) => usual.includes(g))
-  if (learning || known.length > 0 || heard.some((g) => context.ofOwnSite(g))) {
+  const mark = (m: ShiftMark['mark']) => [...state.recent, { atMs, mark: m }].sort((a, b) => a.atMs - b.atMs).slice(-policy.params.recentUplinks)
+  if (learning || heard.some((g) => usual.includes(g)) || heard.some((g) => context.ofOwnSite(g))) {
     const { learned, learnedNow } = learn(state.learned, heard)
-    const recent = learning ? state.recent : [...state.recent, false].slice(-policy.params.recentUplinks)
-    return { state: { ...state, firstAtMs, uplinks, learned, recent }, learnedNow }
+    return { state: { ...state, firstAtMs, uplinks, learned, recent: learning ? state.recent : mark('usual') }, learnedNow }
   }
-  const alive = usual.filter((g) => context.heardOthers(g))
-  // Its gateways hear nobody: an outage explains the path; not judged either way.
-  if (alive.length === 0) return { state: { ...state, firstAtMs, uplinks }, learnedNow: [] }
-  const recent = [...state.recent, true].slice(-policy.params.recentUplinks)
   const pending = [...new Set([...state.pending, ...heard])].slice(-PENDING_KEPT)
-  const shifted = recent.filter(Boolean).length
-  if (shifted < policy.params.shiftedUplinks) return { state: { ...state, firstAtMs, uplinks, recent, pending }, learnedNow: [] }
-  const { learned, learnedNow } = learn(state.learned, pending)
-  const otherSites = [...new Set(heard.flatMap((g) => context.sitesOf(g)))].filter((s) => s !== site)
+  return confirmGatewayShift(policy, deviceId, site, { ...state, firstAtMs, uplinks, recent: mark('suspect'), pending }, context, atMs)
+}
+
+/** Whether the device has suspect uplinks still waiting to learn if its usual gateways were up. */
+export function hasSuspects (state: GatewayShiftState): boolean {
+  return state.recent.some((m) => m.mark === 'suspect')
+}
+
+/**
+ * Settles the device's suspect uplinks whose usual gateways can now be
+ * told up (confirmed) or down (dropped: an outage explains them), and
+ * reports the shift once `shiftedUplinks` of the recent ones are confirmed.
+ */
+export function confirmGatewayShift (policy: PolicyOf<'lorawan-gateway-shift'>, deviceId: string, site: string, state: GatewayShiftState, context: GatewayContext, atMs?: number): GatewayShiftVerdict {
+  const usual = state.learned.map(([g]) => g)
+  const recent = state.recent.flatMap((m): ShiftMark[] => {
+    if (m.mark !== 'suspect') return [m]
+    const up = usual.map((g) => context.upAround(g, m.atMs))
+    if (up.some((u) => u === true)) return [{ ...m, mark: 'confirmed' }]
+    return up.some((u) => u === undefined) ? [m] : []
+  })
+  const confirmed = recent.filter((m) => m.mark === 'confirmed')
+  if (confirmed.length < policy.params.shiftedUplinks) return { state: { ...state, recent }, learnedNow: [] }
+  const { learned, learnedNow } = learn(state.learned, state.pending)
+  const otherSites = [...new Set(state.pending.flatMap((g) => context.sitesOf(g)))].filter((s) => s !== site)
   const shown = (ids: string[]) => visibleText(ids.join(','), 200)
+  const up = usual.filter((g) => confirmed.some((m) => context.upAround(g, m.atMs) === true))
   return {
-    state: { ...state, firstAtMs, uplinks, learned, recent: [], pending: [] },
+    state: { ...state, learned, recent: [], pending: [] },
     learnedNow,
     finding: {
       policy: 'lorawan-gateway-shift',
       deviceId,
       severity: policy.severity,
-      summary: `heard only through gateways it never used in ${shifted} of its last ${recent.length} uplinks${otherSites.length > 0 ? `, gateways of another site (${otherSites.join(', ')})` : ''}, while its usual gateways still hear other devices: relocated or cloned`,
+      summary: `heard only through gateways it never used in ${confirmed.length} of its last ${recent.length} uplinks${otherSites.length > 0 ? `, gateways of another site (${otherSites.join(', ')})` : ''}, while its usual gateways were up and hearing other devices: relocated or cloned`,
       evidence: {
-        shiftedUplinks: shifted, recentUplinks: recent.length, gateways: shown(heard), newGateways: shown(pending), usualGateways: shown(usual), usualGatewaysUp: shown(alive),
-        otherSites: otherSites.join(',') || null, at: new Date(atMs).toISOString(),
+        shiftedUplinks: confirmed.length, recentUplinks: recent.length, newGateways: shown(state.pending), usualGateways: shown(usual), usualGatewaysUp: shown(up),
+        otherSites: otherSites.join(',') || null, at: new Date(atMs ?? confirmed.at(-1)!.atMs).toISOString(),
       },
     },
   }
