@@ -97,7 +97,9 @@ describe('lorawan-fcnt-reset', () => {
     // The newest three arrive first (live), the older three after them (a stored backlog): consistent, so quiet.
     expect(feed(engine, clock, [...frames.slice(3), ...frames.slice(0, 3)])).toEqual([])
     // The broker resends the last one (same event): nothing, not even learned twice.
+    const learnedBefore = engine.exportDevices((id) => id === 'hillside-2').lorawan
     expect(engine.onLorawan(frames[5]!)).toEqual({ findings: [], clears: [] })
+    expect(engine.exportDevices((id) => id === 'hillside-2').lorawan).toEqual(learnedBefore)
     // A late event that does not fit between its neighbours in time: frame counter 3 back, between frames 2 and 3.
     const misfit = observe(device, { fCnt: frames[0]!.message.fCnt!, receivedAtMs: frames[2]!.message.receivedAtMs + MIN })
     expect(policies(feed(engine, clock, [misfit]))).toEqual(['lorawan-fcnt-reset riverside-1'.replace('riverside-1', 'hillside-2')])
@@ -158,7 +160,7 @@ describe('lorawan-gateway-shift', () => {
     expect(policies(feed(engine, clock, merged(then(60 * MIN, ['riverside-6']), clone))).filter((p) => p!.includes('gateway-shift'))).toEqual(['lorawan-gateway-shift riverside-6'])
   })
 
-  it('stays quiet when its usual gateways hear nobody (an outage), for one odd path, and for a new gateway of its site', () => {
+  it('stays quiet when its usual gateways hear nobody (an outage), and for one odd path', () => {
     const { engine, clock, byId, then, uplinks, end } = learnedDay()
     // Riverside's gateways all down for an hour; a riverside device is picked up by a hillside gateway meanwhile.
     const down = ['gw-r1', 'gw-r2', 'gw-r3'].map((gatewayId) => ({ gatewayId, fromMs: end, untilMs: end + 60 * MIN }))
@@ -168,11 +170,13 @@ describe('lorawan-gateway-shift', () => {
     // One uplink by a far gateway among ordinary ones.
     const odd = uplinks(byId('riverside-3'), 5, 12 * MIN, (i, at) => i === 2 ? [{ gatewayId: 'gw-far', rssi: -128, snr: -18 }] : receive(byId('riverside-3'), seeded(i), at))
     expect(feed(engine, clock, odd.map((e) => ({ ...e, message: { ...e.message, receivedAtMs: e.message.receivedAtMs + 60 * MIN } })))).toEqual([])
-    // A gateway installed at riverside: heard alongside the old ones by some devices, then the only one for another (ADR lowered its power).
-    const start = end + 2 * 3_600_000
-    const neighbours = ['riverside-1', 'riverside-4'].map((id) => observe(byId(id), { fCnt: byId(id).fCnt++, receivedAtMs: start, gateways: [...receive(byId(id), seeded(5), start), { gatewayId: 'gw-r4', rssi: -70, snr: 9 }] }))
-    const adr = Array.from({ length: 4 }, (_, i) => observe(byId('riverside-5'), { fCnt: byId('riverside-5').fCnt++, receivedAtMs: start + (i + 1) * 12 * MIN, gateways: [{ gatewayId: 'gw-r4', rssi: -95, snr: 4 }] }))
-    expect(feed(engine, clock, [...neighbours, ...adr]).filter((f) => f.includes('gateway-shift'))).toEqual([])
+  })
+
+  it('stays quiet for a gateway installed at its site: heard alongside the old ones by neighbours, then the only one hearing it (ADR lowered its power)', () => {
+    const { engine, clock, byId, then, end } = learnedDay()
+    const neighbours = ['riverside-1', 'riverside-4'].map((id) => observe(byId(id), { fCnt: byId(id).fCnt++, receivedAtMs: end + MIN, gateways: [...receive(byId(id), seeded(5), end + MIN), { gatewayId: 'gw-r4', rssi: -70, snr: 9 }] }))
+    const adr = Array.from({ length: 5 }, (_, i) => observe(byId('riverside-5'), { fCnt: byId('riverside-5').fCnt++, receivedAtMs: end + (i + 1) * 12 * MIN, gateways: [{ gatewayId: 'gw-r4', rssi: -95, snr: 4 }] }))
+    expect(feed(engine, clock, merged(then(90 * MIN, ['riverside-5', 'riverside-1', 'riverside-4']), neighbours, adr)).filter((f) => f.includes('gateway-shift'))).toEqual([])
   })
 
   it('at a one-gateway site: quiet while its gateway is down, fires while its gateway still hears the other device', () => {
@@ -221,6 +225,21 @@ describe('lorawan-signal-shift', () => {
     const firstQuietAfter = found.findLastIndex((n) => n > 0)
     expect(found.slice(0, 2)).toEqual([0, 0])
     expect(firstQuietAfter).toBeLessThan(30)
+  })
+
+  it('judges by majority of the gateways that know the device: one gateway off is a path, two of three a shift', () => {
+    for (const off of [1, 2]) {
+      const { engine, clock, random, end } = learnedDay()
+      const device: RadioDevice = { ...radioFleet(seeded(8), { riverside: 1 })[0]!, deviceId: 'riverside-strong', devEui: 'ffffffffffff0002' }
+      device.paths = [{ gatewayId: 'gw-r1', rssi: -80, snr: 8 }, { gatewayId: 'gw-r2', rssi: -90, snr: 5 }, { gatewayId: 'gw-r3', rssi: -95, snr: 3 }]
+      const stream = Array.from({ length: 40 }, (_, i) => {
+        const at = end + i * 12 * MIN
+        const gateways = receive(device, random, at).map((g, k) => i >= 36 && k < off ? { ...g, rssi: g.rssi - 25 } : g)
+        return observe(device, { fCnt: i, receivedAtMs: at, gateways })
+      })
+      const found = feed(engine, clock, stream).filter((f) => f.includes('signal-shift'))
+      expect(found.length > 0).toBe(off === 2)
+    }
   })
 
   it('catches a gateway jammed at a one-gateway site on every device there (SNR down)', () => {
