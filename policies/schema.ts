@@ -109,7 +109,7 @@ export const policySchema = z.discriminatedUnion('id', [
     minRssiShiftDb: z.number().positive().default(10),
     minSnrShiftDb: z.number().positive().default(6),
     /** Consecutive uplinks off the baseline at most of the gateways that know the device: a shift, not a fade. */
-    uplinks: z.number().int().positive().default(3),
+    uplinks: z.number().int().positive().default(4),
     /** Consecutive shifted uplinks after which the new level is learned as the baseline (a device moved for good alerts once). */
     relearnAfter: z.number().int().positive().default(24),
   }).refine((p) => p.params.uplinks <= p.params.relearnAfter, { message: 'uplinks must not exceed relearnAfter', path: ['params', 'uplinks'] }),

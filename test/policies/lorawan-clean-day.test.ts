@@ -36,4 +36,13 @@ describe('the LoRaWAN policies on a clean fleet', () => {
     expect(counts.some((c, i) => i > 0 && c < counts[i - 1]!)).toBe(true)
     expect(feed(engine, clock, [...day1, ...day2])).toEqual([])
   })
+
+  it('find nothing in a day of 600 devices, a third of them behind a single gateway', () => {
+    const random = seeded(42)
+    const devices = radioFleet(random, { riverside: 200, hillside: 200, estate: 200 })
+    const clock = testClock(START)
+    const engine = new PolicyEngine(shipped, clock)
+    const outages = [{ gatewayId: 'gw-h2', fromMs: START + 8 * 3_600_000, untilMs: START + 9 * 3_600_000 }]
+    expect(feed(engine, clock, radioDay(devices, random, { startMs: START, outages }))).toEqual([])
+  })
 })
