@@ -10,7 +10,7 @@
 import type { LorawanObservation } from '../shared/lorawan.ts'
 import type { PolicyId } from './catalogue.ts'
 import type { Finding } from './finding.ts'
-import type { Policy, PolicyOf } from './schema.ts'
+import { type Policy, type PolicyOf, policySchema } from './schema.ts'
 import { emptyFrameCounter, type FrameCounterState, lorawanFcntResetRule } from './rules/lorawan-fcnt-reset.ts'
 import { confirmGatewayShift, emptyGatewayShift, type GatewayContext, type GatewayShiftState, type GatewayShiftVerdict, hasSuspects, lorawanGatewayShiftRule } from './rules/lorawan-gateway-shift.ts'
 import { DEVICE_JOINS_KEPT, type IntegrationJoins, insertTime, lorawanDeviceJoinFloodRule, lorawanIntegrationJoinFloodRule } from './rules/lorawan-join-flood.ts'
@@ -48,6 +48,9 @@ const HEARD_KEPT = 32
 const MAX_SUSPECTS = 10_000
 const SITES_PER_GATEWAY = 16
 const DEVICES_PER_SITE = 32
+
+/** The frame counter's history is kept with these when the policy is off or out of scope (its findings are then dropped). */
+const DEFAULT_FCNT_RESET = policySchema.parse({ id: 'lorawan-fcnt-reset', severity: 'high' }) as PolicyOf<'lorawan-fcnt-reset'>
 
 type PolicyFor = (id: PolicyId, deviceId: string, kind: string | undefined, site: string | undefined) => Policy | undefined
 
@@ -89,15 +92,14 @@ export class LorawanDetector {
     if (fresh || this.#unknown.delete(unknownKey)) clears.push({ policy: 'lorawan-unknown-device', deviceId: unknownKey, reason: `DevEUI ${message.devEui} is registered to integration ${integrationId}` })
     const policy = <I extends PolicyId>(id: I) => policyFor(id, device.deviceId, device.kind, device.site) as PolicyOf<I & Policy['id']> | undefined
 
+    // The frame history is kept whether or not the policy runs: it is also how a redelivery is recognised.
     const fcnt = policy('lorawan-fcnt-reset')
-    if (fcnt) {
-      const verdict = lorawanFcntResetRule(fcnt, device.deviceId, state.frames, message)
-      // The very event again (a QoS 1 redelivery, a stream read twice): one event, judged once.
-      if (verdict.duplicate) return { findings, clears }
-      state.frames = verdict.state
-      if (verdict.finding) findings.push(verdict.finding)
-      if (verdict.clear) clears.push({ policy: 'lorawan-fcnt-reset', deviceId: device.deviceId, reason: verdict.clear })
-    }
+    const frames = lorawanFcntResetRule(fcnt ?? DEFAULT_FCNT_RESET, device.deviceId, state.frames, message)
+    // The very event again (a QoS 1 redelivery, a stream read twice): one event, judged once.
+    if (frames.duplicate) return { findings, clears }
+    state.frames = frames.state
+    if (fcnt && frames.finding) findings.push(frames.finding)
+    if (fcnt && frames.clear) clears.push({ policy: 'lorawan-fcnt-reset', deviceId: device.deviceId, reason: frames.clear })
     state.lastHeardMs = Math.max(state.lastHeardMs, message.receivedAtMs)
     if (message.event === 'join') {
       const joins = policy('lorawan-join-flood')

@@ -283,3 +283,19 @@ describe('LoRaWAN state across a restart or a partition move', () => {
     expect(feed(after, clock, day.slice(half))).toEqual([])
   })
 })
+
+describe('LoRaWAN redeliveries with lorawan-fcnt-reset off', () => {
+  it('still recognises the very event again, so the other policies do not learn it twice', () => {
+    const random = seeded(5)
+    const [device] = radioFleet(random, { riverside: 1 })
+    const clock = testClock(START)
+    const engine = new PolicyEngine(shipped.filter((p) => p.id !== 'lorawan-fcnt-reset'), clock)
+    const event = observe(device!, { fCnt: 1, receivedAtMs: START, gateways: receive(device!, random, START) })
+    engine.onLorawan(event)
+    const learned = engine.exportDevices(() => true).lorawan
+    expect(engine.onLorawan(event)).toEqual({ findings: [], clears: [] })
+    expect(engine.exportDevices(() => true).lorawan).toEqual(learned)
+    // A replayed counter is not reported with the policy off.
+    expect(engine.onLorawan(observe(device!, { fCnt: 0, receivedAtMs: START + 3_600_000 })).findings).toEqual([])
+  })
+})
