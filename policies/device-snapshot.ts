@@ -67,6 +67,7 @@ const dB = z.number().min(-1_000).max(1_000)
 const lorawanRecord = z.strictObject({
   deviceId: id,
   integrationId: id,
+  kind: z.string().max(64),
   site: id,
   lastHeardMs: ms,
   frames: z.strictObject({

@@ -21,6 +21,7 @@ import { lorawanUnknownDeviceRule, unknownDeviceKey } from './rules/lorawan-unkn
 export interface LorawanDeviceState {
   deviceId: string
   integrationId: string
+  kind: string
   site: string
   /** When it was last heard (network server clock): the fresher copy wins an import. */
   lastHeardMs: number
@@ -164,11 +165,12 @@ export class LorawanDetector {
   #state (observation: LorawanObservation): LorawanDeviceState {
     const device = observation.device!
     const state = this.#devices.get(device.deviceId) ?? {
-      deviceId: device.deviceId, integrationId: observation.integrationId, site: device.site, lastHeardMs: observation.message.receivedAtMs,
+      deviceId: device.deviceId, integrationId: observation.integrationId, kind: device.kind, site: device.site, lastHeardMs: observation.message.receivedAtMs,
       frames: emptyFrameCounter(), joins: [], gateways: emptyGatewayShift(), signal: emptySignalShift(),
     }
     // Re-registered elsewhere: what was learned still describes the radio; the integration and site follow the registry.
     state.integrationId = observation.integrationId
+    state.kind = device.kind
     state.site = device.site
     touch(this.#devices, device.deviceId, state, MAX_DEVICES)
     return state
@@ -207,7 +209,7 @@ export class LorawanDetector {
         continue
       }
       if (suspect === deviceId || !state.gateways.learned.some(([g]) => gateways.has(g))) continue
-      const shift = policyFor('lorawan-gateway-shift', suspect, undefined, state.site) as PolicyOf<'lorawan-gateway-shift'> | undefined
+      const shift = policyFor('lorawan-gateway-shift', suspect, state.kind, state.site) as PolicyOf<'lorawan-gateway-shift'> | undefined
       if (shift) this.#shifted(state, confirmGatewayShift(shift, suspect, state.site, state.gateways, this.#context(shift, state)), findings)
     }
   }
