@@ -1,6 +1,6 @@
 /**
- * The policy engine: feeds telemetry, security events and certificates to
- * the rules, with the per-device memory they need, and answers findings
+ * The policy engine: feeds telemetry, security events, certificates and
+ * LoRaWAN network servers' events to the rules, with the per-device memory they need, and answers findings
  * (conditions that hold) and clears (conditions that stopped holding).
  * Pure apart from the injected clock: no sockets, timers or files here.
  */
@@ -178,8 +178,9 @@ export class PolicyEngine {
   /**
    * What the engine has learned about the devices `filter` picks — their
    * last message (seq, time, firmware, readings), interval baseline, lag,
-   * arrivals in the rate window and recent fingerprints — and the
-   * security-event windows keyed by them, as plain JSON
+   * arrivals in the rate window and recent fingerprints — the
+   * security-event windows keyed by them, and for LoRaWAN devices their
+   * recent frames and joins, gateways and radio baselines, as plain JSON
    * (device-snapshot.ts). A collector group hands it on with a partition.
    * Windows keyed by a source address belong to no device and stay here.
    */

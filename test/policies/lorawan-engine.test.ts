@@ -102,7 +102,7 @@ describe('lorawan-fcnt-reset', () => {
     expect(engine.exportDevices((id) => id === 'hillside-2').lorawan).toEqual(learnedBefore)
     // A late event that does not fit between its neighbours in time: frame counter 3 back, between frames 2 and 3.
     const misfit = observe(device, { fCnt: frames[0]!.message.fCnt!, receivedAtMs: frames[2]!.message.receivedAtMs + MIN })
-    expect(policies(feed(engine, clock, [misfit]))).toEqual(['lorawan-fcnt-reset riverside-1'.replace('riverside-1', 'hillside-2')])
+    expect(policies(feed(engine, clock, [misfit]))).toEqual(['lorawan-fcnt-reset hillside-2'])
   })
 
   it('clears its finding when the join between the two uplinks is delivered late', () => {
@@ -301,5 +301,16 @@ describe('LoRaWAN redeliveries with lorawan-fcnt-reset off', () => {
     expect(engine.exportDevices(() => true).lorawan).toEqual(learned)
     // A replayed counter is not reported with the policy off.
     expect(engine.onLorawan(observe(device!, { fCnt: 0, receivedAtMs: START + 3_600_000 })).findings).toEqual([])
+  })
+})
+
+describe('a fleet of two, each alone at its site', () => {
+  it('is quiet for a day, still judges its signal, and cannot judge a gateway shift (nobody else shows its gateways are up)', () => {
+    const { engine, clock, byId, uplinks } = learnedDay(13, { riverside: 1, estate: 1 })
+    const device = byId('riverside-1')
+    const found = policies(feed(engine, clock, uplinks(device, 6, 12 * MIN, () => [{ gatewayId: 'gw-elsewhere', rssi: -80, snr: 9 }])))
+    expect(found).toEqual([])
+    const shielded = policies(feed(engine, clock, uplinks(byId('estate-1'), 5, 12 * MIN, (_i, at) => receive(byId('estate-1'), seeded(2), at, [], -25))))
+    expect(shielded).toContain('lorawan-signal-shift estate-1')
   })
 })
