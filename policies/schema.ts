@@ -88,9 +88,12 @@ export const policySchema = z.discriminatedUnion('id', [
     window: duration.refine((ms) => ms > 0, 'must be positive').default(3_600_000),
   }),
   policy('lorawan-gateway-shift', {
-    /** Uplinks and time before a device's usual gateways are trusted as learned (cold start). */
+    /**
+     * Uplinks and time before a device's usual gateways are trusted as learned (cold start). At LoRaWAN rates the uplinks
+     * are what takes long (20 at 10 min: over 3 h); the time keeps a device that floods its first minutes from being learned at once.
+     */
     learningUplinks: z.number().int().positive().default(20),
-    learningPeriod: duration.default(6 * 3_600_000),
+    learningPeriod: duration.default(600_000),
     /** Uplinks heard only by gateways the device never used, among its last `recentUplinks`, that make a shift (not one odd path). */
     shiftedUplinks: z.number().int().positive().max(100).default(3),
     recentUplinks: z.number().int().positive().max(100).default(6),
@@ -104,7 +107,7 @@ export const policySchema = z.discriminatedUnion('id', [
     /** Readings per gateway before its baseline is judged against. */
     minSamples: z.number().int().min(3).max(500).default(12),
     /** A reading this many robust deviations from the gateway's baseline is off it… */
-    deviations: z.number().positive().default(4),
+    deviations: z.number().positive().default(3),
     /** …and at least this far in dB (a very steady link has a tiny spread). */
     minRssiShiftDb: z.number().positive().default(10),
     minSnrShiftDb: z.number().positive().default(6),

@@ -108,8 +108,9 @@ export function lorawanSignalShiftRule (policy: PolicyOf<'lorawan-signal-shift'>
     },
   }
   if (shifted >= relearnAfter) {
-    // The new level has held long enough to be the device's place now: learn it afresh at these gateways.
-    const relearned = kept.map((b) => offVotes.some((v) => v.gatewayId === b.gatewayId) ? learn(undefined, b.gatewayId, null, 0, minSamples, true) : b)
+    // The new level has held long enough to be the device's place now: learn it afresh, at every gateway
+    // (a device that moved changed all its paths, including those of gateways that missed this uplink).
+    const relearned = kept.map((b) => learn(undefined, b.gatewayId, null, 0, minSamples, true))
     return { state: { baselines: relearned, shifted: 0, steady: 0, alerting: false }, finding }
   }
   return { state: { baselines: kept, shifted, steady: 0, alerting: true }, finding }

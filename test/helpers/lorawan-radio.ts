@@ -118,7 +118,7 @@ export function radioDay (devices: RadioDevice[], random: () => number, options:
       const gateways = receive(device, random, at, options.outages)
       if (gateways.length > 0) events.push(observe(device, { fCnt: device.fCnt, fPort: 2, receivedAtMs: at, gateways }))
       device.fCnt = device.counterBits === 16 ? (device.fCnt + 1) & 0xffff : (device.fCnt + 1) % 0x1_0000_0000
-      at += device.intervalMs + Math.round((random() - 0.5) * 60_000)
+      at += device.intervalMs + Math.round((random() - 0.5) * device.intervalMs / 10)
     }
   }
   return events.sort((a, b) => a.message.receivedAtMs - b.message.receivedAtMs)

@@ -314,3 +314,21 @@ describe('a fleet of two, each alone at its site', () => {
     expect(shielded).toContain('lorawan-signal-shift estate-1')
   })
 })
+
+describe('a fleet on a fast cadence (every 10 s, as a test bench runs it)', () => {
+  it('learns in minutes and catches a relocation and a shielding within the next minutes, with the rest quiet', () => {
+    const random = seeded(31)
+    const devices = radioFleet(random).map((d) => ({ ...d, intervalMs: 10_000 }))
+    const clock = testClock(START)
+    const engine = new PolicyEngine(shipped, clock)
+    const half = 15 * MIN
+    const first = radioDay(devices, random, { startMs: START, durationMs: half })
+    expect(feed(engine, clock, first)).toEqual([])
+    const moved = devices.find((d) => d.deviceId === 'hillside-2')!
+    moved.paths = [{ gatewayId: 'gw-r1', rssi: -100, snr: 0 }]
+    const shielded = devices.find((d) => d.deviceId === 'riverside-4')!
+    shielded.paths = shielded.paths.map((p) => ({ ...p, rssi: p.rssi - 22, snr: p.snr - 8 }))
+    const found = feed(engine, clock, radioDay(devices, random, { startMs: START + half, durationMs: 5 * MIN }))
+    expect([...new Set(found.map((f) => f.split(':')[0]))].sort()).toEqual(['lorawan-gateway-shift hillside-2', 'lorawan-signal-shift riverside-4'])
+  })
+})
