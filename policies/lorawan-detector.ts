@@ -78,7 +78,7 @@ export class LorawanDetector {
     if (message.event === 'join') this.#integrationJoin(observation, policyFor, findings)
     if (!device) {
       const policy = policyFor('lorawan-unknown-device', key, undefined, undefined) as PolicyOf<'lorawan-unknown-device'> | undefined
-      const finding = policy && lorawanUnknownDeviceRule(policy, observation, this.#unknown.get(key), nowMs)
+      const finding = policy && lorawanUnknownDeviceRule(policy, observation, this.#unknown.get(key), nowMs, () => this.#reportedRecently(integrationId, nowMs - policy.params.repeatAfter))
       if (finding) {
         touch(this.#unknown, key, nowMs, MAX_UNKNOWN)
         findings.push(finding)
@@ -160,6 +160,14 @@ export class LorawanDetector {
       forgotten++
     }
     return forgotten
+  }
+
+  /** Unknown DevEUIs of an integration reported since `sinceMs`. */
+  #reportedRecently (integrationId: string, sinceMs: number): number {
+    const prefix = unknownDeviceKey(integrationId, '')
+    let count = 0
+    for (const [key, at] of this.#unknown) if (at >= sinceMs && key.startsWith(prefix)) count++
+    return count
   }
 
   #state (observation: LorawanObservation): LorawanDeviceState {

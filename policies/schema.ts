@@ -73,6 +73,8 @@ export const policySchema = z.discriminatedUnion('id', [
     registeredElsewhereSeverity: z.enum(SEVERITIES).default('critical'),
     /** One unknown (integration, DevEUI) is reported again at most this often while it keeps sending: one alert, kept fresh. */
     repeatAfter: duration.refine((ms) => ms >= 60_000, 'must be at least 1m').default(3_600_000),
+    /** Unknown DevEUIs of one integration alerted one by one within `repeatAfter`; past it, one alert for the integration (`lorawan:<id>:unregistered`). */
+    devEuisPerIntegration: z.number().int().positive().default(20),
   }),
   policy('lorawan-fcnt-reset', {
     /** The largest forward step across a counter wrap (LoRaWAN 1.0.x MAX_FCNT_GAP): a bigger one is a counter that went back. */

@@ -22,12 +22,26 @@ export function unknownDeviceKey (integrationId: string, devEui: string): string
  * moved without being re-registered, not a forgotten registration, so it
  * is raised higher and names the owner. `lastReportedMs` is when this key
  * was last reported: it is reported again only after `repeatAfter`.
+ * `reportedRecently` counts how many of the integration's unknown DevEUIs were
+ * reported within `repeatAfter`: past `devEuisPerIntegration` the rest
+ * fold into one alert for the integration (a spoofed one never does).
  */
-export function lorawanUnknownDeviceRule (policy: PolicyOf<'lorawan-unknown-device'>, observation: LorawanObservation, lastReportedMs: number | undefined, nowMs: number): Finding | undefined {
+export function lorawanUnknownDeviceRule (policy: PolicyOf<'lorawan-unknown-device'>, observation: LorawanObservation, lastReportedMs: number | undefined, nowMs: number, reportedRecently: () => number = () => 0): Finding | undefined {
   if (observation.device) return undefined
   if (lastReportedMs !== undefined && nowMs - lastReportedMs < policy.params.repeatAfter) return undefined
   const { integrationId, registeredTo, message } = observation
   const elsewhere = registeredTo !== undefined && registeredTo !== integrationId
+  // A network server connected before its fleet was registered: one alert for the integration, not a page per DevEUI.
+  const reported = elsewhere ? 0 : reportedRecently()
+  if (reported >= policy.params.devEuisPerIntegration) {
+    return {
+      policy: 'lorawan-unknown-device',
+      deviceId: unknownDeviceKey(integrationId, 'unregistered'),
+      severity: policy.severity,
+      summary: `integration ${integrationId} publishes for more than ${policy.params.devEuisPerIntegration} DevEUIs not registered to it (latest ${message.devEui}): register them, or find out why it speaks for them`,
+      evidence: { integrationId, network: observation.network, devEui: message.devEui, event: message.event, devEuisReported: reported, devEuisPerIntegration: policy.params.devEuisPerIntegration, receivedAt: new Date(message.receivedAtMs).toISOString() },
+    }
+  }
   return {
     policy: 'lorawan-unknown-device',
     deviceId: unknownDeviceKey(integrationId, message.devEui),

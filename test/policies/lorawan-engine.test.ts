@@ -66,6 +66,21 @@ describe('lorawan-unknown-device', () => {
   })
 })
 
+describe('lorawan-unknown-device for a whole unregistered fleet', () => {
+  it('alerts the first 20 DevEUIs one by one, then one alert for the integration; a spoofed DevEUI is still its own', () => {
+    const { engine, clock, end, byId } = learnedDay()
+    const found = Array.from({ length: 30 }, (_, i) => {
+      clock.ms = end + i * 1_000
+      return engine.onLorawan({ integrationId: 'cs-council', network: 'chirpstack', message: { network: 'chirpstack', event: 'up', devEui: (0xabc000n + BigInt(i)).toString(16).padStart(16, '0'), fCnt: 1, receivedAtMs: clock.ms, gateways: [] } }).findings
+    }).flat()
+    expect(found).toHaveLength(30)
+    expect(new Set(found.map((f) => f.deviceId)).size).toBe(21)
+    expect(found.at(-1)).toMatchObject({ deviceId: 'lorawan:cs-council:unregistered', evidence: { devEuisReported: 29 } })
+    const spoofed = engine.onLorawan({ integrationId: 'cs-council', network: 'chirpstack', registeredTo: 'tts-housing', message: { network: 'chirpstack', event: 'up', devEui: byId('estate-2').devEui, fCnt: 1, receivedAtMs: clock.ms, gateways: [] } })
+    expect(spoofed.findings).toEqual([expect.objectContaining({ deviceId: `lorawan:cs-council:${byId('estate-2').devEui}`, severity: 'critical' })])
+  })
+})
+
 describe('lorawan-fcnt-reset', () => {
   it('fires on a replayed old frame and on an ABP reset to 0, and not on a join followed by 0', () => {
     const { engine, clock, byId, uplinks } = learnedDay()
