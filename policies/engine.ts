@@ -355,7 +355,9 @@ export class PolicyEngine {
     run('firmware-downgrade', (p) => firmwareDowngradeRule(p, observation, previous), false)
     run('value-implausible', (p) => valueImplausibleRule(p, observation, previous), false)
     run('clock-skew', (p) => clockSkewRule(p, observation), true)
-    run('replay', (p) => replayRule(p, observation, previous), false)
+    // A LoRaWAN device's seq is its frame counter: lorawan-fcnt-reset judges it knowing joins, 16-bit wraps,
+    // retransmissions and the network server's times; replay on the bare seq would call a wrap across lost frames a replay.
+    if (!this.#lorawan.knows(observation.deviceId)) run('replay', (p) => replayRule(p, observation, previous), false)
     const backlogMs = observation.receivedAtMs - observation.ts - (state.lagMs ?? 0)
     this.#learn(state, observation, outOfOrder)
     return { ...this.#quiet(findings.map((f) => ({ ...f, site: observation.site, kind: observation.kind })), clears), backlogMs }

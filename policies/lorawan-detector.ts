@@ -70,6 +70,11 @@ export class LorawanDetector {
     return this.#devices.size
   }
 
+  /** Whether the device is one behind a network server that this engine has heard of. */
+  knows (deviceId: string): boolean {
+    return this.#devices.has(deviceId)
+  }
+
   observe (observation: LorawanObservation, policyFor: PolicyFor, nowMs: number): LorawanVerdict {
     const { message, device, integrationId } = observation
     const findings: Finding[] = []

@@ -347,3 +347,20 @@ describe('a fleet on a fast cadence (every 10 s, as a test bench runs it)', () =
     expect([...new Set(found.map((f) => f.split(':')[0]))].sort()).toEqual(['lorawan-gateway-shift hillside-2', 'lorawan-signal-shift riverside-4'])
   })
 })
+
+describe('the telemetry of a LoRaWAN device', () => {
+  it('leaves its frame counter to lorawan-fcnt-reset: a 16-bit wrap across lost frames is no replay; a certificate device\'s seq still is', () => {
+    const clock = testClock(START)
+    const engine = new PolicyEngine(shipped, clock)
+    const [device] = radioFleet(seeded(4), { riverside: 1 })
+    const reading = (deviceId: string, seq: number, at: number) => ({ deviceId, kind: 'flood' as const, site: 'riverside', ts: at, seq, fw: '3.2.1', readings: { level_cm: 80, battery_v: 3.5 }, receivedAtMs: at })
+    const found: string[] = []
+    for (const [i, fCnt] of [0xfffc, 0xfffd, 0xfffe, 2, 3].entries()) {
+      clock.ms = START + i * 10 * MIN
+      found.push(...engine.onLorawan(observe(device!, { fCnt, receivedAtMs: clock.ms })).findings.map((f) => f.policy))
+      found.push(...engine.onTelemetry(reading(device!.deviceId, fCnt, clock.ms)).findings.map((f) => f.policy))
+      found.push(...engine.onTelemetry(reading('flood-cert', fCnt, clock.ms)).findings.map((f) => `${f.policy} flood-cert`))
+    }
+    expect(found).toEqual(['replay flood-cert'])
+  })
+})
