@@ -13,6 +13,7 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import type { QuarantineCommand } from '../shared/control.ts'
+import type { LorawanObservation } from '../shared/lorawan.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { type CertificateEntry, FleetPki, type InventoryEntry } from '../pki/index.ts'
 import type { Alert, AlertChange, AlertPolicy } from '../shared/alert-contract.ts'
@@ -239,6 +240,16 @@ export class Detection {
   /** The collector's broker session went down or came back. */
   setInputConnected (connected: boolean): void {
     this.pipeline.setConnected(connected)
+  }
+
+  /**
+   * One event of a network server's integration, as the collector reads it
+   * (issue 16): the LoRaWAN policies' findings and clears into the alert
+   * book. Its readings reach onTelemetry separately, as a telemetry point.
+   */
+  onLorawan (observation: LorawanObservation): void {
+    const device = observation.device
+    this.#apply(this.#engine.onLorawan(observation), { site: device?.site ?? null, kind: device?.kind ?? null })
   }
 
   onSecurityEvent (event: SecurityEvent): void {
