@@ -13,7 +13,6 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import type { QuarantineCommand } from '../shared/control.ts'
-import type { LorawanObservation } from '../shared/lorawan.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { type CertificateEntry, FleetPki, type InventoryEntry } from '../pki/index.ts'
 import type { Alert, AlertChange, AlertPolicy } from '../shared/alert-contract.ts'
@@ -226,15 +225,6 @@ export class Detection {
   /** Forgets the devices `filter` picks (their partition went to another collector, which judges them now); returns how many. */
   forgetDevices (filter: (deviceId: string) => boolean): number {
     return this.#engine.forgetDevices(filter)
-  }
-
-  /**
-   * A network server's event through an integration (collector/lorawan.ts):
-   * for the lorawan-* policies, whose rules the engine runs.
-   */
-  onLorawan (observation: LorawanObservation): void {
-    const verdict = (this.#engine as { onLorawan?: (observation: LorawanObservation) => Verdict | undefined }).onLorawan?.(observation)
-    if (verdict) this.#apply(verdict, observation.device ?? {})
   }
 
   /** The collector's broker session went down or came back. */
