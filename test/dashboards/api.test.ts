@@ -225,7 +225,9 @@ describe('fleet, audit, policies, quarantine, delivery', () => {
     expect((await call('/api/policies/validate', { method: 'POST', token: OPERATOR, body: { yaml: 'policies:\n  - { id: replay, severity: high }\n' } })).body).toEqual({ valid: true })
     const bad = await call('/api/policies/validate', { method: 'POST', token: OPERATOR, body: { yaml: 'policies:\n  - id: replay\n    severity: urgent\n' } })
     expect(bad.body).toMatchObject({ valid: false, error: expect.stringMatching(/:3: policies\.0\.severity/) })
-    expect((await call('/api/policies/reload', { method: 'POST', token: OPERATOR })).body).toMatchObject({ reloaded: true, policies: 15 })
+    // As many as the listing shows: every shipped policy, reloaded.
+    expect((await call('/api/policies/reload', { method: 'POST', token: OPERATOR })).body).toMatchObject({ reloaded: true, policies: body.policies.length })
+    expect(body.policies.length).toBe(api.detection.policySet.policies.length)
   })
 
   it('lifts a quarantine: the command goes to the broker, and the fleet follows the broker\'s event', async () => {
