@@ -28,7 +28,7 @@
  *                            [--detect-devices 200] [--interval 2s] [--duration 120s]
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -37,6 +37,7 @@ import { buildLorawanFleet, DEFAULT_MIX, loadScenario, planInjections, provision
 import { loadConfig } from '../app/index.ts'
 import { createCollectorService } from '../app/collector-service.ts'
 import { PlaceGuardBroker } from '../broker/index.ts'
+import { SHIPPED_POLICIES_DIR } from '../detection/detection.ts'
 import { FleetPki } from '../pki/index.ts'
 import type { Alert } from '../shared/alert-contract.ts'
 import { parseDuration } from '../shared/duration.ts'
@@ -203,7 +204,15 @@ async function detectionTimes (): Promise<Array<Record<string, string | number>>
 
 async function detectIn (dataDir: string, paths: FleetPki['paths']): Promise<Array<Record<string, string | number>>> {
   const logger = createLogger({ level: 'silent' })
-  const config = loadConfig({ env: {}, flags: { dataDir, mqttHost: '127.0.0.1', mqttPort: 0 } })
+  // The shipped policy files, with lorawan-gateway-shift's learning period scaled from 10 min to 30 s: at one uplink
+  // every --interval (2 s) its 20 learning uplinks take 40 s, and 10 min would outlast the run. Nothing else changes.
+  const policiesDir = join(dataDir, 'policies')
+  cpSync(SHIPPED_POLICIES_DIR, policiesDir, { recursive: true, filter: (source) => !source.endsWith('.ts') && !source.includes('/rules') })
+  const lorawanPolicies = join(policiesDir, 'lorawan.yaml')
+  const shipped = readFileSync(lorawanPolicies, 'utf8')
+  if (!shipped.includes('learningPeriod: 10m')) throw new Error(`${lorawanPolicies}: no learningPeriod: 10m to scale; update the bench`)
+  writeFileSync(lorawanPolicies, shipped.replace('learningPeriod: 10m', 'learningPeriod: 30s'))
+  const config = loadConfig({ env: { PLACEGUARD_POLICIES_DIR: policiesDir }, flags: { dataDir, mqttHost: '127.0.0.1', mqttPort: 0 } })
   const broker = new PlaceGuardBroker({
     tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
     host: '127.0.0.1', port: 0, logger,
@@ -261,8 +270,9 @@ try {
     const port = await freePort()
     const broker = name === 'mosquitto'
       ? await startMosquitto(paths, dataDir, port)
-      // The per-client publish budget off: this measures the broker's path, not the integration's budget.
-      : await startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: 50_000 })
+      // The per-client publish budgets off, the integration's too (200/s by default, which a stream published
+      // as fast as it can passes in seconds): this measures the broker's path, not the budget.
+      : await startPlaceGuard(dataDir, port, { publishRatePerSec: 0, integrationPublishRatePerSec: 0, maxConnections: 50_000 })
     try {
       legs[name] = await throughput(broker)
     } finally {

@@ -197,7 +197,10 @@ export class LorawanDetector {
     touch(this.#integrations, observation.integrationId, joins, MAX_INTEGRATIONS)
     // A redelivered join (same DevEUI, same time) is not a repeat.
     if (joins.lastJoinByDevEui.get(observation.message.devEui) === observation.message.receivedAtMs) return
-    const finding = lorawanIntegrationJoinFloodRule(policy, observation.integrationId, joins, observation.message.devEui, observation.message.receivedAtMs)
+    // A registered device the per-device count judges: its own join loop is its own alert, not the integration's.
+    const { device } = observation
+    const judgedAlone = device !== undefined && policyFor('lorawan-join-flood', device.deviceId, device.kind, device.site) !== undefined
+    const finding = lorawanIntegrationJoinFloodRule(policy, observation.integrationId, joins, observation.message.devEui, observation.message.receivedAtMs, judgedAlone)
     if (finding) findings.push(finding)
   }
 

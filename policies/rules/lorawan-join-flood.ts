@@ -43,10 +43,10 @@ export function lorawanDeviceJoinFloodRule (policy: PolicyOf<'lorawan-join-flood
   }
 }
 
-/** What the integration-wide count remembers: each DevEUI's last join, and the times of repeat joins. */
+/** What the integration-wide count remembers: each DevEUI's last join, and its repeat joins (time order). */
 export interface IntegrationJoins {
   lastJoinByDevEui: Map<string, number>
-  repeats: number[]
+  repeats: Array<{ atMs: number, devEui: string }>
 }
 
 /** DevEUIs remembered per integration (the integration chooses them: bounded, oldest forgotten). */
@@ -57,18 +57,28 @@ export const DEVEUIS_KEPT = 50_000
  * joins — a DevEUI's second or later within `window` — in the window. A
  * site's power cut makes every device join once, however large the
  * site, so first joins are not counted; many devices each rejoining a
- * few times below the per-device threshold are. Keyed `integration:<id>`.
- * Mutates `state` (the engine's bounded per-integration memory).
+ * few times below the per-device threshold are. A `registered` device's
+ * repeats count only up to what stays below its own threshold
+ * (`deviceJoins` − 2): beyond that the flood is that one device's, and
+ * its own alert names it — counted here too, one device in a join loop
+ * would also page for the whole network server. An unregistered DevEUI
+ * has no per-device count, so all of its repeats count here.
+ * Keyed `integration:<id>`. Mutates `state` (the engine's bounded
+ * per-integration memory).
  */
-export function lorawanIntegrationJoinFloodRule (policy: PolicyOf<'lorawan-join-flood'>, integrationId: string, state: IntegrationJoins, devEui: string, atMs: number): Finding | undefined {
+export function lorawanIntegrationJoinFloodRule (policy: PolicyOf<'lorawan-join-flood'>, integrationId: string, state: IntegrationJoins, devEui: string, atMs: number, registered = false): Finding | undefined {
   const window = policy.params.window
   const last = state.lastJoinByDevEui.get(devEui)
   state.lastJoinByDevEui.delete(devEui) // re-insert: Map order is recency
   if (state.lastJoinByDevEui.size >= DEVEUIS_KEPT) state.lastJoinByDevEui.delete(state.lastJoinByDevEui.keys().next().value!)
   state.lastJoinByDevEui.set(devEui, Math.max(last ?? atMs, atMs))
   if (last === undefined || Math.abs(atMs - last) > window) return undefined
-  state.repeats = insertTime(state.repeats, atMs, policy.params.integrationRepeats * 2).filter((t) => t >= atMs - window * 2)
-  const busiest = busiestWindowAround(state.repeats, atMs, window)
+  if (registered && state.repeats.filter((r) => r.devEui === devEui && Math.abs(r.atMs - atMs) <= window).length >= policy.params.deviceJoins - 2) return undefined
+  const at = state.repeats.findIndex((r) => r.atMs > atMs)
+  const index = at === -1 ? state.repeats.length : at
+  state.repeats = [...state.repeats.slice(0, index), { atMs, devEui }, ...state.repeats.slice(index)]
+    .slice(-policy.params.integrationRepeats * 2).filter((r) => r.atMs >= atMs - window * 2)
+  const busiest = busiestWindowAround(state.repeats.map((r) => r.atMs), atMs, window)
   if (busiest.count < policy.params.integrationRepeats) return undefined
   return {
     policy: 'lorawan-join-flood',

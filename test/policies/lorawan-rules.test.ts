@@ -72,6 +72,20 @@ describe('join windows', () => {
     expect(verdicts.map((v) => v !== undefined)).toEqual([false, false, false, false, false, true])
     expect(verdicts[5]).toMatchObject({ deviceId: 'integration:cs', evidence: { repeatJoins: 3 } })
   })
+
+  it('leaves one registered device\'s join loop to its own alert, but counts an unregistered DevEUI\'s and many devices\' repeats', () => {
+    const policy = parse('lorawan-join-flood', { deviceJoins: 4, integrationRepeats: 20, window: '1h' })
+    const loop = (registered: boolean) => {
+      const state = { lastJoinByDevEui: new Map<string, number>(), repeats: [] }
+      return Array.from({ length: 30 }, (_, i) => lorawanIntegrationJoinFloodRule(policy, 'cs', state, 'a', T0 + i * 1_000, registered)).filter(Boolean)
+    }
+    expect(loop(true)).toEqual([])
+    expect(loop(false).length).toBeGreaterThan(0)
+    // Ten registered devices, each joining three times (two repeats, below their own threshold of 4): 20 repeats.
+    const state = { lastJoinByDevEui: new Map<string, number>(), repeats: [] }
+    const verdicts = [0, 1, 2].flatMap((round) => Array.from({ length: 10 }, (_, d) => lorawanIntegrationJoinFloodRule(policy, 'cs', state, `d${d}`, T0 + (round * 10 + d) * MIN, true)))
+    expect(verdicts.at(-1)).toMatchObject({ deviceId: 'integration:cs', evidence: { repeatJoins: 20 } })
+  })
 })
 
 describe('lorawanGatewayShiftRule', () => {
