@@ -92,6 +92,9 @@ export async function startNodeHealth (options: NodeHealthOptions): Promise<Runn
   // A slow or idle client must not hold sockets for long (the API's own timeouts are the same order).
   server.requestTimeout = 10_000
   server.headersTimeout = 5_000
+  // An idle kept-alive socket stays open longer than clients keep theirs (undici: a few seconds), so the
+  // client is the one to close it: a server closing first races a client reusing it ("other side closed").
+  server.keepAliveTimeout = 65_000
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port, options.host, () => resolve())
