@@ -120,6 +120,7 @@ export function parseCsaf (file: string, value: unknown): ParsedAdvisory {
   for (const [productId, status] of statusOf) {
     const line = products.get(productId)
     if (!line) {
+      if (warnings.some((w) => w.includes(`product ${productId} not matched`))) continue // its range was named already
       warnings.push(`${file}: product ${productId} has a status but no vendor and model in product_tree; not matched`)
       continue
     }
