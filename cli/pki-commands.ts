@@ -6,7 +6,7 @@ import { loadConfig, shareCrl } from '../app/index.ts'
 import { printJson, printTable } from './output.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 
-interface ValidityFlags { days?: number, notBefore?: string, notAfter?: string, kind: string, site: string, out?: string }
+interface ValidityFlags { days?: number, notBefore?: string, notAfter?: string, kind: string, site: string, out?: string, vendor?: string, model?: string }
 
 function keyAlgorithm (value: string): KeyAlgorithm {
   if (value === 'ecdsa' || value === 'ecdsa-p256') return 'ecdsa-p256'
@@ -56,10 +56,12 @@ export function registerPkiCommands (program: Command): void {
     .option('--not-after <iso>', 'validity end (ISO 8601)')
     .option('--key <type>', 'ecdsa (P-256) or rsa (RSA-2048)', 'ecdsa')
     .option('--out <dir>', 'write <deviceId>.crt and <deviceId>.key here instead of <data-dir>/pki/devices')
+    .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model): matched against CSAF advisories')
+    .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
     .action(async (deviceId: string, options: ValidityFlags & { key: string }, command: Command) => withPki(command, async (fleet) => {
       const issued = await fleet.issue({
         deviceId, kind: options.kind, site: options.site, days: options.days, notBefore: options.notBefore,
-        notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
+        notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out, vendor: options.vendor, model: options.model,
       })
       process.stdout.write(`issued ${deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
     }))
@@ -92,6 +94,8 @@ export function registerPkiCommands (program: Command): void {
     .option('--not-before <iso>', 'validity start (ISO 8601)')
     .option('--not-after <iso>', 'validity end (ISO 8601)')
     .option('--out <dir>', 'write <deviceId>.crt here instead of <data-dir>/pki/devices')
+    .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model)')
+    .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
     .action(async (csrPath: string, options: ValidityFlags, command: Command) => withPki(command, async (fleet) => {
       let pem: string
       try {
@@ -101,6 +105,7 @@ export function registerPkiCommands (program: Command): void {
       }
       const issued = await fleet.signCsr(pem, {
         kind: options.kind, site: options.site, days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, outDir: options.out,
+        vendor: options.vendor, model: options.model,
       })
       process.stdout.write(`signed ${issued.record.deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n`)
     }))
@@ -168,6 +173,7 @@ export function registerPkiCommands (program: Command): void {
         printJson(entries.map((e) => ({
           id: e.deviceId, role: e.role, kind: e.kind, site: e.site, serial: e.serial, notBefore: e.notBefore, notAfter: e.notAfter,
           status: e.effectiveStatus, keyAlgorithm: e.keyAlgorithm, fingerprint: e.fingerprint, revokedAt: e.revokedAt,
+          vendor: e.vendor ?? null, model: e.model ?? null,
         })))
         return
       }

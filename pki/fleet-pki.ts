@@ -12,6 +12,7 @@ import { writeFileAtomic, writeFilesAtomic } from '../shared/files.ts'
 import { type Identity, identityFromSubjectAltName } from './identity.ts'
 import { assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertSerial } from './identity-rules.ts'
 import { Inventory, type InventoryRecord, type InventoryStatus } from './inventory.ts'
+import { deviceProductOf, DeviceProducts } from './device-products.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
 import { certificateOrigin, normalizeSerial, readCrl } from './crl.ts'
@@ -46,6 +47,9 @@ export interface IssueRequest extends ValidityInput {
   keyAlgorithm?: KeyAlgorithm
   /** Where to write the key and certificate; default `<data-dir>/pki/devices`. */
   outDir?: string
+  /** The supplier's names for the device, both or neither: what advisories are matched on (device-products.ts). */
+  vendor?: string
+  model?: string
 }
 
 export interface IssuedDevice {
@@ -57,6 +61,9 @@ export interface IssuedDevice {
 
 export interface InventoryEntry extends InventoryRecord {
   effectiveStatus: InventoryStatus
+  /** The device's vendor and model when recorded (`pki issue --vendor --model`). */
+  vendor?: string | null
+  model?: string | null
 }
 
 export interface ReconcileReport {
@@ -78,6 +85,7 @@ export class FleetPki {
   readonly #crlValidityDays: number
   readonly #crlKeepExpiredDays: number
   #inventory: Inventory | undefined
+  #products: DeviceProducts | undefined
   #signer: Signer | undefined
 
   constructor (dataDir: string, options: PkiOptions = {}) {
@@ -187,6 +195,7 @@ export class FleetPki {
         keyAlgorithm: request.keyAlgorithm ?? 'ecdsa-p256',
       }
     })
+    const products = requests.map((request) => deviceProductOf(request))
     const issuedAt = this.#now().toISOString()
     const pending = jobs.map((job): InventoryRecord => ({
       serial: job.serialNumber, deviceId: job.commonName, role: 'device', kind: job.kind, site: job.site,
@@ -243,6 +252,7 @@ export class FleetPki {
       throw noActiveCertificate(revokedMeanwhile[0]!, 'to issue', 'it was revoked while its certificate was being signed; the new certificate is revoked too')
     }
     if (renewing) for (const path of files) rmSync(previous(path), { force: true })
+    products.forEach((product, i) => { if (product) this.#deviceProducts().set(jobs[i]!.commonName, product) })
     return jobs.map((job, i) => ({ record: records[i]!, certificatePath: job.certificatePath, privateKeyPath: job.privateKeyPath }))
   }
 
@@ -263,6 +273,7 @@ export class FleetPki {
       })
     }
     const keyAlgorithm = assertCsrKeyAlgorithm(csr.algorithm)
+    const product = deviceProductOf(request)
     const { deviceId, kind, site } = assertDeviceIdentity('csr CN', { ...request, deviceId: csr.commonName })
     const { notBefore, notAfter } = deviceValidity(request, this.#now(), signer.certificate.notAfter)
     const spkiSha256 = sha256Hex(csr.publicKeyDer)
@@ -297,6 +308,7 @@ export class FleetPki {
       rmSync(files.cert, { force: true })
       throw noActiveCertificate(deviceId, 'to issue', 'it was revoked while its certificate was being signed; the new certificate is revoked too')
     }
+    if (product) this.#deviceProducts().set(deviceId, product)
     return { record, certificatePath: files.cert }
   }
 
@@ -418,12 +430,24 @@ export class FleetPki {
   list (): InventoryEntry[] {
     this.#requireCa()
     const now = this.#now()
-    return this.#openInventory().list().map((record) => ({ ...record, effectiveStatus: effectiveStatus(record, now) }))
+    const records = this.#openInventory().list()
+    const products = this.#deviceProducts().all()
+    return records.map((record) => {
+      const product = record.role === 'device' ? products.get(record.deviceId) : undefined
+      return { ...record, effectiveStatus: effectiveStatus(record, now), vendor: product?.vendor ?? null, model: product?.model ?? null }
+    })
   }
 
   close (): void {
     this.#inventory?.close()
     this.#inventory = undefined
+    this.#products?.close()
+    this.#products = undefined
+  }
+
+  #deviceProducts (): DeviceProducts {
+    this.#openInventory() // the table lives in the inventory's file; open (and migrate) it first
+    return this.#products ??= new DeviceProducts(this.paths.inventory)
   }
 
   /** Revokes serials that may have been signed, and lists them in the CRL. */
