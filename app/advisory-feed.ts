@@ -7,13 +7,15 @@
  */
 import { existsSync } from 'node:fs'
 import { type AdvisoryListing, advisoriesPath, SqliteAdvisoryStore } from '../advisories/index.ts'
-import { AdvisoryIndex } from '../shared/advisory-match.ts'
+import { AdvisoryIndex, type AdvisoryMatch, type DeviceProduct } from '../shared/advisory-match.ts'
+import type { InventoryEntry } from '../pki/index.ts'
 
 export class AdvisoryFeed {
   readonly #path: string
   #revision = -1
   #listing: AdvisoryListing[] = []
   #index: AdvisoryIndex | undefined
+  #products = new Map<string, DeviceProduct>()
 
   constructor (dataDir: string) {
     this.#path = advisoriesPath(dataDir)
@@ -33,6 +35,19 @@ export class AdvisoryFeed {
     } finally {
       store.close()
     }
+  }
+
+  /** The devices' vendor and model, from the inventory just read. */
+  setDevices (entries: readonly InventoryEntry[]): void {
+    this.#products = new Map(entries.filter((e) => e.role === 'device' && e.vendor && e.model).map((e) => [e.deviceId, { vendor: e.vendor!, model: e.model! }]))
+  }
+
+  productOf (deviceId: string): DeviceProduct | undefined {
+    return this.#products.get(deviceId)
+  }
+
+  match (product: DeviceProduct, firmware: string): AdvisoryMatch[] {
+    return this.#index?.match(product, firmware) ?? []
   }
 
   get listing (): readonly AdvisoryListing[] {

@@ -258,6 +258,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       fleet.setInventory(entries)
       fleet.setLorawanDevices(registrations)
       detection.checkCertificates(entries)
+      advisories.setDevices(entries)
     } finally {
       pki.close()
     }
