@@ -111,6 +111,33 @@ describe('CSAF sync over HTTP', () => {
     expect(report.refused).toEqual([{ file: expect.stringMatching(/endless\.json$/), reason: expect.stringMatching(/more than the 1048576-byte limit/) }])
   })
 
+  it('reads a provider that publishes ROLIE feeds only, incrementally by the entries\' updated times', async () => {
+    await serve()
+    const files = [meter('ICSA-26-010-01'), meter('ICSA-26-010-02')]
+    writeProvider(root, base, files)
+    const rolie = (updated: string[]) => {
+      writeFileSync(join(root, 'provider-metadata.json'), JSON.stringify({
+        canonical_url: `${base}/provider-metadata.json`, metadata_version: '2.0', role: 'csaf_provider',
+        distributions: [{ rolie: { feeds: [{ summary: 'TLP:WHITE advisories', tlp_label: 'WHITE', url: `${base}/white/csaf-feed-tlp-white.json` }] } }],
+      }))
+      writeFileSync(join(root, 'white', 'csaf-feed-tlp-white.json'), JSON.stringify({
+        feed: {
+          id: 'csaf-feed-tlp-white', title: 'CSAF feed (TLP:WHITE)', updated: '2026-02-01T00:00:00Z',
+          entry: files.map((f, i) => ({
+            id: f.path, title: f.path, updated: updated[i], link: [{ rel: 'self', href: `${base}/white/${f.path}` }],
+            content: { type: 'application/json', src: `${base}/white/${f.path}` }, format: { schema: 'https://docs.oasis-open.org/csaf/csaf/v2.0/csaf_json_schema.json', version: '2.0' },
+          })),
+        },
+      }))
+    }
+    rolie(['2026-01-11T07:00:00Z', '2026-01-11T07:00:00Z'])
+    expect(await syncCsafProvider(`${base}/provider-metadata.json`, { store })).toMatchObject({ new: 2, refused: [] })
+    requests = []
+    rolie(['2026-01-11T07:00:00Z', '2026-02-01T00:00:00Z'])
+    expect(await syncCsafProvider(`${base}/provider-metadata.json`, { store })).toMatchObject({ new: 0, updated: 0, unchanged: 1 })
+    expect(requests.filter((path) => path.includes('icsa-')).sort()).toEqual(['/.well-known/csaf/white/2026/icsa-26-010-02.json.sha256', '/.well-known/csaf/white/2026/icsa-26-010-02.json.sha512'])
+  })
+
   it('says plainly when there is no provider there', async () => {
     await serve()
     const report = await syncCsafProvider(`${base}/provider-metadata.json`, { store })
