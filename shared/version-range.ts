@@ -102,7 +102,13 @@ export function parseVers (text: string): VersionRange {
   if (body === '*') return { text, scheme, all: true, constraints: [], exact: true }
   const constraints = body.replace(/^\|+|\|+$/g, '').split(/\|+/).map((part) => {
     const comparator = COMPARATORS.find((c) => part.startsWith(c)) ?? '='
-    const version = decodeURIComponent(part.slice(comparator === '=' && !part.startsWith('=') ? 0 : comparator.length))
+    const raw = part.slice(comparator === '=' && !part.startsWith('=') ? 0 : comparator.length)
+    let version: string
+    try {
+      version = decodeURIComponent(raw) // the spec percent-encodes versions
+    } catch {
+      throw new VersionRangeError(`"${text}": "${raw}" is not a percent-encoded version`)
+    }
     if (!VERSION_TOKEN.test(version)) throw new VersionRangeError(`"${text}": "${part}" is not a <comparator><version> constraint`)
     if (scheme === 'semver' && !semver.valid(version)) throw new VersionRangeError(`"${text}": ${version} is not a semantic version`)
     return { comparator, version }

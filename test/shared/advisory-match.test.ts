@@ -32,6 +32,7 @@ describe('vers: ranges', () => {
     expect(() => parseVers('vers:generic/>=1.0|>=1.0')).toThrow(/appears twice/)
     expect(() => parseRange('roughly 2')).toThrow(/neither a version/)
     expect(() => parseRange('<=')).toThrow()
+    expect(() => parseRange('vers:generic/<1.0%')).toThrow(/not a percent-encoded version/)
   })
 
   it('orders vendor versions by their numbers, a leading V aside', () => {
