@@ -44,8 +44,6 @@ export interface LorawanSimulationOptions {
   seed?: number
   /** Chance per uplink that an OTAA device rejoins instead (a power cycle, a lost session); default 1 in 5,000. */
   rejoinChance?: number
-  /** Connect with a device certificate where the PKI has no integrations yet (see lorawan-provision.ts); mosquitto only. */
-  standIn?: boolean
   signal?: AbortSignal
   onPhase?: (phase: 'provision' | 'connect' | 'run' | 'stop', total: number) => void
   onProgress?: (snapshot: { connected: number, devices: number, sent: number, acked: number, failed: number, connectErrors: number, reconnects: number }) => void
@@ -74,8 +72,6 @@ export interface LorawanSimulationSummary {
   reused: number
   registered: number
   injected: number
-  /** The integration connected with a device certificate (the PKI had no integrations). */
-  standIn: boolean
 }
 
 /** What the simulator keeps of each incident until it has happened on the wire. */
@@ -99,7 +95,7 @@ export async function runLorawanSimulation (options: LorawanSimulationOptions): 
   try {
     options.onPhase?.('provision', fleet.devices.length)
     const provisionStarted = performance.now()
-    const provision = await provisionLorawan(pki, provisionPlan(fleet, injections, integration, peer, options.standIn))
+    const provision = await provisionLorawan(pki, provisionPlan(fleet, injections, integration, peer))
     const provisionMs = Math.round(performance.now() - provisionStarted)
 
     options.onPhase?.('connect', 1)
@@ -211,7 +207,7 @@ export async function runLorawanSimulation (options: LorawanSimulationOptions): 
       connectMs, provisionMs, sent: stats.sent, acked: stats.acked, failed: stats.failed, uplinks, joins,
       publishAckP50Ms: stats.percentile(50), publishAckP99Ms: stats.percentile(99),
       runMs: Math.round(runMs), ackedPerSec: Math.round(ackedDuringRun / Math.max(0.001, runMs / 1000)), reconnects: stats.reconnects,
-      issued: provision.issued, reused: provision.reused, registered: provision.registered, injected: injections.length, standIn: provision.standIn,
+      issued: provision.issued, reused: provision.reused, registered: provision.registered, injected: injections.length,
     }
   } finally {
     for (const timer of timers) clearTimeout(timer)
@@ -225,14 +221,14 @@ export async function runLorawanSimulation (options: LorawanSimulationOptions): 
  * lorawan-unknown-device incident: unregistered (none), or registered to a
  * peer integration instead (which then needs a certificate of its own).
  */
-export function provisionPlan (fleet: LorawanFleet, injections: Injection[], integration: IntegrationRequest, peer: IntegrationRequest, standIn?: boolean): LorawanProvisionPlan {
+export function provisionPlan (fleet: LorawanFleet, injections: Injection[], integration: IntegrationRequest, peer: IntegrationRequest): LorawanProvisionPlan {
   const unknown = new Map(injections.filter((i) => i.policy === 'lorawan-unknown-device').map((i) => [i.deviceId, i.mode]))
   const devices = fleet.devices.filter((device) => unknown.get(device.spec.deviceId) !== 'unregistered').map((device) => ({
     deviceId: device.spec.deviceId, kind: device.spec.kind, site: device.spec.site, devEui: device.identity.devEui,
     integrationId: unknown.get(device.spec.deviceId) === 'other-integration' ? peer.integrationId : integration.integrationId,
   }))
   const needsPeer = [...unknown.values()].includes('other-integration')
-  return { integration, peers: needsPeer ? [peer] : [], devices, standIn }
+  return { integration, peers: needsPeer ? [peer] : [], devices }
 }
 
 interface Effect {

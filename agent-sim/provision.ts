@@ -21,7 +21,7 @@ function profileOf (injection: Injection | undefined): Profile {
 }
 
 function fits (entry: InventoryEntry | undefined, profile: Profile, now: number): boolean {
-  if (!entry) return false
+  if (entry?.identity !== 'certificate') return false
   const notAfter = Date.parse(entry.notAfter)
   switch (profile.kind) {
     case 'normal': return entry.effectiveStatus === 'active' && notAfter > now + 60 * DAY_MS
@@ -49,7 +49,7 @@ export async function provisionFleet (pki: FleetPki, fleet: PlannedDevice[], inj
   onProgress?: (done: number, total: number) => void): Promise<ProvisionResult> {
   const now = Date.now()
   const byDevice = new Map(injections.map((injection) => [injection.deviceId, injection]))
-  const current = new Map(pki.list().filter((e) => e.role === 'device' && e.status === 'active').map((e) => [e.deviceId, e]))
+  const current = new Map(pki.list().filter((e) => e.identity === 'certificate' && e.role === 'device' && e.status === 'active').map((e) => [e.deviceId, e]))
   const toIssue: IssueRequest[] = []
   let reused = 0
   let reissued = 0

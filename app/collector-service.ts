@@ -76,33 +76,44 @@ const DEFAULT_SPOOL_BYTES = 512 * 1024 * 1024
 /** The collector's log output taking nothing for this long is a pipeline alert (a stuck log shipper loses the audit trail). */
 const LOG_STALL_ALERT_MS = 10_000
 
-/**
- * The PKI's registry of devices without a certificate (`devices add`), read
- * through the method the PKI offers for it; a PKI without that registry
- * has none to give.
- */
-export function lorawanDevicesOf (pki: FleetPki): LorawanRegistration[] {
-  const registry = pki as unknown as { lorawanDevices?: () => LorawanRegistration[] }
-  return typeof registry.lorawanDevices === 'function' ? registry.lorawanDevices() : []
-}
+/** A DevEUI not in the registry re-reads it at most this often: `devices add` takes effect at the device's next uplink, and unknown DevEUIs sent on purpose cannot make the collector read the PKI more often. */
+const REGISTRY_RELOAD_MIN_MS = 2_000
 
 /**
  * Who each DevEUI belongs to, and the partition key of each device, as of
  * the last read of the PKI's registry; `update` swaps them in at once, so a
  * message is decoded against one registry or the next, never half of each.
+ * With `load`, a DevEUI the registry does not know re-reads it (at most
+ * every 2 s) before it is judged unknown: a device an operator just added
+ * is not alerted as unknown until the next minute's refresh.
  */
-export function lorawanDirectory (): { registry: LorawanRegistry, partitionKeyOf: (deviceId: string) => string, update: (registrations: readonly LorawanRegistration[]) => void } {
+export function lorawanDirectory (load?: () => readonly LorawanRegistration[], now: () => number = Date.now): { registry: LorawanRegistry, partitionKeyOf: (deviceId: string) => string, update: (registrations: readonly LorawanRegistration[]) => void } {
   let registry = lorawanRegistryOf([])
   let integrationOf = new Map<string, string>()
+  let loadedAtMs = -Infinity
+  const update = (registrations: readonly LorawanRegistration[]): void => {
+    const valid = registrations.flatMap((r) => isDeviceKind(r.kind) ? [{ ...r, kind: r.kind }] : [])
+    registry = lorawanRegistryOf(valid)
+    integrationOf = new Map(valid.map((r) => [r.deviceId, r.integrationId]))
+    loadedAtMs = now()
+  }
   return {
-    registry: { byDevEui: (devEui) => registry.byDevEui(devEui) },
+    registry: {
+      byDevEui: (devEui) => {
+        const known = registry.byDevEui(devEui)
+        if (known || !load || now() - loadedAtMs < REGISTRY_RELOAD_MIN_MS) return known
+        loadedAtMs = now()
+        try {
+          update(load())
+        } catch {
+          // The PKI could not be read just now: judged on what was read last; the minute's refresh tries again.
+        }
+        return registry.byDevEui(devEui)
+      },
+    },
     // An integration's uplinks are appended to the streams under its id: its devices' state lives in that partition.
     partitionKeyOf: (deviceId) => integrationOf.get(deviceId) ?? deviceId,
-    update: (registrations) => {
-      const valid = registrations.flatMap((r) => isDeviceKind(r.kind) ? [{ ...r, kind: r.kind }] : [])
-      registry = lorawanRegistryOf(valid)
-      integrationOf = new Map(valid.map((r) => [r.deviceId, r.integrationId]))
-    },
+    update,
   }
 }
 
@@ -128,7 +139,14 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       `the store refused ${rejected} of ${total} points for good; they are kept in the spool's rejected table (${join(config.dataDir, 'spool.db')}): ${reason}`),
   })
   // Devices behind LoRaWAN network servers: read from the PKI's registry with the inventory (refreshInventory).
-  const lorawan = lorawanDirectory()
+  const lorawan = lorawanDirectory(() => {
+    const pki = new FleetPki(config.dataDir)
+    try {
+      return pki.initialized ? pki.lorawanDevices() : []
+    } finally {
+      pki.close()
+    }
+  })
   // In a cluster the input is the broker nodes' Redis Streams (acknowledged once stored); otherwise one MQTT session.
   const collector: Collector | ClusterIngest = config.redisUrl
     ? new ClusterIngest({
@@ -253,7 +271,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     try {
       if (!pki.initialized) return
       const entries = pki.list()
-      const registrations = lorawanDevicesOf(pki)
+      const registrations = pki.lorawanDevices()
       lorawan.update(registrations)
       fleet.setInventory(entries)
       fleet.setLorawanDevices(registrations)

@@ -2,13 +2,16 @@
  * Topic access control (docs/product.md "Topics"). Pure functions of the
  * certificate identity and the topic: a device may publish only under
  * `places/<site>/<kind>/<its id>/…` and subscribe only inside that subtree;
- * the collector role reads telemetry and security events and publishes
- * nothing but its commands to the broker (quarantine). Everything not allowed here is denied (STRIDE: Elevation of
- * privilege, Information disclosure).
+ * the collector role reads telemetry, security events and LoRaWAN uplinks
+ * and publishes nothing but its commands to the broker (quarantine); a
+ * LoRaWAN integration publishes only its own network server's event topics
+ * (issue 16: the broker re-addresses them for the collector, see
+ * authorize-hooks.ts) and subscribes to nothing. Everything not allowed
+ * here is denied (STRIDE: Elevation of privilege, Information disclosure).
  */
 import type { Identity } from '../pki/index.ts'
+import { LORAWAN_EVENTS, LORAWAN_UPLINKS_PREFIX, parseLorawanTopic } from '../shared/lorawan.ts'
 import { deviceTopicRoot, QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
-import { LORAWAN_UPLINKS_PREFIX } from '../shared/lorawan.ts'
 
 export type AclDecision = { allowed: true } | { allowed: false, reason: string }
 
@@ -21,6 +24,13 @@ function hasWildcard (topic: string): boolean {
 export function canPublish (identity: Identity, topic: string): AclDecision {
   if (identity.role === 'collector') {
     return topic === QUARANTINE_CONTROL_TOPIC ? ALLOW : { allowed: false, reason: 'the collector role may publish only broker commands' }
+  }
+  if (identity.role === 'integration') {
+    // A network server speaks for its own devices on its own topics: a
+    // device's `places/…` topic, the other network's topics or `$…` would
+    // be a compromised integration impersonating something else (STRIDE: Spoofing).
+    if (parseLorawanTopic(topic, identity.network)) return ALLOW
+    return { allowed: false, reason: `an integration (${identity.network}) may publish only its network's ${LORAWAN_EVENTS[identity.network].join('/')} event topics` }
   }
   if (topic.startsWith('$')) return { allowed: false, reason: 'publish to a reserved $ topic' }
   const root = deviceTopicRoot(identity.site, identity.kind, identity.deviceId)
@@ -35,8 +45,10 @@ export function canSubscribe (identity: Identity, filter: string): AclDecision {
   if (identity.role === 'collector') {
     // …and the LoRaWAN integrations' events, which the broker re-addresses for it alone (shared/lorawan.ts).
     if (filter.startsWith('places/') || filter.startsWith(SECURITY_EVENTS_PREFIX) || filter.startsWith(LORAWAN_UPLINKS_PREFIX)) return ALLOW
-    return { allowed: false, reason: 'subscribe outside telemetry and security events' }
+    return { allowed: false, reason: 'subscribe outside telemetry, security events and LoRaWAN uplinks' }
   }
+  // An integration publishes uplinks; it has nothing to read here (downlinks are not PlaceGuard's).
+  if (identity.role === 'integration') return { allowed: false, reason: 'an integration may not subscribe' }
   const root = deviceTopicRoot(identity.site, identity.kind, identity.deviceId)
   // The literal prefix must be the device's own root, so a wildcard can only
   // widen the filter *inside* that subtree ([MQTT-4.7.1]: '#' matches the parent level too).

@@ -9,6 +9,7 @@ import type { Client, PublishPacket, Subscription } from 'aedes'
 import type { Clock } from '../shared/clock.ts'
 import { printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
+import { LORAWAN_UPLINKS_PREFIX, lorawanUplinkTopic } from '../shared/lorawan.ts'
 import { QUARANTINE_CONTROL_TOPIC } from '../shared/topics.ts'
 import { identityName } from '../pki/index.ts'
 import { canPublish, canSubscribe } from './acl.ts'
@@ -16,12 +17,12 @@ import type { BrokerLimits } from './config.ts'
 import { identityFields, type ReportEvent } from './event-reporter.ts'
 import type { QuarantineGate } from './quarantine-gate.ts'
 import { retainVerdict } from './retained-guard.ts'
-import type { Session } from './session.ts'
+import { publishBudget, type Session } from './session.ts'
 import type { TlsGate } from './tls-gate.ts'
 import type { BrokerClusterLink } from './cluster-link.ts'
 
 export interface AuthorizeHooksContext {
-  limits: Readonly<Pick<BrokerLimits, 'publishRatePerSec' | 'publishBurst' | 'maxThrottleMs'>>
+  limits: Readonly<Pick<BrokerLimits, 'publishRatePerSec' | 'publishBurst' | 'integrationPublishRatePerSec' | 'integrationPublishBurst' | 'maxThrottleMs'>>
   clock: Clock
   logger: Logger
   report: ReportEvent
@@ -65,6 +66,7 @@ export class AuthorizeHooks {
   /** When a device's refused retain was last logged, per session. */
   readonly #retainRefusedAt = new WeakMap<Session, number>()
   #retainedRefused = 0
+  #integrationRetainStripped = 0
 
   constructor (context: AuthorizeHooksContext) {
     this.#limits = context.limits
@@ -79,8 +81,8 @@ export class AuthorizeHooks {
 
   authorizePublish (client: Client | null, packet: PublishPacket, accept: (error?: Error | null) => void): void {
     const session = client && this.#session(client)
-    const done = this.#cluster && session?.identity.role === 'device' ? this.#handingOff(packet, accept) : accept
-    if (!session) return done(new Error('no session'))
+    if (!session) return accept(new Error('no session'))
+    const done = this.#cluster && session.identity.role !== 'collector' ? this.#handingOff(session, packet, accept) : accept
     // aedes hands a last will to this hook from client.close(), after the
     // connection is gone [MQTT-3.1.2-8].
     if (client.closed && packet === (client as Client & { will?: unknown }).will) {
@@ -99,7 +101,8 @@ export class AuthorizeHooks {
       this.#endedByBroker.set(session, 'ACL violation')
       return done(new Error(decision.reason))
     }
-    if (packet.retain) this.#limitRetain(session, packet)
+    if (session.identity.role === 'integration') this.#readdress(session.identity.integrationId, packet)
+    else if (packet.retain) this.#limitRetain(session, packet)
     if (packet.topic === QUARANTINE_CONTROL_TOPIC) {
       // Acted on here, before PUBACK; never kept as a retained message.
       packet.retain = false
@@ -112,12 +115,12 @@ export class AuthorizeHooks {
     // read-backpressure.ts): TCP back-pressure slows the device down.
     const verdict = session.throttle.admit(() => done(null))
     if (verdict === 'now') return
-    const { publishRatePerSec: rate, publishBurst: burst, maxThrottleMs } = this.#limits
+    const { ratePerSec: rate, burst } = publishBudget(session.identity, this.#limits)!
+    const { maxThrottleMs } = this.#limits
     if (verdict === 'overflow') {
       this.#report('rate-limited', {
-        ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+        ...identityFields(session.identity, { ratePerSec: rate, burst, disconnected: true }), remoteAddress: session.remoteAddress,
         reason: `publishing so far beyond ${rate}/s that a message would wait over ${maxThrottleMs} ms; disconnected`,
-        details: { ratePerSec: rate, burst, disconnected: true },
       })
       this.#endedByBroker.set(session, 'rate limit')
       return done(new Error('publish backlog over the rate limit'))
@@ -125,9 +128,8 @@ export class AuthorizeHooks {
     if (now - session.rateLimitedAt >= RATE_EVENT_EVERY_MS) {
       session.rateLimitedAt = now
       this.#report('rate-limited', {
-        ...identityFields(session.identity), remoteAddress: session.remoteAddress,
+        ...identityFields(session.identity, { ratePerSec: rate, burst }), remoteAddress: session.remoteAddress,
         reason: `publishing faster than ${rate}/s (burst ${burst}); reads slowed`,
-        details: { ratePerSec: rate, burst },
       })
     }
   }
@@ -146,8 +148,37 @@ export class AuthorizeHooks {
     if (ended) return ended
     if (this.#tls.isRevoked(session.serial)) return 'certificate revoked'
     if (session.identity.role === 'device' && this.#quarantine.holds(session.identity.deviceId)) return 'device quarantined'
+    if (session.identity.role === 'integration' && this.#quarantine.holds(session.identity.integrationId)) return 'integration quarantined'
     if (session.notAfter <= this.#clock.now()) return 'certificate expired'
     return undefined
+  }
+
+  /**
+   * An integration's accepted publish goes to
+   * `$SYS/placeguard/lorawan/<integrationId>/<its topic>` (shared/lorawan.ts):
+   * aedes publishes the packet this hook was handed, after its callback, so
+   * changing `packet.topic` here is what subscribers and the cluster stream
+   * see. Only the collector role may read that prefix, so a network's
+   * uplinks reach no one else, and which integration sent one is the
+   * certificate's word. `$SYS` topics are not matched by `#` [MQTT-4.7.2-1].
+   *
+   * Its retain flag is dropped, not refused: a retained uplink would be
+   * replayed to every new collector subscription as a fresh one — a
+   * frame counter going back, a reading twice — and refusing means closing
+   * the connection [MQTT-3.3.5-2], cutting off the integration's whole fleet
+   * for a setting. The message is still delivered, and the strips counted.
+   */
+  #readdress (integrationId: string, packet: PublishPacket): void {
+    if (packet.retain) {
+      packet.retain = false
+      this.#integrationRetainStripped++
+    }
+    packet.topic = lorawanUplinkTopic(integrationId, packet.topic)
+  }
+
+  /** Retained PUBLISHes from integrations delivered unretained (#readdress), since start. */
+  get integrationRetainStripped (): number {
+    return this.#integrationRetainStripped
   }
 
   /** A device keeps at most one retained message (retained-guard.ts); others go out unretained, counted. */
@@ -168,17 +199,24 @@ export class AuthorizeHooks {
   }
 
   /**
-   * In a cluster, a device's telemetry is accepted only once the cluster's
-   * stream holds it: aedes sends the PUBACK after this hook's callback, so
-   * the device is never told "stored" about a message only one node's
-   * memory holds. A refusal closes the connection unacknowledged.
+   * In a cluster, a device's telemetry (or an integration's uplink) is
+   * accepted only once the cluster's stream holds it: aedes sends the
+   * PUBACK after this hook's callback, so the publisher is never told
+   * "stored" about a message only one node's memory holds. A refusal closes
+   * the connection unacknowledged. The topic is read when the hook accepts,
+   * so an integration's goes in re-addressed (#readdress); its partition
+   * key is the publishing client's id, the device's or the integration's,
+   * which keeps each publisher's messages in order on one partition.
    */
-  #handingOff (packet: PublishPacket, accept: (error?: Error | null) => void): (error?: Error | null) => void {
-    const match = TELEMETRY_TOPIC.exec(packet.topic)
-    if (!match) return accept
+  #handingOff (session: Session, packet: PublishPacket, accept: (error?: Error | null) => void): (error?: Error | null) => void {
     return (error) => {
       if (error) return accept(error)
-      this.#cluster!.handoff({ partitionKey: match[1]!, topic: packet.topic, payload: packet.payload as Buffer, receivedAtMs: this.#clock.now() })
+      const { identity } = session
+      const partitionKey = identity.role === 'integration'
+        ? (packet.topic.startsWith(LORAWAN_UPLINKS_PREFIX) ? identity.integrationId : undefined)
+        : TELEMETRY_TOPIC.exec(packet.topic)?.[1]
+      if (partitionKey === undefined) return accept(null)
+      this.#cluster!.handoff({ partitionKey, topic: packet.topic, payload: packet.payload as Buffer, receivedAtMs: this.#clock.now() })
         .then(() => accept(null), (failure: Error) => {
           this.#handoffFailures++
           const now = this.#clock.now()
@@ -204,17 +242,15 @@ export class AuthorizeHooks {
       this.#endedByBroker.set(session, 'ACL violation')
       if (denials.count === MAX_SUBSCRIBE_DENIALS + 1) {
         this.#report('acl-denied', {
-          ...identityFields(session.identity), remoteAddress: session.remoteAddress, topic: printable(subscription.topic, 200),
+          ...identityFields(session.identity, { sinceLastReport: denials.unreported, disconnected: true }), remoteAddress: session.remoteAddress, topic: printable(subscription.topic, 200),
           reason: `more than ${MAX_SUBSCRIBE_DENIALS} refused subscriptions in one session; connection closed`,
-          details: { sinceLastReport: denials.unreported, disconnected: true },
         })
       }
       return done(new Error('too many refused subscriptions'))
     }
     if (now - denials.reportedAt >= SUBSCRIBE_DENIAL_EVENT_EVERY_MS) {
       this.#report('acl-denied', {
-        ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(subscription.topic, 200),
-        details: { sinceLastReport: denials.unreported },
+        ...identityFields(session.identity, { sinceLastReport: denials.unreported }), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(subscription.topic, 200),
       })
       denials.reportedAt = now
       denials.unreported = 0

@@ -115,7 +115,10 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       dropSessions: (deviceId) => {
         let dropped = 0
         for (const [socket, session] of this.#live) {
-          if (session.identity.role !== 'device' || session.identity.deviceId !== deviceId) continue
+          const { identity } = session
+          // Ids are one namespace (pki): a quarantined id may be an integration's, which cuts off its fleet's uplinks.
+          const id = identity.role === 'device' ? identity.deviceId : identity.role === 'integration' ? identity.integrationId : undefined
+          if (id !== deviceId) continue
           socket.destroy()
           dropped++
         }
@@ -215,6 +218,11 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     return this.#authorizeHooks.retainedRefused
   }
 
+  /** Retained PUBLISHes from LoRaWAN integrations delivered unretained, since start (authorize-hooks.ts, #readdress). */
+  get integrationRetainStripped (): number {
+    return this.#authorizeHooks.integrationRetainStripped
+  }
+
   // --- quarantine (broker/quarantine-gate.ts) -----------------------------------
 
   /**
@@ -266,7 +274,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     const client = this.#aedes.handle(socket) as unknown as Client
     installReadBackpressure(client)
     installPacketSizeLimit(client, this.limits.maxPacketBytes, (size) => {
-      this.#report('packet-too-large', { ...identityFields(identity), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed`, details: { bytes: size } })
+      this.#report('packet-too-large', { ...identityFields(identity, { bytes: size }), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed` })
     })
   }
 }

@@ -17,7 +17,9 @@ const brokerLimits = z.strictObject({
   maxCollectorSessions: positive.describe('sessions at once holding the collector certificate'),
   publishRatePerSec: z.coerce.number().min(0).describe('sustained publishes per second per device; beyond it the device\'s socket is read more slowly; 0 = unlimited'),
   publishBurst: positive.describe('publishes back to back before the rate applies'),
-  maxThrottleMs: positive.describe('longest a publish is held by the rate limit before the device is disconnected'),
+  integrationPublishRatePerSec: z.coerce.number().min(0).describe('sustained publishes per second per LoRaWAN integration (a network server publishing for its whole fleet); beyond it its socket is read more slowly; 0 = unlimited'),
+  integrationPublishBurst: positive.describe('publishes back to back a LoRaWAN integration may make before its rate applies'),
+  maxThrottleMs: positive.describe('longest a publish is held by the rate limit before the device (or integration) is disconnected'),
   handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept; bytes trickling in do not extend it'),
   connectTimeoutMs: positive.describe('time from the TLS handshake to the MQTT CONNECT'),
   crlPollMs: positive.describe('how often the CRL file is checked for changes'),
@@ -35,6 +37,14 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   maxCollectorSessions: 4,
   publishRatePerSec: 5,
   publishBurst: 50,
+  // One integration speaks for a whole LoRaWAN fleet: 10,000 sensors at one
+  // uplink every 10–15 min is 11–17/s, so 200/s leaves over 10× headroom
+  // (joins after an outage, several applications on one server); a burst of
+  // 2,000 takes a gateway's backlog after its backhaul returns (minutes of a
+  // site's uplinks) without holding reads. A device's 5/s and 50 would
+  // throttle the fleet's first busy minute.
+  integrationPublishRatePerSec: 200,
+  integrationPublishBurst: 2_000,
   maxThrottleMs: 30_000,
   handshakeTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,

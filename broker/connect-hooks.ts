@@ -78,8 +78,9 @@ export class ConnectHooks {
       this.#onBadString(session, 'connect', printable(bad, 200), 'ill-formed UTF-8 or U+0000 [MQTT-1.5.3]')
       return done(new Error('CONNECT string with ill-formed UTF-8 or U+0000'), false)
     }
-    // [MQTT-3.1.3-6] a zero-length client id is assigned by the server: here, the device id.
-    if (packet.clientId === '' && session.identity.role === 'device') packet.clientId = session.identity.deviceId
+    // [MQTT-3.1.3-6] a zero-length client id is assigned by the server: here, the device's (or integration's) id.
+    const ownId = clientIdOf(session.identity)
+    if (packet.clientId === '' && ownId !== undefined) packet.clientId = ownId
     done(null, true)
   }
 
@@ -90,27 +91,30 @@ export class ConnectHooks {
       this.#report('auth-failed', { ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial, reason, code })
       done(Object.assign(new Error(reason), { returnCode }) as AuthenticateError, false)
     }
-    if (identity.role === 'device') {
-      if (client.id !== identity.deviceId) {
-        return refuse(`client id "${printable(client.id, 64)}" is not the certificate's device id`, 2, 'CLIENT_ID_MISMATCH')
+    const ownId = clientIdOf(identity)
+    if (ownId !== undefined) {
+      // An integration is held to a device's rules: its certificate's id is its client id.
+      const what = identity.role === 'integration' ? 'integration' : 'device'
+      if (client.id !== ownId) {
+        return refuse(`client id "${printable(client.id, 64)}" is not the certificate's ${what} id`, 2, 'CLIENT_ID_MISMATCH')
       }
       // A certificate signed before the PKI refused reserved ids (or by a
       // careless CA) must not pass for the collector or the operator CLI:
       // with their client id it would resume their sessions (STRIDE: Spoofing).
-      if (isReservedId(identity.deviceId)) {
-        return refuse(`device id "${identity.deviceId}" is reserved for PlaceGuard's own clients`, 5, 'RESERVED_ID')
+      if (isReservedId(ownId)) {
+        return refuse(`${what} id "${ownId}" is reserved for PlaceGuard's own clients`, 5, 'RESERVED_ID')
       }
       const existing = this.#clientById(client.id)
       if (existing && existing !== client) {
         const other = this.#session(existing)
         // [MQTT-3.1.4-2] the new connection takes over; a clone shows as repeated takeovers.
         this.#report('duplicate-identity', {
-          ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial,
+          ...identityFields(identity, { otherRemoteAddress: other?.remoteAddress ?? 'unknown', sameCertificate: other?.serial === session.serial }),
+          remoteAddress: session.remoteAddress, serial: session.serial,
           reason: 'a second connection presented the same identity; the earlier one is disconnected',
-          details: { otherRemoteAddress: other?.remoteAddress ?? 'unknown', sameCertificate: other?.serial === session.serial },
         })
       }
-      const quarantined = this.#quarantine.refusal(identity.deviceId)
+      const quarantined = this.#quarantine.refusal(ownId)
       if (quarantined) {
         // CONNACK 5 (not authorized): the device is known and valid, but not welcome for now.
         // A device that keeps retrying is reported once a minute, not at every attempt.
@@ -135,7 +139,7 @@ export class ConnectHooks {
     }
     const ownership = this.#claimSession(client, identity)
     if (ownership) return refuse(ownership, 5, 'SESSION_OWNER_MISMATCH')
-    if (!this.#cluster || identity.role !== 'device') return done(null, true)
+    if (!this.#cluster || identity.role === 'collector') return done(null, true)
     // In a cluster the same identity may be live on another node: aedes closes
     // that session through the shared emitter; here the takeover is reported with both nodes.
     const cluster = this.#cluster
@@ -144,9 +148,9 @@ export class ConnectHooks {
     cluster.claimSession(client.id, record).then((previous) => {
       if (previous && previous.node !== cluster.nodeId) {
         this.#report('duplicate-identity', {
-          ...identityFields(identity), remoteAddress: session.remoteAddress, serial: session.serial,
+          ...identityFields(identity, { node: cluster.nodeId, otherNode: previous.node, otherRemoteAddress: previous.remoteAddress, sameCertificate: previous.serial === session.serial }),
+          remoteAddress: session.remoteAddress, serial: session.serial,
           reason: `a second connection presented the same identity on node ${cluster.nodeId} while node ${previous.node} held it; the earlier one is disconnected`,
-          details: { node: cluster.nodeId, otherNode: previous.node, otherRemoteAddress: previous.remoteAddress, sameCertificate: previous.serial === session.serial },
         })
       }
     }, () => {
@@ -208,8 +212,14 @@ export class ConnectHooks {
     const record = this.#clusterRecords.get(session)
     if (record) this.#cluster?.releaseSession(client.id, record)
     this.#report('disconnect', {
-      ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: 'disconnected',
-      details: { sessionMs: this.#clock.now() - session.connectedAt },
+      ...identityFields(session.identity, { sessionMs: this.#clock.now() - session.connectedAt }), remoteAddress: session.remoteAddress, reason: 'disconnected',
     })
   }
+}
+
+/** The client id a certificate binds: a device's or an integration's id; undefined for the collector (it has several). */
+function clientIdOf (identity: Identity): string | undefined {
+  if (identity.role === 'device') return identity.deviceId
+  if (identity.role === 'integration') return identity.integrationId
+  return undefined
 }

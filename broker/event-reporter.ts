@@ -58,9 +58,17 @@ export function securityEventPacket (event: SecurityEvent): PublishPacket {
   } as PublishPacket
 }
 
-/** The fields an event carries about a verified identity. */
-export function identityFields (identity: Identity): Pick<SecurityEvent, 'deviceId' | 'site' | 'kind'> {
-  return identity.role === 'device'
-    ? { deviceId: identity.deviceId, site: identity.site, kind: identity.kind }
-    : { deviceId: identityName(identity) }
+/**
+ * The fields an event carries about a verified identity, with the event's
+ * own `details`. An integration's events carry its id as `deviceId` (it is
+ * its client id, in the devices' namespace, so the per-device policies
+ * such as acl-violation alert on it) and `details.role: 'integration'`, so
+ * nothing mistakes it for a device.
+ */
+export function identityFields (identity: Identity, details?: SecurityEvent['details']): Pick<SecurityEvent, 'deviceId' | 'site' | 'kind' | 'details'> {
+  switch (identity.role) {
+    case 'device': return { deviceId: identity.deviceId, site: identity.site, kind: identity.kind, details }
+    case 'collector': return { deviceId: identityName(identity), details }
+    case 'integration': return { deviceId: identity.integrationId, details: { role: 'integration', network: identity.network, ...details } }
+  }
 }

@@ -29,14 +29,22 @@ export interface SessionInfo {
   connectedAt: number
 }
 
-export type SessionLimits = Pick<BrokerLimits, 'publishRatePerSec' | 'publishBurst' | 'maxThrottleMs'>
+export type SessionLimits = Pick<BrokerLimits, 'publishRatePerSec' | 'publishBurst' | 'integrationPublishRatePerSec' | 'integrationPublishBurst' | 'maxThrottleMs'>
 
-/** A fresh session; devices are throttled (when a rate is set), the collector is not. */
+/** The publish budget of an identity: a device's, an integration's (a fleet's), or none (the collector). */
+export function publishBudget (identity: Identity, limits: SessionLimits): { ratePerSec: number, burst: number } | undefined {
+  if (identity.role === 'device') return { ratePerSec: limits.publishRatePerSec, burst: limits.publishBurst }
+  if (identity.role === 'integration') return { ratePerSec: limits.integrationPublishRatePerSec, burst: limits.integrationPublishBurst }
+  return undefined
+}
+
+/** A fresh session; devices and integrations are throttled (when a rate is set), the collector is not. */
 export function newSession (facts: Pick<Session, 'identity' | 'serial' | 'notAfter' | 'remoteAddress' | 'connectedAt'>, limits: SessionLimits, clock: Clock): Session {
+  const budget = publishBudget(facts.identity, limits)
   return {
     ...facts,
-    throttle: facts.identity.role === 'device' && limits.publishRatePerSec > 0
-      ? new PublishThrottle(limits.publishRatePerSec, limits.publishBurst, limits.maxThrottleMs, clock.now)
+    throttle: budget && budget.ratePerSec > 0
+      ? new PublishThrottle(budget.ratePerSec, budget.burst, limits.maxThrottleMs, clock.now)
       : undefined,
     rateLimitedAt: 0,
     subscribeDenials: { count: 0, unreported: 0, reportedAt: -Infinity },

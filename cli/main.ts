@@ -5,6 +5,7 @@ import { registerAuditTrailCommands } from './audit-trail-command.ts'
 import { registerBrokerCommand } from './broker-command.ts'
 import { registerClusterCommands } from './cluster-command.ts'
 import { registerCollectorCommand } from './collector-command.ts'
+import { registerDevicesCommands } from './devices-command.ts'
 import { reportError } from './output.ts'
 import { registerOutboxCommands } from './outbox-command.ts'
 import { registerPkiCommands } from './pki-commands.ts'
@@ -19,6 +20,7 @@ const program = new Command('placeguard')
   .showHelpAfterError()
 
 registerPkiCommands(program)
+registerDevicesCommands(program)
 registerBrokerCommand(program)
 registerCollectorCommand(program)
 registerUpCommand(program)

@@ -47,18 +47,34 @@ export function registerPkiCommands (program: Command): void {
       process.stdout.write(`fleet CA created in ${fleet.paths.dir}\n`)
     }))
 
-  pki.command('issue <deviceId>')
-    .description('issue a key and certificate for a device and record it in the inventory')
-    .requiredOption('--kind <kind>', 'flood | energy | housing')
+  pki.command('issue <id>')
+    .description('issue a key and certificate for a device (or a LoRaWAN network server\'s integration, --role integration) and record it in the inventory')
+    .option('--role <role>', 'device, or integration (a ChirpStack / The Things Stack MQTT integration)', 'device')
+    .option('--kind <kind>', 'flood | energy | housing (devices)')
+    .option('--network <network>', 'chirpstack | tts (integrations)')
     .requiredOption('--site <site>', 'site name ([a-z0-9-]{1,64})')
     .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
     .option('--not-before <iso>', 'validity start (ISO 8601)')
     .option('--not-after <iso>', 'validity end (ISO 8601)')
     .option('--key <type>', 'ecdsa (P-256) or rsa (RSA-2048)', 'ecdsa')
-    .option('--out <dir>', 'write <deviceId>.crt and <deviceId>.key here instead of <data-dir>/pki/devices')
+    .option('--out <dir>', 'write <id>.crt and <id>.key here instead of <data-dir>/pki/devices')
     .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model): matched against CSAF advisories')
     .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
-    .action(async (deviceId: string, options: ValidityFlags & { key: string }, command: Command) => withPki(command, async (fleet) => {
+    .action(async (deviceId: string, options: Omit<ValidityFlags, 'kind'> & { kind?: string, role: string, network?: string, key: string }, command: Command) => withPki(command, async (fleet) => {
+      if (options.role === 'integration') {
+        if (options.kind !== undefined) throw invalidInput('--kind', 'an integration has no kind: its devices do (`placeguard devices add --kind`)')
+        if (options.network === undefined) throw invalidInput('--network', 'an integration needs its network server', 'use --network chirpstack or --network tts')
+        if (options.vendor !== undefined || options.model !== undefined) throw invalidInput('--vendor', 'an integration is not matched against advisories; its devices are', 'give them a vendor and model: `placeguard devices add … --vendor … --model …`')
+        const issued = await fleet.issueIntegration({
+          integrationId: deviceId, network: options.network, site: options.site, days: options.days, notBefore: options.notBefore,
+          notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
+        })
+        process.stdout.write(`issued integration ${deviceId} (${options.network}) serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
+        return
+      }
+      if (options.role !== 'device') throw invalidInput('--role', `"${options.role}" is not a role a certificate can be issued for`, 'use device or integration')
+      if (options.network !== undefined) throw invalidInput('--network', 'only an integration has a network (--role integration)')
+      if (options.kind === undefined) throw invalidInput('--kind', 'a device needs its kind', 'use --kind flood, energy or housing')
       const issued = await fleet.issue({
         deviceId, kind: options.kind, site: options.site, days: options.days, notBefore: options.notBefore,
         notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out, vendor: options.vendor, model: options.model,
@@ -164,20 +180,26 @@ export function registerPkiCommands (program: Command): void {
     }))
 
   pki.command('list')
-    .description('the inventory: every device certificate with its status')
+    .description('the inventory: every device and integration certificate, and every registered LoRaWAN device, with its status')
     .option('--json', 'print JSON')
     .option('--all', 'include the server and collector certificates')
     .action(async (options: { json?: boolean, all?: boolean }, command: Command) => withPki(command, async (fleet) => {
-      const entries = fleet.list().filter((entry) => options.all || entry.role === 'device')
+      const entries = fleet.list().filter((entry) => options.all || entry.role === 'device' || entry.role === 'integration')
       if (options.json) {
-        printJson(entries.map((e) => ({
-          id: e.deviceId, role: e.role, kind: e.kind, site: e.site, serial: e.serial, notBefore: e.notBefore, notAfter: e.notAfter,
-          status: e.effectiveStatus, keyAlgorithm: e.keyAlgorithm, fingerprint: e.fingerprint, revokedAt: e.revokedAt,
-          vendor: e.vendor ?? null, model: e.model ?? null,
-        })))
+        printJson(entries.map((e) => e.identity === 'lorawan'
+          ? { id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, devEui: e.devEui, integrationId: e.integrationId, network: e.network, status: e.effectiveStatus, addedAt: e.addedAt, vendor: e.vendor ?? null, model: e.model ?? null }
+          : {
+              id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, ...(e.network ? { network: e.network } : {}),
+              serial: e.serial, notBefore: e.notBefore, notAfter: e.notAfter,
+              status: e.effectiveStatus, keyAlgorithm: e.keyAlgorithm, fingerprint: e.fingerprint, revokedAt: e.revokedAt,
+              ...(e.role === 'device' ? { vendor: e.vendor ?? null, model: e.model ?? null } : {}),
+            }))
         return
       }
-      printTable(['ID', 'KIND', 'SITE', 'SERIAL', 'NOT AFTER', 'STATUS'],
-        entries.map((e) => [e.deviceId, e.kind ?? e.role, e.site ?? '-', e.serial, e.notAfter, e.effectiveStatus]))
+      // IDENTITY: a certificate of its own, or `lorawan via <integration>`; SERIAL/NOT AFTER are '-' for the latter.
+      printTable(['ID', 'IDENTITY', 'KIND', 'SITE', 'SERIAL', 'NOT AFTER', 'STATUS'],
+        entries.map((e) => e.identity === 'lorawan'
+          ? [e.deviceId, `lorawan via ${e.integrationId}`, e.kind, e.site, '-', '-', e.effectiveStatus]
+          : [e.deviceId, 'certificate', e.kind ?? (e.network ? `${e.role}:${e.network}` : e.role), e.site ?? '-', e.serial, e.notAfter, e.effectiveStatus]))
     }))
 }

@@ -140,7 +140,7 @@ function createProgress (enabled: boolean) {
 
 function printLorawanSummary (s: LorawanSimulationSummary): void {
   process.stdout.write([
-    `${s.network} integration ${s.integrationId}${s.standIn ? ' (device-certificate stand-in)' : ''}: ${s.devices} devices behind ${s.gateways} gateways, connected in ${s.connectMs} ms (provisioning ${s.provisionMs} ms: ${s.issued} issued, ${s.reused} reused, ${s.registered} registered)`,
+    `${s.network} integration ${s.integrationId}: ${s.devices} devices behind ${s.gateways} gateways, connected in ${s.connectMs} ms (provisioning ${s.provisionMs} ms: ${s.issued} issued, ${s.reused} reused, ${s.registered} registered)`,
     `uplinks ${s.uplinks}, joins ${s.joins}; sent ${s.sent}, acked ${s.acked}, failed ${s.failed}; PUBACK p50 ${s.publishAckP50Ms} ms, p99 ${s.publishAckP99Ms} ms; ${s.ackedPerSec} msg/s`,
     `reconnects ${s.reconnects}, incidents injected ${s.injected}`,
   ].join('\n') + '\n')

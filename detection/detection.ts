@@ -14,7 +14,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import type { QuarantineCommand } from '../shared/control.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
-import { FleetPki, type InventoryEntry } from '../pki/index.ts'
+import { type CertificateEntry, FleetPki, type InventoryEntry } from '../pki/index.ts'
 import type { Alert, AlertChange, AlertPolicy } from '../shared/alert-contract.ts'
 import { type DeviceSnapshot, type Finding, loadPolicySet, type PolicySet, PolicyEngine, type TelemetryObservation, type Verdict } from '../policies/index.ts'
 import { AlertBook, type Raisable } from './alert-book.ts'
@@ -229,15 +229,6 @@ export class Detection {
   }
 
   /**
-   * A network server's event through an integration (collector/lorawan.ts):
-   * for the lorawan-* policies, whose rules the engine runs.
-   */
-  onLorawan (observation: LorawanObservation): void {
-    const verdict = (this.#engine as { onLorawan?: (observation: LorawanObservation) => Verdict | undefined }).onLorawan?.(observation)
-    if (verdict) this.#apply(verdict, observation.device ?? {})
-  }
-
-  /**
    * The synced advisories (app/ reads `<data-dir>/advisories.db` when a
    * sync changed it): each device is judged against them at its next
    * message, and a firmware that has left every range clears its alert.
@@ -249,6 +240,16 @@ export class Detection {
   /** The collector's broker session went down or came back. */
   setInputConnected (connected: boolean): void {
     this.pipeline.setConnected(connected)
+  }
+
+  /**
+   * One event of a network server's integration, as the collector reads it
+   * (issue 16): the LoRaWAN policies' findings and clears into the alert
+   * book. Its readings reach onTelemetry separately, as a telemetry point.
+   */
+  onLorawan (observation: LorawanObservation): void {
+    const device = observation.device
+    this.#apply(this.#engine.onLorawan(observation), { site: device?.site ?? null, kind: device?.kind ?? null })
   }
 
   onSecurityEvent (event: SecurityEvent): void {
@@ -358,7 +359,8 @@ export class Detection {
     const products = new Map<string, DeviceProduct>()
     for (const e of entries) if (e.role === 'device' && e.vendor && e.model) products.set(e.deviceId, { vendor: e.vendor, model: e.model })
     this.#engine.setDeviceProducts(products)
-    const certificates = entries.filter((e) => e.role === 'device' && e.effectiveStatus === 'active')
+    // A LoRaWAN device has no certificate to expire; its integration's certificate is not a device's either.
+    const certificates = entries.filter((e): e is CertificateEntry => e.identity === 'certificate' && e.role === 'device' && e.effectiveStatus === 'active')
       .map((e) => ({ deviceId: e.deviceId, serial: e.serial, notAfter: e.notAfter, kind: e.kind, site: e.site }))
     this.#apply(this.#engine.onCertificates(certificates))
   }

@@ -224,7 +224,7 @@ export class FleetState implements FleetView {
     for (const entry of entries) {
       if (entry.role !== 'device' || !entry.kind || !entry.site) continue
       // A device registered for LoRaWAN has no certificate to show (setLorawanDevices brings it).
-      if ('identity' in entry && entry.identity === 'lorawan') continue
+      if (entry.identity === 'lorawan') continue
       const device = this.#device(entry.deviceId, entry.kind, entry.site)
       // The active certificate wins over older, revoked ones (the inventory lists them all).
       if (device.certificate && device.certificate.status === 'active' && entry.effectiveStatus !== 'active') continue

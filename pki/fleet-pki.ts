@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
 import { dirname, join } from 'node:path'
-import { PlaceGuardError } from '../shared/errors.ts'
+import { invalidInput, PlaceGuardError } from '../shared/errors.ts'
 import { assertId, type DeviceKind } from '../shared/ids.ts'
+import type { LorawanNetwork } from '../shared/lorawan.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import {
   createCaCertificate, createLeafCertificate, generateKey, type KeyAlgorithm, keyAlgorithmOf, loadSigner,
@@ -10,8 +11,10 @@ import {
 } from './certificates.ts'
 import { writeFileAtomic, writeFilesAtomic } from '../shared/files.ts'
 import { type Identity, identityFromSubjectAltName } from './identity.ts'
-import { assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertSerial } from './identity-rules.ts'
-import { Inventory, type InventoryRecord, type InventoryStatus } from './inventory.ts'
+import {
+  assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertIntegrationIdentity, assertLorawanDevice, assertSerial,
+} from './identity-rules.ts'
+import { Inventory, type InventoryRecord, type InventoryStatus, type LorawanDeviceRecord } from './inventory.ts'
 import { deviceProductOf, DeviceProducts } from './device-products.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
@@ -59,11 +62,63 @@ export interface IssuedDevice {
   privateKeyPath?: string
 }
 
-export interface InventoryEntry extends InventoryRecord {
+/** A LoRaWAN network server's MQTT integration to certify (`pki issue --role integration`). */
+export interface IntegrationRequest extends ValidityInput {
+  integrationId: string
+  /** `chirpstack` or `tts`: which topics it may publish. */
+  network: string
+  site: string
+  keyAlgorithm?: KeyAlgorithm
+  /** Where to write the key and certificate; default `<data-dir>/pki/devices`. */
+  outDir?: string
+}
+
+/** A device behind a LoRaWAN network server to register (`devices add`). */
+export interface LorawanDeviceRequest { deviceId: string, kind: string, site: string, devEui: string, integrationId: string }
+
+/** A certificate in the inventory, with its status as read now. */
+export interface CertificateEntry extends InventoryRecord {
+  identity: 'certificate'
   effectiveStatus: InventoryStatus
   /** The device's vendor and model when recorded (`pki issue --vendor --model`). */
   vendor?: string | null
   model?: string | null
+}
+
+/**
+ * A registered LoRaWAN device: no certificate, so no serial, validity or
+ * key (the `never` fields say so to every reader of `pki.list()`); its
+ * integration vouches for it.
+ */
+export interface LorawanEntry extends LorawanDeviceRecord {
+  identity: 'lorawan'
+  role: 'device'
+  /** Registered devices have no status of their own: one is in the registry or not. */
+  status: 'active'
+  effectiveStatus: 'active'
+  serial?: never
+  notBefore?: never
+  notAfter?: never
+  keyAlgorithm?: never
+  fingerprint?: never
+  /** The device's vendor and model when recorded (`devices add --vendor --model`). */
+  vendor?: string | null
+  model?: string | null
+}
+
+/** One row of `pki list`: a certificate, or a device registered behind an integration. */
+export type InventoryEntry = CertificateEntry | LorawanEntry
+
+/** What #issue signs: one identity (device or integration) and its inventory facts. */
+interface PlannedLeaf {
+  identity: Extract<Identity, { role: 'device' | 'integration' }>
+  id: string
+  /** The refusal's field for the id: `deviceId`, `integrationId`. */
+  idField: string
+  kind: DeviceKind | null
+  site: string
+  network: LorawanNetwork | null
+  request: ValidityInput & { keyAlgorithm?: KeyAlgorithm, outDir?: string, vendor?: string, model?: string }
 }
 
 export interface ReconcileReport {
@@ -153,7 +208,23 @@ export class FleetPki {
    * inventory cannot name and revoke.
    */
   async issueMany (requests: IssueRequest[], onProgress?: (done: number, total: number) => void): Promise<IssuedDevice[]> {
-    return this.#issue(requests, false, onProgress)
+    return this.#issue(requests.map(plannedDevice), false, onProgress)
+  }
+
+  /**
+   * Issues a client certificate for a LoRaWAN network server's MQTT
+   * integration (`pki issue --role integration`): SAN URI
+   * `urn:placeguard:integration:<network>:<id>`. Its id shares the devices'
+   * namespace (it is the integration's MQTT client id, as a device's is):
+   * an id any device or integration holds is refused.
+   */
+  async issueIntegration (request: IntegrationRequest): Promise<IssuedDevice> {
+    const { integrationId, network, site } = assertIntegrationIdentity(request)
+    const [issued] = await this.#issue([{
+      identity: { role: 'integration', integrationId, network }, id: integrationId, idField: 'integrationId',
+      kind: null, site, network, request,
+    }], false)
+    return issued!
   }
 
   /**
@@ -163,44 +234,54 @@ export class FleetPki {
    * the device keeps working until it has switched. Revoking the device
    * revokes both, and a revoke that lands while the renewal is signing
    * revokes the new certificate too. This is how a cert-expiry alert is answered.
+   * An integration renews the same way (network and site kept): its id is
+   * in the devices' namespace.
    */
   async renew (deviceId: string, options: Omit<IssueRequest, 'deviceId' | 'kind' | 'site'> = {}): Promise<IssuedDevice & { superseded: InventoryRecord }> {
     assertDeviceId('deviceId', deviceId)
-    const current = this.#openInventory().activeFor('device', deviceId)
-    if (!current || !current.kind || !current.site) throw noActiveCertificate(deviceId, 'to renew', 'issue one with `placeguard pki issue`')
-    const [issued] = await this.#issue([{ ...options, deviceId, kind: current.kind, site: current.site }], true)
+    const inventory = this.#openInventory()
+    const current = inventory.activeFor('device', deviceId) ?? inventory.activeFor('integration', deviceId)
+    let planned: PlannedLeaf
+    if (current?.role === 'device' && current.kind && current.site) {
+      planned = plannedDevice({ ...options, deviceId, kind: current.kind, site: current.site })
+    } else if (current?.role === 'integration' && current.network && current.site) {
+      planned = { identity: { role: 'integration', integrationId: deviceId, network: current.network }, id: deviceId, idField: 'integrationId', kind: null, site: current.site, network: current.network, request: options }
+    } else {
+      throw noActiveCertificate(deviceId, 'to renew', 'issue one with `placeguard pki issue`')
+    }
+    const [issued] = await this.#issue([planned], true)
     return { ...issued!, superseded: { ...current, status: 'superseded' } }
   }
 
-  async #issue (requests: IssueRequest[], renewing: boolean, onProgress?: (done: number, total: number) => void): Promise<IssuedDevice[]> {
+  async #issue (requests: PlannedLeaf[], renewing: boolean, onProgress?: (done: number, total: number) => void): Promise<IssuedDevice[]> {
     const signer = await this.#loadSigner()
     const inventory = this.#openInventory()
-    const active = inventory.activeDeviceIds()
+    const taken = inventory.takenIds()
     const seen = new Set<string>()
-    const jobs: Array<LeafJob & { kind: DeviceKind, site: string }> = requests.map((request) => {
-      const { deviceId, kind, site } = assertDeviceIdentity('deviceId', request)
-      if ((active.has(deviceId) && !renewing) || seen.has(deviceId)) throw duplicateId(deviceId)
-      seen.add(deviceId)
+    const jobs: Array<LeafJob & PlannedLeaf> = requests.map((planned) => {
+      const { id, idField, request } = planned
+      if ((taken.has(id) && !renewing) || seen.has(id)) throw duplicateId(id, idField)
+      seen.add(id)
       const { notBefore, notAfter } = deviceValidity(request, this.#now(), signer.certificate.notAfter)
-      const files = deviceFiles(request.outDir ?? this.paths.devicesDir, deviceId)
+      const files = deviceFiles(request.outDir ?? this.paths.devicesDir, id)
       return {
-        kind, site,
+        ...planned,
         certificatePath: files.cert,
         privateKeyPath: files.key,
         serialNumber: newSerialNumber(),
-        commonName: deviceId,
-        identity: { role: 'device', deviceId, kind, site },
+        commonName: id,
         notBefore: notBefore.toISOString(),
         notAfter: notAfter.toISOString(),
         keyAlgorithm: request.keyAlgorithm ?? 'ecdsa-p256',
       }
     })
-    const products = requests.map((request) => deviceProductOf(request))
+    const products = requests.map((planned) => planned.identity.role === 'device' ? deviceProductOf(planned.request) : undefined)
     const issuedAt = this.#now().toISOString()
     const pending = jobs.map((job): InventoryRecord => ({
-      serial: job.serialNumber, deviceId: job.commonName, role: 'device', kind: job.kind, site: job.site,
+      serial: job.serialNumber, deviceId: job.commonName, role: job.identity.role, kind: job.kind, site: job.site,
       notBefore: job.notBefore, notAfter: job.notAfter, keyAlgorithm: job.keyAlgorithm,
       status: 'pending', issuedAt, revokedAt: null, fingerprint: null, spkiSha256: null, certificatePath: job.certificatePath,
+      network: job.network,
     }))
     // The serials exist in the inventory before any certificate does: a
     // crash can leave a pending row, never a valid certificate nobody can
@@ -208,11 +289,15 @@ export class FleetPki {
     // write lock, so a revoke or issue by another process since the reads
     // above is seen.
     inventory.transaction(() => {
-      for (const record of pending) {
-        const current = inventory.activeFor('device', record.deviceId)
+      for (const [i, record] of pending.entries()) {
+        const field = jobs[i]!.idField
+        const current = inventory.activeFor(record.role, record.deviceId)
         if (renewing && !current) throw noActiveCertificate(record.deviceId, 'to renew', 'it was revoked meanwhile; issue a new one with `placeguard pki issue`')
-        if (!renewing && current) throw duplicateId(record.deviceId)
-        if (inventory.pendingFor('device', record.deviceId)) throw inFlight(record.deviceId)
+        if (!renewing) {
+          const holder = idHolder(inventory, record.deviceId)
+          if (holder) throw duplicateId(record.deviceId, field, holder)
+        }
+        if (inventory.pendingFor(record.role, record.deviceId)) throw inFlight(record.deviceId, field)
         inventory.insert(record)
       }
     })
@@ -252,7 +337,7 @@ export class FleetPki {
       throw noActiveCertificate(revokedMeanwhile[0]!, 'to issue', 'it was revoked while its certificate was being signed; the new certificate is revoked too')
     }
     if (renewing) for (const path of files) rmSync(previous(path), { force: true })
-    products.forEach((product, i) => { if (product) this.#deviceProducts().set(jobs[i]!.commonName, product) })
+    products.forEach((product, i) => { if (product) this.#deviceProducts().set(jobs[i]!.id, product) })
     return jobs.map((job, i) => ({ record: records[i]!, certificatePath: job.certificatePath, privateKeyPath: job.privateKeyPath }))
   }
 
@@ -282,11 +367,13 @@ export class FleetPki {
       serial: newSerialNumber(), deviceId, role: 'device', kind, site,
       notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), keyAlgorithm,
       status: 'pending', issuedAt: this.#now().toISOString(), revokedAt: null, fingerprint: null, spkiSha256, certificatePath: files.cert,
+      network: null,
     }
     const inventory = this.#openInventory()
     inventory.transaction(() => {
-      if (inventory.activeFor('device', deviceId)) throw duplicateId(deviceId)
-      if (inventory.pendingFor('device', deviceId)) throw inFlight(deviceId)
+      const idTaken = idHolder(inventory, deviceId)
+      if (idTaken) throw duplicateId(deviceId, 'deviceId', idTaken)
+      if (inventory.pendingFor('device', deviceId)) throw inFlight(deviceId, 'deviceId')
       const holder = inventory.holderOfKey(spkiSha256, 'device', deviceId)
       if (holder) throw keyInUse(holder)
       inventory.insert(pending)
@@ -325,7 +412,8 @@ export class FleetPki {
     const inventory = this.#openInventory()
     const now = this.#now()
     return inventory.transaction(() => {
-      const revoked = inventory.revoke('device', deviceId, now)
+      // Ids are one namespace (idHolder): revoking an id revokes the device or the integration holding it.
+      const revoked = [...inventory.revoke('device', deviceId, now), ...inventory.revoke('integration', deviceId, now)]
       if (revoked.length === 0) throw noActiveCertificate(deviceId, '', 'see `placeguard pki list`')
       this.#writeCrl(inventory, now)
       return revoked
@@ -427,15 +515,89 @@ export class FleetPki {
     return { refreshed: true, nextUpdate: (await readCrl(readFileSync(this.paths.crl, 'utf8'), readFileSync(this.paths.caCert, 'utf8'))).nextUpdate }
   }
 
+  /** Every certificate, then every registered LoRaWAN device (`identity` tells them apart). */
   list (): InventoryEntry[] {
     this.#requireCa()
     const now = this.#now()
-    const records = this.#openInventory().list()
+    const inventory = this.#openInventory()
+    const certificates = inventory.list().map((record): InventoryEntry => ({ ...record, identity: 'certificate', effectiveStatus: effectiveStatus(record, now) }))
+    const lorawan = inventory.lorawanDevices().map((record): InventoryEntry => ({
+      ...record, identity: 'lorawan', role: 'device', status: 'active', effectiveStatus: 'active',
+    }))
+    // What each device is (pki issue --vendor --model, devices add): advisories are matched on it.
     const products = this.#deviceProducts().all()
-    return records.map((record) => {
-      const product = record.role === 'device' ? products.get(record.deviceId) : undefined
-      return { ...record, effectiveStatus: effectiveStatus(record, now), vendor: product?.vendor ?? null, model: product?.model ?? null }
+    return [...certificates, ...lorawan].map((entry) => {
+      const product = entry.role === 'device' ? products.get(entry.deviceId) : undefined
+      return { ...entry, vendor: product?.vendor ?? null, model: product?.model ?? null }
     })
+  }
+
+  /**
+   * Records what a device is, as its supplier names it (vendor and model,
+   * both or neither), for matching advisories: `devices add --vendor
+   * --model`; `pki issue`/`pki sign` take them in their requests.
+   */
+  recordDeviceProduct (deviceId: string, product: { vendor?: string, model?: string }): void {
+    assertDeviceId('deviceId', deviceId)
+    const checked = deviceProductOf(product)
+    if (checked) this.#deviceProducts().set(deviceId, checked)
+  }
+
+  /**
+   * Registers a device that has no certificate of its own, behind a
+   * LoRaWAN network server (`devices add`). Its integration must hold an
+   * active certificate; its id must be no other device's or integration's
+   * (one namespace: telemetry, alerts and quarantine are by id); its
+   * DevEUI no other registered device's (one radio, one identity).
+   * Checked under the inventory's write lock, so two processes cannot both
+   * register one DevEUI.
+   */
+  addLorawanDevice (request: LorawanDeviceRequest): LorawanDeviceRecord {
+    this.#requireCa()
+    const { deviceId, kind, site, devEui, integrationId } = assertLorawanDevice(request)
+    const inventory = this.#openInventory()
+    return inventory.transaction(() => {
+      const integration = inventory.activeFor('integration', integrationId)
+      if (!integration || effectiveStatus(integration, this.#now()) !== 'active') {
+        const latest = inventory.latestFor('integration', integrationId)
+        const state = latest ? `is ${latest.status === 'active' ? effectiveStatus(latest, this.#now()) : latest.status}` : 'is not in the inventory'
+        throw invalidInput('integrationId', `integration "${integrationId}" ${state}`,
+          'issue one with `placeguard pki issue <id> --role integration --network chirpstack|tts --site <site>`')
+      }
+      const holder = idHolder(inventory, deviceId)
+      if (holder) throw duplicateId(deviceId, 'deviceId', holder)
+      const sameRadio = inventory.lorawanDeviceByDevEui(devEui)
+      if (sameRadio) {
+        throw new PlaceGuardError('PG_ERR_PKI_DUPLICATE_ID', `devEui: ${devEui} is already registered as "${sameRadio.deviceId}"`, {
+          field: 'devEui', hint: `remove it first (\`placeguard devices remove ${sameRadio.deviceId}\`), or check the DevEUI`,
+        })
+      }
+      inventory.insertLorawanDevice({ deviceId, kind, site, devEui, integrationId, addedAt: this.#now().toISOString() })
+      return inventory.lorawanDevice(deviceId)!
+    })
+  }
+
+  /** Removes a registered LoRaWAN device (`devices remove`); its uplinks are then an unknown device's. */
+  removeLorawanDevice (deviceId: string): LorawanDeviceRecord {
+    this.#requireCa()
+    assertId('deviceId', deviceId)
+    const inventory = this.#openInventory()
+    return inventory.transaction(() => {
+      const record = inventory.lorawanDevice(deviceId)
+      if (!record) {
+        throw new PlaceGuardError('PG_ERR_PKI_UNKNOWN_DEVICE', `deviceId: no registered LoRaWAN device "${deviceId}"`, {
+          field: 'deviceId', hint: 'see `placeguard devices list`; a device with a certificate is revoked with `placeguard pki revoke`',
+        })
+      }
+      inventory.deleteLorawanDevice(deviceId)
+      return record
+    })
+  }
+
+  /** The registered LoRaWAN devices, by id (`devices list`; the collector's DevEUI → device map). */
+  lorawanDevices (): LorawanDeviceRecord[] {
+    this.#requireCa()
+    return this.#openInventory().lorawanDevices()
   }
 
   close (): void {
@@ -493,7 +655,7 @@ export class FleetPki {
         serial: certificate.serialNumber, deviceId: commonName, role: usage === 'server' ? 'server' : 'collector',
         kind: null, site: null, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(),
         keyAlgorithm: 'ecdsa-p256', status: 'active', issuedAt: now.toISOString(), revokedAt: null,
-        fingerprint: sha256Hex(certificate.rawData), spkiSha256: sha256Hex(key.publicKeyDer), certificatePath: null,
+        fingerprint: sha256Hex(certificate.rawData), spkiSha256: sha256Hex(key.publicKeyDer), certificatePath: null, network: null,
       },
     }
   }
@@ -555,10 +717,29 @@ function noActiveCertificate (deviceId: string, purpose: string, hint: string): 
   })
 }
 
-function inFlight (deviceId: string): PlaceGuardError {
-  return new PlaceGuardError('PG_ERR_PKI_DUPLICATE_ID', `deviceId: a certificate for "${deviceId}" is being issued (pending)`, {
-    field: 'deviceId', hint: 'wait for it; if that run crashed, `placeguard pki reconcile` settles it',
+function inFlight (deviceId: string, field: string): PlaceGuardError {
+  return new PlaceGuardError('PG_ERR_PKI_DUPLICATE_ID', `${field}: a certificate for "${deviceId}" is being issued (pending)`, {
+    field, hint: 'wait for it; if that run crashed, `placeguard pki reconcile` settles it',
   })
+}
+
+/** A device request as #issue signs it. */
+function plannedDevice (request: IssueRequest): PlannedLeaf {
+  const { deviceId, kind, site } = assertDeviceIdentity('deviceId', request)
+  return { identity: { role: 'device', deviceId, kind, site }, id: deviceId, idField: 'deviceId', kind, site, network: null, request }
+}
+
+/**
+ * Who holds an id, if anyone: an active device or integration certificate,
+ * or a registered LoRaWAN device. One namespace for all three: the id is
+ * the MQTT client id, the telemetry's device tag, what alerts and
+ * quarantine name — two holders would be mistaken for each other.
+ */
+function idHolder (inventory: Inventory, id: string): string | undefined {
+  if (inventory.activeFor('device', id)) return 'a device with an active certificate'
+  if (inventory.activeFor('integration', id)) return 'an integration with an active certificate'
+  if (inventory.lorawanDevice(id)) return 'a registered LoRaWAN device'
+  return undefined
 }
 
 function keyInUse (holder: InventoryRecord): PlaceGuardError {
@@ -595,7 +776,9 @@ function readFleetCertificate (path: string, ca: X509Certificate): { serial: str
     serial, fingerprint, spkiSha256,
     record: {
       serial, fingerprint, spkiSha256, certificatePath: path,
-      deviceId: identity?.role === 'device' ? identity.deviceId : identity?.role === 'collector' ? identity.name : commonName,
+      deviceId: identity?.role === 'device' ? identity.deviceId : identity?.role === 'collector' ? identity.name
+        : identity?.role === 'integration' ? identity.integrationId : commonName,
+      network: identity?.role === 'integration' ? identity.network : null,
       role: identity?.role ?? 'device',
       kind: identity?.role === 'device' ? identity.kind : null,
       site: identity?.role === 'device' ? identity.site : null,
@@ -607,9 +790,9 @@ function readFleetCertificate (path: string, ca: X509Certificate): { serial: str
   }
 }
 
-function duplicateId (deviceId: string): PlaceGuardError {
-  return new PlaceGuardError('PG_ERR_PKI_DUPLICATE_ID', `deviceId: "${deviceId}" already has an active certificate`, {
-    field: 'deviceId', hint: 'revoke it first (`placeguard pki revoke`), or choose another id',
+function duplicateId (deviceId: string, field: string, holder = 'an identity with an active certificate'): PlaceGuardError {
+  return new PlaceGuardError('PG_ERR_PKI_DUPLICATE_ID', `${field}: "${deviceId}" is already ${holder}`, {
+    field, hint: 'revoke or remove it first (`placeguard pki revoke`, `placeguard devices remove`), or choose another id',
   })
 }
 

@@ -6,6 +6,7 @@
  */
 import { invalidInput } from '../shared/errors.ts'
 import { assertId, assertKind, type DeviceKind, isReservedId, printable } from '../shared/ids.ts'
+import { LORAWAN_NETWORKS, type LorawanNetwork, normalizeDevEui } from '../shared/lorawan.ts'
 import type { KeyAlgorithm } from './certificates.ts'
 
 /** A serial as `pki list` or `openssl x509 -serial` prints it: up to 21 octets of hex. */
@@ -37,6 +38,30 @@ export function assertDeviceIdentity (idField: string, input: DeviceIdentityInpu
   const kind = assertKind('kind', input.kind)
   const site = assertId('site', input.site)
   return { deviceId, kind, site }
+}
+
+/**
+ * An integration's identity: its id is its MQTT client id, in the devices'
+ * namespace, so it is held to the same rules (reserved names included).
+ */
+export function assertIntegrationIdentity (input: { integrationId: string, network: string, site: string }): { integrationId: string, network: LorawanNetwork, site: string } {
+  const integrationId = assertDeviceId('integrationId', input.integrationId)
+  if (!(LORAWAN_NETWORKS as readonly string[]).includes(input.network)) {
+    throw invalidInput('network', `unknown LoRaWAN network server "${printable(input.network)}"`, `use one of ${LORAWAN_NETWORKS.join(', ')}`)
+  }
+  const site = assertId('site', input.site)
+  return { integrationId, network: input.network as LorawanNetwork, site }
+}
+
+export interface LorawanDeviceInput { deviceId: string, kind: string, site: string, devEui: string, integrationId: string }
+
+/** A device to register behind an integration, checked in the order of `devices add`'s flags; the DevEUI comes back lower-case. */
+export function assertLorawanDevice (input: LorawanDeviceInput): { deviceId: string, kind: DeviceKind, site: string, devEui: string, integrationId: string } {
+  const { deviceId, kind, site } = assertDeviceIdentity('deviceId', input)
+  const devEui = normalizeDevEui(input.devEui)
+  if (!devEui) throw invalidInput('devEui', `"${printable(input.devEui)}" is not a DevEUI`, 'give its 16 hex digits, e.g. 0004a30b001c0530 (either case, no separators)')
+  const integrationId = assertId('integrationId', input.integrationId)
+  return { deviceId, kind, site, devEui, integrationId }
 }
 
 /** A serial to revoke (`revokeSerial`), in any case and with or without leading zeros. */

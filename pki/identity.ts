@@ -1,25 +1,37 @@
 import { DEVICE_KINDS, type DeviceKind, ID_PATTERN } from '../shared/ids.ts'
+import { LORAWAN_NETWORKS, type LorawanNetwork } from '../shared/lorawan.ts'
 
 /**
  * What a certificate says its holder is. The broker trusts only this, read
  * from a certificate that chained to the fleet CA — never the MQTT client id
- * or username the peer sends (STRIDE: Spoofing).
+ * or username the peer sends (STRIDE: Spoofing). An `integration` is a
+ * LoRaWAN network server's MQTT integration, publishing for the devices it
+ * serves (issue 16).
  */
 export type Identity =
   | { role: 'device', deviceId: string, kind: DeviceKind, site: string }
   | { role: 'collector', name: string }
+  | { role: 'integration', integrationId: string, network: LorawanNetwork }
 
 const URN_PREFIX = 'urn:placeguard:'
-const DEVICE_URN = new RegExp(
-  `^urn:placeguard:device:(${ID_PATTERN.source.slice(1, -1)}):(${DEVICE_KINDS.join('|')}):(${ID_PATTERN.source.slice(1, -1)})$`,
-)
-const COLLECTOR_URN = new RegExp(`^urn:placeguard:collector:(${ID_PATTERN.source.slice(1, -1)})$`)
+const ID = ID_PATTERN.source.slice(1, -1)
+const DEVICE_URN = new RegExp(`^urn:placeguard:device:(${ID}):(${DEVICE_KINDS.join('|')}):(${ID})$`)
+const COLLECTOR_URN = new RegExp(`^urn:placeguard:collector:(${ID})$`)
+// An integration's site is not in its URN (PRODUCT.md fixes `urn:placeguard:integration:<network>:<id>`):
+// the inventory keeps it, and nothing the broker decides depends on it.
+const INTEGRATION_URN = new RegExp(`^urn:placeguard:integration:(${LORAWAN_NETWORKS.join('|')}):(${ID})$`)
 
-/** The SAN URI that binds a certificate to a device: `urn:placeguard:device:<site>:<kind>:<id>`. */
+/**
+ * The SAN URI that binds a certificate to its holder:
+ * `urn:placeguard:device:<site>:<kind>:<id>`, `urn:placeguard:collector:<name>`,
+ * `urn:placeguard:integration:<network>:<id>`.
+ */
 export function identityUri (identity: Identity): string {
-  return identity.role === 'device'
-    ? `${URN_PREFIX}device:${identity.site}:${identity.kind}:${identity.deviceId}`
-    : `${URN_PREFIX}collector:${identity.name}`
+  switch (identity.role) {
+    case 'device': return `${URN_PREFIX}device:${identity.site}:${identity.kind}:${identity.deviceId}`
+    case 'collector': return `${URN_PREFIX}collector:${identity.name}`
+    case 'integration': return `${URN_PREFIX}integration:${identity.network}:${identity.integrationId}`
+  }
 }
 
 export function parseIdentityUri (uri: string): Identity | undefined {
@@ -27,6 +39,8 @@ export function parseIdentityUri (uri: string): Identity | undefined {
   if (device) return { role: 'device', site: device[1]!, kind: device[2] as DeviceKind, deviceId: device[3]! }
   const collector = COLLECTOR_URN.exec(uri)
   if (collector) return { role: 'collector', name: collector[1]! }
+  const integration = INTEGRATION_URN.exec(uri)
+  if (integration) return { role: 'integration', network: integration[1] as LorawanNetwork, integrationId: integration[2]! }
   return undefined
 }
 
@@ -44,7 +58,11 @@ export function identityFromSubjectAltName (subjectAltName: string | undefined):
   return parseIdentityUri(uris[0]!)
 }
 
-/** A short stable name for logs and events: the device id, or `collector:<name>`. */
+/** A short stable name for logs and events: the device id, `collector:<name>` or `integration:<id>`. */
 export function identityName (identity: Identity): string {
-  return identity.role === 'device' ? identity.deviceId : `collector:${identity.name}`
+  switch (identity.role) {
+    case 'device': return identity.deviceId
+    case 'collector': return `collector:${identity.name}`
+    case 'integration': return `integration:${identity.integrationId}`
+  }
 }

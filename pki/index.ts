@@ -1,8 +1,12 @@
-export { FleetPki, type IssueRequest, type IssuedDevice, type InventoryEntry, type InitOptions, type ReconcileReport } from './fleet-pki.ts'
+export {
+  FleetPki, type CertificateEntry, type IntegrationRequest, type IssueRequest, type IssuedDevice, type InventoryEntry, type InitOptions,
+  type LorawanDeviceRequest, type LorawanEntry, type ReconcileReport,
+} from './fleet-pki.ts'
 export { DEFAULT_DEVICE_DAYS, type ValidityInput } from './validity.ts'
 export { type Identity, identityFromSubjectAltName, identityName, identityUri, parseIdentityUri } from './identity.ts'
 export { pkiPaths, deviceFiles, type PkiPaths } from './paths.ts'
 export type { KeyAlgorithm } from './certificates.ts'
-export type { InventoryRecord, InventoryStatus } from './inventory.ts'
+export type { CertificateRole, InventoryRecord, InventoryStatus, LorawanDeviceRecord } from './inventory.ts'
 export { readCrl, normalizeSerial, certificateOrigin, type CertificateOrigin, type CrlSummary } from './crl.ts'
 export { createUntrustedIdentity, type UntrustedIdentity } from './untrusted.ts'
+export { deviceProductOf, type DeviceProduct } from './device-products.ts'

@@ -1,9 +1,11 @@
 import { DatabaseSync } from 'node:sqlite'
 import { inTransaction } from '../shared/sqlite.ts'
 import type { DeviceKind } from '../shared/ids.ts'
+import type { LorawanNetwork } from '../shared/lorawan.ts'
 import type { KeyAlgorithm } from './certificates.ts'
 
-export type CertificateRole = 'device' | 'collector' | 'server'
+/** `integration`: a LoRaWAN network server's MQTT integration (issue 16). */
+export type CertificateRole = 'device' | 'collector' | 'server' | 'integration'
 
 /** One certificate the fleet CA signed, or is about to: the asset inventory's row. */
 export interface InventoryRecord {
@@ -32,19 +34,40 @@ export interface InventoryRecord {
   spkiSha256: string | null
   /** Where the certificate file was written, for `pki reconcile`; null in rows older than it. */
   certificatePath: string | null
+  /** An integration's LoRaWAN network server; null for every other role. */
+  network: LorawanNetwork | null
+}
+
+/**
+ * A device without a certificate of its own, behind a LoRaWAN network
+ * server: what `devices add` registered. The integration vouches for it;
+ * the broker never sees it connect.
+ */
+export interface LorawanDeviceRecord {
+  deviceId: string
+  kind: DeviceKind
+  site: string
+  /** Lower-case, 16 hex digits (normalizeDevEui). */
+  devEui: string
+  integrationId: string
+  /** The integration's network, from its latest certificate. */
+  network: LorawanNetwork
+  addedAt: string
 }
 
 /** A record's status as read at a given time (validity.ts, effectiveStatus). */
 export type InventoryStatus = 'pending' | 'active' | 'revoked' | 'superseded' | 'expired' | 'not-yet-valid'
 
-/** The columns every inventory ever had, in order: what a migration copies. */
+/** The columns every inventory ever had, in order. */
 const BASE_COLUMNS = 'serial, device_id, role, kind, site, not_before, not_after, key_algorithm, status, issued_at, revoked_at, fingerprint'
+/** Every column of today's table: a migration copies those the old table has. */
+const ALL_COLUMNS = [...BASE_COLUMNS.split(', '), 'spki_sha256', 'certificate_path', 'network']
 
 const CERTIFICATES = (name: string) => `
 CREATE TABLE IF NOT EXISTS ${name} (
   serial           TEXT PRIMARY KEY,
   device_id        TEXT NOT NULL,
-  role             TEXT NOT NULL CHECK (role IN ('device', 'collector', 'server')),
+  role             TEXT NOT NULL CHECK (role IN ('device', 'collector', 'server', 'integration')),
   kind             TEXT,
   site             TEXT,
   not_before       TEXT NOT NULL,
@@ -55,7 +78,8 @@ CREATE TABLE IF NOT EXISTS ${name} (
   revoked_at       TEXT,
   fingerprint      TEXT,
   spki_sha256      TEXT,
-  certificate_path TEXT
+  certificate_path TEXT,
+  network          TEXT CHECK (network IN ('chirpstack', 'tts'))
 );`
 
 const SCHEMA = `${CERTIFICATES('certificates')}
@@ -67,14 +91,30 @@ CREATE UNIQUE INDEX IF NOT EXISTS one_pending_identity
   ON certificates (role, device_id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS certificates_by_key ON certificates (spki_sha256) WHERE spki_sha256 IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Devices behind a LoRaWAN network server (issue 16): no certificate, vouched for by an integration.
+CREATE TABLE IF NOT EXISTS lorawan_devices (
+  device_id      TEXT PRIMARY KEY,
+  kind           TEXT NOT NULL CHECK (kind IN ('flood', 'energy', 'housing')),
+  site           TEXT NOT NULL,
+  -- One DevEUI, one device: a second registration would let two ids share one radio's readings.
+  dev_eui        TEXT NOT NULL UNIQUE,
+  integration_id TEXT NOT NULL,
+  added_at       TEXT NOT NULL
+);
 `
 
 interface Row {
   serial: string, device_id: string, role: CertificateRole, kind: DeviceKind | null, site: string | null,
   not_before: string, not_after: string, key_algorithm: KeyAlgorithm, status: InventoryRecord['status'],
   issued_at: string, revoked_at: string | null, fingerprint: string | null, spki_sha256: string | null,
-  certificate_path: string | null
+  certificate_path: string | null, network: LorawanNetwork | null
 }
+
+interface LorawanRow { device_id: string, kind: DeviceKind, site: string, dev_eui: string, integration_id: string, network: LorawanNetwork, added_at: string }
+
+/** A registered device's row with its integration's network, from that integration's latest certificate. */
+const LORAWAN_SELECT = `SELECT d.*, (SELECT c.network FROM certificates c WHERE c.role = 'integration' AND c.device_id = d.integration_id
+  ORDER BY c.status = 'active' DESC, c.issued_at DESC LIMIT 1) AS network FROM lorawan_devices d`
 
 function fromRow (row: Row): InventoryRecord {
   return {
@@ -92,6 +132,14 @@ function fromRow (row: Row): InventoryRecord {
     fingerprint: row.fingerprint,
     spkiSha256: row.spki_sha256,
     certificatePath: row.certificate_path,
+    network: row.network,
+  }
+}
+
+function fromLorawanRow (row: LorawanRow): LorawanDeviceRecord {
+  return {
+    deviceId: row.device_id, kind: row.kind, site: row.site, devEui: row.dev_eui,
+    integrationId: row.integration_id, network: row.network, addedAt: row.added_at,
   }
 }
 
@@ -117,8 +165,8 @@ export class Inventory {
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;')
     this.#migrate()
     this.#db.exec(SCHEMA)
-    this.#insert = this.#db.prepare(`INSERT INTO certificates (${BASE_COLUMNS}, spki_sha256, certificate_path)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.#insert = this.#db.prepare(`INSERT INTO certificates (${ALL_COLUMNS.join(', ')})
+      VALUES (${ALL_COLUMNS.map(() => '?').join(', ')})`)
   }
 
   /** Runs `work` in one IMMEDIATE transaction (the cross-process lock); a throw rolls back everything it wrote. */
@@ -130,7 +178,7 @@ export class Inventory {
     this.#insert.run(
       record.serial, record.deviceId, record.role, record.kind, record.site, record.notBefore, record.notAfter,
       record.keyAlgorithm, record.status, record.issuedAt, record.revokedAt, record.fingerprint, record.spkiSha256,
-      record.certificatePath)
+      record.certificatePath, record.network)
   }
 
   activeFor (role: CertificateRole, deviceId: string): InventoryRecord | undefined {
@@ -152,9 +200,40 @@ export class Inventory {
       AND NOT (role = ? AND device_id = ?) LIMIT 1`, spkiSha256, role, deviceId)
   }
 
-  /** Device ids with an active certificate, for bulk checks. */
-  activeDeviceIds (): Set<string> {
-    const rows = this.#db.prepare('SELECT device_id FROM certificates WHERE role = \'device\' AND status = \'active\'').all() as Array<{ device_id: string }>
+  /** The latest certificate of an identity, whatever its status: what a refusal can say of it (revoked, pending). */
+  latestFor (role: CertificateRole, deviceId: string): InventoryRecord | undefined {
+    return this.#one('SELECT * FROM certificates WHERE role = ? AND device_id = ? ORDER BY issued_at DESC, serial LIMIT 1', role, deviceId)
+  }
+
+  /** Registered LoRaWAN devices, by id. */
+  lorawanDevices (): LorawanDeviceRecord[] {
+    return (this.#statement(`${LORAWAN_SELECT} ORDER BY d.device_id`).all() as unknown as LorawanRow[]).map(fromLorawanRow)
+  }
+
+  lorawanDevice (deviceId: string): LorawanDeviceRecord | undefined {
+    const row = this.#statement(`${LORAWAN_SELECT} WHERE d.device_id = ?`).get(deviceId) as LorawanRow | undefined
+    return row && fromLorawanRow(row)
+  }
+
+  lorawanDeviceByDevEui (devEui: string): LorawanDeviceRecord | undefined {
+    const row = this.#statement(`${LORAWAN_SELECT} WHERE d.dev_eui = ?`).get(devEui) as LorawanRow | undefined
+    return row && fromLorawanRow(row)
+  }
+
+  insertLorawanDevice (record: Omit<LorawanDeviceRecord, 'network'>): void {
+    this.#statement('INSERT INTO lorawan_devices (device_id, kind, site, dev_eui, integration_id, added_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(record.deviceId, record.kind, record.site, record.devEui, record.integrationId, record.addedAt)
+  }
+
+  /** Answers whether there was such a device. */
+  deleteLorawanDevice (deviceId: string): boolean {
+    return Number(this.#statement('DELETE FROM lorawan_devices WHERE device_id = ?').run(deviceId).changes) > 0
+  }
+
+  /** Ids a device or integration holds (an active certificate, or a registration), for bulk checks. */
+  takenIds (): Set<string> {
+    const rows = this.#db.prepare(`SELECT device_id FROM certificates WHERE role IN ('device', 'integration') AND status = 'active'
+      UNION SELECT device_id FROM lorawan_devices`).all() as Array<{ device_id: string }>
     return new Set(rows.map((row) => row.device_id))
   }
 
@@ -217,17 +296,21 @@ export class Inventory {
   }
 
   /**
-   * Older inventories have a status CHECK without 'pending' (and, older
-   * still, without 'superseded') and no key or path columns; SQLite cannot
-   * alter a CHECK, so the table is rebuilt in one transaction: same rows,
-   * the new columns empty, the indexes recreated by SCHEMA.
+   * Older inventories have a role CHECK without 'integration' (and, older
+   * still, a status CHECK without 'pending' or 'superseded') and lack the
+   * later columns (key, path, network); SQLite cannot alter a CHECK, so the
+   * table is rebuilt in one transaction: same rows, the columns the old
+   * table had copied, the new ones empty, the indexes recreated by SCHEMA.
+   * The registry of LoRaWAN devices is a new table: SCHEMA creates it.
    */
   #migrate (): void {
     const table = this.#db.prepare('SELECT sql FROM sqlite_master WHERE type = \'table\' AND name = \'certificates\'').get() as { sql: string } | undefined
-    if (!table || table.sql.includes('\'pending\'')) return
+    if (!table || table.sql.includes('\'integration\'')) return
+    const present = new Set((this.#db.prepare('PRAGMA table_info(certificates)').all() as Array<{ name: string }>).map((column) => column.name))
+    const copied = ALL_COLUMNS.filter((column) => present.has(column)).join(', ')
     inTransaction(this.#db, () => {
       this.#db.exec(CERTIFICATES('certificates_next'))
-      this.#db.exec(`INSERT INTO certificates_next (${BASE_COLUMNS}) SELECT ${BASE_COLUMNS} FROM certificates;
+      this.#db.exec(`INSERT INTO certificates_next (${copied}) SELECT ${copied} FROM certificates;
         DROP TABLE certificates; ALTER TABLE certificates_next RENAME TO certificates;`)
     })
   }

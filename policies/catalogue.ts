@@ -33,6 +33,11 @@ export const POLICY_THREATS: Record<PolicyId, PolicyThreat> = {
   'payload-invalid': { stride: 'Tampering', attack: { id: 'T0830', name: 'Adversary-in-the-Middle' }, summary: 'a device sent telemetry that does not match its schema' },
   'clock-skew': { stride: 'Repudiation', summary: 'a device clock is far from the collector time' },
   'replay': { stride: 'Spoofing', attack: { id: 'T0830', name: 'Adversary-in-the-Middle' }, summary: 'a message was repeated or its sequence went backwards' },
+  'lorawan-unknown-device': { stride: 'Spoofing', attack: { id: 'T0849', name: 'Masquerading' }, summary: 'a network server published for a DevEUI not registered to its integration (or registered to another one)' },
+  'lorawan-fcnt-reset': { stride: 'Spoofing', attack: { id: 'T0830', name: 'Adversary-in-the-Middle' }, summary: 'a LoRaWAN frame counter went back with no join in between: a replayed frame, or an ABP device reset that re-opens replay' },
+  'lorawan-join-flood': { stride: 'Denial of service', attack: { id: 'T0814', name: 'Denial of Service' }, summary: 'a LoRaWAN device (or an integration\'s devices) joined far more often than a device rejoins' },
+  'lorawan-gateway-shift': { stride: 'Spoofing', attack: { id: 'T0849', name: 'Masquerading' }, summary: 'a fixed LoRaWAN device is heard only through gateways it never used, while its usual gateways still hear others: relocated or cloned' },
+  'lorawan-signal-shift': { stride: 'Tampering', attack: { id: 'T0832', name: 'Manipulation of View' }, summary: 'a fixed LoRaWAN device\'s RSSI/SNR left its learned baseline for several uplinks: moved, tampered with, or jammed' },
 }
 
 export const ALERT_THREATS: Record<AlertPolicy, PolicyThreat> = {

@@ -14,8 +14,14 @@ import { DEVICE_KINDS, ID_PATTERN } from '../shared/ids.ts'
 import { POLICY_IDS } from './catalogue.ts'
 import { FINGERPRINTS_KEPT } from './rules/replay.ts'
 import { MAX_CLAIMS_PER_ADDRESS } from './rules/event-window.ts'
+import { FRAMES_KEPT } from './rules/lorawan-fcnt-reset.ts'
+import { GATEWAYS_LEARNED, PENDING_KEPT } from './rules/lorawan-gateway-shift.ts'
+import { DEVICE_JOINS_KEPT } from './rules/lorawan-join-flood.ts'
+import { BASELINES_KEPT } from './rules/lorawan-signal-shift.ts'
 
-export const DEVICE_SNAPSHOT_VERSION = 1
+/** 2 added the LoRaWAN state (issue 16); a version 1 snapshot is still read, its devices' LoRaWAN state learned afresh. */
+export const DEVICE_SNAPSHOT_VERSION = 2
+const READABLE_VERSIONS: readonly number[] = [1, 2]
 /** Bounds on what a snapshot may hold (the engine's own bounds, with room). */
 const MAX_DEVICES = 200_000
 const MAX_WINDOWS = 50_000
@@ -54,13 +60,48 @@ const windowRecord = z.strictObject({
   expiresAtMs: ms,
 })
 
+const gatewayId = z.string().min(1).max(128)
+const dB = z.number().min(-1_000).max(1_000)
+
+/** What the LoRaWAN policies learned of a device behind a network server (policies/lorawan-detector.ts). */
+const lorawanRecord = z.strictObject({
+  deviceId: id,
+  integrationId: id,
+  kind: z.string().max(64),
+  site: id,
+  lastHeardMs: ms,
+  frames: z.strictObject({
+    history: z.array(z.strictObject({ event: z.enum(['up', 'join']), atMs: ms, fCnt: z.number().int().min(0).max(0xffff_ffff).nullable() })).max(FRAMES_KEPT),
+    reset: z.strictObject({ atMs: ms, previousAtMs: ms }).nullable(),
+  }),
+  joins: z.array(ms).max(DEVICE_JOINS_KEPT),
+  gateways: z.strictObject({
+    firstAtMs: ms.nullable(),
+    uplinks: z.number().int().nonnegative(),
+    learned: z.array(z.tuple([gatewayId, z.number().int().positive()])).max(GATEWAYS_LEARNED),
+    recent: z.array(z.strictObject({ atMs: ms, mark: z.enum(['usual', 'suspect', 'confirmed']) })).max(100),
+    pending: z.array(gatewayId).max(PENDING_KEPT),
+  }),
+  signal: z.strictObject({
+    baselines: z.array(z.strictObject({
+      gatewayId, samples: z.number().int().nonnegative(), rssi: dB.nullable(), rssiSigma: dB, snr: dB, snrSigma: dB,
+      warmup: z.array(z.tuple([dB.nullable(), dB])).max(500).nullable(),
+    })).max(BASELINES_KEPT),
+    shifted: z.number().int().nonnegative(),
+    steady: z.number().int().nonnegative(),
+    alerting: z.boolean(),
+  }),
+})
+
 export const deviceSnapshotSchema = z.strictObject({
-  version: z.literal(DEVICE_SNAPSHOT_VERSION),
+  version: z.union([z.literal(1), z.literal(2)]),
   /** When it was taken, on the exporting engine's clock. */
   takenAtMs: ms,
   devices: z.array(deviceRecord).max(MAX_DEVICES),
   /** Security-event windows of these devices (connection flapping, ACL violations, clones…). */
   windows: z.array(windowRecord).max(MAX_WINDOWS),
+  /** The LoRaWAN devices' frames, joins, gateways and radio baselines (version 2). */
+  lorawan: z.array(lorawanRecord).max(MAX_DEVICES).optional(),
 })
 
 export type DeviceSnapshot = z.infer<typeof deviceSnapshotSchema>
@@ -70,8 +111,8 @@ export type WindowRecord = DeviceSnapshot['windows'][number]
 /** The snapshot, validated; or why it is not taken. */
 export function readDeviceSnapshot (value: unknown): { snapshot: DeviceSnapshot } | { ignored: string } {
   const version = (value !== null && typeof value === 'object' && 'version' in value) ? value.version : undefined
-  if (version !== DEVICE_SNAPSHOT_VERSION) {
-    return { ignored: version === undefined ? 'not a device state snapshot (no version)' : `snapshot version ${typeof version === 'number' ? version : typeof version} is not the version ${DEVICE_SNAPSHOT_VERSION} this engine reads` }
+  if (typeof version !== 'number' || !READABLE_VERSIONS.includes(version)) {
+    return { ignored: version === undefined ? 'not a device state snapshot (no version)' : `snapshot version ${typeof version === 'number' ? version : typeof version} is not a version this engine reads (${READABLE_VERSIONS.join(', ')})` }
   }
   const parsed = deviceSnapshotSchema.safeParse(value)
   if (parsed.success) return { snapshot: parsed.data }

@@ -1,15 +1,17 @@
 /**
- * The policy engine: feeds telemetry, security events and certificates to
- * the rules, with the per-device memory they need, and answers findings
+ * The policy engine: feeds telemetry, security events, certificates and
+ * LoRaWAN network servers' events to the rules, with the per-device memory they need, and answers findings
  * (conditions that hold) and clears (conditions that stopped holding).
  * Pure apart from the injected clock: no sockets, timers or files here.
  */
+import type { LorawanObservation } from '../shared/lorawan.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import type { AdvisoryIndex, DeviceProduct } from '../shared/advisory-match.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { PolicyId } from './catalogue.ts'
 import { DEVICE_SNAPSHOT_VERSION, type DeviceRecord, type DeviceSnapshot, readDeviceSnapshot, type WindowRecord } from './device-snapshot.ts'
 import type { Finding, PreviousTelemetry, TelemetryObservation } from './finding.ts'
+import { LorawanDetector } from './lorawan-detector.ts'
 import { type QuietWindow, quietWindowFor } from './quiet-windows.ts'
 import type { Policy, PolicyOf } from './schema.ts'
 import { certExpiryRule, type CertificateFacts } from './rules/cert-expiry.ts'
@@ -25,7 +27,7 @@ import { valueImplausibleRule } from './rules/value-implausible.ts'
 
 export interface Clear { policy: PolicyId, deviceId: string, reason: string }
 /** What importDevices took in, or why it took nothing. */
-export interface DeviceImport { devices: number, windows: number, ignored?: string }
+export interface DeviceImport { devices: number, windows: number, lorawan?: number, ignored?: string }
 /** A finding that a maintenance window or suppression kept from becoming an alert. */
 export interface Quieted { finding: Finding, window: QuietWindow }
 export interface Verdict {
@@ -130,6 +132,8 @@ export class PolicyEngine {
   /** Synced advisories and each device's vendor and model, for firmware-vulnerable (setAdvisories, setDeviceProducts). */
   #advisories: AdvisoryIndex | undefined
   #products: ReadonlyMap<string, DeviceProduct> = new Map()
+  /** What the LoRaWAN policies learn of devices behind network servers, their gateways and integrations. */
+  readonly #lorawan = new LorawanDetector()
 
   constructor (policies: Policy[], clock: Clock = systemClock, quietWindows: readonly QuietWindow[] = []) {
     this.#clock = clock
@@ -188,8 +192,9 @@ export class PolicyEngine {
   /**
    * What the engine has learned about the devices `filter` picks — their
    * last message (seq, time, firmware, readings), interval baseline, lag,
-   * arrivals in the rate window and recent fingerprints — and the
-   * security-event windows keyed by them, as plain JSON
+   * arrivals in the rate window and recent fingerprints — the
+   * security-event windows keyed by them, and for LoRaWAN devices their
+   * recent frames and joins, gateways and radio baselines, as plain JSON
    * (device-snapshot.ts). A collector group hands it on with a partition.
    * Windows keyed by a source address belong to no device and stay here.
    */
@@ -212,7 +217,7 @@ export class PolicyEngine {
       if (window.expiresAtMs < now || !isDeviceKey(key) || !filter(key)) continue
       windows.push({ policy, key, times: [...window.times], claims: [...window.claims], claimsNotKept: window.claimsNotKept, expiresAtMs: window.expiresAtMs })
     }
-    return { version: DEVICE_SNAPSHOT_VERSION, takenAtMs: now, devices, windows }
+    return { version: DEVICE_SNAPSHOT_VERSION, takenAtMs: now, devices, windows, lorawan: this.#lorawan.exportDevices(filter) }
   }
 
   /**
@@ -269,7 +274,8 @@ export class PolicyEngine {
       this.#keepWindow(key, { times: record.times, claims: record.claims, claimsNotKept: record.claimsNotKept, expiresAtMs: record.expiresAtMs }, now)
       windows++
     }
-    return { devices, windows }
+    const lorawan = this.#lorawan.importDevices(read.snapshot.lorawan ?? [])
+    return { devices, windows, ...(lorawan > 0 ? { lorawan } : {}) }
   }
 
   /**
@@ -289,7 +295,9 @@ export class PolicyEngine {
       const { key } = splitWindowKey(windowKey)
       if (isDeviceKey(key) && filter(key)) this.#windows.delete(windowKey)
     }
-    return forgotten
+    // A LoRaWAN device's telemetry state and its radio state go together; either counts it once.
+    const lorawan = this.#lorawan.forgetDevices(filter)
+    return Math.max(forgotten, lorawan)
   }
 
   /**
@@ -361,10 +369,27 @@ export class PolicyEngine {
     run('firmware-downgrade', (p) => firmwareDowngradeRule(p, observation, previous), false)
     run('value-implausible', (p) => valueImplausibleRule(p, observation, previous), false)
     run('clock-skew', (p) => clockSkewRule(p, observation), true)
-    run('replay', (p) => replayRule(p, observation, previous), false)
+    // A LoRaWAN device's seq is its frame counter: lorawan-fcnt-reset judges it knowing joins, 16-bit wraps,
+    // retransmissions and the network server's times; replay on the bare seq would call a wrap across lost frames a replay.
+    if (!this.#lorawan.knows(observation.deviceId)) run('replay', (p) => replayRule(p, observation, previous), false)
     const backlogMs = observation.receivedAtMs - observation.ts - (state.lagMs ?? 0)
     this.#learn(state, observation, outOfOrder)
     return { ...this.#quiet(findings.map((f) => ({ ...f, site: observation.site, kind: observation.kind })), clears), backlogMs }
+  }
+
+  /**
+   * One event of a network server's integration (issue 16): the LoRaWAN
+   * policies — unknown DevEUI, frame counter going back, join floods,
+   * gateway and signal shifts. The uplink's readings come separately as
+   * telemetry (onTelemetry), so silence, bursts, firmware and readings are
+   * judged for these devices as for any other. Times are the network
+   * server's receive times, so a backlog delivered late is judged when it
+   * happened.
+   */
+  onLorawan (observation: LorawanObservation): Verdict {
+    const { findings, clears } = this.#lorawan.observe(observation, (id, deviceId, kind, site) => this.#applicable(id, deviceId, kind, site), this.#clock.now())
+    const device = observation.device
+    return this.#quiet(findings.map((f) => ({ ...f, site: device?.site ?? null, kind: device?.kind ?? null })), clears)
   }
 
   onSecurityEvent (event: SecurityEvent): Verdict {

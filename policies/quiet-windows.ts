@@ -21,6 +21,8 @@ import { POLICY_IDS, type PolicyId } from './catalogue.ts'
 /** What planned work makes devices do; quieted by a maintenance window unless it lists its own policies. */
 export const MAINTENANCE_POLICIES: readonly PolicyId[] = [
   'device-silent', 'connection-flapping', 'rate-burst', 'firmware-downgrade', 'value-implausible', 'replay', 'clock-skew', 'payload-invalid',
+  // LoRaWAN: a battery swap restarts an ABP device's counter and rejoins; moving a gateway or a device shifts paths and signal.
+  'lorawan-fcnt-reset', 'lorawan-join-flood', 'lorawan-gateway-shift', 'lorawan-signal-shift',
 ]
 
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const

@@ -69,6 +69,57 @@ export const policySchema = z.discriminatedUnion('id', [
   policy('payload-invalid', { threshold: z.number().int().positive().default(1), window: duration.default(600_000) }),
   policy('clock-skew', { maxSkew: duration.default(300_000) }),
   policy('replay', {}),
+  // LoRaWAN devices behind a network server (issue 16): judged on what the integration publishes, per device.
+  policy('lorawan-unknown-device', {
+    /** Severity when the DevEUI is registered to another integration (spoofing, or a device moved without re-registering). */
+    registeredElsewhereSeverity: z.enum(SEVERITIES).default('critical'),
+    /** One unknown (integration, DevEUI) is reported again at most this often while it keeps sending: one alert, kept fresh. */
+    repeatAfter: duration.refine((ms) => ms >= 60_000, 'must be at least 1m').default(3_600_000),
+    /** Unknown DevEUIs of one integration alerted one by one within `repeatAfter`; past it, one alert for the integration (`lorawan:<id>:unregistered`). */
+    devEuisPerIntegration: z.number().int().positive().default(20),
+  }),
+  policy('lorawan-fcnt-reset', {
+    /** The largest forward step across a counter wrap (LoRaWAN 1.0.x MAX_FCNT_GAP): a bigger one is a counter that went back. */
+    maxFrameGap: z.number().int().positive().max(0x8000_0000).default(16_384),
+    /** The same frame counter again within this is a retransmission (confirmed retries and NbTrans repeats reuse FCnt); later, a replay. */
+    retransmitWindow: duration.refine((ms) => ms > 0, 'must be positive').default(300_000),
+  }),
+  policy('lorawan-join-flood', {
+    /** Joins of one device within `window` that are a flood (a device rejoins on reboot or lost link, rarely twice in an hour). */
+    deviceJoins: z.number().int().min(2).default(4),
+    /** Repeat joins (a device's second and later in `window`) across one integration that are a flood; first joins are what a power cut looks like. */
+    integrationRepeats: z.number().int().min(2).default(20),
+    window: duration.refine((ms) => ms > 0, 'must be positive').default(3_600_000),
+  }),
+  policy('lorawan-gateway-shift', {
+    /**
+     * Uplinks and time before a device's usual gateways are trusted as learned (cold start). At LoRaWAN rates the uplinks
+     * are what takes long (20 at 10 min: over 3 h); the time keeps a device that floods its first minutes from being learned at once.
+     */
+    learningUplinks: z.number().int().positive().default(20),
+    learningPeriod: duration.default(600_000),
+    /** Uplinks heard only by gateways the device never used, among its last `recentUplinks`, that make a shift (not one odd path). */
+    shiftedUplinks: z.number().int().positive().max(100).default(3),
+    recentUplinks: z.number().int().positive().max(100).default(6),
+    /**
+     * A usual gateway is up around an uplink when it heard other devices before and after it with no silence longer than
+     * this between: the device not being heard there is then the device's doing, not an outage.
+     */
+    gatewayAliveWindow: duration.refine((ms) => ms > 0, 'must be positive').default(1_800_000),
+  }).refine((p) => p.params.shiftedUplinks <= p.params.recentUplinks, { message: 'shiftedUplinks must not exceed recentUplinks', path: ['params', 'shiftedUplinks'] }),
+  policy('lorawan-signal-shift', {
+    /** Readings per gateway before its baseline is judged against. */
+    minSamples: z.number().int().min(3).max(500).default(12),
+    /** A reading this many robust deviations from the gateway's baseline is off it… */
+    deviations: z.number().positive().default(3),
+    /** …and at least this far in dB (a very steady link has a tiny spread). */
+    minRssiShiftDb: z.number().positive().default(10),
+    minSnrShiftDb: z.number().positive().default(6),
+    /** Consecutive uplinks off the baseline at most of the gateways that know the device: a shift, not a fade. */
+    uplinks: z.number().int().positive().default(4),
+    /** Consecutive shifted uplinks after which the new level is learned as the baseline (a device moved for good alerts once). */
+    relearnAfter: z.number().int().positive().default(24),
+  }).refine((p) => p.params.uplinks <= p.params.relearnAfter, { message: 'uplinks must not exceed relearnAfter', path: ['params', 'uplinks'] }),
 ])
 
 /** A policy file: policies, and/or the windows in which their findings stay quiet (quiet-windows.ts). */

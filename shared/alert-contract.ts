@@ -9,6 +9,7 @@ export const POLICY_IDS = [
   'cert-expiry', 'cert-rejected', 'cert-revoked-attempt', 'firmware-outdated', 'firmware-vulnerable',
   'firmware-downgrade', 'rate-burst', 'device-silent', 'acl-violation', 'identity-clone',
   'connection-flapping', 'value-implausible', 'payload-invalid', 'clock-skew', 'replay',
+  'lorawan-unknown-device', 'lorawan-fcnt-reset', 'lorawan-join-flood', 'lorawan-gateway-shift', 'lorawan-signal-shift',
 ] as const
 
 export type PolicyId = typeof POLICY_IDS[number]

@@ -3,18 +3,13 @@
  * event as an independent subscriber (mosquitto_sub) receives it, and each
  * incident visible there and in the ground truth.
  *
- * Until the fleet PKI issues integration certificates (issue 16's pki
- * part), the first suite runs the integration on a device certificate
- * (`standIn`) against mosquitto, which has no topic rules: what is tested
- * is the simulator's output, which the certificate does not change. The
- * suite through PlaceGuard's broker runs once the PKI has
- * `issueIntegration`.
+ * The first suite runs against mosquitto (no topic rules: what is tested
+ * is the simulator's output), the second through PlaceGuard's broker.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildLorawanFleet, loadScenario, runLorawanSimulation, type TruthRecord } from '../../agent-sim/index.ts'
-import { FleetPki } from '../../pki/index.ts'
 import { type LorawanMessage, type LorawanNetwork, LORAWAN_UPLINKS_FILTER, lorawanUplinkTopic, parseLorawanMessage, parseLorawanTopic, parseLorawanUplinkTopic } from '../../shared/lorawan.ts'
 import { type BrokerProcess, freePort, startMosquitto } from '../../bench/lib/brokers.ts'
 import { startBroker, type RunningBroker, waitFor } from '../helpers/broker.ts'
@@ -122,7 +117,7 @@ function expectCleanCounters (heard: Heard[], network: LorawanNetwork, injected:
   expect(wraps).toBeGreaterThan(0)
 }
 
-describe('placeguard sim --network, through mosquitto (the integration on a device certificate)', () => {
+describe('placeguard sim --network, through mosquitto (the integration certificate, no topic rules)', () => {
   let fleet: TestFleet
   let mosquitto: BrokerProcess
   beforeAll(async () => {
@@ -142,9 +137,10 @@ describe('placeguard sim --network, through mosquitto (the integration on a devi
       await sub.ready
       const summary = await runLorawanSimulation({
         dataDir: fleet.dataDir, brokerUrl: `mqtts://127.0.0.1:${mosquitto.port}`, network, ...OPTIONS, durationMs: 4_000,
-        scenario: loadScenario(file), truthFile, standIn: true, rejoinChance: 0.03,
+        scenario: loadScenario(file), truthFile, rejoinChance: 0.03,
       })
-      expect(summary).toMatchObject({ network, integrationId: `sim-${network}`, devices: 30, failed: 0, injected: 10, standIn: true, registered: 0 })
+      // The fleet PKI issues integration certificates now (issue 16), so the stand-in is not needed even for mosquitto.
+      expect(summary).toMatchObject({ network, integrationId: `sim-${network}`, devices: 30, failed: 0, injected: 10, registered: 29 })
       expect(summary.sent).toBe(summary.acked)
       expect(summary.sent).toBe(summary.uplinks + summary.joins)
       expect(summary.uplinks).toBeGreaterThan(30 * 10)
@@ -160,9 +156,8 @@ describe('placeguard sim --network, through mosquitto (the integration on a devi
   })
 })
 
-const hasIntegrations = typeof (FleetPki.prototype as unknown as Record<string, unknown>).issueIntegration === 'function'
 
-describe.runIf(hasIntegrations)('placeguard sim --network, through PlaceGuard\'s broker (an integration certificate)', () => {
+describe('placeguard sim --network, through PlaceGuard\'s broker (an integration certificate)', () => {
   let fleet: TestFleet
   let broker: RunningBroker
   beforeAll(async () => {
@@ -184,7 +179,7 @@ describe.runIf(hasIntegrations)('placeguard sim --network, through PlaceGuard\'s
       const summary = await runLorawanSimulation({
         dataDir: fleet.dataDir, brokerUrl: broker.url, network, integrationId, ...OPTIONS, durationMs: 4_000, scenario: loadScenario(file), truthFile, rejoinChance: 0.03,
       })
-      expect(summary).toMatchObject({ failed: 0, standIn: false, registered: 29 }) // all but the unregistered one
+      expect(summary).toMatchObject({ failed: 0, registered: 29 }) // all but the unregistered one
       expect(broker.events.filter((e) => e.type === 'acl-denied')).toEqual([])
       await waitFor(() => sub.lines.length >= summary.acked, 5_000, 'the collector to catch up')
       const heard = sub.lines.map((line) => {

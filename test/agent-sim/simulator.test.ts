@@ -110,7 +110,7 @@ describe('placeguard sim against the real broker', () => {
       expect(payloadsOf('flood-00004').every((p) => (JSON.parse(p) as { fw: string }).fw === '0.9.0')).toBe(true)
       expect(payloadsOf('housing-00004').map((p) => (JSON.parse(p) as { fw: string }).fw).at(-1)).toBe('0.1.0')
       expect(payloadsOf('flood-00005').length).toBeLessThanOrEqual(1)
-      expect(setup.fleet.pki.list().find((e) => e.deviceId === 'energy-00005' && e.status === 'active')!.notAfter < new Date(Date.now() + 4 * 86_400_000).toISOString()).toBe(true)
+      expect(setup.fleet.pki.list().find((e) => e.deviceId === 'energy-00005' && e.status === 'active')!.notAfter! < new Date(Date.now() + 4 * 86_400_000).toISOString()).toBe(true)
 
       const truth = readFileSync(truthFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { deviceId: string, policy: string, startedAt: string })
       expect(truth.map((t) => `${t.deviceId} ${t.policy}`).sort()).toEqual(loadScenario(file).incidents.map((i) => `${i.select.ids![0]} ${i.policy}`).sort())

@@ -60,3 +60,30 @@ describe('canSubscribe', () => {
     expect(canSubscribe(collector, filter).allowed).toBe(allowed)
   })
 })
+
+describe('a LoRaWAN integration (issue 16)', () => {
+  const chirpstack: Identity = { role: 'integration', integrationId: 'cs-north', network: 'chirpstack' }
+  const tts: Identity = { role: 'integration', integrationId: 'tts-east', network: 'tts' }
+  const cs = 'application/17c82e96-be03-4f38-aef3-f83d48582d97/device/0101010101010101/event'
+  const v3 = 'v3/housing-sensors@riverside-council/devices/block-c-flat-12'
+
+  it.each([
+    [chirpstack, `${cs}/up`, true], [chirpstack, `${cs}/join`, true], [chirpstack, `${cs}/status`, true], [chirpstack, `${cs}/log`, true],
+    [chirpstack, `${cs}/txack`, false], [chirpstack, `${cs}/up/extra`, false], [chirpstack, `${v3}/up`, false],
+    [chirpstack, 'application/app/device/010101010101010/event/up', false],
+    [tts, `${v3}/up`, true], [tts, `${v3}/join`, true], [tts, `${v3}/down/queued`, false], [tts, `${cs}/up`, false],
+    [chirpstack, `${own}/telemetry`, false], [tts, '$SYS/placeguard/events/connect', false],
+    [chirpstack, `$SYS/placeguard/lorawan/cs-north/${cs}/up`, false], [chirpstack, '$SYS/placeguard/control/quarantine', false],
+  ])('%o publish to %s → %s', (identity, topic, allowed) => {
+    expect(canPublish(identity, topic).allowed).toBe(allowed)
+  })
+
+  it('subscribes to nothing; only the collector reads the re-addressed uplinks', () => {
+    for (const filter of ['#', 'application/#', 'v3/#', '$SYS/placeguard/lorawan/#', `${cs}/up`]) {
+      expect(canSubscribe(chirpstack, filter)).toEqual({ allowed: false, reason: 'an integration may not subscribe' })
+    }
+    expect(canSubscribe(collector, '$SYS/placeguard/lorawan/#').allowed).toBe(true)
+    expect(canSubscribe(collector, 'application/#').allowed).toBe(false)
+    expect(canSubscribe(device, '$SYS/placeguard/lorawan/#').allowed).toBe(false)
+  })
+})

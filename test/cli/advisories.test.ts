@@ -37,14 +37,18 @@ describe('placeguard advisories (CLI)', () => {
     expect(none.stderr).toContain('PG_ERR_INPUT_INVALID: --csaf: give at least one')
   })
 
-  it('records a device\'s vendor and model at issue, and shows them in pki list --json', () => {
+  it('records a device\'s vendor and model at issue and at devices add, and shows them in pki list --json', () => {
     expect(placeguard('pki', 'init').status).toBe(0)
     expect(placeguard('pki', 'issue', 'energy-1', '--kind', 'energy', '--site', 'depot', '--vendor', 'Acme  Metering', '--model', 'EM-400').status).toBe(0)
     expect(placeguard('pki', 'issue', 'energy-2', '--kind', 'energy', '--site', 'depot').status).toBe(0)
     const half = placeguard('pki', 'issue', 'energy-3', '--kind', 'energy', '--site', 'depot', '--vendor', 'Acme')
     expect(half.status).toBe(2)
     expect(half.stderr).toContain('--model: give the model with the vendor')
-    const entries = JSON.parse(placeguard('pki', 'list', '--json').stdout) as Array<{ id: string, vendor: string | null, model: string | null }>
-    expect(entries.map((e) => [e.id, e.vendor, e.model])).toEqual([['energy-1', 'Acme Metering', 'EM-400'], ['energy-2', null, null]])
+    expect(placeguard('pki', 'issue', 'cs-1', '--role', 'integration', '--network', 'chirpstack', '--site', 'depot').status).toBe(0)
+    expect(placeguard('devices', 'add', 'gauge-1', '--kind', 'flood', '--site', 'depot', '--dev-eui', '0004a30b001c0531', '--integration', 'cs-1', '--vendor', 'Riverside Sensors', '--model', 'FL 2').status).toBe(0)
+    const entries = JSON.parse(placeguard('pki', 'list', '--json').stdout) as Array<{ id: string, vendor?: string | null, model?: string | null }>
+    expect(entries.map((e) => [e.id, e.vendor, e.model])).toEqual([
+      ['energy-1', 'Acme Metering', 'EM-400'], ['energy-2', null, null], ['cs-1', undefined, undefined], ['gauge-1', 'Riverside Sensors', 'FL 2'],
+    ])
   })
 })

@@ -27,7 +27,7 @@ describe('placeguard pki (CLI)', () => {
       ['flood-7', 'flood', 'revoked', 'ecdsa-p256'],
       ['home-7', 'housing', 'active', 'rsa-2048'],
     ])
-    expect(placeguard('pki', 'list').stdout).toMatch(/^ID\s+KIND\s+SITE\s+SERIAL\s+NOT AFTER\s+STATUS\n/)
+    expect(placeguard('pki', 'list').stdout).toMatch(/^ID\s+IDENTITY\s+KIND\s+SITE\s+SERIAL\s+NOT AFTER\s+STATUS\n/)
   })
 
   it('renews a device: a new certificate, the old one superseded', () => {

@@ -11,7 +11,8 @@ import { execFile } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type mqtt from 'mqtt';
 import { type MqttClient } from 'mqtt'
-import { clusterKeys, connectRedis, type Redis } from '../../cluster/index.ts'
+import { clusterKeys, connectRedis, DEFAULT_PARTITIONS, partitionOf, type Redis } from '../../cluster/index.ts'
+import { lorawanUplinkTopic } from '../../shared/lorawan.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { SECURITY_EVENTS_PREFIX } from '../../shared/topics.ts'
 import { collectorFiles, connectClient, waitFor } from '../helpers/broker.ts'
@@ -32,6 +33,7 @@ const topicOf = (id: string) => `places/riverside/flood/${id}/telemetry`
 beforeAll(async () => {
   redis = await startRedis()
   fleet = await createTestFleet(DEVICES.map((deviceId) => ({ deviceId, kind: 'flood', site: 'riverside' })))
+  await fleet.pki.issueIntegration({ integrationId: 'cs-north', network: 'chirpstack', site: 'riverside' })
   for (const id of ['node-1', 'node-2', 'node-3']) nodes.push(await startClusterNode(fleet, redis.url, id))
   client = connectRedis({ url: redis.url, name: 'test', logger: createLogger({ level: 'silent' }) })
 }, 120_000)
@@ -59,13 +61,13 @@ async function refused (node: ClusterNodeProcess, id: string): Promise<boolean> 
 }
 
 /** Every entry of every partition, decoded. */
-async function streamEntries (): Promise<Array<{ topic: string, node: string, payload: string }>> {
-  const entries: Array<{ topic: string, node: string, payload: string }> = []
+async function streamEntries (): Promise<Array<{ topic: string, node: string, payload: string, partition: number }>> {
+  const entries: Array<{ topic: string, node: string, payload: string, partition: number }> = []
   for (let p = 0; p < 16; p++) {
     for (const [, fields] of await client.xrange(keys.stream(p), '-', '+')) {
       const map = new Map<string, string>()
       for (let i = 0; i < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!)
-      entries.push({ topic: map.get('t')!, node: map.get('n')!, payload: map.get('p')! })
+      entries.push({ topic: map.get('t')!, node: map.get('n')!, payload: map.get('p')!, partition: p })
     }
   }
   return entries
@@ -94,9 +96,20 @@ describe('a three-node broker cluster on Redis', () => {
     const payload = JSON.stringify({ ts: Date.now(), seq: 1, fw: '3.2.1', level_cm: 41, battery_v: 3.6 })
     await d1.publishAsync(topicOf('flood-00001'), payload, { qos: 1 })
     // Read right after the PUBACK: no waiting.
-    expect((await streamEntries()).filter((e) => e.topic === topicOf('flood-00001'))).toEqual([{ topic: topicOf('flood-00001'), node: 'node-1', payload }])
+    expect((await streamEntries()).filter((e) => e.topic === topicOf('flood-00001'))).toEqual([{ topic: topicOf('flood-00001'), node: 'node-1', payload, partition: partitionOf('flood-00001', DEFAULT_PARTITIONS) }])
     await waitFor(() => heard.length === 1, 5_000, 'the message on node-3')
     expect(heard).toEqual([payload])
+  })
+
+  it('holds a LoRaWAN integration\'s uplink in the stream re-addressed, on the integration\'s partition, by the time the PUBACK arrives', async () => {
+    const chirpstack = 'application/flood-sensors/device/0101010101010101/event/up'
+    const integration = await connectClient(nodes[1]!.url, fleet, fleet.device('cs-north'), 'cs-north')
+    devices.push(integration)
+    const payload = JSON.stringify({ time: '2026-11-30T08:15:02Z', deviceInfo: { devEui: '0101010101010101' }, fCnt: 7, object: { level_cm: 41 } })
+    await integration.publishAsync(chirpstack, payload, { qos: 1 })
+    const topic = lorawanUplinkTopic('cs-north', chirpstack)
+    // The partition is the publishing client's (the integration's), not the DevEUI's: one integration's uplinks stay in order.
+    expect((await streamEntries()).filter((e) => e.topic.endsWith(chirpstack))).toEqual([{ topic, node: 'node-2', payload, partition: partitionOf('cs-north', DEFAULT_PARTITIONS) }])
   })
 
   it('enforces a revocation issued once, where the CA key is, on every node within 10 s', async () => {

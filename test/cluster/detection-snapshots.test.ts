@@ -156,7 +156,7 @@ describe('detection state travels with its partition', () => {
       const saved = await redis.hgetall(keys.detection(partition!))
       expect(saved.token).toBe(await redis.hget(keys.lease(partition!), 'token'))
       const state = JSON.parse(saved.state!) as { version: number, devices: Array<{ deviceId: string, messages: number }> }
-      expect(state.version).toBe(1)
+      expect(state.version).toBe(2)
       expect(state.devices.map((d) => d.deviceId).sort()).toEqual(devicesIn([partition!]))
       expect(Math.min(...state.devices.map((d) => d.messages))).toBeGreaterThan(15)
       expect(await deviceAlerts(b)).toEqual([])

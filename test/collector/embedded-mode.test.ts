@@ -20,6 +20,8 @@ describe('the embedded default (no InfluxDB configured)', () => {
     const telemetryCount = (): Promise<number> => Promise.resolve(['flood', 'energy', 'housing'].reduce((sum, kind) => sum + service.embedded!.count(kind), 0))
     let stored = 0
     await waitFor(() => { void telemetryCount().then((n) => { stored = n }); return stored === summary.acked }, 15_000, `${summary.acked} points in the embedded store`)
+    // The broker reports the devices' disconnects after their last telemetry: wait for them too, or stopping races them.
+    await waitFor(() => service.embedded!.count('security_event') >= 24, 15_000, 'a connect and a disconnect per device stored')
     await service.stop()
 
     // A fresh handle on the file: what the dashboard reads after a restart.

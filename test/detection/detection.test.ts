@@ -160,3 +160,33 @@ describe('a quarantined device', () => {
     }
   })
 })
+
+describe('cert-expiry and LoRaWAN devices (issue 16)', () => {
+  it('judges the certificates of pki list and passes over devices registered behind an integration', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { Detection } = await import('../../detection/detection.ts')
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-lorawan-expiry-'))
+    const detection = new Detection({ dataDir: dir, logger: createLogger({ level: 'silent' }), store: () => {} })
+    const now = Date.now()
+    try {
+      detection.checkCertificates([
+        {
+          identity: 'certificate', serial: '0a', deviceId: 'flood-1', role: 'device', kind: 'flood', site: 'riverside',
+          notBefore: new Date(now - 86_400_000).toISOString(), notAfter: new Date(now + 2 * 86_400_000).toISOString(), keyAlgorithm: 'ecdsa-p256',
+          status: 'active', effectiveStatus: 'active', issuedAt: new Date(now - 86_400_000).toISOString(), revokedAt: null,
+          fingerprint: null, spkiSha256: null, certificatePath: null, network: null,
+        },
+        {
+          identity: 'lorawan', deviceId: 'gauge-1', role: 'device', kind: 'flood', site: 'riverside', devEui: '0004a30b001c0530',
+          integrationId: 'cs-north', network: 'chirpstack', addedAt: new Date(now).toISOString(), status: 'active', effectiveStatus: 'active',
+        },
+      ])
+      await waitFor(async () => (await detection.alerts.list()).length > 0, 5_000, 'the cert-expiry alert')
+      expect((await detection.alerts.list()).map((a) => [a.policy, a.deviceId])).toEqual([['cert-expiry', 'flood-1']])
+    } finally {
+      await detection.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

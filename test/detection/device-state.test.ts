@@ -51,7 +51,7 @@ describe('Detection and device state', () => {
     expect(b.importDeviceState({ version: 99, devices: [] })).toBe(0)
     expect(b.importDeviceState('not json at all')).toBe(0)
     expect(lines.map((line) => `${line.msg}: ${line.reason}`)).toEqual([
-      'detection: device state snapshot ignored; its devices are learned afresh: snapshot version 99 is not the version 1 this engine reads',
+      'detection: device state snapshot ignored; its devices are learned afresh: snapshot version 99 is not a version this engine reads (1, 2)',
       'detection: device state snapshot ignored; its devices are learned afresh: not a device state snapshot (no version)',
     ])
     expect(b.rateOf('flood-1')).toBeUndefined()

@@ -91,7 +91,7 @@ export function deviceCertificate (device: Pick<TestDevice, 'id' | 'kind' | 'sit
     serial: serial.toString(16).padStart(16, '0'), deviceId: device.id, role: 'device', kind: device.kind, site: device.site,
     notBefore: new Date(nowMs - DAY_MS).toISOString(), notAfter: new Date(nowMs + 365 * DAY_MS).toISOString(), keyAlgorithm: 'ecdsa-p256',
     status: 'active', effectiveStatus: 'active', issuedAt: new Date(nowMs - DAY_MS).toISOString(), revokedAt: null,
-    fingerprint: null, spkiSha256: null, certificatePath: null,
+    fingerprint: null, spkiSha256: null, certificatePath: null, network: null, identity: 'certificate',
   }
 }
 

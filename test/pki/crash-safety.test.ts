@@ -60,7 +60,7 @@ describe('a crash during bulk issuing (defect 8)', () => {
     const onDisk = readdirSync(pki.paths.devicesDir).filter((name) => name.endsWith('.crt')).map((name) => join(pki.paths.devicesDir, name))
     expect(onDisk.length).toBeGreaterThanOrEqual(300)
     expect(onDisk.length).toBeLessThan(1000)
-    const known = new Map(pki.list().map((entry) => [normalizeSerial(entry.serial), entry]))
+    const known = new Map(pki.list().map((entry) => [normalizeSerial(entry.serial!), entry]))
     const unknownFiles = onDisk.filter((path) => !known.has(normalizeSerial(new X509Certificate(readFileSync(path)).serialNumber)))
     expect(unknownFiles).toEqual([])
     const pending = pki.list().filter((entry) => entry.status === 'pending')
@@ -82,7 +82,7 @@ describe('a crash during bulk issuing (defect 8)', () => {
     // What landed is whole and in service.
     const landed = onDisk[0]!
     expect(verify(pki.paths.caCert, pki.paths.crl, landed).ok).toBe(true)
-    const after = new Map(pki.list().map((entry) => [normalizeSerial(entry.serial), entry]))
+    const after = new Map(pki.list().map((entry) => [normalizeSerial(entry.serial!), entry]))
     for (const path of onDisk) expect(after.get(normalizeSerial(new X509Certificate(readFileSync(path)).serialNumber))?.effectiveStatus).toBe('active')
     pki.close()
   }, 120_000)

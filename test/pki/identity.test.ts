@@ -28,3 +28,23 @@ describe('identity URIs', () => {
     expect(identityFromSubjectAltName(undefined)).toBeUndefined()
   })
 })
+
+describe('integration identity URIs (issue 16)', () => {
+  it('round-trips an integration identity', () => {
+    const identity = { role: 'integration', integrationId: 'cs-north', network: 'chirpstack' } as const
+    expect(identityUri(identity)).toBe('urn:placeguard:integration:chirpstack:cs-north')
+    expect(parseIdentityUri(identityUri(identity))).toEqual(identity)
+    expect(identityFromSubjectAltName('URI:urn:placeguard:integration:tts:tts-east')).toEqual({ role: 'integration', integrationId: 'tts-east', network: 'tts' })
+  })
+
+  it.each([
+    'urn:placeguard:integration:loriot:cs-north',
+    'urn:placeguard:integration:chirpstack:cs/north',
+    'urn:placeguard:integration:chirpstack:cs+north',
+    'urn:placeguard:integration:chirpstack:',
+    'urn:placeguard:integration:chirpstack:cs-north:riverside',
+    'urn:placeguard:integration:ChirpStack:cs-north',
+  ])('rejects %s', (uri) => {
+    expect(parseIdentityUri(uri)).toBeUndefined()
+  })
+})

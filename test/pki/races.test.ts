@@ -52,7 +52,7 @@ describe('renew racing revoke, in two processes (issue 11)', () => {
     const entries = pki.list().filter((entry) => devices.includes(entry.deviceId))
     expect(entries.filter((entry) => entry.effectiveStatus !== 'revoked').map((entry) => [entry.deviceId, entry.status])).toEqual([])
     const listed = (await readCrl(readFileSync(pki.paths.crl, 'utf8'), readFileSync(pki.paths.caCert, 'utf8'))).revokedSerials
-    expect(entries.filter((entry) => !listed.has(normalizeSerial(entry.serial))).map((entry) => entry.serial)).toEqual([])
+    expect(entries.filter((entry) => !listed.has(normalizeSerial(entry.serial!))).map((entry) => entry.serial)).toEqual([])
     for (const id of devices) {
       const cert = join(pki.paths.devicesDir, `${id}.crt`)
       if (!existsSync(cert)) continue

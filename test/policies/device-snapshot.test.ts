@@ -44,7 +44,7 @@ describe('device state snapshots', () => {
     a.onSecurityEvent({ type: 'tls-rejected', at: '', reason: 'unknown CA', remoteAddress: '10.0.0.9:5000', claimedId: 'flood-1' })
     const picked = (id: string) => id !== 'flood-3'
     const snapshot = a.exportDevices(picked)
-    expect(snapshot.version).toBe(1)
+    expect(snapshot.version).toBe(2)
     expect(snapshot.devices.map((d) => d.deviceId)).toEqual(['flood-1', 'flood-2'])
     expect(snapshot.devices[0]).toMatchObject({ kind: 'flood', site: 'riverside', messages: 30, previous: { seq: 30, fw: '3.2.1' }, intervalMs: INTERVAL })
     expect(snapshot.devices[0]!.seen).toHaveLength(16)
@@ -129,7 +129,7 @@ describe('device state snapshots', () => {
     const { a, b } = learned(['flood-1'])
     const good = a.exportDevices(() => true)
     const cases: Array<[unknown, RegExp]> = [
-      [{ ...good, version: 2 }, /version 2 is not the version 1/],
+      [{ ...good, version: 3 }, /version 3 is not a version this engine reads \(1, 2\)/],
       [{ ...good, version: '1' }, /version string/],
       [null, /no version/],
       ['{"version":1}', /no version/],
@@ -144,6 +144,14 @@ describe('device state snapshots', () => {
       expect(result.ignored).toMatch(reason)
     }
     expect(b.deviceCount).toBe(0)
+  })
+
+  it('still reads a version 1 snapshot (before LoRaWAN state travelled): its devices keep their history', () => {
+    const { clock, a, b } = learned(['flood-1'])
+    const { lorawan, ...v1 } = { ...a.exportDevices(() => true), version: 1 }
+    expect(lorawan).toEqual([])
+    expect(b.importDevices(v1)).toEqual({ devices: 1, windows: 0 })
+    expect(policiesOf(b.onTelemetry(reading('flood-1', 12, clock.ms + 1_000)))).toEqual(['replay flood-1'])
   })
 
   it('keeps its own state where it heard the device more recently than the snapshot', () => {
