@@ -25,11 +25,13 @@ const ROOMS = {
   db: ['shared'],
   // The operator audit trail: append-only, hash-chained, in SQLite or the group's PostgreSQL.
   audit: ['shared'],
-  dashboards: ['shared', 'policies', 'detection', 'fleet', 'delivery', 'audit'],
+  // CSAF/OSV advisories: sync, parsing, the store. Matching is a pure function in shared/ so policies/ can run it too.
+  advisories: ['shared'],
+  dashboards: ['shared', 'policies', 'detection', 'fleet', 'delivery', 'audit', 'advisories'],
   'agent-sim': ['shared', 'pki'],
-  app: ['shared', 'pki', 'policies', 'broker', 'collector', 'detection', 'fleet', 'delivery', 'dashboards', 'agent-sim', 'cluster', 'db', 'audit'],
+  app: ['shared', 'pki', 'policies', 'broker', 'collector', 'detection', 'fleet', 'delivery', 'dashboards', 'agent-sim', 'cluster', 'db', 'audit', 'advisories'],
   // cli/ parses flags and prints; processes are assembled in app/. Operator commands act on pki/, the broker's quarantine list, the outbox and the simulator directly.
-  cli: ['shared', 'app', 'pki', 'broker', 'delivery', 'agent-sim', 'audit'],
+  cli: ['shared', 'app', 'pki', 'broker', 'delivery', 'agent-sim', 'audit', 'advisories'],
 }
 
 const oneWayDoors = Object.entries(ROOMS).map(([room, allowed]) => ({

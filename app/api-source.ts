@@ -19,6 +19,8 @@ export interface ApiParts {
   onAlertChange: ApiSource['onAlertChange']
   /** The operator audit trail the API records actions in. */
   auditTrail: ApiSource['auditTrail']
+  /** Synced advisories and devices' vendor and model (app/advisory-feed.ts). */
+  advisories?: ApiSource['advisories']
 }
 
 /**
@@ -35,10 +37,11 @@ export function apiSourceFrom (service: CollectorService, tokens: ApiSource['tok
     ready: () => ({ broker: service.collector.connected, store: !service.spool.nearFull }),
     onAlertChange: service.onAlertChange,
     auditTrail: service.auditTrail,
+    advisories: { list: () => service.advisories.listing, productOf: (id) => service.advisories.productOf(id), match: (product, fw) => service.advisories.match(product, fw) },
   }, tokens)
 }
 
-export function apiSourceOf ({ detection, fleet, outbox, pipeline, ready, onAlertChange, auditTrail }: ApiParts, tokens: ApiSource['tokens']): ApiSource {
+export function apiSourceOf ({ detection, fleet, outbox, pipeline, ready, onAlertChange, auditTrail, advisories }: ApiParts, tokens: ApiSource['tokens']): ApiSource {
   return {
     fleet,
     alerts: detection.alerts,
@@ -63,5 +66,6 @@ export function apiSourceOf ({ detection, fleet, outbox, pipeline, ready, onAler
     onAlertChange,
     tokens,
     auditTrail,
+    advisories,
   }
 }

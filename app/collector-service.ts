@@ -18,6 +18,7 @@ import { connectDatabaseClient, createDatabasePool, migrate, redactDatabaseUrl }
 import { type AsyncAuditStore, type AuditStore, PgAuditStore, SqliteAuditStore } from '../audit/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
 import { OrderedWrites } from './ordered-writes.ts'
+import { AdvisoryFeed } from './advisory-feed.ts'
 import { FleetState, type LorawanRegistration, PgFleetStore } from '../fleet/index.ts'
 import { isDeviceKind } from '../shared/ids.ts'
 
@@ -65,6 +66,8 @@ export interface CollectorService {
   settled: () => Promise<void>
   /** The operator audit trail: `<data-dir>/audit.db`, or the group's PostgreSQL with a database URL. */
   auditTrail: AuditStore | AsyncAuditStore
+  /** The synced advisories (advisories.db), re-read on the inventory's minute when a sync changed them. */
+  advisories: AdvisoryFeed
   start: () => Promise<void>
   stop: () => Promise<void>
 }
@@ -262,6 +265,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     fleet.onLorawan(observation)
     detection.onLorawan(observation)
   })
+  const advisories = new AdvisoryFeed(config.dataDir)
   const refreshInventory = (): void => {
     const pki = new FleetPki(config.dataDir)
     try {
@@ -272,8 +276,17 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       fleet.setInventory(entries)
       fleet.setLorawanDevices(registrations)
       detection.checkCertificates(entries)
+      advisories.setDevices(entries)
     } finally {
       pki.close()
+    }
+    try {
+      if (advisories.refresh()) {
+        detection.setAdvisories(advisories.index)
+        logger.info({ advisories: advisories.listing.length }, 'advisories loaded: firmware-vulnerable matches them from each device\'s next message')
+      }
+    } catch (error) {
+      logger.error({ err: (error as Error).message }, 'advisories not reloaded; the ones in force stay in force')
     }
   }
   let warnedFull = false
@@ -322,7 +335,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     return () => alertListeners.delete(listener)
   }
   return {
-    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange, settled: findingsSettled, auditTrail,
+    metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange, settled: findingsSettled, auditTrail, advisories,
     start: async () => {
       if (pool) {
         const { version, applied } = await migrate(pool, { logger })

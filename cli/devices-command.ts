@@ -4,7 +4,7 @@
  * registry lives in the PKI's inventory; this file only parses flags.
  */
 import type { Command } from 'commander'
-import { FleetPki } from '../pki/index.ts'
+import { deviceProductOf, FleetPki } from '../pki/index.ts'
 import { printJson, printTable } from './output.ts'
 import { dataDirOf } from './options.ts'
 
@@ -26,8 +26,13 @@ export function registerDevicesCommands (program: Command): void {
     .requiredOption('--site <site>', 'site name ([a-z0-9-]{1,64})')
     .requiredOption('--dev-eui <hex>', 'its DevEUI: 16 hex digits')
     .requiredOption('--integration <id>', 'the integration (pki issue --role integration) its uplinks arrive through')
-    .action((deviceId: string, options: { kind: string, site: string, devEui: string, integration: string }, command: Command) => withPki(command, (fleet) => {
+    .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model): matched against CSAF advisories')
+    .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
+    .action((deviceId: string, options: { kind: string, site: string, devEui: string, integration: string, vendor?: string, model?: string }, command: Command) => withPki(command, (fleet) => {
+      // Checked before the registration, so a bad name leaves nothing half-done.
+      const product = deviceProductOf({ vendor: options.vendor, model: options.model })
       const added = fleet.addLorawanDevice({ deviceId, kind: options.kind, site: options.site, devEui: options.devEui, integrationId: options.integration })
+      if (product) fleet.recordDeviceProduct(added.deviceId, product)
       process.stdout.write(`registered ${added.deviceId} (${added.kind}, ${added.site}) DevEUI ${added.devEui} via ${added.integrationId} (${added.network})\n`)
     }))
 

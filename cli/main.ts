@@ -1,4 +1,5 @@
 import { Command } from 'commander'
+import { registerAdvisoriesCommands } from './advisories-command.ts'
 import pkg from '../package.json' with { type: 'json' }
 import { registerAuditTrailCommands } from './audit-trail-command.ts'
 import { registerBrokerCommand } from './broker-command.ts'
@@ -28,6 +29,7 @@ registerQuarantineCommands(program)
 registerOutboxCommands(program)
 registerClusterCommands(program)
 registerAuditTrailCommands(program)
+registerAdvisoriesCommands(program)
 
 try {
   await program.parseAsync(process.argv)

@@ -6,7 +6,7 @@ import { loadConfig, shareCrl } from '../app/index.ts'
 import { printJson, printTable } from './output.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 
-interface ValidityFlags { days?: number, notBefore?: string, notAfter?: string, kind: string, site: string, out?: string }
+interface ValidityFlags { days?: number, notBefore?: string, notAfter?: string, kind: string, site: string, out?: string, vendor?: string, model?: string }
 
 function keyAlgorithm (value: string): KeyAlgorithm {
   if (value === 'ecdsa' || value === 'ecdsa-p256') return 'ecdsa-p256'
@@ -58,10 +58,13 @@ export function registerPkiCommands (program: Command): void {
     .option('--not-after <iso>', 'validity end (ISO 8601)')
     .option('--key <type>', 'ecdsa (P-256) or rsa (RSA-2048)', 'ecdsa')
     .option('--out <dir>', 'write <id>.crt and <id>.key here instead of <data-dir>/pki/devices')
+    .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model): matched against CSAF advisories')
+    .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
     .action(async (deviceId: string, options: Omit<ValidityFlags, 'kind'> & { kind?: string, role: string, network?: string, key: string }, command: Command) => withPki(command, async (fleet) => {
       if (options.role === 'integration') {
         if (options.kind !== undefined) throw invalidInput('--kind', 'an integration has no kind: its devices do (`placeguard devices add --kind`)')
         if (options.network === undefined) throw invalidInput('--network', 'an integration needs its network server', 'use --network chirpstack or --network tts')
+        if (options.vendor !== undefined || options.model !== undefined) throw invalidInput('--vendor', 'an integration is not matched against advisories; its devices are', 'give them a vendor and model: `placeguard devices add … --vendor … --model …`')
         const issued = await fleet.issueIntegration({
           integrationId: deviceId, network: options.network, site: options.site, days: options.days, notBefore: options.notBefore,
           notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
@@ -74,7 +77,7 @@ export function registerPkiCommands (program: Command): void {
       if (options.kind === undefined) throw invalidInput('--kind', 'a device needs its kind', 'use --kind flood, energy or housing')
       const issued = await fleet.issue({
         deviceId, kind: options.kind, site: options.site, days: options.days, notBefore: options.notBefore,
-        notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
+        notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out, vendor: options.vendor, model: options.model,
       })
       process.stdout.write(`issued ${deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
     }))
@@ -107,6 +110,8 @@ export function registerPkiCommands (program: Command): void {
     .option('--not-before <iso>', 'validity start (ISO 8601)')
     .option('--not-after <iso>', 'validity end (ISO 8601)')
     .option('--out <dir>', 'write <deviceId>.crt here instead of <data-dir>/pki/devices')
+    .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model)')
+    .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
     .action(async (csrPath: string, options: ValidityFlags, command: Command) => withPki(command, async (fleet) => {
       let pem: string
       try {
@@ -116,6 +121,7 @@ export function registerPkiCommands (program: Command): void {
       }
       const issued = await fleet.signCsr(pem, {
         kind: options.kind, site: options.site, days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, outDir: options.out,
+        vendor: options.vendor, model: options.model,
       })
       process.stdout.write(`signed ${issued.record.deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n`)
     }))
@@ -181,11 +187,12 @@ export function registerPkiCommands (program: Command): void {
       const entries = fleet.list().filter((entry) => options.all || entry.role === 'device' || entry.role === 'integration')
       if (options.json) {
         printJson(entries.map((e) => e.identity === 'lorawan'
-          ? { id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, devEui: e.devEui, integrationId: e.integrationId, network: e.network, status: e.effectiveStatus, addedAt: e.addedAt }
+          ? { id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, devEui: e.devEui, integrationId: e.integrationId, network: e.network, status: e.effectiveStatus, addedAt: e.addedAt, vendor: e.vendor ?? null, model: e.model ?? null }
           : {
               id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, ...(e.network ? { network: e.network } : {}),
               serial: e.serial, notBefore: e.notBefore, notAfter: e.notAfter,
               status: e.effectiveStatus, keyAlgorithm: e.keyAlgorithm, fingerprint: e.fingerprint, revokedAt: e.revokedAt,
+              ...(e.role === 'device' ? { vendor: e.vendor ?? null, model: e.model ?? null } : {}),
             }))
         return
       }

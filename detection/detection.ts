@@ -28,6 +28,7 @@ import { PipelineHealth } from './pipeline-health.ts'
 import { type Storm, StormGuard } from './storm-guard.ts'
 import type { StoredPoint } from '../shared/stored-point.ts'
 import { LORAWAN_RADIO_FIELDS, type LorawanObservation } from '../shared/lorawan.ts'
+import type { AdvisoryIndex, DeviceProduct } from '../shared/advisory-match.ts'
 
 export const ALERT_MEASUREMENT = 'alert'
 export const SHIPPED_POLICIES_DIR = join(import.meta.dirname, '..', 'policies')
@@ -227,6 +228,15 @@ export class Detection {
     return this.#engine.forgetDevices(filter)
   }
 
+  /**
+   * The synced advisories (app/ reads `<data-dir>/advisories.db` when a
+   * sync changed it): each device is judged against them at its next
+   * message, and a firmware that has left every range clears its alert.
+   */
+  setAdvisories (index: AdvisoryIndex | undefined): void {
+    this.#engine.setAdvisories(index)
+  }
+
   /** The collector's broker session went down or came back. */
   setInputConnected (connected: boolean): void {
     this.pipeline.setConnected(connected)
@@ -345,6 +355,10 @@ export class Detection {
         pki.close()
       }
     }
+    // The inventory also says what each device is: firmware-vulnerable matches advisories on vendor and model.
+    const products = new Map<string, DeviceProduct>()
+    for (const e of entries) if (e.role === 'device' && e.vendor && e.model) products.set(e.deviceId, { vendor: e.vendor, model: e.model })
+    this.#engine.setDeviceProducts(products)
     // A LoRaWAN device has no certificate to expire; its integration's certificate is not a device's either.
     const certificates = entries.filter((e): e is CertificateEntry => e.identity === 'certificate' && e.role === 'device' && e.effectiveStatus === 'active')
       .map((e) => ({ deviceId: e.deviceId, serial: e.serial, notAfter: e.notAfter, kind: e.kind, site: e.site }))

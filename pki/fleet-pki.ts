@@ -15,6 +15,7 @@ import {
   assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertIntegrationIdentity, assertLorawanDevice, assertSerial,
 } from './identity-rules.ts'
 import { Inventory, type InventoryRecord, type InventoryStatus, type LorawanDeviceRecord } from './inventory.ts'
+import { deviceProductOf, DeviceProducts } from './device-products.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
 import { certificateOrigin, normalizeSerial, readCrl } from './crl.ts'
@@ -49,6 +50,9 @@ export interface IssueRequest extends ValidityInput {
   keyAlgorithm?: KeyAlgorithm
   /** Where to write the key and certificate; default `<data-dir>/pki/devices`. */
   outDir?: string
+  /** The supplier's names for the device, both or neither: what advisories are matched on (device-products.ts). */
+  vendor?: string
+  model?: string
 }
 
 export interface IssuedDevice {
@@ -76,6 +80,9 @@ export interface LorawanDeviceRequest { deviceId: string, kind: string, site: st
 export interface CertificateEntry extends InventoryRecord {
   identity: 'certificate'
   effectiveStatus: InventoryStatus
+  /** The device's vendor and model when recorded (`pki issue --vendor --model`). */
+  vendor?: string | null
+  model?: string | null
 }
 
 /**
@@ -94,6 +101,9 @@ export interface LorawanEntry extends LorawanDeviceRecord {
   notAfter?: never
   keyAlgorithm?: never
   fingerprint?: never
+  /** The device's vendor and model when recorded (`devices add --vendor --model`). */
+  vendor?: string | null
+  model?: string | null
 }
 
 /** One row of `pki list`: a certificate, or a device registered behind an integration. */
@@ -108,7 +118,7 @@ interface PlannedLeaf {
   kind: DeviceKind | null
   site: string
   network: LorawanNetwork | null
-  request: ValidityInput & { keyAlgorithm?: KeyAlgorithm, outDir?: string }
+  request: ValidityInput & { keyAlgorithm?: KeyAlgorithm, outDir?: string, vendor?: string, model?: string }
 }
 
 export interface ReconcileReport {
@@ -130,6 +140,7 @@ export class FleetPki {
   readonly #crlValidityDays: number
   readonly #crlKeepExpiredDays: number
   #inventory: Inventory | undefined
+  #products: DeviceProducts | undefined
   #signer: Signer | undefined
 
   constructor (dataDir: string, options: PkiOptions = {}) {
@@ -264,6 +275,7 @@ export class FleetPki {
         keyAlgorithm: request.keyAlgorithm ?? 'ecdsa-p256',
       }
     })
+    const products = requests.map((planned) => planned.identity.role === 'device' ? deviceProductOf(planned.request) : undefined)
     const issuedAt = this.#now().toISOString()
     const pending = jobs.map((job): InventoryRecord => ({
       serial: job.serialNumber, deviceId: job.commonName, role: job.identity.role, kind: job.kind, site: job.site,
@@ -325,6 +337,7 @@ export class FleetPki {
       throw noActiveCertificate(revokedMeanwhile[0]!, 'to issue', 'it was revoked while its certificate was being signed; the new certificate is revoked too')
     }
     if (renewing) for (const path of files) rmSync(previous(path), { force: true })
+    products.forEach((product, i) => { if (product) this.#deviceProducts().set(jobs[i]!.id, product) })
     return jobs.map((job, i) => ({ record: records[i]!, certificatePath: job.certificatePath, privateKeyPath: job.privateKeyPath }))
   }
 
@@ -345,6 +358,7 @@ export class FleetPki {
       })
     }
     const keyAlgorithm = assertCsrKeyAlgorithm(csr.algorithm)
+    const product = deviceProductOf(request)
     const { deviceId, kind, site } = assertDeviceIdentity('csr CN', { ...request, deviceId: csr.commonName })
     const { notBefore, notAfter } = deviceValidity(request, this.#now(), signer.certificate.notAfter)
     const spkiSha256 = sha256Hex(csr.publicKeyDer)
@@ -381,6 +395,7 @@ export class FleetPki {
       rmSync(files.cert, { force: true })
       throw noActiveCertificate(deviceId, 'to issue', 'it was revoked while its certificate was being signed; the new certificate is revoked too')
     }
+    if (product) this.#deviceProducts().set(deviceId, product)
     return { record, certificatePath: files.cert }
   }
 
@@ -509,7 +524,23 @@ export class FleetPki {
     const lorawan = inventory.lorawanDevices().map((record): InventoryEntry => ({
       ...record, identity: 'lorawan', role: 'device', status: 'active', effectiveStatus: 'active',
     }))
-    return [...certificates, ...lorawan]
+    // What each device is (pki issue --vendor --model, devices add): advisories are matched on it.
+    const products = this.#deviceProducts().all()
+    return [...certificates, ...lorawan].map((entry) => {
+      const product = entry.role === 'device' ? products.get(entry.deviceId) : undefined
+      return { ...entry, vendor: product?.vendor ?? null, model: product?.model ?? null }
+    })
+  }
+
+  /**
+   * Records what a device is, as its supplier names it (vendor and model,
+   * both or neither), for matching advisories: `devices add --vendor
+   * --model`; `pki issue`/`pki sign` take them in their requests.
+   */
+  recordDeviceProduct (deviceId: string, product: { vendor?: string, model?: string }): void {
+    assertDeviceId('deviceId', deviceId)
+    const checked = deviceProductOf(product)
+    if (checked) this.#deviceProducts().set(deviceId, checked)
   }
 
   /**
@@ -572,6 +603,13 @@ export class FleetPki {
   close (): void {
     this.#inventory?.close()
     this.#inventory = undefined
+    this.#products?.close()
+    this.#products = undefined
+  }
+
+  #deviceProducts (): DeviceProducts {
+    this.#openInventory() // the table lives in the inventory's file; open (and migrate) it first
+    return this.#products ??= new DeviceProducts(this.paths.inventory)
   }
 
   /** Revokes serials that may have been signed, and lists them in the CRL. */

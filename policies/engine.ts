@@ -6,6 +6,7 @@
  */
 import type { LorawanObservation } from '../shared/lorawan.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
+import type { AdvisoryIndex, DeviceProduct } from '../shared/advisory-match.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { PolicyId } from './catalogue.ts'
 import { DEVICE_SNAPSHOT_VERSION, type DeviceRecord, type DeviceSnapshot, readDeviceSnapshot, type WindowRecord } from './device-snapshot.ts'
@@ -128,6 +129,9 @@ export class PolicyEngine {
   #behindSinceMs = 0
   /** Devices per kind/site at the last tick, for the storm guard's share. */
   #groupSizes = new Map<string, number>()
+  /** Synced advisories and each device's vendor and model, for firmware-vulnerable (setAdvisories, setDeviceProducts). */
+  #advisories: AdvisoryIndex | undefined
+  #products: ReadonlyMap<string, DeviceProduct> = new Map()
   /** What the LoRaWAN policies learn of devices behind network servers, their gateways and integrations. */
   readonly #lorawan = new LorawanDetector()
 
@@ -140,6 +144,16 @@ export class PolicyEngine {
   setPolicies (policies: Policy[], quietWindows: readonly QuietWindow[] = []): void {
     this.#policies = new Map(policies.filter((p) => p.enabled).map((p) => [p.id, p]))
     this.#quietWindows = quietWindows
+  }
+
+  /** The advisories firmware-vulnerable matches against, as synced (`placeguard advisories sync`). */
+  setAdvisories (index: AdvisoryIndex | undefined): void {
+    this.#advisories = index
+  }
+
+  /** Each device's vendor and model (the inventory's); a device without them is matched by the denylist only. */
+  setDeviceProducts (products: ReadonlyMap<string, DeviceProduct>): void {
+    this.#products = products
   }
 
   /** The enabled policy with this id, e.g. to read its `response` (undefined for system alerts). */
@@ -351,7 +365,7 @@ export class PolicyEngine {
       clears.push({ policy: 'device-silent', deviceId: observation.deviceId, reason: 'the device reported again' })
     }
     run('firmware-outdated', (p) => firmwareOutdatedRule(p, observation), true)
-    run('firmware-vulnerable', (p) => firmwareVulnerableRule(p, observation), true)
+    run('firmware-vulnerable', (p) => firmwareVulnerableRule(p, observation, { index: this.#advisories, product: this.#products.get(observation.deviceId) }), true)
     run('firmware-downgrade', (p) => firmwareDowngradeRule(p, observation, previous), false)
     run('value-implausible', (p) => valueImplausibleRule(p, observation, previous), false)
     run('clock-skew', (p) => clockSkewRule(p, observation), true)

@@ -50,6 +50,8 @@ export const policySchema = z.discriminatedUnion('id', [
   policy('firmware-outdated', { minimum: perKind(version).default({}) }),
   policy('firmware-vulnerable', {
     denylist: z.array(z.strictObject({ kind: kind.optional(), range, advisory: z.string().min(1), note: z.string().optional() })).default([]),
+    /** Match synced CSAF/OSV advisories too (`placeguard advisories sync`, docs/advisories.md) on the device's vendor and model. */
+    advisories: z.boolean().default(true),
   }),
   policy('firmware-downgrade', {}),
   policy('rate-burst', {

@@ -23,6 +23,7 @@ import { systemClock, type Clock } from '../../shared/clock.ts'
 import { AuthFailureLimiter } from './auth-failures.ts'
 import { authenticate, type Authenticated } from './auth.ts'
 import { registerAuditTrailRoutes } from './audit-trail.ts'
+import { registerAdvisoryRoutes } from './routes-advisories.ts'
 import { registerAlertRoutes } from './routes-alerts.ts'
 import { registerDeviceRoutes } from './routes-devices.ts'
 import { registerOperationsRoutes } from './routes-operations.ts'
@@ -136,6 +137,7 @@ export async function buildApi (source: ApiSource, options: ApiOptions): Promise
   registerAlertRoutes(app, source)
   registerOperationsRoutes(app, source, options.clock ?? systemClock)
   registerAuditTrailRoutes(app, source)
+  registerAdvisoryRoutes(app, source)
   registerStream(app, source)
   registerMetrics(app, source)
 

@@ -4,6 +4,7 @@ import { DEVICE_KINDS, type DeviceKind } from '../../shared/ids.ts'
 import { decodeCursor, encodeCursor, pageSchema, pagingQuery } from './paging.ts'
 import { alertSchema, deviceSummarySchema, errorSchema, idParams, notFound } from './schemas.ts'
 import type { ApiSource, DeviceDetail } from './source.ts'
+import { exposureSchema, exposuresOf, remediatedOf, remediatedSchema } from './routes-advisories.ts'
 
 interface DeviceQuery extends Omit<DeviceFilter, 'kind'> { kind?: DeviceKind, sort?: DeviceSort, order?: 'asc' | 'desc', limit: number, cursor?: string }
 
@@ -56,6 +57,10 @@ export function registerDeviceRoutes (app: FastifyInstance, source: ApiSource): 
             quarantine: { type: ['object', 'null'], properties: { until: { type: 'string' }, reason: { type: 'string' }, by: { type: 'string' } } },
             alerts: { type: 'array', items: alertSchema },
             telemetry: { type: 'array', items: { type: 'object', properties: { ts: { type: 'number' }, seq: { type: 'number' }, fw: { type: 'string' }, readings: { type: 'object', additionalProperties: { type: 'number' } } } } },
+            vendor: { type: ['string', 'null'] },
+            model: { type: ['string', 'null'] },
+            exposures: { type: 'array', items: exposureSchema },
+            remediated: { type: 'array', items: remediatedSchema },
           },
         },
         404: errorSchema,
@@ -66,14 +71,21 @@ export function registerDeviceRoutes (app: FastifyInstance, source: ApiSource): 
     const summary = source.fleet.summaryOf(id)
     if (!summary) throw notFound('device')
     const rate = source.rateOf(id)
+    const alerts = await source.alerts.list({ deviceId: id })
+    const product = source.advisories?.productOf(id)
+    const exposures = source.advisories ? exposuresOf(source.advisories, id, summary.firmware) : []
     const detail: DeviceDetail = {
       ...summary,
       certificate: source.fleet.certificateOf(id),
       radio: source.fleet.radioOf(id),
       rate: rate ? { currentPerMinute: rate.currentPerMinute, baselinePerMinute: rate.baselinePerMinute } : null,
       quarantine: source.fleet.quarantineOf(id),
-      alerts: (await source.alerts.list({ deviceId: id })).filter((alert) => alert.status !== 'resolved'),
+      alerts: alerts.filter((alert) => alert.status !== 'resolved'),
       telemetry: source.fleet.telemetryOf(id),
+      vendor: product?.vendor ?? null,
+      model: product?.model ?? null,
+      exposures,
+      remediated: remediatedOf(alerts, exposures),
     }
     return detail
   })

@@ -11,6 +11,7 @@ import type { LoadedPolicy, QuietWindow } from '../../policies/index.ts'
 import type { Alert, AlertChange } from '../../shared/alert-contract.ts'
 import type { MaybeAsync } from '../../shared/maybe-async.ts'
 import type { ApiRole } from './config.ts'
+import type { AdvisorySource, Exposure, Remediated } from './routes-advisories.ts'
 
 export interface DeviceDetail extends DeviceSummary {
   certificate: DeviceCertificate | null
@@ -20,6 +21,13 @@ export interface DeviceDetail extends DeviceSummary {
   quarantine: { until: string, reason: string, by: string } | null
   alerts: Alert[]
   telemetry: TelemetrySample[]
+  /** The supplier's names for it (pki issue --vendor --model); null when not recorded. */
+  vendor: string | null
+  model: string | null
+  /** Synced advisories its last reported firmware is affected by. */
+  exposures: Exposure[]
+  /** Advisories a firmware-vulnerable alert named, resolved since by a firmware out of their range. */
+  remediated: Remediated[]
 }
 
 export interface ApiSource {
@@ -47,6 +55,8 @@ export interface ApiSource {
   /** Subscribes to alert changes (the live stream); returns the unsubscribe. */
   onAlertChange: (listener: (change: AlertChange) => void) => () => void
   tokens: ReadonlyArray<{ token: string, role: ApiRole }>
+  /** Synced advisories and devices' vendor and model (docs/advisories.md); absent, /api/advisories lists none. */
+  advisories?: AdvisorySource
   /** The operator audit trail (audit/): SQLite answers at once, PostgreSQL with a Promise; the routes await. */
   auditTrail: {
     append: (event: AuditEvent) => MaybeAsync<AuditEntry>

@@ -70,6 +70,10 @@ export function mountDevicePage (main, deviceId) {
       ['Identity', device.identity === 'lorawan' ? ['LoRaWAN via ', h('span', { class: 'mono' }, device.integration)] : 'own certificate'],
       device.devEui ? ['DevEUI', h('span', { class: 'mono' }, device.devEui)] : null,
       ['Firmware', h('span', { class: 'mono' }, device.firmware ?? '—')],
+      device.vendor ? ['Vendor and model', `${device.vendor} ${device.model}`] : null,
+      // Synced advisories (docs/advisories.md) its firmware is affected by, and those a firmware update remediated.
+      device.exposures?.length ? ['Advisories', device.exposures.map((e) => `${e.advisory} (${e.cvss === null ? 'no CVSS' : `CVSS ${e.cvss}`}${e.confidence === 'low' ? ', low-confidence match' : ''})`).join(', ')] : null,
+      device.remediated?.length ? ['Remediated', device.remediated.map((r) => r.advisory).join(', ')] : null,
       ['Last seen', timeElement(device.lastSeenAt)],
       ['Messages', formatNumber(device.messages)],
       ['Open alerts', formatNumber(device.openAlerts)],
