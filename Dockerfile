@@ -37,6 +37,7 @@ COPY policies ./policies
 COPY delivery ./delivery
 COPY db ./db
 COPY audit ./audit
+COPY advisories ./advisories
 COPY agent-sim ./agent-sim
 COPY dashboards ./dashboards
 # The data directory (fleet PKI with the CA key, spool, alert book) and
