@@ -7,8 +7,12 @@
  * injected and moved past the window's end, so nothing waits on real time.
  */
 import { createHash } from 'node:crypto'
+import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { SecurityEvent } from '../../broker/index.ts'
+import { AlertBook } from '../../detection/alert-book.ts'
+import { loadPolicyDirectory, PolicyEngine } from '../../policies/index.ts'
 import { connectClient, type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 import { mosquittoPub, mosquittoSub, type Subscriber } from '../helpers/mosquitto-clients.ts'
@@ -60,6 +64,16 @@ afterAll(async () => {
   await running?.close()
   fleet?.cleanup()
 })
+
+/** The broker's event through the shipped policies into an alert book: the alert an operator would see. */
+async function alertFor (event: SecurityEvent) {
+  const clock = { now: () => Date.now() }
+  const engine = new PolicyEngine(loadPolicyDirectory(join(import.meta.dirname, '..', '..', 'policies')).map((l) => l.policy), clock)
+  const book = new AlertBook({ clock })
+  const [finding] = engine.onSecurityEvent(event).findings
+  expect(finding, 'a finding from the shipped policies').toBeDefined()
+  return (await book.raise(finding!, event)).alert
+}
 
 /**
  * Another supplier's command to the same device: once it has arrived, a
@@ -144,6 +158,9 @@ describe('a supplier outside its access windows', () => {
       expect(refused.stderr.toLowerCase()).toContain('not authori')
       const event = await running.waitForEvent((e) => e.type === 'supplier-outside-window' && e.details?.phase === 'connect')
       expect(event).toMatchObject({ deviceId: 'acme-pumps', details: { role: 'supplier' } })
+      expect(await alertFor(event)).toMatchObject({
+        policy: 'supplier-access-outside-window', deviceId: 'acme-pumps', severity: 'high', status: 'open', stride: 'Elevation of privilege', attack: 'T0822 External Remote Services',
+      })
     } finally {
       offsetMs = 0
     }
