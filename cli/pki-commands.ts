@@ -236,7 +236,7 @@ export function registerPkiCommands (program: Command): void {
     .option('--json', 'print JSON')
     .option('--all', 'include the server and collector certificates')
     .action(async (options: { json?: boolean, all?: boolean }, command: Command) => withPki(command, async (fleet) => {
-      const entries = fleet.list().filter((entry) => options.all || entry.role === 'device' || entry.role === 'integration')
+      const entries = fleet.list().filter((entry) => options.all || entry.role === 'device' || entry.role === 'integration' || entry.role === 'supplier')
       if (options.json) {
         printJson(entries.map((e) => e.identity === 'lorawan'
           ? { id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, devEui: e.devEui, integrationId: e.integrationId, network: e.network, status: e.effectiveStatus, addedAt: e.addedAt, vendor: e.vendor ?? null, model: e.model ?? null }
