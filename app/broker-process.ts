@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { BROKER_DB_FILE, createSqlitePersistence, DEFAULT_BROKER_LIMITS, DEFAULT_MAX_QUEUED_PER_CLIENT, PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
-import { pkiPaths } from '../pki/index.ts'
+import { FleetPki, pkiPaths, type SupplierGrant } from '../pki/index.ts'
 import type { Config } from './config.ts'
 import type { Logger } from '../shared/logger.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
@@ -88,8 +88,27 @@ export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
     host: config.mqttHost, port: config.mqttPort, limits, logger,
     quarantineFile: join(config.dataDir, QUARANTINE_FILE), aedes: { persistence },
     sessionOwnersFile: join(config.dataDir, SESSION_OWNERS_FILE),
+    supplierGrant: supplierGrants(config.dataDir, logger),
   })
   return broker
+}
+
+/**
+ * Suppliers' grants from this data directory's inventory (issue 17). A
+ * lookup that fails (a locked or unreadable inventory) answers "no grant":
+ * the supplier is refused, never let in unchecked. A cluster node has no
+ * inventory of its own, so it is given none and refuses every supplier.
+ */
+function supplierGrants (dataDir: string, logger: Logger): (supplierId: string) => SupplierGrant | undefined {
+  const pki = new FleetPki(dataDir)
+  return (supplierId) => {
+    try {
+      return pki.supplierGrant(supplierId)
+    } catch (error) {
+      logger.error({ err: (error as Error).message, supplierId }, 'supplier grant unreadable; supplier refused')
+      return undefined
+    }
+  }
 }
 
 const CRL_CHECK_MS = 6 * 3_600_000

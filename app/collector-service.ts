@@ -15,6 +15,8 @@ import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logg
 import { Collector, createInfluxSink, EmbeddedStore, lorawanRegistryOf, type LorawanRegistry, Spool, StoreWriter } from '../collector/index.ts'
 import { Detection, PgAlertFeed, PgAlertStore } from '../detection/index.ts'
 import { connectDatabaseClient, createDatabasePool, migrate, redactDatabaseUrl } from '../db/index.ts'
+import type { SecurityEvent } from '../shared/security-events.ts'
+import { supplierCommandAudit } from './supplier-audit.ts'
 import { type AsyncAuditStore, type AuditStore, PgAuditStore, SqliteAuditStore } from '../audit/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
 import { OrderedWrites } from './ordered-writes.ts'
@@ -250,6 +252,17 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       await deliveries.settled()
     } while (detection.alerts.queuedWrites > 0 || deliveries.pending > 0)
   }
+  // Every command a supplier sent is recorded in the operator audit trail (issue 17, supplier-audit.ts).
+  const recordSupplierCommand = (event: SecurityEvent): void => {
+    const entry = supplierCommandAudit(event)
+    if (!entry) return
+    try {
+      const appended = auditTrail.append(entry)
+      if (appended instanceof Promise) appended.catch((error: Error) => logger.error({ err: error.message, supplier: entry.actor }, 'supplier command not recorded in the audit trail'))
+    } catch (error) {
+      logger.error({ err: (error as Error).message, supplier: entry.actor }, 'supplier command not recorded in the audit trail')
+    }
+  }
   // Until its session is up (and what the broker kept for it has been read), the collector hears nothing.
   detection.setInputConnected(false)
   collector.on('connection', (connected) => detection.setInputConnected(connected))
@@ -260,6 +273,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   collector.on('security-event', (event) => {
     fleet.onSecurityEvent(event)
     detection.onSecurityEvent(event)
+    recordSupplierCommand(event)
   })
   collector.on('lorawan', (observation) => {
     fleet.onLorawan(observation)

@@ -11,8 +11,10 @@ import { printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { LORAWAN_UPLINKS_PREFIX, lorawanUplinkTopic } from '../shared/lorawan.ts'
 import { QUARANTINE_CONTROL_TOPIC } from '../shared/topics.ts'
-import { identityName } from '../pki/index.ts'
-import { canPublish, canSubscribe } from './acl.ts'
+import { createHash } from 'node:crypto'
+import { identityName, type SupplierGrant } from '../pki/index.ts'
+import { openWindow } from '../shared/access-windows.ts'
+import { canPublish, canSubscribe, parseCommandTopic } from './acl.ts'
 import type { BrokerLimits } from './config.ts'
 import { identityFields, type ReportEvent } from './event-reporter.ts'
 import type { QuarantineGate } from './quarantine-gate.ts'
@@ -32,6 +34,8 @@ export interface AuthorizeHooksContext {
   quarantine: Pick<QuarantineGate, 'holds' | 'onControl'>
   /** In a cluster: where accepted telemetry goes before its PUBACK. */
   cluster?: Pick<BrokerClusterLink, 'handoff'> | undefined
+  /** A supplier's grant from the inventory, asked at each of its commands (issue 17). */
+  supplierGrant: (supplierId: string) => SupplierGrant | undefined
 }
 
 /** Telemetry topics, whose messages the cluster hands to the collectors' streams. */
@@ -59,6 +63,7 @@ export class AuthorizeHooks {
   readonly #tls: AuthorizeHooksContext['tls']
   readonly #quarantine: AuthorizeHooksContext['quarantine']
   readonly #cluster: AuthorizeHooksContext['cluster']
+  readonly #supplierGrant: AuthorizeHooksContext['supplierGrant']
   #handoffFailedAt = 0
   #handoffFailures = 0
   /** Sessions the broker itself ended for a security reason (ACL violation, rate): their wills stay unpublished. */
@@ -77,6 +82,7 @@ export class AuthorizeHooks {
     this.#tls = context.tls
     this.#quarantine = context.quarantine
     this.#cluster = context.cluster
+    this.#supplierGrant = context.supplierGrant
   }
 
   authorizePublish (client: Client | null, packet: PublishPacket, accept: (error?: Error | null) => void): void {
@@ -92,7 +98,8 @@ export class AuthorizeHooks {
         return done(new Error(`last will withheld: ${withheld}`))
       }
     }
-    const decision = canPublish(session.identity, packet.topic)
+    const grant = session.identity.role === 'supplier' ? this.#supplierGrant(session.identity.supplierId) : undefined
+    const decision = canPublish(session.identity, packet.topic, grant)
     if (!decision.allowed) {
       this.#report('acl-denied', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: decision.reason, topic: printable(packet.topic, 200) })
       // [MQTT-3.3.5-2] 3.1.1 cannot refuse a PUBLISH: the server acknowledges
@@ -101,7 +108,9 @@ export class AuthorizeHooks {
       this.#endedByBroker.set(session, 'ACL violation')
       return done(new Error(decision.reason))
     }
-    if (session.identity.role === 'integration') this.#readdress(session.identity.integrationId, packet)
+    if (session.identity.role === 'supplier') {
+      if (!this.#supplierCommand(session, grant!, packet)) return done(new Error('supplier command outside its access windows'))
+    } else if (session.identity.role === 'integration') this.#readdress(session.identity.integrationId, packet)
     else if (packet.retain) this.#limitRetain(session, packet)
     if (packet.topic === QUARANTINE_CONTROL_TOPIC) {
       // Acted on here, before PUBACK; never kept as a retained message.
@@ -135,6 +144,39 @@ export class AuthorizeHooks {
   }
 
   /**
+   * A supplier's command that passed the ACL: refused when its windows have
+   * closed since it connected (the session is then closed, as for an ACL
+   * violation [MQTT-3.3.5-2]), otherwise reported as `supplier-command`
+   * so the collector records it in the audit trail — the payload's size
+   * and SHA-256, never the payload (a command may carry a setpoint or a
+   * credential). Never retained: a retained command would reach the device
+   * again at each reconnect, after the window had closed.
+   */
+  #supplierCommand (session: Session, grant: SupplierGrant, packet: PublishPacket): boolean {
+    const identity = session.identity
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+    const topic = printable(packet.topic, 200)
+    if (!openWindow(grant.windows, this.#clock.now())) {
+      this.#report('supplier-outside-window', {
+        ...identityFields(identity, { phase: 'command' }), remoteAddress: session.remoteAddress, serial: session.serial, topic,
+        reason: 'a supplier command after its access windows closed',
+      })
+      this.#endedByBroker.set(session, 'supplier outside its access windows')
+      return false
+    }
+    packet.retain = false
+    const command = parseCommandTopic(packet.topic)!
+    this.#report('supplier-command', {
+      ...identityFields(identity, {
+        targetDeviceId: command.deviceId, targetSite: command.site, targetKind: command.kind,
+        payloadBytes: payload.length, payloadSha256: createHash('sha256').update(payload).digest('hex'),
+      }),
+      remoteAddress: session.remoteAddress, serial: session.serial, topic, reason: 'supplier command delivered',
+    })
+    return true
+  }
+
+  /**
    * Why a session's last will must not be published, if it must not. A will
    * tells subscribers that a device dropped off unexpectedly; a session the
    * broker ended on purpose (revoked, quarantined, expired certificate, ACL
@@ -149,6 +191,7 @@ export class AuthorizeHooks {
     if (this.#tls.isRevoked(session.serial)) return 'certificate revoked'
     if (session.identity.role === 'device' && this.#quarantine.holds(session.identity.deviceId)) return 'device quarantined'
     if (session.identity.role === 'integration' && this.#quarantine.holds(session.identity.integrationId)) return 'integration quarantined'
+    if (session.identity.role === 'supplier' && this.#quarantine.holds(session.identity.supplierId)) return 'supplier quarantined'
     if (session.notAfter <= this.#clock.now()) return 'certificate expired'
     return undefined
   }

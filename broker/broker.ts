@@ -18,6 +18,7 @@ import type { TLSSocket } from 'node:tls'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
+import type { SupplierGrant } from '../pki/index.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
 import { AuthorizeHooks } from './authorize-hooks.ts'
 import { ConnectHooks } from './connect-hooks.ts'
@@ -58,6 +59,12 @@ export interface BrokerOptions {
   aedes?: Pick<AedesOptions, 'persistence' | 'mq' | 'id'>
   /** Where quarantines are kept across restarts (e.g. `<data-dir>/quarantine.json`); in memory without it. */
   quarantineFile?: string
+  /**
+   * A supplier's grant (kinds, sites, access windows) from the inventory,
+   * asked at its connect and at each command (issue 17). Without it no
+   * supplier gets in: fail closed.
+   */
+  supplierGrant?: (supplierId: string) => SupplierGrant | undefined
   /** Where the owner of each persistent session is kept across restarts (e.g. `<data-dir>/session-owners.jsonl`); in memory without it. */
   sessionOwnersFile?: string
   /** A node of a cluster (app/ builds the link on Redis); absent: a single broker. */
@@ -117,7 +124,8 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
         for (const [socket, session] of this.#live) {
           const { identity } = session
           // Ids are one namespace (pki): a quarantined id may be an integration's, which cuts off its fleet's uplinks.
-          const id = identity.role === 'device' ? identity.deviceId : identity.role === 'integration' ? identity.integrationId : undefined
+          const id = identity.role === 'device' ? identity.deviceId : identity.role === 'integration' ? identity.integrationId
+            : identity.role === 'supplier' ? identity.supplierId : undefined
           if (id !== deviceId) continue
           socket.destroy()
           dropped++
@@ -132,11 +140,11 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       limits: this.limits, clock: this.#clock, report: this.#report, sessionOf,
       clientById: (clientId) => this.#clients[clientId],
       tls: this.#gate, quarantine: this.#quarantine, sessionOwners: this.#sessionOwners,
-      liveSessions: () => this.#live.size, cluster: options.cluster,
+      liveSessions: () => this.#live.size, cluster: options.cluster, supplierGrant: options.supplierGrant ?? (() => undefined),
     })
     this.#authorizeHooks = new AuthorizeHooks({
       limits: this.limits, clock: this.#clock, logger: this.#logger, report: this.#report, sessionOf,
-      tls: this.#gate, quarantine: this.#quarantine, cluster: options.cluster,
+      tls: this.#gate, quarantine: this.#quarantine, cluster: options.cluster, supplierGrant: options.supplierGrant ?? (() => undefined),
     })
     this.#aedes = new Aedes({
       id: options.aedes?.id,

@@ -9,7 +9,8 @@ import type { AuthenticateError, Client } from 'aedes'
 import type { TLSSocket } from 'node:tls'
 import type { Clock } from '../shared/clock.ts'
 import { isReservedId, printable } from '../shared/ids.ts'
-import { type Identity, identityName, identityUri } from '../pki/index.ts'
+import { type Identity, identityName, identityUri, type SupplierGrant } from '../pki/index.ts'
+import { openWindow } from '../shared/access-windows.ts'
 import type { BrokerLimits } from './config.ts'
 import { identityFields, type ReportEvent } from './event-reporter.ts'
 import type { QuarantineGate } from './quarantine-gate.ts'
@@ -34,6 +35,8 @@ export interface ConnectHooksContext {
   liveSessions: () => number
   /** In a cluster: the limits count every node's sessions, and a session held on another node is a takeover. */
   cluster?: Pick<BrokerClusterLink, 'nodeId' | 'claimSession' | 'releaseSession' | 'othersSessions'> | undefined
+  /** A supplier's grant from the inventory (issue 17); undefined refuses it. */
+  supplierGrant: (supplierId: string) => SupplierGrant | undefined
 }
 
 export class ConnectHooks {
@@ -47,6 +50,7 @@ export class ConnectHooks {
   readonly #sessionOwners: ConnectHooksContext['sessionOwners']
   readonly #liveSessions: ConnectHooksContext['liveSessions']
   readonly #cluster: ConnectHooksContext['cluster']
+  readonly #supplierGrant: ConnectHooksContext['supplierGrant']
   /** What this node recorded in the cluster for each session, to release exactly that. */
   readonly #clusterRecords = new WeakMap<Session, ClusterSessionRecord>()
   #collectorSessions = 0
@@ -62,6 +66,7 @@ export class ConnectHooks {
     this.#sessionOwners = context.sessionOwners
     this.#liveSessions = context.liveSessions
     this.#cluster = context.cluster
+    this.#supplierGrant = context.supplierGrant
   }
 
   preConnect (client: Client, packet: { clientId: string, will?: { topic: string } | null }, done: (error: Error | null, ok: boolean) => void): void {
@@ -94,7 +99,7 @@ export class ConnectHooks {
     const ownId = clientIdOf(identity)
     if (ownId !== undefined) {
       // An integration is held to a device's rules: its certificate's id is its client id.
-      const what = identity.role === 'integration' ? 'integration' : 'device'
+      const what = identity.role === 'device' ? 'device' : identity.role
       if (client.id !== ownId) {
         return refuse(`client id "${printable(client.id, 64)}" is not the certificate's ${what} id`, 2, 'CLIENT_ID_MISMATCH')
       }
@@ -120,6 +125,21 @@ export class ConnectHooks {
         // A device that keeps retrying is reported once a minute, not at every attempt.
         if (!quarantined.report) return done(Object.assign(new Error(quarantined.reason), { returnCode: 5 }) as AuthenticateError, false)
         return refuse(quarantined.reason, 5, 'QUARANTINED')
+      }
+      if (identity.role === 'supplier') {
+        // A supplier's access is granted by the inventory and opened by its
+        // windows (issue 17, policy supplier-access-outside-window): a valid
+        // certificate alone is not enough (STRIDE: Elevation of privilege).
+        const grant = this.#supplierGrant(identity.supplierId)
+        if (!grant) return refuse(`supplier "${identity.supplierId}" has no grant in the inventory`, 5, 'SUPPLIER_NO_GRANT')
+        if (!openWindow(grant.windows, this.#clock.now())) {
+          const reason = `supplier "${identity.supplierId}" connected outside its access windows`
+          this.#report('supplier-outside-window', {
+            ...identityFields(identity, { phase: 'connect' }), remoteAddress: session.remoteAddress, serial: session.serial, reason,
+          })
+          // CONNACK 5 (not authorized) [MQTT-3.2.2-5]: known and valid, but not now.
+          return done(Object.assign(new Error(reason), { returnCode: 5 }) as AuthenticateError, false)
+        }
       }
     } else {
       if (!/^collector(-[a-z0-9-]{1,54})?$/.test(client.id)) {
@@ -221,5 +241,6 @@ export class ConnectHooks {
 function clientIdOf (identity: Identity): string | undefined {
   if (identity.role === 'device') return identity.deviceId
   if (identity.role === 'integration') return identity.integrationId
+  if (identity.role === 'supplier') return identity.supplierId
   return undefined
 }

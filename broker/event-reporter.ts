@@ -70,5 +70,6 @@ export function identityFields (identity: Identity, details?: SecurityEvent['det
     case 'device': return { deviceId: identity.deviceId, site: identity.site, kind: identity.kind, details }
     case 'collector': return { deviceId: identityName(identity), details }
     case 'integration': return { deviceId: identity.integrationId, details: { role: 'integration', network: identity.network, ...details } }
+    case 'supplier': return { deviceId: identity.supplierId, details: { role: 'supplier', ...details } }
   }
 }

@@ -34,6 +34,8 @@ export type SessionLimits = Pick<BrokerLimits, 'publishRatePerSec' | 'publishBur
 /** The publish budget of an identity: a device's, an integration's (a fleet's), or none (the collector). */
 export function publishBudget (identity: Identity, limits: SessionLimits): { ratePerSec: number, burst: number } | undefined {
   if (identity.role === 'device') return { ratePerSec: limits.publishRatePerSec, burst: limits.publishBurst }
+  // A supplier sends a few commands in a maintenance window: a device's budget is plenty.
+  if (identity.role === 'supplier') return { ratePerSec: limits.publishRatePerSec, burst: limits.publishBurst }
   if (identity.role === 'integration') return { ratePerSec: limits.integrationPublishRatePerSec, burst: limits.integrationPublishBurst }
   return undefined
 }

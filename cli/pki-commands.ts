@@ -1,17 +1,47 @@
 import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
+import { parse as parseYaml } from 'yaml'
 import { invalidInput } from '../shared/errors.ts'
 import { FleetPki, type KeyAlgorithm } from '../pki/index.ts'
 import { loadConfig, shareCrl } from '../app/index.ts'
 import { printJson, printTable } from './output.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 
-interface ValidityFlags { days?: number, notBefore?: string, notAfter?: string, kind: string, site: string, out?: string, vendor?: string, model?: string }
+interface ValidityFlags { days?: number, notBefore?: string, notAfter?: string, kind: string, site?: string, out?: string, vendor?: string, model?: string }
 
 function keyAlgorithm (value: string): KeyAlgorithm {
   if (value === 'ecdsa' || value === 'ecdsa-p256') return 'ecdsa-p256'
   if (value === 'rsa' || value === 'rsa-2048') return 'rsa-2048'
   throw invalidInput('--key', `"${value}" is not a key type`, 'use ecdsa (P-256, the default) or rsa (RSA-2048)')
+}
+
+function list (value: string): string[] {
+  return value.split(',').map((item) => item.trim()).filter((item) => item !== '')
+}
+
+/**
+ * `--windows`: YAML (or JSON) inline when it starts with `[` or `{`, else a
+ * file holding it; a list of windows, or `{ windows: [...] }`. The windows
+ * themselves are checked by the PKI, naming the field (`windows[0].weekly.start`).
+ */
+function windowsFlag (value: string): unknown {
+  const inline = /^\s*[[{]/.test(value)
+  let text = value
+  if (!inline) {
+    try {
+      text = readFileSync(value, 'utf8')
+    } catch (error) {
+      throw invalidInput('--windows', `cannot read ${value}: ${(error as Error).message}`, 'give a YAML file or an inline list such as [{from: "2026-12-01T09:00:00Z", until: "2026-12-01T17:00:00Z"}]')
+    }
+  }
+  let parsed: unknown
+  try {
+    parsed = parseYaml(text)
+  } catch (error) {
+    throw invalidInput('--windows', `not YAML: ${(error as Error).message.split('\n')[0]}`)
+  }
+  if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && 'windows' in parsed) return (parsed as { windows: unknown }).windows
+  return parsed
 }
 
 async function withPki<T> (command: Command, work: (pki: FleetPki) => Promise<T>): Promise<T> {
@@ -48,11 +78,14 @@ export function registerPkiCommands (program: Command): void {
     }))
 
   pki.command('issue <id>')
-    .description('issue a key and certificate for a device (or a LoRaWAN network server\'s integration, --role integration) and record it in the inventory')
-    .option('--role <role>', 'device, or integration (a ChirpStack / The Things Stack MQTT integration)', 'device')
+    .description('issue a key and certificate for a device (or a LoRaWAN network server\'s integration, --role integration, or a supplier, --role supplier) and record it in the inventory')
+    .option('--role <role>', 'device, integration (a ChirpStack / The Things Stack MQTT integration) or supplier (remote maintenance, docs/suppliers.md)', 'device')
     .option('--kind <kind>', 'flood | energy | housing (devices)')
     .option('--network <network>', 'chirpstack | tts (integrations)')
-    .requiredOption('--site <site>', 'site name ([a-z0-9-]{1,64})')
+    .option('--site <site>', 'site name ([a-z0-9-]{1,64}; devices and integrations)')
+    .option('--kinds <list>', 'comma-separated kinds a supplier maintains, e.g. flood,energy (suppliers)')
+    .option('--sites <list>', 'comma-separated sites a supplier maintains, e.g. riverside,harbour (suppliers)')
+    .option('--windows <file or yaml>', 'a supplier\'s access windows, a YAML/JSON list in a maintenance window\'s syntax, inline or in a file (suppliers)')
     .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
     .option('--not-before <iso>', 'validity start (ISO 8601)')
     .option('--not-after <iso>', 'validity end (ISO 8601)')
@@ -60,7 +93,26 @@ export function registerPkiCommands (program: Command): void {
     .option('--out <dir>', 'write <id>.crt and <id>.key here instead of <data-dir>/pki/devices')
     .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model): matched against CSAF advisories')
     .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
-    .action(async (deviceId: string, options: Omit<ValidityFlags, 'kind'> & { kind?: string, role: string, network?: string, key: string }, command: Command) => withPki(command, async (fleet) => {
+    .action(async (deviceId: string, options: Omit<ValidityFlags, 'kind'> & { kind?: string, role: string, network?: string, key: string, kinds?: string, sites?: string, windows?: string }, command: Command) => withPki(command, async (fleet) => {
+      if (options.role === 'supplier') {
+        if (options.kind !== undefined) throw invalidInput('--kind', 'a supplier maintains several kinds', 'use --kinds flood,energy')
+        if (options.site !== undefined) throw invalidInput('--site', 'a supplier maintains several sites', 'use --sites riverside,harbour')
+        if (options.network !== undefined) throw invalidInput('--network', 'only an integration has a network (--role integration)')
+        if (options.vendor !== undefined || options.model !== undefined) throw invalidInput('--vendor', 'a supplier is not matched against advisories; its devices are')
+        if (options.kinds === undefined) throw invalidInput('--kinds', 'a supplier needs the kinds it maintains', 'use --kinds flood,energy')
+        if (options.sites === undefined) throw invalidInput('--sites', 'a supplier needs the sites it maintains', 'use --sites riverside,harbour')
+        if (options.windows === undefined) throw invalidInput('--windows', 'a supplier needs its access windows', 'e.g. --windows \'[{weekly: {days: [tue], start: "02:00", duration: 2h}}]\' or a YAML file')
+        const issued = await fleet.issueSupplier({
+          supplierId: deviceId, kinds: list(options.kinds), sites: list(options.sites), windows: windowsFlag(options.windows),
+          days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
+        })
+        process.stdout.write(`issued supplier ${deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
+        return
+      }
+      if (options.site === undefined) throw invalidInput('--site', 'a device or an integration needs its site', 'e.g. --site riverside')
+      if (options.kinds !== undefined || options.sites !== undefined || options.windows !== undefined) {
+        throw invalidInput(options.kinds !== undefined ? '--kinds' : options.sites !== undefined ? '--sites' : '--windows', 'only a supplier has kinds, sites and windows (--role supplier)')
+      }
       if (options.role === 'integration') {
         if (options.kind !== undefined) throw invalidInput('--kind', 'an integration has no kind: its devices do (`placeguard devices add --kind`)')
         if (options.network === undefined) throw invalidInput('--network', 'an integration needs its network server', 'use --network chirpstack or --network tts')
@@ -72,7 +124,7 @@ export function registerPkiCommands (program: Command): void {
         process.stdout.write(`issued integration ${deviceId} (${options.network}) serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
         return
       }
-      if (options.role !== 'device') throw invalidInput('--role', `"${options.role}" is not a role a certificate can be issued for`, 'use device or integration')
+      if (options.role !== 'device') throw invalidInput('--role', `"${options.role}" is not a role a certificate can be issued for`, 'use device, integration or supplier')
       if (options.network !== undefined) throw invalidInput('--network', 'only an integration has a network (--role integration)')
       if (options.kind === undefined) throw invalidInput('--kind', 'a device needs its kind', 'use --kind flood, energy or housing')
       const issued = await fleet.issue({
@@ -120,7 +172,7 @@ export function registerPkiCommands (program: Command): void {
         throw invalidInput('csr', `cannot read ${csrPath}: ${(error as Error).message}`)
       }
       const issued = await fleet.signCsr(pem, {
-        kind: options.kind, site: options.site, days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, outDir: options.out,
+        kind: options.kind, site: options.site!, days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, outDir: options.out, // requiredOption above
         vendor: options.vendor, model: options.model,
       })
       process.stdout.write(`signed ${issued.record.deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n`)
@@ -184,7 +236,7 @@ export function registerPkiCommands (program: Command): void {
     .option('--json', 'print JSON')
     .option('--all', 'include the server and collector certificates')
     .action(async (options: { json?: boolean, all?: boolean }, command: Command) => withPki(command, async (fleet) => {
-      const entries = fleet.list().filter((entry) => options.all || entry.role === 'device' || entry.role === 'integration')
+      const entries = fleet.list().filter((entry) => options.all || entry.role === 'device' || entry.role === 'integration' || entry.role === 'supplier')
       if (options.json) {
         printJson(entries.map((e) => e.identity === 'lorawan'
           ? { id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, devEui: e.devEui, integrationId: e.integrationId, network: e.network, status: e.effectiveStatus, addedAt: e.addedAt, vendor: e.vendor ?? null, model: e.model ?? null }

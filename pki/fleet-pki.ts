@@ -10,9 +10,10 @@ import {
   newSerialNumber, parseCsr, type Signer,
 } from './certificates.ts'
 import { writeFileAtomic, writeFilesAtomic } from '../shared/files.ts'
+import { type AccessWindow, assertAccessWindows } from '../shared/access-windows.ts'
 import { type Identity, identityFromSubjectAltName } from './identity.ts'
 import {
-  assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertIntegrationIdentity, assertLorawanDevice, assertSerial,
+  assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertIntegrationIdentity, assertLorawanDevice, assertSerial, assertSupplierIdentity,
 } from './identity-rules.ts'
 import { Inventory, type InventoryRecord, type InventoryStatus, type LorawanDeviceRecord } from './inventory.ts'
 import { deviceProductOf, DeviceProducts } from './device-products.ts'
@@ -73,6 +74,22 @@ export interface IntegrationRequest extends ValidityInput {
   outDir?: string
 }
 
+/** A supplier's remote access to certify (`pki issue --role supplier`, issue 17). */
+export interface SupplierRequest extends ValidityInput {
+  supplierId: string
+  /** Device kinds it maintains: it may command only those. */
+  kinds: string[]
+  /** Sites it maintains: it may command only devices there. */
+  sites: string[]
+  /** When it may connect: a list of maintenance-window timings (shared/access-windows.ts). */
+  windows: unknown
+  keyAlgorithm?: KeyAlgorithm
+  outDir?: string
+}
+
+/** What the broker asks at a supplier's connect: its grant, if it holds an active certificate. */
+export interface SupplierGrant { supplierId: string, kinds: DeviceKind[], sites: string[], windows: AccessWindow[] }
+
 /** A device behind a LoRaWAN network server to register (`devices add`). */
 export interface LorawanDeviceRequest { deviceId: string, kind: string, site: string, devEui: string, integrationId: string }
 
@@ -111,7 +128,7 @@ export type InventoryEntry = CertificateEntry | LorawanEntry
 
 /** What #issue signs: one identity (device or integration) and its inventory facts. */
 interface PlannedLeaf {
-  identity: Extract<Identity, { role: 'device' | 'integration' }>
+  identity: Extract<Identity, { role: 'device' | 'integration' | 'supplier' }>
   id: string
   /** The refusal's field for the id: `deviceId`, `integrationId`. */
   idField: string
@@ -228,6 +245,38 @@ export class FleetPki {
   }
 
   /**
+   * Issues a supplier's client certificate (`pki issue --role supplier`):
+   * SAN URI `urn:placeguard:supplier:<id>`, its kinds, sites and access
+   * windows stored in the inventory beside it. The broker lets it publish
+   * only commands to those kinds and sites, only inside a window (issue 17).
+   * Its id is in the devices' namespace: it is its MQTT client id.
+   */
+  async issueSupplier (request: SupplierRequest): Promise<IssuedDevice> {
+    // The windows are checked here and stored as given below.
+    const { supplierId, kinds, sites } = assertSupplierIdentity(request)
+    const [issued] = await this.#issue([{
+      identity: { role: 'supplier', supplierId }, id: supplierId, idField: 'supplierId', kind: null, site: sites[0]!, network: null, request,
+    }], false)
+    const inventory = this.#openInventory()
+    // The windows as given (not as parsed), so a weekly "2h" is stored as written and parsed again on read.
+    inventory.saveSupplier({ supplierId, kinds, sites, windows: request.windows as unknown[], updatedAt: this.#now().toISOString() })
+    return issued!
+  }
+
+  /**
+   * A supplier's grant, if it holds an active certificate: what the broker
+   * checks at its connect and at each command. Undefined for an unknown,
+   * revoked or expired supplier (the TLS gate refuses those first anyway).
+   */
+  supplierGrant (supplierId: string): SupplierGrant | undefined {
+    const inventory = this.#openInventory()
+    const active = inventory.activeFor('supplier', supplierId)
+    const stored = inventory.supplier(supplierId)
+    if (!active || effectiveStatus(active, this.#now()) !== 'active' || !stored) return undefined
+    return { supplierId, kinds: stored.kinds, sites: stored.sites, windows: assertAccessWindows('windows', stored.windows) }
+  }
+
+  /**
    * Renews a device (`pki renew`): a new key and certificate for the same
    * identity (kind and site kept), written over the device's files; the
    * old certificate becomes `superseded` — still valid, not revoked — so
@@ -240,12 +289,15 @@ export class FleetPki {
   async renew (deviceId: string, options: Omit<IssueRequest, 'deviceId' | 'kind' | 'site'> = {}): Promise<IssuedDevice & { superseded: InventoryRecord }> {
     assertDeviceId('deviceId', deviceId)
     const inventory = this.#openInventory()
-    const current = inventory.activeFor('device', deviceId) ?? inventory.activeFor('integration', deviceId)
+    const current = inventory.activeFor('device', deviceId) ?? inventory.activeFor('integration', deviceId) ?? inventory.activeFor('supplier', deviceId)
     let planned: PlannedLeaf
     if (current?.role === 'device' && current.kind && current.site) {
       planned = plannedDevice({ ...options, deviceId, kind: current.kind, site: current.site })
     } else if (current?.role === 'integration' && current.network && current.site) {
       planned = { identity: { role: 'integration', integrationId: deviceId, network: current.network }, id: deviceId, idField: 'integrationId', kind: null, site: current.site, network: current.network, request: options }
+    } else if (current?.role === 'supplier' && current.site) {
+      // A supplier's grant is keyed by its id, not its serial: the renewed certificate keeps it.
+      planned = { identity: { role: 'supplier', supplierId: deviceId }, id: deviceId, idField: 'supplierId', kind: null, site: current.site, network: null, request: options }
     } else {
       throw noActiveCertificate(deviceId, 'to renew', 'issue one with `placeguard pki issue`')
     }
@@ -413,7 +465,7 @@ export class FleetPki {
     const now = this.#now()
     return inventory.transaction(() => {
       // Ids are one namespace (idHolder): revoking an id revokes the device or the integration holding it.
-      const revoked = [...inventory.revoke('device', deviceId, now), ...inventory.revoke('integration', deviceId, now)]
+      const revoked = [...inventory.revoke('device', deviceId, now), ...inventory.revoke('integration', deviceId, now), ...inventory.revoke('supplier', deviceId, now)]
       if (revoked.length === 0) throw noActiveCertificate(deviceId, '', 'see `placeguard pki list`')
       this.#writeCrl(inventory, now)
       return revoked
@@ -738,6 +790,7 @@ function plannedDevice (request: IssueRequest): PlannedLeaf {
 function idHolder (inventory: Inventory, id: string): string | undefined {
   if (inventory.activeFor('device', id)) return 'a device with an active certificate'
   if (inventory.activeFor('integration', id)) return 'an integration with an active certificate'
+  if (inventory.activeFor('supplier', id)) return 'a supplier with an active certificate'
   if (inventory.lorawanDevice(id)) return 'a registered LoRaWAN device'
   return undefined
 }
@@ -777,7 +830,7 @@ function readFleetCertificate (path: string, ca: X509Certificate): { serial: str
     record: {
       serial, fingerprint, spkiSha256, certificatePath: path,
       deviceId: identity?.role === 'device' ? identity.deviceId : identity?.role === 'collector' ? identity.name
-        : identity?.role === 'integration' ? identity.integrationId : commonName,
+        : identity?.role === 'integration' ? identity.integrationId : identity?.role === 'supplier' ? identity.supplierId : commonName,
       network: identity?.role === 'integration' ? identity.network : null,
       role: identity?.role ?? 'device',
       kind: identity?.role === 'device' ? identity.kind : null,

@@ -7,6 +7,7 @@
 import { invalidInput } from '../shared/errors.ts'
 import { assertId, assertKind, type DeviceKind, isReservedId, printable } from '../shared/ids.ts'
 import { LORAWAN_NETWORKS, type LorawanNetwork, normalizeDevEui } from '../shared/lorawan.ts'
+import { type AccessWindow, assertAccessWindows } from '../shared/access-windows.ts'
 import type { KeyAlgorithm } from './certificates.ts'
 
 /** A serial as `pki list` or `openssl x509 -serial` prints it: up to 21 octets of hex. */
@@ -51,6 +52,21 @@ export function assertIntegrationIdentity (input: { integrationId: string, netwo
   }
   const site = assertId('site', input.site)
   return { integrationId, network: input.network as LorawanNetwork, site }
+}
+
+/**
+ * A supplier's identity and grant (issue 17): its id is its MQTT client id,
+ * in the devices' namespace; the kinds and sites it maintains, each listed
+ * at least once; its access windows in a maintenance window's syntax.
+ */
+export function assertSupplierIdentity (input: { supplierId: string, kinds: readonly string[], sites: readonly string[], windows: unknown }): { supplierId: string, kinds: DeviceKind[], sites: string[], windows: AccessWindow[] } {
+  const supplierId = assertDeviceId('supplierId', input.supplierId)
+  if (input.kinds.length === 0) throw invalidInput('kinds', 'give at least one device kind the supplier maintains', 'e.g. --kinds flood,energy')
+  const kinds = [...new Set(input.kinds.map((kind) => assertKind('kinds', kind)))]
+  if (input.sites.length === 0) throw invalidInput('sites', 'give at least one site the supplier maintains', 'e.g. --sites riverside,harbour')
+  const sites = [...new Set(input.sites.map((site) => assertId('sites', site)))]
+  const windows = assertAccessWindows('windows', input.windows)
+  return { supplierId, kinds, sites, windows }
 }
 
 export interface LorawanDeviceInput { deviceId: string, kind: string, site: string, devEui: string, integrationId: string }

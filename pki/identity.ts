@@ -12,6 +12,8 @@ export type Identity =
   | { role: 'device', deviceId: string, kind: DeviceKind, site: string }
   | { role: 'collector', name: string }
   | { role: 'integration', integrationId: string, network: LorawanNetwork }
+  // A supplier maintaining devices remotely (issue 17): its kinds, sites and windows are in the inventory, not the URN.
+  | { role: 'supplier', supplierId: string }
 
 const URN_PREFIX = 'urn:placeguard:'
 const ID = ID_PATTERN.source.slice(1, -1)
@@ -20,17 +22,20 @@ const COLLECTOR_URN = new RegExp(`^urn:placeguard:collector:(${ID})$`)
 // An integration's site is not in its URN (PRODUCT.md fixes `urn:placeguard:integration:<network>:<id>`):
 // the inventory keeps it, and nothing the broker decides depends on it.
 const INTEGRATION_URN = new RegExp(`^urn:placeguard:integration:(${LORAWAN_NETWORKS.join('|')}):(${ID})$`)
+// A supplier's kinds, sites and windows change without reissuing: the broker asks the inventory at each connect.
+const SUPPLIER_URN = new RegExp(`^urn:placeguard:supplier:(${ID})$`)
 
 /**
  * The SAN URI that binds a certificate to its holder:
  * `urn:placeguard:device:<site>:<kind>:<id>`, `urn:placeguard:collector:<name>`,
- * `urn:placeguard:integration:<network>:<id>`.
+ * `urn:placeguard:integration:<network>:<id>`, `urn:placeguard:supplier:<id>`.
  */
 export function identityUri (identity: Identity): string {
   switch (identity.role) {
     case 'device': return `${URN_PREFIX}device:${identity.site}:${identity.kind}:${identity.deviceId}`
     case 'collector': return `${URN_PREFIX}collector:${identity.name}`
     case 'integration': return `${URN_PREFIX}integration:${identity.network}:${identity.integrationId}`
+    case 'supplier': return `${URN_PREFIX}supplier:${identity.supplierId}`
   }
 }
 
@@ -41,6 +46,8 @@ export function parseIdentityUri (uri: string): Identity | undefined {
   if (collector) return { role: 'collector', name: collector[1]! }
   const integration = INTEGRATION_URN.exec(uri)
   if (integration) return { role: 'integration', network: integration[1] as LorawanNetwork, integrationId: integration[2]! }
+  const supplier = SUPPLIER_URN.exec(uri)
+  if (supplier) return { role: 'supplier', supplierId: supplier[1]! }
   return undefined
 }
 
@@ -58,11 +65,12 @@ export function identityFromSubjectAltName (subjectAltName: string | undefined):
   return parseIdentityUri(uris[0]!)
 }
 
-/** A short stable name for logs and events: the device id, `collector:<name>` or `integration:<id>`. */
+/** A short stable name for logs and events: the device id, `collector:<name>`, `integration:<id>` or `supplier:<id>`. */
 export function identityName (identity: Identity): string {
   switch (identity.role) {
     case 'device': return identity.deviceId
     case 'collector': return `collector:${identity.name}`
     case 'integration': return `integration:${identity.integrationId}`
+    case 'supplier': return `supplier:${identity.supplierId}`
   }
 }

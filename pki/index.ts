@@ -1,6 +1,6 @@
 export {
   FleetPki, type CertificateEntry, type IntegrationRequest, type IssueRequest, type IssuedDevice, type InventoryEntry, type InitOptions,
-  type LorawanDeviceRequest, type LorawanEntry, type ReconcileReport,
+  type LorawanDeviceRequest, type LorawanEntry, type ReconcileReport, type SupplierGrant, type SupplierRequest,
 } from './fleet-pki.ts'
 export { DEFAULT_DEVICE_DAYS, type ValidityInput } from './validity.ts'
 export { type Identity, identityFromSubjectAltName, identityName, identityUri, parseIdentityUri } from './identity.ts'

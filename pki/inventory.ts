@@ -4,8 +4,8 @@ import type { DeviceKind } from '../shared/ids.ts'
 import type { LorawanNetwork } from '../shared/lorawan.ts'
 import type { KeyAlgorithm } from './certificates.ts'
 
-/** `integration`: a LoRaWAN network server's MQTT integration (issue 16). */
-export type CertificateRole = 'device' | 'collector' | 'server' | 'integration'
+/** `integration`: a LoRaWAN network server's MQTT integration (issue 16); `supplier`: a supplier's remote access (issue 17). */
+export type CertificateRole = 'device' | 'collector' | 'server' | 'integration' | 'supplier'
 
 /** One certificate the fleet CA signed, or is about to: the asset inventory's row. */
 export interface InventoryRecord {
@@ -67,7 +67,7 @@ const CERTIFICATES = (name: string) => `
 CREATE TABLE IF NOT EXISTS ${name} (
   serial           TEXT PRIMARY KEY,
   device_id        TEXT NOT NULL,
-  role             TEXT NOT NULL CHECK (role IN ('device', 'collector', 'server', 'integration')),
+  role             TEXT NOT NULL CHECK (role IN ('device', 'collector', 'server', 'integration', 'supplier')),
   kind             TEXT,
   site             TEXT,
   not_before       TEXT NOT NULL,
@@ -101,7 +101,20 @@ CREATE TABLE IF NOT EXISTS lorawan_devices (
   integration_id TEXT NOT NULL,
   added_at       TEXT NOT NULL
 );
+-- A supplier's grant (issue 17), one row per supplier id, kept beside its certificates:
+-- the kinds and sites it maintains and its access windows, as JSON (the windows as given,
+-- so a weekly duration "2h" reads back as written).
+CREATE TABLE IF NOT EXISTS suppliers (
+  supplier_id TEXT PRIMARY KEY,
+  kinds       TEXT NOT NULL,
+  sites       TEXT NOT NULL,
+  windows     TEXT NOT NULL,
+  updated_at  TEXT NOT NULL
+);
 `
+
+/** What a supplier may do, as stored: kinds, sites and access windows as given (shared/access-windows.ts). */
+export interface SupplierRecord { supplierId: string, kinds: DeviceKind[], sites: string[], windows: unknown[], updatedAt: string }
 
 interface Row {
   serial: string, device_id: string, role: CertificateRole, kind: DeviceKind | null, site: string | null,
@@ -232,7 +245,7 @@ export class Inventory {
 
   /** Ids a device or integration holds (an active certificate, or a registration), for bulk checks. */
   takenIds (): Set<string> {
-    const rows = this.#db.prepare(`SELECT device_id FROM certificates WHERE role IN ('device', 'integration') AND status = 'active'
+    const rows = this.#db.prepare(`SELECT device_id FROM certificates WHERE role IN ('device', 'integration', 'supplier') AND status = 'active'
       UNION SELECT device_id FROM lorawan_devices`).all() as Array<{ device_id: string }>
     return new Set(rows.map((row) => row.device_id))
   }
@@ -295,8 +308,21 @@ export class Inventory {
     this.#statement('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value)
   }
 
+  saveSupplier (record: SupplierRecord): void {
+    this.#statement(`INSERT INTO suppliers (supplier_id, kinds, sites, windows, updated_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (supplier_id) DO UPDATE SET kinds = excluded.kinds, sites = excluded.sites, windows = excluded.windows, updated_at = excluded.updated_at`)
+      .run(record.supplierId, JSON.stringify(record.kinds), JSON.stringify(record.sites), JSON.stringify(record.windows), record.updatedAt)
+  }
+
+  supplier (supplierId: string): SupplierRecord | undefined {
+    const row = this.#statement('SELECT * FROM suppliers WHERE supplier_id = ?').get(supplierId) as
+      { supplier_id: string, kinds: string, sites: string, windows: string, updated_at: string } | undefined
+    if (!row) return undefined
+    return { supplierId: row.supplier_id, kinds: JSON.parse(row.kinds), sites: JSON.parse(row.sites), windows: JSON.parse(row.windows), updatedAt: row.updated_at }
+  }
+
   /**
-   * Older inventories have a role CHECK without 'integration' (and, older
+   * Older inventories have a role CHECK without 'integration' or 'supplier' (and, older
    * still, a status CHECK without 'pending' or 'superseded') and lack the
    * later columns (key, path, network); SQLite cannot alter a CHECK, so the
    * table is rebuilt in one transaction: same rows, the columns the old
@@ -305,7 +331,7 @@ export class Inventory {
    */
   #migrate (): void {
     const table = this.#db.prepare('SELECT sql FROM sqlite_master WHERE type = \'table\' AND name = \'certificates\'').get() as { sql: string } | undefined
-    if (!table || table.sql.includes('\'integration\'')) return
+    if (!table || table.sql.includes('\'supplier\'')) return
     const present = new Set((this.#db.prepare('PRAGMA table_info(certificates)').all() as Array<{ name: string }>).map((column) => column.name))
     const copied = ALL_COLUMNS.filter((column) => present.has(column)).join(', ')
     inTransaction(this.#db, () => {

@@ -37,6 +37,8 @@ export const POLICY_THREATS: Record<PolicyId, PolicyThreat> = {
   'lorawan-fcnt-reset': { stride: 'Spoofing', attack: { id: 'T0830', name: 'Adversary-in-the-Middle' }, summary: 'a LoRaWAN frame counter went back with no join in between: a replayed frame, or an ABP device reset that re-opens replay' },
   'lorawan-join-flood': { stride: 'Denial of service', attack: { id: 'T0814', name: 'Denial of Service' }, summary: 'a LoRaWAN device (or an integration\'s devices) joined far more often than a device rejoins' },
   'lorawan-gateway-shift': { stride: 'Spoofing', attack: { id: 'T0849', name: 'Masquerading' }, summary: 'a fixed LoRaWAN device is heard only through gateways it never used, while its usual gateways still hear others: relocated or cloned' },
+  // A supplier's remote access is an external remote service into the control network (ATT&CK for ICS T0822, initial access).
+  'supplier-access-outside-window': { stride: 'Elevation of privilege', attack: { id: 'T0822', name: 'External Remote Services' }, summary: 'a supplier connected or sent a command outside its declared access windows' },
   'lorawan-signal-shift': { stride: 'Tampering', attack: { id: 'T0832', name: 'Manipulation of View' }, summary: 'a fixed LoRaWAN device\'s RSSI/SNR left its learned baseline for several uplinks: moved, tampered with, or jammed' },
 }
 

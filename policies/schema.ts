@@ -66,6 +66,7 @@ export const policySchema = z.discriminatedUnion('id', [
   policy('identity-clone', { threshold: z.number().int().positive().default(2), window: duration.default(300_000) }),
   policy('connection-flapping', { connects: z.number().int().min(2).default(5), window: duration.default(300_000) }),
   policy('value-implausible', { readings: perKind(z.record(z.string(), readingBounds)).default({}) }),
+  policy('supplier-access-outside-window', { threshold: z.number().int().positive().default(1), window: duration.default(600_000) }),
   policy('payload-invalid', { threshold: z.number().int().positive().default(1), window: duration.default(600_000) }),
   policy('clock-skew', { maxSkew: duration.default(300_000) }),
   policy('replay', {}),

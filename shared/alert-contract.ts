@@ -10,6 +10,7 @@ export const POLICY_IDS = [
   'firmware-downgrade', 'rate-burst', 'device-silent', 'acl-violation', 'identity-clone',
   'connection-flapping', 'value-implausible', 'payload-invalid', 'clock-skew', 'replay',
   'lorawan-unknown-device', 'lorawan-fcnt-reset', 'lorawan-join-flood', 'lorawan-gateway-shift', 'lorawan-signal-shift',
+  'supplier-access-outside-window',
 ] as const
 
 export type PolicyId = typeof POLICY_IDS[number]

@@ -32,6 +32,10 @@ export const SECURITY_EVENT_TYPES = [
   'quarantine-lifted',
   // A client's offline queue reached its bound and messages for it were dropped (broker/sqlite-persistence.ts).
   'queue-overflow',
+  // A supplier connecting or commanding while none of its access windows is open (issue 17).
+  'supplier-outside-window',
+  // A supplier's command the broker let through: who, which device, the payload's size and SHA-256 (never the payload).
+  'supplier-command',
   // Raised by the collector, not the broker: a telemetry payload failed validation.
   'payload-invalid',
 ] as const

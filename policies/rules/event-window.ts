@@ -4,7 +4,7 @@ import type { PolicyId } from '../catalogue.ts'
 import type { Finding } from '../finding.ts'
 import type { Severity } from '../schema.ts'
 
-type WindowPolicyId = 'cert-rejected' | 'cert-revoked-attempt' | 'acl-violation' | 'identity-clone' | 'connection-flapping' | 'payload-invalid'
+type WindowPolicyId = 'cert-rejected' | 'cert-revoked-attempt' | 'acl-violation' | 'identity-clone' | 'connection-flapping' | 'payload-invalid' | 'supplier-access-outside-window'
 
 /** Distinct claimed ids remembered per source address; more are counted, not kept (STRIDE D: the attacker picks them). */
 export const MAX_CLAIMS_PER_ADDRESS = 16
@@ -33,6 +33,8 @@ export function policyForEvent (event: SecurityEvent): { policy: WindowPolicyId,
     case 'duplicate-identity': return { policy: 'identity-clone', key: who }
     case 'connect': return event.deviceId?.startsWith('collector:') ? undefined : { policy: 'connection-flapping', key: who }
     case 'payload-invalid': return { policy: 'payload-invalid', key: who }
+    // Keyed by the supplier's id (its certificate's, the broker's `deviceId`): one alert per supplier, refreshed while it keeps trying.
+    case 'supplier-outside-window': return { policy: 'supplier-access-outside-window', key: who }
     default: return undefined
   }
 }

@@ -87,3 +87,31 @@ describe('a LoRaWAN integration (issue 16)', () => {
     expect(canSubscribe(device, '$SYS/placeguard/lorawan/#').allowed).toBe(false)
   })
 })
+
+describe('a supplier (issue 17)', () => {
+  const supplier: Identity = { role: 'supplier', supplierId: 'acme-pumps' }
+  const grant = { supplierId: 'acme-pumps', kinds: ['flood' as const, 'energy' as const], sites: ['riverside', 'harbour'], windows: [] }
+
+  it.each([
+    ['places/riverside/flood/flood-1/cmd', true],
+    ['places/harbour/energy/meter-4/cmd', true],
+    ['places/riverside/housing/flat-1/cmd', false],
+    ['places/depot/flood/flood-9/cmd', false],
+    ['places/riverside/flood/flood-1/telemetry', false],
+    ['places/riverside/flood/flood-1/cmd/extra', false],
+    ['places/riverside/flood/cmd', false],
+    ['$SYS/placeguard/control/quarantine', false],
+  ])('publishes %s: %s', (topic, allowed) => {
+    expect(canPublish(supplier, topic, grant).allowed).toBe(allowed)
+  })
+
+  it('publishes nothing without a grant, and subscribes to nothing', () => {
+    expect(canPublish(supplier, 'places/riverside/flood/flood-1/cmd').allowed).toBe(false)
+    for (const filter of ['places/riverside/flood/flood-1/cmd', 'places/#', '#']) expect(canSubscribe(supplier, filter).allowed).toBe(false)
+  })
+
+  it('lets a device read its own commands and no other device\'s', () => {
+    expect(canSubscribe(device, `${own}/cmd`).allowed).toBe(true)
+    expect(canSubscribe(device, 'places/riverside/flood/flood-2/cmd').allowed).toBe(false)
+  })
+})

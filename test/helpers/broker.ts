@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream'
 import mqtt, { type MqttClient } from 'mqtt'
-import { PlaceGuardBroker, type BrokerLimits, type SecurityEvent } from '../../broker/index.ts'
+import { PlaceGuardBroker, type BrokerLimits, type BrokerOptions, type SecurityEvent } from '../../broker/index.ts'
 import type { Clock } from '../../shared/clock.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { afterAll, beforeAll } from 'vitest'
@@ -17,7 +17,7 @@ export interface RunningBroker {
   close: () => Promise<void>
 }
 
-export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, options: { quarantineFile?: string, sessionOwnersFile?: string, clock?: Clock } = {}): Promise<RunningBroker> {
+export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, options: { quarantineFile?: string, sessionOwnersFile?: string, clock?: Clock, supplierGrant?: BrokerOptions['supplierGrant'] } = {}): Promise<RunningBroker> {
   const logs: string[] = []
   const destination = new Writable({ write (chunk, _encoding, done) { logs.push(String(chunk)); done() } })
   const broker = new PlaceGuardBroker({
@@ -29,6 +29,7 @@ export async function startBroker (fleet: TestFleet, limits: Partial<BrokerLimit
     quarantineFile: options.quarantineFile,
     sessionOwnersFile: options.sessionOwnersFile,
     clock: options.clock,
+    supplierGrant: options.supplierGrant,
   })
   const events: SecurityEvent[] = []
   const waiters = new Set<{ match: (e: SecurityEvent) => boolean, resolve: (e: SecurityEvent) => void }>()
