@@ -14,7 +14,7 @@
  * Pure: `quietWindowFor(windows, finding, nowMs)`.
  */
 import { z } from 'zod'
-import { durationSchema } from '../shared/duration.ts'
+import { weeklyWindowOpen, weeklyWindowSchema, type WeeklyWindow } from '../shared/access-windows.ts'
 import { DEVICE_KINDS } from '../shared/ids.ts'
 import { POLICY_IDS, type PolicyId } from './catalogue.ts'
 
@@ -25,18 +25,6 @@ export const MAINTENANCE_POLICIES: readonly PolicyId[] = [
   'lorawan-fcnt-reset', 'lorawan-join-flood', 'lorawan-gateway-shift', 'lorawan-signal-shift',
 ]
 
-const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const
-const MINUTES_PER_WEEK = 7 * 1_440
-
-const timeZone = z.string().refine((zone) => {
-  try {
-    new Intl.DateTimeFormat('en-GB', { timeZone: zone })
-    return true
-  } catch {
-    return false
-  }
-}, 'must be an IANA time zone such as Europe/London')
-
 const instant = z.iso.datetime({ offset: true }).transform((value) => Date.parse(value))
 
 const scope = {
@@ -44,14 +32,6 @@ const scope = {
   kinds: z.array(z.enum(DEVICE_KINDS)).min(1).optional(),
   devices: z.array(z.string().min(1)).min(1).optional(),
 }
-
-const weekly = z.strictObject({
-  days: z.array(z.enum(WEEKDAYS)).min(1),
-  /** Local wall-clock time in `timeZone`, so a 02:00 window stays at 02:00 across daylight saving. */
-  start: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time of day such as 02:00'),
-  duration: durationSchema.refine((ms) => ms > 0 && ms <= 7 * 86_400_000, 'must be between 1 minute and 7 days'),
-  timeZone: timeZone.default('Europe/London'),
-})
 
 const hasScope = (window: { sites?: unknown, kinds?: unknown, devices?: unknown }): boolean =>
   window.sites !== undefined || window.kinds !== undefined || window.devices !== undefined
@@ -62,7 +42,7 @@ export const maintenanceSchema = z.strictObject({
   policies: z.array(z.enum(POLICY_IDS)).min(1).optional(),
   from: instant.optional(),
   until: instant.optional(),
-  weekly: weekly.optional(),
+  weekly: weeklyWindowSchema.optional(),
 })
   .refine(hasScope, { message: 'give sites, kinds or devices: a maintenance window for the whole fleet would hide everything' })
   .refine((w) => (w.weekly !== undefined) !== (w.from !== undefined && w.until !== undefined), { message: 'give either from and until, or weekly' })
@@ -86,7 +66,7 @@ export interface QuietWindow {
   policies: readonly PolicyId[]
   fromMs?: number
   untilMs?: number
-  weekly?: z.infer<typeof weekly>
+  weekly?: WeeklyWindow
 }
 
 export function maintenanceWindow (entry: z.infer<typeof maintenanceSchema>): QuietWindow {
@@ -117,28 +97,5 @@ function covers (window: QuietWindow, subject: Subject): boolean {
 export function isOpen (window: QuietWindow, nowMs: number): boolean {
   if (window.fromMs !== undefined && nowMs < window.fromMs) return false
   if (window.untilMs !== undefined && nowMs >= window.untilMs) return false
-  if (!window.weekly) return true
-  const { days, start, duration, timeZone: zone } = window.weekly
-  const now = minuteOfWeek(nowMs, zone)
-  const [hours, minutes] = start.split(':').map(Number) as [number, number]
-  const durationMinutes = duration / 60_000
-  // A window that starts late on one day runs on into the next (and Sunday into Monday).
-  return days.some((day) => {
-    const opens = WEEKDAYS.indexOf(day) * 1_440 + hours * 60 + minutes
-    return (now - opens + MINUTES_PER_WEEK) % MINUTES_PER_WEEK < durationMinutes
-  })
-}
-
-const formatters = new Map<string, Intl.DateTimeFormat>()
-
-/** Minutes since Monday 00:00 on the wall clock of `zone`. */
-function minuteOfWeek (nowMs: number, zone: string): number {
-  let format = formatters.get(zone)
-  if (!format) {
-    format = new Intl.DateTimeFormat('en-GB', { timeZone: zone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
-    formatters.set(zone, format)
-  }
-  const parts = Object.fromEntries(format.formatToParts(nowMs).map((part) => [part.type, part.value]))
-  const day = WEEKDAYS.indexOf(String(parts.weekday).toLowerCase().slice(0, 3) as typeof WEEKDAYS[number])
-  return day * 1_440 + Number(parts.hour) * 60 + Number(parts.minute)
+  return !window.weekly || weeklyWindowOpen(window.weekly, nowMs)
 }
