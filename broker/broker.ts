@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
+import { AckAfterStore } from './ack-after-store.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { SupplierGrant } from '../pki/index.ts'
@@ -157,9 +158,12 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       maxClientsIdLength: 64,
       preConnect: (client, packet, done) => this.#connectHooks.preConnect(client, packet, done),
       authenticate: (client, _username, _password, done) => this.#connectHooks.authenticate(client, done),
-      authorizePublish: (client, packet, done) => this.#authorizeHooks.authorizePublish(client, packet, done),
+      // ackAfterStore is set just below, before aedes reads a packet.
+      authorizePublish: (client, packet, done) => this.#authorizeHooks.authorizePublish(client, packet, ackAfterStore.wrap(client, packet, done)),
       authorizeSubscribe: (client, subscription, done) => this.#authorizeHooks.authorizeSubscribe(client, subscription, done),
     })
+    // aedes acknowledges QoS 1 before it stores; see broker/ack-after-store.ts.
+    const ackAfterStore = new AckAfterStore(this.#aedes)
     aedesByBroker.set(this, this.#aedes)
     this.#aedes.on('clientReady', (client) => this.#connectHooks.onClientReady(client))
     this.#aedes.on('clientDisconnect', (client) => this.#connectHooks.onClientDisconnect(client))

@@ -14,7 +14,8 @@
  * Durability. WAL journal: a commit appends to broker.db-wal.
  * - kill -9 / crash of the broker: every commit survives with either
  *   synchronous setting (the written pages are the kernel's, not the
- *   process's); so does everything PUBACKed, since the PUBACK follows it.
+ *   process's); so does everything PUBACKed, since the PUBACK follows it
+ *   (aedes acknowledges first; broker/ack-after-store.ts puts it after).
  * - power loss / kernel panic: with synchronous FULL (the default) each
  *   commit that precedes an acknowledgment fsyncs the WAL, so every PUBACKed
  *   message survives; with NORMAL the WAL is synced only at checkpoints and
