@@ -9,7 +9,7 @@
  * either collector's partitions — has one firmware-vulnerable alert for
  * the whole group.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -64,9 +64,18 @@ async function ownerOf (partition: number): Promise<string | null> {
   return await redis.hget(keys.lease(partition), 'owner')
 }
 
-function placeguard (dataDir: string, ...args: string[]): { status: number | null, stdout: string, stderr: string } {
-  const result = spawnSync(process.execPath, ['bin/placeguard.js', '--data-dir', dataDir, ...args], { encoding: 'utf8', env: { ...process.env, PLACEGUARD_DATABASE_URL: databaseUrl } })
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+/** The CLI as an operator runs it, with the group's database URL; not spawnSync: the collectors in this process keep renewing their leases meanwhile. */
+async function placeguard (dataDir: string, ...args: string[]): Promise<{ status: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, ['bin/placeguard.js', '--data-dir', dataDir, ...args], { env: { ...process.env, PLACEGUARD_DATABASE_URL: databaseUrl } })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const status = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', resolve)
+  })
+  return { status, stdout, stderr }
 }
 
 describe('advisories of a collector group', () => {
@@ -90,10 +99,10 @@ describe('advisories of a collector group', () => {
       writeProvider(mirror, 'https://csaf.example.org/.well-known/csaf', [advisoryFile({
         id: 'ICSA-26-060-01', cves: ['CVE-2026-6001'], cvss: [8.1], products: [{ vendor: 'Acme Metering', model: 'EM-400', ranges: ['vers:semver/>=5.3.0|<5.4.0'] }],
       })])
-      const sync = placeguard(operator, 'advisories', 'sync', '--csaf', mirror)
+      const sync = await placeguard(operator, 'advisories', 'sync', '--csaf', mirror)
       expect(sync.stderr).toBe('')
       expect(sync).toMatchObject({ status: 0, stdout: expect.stringMatching(/: 1 new, 0 updated, 0 unchanged, 0 refused/) })
-      expect(JSON.parse(placeguard(join(dir, 'elsewhere'), 'advisories', 'list', '--json').stdout)).toMatchObject([{ id: 'ICSA-26-060-01', cvss: 8.1 }])
+      expect(JSON.parse((await placeguard(join(dir, 'elsewhere'), 'advisories', 'list', '--json')).stdout)).toMatchObject([{ id: 'ICSA-26-060-01', cvss: 8.1 }])
       for (const dataDir of ['operator', 'collector-a', 'collector-b']) expect(existsSync(join(dir, dataDir, 'advisories.db')), dataDir).toBe(false)
 
       // Each collector finds it at its next poll of the revision.
