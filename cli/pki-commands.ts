@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import { parse as parseYaml } from 'yaml'
 import { invalidInput } from '../shared/errors.ts'
 import { FleetPki, type KeyAlgorithm } from '../pki/index.ts'
-import { loadConfig, shareCrl } from '../app/index.ts'
+import { loadConfig, shareCrl, shareSupplierGrants } from '../app/index.ts'
 import { printJson, printTable } from './output.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 
@@ -64,6 +64,16 @@ async function sendCrlToCluster (command: Command): Promise<void> {
   if (!config.redisUrl) return
   const nodes = await shareCrl(config, config.redisUrl)
   process.stdout.write(`CRL sent to the cluster (${nodes} listening connection${nodes === 1 ? '' : 's'})\n`)
+  // A revoked supplier's grant leaves the nodes with it; and `pki crl` resends both, for a node that was cut off.
+  await sendSupplierGrantsToCluster(command)
+}
+
+/** Suppliers' grants go to the nodes the same way: a node has no inventory (docs/suppliers.md). */
+async function sendSupplierGrantsToCluster (command: Command): Promise<void> {
+  const config = loadConfig({ flags: { dataDir: dataDirOf(command) } })
+  if (!config.redisUrl) return
+  const nodes = await shareSupplierGrants(config, config.redisUrl)
+  process.stdout.write(`suppliers' grants sent to the cluster (${nodes} listening connection${nodes === 1 ? '' : 's'})\n`)
 }
 
 export function registerPkiCommands (program: Command): void {
@@ -107,7 +117,7 @@ export function registerPkiCommands (program: Command): void {
           days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
         })
         process.stdout.write(`issued supplier ${deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
-        return
+        return await sendSupplierGrantsToCluster(command)
       }
       if (options.site === undefined) throw invalidInput('--site', 'a device or an integration needs its site', 'e.g. --site riverside')
       if (options.kinds !== undefined || options.sites !== undefined || options.windows !== undefined) {
