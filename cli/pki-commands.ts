@@ -5,6 +5,7 @@ import { invalidInput } from '../shared/errors.ts'
 import { FleetPki, type KeyAlgorithm } from '../pki/index.ts'
 import { loadConfig, shareCrl, shareSupplierGrants } from '../app/index.ts'
 import { printJson, printTable } from './output.ts'
+import { advisoryCount, describeWindow, supplierGrantViews, syncedAdvisories } from './pki-list-details.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 
 interface ValidityFlags { days?: number, notBefore?: string, notAfter?: string, kind: string, site?: string, out?: string, vendor?: string, model?: string }
@@ -247,14 +248,18 @@ export function registerPkiCommands (program: Command): void {
     .option('--all', 'include the server and collector certificates')
     .action(async (options: { json?: boolean, all?: boolean }, command: Command) => withPki(command, async (fleet) => {
       const entries = fleet.list().filter((entry) => options.all || entry.role === 'device' || entry.role === 'integration' || entry.role === 'supplier')
+      // A supplier's grant (its active certificate's), and each device's advisories when `advisories sync` has run here.
+      const grants = supplierGrantViews(fleet, Date.now())
+      const advisories = syncedAdvisories(dataDirOf(command))
       if (options.json) {
         printJson(entries.map((e) => e.identity === 'lorawan'
-          ? { id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, devEui: e.devEui, integrationId: e.integrationId, network: e.network, status: e.effectiveStatus, addedAt: e.addedAt, vendor: e.vendor ?? null, model: e.model ?? null }
+          ? { id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, devEui: e.devEui, integrationId: e.integrationId, network: e.network, status: e.effectiveStatus, addedAt: e.addedAt, vendor: e.vendor ?? null, model: e.model ?? null, advisories: advisoryCount(advisories, e) }
           : {
               id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, ...(e.network ? { network: e.network } : {}),
               serial: e.serial, notBefore: e.notBefore, notAfter: e.notAfter,
               status: e.effectiveStatus, keyAlgorithm: e.keyAlgorithm, fingerprint: e.fingerprint, revokedAt: e.revokedAt,
-              ...(e.role === 'device' ? { vendor: e.vendor ?? null, model: e.model ?? null } : {}),
+              ...(e.role === 'device' ? { vendor: e.vendor ?? null, model: e.model ?? null, advisories: advisoryCount(advisories, e) } : {}),
+              ...(e.role === 'supplier' ? { grant: (e.status === 'active' && grants.get(e.deviceId)) || null } : {}),
             }))
         return
       }
@@ -263,5 +268,15 @@ export function registerPkiCommands (program: Command): void {
         entries.map((e) => e.identity === 'lorawan'
           ? [e.deviceId, `lorawan via ${e.integrationId}`, e.kind, e.site, '-', '-', e.effectiveStatus]
           : [e.deviceId, 'certificate', e.kind ?? (e.network ? `${e.role}:${e.network}` : e.role), e.site ?? '-', e.serial, e.notAfter, e.effectiveStatus]))
+      if (grants.size > 0) {
+        process.stdout.write('\n')
+        printTable(['SUPPLIER', 'KINDS', 'SITES', 'OPEN NOW', 'WINDOWS'],
+          [...grants].map(([id, grant]) => [id, grant.kinds.join(','), grant.sites.join(','), grant.windowOpenNow ? 'yes' : 'no', grant.windows.map(describeWindow).join('; ')]))
+      }
+      const products = entries.filter((e) => e.role === 'device' && e.vendor && e.model && e.effectiveStatus !== 'revoked')
+      if (products.length > 0) {
+        process.stdout.write('\n')
+        printTable(['DEVICE', 'VENDOR', 'MODEL', 'ADVISORIES'], products.map((e) => [e.deviceId, e.vendor!, e.model!, String(advisoryCount(advisories, e) ?? '-')]))
+      }
     }))
 }
