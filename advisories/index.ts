@@ -12,4 +12,4 @@ export { DEFAULT_LIMITS, syncCsafProvider, syncOsvDirectory, type Refusal, type 
 export type { AdvisoryListing, AdvisoryOrigin, AdvisoryStore, AsyncAdvisoryStore, ProviderPosition, UpsertResult } from './advisory-store.ts'
 export { SqliteAdvisoryStore } from './sqlite-advisory-store.ts'
 export { PgAdvisoryStore, type PgAdvisoryStoreOptions } from './pg-advisory-store.ts'
-export { advisoriesPath, exposureCounts, openAdvisoryStore } from './advisory-books.ts'
+export { advisoriesNaming, advisoriesPath, exposureCounts, openAdvisoryStore } from './advisory-books.ts'

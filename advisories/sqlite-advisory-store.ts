@@ -54,7 +54,13 @@ interface ProductRow { advisory_id: string, vendor: string, model: string, versi
 export class SqliteAdvisoryStore implements AdvisoryStore {
   readonly #db: DatabaseSync
 
-  constructor (path: string) {
+  /** `readOnly`: a reader (`pki list`) that must not create the file or its schema, nor take a write lock a sync would wait on. */
+  constructor (path: string, options: { readOnly?: boolean } = {}) {
+    if (options.readOnly) {
+      this.#db = new DatabaseSync(path, { readOnly: true })
+      this.#db.exec('PRAGMA busy_timeout = 5000;')
+      return
+    }
     this.#db = new DatabaseSync(path)
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;')
     this.#db.exec(SCHEMA)
