@@ -7,7 +7,7 @@
 export { parseCsaf, type ParsedAdvisory, type StoredAdvisory } from './csaf-document.ts'
 export { parseOsv } from './osv-document.ts'
 export { AdvisoryInputError } from './input.ts'
-export { loadKeyFile, normalFingerprint, OpenPgpKeyError, type SignatureTrust, type TrustedKey } from './openpgp-trust.ts'
+export { loadKeyFile, normalFingerprint, OpenPgpKeyError, readTrustedKeys, type SignatureTrust, type TrustedKey } from './openpgp-trust.ts'
 export { DEFAULT_LIMITS, syncCsafProvider, syncOsvDirectory, type Refusal, type SyncLimits, type SyncOptions, type SyncReport } from './csaf-sync.ts'
 export type { AdvisoryListing, AdvisoryOrigin, AdvisoryStore, ProviderPosition, UpsertResult } from './advisory-store.ts'
 export { SqliteAdvisoryStore } from './sqlite-advisory-store.ts'
