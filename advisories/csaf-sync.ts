@@ -161,9 +161,20 @@ async function discover (source: ProviderSource, limits: SyncLimits, report: Syn
     for (const feed of rolie ? arrayAt(rolie, 'feeds').items : []) feeds.push(locate(source, metadataLocation, canonical, stringAt(objectAt(feed, ''), 'url')))
   }
   if (directories.length === 0 && feeds.length === 0) report.warnings.push(`${metadataLocation}: distributions name no directory_url and no ROLIE feed`)
+  return { directories, feeds, publishedKeys: publishedKeysOf(source, root, metadataLocation, canonical, report) }
+}
+
+/** `public_openpgp_keys`: a bad entry costs that key, with a warning, not the sync (without a pin for it, it is never used anyway). */
+function publishedKeysOf (source: ProviderSource, root: Field, metadataLocation: string, canonical: string | undefined, report: SyncReport): PublishedKey[] {
   const publishedKeys: PublishedKey[] = []
-  for (const item of optionalArrayAt(root, 'public_openpgp_keys')?.items ?? []) {
-    // A bad key entry costs that key, not the sync: without a pin for it, it is never used anyway.
+  let items: Field[] = []
+  try {
+    items = optionalArrayAt(root, 'public_openpgp_keys')?.items ?? []
+  } catch (error) {
+    if (!(error instanceof AdvisoryInputError)) throw error
+    report.warnings.push(`${error.message}; no key is taken from it`)
+  }
+  for (const item of items) {
     try {
       const entry = objectAt(item, '')
       const url = stringAt(entry, 'url')
@@ -174,7 +185,7 @@ async function discover (source: ProviderSource, limits: SyncLimits, report: Syn
       report.warnings.push(`${error.message}; that key is not used`)
     }
   }
-  return { directories, feeds, publishedKeys }
+  return publishedKeys
 }
 
 /**
