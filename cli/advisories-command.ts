@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs'
 import { Presets, SingleBar } from 'cli-progress'
 import type { Command } from 'commander'
-import { loadKeyFile, normalFingerprint, OpenPgpKeyError, openAdvisoryStore, type SignatureTrust, syncCsafProvider, syncOsvDirectory, type SyncReport } from '../advisories/index.ts'
+import { loadKeyFile, normalFingerprint, OpenPgpKeyError, type SignatureTrust, syncCsafProvider, syncOsvDirectory, type SyncReport } from '../advisories/index.ts'
+import { loadConfig, openAdvisories } from '../app/index.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { dataDirOf } from './options.ts'
 import { printJson, printTable } from './output.ts'
@@ -38,7 +38,8 @@ function summary (report: SyncReport): string {
 
 /**
  * `placeguard advisories sync|list`: CSAF and OSV advisories into
- * `<data-dir>/advisories.db` (docs/advisories.md). A sync that refused a
+ * `<data-dir>/advisories.db`, or with PLACEGUARD_DATABASE_URL the collector
+ * group's PostgreSQL (docs/advisories.md). A sync that refused a
  * file exits 1 (a finding for cron to notice); the rest is synced all the same.
  */
 export function registerAdvisoriesCommands (program: Command): void {
@@ -85,9 +86,7 @@ export function registerAdvisoriesCommands (program: Command): void {
         }
         trust.set(csaf, { keys, pins: csaf.pins })
       }
-      const dataDir = dataDirOf(command)
-      mkdirSync(dataDir, { recursive: true })
-      const store = openAdvisoryStore(dataDir)
+      const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       const reports: SyncReport[] = []
       try {
         const sources = [...(options.csaf ?? []).map((csaf) => ({ given: csaf.given, csaf })), ...(options.osv ?? []).map((given) => ({ given, csaf: undefined }))]
@@ -103,7 +102,7 @@ export function registerAdvisoriesCommands (program: Command): void {
           if (!options.json) process.stdout.write(summary(reports.at(-1)!))
         }
       } finally {
-        store.close()
+        await close()
       }
       if (options.json) printJson(reports)
       if (reports.some((r) => r.refused.length > 0)) process.exitCode = 1
@@ -112,14 +111,14 @@ export function registerAdvisoriesCommands (program: Command): void {
   advisories.command('list')
     .description('the advisories synced: id, highest CVSS, CVEs, products named, title')
     .option('--json', 'print JSON')
-    .action((options: { json?: boolean }, command: Command) => {
-      const store = openAdvisoryStore(dataDirOf(command))
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
-        const list = store.list()
+        const list = await store.list()
         if (options.json) return printJson(list)
         printTable(['ID', 'CVSS', 'CVES', 'PRODUCTS', 'TITLE'], list.map((a) => [a.id, a.cvss?.toFixed(1) ?? '-', a.cves.join(',') || '-', String(a.products.length), a.title.slice(0, 60)]))
       } finally {
-        store.close()
+        await close()
       }
     })
 }
