@@ -24,7 +24,7 @@ import type { StoredAdvisory } from './csaf-document.ts'
 const iso = (column: string): string => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
 
 interface ListingRow {
-  id: string, format: 'csaf' | 'osv', title: string, cves: string[], cvss: number | null, remediation: string | null,
+  id: string, format: 'csaf' | 'osv', title: string, cves: string[], cvss: number | null, cvss_vector: string | null, remediation: string | null,
   revision: string, released_at: string, provider: string, file: string, synced_at: string, products: AdvisoryProduct[]
 }
 
@@ -43,10 +43,10 @@ export class PgAdvisoryStore implements AsyncAdvisoryStore {
   async upsert (advisory: StoredAdvisory, origin: AdvisoryOrigin, at: string): Promise<UpsertResult> {
     return await inPgTransaction(this.#pool, async (client) => {
       const values = [advisory.id, advisory.format, advisory.title, JSON.stringify(advisory.cves), advisory.cvss, advisory.remediation,
-        advisory.revision, advisory.releasedAt, origin.provider, origin.file, origin.sha256, at]
+        advisory.revision, advisory.releasedAt, origin.provider, origin.file, origin.sha256, at, advisory.cvssVector ?? null]
       // A new id is inserted; one another sync is inserting now waits for it and is then known.
-      const inserted = await client.query(`INSERT INTO advisories (id, format, title, cves, cvss, remediation, revision, released_at, provider, file, sha256, synced_at)
-        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`, values)
+      const inserted = await client.query(`INSERT INTO advisories (id, format, title, cves, cvss, remediation, revision, released_at, provider, file, sha256, synced_at, cvss_vector)
+        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`, values)
       if (inserted.rowCount === 1) {
         await insertProducts(client, advisory)
         await bumpRevision(client)
@@ -58,7 +58,7 @@ export class PgAdvisoryStore implements AsyncAdvisoryStore {
       if (!stored) throw new Error(`advisory ${advisory.id}: its row vanished during the upsert`)
       if (stored.sha256 === origin.sha256 || supersedes({ releasedAt: stored.released_at }, advisory)) return 'unchanged'
       await client.query(`UPDATE advisories SET format = $2, title = $3, cves = $4::jsonb, cvss = $5, remediation = $6, revision = $7, released_at = $8,
-        provider = $9, file = $10, sha256 = $11, synced_at = $12 WHERE id = $1`, values)
+        provider = $9, file = $10, sha256 = $11, synced_at = $12, cvss_vector = $13 WHERE id = $1`, values)
       await client.query('DELETE FROM advisory_products WHERE advisory_id = $1', [advisory.id])
       await insertProducts(client, advisory)
       await bumpRevision(client)
@@ -88,13 +88,13 @@ export class PgAdvisoryStore implements AsyncAdvisoryStore {
 
   async list (): Promise<AdvisoryListing[]> {
     // One statement, one snapshot: no advisory without the product lines committed with it. Ids in byte order, as SQLite sorts them.
-    const { rows } = await this.#pool.query<ListingRow>(`SELECT a.id, a.format, a.title, a.cves, a.cvss, a.remediation, a.revision, a.released_at, a.provider, a.file,
+    const { rows } = await this.#pool.query<ListingRow>(`SELECT a.id, a.format, a.title, a.cves, a.cvss, a.cvss_vector, a.remediation, a.revision, a.released_at, a.provider, a.file,
         ${iso('a.synced_at')} AS synced_at,
         COALESCE((SELECT json_agg(json_build_object('vendor', p.vendor, 'model', p.model, 'version', p.version, 'range', p.range, 'status', p.status) ORDER BY p.position)
           FROM advisory_products p WHERE p.advisory_id = a.id), '[]'::json) AS products
       FROM advisories a ORDER BY a.id COLLATE "C"`)
     return rows.map((row) => ({
-      id: row.id, format: row.format, title: row.title, cves: row.cves, cvss: row.cvss, remediation: row.remediation,
+      id: row.id, format: row.format, title: row.title, cves: row.cves, cvss: row.cvss, cvssVector: row.cvss_vector, remediation: row.remediation,
       revision: row.revision, releasedAt: row.released_at, provider: row.provider, file: row.file, syncedAt: row.synced_at, products: row.products,
     }))
   }

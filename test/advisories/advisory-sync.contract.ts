@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os'
 import { join, normalize } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type AdvisoryStore, type AsyncAdvisoryStore, type StoredAdvisory, syncCsafProvider, syncOsvDirectory } from '../../advisories/index.ts'
+import { AdvisoryIndex, matchEvidence } from '../../shared/advisory-match.ts'
 import { advisoryFile, csafDocument, writeProvider } from '../helpers/csaf-provider.ts'
 import { type StorePlace, storesPerTest } from '../helpers/store-place.ts'
 
@@ -208,6 +209,30 @@ export function advisoryStoreContract (name: string, newPlace: () => AdvisoryPla
         const report = await syncOsvDirectory(osv, { store })
         expect(report).toMatchObject({ new: 1, refused: [{ file: 'OSV-2026-2.json', reason: expect.stringMatching(/affected: is missing/) }] })
         expect((await store.list())[0]).toMatchObject({ id: 'OSV-2026-1', cves: ['CVE-2026-1111'], products: [{ vendor: 'Acme Metering', model: 'EM-400', range: 'vers:semver/>=5.0.0|<5.2.4' }] })
+      })
+
+      it('scores OSV CVSS v3 vectors so matches carry a number, keeps a v4 vector unscored, and warns on a bad one', async () => {
+        const osv = join(dir, 'osv')
+        mkdirSync(osv)
+        const record = (id: string, severity: unknown, affectedSeverity?: unknown) => writeFileSync(join(osv, `${id}.json`), JSON.stringify({
+          id, modified: '2026-01-01T00:00:00Z', severity,
+          affected: [{ package: { ecosystem: 'Firmware', name: 'Acme Metering/EM-400' }, versions: ['5.2.1'], ...(affectedSeverity ? { severity: affectedSeverity } : {}) }],
+        }))
+        record('OSV-2026-10', [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:L/I:L/A:N' }], [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }])
+        record('OSV-2026-11', [{ type: 'CVSS_V4', score: 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N' }])
+        record('OSV-2026-12', [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L' }, { type: 'CVSS_V3', score: 'CVSS:3.0/AV:L/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:N' }])
+        const report = await syncOsvDirectory(osv, { store })
+        expect(report).toMatchObject({ new: 3, refused: [] })
+        expect(report.warnings).toEqual([expect.stringMatching(/OSV-2026-12\.json: severity\[0\]\.score: "CVSS:3\.1\/AV:N\/AC:L" is not a CVSS v3 vector; no score taken/)])
+        const listed = await store.list()
+        expect(Object.fromEntries(listed.map((a) => [a.id, [a.cvss, a.cvssVector]]))).toEqual({
+          'OSV-2026-10': [9.8, 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H'],
+          'OSV-2026-11': [null, 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N'],
+          'OSV-2026-12': [0, 'CVSS:3.0/AV:L/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:N'],
+        })
+        // What firmware-vulnerable carries for a device on the affected firmware.
+        const matches = new AdvisoryIndex(listed).match({ vendor: 'Acme Metering', model: 'EM-400' }, '5.2.1')
+        expect(matchEvidence(matches)).toMatchObject({ advisory: 'OSV-2026-10', cvss: 9.8 })
       })
     })
 
