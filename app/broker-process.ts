@@ -4,11 +4,12 @@
  * a short-lived child that alone may open the CA key.
  */
 import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { BROKER_DB_FILE, createSqlitePersistence, DEFAULT_BROKER_LIMITS, DEFAULT_MAX_QUEUED_PER_CLIENT, PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
-import { FleetPki, pkiPaths, type SupplierGrant } from '../pki/index.ts'
+import { FleetPki, pkiPaths, type SupplierGrant, SupplierGrantsFile } from '../pki/index.ts'
 import type { Config } from './config.ts'
 import type { Logger } from '../shared/logger.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
@@ -96,13 +97,20 @@ export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
 }
 
 /**
- * Suppliers' grants from this data directory's inventory (issue 17). A
- * lookup that fails (a locked or unreadable inventory) answers "no grant":
- * the supplier is refused, never let in unchecked. A cluster node has no
- * inventory of its own: it follows the grants the CA's side sends through
- * Redis instead (app/cluster-node.ts).
+ * Suppliers' grants (issue 17): from this data directory's inventory when
+ * the broker has one (a single machine), else from the public
+ * `pki/supplier-grants.json` published beside the CRL (a broker given only
+ * the PKI's public part, as in docker-compose). A lookup that fails (a
+ * locked or unreadable inventory) answers "no grant": the supplier is
+ * refused, never let in unchecked. Cluster nodes follow the grants the CA's
+ * side sends through Redis instead (app/cluster-node.ts).
  */
 function supplierGrants (dataDir: string, logger: Logger): (supplierId: string) => SupplierGrant | undefined {
+  const paths = pkiPaths(dataDir)
+  if (!existsSync(paths.inventory)) {
+    const file = new SupplierGrantsFile(paths.dir, { warn: (message) => logger.warn(message) })
+    return (supplierId) => file.grant(supplierId)
+  }
   const pki = new FleetPki(dataDir)
   return (supplierId) => {
     try {

@@ -15,6 +15,7 @@ import { type Identity, identityFromSubjectAltName } from './identity.ts'
 import {
   assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertIntegrationIdentity, assertLorawanDevice, assertSerial, assertSupplierIdentity,
 } from './identity-rules.ts'
+import { writeSupplierGrants } from './supplier-grants-file.ts'
 import { Inventory, type InventoryRecord, type InventoryStatus, type LorawanDeviceRecord, type SupplierRecord } from './inventory.ts'
 import { deviceProductOf, DeviceProducts } from './device-products.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
@@ -260,6 +261,7 @@ export class FleetPki {
     const inventory = this.#openInventory()
     // The windows as given (not as parsed), so a weekly "2h" is stored as written and parsed again on read.
     inventory.saveSupplier({ supplierId, kinds, sites, windows: request.windows as unknown[], updatedAt: this.#now().toISOString() })
+    writeSupplierGrants(this.paths.dir, this.supplierRecords())
     return issued!
   }
 
@@ -483,6 +485,7 @@ export class FleetPki {
       const revoked = [...inventory.revoke('device', deviceId, now), ...inventory.revoke('integration', deviceId, now), ...inventory.revoke('supplier', deviceId, now)]
       if (revoked.length === 0) throw noActiveCertificate(deviceId, '', 'see `placeguard pki list`')
       this.#writeCrl(inventory, now)
+      if (revoked.some((record) => record.role === 'supplier')) writeSupplierGrants(this.paths.dir, this.supplierRecords())
       return revoked
     })
   }
@@ -562,6 +565,8 @@ export class FleetPki {
     await this.#loadSigner()
     const inventory = this.#openInventory()
     inventory.transaction(() => this.#writeCrl(inventory, this.#now()))
+    // Published with the CRL: a PKI from before the grants file gets one at its next re-signing.
+    writeSupplierGrants(this.paths.dir, this.supplierRecords())
   }
 
   /**
