@@ -11,3 +11,7 @@ export { DEFAULT_LIMITS, syncCsafProvider, syncOsvDirectory, type Refusal, type 
 export type { AdvisoryListing, AdvisoryOrigin, AdvisoryStore, ProviderPosition, UpsertResult } from './advisory-store.ts'
 export { SqliteAdvisoryStore } from './sqlite-advisory-store.ts'
 export { advisoriesPath, exposureCounts, openAdvisoryStore } from './advisory-books.ts'
+export type { SbomListing, StoredSbom } from './advisory-store.ts'
+export { MAX_SBOM_BYTES, parseSbom, type ParsedSbom } from './sbom-document.ts'
+export { recordSbom, type RecordedSbom, type SbomTarget } from './sbom-record.ts'
+export { SourceError } from './provider-source.ts'

@@ -29,7 +29,8 @@ export class AdvisoryFeed {
       const revision = store.revision()
       if (revision === this.#revision) return false
       this.#listing = store.list()
-      this.#index = new AdvisoryIndex(this.#listing)
+      // The SBOMs recorded for firmwares: their components are matched against the advisories' OSV packages.
+      this.#index = new AdvisoryIndex(this.#listing, store.sboms())
       this.#revision = revision
       return true
     } finally {

@@ -3,6 +3,7 @@ import { Presets, SingleBar } from 'cli-progress'
 import type { Command } from 'commander'
 import { openAdvisoryStore, syncCsafProvider, syncOsvDirectory, type SyncReport } from '../advisories/index.ts'
 import { invalidInput } from '../shared/errors.ts'
+import { registerSbomCommands } from './advisories-sbom-command.ts'
 import { dataDirOf } from './options.ts'
 import { printJson, printTable } from './output.ts'
 
@@ -80,4 +81,6 @@ export function registerAdvisoriesCommands (program: Command): void {
         store.close()
       }
     })
+
+  registerSbomCommands(advisories)
 }
