@@ -87,6 +87,8 @@ export class AdvisoryIndex {
   readonly #byPackage = new Map<string, Array<{ advisory: Advisory, pkg: AdvisoryPackage }>>()
   /** SBOM components by product and firmware, each with its package key. */
   readonly #bySbom = new Map<string, Array<{ component: SbomComponent, key: string }>>()
+  /** Component matches per SBOM, worked out on first ask: the index never changes, and firmware-vulnerable asks on every message. At most one entry per SBOM. */
+  readonly #componentMatches = new Map<string, AdvisoryMatch[]>()
   readonly size: number
 
   constructor (advisories: readonly Advisory[], sboms: readonly FirmwareSbom[] = []) {
@@ -143,8 +145,19 @@ export class AdvisoryIndex {
 
   /** Advisories reaching the firmware through its SBOM's components: one match per advisory (high confidence first), none already matched on the firmware itself. */
   #matchComponents (device: DeviceProduct, firmware: string, matches: AdvisoryMatch[]): void {
-    const components = this.#bySbom.get(sbomKey(device, firmware))
-    if (!components || this.#byPackage.size === 0) return
+    const key = sbomKey(device, firmware)
+    let found = this.#componentMatches.get(key)
+    if (!found) {
+      const components = this.#bySbom.get(key)
+      if (!components || this.#byPackage.size === 0) return
+      found = this.#judgeComponents(components)
+      this.#componentMatches.set(key, found)
+    }
+    const direct = new Set(matches.map((m) => m.advisory))
+    for (const match of found) if (!direct.has(match.advisory)) matches.push(match)
+  }
+
+  #judgeComponents (components: ReadonlyArray<{ component: SbomComponent, key: string }>): AdvisoryMatch[] {
     const byAdvisory = new Map<Advisory, AdvisoryMatch>()
     for (const { component, key } of components) {
       for (const { advisory, pkg } of this.#byPackage.get(key) ?? []) {
@@ -155,8 +168,7 @@ export class AdvisoryIndex {
         byAdvisory.set(advisory, { advisory, confidence: hit.confidence, matched: hit.matched, component: { name: component.name, version: component.version, purl: component.purl, fixed: hit.fixed } })
       }
     }
-    const direct = new Set(matches.map((m) => m.advisory))
-    for (const match of byAdvisory.values()) if (!direct.has(match.advisory)) matches.push(match)
+    return [...byAdvisory.values()]
   }
 }
 

@@ -16,7 +16,7 @@
  * - `GIT`: commits, which need the repository's history: never matched
  *   (the `versions` list beside it, tags, is).
  */
-import semver from 'semver'
+import semver, { type SemVer } from 'semver'
 import { compareGeneric, normaliseVersion } from './version-range.ts'
 
 export type OsvEvent = { introduced: string } | { fixed: string } | { last_affected: string } | { limit: string }
@@ -76,68 +76,90 @@ function escape (text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
-interface Ordered { compare: (a: string, b: string) => number, confidence: 'high' | 'low' }
+/** An event with its version parsed once (semver, when it is one): ranges are judged for every component of every firmware. */
+interface PreparedEvent { event: OsvEvent, version: string, semver: SemVer | null }
+interface PreparedRange { events: PreparedEvent[], limits: PreparedEvent[], bySemver?: PreparedEvent[], byGeneric?: PreparedEvent[] }
+const prepared = new WeakMap<OsvRange, PreparedRange>()
 
-function orderFor (range: OsvRange, version: string): Ordered {
-  if (range.type === 'SEMVER' && semver.valid(normaliseVersion(version))) {
-    return {
-      confidence: 'high',
-      // A bound that is not semver (a record's mistake) compares by the generic order rather than throwing.
-      compare: (a, b) => {
-        const x = semver.valid(normaliseVersion(a))
-        const y = semver.valid(normaliseVersion(b))
-        return x && y ? semver.compare(x, y) : compareGeneric(a, b)
-      },
-    }
+function prepare (range: OsvRange): PreparedRange {
+  let ready = prepared.get(range)
+  if (!ready) {
+    const all = range.events.map((event) => {
+      const version = Object.values(event)[0] as string
+      return { event, version, semver: range.type === 'SEMVER' ? semver.parse(normaliseVersion(version)) : null }
+    })
+    ready = { events: all.filter((e) => !('limit' in e.event)), limits: all.filter((e) => 'limit' in e.event) }
+    prepared.set(range, ready)
   }
-  return { confidence: 'low', compare: compareGeneric }
+  return ready
 }
 
-const eventVersion = (event: OsvEvent): string => Object.values(event)[0] as string
+/** How the component's version compares with an event's: semver precedence when both are semver, else the generic order. */
+type Compare = (event: PreparedEvent) => number
+
+function comparerFor (range: OsvRange, version: string): { compare: Compare, confidence: 'high' | 'low', exact: boolean } {
+  const parsed = range.type === 'SEMVER' ? semver.parse(normaliseVersion(version)) : null
+  if (parsed) {
+    // A bound that is not semver (a record's mistake) compares by the generic order rather than throwing.
+    return { confidence: 'high', exact: true, compare: (e) => e.semver ? parsed.compare(e.semver) : compareGeneric(version, e.version) }
+  }
+  return { confidence: 'low', exact: false, compare: (e) => compareGeneric(version, e.version) }
+}
+
+/** The events in the range's order, "0" first, sorted once per order. */
+function sortedEvents (ready: PreparedRange, exact: boolean): PreparedEvent[] {
+  const cached = exact ? ready.bySemver : ready.byGeneric
+  if (cached) return cached
+  const isZero = (e: PreparedEvent): boolean => 'introduced' in e.event && e.version === '0'
+  const order = (a: PreparedEvent, b: PreparedEvent): number => exact && a.semver && b.semver ? a.semver.compare(b.semver) : compareGeneric(a.version, b.version)
+  const sorted = ready.events.map((e, i) => ({ e, i })).sort((a, b) => {
+    if (isZero(a.e)) return isZero(b.e) ? a.i - b.i : -1
+    if (isZero(b.e)) return 1
+    return order(a.e, b.e) || a.i - b.i
+  }).map((s) => s.e)
+  if (exact) ready.bySemver = sorted
+  else ready.byGeneric = sorted
+  return sorted
+}
 
 /** The schema's IncludedInRanges for one range, saying which interval held and its fix. */
 function inOsvRange (range: OsvRange, version: string): ComponentHit | undefined {
-  const { compare, confidence } = orderFor(range, version)
-  const limits = range.events.filter((e) => 'limit' in e)
-  if (limits.length > 0 && !limits.some((e) => e.limit.includes('*') || compare(version, e.limit) < 0)) return undefined
-  const sorted = range.events.filter((e) => !('limit' in e)).map((event, i) => ({ event, i })).sort((a, b) => {
-    const x = eventVersion(a.event)
-    const y = eventVersion(b.event)
-    if ('introduced' in a.event && x === '0') return 'introduced' in b.event && y === '0' ? a.i - b.i : -1
-    if ('introduced' in b.event && y === '0') return 1
-    return compare(x, y) || a.i - b.i
-  }).map((s) => s.event)
+  const ready = prepare(range)
+  const { compare, confidence, exact } = comparerFor(range, version)
+  if (ready.limits.length > 0 && !ready.limits.some((e) => e.version.includes('*') || compare(e) < 0)) return undefined
+  const sorted = sortedEvents(ready, exact)
   let vulnerable = false
   let from: string | undefined
-  for (const event of sorted) {
-    if ('introduced' in event && (event.introduced === '0' || compare(version, event.introduced) >= 0)) {
+  for (const e of sorted) {
+    if ('introduced' in e.event && (e.version === '0' || compare(e) >= 0)) {
       vulnerable = true
-      from = event.introduced
-    } else if ('fixed' in event && compare(version, event.fixed) >= 0) {
+      from = e.version
+    } else if ('fixed' in e.event && compare(e) >= 0) {
       vulnerable = false
-    } else if ('last_affected' in event && compare(version, event.last_affected) > 0) {
+    } else if ('last_affected' in e.event && compare(e) > 0) {
       vulnerable = false
     }
   }
   if (!vulnerable) return undefined
   // The closing event of the interval that held: the first fixed / last_affected above the version.
-  const closing = sorted.find((e) => ('fixed' in e && compare(version, e.fixed) < 0) || ('last_affected' in e && compare(version, e.last_affected) <= 0))
-  const upper = closing === undefined ? '' : 'fixed' in closing ? ` <${closing.fixed}` : ` <=${eventVersion(closing)}`
+  const closing = sorted.find((e) => ('fixed' in e.event && compare(e) < 0) || ('last_affected' in e.event && compare(e) <= 0))
+  const upper = closing === undefined ? '' : 'fixed' in closing.event ? ` <${closing.version}` : ` <=${closing.version}`
   return {
     confidence,
     matched: `${range.type} ${from === '0' || from === undefined ? '>=0' : `>=${from}`}${upper}`,
-    fixed: closing !== undefined && 'fixed' in closing ? closing.fixed : null,
+    fixed: closing !== undefined && 'fixed' in closing.event ? closing.version : null,
   }
 }
 
 /** For an entry matched by its versions list: the lowest fixed event of its ranges above the version, if any. */
 function lowestFixedAbove (pkg: AdvisoryPackage, version: string): string | null {
-  let lowest: string | null = null
+  let lowest: PreparedEvent | null = null
   for (const range of pkg.ranges) {
-    const { compare } = orderFor(range, version)
-    for (const event of range.events) {
-      if ('fixed' in event && compare(version, event.fixed) < 0 && (lowest === null || compare(event.fixed, lowest) < 0)) lowest = event.fixed
+    const { compare } = comparerFor(range, version)
+    for (const e of prepare(range).events) {
+      if (!('fixed' in e.event) || compare(e) >= 0) continue
+      if (lowest === null || (e.semver && lowest.semver ? e.semver.compare(lowest.semver) : compareGeneric(e.version, lowest.version)) < 0) lowest = e
     }
   }
-  return lowest
+  return lowest?.version ?? null
 }
