@@ -20,7 +20,7 @@ export interface RecordedSbom extends Omit<StoredSbom, 'components'> { result: U
 /** Reads, checks and records an SBOM; throws AdvisoryInputError (bad SBOM) or SourceError (cannot be read). */
 export async function recordSbom (store: AdvisoryStore, target: SbomTarget, given: string, at: string, timeoutMs = 30_000): Promise<RecordedSbom> {
   const firmware = target.firmware.trim()
-  if (firmware === '' || firmware.length > 100) throw new AdvisoryInputError({ file: '--firmware', path: '' }, 'must be 1 to 100 characters: the firmware version as devices report it')
+  if (firmware === '' || firmware.length > 100) throw new AdvisoryInputError({ file: given, path: 'firmware' }, 'must be 1 to 100 characters: the firmware version as devices report it')
   const isUrl = /^https?:\/\//i.test(given)
   const source = isUrl ? given : resolve(given)
   const bytes = isUrl

@@ -12,6 +12,7 @@ function targetOf (options: TargetOptions): { vendor: string, model: string, fir
   const product = deviceProductOf(options)
   if (!product) throw invalidInput('vendor', 'give the vendor and model of the devices that run this firmware', 'e.g. --vendor "Acme Metering" --model EM-400 --firmware 5.3.1')
   if (options.firmware === undefined || options.firmware.trim() === '') throw invalidInput('firmware', 'give the firmware version as the devices report it (their `fw`)', 'e.g. --firmware 5.3.1')
+  if (options.firmware.trim().length > 100) throw invalidInput('firmware', 'must be at most 100 characters')
   return { ...product, firmware: options.firmware.trim() }
 }
 

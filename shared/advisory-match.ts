@@ -138,7 +138,7 @@ export class AdvisoryIndex {
     return matches.sort((a, b) => (b.advisory.cvss ?? -1) - (a.advisory.cvss ?? -1) || a.advisory.id.localeCompare(b.advisory.id))
   }
 
-  /** Whether an SBOM is recorded for this firmware of this product (the API shows which devices are matched by component). */
+  /** Whether an SBOM is recorded for this firmware of this product: whether its components are matched at all. */
   hasSbom (device: DeviceProduct, firmware: string): boolean {
     return this.#bySbom.has(sbomKey(device, firmware))
   }
