@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { type Clock, systemClock } from '../shared/clock.ts'
-import type { AdvisoryStore } from './advisory-store.ts'
+import type { AdvisoryStore, AsyncAdvisoryStore } from './advisory-store.ts'
 import { parseCsaf, type ParsedAdvisory } from './csaf-document.ts'
 import { parseOsv } from './osv-document.ts'
 import { AdvisoryInputError, type Field, arrayAt, objectAt, optionalArrayAt, optionalObjectAt, optionalStringAt, stringAt } from './input.ts'
@@ -40,7 +40,8 @@ export type SyncLimits = typeof DEFAULT_LIMITS
 export type SignatureCheck = (file: string, content: Buffer, signature: Buffer | undefined) => Promise<'valid' | 'invalid'>
 
 export interface SyncOptions {
-  store: AdvisoryStore
+  /** SQLite (`<data-dir>/advisories.db`) or the collector group's PostgreSQL: every call is awaited. */
+  store: AdvisoryStore | AsyncAdvisoryStore
   clock?: Clock
   limits?: Partial<SyncLimits>
   /** Files read at once (default 8). */
@@ -99,7 +100,7 @@ export async function syncCsafProvider (given: string, options: SyncOptions): Pr
     })
     const refused = new Set(report.refused.map((r) => r.file))
     for (const position of positions) {
-      options.store.setPosition(position.key, { changedUntil: position.changedUntil, retry: [...position.files].filter((f) => refused.has(f)), syncedAt: new Date(clock.now()).toISOString() })
+      await options.store.setPosition(position.key, { changedUntil: position.changedUntil, retry: [...position.files].filter((f) => refused.has(f)), syncedAt: new Date(clock.now()).toISOString() })
     }
   } catch (error) {
     if (!(error instanceof SourceError || error instanceof AdvisoryInputError)) throw error
@@ -176,8 +177,8 @@ function safeRelative (at: Pick<Field, 'file' | 'path'>, path: string): string {
 interface Listed { changedUntil: string | null, files: Array<{ location: string, file: string }> }
 
 /** The files of a distribution directory to read this time: changed since the position (changes.csv) or all (index.txt), plus last time's refusals. */
-async function listDirectory (source: ProviderSource, directory: string, limits: SyncLimits, store: AdvisoryStore, report: SyncReport): Promise<Listed | undefined> {
-  const position = store.position(`${source.given} ${directory}`)
+async function listDirectory (source: ProviderSource, directory: string, limits: SyncLimits, store: SyncOptions['store'], report: SyncReport): Promise<Listed | undefined> {
+  const position = await store.position(`${source.given} ${directory}`)
   const changes = await source.read(joinLocation(source, directory, 'changes.csv'), limits.listBytes)
   const file = (relative: string): { location: string, file: string } => {
     const location = joinLocation(source, directory, relative)
@@ -228,8 +229,8 @@ async function listDirectory (source: ProviderSource, directory: string, limits:
 }
 
 /** A ROLIE feed (RFC 8322 as CSAF §7.1.21 uses it): entries changed since the position. */
-async function listFeed (source: ProviderSource, feedLocation: string, limits: SyncLimits, store: AdvisoryStore, report: SyncReport): Promise<Listed | undefined> {
-  const position = store.position(`${source.given} ${feedLocation}`)
+async function listFeed (source: ProviderSource, feedLocation: string, limits: SyncLimits, store: SyncOptions['store'], report: SyncReport): Promise<Listed | undefined> {
+  const position = await store.position(`${source.given} ${feedLocation}`)
   const feed = await readJson(source, feedLocation, limits.listBytes)
   if (!feed) {
     report.refused.push({ file: feedLocation, reason: `${feedLocation}: ROLIE feed not found` })
@@ -273,7 +274,7 @@ async function syncFile (source: ProviderSource, item: { location: string, file:
     const expected512 = publishedDigest(file, '.sha512', sha512File, 128)
     if (!expected256 && !expected512) throw new AdvisoryInputError({ file, path: '' }, 'no .sha256 or .sha512 is published beside it, so its integrity cannot be checked')
     const provider = source.given
-    if (expected256 && options.store.hashOf(provider, file) === expected256) {
+    if (expected256 && await options.store.hashOf(provider, file) === expected256) {
       report.unchanged++
       return
     }
@@ -297,7 +298,7 @@ async function syncFile (source: ProviderSource, item: { location: string, file:
     }
     const parsed: ParsedAdvisory = parseCsaf(file, json)
     report.warnings.push(...parsed.warnings)
-    const result = options.store.upsert(parsed.advisory, { provider, file, sha256: actual256 }, new Date(clock.now()).toISOString())
+    const result = await options.store.upsert(parsed.advisory, { provider, file, sha256: actual256 }, new Date(clock.now()).toISOString())
     report[result]++
   } catch (error) {
     if (!(error instanceof SourceError || error instanceof AdvisoryInputError)) throw error
@@ -336,7 +337,7 @@ export async function syncOsvDirectory (directory: string, options: SyncOptions)
     try {
       const content = (await source.read(name, limits.advisoryBytes))!
       const sha256 = createHash('sha256').update(content).digest('hex')
-      if (options.store.hashOf(`osv:${directory}`, name) === sha256) report.unchanged++
+      if (await options.store.hashOf(`osv:${directory}`, name) === sha256) report.unchanged++
       else {
         let json: unknown
         try {
@@ -346,7 +347,7 @@ export async function syncOsvDirectory (directory: string, options: SyncOptions)
         }
         const parsed = parseOsv(name, json)
         report.warnings.push(...parsed.warnings)
-        report[options.store.upsert(parsed.advisory, { provider: `osv:${directory}`, file: name, sha256 }, new Date(clock.now()).toISOString())]++
+        report[await options.store.upsert(parsed.advisory, { provider: `osv:${directory}`, file: name, sha256 }, new Date(clock.now()).toISOString())]++
       }
     } catch (error) {
       if (!(error instanceof SourceError || error instanceof AdvisoryInputError)) throw error

@@ -1,13 +1,14 @@
 /**
  * The advisory store in SQLite (node:sqlite, WAL): `placeguard advisories
  * sync` writes it, a running collector reads it (its `revision` says when
- * to rebuild the match index).
+ * to rebuild the match index). Without a database URL; a collector group
+ * shares pg-advisory-store.ts instead.
  */
 import { DatabaseSync } from 'node:sqlite'
 import { type AdvisoryProduct, type FirmwareSbom, sbomKey } from '../shared/advisory-match.ts'
 import type { AdvisoryPackage, SbomComponent } from '../shared/component-match.ts'
 import { inTransaction } from '../shared/sqlite.ts'
-import type { AdvisoryListing, AdvisoryOrigin, AdvisoryStore, ProviderPosition, SbomListing, StoredSbom, UpsertResult } from './advisory-store.ts'
+import { type AdvisoryListing, type AdvisoryOrigin, type AdvisoryStore, type ProviderPosition, type SbomListing, type StoredSbom, supersedes, type UpsertResult } from './advisory-store.ts'
 import type { StoredAdvisory } from './csaf-document.ts'
 
 const SCHEMA = `
@@ -90,8 +91,8 @@ export class SqliteAdvisoryStore implements AdvisoryStore {
 
   upsert (advisory: StoredAdvisory, origin: AdvisoryOrigin, at: string): UpsertResult {
     return inTransaction(this.#db, () => {
-      const existing = this.#db.prepare('SELECT sha256, revision FROM advisories WHERE id = ?').get(advisory.id) as { sha256: string, revision: string } | undefined
-      if (existing?.sha256 === origin.sha256) return 'unchanged'
+      const existing = this.#db.prepare('SELECT sha256, released_at FROM advisories WHERE id = ?').get(advisory.id) as { sha256: string, released_at: string } | undefined
+      if (existing && (existing.sha256 === origin.sha256 || supersedes({ releasedAt: existing.released_at }, advisory))) return 'unchanged'
       this.#db.prepare('DELETE FROM advisories WHERE id = ?').run(advisory.id)
       this.#db.prepare(`INSERT INTO advisories (id, format, title, cves, cvss, remediation, revision, released_at, provider, file, sha256, synced_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(advisory.id, advisory.format, advisory.title, JSON.stringify(advisory.cves), advisory.cvss,
@@ -116,7 +117,8 @@ export class SqliteAdvisoryStore implements AdvisoryStore {
 
   setPosition (provider: string, position: ProviderPosition): void {
     this.#db.prepare(`INSERT INTO providers (provider, changed_until, retry, synced_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (provider) DO UPDATE SET changed_until = excluded.changed_until, retry = excluded.retry, synced_at = excluded.synced_at`)
+      ON CONFLICT (provider) DO UPDATE SET changed_until = excluded.changed_until, retry = excluded.retry, synced_at = excluded.synced_at
+      WHERE providers.changed_until IS NULL OR excluded.changed_until IS NULL OR julianday(excluded.changed_until) >= julianday(providers.changed_until)`)
       .run(provider, position.changedUntil, JSON.stringify(position.retry), position.syncedAt)
   }
 

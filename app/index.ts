@@ -10,3 +10,4 @@ export { startCollectorProcess, type CollectorProcess } from './collector-proces
 export { loadConfig, type Config, type ConfigSources } from './config.ts'
 export { readClusterStatus, shareCrl } from './cluster-admin.ts'
 export { verifyAuditTrail, type AuditTrailCheck } from './audit-admin.ts'
+export { openAdvisories, type OpenedAdvisories } from './advisory-admin.ts'

@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs'
 import { Presets, SingleBar } from 'cli-progress'
 import type { Command } from 'commander'
-import { openAdvisoryStore, syncCsafProvider, syncOsvDirectory, type SyncReport } from '../advisories/index.ts'
+import { syncCsafProvider, syncOsvDirectory, type SyncReport } from '../advisories/index.ts'
+import { loadConfig, openAdvisories } from '../app/index.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { registerSbomCommands } from './advisories-sbom-command.ts'
 import { dataDirOf } from './options.ts'
@@ -34,7 +34,8 @@ function summary (report: SyncReport): string {
 
 /**
  * `placeguard advisories sync|list`: CSAF and OSV advisories into
- * `<data-dir>/advisories.db` (docs/advisories.md). A sync that refused a
+ * `<data-dir>/advisories.db`, or with PLACEGUARD_DATABASE_URL the collector
+ * group's PostgreSQL (docs/advisories.md). A sync that refused a
  * file exits 1 (a finding for cron to notice); the rest is synced all the same.
  */
 export function registerAdvisoriesCommands (program: Command): void {
@@ -47,9 +48,7 @@ export function registerAdvisoriesCommands (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: { csaf?: string[], osv?: string[], json?: boolean }, command: Command) => {
       if (!options.csaf?.length && !options.osv?.length) throw invalidInput('csaf', 'give at least one --csaf <url|dir> or --osv <dir>', 'e.g. --csaf https://psirt.example.com/.well-known/csaf/provider-metadata.json')
-      const dataDir = dataDirOf(command)
-      mkdirSync(dataDir, { recursive: true })
-      const store = openAdvisoryStore(dataDir)
+      const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       const reports: SyncReport[] = []
       try {
         for (const [kind, given] of [...(options.csaf ?? []).map((g) => ['csaf', g] as const), ...(options.osv ?? []).map((g) => ['osv', g] as const)]) {
@@ -62,7 +61,7 @@ export function registerAdvisoriesCommands (program: Command): void {
           if (!options.json) process.stdout.write(summary(reports.at(-1)!))
         }
       } finally {
-        store.close()
+        await close()
       }
       if (options.json) printJson(reports)
       if (reports.some((r) => r.refused.length > 0)) process.exitCode = 1
@@ -71,14 +70,14 @@ export function registerAdvisoriesCommands (program: Command): void {
   advisories.command('list')
     .description('the advisories synced: id, highest CVSS, CVEs, products named, title')
     .option('--json', 'print JSON')
-    .action((options: { json?: boolean }, command: Command) => {
-      const store = openAdvisoryStore(dataDirOf(command))
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
-        const list = store.list()
+        const list = await store.list()
         if (options.json) return printJson(list)
         printTable(['ID', 'CVSS', 'CVES', 'PRODUCTS', 'TITLE'], list.map((a) => [a.id, a.cvss?.toFixed(1) ?? '-', a.cves.join(',') || '-', String(a.products.length), a.title.slice(0, 60)]))
       } finally {
-        store.close()
+        await close()
       }
     })
 

@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs'
 import type { Command } from 'commander'
-import { AdvisoryInputError, openAdvisoryStore, recordSbom, SourceError } from '../advisories/index.ts'
+import { AdvisoryInputError, recordSbom, SourceError } from '../advisories/index.ts'
+import { loadConfig, openAdvisories } from '../app/index.ts'
 import { deviceProductOf } from '../pki/index.ts'
 import { invalidInput, PlaceGuardError } from '../shared/errors.ts'
 import { dataDirOf } from './options.ts'
@@ -19,7 +19,9 @@ function targetOf (options: TargetOptions): { vendor: string, model: string, fir
 /**
  * `placeguard advisories sbom add|list|remove`: the SBOM of each firmware
  * of a product, whose components are matched against OSV advisories
- * (docs/advisories.md#sboms). A refused SBOM exits 2 naming the field.
+ * (docs/advisories.md#sboms). In the store the collectors read, as
+ * `advisories sync` (the group's PostgreSQL with a database URL). A
+ * refused SBOM exits 2 naming the field.
  */
 export function registerSbomCommands (advisories: Command): void {
   const sbom = advisories.command('sbom').description('the SBOM (CycloneDX or SPDX JSON) of a firmware: its components are matched against OSV advisories')
@@ -32,9 +34,7 @@ export function registerSbomCommands (advisories: Command): void {
     .option('--json', 'print JSON')
     .action(async (given: string, options: TargetOptions & { json?: boolean }, command: Command) => {
       const target = targetOf(options)
-      const dataDir = dataDirOf(command)
-      mkdirSync(dataDir, { recursive: true })
-      const store = openAdvisoryStore(dataDir)
+      const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
         const recorded = await recordSbom(store, target, given, new Date().toISOString())
         if (options.json) return printJson(recorded)
@@ -44,21 +44,21 @@ export function registerSbomCommands (advisories: Command): void {
         if (error instanceof SourceError) throw new PlaceGuardError('PG_ERR_INPUT_INVALID', `cannot read the SBOM: ${error.message}`)
         throw error
       } finally {
-        store.close()
+        await close()
       }
     })
 
   sbom.command('list')
     .description('the SBOMs recorded: vendor, model, firmware, format, components, source')
     .option('--json', 'print JSON (with every component)')
-    .action((options: { json?: boolean }, command: Command) => {
-      const store = openAdvisoryStore(dataDirOf(command))
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
-        const list = store.sboms()
+        const list = await store.sboms()
         if (options.json) return printJson(list)
         printTable(['VENDOR', 'MODEL', 'FIRMWARE', 'FORMAT', 'COMPONENTS', 'SOURCE'], list.map((s) => [s.vendor, s.model, s.firmware, `${s.format} ${s.specVersion.replace(/^SPDX-/, '')}`, String(s.components.length), s.source]))
       } finally {
-        store.close()
+        await close()
       }
     })
 
@@ -67,14 +67,14 @@ export function registerSbomCommands (advisories: Command): void {
     .option('--vendor <name>', 'the vendor')
     .option('--model <name>', 'the model')
     .option('--firmware <version>', 'the firmware version')
-    .action((options: TargetOptions, command: Command) => {
+    .action(async (options: TargetOptions, command: Command) => {
       const target = targetOf(options)
-      const store = openAdvisoryStore(dataDirOf(command))
+      const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
-        if (!store.removeSbom(target)) throw invalidInput('firmware', `no SBOM is recorded for ${target.vendor} ${target.model} ${target.firmware}`, 'placeguard advisories sbom list shows what is')
+        if (!(await store.removeSbom(target))) throw invalidInput('firmware', `no SBOM is recorded for ${target.vendor} ${target.model} ${target.firmware}`, 'placeguard advisories sbom list shows what is')
         process.stdout.write(`${target.vendor} ${target.model} ${target.firmware}: SBOM removed\n`)
       } finally {
-        store.close()
+        await close()
       }
     })
 }

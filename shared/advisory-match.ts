@@ -183,9 +183,14 @@ export function componentKey (component: SbomComponent): string | undefined {
   }
 }
 
-/** Product and firmware as an SBOM is looked up (and stored) by: names as normaliseName, a leading v of the firmware aside, case ignored. */
+/**
+ * Product and firmware as an SBOM is looked up (and stored) by: names as
+ * normaliseName, a leading v of the firmware aside, case ignored. Joined by
+ * the unit separator (U+001F), a control character no vendor or model may
+ * hold (pki/device-products.ts), and which PostgreSQL text can store (NUL it cannot).
+ */
 export function sbomKey (device: DeviceProduct, firmware: string): string {
-  return `${productKey(device.vendor, device.model)}\u0000${normaliseVersion(firmware).toLowerCase()}`
+  return [normaliseName(device.vendor), normaliseName(device.model), normaliseVersion(firmware).toLowerCase()].join('\u001f')
 }
 
 function productKey (vendor: string, model: string): string {

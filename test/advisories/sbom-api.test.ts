@@ -37,7 +37,7 @@ beforeAll(async () => {
   }
   store.close()
   const feed = new AdvisoryFeed(api.dataDir)
-  expect(feed.refresh()).toBe(true)
+  expect(await feed.refresh()).toBe(true)
   const entries = ['gw-1', 'gw-2', 'gw-3'].map((id, i) => ({ ...deviceCertificate({ id, kind: 'energy', site: 'depot' }, i + 1), ...product }))
   api.inventory(entries)
   feed.setDevices(entries)

@@ -102,6 +102,7 @@ describe('SBOM components through the collector', () => {
     // The supplier ships 2.2.0 with the MQTT client fixed but Mbed TLS not; its SBOM is recorded while the collector runs.
     await withStore(async (store) => recordSbom(store, { ...product, firmware: '2.2.0' }, sbomFile('gw7-2.2.0.cdx.json', cycloneDx('2.2.0', '3.5.1', '2.15.0')), new Date().toISOString()))
     service.refreshInventory()
+    await waitFor(() => service.advisories.index?.hasSbom(product, '2.2.0') === true, 10_000, 'the 2.2.0 SBOM loaded')
     await publish('gw-1', '2.2.0')
     await waitFor(() => service.fleet.summaryOf('gw-1')?.firmware === '2.2.0', 10_000, 'gw-1 heard at 2.2.0')
     expect(await vulnerable()).toMatchObject([{ device: 'gw-1', status: 'open' }])
@@ -112,9 +113,9 @@ describe('SBOM components through the collector', () => {
     // 2.2.1 fixes both: the alert resolves, and the device shows no exposure.
     await withStore(async (store) => recordSbom(store, { ...product, firmware: '2.2.1' }, sbomFile('gw7-2.2.1.cdx.json', cycloneDx('2.2.1', '3.5.2', '2.15.0')), new Date().toISOString()))
     service.refreshInventory()
+    await waitFor(() => service.advisories.index?.hasSbom(product, '2.2.1') === true, 10_000, 'the 2.2.1 SBOM loaded')
     await publish('gw-1', '2.2.1')
     await waitFor(async () => (await vulnerable())[0]?.status === 'resolved', 10_000, 'the alert resolved')
     expect(exposuresOf(api, 'gw-1', '2.2.1')).toEqual([])
-    expect(service.advisories.index?.hasSbom(product, '2.2.1')).toBe(true)
   })
 })
