@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { AdvisoryIndex, type DeviceProduct, normaliseName } from '../shared/advisory-match.ts'
+import { AdvisoryIndex, type DeviceProduct, type FirmwareSbom, normaliseName } from '../shared/advisory-match.ts'
 import type { AdvisoryListing } from './advisory-store.ts'
 import { SqliteAdvisoryStore } from './sqlite-advisory-store.ts'
 
@@ -23,9 +23,9 @@ export function advisoriesNaming (advisories: readonly AdvisoryListing[], produc
   return advisories.filter((advisory) => advisory.products.some((p) => p.status === 'affected' && normaliseName(p.vendor) === vendor && normaliseName(p.model) === model)).length
 }
 
-/** Per advisory id, how many of these devices (vendor, model, firmware) it affects now. */
-export function exposureCounts (advisories: readonly AdvisoryListing[], devices: Iterable<DeviceProduct & { firmware: string }>): Map<string, number> {
-  const index = new AdvisoryIndex(advisories)
+/** Per advisory id, how many of these devices (vendor, model, firmware) it affects now, on the firmware itself or through its SBOM. */
+export function exposureCounts (advisories: readonly AdvisoryListing[], devices: Iterable<DeviceProduct & { firmware: string }>, sboms: readonly FirmwareSbom[] = []): Map<string, number> {
+  const index = new AdvisoryIndex(advisories, sboms)
   const counts = new Map<string, number>()
   for (const device of devices) for (const match of index.match(device, device.firmware)) counts.set(match.advisory.id, (counts.get(match.advisory.id) ?? 0) + 1)
   return counts

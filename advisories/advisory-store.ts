@@ -14,6 +14,7 @@
  * upsert is one transaction keyed by the advisory's id, and a position is
  * only replaced by one at least as far along (see setPosition).
  */
+import type { FirmwareSbom } from '../shared/advisory-match.ts'
 import type { Promisified } from '../shared/promisified.ts'
 import type { StoredAdvisory } from './csaf-document.ts'
 
@@ -31,6 +32,19 @@ export interface ProviderPosition {
 export type UpsertResult = 'new' | 'updated' | 'unchanged'
 
 export interface AdvisoryListing extends StoredAdvisory { provider: string, file: string, syncedAt: string }
+
+/** An SBOM recorded for one firmware of a product (`advisories sbom add`, sbom-document.ts). */
+export interface StoredSbom extends FirmwareSbom {
+  format: 'cyclonedx' | 'spdx'
+  /** `specVersion` (CycloneDX 1.4–1.6) or `spdxVersion` (SPDX-2.2, SPDX-2.3). */
+  specVersion: string
+  /** Where it was read from, as given: a file path or an https URL. */
+  source: string
+  /** Of the bytes read: recording the same SBOM again changes nothing. */
+  sha256: string
+}
+
+export interface SbomListing extends StoredSbom { recordedAt: string }
 
 export interface AdvisoryStore {
   /**
@@ -51,7 +65,13 @@ export interface AdvisoryStore {
   setPosition: (provider: string, position: ProviderPosition) => void
   /** Every advisory with its product lines, by id. */
   list: () => AdvisoryListing[]
-  /** Changes with every upsert that changed something: a reader rebuilds its match index only when it moved. */
+  /** Records the SBOM of a firmware, replacing the one recorded for the same vendor, model and firmware (sbomKey in shared/advisory-match.ts). */
+  putSbom: (sbom: StoredSbom, at: string) => UpsertResult
+  /** Forgets the SBOM of a firmware; false when none was recorded. */
+  removeSbom: (product: Pick<FirmwareSbom, 'vendor' | 'model' | 'firmware'>) => boolean
+  /** Every SBOM recorded, with its components, by vendor, model and firmware. */
+  sboms: () => SbomListing[]
+  /** Changes with every upsert, SBOM recorded or removed that changed something: a reader rebuilds its match index only when it moved. */
   revision: () => number
   close: () => void
 }

@@ -14,3 +14,7 @@ export type { AdvisoryListing, AdvisoryOrigin, AdvisoryStore, AsyncAdvisoryStore
 export { SqliteAdvisoryStore } from './sqlite-advisory-store.ts'
 export { PgAdvisoryStore, type PgAdvisoryStoreOptions } from './pg-advisory-store.ts'
 export { advisoriesNaming, advisoriesPath, exposureCounts, openAdvisoryStore } from './advisory-books.ts'
+export type { SbomListing, StoredSbom } from './advisory-store.ts'
+export { MAX_SBOM_BYTES, parseSbom, type ParsedSbom } from './sbom-document.ts'
+export { recordSbom, type RecordedSbom, type SbomTarget } from './sbom-record.ts'
+export { SourceError } from './provider-source.ts'

@@ -3,7 +3,8 @@
  * not devices: a package is read as a device product when its name is
  * `<vendor>/<model>` (the convention docs/advisories.md asks a firmware
  * SBOM to follow), or with `ecosystem_specific.vendor` beside a plain
- * name. `versions` are exact (high confidence); a SEMVER range becomes
+ * name. Every package is also kept as a component package
+ * (osv-packages.ts), matched through the SBOMs recorded for firmwares. `versions` are exact (high confidence); a SEMVER range becomes
  * `vers:semver/…` (exact), an ECOSYSTEM range a generic range read by the
  * generic order (low confidence); GIT ranges name commits and are skipped.
  * OSV scores are CVSS vectors, not base scores: a CVSS v3 vector is
@@ -12,6 +13,7 @@
 import type { AdvisoryProduct } from '../shared/advisory-match.ts'
 import type { ParsedAdvisory } from './csaf-document.ts'
 import { osvCvss } from './osv-severity.ts'
+import { osvPackages } from './osv-packages.ts'
 import { AdvisoryInputError, type Field, arrayAt, objectAt, optionalArrayAt, optionalObjectAt, optionalStringAt, stringAt } from './input.ts'
 
 export function parseOsv (file: string, value: unknown): ParsedAdvisory {
@@ -27,16 +29,14 @@ export function parseOsv (file: string, value: unknown): ParsedAdvisory {
   const products: AdvisoryProduct[] = []
   for (const item of arrayAt(root, 'affected').items) {
     const affected = objectAt(item, '')
-    const pkg = objectAt(affected, 'package')
+    const pkg = optionalObjectAt(affected, 'package')
+    if (!pkg) continue // a GIT-only entry (records converted from the NVD): a component's, osv-packages.ts
     const name = stringAt(pkg, 'name').value
     const vendorHint = (optionalObjectAt(affected, 'ecosystem_specific')?.value as Record<string, unknown> | undefined)?.vendor
     const slash = name.indexOf('/')
     const vendor = typeof vendorHint === 'string' ? vendorHint : slash > 0 ? name.slice(0, slash) : undefined
     const model = typeof vendorHint === 'string' ? name : name.slice(slash + 1)
-    if (vendor === undefined) {
-      warnings.push(`${file}: ${pkg.path}.name "${name.slice(0, 80)}" is not <vendor>/<model> and has no ecosystem_specific.vendor; not matched`)
-      continue
-    }
+    if (vendor === undefined) continue // a library, not a device: matched through firmwares' SBOMs (osv-packages.ts)
     for (const version of optionalArrayAt(affected, 'versions')?.items ?? []) {
       products.push({ vendor, model, version: stringAt(version, '').value, range: null, status: 'affected' })
     }
@@ -47,7 +47,8 @@ export function parseOsv (file: string, value: unknown): ParsedAdvisory {
       for (const text of eventsToRanges(type, arrayAt(range, 'events'))) products.push({ vendor, model, version: null, range: text, status: 'affected' })
     }
   }
-  return { advisory: { id, title, cves: [...new Set(cves)], cvss, remediation: null, products, revision: modified, releasedAt: modified, format: 'osv', cvssVector }, warnings }
+  const packages = osvPackages(root, warnings)
+  return { advisory: { id, title, cves: [...new Set(cves)], cvss, remediation: null, products, packages, revision: modified, releasedAt: modified, format: 'osv', cvssVector }, warnings }
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The advisory store in the collector group's PostgreSQL: `advisories`,
  * `advisory_products`, `advisory_providers` and `advisory_revision` of
- * db/migrations/0005_advisories.sql. `placeguard advisories sync` writes it
+ * db/migrations/0005_advisories.sql, and the OSV packages and firmwares'
+ * SBOMs of 0008_advisory_sboms.sql. `placeguard advisories sync` writes it
  * from any machine with the database URL; each collector polls `revision`
  * and re-reads the advisories when it moved.
  *
@@ -15,9 +16,10 @@
  * `close` leaves it open.
  */
 import type { Pool, PoolClient } from 'pg'
-import type { AdvisoryProduct } from '../shared/advisory-match.ts'
+import { type AdvisoryProduct, type FirmwareSbom, sbomKey } from '../shared/advisory-match.ts'
+import type { AdvisoryPackage, SbomComponent } from '../shared/component-match.ts'
 import { inPgTransaction } from '../shared/postgres.ts'
-import { type AdvisoryListing, type AdvisoryOrigin, type AsyncAdvisoryStore, type ProviderPosition, supersedes, type UpsertResult } from './advisory-store.ts'
+import { type AdvisoryListing, type AdvisoryOrigin, type AsyncAdvisoryStore, type ProviderPosition, type SbomListing, type StoredSbom, supersedes, type UpsertResult } from './advisory-store.ts'
 import type { StoredAdvisory } from './csaf-document.ts'
 
 /** Times as the SQLite store and the interface give them: ISO 8601, UTC, milliseconds. */
@@ -25,7 +27,10 @@ const iso = (column: string): string => `to_char(${column} AT TIME ZONE 'UTC', '
 
 interface ListingRow {
   id: string, format: 'csaf' | 'osv', title: string, cves: string[], cvss: number | null, cvss_vector: string | null, remediation: string | null,
-  revision: string, released_at: string, provider: string, file: string, synced_at: string, products: AdvisoryProduct[]
+  revision: string, released_at: string, provider: string, file: string, synced_at: string, products: AdvisoryProduct[], packages: AdvisoryPackage[]
+}
+interface SbomRow {
+  vendor: string, model: string, firmware: string, format: StoredSbom['format'], spec_version: string, source: string, sha256: string, components: SbomComponent[], recorded_at: string
 }
 
 export interface PgAdvisoryStoreOptions {
@@ -49,6 +54,7 @@ export class PgAdvisoryStore implements AsyncAdvisoryStore {
         VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`, values)
       if (inserted.rowCount === 1) {
         await insertProducts(client, advisory)
+        await insertPackages(client, advisory)
         await bumpRevision(client)
         return 'new'
       }
@@ -60,7 +66,9 @@ export class PgAdvisoryStore implements AsyncAdvisoryStore {
       await client.query(`UPDATE advisories SET format = $2, title = $3, cves = $4::jsonb, cvss = $5, remediation = $6, revision = $7, released_at = $8,
         provider = $9, file = $10, sha256 = $11, synced_at = $12, cvss_vector = $13 WHERE id = $1`, values)
       await client.query('DELETE FROM advisory_products WHERE advisory_id = $1', [advisory.id])
+      await client.query('DELETE FROM advisory_packages WHERE advisory_id = $1', [advisory.id])
       await insertProducts(client, advisory)
+      await insertPackages(client, advisory)
       await bumpRevision(client)
       return 'updated'
     })
@@ -91,11 +99,51 @@ export class PgAdvisoryStore implements AsyncAdvisoryStore {
     const { rows } = await this.#pool.query<ListingRow>(`SELECT a.id, a.format, a.title, a.cves, a.cvss, a.cvss_vector, a.remediation, a.revision, a.released_at, a.provider, a.file,
         ${iso('a.synced_at')} AS synced_at,
         COALESCE((SELECT json_agg(json_build_object('vendor', p.vendor, 'model', p.model, 'version', p.version, 'range', p.range, 'status', p.status) ORDER BY p.position)
-          FROM advisory_products p WHERE p.advisory_id = a.id), '[]'::json) AS products
+          FROM advisory_products p WHERE p.advisory_id = a.id), '[]'::json) AS products,
+        COALESCE((SELECT json_agg(json_build_object('key', k.key, 'name', k.name, 'ranges', k.ranges, 'versions', k.versions) ORDER BY k.position)
+          FROM advisory_packages k WHERE k.advisory_id = a.id), '[]'::json) AS packages
       FROM advisories a ORDER BY a.id COLLATE "C"`)
     return rows.map((row) => ({
       id: row.id, format: row.format, title: row.title, cves: row.cves, cvss: row.cvss, cvssVector: row.cvss_vector, remediation: row.remediation,
       revision: row.revision, releasedAt: row.released_at, provider: row.provider, file: row.file, syncedAt: row.synced_at, products: row.products,
+      ...(row.format === 'osv' ? { packages: row.packages } : {}),
+    }))
+  }
+
+  async putSbom (sbom: StoredSbom, at: string): Promise<UpsertResult> {
+    const key = sbomKey(sbom, sbom.firmware)
+    return await inPgTransaction(this.#pool, async (client) => {
+      const values = [key, sbom.vendor, sbom.model, sbom.firmware, sbom.format, sbom.specVersion, sbom.source, sbom.sha256, JSON.stringify(sbom.components), at]
+      const inserted = await client.query(`INSERT INTO advisory_sboms (sbom_key, vendor, model, firmware, format, spec_version, source, sha256, components, recorded_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) ON CONFLICT (sbom_key) DO NOTHING`, values)
+      if (inserted.rowCount === 1) {
+        await bumpRevision(client)
+        return 'new'
+      }
+      const { rows } = await client.query<{ sha256: string, source: string }>('SELECT sha256, source FROM advisory_sboms WHERE sbom_key = $1 FOR UPDATE', [key])
+      if (rows[0]?.sha256 === sbom.sha256 && rows[0].source === sbom.source) return 'unchanged'
+      await client.query(`UPDATE advisory_sboms SET vendor = $2, model = $3, firmware = $4, format = $5, spec_version = $6, source = $7, sha256 = $8, components = $9::jsonb, recorded_at = $10
+        WHERE sbom_key = $1`, values)
+      await bumpRevision(client)
+      return 'updated'
+    })
+  }
+
+  async removeSbom (product: Pick<FirmwareSbom, 'vendor' | 'model' | 'firmware'>): Promise<boolean> {
+    return await inPgTransaction(this.#pool, async (client) => {
+      const removed = await client.query('DELETE FROM advisory_sboms WHERE sbom_key = $1', [sbomKey(product, product.firmware)])
+      if (removed.rowCount !== 1) return false
+      await bumpRevision(client)
+      return true
+    })
+  }
+
+  async sboms (): Promise<SbomListing[]> {
+    const { rows } = await this.#pool.query<SbomRow>(`SELECT vendor, model, firmware, format, spec_version, source, sha256, components, ${iso('recorded_at')} AS recorded_at
+      FROM advisory_sboms ORDER BY vendor COLLATE "C", model COLLATE "C", firmware COLLATE "C"`)
+    return rows.map((row) => ({
+      vendor: row.vendor, model: row.model, firmware: row.firmware, format: row.format, specVersion: row.spec_version, source: row.source, sha256: row.sha256,
+      components: row.components, recordedAt: row.recorded_at,
     }))
   }
 
@@ -117,6 +165,16 @@ async function insertProducts (client: PoolClient, advisory: StoredAdvisory): Pr
     SELECT $1, t.position, t.vendor, t.model, t.version, t.range, t.status
     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS t(vendor, model, version, range, status, position)`,
   [advisory.id, column('vendor'), column('model'), column('version'), column('range'), column('status')])
+}
+
+/** The OSV advisory's component packages, in order, in one statement. */
+async function insertPackages (client: PoolClient, advisory: StoredAdvisory): Promise<void> {
+  const packages = advisory.packages ?? []
+  if (packages.length === 0) return
+  await client.query(`INSERT INTO advisory_packages (advisory_id, position, key, name, ranges, versions)
+    SELECT $1, t.position, t.key, t.name, t.ranges::jsonb, t.versions::jsonb
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS t(key, name, ranges, versions, position)`,
+  [advisory.id, packages.map((p) => p.key), packages.map((p) => p.name), packages.map((p) => JSON.stringify(p.ranges)), packages.map((p) => JSON.stringify(p.versions))])
 }
 
 /** Last in the transaction: the one row every upsert takes is held only until the commit. */

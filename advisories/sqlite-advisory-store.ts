@@ -5,9 +5,10 @@
  * shares pg-advisory-store.ts instead.
  */
 import { DatabaseSync } from 'node:sqlite'
-import type { AdvisoryProduct } from '../shared/advisory-match.ts'
+import { type AdvisoryProduct, type FirmwareSbom, sbomKey } from '../shared/advisory-match.ts'
+import type { AdvisoryPackage, SbomComponent } from '../shared/component-match.ts'
 import { inTransaction } from '../shared/sqlite.ts'
-import { type AdvisoryListing, type AdvisoryOrigin, type AdvisoryStore, type ProviderPosition, supersedes, type UpsertResult } from './advisory-store.ts'
+import { type AdvisoryListing, type AdvisoryOrigin, type AdvisoryStore, type ProviderPosition, type SbomListing, type StoredSbom, supersedes, type UpsertResult } from './advisory-store.ts'
 import type { StoredAdvisory } from './csaf-document.ts'
 
 const SCHEMA = `
@@ -42,6 +43,26 @@ CREATE TABLE IF NOT EXISTS providers (
   retry          TEXT NOT NULL,          -- JSON array of files refused last time
   synced_at      TEXT
 );
+CREATE TABLE IF NOT EXISTS advisory_packages (
+  advisory_id  TEXT NOT NULL REFERENCES advisories (id) ON DELETE CASCADE,
+  key          TEXT NOT NULL,            -- pkg:<type>/<namespace>/<name>, shared/package-url.ts
+  name         TEXT NOT NULL,
+  ranges       TEXT NOT NULL,            -- JSON: [{ type, events }]
+  versions     TEXT NOT NULL             -- JSON array
+);
+CREATE INDEX IF NOT EXISTS advisory_packages_by_advisory ON advisory_packages (advisory_id);
+CREATE TABLE IF NOT EXISTS sboms (
+  sbom_key      TEXT PRIMARY KEY,        -- vendor, model and firmware as compared (sbomKey)
+  vendor        TEXT NOT NULL,
+  model         TEXT NOT NULL,
+  firmware      TEXT NOT NULL,
+  format        TEXT NOT NULL CHECK (format IN ('cyclonedx', 'spdx')),
+  spec_version  TEXT NOT NULL,
+  source        TEXT NOT NULL,
+  sha256        TEXT NOT NULL,
+  components    TEXT NOT NULL,           -- JSON: [{ name, version, purl }]
+  recorded_at   TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', '0');
 `
@@ -49,6 +70,10 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', '0');
 interface AdvisoryRow {
   id: string, format: 'csaf' | 'osv', title: string, cves: string, cvss: number | null, remediation: string | null,
   revision: string, released_at: string, provider: string, file: string, sha256: string, synced_at: string, cvss_vector: string | null
+}
+interface PackageRow { advisory_id: string, key: string, name: string, ranges: string, versions: string }
+interface SbomRow {
+  vendor: string, model: string, firmware: string, format: StoredSbom['format'], spec_version: string, source: string, sha256: string, components: string, recorded_at: string
 }
 interface ProductRow { advisory_id: string, vendor: string, model: string, version: string | null, range: string | null, status: AdvisoryProduct['status'] }
 
@@ -64,10 +89,14 @@ export class SqliteAdvisoryStore implements AdvisoryStore {
     }
     this.#db = new DatabaseSync(path)
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;')
+    const hadPackages = this.#db.prepare('SELECT 1 FROM sqlite_master WHERE type = \'table\' AND name = \'advisory_packages\'').get() !== undefined
+    const hadAdvisories = this.#db.prepare('SELECT 1 FROM sqlite_master WHERE type = \'table\' AND name = \'advisories\'').get() !== undefined
     this.#db.exec(SCHEMA)
     // A database made before CVSS vectors were kept gains the column; its rows read null until their files change.
     const columns = this.#db.prepare('PRAGMA table_info(advisories)').all() as Array<{ name: string }>
     if (!columns.some((c) => c.name === 'cvss_vector')) this.#db.exec('ALTER TABLE advisories ADD COLUMN cvss_vector TEXT')
+    // OSV records synced before their packages were kept: forget their hashes so the next sync reads them again.
+    if (hadAdvisories && !hadPackages) this.#db.exec('UPDATE advisories SET sha256 = \'\' WHERE format = \'osv\'')
   }
 
   upsert (advisory: StoredAdvisory, origin: AdvisoryOrigin, at: string): UpsertResult {
@@ -80,7 +109,9 @@ export class SqliteAdvisoryStore implements AdvisoryStore {
         advisory.remediation, advisory.revision, advisory.releasedAt, origin.provider, origin.file, origin.sha256, at)
       const insert = this.#db.prepare('INSERT INTO advisory_products (advisory_id, vendor, model, version, range, status) VALUES (?, ?, ?, ?, ?, ?)')
       for (const p of advisory.products) insert.run(advisory.id, p.vendor, p.model, p.version, p.range, p.status)
-      this.#db.exec('UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = \'revision\'')
+      const insertPackage = this.#db.prepare('INSERT INTO advisory_packages (advisory_id, key, name, ranges, versions) VALUES (?, ?, ?, ?, ?)')
+      for (const p of advisory.packages ?? []) insertPackage.run(advisory.id, p.key, p.name, JSON.stringify(p.ranges), JSON.stringify(p.versions))
+      this.#bumpRevision()
       return existing ? 'updated' : 'new'
     })
   }
@@ -109,11 +140,53 @@ export class SqliteAdvisoryStore implements AdvisoryStore {
       if (list) list.push(product)
       else products.set(row.advisory_id, [product])
     }
+    const packages = new Map<string, AdvisoryPackage[]>()
+    for (const row of this.#db.prepare('SELECT * FROM advisory_packages ORDER BY rowid').all() as unknown as PackageRow[]) {
+      const pkg: AdvisoryPackage = { key: row.key, name: row.name, ranges: JSON.parse(row.ranges) as AdvisoryPackage['ranges'], versions: JSON.parse(row.versions) as string[] }
+      const list = packages.get(row.advisory_id)
+      if (list) list.push(pkg)
+      else packages.set(row.advisory_id, [pkg])
+    }
     return (this.#db.prepare('SELECT * FROM advisories ORDER BY id').all() as unknown as AdvisoryRow[]).map((row) => ({
       id: row.id, format: row.format, title: row.title, cves: JSON.parse(row.cves) as string[], cvss: row.cvss, cvssVector: row.cvss_vector, remediation: row.remediation,
       revision: row.revision, releasedAt: row.released_at, provider: row.provider, file: row.file, syncedAt: row.synced_at,
       products: products.get(row.id) ?? [],
+      ...(row.format === 'osv' ? { packages: packages.get(row.id) ?? [] } : {}),
     }))
+  }
+
+  putSbom (sbom: StoredSbom, at: string): UpsertResult {
+    const key = sbomKey(sbom, sbom.firmware)
+    return inTransaction(this.#db, () => {
+      const existing = this.#db.prepare('SELECT sha256, source FROM sboms WHERE sbom_key = ?').get(key) as { sha256: string, source: string } | undefined
+      if (existing?.sha256 === sbom.sha256 && existing.source === sbom.source) return 'unchanged'
+      this.#db.prepare(`INSERT INTO sboms (sbom_key, vendor, model, firmware, format, spec_version, source, sha256, components, recorded_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (sbom_key) DO UPDATE SET vendor = excluded.vendor, model = excluded.model, firmware = excluded.firmware, format = excluded.format,
+          spec_version = excluded.spec_version, source = excluded.source, sha256 = excluded.sha256, components = excluded.components, recorded_at = excluded.recorded_at`)
+        .run(key, sbom.vendor, sbom.model, sbom.firmware, sbom.format, sbom.specVersion, sbom.source, sbom.sha256, JSON.stringify(sbom.components), at)
+      this.#bumpRevision()
+      return existing ? 'updated' : 'new'
+    })
+  }
+
+  removeSbom (product: Pick<FirmwareSbom, 'vendor' | 'model' | 'firmware'>): boolean {
+    return inTransaction(this.#db, () => {
+      const removed = Number(this.#db.prepare('DELETE FROM sboms WHERE sbom_key = ?').run(sbomKey(product, product.firmware)).changes) > 0
+      if (removed) this.#bumpRevision()
+      return removed
+    })
+  }
+
+  sboms (): SbomListing[] {
+    return (this.#db.prepare('SELECT * FROM sboms ORDER BY vendor, model, firmware').all() as unknown as SbomRow[]).map((row) => ({
+      vendor: row.vendor, model: row.model, firmware: row.firmware, format: row.format, specVersion: row.spec_version, source: row.source, sha256: row.sha256,
+      components: JSON.parse(row.components) as SbomComponent[], recordedAt: row.recorded_at,
+    }))
+  }
+
+  #bumpRevision (): void {
+    this.#db.exec('UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = \'revision\'')
   }
 
   revision (): number {

@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs'
 import { type AdvisoryListing, advisoriesPath, type AsyncAdvisoryStore, SqliteAdvisoryStore } from '../advisories/index.ts'
-import { AdvisoryIndex, type AdvisoryMatch, type DeviceProduct } from '../shared/advisory-match.ts'
+import { AdvisoryIndex, type AdvisoryMatch, type DeviceProduct, type FirmwareSbom } from '../shared/advisory-match.ts'
 import type { InventoryEntry } from '../pki/index.ts'
 
 export class AdvisoryFeed {
@@ -32,7 +32,7 @@ export class AdvisoryFeed {
       const revision = await from.store.revision()
       if (revision === this.#revision) return false
       // Read after the revision: an upsert committed in between is in the listing, and read once more next time.
-      this.#take(revision, await from.store.list())
+      this.#take(revision, await from.store.list(), await from.store.sboms())
       return true
     }
     if (!existsSync(from.path)) return false
@@ -40,16 +40,17 @@ export class AdvisoryFeed {
     try {
       const revision = store.revision()
       if (revision === this.#revision) return false
-      this.#take(revision, store.list())
+      this.#take(revision, store.list(), store.sboms())
       return true
     } finally {
       store.close()
     }
   }
 
-  #take (revision: number, listing: AdvisoryListing[]): void {
+  #take (revision: number, listing: AdvisoryListing[], sboms: readonly FirmwareSbom[]): void {
     this.#listing = listing
-    this.#index = new AdvisoryIndex(listing)
+    // The SBOMs recorded for firmwares: their components are matched against the advisories' OSV packages.
+    this.#index = new AdvisoryIndex(listing, sboms)
     this.#revision = revision
   }
 

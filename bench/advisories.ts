@@ -4,29 +4,40 @@
  * product_name → version range branches, CVEs, CVSS, remediations, each
  * with .sha256 and .sha512) synced from a mirror directory, then 10,000
  * devices (vendor, model, firmware) matched against them; then the same
- * sync again, incremental (nothing changed: changes.csv only).
+ * sync again, incremental (nothing changed: changes.csv only). Then the
+ * SBOM part: 1,000 OSV records on 300 libraries (SEMVER and ECOSYSTEM
+ * ranges), an SBOM of 60 components recorded for every firmware the fleet
+ * runs, and the fleet matched through its components.
  * `--store postgres`: into a collector group's PostgreSQL instead
  * (PgAdvisoryStore; PostgreSQL 15 on loopback, fsync and
  * synchronous_commit on, as deployed), each advisory a transaction.
  *
- *   npm run bench:advisories -- [--advisories 2000] [--devices 10000] [--store sqlite|postgres]
+ *   npm run bench:advisories -- [--advisories 2000] [--devices 10000] [--store sqlite|postgres] [--osv 1000] [--components 60]
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { type AdvisoryStore, type AsyncAdvisoryStore, PgAdvisoryStore, SqliteAdvisoryStore, syncCsafProvider } from '../advisories/index.ts'
+import { type AdvisoryStore, type AsyncAdvisoryStore, parseOsv, PgAdvisoryStore, SqliteAdvisoryStore, syncCsafProvider } from '../advisories/index.ts'
 import { createDatabasePool, migrate } from '../db/index.ts'
 import { createLogger } from '../shared/logger.ts'
 import { startPostgres } from '../test/helpers/postgres.ts'
-import { AdvisoryIndex } from '../shared/advisory-match.ts'
+import { AdvisoryIndex, type FirmwareSbom } from '../shared/advisory-match.ts'
 import { advisoryFile, writeProvider } from '../test/helpers/csaf-provider.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
-const { values } = parseArgs({ options: { advisories: { type: 'string', default: '2000' }, devices: { type: 'string', default: '10000' }, store: { type: 'string', default: 'sqlite' } } })
+const { values } = parseArgs({
+  options: {
+    advisories: { type: 'string', default: '2000' }, devices: { type: 'string', default: '10000' }, store: { type: 'string', default: 'sqlite' },
+    osv: { type: 'string', default: '1000' }, components: { type: 'string', default: '60' },
+  },
+})
 if (values.store !== 'sqlite' && values.store !== 'postgres') throw new Error(`--store: "${values.store}" is not sqlite or postgres`)
 const advisoryCount = Number(values.advisories)
 const deviceCount = Number(values.devices)
+const osvCount = Number(values.osv)
+const componentCount = Number(values.components)
+const LIBRARIES = 300
 const VENDORS = 40
 const MODELS_PER_VENDOR = 25
 
@@ -94,16 +105,67 @@ try {
   }
   const matchMs = performance.now() - started
 
+  // SBOMs: OSV records on libraries, and every firmware the fleet runs built from 60 of them.
+  started = performance.now()
+  for (let i = 0; i < osvCount; i++) {
+    const major = i % 4
+    const record = {
+      id: `GHSA-bench-${i}`, modified: '2026-11-01T00:00:00Z', aliases: [`CVE-2026-${20_000 + i}`], database_specific: { cvss_score: 5 + (i % 50) / 10 },
+      affected: [{
+        package: { ecosystem: i % 2 === 0 ? 'npm' : 'ConanCenter', name: `lib-${i % LIBRARIES}` },
+        ranges: [{ type: i % 2 === 0 ? 'SEMVER' : 'ECOSYSTEM', events: [{ introduced: `${major}.${i % 4}.0` }, { fixed: `${major}.${i % 4}.2` }] }],
+      }],
+    }
+    await store.upsert(parseOsv(`${record.id}.json`, record).advisory, { provider: 'osv:bench', file: `${record.id}.json`, sha256: String(i) }, '2026-12-01T00:00:00.000Z')
+  }
+  const sboms = new Map<string, FirmwareSbom>()
+  for (const device of devices) {
+    const key = `${device.vendor}/${device.model}/${device.firmware}`
+    if (sboms.has(key)) continue
+    const seed = sboms.size
+    const components = Array.from({ length: componentCount }, (_, c) => {
+      const lib = (seed * 7 + c * 13) % LIBRARIES
+      const version = `${(seed + c) % 5}.${(seed + c) % 4}.${c % 3}`
+      return { name: `lib-${lib}`, version, purl: `pkg:${lib % 2 === 0 ? 'npm' : 'conan'}/lib-${lib}@${version}` }
+    })
+    await store.putSbom({ ...device, components, format: 'cyclonedx', specVersion: '1.5', source: `${key}.cdx.json`, sha256: key }, '2026-12-01T00:00:00.000Z')
+    sboms.set(key, { ...device, components })
+  }
+  const recordMs = performance.now() - started
+  started = performance.now()
+  const sbomIndex = new AdvisoryIndex(await store.list(), await store.sboms())
+  const sbomIndexMs = performance.now() - started
+  started = performance.now()
+  let componentExposed = 0
+  let componentMatches = 0
+  for (const device of devices) {
+    const found = sbomIndex.match(device, device.firmware).filter((m) => m.component)
+    if (found.length > 0) componentExposed++
+    componentMatches += found.length
+  }
+  const sbomMatchMs = performance.now() - started
+  // Asked again, as firmware-vulnerable does on every message: each SBOM's matches are worked out once.
+  started = performance.now()
+  for (const device of devices) sbomIndex.match(device, device.firmware)
+  const sbomRematchMs = performance.now() - started
+
   const results = {
     store: values.store, advisories: advisoryCount, devices: deviceCount,
     writeMirrorMs: round(writeMs), syncMs: round(syncMs), perAdvisoryMs: round(syncMs / advisoryCount, 3), syncReads: first.reads,
     incrementalSyncMs: round(incrementalMs), incrementalReads: again.reads,
     indexBuildMs: round(indexMs), matchFleetMs: round(matchMs), perDeviceUs: round((matchMs * 1000) / deviceCount, 2),
     exposedDevices: exposed, matches,
+    osvRecords: osvCount, sboms: sboms.size, componentsPerSbom: componentCount, recordOsvAndSbomsMs: round(recordMs),
+    sbomIndexBuildMs: round(sbomIndexMs), sbomMatchFleetMs: round(sbomMatchMs), sbomPerDeviceUs: round((sbomMatchMs * 1000) / deviceCount, 2), sbomRematchFleetMs: round(sbomRematchMs),
+    componentExposedDevices: componentExposed, componentMatches,
   }
   printTable([{
     store: values.store, advisories: advisoryCount, devices: deviceCount, 'sync ms': results.syncMs, 'reads': first.reads, 'incremental ms': results.incrementalSyncMs,
     'index ms': results.indexBuildMs, 'match fleet ms': results.matchFleetMs, 'µs/device': results.perDeviceUs, exposed, matches,
+  }])
+  printTable([{
+    'osv records': osvCount, sboms: sboms.size, components: componentCount, 'index ms': results.sbomIndexBuildMs,
+    'match fleet ms': results.sbomMatchFleetMs, 'µs/device': results.sbomPerDeviceUs, 'again ms': results.sbomRematchFleetMs, exposed: componentExposed, matches: componentMatches,
   }])
   process.stdout.write(`results: ${saveResults('advisories', results)}\n`)
 } finally {

@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import { loadKeyFile, normalFingerprint, OpenPgpKeyError, type SignatureTrust, syncCsafProvider, syncOsvDirectory, type SyncReport } from '../advisories/index.ts'
 import { loadConfig, openAdvisories } from '../app/index.ts'
 import { invalidInput } from '../shared/errors.ts'
+import { registerSbomCommands } from './advisories-sbom-command.ts'
 import { dataDirOf } from './options.ts'
 import { printJson, printTable } from './output.ts'
 
@@ -121,4 +122,6 @@ export function registerAdvisoriesCommands (program: Command): void {
         await close()
       }
     })
+
+  registerSbomCommands(advisories)
 }

@@ -7,7 +7,7 @@ import { PlaceGuardError } from '../shared/errors.ts'
  */
 const FLAGS: Record<string, string> = {
   kind: '--kind', site: '--site', serial: '--serial', days: '--days', notBefore: '--not-before', notAfter: '--not-after',
-  mqttPort: '--mqtt-port', httpPort: '--http-port', mix: '--mix', config: '--config', vendor: '--vendor', model: '--model', csaf: '--csaf',
+  mqttPort: '--mqtt-port', httpPort: '--http-port', mix: '--mix', config: '--config', vendor: '--vendor', model: '--model', csaf: '--csaf', firmware: '--firmware',
   network: '--network', devEui: '--dev-eui', integrationId: '--integration',
 }
 

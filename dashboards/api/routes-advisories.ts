@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { AdvisoryListing } from '../../advisories/index.ts'
-import type { AdvisoryMatch, DeviceProduct } from '../../shared/advisory-match.ts'
+import { type AdvisoryMatch, type DeviceProduct, remediationOf } from '../../shared/advisory-match.ts'
 import type { Alert } from '../../shared/alert-contract.ts'
 import { errorSchema } from './schemas.ts'
 import type { ApiSource } from './source.ts'
@@ -13,7 +13,11 @@ export interface AdvisorySource {
   match: (product: DeviceProduct, firmware: string) => AdvisoryMatch[]
 }
 
-export interface Exposure { advisory: string, title: string, cves: string[], cvss: number | null, confidence: string, matched: string, remediation: string | null }
+export interface Exposure {
+  advisory: string, title: string, cves: string[], cvss: number | null, confidence: string, matched: string, remediation: string | null
+  /** The SBOM component the advisory reaches the firmware through; null for a match on the firmware itself. */
+  component: { name: string, version: string, purl: string | null, fixed: string | null } | null
+}
 export interface Remediated { advisory: string, resolvedAt: string | null, fw: string | null }
 
 const nullable = (type: string) => ({ type: [type, 'null'] })
@@ -22,6 +26,10 @@ export const exposureSchema = {
   properties: {
     advisory: { type: 'string' }, title: { type: 'string' }, cves: { type: 'array', items: { type: 'string' } }, cvss: nullable('number'),
     confidence: { type: 'string', enum: ['high', 'low'] }, matched: { type: 'string' }, remediation: nullable('string'),
+    component: {
+      type: ['object', 'null'],
+      properties: { name: { type: 'string' }, version: { type: 'string' }, purl: nullable('string'), fixed: nullable('string') },
+    },
   },
 } as const
 export const remediatedSchema = { type: 'object', properties: { advisory: { type: 'string' }, resolvedAt: nullable('string'), fw: nullable('string') } } as const
@@ -33,7 +41,8 @@ export function exposuresOf (advisories: AdvisorySource, deviceId: string, firmw
   const product = advisories.productOf(deviceId)
   if (!product || !firmware) return []
   return advisories.match(product, firmware).map((m) => ({
-    advisory: m.advisory.id, title: m.advisory.title, cves: m.advisory.cves, cvss: m.advisory.cvss, confidence: m.confidence, matched: m.matched, remediation: m.advisory.remediation,
+    advisory: m.advisory.id, title: m.advisory.title, cves: m.advisory.cves, cvss: m.advisory.cvss, confidence: m.confidence, matched: m.matched, remediation: remediationOf(m),
+    component: m.component ?? null,
   }))
 }
 

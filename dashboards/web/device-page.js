@@ -72,7 +72,7 @@ export function mountDevicePage (main, deviceId) {
       ['Firmware', h('span', { class: 'mono' }, device.firmware ?? '—')],
       device.vendor ? ['Vendor and model', `${device.vendor} ${device.model}`] : null,
       // Synced advisories (docs/advisories.md) its firmware is affected by, and those a firmware update remediated.
-      device.exposures?.length ? ['Advisories', device.exposures.map((e) => `${e.advisory} (${e.cvss === null ? 'no CVSS' : `CVSS ${e.cvss}`}${e.confidence === 'low' ? ', low-confidence match' : ''})`).join(', ')] : null,
+      device.exposures?.length ? ['Advisories', device.exposures.map((e) => `${e.advisory} (${e.cvss === null ? 'no CVSS' : `CVSS ${e.cvss}`}${e.component ? `, in ${e.component.name} ${e.component.version}` : ''}${e.confidence === 'low' ? ', low-confidence match' : ''})`).join(', ')] : null,
       device.remediated?.length ? ['Remediated', device.remediated.map((r) => r.advisory).join(', ')] : null,
       ['Last seen', timeElement(device.lastSeenAt)],
       ['Messages', formatNumber(device.messages)],

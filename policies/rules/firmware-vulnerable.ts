@@ -8,8 +8,8 @@ export interface AdvisoryContext { index?: AdvisoryIndex, product?: DeviceProduc
 
 /**
  * firmware-vulnerable: the reported version is affected by a synced
- * advisory (CSAF/OSV, matched on the device's vendor and model:
- * shared/advisory-match.ts), or lies in a hand-written denylist range.
+ * advisory (CSAF/OSV, matched on the device's vendor and model, or on a
+ * component of the SBOM recorded for its firmware: shared/advisory-match.ts), or lies in a hand-written denylist range.
  * An advisory match carries its id, CVEs, CVSS, remediation and how sure
  * the match is; a firmware that leaves every range no longer holds, and
  * the engine clears the alert.
@@ -24,11 +24,13 @@ export function firmwareVulnerableRule (policy: PolicyOf<'firmware-vulnerable'>,
     const more = matches.length > 1 ? ` and ${matches.length - 1} more advisor${matches.length === 2 ? 'y' : 'ies'}` : ''
     const cves = top.advisory.cves.length > 3 ? [...top.advisory.cves.slice(0, 3), '…'] : top.advisory.cves
     const facts = [...cves, ...(top.advisory.cvss === null ? [] : [`CVSS ${top.advisory.cvss}`]), ...(top.confidence === 'low' ? [`low-confidence match on "${top.matched}"`] : [])]
+    // Through the firmware's SBOM: the component is what the operator has to ask the supplier to update.
+    const via = top.component ? ` through its component ${top.component.name} ${top.component.version}` : ''
     return {
       policy: 'firmware-vulnerable',
       deviceId: observation.deviceId,
       severity: policy.severity,
-      summary: `firmware ${observation.fw} of ${context.product!.vendor} ${context.product!.model} is affected by ${top.advisory.id}${facts.length > 0 ? ` (${facts.join(', ')})` : ''}${more}`,
+      summary: `firmware ${observation.fw} of ${context.product!.vendor} ${context.product!.model} is affected by ${top.advisory.id}${via}${facts.length > 0 ? ` (${facts.join(', ')})` : ''}${more}`,
       evidence: { fw: observation.fw, vendor: context.product!.vendor, model: context.product!.model, ...matchEvidence(matches), denylisted: entry?.advisory ?? null },
     }
   }
