@@ -35,11 +35,12 @@ describe('firmware matched through its SBOM', () => {
   ])
 
   it('names each advisory once, with the component, its fix and how sure the match is', () => {
+    // Highest CVSS first (the OSV records' vectors are scored), then by id.
     const matches = index.match(gateway, '2.1.0')
     expect(matches.map((m) => [m.advisory.id, m.confidence, m.matched, m.component])).toEqual([
       ['GHSA-4wq8-g8p2-5wxr', 'high', 'SEMVER >=2.0.0 <2.15.0', { name: 'mqtt', version: '2.14.0', purl: 'pkg:npm/mqtt@2.14.0', fixed: '2.15.0' }],
-      ['PGTEST-2024-23170', 'low', 'ECOSYSTEM >=3.0.0 <3.5.2', { name: 'mbedtls', version: '3.5.1', purl: 'pkg:conan/mbedtls@3.5.1', fixed: '3.5.2' }],
       ['CVE-2024-23170', 'high', 'version v3.5.1', { name: 'mbedtls', version: '3.5.1', purl: 'pkg:github/Mbed-TLS/mbedtls@v3.5.1', fixed: null }],
+      ['PGTEST-2024-23170', 'low', 'ECOSYSTEM >=3.0.0 <3.5.2', { name: 'mbedtls', version: '3.5.1', purl: 'pkg:conan/mbedtls@3.5.1', fixed: '3.5.2' }],
     ])
     expect(matchEvidence(matches)).toMatchObject({
       advisory: 'GHSA-4wq8-g8p2-5wxr', cves: 'CVE-2017-10910,CVE-2024-23170', cvss: 7.5, confidence: 'high',
