@@ -64,7 +64,7 @@ export function registerAdvisoriesCommands (program: Command): void {
       csafSoFar.at(-1)?.pins.push(pin)
       return [...previous, pin]
     })
-    .option('--osv <dir>', 'a directory of OSV JSON records (<vendor>/<model> package names)', collect)
+    .option('--osv <dir>', 'a directory of OSV JSON records: <vendor>/<model> packages match devices, other packages match firmware components through recorded SBOMs', collect)
     .option('--json', 'print JSON')
     .action(async (options: { csaf?: CsafArgument[], osv?: string[], openpgpKey?: string[], openpgpFingerprint?: string[], json?: boolean }, command: Command) => {
       if (!options.csaf?.length && !options.osv?.length) throw invalidInput('csaf', 'give at least one --csaf <url|dir> or --osv <dir>', 'e.g. --csaf https://psirt.example.com/.well-known/csaf/provider-metadata.json')
