@@ -74,7 +74,7 @@ export function registerAdvisoryRoutes (app: FastifyInstance, source: ApiSource)
                 type: 'object',
                 properties: {
                   id: { type: 'string' }, title: { type: 'string' }, format: { type: 'string' }, cves: { type: 'array', items: { type: 'string' } },
-                  cvss: nullable('number'), remediation: nullable('string'), releasedAt: { type: 'string' }, products: { type: 'integer' }, affectedDevices: { type: 'integer' },
+                  cvss: nullable('number'), cvssVector: nullable('string'), remediation: nullable('string'), releasedAt: { type: 'string' }, products: { type: 'integer' }, affectedDevices: { type: 'integer' },
                 },
               },
             },
@@ -95,7 +95,7 @@ export function registerAdvisoryRoutes (app: FastifyInstance, source: ApiSource)
       cursor = page.next ?? undefined
     } while (cursor !== undefined)
     const items = advisories.list().map((a) => ({
-      id: a.id, title: a.title, format: a.format, cves: a.cves, cvss: a.cvss, remediation: a.remediation, releasedAt: a.releasedAt, products: a.products.length, affectedDevices: counts.get(a.id) ?? 0,
+      id: a.id, title: a.title, format: a.format, cves: a.cves, cvss: a.cvss, cvssVector: a.cvssVector ?? null, remediation: a.remediation, releasedAt: a.releasedAt, products: a.products.length, affectedDevices: counts.get(a.id) ?? 0,
     })).sort((a, b) => b.affectedDevices - a.affectedDevices || (b.cvss ?? -1) - (a.cvss ?? -1) || a.id.localeCompare(b.id))
     return { items, total: items.length }
   })
