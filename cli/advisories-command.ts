@@ -5,6 +5,8 @@ import { openAdvisoryStore, syncCsafProvider, syncOsvDirectory, type SyncReport 
 import { invalidInput } from '../shared/errors.ts'
 import { dataDirOf } from './options.ts'
 import { printJson, printTable } from './output.ts'
+import { recorded } from './audit-trail-command.ts'
+import type { CliNote } from '../app/index.ts'
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
@@ -44,7 +46,9 @@ export function registerAdvisoriesCommands (program: Command): void {
     .option('--csaf <url|dir>', 'a CSAF provider: its provider-metadata.json URL (or site URL), or a mirror directory laid out as it publishes', collect)
     .option('--osv <dir>', 'a directory of OSV JSON records (<vendor>/<model> package names)', collect)
     .option('--json', 'print JSON')
-    .action(async (options: { csaf?: string[], osv?: string[], json?: boolean }, command: Command) => {
+    // Recorded in the audit trail: the sources before, what each brought after (advisories decide which alerts open).
+    .action(recorded('advisories.sync', (options: { csaf?: string[], osv?: string[] }) => ({ subject: null, detail: { csaf: options.csaf ?? [], osv: options.osv ?? [] } }),
+      async (options: { csaf?: string[], osv?: string[], json?: boolean }, command: Command, note: CliNote) => {
       if (!options.csaf?.length && !options.osv?.length) throw invalidInput('csaf', 'give at least one --csaf <url|dir> or --osv <dir>', 'e.g. --csaf https://psirt.example.com/.well-known/csaf/provider-metadata.json')
       const dataDir = dataDirOf(command)
       mkdirSync(dataDir, { recursive: true })
@@ -63,9 +67,10 @@ export function registerAdvisoriesCommands (program: Command): void {
       } finally {
         store.close()
       }
+      note({ synced: reports.map((r) => ({ source: r.source, new: r.new, updated: r.updated, unchanged: r.unchanged, refused: r.refused.length })) })
       if (options.json) printJson(reports)
       if (reports.some((r) => r.refused.length > 0)) process.exitCode = 1
-    })
+    }))
 
   advisories.command('list')
     .description('the advisories synced: id, highest CVSS, CVEs, products named, title')
