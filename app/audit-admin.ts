@@ -7,8 +7,9 @@
  */
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { type AsyncAuditStore, type AuditEntry, type AuditPage, type AuditQuery, type AuditStore, type AuditVerdict, PgAuditStore, SqliteAuditStore } from '../audit/index.ts'
+import { type AsyncAuditStore, type AuditEntry, type AuditEvent, type AuditPage, type AuditQuery, type AuditStore, type AuditVerdict, PgAuditStore, SqliteAuditStore } from '../audit/index.ts'
 import { createDatabasePool, redactDatabaseUrl } from '../db/index.ts'
+import { type AnyOutboxStore, auditDelivery, PgOutboxStore, SqliteOutboxStore, takesAuditTrail } from '../delivery/index.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { createLogger } from '../shared/logger.ts'
 import type { Config } from './config.ts'
@@ -115,13 +116,19 @@ const MESSAGE_CHARS = 500
  * trail anyway (STRIDE R is answered for the API, not for a root shell).
  */
 export async function auditedCliAction<T> (
-  config: Pick<Config, 'dataDir' | 'databaseUrl'>, what: CliAction, run: (note: CliNote) => Promise<T> | T, options: CliAuditOptions,
+  config: Pick<Config, 'dataDir' | 'databaseUrl' | 'delivery'>, what: CliAction, run: (note: CliNote) => Promise<T> | T, options: CliAuditOptions,
 ): Promise<T> {
   const who = { actor: `cli:${options.operator.user}`, action: what.action, subject: what.subject, from: `cli@${options.operator.host}` }
   const trail = await openTrail(config).catch((error: Error) => ({ where: trailWhere(config), error }))
   const append = async (detail: Record<string, unknown>, subject = who.subject): Promise<AuditEntry> => {
     if ('error' in trail) throw trail.error
-    return await trail.store.append({ ...who, subject, detail })
+    const entry = await trail.store.append({ ...who, subject, detail })
+    try {
+      await trail.copy(entry)
+    } catch (error) {
+      options.warn(`placeguard: warning: entry ${entry.seq} of the audit trail is recorded, but not queued for the syslog sinks: ${(error as Error).message}`)
+    }
+    return entry
   }
   try {
     let requested: AuditEntry | undefined
@@ -173,15 +180,65 @@ function trailWhere (config: Pick<Config, 'dataDir' | 'databaseUrl'>): string {
   return config.databaseUrl ? redactDatabaseUrl(config.databaseUrl) : join(config.dataDir, 'audit.db')
 }
 
-/** The trail the collectors write, opened for appending; the caller closes it. */
-async function openTrail (config: Pick<Config, 'dataDir' | 'databaseUrl'>): Promise<{ where: string, store: AuditStore | AsyncAuditStore, close: () => Promise<void> }> {
+interface OpenTrail {
+  where: string
+  store: AuditStore | AsyncAuditStore
+  /** Queues an entry for the configured sinks that take the trail, in the outbox the collectors send from. */
+  copy: (entry: AuditEntry) => Promise<void>
+  close: () => Promise<void>
+}
+
+/**
+ * The trail the collectors write, opened for appending, and beside it
+ * their outbox when a configured sink takes the trail (syslog): an entry
+ * the CLI writes is queued there for the collector to send, as the API's
+ * are. The caller closes both.
+ */
+async function openTrail (config: Pick<Config, 'dataDir' | 'databaseUrl' | 'delivery'>): Promise<OpenTrail> {
   const where = trailWhere(config)
+  const sinks = config.delivery.sinks.filter(takesAuditTrail).map((sink) => sink.name ?? sink.type)
+  const queue = (outbox: AnyOutboxStore) => async (entry: AuditEntry) => {
+    if (sinks.length > 0) await outbox.add(sinks.map((sink) => auditDelivery(sink, entry, Date.now())))
+  }
   if (config.databaseUrl) {
     // Not migrated here: the collectors migrate the group's database; a trail they never made is an error to see.
     const pool = createDatabasePool({ url: config.databaseUrl, applicationName: 'placeguard-cli', logger: createLogger({ level: 'silent' }), max: 1 })
-    return { where, store: new PgAuditStore({ pool }), close: () => pool.end() }
+    return { where, store: new PgAuditStore({ pool }), copy: queue(new PgOutboxStore({ pool })), close: () => pool.end() }
   }
   mkdirSync(config.dataDir, { recursive: true })
   const store = new SqliteAuditStore({ path: where })
-  return { where, store, close: async () => store.close() }
+  const outbox = sinks.length > 0 ? new SqliteOutboxStore({ path: join(config.dataDir, 'outbox.db') }) : undefined
+  return {
+    where, store, copy: outbox ? queue(outbox) : async () => {},
+    close: async () => {
+      store.close()
+      outbox?.close()
+    },
+  }
+}
+
+/**
+ * The trail with a copy of every entry it records handed to `copy` (the
+ * outbox, for the syslog sinks). A copy that fails is `failed`'s, never
+ * the action's: the entry is in the trail, which is the record.
+ */
+export function copiedToSinks<S extends AuditStore | AsyncAuditStore> (store: S, copy: (entry: AuditEntry) => void, failed: (error: Error, entry: AuditEntry) => void): S {
+  const copied = (entry: AuditEntry): AuditEntry => {
+    try {
+      copy(entry)
+    } catch (error) {
+      failed(error as Error, entry)
+    }
+    return entry
+  }
+  const trail = store as AuditStore
+  return {
+    append: (event: AuditEvent) => {
+      const appended = trail.append(event) as AuditEntry | Promise<AuditEntry>
+      return appended instanceof Promise ? appended.then(copied) : copied(appended)
+    },
+    page: (query: AuditQuery, limit: number, after?: number) => trail.page(query, limit, after),
+    verify: () => trail.verify(),
+    close: () => trail.close(),
+  } as S
 }
