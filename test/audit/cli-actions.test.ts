@@ -152,7 +152,8 @@ describe('the CLI in the group\'s PostgreSQL trail (PLACEGUARD_DATABASE_URL)', (
       const collector = (async () => {
         while (collecting) await store.append({ actor: 'operator:3f2a1b0c', action: 'alert.comment', subject: `alr-${collected++}` })
       })()
-      const env = { PLACEGUARD_DATABASE_URL: server.url }
+      // A syslog sink configured: the CLI's entries are queued for it in the group's outbox (none sends them here).
+      const env = { PLACEGUARD_DATABASE_URL: server.url, PLACEGUARD_SYSLOG_URL: 'tcp://127.0.0.1:9' }
       await ok(dataDir, ['pki', 'issue', 'flood-1', '--kind', 'flood', '--site', 'riverside'], env)
       await ok(dataDir, ['pki', 'revoke', 'flood-1'], env)
       collecting = false
@@ -162,6 +163,8 @@ describe('the CLI in the group\'s PostgreSQL trail (PLACEGUARD_DATABASE_URL)', (
       const entries = (await store.page({ order: 'oldest' }, 100_000)).items
       expect(cliActions(entries)).toEqual(['pki.issue flood-1 requested', 'pki.issue flood-1 done', 'pki.revoke flood-1 requested', 'pki.revoke flood-1 done'])
       expect(entries.find((e) => e.actor === actor)).toMatchObject({ from })
+      const { rows: queued } = await pool.query<{ alert_id: string }>('SELECT alert_id FROM deliveries WHERE sink = \'syslog\' AND change = \'audit\' ORDER BY seq')
+      expect(queued.map((row) => row.alert_id)).toEqual(entries.filter((e) => e.actor === actor).map((e) => `audit:${e.seq}`))
       // Nothing went to a file beside the data: the group's trail is the one.
       expect(new SqliteAuditStore({ path: join(dataDir, 'audit.db') }).verify()).toEqual({ intact: true, entries: 0 })
       const listed = await ok(dataDir, ['audit-trail', 'list'], env)
