@@ -25,6 +25,8 @@ export interface StoredAdvisory extends Advisory {
   releasedAt: string
   /** `csaf` or `osv`. */
   format: 'csaf' | 'osv'
+  /** The CVSS vector behind `cvss` (or, for an OSV record with only a CVSS v4 vector, that vector and no score); null when none is given. */
+  cvssVector?: string | null
 }
 
 export interface ParsedAdvisory { advisory: StoredAdvisory, warnings: string[] }
@@ -78,6 +80,7 @@ export function parseCsaf (file: string, value: unknown): ParsedAdvisory {
 
   const cves = new Set<string>()
   let cvss: number | null = null
+  let cvssVector: string | null = null
   const statusOf = new Map<string, ProductStatus>()
   const remediations: Array<{ category: string, details: string }> = []
   const vulnerabilities = optionalArrayAt(top, 'vulnerabilities')
@@ -94,6 +97,7 @@ export function parseCsaf (file: string, value: unknown): ParsedAdvisory {
       const base = v3.value as Record<string, unknown>
       const score = base.baseScore
       if (typeof score !== 'number' || !(score >= 0 && score <= 10)) throw new AdvisoryInputError({ file, path: `${v3.path}.baseScore` }, 'must be a number from 0 to 10')
+      if (cvss === null || score > cvss) cvssVector = typeof base.vectorString === 'string' ? base.vectorString.slice(0, 200) : null
       cvss = Math.max(cvss ?? 0, score)
     }
     const status = optionalObjectAt(vulnerability, 'product_status')
@@ -127,7 +131,7 @@ export function parseCsaf (file: string, value: unknown): ParsedAdvisory {
     lines.push({ ...line, status })
   }
   return {
-    advisory: { id, title, cves: [...cves], cvss, remediation: remediationText(remediations), products: lines, revision, releasedAt, format: 'csaf' },
+    advisory: { id, title, cves: [...cves], cvss, remediation: remediationText(remediations), products: lines, revision, releasedAt, format: 'csaf', cvssVector },
     warnings,
   }
 }

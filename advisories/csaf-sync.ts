@@ -13,17 +13,19 @@
  * Integrity: each advisory's `.sha256` and/or `.sha512` (CSAF §7.1.18)
  * must be published and must match; a file that fails is refused, named
  * in the report with the reason, and the sync goes on with the others.
- * OpenPGP signatures (`.asc`, §7.1.19) are not checked yet: no maintained
- * OpenPGP library is among PlaceGuard's dependencies. `verifySignature`
- * is the seam where one plugs in (docs/advisories.md#limits).
+ * Authenticity, where the operator configured a key for the provider
+ * (openpgp-trust.ts): each advisory's `.asc` (§7.1.19) must verify with
+ * it. The hashes come from the same server as the files; only the
+ * signature tells a compromised provider or mirror from the real one.
  */
 import { createHash } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { type Clock, systemClock } from '../shared/clock.ts'
-import type { AdvisoryStore } from './advisory-store.ts'
+import type { AdvisoryStore, AsyncAdvisoryStore } from './advisory-store.ts'
 import { parseCsaf, type ParsedAdvisory } from './csaf-document.ts'
 import { parseOsv } from './osv-document.ts'
 import { AdvisoryInputError, type Field, arrayAt, objectAt, optionalArrayAt, optionalObjectAt, optionalStringAt, stringAt } from './input.ts'
+import { keyProblem, normalFingerprint, readTrustedKeys, signatureChecker, type SignatureTrust, type SignatureVerdict, type TrustedKey } from './openpgp-trust.ts'
 import { directorySource, httpSource, joinLocation, type ProviderSource, SourceError } from './provider-source.ts'
 
 export const DEFAULT_LIMITS = {
@@ -32,22 +34,25 @@ export const DEFAULT_LIMITS = {
   listBytes: 32 << 20,
   advisoryBytes: 16 << 20,
   hashBytes: 4096,
+  /** A detached `.asc`: a few hundred bytes per signature; a provider may sign with several keys. */
+  signatureBytes: 64 << 10,
+  /** A provider's public key named in provider-metadata.json (certifications make some large). */
+  keyBytes: 1 << 20,
   timeoutMs: 30_000,
 }
 export type SyncLimits = typeof DEFAULT_LIMITS
 
-/** The OpenPGP seam: given the advisory and its `.asc`, says whether the signature holds. Unset: not checked (docs/advisories.md). */
-export type SignatureCheck = (file: string, content: Buffer, signature: Buffer | undefined) => Promise<'valid' | 'invalid'>
-
 export interface SyncOptions {
-  store: AdvisoryStore
+  /** SQLite (`<data-dir>/advisories.db`) or the collector group's PostgreSQL: every call is awaited. */
+  store: AdvisoryStore | AsyncAdvisoryStore
   clock?: Clock
   limits?: Partial<SyncLimits>
   /** Files read at once (default 8). */
   concurrency?: number
   /** Called as files are settled: done of total, for a progress bar. */
   onProgress?: (done: number, total: number) => void
-  verifySignature?: SignatureCheck
+  /** Keys and pinned fingerprints for this provider: every advisory must carry a good signature by one. Unset: signatures are not checked, and the report says so. */
+  openpgp?: SignatureTrust
 }
 
 export interface Refusal { file: string, reason: string }
@@ -62,7 +67,11 @@ export interface SyncReport {
   warnings: string[]
   /** Requests made (HTTP) or files read (directory). */
   reads: number
+  /** CSAF only: whether OpenPGP signatures were checked, and with which keys. */
+  signatures?: { checked: boolean, keys: Array<{ fingerprint: string, from: string }> }
 }
+
+type Verify = (content: Buffer, asc: Buffer | undefined) => Promise<SignatureVerdict>
 
 /** Syncs one CSAF provider: `given` is a provider-metadata.json URL (or its site's base URL) or a mirror directory. */
 export async function syncCsafProvider (given: string, options: SyncOptions): Promise<SyncReport> {
@@ -71,22 +80,31 @@ export async function syncCsafProvider (given: string, options: SyncOptions): Pr
   const source = isUrl ? httpSource(given, limits) : directorySource(given)
   const report: SyncReport = { source: given, new: 0, updated: 0, unchanged: 0, refused: [], warnings: [], reads: 0 }
   const clock = options.clock ?? systemClock
+  report.signatures = { checked: options.openpgp !== undefined, keys: [] }
+  // Positions apart from those of an unchecked sync: switching a key on re-reads what was taken in unchecked.
+  const positionKey = (location: string): string => `${given} ${location}${options.openpgp ? ' openpgp' : ''}`
   try {
-    const { directories, feeds } = await discover(source, limits, report)
+    const { directories, feeds, publishedKeys } = await discover(source, limits, report)
+    let verifier: Verify | undefined
+    if (options.openpgp) {
+      const keys = await providerKeys(source, options.openpgp, publishedKeys, limits, report, new Date(clock.now()))
+      report.signatures.keys = keys.map((k) => ({ fingerprint: k.fingerprint, from: k.from }))
+      verifier = signatureChecker(keys, () => new Date(clock.now()))
+    }
     const work: Array<{ location: string, file: string }> = []
     const positions: Array<{ key: string, changedUntil: string | null, files: Set<string> }> = []
     for (const directory of directories) {
-      const listed = await listDirectory(source, directory, limits, options.store, report)
+      const listed = await listDirectory(source, directory, positionKey(directory), limits, options.store, report)
       if (listed) {
-        positions.push({ key: `${given} ${directory}`, changedUntil: listed.changedUntil, files: new Set(listed.files.map((f) => f.file)) })
+        positions.push({ key: positionKey(directory), changedUntil: listed.changedUntil, files: new Set(listed.files.map((f) => f.file)) })
         work.push(...listed.files)
       }
     }
     if (directories.length === 0) {
       for (const feed of feeds) {
-        const listed = await listFeed(source, feed, limits, options.store, report)
+        const listed = await listFeed(source, feed, positionKey(feed), limits, options.store, report)
         if (listed) {
-          positions.push({ key: `${given} ${feed}`, changedUntil: listed.changedUntil, files: new Set(listed.files.map((f) => f.file)) })
+          positions.push({ key: positionKey(feed), changedUntil: listed.changedUntil, files: new Set(listed.files.map((f) => f.file)) })
           work.push(...listed.files)
         }
       }
@@ -94,12 +112,12 @@ export async function syncCsafProvider (given: string, options: SyncOptions): Pr
     let done = 0
     options.onProgress?.(0, work.length)
     await inPool(work, options.concurrency ?? 8, async (item) => {
-      await syncFile(source, item, limits, options, report, clock)
+      await syncFile(source, item, limits, options, report, clock, verifier)
       options.onProgress?.(++done, work.length)
     })
     const refused = new Set(report.refused.map((r) => r.file))
     for (const position of positions) {
-      options.store.setPosition(position.key, { changedUntil: position.changedUntil, retry: [...position.files].filter((f) => refused.has(f)), syncedAt: new Date(clock.now()).toISOString() })
+      await options.store.setPosition(position.key, { changedUntil: position.changedUntil, retry: [...position.files].filter((f) => refused.has(f)), syncedAt: new Date(clock.now()).toISOString() })
     }
   } catch (error) {
     if (!(error instanceof SourceError || error instanceof AdvisoryInputError)) throw error
@@ -119,15 +137,17 @@ async function readJson (source: ProviderSource, location: string, maxBytes: num
   }
 }
 
-/** provider-metadata.json's distributions: directory locations, and ROLIE feed locations. */
-async function discover (source: ProviderSource, limits: SyncLimits, report: SyncReport): Promise<{ directories: string[], feeds: string[] }> {
+interface PublishedKey { fingerprint: string | undefined, location: string, url: string }
+
+/** provider-metadata.json's distributions: directory locations, ROLIE feed locations, and the public keys it lists. */
+async function discover (source: ProviderSource, limits: SyncLimits, report: SyncReport): Promise<{ directories: string[], feeds: string[], publishedKeys: PublishedKey[] }> {
   const metadataLocation = source.kind === 'http'
     ? (/\.json(\?.*)?$/i.test(source.given) ? source.given : joinLocation(source, source.given, '.well-known/csaf/provider-metadata.json'))
     : 'provider-metadata.json'
   const metadata = await readJson(source, metadataLocation, limits.metadataBytes)
   if (!metadata) {
     // A mirror of one distribution directory alone is a mirror too.
-    if (source.kind === 'directory') return { directories: ['.'], feeds: [] }
+    if (source.kind === 'directory') return { directories: ['.'], feeds: [], publishedKeys: [] }
     throw new SourceError(`${metadataLocation}: no provider-metadata.json there`)
   }
   const root = objectAt(metadata, '')
@@ -142,7 +162,70 @@ async function discover (source: ProviderSource, limits: SyncLimits, report: Syn
     for (const feed of rolie ? arrayAt(rolie, 'feeds').items : []) feeds.push(locate(source, metadataLocation, canonical, stringAt(objectAt(feed, ''), 'url')))
   }
   if (directories.length === 0 && feeds.length === 0) report.warnings.push(`${metadataLocation}: distributions name no directory_url and no ROLIE feed`)
-  return { directories, feeds }
+  return { directories, feeds, publishedKeys: publishedKeysOf(source, root, metadataLocation, canonical, report) }
+}
+
+/** `public_openpgp_keys`: a bad entry costs that key, with a warning, not the sync (without a pin for it, it is never used anyway). */
+function publishedKeysOf (source: ProviderSource, root: Field, metadataLocation: string, canonical: string | undefined, report: SyncReport): PublishedKey[] {
+  const publishedKeys: PublishedKey[] = []
+  let items: Field[] = []
+  try {
+    items = optionalArrayAt(root, 'public_openpgp_keys')?.items ?? []
+  } catch (error) {
+    if (!(error instanceof AdvisoryInputError)) throw error
+    report.warnings.push(`${error.message}; no key is taken from it`)
+  }
+  for (const item of items) {
+    try {
+      const entry = objectAt(item, '')
+      const url = stringAt(entry, 'url')
+      const fingerprint = optionalStringAt(entry, 'fingerprint')?.value
+      publishedKeys.push({ fingerprint: fingerprint === undefined ? undefined : normalFingerprint(fingerprint), location: locate(source, metadataLocation, canonical, url), url: url.value })
+    } catch (error) {
+      if (!(error instanceof AdvisoryInputError)) throw error
+      report.warnings.push(`${error.message}; that key is not used`)
+    }
+  }
+  return publishedKeys
+}
+
+/**
+ * The keys this provider's advisories are checked with: the operator's
+ * key files, and each key provider-metadata.json lists whose own
+ * fingerprint equals a pinned one. The metadata's `fingerprint` only
+ * chooses what to fetch; the key fetched must itself have the pinned
+ * fingerprint, or it is not used. With no usable key at all, the whole
+ * provider is refused: nothing could be accepted.
+ */
+async function providerKeys (source: ProviderSource, trust: SignatureTrust, published: PublishedKey[], limits: SyncLimits, report: SyncReport, now: Date): Promise<TrustedKey[]> {
+  const keys = [...trust.keys]
+  const unmet = new Set(trust.pins.filter((pin) => !keys.some((k) => k.fingerprint === pin)))
+  for (const entry of published) {
+    if (entry.fingerprint === undefined || !unmet.has(entry.fingerprint)) continue
+    const bytes = await source.read(entry.location, limits.keyBytes)
+    if (!bytes) {
+      report.warnings.push(`${entry.url}: the key pinned as ${entry.fingerprint} is listed in provider-metadata.json but not there`)
+      continue
+    }
+    let fetched: TrustedKey[]
+    try {
+      fetched = await readTrustedKeys(entry.url, bytes)
+    } catch (error) {
+      report.warnings.push((error as Error).message)
+      continue
+    }
+    for (const key of fetched) {
+      if (unmet.delete(key.fingerprint)) keys.push(key)
+      else report.warnings.push(`${entry.url}: holds key ${key.fingerprint}, not the pinned ${entry.fingerprint}; not used`)
+    }
+  }
+  const listed = published.map((p) => p.fingerprint ?? '(no fingerprint)').join(', ') || 'none'
+  for (const pin of unmet) report.warnings.push(`pinned key ${pin}: no key with that fingerprint from this provider (provider-metadata.json lists ${listed})`)
+  const problems = (await Promise.all(keys.map(async (key) => await keyProblem(key, now)))).filter((p): p is string => p !== undefined)
+  if (keys.length === 0) throw new SourceError(`no OpenPGP key to check signatures with: pinned ${trust.pins.join(', ')}, but provider-metadata.json lists ${listed} (or the key fetched has another fingerprint); every advisory would be refused`)
+  if (problems.length === keys.length) throw new SourceError(`no OpenPGP key to check signatures with: ${problems.join('; ')}`)
+  report.warnings.push(...problems.map((p) => `${p}: signatures by it are refused`))
+  return keys
 }
 
 /**
@@ -176,8 +259,8 @@ function safeRelative (at: Pick<Field, 'file' | 'path'>, path: string): string {
 interface Listed { changedUntil: string | null, files: Array<{ location: string, file: string }> }
 
 /** The files of a distribution directory to read this time: changed since the position (changes.csv) or all (index.txt), plus last time's refusals. */
-async function listDirectory (source: ProviderSource, directory: string, limits: SyncLimits, store: AdvisoryStore, report: SyncReport): Promise<Listed | undefined> {
-  const position = store.position(`${source.given} ${directory}`)
+async function listDirectory (source: ProviderSource, directory: string, positionKey: string, limits: SyncLimits, store: SyncOptions['store'], report: SyncReport): Promise<Listed | undefined> {
+  const position = await store.position(positionKey)
   const changes = await source.read(joinLocation(source, directory, 'changes.csv'), limits.listBytes)
   const file = (relative: string): { location: string, file: string } => {
     const location = joinLocation(source, directory, relative)
@@ -228,8 +311,8 @@ async function listDirectory (source: ProviderSource, directory: string, limits:
 }
 
 /** A ROLIE feed (RFC 8322 as CSAF §7.1.21 uses it): entries changed since the position. */
-async function listFeed (source: ProviderSource, feedLocation: string, limits: SyncLimits, store: AdvisoryStore, report: SyncReport): Promise<Listed | undefined> {
-  const position = store.position(`${source.given} ${feedLocation}`)
+async function listFeed (source: ProviderSource, feedLocation: string, positionKey: string, limits: SyncLimits, store: SyncOptions['store'], report: SyncReport): Promise<Listed | undefined> {
+  const position = await store.position(positionKey)
   const feed = await readJson(source, feedLocation, limits.listBytes)
   if (!feed) {
     report.refused.push({ file: feedLocation, reason: `${feedLocation}: ROLIE feed not found` })
@@ -265,7 +348,7 @@ function publishedDigest (file: string, suffix: string, bytes: Buffer | undefine
   return digest
 }
 
-async function syncFile (source: ProviderSource, item: { location: string, file: string }, limits: SyncLimits, options: SyncOptions, report: SyncReport, clock: Clock): Promise<void> {
+async function syncFile (source: ProviderSource, item: { location: string, file: string }, limits: SyncLimits, options: SyncOptions, report: SyncReport, clock: Clock, verifier: Verify | undefined): Promise<void> {
   const { location, file } = item
   try {
     const [sha256File, sha512File] = await Promise.all([source.read(`${location}.sha256`, limits.hashBytes), source.read(`${location}.sha512`, limits.hashBytes)])
@@ -273,7 +356,8 @@ async function syncFile (source: ProviderSource, item: { location: string, file:
     const expected512 = publishedDigest(file, '.sha512', sha512File, 128)
     if (!expected256 && !expected512) throw new AdvisoryInputError({ file, path: '' }, 'no .sha256 or .sha512 is published beside it, so its integrity cannot be checked')
     const provider = source.given
-    if (expected256 && options.store.hashOf(provider, file) === expected256) {
+    // With signatures checked, a stored hash does not say the stored copy was signed: read and verify it.
+    if (!verifier && expected256 && await options.store.hashOf(provider, file) === expected256) {
       report.unchanged++
       return
     }
@@ -285,9 +369,9 @@ async function syncFile (source: ProviderSource, item: { location: string, file:
       const actual512 = createHash('sha512').update(content).digest('hex')
       if (actual512 !== expected512) throw new AdvisoryInputError({ file, path: '' }, `hash mismatch: ${file}.sha512 gives ${expected512.slice(0, 16)}…, the file hashes to ${actual512.slice(0, 16)}…; refused`)
     }
-    if (options.verifySignature) {
-      const signature = await source.read(`${location}.asc`, limits.hashBytes * 4)
-      if (await options.verifySignature(file, content, signature) !== 'valid') throw new AdvisoryInputError({ file, path: '' }, 'the OpenPGP signature (.asc) does not verify; refused')
+    if (verifier) {
+      const verdict = await verifier(content, await source.read(`${location}.asc`, limits.signatureBytes))
+      if (!verdict.valid) throw new AdvisoryInputError({ file, path: '' }, `${verdict.reason}; refused`)
     }
     let json: unknown
     try {
@@ -297,7 +381,7 @@ async function syncFile (source: ProviderSource, item: { location: string, file:
     }
     const parsed: ParsedAdvisory = parseCsaf(file, json)
     report.warnings.push(...parsed.warnings)
-    const result = options.store.upsert(parsed.advisory, { provider, file, sha256: actual256 }, new Date(clock.now()).toISOString())
+    const result = await options.store.upsert(parsed.advisory, { provider, file, sha256: actual256 }, new Date(clock.now()).toISOString())
     report[result]++
   } catch (error) {
     if (!(error instanceof SourceError || error instanceof AdvisoryInputError)) throw error
@@ -336,7 +420,7 @@ export async function syncOsvDirectory (directory: string, options: SyncOptions)
     try {
       const content = (await source.read(name, limits.advisoryBytes))!
       const sha256 = createHash('sha256').update(content).digest('hex')
-      if (options.store.hashOf(`osv:${directory}`, name) === sha256) report.unchanged++
+      if (await options.store.hashOf(`osv:${directory}`, name) === sha256) report.unchanged++
       else {
         let json: unknown
         try {
@@ -346,7 +430,7 @@ export async function syncOsvDirectory (directory: string, options: SyncOptions)
         }
         const parsed = parseOsv(name, json)
         report.warnings.push(...parsed.warnings)
-        report[options.store.upsert(parsed.advisory, { provider: `osv:${directory}`, file: name, sha256 }, new Date(clock.now()).toISOString())]++
+        report[await options.store.upsert(parsed.advisory, { provider: `osv:${directory}`, file: name, sha256 }, new Date(clock.now()).toISOString())]++
       }
     } catch (error) {
       if (!(error instanceof SourceError || error instanceof AdvisoryInputError)) throw error

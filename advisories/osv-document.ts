@@ -6,11 +6,12 @@
  * name. `versions` are exact (high confidence); a SEMVER range becomes
  * `vers:semver/…` (exact), an ECOSYSTEM range a generic range read by the
  * generic order (low confidence); GIT ranges name commits and are skipped.
- * OSV scores are CVSS vectors, not base scores: `cvss` stays null unless
- * `database_specific.cvss_score` gives one.
+ * OSV scores are CVSS vectors, not base scores: a CVSS v3 vector is
+ * scored by FIRST's formula (osv-severity.ts).
  */
 import type { AdvisoryProduct } from '../shared/advisory-match.ts'
 import type { ParsedAdvisory } from './csaf-document.ts'
+import { osvCvss } from './osv-severity.ts'
 import { AdvisoryInputError, type Field, arrayAt, objectAt, optionalArrayAt, optionalObjectAt, optionalStringAt, stringAt } from './input.ts'
 
 export function parseOsv (file: string, value: unknown): ParsedAdvisory {
@@ -21,10 +22,8 @@ export function parseOsv (file: string, value: unknown): ParsedAdvisory {
   const title = (optionalStringAt(root, 'summary')?.value ?? id).slice(0, 500)
   const cves = (optionalArrayAt(root, 'aliases')?.items ?? []).map((item) => stringAt(item, '').value).filter((alias) => /^CVE-\d{4}-\d{4,}$/.test(alias))
   if (/^CVE-\d{4}-\d{4,}$/.test(id)) cves.unshift(id)
-  const databaseSpecific = optionalObjectAt(root, 'database_specific')?.value as Record<string, unknown> | undefined
-  const score = databaseSpecific?.cvss_score
-  const cvss = typeof score === 'number' && score >= 0 && score <= 10 ? score : null
   const warnings: string[] = []
+  const { cvss, cvssVector } = osvCvss(root, warnings)
   const products: AdvisoryProduct[] = []
   for (const item of arrayAt(root, 'affected').items) {
     const affected = objectAt(item, '')
@@ -48,7 +47,7 @@ export function parseOsv (file: string, value: unknown): ParsedAdvisory {
       for (const text of eventsToRanges(type, arrayAt(range, 'events'))) products.push({ vendor, model, version: null, range: text, status: 'affected' })
     }
   }
-  return { advisory: { id, title, cves: [...new Set(cves)], cvss, remediation: null, products, revision: modified, releasedAt: modified, format: 'osv' }, warnings }
+  return { advisory: { id, title, cves: [...new Set(cves)], cvss, remediation: null, products, revision: modified, releasedAt: modified, format: 'osv', cvssVector }, warnings }
 }
 
 /**

@@ -1,40 +1,56 @@
 /**
  * The synced advisories as a running collector sees them: read from
- * `<data-dir>/advisories.db` (written by `placeguard advisories sync`,
- * perhaps in another process) when its revision moved, and turned into
- * the match index detection and the API use. Checked on the inventory's
- * minute, so a sync is in force within a minute.
+ * `<data-dir>/advisories.db`, or from the group's PostgreSQL with a
+ * database URL (written by `placeguard advisories sync`, perhaps in
+ * another process or on another machine) when their revision moved, and
+ * turned into the match index detection and the API use. The collector
+ * asks on the inventory's minute, and in a group every few seconds, so a
+ * sync is in force on every collector of the group within that time.
  */
 import { existsSync } from 'node:fs'
-import { type AdvisoryListing, advisoriesPath, SqliteAdvisoryStore } from '../advisories/index.ts'
+import { type AdvisoryListing, advisoriesPath, type AsyncAdvisoryStore, SqliteAdvisoryStore } from '../advisories/index.ts'
 import { AdvisoryIndex, type AdvisoryMatch, type DeviceProduct } from '../shared/advisory-match.ts'
 import type { InventoryEntry } from '../pki/index.ts'
 
 export class AdvisoryFeed {
-  readonly #path: string
+  /** The data directory's file, opened for each read (a sync writes it in another process); or the group's store. */
+  readonly #from: { path: string } | { store: AsyncAdvisoryStore }
   #revision = -1
   #listing: AdvisoryListing[] = []
   #index: AdvisoryIndex | undefined
   #products = new Map<string, DeviceProduct>()
 
-  constructor (dataDir: string) {
-    this.#path = advisoriesPath(dataDir)
+  /** `dataDir`: read `<dataDir>/advisories.db`; a store: read it (the group's PostgreSQL). */
+  constructor (from: string | AsyncAdvisoryStore) {
+    this.#from = typeof from === 'string' ? { path: advisoriesPath(from) } : { store: from }
   }
 
-  /** Re-reads the store if a sync changed it; true when it did. */
-  refresh (): boolean {
-    if (!existsSync(this.#path)) return false
-    const store = new SqliteAdvisoryStore(this.#path)
+  /** Re-reads the advisories if a sync changed them; true when it did. One at a time: the caller does not overlap calls. */
+  async refresh (): Promise<boolean> {
+    const from = this.#from
+    if ('store' in from) {
+      const revision = await from.store.revision()
+      if (revision === this.#revision) return false
+      // Read after the revision: an upsert committed in between is in the listing, and read once more next time.
+      this.#take(revision, await from.store.list())
+      return true
+    }
+    if (!existsSync(from.path)) return false
+    const store = new SqliteAdvisoryStore(from.path)
     try {
       const revision = store.revision()
       if (revision === this.#revision) return false
-      this.#listing = store.list()
-      this.#index = new AdvisoryIndex(this.#listing)
-      this.#revision = revision
+      this.#take(revision, store.list())
       return true
     } finally {
       store.close()
     }
+  }
+
+  #take (revision: number, listing: AdvisoryListing[]): void {
+    this.#listing = listing
+    this.#index = new AdvisoryIndex(listing)
+    this.#revision = revision
   }
 
   /** The devices' vendor and model, from the inventory just read. */

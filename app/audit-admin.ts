@@ -198,7 +198,7 @@ async function openTrail (config: Pick<Config, 'dataDir' | 'databaseUrl' | 'deli
   const where = trailWhere(config)
   const sinks = config.delivery.sinks.filter(takesAuditTrail).map((sink) => sink.name ?? sink.type)
   const queue = (outbox: AnyOutboxStore) => async (entry: AuditEntry) => {
-    if (sinks.length > 0) await outbox.add(sinks.map((sink) => auditDelivery(sink, entry, Date.now())))
+    if (sinks.length > 0) await outbox.add(sinks.map((sink) => auditDelivery(sink, entry, Date.now())), { unlessDelivered: true })
   }
   if (config.databaseUrl) {
     // Not migrated here: the collectors migrate the group's database; a trail they never made is an error to see.

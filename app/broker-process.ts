@@ -55,6 +55,8 @@ async function startClusterNode (config: Config, redisUrl: string, logger: Logge
     tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
     host: config.mqttHost, port: config.mqttPort, limits, logger: logger.child({ node: config.nodeId }),
     quarantineFile: join(config.dataDir, QUARANTINE_FILE), aedes: node.state, cluster: node.link,
+    // A node holds no inventory: suppliers' grants come through Redis from where the CA key is kept.
+    supplierGrant: node.supplierGrant,
   })
   const address = await broker.listen()
   await node.start(broker)
@@ -97,7 +99,8 @@ export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
  * Suppliers' grants from this data directory's inventory (issue 17). A
  * lookup that fails (a locked or unreadable inventory) answers "no grant":
  * the supplier is refused, never let in unchecked. A cluster node has no
- * inventory of its own, so it is given none and refuses every supplier.
+ * inventory of its own: it follows the grants the CA's side sends through
+ * Redis instead (app/cluster-node.ts).
  */
 function supplierGrants (dataDir: string, logger: Logger): (supplierId: string) => SupplierGrant | undefined {
   const pki = new FleetPki(dataDir)

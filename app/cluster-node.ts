@@ -2,15 +2,19 @@
  * A broker node of a cluster, assembled: the broker's MQTT state and
  * routing in Redis (broker/redis-state.ts), its link to the cluster
  * (telemetry handoff to the streams, the session directory, cluster-wide
- * limits, quarantines passed on), its heartbeat, the CRL followed from
- * Redis, and its security events handed to the streams for the collectors.
+ * limits, quarantines passed on), its heartbeat, the CRL and suppliers'
+ * grants followed from Redis, and its security events handed to the
+ * streams for the collectors.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { type BrokerClusterLink, createRedisState, type RedisState } from '../broker/index.ts'
 import {
-  clusterKeys, connectRedis, ControlChannel, CrlFollower, NodeRegistry, SessionDirectory, StreamHandoff, type ClusterKeys, type Redis,
+  clusterKeys, connectRedis, ControlChannel, CrlFollower, NodeRegistry, SessionDirectory, StreamHandoff, SupplierGrantFollower, type ClusterKeys, type Redis,
 } from '../cluster/index.ts'
-import { readCrl } from '../pki/index.ts'
+import { readCrl, type SupplierGrant } from '../pki/index.ts'
+import { assertAccessWindows } from '../shared/access-windows.ts'
+import { invalidInput } from '../shared/errors.ts'
+import { type DeviceKind, isDeviceKind } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
@@ -37,6 +41,12 @@ export interface ClusterNode {
   keys: ClusterKeys
   state: RedisState
   link: BrokerClusterLink
+  /**
+   * A supplier's grant as the cluster last sent it (`placeguard pki` where
+   * the CA key is kept; cluster/supplier-grants.ts): the node has no
+   * inventory. Undefined refuses the supplier.
+   */
+  supplierGrant: (supplierId: string) => SupplierGrant | undefined
   /** The node's own figures, for its /healthz and /metrics (sessions and quarantines are the broker's). */
   figures: () => Omit<NodeFigures, 'sessions' | 'quarantined'>
   /** Starts what needs the broker: quarantines in force, the CRL from Redis, the heartbeat. */
@@ -78,6 +88,7 @@ export function createClusterNode (options: ClusterNodeOptions): ClusterNode {
   })
   const crl = new CrlFollower({ redis, subscriber, keys, logger, apply: (pem) => installCrl(pem, options, () => broker?.reloadCrl()) })
   const events = new EventForwarder(handoff, nodeId, logger)
+  const grants = new SupplierGrantFollower({ redis, subscriber, keys, logger, parse: supplierGrantOf })
 
   let handoffFailures = 0
   const link: BrokerClusterLink = {
@@ -107,21 +118,32 @@ export function createClusterNode (options: ClusterNodeOptions): ClusterNode {
     }),
     state: createRedisState({ url: options.redisUrl, nodeId, maxSessionDelivery: options.maxSessionDelivery }),
     link,
+    supplierGrant: (supplierId) => grants.grant(supplierId),
     start: async (node) => {
       broker = node
       node.on('security-event', (event) => events.forward(event))
       await control.start()
       await crl.start()
+      await grants.start()
       await registry.start()
       logger.info({ node: nodeId, partitions: options.partitions }, 'cluster node registered')
     },
     stop: async () => {
       await registry.stop()
       await crl.stop()
+      await grants.stop()
       await events.flush()
       for (const connection of connections) connection.disconnect()
     },
   }
+}
+
+/** A grant as `placeguard pki` sends it (app/cluster-admin.ts), checked as the inventory's would be. */
+function supplierGrantOf (supplierId: string, stored: unknown): SupplierGrant {
+  const { kinds, sites, windows } = (typeof stored === 'object' && stored !== null ? stored : {}) as Record<string, unknown>
+  if (!Array.isArray(kinds) || kinds.length === 0 || !kinds.every((kind): kind is DeviceKind => typeof kind === 'string' && isDeviceKind(kind))) throw invalidInput('kinds', 'a supplier\'s kinds are a list of flood, energy, housing')
+  if (!Array.isArray(sites) || sites.length === 0 || !sites.every((site) => typeof site === 'string' && site !== '')) throw invalidInput('sites', 'a supplier\'s sites are a list of site names')
+  return { supplierId, kinds, sites, windows: assertAccessWindows('windows', windows) }
 }
 
 /**

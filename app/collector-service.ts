@@ -19,6 +19,7 @@ import type { SecurityEvent } from '../shared/security-events.ts'
 import { supplierCommandAudit } from './supplier-audit.ts'
 import { copiedToSinks } from './audit-admin.ts'
 import { type AsyncAuditStore, type AuditStore, PgAuditStore, SqliteAuditStore } from '../audit/index.ts'
+import { PgAdvisoryStore } from '../advisories/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
 import { OrderedWrites } from './ordered-writes.ts'
 import { AdvisoryFeed } from './advisory-feed.ts'
@@ -69,13 +70,15 @@ export interface CollectorService {
   settled: () => Promise<void>
   /** The operator audit trail: `<data-dir>/audit.db`, or the group's PostgreSQL with a database URL. */
   auditTrail: AuditStore | AsyncAuditStore
-  /** The synced advisories (advisories.db), re-read on the inventory's minute when a sync changed them. */
+  /** The synced advisories (advisories.db, or the group's PostgreSQL), re-read when a sync changed them: on the inventory's minute, and every 5 s in a group. */
   advisories: AdvisoryFeed
   start: () => Promise<void>
   stop: () => Promise<void>
 }
 
 const DEFAULT_SPOOL_BYTES = 512 * 1024 * 1024
+/** In a group, how often each collector asks the database whether a sync changed the advisories (one row's read). */
+const ADVISORY_POLL_MS = 5_000
 /** The collector's log output taking nothing for this long is a pipeline alert (a stuck log shipper loses the audit trail). */
 const LOG_STALL_ALERT_MS = 10_000
 
@@ -286,7 +289,24 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     fleet.onLorawan(observation)
     detection.onLorawan(observation)
   })
-  const advisories = new AdvisoryFeed(config.dataDir)
+  // The group's advisories are the database's, so every collector matches the same ones whichever machine synced them.
+  const advisories = new AdvisoryFeed(pool ? new PgAdvisoryStore({ pool }) : config.dataDir)
+  let advisoriesFailing = false
+  let advisoriesReading: Promise<void> | undefined
+  // One read at a time; a call meanwhile (the minute's and the poll's together) waits for that one.
+  const reloadAdvisories = (): Promise<void> => advisoriesReading ??= (async () => {
+    try {
+      if (await advisories.refresh()) {
+        detection.setAdvisories(advisories.index)
+        logger.info({ advisories: advisories.listing.length }, 'advisories loaded: firmware-vulnerable matches them from each device\'s next message')
+      }
+      advisoriesFailing = false
+    } catch (error) {
+      // Polled every few seconds in a group: said once per outage, not at every poll.
+      if (!advisoriesFailing) logger.error({ err: (error as Error).message }, 'advisories not reloaded; the ones in force stay in force')
+      advisoriesFailing = true
+    }
+  })().finally(() => { advisoriesReading = undefined })
   const refreshInventory = (): void => {
     const pki = new FleetPki(config.dataDir)
     try {
@@ -301,14 +321,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     } finally {
       pki.close()
     }
-    try {
-      if (advisories.refresh()) {
-        detection.setAdvisories(advisories.index)
-        logger.info({ advisories: advisories.listing.length }, 'advisories loaded: firmware-vulnerable matches them from each device\'s next message')
-      }
-    } catch (error) {
-      logger.error({ err: (error as Error).message }, 'advisories not reloaded; the ones in force stay in force')
-    }
+    void reloadAdvisories()
   }
   let warnedFull = false
   collector.on('spool-full', () => {
@@ -350,6 +363,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     }
   }
   const fleetTimers = [setInterval(() => { void fleet.sync() }, 5_000), setInterval(refreshInventory, 60_000), setInterval(watchLog, 5_000)]
+  if (pool) fleetTimers.push(setInterval(() => { void reloadAdvisories() }, ADVISORY_POLL_MS))
   for (const timer of fleetTimers) timer.unref()
   const onAlertChange = (listener: (change: AlertChange) => void): (() => void) => {
     alertListeners.add(listener)
@@ -365,6 +379,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
         await fleet.load()
       }
       refreshInventory()
+      // Detection starts with the advisories in force (the minute's refresh above began reading them).
+      await reloadAdvisories()
       fleet.setOpenAlerts([...await detection.alerts.list({ status: 'open' }), ...await detection.alerts.list({ status: 'acknowledged' })])
       detection.start()
       outbox.start()
@@ -383,6 +399,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       await alertFeed?.stop()
       await auditTrail.close()
       await fleet.close()
+      await advisoriesReading
       await pool?.end()
       await writer.stop()
       await sink.close()

@@ -6,6 +6,11 @@
  * (`supplier-command`); the payload itself never reaches the collector.
  * Only the broker publishes on `$SYS/placeguard/events/…` (broker/acl.ts),
  * so the event is the broker's word, not the supplier's.
+ *
+ * The broker gives each command an id (`details.commandId`), and the entry
+ * is appended under it as its key: the same event given to the collector
+ * twice (QoS 1 redelivered after a restart, a stream entry read again) is
+ * one entry. An event from a broker without ids is recorded as before.
  */
 import type { AuditEvent } from '../audit/index.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
@@ -13,6 +18,7 @@ import type { SecurityEvent } from '../shared/security-events.ts'
 export function supplierCommandAudit (event: SecurityEvent): AuditEvent | undefined {
   if (event.type !== 'supplier-command' || event.deviceId === undefined) return undefined
   const details = event.details ?? {}
+  const commandId = typeof details.commandId === 'string' && details.commandId !== '' ? details.commandId : undefined
   return {
     actor: `supplier:${event.deviceId}`,
     action: 'supplier.command',
@@ -20,8 +26,9 @@ export function supplierCommandAudit (event: SecurityEvent): AuditEvent | undefi
     detail: {
       topic: event.topic ?? null, site: details.targetSite ?? null, kind: details.targetKind ?? null,
       payloadBytes: details.payloadBytes ?? null, payloadSha256: details.payloadSha256 ?? null,
-      serial: event.serial ?? null, brokerAt: event.at,
+      serial: event.serial ?? null, brokerAt: event.at, ...(commandId ? { commandId } : {}),
     },
     from: event.remoteAddress ?? null,
+    ...(commandId ? { key: `supplier-command:${commandId}` } : {}),
   }
 }

@@ -32,6 +32,14 @@ export interface AuditEvent {
   detail?: Record<string, unknown>
   /** Where from: the remote address. Kept in the stored detail as `from`, so the hash covers it. */
   from?: string | null
+  /**
+   * Names the action once for good, for a caller that may be told of it
+   * twice (a broker event redelivered at QoS 1): an append whose key is
+   * already recorded writes nothing and answers the entry recorded then.
+   * Kept beside the entry, outside its hash; put the id in `detail` too
+   * for the chain to cover it.
+   */
+  key?: string
 }
 
 export interface AuditEntry {
@@ -81,7 +89,7 @@ export type AuditVerdict =
   | { intact: false, entries: number, brokenAt: number, reason: AuditBreak, message: string }
 
 export interface AuditStore {
-  /** Records one event at the head of the chain; answers it as stored. Throws when it cannot be recorded. */
+  /** Records one event at the head of the chain (once per `key`); answers it as stored. Throws when it cannot be recorded. */
   append: (event: AuditEvent) => AuditEntry
   /**
    * Entries that match, by seq in `query.order` (newest first by

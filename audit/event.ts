@@ -14,6 +14,7 @@ export function storedDetail (event: AuditEvent): Record<string, unknown> {
   const detail = event.detail ?? {}
   if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) throw invalidInput('detail', 'a detail is a JSON object')
   if ('from' in detail) throw invalidInput('detail', 'the key "from" is the event\'s own field; pass the address as `from`')
+  if (event.key !== undefined && (typeof event.key !== 'string' || event.key === '' || event.key.length > 200)) throw invalidInput('key', 'an idempotency key is a string of 1–200 characters')
   return event.from ? { ...detail, from: event.from } : { ...detail }
 }
 

@@ -37,11 +37,28 @@ export class PgAuditStore implements AsyncAuditStore {
 
   async append (event: AuditEvent): Promise<AuditEntry> {
     const detail = storedDetail(event)
-    // seq, at, prev_hash and hash are the audit_chain trigger's.
-    const { rows } = await this.#pool.query<Row>(
-      `INSERT INTO audit_events (actor, action, subject, detail) VALUES ($1, $2, $3, $4::jsonb) RETURNING ${COLUMNS}`,
-      [event.actor, event.action, event.subject ?? null, JSON.stringify(detail)])
-    return entryOf(rows[0]!)
+    const recorded = await this.#recorded(event.key)
+    if (recorded) return recorded
+    try {
+      // seq, at, prev_hash and hash are the audit_chain trigger's.
+      const { rows } = await this.#pool.query<Row>(
+        `INSERT INTO audit_events (actor, action, subject, detail, idempotency_key) VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING ${COLUMNS}`,
+        [event.actor, event.action, event.subject ?? null, JSON.stringify(detail), event.key ?? null])
+      return entryOf(rows[0]!)
+    } catch (error) {
+      // Another writer recorded the key first. Not ON CONFLICT DO NOTHING: the
+      // BEFORE INSERT trigger has moved the head by then, and only the failed
+      // statement's rollback puts it back (migration 0005).
+      const raced = (error as { code?: string, constraint?: string }).code === '23505' && (error as { constraint?: string }).constraint === 'audit_events_by_key'
+      if (raced) return (await this.#recorded(event.key))!
+      throw error
+    }
+  }
+
+  async #recorded (key: string | undefined): Promise<AuditEntry | undefined> {
+    if (key === undefined) return undefined
+    const { rows } = await this.#pool.query<Row>(`SELECT ${COLUMNS} FROM audit_events WHERE idempotency_key = $1`, [key])
+    return rows[0] && entryOf(rows[0])
   }
 
   async page (query: AuditQuery, limit: number, after?: number): Promise<AuditPage> {

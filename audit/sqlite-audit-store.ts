@@ -89,18 +89,22 @@ export class SqliteAuditStore implements AuditStore {
     // FULL: an operator's action is answered only once its record is on disk.
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;')
     this.#db.exec(SCHEMA)
+    addKeyColumn(this.#db)
   }
 
   append (event: AuditEvent): AuditEntry {
     const detail = storedDetail(event)
     return inTransaction(this.#db, () => {
+      // Looked up under the append's own lock: two writers with one key make one entry.
+      const recorded = event.key === undefined ? undefined : this.#db.prepare(`SELECT ${COLUMNS} FROM audit_events WHERE key = ?`).get(event.key) as Row | undefined
+      if (recorded) return entryOf(recorded)
       const head = this.#head()
       if (!head) throw new Error('the audit trail has no head (audit_head was removed); it cannot be appended to until it is restored')
       const at = new Date(this.#clock.now()).toISOString()
       const fields = { seq: head.seq + 1, prevHash: head.hash, atMicros: micros(at), actor: event.actor, action: event.action, subject: event.subject ?? null, detail }
       const hash = chainHash(fields)
-      this.#db.prepare(`INSERT INTO audit_events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-        .run(fields.seq, at, fields.actor, fields.action, fields.subject, canonicalJson(detail), fields.prevHash, hash)
+      this.#db.prepare(`INSERT INTO audit_events (${COLUMNS}, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(fields.seq, at, fields.actor, fields.action, fields.subject, canonicalJson(detail), fields.prevHash, hash, event.key ?? null)
       return entryOf({ seq: fields.seq, at, actor: fields.actor, action: fields.action, subject: fields.subject, detail: canonicalJson(detail), prev_hash: fields.prevHash, hash })
     })
   }
@@ -140,6 +144,17 @@ export class SqliteAuditStore implements AuditStore {
   #head (): ChainHead | undefined {
     return this.#db.prepare('SELECT seq, hash FROM audit_head').get() as ChainHead | undefined
   }
+}
+
+/**
+ * The idempotency key (AuditEvent.key), added to files made before it: a
+ * column beside the chain (ALTER TABLE is not an UPDATE of any entry, and
+ * the hashes do not cover it), unique where set.
+ */
+function addKeyColumn (db: DatabaseSync): void {
+  const columns = db.prepare('SELECT name FROM pragma_table_info(\'audit_events\')').all() as Array<{ name: string }>
+  if (!columns.some((column) => column.name === 'key')) db.exec('ALTER TABLE audit_events ADD COLUMN key TEXT')
+  db.exec('CREATE UNIQUE INDEX IF NOT EXISTS audit_events_by_key ON audit_events (key) WHERE key IS NOT NULL')
 }
 
 function micros (at: string): number {

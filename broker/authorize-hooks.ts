@@ -11,7 +11,7 @@ import { printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { LORAWAN_UPLINKS_PREFIX, lorawanUplinkTopic } from '../shared/lorawan.ts'
 import { QUARANTINE_CONTROL_TOPIC } from '../shared/topics.ts'
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { identityName, type SupplierGrant } from '../pki/index.ts'
 import { openWindow } from '../shared/access-windows.ts'
 import { canPublish, canSubscribe, parseCommandTopic } from './acl.ts'
@@ -108,8 +108,11 @@ export class AuthorizeHooks {
       this.#endedByBroker.set(session, 'ACL violation')
       return done(new Error(decision.reason))
     }
+    // A supplier's command is reported once admitted, below: one the rate limit refuses was never sent.
+    let admitted: (() => void) | undefined
     if (session.identity.role === 'supplier') {
-      if (!this.#supplierCommand(session, grant!, packet)) return done(new Error('supplier command outside its access windows'))
+      admitted = this.#supplierCommand(session, grant!, packet)
+      if (!admitted) return done(new Error('supplier command outside its access windows'))
     } else if (session.identity.role === 'integration') this.#readdress(session.identity.integrationId, packet)
     else if (packet.retain) this.#limitRetain(session, packet)
     if (packet.topic === QUARANTINE_CONTROL_TOPIC) {
@@ -118,11 +121,17 @@ export class AuthorizeHooks {
       this.#quarantine.onControl(identityName(session.identity), packet.payload as Buffer)
       return done(null)
     }
-    if (!session.throttle) return done(null)
+    if (!session.throttle) {
+      admitted?.()
+      return done(null)
+    }
     const now = this.#clock.now()
     // Holding the callback holds aedes' read loop for this client (see
     // read-backpressure.ts): TCP back-pressure slows the device down.
-    const verdict = session.throttle.admit(() => done(null))
+    const verdict = session.throttle.admit(() => {
+      admitted?.()
+      done(null)
+    })
     if (verdict === 'now') return
     const { ratePerSec: rate, burst } = publishBudget(session.identity, this.#limits)!
     const { maxThrottleMs } = this.#limits
@@ -146,13 +155,17 @@ export class AuthorizeHooks {
   /**
    * A supplier's command that passed the ACL: refused when its windows have
    * closed since it connected (the session is then closed, as for an ACL
-   * violation [MQTT-3.3.5-2]), otherwise reported as `supplier-command`
-   * so the collector records it in the audit trail — the payload's size
-   * and SHA-256, never the payload (a command may carry a setpoint or a
-   * credential). Never retained: a retained command would reach the device
-   * again at each reconnect, after the window had closed.
+   * violation [MQTT-3.3.5-2]); otherwise answers how to report it as
+   * `supplier-command`, which the caller does once the rate limit admits
+   * the command, so the collector records in the audit trail only what was
+   * sent — the payload's size and SHA-256, never the payload (a command may
+   * carry a setpoint or a credential). The event's `commandId` is drawn
+   * here, once per command: an event redelivered to the collector at QoS 1
+   * carries the same id, and the trail records it once. Never retained: a
+   * retained command would reach the device again at each reconnect,
+   * after the window had closed.
    */
-  #supplierCommand (session: Session, grant: SupplierGrant, packet: PublishPacket): boolean {
+  #supplierCommand (session: Session, grant: SupplierGrant, packet: PublishPacket): (() => void) | undefined {
     const identity = session.identity
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     const topic = printable(packet.topic, 200)
@@ -162,18 +175,18 @@ export class AuthorizeHooks {
         reason: 'a supplier command after its access windows closed',
       })
       this.#endedByBroker.set(session, 'supplier outside its access windows')
-      return false
+      return undefined
     }
     packet.retain = false
     const command = parseCommandTopic(packet.topic)!
-    this.#report('supplier-command', {
+    const fields = {
       ...identityFields(identity, {
-        targetDeviceId: command.deviceId, targetSite: command.site, targetKind: command.kind,
+        commandId: randomUUID(), targetDeviceId: command.deviceId, targetSite: command.site, targetKind: command.kind,
         payloadBytes: payload.length, payloadSha256: createHash('sha256').update(payload).digest('hex'),
       }),
       remoteAddress: session.remoteAddress, serial: session.serial, topic, reason: 'supplier command delivered',
-    })
-    return true
+    }
+    return () => this.#report('supplier-command', fields)
   }
 
   /**

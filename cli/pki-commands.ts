@@ -3,8 +3,9 @@ import type { Command } from 'commander'
 import { parse as parseYaml } from 'yaml'
 import { invalidInput } from '../shared/errors.ts'
 import { FleetPki, type KeyAlgorithm } from '../pki/index.ts'
-import { loadConfig, shareCrl } from '../app/index.ts'
+import { loadConfig, shareCrl, shareSupplierGrants } from '../app/index.ts'
 import { printJson, printTable } from './output.ts'
+import { advisoryCount, describeWindow, supplierGrantViews, syncedAdvisories } from './pki-list-details.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 import { recorded } from './audit-trail-command.ts'
 import type { CliNote } from '../app/index.ts'
@@ -66,6 +67,16 @@ async function sendCrlToCluster (command: Command): Promise<void> {
   if (!config.redisUrl) return
   const nodes = await shareCrl(config, config.redisUrl)
   process.stdout.write(`CRL sent to the cluster (${nodes} listening connection${nodes === 1 ? '' : 's'})\n`)
+  // A revoked supplier's grant leaves the nodes with it; and `pki crl` resends both, for a node that was cut off.
+  await sendSupplierGrantsToCluster(command)
+}
+
+/** Suppliers' grants go to the nodes the same way: a node has no inventory (docs/suppliers.md). */
+async function sendSupplierGrantsToCluster (command: Command): Promise<void> {
+  const config = loadConfig({ flags: { dataDir: dataDirOf(command) } })
+  if (!config.redisUrl) return
+  const nodes = await shareSupplierGrants(config, config.redisUrl)
+  process.stdout.write(`suppliers' grants sent to the cluster (${nodes} listening connection${nodes === 1 ? '' : 's'})\n`)
 }
 
 export function registerPkiCommands (program: Command): void {
@@ -112,7 +123,7 @@ export function registerPkiCommands (program: Command): void {
         })
         note({ serial: issued.record.serial, notAfter: issued.record.notAfter })
         process.stdout.write(`issued supplier ${deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
-        return
+        return await sendSupplierGrantsToCluster(command)
       }
       if (options.site === undefined) throw invalidInput('--site', 'a device or an integration needs its site', 'e.g. --site riverside')
       if (options.kinds !== undefined || options.sites !== undefined || options.windows !== undefined) {
@@ -253,14 +264,18 @@ export function registerPkiCommands (program: Command): void {
     .option('--all', 'include the server and collector certificates')
     .action(async (options: { json?: boolean, all?: boolean }, command: Command) => withPki(command, async (fleet) => {
       const entries = fleet.list().filter((entry) => options.all || entry.role === 'device' || entry.role === 'integration' || entry.role === 'supplier')
+      // A supplier's grant (its active certificate's), and each device's advisories when `advisories sync` has run here.
+      const grants = supplierGrantViews(fleet, Date.now())
+      const advisories = syncedAdvisories(dataDirOf(command))
       if (options.json) {
         printJson(entries.map((e) => e.identity === 'lorawan'
-          ? { id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, devEui: e.devEui, integrationId: e.integrationId, network: e.network, status: e.effectiveStatus, addedAt: e.addedAt, vendor: e.vendor ?? null, model: e.model ?? null }
+          ? { id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, devEui: e.devEui, integrationId: e.integrationId, network: e.network, status: e.effectiveStatus, addedAt: e.addedAt, vendor: e.vendor ?? null, model: e.model ?? null, advisories: advisoryCount(advisories, e) }
           : {
               id: e.deviceId, identity: e.identity, role: e.role, kind: e.kind, site: e.site, ...(e.network ? { network: e.network } : {}),
               serial: e.serial, notBefore: e.notBefore, notAfter: e.notAfter,
               status: e.effectiveStatus, keyAlgorithm: e.keyAlgorithm, fingerprint: e.fingerprint, revokedAt: e.revokedAt,
-              ...(e.role === 'device' ? { vendor: e.vendor ?? null, model: e.model ?? null } : {}),
+              ...(e.role === 'device' ? { vendor: e.vendor ?? null, model: e.model ?? null, advisories: advisoryCount(advisories, e) } : {}),
+              ...(e.role === 'supplier' ? { grant: (e.status === 'active' && grants.get(e.deviceId)) || null } : {}),
             }))
         return
       }
@@ -269,5 +284,15 @@ export function registerPkiCommands (program: Command): void {
         entries.map((e) => e.identity === 'lorawan'
           ? [e.deviceId, `lorawan via ${e.integrationId}`, e.kind, e.site, '-', '-', e.effectiveStatus]
           : [e.deviceId, 'certificate', e.kind ?? (e.network ? `${e.role}:${e.network}` : e.role), e.site ?? '-', e.serial, e.notAfter, e.effectiveStatus]))
+      if (grants.size > 0) {
+        process.stdout.write('\n')
+        printTable(['SUPPLIER', 'KINDS', 'SITES', 'OPEN NOW', 'WINDOWS'],
+          [...grants].map(([id, grant]) => [id, grant.kinds.join(','), grant.sites.join(','), grant.windowOpenNow ? 'yes' : 'no', grant.windows.map(describeWindow).join('; ')]))
+      }
+      const products = entries.filter((e) => e.role === 'device' && e.vendor && e.model && e.effectiveStatus !== 'revoked')
+      if (products.length > 0) {
+        process.stdout.write('\n')
+        printTable(['DEVICE', 'VENDOR', 'MODEL', 'ADVISORIES'], products.map((e) => [e.deviceId, e.vendor!, e.model!, String(advisoryCount(advisories, e) ?? '-')]))
+      }
     }))
 }

@@ -1,7 +1,8 @@
 /**
  * The cluster room: what broker nodes and collectors share through Redis —
  * node heartbeats, the telemetry streams and the collectors' leases on
- * them, the CRL, quarantines, and which node holds each identity's session.
+ * them, the CRL, suppliers' grants, quarantines, and which node holds
+ * each identity's session.
  * No consensus of our own: Redis is the one place of truth, and every piece
  * here is a thin, tested use of it.
  */
@@ -15,6 +16,7 @@ export {
 } from './partition-leases.ts'
 export { DetectionSnapshots, type DetectionSnapshot } from './detection-snapshots.ts'
 export { CrlFollower, publishCrl } from './crl-channel.ts'
+export { publishSupplierGrants, SUPPLIER_GRANTS_POLL_MS, SupplierGrantFollower } from './supplier-grants.ts'
 export { ControlChannel, type ControlEnvelope } from './control-channel.ts'
 export { SessionDirectory, type SessionRecord } from './session-directory.ts'
 export { clusterStatus, type ClusterStatus } from './status.ts'

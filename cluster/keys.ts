@@ -23,6 +23,9 @@ export interface ClusterKeys {
   /** The fleet CA's current CRL (PEM), and the channel that announces a new one. */
   crl: string
   crlChannel: string
+  /** Hash supplier id → its grant (JSON: kinds, sites, windows), and the channel that announces a change (supplier-grants.ts). */
+  suppliers: string
+  suppliersChannel: string
   /** Hash device id → quarantine entry (JSON), and the channel of quarantine and lift commands. */
   quarantine: string
   controlChannel: string
@@ -51,6 +54,8 @@ export function clusterKeys (prefix = DEFAULT_PREFIX): ClusterKeys {
     nodes: `${prefix}:nodes`,
     crl: `${prefix}:crl`,
     crlChannel: `${prefix}:crl:changed`,
+    suppliers: `${prefix}:suppliers`,
+    suppliersChannel: `${prefix}:suppliers:changed`,
     quarantine: `${prefix}:quarantine`,
     controlChannel: `${prefix}:control`,
     rejected: `${prefix}:rejected`,

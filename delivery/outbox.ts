@@ -211,13 +211,15 @@ export class Outbox<S extends AnyOutboxStore = OutboxStore> {
    * takes the trail, as `enqueue` queues an alert change: durable on
    * return over a synchronous store, a Promise over an asynchronous one.
    * The delivery id comes from the entry's hash, so queueing it again
-   * (here, or by the CLI that wrote it) queues nothing twice.
+   * (here, or by the CLI that wrote it; a supplier's command reported
+   * twice answers the entry recorded the first time) queues nothing twice,
+   * nor anything a sink already confirmed (its mark, kept 30 days).
    */
   enqueueAudit (entry: AuditRecord): OutboxAnswer<S, number> {
     const now = this.#clock.now()
     const deliveries = [...this.#workers.values()].filter((worker) => worker.entry.route.audit === true && worker.entry.sink.sendAudit !== undefined)
       .map((worker) => auditDelivery(worker.entry.sink.name, entry, now))
-    return this.#then(this.#store.add(deliveries), () => {
+    return this.#then(this.#store.add(deliveries, { unlessDelivered: true }), () => {
       for (const worker of this.#workers.values()) worker.kick()
       return deliveries.length
     })

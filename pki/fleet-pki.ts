@@ -15,7 +15,7 @@ import { type Identity, identityFromSubjectAltName } from './identity.ts'
 import {
   assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertIntegrationIdentity, assertLorawanDevice, assertSerial, assertSupplierIdentity,
 } from './identity-rules.ts'
-import { Inventory, type InventoryRecord, type InventoryStatus, type LorawanDeviceRecord } from './inventory.ts'
+import { Inventory, type InventoryRecord, type InventoryStatus, type LorawanDeviceRecord, type SupplierRecord } from './inventory.ts'
 import { deviceProductOf, DeviceProducts } from './device-products.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
 import { deviceFiles, pkiPaths, type PkiPaths } from './paths.ts'
@@ -274,6 +274,21 @@ export class FleetPki {
     const stored = inventory.supplier(supplierId)
     if (!active || effectiveStatus(active, this.#now()) !== 'active' || !stored) return undefined
     return { supplierId, kinds: stored.kinds, sites: stored.sites, windows: assertAccessWindows('windows', stored.windows) }
+  }
+
+  /**
+   * The grants of every supplier holding an active certificate, windows as
+   * written (not parsed: a weekly "2h" stays "2h"): what `pki list` shows,
+   * and what is sent to a cluster's nodes, which hold no inventory
+   * (docs/suppliers.md).
+   */
+  supplierRecords (): SupplierRecord[] {
+    const inventory = this.#openInventory()
+    const now = this.#now()
+    return inventory.suppliers().filter((stored) => {
+      const active = inventory.activeFor('supplier', stored.supplierId)
+      return active !== undefined && effectiveStatus(active, now) === 'active'
+    })
   }
 
   /**

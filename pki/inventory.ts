@@ -116,6 +116,12 @@ CREATE TABLE IF NOT EXISTS suppliers (
 /** What a supplier may do, as stored: kinds, sites and access windows as given (shared/access-windows.ts). */
 export interface SupplierRecord { supplierId: string, kinds: DeviceKind[], sites: string[], windows: unknown[], updatedAt: string }
 
+interface SupplierRow { supplier_id: string, kinds: string, sites: string, windows: string, updated_at: string }
+
+function supplierRecordOf (row: SupplierRow): SupplierRecord {
+  return { supplierId: row.supplier_id, kinds: JSON.parse(row.kinds), sites: JSON.parse(row.sites), windows: JSON.parse(row.windows), updatedAt: row.updated_at }
+}
+
 interface Row {
   serial: string, device_id: string, role: CertificateRole, kind: DeviceKind | null, site: string | null,
   not_before: string, not_after: string, key_algorithm: KeyAlgorithm, status: InventoryRecord['status'],
@@ -315,10 +321,13 @@ export class Inventory {
   }
 
   supplier (supplierId: string): SupplierRecord | undefined {
-    const row = this.#statement('SELECT * FROM suppliers WHERE supplier_id = ?').get(supplierId) as
-      { supplier_id: string, kinds: string, sites: string, windows: string, updated_at: string } | undefined
-    if (!row) return undefined
-    return { supplierId: row.supplier_id, kinds: JSON.parse(row.kinds), sites: JSON.parse(row.sites), windows: JSON.parse(row.windows), updatedAt: row.updated_at }
+    const row = this.#statement('SELECT * FROM suppliers WHERE supplier_id = ?').get(supplierId) as SupplierRow | undefined
+    return row && supplierRecordOf(row)
+  }
+
+  /** Every supplier's grant as stored, by id. */
+  suppliers (): SupplierRecord[] {
+    return (this.#statement('SELECT * FROM suppliers ORDER BY supplier_id').all() as unknown as SupplierRow[]).map(supplierRecordOf)
   }
 
   /**

@@ -4,13 +4,17 @@
  * the real broker; the collector service hears the broker's
  * `supplier-command` event and appends `supplier.command` by
  * `supplier:<id>` to `<data-dir>/audit.db` — size and SHA-256, never the
- * payload — and the chain still verifies.
+ * payload — and the chain still verifies. The same event given to the
+ * collector again (as the broker redelivers it at QoS 1 after a collector
+ * restart) is still one entry.
  */
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCollectorService, loadConfig } from '../../app/index.ts'
 import { SqliteAuditStore } from '../../audit/index.ts'
+import { aedesOf } from '../../broker/broker.ts'
+import { securityEventPacket } from '../../broker/event-reporter.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
@@ -53,6 +57,17 @@ describe('the collector and suppliers\' commands', () => {
       })
       expect(JSON.stringify(entry)).not.toContain('open-valve')
       expect(trail.verify()).toMatchObject({ intact: true })
+
+      // The event once more, as a QoS 1 redelivery reaches the collector; then another command, which the collector hears after it.
+      const sent = running.events.find((e) => e.type === 'supplier-command')!
+      expect(entry!.detail.commandId).toBe(sent.details?.commandId)
+      await new Promise<void>((resolve, reject) => aedesOf(running.broker).publish(securityEventPacket(sent), (error) => error ? reject(error) : resolve()))
+      const again = await mosquittoPub(running.port, { cafile: fleet.paths.caCert, ...fleet.device('acme-pumps') }, 'acme-pumps', TOPIC, COMMAND)
+      expect(again.code, again.stderr).toBe(0)
+      const commands = () => trail.page({ order: 'oldest' }, 10).items.filter((e) => e.action === 'supplier.command')
+      await waitFor(() => commands().length >= 2, 10_000, 'the second command\'s entry')
+      expect(commands().map((e) => e.detail.commandId)).toEqual(running.events.filter((e) => e.type === 'supplier-command').map((e) => e.details?.commandId))
+      expect(trail.verify()).toMatchObject({ intact: true, entries: commands().length })
     } finally {
       trail.close()
       await service.stop()

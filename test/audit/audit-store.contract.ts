@@ -81,6 +81,19 @@ export function auditStoreContract (name: string, newPlace: () => AuditPlace): v
       expect((await store.page({ subject: 'alr-1', order: 'oldest' }, 1, 1)).items.map((e) => e.seq)).toEqual([3])
     })
 
+    it('records an event given twice under one key once, from one writer or two at once; the chain stays whole', async () => {
+      const store = open()
+      const command = { actor: 'supplier:acme-pumps', action: 'supplier.command', subject: 'flood-1', detail: { commandId: 'c-1' }, from: '10.0.0.9:50122', key: 'supplier-command:c-1' }
+      const first = await store.append(command)
+      expect(await store.append(command)).toEqual(first)
+      const other = open()
+      const [a, b] = await Promise.all([store.append({ ...command, key: 'supplier-command:c-2' }), other.append({ ...command, key: 'supplier-command:c-2' })])
+      expect(a).toEqual(b)
+      await store.append({ actor: 'operator:3f2a1b0c', action: 'policy.reload' })
+      expect((await store.page({ order: 'oldest' }, 10)).items.map((e) => e.seq)).toEqual([1, 2, 3])
+      expect(await store.verify()).toEqual({ intact: true, entries: 3 })
+    })
+
     it('refuses an event it could not record faithfully, naming the field', async () => {
       const store = open()
       const refused = (event: Parameters<AuditStore['append']>[0]) => expect(Promise.resolve().then(() => store.append(event))).rejects.toThrow()

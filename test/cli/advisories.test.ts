@@ -2,14 +2,15 @@
  * `placeguard advisories sync|list` and `pki issue --vendor --model`, run
  * as a user would: a mirror directory synced with a refusal named in the
  * summary (exit 1), the list afterwards, and the device's vendor and model
- * in `pki list --json`.
+ * in `pki list --json`; `--openpgp-key` checking signatures made by gpg.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { advisoryFile, writeProvider } from '../helpers/csaf-provider.ts'
+import { gpgKeyring } from '../helpers/gpg.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'placeguard-cli-advisories-'))
 const dataDir = join(dir, 'data')
@@ -35,6 +36,38 @@ describe('placeguard advisories (CLI)', () => {
     const none = placeguard('advisories', 'sync')
     expect(none.status).toBe(2)
     expect(none.stderr).toContain('PG_ERR_INPUT_INVALID: --csaf: give at least one')
+  })
+
+  it('checks OpenPGP signatures with the key given after --csaf, and says when none were checked', () => {
+    const gpg = gpgKeyring()
+    try {
+      const fingerprint = gpg.generate('Acme PSIRT <psirt@acme.example>')
+      const keyFile = join(dir, 'acme.asc')
+      writeFileSync(keyFile, gpg.exportPublic(fingerprint))
+      const mirror = join(dir, 'signed-mirror')
+      const files = ['ICSA-26-021-01', 'ICSA-26-021-02'].map((id) => advisoryFile({ id, products: [{ vendor: 'Acme Metering', model: 'EM-400', ranges: ['<V5.2.4'] }] }))
+      writeProvider(mirror, 'https://csaf.example.org/.well-known/csaf', files)
+      gpg.signDetached(fingerprint, join(mirror, 'white', files[0]!.path))
+      const unchecked = placeguard('--data-dir', join(dir, 'data-unchecked'), 'advisories', 'sync', '--csaf', mirror)
+      expect(unchecked.status).toBe(0)
+      expect(unchecked.stdout).toContain('OpenPGP signatures not checked: no key configured for this provider')
+      const checked = placeguard('--data-dir', join(dir, 'data-checked'), 'advisories', 'sync', '--csaf', mirror, '--openpgp-key', keyFile)
+      expect(checked.status).toBe(1)
+      expect(checked.stdout).toMatch(/: 1 new, 0 updated, 0 unchanged, 1 refused/)
+      expect(checked.stdout).toContain(`OpenPGP signatures checked with ${fingerprint} (${keyFile})`)
+      expect(checked.stdout).toMatch(/refused .*icsa-26-021-02\.json: .*no OpenPGP signature \(\.asc\) is published beside it/)
+      const early = placeguard('advisories', 'sync', '--openpgp-key', keyFile, '--csaf', mirror)
+      expect(early.status).toBe(2)
+      expect(early.stderr).toContain('give --openpgp-key/--openpgp-fingerprint after the --csaf they apply to')
+      const notKey = placeguard('advisories', 'sync', '--csaf', mirror, '--openpgp-key', join(mirror, 'provider-metadata.json'))
+      expect(notKey.status).toBe(2)
+      expect(notKey.stderr).toMatch(/PG_ERR_INPUT_INVALID: --openpgp-key: .*provider-metadata\.json: not an OpenPGP public key/)
+      const badPin = placeguard('advisories', 'sync', '--csaf', mirror, '--openpgp-fingerprint', 'ABCD')
+      expect(badPin.status).toBe(2)
+      expect(badPin.stderr).toContain('PG_ERR_INPUT_INVALID: --openpgp-fingerprint: "ABCD" is not an OpenPGP fingerprint')
+    } finally {
+      gpg.close()
+    }
   })
 
   it('records a device\'s vendor and model at issue and at devices add, and shows them in pki list --json', () => {

@@ -2,12 +2,13 @@
  * The cluster's Redis pieces against a real redis-server: the telemetry
  * streams (acknowledged only once handled, pending entries read again after
  * a crash, trimmed once acknowledged), heartbeats that expire, the session
- * directory, quarantine commands passed between nodes, and the CRL carrier.
+ * directory, quarantine commands passed between nodes, and the carriers
+ * of the CRL and of suppliers' grants.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  clusterKeys, clusterStatus, connectRedis, ControlChannel, CrlFollower, NodeRegistry, partitionOf, publishCrl,
-  type Redis, SessionDirectory, StreamHandoff, type StreamEntry, StreamReader, listNodes,
+  clusterKeys, clusterStatus, connectRedis, ControlChannel, CrlFollower, NodeRegistry, partitionOf, publishCrl, publishSupplierGrants,
+  type Redis, SessionDirectory, StreamHandoff, type StreamEntry, StreamReader, SupplierGrantFollower, listNodes,
 } from '../../cluster/index.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { startRedis, type RunningRedis } from '../helpers/redis-server.ts'
@@ -219,6 +220,35 @@ describe('CRL channel', () => {
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(attempts.filter((a) => a === 'forged CRL')).toHaveLength(1)
     expect(applied).toEqual(['CRL-1', 'CRL-2'])
+    await follower.stop()
+  })
+})
+
+describe('suppliers\' grants through Redis', () => {
+  it('follows the grants sent at start, on an announcement and, without one, at its next read; a grant that does not check out refuses only its supplier', async () => {
+    const keys = freshKeys()
+    const redis = connect()
+    await publishSupplierGrants(redis, keys, new Map([['acme-pumps', { sites: ['riverside'] }]]))
+    const follower = new SupplierGrantFollower({
+      redis: connect(), subscriber: connect('grants-sub', true), keys, logger, pollMs: 50,
+      parse: (supplierId, grant) => {
+        if ((grant as { sites?: unknown }).sites === undefined) throw new Error('no sites')
+        return { supplierId, sites: (grant as { sites: string[] }).sites }
+      },
+    })
+    await follower.start()
+    expect(follower.grant('acme-pumps')).toEqual({ supplierId: 'acme-pumps', sites: ['riverside'] })
+    expect(follower.grant('river-care')).toBeUndefined()
+    // Replaced whole: a supplier left out (revoked) is gone from every node.
+    expect(await publishSupplierGrants(redis, keys, new Map([['river-care', { sites: ['harbour'] }]]))).toBe(1)
+    await waitFor(() => follower.grant('river-care') !== undefined, 5_000, 'the announced grant')
+    expect(follower.grant('acme-pumps')).toBeUndefined()
+    // Written without an announcement (a missed one): read at the next poll.
+    await redis.hset(keys.suppliers, 'acme-pumps', JSON.stringify({ sites: ['riverside', 'harbour'] }), 'broken-co', JSON.stringify({ kinds: [] }))
+    await waitFor(() => follower.grant('acme-pumps') !== undefined, 5_000, 'the grant read without an announcement')
+    expect(follower.grant('acme-pumps')).toEqual({ supplierId: 'acme-pumps', sites: ['riverside', 'harbour'] })
+    expect(follower.grant('broken-co')).toBeUndefined()
+    expect(follower.grant('river-care')).toEqual({ supplierId: 'river-care', sites: ['harbour'] })
     await follower.stop()
   })
 })

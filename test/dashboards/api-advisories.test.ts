@@ -30,7 +30,7 @@ beforeAll(async () => {
   await syncCsafProvider(mirror, { store })
   store.close()
   const feed = new AdvisoryFeed(api.dataDir)
-  expect(feed.refresh()).toBe(true)
+  expect(await feed.refresh()).toBe(true)
   const entries = ['energy-1', 'energy-2', 'energy-3'].map((id, i) => ({ ...deviceCertificate({ id, kind: 'energy', site: 'depot' }, i + 1), vendor: 'Acme Metering', model: 'EM-400' }))
   api.inventory(entries)
   feed.setDevices(entries)

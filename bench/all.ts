@@ -1,0 +1,130 @@
+/**
+ * npm run bench — every figure issue 18 asks for, in one run, one table:
+ * the broker's fleet path and memory against mosquitto (same machine, same
+ * certificates, same clients, each bench in this run), the reconnect storm,
+ * provisioning, and the end-to-end ingest ceiling. Each bench runs as its
+ * own process (its own `npm run bench:…` is the reference for what it
+ * does) and saves its figures under bench/results/; this reads them back,
+ * prints the table with the machine and the date, and writes it into
+ * docs/benchmarks.md between the `bench:summary` markers.
+ *
+ *   npm run bench -- [--quick]   (--quick: smaller fleets, to try it out)
+ */
+import { execFileSync, spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { printTable, round } from './lib/report.ts'
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
+const quick = values.quick
+const ROOT = join(import.meta.dirname, '..')
+const DOC = join(ROOT, 'docs', 'benchmarks.md')
+const START = '<!-- bench:summary:start -->'
+const END = '<!-- bench:summary:end -->'
+
+/** Runs one bench script, its output passed through; answers the figures it saved. */
+function runBench (script: string, args: string[]): Promise<Record<string, unknown> | undefined> {
+  process.stderr.write(`\n== ${script} ${args.join(' ')}\n`)
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bench', script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk; process.stdout.write(chunk) })
+    child.once('exit', (code) => {
+      const saved = /^(?:results|saved): (.+\.json)$/m.exec(output)?.[1]
+      if (code !== 0 || !saved) {
+        process.stderr.write(`${script} did not finish (exit ${code}); its rows are left out\n`)
+        return resolve(undefined)
+      }
+      resolve(JSON.parse(readFileSync(saved, 'utf8')) as Record<string, unknown>)
+    })
+  })
+}
+
+interface Row { measure: string, placeguard: string, mosquitto: string, ratio: string, target: string, met: string }
+const rows: Row[] = []
+
+function row (measure: string, pg: number | undefined, mq: number | undefined, target: string, check: (value: number) => boolean, useRatio = true): void {
+  const value = useRatio ? (pg !== undefined && mq ? round(pg / mq, 2) : undefined) : pg
+  rows.push({
+    measure, placeguard: pg === undefined ? '–' : String(pg), mosquitto: mq === undefined ? '–' : String(mq),
+    ratio: useRatio && value !== undefined ? `${value}×` : '–', target,
+    met: value === undefined ? 'not measured' : check(value) ? 'yes' : 'no',
+  })
+}
+
+type Figures = Record<string, number>
+const dig = (value: unknown, ...path: string[]): Figures | undefined => {
+  let node = value as Record<string, unknown> | undefined
+  for (const key of path) node = node?.[key] as Record<string, unknown> | undefined
+  return node as Figures | undefined
+}
+const perMessageUs = (figures: Figures | undefined): number | undefined => figures && round(figures.brokerCpuS! * 1e6 / figures.messages!, 1)
+
+// 1. Bursts: the fleet at QoS 1 (1,000 and 5,000 devices), idle connections, the 200k stream.
+for (const devices of quick ? [300] : [1_000, 5_000]) {
+  const broker = await runBench('broker.ts', ['--devices', String(devices), '--per-device', '100', '--messages', devices === 1_000 || quick ? (quick ? '20000' : '200000') : '20000'])
+  const pg = dig(broker, 'results', 'placeguard', 'fleet')
+  const mq = dig(broker, 'results', 'mosquitto', 'fleet')
+  row(`fleet ${devices}×100 QoS 1, msg/s`, pg?.msgPerSec, mq?.msgPerSec, '≥ 1.0×', (r) => r >= 1)
+  row(`fleet ${devices}×100 QoS 1, broker CPU µs/msg`, perMessageUs(pg), perMessageUs(mq), '≤ 1.2×', (r) => r <= 1.2)
+  if (devices === 1_000 || quick) {
+    row('idle mTLS connection, KiB', pg?.idleKiBPerConnection, mq?.idleKiBPerConnection, '≤ 1.5×', (r) => r <= 1.5)
+    const pgStream = dig(broker, 'results', 'placeguard', 'gateway')
+    const mqStream = dig(broker, 'results', 'mosquitto', 'gateway')
+    row(`broker RSS during a ${quick ? '20k' : '200k'} stream, MiB`, pgStream?.brokerRssMiB, mqStream?.brokerRssMiB, 'bounded', () => true)
+  }
+}
+
+// 2. The daily load: steady QoS 1 from the simulator.
+const load = await runBench('fleet-load.ts', quick ? ['--devices', '300', '--duration', '10s'] : ['--devices', '2000', '--duration', '30s'])
+const pgLoad = dig(load, 'results', 'placeguard')
+const mqLoad = dig(load, 'results', 'mosquitto')
+row('steady fleet, broker CPU µs per acknowledged msg', pgLoad?.cpuUsPerMessage, mqLoad?.cpuUsPerMessage, '≤ 1.2×', (r) => r <= 1.2)
+row('steady fleet, RSS per connected device idle, KiB', pgLoad?.idleKiBPerDevice, mqLoad?.idleKiBPerDevice, '≤ 1.5×', (r) => r <= 1.5)
+row('steady fleet, RSS per connected device under load, KiB', pgLoad?.loadKiBPerDevice, mqLoad?.loadKiBPerDevice, '≤ 1.5×', (r) => r <= 1.5)
+
+// 3. Reconnect storm with TLS session resumption.
+const storm = await runBench('storm.ts', quick ? ['--devices', '1000'] : [])
+const pgStorm = dig(storm, 'results', 'placeguard')
+const mqStorm = dig(storm, 'results', 'mosquitto')
+row(`reconnect storm ${quick ? '1k' : '10k'}: all back within, s`, pgStorm?.backWithinS, mqStorm?.backWithinS, '≤ 10 s', (s) => s <= 10, false)
+row('reconnect storm: resumed handshakes, %', pgStorm?.resumedPercent, mqStorm?.resumedPercent, 'most', () => true, false)
+row('reconnect storm: broker CPU ms per handshake', pgStorm?.cpuMsPerHandshake, mqStorm?.cpuMsPerHandshake, 'reported', () => true)
+
+// 4. Provisioning.
+const pki = await runBench('pki.ts', quick ? ['--devices', '1000'] : ['--devices', '10000'])
+const ecdsa = (pki?.rows as Array<Record<string, number>> | undefined)?.[0]
+row(`${quick ? '1,000' : '10,000'} ECDSA identities provisioned, s`, ecdsa?.totalS, undefined, '≤ 3 s', (s) => s <= 3, false)
+
+// 5. End to end: broker + collector + store, zero loss.
+const ingest = await runBench('ingest.ts', quick ? ['--devices', '300', '--duration', '10s'] : ['--devices', '1000,2000,3000', '--duration', '20s'])
+const steps = (ingest?.results as Array<{ placeguard: Figures, mosquitto: Figures }> | undefined) ?? []
+const lossless = steps.filter((step) => step.placeguard.lost === 0)
+const ceiling = lossless.reduce<{ placeguard: Figures, mosquitto: Figures } | undefined>((best, step) => !best || step.placeguard.ackedPerSec! > best.placeguard.ackedPerSec! ? step : best, undefined)
+row('end-to-end ingest ceiling with zero loss, msg/s', ceiling?.placeguard.ackedPerSec, ceiling?.mosquitto.ackedPerSec, 'reported (vs mosquitto + bare subscriber)', () => true)
+
+const mosquittoVersion = (() => {
+  try { return /mosquitto version (\S+)/.exec(execFileSync('/usr/sbin/mosquitto', ['-h'], { encoding: 'utf8' }))?.[1] ?? '?' } catch (error) {
+    return /mosquitto version (\S+)/.exec(String((error as { stdout?: string }).stdout))?.[1] ?? '?'
+  }
+})()
+const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${round(totalmem() / 2 ** 30, 0)} GiB, Node ${process.versions.node}, mosquitto ${mosquittoVersion}`
+const date = new Date().toISOString().slice(0, 16).replace('T', ' ')
+process.stdout.write(`\n${machine} — ${date} UTC${quick ? ' (quick)' : ''}\n`)
+printTable(rows as unknown as Array<Record<string, string>>)
+
+if (!quick) {
+  const table = [
+    `Machine: ${machine}. Run: ${date} UTC, \`npm run bench\`.`, '',
+    '| measure | PlaceGuard | mosquitto | ratio | target | met |', '|---|---:|---:|---:|---|---|',
+    ...rows.map((r) => `| ${r.measure} | ${r.placeguard} | ${r.mosquitto} | ${r.ratio} | ${r.target} | ${r.met} |`),
+  ].join('\n')
+  const doc = readFileSync(DOC, 'utf8')
+  const at = doc.indexOf(START)
+  const end = doc.indexOf(END)
+  if (at < 0 || end < at) throw new Error(`docs/benchmarks.md has no ${START} … ${END} section to write into`)
+  writeFileSync(DOC, `${doc.slice(0, at + START.length)}\n${table}\n${doc.slice(end)}`)
+  process.stdout.write('written to docs/benchmarks.md\n')
+}

@@ -1,0 +1,128 @@
+/**
+ * npm run bench:fleet-load — the broker under the load a city runs every
+ * day: D devices, each publishing QoS 1 telemetry every `interval`, for
+ * `duration`, from the fleet simulator (agent-sim), against PlaceGuard's
+ * broker and against mosquitto on the same certificates, in the same run.
+ * One subscriber takes everything (`places/#` at QoS 1), as the collector
+ * does.
+ *
+ * Read from /proc of the broker process: CPU seconds over the run, per
+ * acknowledged message; resident memory before the fleet connects, once it
+ * is connected and idle, and at its peak under load, per device. The
+ * ratios (PlaceGuard ÷ mosquitto) are the result; absolute figures drift on
+ * a shared machine.
+ *
+ *   npm run bench:fleet-load -- [--devices 2000] [--interval 500ms] [--duration 30s]
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import mqtt from 'mqtt'
+import { runSimulation } from '../agent-sim/index.ts'
+import { FleetPki } from '../pki/index.ts'
+import { parseDuration } from '../shared/duration.ts'
+import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard } from './lib/brokers.ts'
+import { printTable, progressBar, round, saveResults } from './lib/report.ts'
+
+const { values } = parseArgs({ options: {
+  devices: { type: 'string', default: '2000' },
+  interval: { type: 'string', default: '500ms' },
+  duration: { type: 'string', default: '30s' },
+} })
+const DEVICES = Number(values.devices)
+const intervalMs = parseDuration('--interval', values.interval)
+const durationMs = parseDuration('--duration', values.duration)
+const SAMPLE_MS = 250
+
+const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-bench-fleet-load-'))
+const pki = new FleetPki(dataDir)
+await pki.init()
+const ca = readFileSync(pki.paths.caCert)
+
+export interface FleetLoadFigures {
+  devices: number
+  acked: number
+  ackedPerSec: number
+  received: number
+  brokerCpuS: number
+  cpuUsPerMessage: number
+  baseRssMiB: number
+  idleKiBPerDevice: number
+  loadKiBPerDevice: number
+}
+
+async function run (broker: BrokerProcess): Promise<FleetLoadFigures> {
+  const url = `mqtts://127.0.0.1:${broker.port}`
+  const subscriber = mqtt.connect(url, { ca, cert: readFileSync(pki.paths.collectorCert), key: readFileSync(pki.paths.collectorKey), clientId: 'collector-bench', reconnectPeriod: 0 })
+  let received = 0
+  subscriber.on('message', () => { received++ })
+  await new Promise<void>((resolve, reject) => { subscriber.once('connect', () => resolve()); subscriber.once('error', reject) })
+  await subscriber.subscribeAsync('places/#', { qos: 1 })
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const baseKiB = broker.rssKiB()
+  let idleKiB = 0
+  let peakKiB = 0
+  let cpuAtRun = 0
+  const bar = progressBar(`${broker.name} connect`, DEVICES)
+  const sampler = setInterval(() => { peakKiB = Math.max(peakKiB, broker.rssKiB()) }, SAMPLE_MS)
+  try {
+    const summary = await runSimulation({
+      dataDir, brokerUrl: url, devices: DEVICES, intervalMs, durationMs, seed: 7,
+      onProgress: (snapshot) => bar.update(snapshot.connected),
+      onPhase: (phase) => {
+        if (phase !== 'run') return
+        bar.stop()
+        // Connected, nothing sent yet: what the connections themselves hold.
+        idleKiB = broker.rssKiB()
+        peakKiB = idleKiB
+        cpuAtRun = broker.cpuSeconds()
+      },
+    })
+    const cpu = broker.cpuSeconds() - cpuAtRun
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    return {
+      devices: DEVICES, acked: summary.acked, ackedPerSec: Math.round(summary.ackedPerSec), received,
+      brokerCpuS: round(cpu, 2), cpuUsPerMessage: round(cpu * 1e6 / Math.max(1, summary.acked), 1),
+      baseRssMiB: round(baseKiB / 1024, 1),
+      idleKiBPerDevice: round((idleKiB - baseKiB) / DEVICES, 1),
+      loadKiBPerDevice: round((peakKiB - baseKiB) / DEVICES, 1),
+    }
+  } finally {
+    clearInterval(sampler)
+    bar.stop()
+    subscriber.end(true)
+  }
+}
+
+const results: Record<string, FleetLoadFigures> = {}
+try {
+  for (const name of ['placeguard', 'mosquitto'] as const) {
+    const port = await freePort()
+    const broker = name === 'mosquitto'
+      ? await startMosquitto(pki.paths, dataDir, port)
+      // The per-device budget is far above this load; the connection cap above the fleet.
+      : await startPlaceGuard(dataDir, port, { maxConnections: DEVICES + 1_000 })
+    try {
+      process.stderr.write(`${name}: ${DEVICES} devices, one QoS 1 message every ${intervalMs} ms each, ${durationMs / 1000} s…\n`)
+      results[name] = await run(broker)
+    } finally {
+      await broker.stop()
+    }
+  }
+} finally {
+  pki.close()
+  rmSync(dataDir, { recursive: true, force: true })
+}
+
+const pg = results.placeguard!
+const mq = results.mosquitto!
+const ratio = (a: number, b: number): number => round(a / b, 2)
+printTable([
+  { measure: 'acknowledged msg/s', placeguard: pg.ackedPerSec, mosquitto: mq.ackedPerSec, ratio: ratio(pg.ackedPerSec, mq.ackedPerSec) },
+  { measure: 'broker CPU µs per acknowledged message', placeguard: pg.cpuUsPerMessage, mosquitto: mq.cpuUsPerMessage, ratio: ratio(pg.cpuUsPerMessage, mq.cpuUsPerMessage) },
+  { measure: 'broker RSS per connected device, idle, KiB', placeguard: pg.idleKiBPerDevice, mosquitto: mq.idleKiBPerDevice, ratio: ratio(pg.idleKiBPerDevice, mq.idleKiBPerDevice) },
+  { measure: 'broker RSS per connected device, peak under load, KiB', placeguard: pg.loadKiBPerDevice, mosquitto: mq.loadKiBPerDevice, ratio: ratio(pg.loadKiBPerDevice, mq.loadKiBPerDevice) },
+  { measure: 'broker RSS before the fleet, MiB', placeguard: pg.baseRssMiB, mosquitto: mq.baseRssMiB, ratio: ratio(pg.baseRssMiB, mq.baseRssMiB) },
+])
+process.stdout.write(`results: ${saveResults('fleet-load', { at: new Date().toISOString(), devices: DEVICES, intervalMs, durationMs, results })}\n`)
