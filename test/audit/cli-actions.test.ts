@@ -167,7 +167,7 @@ describe('the CLI in the group\'s PostgreSQL trail (PLACEGUARD_DATABASE_URL)', (
       expect(queued.map((row) => row.alert_id)).toEqual(entries.filter((e) => e.actor === actor).map((e) => `audit:${e.seq}`))
       // Nothing went to a file beside the data: the group's trail is the one.
       expect(new SqliteAuditStore({ path: join(dataDir, 'audit.db') }).verify()).toEqual({ intact: true, entries: 0 })
-      const listed = await ok(dataDir, ['audit-trail', 'list'], env)
+      const listed = await ok(dataDir, ['audit-trail', 'list', '--subject', 'flood-1'], env)
       expect(listed.stdout).toMatch(/pki\.revoke\s+flood-1\s+cli@\S+\s+done/)
     } finally {
       await pool.end()
