@@ -1,5 +1,5 @@
 import type { ApiSource } from '../dashboards/index.ts'
-import type { AnyOutboxStore, Outbox } from '../delivery/index.ts'
+import type { AnyOutboxStore, DeadLetter, Outbox } from '../delivery/index.ts'
 import type { Detection } from '../detection/index.ts'
 import type { FleetView } from '../fleet/index.ts'
 import { validatePolicyText } from '../policies/index.ts'
@@ -60,7 +60,14 @@ export function apiSourceOf ({ detection, fleet, outbox, pipeline, ready, onAler
     },
     reloadPolicies: () => detection.reloadPolicies(),
     liftQuarantine: (deviceId, by) => detection.liftQuarantine(deviceId, by),
-    delivery: { metrics: () => outbox.metrics(), deadLetters: () => outbox.deadLetters(), requeue: (sink) => outbox.requeueDeadLetters(sink) },
+    delivery: {
+      metrics: () => outbox.metrics(),
+      deadLetters: () => {
+        const letters = outbox.deadLetters()
+        return letters instanceof Promise ? letters.then(forViewers) : forViewers(letters)
+      },
+      requeue: (sink) => outbox.requeueDeadLetters(sink),
+    },
     pipeline,
     ready,
     onAlertChange,
@@ -68,4 +75,17 @@ export function apiSourceOf ({ detection, fleet, outbox, pipeline, ready, onAler
     auditTrail,
     advisories,
   }
+}
+
+/**
+ * Dead letters as `/api/delivery` shows them to viewers: an audit trail
+ * entry that could not reach the SOC keeps its seq, action and hash, and
+ * loses who, whom and what — the trail itself is for operator tokens
+ * (`GET /api/audit-trail`).
+ */
+function forViewers (letters: DeadLetter[]): DeadLetter[] {
+  return letters.map((letter) => letter.change === 'audit'
+    // Blanked, not left out: the letter keeps its shape, and requeueing it (by sink) needs none of them.
+    ? { ...letter, audit: { seq: letter.audit.seq, at: letter.audit.at, action: letter.audit.action, hash: letter.audit.hash, actor: '', subject: null, from: null, detail: {} } }
+    : letter)
 }

@@ -5,7 +5,7 @@
  * and `placeguard up`.
  */
 import { join } from 'node:path'
-import { type AnyOutboxStore, createSink, Outbox, PgOutboxStore } from '../delivery/index.ts'
+import { type AnyOutboxStore, createSink, Outbox, PgOutboxStore, takesAuditTrail } from '../delivery/index.ts'
 import { FleetPki, pkiPaths } from '../pki/index.ts'
 import type { Alert, AlertChange } from '../shared/alert-contract.ts'
 import { showFences } from '../shared/fencing.ts'
@@ -17,6 +17,7 @@ import { Detection, PgAlertFeed, PgAlertStore } from '../detection/index.ts'
 import { connectDatabaseClient, createDatabasePool, migrate, redactDatabaseUrl } from '../db/index.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { supplierCommandAudit } from './supplier-audit.ts'
+import { copiedToSinks } from './audit-admin.ts'
 import { type AsyncAuditStore, type AuditStore, PgAuditStore, SqliteAuditStore } from '../audit/index.ts'
 import { PgAdvisoryStore } from '../advisories/index.ts'
 import { ClusterIngest } from './cluster-ingest.ts'
@@ -184,7 +185,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   const outbox: Outbox<AnyOutboxStore> = new Outbox<AnyOutboxStore>({
     ...(pool ? { store: new PgOutboxStore({ pool, holder: `collector:${config.cluster.collectorName}` }) } : { path: join(config.dataDir, 'outbox.db') }),
     logger, deadLetterAfterMs: config.delivery.deadLetterAfterMs,
-    sinks: config.delivery.sinks.map((sinkConfig) => ({ sink: createSink(sinkConfig), route: { minSeverity: sinkConfig.minSeverity, policies: sinkConfig.policies } })),
+    sinks: config.delivery.sinks.map((sinkConfig) => ({ sink: createSink(sinkConfig), route: { minSeverity: sinkConfig.minSeverity, policies: sinkConfig.policies, audit: takesAuditTrail(sinkConfig) } })),
     onSinkFailing: (sink, detail) => detection.raiseSystemAlert({
       policy: 'delivery-failing', deviceId: `sink:${sink.name}`, severity: 'high',
       summary: `alerts cannot be delivered to ${sink.type} sink "${sink.name}" (failing since ${detail.since}): ${detail.lastError}`,
@@ -195,7 +196,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   // The fleet's last-seen state too: the group's (loaded at start), so each collector's view is the whole fleet.
   const fleet = pool ? new FleetState({ asyncStore: new PgFleetStore({ pool }), logger }) : new FleetState({ path: join(config.dataDir, 'fleet.db'), logger })
   // Operators' actions are recorded where the group can see them all: its PostgreSQL when there is one.
-  const auditTrail = pool ? new PgAuditStore({ pool }) : new SqliteAuditStore({ path: join(config.dataDir, 'audit.db') })
+  const trail = pool ? new PgAuditStore({ pool }) : new SqliteAuditStore({ path: join(config.dataDir, 'audit.db') })
   const alertListeners = new Set<(change: AlertChange) => void>()
   // Over PostgreSQL, enqueueing is asynchronous and may fail: queued in order and retried (ordered-writes.ts), and
   // only there. A change also enqueued at once would be enqueued twice, and its second copy could land after the
@@ -205,6 +206,12 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
     if (pool) deliveries.push(() => outbox.enqueue(change, options) as Promise<number>)
     else void outbox.enqueue(change, options) // SQLite: durable on return, a failure throws here
   }
+  // Every entry the API and the supplier commands write goes to the syslog sinks as CEF too, through the outbox
+  // (docs/audit-trail.md): over PostgreSQL queued in order and retried, as alert changes are.
+  const auditTrail = copiedToSinks(trail, (entry) => {
+    if (pool) deliveries.push(() => outbox.enqueueAudit(entry) as Promise<number>)
+    else void outbox.enqueueAudit(entry) // SQLite: durable on return, a failure throws here
+  }, (error, entry) => logger.error({ err: error.message, seq: entry.seq }, 'audit trail entry recorded, but not queued for the syslog sinks'))
   // Alerts whose `opened` this collector has queued or made sure of (see onAlertRepeated), bounded.
   const knownOpened = new Set<string>()
   const rememberOpened = (id: string): void => {

@@ -6,6 +6,8 @@ import { invalidInput } from '../shared/errors.ts'
 import { registerSbomCommands } from './advisories-sbom-command.ts'
 import { dataDirOf } from './options.ts'
 import { printJson, printTable } from './output.ts'
+import { recorded } from './audit-trail-command.ts'
+import type { CliNote } from '../app/index.ts'
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
@@ -66,7 +68,10 @@ export function registerAdvisoriesCommands (program: Command): void {
     })
     .option('--osv <dir>', 'a directory of OSV JSON records: <vendor>/<model> packages match devices, other packages match firmware components through recorded SBOMs', collect)
     .option('--json', 'print JSON')
-    .action(async (options: { csaf?: CsafArgument[], osv?: string[], openpgpKey?: string[], openpgpFingerprint?: string[], json?: boolean }, command: Command) => {
+    // Recorded in the audit trail: the sources and the keys trusted for them before, what each brought after (advisories decide which alerts open).
+    .action(recorded('advisories.sync', (options: { csaf?: CsafArgument[], osv?: string[] }) => ({
+      subject: null, detail: { csaf: (options.csaf ?? []).map((c) => ({ source: c.given, openpgpKeys: c.keyFiles, openpgpFingerprints: c.pins })), osv: options.osv ?? [] },
+    }), async (options: { csaf?: CsafArgument[], osv?: string[], openpgpKey?: string[], openpgpFingerprint?: string[], json?: boolean }, command: Command, note: CliNote) => {
       if (!options.csaf?.length && !options.osv?.length) throw invalidInput('csaf', 'give at least one --csaf <url|dir> or --osv <dir>', 'e.g. --csaf https://psirt.example.com/.well-known/csaf/provider-metadata.json')
       const placed = (options.csaf ?? []).reduce((n, c) => n + c.keyFiles.length + c.pins.length, 0)
       if (placed !== (options.openpgpKey?.length ?? 0) + (options.openpgpFingerprint?.length ?? 0)) {
@@ -105,9 +110,10 @@ export function registerAdvisoriesCommands (program: Command): void {
       } finally {
         await close()
       }
+      note({ synced: reports.map((r) => ({ source: r.source, new: r.new, updated: r.updated, unchanged: r.unchanged, refused: r.refused.length })) })
       if (options.json) printJson(reports)
       if (reports.some((r) => r.refused.length > 0)) process.exitCode = 1
-    })
+    }))
 
   advisories.command('list')
     .description('the advisories synced: id, highest CVSS, CVEs, products named, title')

@@ -1,7 +1,8 @@
+import { hostname, userInfo } from 'node:os'
 import type { Command } from 'commander'
-import { loadConfig, verifyAuditTrail } from '../app/index.ts'
-import { dataDirOf } from './options.ts'
-import { printJson } from './output.ts'
+import { auditedCliAction, type CliAction, type CliNote, loadConfig, readAuditTrail, verifyAuditTrail } from '../app/index.ts'
+import { dataDirOf, wholeNumber } from './options.ts'
+import { printJson, printTable } from './output.ts'
 
 /**
  * `placeguard audit-trail verify`: walks the operator audit trail's hash
@@ -23,4 +24,42 @@ export function registerAuditTrailCommands (program: Command): void {
         ? `intact: ${verdict.entries} entries in ${where}\n`
         : `BROKEN at seq ${verdict.brokenAt} (${verdict.reason}): ${verdict.message}; ${verdict.entries} entries in ${where}\n`)
     })
+  trail.command('list')
+    .description('the latest entries: who did what to which device, alert or sink, from where, and how it went')
+    .option('--database-url <url>', 'the collector group\'s PostgreSQL (env PLACEGUARD_DATABASE_URL); without it, <data-dir>/audit.db')
+    .option('--subject <id>', 'only this device\'s, alert\'s or sink\'s entries')
+    .option('--limit <n>', 'at most this many, newest (default 50)', wholeNumber('--limit'), 50)
+    .option('--json', 'print JSON, oldest first')
+    .action(async (options: { databaseUrl?: string, subject?: string, limit: number, json?: boolean }, command: Command) => {
+      const config = loadConfig({ flags: { dataDir: dataDirOf(command), databaseUrl: options.databaseUrl } })
+      const { page } = await readAuditTrail(config, options.subject === undefined ? {} : { subject: options.subject }, options.limit)
+      // Read newest first (the last `limit`), shown as they happened.
+      const items = page.items.reverse()
+      if (options.json) return printJson(items)
+      printTable(['SEQ', 'AT', 'ACTOR', 'ACTION', 'SUBJECT', 'FROM', 'OUTCOME'],
+        items.map((e) => [String(e.seq), e.at, e.actor, e.action, e.subject ?? '-', e.from ?? '-', typeof e.detail.outcome === 'string' ? e.detail.outcome : '-']))
+    })
+}
+
+/**
+ * A command's action, recorded in the operator audit trail the collectors
+ * write (PLACEGUARD_DATABASE_URL's, else `<data-dir>/audit.db`): who (the
+ * local user), from which machine, what and with which flags before it
+ * runs, how it went after (app/audit-admin.ts). `describe` names the
+ * action's subject and flags from commander's arguments and options,
+ * never a key or passphrase; `run` is the action as commander calls it,
+ * with `note` after the command to add what it learnt (a serial).
+ */
+export function recorded<A extends unknown[]> (
+  action: string, describe: (...args: NoInfer<A>) => Omit<CliAction, 'action'>, run: (...args: [...A, Command, CliNote]) => unknown,
+): (...args: [...A, Command]) => Promise<void> {
+  return async (...given) => {
+    const command = given.at(-1) as Command
+    const args = given.slice(0, -1) as A
+    const config = loadConfig({ flags: { dataDir: dataDirOf(command) } })
+    await auditedCliAction(config, { action, ...describe(...args) }, async (note) => { await run(...args, command, note) }, {
+      operator: { user: userInfo().username, host: hostname() },
+      warn: (message) => process.stderr.write(`${message}\n`),
+    })
+  }
 }

@@ -7,6 +7,8 @@ import type { Command } from 'commander'
 import { deviceProductOf, FleetPki } from '../pki/index.ts'
 import { printJson, printTable } from './output.ts'
 import { dataDirOf } from './options.ts'
+import { recorded } from './audit-trail-command.ts'
+import type { CliNote } from '../app/index.ts'
 
 function withPki<T> (command: Command, work: (pki: FleetPki) => T): T {
   const pki = new FleetPki(dataDirOf(command))
@@ -28,13 +30,15 @@ export function registerDevicesCommands (program: Command): void {
     .requiredOption('--integration <id>', 'the integration (pki issue --role integration) its uplinks arrive through')
     .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model): matched against CSAF advisories')
     .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
-    .action((deviceId: string, options: { kind: string, site: string, devEui: string, integration: string, vendor?: string, model?: string }, command: Command) => withPki(command, (fleet) => {
+    .action(recorded('devices.add', (deviceId: string, options: object) => ({ subject: deviceId, detail: { ...options } }),
+      (deviceId: string, options: { kind: string, site: string, devEui: string, integration: string, vendor?: string, model?: string }, command: Command, note: CliNote) => withPki(command, (fleet) => {
       // Checked before the registration, so a bad name leaves nothing half-done.
       const product = deviceProductOf({ vendor: options.vendor, model: options.model })
       const added = fleet.addLorawanDevice({ deviceId, kind: options.kind, site: options.site, devEui: options.devEui, integrationId: options.integration })
       if (product) fleet.recordDeviceProduct(added.deviceId, product)
+      note({ network: added.network ?? null })
       process.stdout.write(`registered ${added.deviceId} (${added.kind}, ${added.site}) DevEUI ${added.devEui} via ${added.integrationId} (${added.network})\n`)
-    }))
+    })))
 
   devices.command('list')
     .description('the registered LoRaWAN devices')
@@ -48,8 +52,10 @@ export function registerDevicesCommands (program: Command): void {
 
   devices.command('remove <deviceId>')
     .description('remove a registered LoRaWAN device: its uplinks are then an unknown device\'s')
-    .action((deviceId: string, _options: unknown, command: Command) => withPki(command, (fleet) => {
+    .action(recorded('devices.remove', (deviceId: string, _options: object) => ({ subject: deviceId }),
+      (deviceId: string, _options: object, command: Command, note: CliNote) => withPki(command, (fleet) => {
       const removed = fleet.removeLorawanDevice(deviceId)
+      note({ devEui: removed.devEui, integration: removed.integrationId })
       process.stdout.write(`removed ${removed.deviceId} (DevEUI ${removed.devEui})\n`)
-    }))
+    })))
 }

@@ -22,7 +22,7 @@ export function registerOutboxCommands (program: Command): void {
       const letters = withOutbox(dataDirOf(command), (box) => box.deadLetters(options.sink))
       if (options.json) return printJson(letters)
       printTable(['sink', 'created', 'change', 'policy', 'deviceId', 'attempts', 'lastError'],
-        letters.map((l) => [l.sink, l.createdAt, l.change, l.alert.policy, l.alert.deviceId, String(l.attempts), l.lastError ?? '']))
+        letters.map((l) => [l.sink, l.createdAt, l.change, ...(l.change === 'audit' ? [`audit:${l.audit.action}`, l.audit.subject ?? '-'] : [l.alert.policy, l.alert.deviceId]), String(l.attempts), l.lastError ?? '']))
     })
 
   outbox.command('requeue')

@@ -7,6 +7,8 @@ import { loadConfig, shareCrl, shareSupplierGrants } from '../app/index.ts'
 import { printJson, printTable } from './output.ts'
 import { advisoryCount, describeWindow, supplierGrantViews, syncedAdvisories } from './pki-list-details.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
+import { recorded } from './audit-trail-command.ts'
+import type { CliNote } from '../app/index.ts'
 
 interface ValidityFlags { days?: number, notBefore?: string, notAfter?: string, kind: string, site?: string, out?: string, vendor?: string, model?: string }
 
@@ -104,7 +106,9 @@ export function registerPkiCommands (program: Command): void {
     .option('--out <dir>', 'write <id>.crt and <id>.key here instead of <data-dir>/pki/devices')
     .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model): matched against CSAF advisories')
     .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
-    .action(async (deviceId: string, options: Omit<ValidityFlags, 'kind'> & { kind?: string, role: string, network?: string, key: string, kinds?: string, sites?: string, windows?: string }, command: Command) => withPki(command, async (fleet) => {
+    // Recorded in the audit trail with its flags (the key's type, never a key); the serial issued with the outcome.
+    .action(recorded('pki.issue', (deviceId: string, options: object) => ({ subject: deviceId, detail: { ...options } }),
+      async (deviceId: string, options: Omit<ValidityFlags, 'kind'> & { kind?: string, role: string, network?: string, key: string, kinds?: string, sites?: string, windows?: string }, command: Command, note: CliNote) => withPki(command, async (fleet) => {
       if (options.role === 'supplier') {
         if (options.kind !== undefined) throw invalidInput('--kind', 'a supplier maintains several kinds', 'use --kinds flood,energy')
         if (options.site !== undefined) throw invalidInput('--site', 'a supplier maintains several sites', 'use --sites riverside,harbour')
@@ -117,6 +121,7 @@ export function registerPkiCommands (program: Command): void {
           supplierId: deviceId, kinds: list(options.kinds), sites: list(options.sites), windows: windowsFlag(options.windows),
           days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
         })
+        note({ serial: issued.record.serial, notAfter: issued.record.notAfter })
         process.stdout.write(`issued supplier ${deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
         return await sendSupplierGrantsToCluster(command)
       }
@@ -132,6 +137,7 @@ export function registerPkiCommands (program: Command): void {
           integrationId: deviceId, network: options.network, site: options.site, days: options.days, notBefore: options.notBefore,
           notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
         })
+        note({ serial: issued.record.serial, notAfter: issued.record.notAfter })
         process.stdout.write(`issued integration ${deviceId} (${options.network}) serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
         return
       }
@@ -142,8 +148,9 @@ export function registerPkiCommands (program: Command): void {
         deviceId, kind: options.kind, site: options.site, days: options.days, notBefore: options.notBefore,
         notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out, vendor: options.vendor, model: options.model,
       })
+      note({ serial: issued.record.serial, notAfter: issued.record.notAfter })
       process.stdout.write(`issued ${deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
-    }))
+    })))
 
   pki.command('renew <deviceId>')
     .description('a new key and certificate for a device (same kind and site); the old certificate stays valid until it expires or is revoked')
@@ -152,10 +159,12 @@ export function registerPkiCommands (program: Command): void {
     .option('--not-after <iso>', 'validity end (ISO 8601)')
     .option('--key <type>', 'ecdsa (P-256) or rsa (RSA-2048)', 'ecdsa')
     .option('--out <dir>', 'write <deviceId>.crt and <deviceId>.key here instead of <data-dir>/pki/devices')
-    .action(async (deviceId: string, options: Omit<ValidityFlags, 'kind' | 'site'> & { key: string }, command: Command) => withPki(command, async (fleet) => {
+    .action(recorded('pki.renew', (deviceId: string, options: object) => ({ subject: deviceId, detail: { ...options } }),
+      async (deviceId: string, options: Omit<ValidityFlags, 'kind' | 'site'> & { key: string }, command: Command, note: CliNote) => withPki(command, async (fleet) => {
       const renewed = await fleet.renew(deviceId, {
         days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, keyAlgorithm: keyAlgorithm(options.key), outDir: options.out,
       })
+      note({ serial: renewed.record.serial, notAfter: renewed.record.notAfter, superseded: renewed.superseded.serial })
       process.stdout.write(`renewed ${deviceId}: serial ${renewed.record.serial} until ${renewed.record.notAfter}
 ` +
         `  superseded serial ${renewed.superseded.serial} stays valid until ${renewed.superseded.notAfter} (pki revoke ${deviceId} revokes both)
@@ -163,7 +172,7 @@ export function registerPkiCommands (program: Command): void {
         `  ${renewed.certificatePath}
   ${renewed.privateKeyPath}
 `)
-    }))
+    })))
 
   pki.command('sign <csr>')
     .description('sign a certificate for a device that made its own key (the id is the CSR\'s CN)')
@@ -175,7 +184,9 @@ export function registerPkiCommands (program: Command): void {
     .option('--out <dir>', 'write <deviceId>.crt here instead of <data-dir>/pki/devices')
     .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model)')
     .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
-    .action(async (csrPath: string, options: ValidityFlags, command: Command) => withPki(command, async (fleet) => {
+    // The subject is the CSR's CN, known once it is read: noted with the outcome. The request names the file.
+    .action(recorded('pki.sign', (csrPath: string, options: object) => ({ subject: null, detail: { csr: csrPath, ...options } }),
+      async (csrPath: string, options: ValidityFlags, command: Command, note: CliNote) => withPki(command, async (fleet) => {
       let pem: string
       try {
         pem = readFileSync(csrPath, 'utf8')
@@ -186,24 +197,29 @@ export function registerPkiCommands (program: Command): void {
         kind: options.kind, site: options.site!, days: options.days, notBefore: options.notBefore, notAfter: options.notAfter, outDir: options.out, // requiredOption above
         vendor: options.vendor, model: options.model,
       })
+      note({ serial: issued.record.serial, notAfter: issued.record.notAfter }, issued.record.deviceId)
       process.stdout.write(`signed ${issued.record.deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n`)
-    }))
+    })))
 
   pki.command('revoke [deviceId]')
     .description('revoke a device (or one certificate by --serial): the broker refuses it at the next handshake and drops a live session within 10 s')
     .option('--serial <hex>', 'revoke this one certificate, whatever its inventory status (pending, active, superseded)')
-    .action(async (deviceId: string | undefined, options: { serial?: string }, command: Command) => withPki(command, async (fleet) => {
+    // Protective: carried out even when the audit trail cannot record it (docs/audit-trail.md).
+    .action(recorded('pki.revoke', (deviceId: string | undefined, options: { serial?: string }) => ({ subject: deviceId ?? null, detail: { ...options }, protective: true }),
+      async (deviceId: string | undefined, options: { serial?: string }, command: Command, note: CliNote) => withPki(command, async (fleet) => {
       if (options.serial !== undefined) {
         if (deviceId !== undefined) throw invalidInput('--serial', 'give a device id or --serial, not both')
         const revoked = await fleet.revokeSerial(options.serial)
+        note({ revoked: [revoked.serial] }, revoked.deviceId)
         process.stdout.write(`revoked serial ${revoked.serial} (${revoked.deviceId}); CRL rewritten\n`)
         return await sendCrlToCluster(command)
       }
       if (deviceId === undefined) throw invalidInput('deviceId', 'give the device id to revoke', 'or --serial <hex> for one certificate')
       const revoked = await fleet.revoke(deviceId)
+      note({ revoked: revoked.map((r) => r.serial) })
       process.stdout.write(`revoked ${deviceId} (serial ${revoked.map((r) => r.serial).join(', ')}); CRL rewritten\n`)
       await sendCrlToCluster(command)
-    }))
+    })))
 
   pki.command('reconcile')
     .description('settle what a crashed issue left: landed pending certificates become active, the rest are revoked; certificate files the inventory does not know are revoked')

@@ -11,6 +11,8 @@ import { assertId } from '../shared/ids.ts'
 import { QUARANTINE_CONTROL_TOPIC } from '../shared/topics.ts'
 import { dataDirOf } from './options.ts'
 import { printJson, printTable } from './output.ts'
+import { recorded } from './audit-trail-command.ts'
+import type { CliNote } from '../app/index.ts'
 
 /**
  * `placeguard quarantine list | add | lift`: an operator's hand on the
@@ -36,21 +38,25 @@ export function registerQuarantineCommands (program: Command): void {
     .requiredOption('--for <duration>', 'how long, e.g. 30m, 4h (at most 30 days)')
     .requiredOption('--reason <text>', 'why, for the audit trail')
     .option(...brokerOption)
-    .action(async (deviceId: string, options: { for: string, reason: string, broker: string }, command: Command) => {
+    // Protective: carried out even when the audit trail cannot record it (docs/audit-trail.md).
+    .action(recorded('quarantine.add', (deviceId: string, options: { for: string, reason: string }) => ({ subject: deviceId, detail: { for: options.for, reason: options.reason }, protective: true }),
+      async (deviceId: string, options: { for: string, reason: string, broker: string }, command: Command, note: CliNote) => {
       const durationMs = parseDuration('--for', options.for)
       if (durationMs > MAX_QUARANTINE_MS) throw invalidInput('--for', `${options.for} is longer than 30 days`, 'revoke the certificate instead: placeguard pki revoke <deviceId>')
       await sendCommand(dataDirOf(command), options.broker, { action: 'quarantine', deviceId: assertId('deviceId', deviceId), durationMs, reason: options.reason, by: operator() })
+      note({ durationMs })
       process.stdout.write(`${deviceId} quarantined for ${options.for}\n`)
-    })
+    }))
 
   quarantine.command('lift <deviceId>')
     .description('let a quarantined device connect again')
     .option('--reason <text>', 'why, for the audit trail')
     .option(...brokerOption)
-    .action(async (deviceId: string, options: { reason?: string, broker: string }, command: Command) => {
+    .action(recorded('quarantine.lift', (deviceId: string, options: { reason?: string }) => ({ subject: deviceId, detail: { reason: options.reason ?? null } }),
+      async (deviceId: string, options: { reason?: string, broker: string }, command: Command, _note: CliNote) => {
       await sendCommand(dataDirOf(command), options.broker, { action: 'lift', deviceId: assertId('deviceId', deviceId), by: operator(), ...(options.reason ? { reason: options.reason } : {}) })
       process.stdout.write(`quarantine of ${deviceId} lifted\n`)
-    })
+    }))
 }
 
 function operator (): string {

@@ -14,8 +14,9 @@
  * ever lands in a header field or an extension value, escaped; extension keys
  * are ours alone; and no control character survives to break the line.
  */
+import { isIP } from 'node:net'
 import type { Severity } from '../shared/alert-contract.ts'
-import type { Delivery } from './sink.ts'
+import type { AuditRecord, Delivery } from './sink.ts'
 
 /** CEF Severity is 0–10; the spec names 0–3 Low, 4–6 Medium, 7–8 High, 9–10 Very-High. */
 export const CEF_SEVERITY: Record<Severity, number> = { info: 1, low: 3, medium: 5, high: 8, critical: 10 }
@@ -55,7 +56,7 @@ function truncate (text: string, maxChars: number): string {
 }
 
 /**
- * The CEF line for a delivery. Vendor and product are PlaceGuard, Device
+ * The CEF line for an alert delivery. Vendor and product are PlaceGuard, Device
  * Version is `version`, Device Event Class ID (the signature) the policy id,
  * Name the summary. The extension keys, with the spec's lengths:
  *
@@ -97,4 +98,50 @@ export function cefMessage (delivery: Delivery, version: string): string {
 /** A custom string and its label, or nothing when there is no value. */
 function custom (index: number, label: string, value: string | null): Array<[string, string]> {
   return value === null ? [] : [[`cs${index}Label`, label], [`cs${index}`, extensionValue(value, 4000)]]
+}
+
+/** An operator's action is an account of what was done, not a finding: CEF Low, the alerts' `low`. */
+export const CEF_AUDIT_SEVERITY = CEF_SEVERITY.low
+
+/**
+ * The CEF line for an entry of the operator audit trail. Device Event
+ * Class ID `audit:<action>` (a signature of its own, apart from every
+ * policy id), Name `<action> <outcome>`, Severity Low. Extension:
+ *
+ * - `rt` when the trail recorded it (ms since the epoch);
+ * - `suser` who: `operator:3f2a1b0c`, `cli:alice`, `supplier:acme-1` (1023);
+ * - `act` the action (63), `outcome` requested, done, refused or failed (63);
+ * - `src` the remote address when it is one (an API request), else
+ *   `shost` the machine of `cli@<host>` (1023);
+ * - `msg` one line a person reads (1023);
+ * - `cn1` the entry's seq in the chain;
+ * - custom strings, each named by its label: `cs1` the entry's hash (a
+ *   SIEM that keeps it can later show the trail was rewritten), `cs2` the
+ *   subject (the device, alert or sink acted on; absent for the whole),
+ *   `cs3` the detail as JSON, outcome and from left out (4000), `cs4` from,
+ *   as the trail has it.
+ */
+export function cefAuditMessage (entry: AuditRecord, version: string): string {
+  const { outcome, ...rest } = entry.detail
+  const outcomeText = typeof outcome === 'string' ? outcome : 'recorded'
+  const where: Array<[string, string]> = entry.from === null
+    ? []
+    : isIP(entry.from) ? [['src', entry.from]] : /@(.+)$/.test(entry.from) ? [['shost', extensionValue(/@(.+)$/.exec(entry.from)![1]!, 1023)]] : []
+  const summary = `${entry.actor} ${entry.action}${entry.subject === null ? '' : ` ${entry.subject}`}: ${outcomeText}`
+  const extension: Array<[string, string | number]> = [
+    ['rt', Date.parse(entry.at)],
+    ['suser', extensionValue(entry.actor, 1023)],
+    ['act', extensionValue(entry.action, 63)],
+    ['outcome', extensionValue(outcomeText, 63)],
+    ...where,
+    ['msg', extensionValue(summary, 1023)],
+    ['cn1Label', 'seq'], ['cn1', entry.seq],
+    ['cs1Label', 'hash'], ['cs1', extensionValue(entry.hash, 4000)],
+    ...custom(2, 'subject', entry.subject),
+    ['cs3Label', 'detail'], ['cs3', extensionValue(JSON.stringify(rest), 4000)],
+    ...custom(4, 'from', entry.from),
+  ]
+  const header = ['CEF:0', 'PlaceGuard', 'PlaceGuard', headerField(version, 63), headerField(`audit:${entry.action}`, 1023),
+    headerField(`${entry.action} ${outcomeText}`, 512), String(CEF_AUDIT_SEVERITY)]
+  return `${header.join('|')}|${extension.map(([key, value]) => `${key}=${value}`).join(' ')}`
 }

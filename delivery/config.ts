@@ -30,6 +30,7 @@ export const sinkSchema = z.discriminatedUnion('type', [
     url: z.string().regex(/^(tcp|tls):\/\/[^/:]+:\d{1,5}$/, 'must be tcp://host:port or tls://host:port'),
     /** PEM file of the CA that signed the syslog server's certificate (tls://); default: the system's CAs. */
     ca: z.string().min(1).optional(),
+    audit: z.boolean().optional().describe('false: not the operator audit trail; absent or true: every entry of it too, as CEF (docs/audit-trail.md)'),
   }),
 ])
 
@@ -58,3 +59,13 @@ export const SINK_ENV: ReadonlyArray<{ type: SinkConfig['type'], fields: Record<
   { type: 'pagerduty', fields: { PLACEGUARD_PAGERDUTY_ROUTING_KEY: 'routingKey', PLACEGUARD_PAGERDUTY_URL: 'url' } },
   { type: 'syslog', fields: { PLACEGUARD_SYSLOG_URL: 'url', PLACEGUARD_SYSLOG_CA: 'ca' } },
 ]
+
+/**
+ * Whether a sink receives the operator audit trail: syslog sinks do unless
+ * `audit: false`. A chat channel or PagerDuty is for alerts a person must
+ * act on, and a webhook receiver expects the alert schema; a SIEM behind
+ * syslog is where an account of operators' actions is kept and searched.
+ */
+export function takesAuditTrail (config: SinkConfig): boolean {
+  return config.type === 'syslog' && config.audit !== false
+}

@@ -43,7 +43,7 @@
  */
 import type { Alert } from '../shared/alert-contract.ts'
 import type { Promisified } from '../shared/promisified.ts'
-import type { DeliveredChange } from './sink.ts'
+import type { AuditRecord, DeliveredChange } from './sink.ts'
 
 /** One alert change for one sink, as the outbox queues it. */
 export interface NewDelivery {
@@ -57,12 +57,40 @@ export interface NewDelivery {
   createdAtMs: number
 }
 
-export interface QueuedDelivery extends NewDelivery {
+/**
+ * One entry of the operator audit trail for one sink, queued beside the
+ * alerts (in the same columns: `change` is `audit`, the body is the
+ * entry, and `alertId` is `audit:<seq>`, an id no alert has, so marks and
+ * requeues never confuse the two).
+ */
+export interface NewAuditDelivery {
+  id: string
+  sink: string
+  alertId: string
+  change: 'audit'
+  audit: AuditRecord
+  createdAtMs: number
+}
+
+
+interface Attempts {
   /** Attempts so far. */
   attempts: number
   /** Not to be sent before (ms epoch). */
   nextAttemptAtMs: number
   lastError: string | null
+}
+
+export type QueuedDelivery = (NewDelivery & Attempts) | (NewAuditDelivery & Attempts)
+
+/** A row's body as stored, and back: the alert, or the audit entry. */
+export function deliveryBody (delivery: NewDelivery | NewAuditDelivery): Alert | AuditRecord {
+  return delivery.change === 'audit' ? delivery.audit : delivery.alert
+}
+
+/** The fields of a stored row that depend on its kind. */
+export function deliveryOfRow (change: string, body: unknown): { change: DeliveredChange, alert: Alert } | { change: 'audit', audit: AuditRecord } {
+  return change === 'audit' ? { change, audit: body as AuditRecord } : { change: change as DeliveredChange, alert: body as Alert }
 }
 
 /**
@@ -73,16 +101,16 @@ export interface QueuedDelivery extends NewDelivery {
  */
 export interface OutboxClaim { deliveries: QueuedDelivery[], nextAttemptAtMs: number | null }
 
-export interface DeadLetter {
+interface DeadLetterFields {
   id: string
   sink: string
   alertId: string
-  change: DeliveredChange
   createdAt: string
   attempts: number
   lastError: string | null
-  alert: Alert
 }
+
+export type DeadLetter = (DeadLetterFields & { change: DeliveredChange, alert: Alert }) | (DeadLetterFields & { change: 'audit', audit: AuditRecord })
 
 /** A dead letter dropped at requeue because a newer change of its alert was delivered or is queued. */
 export interface SupersededDelivery { id: string, sink: string, change: string }
@@ -101,7 +129,7 @@ export interface OutboxStore {
    * queues an alert's `opened` that its previous reader may or may not
    * have queued before it died.
    */
-  add: (deliveries: NewDelivery[], options?: { unlessDelivered?: boolean }) => void
+  add: (deliveries: Array<NewDelivery | NewAuditDelivery>, options?: { unlessDelivered?: boolean }) => void
   /** Takes the head of `sink`'s pending queue, at most `max` deliveries, when its first is due at `nowMs` (see OutboxClaim). */
   claim: (sink: string, max: number, nowMs: number) => OutboxClaim
   /**

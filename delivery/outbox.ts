@@ -20,8 +20,8 @@ import { createHash } from 'node:crypto'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
 import { type Alert, type AlertChange, SEVERITIES, type Severity } from '../shared/alert-contract.ts'
-import type { AsyncOutboxStore, DeadLetter, NewDelivery, OutboxStore, QueuedDelivery } from './outbox-store.ts'
-import { DELIVERED_CHANGES, type DeliveredChange, type Delivery, type DeliveryResult, type Sink } from './sink.ts'
+import type { AsyncOutboxStore, DeadLetter, NewAuditDelivery, NewDelivery, OutboxStore, QueuedDelivery } from './outbox-store.ts'
+import { type AuditDelivery, type AuditRecord, DELIVERED_CHANGES, type DeliveredChange, type Delivery, type DeliveryResult, type Sink } from './sink.ts'
 import { SqliteOutboxStore } from './sqlite-outbox-store.ts'
 
 export type { DeadLetter }
@@ -41,6 +41,8 @@ export interface Route {
   minSeverity: Severity
   /** Absent: every policy (system alerts included). */
   policies?: readonly string[]
+  /** Also every entry of the operator audit trail (a sink that can send them: syslog, `takesAuditTrail`). Default no. */
+  audit?: boolean
 }
 
 export interface OutboxSink { sink: Sink, route: Route }
@@ -204,6 +206,25 @@ export class Outbox<S extends AnyOutboxStore = OutboxStore> {
     })
   }
 
+  /**
+   * Queues an entry of the operator audit trail for every sink whose route
+   * takes the trail, as `enqueue` queues an alert change: durable on
+   * return over a synchronous store, a Promise over an asynchronous one.
+   * The delivery id comes from the entry's hash, so queueing it again
+   * (here, or by the CLI that wrote it; a supplier's command reported
+   * twice answers the entry recorded the first time) queues nothing twice,
+   * nor anything a sink already confirmed (its mark, kept 30 days).
+   */
+  enqueueAudit (entry: AuditRecord): OutboxAnswer<S, number> {
+    const now = this.#clock.now()
+    const deliveries = [...this.#workers.values()].filter((worker) => worker.entry.route.audit === true && worker.entry.sink.sendAudit !== undefined)
+      .map((worker) => auditDelivery(worker.entry.sink.name, entry, now))
+    return this.#then(this.#store.add(deliveries, { unlessDelivered: true }), () => {
+      for (const worker of this.#workers.values()) worker.kick()
+      return deliveries.length
+    })
+  }
+
   start (): void {
     if (!this.#stopped) return
     this.#stopped = false
@@ -306,17 +327,25 @@ export class Outbox<S extends AnyOutboxStore = OutboxStore> {
     // No deliveries and no next attempt: an empty queue, or (a shared store) another collector
     // holds the sink. Either way the worker looks again within IDLE_POLL_MS: it is never idle
     // for good, so it takes the sink over when the holder lets go or its lease lapses.
-    const { deliveries: claimed, nextAttemptAtMs } = await this.#store.claim(sink.name, sink.maxBatch, now)
-    if (claimed.length === 0) {
+    const { deliveries: head, nextAttemptAtMs } = await this.#store.claim(sink.name, sink.maxBatch, now)
+    if (head.length === 0) {
       await worker.sleep(nextAttemptAtMs === null ? IDLE_POLL_MS : Math.min(IDLE_POLL_MS, nextAttemptAtMs - now))
       return
     }
     worker.markSent(now)
-    const deliveries: Delivery[] = claimed.map((d) => ({ id: d.id, change: d.change, alert: d.alert, createdAtMs: d.createdAtMs, attempts: d.attempts }))
+    // Alert changes and audit entries go out by different calls: this turn sends the head's kind, up to the first of
+    // the other; the rest stay queued, unsettled, in order, for the next turn.
+    const auditHead = head[0]!.change === 'audit'
+    const ofHeadKind = head.findIndex((d) => (d.change === 'audit') !== auditHead)
+    const claimed = ofHeadKind === -1 ? head : head.slice(0, ofHeadKind)
     worker.attempts++
     let result: DeliveryResult
     try {
-      result = await sink.send(deliveries)
+      result = auditHead
+        ? await (sink.sendAudit?.(claimed.flatMap((d): AuditDelivery[] => d.change === 'audit' ? [{ id: d.id, change: d.change, audit: d.audit, createdAtMs: d.createdAtMs, attempts: d.attempts }] : []))
+          // Queued for a sink that no longer takes the trail (its configuration changed): kept as a dead letter.
+          ?? { outcome: 'failure', error: `${sink.type} sink "${sink.name}" does not take the audit trail` })
+        : await sink.send(claimed.flatMap((d): Delivery[] => d.change === 'audit' ? [] : [{ id: d.id, change: d.change, alert: d.alert, createdAtMs: d.createdAtMs, attempts: d.attempts }]))
     } catch (error) {
       // A sink should answer rather than throw; if one throws, it is a retry, not a crash.
       result = { outcome: 'retryable', error: (error as Error).message }
@@ -389,6 +418,12 @@ export class Outbox<S extends AnyOutboxStore = OutboxStore> {
  */
 export function deliveryId (sink: string, change: DeliveredChange, alertId: string): string {
   return `msg_${createHash('sha256').update(JSON.stringify([sink, alertId, change])).digest('base64url').slice(0, 32)}`
+}
+
+/** An audit entry's delivery to one sink; its id from the entry's hash, the same whoever queues it. */
+export function auditDelivery (sink: string, entry: AuditRecord, nowMs: number): NewAuditDelivery {
+  const id = `aud_${createHash('sha256').update(JSON.stringify([sink, 'audit', entry.hash])).digest('base64url').slice(0, 32)}`
+  return { id, sink, alertId: `audit:${entry.seq}`, change: 'audit', audit: entry, createdAtMs: nowMs }
 }
 
 function isDelivered (change: AlertChange['change']): change is DeliveredChange {

@@ -26,8 +26,7 @@ import { hostname } from 'node:os'
 import type { Pool, PoolClient } from 'pg'
 import type { Alert } from '../shared/alert-contract.ts'
 import { inPgTransaction } from '../shared/postgres.ts'
-import type { AsyncOutboxStore, DeadLetter, NewDelivery, OutboxClaim, QueuedDelivery, SupersededDelivery } from './outbox-store.ts'
-import type { DeliveredChange } from './sink.ts'
+import { type AsyncOutboxStore, type DeadLetter, deliveryBody, deliveryOfRow, type NewAuditDelivery, type NewDelivery, type OutboxClaim, type QueuedDelivery, type SupersededDelivery } from './outbox-store.ts'
 
 export interface PgOutboxStoreOptions {
   /** The group's pool (db/pool.ts), migrated (db/migrate.ts); the caller ends it. */
@@ -63,11 +62,11 @@ export class PgOutboxStore implements AsyncOutboxStore {
     this.#leaseMs = options.leaseMs ?? DEFAULT_SINK_LEASE_MS
   }
 
-  async add (deliveries: NewDelivery[], options: { unlessDelivered?: boolean } = {}): Promise<void> {
+  async add (deliveries: Array<NewDelivery | NewAuditDelivery>, options: { unlessDelivered?: boolean } = {}): Promise<void> {
     if (deliveries.length === 0) return
-    // One alert's JSON, serialised once for all the sinks it goes to.
-    const bodies = new Map<Alert, string>()
-    const body = (alert: Alert) => bodies.get(alert) ?? bodies.set(alert, JSON.stringify(alert)).get(alert)!
+    // One alert's (or audit entry's) JSON, serialised once for all the sinks it goes to.
+    const bodies = new Map<object, string>()
+    const body = (of: object) => bodies.get(of) ?? bodies.set(of, JSON.stringify(of)).get(of)!
     await inPgTransaction(this.#pool, async (client) => {
       // Every queue has its lock row before its first delivery.
       await client.query('INSERT INTO sinks (name) SELECT DISTINCT unnest($1::text[]) ON CONFLICT DO NOTHING', [deliveries.map((d) => d.sink)])
@@ -79,7 +78,7 @@ export class PgOutboxStore implements AsyncOutboxStore {
         ORDER BY n
         ON CONFLICT (id) DO NOTHING`, [
         deliveries.map((d) => d.id), deliveries.map((d) => d.sink), deliveries.map((d) => d.alertId), deliveries.map((d) => d.change),
-        deliveries.map((d) => body(d.alert)), deliveries.map((d) => d.createdAtMs), options.unlessDelivered === true,
+        deliveries.map((d) => body(deliveryBody(d))), deliveries.map((d) => d.createdAtMs), options.unlessDelivered === true,
       ])
     })
   }
@@ -138,8 +137,8 @@ export class PgOutboxStore implements AsyncOutboxStore {
   async deadLetters (sink?: string): Promise<DeadLetter[]> {
     const { rows } = await this.#pool.query<Row>(`SELECT ${ROW} FROM deliveries WHERE state = 'dead' AND ($1::text IS NULL OR sink = $1) ORDER BY created_at, seq`, [sink ?? null])
     return rows.map((row) => ({
-      id: row.id, sink: row.sink, alertId: row.alert_id, change: row.change as DeliveredChange, createdAt: row.created_at.toISOString(),
-      attempts: row.attempts, lastError: row.last_error, alert: row.alert,
+      id: row.id, sink: row.sink, alertId: row.alert_id, createdAt: row.created_at.toISOString(),
+      attempts: row.attempts, lastError: row.last_error, ...deliveryOfRow(row.change, row.alert),
     }))
   }
 
@@ -179,7 +178,7 @@ function sinksOf (deliveries: QueuedDelivery[]): string[] {
 
 function queued (row: Row): QueuedDelivery {
   return {
-    id: row.id, sink: row.sink, alertId: row.alert_id, change: row.change as DeliveredChange, alert: row.alert,
+    id: row.id, sink: row.sink, alertId: row.alert_id, ...deliveryOfRow(row.change, row.alert),
     createdAtMs: row.created_at.getTime(), attempts: row.attempts, nextAttemptAtMs: row.next_attempt_at.getTime(), lastError: row.last_error,
   }
 }

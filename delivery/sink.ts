@@ -27,6 +27,37 @@ export interface Delivery {
   attempts: number
 }
 
+/**
+ * An entry of the operator audit trail as the SOC receives it (the audit
+ * room's AuditEntry, which delivery/ may not import: rooms import one way).
+ */
+export interface AuditRecord {
+  seq: number
+  /** ISO time the trail stamped it with. */
+  at: string
+  /** Who: `operator:3f2a1b0c` (an API token's role and fingerprint), `cli:alice`, `supplier:acme-1`. */
+  actor: string
+  /** What, as `room.verb`: `alert.acknowledge`, `pki.revoke`… */
+  action: string
+  subject: string | null
+  /** Where from: the remote address, `cli@<host>`. */
+  from: string | null
+  /** The outcome (requested, done, refused, failed) and the action's particulars. */
+  detail: Record<string, unknown>
+  /** The entry's hash in the chain: a copy kept by the SOC pins the trail (docs/audit-trail.md). */
+  hash: string
+}
+
+/** One audit entry on its way to one sink (only sinks that take the trail: syslog, docs/delivery.md). */
+export interface AuditDelivery {
+  /** Stable across retries and whoever queued it (auditDeliveryId). */
+  id: string
+  change: 'audit'
+  audit: AuditRecord
+  createdAtMs: number
+  attempts: number
+}
+
 export type DeliveryResult =
   | { outcome: 'success' }
   | { outcome: 'retryable', error: string, retryAfterMs?: number }
@@ -46,6 +77,8 @@ export interface Sink {
   readonly ratePerSec: number | undefined
   /** Sends the deliveries, all or nothing: the result applies to every one of them. */
   send: (deliveries: Delivery[]) => Promise<DeliveryResult>
+  /** Sends audit trail entries, as `send` does alerts; absent for a sink that does not take the trail. */
+  sendAudit?: (deliveries: AuditDelivery[]) => Promise<DeliveryResult>
   close: () => Promise<void>
 }
 

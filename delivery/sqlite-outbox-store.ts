@@ -7,9 +7,7 @@
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { inTransaction } from '../shared/sqlite.ts'
-import type { Alert } from '../shared/alert-contract.ts'
-import type { DeadLetter, NewDelivery, OutboxClaim, OutboxStore, QueuedDelivery, SupersededDelivery } from './outbox-store.ts'
-import type { DeliveredChange } from './sink.ts'
+import { type DeadLetter, deliveryBody, deliveryOfRow, type NewAuditDelivery, type NewDelivery, type OutboxClaim, type OutboxStore, type QueuedDelivery, type SupersededDelivery } from './outbox-store.ts'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -54,13 +52,13 @@ export class SqliteOutboxStore implements OutboxStore {
     this.#mark = this.#db.prepare('INSERT INTO delivered_marks (sink, alert_id, created_at) VALUES (?, ?, ?) ON CONFLICT (sink, alert_id) DO UPDATE SET created_at = max(created_at, excluded.created_at)')
   }
 
-  add (deliveries: NewDelivery[], options: { unlessDelivered?: boolean } = {}): void {
-    // One alert's JSON, serialised once for all the sinks it goes to.
-    const bodies = new Map<Alert, string>()
+  add (deliveries: Array<NewDelivery | NewAuditDelivery>, options: { unlessDelivered?: boolean } = {}): void {
+    // One alert's (or audit entry's) JSON, serialised once for all the sinks it goes to.
+    const bodies = new Map<object, string>()
     inTransaction(this.#db, () => {
       for (const d of deliveries) {
-        let body = bodies.get(d.alert)
-        if (body === undefined) bodies.set(d.alert, body = JSON.stringify(d.alert))
+        let body = bodies.get(deliveryBody(d))
+        if (body === undefined) bodies.set(deliveryBody(d), body = JSON.stringify(deliveryBody(d)))
         if (options.unlessDelivered) this.#insertUnlessDelivered.run(d.id, d.sink, d.alertId, d.change, body, d.createdAtMs)
         else this.#insert.run(d.id, d.sink, d.alertId, d.change, body, d.createdAtMs, d.createdAtMs)
       }
@@ -102,8 +100,8 @@ export class SqliteOutboxStore implements OutboxStore {
       ? this.#db.prepare('SELECT * FROM deliveries WHERE state = \'dead\' ORDER BY created_at').all()
       : this.#db.prepare('SELECT * FROM deliveries WHERE state = \'dead\' AND sink = ? ORDER BY created_at').all(sink)) as unknown as Row[]
     return rows.map((row) => ({
-      id: row.id, sink: row.sink, alertId: row.alert_id, change: row.change as DeliveredChange, createdAt: new Date(row.created_at).toISOString(),
-      attempts: row.attempts, lastError: row.last_error, alert: JSON.parse(row.alert) as Alert,
+      id: row.id, sink: row.sink, alertId: row.alert_id, createdAt: new Date(row.created_at).toISOString(),
+      attempts: row.attempts, lastError: row.last_error, ...deliveryOfRow(row.change, JSON.parse(row.alert)),
     }))
   }
 
@@ -140,7 +138,7 @@ export class SqliteOutboxStore implements OutboxStore {
 
 function queued (row: Row): QueuedDelivery {
   return {
-    id: row.id, sink: row.sink, alertId: row.alert_id, change: row.change as DeliveredChange, alert: JSON.parse(row.alert) as Alert,
+    id: row.id, sink: row.sink, alertId: row.alert_id, ...deliveryOfRow(row.change, JSON.parse(row.alert)),
     createdAtMs: row.created_at, attempts: row.attempts, nextAttemptAtMs: row.next_attempt_at, lastError: row.last_error,
   }
 }

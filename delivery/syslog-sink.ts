@@ -19,8 +19,8 @@ import pkg from '../package.json' with { type: 'json' }
 import type { Severity } from '../shared/alert-contract.ts'
 import type { SinkConfigOf } from './config.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
-import { cefMessage } from './cef.ts'
-import type { Delivery, DeliveryResult, Sink } from './sink.ts'
+import { cefAuditMessage, cefMessage } from './cef.ts'
+import type { AuditDelivery, Delivery, DeliveryResult, Sink } from './sink.ts'
 
 export interface SyslogSinkOptions {
   /** Device Version in the CEF header; default package.json's version. */
@@ -65,6 +65,18 @@ function syslogMessage (delivery: Delivery, header: SyslogHeader): string {
   const timestamp = new Date(delivery.createdAtMs).toISOString()
   const sd = `[${SD_ID} alertId="${paramValue(delivery.alert.id)}" deliveryId="${paramValue(delivery.id)}"]`
   return `<${pri}>1 ${timestamp} ${headerField(header.hostname, 255)} placeguard ${headerField(header.procId, 128)} ${delivery.change} ${sd} ${cefMessage(delivery, header.version)}`
+}
+
+/**
+ * An operator audit trail entry as a syslog message: severity Notice (an
+ * account of an action, the alerts' `low`), TIMESTAMP when the trail
+ * recorded it, MSGID `audit`, the entry's seq and the delivery id in the
+ * SD element, and the CEF line (cef.ts, cefAuditMessage) as MSG.
+ */
+function auditSyslogMessage (delivery: AuditDelivery, header: SyslogHeader): string {
+  const pri = SYSLOG_FACILITY * 8 + SYSLOG_SEVERITY.low
+  const sd = `[${SD_ID} auditSeq="${delivery.audit.seq}" deliveryId="${paramValue(delivery.id)}"]`
+  return `<${pri}>1 ${new Date(delivery.audit.at).toISOString()} ${headerField(header.hostname, 255)} placeguard ${headerField(header.procId, 128)} audit ${sd} ${cefAuditMessage(delivery.audit, header.version)}`
 }
 
 /** RFC 5425 §4.3: `MSG-LEN SP SYSLOG-MSG`, MSG-LEN the message's length in octets. */
@@ -136,26 +148,30 @@ export function createSyslogSink (config: SinkConfigOf<'syslog'>, options: Syslo
     })
   })
 
+  const transmit = async (messages: string[]): Promise<DeliveryResult> => {
+    if (closed) return { outcome: 'retryable', error: 'syslog sink is closed' }
+    if (messages.length === 0) return { outcome: 'success' }
+    const bytes = Buffer.concat(messages.map(octetCounted))
+    try {
+      await write(await connection(), bytes, writeTimeoutMs)
+      return { outcome: 'success' }
+    } catch (error) {
+      // Refused, reset, timed out, or a TLS certificate not trusted: the
+      // channel, not the message, is at fault, and the same bytes may go
+      // through later (a renewed certificate, a corrected `ca`) — retryable.
+      return { outcome: 'retryable', error: `syslog ${host}:${port}: ${(error as Error).message}` }
+    }
+  }
+
   return {
     type: 'syslog',
     name: config.name ?? 'syslog',
     // One message per delivery; several in a send still go as one write.
     maxBatch: 1,
     ratePerSec: undefined,
-    send: async (deliveries): Promise<DeliveryResult> => {
-      if (closed) return { outcome: 'retryable', error: 'syslog sink is closed' }
-      if (deliveries.length === 0) return { outcome: 'success' }
-      const bytes = Buffer.concat(deliveries.map((delivery) => octetCounted(syslogMessage(delivery, header))))
-      try {
-        await write(await connection(), bytes, writeTimeoutMs)
-        return { outcome: 'success' }
-      } catch (error) {
-        // Refused, reset, timed out, or a TLS certificate not trusted: the
-        // channel, not the message, is at fault, and the same bytes may go
-        // through later (a renewed certificate, a corrected `ca`) — retryable.
-        return { outcome: 'retryable', error: `syslog ${host}:${port}: ${(error as Error).message}` }
-      }
-    },
+    send: (deliveries) => transmit(deliveries.map((delivery) => syslogMessage(delivery, header))),
+    // The operator audit trail too, unless the sink's `audit: false` (config.ts): a SIEM keeps the copy the trail's own host cannot rewrite.
+    ...(config.audit === false ? {} : { sendAudit: (deliveries: AuditDelivery[]) => transmit(deliveries.map((delivery) => auditSyslogMessage(delivery, header))) }),
     close: async () => {
       closed = true
       const last = socket ?? await opening?.catch(() => undefined)

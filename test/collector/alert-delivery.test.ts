@@ -41,7 +41,7 @@ describe('alert delivery from the collector (real broker, real receiver)', () =>
       // The chat sink never answered: past deadLetterAfterMs its deliveries are dead letters and PlaceGuard says so, through the sink that works.
       await waitFor(() => alerts().some((a) => a.policy === 'delivery-failing'), 20_000, 'the delivery-failing alert at the SOC')
       expect(alerts().find((a) => a.policy === 'delivery-failing')).toMatchObject({ deviceId: 'sink:ops-chat', status: 'open' })
-      expect((await service.outbox.deadLetters('ops-chat')).map((d) => d.alert.policy)).toContain('acl-violation')
+      expect((await service.outbox.deadLetters('ops-chat')).map((d) => d.change === 'audit' ? d.audit.action : d.alert.policy)).toContain('acl-violation')
       // Operators see and re-queue dead letters from the command line while the collector runs.
       const cli = (...args: string[]) => new Promise<string>((resolve, reject) => execFile(process.execPath, ['bin/placeguard.js', '--data-dir', setup.fleet.dataDir, 'outbox', ...args], (error, stdout) => error ? reject(error) : resolve(stdout)))
       const letters = JSON.parse(await cli('dead-letters', '--json', '--sink', 'ops-chat')) as Array<{ sink: string, alert: { policy: string } }>
