@@ -248,7 +248,7 @@ describe('docker-compose.yml', () => {
     expect(dependsOn('grafana')).toEqual({ 'influxdb-init': 'service_completed_successfully' })
     expect(dependsOn('sim')).toEqual({ broker: 'service_healthy' })
     expect(dependsOn('redis')).toEqual({})
-    expect(dependsOn('pki-cluster')).toEqual({ pki: 'service_completed_successfully', redis: 'service_healthy' })
+    expect(dependsOn('pki-cluster')).toEqual({ pki: 'service_completed_successfully', redis: 'service_healthy', postgres: 'service_healthy' })
     for (const node of NODES) expect(dependsOn(node), node).toEqual({ 'pki-cluster': 'service_healthy', redis: 'service_healthy' })
     // Not after the nodes' health: HAProxy takes each node in as its own check passes.
     expect(dependsOn('haproxy')).toEqual(Object.fromEntries(NODES.map((node) => [node, 'service_started'])))
@@ -626,7 +626,12 @@ describe('docker-compose.yml, cluster profile', () => {
     const server = spawn('redis-server', [...service('redis').command!.slice(1), '--port', String(port), '--bind', '127.0.0.1', '--dir', redisDir], { stdio: 'ignore' })
     const url = redisUrl.replace('@redis:6379', `@127.0.0.1:${port}`)
     const data = join(dir, 'data-cluster')
-    const env = { ...pki.environment, PLACEGUARD_REDIS_URL: url, PLACEGUARD_DATA_DIR: data, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}` }
+    // The commands record themselves in the group's trail, in the collectors' PostgreSQL (test/audit/cli-actions.test.ts
+    // runs that part against a real one); this test is about Redis, so they keep their trail in the data directory.
+    expect(pki.environment!.PLACEGUARD_DATABASE_URL).toBe(service('collector-cluster').environment!.PLACEGUARD_DATABASE_URL)
+    const pkiEnvironment = { ...pki.environment }
+    delete pkiEnvironment.PLACEGUARD_DATABASE_URL
+    const env = { ...pkiEnvironment, PLACEGUARD_REDIS_URL: url, PLACEGUARD_DATA_DIR: data, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}` }
     const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/placeguard.js', ...args], { cwd: ROOT, encoding: 'utf8', env })
     const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
     try {
