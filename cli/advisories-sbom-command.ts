@@ -1,8 +1,9 @@
 import type { Command } from 'commander'
 import { AdvisoryInputError, recordSbom, SourceError } from '../advisories/index.ts'
-import { loadConfig, openAdvisories } from '../app/index.ts'
+import { type CliNote, loadConfig, openAdvisories } from '../app/index.ts'
 import { deviceProductOf } from '../pki/index.ts'
 import { invalidInput, PlaceGuardError } from '../shared/errors.ts'
+import { recorded } from './audit-trail-command.ts'
 import { dataDirOf } from './options.ts'
 import { printJson, printTable } from './output.ts'
 
@@ -32,13 +33,16 @@ export function registerSbomCommands (advisories: Command): void {
     .option('--model <name>', 'the model, as devices are issued with (pki issue --model)')
     .option('--firmware <version>', 'the firmware version as the devices report it')
     .option('--json', 'print JSON')
-    .action(async (given: string, options: TargetOptions & { json?: boolean }, command: Command) => {
+    // An SBOM decides which advisories a firmware is matched against: recorded in the audit trail like a sync.
+    .action(recorded('advisories.sbom.add', (given: string, options: TargetOptions) => ({ subject: sbomSubject(options), detail: { source: given } }),
+      async (given: string, options: TargetOptions & { json?: boolean }, command: Command, note: CliNote) => {
       const target = targetOf(options)
       const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
-        const recorded = await recordSbom(store, target, given, new Date().toISOString())
-        if (options.json) return printJson(recorded)
-        process.stdout.write(`${recorded.vendor} ${recorded.model} ${recorded.firmware}: ${recorded.result === 'unchanged' ? 'unchanged' : recorded.result === 'new' ? 'recorded' : 'replaced'}, ${recorded.format === 'cyclonedx' ? 'CycloneDX' : 'SPDX'} ${recorded.specVersion.replace(/^SPDX-/, '')}, ${recorded.components} components\n`)
+        const sbom = await recordSbom(store, target, given, new Date().toISOString())
+        note({ result: sbom.result, format: sbom.format, components: sbom.components, sha256: sbom.sha256 })
+        if (options.json) return printJson(sbom)
+        process.stdout.write(`${sbom.vendor} ${sbom.model} ${sbom.firmware}: ${sbom.result === 'unchanged' ? 'unchanged' : sbom.result === 'new' ? 'recorded' : 'replaced'}, ${sbom.format === 'cyclonedx' ? 'CycloneDX' : 'SPDX'} ${sbom.specVersion.replace(/^SPDX-/, '')}, ${sbom.components} components\n`)
       } catch (error) {
         if (error instanceof AdvisoryInputError) throw new PlaceGuardError('PG_ERR_INPUT_INVALID', error.message, { hint: 'give a CycloneDX 1.4–1.6 or SPDX 2.2/2.3 JSON document whose components all carry a version' })
         if (error instanceof SourceError) throw new PlaceGuardError('PG_ERR_INPUT_INVALID', `cannot read the SBOM: ${error.message}`)
@@ -46,7 +50,7 @@ export function registerSbomCommands (advisories: Command): void {
       } finally {
         await close()
       }
-    })
+    }))
 
   sbom.command('list')
     .description('the SBOMs recorded: vendor, model, firmware, format, components, source')
@@ -67,7 +71,8 @@ export function registerSbomCommands (advisories: Command): void {
     .option('--vendor <name>', 'the vendor')
     .option('--model <name>', 'the model')
     .option('--firmware <version>', 'the firmware version')
-    .action(async (options: TargetOptions, command: Command) => {
+    .action(recorded('advisories.sbom.remove', (options: TargetOptions) => ({ subject: sbomSubject(options) }),
+      async (options: TargetOptions, command: Command, _note: CliNote) => {
       const target = targetOf(options)
       const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
@@ -76,5 +81,10 @@ export function registerSbomCommands (advisories: Command): void {
       } finally {
         await close()
       }
-    })
+    }))
+}
+
+/** What the trail names: the firmware the SBOM belongs to, as given. */
+function sbomSubject (options: TargetOptions): string {
+  return [options.vendor, options.model, options.firmware].map((part) => part ?? '?').join(' / ')
 }

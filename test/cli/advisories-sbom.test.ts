@@ -40,5 +40,16 @@ describe('placeguard advisories sbom (CLI)', () => {
     expect(placeguard('advisories', 'sbom', 'list').stdout).toMatch(/^VENDOR\s+MODEL\s+FIRMWARE\s+FORMAT\s+COMPONENTS\s+SOURCE\nNorthgate Systems\s+GW-7\s+2\.1\.0\s+cyclonedx 1\.5\s+5\s+\S+gw7-2\.1\.0\.cdx\.json\n$/)
     expect(placeguard('advisories', 'sbom', 'remove', ...target)).toMatchObject({ status: 0, stdout: 'Northgate Systems GW-7 2.1.0: SBOM removed\n' })
     expect(JSON.parse(placeguard('advisories', 'sbom', 'list', '--json').stdout)).toEqual([])
+
+    // What decides a firmware's exposure is an operator's action: in the audit trail, refusals too.
+    const trail = JSON.parse(placeguard('audit-trail', 'list', '--json').stdout) as Array<{ action: string, subject: string | null, detail: Record<string, unknown> }>
+    expect(trail.filter((e) => e.action.startsWith('advisories.sbom.')).map((e) => `${e.action} ${e.subject} ${String(e.detail.outcome)}`)).toEqual([
+      'advisories.sbom.add Northgate Systems / GW-7 / 2.1.0 requested', 'advisories.sbom.add Northgate Systems / GW-7 / 2.1.0 done',
+      'advisories.sbom.add Northgate Systems / GW-7 / 2.2.0 requested', 'advisories.sbom.add Northgate Systems / GW-7 / 2.2.0 refused',
+      'advisories.sbom.add Northgate Systems / GW-7 / ? requested', 'advisories.sbom.add Northgate Systems / GW-7 / ? refused',
+      'advisories.sbom.remove Northgate Systems / GW-7 / 2.1.0 requested', 'advisories.sbom.remove Northgate Systems / GW-7 / 2.1.0 done',
+    ])
+    expect(trail.find((e) => e.action === 'advisories.sbom.add' && e.detail.outcome === 'done')!.detail).toMatchObject({ result: 'new', components: 5 })
+    expect(placeguard('audit-trail', 'verify').status).toBe(0)
   })
 })
