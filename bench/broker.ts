@@ -20,7 +20,7 @@
  *
  * Memory per idle connection is the broker's RSS growth over the fleet's
  * connects divided by the devices; stream RSS is the peak while the stream
- * runs (sampled every 5 ms).
+ * runs (sampled every 5 ms), and its growth over the RSS at the stream's start.
  *
  *   npm run bench:broker -- [--messages 200000] [--devices 1000] [--per-device 100]
  *     [--cases gateway,pipelined,fleet,persistent] [--brokers placeguard,placeguard-memory,mosquitto]
@@ -92,6 +92,7 @@ async function gatewayStream (broker: BrokerProcess, mode: 'record' | 'pipelined
   const publisher = await connectClient(broker.port, 'gateway-1', deviceCert('gateway-1'))
   const topic = 'places/depot/energy/gateway-1/telemetry'
   const payload = Buffer.alloc(96, 'x')
+  const rssAtStartKiB = broker.rssKiB()
   const cpu0 = broker.cpuSeconds()
   const started = performance.now()
   let sent = 0
@@ -126,7 +127,7 @@ async function gatewayStream (broker: BrokerProcess, mode: 'record' | 'pipelined
     bar.stop()
   }
   const seconds = (performance.now() - started) / 1000
-  const result = { messages: MESSAGES, seconds: round(seconds, 2), msgPerSec: Math.round(MESSAGES / seconds), brokerCpuS: round(broker.cpuSeconds() - cpu0, 2), brokerRssMiB: round(broker.rssKiB() / 1024, 1), brokerPeakRssMiB: round(peakRssKiB / 1024, 1) }
+  const result = { messages: MESSAGES, seconds: round(seconds, 2), msgPerSec: Math.round(MESSAGES / seconds), brokerCpuS: round(broker.cpuSeconds() - cpu0, 2), brokerRssMiB: round(broker.rssKiB() / 1024, 1), brokerPeakRssMiB: round(peakRssKiB / 1024, 1), brokerRssGrowthMiB: round((peakRssKiB - rssAtStartKiB) / 1024, 1) }
   publisher.end(true)
   subscriber.end(true)
   return result
@@ -216,10 +217,12 @@ if (pg.gateway || mq.gateway) {
   row(`gateway stream, ${MESSAGES} QoS 0, msg/s`, pg.gateway?.msgPerSec, mq.gateway?.msgPerSec)
   row('gateway stream, broker CPU s', pg.gateway?.brokerCpuS, mq.gateway?.brokerCpuS)
   row('gateway stream, broker peak RSS MiB', pg.gateway?.brokerPeakRssMiB, mq.gateway?.brokerPeakRssMiB)
+  row('gateway stream, broker RSS growth over the stream MiB', pg.gateway?.brokerRssGrowthMiB, mq.gateway?.brokerRssGrowthMiB)
 }
 if (pg.pipelined || mq.pipelined) {
   row(`pipelined stream, ${MESSAGES} QoS 0, msg/s`, pg.pipelined?.msgPerSec, mq.pipelined?.msgPerSec)
   row('pipelined stream, broker peak RSS MiB', pg.pipelined?.brokerPeakRssMiB, mq.pipelined?.brokerPeakRssMiB)
+  row('pipelined stream, broker RSS growth over the stream MiB', pg.pipelined?.brokerRssGrowthMiB, mq.pipelined?.brokerRssGrowthMiB)
 }
 if (pg.fleet || mq.fleet) {
   row(`fleet ${DEVICES}×${PER_DEVICE} QoS 1 msg/s`, pg.fleet?.msgPerSec, mq.fleet?.msgPerSec)
