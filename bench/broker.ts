@@ -26,6 +26,7 @@
  *     [--cases gateway,pipelined,fleet,persistent] [--brokers placeguard,placeguard-memory,mosquitto]
  *     [--profile DIR]   (PlaceGuard's broker under --cpu-prof, one .cpuprofile per broker run in DIR;
  *                        scripts/flamegraph.ts draws it)
+ *     [--node-flags=--max-semi-space-size=4,…]   (V8/Node flags for PlaceGuard's broker, to try settings)
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -43,6 +44,7 @@ const { values } = parseArgs({ options: {
   cases: { type: 'string', default: 'gateway,pipelined,fleet,persistent' },
   brokers: { type: 'string', default: 'placeguard,placeguard-memory,mosquitto' },
   profile: { type: 'string' },
+  'node-flags': { type: 'string', default: '' },
 } })
 const CASES = new Set(values.cases.split(','))
 const BROKERS = values.brokers.split(',') as Array<'placeguard' | 'placeguard-memory' | 'mosquitto'>
@@ -182,7 +184,8 @@ try {
       // concurrent connects.
       : await startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: 50_000, maxHandshakesPerAddress: 1_000, maxConnectionsPerAddress: 50_000 },
         name === 'placeguard-memory' ? { brokerState: 'memory' } : {},
-        values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${name}-${[...CASES].join('+')}-${DEVICES}.cpuprofile`] : [])
+        [...values['node-flags'].split(',').filter(Boolean),
+          ...values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${name}-${[...CASES].join('+')}-${DEVICES}.cpuprofile`] : []])
     try {
       // The session store plays no part in the streams and the plain fleet (no persistent session): run them once.
       const cases: Record<string, Record<string, number>> = {}
@@ -211,7 +214,7 @@ const cpuPerMessage = (run: Record<string, number> | undefined): number | undefi
 type Row = { measure: string, placeguard: number | string, mosquitto: number | string, ratio: number | string }
 const rows: Row[] = []
 const row = (measure: string, a: number | undefined, b: number | undefined): void => {
-  rows.push({ measure, placeguard: a ?? '-', mosquitto: b ?? '-', ratio: a !== undefined && b !== undefined ? ratio(a, b) : '-' })
+  rows.push({ measure, placeguard: a ?? '-', mosquitto: b ?? '-', ratio: a !== undefined && b ? ratio(a, b) : '-' })
 }
 if (pg.gateway || mq.gateway) {
   row(`gateway stream, ${MESSAGES} QoS 0, msg/s`, pg.gateway?.msgPerSec, mq.gateway?.msgPerSec)
