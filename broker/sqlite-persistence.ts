@@ -134,6 +134,13 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   readonly #drops = new Map<string, DropEpisode>()
   /** Queued rows given their packet id by this run (rows an earlier run numbered are not in it). */
   readonly #idsGivenThisRun = new Set<number>()
+  /**
+   * Clients that may still hold rows queued by an earlier run (those with a
+   * queue when the indexes were loaded). Only such rows can hold a packet id
+   * this run is about to give again; a client leaves the set once its queue
+   * is empty, and never returns to it before the next load.
+   */
+  #earlierRunQueues = new Set<string>()
   #waiting: Waiter[] = []
   readonly #syncAcknowledged: boolean
   #commitScheduled = false
@@ -273,6 +280,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
       this.#topicsByClient.delete(client.id)
       this.#sql.delOutgoingOf.run(client.id)
       this.#queued.delete(client.id)
+      this.#earlierRunQueues.delete(client.id)
     })
   }
 
@@ -323,13 +331,14 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
           // earlier run's queued ones keep their ids: one not yet resent may hold
           // this id. It gives the id up (it is resent with a fresh one), or the
           // PUBACK for this message would clear that one — and lose it. Ids given
-          // in this run are aedes' own business and stay as they are.
-          if (packet.messageId !== undefined && packet.messageId !== null) {
+          // in this run are aedes' own business and stay as they are, so a
+          // client without rows of an earlier run skips the lookup.
+          if (packet.messageId !== undefined && packet.messageId !== null && this.#earlierRunQueues.has(client.id)) {
             for (const { id } of this.#sql.holdersOfMessageId.all(client.id, packet.messageId, same.id) as Array<{ id: number }>) {
               if (!this.#idsGivenThisRun.has(id)) this.#sql.setMessageId.run(null, id)
             }
-            this.#idsGivenThisRun.add(same.id)
           }
+          if (packet.messageId !== undefined && packet.messageId !== null) this.#idsGivenThisRun.add(same.id)
           this.#sql.setMessageId.run(packet.messageId ?? null, same.id)
           return
         }
@@ -507,7 +516,10 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   #countQueued (clientId: string, messages: number, bytes: number): void {
     const count = this.queuedFor(clientId) + messages
     if (count > 0) this.#queued.set(clientId, { count, bytes: this.queuedBytesFor(clientId) + bytes })
-    else this.#queued.delete(clientId)
+    else {
+      this.#queued.delete(clientId)
+      this.#earlierRunQueues.delete(clientId)
+    }
   }
 
   /**
@@ -586,6 +598,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     for (const row of this.#db.prepare('SELECT client_id, COUNT(*) AS count, SUM(length(packet)) AS bytes FROM outgoing GROUP BY client_id').all() as Array<{ client_id: string, count: number, bytes: number }>) {
       this.#queued.set(row.client_id, { count: row.count, bytes: row.bytes })
     }
+    this.#earlierRunQueues = new Set(this.#queued.keys())
   }
 }
 
