@@ -362,6 +362,19 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     if (messageId === undefined || messageId === null) return undefined
     // Nothing queued for this client: the PUBACK of a message it got live.
     if (!this.#destroyed && this.queuedFor(client.id) === 0) return undefined
+    // aedes hands the cleared packet to its 'ack' event and nothing else; with
+    // no listener (PlaceGuard has none) it is not read back and decoded, which
+    // was a twentieth of the CPU per message to a persistent collector.
+    if (!this.#ackListened()) {
+      return this.#write(BOOKKEEPING, () => {
+        const row = this.#sql.byMessageIdBytes.get(client.id, messageId) as { id: number, bytes: number } | undefined
+        if (!row) return undefined
+        this.#sql.delOutgoing.run(row.id)
+        this.#idsGivenThisRun.delete(row.id)
+        this.#countQueued(client.id, -1, -row.bytes)
+        return undefined
+      })
+    }
     return this.#write(BOOKKEEPING, () => {
       const row = this.#sql.byMessageId.get(client.id, messageId) as { id: number, message_id: number, packet: Uint8Array } | undefined
       if (!row) return undefined
@@ -499,6 +512,12 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     }, undefined))
   }
 
+  /** Whether anyone listens to aedes' 'ack' (a broker that cannot tell is taken to have listeners). */
+  #ackListened (): boolean {
+    const broker = this.#broker as { listenerCount?: (event: string) => number } | undefined
+    return typeof broker?.listenerCount !== 'function' || broker.listenerCount('ack') > 0
+  }
+
   #bounds (): string {
     return `${this.maxQueuedPerClient} messages or ${Math.round(this.maxQueuedBytesPerClient / 1024)} KiB`
   }
@@ -626,6 +645,7 @@ function prepareStatements (db: DatabaseSync) {
     holdersOfMessageId: db.prepare('SELECT id FROM outgoing WHERE client_id = ? AND message_id = ? AND id <> ?'),
     replace: db.prepare('UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, packet = ? WHERE id = ?'),
     byMessageId: db.prepare('SELECT id, message_id, packet FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY id LIMIT 1'),
+    byMessageIdBytes: db.prepare('SELECT id, length(packet) AS bytes FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY id LIMIT 1'),
     delOutgoing: db.prepare('DELETE FROM outgoing WHERE id = ?'),
     delOutgoingOf: db.prepare('DELETE FROM outgoing WHERE client_id = ?'),
     page: db.prepare('SELECT id, message_id, packet FROM outgoing WHERE client_id = ? AND id > ? ORDER BY id LIMIT ?'),

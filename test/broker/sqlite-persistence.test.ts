@@ -197,7 +197,7 @@ describe('packet ids across a broker restart', () => {
 })
 
 describe('a client with nothing queued', () => {
-  it('answers its live deliveries and their PUBACKs without the database, and still refuses a PUBREL nothing holds', async () => {
+  it('answers its live deliveries and their PUBACKs without the database, and still refuses a PUBREL nothing holds; a PUBACK nobody awaits the packet of clears it unread', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
     const persistence = new SqlitePersistence({ path: join(dir, 'broker.db') })
     try {
@@ -213,6 +213,14 @@ describe('a client with nothing queued', () => {
       expect(persistence.queuedFor('dev-1')).toBe(1)
       expect((await persistence.outgoingClearMessageId(client, { messageId: 7 }))?.topic).toBe(live.topic)
       expect(persistence.queuedFor('dev-1')).toBe(0)
+      // With nobody listening to aedes' 'ack', the cleared packet is not read back; the accounting is the same.
+      await persistence.setup({ id: 'b', counter: 1, publish: () => {}, listenerCount: () => 0 } as unknown as Parameters<SqlitePersistence['setup']>[0])
+      await persistence.outgoingEnqueueCombi([{ clientId: 'dev-1' }], { ...live, messageId: undefined, brokerCounter: 2 })
+      await persistence.outgoingUpdate(client, { ...live, messageId: 8, brokerCounter: 2 })
+      expect(persistence.queuedBytesFor('dev-1')).toBeGreaterThan(0)
+      await expect(persistence.outgoingClearMessageId(client, { messageId: 8 })).resolves.toBeUndefined()
+      expect(persistence.queuedFor('dev-1')).toBe(0)
+      expect(persistence.queuedBytesFor('dev-1')).toBe(0)
     } finally {
       await persistence.destroy()
       rmSync(dir, { recursive: true, force: true })
