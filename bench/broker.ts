@@ -18,7 +18,15 @@
  * connection, and PlaceGuard ÷ mosquitto ratios. Absolute figures drift on
  * a shared machine; the ratios are the result.
  *
+ * Memory per idle connection is the broker's RSS growth over the fleet's
+ * connects divided by the devices; stream RSS is the peak while the stream
+ * runs (sampled every 5 ms), and its growth over the RSS at the stream's start.
+ *
  *   npm run bench:broker -- [--messages 200000] [--devices 1000] [--per-device 100]
+ *     [--cases gateway,pipelined,fleet,persistent] [--brokers placeguard,placeguard-memory,mosquitto]
+ *     [--profile DIR]   (PlaceGuard's broker under --cpu-prof, one .cpuprofile per broker run in DIR;
+ *                        scripts/flamegraph.ts draws it)
+ *     [--node-flags=--max-semi-space-size=4,…]   (V8/Node flags for PlaceGuard's broker, to try settings)
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -33,7 +41,13 @@ const { values } = parseArgs({ options: {
   messages: { type: 'string', default: '200000' },
   devices: { type: 'string', default: '1000' },
   'per-device': { type: 'string', default: '100' },
+  cases: { type: 'string', default: 'gateway,pipelined,fleet,persistent' },
+  brokers: { type: 'string', default: 'placeguard,placeguard-memory,mosquitto' },
+  profile: { type: 'string' },
+  'node-flags': { type: 'string', default: '' },
 } })
+const CASES = new Set(values.cases.split(','))
+const BROKERS = values.brokers.split(',') as Array<'placeguard' | 'placeguard-memory' | 'mosquitto'>
 const MESSAGES = Number(values.messages)
 const DEVICES = Number(values.devices)
 const PER_DEVICE = Number(values['per-device'])
@@ -60,10 +74,11 @@ function connectClient (port: number, clientId: string, files: { cert: Buffer, k
 }
 
 /** Resolves when `count()` reaches `target`, or rejects after the timeout with how far it got. */
-function until (count: () => number, target: number, what: string): Promise<void> {
+function until (count: () => number, target: number, what: string, sample?: () => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const started = Date.now()
     const timer = setInterval(() => {
+      sample?.()
       if (count() >= target) { clearInterval(timer); resolve() } else if (Date.now() - started > TIMEOUT_MS) {
         clearInterval(timer); reject(new Error(`${what}: ${count()} of ${target} after ${TIMEOUT_MS} ms`))
       }
@@ -79,6 +94,7 @@ async function gatewayStream (broker: BrokerProcess, mode: 'record' | 'pipelined
   const publisher = await connectClient(broker.port, 'gateway-1', deviceCert('gateway-1'))
   const topic = 'places/depot/energy/gateway-1/telemetry'
   const payload = Buffer.alloc(96, 'x')
+  const rssAtStartKiB = broker.rssKiB()
   const cpu0 = broker.cpuSeconds()
   const started = performance.now()
   let sent = 0
@@ -105,14 +121,15 @@ async function gatewayStream (broker: BrokerProcess, mode: 'record' | 'pipelined
   }
   const bar = progressBar(`${broker.name} gateway (${mode})`, MESSAGES)
   const ticker = setInterval(() => bar.update(received), 200)
+  let peakRssKiB = 0
   try {
-    await until(() => received, MESSAGES, `${broker.name} gateway stream`)
+    await until(() => received, MESSAGES, `${broker.name} gateway stream`, () => { peakRssKiB = Math.max(peakRssKiB, broker.rssKiB()) })
   } finally {
     clearInterval(ticker)
     bar.stop()
   }
   const seconds = (performance.now() - started) / 1000
-  const result = { messages: MESSAGES, seconds: round(seconds, 2), msgPerSec: Math.round(MESSAGES / seconds), brokerCpuS: round(broker.cpuSeconds() - cpu0, 2), brokerRssMiB: round(broker.rssKiB() / 1024, 1) }
+  const result = { messages: MESSAGES, seconds: round(seconds, 2), msgPerSec: Math.round(MESSAGES / seconds), brokerCpuS: round(broker.cpuSeconds() - cpu0, 2), brokerRssMiB: round(broker.rssKiB() / 1024, 1), brokerPeakRssMiB: round(peakRssKiB / 1024, 1), brokerRssGrowthMiB: round((peakRssKiB - rssAtStartKiB) / 1024, 1) }
   publisher.end(true)
   subscriber.end(true)
   return result
@@ -157,17 +174,28 @@ async function fleet (broker: BrokerProcess, persistentCollector = false): Promi
 
 const results: Record<string, Record<string, Record<string, number>>> = {}
 try {
-  for (const name of ['placeguard', 'placeguard-memory', 'mosquitto'] as const) {
+  for (const name of BROKERS) {
     const port = await freePort()
     const broker = name === 'mosquitto'
       ? await startMosquitto(paths, dataDir, port)
       // Rate limiting off: this measures the broker, not the per-device policy.
-      : await startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: 50_000 }, name === 'placeguard-memory' ? { brokerState: 'memory' } : {})
+      // Every bench device comes from 127.0.0.1, where a real fleet comes from
+      // many addresses: the per-address handshake limits would refuse the 50
+      // concurrent connects.
+      : await startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: 50_000, maxHandshakesPerAddress: 1_000, maxConnectionsPerAddress: 50_000 },
+        name === 'placeguard-memory' ? { brokerState: 'memory' } : {},
+        [...values['node-flags'].split(',').filter(Boolean),
+          ...values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${name}-${[...CASES].join('+')}-${DEVICES}.cpuprofile`] : []])
     try {
-      // The session store plays no part in 1 and 2 (no persistent session): run them once.
-      results[name] = name === 'placeguard-memory'
-        ? { persistent: await fleet(broker, true) }
-        : { gateway: await gatewayStream(broker, 'record'), pipelined: await gatewayStream(broker, 'pipelined'), fleet: await fleet(broker), persistent: await fleet(broker, true) }
+      // The session store plays no part in the streams and the plain fleet (no persistent session): run them once.
+      const cases: Record<string, Record<string, number>> = {}
+      if (name !== 'placeguard-memory') {
+        if (CASES.has('gateway')) cases.gateway = await gatewayStream(broker, 'record')
+        if (CASES.has('pipelined')) cases.pipelined = await gatewayStream(broker, 'pipelined')
+        if (CASES.has('fleet')) cases.fleet = await fleet(broker)
+      }
+      if (CASES.has('persistent')) cases.persistent = await fleet(broker, true)
+      results[name] = cases
     } finally {
       await broker.stop()
     }
@@ -177,23 +205,43 @@ try {
   rmSync(dataDir, { recursive: true, force: true })
 }
 
-const pg = results.placeguard!
-const mq = results.mosquitto!
-const pgMemory = results['placeguard-memory']!
+const pg = results.placeguard ?? {}
+const mq = results.mosquitto ?? {}
+const pgMemory = results['placeguard-memory'] ?? {}
 const ratio = (a: number | undefined, b: number | undefined): number => round((a ?? 0) / (b ?? 1), 2)
-printTable([
-  { measure: `gateway stream, ${MESSAGES} QoS 0, msg/s`, placeguard: pg.gateway!.msgPerSec!, mosquitto: mq.gateway!.msgPerSec!, ratio: ratio(pg.gateway!.msgPerSec, mq.gateway!.msgPerSec) },
-  { measure: 'gateway stream, broker CPU s', placeguard: pg.gateway!.brokerCpuS!, mosquitto: mq.gateway!.brokerCpuS!, ratio: ratio(pg.gateway!.brokerCpuS, mq.gateway!.brokerCpuS) },
-  { measure: 'gateway stream, broker RSS MiB', placeguard: pg.gateway!.brokerRssMiB!, mosquitto: mq.gateway!.brokerRssMiB!, ratio: ratio(pg.gateway!.brokerRssMiB, mq.gateway!.brokerRssMiB) },
-  { measure: `pipelined stream, ${MESSAGES} QoS 0, msg/s`, placeguard: pg.pipelined!.msgPerSec!, mosquitto: mq.pipelined!.msgPerSec!, ratio: ratio(pg.pipelined!.msgPerSec, mq.pipelined!.msgPerSec) },
-  { measure: `fleet ${DEVICES}×${PER_DEVICE} QoS 1 msg/s`, placeguard: pg.fleet!.msgPerSec!, mosquitto: mq.fleet!.msgPerSec!, ratio: ratio(pg.fleet!.msgPerSec, mq.fleet!.msgPerSec) },
-  { measure: `fleet ${DEVICES}×${PER_DEVICE} QoS 1 to a persistent collector, msg/s`, placeguard: pg.persistent!.msgPerSec!, mosquitto: mq.persistent!.msgPerSec!, ratio: ratio(pg.persistent!.msgPerSec, mq.persistent!.msgPerSec) },
-  { measure: '… PlaceGuard with the in-memory session store, msg/s', placeguard: pgMemory.persistent!.msgPerSec!, mosquitto: mq.persistent!.msgPerSec!, ratio: ratio(pgMemory.persistent!.msgPerSec, mq.persistent!.msgPerSec) },
-  { measure: '… broker CPU s', placeguard: pg.persistent!.brokerCpuS!, mosquitto: mq.persistent!.brokerCpuS!, ratio: ratio(pg.persistent!.brokerCpuS, mq.persistent!.brokerCpuS) },
-  { measure: 'fleet, mTLS connects/s', placeguard: pg.fleet!.connectsPerSec!, mosquitto: mq.fleet!.connectsPerSec!, ratio: ratio(pg.fleet!.connectsPerSec, mq.fleet!.connectsPerSec) },
-  { measure: 'fleet, broker CPU s', placeguard: pg.fleet!.brokerCpuS!, mosquitto: mq.fleet!.brokerCpuS!, ratio: ratio(pg.fleet!.brokerCpuS, mq.fleet!.brokerCpuS) },
-  { measure: 'idle mTLS connection, KiB', placeguard: pg.fleet!.idleKiBPerConnection!, mosquitto: mq.fleet!.idleKiBPerConnection!, ratio: ratio(pg.fleet!.idleKiBPerConnection, mq.fleet!.idleKiBPerConnection) },
-])
-process.stdout.write(`\ngateway stream: PlaceGuard ${ratio(pg.gateway!.msgPerSec, mq.gateway!.msgPerSec)}× mosquitto's rate (target ≥ 0.8×)\n`)
-process.stdout.write(`persistent collector: broker.db at ${ratio(pg.persistent!.msgPerSec, pgMemory.persistent!.msgPerSec)}× the in-memory store's rate (in-memory ${pgMemory.persistent!.brokerCpuS} broker CPU s)\n`)
-process.stdout.write(`results: ${saveResults('broker', { at: new Date().toISOString(), results })}\n`)
+/** Broker CPU per message, µs. */
+const cpuPerMessage = (run: Record<string, number> | undefined): number | undefined => run && round(run.brokerCpuS! / run.messages! * 1e6, 1)
+type Row = { measure: string, placeguard: number | string, mosquitto: number | string, ratio: number | string }
+const rows: Row[] = []
+const row = (measure: string, a: number | undefined, b: number | undefined): void => {
+  rows.push({ measure, placeguard: a ?? '-', mosquitto: b ?? '-', ratio: a !== undefined && b ? ratio(a, b) : '-' })
+}
+if (pg.gateway || mq.gateway) {
+  row(`gateway stream, ${MESSAGES} QoS 0, msg/s`, pg.gateway?.msgPerSec, mq.gateway?.msgPerSec)
+  row('gateway stream, broker CPU s', pg.gateway?.brokerCpuS, mq.gateway?.brokerCpuS)
+  row('gateway stream, broker peak RSS MiB', pg.gateway?.brokerPeakRssMiB, mq.gateway?.brokerPeakRssMiB)
+  row('gateway stream, broker RSS growth over the stream MiB', pg.gateway?.brokerRssGrowthMiB, mq.gateway?.brokerRssGrowthMiB)
+}
+if (pg.pipelined || mq.pipelined) {
+  row(`pipelined stream, ${MESSAGES} QoS 0, msg/s`, pg.pipelined?.msgPerSec, mq.pipelined?.msgPerSec)
+  row('pipelined stream, broker peak RSS MiB', pg.pipelined?.brokerPeakRssMiB, mq.pipelined?.brokerPeakRssMiB)
+  row('pipelined stream, broker RSS growth over the stream MiB', pg.pipelined?.brokerRssGrowthMiB, mq.pipelined?.brokerRssGrowthMiB)
+}
+if (pg.fleet || mq.fleet) {
+  row(`fleet ${DEVICES}×${PER_DEVICE} QoS 1 msg/s`, pg.fleet?.msgPerSec, mq.fleet?.msgPerSec)
+  row('fleet, broker CPU s', pg.fleet?.brokerCpuS, mq.fleet?.brokerCpuS)
+  row('fleet, broker CPU µs/msg', cpuPerMessage(pg.fleet), cpuPerMessage(mq.fleet))
+  row('fleet, mTLS connects/s', pg.fleet?.connectsPerSec, mq.fleet?.connectsPerSec)
+  row('idle mTLS connection, KiB', pg.fleet?.idleKiBPerConnection, mq.fleet?.idleKiBPerConnection)
+}
+if (pg.persistent || pgMemory.persistent || mq.persistent) {
+  row(`fleet ${DEVICES}×${PER_DEVICE} QoS 1 to a persistent collector, msg/s`, pg.persistent?.msgPerSec, mq.persistent?.msgPerSec)
+  row('… broker CPU µs/msg', cpuPerMessage(pg.persistent), cpuPerMessage(mq.persistent))
+  row('… PlaceGuard with the in-memory session store, msg/s', pgMemory.persistent?.msgPerSec, mq.persistent?.msgPerSec)
+  row('… in-memory store, broker CPU µs/msg', cpuPerMessage(pgMemory.persistent), cpuPerMessage(mq.persistent))
+  if (!pg.fleet && !mq.fleet) row('idle mTLS connection, KiB', pg.persistent?.idleKiBPerConnection, mq.persistent?.idleKiBPerConnection)
+}
+printTable(rows)
+if (pg.gateway && mq.gateway) process.stdout.write(`\ngateway stream: PlaceGuard ${ratio(pg.gateway.msgPerSec, mq.gateway.msgPerSec)}× mosquitto's rate (target ≥ 0.8×)\n`)
+if (pg.persistent && pgMemory.persistent) process.stdout.write(`persistent collector: broker.db at ${ratio(pg.persistent.msgPerSec, pgMemory.persistent.msgPerSec)}× the in-memory store's rate\n`)
+process.stdout.write(`results: ${saveResults('broker', { at: new Date().toISOString(), devices: DEVICES, perDevice: PER_DEVICE, messages: MESSAGES, results })}\n`)

@@ -15,6 +15,8 @@
 import { EventEmitter } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
+// Before aedes, which loads mqtt-packet: see quiet-debug.ts.
+import './quiet-debug.ts'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { AckAfterStore } from './ack-after-store.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'

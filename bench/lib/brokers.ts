@@ -22,11 +22,14 @@ export interface BrokerProcess {
 
 const ROOT = join(import.meta.dirname, '..', '..')
 
-/** `settings`: further top-level config keys, e.g. `{ brokerState: 'memory' }`. */
-export async function startPlaceGuard (dataDir: string, port: number, limits: Record<string, number>, settings: Record<string, string> = {}): Promise<BrokerProcess> {
+/**
+ * `settings`: further top-level config keys, e.g. `{ brokerState: 'memory' }`;
+ * `nodeArgs`: flags for the broker's Node, e.g. `--cpu-prof` to profile it.
+ */
+export async function startPlaceGuard (dataDir: string, port: number, limits: Record<string, number>, settings: Record<string, string> = {}, nodeArgs: string[] = []): Promise<BrokerProcess> {
   const config = join(dataDir, 'bench-broker.yaml')
   writeFileSync(config, `logLevel: warn\n${Object.entries(settings).map(([k, v]) => `${k}: ${v}\n`).join('')}broker:\n${Object.entries(limits).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n`)
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'placeguard.js'), 'broker', '--data-dir', dataDir,
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin', 'placeguard.js'), 'broker', '--data-dir', dataDir,
     '--mqtt-port', String(port), '--mqtt-host', '127.0.0.1', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] })
   return track('placeguard', child, port)
 }

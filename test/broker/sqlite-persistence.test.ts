@@ -195,3 +195,35 @@ describe('packet ids across a broker restart', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 })
+
+describe('a client with nothing queued', () => {
+  it('answers its live deliveries and their PUBACKs without the database, and still refuses a PUBREL nothing holds; a PUBACK nobody awaits the packet of clears it unread', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const persistence = new SqlitePersistence({ path: join(dir, 'broker.db') })
+    try {
+      const client = { id: 'dev-1' }
+      const live = { cmd: 'publish', topic: 'places/s1/flood/dev-1/telemetry', payload: Buffer.from('{}'), qos: 1, messageId: 7, brokerId: 'b', brokerCounter: 1 }
+      await expect(persistence.outgoingUpdate(client, live)).resolves.toBeUndefined()
+      await expect(persistence.outgoingClearMessageId(client, { messageId: 7 })).resolves.toBeUndefined()
+      // [MQTT-4.3.3] a PUBREL must replace a stored PUBLISH; with none, aedes is told so.
+      await expect(persistence.outgoingUpdate(client, { cmd: 'pubrel', messageId: 7 })).rejects.toThrow('no such packet')
+      // Once something is queued for it, the database answers again.
+      await persistence.outgoingEnqueueCombi([{ clientId: 'dev-1' }], { ...live, messageId: undefined })
+      await persistence.outgoingUpdate(client, live)
+      expect(persistence.queuedFor('dev-1')).toBe(1)
+      expect((await persistence.outgoingClearMessageId(client, { messageId: 7 }))?.topic).toBe(live.topic)
+      expect(persistence.queuedFor('dev-1')).toBe(0)
+      // With nobody listening to aedes' 'ack', the cleared packet is not read back; the accounting is the same.
+      await persistence.setup({ id: 'b', counter: 1, publish: () => {}, listenerCount: () => 0 } as unknown as Parameters<SqlitePersistence['setup']>[0])
+      await persistence.outgoingEnqueueCombi([{ clientId: 'dev-1' }], { ...live, messageId: undefined, brokerCounter: 2 })
+      await persistence.outgoingUpdate(client, { ...live, messageId: 8, brokerCounter: 2 })
+      expect(persistence.queuedBytesFor('dev-1')).toBeGreaterThan(0)
+      await expect(persistence.outgoingClearMessageId(client, { messageId: 8 })).resolves.toBeUndefined()
+      expect(persistence.queuedFor('dev-1')).toBe(0)
+      expect(persistence.queuedBytesFor('dev-1')).toBe(0)
+    } finally {
+      await persistence.destroy()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
