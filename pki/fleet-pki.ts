@@ -402,7 +402,9 @@ export class FleetPki {
     const revokedMeanwhile: string[] = []
     const records = inventory.transaction(() => pending.map((record, i) => {
       // A new identity has no active certificate to supersede: the checks above, under the lock, said so.
-      const landed = renewing ? inventory.activate(record.serial, signed[i]!) : inventory.activateNew(record.serial, signed[i]!)
+      const landed = renewing
+        ? inventory.activate(record.serial, signed[i]!)
+        : inventory.activateNew(record.serial, signed[i]!) ? { ...record, ...signed[i]!, status: 'active' as const } : undefined
       if (!landed) revokedMeanwhile.push(record.deviceId)
       return landed ?? { ...record, status: 'revoked' as const }
     }))

@@ -281,11 +281,12 @@ export class Inventory {
 
   /**
    * `activate` for a new identity, which has nothing to supersede: one
-   * statement a row, for batches of thousands.
+   * statement a row and no row read back, for batches of thousands.
+   * Answers false if the row is no longer pending (revoked meanwhile).
    */
-  activateNew (serial: string, landed: { fingerprint: string, spkiSha256: string }): InventoryRecord | undefined {
-    return this.#one(`UPDATE certificates SET status = 'active', fingerprint = ?, spki_sha256 = ?
-      WHERE serial = ? AND status = 'pending' RETURNING *`, landed.fingerprint, landed.spkiSha256, serial)
+  activateNew (serial: string, landed: { fingerprint: string, spkiSha256: string }): boolean {
+    return Number(this.#statement(`UPDATE certificates SET status = 'active', fingerprint = ?, spki_sha256 = ?
+      WHERE serial = ? AND status = 'pending'`).run(landed.fingerprint, landed.spkiSha256, serial).changes) === 1
   }
 
   /**

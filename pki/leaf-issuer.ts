@@ -8,7 +8,7 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { generateKey, type KeyAlgorithm } from './certificates.ts'
+import { generateKey, type KeyAlgorithm, type KeyPairPem } from './key-pairs.ts'
 import { createLeafSigner, derToPem, type LeafSigner, signLeafDer } from './leaf-der.ts'
 import { rmSync, writeFileSync } from 'node:fs'
 import type { Identity } from './identity.ts'
@@ -40,8 +40,11 @@ export function sha256Hex (der: ArrayBuffer | Uint8Array): string {
   return createHash('sha256').update(new Uint8Array(der)).digest('hex')
 }
 
-export async function signLeaf (signer: LeafSigner, job: LeafJob): Promise<SignedLeaf> {
-  const key = await generateKey(job.keyAlgorithm)
+/** Makes a job's key pair: on libuv's pool by default, on the worker's own thread in a worker. */
+export type KeyMaker = (algorithm: KeyAlgorithm) => KeyPairPem | Promise<KeyPairPem>
+
+export async function signLeaf (signer: LeafSigner, job: LeafJob, makeKey: KeyMaker = generateKey): Promise<SignedLeaf> {
+  const key = await makeKey(job.keyAlgorithm)
   const der = signLeafDer(signer, {
     publicKeyDer: key.publicKeyDer,
     commonName: job.commonName,
@@ -80,13 +83,14 @@ export function leafSignerFor (ca: CaMaterial): LeafSigner {
 }
 
 /** Runs the jobs with a bounded number in flight; results keep the jobs' order. */
-export async function signLeavesInline (signer: LeafSigner, jobs: LeafJob[], onSigned: (count: number) => void = () => {}): Promise<SignedLeaf[]> {
+export async function signLeavesInline (signer: LeafSigner, jobs: LeafJob[], onSigned: (count: number) => void = () => {},
+  makeKey?: KeyMaker): Promise<SignedLeaf[]> {
   const results = new Array<SignedLeaf>(jobs.length)
   let next = 0
   async function lane (): Promise<void> {
     while (next < jobs.length) {
       const index = next++
-      results[index] = await signLeaf(signer, jobs[index]!)
+      results[index] = await signLeaf(signer, jobs[index]!, makeKey)
       onSigned(1)
     }
   }
