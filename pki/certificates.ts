@@ -9,41 +9,20 @@
  */
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
-import { createPublicKey, generateKeyPair, randomBytes, webcrypto, type KeyObject } from 'node:crypto'
+import { createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto'
 import { identityUri, type Identity } from './identity.ts'
+import { generateKey, type KeyAlgorithm, type KeyPairPem } from './key-pairs.ts'
+
+export { generateKey, type KeyAlgorithm, type KeyPairPem }
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
 
 type CryptoKey = webcrypto.CryptoKey
 
-export type KeyAlgorithm = 'ecdsa-p256' | 'rsa-2048'
-
 const SIGNING = {
   'ecdsa-p256': { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
   'rsa-2048': { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
 } as const
-
-export interface KeyPairPem {
-  algorithm: KeyAlgorithm
-  privateKeyPem: string
-  publicKeyDer: Buffer
-}
-
-/**
- * Generates a key on libuv's thread pool, encoded there too (PKCS#8 PEM,
- * SPKI DER), so many can be made at once without blocking the JS thread.
- */
-export function generateKey (algorithm: KeyAlgorithm): Promise<KeyPairPem> {
-  const encoding = { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as const
-  return new Promise((resolve, reject) => {
-    const done = (error: Error | null, publicKeyDer: Buffer, privateKeyPem: string): void => {
-      if (error) reject(error)
-      else resolve({ algorithm, privateKeyPem, publicKeyDer })
-    }
-    if (algorithm === 'ecdsa-p256') generateKeyPair('ec', { namedCurve: 'P-256', ...encoding }, done)
-    else generateKeyPair('rsa', { modulusLength: 2048, ...encoding }, done)
-  })
-}
 
 export function keyAlgorithmOf (publicKey: KeyObject): KeyAlgorithm | undefined {
   if (publicKey.asymmetricKeyType === 'ec' && publicKey.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ecdsa-p256'

@@ -256,6 +256,12 @@ export class Inventory {
     return new Set(rows.map((row) => row.device_id))
   }
 
+  /** `role:id` of every identity being issued or renewed, for bulk checks. */
+  pendingIds (): Set<string> {
+    const rows = this.#statement('SELECT role, device_id FROM certificates WHERE status = \'pending\'').all() as Array<{ role: string, device_id: string }>
+    return new Set(rows.map((row) => `${row.role}:${row.device_id}`))
+  }
+
   pending (): InventoryRecord[] {
     return this.#many('SELECT * FROM certificates WHERE status = \'pending\' ORDER BY issued_at, serial')
   }
@@ -271,6 +277,16 @@ export class Inventory {
     this.supersede(pending.role, pending.deviceId)
     return this.#one(`UPDATE certificates SET status = 'active', fingerprint = ?, spki_sha256 = ?
       WHERE serial = ? RETURNING *`, landed.fingerprint, landed.spkiSha256, serial)
+  }
+
+  /**
+   * `activate` for a new identity, which has nothing to supersede: one
+   * statement a row and no row read back, for batches of thousands.
+   * Answers false if the row is no longer pending (revoked meanwhile).
+   */
+  activateNew (serial: string, landed: { fingerprint: string, spkiSha256: string }): boolean {
+    return Number(this.#statement(`UPDATE certificates SET status = 'active', fingerprint = ?, spki_sha256 = ?
+      WHERE serial = ? AND status = 'pending'`).run(landed.fingerprint, landed.spkiSha256, serial).changes) === 1
   }
 
   /**

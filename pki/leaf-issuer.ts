@@ -8,9 +8,9 @@
 import { createHash, X509Certificate } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { generateKey, type KeyAlgorithm } from './certificates.ts'
+import { generateKey, type KeyAlgorithm, type KeyPairPem } from './key-pairs.ts'
 import { createLeafSigner, derToPem, type LeafSigner, signLeafDer } from './leaf-der.ts'
-import { writeFileAtomicAsync } from '../shared/files.ts'
+import { rmSync, writeFileSync } from 'node:fs'
 import type { Identity } from './identity.ts'
 
 export interface LeafJob {
@@ -40,8 +40,11 @@ export function sha256Hex (der: ArrayBuffer | Uint8Array): string {
   return createHash('sha256').update(new Uint8Array(der)).digest('hex')
 }
 
-export async function signLeaf (signer: LeafSigner, job: LeafJob): Promise<SignedLeaf> {
-  const key = await generateKey(job.keyAlgorithm)
+/** Makes a job's key pair: on libuv's pool by default, on the worker's own thread in a worker. */
+export type KeyMaker = (algorithm: KeyAlgorithm) => KeyPairPem | Promise<KeyPairPem>
+
+export async function signLeaf (signer: LeafSigner, job: LeafJob, makeKey: KeyMaker = generateKey): Promise<SignedLeaf> {
+  const key = await makeKey(job.keyAlgorithm)
   const der = signLeafDer(signer, {
     publicKeyDer: key.publicKeyDer,
     commonName: job.commonName,
@@ -50,10 +53,29 @@ export async function signLeaf (signer: LeafSigner, job: LeafJob): Promise<Signe
     notAfter: new Date(job.notAfter),
     serialNumber: job.serialNumber,
   })
-  // Key first: a certificate file on disk always has its key beside it.
-  await writeFileAtomicAsync(job.privateKeyPath, key.privateKeyPem, 0o600)
-  await writeFileAtomicAsync(job.certificatePath, derToPem(der))
+  // Key first: a certificate file on disk always has its key beside it. Neither
+  // is synced here: the caller syncs the whole batch once (batch-sync.ts)
+  // before any row is marked active, and `pki reconcile` settles a crash.
+  writeNew(job.privateKeyPath, key.privateKeyPem, 0o600)
+  writeNew(job.certificatePath, derToPem(der), 0o644)
   return { fingerprint: sha256Hex(der), spkiSha256: sha256Hex(key.publicKeyDer) }
+}
+
+/**
+ * Creates the file afresh (O_EXCL), so a private key is 0600 from its first
+ * byte whatever was at the path before: a stale file is removed first, never
+ * written through. No temporary name and rename: the row stays pending until
+ * the batch is synced, and reconcile checks the content, so a half file is
+ * never taken for a certificate.
+ */
+function writeNew (path: string, content: string, mode: number): void {
+  try {
+    writeFileSync(path, content, { mode, flag: 'wx' })
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    rmSync(path, { force: true })
+    writeFileSync(path, content, { mode, flag: 'wx' })
+  }
 }
 
 export function leafSignerFor (ca: CaMaterial): LeafSigner {
@@ -61,13 +83,14 @@ export function leafSignerFor (ca: CaMaterial): LeafSigner {
 }
 
 /** Runs the jobs with a bounded number in flight; results keep the jobs' order. */
-export async function signLeavesInline (signer: LeafSigner, jobs: LeafJob[], onSigned: (count: number) => void = () => {}): Promise<SignedLeaf[]> {
+export async function signLeavesInline (signer: LeafSigner, jobs: LeafJob[], onSigned: (count: number) => void = () => {},
+  makeKey?: KeyMaker): Promise<SignedLeaf[]> {
   const results = new Array<SignedLeaf>(jobs.length)
   let next = 0
   async function lane (): Promise<void> {
     while (next < jobs.length) {
       const index = next++
-      results[index] = await signLeaf(signer, jobs[index]!)
+      results[index] = await signLeaf(signer, jobs[index]!, makeKey)
       onSigned(1)
     }
   }

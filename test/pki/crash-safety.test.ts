@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { X509Certificate } from 'node:crypto'
+import { copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -67,9 +67,13 @@ describe('a crash during bulk issuing (defect 8)', () => {
     expect(pending.length).toBe(1000) // killed before the batch was marked active
 
     copyFileSync(stray.certificatePath, join(pki.paths.devicesDir, 'stray-1.crt'))
+    // Files are synced once a batch: a power cut can keep a certificate and cut its key short.
+    const cutKey = onDisk[1]!.replace(/\.crt$/, '.key')
+    writeFileSync(cutKey, readFileSync(cutKey, 'utf8').slice(0, 100))
     const report = await pki.reconcile()
-    expect(report.activated.length).toBe(onDisk.length)
-    expect(report.revoked.length).toBe(1000 - onDisk.length)
+    expect(report.activated.length).toBe(onDisk.length - 1)
+    expect(report.revoked.length).toBe(1000 - onDisk.length + 1)
+    expect(report.revoked.map((record) => record.certificatePath)).toContain(onDisk[1])
     expect(report.unknown.map((u) => [u.record.deviceId, u.record.serial])).toEqual([['stray-1', normalizeSerial(stray.record.serial)]])
     expect(pki.list().filter((entry) => entry.status === 'pending')).toEqual([])
 
@@ -83,7 +87,15 @@ describe('a crash during bulk issuing (defect 8)', () => {
     const landed = onDisk[0]!
     expect(verify(pki.paths.caCert, pki.paths.crl, landed).ok).toBe(true)
     const after = new Map(pki.list().map((entry) => [normalizeSerial(entry.serial!), entry]))
-    for (const path of onDisk) expect(after.get(normalizeSerial(new X509Certificate(readFileSync(path)).serialNumber))?.effectiveStatus).toBe('active')
+    for (const path of onDisk.filter((path) => path !== onDisk[1])) {
+      const certificate = new X509Certificate(readFileSync(path))
+      expect(after.get(normalizeSerial(certificate.serialNumber))?.effectiveStatus).toBe('active')
+      // Every certificate in service has its own key, whole, beside it, 0600.
+      const keyPath = path.replace(/\.crt$/, '.key')
+      expect(certificate.checkPrivateKey(createPrivateKey(readFileSync(keyPath)))).toBe(true)
+      expect(statSync(keyPath).mode & 0o777).toBe(0o600)
+    }
+    expect(after.get(normalizeSerial(new X509Certificate(readFileSync(onDisk[1]!)).serialNumber))?.status).toBe('revoked')
     pki.close()
   }, 120_000)
 })
