@@ -11,6 +11,7 @@
 import type { Logger } from '../shared/logger.ts'
 import type { ClusterKeys } from './keys.ts'
 import type { Redis } from './redis.ts'
+import { AnnouncedKey } from './announced-key.ts'
 
 /** Stores the CRL and tells the nodes; resolves with how many subscribers heard it. */
 export async function publishCrl (redis: Redis, keys: ClusterKeys, pem: string): Promise<number> {
@@ -32,34 +33,29 @@ export interface CrlFollowerOptions {
 }
 
 export class CrlFollower {
-  readonly #options: CrlFollowerOptions & { pollMs: number }
+  readonly #options: CrlFollowerOptions
+  readonly #key: AnnouncedKey
   #last: string | undefined
   /** The last CRL refused: polling does not retry it (an announcement does). */
   #refused: string | undefined
-  #timer: NodeJS.Timeout | undefined
-  #running: Promise<void> | undefined
 
   constructor (options: CrlFollowerOptions) {
-    this.#options = { pollMs: 5_000, ...options }
+    this.#options = options
+    this.#key = new AnnouncedKey({
+      subscriber: options.subscriber, channel: options.keys.crlChannel, pollMs: options.pollMs ?? 5_000,
+      read: (announced) => {
+        if (announced) this.#refused = undefined
+        return this.#fetch()
+      },
+    })
   }
 
-  async start (): Promise<void> {
-    const { subscriber, keys } = this.#options
-    subscriber.on('message', (channel: string) => { if (channel === keys.crlChannel) this.#check(true) })
-    await subscriber.subscribe(keys.crlChannel)
-    await this.#fetch()
-    this.#timer = setInterval(() => this.#check(), this.#options.pollMs)
-    this.#timer.unref()
+  start (): Promise<void> {
+    return this.#key.start()
   }
 
-  async stop (): Promise<void> {
-    clearInterval(this.#timer)
-    await this.#running
-  }
-
-  #check (announced = false): void {
-    if (announced) this.#refused = undefined
-    this.#running ??= this.#fetch().finally(() => { this.#running = undefined })
+  stop (): Promise<void> {
+    return this.#key.stop()
   }
 
   async #fetch (): Promise<void> {

@@ -19,6 +19,7 @@
 import type { Logger } from '../shared/logger.ts'
 import type { ClusterKeys } from './keys.ts'
 import type { Redis } from './redis.ts'
+import { AnnouncedKey } from './announced-key.ts'
 
 /** Replaces the grants the nodes follow and tells them; resolves with how many subscribers heard it. */
 export async function publishSupplierGrants (redis: Redis, keys: ClusterKeys, grants: ReadonlyMap<string, unknown>): Promise<number> {
@@ -44,29 +45,25 @@ export interface SupplierGrantFollowerOptions<Grant> {
 export const SUPPLIER_GRANTS_POLL_MS = 2_000
 
 export class SupplierGrantFollower<Grant> {
-  readonly #options: SupplierGrantFollowerOptions<Grant> & { pollMs: number }
+  readonly #options: SupplierGrantFollowerOptions<Grant>
+  readonly #key: AnnouncedKey
   /** The grants last read, each with the text it was parsed from (unchanged text is not parsed again). */
   #grants = new Map<string, { text: string, grant: Grant | undefined }>()
-  #timer: NodeJS.Timeout | undefined
-  #running: Promise<void> | undefined
-  #again = false
 
   constructor (options: SupplierGrantFollowerOptions<Grant>) {
-    this.#options = { pollMs: SUPPLIER_GRANTS_POLL_MS, ...options }
+    this.#options = options
+    this.#key = new AnnouncedKey({
+      subscriber: options.subscriber, channel: options.keys.suppliersChannel, pollMs: options.pollMs ?? SUPPLIER_GRANTS_POLL_MS,
+      read: () => this.#fetch(),
+    })
   }
 
-  async start (): Promise<void> {
-    const { subscriber, keys } = this.#options
-    subscriber.on('message', (channel: string) => { if (channel === keys.suppliersChannel) this.#check() })
-    await subscriber.subscribe(keys.suppliersChannel)
-    await this.#fetch()
-    this.#timer = setInterval(() => this.#check(), this.#options.pollMs)
-    this.#timer.unref()
+  start (): Promise<void> {
+    return this.#key.start()
   }
 
-  async stop (): Promise<void> {
-    clearInterval(this.#timer)
-    await this.#running
+  stop (): Promise<void> {
+    return this.#key.stop()
   }
 
   /** The supplier's grant as last read; undefined (refused) for one without a grant, or with one that did not check out. */
@@ -76,21 +73,6 @@ export class SupplierGrantFollower<Grant> {
 
   get size (): number {
     return this.#grants.size
-  }
-
-  #check (): void {
-    // An announcement during a read is read again after it: the read in flight may predate the change.
-    if (this.#running) {
-      this.#again = true
-      return
-    }
-    this.#running = this.#fetch().finally(() => {
-      this.#running = undefined
-      if (this.#again) {
-        this.#again = false
-        this.#check()
-      }
-    })
   }
 
   async #fetch (): Promise<void> {

@@ -222,6 +222,29 @@ describe('CRL channel', () => {
     expect(applied).toEqual(['CRL-1', 'CRL-2'])
     await follower.stop()
   })
+  it('reads again after a read in flight when a new CRL is announced during it, without waiting for the poll', async () => {
+    const keys = freshKeys()
+    const redis = connect()
+    await publishCrl(redis, keys, 'CRL-1')
+    const applied: string[] = []
+    let slow: (() => void) | undefined
+    // An hour between polls: only announcements drive the reads here.
+    const follower = new CrlFollower({ redis: connect(), subscriber: connect('crl-sub-2', true), keys, logger, pollMs: 3_600_000,
+      apply: async (pem) => {
+        if (pem === 'CRL-2') await new Promise<void>((resolve) => { slow = resolve })
+        applied.push(pem)
+      } })
+    await follower.start()
+    await publishCrl(redis, keys, 'CRL-2')
+    await waitFor(() => slow !== undefined, 5_000, 'the read of CRL-2 in flight')
+    // CRL-3 is stored and announced while CRL-2 is still being applied: the read in flight predates it.
+    await publishCrl(redis, keys, 'CRL-3')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    slow!()
+    await waitFor(() => applied.includes('CRL-3'), 5_000, 'CRL-3, announced during the read of CRL-2')
+    expect(applied).toEqual(['CRL-1', 'CRL-2', 'CRL-3'])
+    await follower.stop()
+  })
 })
 
 describe('suppliers\' grants through Redis', () => {
