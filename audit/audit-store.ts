@@ -19,6 +19,7 @@
  * Synchronous, as node:sqlite is; the API awaits either.
  */
 import type { Promisified } from '../shared/promisified.ts'
+import type { AuditRecord } from '../shared/audit-record.ts'
 
 /** What the caller says happened; the store adds seq, time and hashes. */
 export interface AuditEvent {
@@ -42,17 +43,9 @@ export interface AuditEvent {
   key?: string
 }
 
-export interface AuditEntry {
-  seq: number
-  /** ISO time, milliseconds (PostgreSQL keeps microseconds; the hash covers those). */
-  at: string
-  actor: string
-  action: string
-  subject: string | null
-  from: string | null
-  detail: Record<string, unknown>
+/** A stored entry: the record the SOC receives, and the hash of the entry before it. */
+export interface AuditEntry extends AuditRecord {
   prevHash: string
-  hash: string
 }
 
 /** Newest first (the API's default) or oldest first (reading the trail as it happened). */

@@ -7,6 +7,8 @@
  * OpenTelemetry exporters do.
  */
 import type { Alert } from '../shared/alert-contract.ts'
+import type { AuditRecord } from '../shared/audit-record.ts'
+export type { AuditRecord }
 
 export const SINK_TYPES = ['webhook', 'slack', 'teams', 'pagerduty', 'syslog'] as const
 export type SinkType = typeof SINK_TYPES[number]
@@ -25,27 +27,6 @@ export interface Delivery {
   createdAtMs: number
   /** Delivery attempts so far, this one not included. */
   attempts: number
-}
-
-/**
- * An entry of the operator audit trail as the SOC receives it (the audit
- * room's AuditEntry, which delivery/ may not import: rooms import one way).
- */
-export interface AuditRecord {
-  seq: number
-  /** ISO time the trail stamped it with. */
-  at: string
-  /** Who: `operator:3f2a1b0c` (an API token's role and fingerprint), `cli:alice`, `supplier:acme-1`. */
-  actor: string
-  /** What, as `room.verb`: `alert.acknowledge`, `pki.revoke`… */
-  action: string
-  subject: string | null
-  /** Where from: the remote address, `cli@<host>`. */
-  from: string | null
-  /** The outcome (requested, done, refused, failed) and the action's particulars. */
-  detail: Record<string, unknown>
-  /** The entry's hash in the chain: a copy kept by the SOC pins the trail (docs/audit-trail.md). */
-  hash: string
 }
 
 /** One audit entry on its way to one sink (only sinks that take the trail: syslog, docs/delivery.md). */
