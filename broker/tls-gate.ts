@@ -17,7 +17,7 @@
  * sessions (docs/broker.md, "Session resumption").
  */
 import { createHash, hkdfSync, randomBytes, X509Certificate } from 'node:crypto'
-import { readFileSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs'
 import { type AddressInfo, createServer as createTcpServer, isIPv6, type Server as TcpServer, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
@@ -121,9 +121,17 @@ export class TlsGate {
     this.#caPem = readTls(options.tls.caCert, 'CA certificate')
     this.ca = new X509Certificate(this.#caPem)
     const secretFile = join(dirname(options.tls.serverKey), TICKET_SECRET_FILE)
-    this.#ticketSecret = readOrCreateTicketSecret(secretFile)
-    if ((statSync(secretFile).mode & 0o077) !== 0) {
-      options.logger.warn({ file: secretFile }, 'the TLS ticket secret is readable by other users: whoever reads it can resume as any device; chmod 600 it')
+    const secret = readOrCreateTicketSecret(secretFile)
+    if (secret) {
+      this.#ticketSecret = secret
+      if ((statSync(secretFile).mode & 0o077) !== 0) {
+        options.logger.warn({ file: secretFile }, 'the TLS ticket secret is readable by other users: whoever reads it can resume as any device; chmod 600 it')
+      }
+    } else {
+      // A read-only pki/ (a container mounting the published PKI) and no
+      // secret in it: tickets still work, but die with this process.
+      this.#ticketSecret = randomBytes(32)
+      options.logger.warn({ file: secretFile }, 'no TLS ticket secret and its directory is read-only: session tickets will not survive a restart nor resume on other nodes; provide the file (docs/broker.md, "Session resumption")')
     }
     this.#ticketPeriodMs = Math.max(TICKET_KEY_PERIOD_MS, options.limits.tlsTicketLifetimeSec * 1_000)
     this.#ticketEpoch = Math.floor(options.clock.now() / this.#ticketPeriodMs)
@@ -449,12 +457,15 @@ export function ticketKey (secret: Buffer, epoch: number): Buffer {
  * The ticket-key secret: 32 random bytes, hex, created on first start
  * (mode 0600, never overwritten: `wx`). Whoever holds it can mint a ticket
  * for any device, so it is as secret as the server key and never logged.
+ * Undefined when there is none and its directory is read-only.
  */
-function readOrCreateTicketSecret (file: string): Buffer {
+function readOrCreateTicketSecret (file: string): Buffer | undefined {
   try {
     writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' })
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+    const code = (error as NodeJS.ErrnoException).code
+    if ((code === 'EROFS' || code === 'EACCES' || code === 'EPERM') && !existsSync(file)) return undefined
+    if (code !== 'EEXIST' && !existsSync(file)) {
       throw new PlaceGuardError('PG_ERR_BROKER_TLS', `cannot create the TLS ticket secret ${file}: ${(error as Error).message}`, { cause: error })
     }
   }
