@@ -2,11 +2,14 @@
  * One simulated device: its own certificate and TLS session, QoS 1
  * telemetry at a jittered interval with a per-device `seq`, reconnection
  * with exponential back-off and full jitter (no thundering herd after a
- * broker restart), moving to the next broker URL of its list after each
- * failed attempt, and the hooks the scenario uses to make it misbehave.
+ * broker restart) offering the TLS session ticket of its last connection,
+ * moving to the next broker URL of its list after each failed attempt, and
+ * the hooks the scenario uses to make it misbehave.
  */
 import { isIP } from 'node:net'
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls'
 import mqtt, { type MqttClient } from 'mqtt'
+import { reconnectDelayMs } from './backoff.ts'
 import type { BrokerTarget } from './broker-urls.ts'
 import { telemetryTopic } from '../shared/topics.ts'
 import type { PlannedDevice } from './fleet-plan.ts'
@@ -14,7 +17,13 @@ import type { Random } from './random.ts'
 import type { SimStats } from './stats.ts'
 import { createReadingModel, type ReadingModel, type Readings } from './telemetry-models.ts'
 
-export interface DeviceCredentials { ca: Buffer, cert: Buffer, key: Buffer }
+export interface DeviceCredentials {
+  ca: Buffer
+  cert: Buffer
+  key: Buffer
+  /** The address its connections come from (benches give each device a loopback address of its own, as a fleet has). */
+  localAddress?: string
+}
 
 export interface DeviceEnvironment {
   /** Checked by parseBrokerUrls; a device starts on the one its constructor names. */
@@ -24,6 +33,8 @@ export interface DeviceEnvironment {
   /** Back-off after a lost or refused connection: base and cap, ms. */
   reconnectBaseMs: number
   reconnectMaxMs: number
+  /** Offer the last connection's TLS session ticket when reconnecting (default true; false: a full handshake every time). */
+  tlsResumption?: boolean
   /** Each publish the broker acknowledged, with the payload sent. */
   onAcked?: (deviceId: string, payload: string) => void
 }
@@ -38,6 +49,12 @@ export class SimDevice {
   readonly #rng: Random
   readonly #model: ReadingModel
   #client: MqttClient | undefined
+  /** The latest TLS session ticket the broker sent, offered at the next connection. */
+  #tlsSession: Buffer | undefined
+  /** The TLS stream whose handshake and tickets are being watched. */
+  #tlsStream: TLSSocket | undefined
+  /** Built once: a reconnect should not parse the key and certificates again, as firmware would not. */
+  #secureContext: SecureContext | undefined
   #seq = 0
   #timer: NodeJS.Timeout | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
@@ -100,8 +117,11 @@ export class SimDevice {
    * false once an attempt on every broker URL has failed (it goes on trying).
    */
   start (): Promise<boolean> {
+    this.#secureContext ??= createSecureContext({ ca: this.#credentials.ca, cert: this.#credentials.cert, key: this.#credentials.key })
     const client = mqtt.connect(this.brokerUrl, {
       ...this.#credentials,
+      // Passed on to tls.connect like the rest of the options (mqtt.js does not type it).
+      ...{ secureContext: this.#secureContext },
       clientId: this.spec.deviceId,
       clean: true,
       keepalive: 60,
@@ -110,6 +130,7 @@ export class SimDevice {
       connectTimeout: 30_000,
     })
     this.#client = client
+    this.#watchTls()
     return new Promise((resolve) => {
       this.#onFirstConnect = () => resolve(true)
       client.on('connect', () => {
@@ -254,16 +275,35 @@ export class SimDevice {
 
   #scheduleReconnect (): void {
     if (this.#stopped || this.#reconnectTimer) return
-    // Exponential back-off with full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter").
-    const ceiling = Math.min(this.#env.reconnectMaxMs, this.#env.reconnectBaseMs * 2 ** this.#failures++)
-    const delay = this.#rng.between(0, ceiling)
+    const delay = reconnectDelayMs(this.#failures++, { baseMs: this.#env.reconnectBaseMs, maxMs: this.#env.reconnectMaxMs }, this.#rng.next())
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined
       const client = this.#client
       if (this.#stopped || !client || client.connected) return
       aim(client, this.#env.brokers[this.#broker]!)
+      // mqtt.js hands client.options to tls.connect: the ticket rides along.
+      // A broker that cannot decrypt it (another node's keys, a ticket past
+      // its lifetime) answers with a full handshake, never a refusal.
+      const options = client.options as { session?: Buffer }
+      if (this.#tlsSession && this.#env.tlsResumption !== false) options.session = this.#tlsSession
+      else delete options.session
       client.reconnect()
+      this.#watchTls()
     }, delay)
+  }
+
+  /**
+   * Watches the TLS stream mqtt.js has just built (synchronously, in
+   * connect or reconnect, so before any byte arrives): counts its handshake
+   * as full or resumed, and keeps the latest ticket. OpenSSL sends no new
+   * ticket on a resumed session, so the one in hand is kept until one comes.
+   */
+  #watchTls (): void {
+    const stream = this.#client?.stream as TLSSocket | undefined
+    if (!stream || stream === this.#tlsStream || typeof stream.isSessionReused !== 'function') return
+    this.#tlsStream = stream
+    stream.once('secureConnect', () => this.#env.stats.handshake(stream.isSessionReused()))
+    stream.on('session', (session: Buffer) => { this.#tlsSession = session })
   }
 }
 

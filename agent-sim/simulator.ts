@@ -64,6 +64,9 @@ export interface SimulationSummary {
   timeToReconnectP50Ms: number | null
   timeToReconnectP99Ms: number | null
   timeToReconnectMaxMs: number | null
+  /** Completed TLS handshakes: full, and resumed from the previous connection's session ticket. */
+  tlsHandshakesFull: number
+  tlsHandshakesResumed: number
   connectErrors: number
   issued: number
   reused: number
@@ -157,6 +160,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
         reconnects: stats.reconnects, reconnectsByUrl: Object.fromEntries(stats.reconnectsByUrl),
         drops: stats.drops, dropsNotReconnected,
         timeToReconnectP50Ms: stats.reconnectPercentile(50), timeToReconnectP99Ms: stats.reconnectPercentile(99), timeToReconnectMaxMs: stats.reconnectPercentile(100),
+        tlsHandshakesFull: stats.tlsFull, tlsHandshakesResumed: stats.tlsResumed,
         connectErrors: stats.connectErrors,
         issued: provision.issued + provision.reissued, reused: provision.reused, injected: injections.length,
         rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024), memoryPerDeviceKiB,

@@ -5,6 +5,9 @@ export class SimStats {
   /** Established connections that were lost (each is followed by a reconnect, or still down at the end). */
   drops = 0
   connectErrors = 0
+  /** Completed TLS handshakes, full or resumed from a session ticket. */
+  tlsFull = 0
+  tlsResumed = 0
   sent = 0
   acked = 0
   failed = 0
@@ -34,6 +37,11 @@ export class SimStats {
     }
     this.acked++
     this.#latencies.add(latencyMs)
+  }
+
+  handshake (resumed: boolean): void {
+    if (resumed) this.tlsResumed++
+    else this.tlsFull++
   }
 
   dropped (): void {

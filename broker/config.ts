@@ -23,6 +23,7 @@ const brokerLimits = z.strictObject({
   handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept; bytes trickling in do not extend it'),
   connectTimeoutMs: positive.describe('time from the TLS handshake to the MQTT CONNECT'),
   crlPollMs: positive.describe('how often the CRL file is checked for changes'),
+  tlsTicketLifetimeSec: positive.max(604_800).describe('how long a TLS session ticket lets a device resume without a full handshake, seconds (at most 7 days, RFC 8446); the ticket keys change every 12 h, or every lifetime if longer, and a ticket does not outlive its key'),
 })
 
 /** Derived from the schema, so each limit is described once, in its `.describe()` text above. */
@@ -49,6 +50,11 @@ export const DEFAULT_BROKER_LIMITS: Readonly<BrokerLimits> = Object.freeze({
   handshakeTimeoutMs: 10_000,
   connectTimeoutMs: 10_000,
   crlPollMs: 1_000,
+  // Resumption only helps a device whose ticket is still good when it
+  // reconnects: an MQTT connection lives for days, so its ticket, issued at
+  // connect, must too. 12 h covers a broker restart the same day; the
+  // broker checks revocation and expiry on every resumed session itself.
+  tlsTicketLifetimeSec: 43_200,
 })
 
 /**

@@ -8,10 +8,18 @@
  * anonymous, so it may hold neither more than a few slots per source
  * address nor the reserve kept for authenticated sessions, and its handshake
  * has a deadline that trickling bytes cannot push back (STRIDE D).
+ *
+ * A device that reconnects with a TLS session ticket resumes without the
+ * certificate signature and key exchange of a full handshake, which is what
+ * lets a whole fleet come back at once after a broker restart. The ticket
+ * keys are derived from a secret file beside the server key, so tickets
+ * survive a restart, and nodes given the same file resume each other's
+ * sessions (docs/broker.md, "Session resumption").
  */
-import { randomBytes, X509Certificate } from 'node:crypto'
-import { readFileSync, unwatchFile, watchFile } from 'node:fs'
+import { createHash, hkdfSync, randomBytes, X509Certificate } from 'node:crypto'
+import { existsSync, readFileSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs'
 import { type AddressInfo, createServer as createTcpServer, isIPv6, type Server as TcpServer, type Socket } from 'node:net'
+import { dirname, join } from 'node:path'
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import type { Clock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
@@ -22,7 +30,7 @@ import type { BrokerLimits } from './config.ts'
 import type { SecurityEvent, SecurityEventType } from '../shared/security-events.ts'
 
 export type GateLimits = Pick<BrokerLimits, 'maxConnections' | 'reservedConnections' | 'maxConnectionsPerAddress' |
-'maxHandshakesPerAddress' | 'handshakeTimeoutMs' | 'crlPollMs'>
+'maxHandshakesPerAddress' | 'handshakeTimeoutMs' | 'crlPollMs' | 'tlsTicketLifetimeSec'>
 
 type EventFields = Omit<SecurityEvent, 'type' | 'at'>
 
@@ -65,6 +73,14 @@ const SESSION_SWEEP_MS = 1_000
 const REFUSAL_EVENT_EVERY_MS = 10_000
 /** Refusal kinds tracked at once; beyond it, new kinds share one report (the map stays bounded). */
 const MAX_REFUSAL_KINDS = 1_024
+/**
+ * Ticket keys change at least this often. Node's tls.Server holds one
+ * ticket key, not a current and a previous one, so a ticket issued under
+ * the old key costs its device one full handshake after the change.
+ */
+const TICKET_KEY_PERIOD_MS = 12 * 3_600_000
+/** The ticket-key secret, in the directory of the server key (same secrecy, same copy to every node). */
+export const TICKET_SECRET_FILE = 'tls-ticket.key'
 
 export class TlsGate {
   readonly ca: X509Certificate
@@ -85,6 +101,13 @@ export class TlsGate {
   #revoked = new Set<string>()
   #crl: { pem: string, summary: CrlSummary } | undefined
   #sweep: NodeJS.Timeout | undefined
+  readonly #ticketSecret: Buffer
+  readonly #ticketPeriodMs: number
+  /** The key period in force: floor(clock / period). */
+  #ticketEpoch: number
+  #ticketRotation: NodeJS.Timeout | undefined
+  /** Completed handshakes since start: a full one, or a session resumed from a ticket. */
+  readonly #handshakeCounts = { full: 0, resumed: 0 }
 
   constructor (options: TlsGateOptions) {
     this.#options = options
@@ -97,6 +120,21 @@ export class TlsGate {
     }
     this.#caPem = readTls(options.tls.caCert, 'CA certificate')
     this.ca = new X509Certificate(this.#caPem)
+    const secretFile = join(dirname(options.tls.serverKey), TICKET_SECRET_FILE)
+    const secret = readOrCreateTicketSecret(secretFile)
+    if (secret) {
+      this.#ticketSecret = secret
+      if ((statSync(secretFile).mode & 0o077) !== 0) {
+        options.logger.warn({ file: secretFile }, 'the TLS ticket secret is readable by other users: whoever reads it can resume as any device; chmod 600 it')
+      }
+    } else {
+      // A read-only pki/ (a container mounting the published PKI) and no
+      // secret in it: tickets still work, but die with this process.
+      this.#ticketSecret = randomBytes(32)
+      options.logger.warn({ file: secretFile }, 'no TLS ticket secret and its directory is read-only: session tickets will not survive a restart nor resume on other nodes; provide the file (docs/broker.md, "Session resumption")')
+    }
+    this.#ticketPeriodMs = Math.max(TICKET_KEY_PERIOD_MS, options.limits.tlsTicketLifetimeSec * 1_000)
+    this.#ticketEpoch = Math.floor(options.clock.now() / this.#ticketPeriodMs)
     this.#tls = createTlsServer({
       ...this.#secureContextOptions(),
       requestCert: true,
@@ -106,7 +144,10 @@ export class TlsGate {
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
       handshakeTimeout: options.limits.handshakeTimeoutMs,
-    }, (socket) => options.onSecureConnection(socket))
+    }, (socket) => {
+      this.#handshakeCounts[socket.isSessionReused() ? 'resumed' : 'full']++
+      options.onSecureConnection(socket)
+    })
     // With a listener here Node no longer closes the socket itself: without
     // this destroy, a failed or timed-out handshake held its slot for ever.
     this.#tls.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
@@ -126,6 +167,7 @@ export class TlsGate {
     watchFile(this.#options.tls.crl, { interval: this.#limits.crlPollMs, persistent: false }, () => { void this.loadCrl(false) })
     this.#sweep = setInterval(() => this.#sweepSessions(), SESSION_SWEEP_MS)
     this.#sweep.unref()
+    this.#scheduleTicketRotation()
     return this.#tcp.address() as AddressInfo
   }
 
@@ -133,6 +175,7 @@ export class TlsGate {
   async close (): Promise<void> {
     unwatchFile(this.#options.tls.crl)
     clearInterval(this.#sweep)
+    clearTimeout(this.#ticketRotation)
     await new Promise<void>((resolve) => {
       this.#tcp.close(() => resolve())
       for (const connection of [...this.#connections.values()]) this.#drop(connection)
@@ -146,6 +189,11 @@ export class TlsGate {
    */
   reportRejectedCertificate (who: string, fields: EventFields): void {
     this.#report(`certificate:${who}`, 'tls-rejected', fields)
+  }
+
+  /** Completed TLS handshakes since start, full and resumed (`isSessionReused()`), for tests and metrics. */
+  get handshakeCounts (): Readonly<{ full: number, resumed: number }> {
+    return { ...this.#handshakeCounts }
   }
 
   /** Handshakes in progress, for tests and metrics. */
@@ -343,10 +391,12 @@ export class TlsGate {
       if (this.#crl) assertNotOlder(summary, this.#crl.summary)
       this.#crl = { pem, summary }
       this.#revoked = summary.revokedSerials
+      // Session tickets stay good across a new CRL. A resumed session skips
+      // OpenSSL's CRL check, so judgeHandshake checks its serial against this
+      // CRL (isRevoked) and a revoked device's ticket gets it nowhere; new
+      // ticket keys here would cost the whole fleet a full handshake at every
+      // revocation, and would part the nodes that share their keys.
       this.#tls.setSecureContext(this.#secureContextOptions())
-      // TLS session tickets carry the old verdict on a client certificate;
-      // new keys make every revoked device do a full handshake (RFC 8446 §2.2).
-      this.#tls.setTicketKeys(randomBytes(48))
       if (summary.nextUpdate && summary.nextUpdate.getTime() - this.#options.clock.now() < 7 * 86_400_000) {
         this.#options.logger.warn({ nextUpdate: summary.nextUpdate.toISOString() }, 'CRL lapses within 7 days; run `placeguard pki crl`')
       }
@@ -359,15 +409,73 @@ export class TlsGate {
     this.#sweepSessions()
   }
 
-  #secureContextOptions (): { ca: string, cert: string, key: string, crl?: string } {
+  // --- session tickets ---------------------------------------------------------
+
+  /** At each key period's end, the next period's key; every node sharing the secret changes at the same moment. */
+  #scheduleTicketRotation (): void {
+    const untilNext = (this.#ticketEpoch + 1) * this.#ticketPeriodMs - this.#options.clock.now()
+    // setTimeout holds at most 2^31 - 1 ms; a longer wait is taken in steps.
+    this.#ticketRotation = setTimeout(() => {
+      const epoch = Math.floor(this.#options.clock.now() / this.#ticketPeriodMs)
+      if (epoch !== this.#ticketEpoch) {
+        this.#ticketEpoch = epoch
+        this.#tls.setSecureContext(this.#secureContextOptions())
+      }
+      this.#scheduleTicketRotation()
+    }, Math.min(2 ** 31 - 1, Math.max(1_000, untilNext)))
+    this.#ticketRotation.unref()
+  }
+
+  #secureContextOptions (): { ca: string, cert: string, key: string, crl?: string, sessionIdContext: string, sessionTimeout: number, ticketKeys: Buffer } {
     const { tls } = this.#options
     return {
       ca: this.#caPem,
       cert: readTls(tls.serverCert, 'server certificate'),
       key: readTls(tls.serverKey, 'server key'),
       ...(this.#crl ? { crl: this.#crl.pem } : {}),
+      // Node's default context is a hash of the process's argv: each node
+      // (its own --node-id) would refuse the others' sessions. Tied to the
+      // fleet CA instead: a ticket from another fleet's broker never resumes.
+      sessionIdContext: createHash('sha256').update(this.ca.raw).digest('hex').slice(0, 32),
+      sessionTimeout: this.#limits.tlsTicketLifetimeSec,
+      ticketKeys: ticketKey(this.#ticketSecret, this.#ticketEpoch),
     }
   }
+}
+
+/**
+ * Node's 48-byte ticket key (name, HMAC key, AES key) for one key period,
+ * derived from the secret (HKDF, RFC 5869): nodes with the same secret agree
+ * on every period's key without talking, and a leaked key is good for one
+ * period only.
+ */
+export function ticketKey (secret: Buffer, epoch: number): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), `placeguard tls ticket key ${epoch}`, 48))
+}
+
+/**
+ * The ticket-key secret: 32 random bytes, hex, created on first start
+ * (mode 0600, never overwritten: `wx`). Whoever holds it can mint a ticket
+ * for any device, so it is as secret as the server key and never logged.
+ * Undefined when there is none and its directory is read-only.
+ */
+function readOrCreateTicketSecret (file: string): Buffer | undefined {
+  try {
+    writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' })
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if ((code === 'EROFS' || code === 'EACCES' || code === 'EPERM') && !existsSync(file)) return undefined
+    if (code !== 'EEXIST' && !existsSync(file)) {
+      throw new PlaceGuardError('PG_ERR_BROKER_TLS', `cannot create the TLS ticket secret ${file}: ${(error as Error).message}`, { cause: error })
+    }
+  }
+  const text = readTls(file, 'TLS ticket secret').trim()
+  if (!/^(?:[0-9a-f]{2}){32,}$/i.test(text)) {
+    throw new PlaceGuardError('PG_ERR_BROKER_TLS', `the TLS ticket secret ${file} is not 32 or more bytes of hex`, {
+      hint: 'delete it to have a new one made at start (devices then do one full handshake), or copy the file from another node of the cluster',
+    })
+  }
+  return Buffer.from(text, 'hex')
 }
 
 /** RFC 5280 §5.2.3: cRLNumber only grows; §5.1.2.4: thisUpdate is the issue date. */
