@@ -17,14 +17,14 @@
  * sessions (docs/broker.md, "Session resumption").
  */
 import { createHash, hkdfSync, randomBytes, X509Certificate } from 'node:crypto'
-import { existsSync, readFileSync, statSync, unwatchFile, watchFile, writeFileSync } from 'node:fs'
+import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs'
 import { type AddressInfo, createServer as createTcpServer, isIPv6, type Server as TcpServer, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import type { Clock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
-import { type CrlSummary, readCrl } from '../pki/index.ts'
+import { type CrlSummary, readCrl, readOrCreateTicketSecret, TICKET_SECRET_FILE } from '../pki/index.ts'
 import type { BrokerTlsFiles } from './broker.ts'
 import type { BrokerLimits } from './config.ts'
 import type { SecurityEvent, SecurityEventType } from '../shared/security-events.ts'
@@ -79,8 +79,6 @@ const MAX_REFUSAL_KINDS = 1_024
  * the old key costs its device one full handshake after the change.
  */
 const TICKET_KEY_PERIOD_MS = 12 * 3_600_000
-/** The ticket-key secret, in the directory of the server key (same secrecy, same copy to every node). */
-export const TICKET_SECRET_FILE = 'tls-ticket.key'
 
 export class TlsGate {
   readonly ca: X509Certificate
@@ -459,25 +457,6 @@ export function ticketKey (secret: Buffer, epoch: number): Buffer {
  * for any device, so it is as secret as the server key and never logged.
  * Undefined when there is none and its directory is read-only.
  */
-function readOrCreateTicketSecret (file: string): Buffer | undefined {
-  try {
-    writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' })
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    if ((code === 'EROFS' || code === 'EACCES' || code === 'EPERM') && !existsSync(file)) return undefined
-    if (code !== 'EEXIST' && !existsSync(file)) {
-      throw new PlaceGuardError('PG_ERR_BROKER_TLS', `cannot create the TLS ticket secret ${file}: ${(error as Error).message}`, { cause: error })
-    }
-  }
-  const text = readTls(file, 'TLS ticket secret').trim()
-  if (!/^(?:[0-9a-f]{2}){32,}$/i.test(text)) {
-    throw new PlaceGuardError('PG_ERR_BROKER_TLS', `the TLS ticket secret ${file} is not 32 or more bytes of hex`, {
-      hint: 'delete it to have a new one made at start (devices then do one full handshake), or copy the file from another node of the cluster',
-    })
-  }
-  return Buffer.from(text, 'hex')
-}
-
 /** RFC 5280 §5.2.3: cRLNumber only grows; §5.1.2.4: thisUpdate is the issue date. */
 function assertNotOlder (next: CrlSummary, current: CrlSummary): void {
   if (current.crlNumber !== undefined) {

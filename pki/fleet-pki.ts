@@ -16,6 +16,7 @@ import {
   assertCsrKeyAlgorithm, assertDeviceId, assertDeviceIdentity, assertIntegrationIdentity, assertLorawanDevice, assertSerial, assertSupplierIdentity,
 } from './identity-rules.ts'
 import { writeSupplierGrants } from './supplier-grants-file.ts'
+import { newTicketSecret, readOrCreateTicketSecret, TICKET_SECRET_FILE } from './tls-ticket-secret.ts'
 import { Inventory, type InventoryRecord, type InventoryStatus, type LorawanDeviceRecord, type SupplierRecord } from './inventory.ts'
 import { deviceProductOf, DeviceProducts } from './device-products.ts'
 import { type LeafJob, sha256Hex, signLeaves } from './leaf-issuer.ts'
@@ -197,6 +198,8 @@ export class FleetPki {
     writeFilesAtomic([
       { path: this.paths.serverCert, content: server.certificatePem },
       { path: this.paths.serverKey, content: server.privateKeyPem, mode: PRIVATE },
+      // Published with the server key to every broker: its session-ticket keys (tls-ticket-secret.ts).
+      { path: join(this.paths.dir, TICKET_SECRET_FILE), content: newTicketSecret(), mode: PRIVATE },
       { path: this.paths.collectorCert, content: collector.certificatePem },
       { path: this.paths.collectorKey, content: collector.privateKeyPem, mode: PRIVATE },
       { path: this.paths.crl, content: crl },
@@ -581,8 +584,9 @@ export class FleetPki {
     await this.#loadSigner()
     const inventory = this.#openInventory()
     inventory.transaction(() => this.#writeCrl(inventory, this.#now()))
-    // Published with the CRL: a PKI from before the grants file gets one at its next re-signing.
+    // Published with the CRL: a PKI from before the grants file or the ticket secret gets them at its next re-signing.
     writeSupplierGrants(this.paths.dir, this.supplierRecords())
+    readOrCreateTicketSecret(join(this.paths.dir, TICKET_SECRET_FILE))
   }
 
   /**

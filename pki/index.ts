@@ -5,6 +5,7 @@ export {
 export { DEFAULT_DEVICE_DAYS, type ValidityInput } from './validity.ts'
 export { type Identity, identityFromSubjectAltName, identityName, identityUri, parseIdentityUri } from './identity.ts'
 export { pkiPaths, deviceFiles, type PkiPaths } from './paths.ts'
+export { readOrCreateTicketSecret, TICKET_SECRET_FILE } from './tls-ticket-secret.ts'
 export { SUPPLIER_GRANTS_FILE, SupplierGrantsFile, supplierGrantsPath, writeSupplierGrants } from './supplier-grants-file.ts'
 export type { KeyAlgorithm } from './certificates.ts'
 export type { CertificateRole, InventoryRecord, InventoryStatus, LorawanDeviceRecord, SupplierRecord } from './inventory.ts'

@@ -322,8 +322,9 @@ describe('docker-compose.yml', () => {
     }
     const same = (file: string) => existsSync(join(published, file)) && readFileSync(join(published, file), 'utf8') === readFileSync(join(data, 'pki', file), 'utf8')
     try {
-      expect(await until(() => ['ca.crt', 'server.crt', 'server.key', 'crl.pem'].every(same))).toBe(true)
-      expect(readdirSync(published).sort()).toEqual(['ca.crt', 'crl.pem', 'server.crt', 'server.key'])
+      // The ticket secret goes with the server key: every broker resumes devices' sessions with it.
+      expect(await until(() => ['ca.crt', 'server.crt', 'server.key', 'tls-ticket.key', 'crl.pem'].every(same))).toBe(true)
+      expect(readdirSync(published).sort()).toEqual(['ca.crt', 'crl.pem', 'server.crt', 'server.key', 'tls-ticket.key'])
       const before = readFileSync(join(published, 'crl.pem'), 'utf8')
       expect(cli('pki', 'revoke', 'flood-00001').status).toBe(0)
       expect(await until(() => readFileSync(join(published, 'crl.pem'), 'utf8') !== before && same('crl.pem'))).toBe(true)
