@@ -602,6 +602,8 @@ export class FleetPki {
     } catch {
       nextUpdate = undefined // unreadable or not ours: re-sign
     }
+    // Where the CA's side runs this periodically (compose's pki-crl), a PKI from before the ticket secret gets one.
+    readOrCreateTicketSecret(join(this.paths.dir, TICKET_SECRET_FILE))
     if (!crlRefreshDue(nextUpdate, this.#now(), withinDays)) return { refreshed: false, nextUpdate }
     await this.refreshCrl()
     return { refreshed: true, nextUpdate: (await readCrl(readFileSync(this.paths.crl, 'utf8'), readFileSync(this.paths.caCert, 'utf8'))).nextUpdate }
