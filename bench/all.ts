@@ -12,7 +12,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
+import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { printTable, round } from './lib/report.ts'
@@ -20,6 +20,8 @@ import { printTable, round } from './lib/report.ts'
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
 const quick = values.quick
 const ROOT = join(import.meta.dirname, '..')
+/** The machine's load when the run began: other work on a shared machine moves absolute figures (the ratios less). */
+const loadAtStart = loadavg()[0]!
 const DOC = join(ROOT, 'docs', 'benchmarks.md')
 const START = '<!-- bench:summary:start -->'
 const END = '<!-- bench:summary:end -->'
@@ -121,12 +123,13 @@ const mosquittoVersion = (() => {
 })()
 const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${round(totalmem() / 2 ** 30, 0)} GiB, Node ${process.versions.node}, mosquitto ${mosquittoVersion}`
 const date = new Date().toISOString().slice(0, 16).replace('T', ' ')
-process.stdout.write(`\n${machine} — ${date} UTC${quick ? ' (quick)' : ''}\n`)
+const loadNote = `load average ${round(loadAtStart, 1)} at the start, ${round(loadavg()[0]!, 1)} at the end`
+process.stdout.write(`\n${machine} — ${date} UTC, ${loadNote}${quick ? ' (quick)' : ''}\n`)
 printTable(rows as unknown as Array<Record<string, string>>)
 
 if (!quick) {
   const table = [
-    `Machine: ${machine}. Run: ${date} UTC, \`npm run bench\`.`, '',
+    `Machine: ${machine}. Run: ${date} UTC, \`npm run bench\`, ${loadNote}.`, '',
     '| measure | PlaceGuard | mosquitto | ratio | target | met |', '|---|---:|---:|---:|---|---|',
     ...rows.map((r) => `| ${r.measure} | ${r.placeguard} | ${r.mosquitto} | ${r.ratio} | ${r.target} | ${r.met} |`),
   ].join('\n')
