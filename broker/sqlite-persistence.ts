@@ -463,7 +463,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
 
   #enqueue (clientId: string, packet: AnyPacket): void {
     const stored = packetFields(packet, undefined)
-    const encoded = encode(stored)
+    const encoded = encodeQueued(stored)
     if (this.queuedFor(clientId) >= this.maxQueuedPerClient || this.queuedBytesFor(clientId) + encoded.length > this.maxQueuedBytesPerClient) {
       this.#dropped(clientId)
       return
@@ -476,7 +476,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     }
   }
 
-  #insert (clientId: string, stored: AnyPacket, encoded = encode(stored)): void {
+  #insert (clientId: string, stored: AnyPacket, encoded = encodeQueued(stored)): void {
     this.#sql.enqueue.run(clientId, stored.brokerId ?? null, stored.brokerCounter ?? null, encoded)
     this.#countQueued(clientId, 1, encoded.length)
   }
@@ -682,8 +682,67 @@ function withoutMessageId (packet: AnyPacket): AnyPacket {
 }
 
 function rowPacket (row: { message_id: number | null, packet: Uint8Array }): AnyPacket {
-  const packet = decode(row.packet)
+  const packet = decodeQueued(row.packet)
   packet.messageId = row.message_id ?? undefined
+  return packet
+}
+
+/**
+ * A queued message in its own layout: a publish from a device (no MQTT 5
+ * properties, no expiry) is the flags, the broker counter, the topic and
+ * broker id, then the payload as it is. v8 serialization of the same packet
+ * (a JS callback for the Buffer, a copy in, a copy out) was a sixth of the
+ * store's CPU per message to a persistent collector. Anything else keeps
+ * v8's format; a v8 blob starts with its version tag (0xFF), this one with
+ * QUEUED_FORMAT, so rows written by earlier runs read as they always did.
+ *
+ *   u8 QUEUED_FORMAT | u8 flags (qos, retain, dup, has broker id) | f64 broker counter
+ *   | u32 topic bytes | topic | [u32 broker id bytes | broker id] | payload
+ */
+const QUEUED_FORMAT = 0x01
+const HAS_BROKER_ID = 0x10
+
+function encodeQueued (packet: AnyPacket): Uint8Array {
+  const { topic, payload, brokerId, brokerCounter, qos, retain, dup } = packet
+  if (packet.cmd !== 'publish' || typeof topic !== 'string' || !(payload instanceof Uint8Array) || typeof brokerCounter !== 'number' ||
+    (brokerId !== undefined && typeof brokerId !== 'string') || (qos !== 0 && qos !== 1 && qos !== 2) || typeof retain !== 'boolean' || typeof dup !== 'boolean' ||
+    Object.hasOwn(packet, 'clientId') || Object.hasOwn(packet, 'nl') || Object.hasOwn(packet, 'properties') || Object.hasOwn(packet, 'messageExpiry')) {
+    return encode(packet)
+  }
+  const topicBytes = Buffer.byteLength(topic)
+  const brokerIdBytes = brokerId === undefined ? 0 : 4 + Buffer.byteLength(brokerId)
+  const bytes = Buffer.allocUnsafe(14 + topicBytes + brokerIdBytes + payload.length)
+  bytes[0] = QUEUED_FORMAT
+  bytes[1] = qos | (retain ? 0x04 : 0) | (dup ? 0x08 : 0) | (brokerId === undefined ? 0 : HAS_BROKER_ID)
+  bytes.writeDoubleLE(brokerCounter, 2)
+  bytes.writeUInt32LE(topicBytes, 10)
+  let at = 14 + bytes.write(topic, 14)
+  if (brokerId !== undefined) {
+    at += 4 + bytes.write(brokerId, at + 4)
+    bytes.writeUInt32LE(brokerIdBytes - 4, at - brokerIdBytes)
+  }
+  bytes.set(payload, at)
+  return bytes
+}
+
+function decodeQueued (bytes: Uint8Array): AnyPacket {
+  if (bytes[0] !== QUEUED_FORMAT) return decode(bytes)
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const flags = buffer[1]!
+  const topicEnd = 14 + buffer.readUInt32LE(10)
+  let at = topicEnd
+  let brokerId: string | undefined
+  if (flags & HAS_BROKER_ID) {
+    const end = at + 4 + buffer.readUInt32LE(at)
+    brokerId = buffer.toString('utf8', at + 4, end)
+    at = end
+  }
+  // The fields and their order as packetFields makes them (and v8 gives them back).
+  const packet: AnyPacket = {
+    cmd: 'publish', brokerId, brokerCounter: buffer.readDoubleLE(2), topic: buffer.toString('utf8', 14, topicEnd),
+    payload: buffer.subarray(at), qos: flags & 0x03, retain: (flags & 0x04) !== 0, dup: (flags & 0x08) !== 0,
+  }
+  if ((packet.qos as number) > 0) packet.messageId = undefined
   return packet
 }
 

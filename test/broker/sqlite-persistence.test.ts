@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process'
 import { connect, createServer, type AddressInfo } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { DatabaseSync } from 'node:sqlite'
+import { serialize } from 'node:v8'
 import { join } from 'node:path'
 import { Aedes } from 'aedes'
 import mqttPacket from 'mqtt-packet'
@@ -193,6 +195,44 @@ describe('packet ids across a broker restart', () => {
     expect((await queue(after, 'collector')).map((p) => Buffer.from(p.payload as Uint8Array).toString())).toEqual(['old'])
     await after.destroy()
     rmSync(dir, { recursive: true, force: true })
+  })
+})
+
+describe('the layout of a queued message', () => {
+  it('reads back rows an earlier version wrote as v8-serialized packets, next to new ones, and keeps MQTT 5 fields whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const path = join(dir, 'broker.db')
+    try {
+      await new SqlitePersistence({ path }).destroy()
+      // A row as the earlier version queued it: the whole packet, v8-serialized.
+      const earlier = { cmd: 'publish', brokerId: 'broker-old', brokerCounter: 3, topic: 'places/s1/flood/f1/telemetry', payload: Buffer.from('old'), qos: 1, retain: false, dup: false, messageId: undefined }
+      const db = new DatabaseSync(path)
+      db.prepare('INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, packet) VALUES (?, ?, ?, ?, ?)').run('collector', 'broker-old', 3, 9, serialize(earlier))
+      db.close()
+      const persistence = new SqlitePersistence({ path })
+      await persistence.setup({ id: 'broker-new', counter: 0, publish: (_packet, done) => done() })
+      expect(persistence.queuedFor('collector')).toBe(1)
+      const plain = { cmd: 'publish', topic: 'places/s1/flood/f2/telemetry', payload: Buffer.from('new ✓'), qos: 1, retain: true, dup: false, brokerId: 'broker-new', brokerCounter: 2 ** 40 + 1 }
+      const withoutBroker = { cmd: 'publish', topic: 'places/s1/flood/f3/telemetry', payload: Buffer.alloc(0), qos: 2, retain: false, dup: true }
+      const v5 = { cmd: 'publish', topic: 'places/s1/flood/f4/telemetry', payload: Buffer.from('v5'), qos: 1, retain: false, dup: false, brokerId: 'broker-new', brokerCounter: 4, properties: { userProperties: { a: 'b' } }, messageExpiry: 1234 }
+      for (const packet of [plain, withoutBroker, v5]) await persistence.outgoingEnqueue({ clientId: 'collector' }, packet)
+      expect(await queue(persistence, 'collector')).toStrictEqual([
+        { ...earlier, messageId: 9 },
+        { ...plain, messageId: undefined },
+        { ...withoutBroker, brokerId: undefined, brokerCounter: 0, messageId: undefined },
+        { ...v5, messageId: undefined },
+      ])
+      // A plain publish is kept in the compact layout, one with MQTT 5 fields as v8 keeps it.
+      const reader = new DatabaseSync(path, { readOnly: true })
+      expect(reader.prepare('SELECT hex(substr(packet, 1, 1)) AS format FROM outgoing ORDER BY id').all().map((row) => row.format)).toEqual(['FF', '01', '01', 'FF'])
+      reader.close()
+      // The earlier row is found, acknowledged and cleared like any other.
+      await persistence.outgoingClearMessageId({ id: 'collector' }, { cmd: 'puback', messageId: 9 })
+      expect(persistence.queuedFor('collector')).toBe(3)
+      await persistence.destroy()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
