@@ -236,6 +236,45 @@ describe('the layout of a queued message', () => {
   })
 })
 
+describe('the rows of a queue found in memory', () => {
+  it('clear the row SQL would, however packet ids are given: again on redelivery, twice at once, after the queue empties', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const persistence = new SqlitePersistence({ path: join(dir, 'broker.db') })
+    try {
+      await persistence.setup({ id: 'b', counter: 0, publish: () => {}, listenerCount: () => 0 } as unknown as Parameters<SqlitePersistence['setup']>[0])
+      const client = { id: 'collector' }
+      const message = (counter: number) => ({ cmd: 'publish', topic: 'places/s1/flood/f1/telemetry', payload: Buffer.from(`m${counter}`), qos: 1, retain: false, dup: false, brokerId: 'b', brokerCounter: counter })
+      const payloads = async () => (await queue(persistence, 'collector')).map((p) => `${Buffer.from(p.payload as Uint8Array).toString()}:${String(p.messageId)}`)
+      for (const counter of [1, 2, 3]) await persistence.outgoingEnqueue({ clientId: 'collector' }, message(counter))
+      // Delivered with id 5, then sent again with id 6: a PUBACK for 5 clears nothing.
+      await persistence.outgoingUpdate(client, { ...message(1), messageId: 5 })
+      await persistence.outgoingUpdate(client, { ...message(1), messageId: 6 })
+      await persistence.outgoingClearMessageId(client, { messageId: 5 })
+      expect(await payloads()).toEqual(['m1:6', 'm2:undefined', 'm3:undefined'])
+      // One id on two rows (aedes' ids wrap at 65,535): its PUBACKs clear the oldest first.
+      await persistence.outgoingUpdate(client, { ...message(2), messageId: 9 })
+      await persistence.outgoingUpdate(client, { ...message(3), messageId: 9 })
+      await persistence.outgoingClearMessageId(client, { messageId: 9 })
+      expect(await payloads()).toEqual(['m1:6', 'm3:9'])
+      await persistence.outgoingClearMessageId(client, { messageId: 9 })
+      await persistence.outgoingClearMessageId(client, { messageId: 6 })
+      expect(persistence.queuedFor('collector')).toBe(0)
+      expect(persistence.queuedBytesFor('collector')).toBe(0)
+      // Empty, then queued again: the accounting and the lookups start afresh.
+      for (const counter of [4, 5]) await persistence.outgoingEnqueue({ clientId: 'collector' }, message(counter))
+      await persistence.outgoingUpdate(client, { ...message(5), messageId: 1 })
+      await persistence.outgoingUpdate(client, { ...message(4), messageId: 2 })
+      await persistence.outgoingClearMessageId(client, { messageId: 1 })
+      expect(await payloads()).toEqual(['m4:2'])
+      await persistence.outgoingClearMessageId(client, { messageId: 2 })
+      expect(persistence.queuedBytesFor('collector')).toBe(0)
+    } finally {
+      await persistence.destroy()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('a client with nothing queued', () => {
   it('answers its live deliveries and their PUBACKs without the database, and still refuses a PUBREL nothing holds; a PUBACK nobody awaits the packet of clears it unread', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
