@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process'
 import { connect, createServer, type AddressInfo } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { DatabaseSync } from 'node:sqlite'
+import { serialize } from 'node:v8'
 import { join } from 'node:path'
 import { Aedes } from 'aedes'
 import mqttPacket from 'mqtt-packet'
@@ -193,6 +195,83 @@ describe('packet ids across a broker restart', () => {
     expect((await queue(after, 'collector')).map((p) => Buffer.from(p.payload as Uint8Array).toString())).toEqual(['old'])
     await after.destroy()
     rmSync(dir, { recursive: true, force: true })
+  })
+})
+
+describe('the layout of a queued message', () => {
+  it('reads back rows an earlier version wrote as v8-serialized packets, next to new ones, and keeps MQTT 5 fields whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const path = join(dir, 'broker.db')
+    try {
+      await new SqlitePersistence({ path }).destroy()
+      // A row as the earlier version queued it: the whole packet, v8-serialized.
+      const earlier = { cmd: 'publish', brokerId: 'broker-old', brokerCounter: 3, topic: 'places/s1/flood/f1/telemetry', payload: Buffer.from('old'), qos: 1, retain: false, dup: false, messageId: undefined }
+      const db = new DatabaseSync(path)
+      db.prepare('INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, packet) VALUES (?, ?, ?, ?, ?)').run('collector', 'broker-old', 3, 9, serialize(earlier))
+      db.close()
+      const persistence = new SqlitePersistence({ path })
+      await persistence.setup({ id: 'broker-new', counter: 0, publish: (_packet, done) => done() })
+      expect(persistence.queuedFor('collector')).toBe(1)
+      const plain = { cmd: 'publish', topic: 'places/s1/flood/f2/telemetry', payload: Buffer.from('new ✓'), qos: 1, retain: true, dup: false, brokerId: 'broker-new', brokerCounter: 2 ** 40 + 1 }
+      const withoutBroker = { cmd: 'publish', topic: 'places/s1/flood/f3/telemetry', payload: Buffer.alloc(0), qos: 2, retain: false, dup: true }
+      const v5 = { cmd: 'publish', topic: 'places/s1/flood/f4/telemetry', payload: Buffer.from('v5'), qos: 1, retain: false, dup: false, brokerId: 'broker-new', brokerCounter: 4, properties: { userProperties: { a: 'b' } }, messageExpiry: 1234 }
+      for (const packet of [plain, withoutBroker, v5]) await persistence.outgoingEnqueue({ clientId: 'collector' }, packet)
+      expect(await queue(persistence, 'collector')).toStrictEqual([
+        { ...earlier, messageId: 9 },
+        { ...plain, messageId: undefined },
+        { ...withoutBroker, brokerId: undefined, brokerCounter: 0, messageId: undefined },
+        { ...v5, messageId: undefined },
+      ])
+      // A plain publish is kept in the compact layout, one with MQTT 5 fields as v8 keeps it.
+      const reader = new DatabaseSync(path, { readOnly: true })
+      expect(reader.prepare('SELECT hex(substr(packet, 1, 1)) AS format FROM outgoing ORDER BY id').all().map((row) => row.format)).toEqual(['FF', '01', '01', 'FF'])
+      reader.close()
+      // The earlier row is found, acknowledged and cleared like any other.
+      await persistence.outgoingClearMessageId({ id: 'collector' }, { cmd: 'puback', messageId: 9 })
+      expect(persistence.queuedFor('collector')).toBe(3)
+      await persistence.destroy()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('the rows of a queue found in memory', () => {
+  it('clear the row SQL would, however packet ids are given: again on redelivery, twice at once, after the queue empties', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const persistence = new SqlitePersistence({ path: join(dir, 'broker.db') })
+    try {
+      await persistence.setup({ id: 'b', counter: 0, publish: () => {}, listenerCount: () => 0 } as unknown as Parameters<SqlitePersistence['setup']>[0])
+      const client = { id: 'collector' }
+      const message = (counter: number) => ({ cmd: 'publish', topic: 'places/s1/flood/f1/telemetry', payload: Buffer.from(`m${counter}`), qos: 1, retain: false, dup: false, brokerId: 'b', brokerCounter: counter })
+      const payloads = async () => (await queue(persistence, 'collector')).map((p) => `${Buffer.from(p.payload as Uint8Array).toString()}:${String(p.messageId)}`)
+      for (const counter of [1, 2, 3]) await persistence.outgoingEnqueue({ clientId: 'collector' }, message(counter))
+      // Delivered with id 5, then sent again with id 6: a PUBACK for 5 clears nothing.
+      await persistence.outgoingUpdate(client, { ...message(1), messageId: 5 })
+      await persistence.outgoingUpdate(client, { ...message(1), messageId: 6 })
+      await persistence.outgoingClearMessageId(client, { messageId: 5 })
+      expect(await payloads()).toEqual(['m1:6', 'm2:undefined', 'm3:undefined'])
+      // One id on two rows (aedes' ids wrap at 65,535): its PUBACKs clear the oldest first.
+      await persistence.outgoingUpdate(client, { ...message(2), messageId: 9 })
+      await persistence.outgoingUpdate(client, { ...message(3), messageId: 9 })
+      await persistence.outgoingClearMessageId(client, { messageId: 9 })
+      expect(await payloads()).toEqual(['m1:6', 'm3:9'])
+      await persistence.outgoingClearMessageId(client, { messageId: 9 })
+      await persistence.outgoingClearMessageId(client, { messageId: 6 })
+      expect(persistence.queuedFor('collector')).toBe(0)
+      expect(persistence.queuedBytesFor('collector')).toBe(0)
+      // Empty, then queued again: the accounting and the lookups start afresh.
+      for (const counter of [4, 5]) await persistence.outgoingEnqueue({ clientId: 'collector' }, message(counter))
+      await persistence.outgoingUpdate(client, { ...message(5), messageId: 1 })
+      await persistence.outgoingUpdate(client, { ...message(4), messageId: 2 })
+      await persistence.outgoingClearMessageId(client, { messageId: 1 })
+      expect(await payloads()).toEqual(['m4:2'])
+      await persistence.outgoingClearMessageId(client, { messageId: 2 })
+      expect(persistence.queuedBytesFor('collector')).toBe(0)
+    } finally {
+      await persistence.destroy()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
