@@ -65,8 +65,13 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
   #client: MqttClient | undefined
   #acks: DeferredAcks | undefined
   #pending: Pending[] = []
-  /** JSON bytes of the pending points, kept as they arrive: whether they fit the spool is then O(1) to know. */
-  #pendingBytes = 0
+  /**
+   * JSON bytes of the pending points, kept only while the spool refuses
+   * writes (summed once when it starts refusing, then added to as messages
+   * arrive): whether the backlog fits is then O(1) to know at each retry.
+   * Undefined otherwise, so a healthy collector serialises nothing twice.
+   */
+  #pendingBytes: number | undefined
   #timer: NodeJS.Timeout | undefined
   /** mqtt.js' continuation, withheld while the backlog is at maxPending. */
   #heldRead: (() => void) | undefined
@@ -197,7 +202,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     // Even a message that stores nothing waits its turn: PUBACKs go out in arrival order [MQTT-4.6.0-2].
     const ticket = messageId === undefined || !this.#acks ? undefined : { messageId, connection: this.#acks.connection }
     this.#pending.push({ ticket, point })
-    if (point) this.#pendingBytes += Buffer.byteLength(JSON.stringify(point))
+    if (point && this.#pendingBytes !== undefined) this.#pendingBytes += jsonBytes(point)
     // While the spool refuses writes only the back-off timer retries: a
     // commit attempt per message would cost O(backlog) each time.
     if (this.#stall) {
@@ -218,7 +223,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
   #onConnectionLost (): void {
     this.#heldRead = undefined
     this.#pending = this.#pending.filter((entry) => entry.ticket === undefined)
-    this.#pendingBytes = this.#pending.reduce((sum, entry) => sum + (entry.point ? Buffer.byteLength(JSON.stringify(entry.point)) : 0), 0)
+    if (this.#pendingBytes !== undefined) this.#pendingBytes = pendingBytesOf(this.#pending)
   }
 
   #flush (): void {
@@ -229,7 +234,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     const { spool } = this.#options
     try {
       // While the backlog plainly does not fit, say so without serialising it all again.
-      if (this.#stall && spool.bytes + this.#pendingBytes > spool.maxBytes) throw new SpoolFullError(`spool full: ${spool.bytes} of ${spool.maxBytes} bytes used, ${this.#pendingBytes} waiting`)
+      if (this.#stall && this.#pendingBytes !== undefined && spool.bytes + this.#pendingBytes > spool.maxBytes) throw new SpoolFullError(`spool full: ${spool.bytes} of ${spool.maxBytes} bytes used, ${this.#pendingBytes} waiting`)
       spool.append(batch.flatMap((entry) => entry.point ? [entry.point] : []))
     } catch (error) {
       // Nothing is dropped and nothing thrown (a throw from a timer would
@@ -240,7 +245,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
       return
     }
     this.#pending = []
-    this.#pendingBytes = 0
+    this.#pendingBytes = undefined
     if (this.#stall) {
       this.#options.logger.info({ stalledMs: this.#options.clock.now() - this.#stall.since, attempts: this.#stall.failures }, 'collector: the spool takes messages again')
       this.#stall = undefined
@@ -255,6 +260,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
   #stalled (error: unknown): void {
     const now = this.#options.clock.now()
     const stall = this.#stall ??= { since: now, failures: 0, lastLoggedAt: 0, suppressed: 0 }
+    this.#pendingBytes ??= pendingBytesOf(this.#pending)
     stall.failures++
     if (error instanceof SpoolFullError) {
       this.metrics.spoolFullStalls++
@@ -274,4 +280,12 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     }
     if (!this.#stopped) this.#timer = setTimeout(() => this.#flush(), Math.min(MAX_RETRY_MS, BASE_RETRY_MS * 2 ** (stall.failures - 1)))
   }
+}
+
+function jsonBytes (point: StoredPoint): number {
+  return Buffer.byteLength(JSON.stringify(point))
+}
+
+function pendingBytesOf (pending: Pending[]): number {
+  return pending.reduce((sum, entry) => sum + (entry.point ? jsonBytes(entry.point) : 0), 0)
 }
