@@ -658,6 +658,12 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     try {
       result = work()
     } catch (error) {
+      // A failed statement may have rolled back the whole open batch (SQLite
+      // does on a full disk or an I/O error) or left the in-memory indexes
+      // ahead of the database: without this, the batch's earlier writes would
+      // still resolve at the end of the turn, acknowledged but gone. The
+      // batch fails whole; its clients are disconnected and resend.
+      this.#failBatch(error)
       return Promise.reject(error)
     }
     return new Promise<T>((resolve, reject) => this.#waiting.push({ resolve: () => resolve(result), reject }))
@@ -677,16 +683,23 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
       this.#db.exec('COMMIT')
       return true
     } catch (error) {
-      // Disk full or I/O error: nothing of this batch was acknowledged, and the
-      // in-memory indexes are rebuilt from what the database really holds.
-      if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
-      this.#logger?.error({ err: (error as Error).message }, 'broker state not committed; the messages of this batch are not acknowledged')
-      this.#loadIndexes()
-      const waiting = this.#waiting
-      this.#waiting = []
-      for (const waiter of waiting) waiter.reject(error)
+      this.#failBatch(error)
       return false
     }
+  }
+
+  /**
+   * Disk full or I/O error: nothing of the open batch is acknowledged (its
+   * waiters are rejected), and the in-memory indexes are rebuilt from what
+   * the database really holds.
+   */
+  #failBatch (error: unknown): void {
+    if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
+    this.#logger?.error({ err: (error as Error).message }, 'broker state not committed; the messages of this batch are not acknowledged')
+    this.#loadIndexes()
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (const waiter of waiting) waiter.reject(error)
   }
 
   #loadIndexes (): void {
