@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import { AdvisoryInputError, recordSbom, SourceError } from '../advisories/index.ts'
-import { type CliNote, loadConfig, openAdvisories } from '../app/index.ts'
+import type { CliNote } from '../app/index.ts'
+import { loadConfig } from '../app/config.ts'
 import { deviceProductOf } from '../pki/index.ts'
 import { invalidInput, PlaceGuardError } from '../shared/errors.ts'
 import { recorded } from './audit-trail-command.ts'
@@ -37,6 +37,7 @@ export function registerSbomCommands (advisories: Command): void {
     .action(recorded('advisories.sbom.add', (given: string, options: TargetOptions) => ({ subject: sbomSubject(options), detail: { source: given } }),
       async (given: string, options: TargetOptions & { json?: boolean }, command: Command, note: CliNote) => {
       const target = targetOf(options)
+      const [{ AdvisoryInputError, recordSbom, SourceError }, { openAdvisories }] = await Promise.all([import('../advisories/index.ts'), import('../app/index.ts')])
       const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
         const sbom = await recordSbom(store, target, given, new Date().toISOString())
@@ -56,6 +57,7 @@ export function registerSbomCommands (advisories: Command): void {
     .description('the SBOMs recorded: vendor, model, firmware, format, components, source')
     .option('--json', 'print JSON (with every component)')
     .action(async (options: { json?: boolean }, command: Command) => {
+      const { openAdvisories } = await import('../app/index.ts')
       const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
         const list = await store.sboms()
@@ -74,6 +76,7 @@ export function registerSbomCommands (advisories: Command): void {
     .action(recorded('advisories.sbom.remove', (options: TargetOptions) => ({ subject: sbomSubject(options) }),
       async (options: TargetOptions, command: Command, _note: CliNote) => {
       const target = targetOf(options)
+      const { openAdvisories } = await import('../app/index.ts')
       const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
         if (!(await store.removeSbom(target))) throw invalidInput('firmware', `no SBOM is recorded for ${target.vendor} ${target.model} ${target.firmware}`, 'placeguard advisories sbom list shows what is')

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { userInfo } from 'node:os'
 import type { Command } from 'commander'
-import mqtt from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { MAX_QUARANTINE_MS, QUARANTINE_FILE, type QuarantineCommand, QuarantineList } from '../broker/index.ts'
 import { pkiPaths } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
@@ -66,8 +66,9 @@ function operator (): string {
 async function sendCommand (dataDir: string, brokerUrl: string, command: QuarantineCommand): Promise<void> {
   if (!/^mqtts:\/\//.test(brokerUrl)) throw invalidInput('--broker', `"${brokerUrl}" is not an mqtts:// URL`)
   const paths = pkiPaths(dataDir)
-  let client: mqtt.MqttClient | undefined
+  let client: MqttClient | undefined
   try {
+    const { default: mqtt } = await import('mqtt')
     client = await mqtt.connectAsync(brokerUrl, {
       ca: readFileSync(paths.caCert), cert: readFileSync(paths.collectorCert), key: readFileSync(paths.collectorKey),
       clientId: 'collector-operator', reconnectPeriod: 0, connectTimeout: 10_000,

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { MultiBar, Presets } from 'cli-progress'
-import { loadScenario, parseBrokerUrls, parseMix, runLorawanSimulation, runSimulation, type LorawanSimulationSummary, type SimulationSummary } from '../agent-sim/index.ts'
+import type { LorawanSimulationSummary, SimulationSummary } from '../agent-sim/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { assertId } from '../shared/ids.ts'
@@ -40,6 +40,7 @@ export function registerSimCommand (program: Command): void {
     .option('--integration <id>', 'with --network: the integration\'s id (default sim-<network>)')
     .option('--site <site>', 'with --network: the integration\'s site (default the first of --sites)')
     .action(async (flags: SimFlags, command: Command) => {
+      const { loadScenario, parseBrokerUrls, parseMix, runLorawanSimulation, runSimulation } = await import('../agent-sim/index.ts')
       const brokerUrls = parseBrokerUrls('--broker', flags.broker).map((broker) => broker.url)
       if (flags.devices < 1) throw invalidInput('--devices', 'must be at least 1')
       const sites = flags.sites?.split(',').map((site) => assertId('--sites', site.trim()))
