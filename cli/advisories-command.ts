@@ -1,4 +1,4 @@
-import { Presets, SingleBar } from 'cli-progress'
+import type { SingleBar } from 'cli-progress'
 import type { Command } from 'commander'
 import type { SignatureTrust, SyncReport } from '../advisories/index.ts'
 import { loadConfig } from '../app/config.ts'
@@ -15,13 +15,14 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 interface CsafArgument { given: string, keyFiles: string[], pins: string[] }
 
 /** A bar on stderr for a long sync on a terminal; nothing in a log or with --json. */
-function progress (label: string, shown: boolean): { onProgress: (done: number, total: number) => void, stop: () => void } {
+async function progress (label: string, shown: boolean): Promise<{ onProgress: (done: number, total: number) => void, stop: () => void }> {
+  const cliProgress = await import('cli-progress')
   let bar: SingleBar | undefined
   return {
     onProgress: (done, total) => {
       if (!shown || total < 20) return
       if (!bar) {
-        bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} files`, stream: process.stderr, hideCursor: true, clearOnComplete: true }, Presets.shades_classic)
+        bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total} files`, stream: process.stderr, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
         bar.start(total, done)
       } else bar.update(done)
     },
@@ -108,7 +109,7 @@ export function registerAdvisoriesCommands (program: Command): void {
       try {
         const sources = [...(options.csaf ?? []).map((csaf) => ({ given: csaf.given, csaf })), ...(options.osv ?? []).map((given) => ({ given, csaf: undefined }))]
         for (const { given, csaf } of sources) {
-          const bar = progress(given, !options.json && process.stderr.isTTY === true)
+          const bar = await progress(given, !options.json && process.stderr.isTTY === true)
           try {
             reports.push(csaf
               ? await syncCsafProvider(given, { store, onProgress: bar.onProgress, openpgp: trust.get(csaf) })

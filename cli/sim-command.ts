@@ -1,5 +1,4 @@
 import type { Command } from 'commander'
-import { MultiBar, Presets } from 'cli-progress'
 import type { LorawanSimulationSummary, SimulationSummary } from '../agent-sim/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { invalidInput } from '../shared/errors.ts'
@@ -48,7 +47,7 @@ export function registerSimCommand (program: Command): void {
       const controller = new AbortController()
       process.once('SIGINT', () => controller.abort())
       process.once('SIGTERM', () => controller.abort())
-      const progress = createProgress(!flags.json && process.stderr.isTTY === true)
+      const progress = await createProgress(!flags.json && process.stderr.isTTY === true)
       if (lorawan) {
         const summary = await runLorawanSimulation({
           dataDir: dataDirOf(command),
@@ -120,8 +119,9 @@ function collectUrls (value: string, previous: string[] | undefined): string[] {
 }
 
 /** A live bar on a TTY: connected devices, then messages acknowledged, msg/s and errors. */
-function createProgress (enabled: boolean) {
+async function createProgress (enabled: boolean) {
   if (!enabled) return { phase: () => {}, update: () => {}, stop: () => {} }
+  const { MultiBar, Presets } = await import('cli-progress')
   const bars = new MultiBar({ stream: process.stderr, hideCursor: true, format: '{label} [{bar}] {value}/{total} {extra}' }, Presets.shades_classic)
   const connected = bars.create(1, 0, { label: 'connected', extra: '' })
   let lastAcked = 0

@@ -17,8 +17,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const PROBE = fileURLToPath(new URL('../helpers/module-probe.ts', import.meta.url))
 const BIN = fileURLToPath(new URL('../../bin/placeguard.js', import.meta.url))
 
-/** Packages a single broker has no use for: the API server, PostgreSQL, InfluxDB, OpenPGP, metrics, the MQTT client. */
-const NOT_IN_A_BROKER = ['fastify', 'pg', '@influxdata/influxdb-client', 'openpgp', 'prom-client', 'mqtt']
+/** Packages a single broker has no use for: the API server, PostgreSQL, InfluxDB, OpenPGP, metrics, the MQTT client, Redis, progress bars. */
+const NOT_IN_A_BROKER = ['fastify', 'pg', '@influxdata/influxdb-client', 'openpgp', 'prom-client', 'mqtt', 'ioredis', 'cli-progress']
 
 let fleet: TestFleet
 beforeAll(async () => { fleet = await createTestFleet() })
