@@ -34,14 +34,14 @@ export function registerDevicesCommands (program: Command): void {
     .action(recorded('devices.add', (deviceId: string, options: object) => ({ subject: deviceId, detail: { ...options } }),
       async (deviceId: string, options: { kind: string, site: string, devEui: string, integration: string, vendor?: string, model?: string }, command: Command, note: CliNote) => {
       const { deviceProductOf } = await import('../pki/index.ts')
-      return await withPki(command, (fleet) => {
-      // Checked before the registration, so a bad name leaves nothing half-done.
-      const product = deviceProductOf({ vendor: options.vendor, model: options.model })
-      const added = fleet.addLorawanDevice({ deviceId, kind: options.kind, site: options.site, devEui: options.devEui, integrationId: options.integration })
-      if (product) fleet.recordDeviceProduct(added.deviceId, product)
-      note({ network: added.network ?? null })
-      process.stdout.write(`registered ${added.deviceId} (${added.kind}, ${added.site}) DevEUI ${added.devEui} via ${added.integrationId} (${added.network})\n`)
-    })
+      await withPki(command, (fleet) => {
+        // Checked before the registration, so a bad name leaves nothing half-done.
+        const product = deviceProductOf({ vendor: options.vendor, model: options.model })
+        const added = fleet.addLorawanDevice({ deviceId, kind: options.kind, site: options.site, devEui: options.devEui, integrationId: options.integration })
+        if (product) fleet.recordDeviceProduct(added.deviceId, product)
+        note({ network: added.network ?? null })
+        process.stdout.write(`registered ${added.deviceId} (${added.kind}, ${added.site}) DevEUI ${added.devEui} via ${added.integrationId} (${added.network})\n`)
+      })
     }))
 
   devices.command('list')
