@@ -13,8 +13,6 @@ import { FleetPki, pkiPaths, type SupplierGrant, SupplierGrantsFile } from '../p
 import type { Config } from './config.ts'
 import type { Logger } from '../shared/logger.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
-import { createClusterNode } from './cluster-node.ts'
-import { startNodeHealth } from './node-health.ts'
 
 export interface BrokerProcess {
   broker: PlaceGuardBroker
@@ -44,6 +42,8 @@ export async function startBrokerProcess (config: Config, logger: Logger): Promi
  */
 async function startClusterNode (config: Config, redisUrl: string, logger: Logger): Promise<BrokerProcess> {
   if (!config.nodeId) throw new PlaceGuardError('PG_ERR_CONFIG_INVALID', 'nodeId: a broker node of a cluster needs a name (redisUrl is set)', { field: 'nodeId', hint: 'give each node its own, e.g. broker-1' })
+  // Loaded here, not at the top: a single broker carries no Redis client, metrics registry or HTTP code.
+  const [{ createClusterNode }, { startNodeHealth }] = await Promise.all([import('./cluster-node.ts'), import('./node-health.ts')])
   const paths = pkiPaths(config.dataDir)
   // The queue limits are the SQLite persistence's; in Redis a returning session is given up to maxQueuedPerClient at once.
   const { maxQueuedPerClient, ...rest } = config.broker

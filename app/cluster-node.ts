@@ -7,7 +7,8 @@
  * streams for the collectors.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { type BrokerClusterLink, createRedisState, type RedisState } from '../broker/index.ts'
+import type { BrokerClusterLink, RedisState } from '../broker/index.ts'
+import { createRedisState } from '../broker/redis-state.ts'
 import {
   clusterKeys, connectRedis, ControlChannel, CrlFollower, NodeRegistry, SessionDirectory, StreamHandoff, SupplierGrantFollower, type ClusterKeys, type Redis,
 } from '../cluster/index.ts'

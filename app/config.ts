@@ -10,12 +10,12 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { port } from '../shared/config-fields.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
-import { brokerLimitsSchema, brokerStateSchema } from '../broker/index.ts'
-import { collectorConfigSchema, influxConfigSchema } from '../collector/index.ts'
-import { apiTokensSchema } from '../dashboards/index.ts'
-import { deliveryConfigSchema, SINK_ENV, type SinkConfig } from '../delivery/index.ts'
-import { CLUSTER_ENV, clusterConfigSchema, nodeIdSchema, redisUrlSchema } from '../cluster/index.ts'
-import { databaseUrlSchema } from '../db/index.ts'
+import { brokerLimitsSchema, brokerStateSchema } from '../broker/config.ts'
+import { collectorConfigSchema, influxConfigSchema } from '../collector/config.ts'
+import { apiTokensSchema } from '../dashboards/config.ts'
+import { deliveryConfigSchema, SINK_ENV, type SinkConfig } from '../delivery/config.ts'
+import { CLUSTER_ENV, clusterConfigSchema, nodeIdSchema, redisUrlSchema } from '../cluster/config.ts'
+import { databaseUrlSchema } from '../db/config.ts'
 
 /**
  * The rooms' sections (schema, default and `.describe()` text each) live

@@ -7,4 +7,5 @@ export { SESSION_OWNERS_FILE, SessionOwners } from './session-owners.ts'
 export { MAX_QUARANTINE_MS, QUARANTINE_FILE, QuarantineList, quarantineCommandSchema, type QuarantineCommand, type QuarantineEntry } from './quarantine.ts'
 export { BROKER_DB_FILE, DEFAULT_MAX_QUEUED_PER_CLIENT, SqlitePersistence, createSqlitePersistence, type SqlitePersistenceOptions } from './sqlite-persistence.ts'
 export type { BrokerClusterLink, ClusterSessionRecord } from './cluster-link.ts'
-export { createRedisState, type RedisState } from './redis-state.ts'
+// A cluster node's state in Redis is its own door (broker/redis-state.ts): a single broker loads no Redis client.
+export type { RedisState } from './redis-state.ts'

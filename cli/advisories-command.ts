@@ -1,7 +1,7 @@
-import { Presets, SingleBar } from 'cli-progress'
+import type { SingleBar } from 'cli-progress'
 import type { Command } from 'commander'
-import { loadKeyFile, normalFingerprint, OpenPgpKeyError, type SignatureTrust, syncCsafProvider, syncOsvDirectory, type SyncReport } from '../advisories/index.ts'
-import { loadConfig, openAdvisories } from '../app/index.ts'
+import type { SignatureTrust, SyncReport } from '../advisories/index.ts'
+import { loadConfig } from '../app/config.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { registerSbomCommands } from './advisories-sbom-command.ts'
 import { dataDirOf } from './options.ts'
@@ -15,13 +15,14 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 interface CsafArgument { given: string, keyFiles: string[], pins: string[] }
 
 /** A bar on stderr for a long sync on a terminal; nothing in a log or with --json. */
-function progress (label: string, shown: boolean): { onProgress: (done: number, total: number) => void, stop: () => void } {
+async function progress (label: string, shown: boolean): Promise<{ onProgress: (done: number, total: number) => void, stop: () => void }> {
+  const cliProgress = await import('cli-progress')
   let bar: SingleBar | undefined
   return {
     onProgress: (done, total) => {
       if (!shown || total < 20) return
       if (!bar) {
-        bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} files`, stream: process.stderr, hideCursor: true, clearOnComplete: true }, Presets.shades_classic)
+        bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total} files`, stream: process.stderr, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
         bar.start(total, done)
       } else bar.update(done)
     },
@@ -61,13 +62,23 @@ export function registerAdvisoriesCommands (program: Command): void {
       return [...previous, value]
     })
     .option('--openpgp-fingerprint <hex>', 'trust the key the --csaf before it lists in provider-metadata.json (public_openpgp_keys) only if the key has this fingerprint (repeatable)', (value: string, previous: string[] = []) => {
-      const pin = normalFingerprint(value)
-      if (!pin) throw invalidInput('--openpgp-fingerprint', `"${value.slice(0, 80)}" is not an OpenPGP fingerprint`, '40 hex digits (64 for a v6 key), spaces allowed, as gpg --fingerprint prints it')
-      csafSoFar.at(-1)?.pins.push(pin)
-      return [...previous, pin]
+      csafSoFar.at(-1)?.pins.push(value)
+      return [...previous, value]
     })
     .option('--osv <dir>', 'a directory of OSV JSON records: <vendor>/<model> packages match devices, other packages match firmware components through recorded SBOMs', collect)
     .option('--json', 'print JSON')
+    // The pins are checked once parsing is done, before the action is recorded: the check lives in advisories/, loaded only when a command runs.
+    .hook('preAction', async (command) => {
+      const { normalFingerprint } = await import('../advisories/index.ts')
+      const normal = (value: string): string => {
+        const pin = normalFingerprint(value)
+        if (!pin) throw invalidInput('--openpgp-fingerprint', `"${value.slice(0, 80)}" is not an OpenPGP fingerprint`, '40 hex digits (64 for a v6 key), spaces allowed, as gpg --fingerprint prints it')
+        return pin
+      }
+      const given = command.getOptionValue('openpgpFingerprint') as string[] | undefined
+      if (given) command.setOptionValue('openpgpFingerprint', given.map(normal))
+      for (const csaf of csafSoFar) csaf.pins = csaf.pins.map(normal)
+    })
     // Recorded in the audit trail: the sources and the keys trusted for them before, what each brought after (advisories decide which alerts open).
     .action(recorded('advisories.sync', (options: { csaf?: CsafArgument[], osv?: string[] }) => ({
       subject: null, detail: { csaf: (options.csaf ?? []).map((c) => ({ source: c.given, openpgpKeys: c.keyFiles, openpgpFingerprints: c.pins })), osv: options.osv ?? [] },
@@ -77,6 +88,7 @@ export function registerAdvisoriesCommands (program: Command): void {
       if (placed !== (options.openpgpKey?.length ?? 0) + (options.openpgpFingerprint?.length ?? 0)) {
         throw invalidInput('--openpgp-key', 'a key flag comes before any --csaf', 'give --openpgp-key/--openpgp-fingerprint after the --csaf they apply to')
       }
+      const [{ loadKeyFile, OpenPgpKeyError, syncCsafProvider, syncOsvDirectory }, { openAdvisories }] = await Promise.all([import('../advisories/index.ts'), import('../app/index.ts')])
       // Keys first, so a wrong key file is bad input (exit 2) before anything is fetched.
       const trust = new Map<CsafArgument, SignatureTrust>()
       for (const csaf of options.csaf ?? []) {
@@ -97,7 +109,7 @@ export function registerAdvisoriesCommands (program: Command): void {
       try {
         const sources = [...(options.csaf ?? []).map((csaf) => ({ given: csaf.given, csaf })), ...(options.osv ?? []).map((given) => ({ given, csaf: undefined }))]
         for (const { given, csaf } of sources) {
-          const bar = progress(given, !options.json && process.stderr.isTTY === true)
+          const bar = await progress(given, !options.json && process.stderr.isTTY === true)
           try {
             reports.push(csaf
               ? await syncCsafProvider(given, { store, onProgress: bar.onProgress, openpgp: trust.get(csaf) })
@@ -119,6 +131,7 @@ export function registerAdvisoriesCommands (program: Command): void {
     .description('the advisories synced: id, highest CVSS, CVEs, products named, title')
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
+      const { openAdvisories } = await import('../app/index.ts')
       const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
         const list = await store.list()

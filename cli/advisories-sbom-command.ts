@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
-import { AdvisoryInputError, recordSbom, SourceError } from '../advisories/index.ts'
-import { type CliNote, loadConfig, openAdvisories } from '../app/index.ts'
-import { deviceProductOf } from '../pki/index.ts'
+import type { CliNote } from '../app/index.ts'
+import { loadConfig } from '../app/config.ts'
 import { invalidInput, PlaceGuardError } from '../shared/errors.ts'
 import { recorded } from './audit-trail-command.ts'
 import { dataDirOf } from './options.ts'
@@ -9,7 +8,8 @@ import { printJson, printTable } from './output.ts'
 
 interface TargetOptions { vendor?: string, model?: string, firmware?: string }
 
-function targetOf (options: TargetOptions): { vendor: string, model: string, firmware: string } {
+async function targetOf (options: TargetOptions): Promise<{ vendor: string, model: string, firmware: string }> {
+  const { deviceProductOf } = await import('../pki/index.ts')
   const product = deviceProductOf(options)
   if (!product) throw invalidInput('vendor', 'give the vendor and model of the devices that run this firmware', 'e.g. --vendor "Acme Metering" --model EM-400 --firmware 5.3.1')
   if (options.firmware === undefined || options.firmware.trim() === '') throw invalidInput('firmware', 'give the firmware version as the devices report it (their `fw`)', 'e.g. --firmware 5.3.1')
@@ -36,7 +36,8 @@ export function registerSbomCommands (advisories: Command): void {
     // An SBOM decides which advisories a firmware is matched against: recorded in the audit trail like a sync.
     .action(recorded('advisories.sbom.add', (given: string, options: TargetOptions) => ({ subject: sbomSubject(options), detail: { source: given } }),
       async (given: string, options: TargetOptions & { json?: boolean }, command: Command, note: CliNote) => {
-      const target = targetOf(options)
+      const target = await targetOf(options)
+      const [{ AdvisoryInputError, recordSbom, SourceError }, { openAdvisories }] = await Promise.all([import('../advisories/index.ts'), import('../app/index.ts')])
       const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
         const sbom = await recordSbom(store, target, given, new Date().toISOString())
@@ -56,6 +57,7 @@ export function registerSbomCommands (advisories: Command): void {
     .description('the SBOMs recorded: vendor, model, firmware, format, components, source')
     .option('--json', 'print JSON (with every component)')
     .action(async (options: { json?: boolean }, command: Command) => {
+      const { openAdvisories } = await import('../app/index.ts')
       const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
         const list = await store.sboms()
@@ -73,7 +75,8 @@ export function registerSbomCommands (advisories: Command): void {
     .option('--firmware <version>', 'the firmware version')
     .action(recorded('advisories.sbom.remove', (options: TargetOptions) => ({ subject: sbomSubject(options) }),
       async (options: TargetOptions, command: Command, _note: CliNote) => {
-      const target = targetOf(options)
+      const target = await targetOf(options)
+      const { openAdvisories } = await import('../app/index.ts')
       const { store, close } = await openAdvisories(loadConfig({ flags: { dataDir: dataDirOf(command) } }))
       try {
         if (!(await store.removeSbom(target))) throw invalidInput('firmware', `no SBOM is recorded for ${target.vendor} ${target.model} ${target.firmware}`, 'placeguard advisories sbom list shows what is')

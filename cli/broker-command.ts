@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { type Config, loadConfig, startBrokerProcess } from '../app/index.ts'
+import { type Config, loadConfig } from '../app/config.ts'
 import { createLogger } from '../shared/logger.ts'
 import { wholeNumber } from './options.ts'
 
@@ -28,6 +28,8 @@ export function registerBrokerCommand (program: Command): void {
       const { dataDir } = command.optsWithGlobals<{ dataDir?: string }>()
       const config = loadConfig({ file: options.config, flags: { dataDir, mqttPort: options.mqttPort, mqttHost: options.mqttHost, httpPort: options.httpPort, httpHost: options.httpHost, nodeId: options.nodeId, redisUrl: options.redisUrl } })
       const logger = createLogger({ level: config.logLevel, name: 'placeguard-broker', pretty: process.stdout.isTTY })
+      // The broker's own door into app/: it loads broker/ and pki/, not the collector, API or stores (docs/development.md).
+      const { startBrokerProcess } = await import('../app/broker-process.ts')
       const broker = await startBrokerProcess(config, logger)
       stopOnSignals(logger, broker.stop)
     })

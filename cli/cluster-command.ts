@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { loadConfig, readClusterStatus } from '../app/index.ts'
+import { loadConfig } from '../app/config.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { printJson, printTable } from './output.ts'
 import { dataDirOf } from './options.ts'
@@ -14,6 +14,7 @@ export function registerClusterCommands (program: Command): void {
     .action(async (options: { redisUrl?: string, json?: boolean }, command: Command) => {
       const config = loadConfig({ flags: { dataDir: dataDirOf(command), redisUrl: options.redisUrl } })
       if (!config.redisUrl) throw invalidInput('--redis-url', 'no cluster is configured', 'give --redis-url or set PLACEGUARD_REDIS_URL')
+      const { readClusterStatus } = await import('../app/index.ts')
       const status = await readClusterStatus(config, config.redisUrl)
       if (options.json) return printJson(status)
       printTable(['node', 'state', 'sessions', 'last heartbeat', 'mqtt'], status.nodes.map((node) => [

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { loadConfig, startCollectorProcess } from '../app/index.ts'
+import { loadConfig } from '../app/config.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { createLogger } from '../shared/logger.ts'
 import { stopOnSignals } from './broker-command.ts'
@@ -19,6 +19,7 @@ export function registerCollectorCommand (program: Command): void {
       if (!config.redisUrl && options.broker === undefined) throw invalidInput('--broker', 'the collector needs the broker\'s URL', 'e.g. --broker mqtts://localhost:8883, or --redis-url in a cluster')
       if (options.broker !== undefined && !/^mqtts:\/\//.test(options.broker)) throw invalidInput('--broker', `"${options.broker}" is not an mqtts:// URL`, 'the collector connects with its client certificate, e.g. mqtts://localhost:8883')
       const logger = createLogger({ level: config.logLevel, name: 'placeguard-collector', pretty: process.stdout.isTTY })
+      const { startCollectorProcess } = await import('../app/index.ts')
       const collector = await startCollectorProcess(config, options.broker ?? '', logger)
       stopOnSignals(logger, collector.stop)
     })

@@ -4,13 +4,14 @@
  * registry lives in the PKI's inventory; this file only parses flags.
  */
 import type { Command } from 'commander'
-import { deviceProductOf, FleetPki } from '../pki/index.ts'
+import type { FleetPki } from '../pki/index.ts'
 import { printJson, printTable } from './output.ts'
 import { dataDirOf } from './options.ts'
 import { recorded } from './audit-trail-command.ts'
 import type { CliNote } from '../app/index.ts'
 
-function withPki<T> (command: Command, work: (pki: FleetPki) => T): T {
+async function withPki<T> (command: Command, work: (pki: FleetPki) => T): Promise<T> {
+  const { FleetPki } = await import('../pki/index.ts')
   const pki = new FleetPki(dataDirOf(command))
   try {
     return work(pki)
@@ -31,14 +32,17 @@ export function registerDevicesCommands (program: Command): void {
     .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model): matched against CSAF advisories')
     .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
     .action(recorded('devices.add', (deviceId: string, options: object) => ({ subject: deviceId, detail: { ...options } }),
-      (deviceId: string, options: { kind: string, site: string, devEui: string, integration: string, vendor?: string, model?: string }, command: Command, note: CliNote) => withPki(command, (fleet) => {
-      // Checked before the registration, so a bad name leaves nothing half-done.
-      const product = deviceProductOf({ vendor: options.vendor, model: options.model })
-      const added = fleet.addLorawanDevice({ deviceId, kind: options.kind, site: options.site, devEui: options.devEui, integrationId: options.integration })
-      if (product) fleet.recordDeviceProduct(added.deviceId, product)
-      note({ network: added.network ?? null })
-      process.stdout.write(`registered ${added.deviceId} (${added.kind}, ${added.site}) DevEUI ${added.devEui} via ${added.integrationId} (${added.network})\n`)
-    })))
+      async (deviceId: string, options: { kind: string, site: string, devEui: string, integration: string, vendor?: string, model?: string }, command: Command, note: CliNote) => {
+      const { deviceProductOf } = await import('../pki/index.ts')
+      await withPki(command, (fleet) => {
+        // Checked before the registration, so a bad name leaves nothing half-done.
+        const product = deviceProductOf({ vendor: options.vendor, model: options.model })
+        const added = fleet.addLorawanDevice({ deviceId, kind: options.kind, site: options.site, devEui: options.devEui, integrationId: options.integration })
+        if (product) fleet.recordDeviceProduct(added.deviceId, product)
+        note({ network: added.network ?? null })
+        process.stdout.write(`registered ${added.deviceId} (${added.kind}, ${added.site}) DevEUI ${added.devEui} via ${added.integrationId} (${added.network})\n`)
+      })
+    }))
 
   devices.command('list')
     .description('the registered LoRaWAN devices')

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { loadConfig } from '../app/index.ts'
+import { loadConfig } from '../app/config.ts'
 import { invalidInput } from '../shared/errors.ts'
 
 /** `--data-dir` is a global option (default ./data, env PLACEGUARD_DATA_DIR). */

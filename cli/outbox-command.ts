@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { Outbox } from '../delivery/index.ts'
+import type { Outbox } from '../delivery/index.ts'
 import { createLogger } from '../shared/logger.ts'
 import { dataDirOf } from './options.ts'
 import { printJson, printTable } from './output.ts'
@@ -18,8 +18,8 @@ export function registerOutboxCommands (program: Command): void {
     .description('deliveries moved to the dead-letter list, with their last error')
     .option('--sink <name>', 'only this sink')
     .option('--json', 'print JSON (whole alerts)')
-    .action((options: { sink?: string, json?: boolean }, command: Command) => {
-      const letters = withOutbox(dataDirOf(command), (box) => box.deadLetters(options.sink))
+    .action(async (options: { sink?: string, json?: boolean }, command: Command) => {
+      const letters = await withOutbox(dataDirOf(command), (box) => box.deadLetters(options.sink))
       if (options.json) return printJson(letters)
       printTable(['sink', 'created', 'change', 'policy', 'deviceId', 'attempts', 'lastError'],
         letters.map((l) => [l.sink, l.createdAt, l.change, ...(l.change === 'audit' ? [`audit:${l.audit.action}`, l.audit.subject ?? '-'] : [l.alert.policy, l.alert.deviceId]), String(l.attempts), l.lastError ?? '']))
@@ -28,13 +28,14 @@ export function registerOutboxCommands (program: Command): void {
   outbox.command('requeue')
     .description('put dead letters back in the queue, keeping their delivery ids')
     .option('--sink <name>', 'only this sink')
-    .action((options: { sink?: string }, command: Command) => {
-      const count = withOutbox(dataDirOf(command), (box) => box.requeueDeadLetters(options.sink))
+    .action(async (options: { sink?: string }, command: Command) => {
+      const count = await withOutbox(dataDirOf(command), (box) => box.requeueDeadLetters(options.sink))
       process.stdout.write(`${count} deliveries re-queued\n`)
     })
 }
 
-function withOutbox<T> (dataDir: string, work: (outbox: Outbox) => T): T {
+async function withOutbox<T> (dataDir: string, work: (outbox: Outbox) => T): Promise<T> {
+  const { Outbox } = await import('../delivery/index.ts')
   const path = join(dataDir, 'outbox.db')
   // No outbox yet (no sink ever configured): an empty one, without creating the file.
   const outbox = new Outbox({ path: existsSync(path) ? path : ':memory:', sinks: [], deadLetterAfterMs: 1, logger: createLogger({ level: 'silent' }) })

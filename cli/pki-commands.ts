@@ -2,10 +2,9 @@ import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
 import { parse as parseYaml } from 'yaml'
 import { invalidInput } from '../shared/errors.ts'
-import { FleetPki, type KeyAlgorithm } from '../pki/index.ts'
-import { loadConfig, shareCrl, shareSupplierGrants } from '../app/index.ts'
+import type { FleetPki, KeyAlgorithm } from '../pki/index.ts'
+import { loadConfig } from '../app/config.ts'
 import { printJson, printTable } from './output.ts'
-import { advisoryCount, describeWindow, supplierGrantViews, syncedAdvisories } from './pki-list-details.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 import { recorded } from './audit-trail-command.ts'
 import type { CliNote } from '../app/index.ts'
@@ -48,6 +47,7 @@ function windowsFlag (value: string): unknown {
 }
 
 async function withPki<T> (command: Command, work: (pki: FleetPki) => Promise<T>): Promise<T> {
+  const { FleetPki } = await import('../pki/index.ts')
   const pki = new FleetPki(dataDirOf(command))
   try {
     return await work(pki)
@@ -65,6 +65,7 @@ async function withPki<T> (command: Command, work: (pki: FleetPki) => Promise<T>
 async function sendCrlToCluster (command: Command): Promise<void> {
   const config = loadConfig({ flags: { dataDir: dataDirOf(command) } })
   if (!config.redisUrl) return
+  const { shareCrl } = await import('../app/index.ts')
   const nodes = await shareCrl(config, config.redisUrl)
   process.stdout.write(`CRL sent to the cluster (${nodes} listening connection${nodes === 1 ? '' : 's'})\n`)
   // A revoked supplier's grant leaves the nodes with it; and `pki crl` resends both, for a node that was cut off.
@@ -75,6 +76,7 @@ async function sendCrlToCluster (command: Command): Promise<void> {
 async function sendSupplierGrantsToCluster (command: Command): Promise<void> {
   const config = loadConfig({ flags: { dataDir: dataDirOf(command) } })
   if (!config.redisUrl) return
+  const { shareSupplierGrants } = await import('../app/index.ts')
   const nodes = await shareSupplierGrants(config, config.redisUrl)
   process.stdout.write(`suppliers' grants sent to the cluster (${nodes} listening connection${nodes === 1 ? '' : 's'})\n`)
 }
@@ -263,6 +265,7 @@ export function registerPkiCommands (program: Command): void {
     .option('--json', 'print JSON')
     .option('--all', 'include the server and collector certificates')
     .action(async (options: { json?: boolean, all?: boolean }, command: Command) => withPki(command, async (fleet) => {
+      const { advisoryCount, describeWindow, supplierGrantViews, syncedAdvisories } = await import('./pki-list-details.ts')
       const entries = fleet.list().filter((entry) => options.all || entry.role === 'device' || entry.role === 'integration' || entry.role === 'supplier')
       // A supplier's grant (its active certificate's), and each device's advisories when `advisories sync` has run here.
       const grants = supplierGrantViews(fleet, Date.now())

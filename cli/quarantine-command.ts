@@ -2,9 +2,8 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { userInfo } from 'node:os'
 import type { Command } from 'commander'
-import mqtt from 'mqtt'
-import { MAX_QUARANTINE_MS, QUARANTINE_FILE, type QuarantineCommand, QuarantineList } from '../broker/index.ts'
-import { pkiPaths } from '../pki/index.ts'
+import type { MqttClient } from 'mqtt'
+import type { QuarantineCommand } from '../broker/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { invalidInput, PlaceGuardError } from '../shared/errors.ts'
 import { assertId } from '../shared/ids.ts'
@@ -27,7 +26,8 @@ export function registerQuarantineCommands (program: Command): void {
   quarantine.command('list')
     .description('quarantines in force (read from <data-dir>/quarantine.json, which the broker keeps)')
     .option('--json', 'print JSON')
-    .action((options: { json?: boolean }, command: Command) => {
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const { QUARANTINE_FILE, QuarantineList } = await import('../broker/index.ts')
       const entries = new QuarantineList(join(dataDirOf(command), QUARANTINE_FILE)).inForce(Date.now())
       if (options.json) return printJson(entries)
       printTable(['deviceId', 'until', 'by', 'reason'], entries.map((e) => [e.deviceId, e.until, e.by, e.reason]))
@@ -42,6 +42,7 @@ export function registerQuarantineCommands (program: Command): void {
     .action(recorded('quarantine.add', (deviceId: string, options: { for: string, reason: string }) => ({ subject: deviceId, detail: { for: options.for, reason: options.reason }, protective: true }),
       async (deviceId: string, options: { for: string, reason: string, broker: string }, command: Command, note: CliNote) => {
       const durationMs = parseDuration('--for', options.for)
+      const { MAX_QUARANTINE_MS } = await import('../broker/index.ts')
       if (durationMs > MAX_QUARANTINE_MS) throw invalidInput('--for', `${options.for} is longer than 30 days`, 'revoke the certificate instead: placeguard pki revoke <deviceId>')
       await sendCommand(dataDirOf(command), options.broker, { action: 'quarantine', deviceId: assertId('deviceId', deviceId), durationMs, reason: options.reason, by: operator() })
       note({ durationMs })
@@ -65,9 +66,11 @@ function operator (): string {
 
 async function sendCommand (dataDir: string, brokerUrl: string, command: QuarantineCommand): Promise<void> {
   if (!/^mqtts:\/\//.test(brokerUrl)) throw invalidInput('--broker', `"${brokerUrl}" is not an mqtts:// URL`)
+  const { pkiPaths } = await import('../pki/index.ts')
   const paths = pkiPaths(dataDir)
-  let client: mqtt.MqttClient | undefined
+  let client: MqttClient | undefined
   try {
+    const { default: mqtt } = await import('mqtt')
     client = await mqtt.connectAsync(brokerUrl, {
       ca: readFileSync(paths.caCert), cert: readFileSync(paths.collectorCert), key: readFileSync(paths.collectorKey),
       clientId: 'collector-operator', reconnectPeriod: 0, connectTimeout: 10_000,

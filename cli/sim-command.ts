@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
-import { MultiBar, Presets } from 'cli-progress'
-import { loadScenario, parseBrokerUrls, parseMix, runLorawanSimulation, runSimulation, type LorawanSimulationSummary, type SimulationSummary } from '../agent-sim/index.ts'
+import type { LorawanSimulationSummary, SimulationSummary } from '../agent-sim/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { assertId } from '../shared/ids.ts'
@@ -40,6 +39,7 @@ export function registerSimCommand (program: Command): void {
     .option('--integration <id>', 'with --network: the integration\'s id (default sim-<network>)')
     .option('--site <site>', 'with --network: the integration\'s site (default the first of --sites)')
     .action(async (flags: SimFlags, command: Command) => {
+      const { loadScenario, parseBrokerUrls, parseMix, runLorawanSimulation, runSimulation } = await import('../agent-sim/index.ts')
       const brokerUrls = parseBrokerUrls('--broker', flags.broker).map((broker) => broker.url)
       if (flags.devices < 1) throw invalidInput('--devices', 'must be at least 1')
       const sites = flags.sites?.split(',').map((site) => assertId('--sites', site.trim()))
@@ -47,7 +47,7 @@ export function registerSimCommand (program: Command): void {
       const controller = new AbortController()
       process.once('SIGINT', () => controller.abort())
       process.once('SIGTERM', () => controller.abort())
-      const progress = createProgress(!flags.json && process.stderr.isTTY === true)
+      const progress = await createProgress(!flags.json && process.stderr.isTTY === true)
       if (lorawan) {
         const summary = await runLorawanSimulation({
           dataDir: dataDirOf(command),
@@ -119,8 +119,9 @@ function collectUrls (value: string, previous: string[] | undefined): string[] {
 }
 
 /** A live bar on a TTY: connected devices, then messages acknowledged, msg/s and errors. */
-function createProgress (enabled: boolean) {
+async function createProgress (enabled: boolean) {
   if (!enabled) return { phase: () => {}, update: () => {}, stop: () => {} }
+  const { MultiBar, Presets } = await import('cli-progress')
   const bars = new MultiBar({ stream: process.stderr, hideCursor: true, format: '{label} [{bar}] {value}/{total} {extra}' }, Presets.shades_classic)
   const connected = bars.create(1, 0, { label: 'connected', extra: '' })
   let lastAcked = 0

@@ -1,6 +1,5 @@
 import { join } from 'node:path'
 import type { Command } from 'commander'
-import { startUp } from '../app/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { createLogger } from '../shared/logger.ts'
 import { configFrom, stopOnSignals, withListenOptions } from './broker-command.ts'
@@ -30,6 +29,7 @@ export function registerUpCommand (program: Command): void {
       const live = process.stdout.isTTY === true
       const logFile = join(config.dataDir, 'placeguard.log')
       const logger = createLogger({ level: config.logLevel, ...(live ? { file: logFile } : {}) })
+      const { startUp } = await import('../app/index.ts')
       const up = await startUp(config, logger, { devices: options.demoDevices, scenarioFile: options.demoScenario, intervalMs })
       const { api, collector } = up
       const view = live

@@ -1,0 +1,5 @@
+/**
+ * The dashboards room's config door: the API's section of the
+ * configuration, which app/config.ts composes without loading fastify.
+ */
+export { apiTokensSchema } from './api/config.ts'
