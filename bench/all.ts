@@ -110,7 +110,7 @@ const ecdsa = (pki?.rows as Array<Record<string, number>> | undefined)?.[0]
 row(`${quick ? '1,000' : '10,000'} ECDSA identities provisioned, s`, ecdsa?.totalS, undefined, '≤ 3 s', (s) => s <= 3, false)
 
 // 5. End to end: broker + collector + store, zero loss, the stored data keeping up (bench/ingest.ts's `keepsUp`).
-const ingest = await runBench('ingest.ts', quick ? ['--devices', '300', '--duration', '10s'] : ['--devices', '250,500,1000', '--duration', '20s'])
+const ingest = await runBench('ingest.ts', quick ? ['--devices', '300', '--duration', '10s'] : ['--devices', '500,1000,1500', '--duration', '20s'])
 type IngestStep = { placeguard: Figures & { keepsUp?: boolean, cpuUsPerMsg?: Record<string, number | null> }, mosquitto?: Figures }
 const steps = (ingest?.results as IngestStep[] | undefined) ?? []
 const kept = steps.filter((step) => step.placeguard.keepsUp)
