@@ -1,4 +1,5 @@
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
@@ -166,6 +167,34 @@ describe('TLS gate: ticket keys', () => {
     const stranger = await gate(serverDir())
     expect((await handshake(stranger.port, ticket)).reused).toBe(false)
     expect(stranger.gate.handshakeCounts).toEqual({ full: 1, resumed: 0 })
+  })
+
+  it('with a read-only pki/ and no secret in it: tickets work until a restart, and nothing is written', async (context) => {
+    // A container mounting the published PKI read-only: a real read-only filesystem (root ignores permissions).
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-ticket-ro-'))
+    dirs.push(dir)
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'pipe' })
+    } catch (error) {
+      context.skip(`mounting a tmpfs was refused (needs root): ${String((error as { stderr?: Buffer }).stderr ?? error)}`)
+    }
+    try {
+      copyFileSync(fleet.paths.serverCert, join(dir, 'server.crt'))
+      copyFileSync(fleet.paths.serverKey, join(dir, 'server.key'))
+      execFileSync('mount', ['-o', 'remount,ro', dir], { stdio: 'pipe' })
+      const first = await gate(dir)
+      const ticket = (await handshake(first.port)).ticket!
+      expect((await handshake(first.port, ticket)).reused).toBe(true)
+      expect(existsSync(join(dir, TICKET_SECRET_FILE))).toBe(false)
+      await first.gate.close()
+      // Restarted: a new secret in memory, so the old ticket gets a full handshake (never a refusal).
+      const restarted = await gate(dir)
+      expect((await handshake(restarted.port, ticket)).reused).toBe(false)
+      expect(restarted.gate.handshakeCounts).toEqual({ full: 1, resumed: 0 })
+      await restarted.gate.close()
+    } finally {
+      execFileSync('umount', ['-l', dir])
+    }
   })
 
   it('derives one key per period from the secret: the same on every node, another the next period', () => {
