@@ -658,12 +658,14 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     try {
       result = work()
     } catch (error) {
-      // A failed statement may have rolled back the whole open batch (SQLite
-      // does on a full disk or an I/O error) or left the in-memory indexes
-      // ahead of the database: without this, the batch's earlier writes would
-      // still resolve at the end of the turn, acknowledged but gone. The
-      // batch fails whole; its clients are disconnected and resend.
-      this.#failBatch(error)
+      // SQLite may roll back the whole open batch from inside a failed
+      // statement (a full disk, an I/O error): the batch's earlier writes
+      // would then still resolve at the end of the turn, acknowledged but
+      // gone. Then the batch fails whole; its clients are disconnected and
+      // resend. Any other refusal (a PUBREC for a packet id the client was
+      // never sent: 'no such packet') is that write's alone — failing the
+      // batch for it would let one hostile client fail everyone else's.
+      if (!this.#db.isTransaction) this.#failBatch(error)
       return Promise.reject(error)
     }
     return new Promise<T>((resolve, reject) => this.#waiting.push({ resolve: () => resolve(result), reject }))
@@ -683,7 +685,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
       this.#db.exec('COMMIT')
       return true
     } catch (error) {
-      this.#failBatch(error)
+      if (!this.#db.isTransaction) this.#failBatch(error)
       return false
     }
   }

@@ -306,3 +306,28 @@ describe('a client with nothing queued', () => {
     }
   })
 })
+
+describe('a refused write in a batch', () => {
+  it('is that write\'s alone: a bogus PUBREL in the same turn as other clients\' writes fails none of them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'placeguard-persistence-'))
+    const path = join(dir, 'broker.db')
+    const persistence = new SqlitePersistence({ path })
+    try {
+      await persistence.outgoingEnqueueCombi([{ clientId: 'dev-2' }], { cmd: 'publish', topic: 'places/s1/flood/dev-2/telemetry', payload: Buffer.from('{}'), qos: 1, brokerId: 'b', brokerCounter: 1 })
+      // One turn, one batch: a retained message, a hostile client's PUBREL for a packet it was never sent, a queued message.
+      const retained = persistence.storeRetained({ cmd: 'publish', topic: 'places/s1/flood/dev-1/state', payload: Buffer.from('kept'), qos: 1, retain: true })
+      const bogus = persistence.outgoingUpdate({ id: 'hostile' }, { cmd: 'pubrel', messageId: 4242 })
+      const queued = persistence.outgoingEnqueueCombi([{ clientId: 'dev-2' }], { cmd: 'publish', topic: 'places/s1/flood/dev-2/telemetry', payload: Buffer.from('{}'), qos: 1, brokerId: 'b', brokerCounter: 2 })
+      await expect(bogus).rejects.toThrow('no such packet')
+      await expect(retained).resolves.toBeUndefined()
+      await expect(queued).resolves.toBeUndefined()
+      expect(persistence.queuedFor('dev-2')).toBe(2)
+      const view = new DatabaseSync(path, { readOnly: true })
+      expect((view.prepare('SELECT COUNT(*) AS n FROM retained').get() as { n: number }).n).toBe(1)
+      view.close()
+    } finally {
+      await persistence.destroy()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
