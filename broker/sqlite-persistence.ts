@@ -685,7 +685,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
       this.#db.exec('COMMIT')
       return true
     } catch (error) {
-      if (!this.#db.isTransaction) this.#failBatch(error)
+      this.#failBatch(error)
       return false
     }
   }

@@ -314,10 +314,12 @@ describe('a refused write in a batch', () => {
     const persistence = new SqlitePersistence({ path })
     try {
       await persistence.outgoingEnqueueCombi([{ clientId: 'dev-2' }], { cmd: 'publish', topic: 'places/s1/flood/dev-2/telemetry', payload: Buffer.from('{}'), qos: 1, brokerId: 'b', brokerCounter: 1 })
+      // Something queued for the hostile client too, so its PUBREL is looked up in the database, inside the batch.
+      await persistence.outgoingEnqueueCombi([{ clientId: 'hostile' }], { cmd: 'publish', topic: 'places/s1/flood/hostile/cmd', payload: Buffer.from('{}'), qos: 1, brokerId: 'b', brokerCounter: 3 })
       // One turn, one batch: a retained message, a hostile client's PUBREL for a packet it was never sent, a queued message.
       const retained = persistence.storeRetained({ cmd: 'publish', topic: 'places/s1/flood/dev-1/state', payload: Buffer.from('kept'), qos: 1, retain: true })
       const bogus = persistence.outgoingUpdate({ id: 'hostile' }, { cmd: 'pubrel', messageId: 4242 })
-      const queued = persistence.outgoingEnqueueCombi([{ clientId: 'dev-2' }], { cmd: 'publish', topic: 'places/s1/flood/dev-2/telemetry', payload: Buffer.from('{}'), qos: 1, brokerId: 'b', brokerCounter: 2 })
+      const queued = persistence.outgoingEnqueueCombi([{ clientId: 'dev-2' }], { cmd: 'publish', topic: 'places/s1/flood/dev-2/telemetry', payload: Buffer.from('{}'), qos: 1, brokerId: 'b', brokerCounter: 4 })
       await expect(bogus).rejects.toThrow('no such packet')
       await expect(retained).resolves.toBeUndefined()
       await expect(queued).resolves.toBeUndefined()
