@@ -48,7 +48,14 @@ export function createRedisState (options: RedisStateOptions): RedisState {
     connection.disconnect()
     callback?.()
   }
-  const mq = installFastQueue(mqemitterRedis({ connectionString: options.url, matchEmptyLevels: true, concurrency: 100 }))
+  // The emitter's subscriber connection without ioredis' ready check: ioredis 5.9 sends a SUBSCRIBE
+  // during the connection phase while its ready check still waits (CLIENT SETINFO, read asynchronously),
+  // then its INFO is refused in subscriber mode, and mqemitter-redis rethrows that as an unheard 'error'
+  // that ended the node at start (seen once in a full test run). A subscriber needs no ready check:
+  // Redis accepts SUBSCRIBE while it is still loading its data.
+  const subConn = new Redis(options.url, { connectionName: `placeguard-${options.nodeId}-mq-sub`, enableReadyCheck: false })
+  const pubConn = new Redis(options.url, { connectionName: `placeguard-${options.nodeId}-mq-pub` })
+  const mq = installFastQueue(mqemitterRedis({ subConn, pubConn, matchEmptyLevels: true, concurrency: 100 }))
   return {
     id: options.nodeId,
     persistence: persistence as unknown as RedisState['persistence'],
