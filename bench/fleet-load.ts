@@ -13,6 +13,9 @@
  * a shared machine.
  *
  *   npm run bench:fleet-load -- [--devices 2000] [--interval 500ms] [--duration 30s]
+ *     [--profile DIR]   (PlaceGuard's broker under --cpu-prof, its .cpuprofile in DIR)
+ *     [--node-flags=--max-semi-space-size=4,…]   (V8/Node flags for PlaceGuard's broker)
+ *     [--brokers placeguard,mosquitto]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -29,7 +32,11 @@ const { values } = parseArgs({ options: {
   devices: { type: 'string', default: '2000' },
   interval: { type: 'string', default: '500ms' },
   duration: { type: 'string', default: '30s' },
+  profile: { type: 'string' },
+  'node-flags': { type: 'string', default: '' },
+  brokers: { type: 'string', default: 'placeguard,mosquitto' },
 } })
+const BROKERS = values.brokers.split(',').filter((name): name is 'placeguard' | 'mosquitto' => name === 'placeguard' || name === 'mosquitto')
 const DEVICES = Number(values.devices)
 const intervalMs = parseDuration('--interval', values.interval)
 const durationMs = parseDuration('--duration', values.duration)
@@ -97,12 +104,14 @@ async function run (broker: BrokerProcess): Promise<FleetLoadFigures> {
 
 const results: Record<string, FleetLoadFigures> = {}
 try {
-  for (const name of ['placeguard', 'mosquitto'] as const) {
+  for (const name of BROKERS) {
     const port = await freePort()
     const broker = name === 'mosquitto'
       ? await startMosquitto(pki.paths, dataDir, port)
       // The per-device budget is far above this load; the connection cap above the fleet.
-      : await startPlaceGuard(dataDir, port, { maxConnections: DEVICES + 1_000 })
+      : await startPlaceGuard(dataDir, port, { maxConnections: DEVICES + 1_000 }, {}, [
+        ...values['node-flags'].split(',').filter(Boolean),
+        ...values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `placeguard-fleet-load-${DEVICES}.cpuprofile`] : []])
     try {
       process.stderr.write(`${name}: ${DEVICES} devices, one QoS 1 message every ${intervalMs} ms each, ${durationMs / 1000} s…\n`)
       results[name] = await run(broker)
@@ -115,14 +124,19 @@ try {
   rmSync(dataDir, { recursive: true, force: true })
 }
 
-const pg = results.placeguard!
-const mq = results.mosquitto!
-const ratio = (a: number, b: number): number => round(a / b, 2)
-printTable([
-  { measure: 'acknowledged msg/s', placeguard: pg.ackedPerSec, mosquitto: mq.ackedPerSec, ratio: ratio(pg.ackedPerSec, mq.ackedPerSec) },
-  { measure: 'broker CPU µs per acknowledged message', placeguard: pg.cpuUsPerMessage, mosquitto: mq.cpuUsPerMessage, ratio: ratio(pg.cpuUsPerMessage, mq.cpuUsPerMessage) },
-  { measure: 'broker RSS per connected device, idle, KiB', placeguard: pg.idleKiBPerDevice, mosquitto: mq.idleKiBPerDevice, ratio: ratio(pg.idleKiBPerDevice, mq.idleKiBPerDevice) },
-  { measure: 'broker RSS per connected device, peak under load, KiB', placeguard: pg.loadKiBPerDevice, mosquitto: mq.loadKiBPerDevice, ratio: ratio(pg.loadKiBPerDevice, mq.loadKiBPerDevice) },
-  { measure: 'broker RSS before the fleet, MiB', placeguard: pg.baseRssMiB, mosquitto: mq.baseRssMiB, ratio: ratio(pg.baseRssMiB, mq.baseRssMiB) },
-])
+const pg = results.placeguard
+const mq = results.mosquitto
+if (pg && mq) {
+  const ratio = (a: number, b: number): number => round(a / b, 2)
+  printTable([
+    { measure: 'acknowledged msg/s', placeguard: pg.ackedPerSec, mosquitto: mq.ackedPerSec, ratio: ratio(pg.ackedPerSec, mq.ackedPerSec) },
+    { measure: 'broker CPU µs per acknowledged message', placeguard: pg.cpuUsPerMessage, mosquitto: mq.cpuUsPerMessage, ratio: ratio(pg.cpuUsPerMessage, mq.cpuUsPerMessage) },
+    { measure: 'broker RSS per connected device, idle, KiB', placeguard: pg.idleKiBPerDevice, mosquitto: mq.idleKiBPerDevice, ratio: ratio(pg.idleKiBPerDevice, mq.idleKiBPerDevice) },
+    { measure: 'broker RSS per connected device, peak under load, KiB', placeguard: pg.loadKiBPerDevice, mosquitto: mq.loadKiBPerDevice, ratio: ratio(pg.loadKiBPerDevice, mq.loadKiBPerDevice) },
+    { measure: 'broker RSS before the fleet, MiB', placeguard: pg.baseRssMiB, mosquitto: mq.baseRssMiB, ratio: ratio(pg.baseRssMiB, mq.baseRssMiB) },
+  ])
+} else {
+  // One broker only (--brokers): its figures, no ratio.
+  process.stdout.write(`${JSON.stringify(pg ?? mq, null, 2)}\n`)
+}
 process.stdout.write(`results: ${saveResults('fleet-load', { at: new Date().toISOString(), devices: DEVICES, intervalMs, durationMs, results })}\n`)
