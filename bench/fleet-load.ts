@@ -15,7 +15,8 @@
  *   npm run bench:fleet-load -- [--devices 2000] [--interval 500ms] [--duration 30s]
  *     [--profile DIR]   (PlaceGuard's broker under --cpu-prof, its .cpuprofile in DIR)
  *     [--node-flags=--max-semi-space-size=4,…]   (V8/Node flags for PlaceGuard's broker)
- *     [--brokers placeguard,mosquitto]
+ *     [--brokers placeguard,mosquitto,node-tls-floor]   (node-tls-floor: Node's TLS sockets with just
+ *                        enough MQTT to answer, lib/tls-floor-broker.ts — the cost no broker on Node avoids)
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -25,7 +26,7 @@ import mqtt from 'mqtt'
 import { runSimulation } from '../agent-sim/index.ts'
 import { FleetPki } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
-import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard } from './lib/brokers.ts'
+import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
 const { values } = parseArgs({ options: {
@@ -34,9 +35,10 @@ const { values } = parseArgs({ options: {
   duration: { type: 'string', default: '30s' },
   profile: { type: 'string' },
   'node-flags': { type: 'string', default: '' },
-  brokers: { type: 'string', default: 'placeguard,mosquitto' },
+  brokers: { type: 'string', default: 'placeguard,mosquitto,node-tls-floor' },
 } })
-const BROKERS = values.brokers.split(',').filter((name): name is 'placeguard' | 'mosquitto' => name === 'placeguard' || name === 'mosquitto')
+type BrokerName = BrokerProcess['name']
+const BROKERS = values.brokers.split(',').filter((name): name is BrokerName => ['placeguard', 'mosquitto', 'node-tls-floor'].includes(name))
 const DEVICES = Number(values.devices)
 const intervalMs = parseDuration('--interval', values.interval)
 const durationMs = parseDuration('--duration', values.duration)
@@ -102,14 +104,16 @@ async function run (broker: BrokerProcess): Promise<FleetLoadFigures> {
   }
 }
 
-const results: Record<string, FleetLoadFigures> = {}
+const results: Partial<Record<BrokerName, FleetLoadFigures>> = {}
 try {
   for (const name of BROKERS) {
     const port = await freePort()
     const broker = name === 'mosquitto'
       ? await startMosquitto(pki.paths, dataDir, port)
-      // The per-device budget is far above this load; the connection cap above the fleet.
-      : await startPlaceGuard(dataDir, port, { maxConnections: DEVICES + 1_000 }, {}, [
+      : name === 'node-tls-floor'
+        ? await startTlsFloor(pki.paths, port)
+        // The per-device budget is far above this load; the connection cap above the fleet.
+        : await startPlaceGuard(dataDir, port, { maxConnections: DEVICES + 1_000 }, {}, [
         ...values['node-flags'].split(',').filter(Boolean),
         ...values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `placeguard-fleet-load-${DEVICES}.cpuprofile`] : []])
     try {
@@ -126,17 +130,23 @@ try {
 
 const pg = results.placeguard
 const mq = results.mosquitto
+const floor = results['node-tls-floor']
 if (pg && mq) {
   const ratio = (a: number, b: number): number => round(a / b, 2)
+  const row = (measure: string, key: keyof FleetLoadFigures) => ({
+    measure, placeguard: pg[key], mosquitto: mq[key], ratio: ratio(pg[key], mq[key]),
+    // What Node's TLS path alone costs, as a share of mosquitto's whole broker.
+    ...floor ? { 'node-tls-floor': floor[key], 'floor ÷ mosquitto': ratio(floor[key], mq[key]) } : {},
+  })
   printTable([
-    { measure: 'acknowledged msg/s', placeguard: pg.ackedPerSec, mosquitto: mq.ackedPerSec, ratio: ratio(pg.ackedPerSec, mq.ackedPerSec) },
-    { measure: 'broker CPU µs per acknowledged message', placeguard: pg.cpuUsPerMessage, mosquitto: mq.cpuUsPerMessage, ratio: ratio(pg.cpuUsPerMessage, mq.cpuUsPerMessage) },
-    { measure: 'broker RSS per connected device, idle, KiB', placeguard: pg.idleKiBPerDevice, mosquitto: mq.idleKiBPerDevice, ratio: ratio(pg.idleKiBPerDevice, mq.idleKiBPerDevice) },
-    { measure: 'broker RSS per connected device, peak under load, KiB', placeguard: pg.loadKiBPerDevice, mosquitto: mq.loadKiBPerDevice, ratio: ratio(pg.loadKiBPerDevice, mq.loadKiBPerDevice) },
-    { measure: 'broker RSS before the fleet, MiB', placeguard: pg.baseRssMiB, mosquitto: mq.baseRssMiB, ratio: ratio(pg.baseRssMiB, mq.baseRssMiB) },
+    row('acknowledged msg/s', 'ackedPerSec'),
+    row('broker CPU µs per acknowledged message', 'cpuUsPerMessage'),
+    row('broker RSS per connected device, idle, KiB', 'idleKiBPerDevice'),
+    row('broker RSS per connected device, peak under load, KiB', 'loadKiBPerDevice'),
+    row('broker RSS before the fleet, MiB', 'baseRssMiB'),
   ])
 } else {
-  // One broker only (--brokers): its figures, no ratio.
-  process.stdout.write(`${JSON.stringify(pg ?? mq, null, 2)}\n`)
+  // Not both brokers (--brokers): the figures, no ratio.
+  process.stdout.write(`${JSON.stringify(results, null, 2)}\n`)
 }
 process.stdout.write(`results: ${saveResults('fleet-load', { at: new Date().toISOString(), devices: DEVICES, intervalMs, durationMs, results })}\n`)

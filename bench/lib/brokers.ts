@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import type { PkiPaths } from '../../pki/index.ts'
 
 export interface BrokerProcess {
-  name: 'placeguard' | 'mosquitto'
+  name: 'placeguard' | 'mosquitto' | 'node-tls-floor'
   port: number
   pid: number
   /** Resident memory of the broker process, KiB. */
@@ -45,6 +45,13 @@ export async function startMosquitto (paths: PkiPaths, dir: string, port: number
   ].join('\n'))
   const child = spawn('/usr/sbin/mosquitto', ['-c', config], { stdio: ['ignore', 'ignore', 'inherit'] })
   return track('mosquitto', child, port)
+}
+
+/** Node's TLS floor (lib/tls-floor-broker.ts): what a message costs a broker on Node before any broker work. */
+export async function startTlsFloor (paths: PkiPaths, port: number): Promise<BrokerProcess> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'tls-floor-broker.ts'), String(port), paths.caCert, paths.serverCert, paths.serverKey],
+    { stdio: ['ignore', 'ignore', 'inherit'] })
+  return track('node-tls-floor', child, port)
 }
 
 async function track (name: BrokerProcess['name'], child: ChildProcess, port: number): Promise<BrokerProcess> {
