@@ -30,15 +30,18 @@ const PROBE = fileURLToPath(new URL('./heap-probe.ts', import.meta.url))
 const BIN = fileURLToPath(new URL('../../bin/placeguard.js', import.meta.url))
 const TAIL_LINES = 200
 
-/** `port` reuses a port, e.g. to restart a killed broker where its devices will look for it. */
-export async function startBrokerProcess (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, port?: number): Promise<BrokerProcess> {
+/**
+ * `port` reuses a port, e.g. to restart a killed broker where its devices will look for it;
+ * `env` replaces the child's environment (e.g. to set NODE_OPTIONS).
+ */
+export async function startBrokerProcess (fleet: TestFleet, limits: Partial<BrokerLimits> = {}, port?: number, env: NodeJS.ProcessEnv = process.env): Promise<BrokerProcess> {
   port ??= await freePort()
   const config = join(fleet.dataDir, 'broker-process.yaml')
   const entries = Object.entries(limits)
   // An empty `broker:` would be null, which the config schema refuses.
   writeFileSync(config, `logLevel: error\nbroker:${entries.length === 0 ? ' {}\n' : `\n${entries.map(([k, v]) => `  ${k}: ${v}\n`).join('')}`}`)
   const child = spawn(process.execPath, ['--expose-gc', '--import', PROBE, BIN, '--data-dir', fleet.dataDir,
-    'broker', '--mqtt-port', String(port), '--mqtt-host', '127.0.0.1', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+    'broker', '--mqtt-port', String(port), '--mqtt-host', '127.0.0.1', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env })
   let exited: { code: number | null, signal: NodeJS.Signals | null } | undefined
   child.once('exit', (code, signal) => { exited = { code, signal } })
   const tail: string[] = []
