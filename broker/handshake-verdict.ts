@@ -30,18 +30,21 @@ export type HandshakeVerdict =
 
 export function judgeHandshake (socket: TLSSocket, context: HandshakeContext): HandshakeVerdict {
   const remoteAddress = addressOf(socket)
-  const peer = socket.getPeerCertificate()
-  const presented = peer && peer.raw !== undefined
-  const serial = presented ? normalizeSerial(peer.serialNumber) : undefined
+  // The peer as Node's X509Certificate, whose fields are read when asked:
+  // getPeerCertificate() builds every field and three fingerprints of the
+  // certificate into an object at each call, ~55 µs of every reconnect.
+  const peer = socket.getPeerX509Certificate()
+  const serial = peer ? normalizeSerial(peer.serialNumber) : undefined
   let failure = socket.authorized ? undefined : String(socket.authorizationError ?? 'NO_CERTIFICATE')
   // Defence in depth: a resumed TLS session skips the CRL and validity checks.
   if (!failure && serial && context.isRevoked(serial)) failure = 'CERT_REVOKED'
-  if (!failure && presented && Date.parse(peer.valid_to) < context.clock.now()) failure = 'CERT_HAS_EXPIRED'
+  if (!failure && peer && Date.parse(peer.validTo) < context.clock.now()) failure = 'CERT_HAS_EXPIRED'
   if (failure) {
     // The identity in a refused certificate is trusted only if the CA really signed it.
-    const refusal = classifyRefusal(presented ? failure : undefined, presented ? certificateOrigin(peer.raw, context.ca) : undefined)
-    const identity = refusal.trustIdentity ? identityFromSubjectAltName(peer.subjectaltname) : undefined
-    const claimedId = !identity && presented && peer.subject?.CN ? printable(String(peer.subject.CN), 64) : undefined
+    const refusal = classifyRefusal(peer ? failure : undefined, peer ? certificateOrigin(peer.raw, context.ca) : undefined)
+    const identity = refusal.trustIdentity ? identityFromSubjectAltName(peer?.subjectAltName) : undefined
+    const commonName = peer ? /^CN=(.*)$/m.exec(peer.subject)?.[1] : undefined
+    const claimedId = !identity && commonName ? printable(commonName, 64) : undefined
     return {
       admit: false,
       rejected: {
@@ -50,9 +53,9 @@ export function judgeHandshake (socket: TLSSocket, context: HandshakeContext): H
       },
     }
   }
-  const identity = identityFromSubjectAltName(peer.subjectaltname)
+  const identity = identityFromSubjectAltName(peer?.subjectAltName)
   if (!identity) {
     return { admit: false, noIdentity: { remoteAddress, serial, reason: 'certificate carries no PlaceGuard identity (SAN URI)', code: 'NO_IDENTITY' } }
   }
-  return { admit: true, identity, serial: serial!, notAfter: Date.parse(peer.valid_to), remoteAddress }
+  return { admit: true, identity, serial: serial!, notAfter: Date.parse(peer!.validTo), remoteAddress }
 }
