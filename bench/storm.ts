@@ -31,7 +31,12 @@
  * tried for the drop: it takes seconds to kill 20,000 sockets, so the drop
  * was not at once.)
  *
- *   npm run bench:storm -- [--devices 10000] [--timeout 180s] [--brokers placeguard,mosquitto]
+ * `--brokers node-tls-floor` adds Node's TLS floor (lib/tls-floor-broker.ts:
+ * node:tls with just enough MQTT to answer, no broker work), drop and full
+ * storms only: what a reconnect costs any broker on Node.
+ *
+ *   npm run bench:storm -- [--devices 10000] [--timeout 180s] [--brokers placeguard,mosquitto,node-tls-floor]
+ *     [--storms drop,full,restart]
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -45,16 +50,21 @@ import { type DeviceEnvironment, SimDevice } from '../agent-sim/sim-device.ts'
 import { SimStats } from '../agent-sim/stats.ts'
 import { deviceFiles, FleetPki } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
-import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard } from './lib/brokers.ts'
+import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
 const { values } = parseArgs({ options: {
   devices: { type: 'string', default: '10000' },
   timeout: { type: 'string', default: '180s' },
   brokers: { type: 'string', default: 'placeguard,mosquitto' },
+  storms: { type: 'string', default: 'drop,full,restart' },
 } })
+const STORMS = values.storms.split(',').map((storm) => {
+  if (storm !== 'drop' && storm !== 'full' && storm !== 'restart') throw new Error(`--storms takes drop, full and/or restart, not ${storm}`)
+  return storm
+})
 const BROKERS = values.brokers.split(',').map((name) => {
-  if (name !== 'placeguard' && name !== 'mosquitto') throw new Error(`--brokers takes placeguard and/or mosquitto, not ${name}`)
+  if (name !== 'placeguard' && name !== 'mosquitto' && name !== 'node-tls-floor') throw new Error(`--brokers takes placeguard, mosquitto and/or node-tls-floor, not ${name}`)
   return name
 })
 const DEVICES = Number(values.devices)
@@ -63,7 +73,7 @@ if (!Number.isInteger(DEVICES) || DEVICES < 1) throw new Error(`--devices must b
 
 ensureOpenFiles(DEVICES + 1_000)
 
-type BrokerName = 'placeguard' | 'mosquitto'
+type BrokerName = BrokerProcess['name']
 type StormKind = 'drop' | 'full' | 'restart'
 
 interface StormResult {
@@ -97,8 +107,10 @@ try {
     const port = await freePort()
     const start = (): Promise<BrokerProcess> => name === 'mosquitto'
       ? startMosquitto(pki.paths, dataDir, port)
-      // Rate limit off: the devices stay silent anyway; this measures connections.
-      : startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: DEVICES * 2 + 1_000, reservedConnections: 1_000 }, { brokerState: 'memory' })
+      : name === 'node-tls-floor'
+        ? startTlsFloor(pki.paths, port)
+        // Rate limit off: the devices stay silent anyway; this measures connections.
+        : startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: DEVICES * 2 + 1_000, reservedConnections: 1_000 }, { brokerState: 'memory' })
     let broker = await start()
     // What starting costs the broker, taken off the restarted process's CPU.
     const startupCpuS = broker.cpuSeconds()
@@ -122,7 +134,8 @@ try {
       if (stats.connected < DEVICES) throw new Error(`${name}: only ${stats.connected} of ${DEVICES} devices connected`)
       await sleep(2_000) // tickets in, broker settled
 
-      for (const storm of ['drop', 'full', 'restart'] as const) {
+      // The floor keeps no ticket keys across a restart: it stands for Node's TLS, not for a broker's recovery.
+      for (const storm of STORMS.filter((kind) => kind !== 'restart' || name !== 'node-tls-floor')) {
         environment.tlsResumption = storm !== 'full'
         await sleep(1_000)
         const before = { reconnects: stats.reconnects, full: stats.tlsFull, resumed: stats.tlsResumed }
