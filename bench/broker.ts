@@ -23,7 +23,8 @@
  * runs (sampled every 5 ms), and its growth over the RSS at the stream's start.
  *
  *   npm run bench:broker -- [--messages 200000] [--devices 1000] [--per-device 100]
- *     [--cases gateway,pipelined,fleet,persistent] [--brokers placeguard,placeguard-memory,mosquitto]
+ *     [--cases gateway,pipelined,fleet,persistent] [--brokers placeguard,placeguard-memory,mosquitto,node-tls-floor]
+ *     (node-tls-floor: Node's TLS sockets with just enough MQTT to answer, lib/tls-floor-broker.ts)
  *     [--profile DIR]   (PlaceGuard's broker under --cpu-prof, one .cpuprofile per broker run in DIR;
  *                        scripts/flamegraph.ts draws it)
  *     [--node-flags=--max-semi-space-size=4,…]   (V8/Node flags for PlaceGuard's broker, to try settings)
@@ -34,7 +35,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
 import { FleetPki } from '../pki/index.ts'
-import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard } from './lib/brokers.ts'
+import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
 const { values } = parseArgs({ options: {
@@ -47,7 +48,7 @@ const { values } = parseArgs({ options: {
   'node-flags': { type: 'string', default: '' },
 } })
 const CASES = new Set(values.cases.split(','))
-const BROKERS = values.brokers.split(',') as Array<'placeguard' | 'placeguard-memory' | 'mosquitto'>
+const BROKERS = values.brokers.split(',') as Array<'placeguard' | 'placeguard-memory' | 'mosquitto' | 'node-tls-floor'>
 const MESSAGES = Number(values.messages)
 const DEVICES = Number(values.devices)
 const PER_DEVICE = Number(values['per-device'])
@@ -178,6 +179,8 @@ try {
     const port = await freePort()
     const broker = name === 'mosquitto'
       ? await startMosquitto(paths, dataDir, port)
+      : name === 'node-tls-floor'
+        ? await startTlsFloor(paths, port)
       // Rate limiting off: this measures the broker, not the per-device policy.
       // Every bench device comes from 127.0.0.1, where a real fleet comes from
       // many addresses: the per-address handshake limits would refuse the 50
@@ -194,7 +197,8 @@ try {
         if (CASES.has('pipelined')) cases.pipelined = await gatewayStream(broker, 'pipelined')
         if (CASES.has('fleet')) cases.fleet = await fleet(broker)
       }
-      if (CASES.has('persistent')) cases.persistent = await fleet(broker, true)
+      // The floor keeps no session: a persistent collector means nothing to it.
+      if (CASES.has('persistent') && name !== 'node-tls-floor') cases.persistent = await fleet(broker, true)
       results[name] = cases
     } finally {
       await broker.stop()
@@ -208,18 +212,20 @@ try {
 const pg = results.placeguard ?? {}
 const mq = results.mosquitto ?? {}
 const pgMemory = results['placeguard-memory'] ?? {}
+const floor = results['node-tls-floor']
 const ratio = (a: number | undefined, b: number | undefined): number => round((a ?? 0) / (b ?? 1), 2)
 /** Broker CPU per message, µs. */
 const cpuPerMessage = (run: Record<string, number> | undefined): number | undefined => run && round(run.brokerCpuS! / run.messages! * 1e6, 1)
-type Row = { measure: string, placeguard: number | string, mosquitto: number | string, ratio: number | string }
+type Row = { measure: string, placeguard: number | string, mosquitto: number | string, ratio: number | string, 'node-tls-floor'?: number | string }
 const rows: Row[] = []
-const row = (measure: string, a: number | undefined, b: number | undefined): void => {
-  rows.push({ measure, placeguard: a ?? '-', mosquitto: b ?? '-', ratio: a !== undefined && b ? ratio(a, b) : '-' })
+/** `f`: the same figure for Node's TLS floor, in its own column when the floor ran. */
+const row = (measure: string, a: number | undefined, b: number | undefined, f?: number): void => {
+  rows.push({ measure, placeguard: a ?? '-', mosquitto: b ?? '-', ratio: a !== undefined && b ? ratio(a, b) : '-', ...floor ? { 'node-tls-floor': f ?? '-' } : {} })
 }
 if (pg.gateway || mq.gateway) {
-  row(`gateway stream, ${MESSAGES} QoS 0, msg/s`, pg.gateway?.msgPerSec, mq.gateway?.msgPerSec)
-  row('gateway stream, broker CPU s', pg.gateway?.brokerCpuS, mq.gateway?.brokerCpuS)
-  row('gateway stream, broker peak RSS MiB', pg.gateway?.brokerPeakRssMiB, mq.gateway?.brokerPeakRssMiB)
+  row(`gateway stream, ${MESSAGES} QoS 0, msg/s`, pg.gateway?.msgPerSec, mq.gateway?.msgPerSec, floor?.gateway?.msgPerSec)
+  row('gateway stream, broker CPU s', pg.gateway?.brokerCpuS, mq.gateway?.brokerCpuS, floor?.gateway?.brokerCpuS)
+  row('gateway stream, broker peak RSS MiB', pg.gateway?.brokerPeakRssMiB, mq.gateway?.brokerPeakRssMiB, floor?.gateway?.brokerPeakRssMiB)
   row('gateway stream, broker RSS growth over the stream MiB', pg.gateway?.brokerRssGrowthMiB, mq.gateway?.brokerRssGrowthMiB)
 }
 if (pg.pipelined || mq.pipelined) {
@@ -228,11 +234,11 @@ if (pg.pipelined || mq.pipelined) {
   row('pipelined stream, broker RSS growth over the stream MiB', pg.pipelined?.brokerRssGrowthMiB, mq.pipelined?.brokerRssGrowthMiB)
 }
 if (pg.fleet || mq.fleet) {
-  row(`fleet ${DEVICES}×${PER_DEVICE} QoS 1 msg/s`, pg.fleet?.msgPerSec, mq.fleet?.msgPerSec)
-  row('fleet, broker CPU s', pg.fleet?.brokerCpuS, mq.fleet?.brokerCpuS)
-  row('fleet, broker CPU µs/msg', cpuPerMessage(pg.fleet), cpuPerMessage(mq.fleet))
-  row('fleet, mTLS connects/s', pg.fleet?.connectsPerSec, mq.fleet?.connectsPerSec)
-  row('idle mTLS connection, KiB', pg.fleet?.idleKiBPerConnection, mq.fleet?.idleKiBPerConnection)
+  row(`fleet ${DEVICES}×${PER_DEVICE} QoS 1 msg/s`, pg.fleet?.msgPerSec, mq.fleet?.msgPerSec, floor?.fleet?.msgPerSec)
+  row('fleet, broker CPU s', pg.fleet?.brokerCpuS, mq.fleet?.brokerCpuS, floor?.fleet?.brokerCpuS)
+  row('fleet, broker CPU µs/msg', cpuPerMessage(pg.fleet), cpuPerMessage(mq.fleet), cpuPerMessage(floor?.fleet))
+  row('fleet, mTLS connects/s', pg.fleet?.connectsPerSec, mq.fleet?.connectsPerSec, floor?.fleet?.connectsPerSec)
+  row('idle mTLS connection, KiB', pg.fleet?.idleKiBPerConnection, mq.fleet?.idleKiBPerConnection, floor?.fleet?.idleKiBPerConnection)
 }
 if (pg.persistent || pgMemory.persistent || mq.persistent) {
   row(`fleet ${DEVICES}×${PER_DEVICE} QoS 1 to a persistent collector, msg/s`, pg.persistent?.msgPerSec, mq.persistent?.msgPerSec)
