@@ -19,7 +19,12 @@ if (major < 24) {
 const BROKER_SEMI_SPACE_MIB = 2
 if (commandName(process.argv.slice(2)) === 'broker' && typeof process.execve === 'function' &&
     ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((flag) => /^--max-semi-space-size\b/.test(flag))) {
-  process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${BROKER_SEMI_SPACE_MIB}`, ...process.execArgv, ...process.argv.slice(1)], process.env)
+  try {
+    process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${BROKER_SEMI_SPACE_MIB}`, ...process.execArgv, ...process.argv.slice(1)], process.env)
+  } catch (error) {
+    // Not fatal: the broker runs as before, with V8's default young generation.
+    process.emitWarning(`could not re-execute with a ${BROKER_SEMI_SPACE_MIB} MiB semi-space (${error.message}); running with V8's default`, { code: 'PG_BROKER_HEAP' })
+  }
 }
 
 await import('../cli/main.ts')
