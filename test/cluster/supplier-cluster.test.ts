@@ -97,8 +97,10 @@ describe('a supplier on a cluster of broker nodes', () => {
     // Each node reads the grant on the announcement (at worst at its next 2 s read): a few tries at most.
     await waitFor(async () => (await command(nodeA, '{"n":1}')).code === 0, 10_000, 'node-1 admitting the supplier')
     await waitFor(() => flood.lines.includes(`${FLOOD_CMD} {"n":1}`), 10_000, 'the command at flood-1 on node-2')
-    const sent = await streamEvents('supplier-command')
-    expect(sent.filter((e) => e.node === 'node-1')[0]).toMatchObject({ deviceId: 'acme-pumps', topic: FLOOD_CMD, details: { targetDeviceId: 'flood-1', commandId: expect.any(String) } })
+    // The event goes to the streams on its own path, not behind the command: it may land after it.
+    let sent: Array<Record<string, unknown>> = []
+    await waitFor(async () => (sent = (await streamEvents('supplier-command')).filter((e) => e.node === 'node-1')).length > 0, 10_000, 'node-1\'s supplier-command event in the streams')
+    expect(sent[0]).toMatchObject({ deviceId: 'acme-pumps', topic: FLOOD_CMD, details: { targetDeviceId: 'flood-1', commandId: expect.any(String) } })
   }, 60_000)
 
   it('is refused on node B once its grant is issued again with the window closed, without a restart', async () => {
