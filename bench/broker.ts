@@ -35,7 +35,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
 import { FleetPki } from '../pki/index.ts'
-import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
+import { type BrokerProcess, freePort, parseBrokerNames, placeGuardNodeArgs, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
 const { values } = parseArgs({ options: {
@@ -48,7 +48,7 @@ const { values } = parseArgs({ options: {
   'node-flags': { type: 'string', default: '' },
 } })
 const CASES = new Set(values.cases.split(','))
-const BROKERS = values.brokers.split(',') as Array<'placeguard' | 'placeguard-memory' | 'mosquitto' | 'node-tls-floor'>
+const BROKERS = parseBrokerNames(values.brokers, ['placeguard', 'placeguard-memory', 'mosquitto', 'node-tls-floor'] as const)
 const MESSAGES = Number(values.messages)
 const DEVICES = Number(values.devices)
 const PER_DEVICE = Number(values['per-device'])
@@ -187,8 +187,7 @@ try {
       // concurrent connects.
       : await startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: 50_000, maxHandshakesPerAddress: 1_000, maxConnectionsPerAddress: 50_000 },
         name === 'placeguard-memory' ? { brokerState: 'memory' } : {},
-        [...values['node-flags'].split(',').filter(Boolean),
-          ...values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `${name}-${[...CASES].join('+')}-${DEVICES}.cpuprofile`] : []])
+        placeGuardNodeArgs(values['node-flags'], values.profile, `${name}-${[...CASES].join('+')}-${DEVICES}.cpuprofile`))
     try {
       // The session store plays no part in the streams and the plain fleet (no persistent session): run them once.
       const cases: Record<string, Record<string, number>> = {}

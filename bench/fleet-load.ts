@@ -26,7 +26,7 @@ import mqtt from 'mqtt'
 import { runSimulation } from '../agent-sim/index.ts'
 import { FleetPki } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
-import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
+import { type BrokerProcess, freePort, parseBrokerNames, placeGuardNodeArgs, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
 const { values } = parseArgs({ options: {
@@ -38,7 +38,7 @@ const { values } = parseArgs({ options: {
   brokers: { type: 'string', default: 'placeguard,mosquitto,node-tls-floor' },
 } })
 type BrokerName = BrokerProcess['name']
-const BROKERS = values.brokers.split(',').filter((name): name is BrokerName => ['placeguard', 'mosquitto', 'node-tls-floor'].includes(name))
+const BROKERS = parseBrokerNames(values.brokers, ['placeguard', 'mosquitto', 'node-tls-floor'] as const)
 const DEVICES = Number(values.devices)
 const intervalMs = parseDuration('--interval', values.interval)
 const durationMs = parseDuration('--duration', values.duration)
@@ -113,9 +113,8 @@ try {
       : name === 'node-tls-floor'
         ? await startTlsFloor(pki.paths, port)
         // The per-device budget is far above this load; the connection cap above the fleet.
-        : await startPlaceGuard(dataDir, port, { maxConnections: DEVICES + 1_000 }, {}, [
-        ...values['node-flags'].split(',').filter(Boolean),
-        ...values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile, '--cpu-prof-name', `placeguard-fleet-load-${DEVICES}.cpuprofile`] : []])
+        : await startPlaceGuard(dataDir, port, { maxConnections: DEVICES + 1_000 }, {},
+          placeGuardNodeArgs(values['node-flags'], values.profile, `placeguard-fleet-load-${DEVICES}.cpuprofile`))
     try {
       process.stderr.write(`${name}: ${DEVICES} devices, one QoS 1 message every ${intervalMs} ms each, ${durationMs / 1000} s…\n`)
       results[name] = await run(broker)

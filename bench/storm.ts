@@ -50,7 +50,7 @@ import { type DeviceEnvironment, SimDevice } from '../agent-sim/sim-device.ts'
 import { SimStats } from '../agent-sim/stats.ts'
 import { deviceFiles, FleetPki } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
-import { type BrokerProcess, freePort, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
+import { type BrokerProcess, freePort, parseBrokerNames, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
 const { values } = parseArgs({ options: {
@@ -63,10 +63,7 @@ const STORMS = values.storms.split(',').map((storm) => {
   if (storm !== 'drop' && storm !== 'full' && storm !== 'restart') throw new Error(`--storms takes drop, full and/or restart, not ${storm}`)
   return storm
 })
-const BROKERS = values.brokers.split(',').map((name) => {
-  if (name !== 'placeguard' && name !== 'mosquitto' && name !== 'node-tls-floor') throw new Error(`--brokers takes placeguard, mosquitto and/or node-tls-floor, not ${name}`)
-  return name
-})
+const BROKERS = parseBrokerNames(values.brokers, ['placeguard', 'mosquitto', 'node-tls-floor'] as const)
 const DEVICES = Number(values.devices)
 const TIMEOUT_MS = parseDuration('--timeout', values.timeout)
 if (!Number.isInteger(DEVICES) || DEVICES < 1) throw new Error(`--devices must be a whole number of at least 1, not ${values.devices}`)

@@ -22,6 +22,19 @@ export interface BrokerProcess {
 
 const ROOT = join(import.meta.dirname, '..', '..')
 
+/** `--brokers a,b,…` of a bench: the names, each one of `allowed`, or a clear error naming the one that is not. */
+export function parseBrokerNames<T extends string> (value: string, allowed: readonly T[]): T[] {
+  return value.split(',').map((name) => {
+    if (!(allowed as readonly string[]).includes(name)) throw new Error(`--brokers takes ${allowed.join(', ')}, not ${name}`)
+    return name as T
+  })
+}
+
+/** Node flags for PlaceGuard's broker: `--node-flags` (comma-separated) as given, and `--cpu-prof` into `profileDir` when set. */
+export function placeGuardNodeArgs (nodeFlags: string, profileDir: string | undefined, profileName: string): string[] {
+  return [...nodeFlags.split(',').filter(Boolean), ...profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', profileName] : []]
+}
+
 /**
  * `settings`: further top-level config keys, e.g. `{ brokerState: 'memory' }`;
  * `nodeArgs`: flags for the broker's Node, e.g. `--cpu-prof` to profile it.
