@@ -51,8 +51,10 @@ export async function inject (injection: Injection, context: InjectionContext): 
       return
     case 'firmware-outdated':
     case 'firmware-vulnerable':
-    case 'firmware-downgrade':
       device.firmware = injection.fw
+      return
+    case 'firmware-downgrade':
+      device.downgradeNext(injection.fw)
       return
     case 'rate-burst':
       if (injection.mode === 'flood') device.flood(injection.count)

@@ -36,6 +36,8 @@ export class LorawanSimDevice {
   fCnt: number
   /** No uplinks while set: lorawan-unknown-device waits for its moment, device-silent stops. */
   silent = false
+  /** Uplinks sent since the simulation started (joins not counted). */
+  uplinks = 0
   readonly #rng: Random
   readonly #model: ReadingModel
   /** Counters of the last uplinks, for replaying one (lorawan-fcnt-reset, mode replay). */
@@ -67,6 +69,7 @@ export class LorawanSimDevice {
 
   /** The next uplink, with the kind's readings and the gateways that heard it; the counter moves on (a replayed counter does not). */
   uplink (atMs: number): PublishedEvent {
+    this.uplinks++
     const readings = this.#model.next(atMs)
     const decoded = { ...readings, fw: this.firmware }
     const rx = this.radio.sample()

@@ -313,11 +313,13 @@ export class Incidents {
         }
       case 'firmware-outdated':
       case 'firmware-vulnerable':
-      case 'firmware-downgrade':
         return {
-          beforeStart: () => { if (injection.at === 0 && injection.policy !== 'firmware-downgrade') device.firmware = injection.fw },
+          beforeStart: () => { if (injection.at === 0) device.firmware = injection.fw },
           apply: () => { device.firmware = injection.fw },
         }
+      case 'firmware-downgrade':
+        // Lower than the previous uplink's version: there must be one on the firmware it ran before.
+        return { ready: () => device.uplinks >= 1, apply: () => { device.firmware = injection.fw } }
       default:
         // assertScenarioFits refused these before anything started.
         throw new PlaceGuardError('PG_ERR_SCENARIO_INVALID', `${injection.policy} cannot be injected into a LoRaWAN fleet`, { field: 'policy' })

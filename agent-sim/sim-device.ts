@@ -76,6 +76,9 @@ export class SimDevice {
   #replays = 0
   #lastPayload: string | undefined
   #lastReadings: Readings | undefined
+  /** A downgrade's firmware, reported once a message on the current firmware has been acknowledged. */
+  #downgradeTo: string | undefined
+  #ackedOnce = false
 
   /** `broker` is the index in env.brokers of the URL to start on (taken modulo their number). */
   constructor (spec: PlannedDevice, credentials: DeviceCredentials, rng: Random, env: DeviceEnvironment, broker = 0) {
@@ -208,6 +211,15 @@ export class SimDevice {
   corruptNext (mode: Corruption, count: number): void { for (let i = 0; i < count; i++) this.#corruptions.push(mode) }
   implausibleNext (mode: 'jump' | 'backwards' | 'range'): void { this.#implausible = mode }
   replayNext (count: number): void { this.#replays += count }
+  /**
+   * Reports `fw` from the next message on, but only after the broker has acknowledged one on the firmware it runs now:
+   * a downgrade is a lower version than the previous message's, so a device that has not published yet (still
+   * connecting on a slow start) must not make its downgraded message its first.
+   */
+  downgradeNext (fw: string): void {
+    if (this.#ackedOnce) this.firmware = fw
+    else this.#downgradeTo = fw
+  }
 
   /** A raw publish outside the device's ACL: the broker closes the connection. */
   publishRaw (topic: string, payload: string): void {
@@ -244,7 +256,9 @@ export class SimDevice {
     stats.published(this.spec.deviceId)
     client.publish(this.topic, payload, { qos: 1 }, (error) => {
       stats.settled(this.spec.deviceId, error ? undefined : performance.now() - startedAt)
-      if (!error) this.#env.onAcked?.(this.spec.deviceId, payload)
+      if (error) return
+      this.#ackedOnce = true
+      this.#env.onAcked?.(this.spec.deviceId, payload)
     })
   }
 
@@ -255,6 +269,10 @@ export class SimDevice {
       // again would be what a QoS 1 redelivery looks like, which detection
       // rightly absorbs (docs/policies.md, replay).
       return JSON.stringify({ ...JSON.parse(this.#lastPayload) as object, ts: Date.now() + this.#clockSkewMs })
+    }
+    if (this.#downgradeTo !== undefined && this.#ackedOnce) {
+      this.firmware = this.#downgradeTo
+      this.#downgradeTo = undefined
     }
     const ts = Date.now() + this.#clockSkewMs
     let readings = this.#model.next(Date.now())

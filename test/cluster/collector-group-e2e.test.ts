@@ -42,9 +42,10 @@ const SEED = 15
 const VIEWER = 'group-e2e-viewer-token-0123456789'
 const WEBHOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`
 /**
- * When incidents are injected, ms from the simulation's start (its connect phase): once before the kill (every
- * device has published by then, so a downgrade or a replay has a previous message to be told from); once after
- * the kill, before the takeover (read by the survivor from the backlog); once after the takeover.
+ * When incidents are injected, ms from the simulation's start (its connect phase): once before the kill; once after
+ * the kill, before the takeover (read by the survivor from the backlog); once after the takeover. A device need not
+ * have published by then: the simulator holds a downgrade or a replay until the device has a message on the broker
+ * to be told from.
  */
 const BEFORE_KILL_AT = 7_000
 const AFTER_KILL_AT = 14_000
