@@ -36,7 +36,9 @@
  * storms only: what a reconnect costs any broker on Node.
  *
  *   npm run bench:storm -- [--devices 10000] [--timeout 180s] [--brokers placeguard,mosquitto,node-tls-floor]
- *     [--storms drop,full,restart]
+ *     [--storms drop,full,restart] [--profile DIR] [--node-flags=…]
+ *   (--profile: PlaceGuard's broker under --cpu-prof, its .cpuprofile in DIR;
+ *   --node-flags: V8/Node flags for PlaceGuard's broker, comma-separated)
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -50,7 +52,7 @@ import { type DeviceEnvironment, SimDevice } from '../agent-sim/sim-device.ts'
 import { SimStats } from '../agent-sim/stats.ts'
 import { deviceFiles, FleetPki } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
-import { type BrokerProcess, freePort, parseBrokerNames, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
+import { type BrokerProcess, freePort, parseBrokerNames, placeGuardNodeArgs, startMosquitto, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
 const { values } = parseArgs({ options: {
@@ -58,6 +60,8 @@ const { values } = parseArgs({ options: {
   timeout: { type: 'string', default: '180s' },
   brokers: { type: 'string', default: 'placeguard,mosquitto' },
   storms: { type: 'string', default: 'drop,full,restart' },
+  profile: { type: 'string' },
+  'node-flags': { type: 'string', default: '' },
 } })
 const STORMS = values.storms.split(',').map((storm) => {
   if (storm !== 'drop' && storm !== 'full' && storm !== 'restart') throw new Error(`--storms takes drop, full and/or restart, not ${storm}`)
@@ -107,7 +111,8 @@ try {
       : name === 'node-tls-floor'
         ? startTlsFloor(pki.paths, port)
         // Rate limit off: the devices stay silent anyway; this measures connections.
-        : startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: DEVICES * 2 + 1_000, reservedConnections: 1_000 }, { brokerState: 'memory' })
+        : startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: DEVICES * 2 + 1_000, reservedConnections: 1_000 }, { brokerState: 'memory' },
+          placeGuardNodeArgs(values['node-flags'], values.profile, `placeguard-storm-${DEVICES}-${Date.now()}.cpuprofile`))
     let broker = await start()
     // What starting costs the broker, taken off the restarted process's CPU.
     const startupCpuS = broker.cpuSeconds()

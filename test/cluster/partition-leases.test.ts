@@ -219,13 +219,16 @@ describe('a group of collectors', () => {
     await survivor.start()
     const victim = childCollector({ prefix: keys.prefix, member: 'victim', partitions: 16, mode: 'hang' })
     await waitFor(() => victim.state.held.length === 8 && survivor.leases.held().size === 8, 15_000, 'an 8/8 split')
-    // Settled: both renew every 3 s. Then 200 entries at once (one transaction), so the victim's first batch takes all of its partitions' share.
+    // Then 200 entries at once (one transaction). The victim's first batch is whatever its blocked read was waiting on:
+    // all of its partitions' share, or (on a loaded machine, its read issued before it held all 8) part of it.
     const appended = await appendAtOnce(redis, keys, 16, 200)
     await waitFor(() => victim.state.inHand.length > 0, 5_000, 'the victim has a batch in hand')
     const inHand = victim.state.inHand.flat()
     const victims = new Set(victim.state.held)
-    expect(inHand.length).toBe(appended.filter((key) => victims.has(Number(key.split('/')[0]))).length)
-    await waitFor(() => store.writes.size === appended.length - inHand.length, 5_000, 'the survivor stored its own partitions\' entries')
+    const victimsShare = appended.filter((key) => victims.has(Number(key.split('/')[0])))
+    expect(inHand.length).toBeGreaterThan(0)
+    expect(inHand.filter((key) => !victimsShare.includes(key))).toEqual([])
+    await waitFor(() => store.writes.size === appended.length - victimsShare.length, 5_000, 'the survivor stored its own partitions\' entries')
     expect(await pendingTotal(redis, keys, 16)).toBe(inHand.length)
     const killed = performance.now()
     victim.child.kill('SIGKILL')
