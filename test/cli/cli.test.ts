@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { afterAll, describe, expect, it, vi } from 'vitest'
+import { freePort } from '../helpers/free-port.ts'
 
 const dataDir = mkdtempSync(join(tmpdir(), 'placeguard-cli-'))
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
@@ -81,12 +82,18 @@ describe('placeguard pki (CLI)', () => {
 describe('placeguard broker (CLI)', () => {
   it('serves devices and shuts down gracefully on SIGTERM, closing their sessions', async () => {
     expect(placeguard('pki', 'issue', 'home-8', '--kind', 'housing', '--site', 'block-a').status).toBe(0)
-    const port = 30_000 + Math.floor(Math.random() * 20_000)
+    // A random port could be an ephemeral port another test's client holds: the broker would exit on EADDRINUSE.
+    const port = await freePort()
     const broker = spawn(process.execPath, ['bin/placeguard.js', '--data-dir', dataDir, 'broker', '--mqtt-port', String(port), '--mqtt-host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
+    let errors = ''
     broker.stdout.on('data', (chunk) => { output += chunk })
+    broker.stderr.on('data', (chunk) => { errors += chunk })
     const exited = new Promise<number | null>((resolve) => broker.once('exit', resolve))
-    await vi.waitFor(() => expect(output).toContain('broker listening'), { timeout: 10_000 })
+    await vi.waitFor(() => {
+      if (broker.exitCode !== null) throw new Error(`the broker exited (${broker.exitCode}) before listening: ${errors}`)
+      expect(output, `stderr: ${errors}`).toContain('broker listening')
+    }, { timeout: 10_000 })
     const pki = join(dataDir, 'pki')
     const client = mqtt.connect(`mqtts://127.0.0.1:${port}`, {
       ca: readFileSync(join(pki, 'ca.crt')), cert: readFileSync(join(pki, 'devices', 'home-8.crt')), key: readFileSync(join(pki, 'devices', 'home-8.key')),
