@@ -11,10 +11,11 @@
  * collector that dies hands its partitions (and its unacknowledged batch)
  * to the others within 15 s. Detection's learned state of each partition's
  * devices goes with the partition (cluster/detection-snapshots.ts): saved
- * every 5 s and at hand-over, restored before the partition is read.
+ * every 5 s and at hand-over, what each batch changed appended before the
+ * batch is acknowledged, restored before the partition is read.
  */
 import { EventEmitter } from 'node:events'
-import { clusterKeys, connectRedis, ControlChannel, DetectionSnapshots, PartitionLeases, partitionOf, StreamReader } from '../cluster/index.ts'
+import { clusterKeys, connectRedis, ControlChannel, DetectionSnapshots, PartitionLeases, partitionOf, StreamReader, type StreamEntry } from '../cluster/index.ts'
 import { type CollectorMetrics, type LorawanRegistry, type PointSink, StoreWriter, StreamSpool } from '../collector/index.ts'
 import type { LorawanObservation } from '../shared/lorawan.ts'
 import type { QuarantineCommand } from '../shared/control.ts'
@@ -70,9 +71,15 @@ export interface ClusterIngestOptions {
   partitionKeyOf?: (deviceId: string) => string
 }
 
-/** Small functions into detection, not detection itself: the cluster side needs these three and nothing else. */
+/** Small functions into detection, not detection itself: the cluster side needs these and nothing else. */
 export interface DeviceStateDoors {
   export: (filter: (deviceId: string) => boolean) => unknown
+  /**
+   * The state of the devices `filter` picks whose state changed since the
+   * last call (undefined: none did). Changes are remembered from the first
+   * call on.
+   */
+  exportChanged: (filter: (deviceId: string) => boolean) => unknown
   /** Returns the devices taken in. */
   import: (snapshot: unknown) => number
   forget: (filter: (deviceId: string) => boolean) => number
@@ -81,10 +88,11 @@ export interface DeviceStateDoors {
 /** Acknowledged entries are trimmed from the streams this often. */
 const TRIM_EVERY_MS = 30_000
 /**
- * The held partitions' device state is saved this often: what a collector
- * killed without warning hands on is at most this old (the messages since
- * then were acknowledged, so the new holder never reads them; it sees the
- * next ones, a little further on, which its history spans without alert).
+ * The held partitions' whole device state is saved this often. In between,
+ * each batch's changes are appended before its acknowledgement, so a
+ * collector killed without warning hands on the state of every message it
+ * acknowledged (a device first heard a second before the kill included);
+ * the snapshot only keeps the list of changes short.
  */
 const SNAPSHOT_EVERY_MS = 5_000
 
@@ -152,10 +160,13 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
       // writer of the next step takes entry.token into the database itself.
       handle: async (entries) => {
         await this.#spool.take(entries.map((entry) => ({ key: `${entry.partition}/${entry.id}`, topic: entry.topic, payload: entry.payload })))
-        // Detection saw these entries as they were decoded; their alerts are stored before the XACK.
+        // Detection saw these entries as they were decoded; their alerts are stored before the XACK…
         await this.#options.settled?.()
+        // …and so is what they taught detection about their devices.
+        await this.#appendChanges(entries)
       },
     })
+
     this.#control = new ControlChannel({ redis: this.#redis, subscriber: this.#redis, keys, nodeId: consumer, logger, apply: () => {} })
     this.#spool.on('telemetry', (point) => this.emit('telemetry', point))
     this.#spool.on('security-event', (event) => this.emit('security-event', event))
@@ -191,6 +202,8 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
   }
 
   async start (): Promise<void> {
+    // Detection remembers which devices change from here on (the first call starts it; nothing to save yet).
+    this.#options.deviceState?.exportChanged(() => false)
     this.#writer.start()
     await this.#leases.start()
     await this.#reader.start()
@@ -260,24 +273,57 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
     return saved
   }
 
+  /**
+   * Appends, for each partition of the batch, the state of its devices that
+   * changed, under the lease token the batch was read with. In the same
+   * queue as the snapshots, exported when its turn comes and after the
+   * findings so far are stored: a change is never appended before the
+   * alerts of the messages that made it, nor after a later snapshot. A
+   * refusal (the lease changed hands) is logged: the fenced XACK that
+   * follows refuses the batch too, and the new holder handles it again.
+   */
+  #appendChanges (entries: readonly StreamEntry[]): Promise<void> {
+    const doors = this.#options.deviceState
+    if (!doors) return Promise.resolve()
+    const tokens = new Map<number, number>()
+    for (const entry of entries) if (entry.token !== undefined) tokens.set(entry.partition, entry.token)
+    const append = async (): Promise<void> => {
+      for (const [partition, token] of tokens) {
+        const changed = doors.exportChanged(this.#devicesOf(partition))
+        if (changed === undefined) continue
+        await this.#options.settled?.()
+        if (!await this.#snapshots.append(partition, token, JSON.stringify(changed))) {
+          this.#options.logger.warn({ partition }, 'detection state changes not saved: the partition\'s lease changed hands')
+        }
+      }
+    }
+    const appended = this.#saving.then(append)
+    this.#saving = appended.catch(() => undefined)
+    return appended
+  }
+
   /** Reads the partitions' saved device state and hands it to detection; a Redis failure fails the take (it is retried). */
   async #restoreState (taken: ReadonlyMap<number, number>): Promise<void> {
     const doors = this.#options.deviceState
     if (!doors) return
     const { logger } = this.#options
-    const snapshots = await this.#snapshots.load(taken.keys())
+    const states = await this.#snapshots.loadWithChanges(taken.keys())
     for (const partition of taken.keys()) {
-      const snapshot = snapshots.get(partition)
-      if (!snapshot) continue
-      let state: unknown
-      try {
-        state = JSON.parse(snapshot.state)
-      } catch (error) {
-        logger.warn({ partition, err: (error as Error).message }, 'detection state of the partition is not JSON; its devices are learned afresh')
-        continue
+      const saved = states.get(partition)
+      if (!saved) continue
+      // The snapshot, then what changed since, oldest first: each newer view of a device replaces the older.
+      let devices = 0
+      for (const json of [...saved.snapshot ? [saved.snapshot.state] : [], ...saved.changes]) {
+        let state: unknown
+        try {
+          state = JSON.parse(json)
+        } catch (error) {
+          logger.warn({ partition, err: (error as Error).message }, 'detection state of the partition is not JSON; its devices are learned afresh')
+          continue
+        }
+        devices += doors.import(state)
       }
-      const devices = doors.import(state)
-      logger.info({ partition, devices, savedAt: snapshot.savedAt }, 'detection state of the partition restored')
+      logger.info({ partition, devices, savedAt: saved.snapshot?.savedAt, changes: saved.changes.length }, 'detection state of the partition restored')
     }
   }
 

@@ -132,7 +132,13 @@ function mqttCollector (brokerUrl: string, spool: Spool, logger: Logger, paths: 
   return collector
 }
 
-export function createCollectorService (config: Config, brokerUrl: string, logger: Logger): CollectorService {
+/** Tuning that is not configuration: for tests and benches. */
+export interface CollectorServiceTuning {
+  /** In a cluster, how often the held partitions' whole device state is saved (default 5 s). */
+  snapshotEveryMs?: number
+}
+
+export function createCollectorService (config: Config, brokerUrl: string, logger: Logger, tuning: CollectorServiceTuning = {}): CollectorService {
   const paths = pkiPaths(config.dataDir)
   const spool = new Spool({ path: join(config.dataDir, 'spool.db'), maxBytes: config.collector.spoolMaxBytes ?? DEFAULT_SPOOL_BYTES })
   const embedded = config.influx ? undefined : new EmbeddedStore({ path: join(config.dataDir, 'telemetry.db'), retentionMs: (config.collector.retentionDays ?? 7) * 86_400_000 })
@@ -157,10 +163,15 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   const collector: Collector | ClusterIngest = config.redisUrl
     ? new ClusterIngest({
       redisUrl: config.redisUrl, partitions: config.cluster.partitions, consumer: config.cluster.collectorName, sink, batchSize: config.collector.batchSize ?? 5_000, logger,
-      lorawanRegistry: lorawan.registry, partitionKeyOf: lorawan.partitionKeyOf,
+      lorawanRegistry: lorawan.registry, partitionKeyOf: lorawan.partitionKeyOf, snapshotEveryMs: tuning.snapshotEveryMs,
       // What detection learned of a partition's devices moves with the partition between collectors.
       deviceState: {
         export: (filter) => detection.exportDeviceState(filter),
+        exportChanged: (filter) => {
+          detection.trackDeviceChanges()
+          const changed = detection.exportDeviceState(filter, { changedOnly: true })
+          return changed.devices.length + changed.windows.length + (changed.lorawan?.length ?? 0) === 0 ? undefined : changed
+        },
         import: (snapshot) => detection.importDeviceState(snapshot),
         // …and the fleet view takes the moved devices' facts from their new holder.
         forget: (filter) => { fleet.release(filter); return detection.forgetDevices(filter) },

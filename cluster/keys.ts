@@ -39,6 +39,8 @@ export interface ClusterKeys {
   leaseToken: (partition: number) => string
   /** Hash { token, state, savedAt }: detection's learned state of one partition's devices, written under its lease token. */
   detection: (partition: number) => string
+  /** List of JSON: detection's state of the partition's devices that changed since that snapshot, one entry per acknowledged batch, oldest first. */
+  detectionChanges: (partition: number) => string
   /** One collector's heartbeat in the group; expires when it stops beating. */
   collector: (name: string) => string
   /** Hash collector name → last heartbeat (JSON): the collectors ever seen, alive or not. */
@@ -63,6 +65,7 @@ export function clusterKeys (prefix = DEFAULT_PREFIX): ClusterKeys {
     lease: (partition) => `${prefix}:lease:${partition}`,
     leaseToken: (partition) => `${prefix}:lease-token:${partition}`,
     detection: (partition) => `${prefix}:detection:${partition}`,
+    detectionChanges: (partition) => `${prefix}:detection:${partition}:changes`,
     collector: (name) => `${prefix}:collector:${name}`,
     collectors: `${prefix}:collectors`,
   }

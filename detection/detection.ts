@@ -207,8 +207,13 @@ export class Detection {
    * versioned DeviceSnapshot): what travels with a partition that moves to
    * another collector of the group.
    */
-  exportDeviceState (filter: (deviceId: string) => boolean): DeviceSnapshot {
-    return this.#engine.exportDevices(filter)
+  exportDeviceState (filter: (deviceId: string) => boolean, options: { changedOnly?: boolean } = {}): DeviceSnapshot {
+    return this.#engine.exportDevices(filter, options)
+  }
+
+  /** Remembers from now on which devices' state changes, for exportDeviceState(filter, { changedOnly: true }). */
+  trackDeviceChanges (): void {
+    this.#engine.trackChanges()
   }
 
   /**

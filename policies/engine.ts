@@ -116,6 +116,8 @@ export class PolicyEngine {
   #quietWindows: readonly QuietWindow[] = []
   readonly #clock: Clock
   readonly #devices = new Map<string, DeviceState>()
+  /** Devices whose learned state changed since the last `exportDevices(…, { changedOnly: true })`; undefined until trackChanges(). */
+  #changed: Set<string> | undefined
   #redeliveries = 0
   readonly #windows = new Map<string, WindowState & { expiresAtMs: number }>()
   #windowsSweptAtMs = 0
@@ -198,11 +200,21 @@ export class PolicyEngine {
    * (device-snapshot.ts). A collector group hands it on with a partition.
    * Windows keyed by a source address belong to no device and stay here.
    */
-  exportDevices (filter: (deviceId: string) => boolean): DeviceSnapshot {
+  exportDevices (filter: (deviceId: string) => boolean, options: { changedOnly?: boolean } = {}): DeviceSnapshot {
     const now = this.#clock.now()
+    let candidates: Iterable<string> = this.#devices.keys()
+    if (options.changedOnly) {
+      // Only what changed since the last such export (and is picked): a collector of a group saves it with each batch.
+      const picked = new Set<string>()
+      for (const deviceId of this.#changed ?? []) if (filter(deviceId)) picked.add(deviceId)
+      for (const deviceId of picked) this.#changed!.delete(deviceId)
+      filter = (deviceId) => picked.has(deviceId)
+      candidates = picked
+    }
     const devices: DeviceRecord[] = []
-    for (const [deviceId, state] of this.#devices) {
-      if (!filter(deviceId)) continue
+    for (const deviceId of candidates) {
+      const state = this.#devices.get(deviceId)
+      if (!state || !filter(deviceId)) continue
       devices.push({
         deviceId, kind: state.kind, site: state.site,
         previous: state.previous ? { ...state.previous, readings: { ...state.previous.readings } } : null,
@@ -218,6 +230,16 @@ export class PolicyEngine {
       windows.push({ policy, key, times: [...window.times], claims: [...window.claims], claimsNotKept: window.claimsNotKept, expiresAtMs: window.expiresAtMs })
     }
     return { version: DEVICE_SNAPSHOT_VERSION, takenAtMs: now, devices, windows, lorawan: this.#lorawan.exportDevices(filter) }
+  }
+
+  /**
+   * From now on, remembers which devices' learned state changes (a message,
+   * a security event, a LoRaWAN frame), for `exportDevices(filter, {
+   * changedOnly: true })`. A collector of a group turns it on; alone, a
+   * collector has no use for it and keeps no such set.
+   */
+  trackChanges (): void {
+    this.#changed ??= new Set()
   }
 
   /**
@@ -291,6 +313,7 @@ export class PolicyEngine {
       this.#devices.delete(deviceId)
       forgotten++
     }
+    if (this.#changed) for (const deviceId of [...this.#changed]) if (filter(deviceId)) this.#changed.delete(deviceId)
     for (const windowKey of [...this.#windows.keys()]) {
       const { key } = splitWindowKey(windowKey)
       if (isDeviceKey(key) && filter(key)) this.#windows.delete(windowKey)
@@ -335,6 +358,7 @@ export class PolicyEngine {
   }
 
   onTelemetry (observation: TelemetryObservation): Verdict {
+    this.#changed?.add(observation.deviceId)
     const state = this.#state(observation)
     // After a collector crash or a lost PUBACK the broker sends QoS 1
     // messages again: the same message twice is one message (no replay, no
@@ -387,6 +411,7 @@ export class PolicyEngine {
    * happened.
    */
   onLorawan (observation: LorawanObservation): Verdict {
+    if (observation.device) this.#changed?.add(observation.device.deviceId)
     const { findings, clears } = this.#lorawan.observe(observation, (id, deviceId, kind, site) => this.#applicable(id, deviceId, kind, site), this.#clock.now())
     const device = observation.device
     return this.#quiet(findings.map((f) => ({ ...f, site: device?.site ?? null, kind: device?.kind ?? null })), clears)
@@ -401,6 +426,7 @@ export class PolicyEngine {
     if (!policy) return { findings: [], clears: [] }
     const now = this.#clock.now()
     const windowKey = `${match.policy}\u0000${match.key}`
+    if (isDeviceKey(match.key)) this.#changed?.add(match.key)
     const previous = this.#windows.get(windowKey)
     const { state, finding } = eventWindowRule(policy as WindowPolicy, match.key, previous ?? emptyWindow(), event, now)
     this.#keepWindow(windowKey, { ...state, expiresAtMs: now + (policy as WindowPolicy).params.window }, now)

@@ -65,10 +65,10 @@ function collector (name: string): CollectorService {
 }
 
 /** A collector service as a process of its own, to be killed; resolves once it has started. */
-async function collectorProcess (name: string): Promise<ChildProcess> {
+async function collectorProcess (name: string, tuning: { snapshotEveryMs?: number } = {}): Promise<ChildProcess> {
   const { dataDir } = collectorConfig(name)
   const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'helpers', 'cluster-collector-process.ts'),
-    JSON.stringify({ url: server.url, dataDir, name, partitions: PARTITIONS })], { stdio: ['ignore', 'pipe', 'inherit'] })
+    JSON.stringify({ url: server.url, dataDir, name, partitions: PARTITIONS, ...tuning })], { stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(child)
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => { if (chunk.toString().includes('"started"')) resolve() })
@@ -210,6 +210,39 @@ describe('detection state travels with its partition', () => {
     }
   }, 120_000)
 
+  it('a device first heard after its holder\'s last snapshot keeps its history when the holder is killed', async () => {
+    // The holder saves no periodic snapshot in this test: only the changes appended with each batch can carry the device.
+    const fleet = new Fleet()
+    const holder = await collectorProcess('collector-v', { snapshotEveryMs: 600_000 })
+    await until(async () => (await held('collector-v')).length === PARTITIONS, 20_000, 'V holding all 8')
+    const device = 'flood-new'
+    const partition = partitionOf(device, PARTITIONS)
+    for (const seq of [1, 2, 3]) await fleet.send(device, seq)
+    // Handled and acknowledged: nothing pending, nothing unread, in its partition.
+    await until(async () => {
+      const [pending] = await redis.xpending(keys.stream(partition), 'collectors') as [number]
+      const groups = await redis.xinfo('GROUPS', keys.stream(partition)) as unknown[][]
+      const lag = groups.map((fields) => fields[fields.indexOf('lag') + 1])[0]
+      return Number(pending) === 0 && lag === 0
+    }, 10_000, 'the device\'s messages acknowledged')
+    const changes = (await redis.lrange(keys.detectionChanges(partition), 0, -1)).map((json) => JSON.parse(json) as { devices: Array<{ deviceId: string, previous: { seq: number } }> })
+    expect(changes.flatMap((change) => change.devices).filter((d) => d.deviceId === device).at(-1)?.previous.seq).toBe(3)
+
+    holder.kill('SIGKILL')
+    const w = collector('collector-w')
+    await w.start()
+    try {
+      await until(async () => (await held('collector-w')).length === PARTITIONS, 20_000, 'W holding all 8 once V\'s leases ran out')
+      // Its next message carries an older firmware: only the history V acknowledged can tell.
+      await fleet.send(device, 4, '3.1.0')
+      await until(async () => (await w.detection.alerts.list()).some((alert: Alert) => alert.deviceId === device), 10_000, 'an alert on the device')
+      expect((await w.detection.alerts.list()).filter((alert: Alert) => alert.deviceId === device).map((alert) => `${alert.policy}: ${alert.summary}`))
+        .toEqual([expect.stringMatching(/^firmware-downgrade: firmware went back from 3\.2\.1 to 3\.1\.0/)])
+    } finally {
+      await w.stop()
+    }
+  }, 60_000)
+
   it('refuses a snapshot written by a stale holder, and one under a smaller token than the stored one', async () => {
     // Keys of their own: the group above left its snapshots under the default prefix.
     const keys = clusterKeys('fence')
@@ -234,5 +267,19 @@ describe('detection state travels with its partition', () => {
     expect(await snapshots.save(partition, old, '{"by":"x, forged"}')).toBe(false)
     expect((await snapshots.load([partition, 6])).get(partition)!.state).toBe('{"by":"y"}')
     expect((await snapshots.load([6])).size).toBe(0)
+
+    // Changes between snapshots: appended under the same fence, applied after the snapshot, dropped by the next one.
+    const other = 7
+    const token = Number(await redis.eval(LEASE_SCRIPTS.ACQUIRE, 2, keys.lease(other), keys.leaseToken(other), 'collector-y', 10_000))
+    expect(await snapshots.append(other, token, '{"change":1}')).toBe(true)
+    expect(await snapshots.loadWithChanges([other])).toEqual(new Map([[other, { snapshot: undefined, changes: ['{"change":1}'] }]]))
+    expect(await snapshots.save(other, token, '{"whole":1}')).toBe(true)
+    expect(await snapshots.append(other, token, '{"change":2}')).toBe(true)
+    expect(await snapshots.append(other, token - 1, '{"change":"stale"}')).toBe(false)
+    expect((await snapshots.loadWithChanges([other])).get(other)).toMatchObject({ snapshot: { token, state: '{"whole":1}' }, changes: ['{"change":2}'] })
+    expect(await snapshots.save(other, token, '{"whole":2}')).toBe(true)
+    expect((await snapshots.loadWithChanges([other])).get(other)).toMatchObject({ snapshot: { state: '{"whole":2}' }, changes: [] })
+    await redis.del(keys.lease(other))
+    expect(await snapshots.append(other, token, '{"change":"released"}')).toBe(false)
   })
 })
