@@ -31,6 +31,7 @@ import { installReadBackpressure } from './read-backpressure.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { createEventReporter, identityFields, type ReportEvent } from './event-reporter.ts'
 import { judgeHandshake } from './handshake-verdict.ts'
+import { aedesPatchesApplied } from './aedes-patches.ts'
 import type { QuarantineEntry } from './quarantine.ts'
 import { QuarantineGate, type QuarantineRequest } from './quarantine-gate.ts'
 import { type Session, type SessionInfo, newSession, sessionInfo } from './session.ts'
@@ -94,6 +95,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   readonly #logger: Logger
   readonly #clock: Clock
   readonly #gate: TlsGate
+  readonly #isRevoked = (serial: string): boolean => this.#gate.isRevoked(serial)
   /** Lookup by socket outlives the socket's close, so a last will is still judged by its identity. */
   readonly #sessions = new WeakMap<TLSSocket, Session>()
   /** Open connections, for quarantine and the connection count (the TLS gate ends sessions on expiry and revocation). */
@@ -185,7 +187,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     await this.#aedes.listen() // sets up persistence; aedes ignores clients until then
     const address = await this.#gate.listen()
     this.#quarantine.start()
-    this.#logger.info({ port: address.port, host: address.address }, 'broker listening (mTLS)')
+    this.#logger.info({ port: address.port, host: address.address, aedesPatches: aedesPatchesApplied() }, 'broker listening (mTLS)')
     return address
   }
 
@@ -266,7 +268,7 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
 
   #onSecureConnection (socket: TLSSocket): void {
     socket.on('error', () => {}) // reported through aedes or by the close below
-    const verdict = judgeHandshake(socket, { ca: this.#gate.ca, isRevoked: (serial) => this.#gate.isRevoked(serial), clock: this.#clock })
+    const verdict = judgeHandshake(socket, { ca: this.#gate.ca, isRevoked: this.#isRevoked, clock: this.#clock, remoteAddress: this.#gate.remoteAddressOf(socket) })
     if (!verdict.admit) {
       if ('rejected' in verdict) this.#gate.reportRejectedCertificate(verdict.rejected.who, verdict.rejected.fields)
       else this.#report('auth-failed', verdict.noIdentity)

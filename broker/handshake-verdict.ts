@@ -11,7 +11,6 @@ import type { Clock } from '../shared/clock.ts'
 import { printable } from '../shared/ids.ts'
 import { certificateOrigin, type Identity, identityFromSubjectAltName, identityName, normalizeSerial } from '../pki/index.ts'
 import { type EventFields, identityFields } from './event-reporter.ts'
-import { addressOf } from './tls-gate.ts'
 import { classifyRefusal } from './tls-reasons.ts'
 
 export interface HandshakeContext {
@@ -19,6 +18,8 @@ export interface HandshakeContext {
   ca: X509Certificate
   isRevoked: (serial: string) => boolean
   clock: Clock
+  /** `address:port` of the peer (TlsGate.remoteAddressOf). */
+  remoteAddress: string
 }
 
 export type HandshakeVerdict =
@@ -29,7 +30,7 @@ export type HandshakeVerdict =
   | { admit: false, noIdentity: EventFields }
 
 export function judgeHandshake (socket: TLSSocket, context: HandshakeContext): HandshakeVerdict {
-  const remoteAddress = addressOf(socket)
+  const { remoteAddress } = context
   // The peer as Node's X509Certificate, whose fields are read when asked:
   // getPeerCertificate() builds every field and three fingerprints of the
   // certificate into an object at each call, ~55 µs of every reconnect.
@@ -48,7 +49,7 @@ export function judgeHandshake (socket: TLSSocket, context: HandshakeContext): H
     return {
       admit: false,
       rejected: {
-        who: `${identity ? identityName(identity) : claimedId ?? socket.remoteAddress}:${refusal.code}`,
+        who: `${identity ? identityName(identity) : claimedId ?? remoteAddress.slice(0, remoteAddress.lastIndexOf(':'))}:${refusal.code}`,
         fields: { ...(identity ? identityFields(identity) : {}), claimedId, remoteAddress, serial, reason: refusal.reason, code: refusal.code },
       },
     }

@@ -57,8 +57,8 @@ export interface GateSession {
 
 interface Connection {
   raw: Socket
-  /** The TCP 4-tuple, kept because a destroyed socket may no longer know its addresses. */
-  key: string
+  /** `address:port` of the peer, read once at accept (each read of a socket's address is a system call, and a destroyed socket no longer knows it). */
+  remote: string
   /** Per-address key: the IPv4 address, or the IPv6 /64. */
   address: string
   handshaking: boolean
@@ -87,8 +87,10 @@ export class TlsGate {
   readonly #caPem: string
   readonly #tls: TlsServer
   readonly #tcp: TcpServer
-  /** Open TCP connections by their 4-tuple, unique among live connections. */
-  readonly #connections = new Map<string, Connection>()
+  /** Open TCP connections, by their socket. */
+  readonly #connections = new Map<Socket, Connection>()
+  /** Whether the TLS sockets' `_parent` has been seen missing (then connections are found by their 4-tuple). */
+  #noParent = false
   /** Connections still in their handshake, oldest first. */
   readonly #handshakes = new Set<Connection>()
   /** Per source address: connections not yet CONNECTed, and handshakes; an entry lives only while one is counted. */
@@ -150,7 +152,7 @@ export class TlsGate {
     // this destroy, a failed or timed-out handshake held its slot for ever.
     this.#tls.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
       socket.destroy()
-      this.#report('handshake-failed', 'tls-rejected', { remoteAddress: addressOf(socket), reason: `TLS handshake failed: ${error.message}`, code: error.code ?? 'TLS_ERROR' })
+      this.#report('handshake-failed', 'tls-rejected', { remoteAddress: this.remoteAddressOf(socket), reason: `TLS handshake failed: ${error.message}`, code: error.code ?? 'TLS_ERROR' })
     })
     this.#tcp = createTcpServer((raw) => this.#onTcpConnection(raw))
   }
@@ -211,7 +213,7 @@ export class TlsGate {
    * connection (then it must not be served).
    */
   admitSession (socket: TLSSocket, session: GateSession): boolean {
-    const connection = this.#connections.get(tupleOf(socket))
+    const connection = this.#connectionOf(socket)
     if (!connection) return false
     this.#endHandshake(connection)
     this.#sessions.set(socket, session)
@@ -226,10 +228,34 @@ export class TlsGate {
    * and a cap on connected sessions would lock a whole site out.
    */
   sessionConnected (socket: TLSSocket): void {
-    const connection = this.#connections.get(tupleOf(socket))
+    const connection = this.#connectionOf(socket)
     if (!connection?.anonymous) return
     connection.anonymous = false
     this.#release(connection.address, 'open')
+  }
+
+  /** `address:port` of the peer of a TLS socket this gate accepted, as read at accept. */
+  remoteAddressOf (socket: TLSSocket): string {
+    return this.#connectionOf(socket)?.remote ?? addressOf(socket)
+  }
+
+  /**
+   * The gate's record of a TLS socket. tls.Server wraps the TCP socket it is
+   * handed in the TLSSocket and keeps it as `_parent`; reading that is a
+   * property lookup where the 4-tuple costs two system calls per socket.
+   * `_parent` is not documented, so if a Node ever drops it the gate finds
+   * the connection by its 4-tuple instead, and says so once.
+   */
+  #connectionOf (socket: TLSSocket): Connection | undefined {
+    const parent = (socket as TLSSocket & { _parent?: unknown })._parent
+    if (parent !== undefined && parent !== null) return this.#connections.get(parent as Socket)
+    if (!this.#noParent) {
+      this.#noParent = true
+      this.#options.logger.warn('TLS sockets carry no _parent in this Node: the TLS gate finds connections by their addresses (slower)')
+    }
+    const tuple = tupleOf(socket)
+    for (const connection of this.#connections.values()) if (tupleOf(connection.raw) === tuple) return connection
+    return undefined
   }
 
   // --- admission ---------------------------------------------------------------
@@ -243,18 +269,18 @@ export class TlsGate {
       this.#report(refusal.kind, 'connection-limit', { remoteAddress: addressOf(raw), reason: refusal.reason })
       return
     }
-    const connection: Connection = { raw, key: tupleOf(raw), address, handshaking: true, anonymous: true, deadline: undefined }
+    const connection: Connection = { raw, remote: addressOf(raw), address, handshaking: true, anonymous: true, deadline: undefined }
     const counts = this.#perAddress.get(address) ?? { open: 0, handshaking: 0 }
     counts.open++
     counts.handshaking++
     this.#perAddress.set(address, counts)
-    this.#connections.set(connection.key, connection)
+    this.#connections.set(raw, connection)
     this.#handshakes.add(connection)
     // Node's handshakeTimeout is an idle timeout: a ClientHello sent a byte
     // a second restarts it at every byte. This deadline does not move.
     connection.deadline = setTimeout(() => {
       this.#report('handshake-timeout', 'tls-rejected', {
-        remoteAddress: addressOf(raw), reason: `TLS handshake not finished within ${this.#limits.handshakeTimeoutMs} ms`, code: 'HANDSHAKE_TIMEOUT',
+        remoteAddress: connection.remote, reason: `TLS handshake not finished within ${this.#limits.handshakeTimeoutMs} ms`, code: 'HANDSHAKE_TIMEOUT',
       })
       this.#drop(connection)
     }, this.#limits.handshakeTimeoutMs)
@@ -280,7 +306,7 @@ export class TlsGate {
     const oldest = this.#handshakes.values().next().value
     if (!oldest) return { kind: 'total', reason: `connection refused: ${maxConnections} connections already open` }
     this.#report('handshake-evicted', 'connection-limit', {
-      remoteAddress: addressOf(oldest.raw),
+      remoteAddress: oldest.remote,
       reason: `oldest TLS handshake dropped: ${maxConnections - reservedConnections} unauthenticated connections at once is the limit`,
     })
     this.#drop(oldest)
@@ -309,8 +335,8 @@ export class TlsGate {
   }
 
   #forget (connection: Connection): void {
-    if (this.#connections.get(connection.key) !== connection) return
-    this.#connections.delete(connection.key)
+    if (this.#connections.get(connection.raw) !== connection) return
+    this.#connections.delete(connection.raw)
     this.#endHandshake(connection)
     if (connection.anonymous) {
       connection.anonymous = false
