@@ -27,6 +27,11 @@ if (commandName(process.argv.slice(2)) === 'broker' && typeof process.execve ===
   }
 }
 
+// Work aedes does at every connection that PlaceGuard's broker does not need,
+// changed as aedes' files load; registered before any command loads aedes.
+const { installAedesPatches } = await import('../broker/aedes-patches.ts')
+installAedesPatches()
+
 await import('../cli/main.ts')
 
 /** The subcommand: the first word that is not an option or the value of the global `--data-dir`. */

@@ -207,6 +207,14 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   /** Bytes of the messages queued for a client, as stored. */
   queuedBytesFor (clientId: string): number { return this.#queued.get(clientId)?.bytes ?? 0 }
 
+  /**
+   * Whether nothing is queued for the client, answered from the counts kept
+   * for the queue caps (loaded from broker.db at start). aedes, patched
+   * (aedes-patches.ts), asks it at a clean session's CONNECT to skip
+   * streaming a queue that cleanSubscriptions has just emptied.
+   */
+  outgoingEmpty (client: ClientRef): boolean { return this.queuedFor(client.id) === 0 }
+
   async setup (broker: AedesLike): Promise<void> {
     this.#broker = broker
     // aedes drops a packet whose brokerCounter is not above the last one seen

@@ -94,6 +94,8 @@ describe('placeguard broker (CLI)', () => {
       if (broker.exitCode !== null) throw new Error(`the broker exited (${broker.exitCode}) before listening: ${errors}`)
       expect(output, `stderr: ${errors}`).toContain('broker listening')
     }, { timeout: 10_000 })
+    // bin/placeguard.js patched aedes before the command loaded it (broker/aedes-patches.ts).
+    expect(output).toMatch(/aedesPatches.*empty-queue-clean/)
     const pki = join(dataDir, 'pki')
     const client = mqtt.connect(`mqtts://127.0.0.1:${port}`, {
       ca: readFileSync(join(pki, 'ca.crt')), cert: readFileSync(join(pki, 'devices', 'home-8.crt')), key: readFileSync(join(pki, 'devices', 'home-8.key')),
