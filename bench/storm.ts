@@ -36,7 +36,9 @@
  * storms only: what a reconnect costs any broker on Node.
  *
  *   npm run bench:storm -- [--devices 10000] [--timeout 180s] [--brokers placeguard,mosquitto,node-tls-floor]
- *     [--storms drop,full,restart] [--profile DIR] [--node-flags=…]
+ *     [--storms drop,full,restart] [--broker-state sqlite|memory] [--profile DIR] [--node-flags=…]
+ *   (--broker-state: where PlaceGuard keeps sessions; sqlite, broker.db, is
+ *   its default and the bench's; memory keeps nothing across a restart)
  *   (--profile: PlaceGuard's broker under --cpu-prof, its .cpuprofile in DIR;
  *   --node-flags: V8/Node flags for PlaceGuard's broker, comma-separated)
  */
@@ -60,6 +62,7 @@ const { values } = parseArgs({ options: {
   timeout: { type: 'string', default: '180s' },
   brokers: { type: 'string', default: 'placeguard,mosquitto' },
   storms: { type: 'string', default: 'drop,full,restart' },
+  'broker-state': { type: 'string', default: 'sqlite' },
   profile: { type: 'string' },
   'node-flags': { type: 'string', default: '' },
 } })
@@ -67,6 +70,8 @@ const STORMS = values.storms.split(',').map((storm) => {
   if (storm !== 'drop' && storm !== 'full' && storm !== 'restart') throw new Error(`--storms takes drop, full and/or restart, not ${storm}`)
   return storm
 })
+const BROKER_STATE = values['broker-state']
+if (BROKER_STATE !== 'sqlite' && BROKER_STATE !== 'memory') throw new Error(`--broker-state takes sqlite or memory, not ${BROKER_STATE}`)
 const BROKERS = parseBrokerNames(values.brokers, ['placeguard', 'mosquitto', 'node-tls-floor'] as const)
 const DEVICES = Number(values.devices)
 const TIMEOUT_MS = parseDuration('--timeout', values.timeout)
@@ -111,7 +116,7 @@ try {
       : name === 'node-tls-floor'
         ? startTlsFloor(pki.paths, port)
         // Rate limit off: the devices stay silent anyway; this measures connections.
-        : startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: DEVICES * 2 + 1_000, reservedConnections: 1_000 }, { brokerState: 'memory' },
+        : startPlaceGuard(dataDir, port, { publishRatePerSec: 0, maxConnections: DEVICES * 2 + 1_000, reservedConnections: 1_000 }, { brokerState: BROKER_STATE },
           placeGuardNodeArgs(values['node-flags'], values.profile, `placeguard-storm-${DEVICES}-${Date.now()}.cpuprofile`))
     let broker = await start()
     // What starting costs the broker, taken off the restarted process's CPU.
