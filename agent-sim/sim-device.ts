@@ -217,8 +217,7 @@ export class SimDevice {
    * connecting on a slow start) must not make its downgraded message its first.
    */
   downgradeNext (fw: string): void {
-    if (this.#ackedOnce) this.firmware = fw
-    else this.#downgradeTo = fw
+    this.#downgradeTo = fw
   }
 
   /** A raw publish outside the device's ACL: the broker closes the connection. */

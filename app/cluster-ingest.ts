@@ -74,11 +74,9 @@ export interface ClusterIngestOptions {
 /** Small functions into detection, not detection itself: the cluster side needs these and nothing else. */
 export interface DeviceStateDoors {
   export: (filter: (deviceId: string) => boolean) => unknown
-  /**
-   * The state of the devices `filter` picks whose state changed since the
-   * last call (undefined: none did). Changes are remembered from the first
-   * call on.
-   */
+  /** From now on, remember which devices' state changes (for exportChanged). */
+  trackChanges: () => void
+  /** The state of the devices `filter` picks whose state changed since the last call (undefined: none did). */
   exportChanged: (filter: (deviceId: string) => boolean) => unknown
   /** Returns the devices taken in. */
   import: (snapshot: unknown) => number
@@ -202,8 +200,8 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
   }
 
   async start (): Promise<void> {
-    // Detection remembers which devices change from here on (the first call starts it; nothing to save yet).
-    this.#options.deviceState?.exportChanged(() => false)
+    // Detection remembers which devices change from here on: each batch saves what it changed.
+    this.#options.deviceState?.trackChanges()
     this.#writer.start()
     await this.#leases.start()
     await this.#reader.start()
@@ -307,7 +305,7 @@ export class ClusterIngest extends EventEmitter<{ 'security-event': [SecurityEve
     const doors = this.#options.deviceState
     if (!doors) return
     const { logger } = this.#options
-    const states = await this.#snapshots.loadWithChanges(taken.keys())
+    const states = await this.#snapshots.load(taken.keys())
     for (const partition of taken.keys()) {
       const saved = states.get(partition)
       if (!saved) continue

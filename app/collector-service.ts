@@ -167,8 +167,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       // What detection learned of a partition's devices moves with the partition between collectors.
       deviceState: {
         export: (filter) => detection.exportDeviceState(filter),
+        trackChanges: () => detection.trackDeviceChanges(),
         exportChanged: (filter) => {
-          detection.trackDeviceChanges()
           const changed = detection.exportDeviceState(filter, { changedOnly: true })
           return changed.devices.length + changed.windows.length + (changed.lorawan?.length ?? 0) === 0 ? undefined : changed
         },

@@ -49,7 +49,7 @@ export function judgeHandshake (socket: TLSSocket, context: HandshakeContext): H
     return {
       admit: false,
       rejected: {
-        who: `${identity ? identityName(identity) : claimedId ?? remoteAddress.slice(0, remoteAddress.lastIndexOf(':'))}:${refusal.code}`,
+        who: `${identity ? identityName(identity) : claimedId ?? socket.remoteAddress}:${refusal.code}`,
         fields: { ...(identity ? identityFields(identity) : {}), claimedId, remoteAddress, serial, reason: refusal.reason, code: refusal.code },
       },
     }

@@ -90,16 +90,8 @@ export class DetectionSnapshots {
     return appended === 1
   }
 
-  /** The snapshots of these partitions that exist, in one round trip. */
-  async load (partitions: Iterable<number>): Promise<Map<number, DetectionSnapshot>> {
-    const states = await this.loadWithChanges(partitions)
-    const snapshots = new Map<number, DetectionSnapshot>()
-    for (const [partition, { snapshot }] of states) if (snapshot) snapshots.set(partition, snapshot)
-    return snapshots
-  }
-
   /** Each partition's snapshot (if any) and the changes appended since, in one round trip; partitions with neither are left out. */
-  async loadWithChanges (partitions: Iterable<number>): Promise<Map<number, PartitionState>> {
+  async load (partitions: Iterable<number>): Promise<Map<number, PartitionState>> {
     const list = [...partitions]
     const states = new Map<number, PartitionState>()
     if (list.length === 0) return states

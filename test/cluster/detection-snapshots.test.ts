@@ -260,27 +260,27 @@ describe('detection state travels with its partition', () => {
     expect(await snapshots.save(partition, fresh, '{"by":"y"}')).toBe(true)
     // X comes back believing it still holds the partition: its write is refused, Y's snapshot stays.
     expect(await snapshots.save(partition, old, '{"by":"x, late"}')).toBe(false)
-    expect((await snapshots.load([partition])).get(partition)).toMatchObject({ token: fresh, state: '{"by":"y"}' })
+    expect((await snapshots.load([partition])).get(partition)!.snapshot).toMatchObject({ token: fresh, state: '{"by":"y"}' })
     // Nobody holds it: nobody writes.
     await redis.del(keys.lease(partition))
     expect(await snapshots.save(partition, fresh, '{"by":"y, released"}')).toBe(false)
     // A lease forged back to an older token still cannot replace a newer snapshot.
     await redis.hset(keys.lease(partition), 'owner', 'collector-x', 'token', String(old))
     expect(await snapshots.save(partition, old, '{"by":"x, forged"}')).toBe(false)
-    expect((await snapshots.load([partition, 6])).get(partition)!.state).toBe('{"by":"y"}')
+    expect((await snapshots.load([partition, 6])).get(partition)!.snapshot!.state).toBe('{"by":"y"}')
     expect((await snapshots.load([6])).size).toBe(0)
 
     // Changes between snapshots: appended under the same fence, applied after the snapshot, dropped by the next one.
     const other = 7
     const token = Number(await redis.eval(LEASE_SCRIPTS.ACQUIRE, 2, keys.lease(other), keys.leaseToken(other), 'collector-y', 10_000))
     expect(await snapshots.append(other, token, '{"change":1}')).toBe(true)
-    expect(await snapshots.loadWithChanges([other])).toEqual(new Map([[other, { snapshot: undefined, changes: ['{"change":1}'] }]]))
+    expect(await snapshots.load([other])).toEqual(new Map([[other, { snapshot: undefined, changes: ['{"change":1}'] }]]))
     expect(await snapshots.save(other, token, '{"whole":1}')).toBe(true)
     expect(await snapshots.append(other, token, '{"change":2}')).toBe(true)
     expect(await snapshots.append(other, token - 1, '{"change":"stale"}')).toBe(false)
-    expect((await snapshots.loadWithChanges([other])).get(other)).toMatchObject({ snapshot: { token, state: '{"whole":1}' }, changes: ['{"change":2}'] })
+    expect((await snapshots.load([other])).get(other)).toMatchObject({ snapshot: { token, state: '{"whole":1}' }, changes: ['{"change":2}'] })
     expect(await snapshots.save(other, token, '{"whole":2}')).toBe(true)
-    expect((await snapshots.loadWithChanges([other])).get(other)).toMatchObject({ snapshot: { state: '{"whole":2}' }, changes: [] })
+    expect((await snapshots.load([other])).get(other)).toMatchObject({ snapshot: { state: '{"whole":2}' }, changes: [] })
     await redis.del(keys.lease(other))
     expect(await snapshots.append(other, token, '{"change":"released"}')).toBe(false)
   })

@@ -51,6 +51,7 @@ it('reads an integration\'s uplinks from its partition, and keeps its devices\' 
     lorawanRegistry: directory.registry, partitionKeyOf: directory.partitionKeyOf,
     deviceState: {
       export: (filter) => { exported.push({ device: filter('flood-lw-1'), integration: filter(INTEGRATION) }); return {} },
+      trackChanges: () => {},
       exportChanged: () => undefined,
       import: () => 0,
       forget: () => 0,
