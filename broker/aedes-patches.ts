@@ -19,6 +19,19 @@
  *   without the method, takes aedes' stream as before (a clean session's
  *   stale rows, if a message raced the clean, are cleared there).
  *
+ * - `unused-packet-id`: [MQTT-2.3.1-2] a new PUBLISH takes a packet id that
+ *   no other unacknowledged message of the session holds. aedes numbers a
+ *   connection's messages from a random start (lib/qos-packet.js) while the
+ *   messages a persistent session left unacknowledged are resent under
+ *   their original ids [MQTT-4.4.0-1]; a live message could take the id of
+ *   a queued one not yet resent, and its PUBACK then cleared that one, never
+ *   delivered. Seen as a collector that reconnected with a backlog and lost
+ *   a few acknowledged messages (test/broker/packet-ids.test.ts). Patched,
+ *   the numbering skips every id the persistence says is held
+ *   (`outgoingIdHeld(client, id)`, answered by PlaceGuard's SQLite store
+ *   from the maps it keeps of each queue). A persistence without the method
+ *   numbers as aedes does.
+ *
  * Node's synchronous module hooks (`module.registerHooks`) rewrite the file
  * as it is loaded, so nothing in node_modules is edited. The hooks must be
  * registered before aedes is first imported: `bin/placeguard.js` does it for
@@ -53,6 +66,31 @@ const PATCHES: readonly Patch[] = [{
   }
   const outgoing = persistence.outgoingStream(client)
 `,
+}, {
+  name: 'unused-packet-id',
+  file: '/aedes/lib/qos-packet.js',
+  original: `    if (!original.messageId) {
+      this.messageId = client._nextId
+      if (client._nextId >= 65535) {
+        client._nextId = 1
+      } else {
+        client._nextId++
+      }
+    } else {`,
+  replacement: `    if (!original.messageId) {
+      // PlaceGuard (broker/aedes-patches.ts): [MQTT-2.3.1-2] never an id a queued message of the session still holds.
+      const persistence = client.broker.persistence
+      const held = typeof persistence.outgoingIdHeld === 'function'
+      for (let tried = 1; ; tried++) {
+        this.messageId = client._nextId
+        if (client._nextId >= 65535) {
+          client._nextId = 1
+        } else {
+          client._nextId++
+        }
+        if (!held || tried >= 65535 || persistence.outgoingIdHeld(client, this.messageId) !== true) break
+      }
+    } else {`,
 }]
 
 const STATE = Symbol.for('placeguard.aedesPatches')

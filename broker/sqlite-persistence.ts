@@ -405,6 +405,21 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     })
   }
 
+  /**
+   * Whether a message queued for the client holds this packet id, so that
+   * aedes (patched: broker/aedes-patches.ts, `unused-packet-id`) gives a new
+   * message another one [MQTT-2.3.1-2]. Asked once per message aedes
+   * numbers: a clean session has no queue and answers from the counts, a
+   * persistent one from its maps, and SQL answers only for a queue the maps
+   * do not hold whole (an earlier run's rows).
+   */
+  outgoingIdHeld (client: ClientRef, messageId: number): boolean {
+    if (this.#destroyed || this.queuedFor(client.id) === 0) return false
+    const rows = this.#rowsOf(client.id)
+    if (rows) return rows.byMessageId.has(messageId)
+    return this.#sql.byMessageIdBytes.get(client.id, messageId) !== undefined
+  }
+
   /** PUBACK / PUBCOMP: the message is delivered and leaves the queue. */
   async outgoingClearMessageId (client: ClientRef, packet: AnyPacket): Promise<AnyPacket | undefined> {
     const messageId = packet?.messageId

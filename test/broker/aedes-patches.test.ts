@@ -12,6 +12,7 @@ import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 
 const connectJs = join(createRequire(import.meta.url).resolve('aedes'), '..', 'lib', 'handlers', 'connect.js')
 const connectUrl = pathToFileURL(connectJs).href
+const qosPacketJs = join(connectJs, '..', '..', 'qos-packet.js')
 
 let fleet: TestFleet
 let persistence: SqlitePersistence
@@ -46,10 +47,12 @@ describe('aedes, patched as it loads', () => {
     const changed = original.replace('const outgoing = persistence.outgoingStream(client)', 'const outgoing = persistence.outgoingStream(client, arg)')
     expect(applyAedesPatches(connectUrl, changed)).toEqual({ source: changed, applied: [], skipped: [{ name: 'empty-queue-clean', file: '/aedes/lib/handlers/connect.js' }] })
     expect(applyAedesPatches('file:///x/other.js', original)).toEqual({ source: original, applied: [], skipped: [] })
+    const qosPacket = readFileSync(qosPacketJs, 'utf8')
+    expect(applyAedesPatches(pathToFileURL(qosPacketJs).href, qosPacket)).toMatchObject({ applied: ['unused-packet-id'], skipped: [] })
   })
 
   it('runs in the tests as in `placeguard`: the aedes loaded here is patched', () => {
-    expect(aedesPatchesApplied()).toEqual(['empty-queue-clean'])
+    expect(aedesPatchesApplied().sort()).toEqual(['empty-queue-clean', 'unused-packet-id'])
   })
 
   it('a clean session with nothing queued streams no queue; a persistent one still gets what was queued while it was away', async () => {
