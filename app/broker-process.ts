@@ -83,9 +83,10 @@ async function startClusterNode (config: Config, redisUrl: string, logger: Logge
 export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
   const paths = pkiPaths(config.dataDir)
   const { maxQueuedPerClient, maxQueuedBytesPerClient, ...limits } = config.broker
-  // Sessions, subscriptions, retained and queued QoS 1 messages outlive a broker restart or crash.
-  // The broker destroys the persistence when it closes.
-  const persistence = config.brokerState === 'memory' ? undefined : createSqlitePersistence({ path: join(config.dataDir, BROKER_DB_FILE), maxQueuedPerClient, maxQueuedBytesPerClient, logger })
+  // Sessions, subscriptions, retained and queued QoS 1 messages outlive a broker restart or crash
+  // (`memory`: the same store, in memory, lost at a restart). The broker destroys the persistence when it closes.
+  const path = config.brokerState === 'memory' ? ':memory:' : join(config.dataDir, BROKER_DB_FILE)
+  const persistence = createSqlitePersistence({ path, maxQueuedPerClient, maxQueuedBytesPerClient, logger })
   const broker = new PlaceGuardBroker({
     tls: { caCert: paths.caCert, serverCert: paths.serverCert, serverKey: paths.serverKey, crl: paths.crl },
     host: config.mqttHost, port: config.mqttPort, limits, logger,

@@ -32,6 +32,7 @@ import type { SecurityEvent } from '../shared/security-events.ts'
 import { createEventReporter, identityFields, type ReportEvent } from './event-reporter.ts'
 import { judgeHandshake } from './handshake-verdict.ts'
 import { aedesPatchesApplied } from './aedes-patches.ts'
+import { createSqlitePersistence } from './sqlite-persistence.ts'
 import type { QuarantineEntry } from './quarantine.ts'
 import { QuarantineGate, type QuarantineRequest } from './quarantine-gate.ts'
 import { type Session, type SessionInfo, newSession, sessionInfo } from './session.ts'
@@ -55,8 +56,9 @@ export interface BrokerOptions {
   logger: Logger
   clock?: Clock
   /**
-   * aedes persistence and mqemitter, e.g. the Redis pair for a cluster.
-   * Both become the broker's to end: aedes closes the mqemitter, and the
+   * aedes persistence and mqemitter, e.g. the Redis pair for a cluster;
+   * without a persistence, PlaceGuard's SQLite store in memory. Both become
+   * the broker's to end: aedes closes the mqemitter, and the
    * broker destroys the persistence once aedes has closed (`close()`
    * resolves after it).
    */
@@ -151,9 +153,14 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       limits: this.limits, clock: this.#clock, logger: this.#logger, report: this.#report, sessionOf,
       tls: this.#gate, quarantine: this.#quarantine, cluster: options.cluster, supplierGrant: options.supplierGrant ?? (() => undefined),
     })
+    // Without one given, the same SQL store in memory, not aedes' own memory
+    // persistence: that one numbers packet ids blind to the queue (see
+    // aedes-patches.ts, `unused-packet-id`), and a backlog resent while live
+    // messages flow makes it drop the connection ('no such packet').
+    const persistence = options.aedes?.persistence ?? createSqlitePersistence({ path: ':memory:', logger: options.logger, clock: options.clock })
     this.#aedes = new Aedes({
       id: options.aedes?.id,
-      persistence: options.aedes?.persistence,
+      persistence: persistence as AedesOptions['persistence'],
       // mqemitter's queue shifts an Array (O(n)); under a fast TLS publisher
       // that made aedes quadratic. See broker/mq-fast-queue.ts.
       mq: options.aedes?.mq ?? createMqEmitter({ concurrency: 100 }),
@@ -172,14 +179,11 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     this.#aedes.on('clientReady', (client) => this.#connectHooks.onClientReady(client))
     this.#aedes.on('clientDisconnect', (client) => this.#connectHooks.onClientDisconnect(client))
     this.#aedes.on('clientError', (client, error) => this.#logger.debug({ client: client.id, err: error.message }, 'client error'))
-    const persistence = options.aedes?.persistence as { destroy: () => Promise<void> } | undefined
     // Not before 'closed': aedes writes to it while closing its clients (wills, clean sessions).
-    if (persistence) {
-      this.#aedes.once('closed', () => {
-        this.#persistenceDestroyed = persistence.destroy()
-        this.#persistenceDestroyed.catch(() => {}) // not unhandled while aedes finishes closing; close() rethrows
-      })
-    }
+    this.#aedes.once('closed', () => {
+      this.#persistenceDestroyed = (persistence as { destroy: () => Promise<void> }).destroy()
+      this.#persistenceDestroyed.catch(() => {}) // not unhandled while aedes finishes closing; close() rethrows
+    })
   }
 
   async listen (): Promise<AddressInfo> {

@@ -67,5 +67,5 @@ export const brokerLimitsSchema = brokerLimits.extend({
   maxQueuedBytesPerClient: positive.describe('bytes of messages kept for one persistent session; beyond it they are dropped and reported (broker default 134217728, 128 MiB)'),
 }).partial().default({})
 
-/** `brokerState`: SqlitePersistence in <data-dir>/broker.db, or aedes' memory persistence. */
+/** `brokerState`: SqlitePersistence in <data-dir>/broker.db, or the same store in memory. */
 export const brokerStateSchema = z.enum(['sqlite', 'memory']).default('sqlite').describe('where the broker keeps sessions, subscriptions, retained and queued messages: sqlite (<data-dir>/broker.db) or memory (lost at a restart; for benches)')
