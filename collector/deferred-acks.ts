@@ -37,16 +37,30 @@ export interface DeferredAcks {
 export function installDeferredAcks (client: MqttClient): DeferredAcks {
   const internals = client as unknown as { _sendPacket: SendPacket }
   const send = internals._sendPacket.bind(client)
-  const parked = new Map<number, () => void>()
+  // By packet id, in arrival order: a broker that breaks [MQTT-2.3.1-2] and
+  // sends a second message under an id still unacknowledged gets a PUBACK
+  // for each, each once its own message is durable (one entry per id would
+  // let the second release the first's, or acknowledge the second early).
+  const parked = new Map<number, Array<() => void>>()
   // Released while their message was still inside handleMessage; at most the
-  // one message being handled, so this set stays tiny.
-  const releasedEarly = new Set<number>()
+  // one message being handled, so this map stays tiny.
+  const releasedEarly = new Map<number, number>()
+  let held = 0
   let connection = 0
   internals._sendPacket = (packet, callback, ...rest) => {
     if (packet.cmd !== 'puback' || packet.messageId === undefined) return send(packet, callback, ...rest)
     const messageId = packet.messageId
-    if (releasedEarly.delete(messageId)) return send(packet, callback, ...rest)
-    parked.set(messageId, () => send(packet, undefined, ...rest))
+    const early = releasedEarly.get(messageId)
+    if (early !== undefined) {
+      if (early > 1) releasedEarly.set(messageId, early - 1)
+      else releasedEarly.delete(messageId)
+      return send(packet, callback, ...rest)
+    }
+    const queue = parked.get(messageId)
+    const sendAck = (): void => send(packet, undefined, ...rest)
+    if (queue) queue.push(sendAck)
+    else parked.set(messageId, [sendAck])
+    held++
     callback?.() // let mqtt.js read the next packet now
   }
   // A connection's parked acks die with it: the broker redelivers those
@@ -58,6 +72,7 @@ export function installDeferredAcks (client: MqttClient): DeferredAcks {
   const forget = (): void => {
     parked.clear()
     releasedEarly.clear()
+    held = 0
     connection++
   }
   client.on('close', forget)
@@ -66,16 +81,18 @@ export function installDeferredAcks (client: MqttClient): DeferredAcks {
     release (tickets) {
       for (const { messageId, connection: from } of tickets) {
         if (from !== connection) continue
-        const sendAck = parked.get(messageId)
+        const queue = parked.get(messageId)
+        const sendAck = queue?.shift()
         if (sendAck) {
-          parked.delete(messageId)
+          if (queue!.length === 0) parked.delete(messageId)
+          held--
           sendAck()
         } else {
-          releasedEarly.add(messageId)
+          releasedEarly.set(messageId, (releasedEarly.get(messageId) ?? 0) + 1)
         }
       }
     },
     get connection () { return connection },
-    get held () { return parked.size },
+    get held () { return held },
   }
 }

@@ -44,6 +44,25 @@ describe('installDeferredAcks', () => {
     expect(sent).toEqual([{ cmd: 'puback', messageId: 7 }])
   })
 
+  it('two messages under one packet id (a broker breaking [MQTT-2.3.1-2]): each PUBACK waits for its own message', () => {
+    const { client, sent } = clientStub()
+    const acks = installDeferredAcks(client)
+    const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
+    client.emit('connect', { cmd: 'connack', sessionPresent: true })
+    send({ cmd: 'puback', messageId: 5 }, () => {})
+    send({ cmd: 'puback', messageId: 5 }, () => {})
+    expect(acks.held).toBe(2)
+    acks.release([{ messageId: 5, connection: acks.connection }]) // the first is durable
+    expect(sent).toEqual([{ cmd: 'puback', messageId: 5 }])
+    expect(acks.held).toBe(1)
+    acks.release([{ messageId: 5, connection: acks.connection }]) // then the second
+    expect(sent).toEqual([{ cmd: 'puback', messageId: 5 }, { cmd: 'puback', messageId: 5 }])
+    expect(acks.held).toBe(0)
+    // Nothing is left over to acknowledge a later message under id 5 before it is durable.
+    send({ cmd: 'puback', messageId: 5 }, () => {})
+    expect(sent).toHaveLength(2)
+  })
+
   it('sends at once the PUBACK of a message released while mqtt.js was still handling it', () => {
     const { client, sent } = clientStub()
     const acks = installDeferredAcks(client)
