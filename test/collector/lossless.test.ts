@@ -82,8 +82,9 @@ async function expectEverythingStored (expect: ExpectStatic, summary: Simulation
   expect(summary.acked).toBe(summary.sent)
   const expected = summary.acked - notTelemetry
   let stored = 0
-  await waitFor(() => {
-    void storedMessages(sinceMs, target).then((count) => { stored = count })
+  // Each poll awaited: one left in flight when the test stops its store would reject unhandled.
+  await waitFor(async () => {
+    stored = await storedMessages(sinceMs, target).catch(() => stored)
     return stored === expected
   }, 60_000, `all ${expected} messages in the store`).catch(async (error: Error) => {
     throw new Error(`${error.message} (stored ${stored}); gaps: ${await seqGaps(sinceMs, target)}; collector log:\n${logs.join('').slice(-3000)}`)
@@ -170,8 +171,8 @@ describe.concurrent('lossless collection into InfluxDB (victoria-metrics)', () =
         return [...acknowledged].filter((message) => !stored.has(message))
       }
       let lost: string[] = [...acknowledged]
-      await waitFor(() => {
-        void missing().then((result) => { lost = result })
+      await waitFor(async () => {
+        lost = await missing().catch(() => lost)
         return lost.length === 0
       }, 60_000, 'every acknowledged message in the store').catch((error: Error) => {
         throw new Error(`${error.message}: ${lost.length} missing (${lost.slice(0, 5).join(', ')}); collector log:\n${logs.join('').slice(-3000)}`)
