@@ -89,6 +89,8 @@ export class TlsGate {
   readonly #tcp: TcpServer
   /** Open TCP connections, by their socket. */
   readonly #connections = new Map<Socket, Connection>()
+  /** The peer's `address:port` per TCP socket, as read at accept; kept past the record, for a handshake failed at close. */
+  readonly #remotes = new WeakMap<Socket, string>()
   /** Whether the TLS sockets' `_parent` has been seen missing (then connections are found by their 4-tuple). */
   #noParent = false
   /** Connections still in their handshake, oldest first. */
@@ -236,7 +238,12 @@ export class TlsGate {
 
   /** `address:port` of the peer of a TLS socket this gate accepted, as read at accept. */
   remoteAddressOf (socket: TLSSocket): string {
-    return this.#connectionOf(socket)?.remote ?? addressOf(socket)
+    const connection = this.#connectionOf(socket)
+    if (connection) return connection.remote
+    // Closed already (a peer that hung up mid-handshake is reported at its close): its record is gone, and so is
+    // the address a closed socket could tell.
+    const parent = (socket as TLSSocket & { _parent?: unknown })._parent
+    return (parent ? this.#remotes.get(parent as Socket) : undefined) ?? addressOf(socket)
   }
 
   /**
@@ -270,6 +277,7 @@ export class TlsGate {
       return
     }
     const connection: Connection = { raw, remote: addressOf(raw), address, handshaking: true, anonymous: true, deadline: undefined }
+    this.#remotes.set(raw, connection.remote)
     const counts = this.#perAddress.get(address) ?? { open: 0, handshaking: 0 }
     counts.open++
     counts.handshaking++

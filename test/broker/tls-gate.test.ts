@@ -99,6 +99,17 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     expect(event.remoteAddress).toMatch(/^127\.0\.0\.2:/)
   })
 
+  it('reports a peer that hangs up mid-handshake with its address (read at accept: a closed socket has none), as ECONNRESET', async () => {
+    const running = await broker({})
+    const hello = await clientHello()
+    const peer = await idleSocket(running.port)
+    peer.socket.end(hello.subarray(0, 20)) // part of a ClientHello, then gone
+    await peer.closed
+    const event = await running.waitForEvent((e) => e.type === 'tls-rejected' && e.code === 'ECONNRESET')
+    expect(event.reason).toMatch(/socket hang up/)
+    expect(event.remoteAddress).toMatch(/^127\.0\.0\.2:\d+$/)
+  })
+
   it('caps idle connections per address: a device still connects and publishes, and the refusals make one event', async () => {
     const running = await broker({ maxConnections: 10, reservedConnections: 2, maxConnectionsPerAddress: 6, maxHandshakesPerAddress: 3 })
     // Ten silent peers from one address: without a per-address cap they would hold every slot.
