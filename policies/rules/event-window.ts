@@ -11,6 +11,9 @@ export const MAX_CLAIMS_PER_ADDRESS = 16
 /** A claimed id is shown at most this long in evidence. */
 const CLAIM_SHOWN_CHARS = 64
 
+/** Codes of a handshake the peer abandoned (Node: ECONNRESET "socket hang up" when it closes before the handshake ends). */
+const PEER_WENT_AWAY: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+
 /** The source address without its port: one attacker, however many handshakes. */
 export function addressKey (remoteAddress: string | undefined): string {
   return `address:${(remoteAddress ?? 'unknown').replace(/:\d+$/, '')}`
@@ -28,7 +31,12 @@ export function addressKey (remoteAddress: string | undefined): string {
 export function policyForEvent (event: SecurityEvent): { policy: WindowPolicyId, key: string } | undefined {
   const who = event.deviceId ?? addressKey(event.remoteAddress)
   switch (event.type) {
-    case 'tls-rejected': return { policy: event.code === 'CERT_REVOKED' ? 'cert-revoked-attempt' : 'cert-rejected', key: who }
+    case 'tls-rejected':
+      // A peer that closed mid-handshake refused nothing and was refused nothing: a device on a poor link, or
+      // one that gave up on a broker slow to answer. One is no attack; many from one address are a connection
+      // that keeps coming and going.
+      if (event.code !== undefined && PEER_WENT_AWAY.has(event.code)) return { policy: 'connection-flapping', key: who }
+      return { policy: event.code === 'CERT_REVOKED' ? 'cert-revoked-attempt' : 'cert-rejected', key: who }
     case 'acl-denied': return { policy: 'acl-violation', key: who }
     case 'duplicate-identity': return { policy: 'identity-clone', key: who }
     case 'connect': return event.deviceId?.startsWith('collector:') ? undefined : { policy: 'connection-flapping', key: who }

@@ -14,6 +14,9 @@ describe('policyForEvent', () => {
     [event({ type: 'tls-rejected', code: 'CERT_HAS_EXPIRED', deviceId: 'f-1' }), 'cert-rejected', 'f-1'],
     [event({ type: 'tls-rejected', code: 'UNABLE_TO_GET_ISSUER_CERT', claimedId: 'f-1', remoteAddress: '10.1.2.3:4444' }), 'cert-rejected', 'address:10.1.2.3'],
     [event({ type: 'tls-rejected', code: 'NO_CERTIFICATE', remoteAddress: '10.1.2.3:4444' }), 'cert-rejected', 'address:10.1.2.3'],
+    // A peer that hung up mid-handshake is a connection coming and going, not a refused certificate.
+    [event({ type: 'tls-rejected', code: 'ECONNRESET', reason: 'TLS handshake failed: socket hang up', remoteAddress: '10.1.2.3:4444' }), 'connection-flapping', 'address:10.1.2.3'],
+    [event({ type: 'tls-rejected', code: 'HANDSHAKE_TIMEOUT', remoteAddress: '10.1.2.3:4444' }), 'cert-rejected', 'address:10.1.2.3'],
     [event({ type: 'acl-denied', deviceId: 'f-1' }), 'acl-violation', 'f-1'],
     [event({ type: 'duplicate-identity', deviceId: 'f-1' }), 'identity-clone', 'f-1'],
     [event({ type: 'connect', deviceId: 'f-1' }), 'connection-flapping', 'f-1'],
