@@ -520,12 +520,24 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     return row && decode(row.packet)
   }
 
+  /**
+   * Never rejects. aedes' CONNECT deletes the previous will with
+   * `.finally()` and no handler, so a rejection (the store closing under a
+   * connecting client, a full disk) would be an unhandled rejection, which
+   * ends the process. A will that could not be deleted is logged, and the
+   * CONNECT goes on, as aedes meant it to.
+   */
   async delWill (client: ClientRef): Promise<AnyPacket | undefined> {
-    return this.#write(ACKNOWLEDGED, () => {
-      const row = this.#sql.getWill.get(client.id) as { packet: Uint8Array } | undefined
-      if (row) this.#sql.delWill.run(client.id)
-      return row && decode(row.packet)
-    })
+    try {
+      return await this.#write(ACKNOWLEDGED, () => {
+        const row = this.#sql.getWill.get(client.id) as { packet: Uint8Array } | undefined
+        if (row) this.#sql.delWill.run(client.id)
+        return row && decode(row.packet)
+      })
+    } catch (error) {
+      if (!this.#destroyed) this.#logger?.warn({ clientId: client.id, err: (error as Error).message }, 'could not delete a will')
+      return undefined
+    }
   }
 
   /** Wills of clients whose broker is not among the live ones (after a crash, this broker's own). */

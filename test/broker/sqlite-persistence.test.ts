@@ -333,3 +333,17 @@ describe('a refused write in a batch', () => {
     }
   })
 })
+
+describe('deleting a will', () => {
+  it('never rejects, even on a closed store: aedes deletes it in CONNECT with no handler, and a rejection there ends the process', async () => {
+    const persistence = new SqlitePersistence({ path: ':memory:' })
+    await persistence.setup({ id: 'broker-1', counter: 0, publish: (_packet, done) => done() })
+    const will = { cmd: 'publish', topic: 'places/s1/flood/f1/status', payload: Buffer.from('gone'), qos: 1, retain: false, dup: false }
+    await persistence.putWill({ id: 'f1' }, will)
+    expect(await persistence.delWill({ id: 'f1' })).toMatchObject({ topic: 'places/s1/flood/f1/status' })
+    await persistence.putWill({ id: 'f1' }, will)
+    await persistence.destroy()
+    // A client still connecting while the broker closes.
+    await expect(persistence.delWill({ id: 'f1' })).resolves.toBeUndefined()
+  })
+})
