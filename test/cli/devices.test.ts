@@ -90,5 +90,5 @@ describe('placeguard devices', () => {
       expect(refused.status, args.join(' ')).toBe(status)
     }
     expect((JSON.parse(placeguard('devices', 'list', '--json').stdout) as Array<{ deviceId: string }>).map((d) => d.deviceId)).toEqual(['gauge-1'])
-  })
+  }, 120_000) // sixteen CLI processes, each starting Node: seconds apiece on a loaded 2-core machine
 })
