@@ -307,18 +307,34 @@ export class TlsGate {
       return { kind: 'handshakes-per-address', reason: `connection refused: ${maxHandshakesPerAddress} TLS handshakes already in progress from this address` }
     }
     if (this.#handshakes.size < maxConnections - reservedConnections && this.#connections.size < maxConnections) return undefined
-    // The unauthenticated pool (or the whole table) is full. The oldest
-    // handshake gives way: a device finishes its handshake in milliseconds,
-    // so only a peer that stalls loses its slot; authenticated sessions are
-    // never evicted, and the reserve stays theirs.
-    const oldest = this.#handshakes.values().next().value
-    if (!oldest) return { kind: 'total', reason: `connection refused: ${maxConnections} connections already open` }
+    // The unauthenticated pool (or the whole table) is full. The handshake
+    // that has got least far gives way: a device finishes its handshake in
+    // milliseconds, so only a peer that stalls loses its slot; authenticated
+    // sessions are never evicted, and the reserve stays theirs.
+    const victim = this.#leastAdvancedHandshake()
+    if (!victim) return { kind: 'total', reason: `connection refused: ${maxConnections} connections already open` }
     this.#report('handshake-evicted', 'connection-limit', {
-      remoteAddress: oldest.remote,
-      reason: `oldest TLS handshake dropped: ${maxConnections - reservedConnections} unauthenticated connections at once is the limit`,
+      remoteAddress: victim.remote,
+      reason: `TLS handshake dropped: ${maxConnections - reservedConnections} unauthenticated connections at once is the limit`,
     })
-    this.#drop(oldest)
+    this.#drop(victim)
     return undefined
+  }
+
+  /**
+   * The handshake whose peer has sent the fewest bytes, the oldest of those:
+   * a silent socket before any that sent its ClientHello. Oldest alone let a
+   * flood that opens sockets faster than a loaded broker finishes a
+   * handshake (64 addresses, ~3,500 a second) push a good device's handshake
+   * to the front and evict it. The search stops at the first silent one.
+   */
+  #leastAdvancedHandshake (): Connection | undefined {
+    let victim: Connection | undefined
+    for (const connection of this.#handshakes) {
+      if (victim === undefined || connection.raw.bytesRead < victim.raw.bytesRead) victim = connection
+      if (victim.raw.bytesRead === 0) break
+    }
+    return victim
   }
 
   #endHandshake (connection: Connection): void {

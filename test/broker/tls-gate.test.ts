@@ -123,6 +123,20 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     expect(refusals[0]!.reason).toBe('connection refused: 3 TLS handshakes already in progress from this address')
   })
 
+  it('evicts the handshake that has got least far, not the oldest: a peer part-way through its ClientHello outlasts silent sockets opened after it', async () => {
+    const running = await broker({ maxConnections: 6, reservedConnections: 2 })
+    const hello = await clientHello()
+    // The oldest handshake, and the only one under way: a device slow to finish on a loaded broker.
+    const started = await idleSocket(running.port, '127.0.0.20')
+    started.socket.write(hello.subarray(0, 40))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // Silent sockets from other addresses, beyond the four unauthenticated slots.
+    const silent: IdleSocket[] = []
+    for (let i = 0; i < 6; i++) silent.push(await idleSocket(running.port, `127.0.0.${30 + i}`))
+    await waitFor(() => silent.filter((s) => s.isClosed()).length === 3, 10_000, 'three silent sockets to give way')
+    expect(started.isClosed()).toBe(false)
+  })
+
   it('does not cap connected devices per address: a site behind one NAT keeps every device online', async () => {
     const running = await broker({ maxConnectionsPerAddress: 2, maxHandshakesPerAddress: 2 })
     // Four devices from 127.0.0.1, one after another, all staying connected: only
