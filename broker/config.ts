@@ -10,7 +10,7 @@ import { positive } from '../shared/config-fields.ts'
 /** The limits PlaceGuardBroker enforces itself (BrokerOptions.limits). */
 const brokerLimits = z.strictObject({
   maxPacketBytes: positive.describe('largest MQTT packet accepted, bytes; a larger one closes the connection'),
-  maxConnections: positive.describe('connections at once, authenticated or not; at the limit the unfinished TLS handshake that has got least far (fewest bytes from its peer, then the oldest) is dropped, or else the new connection refused'),
+  maxConnections: positive.describe('connections at once, authenticated or not; at the limit an unfinished TLS handshake is dropped (the oldest whose peer has sent nothing, or else the oldest), or else the new connection refused'),
   reservedConnections: z.coerce.number().int().min(0).describe('of maxConnections, slots only authenticated sessions may hold'),
   maxConnectionsPerAddress: positive.describe('connections from one source address (IPv6: one /64) not yet past their MQTT CONNECT; connected sessions do not count (devices behind one NAT share an address)'),
   maxHandshakesPerAddress: positive.describe('TLS handshakes in progress at once from one source address (IPv6: one /64)'),

@@ -307,11 +307,11 @@ export class TlsGate {
       return { kind: 'handshakes-per-address', reason: `connection refused: ${maxHandshakesPerAddress} TLS handshakes already in progress from this address` }
     }
     if (this.#handshakes.size < maxConnections - reservedConnections && this.#connections.size < maxConnections) return undefined
-    // The unauthenticated pool (or the whole table) is full. The handshake
-    // that has got least far gives way: a device finishes its handshake in
-    // milliseconds, so only a peer that stalls loses its slot; authenticated
-    // sessions are never evicted, and the reserve stays theirs.
-    const victim = this.#leastAdvancedHandshake()
+    // The unauthenticated pool (or the whole table) is full. A stalled
+    // handshake gives way, a silent one first: a device finishes its
+    // handshake in milliseconds, so only a peer that stalls loses its slot;
+    // authenticated sessions are never evicted, and the reserve stays theirs.
+    const victim = this.#handshakeToDrop()
     if (!victim) return { kind: 'total', reason: `connection refused: ${maxConnections} connections already open` }
     this.#report('handshake-evicted', 'connection-limit', {
       remoteAddress: victim.remote,
@@ -322,19 +322,20 @@ export class TlsGate {
   }
 
   /**
-   * The handshake whose peer has sent the fewest bytes, the oldest of those:
-   * a silent socket before any that sent its ClientHello. Oldest alone let a
-   * flood that opens sockets faster than a loaded broker finishes a
-   * handshake (64 addresses, ~3,500 a second) push a good device's handshake
-   * to the front and evict it. The search stops at the first silent one.
+   * The oldest silent handshake (its peer has not sent a byte), or else the
+   * oldest. Oldest alone let a flood that opens sockets faster than a loaded
+   * broker finishes a handshake (64 addresses, ~3,500 a second) push a good
+   * device's handshake to the front and evict it. Only silence counts, not
+   * how many bytes: a peer could pad its ClientHello to look further along
+   * than a device.
    */
-  #leastAdvancedHandshake (): Connection | undefined {
-    let victim: Connection | undefined
+  #handshakeToDrop (): Connection | undefined {
+    let oldest: Connection | undefined
     for (const connection of this.#handshakes) {
-      if (victim === undefined || connection.raw.bytesRead < victim.raw.bytesRead) victim = connection
-      if (victim.raw.bytesRead === 0) break
+      if (connection.raw.bytesRead === 0) return connection
+      oldest ??= connection
     }
-    return victim
+    return oldest
   }
 
   #endHandshake (connection: Connection): void {

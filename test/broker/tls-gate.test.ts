@@ -123,7 +123,7 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     expect(refusals[0]!.reason).toBe('connection refused: 3 TLS handshakes already in progress from this address')
   })
 
-  it('evicts the handshake that has got least far, not the oldest: a peer part-way through its ClientHello outlasts silent sockets opened after it', async () => {
+  it('evicts a silent handshake before the oldest: a peer part-way through its ClientHello outlasts silent sockets opened after it', async () => {
     const running = await broker({ maxConnections: 6, reservedConnections: 2 })
     const hello = await clientHello()
     // The oldest handshake, and the only one under way: a device slow to finish on a loaded broker.
