@@ -12,13 +12,19 @@ function clientStub () {
   return { client: client as unknown as MqttClient, sent }
 }
 
+/** The hook installed on a stub that has connected; `send` is mqtt.js' `_sendPacket` as the hook left it. */
+function connectedAcks () {
+  const { client, sent } = clientStub()
+  const acks = installDeferredAcks(client)
+  const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
+  client.emit('connect', { cmd: 'connack', sessionPresent: true })
+  return { client, sent, acks, send }
+}
+
 describe('installDeferredAcks', () => {
   it('holds PUBACKs until released, lets mqtt.js continue at once, and passes other packets through', () => {
-    const { client, sent } = clientStub()
-    const acks = installDeferredAcks(client)
-    client.emit('connect', { cmd: 'connack', sessionPresent: true })
+    const { sent, acks, send } = connectedAcks()
     let continued = 0
-    const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
     send({ cmd: 'puback', messageId: 1 }, () => { continued++ })
     send({ cmd: 'puback', messageId: 2 }, () => { continued++ })
     send({ cmd: 'pingreq' }, () => { continued++ })
@@ -30,10 +36,7 @@ describe('installDeferredAcks', () => {
   })
 
   it('never lets a ticket of an earlier connection release an ack of a later one that reuses the id', () => {
-    const { client, sent } = clientStub()
-    const acks = installDeferredAcks(client)
-    const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
-    client.emit('connect', { cmd: 'connack', sessionPresent: true })
+    const { client, sent, acks, send } = connectedAcks()
     send({ cmd: 'puback', messageId: 7 }, () => {})
     const oldTicket = { messageId: 7, connection: acks.connection }
     client.emit('connect', { cmd: 'connack', sessionPresent: true }) // reconnected: the broker redelivers, id 7 again
@@ -45,10 +48,7 @@ describe('installDeferredAcks', () => {
   })
 
   it('two messages under one packet id (a broker breaking [MQTT-2.3.1-2]): each PUBACK waits for its own message', () => {
-    const { client, sent } = clientStub()
-    const acks = installDeferredAcks(client)
-    const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
-    client.emit('connect', { cmd: 'connack', sessionPresent: true })
+    const { sent, acks, send } = connectedAcks()
     send({ cmd: 'puback', messageId: 5 }, () => {})
     send({ cmd: 'puback', messageId: 5 }, () => {})
     expect(acks.held).toBe(2)
@@ -64,10 +64,7 @@ describe('installDeferredAcks', () => {
   })
 
   it('sends at once the PUBACK of a message released while mqtt.js was still handling it', () => {
-    const { client, sent } = clientStub()
-    const acks = installDeferredAcks(client)
-    const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
-    client.emit('connect', { cmd: 'connack', sessionPresent: true })
+    const { sent, acks, send } = connectedAcks()
     acks.release([{ messageId: 9, connection: acks.connection }]) // the batch was committed inside handleMessage
     let continued = 0
     send({ cmd: 'puback', messageId: 9 }, () => { continued++ })
@@ -77,10 +74,7 @@ describe('installDeferredAcks', () => {
   })
 
   it('voids tickets when the connection closes, so no ack is queued offline for the next one', () => {
-    const { client, sent } = clientStub()
-    const acks = installDeferredAcks(client)
-    const send = (client as unknown as { _sendPacket: (p: object, cb: () => void) => void })._sendPacket
-    client.emit('connect', { cmd: 'connack', sessionPresent: true })
+    const { client, sent, acks, send } = connectedAcks()
     send({ cmd: 'puback', messageId: 3 }, () => {})
     const ticket = { messageId: 3, connection: acks.connection }
     client.emit('close') // mqtt.js would store a PUBACK sent now and flush it on the next connection
