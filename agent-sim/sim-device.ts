@@ -304,7 +304,11 @@ export class SimDevice {
       const options = client.options as { session?: Buffer }
       if (this.#tlsSession && this.#env.tlsResumption !== false) options.session = this.#tlsSession
       else delete options.session
-      client.reconnect()
+      // mqtt.js' reconnect() starts empty stores unless handed the current
+      // ones: every publish not yet acknowledged, or queued while the link
+      // was down, would be dropped without its callback. Kept, they are sent
+      // again after the CONNACK, as a real device's client does.
+      client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore })
       this.#watchTls()
     }, delay)
   }

@@ -72,10 +72,10 @@ export function collectorFiles (fleet: TestFleet): { cert: string, key: string }
 }
 
 /** Polls `condition` (which may answer a Promise: the alert book over PostgreSQL) every 20 ms until it holds. */
-export async function waitFor (condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor (condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, what: string | (() => string) = 'condition'): Promise<void> {
   const started = Date.now()
   while (!await condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
