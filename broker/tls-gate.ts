@@ -27,7 +27,8 @@ import type { Logger } from '../shared/logger.ts'
 import { type CrlSummary, readCrl, readOrCreateTicketSecret, TICKET_SECRET_FILE } from '../pki/index.ts'
 import type { BrokerTlsFiles } from './broker.ts'
 import type { BrokerLimits } from './config.ts'
-import type { SecurityEvent, SecurityEventType } from '../shared/security-events.ts'
+import { HANDSHAKE_CODES, type SecurityEvent, type SecurityEventType } from '../shared/security-events.ts'
+import { describeHandshakeError } from './tls-reasons.ts'
 
 export type GateLimits = Pick<BrokerLimits, 'maxConnections' | 'reservedConnections' | 'maxConnectionsPerAddress' |
 'maxHandshakesPerAddress' | 'handshakeTimeoutMs' | 'crlPollMs' | 'tlsTicketLifetimeSec'>
@@ -154,7 +155,12 @@ export class TlsGate {
     // this destroy, a failed or timed-out handshake held its slot for ever.
     this.#tls.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
       socket.destroy()
-      this.#report('handshake-failed', 'tls-rejected', { remoteAddress: this.remoteAddressOf(socket), reason: `TLS handshake failed: ${error.message}`, code: error.code ?? 'TLS_ERROR' })
+      // Abandoned handshakes are counted apart: a stream of them must not
+      // hold back the report of a handshake that failed for another reason.
+      const { code, reason, abandoned, cause } = describeHandshakeError(error)
+      this.#report(abandoned ? 'handshake-abandoned' : 'handshake-failed', 'tls-rejected', {
+        remoteAddress: this.remoteAddressOf(socket), reason, code, ...(cause === undefined ? {} : { details: { cause } }),
+      })
     })
     this.#tcp = createTcpServer((raw) => this.#onTcpConnection(raw))
   }
@@ -238,12 +244,11 @@ export class TlsGate {
 
   /** `address:port` of the peer of a TLS socket this gate accepted, as read at accept. */
   remoteAddressOf (socket: TLSSocket): string {
-    const connection = this.#connectionOf(socket)
-    if (connection) return connection.remote
-    // Closed already (a peer that hung up mid-handshake is reported at its close): its record is gone, and so is
-    // the address a closed socket could tell.
+    // By the TCP socket, not the record: a peer that hung up mid-handshake is reported at its close, when its
+    // record is gone, and so is the address a closed socket could tell.
     const parent = (socket as TLSSocket & { _parent?: unknown })._parent
-    return (parent ? this.#remotes.get(parent as Socket) : undefined) ?? addressOf(socket)
+    if (parent !== undefined && parent !== null) return this.#remotes.get(parent as Socket) ?? addressOf(socket)
+    return this.#connectionOf(socket)?.remote ?? addressOf(socket)
   }
 
   /**
@@ -288,7 +293,7 @@ export class TlsGate {
     // a second restarts it at every byte. This deadline does not move.
     connection.deadline = setTimeout(() => {
       this.#report('handshake-timeout', 'tls-rejected', {
-        remoteAddress: connection.remote, reason: `TLS handshake not finished within ${this.#limits.handshakeTimeoutMs} ms`, code: 'HANDSHAKE_TIMEOUT',
+        remoteAddress: connection.remote, reason: `TLS handshake not finished within ${this.#limits.handshakeTimeoutMs} ms`, code: HANDSHAKE_CODES.timeout,
       })
       this.#drop(connection)
     }, this.#limits.handshakeTimeoutMs)

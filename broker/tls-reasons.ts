@@ -1,4 +1,5 @@
 import type { CertificateOrigin } from '../pki/index.ts'
+import { HANDSHAKE_CODES } from '../shared/security-events.ts'
 
 /**
  * OpenSSL's verification results (`socket.authorizationError`) in words an
@@ -43,4 +44,20 @@ export function classifyRefusal (code: string | undefined, origin: CertificateOr
   if (origin === 'self-signed') return { ...describeTlsFailure('DEPTH_ZERO_SELF_SIGNED_CERT'), trustIdentity: false }
   if (code === 'UNABLE_TO_GET_CRL') return { ...describeTlsFailure('UNABLE_TO_GET_ISSUER_CERT'), trustIdentity: false }
   return { ...describeTlsFailure(code), trustIdentity: false }
+}
+
+/** Node's codes for a handshake whose peer went away: ECONNRESET is its "socket hang up". */
+const PEER_WENT_AWAY: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+
+/**
+ * Names a handshake that failed before any certificate verdict. A peer
+ * that closed mid-handshake becomes HANDSHAKE_ABANDONED (Node's own code
+ * kept as `details.cause`), so that the reader, and detection, need not
+ * know Node's errnos; any other failure keeps Node's or OpenSSL's code.
+ */
+export function describeHandshakeError (error: { code?: string, message: string }): { code: string, reason: string, abandoned: boolean, cause?: string } {
+  if (error.code !== undefined && PEER_WENT_AWAY.has(error.code)) {
+    return { code: HANDSHAKE_CODES.abandoned, reason: `TLS handshake abandoned: the peer closed the connection (${error.message})`, abandoned: true, cause: error.code }
+  }
+  return { code: error.code ?? 'TLS_ERROR', reason: `TLS handshake failed: ${error.message}`, abandoned: false }
 }

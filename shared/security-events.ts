@@ -42,6 +42,19 @@ export const SECURITY_EVENT_TYPES = [
 
 export type SecurityEventType = typeof SECURITY_EVENT_TYPES[number]
 
+/**
+ * `tls-rejected` codes the broker names itself; the others are OpenSSL's
+ * verification results (CERT_HAS_EXPIRED, ...) or Node's TLS error codes.
+ * Detection matches these, not a Node errno a broker group or a later Node
+ * might spell differently.
+ */
+export const HANDSHAKE_CODES = {
+  /** The handshake was not finished within the broker's `handshakeTimeoutMs`. */
+  timeout: 'HANDSHAKE_TIMEOUT',
+  /** The peer closed the connection before the handshake ended; it refused nothing and was refused nothing. */
+  abandoned: 'HANDSHAKE_ABANDONED',
+} as const
+
 export interface SecurityEvent {
   type: SecurityEventType
   /** ISO 8601, UTC. */

@@ -1,4 +1,4 @@
-import type { SecurityEvent } from '../../shared/security-events.ts'
+import { HANDSHAKE_CODES, type SecurityEvent } from '../../shared/security-events.ts'
 import { visibleText } from '../../shared/untrusted-text.ts'
 import type { PolicyId } from '../catalogue.ts'
 import type { Finding } from '../finding.ts'
@@ -10,9 +10,6 @@ type WindowPolicyId = 'cert-rejected' | 'cert-revoked-attempt' | 'acl-violation'
 export const MAX_CLAIMS_PER_ADDRESS = 16
 /** A claimed id is shown at most this long in evidence. */
 const CLAIM_SHOWN_CHARS = 64
-
-/** Codes of a handshake the peer abandoned (Node: ECONNRESET "socket hang up" when it closes before the handshake ends). */
-const PEER_WENT_AWAY: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
 
 /** The source address without its port: one attacker, however many handshakes. */
 export function addressKey (remoteAddress: string | undefined): string {
@@ -35,7 +32,7 @@ export function policyForEvent (event: SecurityEvent): { policy: WindowPolicyId,
       // A peer that closed mid-handshake refused nothing and was refused nothing: a device on a poor link, or
       // one that gave up on a broker slow to answer. One is no attack; many from one address are a connection
       // that keeps coming and going.
-      if (event.code !== undefined && PEER_WENT_AWAY.has(event.code)) return { policy: 'connection-flapping', key: who }
+      if (event.code === HANDSHAKE_CODES.abandoned) return { policy: 'connection-flapping', key: who }
       return { policy: event.code === 'CERT_REVOKED' ? 'cert-revoked-attempt' : 'cert-rejected', key: who }
     case 'acl-denied': return { policy: 'acl-violation', key: who }
     case 'duplicate-identity': return { policy: 'identity-clone', key: who }

@@ -99,15 +99,34 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     expect(event.remoteAddress).toMatch(/^127\.0\.0\.2:/)
   })
 
-  it('reports a peer that hangs up mid-handshake with its address (read at accept: a closed socket has none), as ECONNRESET', async () => {
+  it('reports a peer that hangs up mid-handshake as HANDSHAKE_ABANDONED, with its address (read at accept: a closed socket has none)', async () => {
     const running = await broker({})
     const hello = await clientHello()
     const peer = await idleSocket(running.port)
     peer.socket.end(hello.subarray(0, 20)) // part of a ClientHello, then gone
     await peer.closed
-    const event = await running.waitForEvent((e) => e.type === 'tls-rejected' && e.code === 'ECONNRESET')
-    expect(event.reason).toMatch(/socket hang up/)
+    const event = await running.waitForEvent((e) => e.type === 'tls-rejected' && e.code === 'HANDSHAKE_ABANDONED')
+    expect(event.reason).toMatch(/^TLS handshake abandoned: the peer closed the connection \(.*socket hang up.*\)$/)
+    expect(event.details).toMatchObject({ cause: 'ECONNRESET', sinceLastReport: 1 })
     expect(event.remoteAddress).toMatch(/^127\.0\.0\.2:\d+$/)
+  })
+
+  it('does not let abandoned handshakes hold back the report of another handshake failure', async () => {
+    const running = await broker({})
+    const hello = await clientHello()
+    for (let i = 0; i < 3; i++) {
+      const peer = await idleSocket(running.port)
+      peer.socket.end(hello.subarray(0, 20))
+      await peer.closed
+    }
+    // Then, within the 10 s in which one kind of refusal is reported once, bytes that are no TLS at all.
+    const garbage = await idleSocket(running.port, '127.0.0.3')
+    garbage.socket.end('GET / HTTP/1.1\r\nHost: broker\r\n\r\n')
+    await garbage.closed
+    const failed = await running.waitForEvent((e) => e.type === 'tls-rejected' && e.remoteAddress?.startsWith('127.0.0.3:') === true)
+    expect(failed.code).not.toBe('HANDSHAKE_ABANDONED')
+    expect(failed.reason).toMatch(/^TLS handshake failed: /)
+    expect(running.events.filter((e) => e.code === 'HANDSHAKE_ABANDONED')).toHaveLength(1)
   })
 
   it('caps idle connections per address: a device still connects and publishes, and the refusals make one event', async () => {

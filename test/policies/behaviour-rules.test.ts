@@ -15,7 +15,9 @@ describe('policyForEvent', () => {
     [event({ type: 'tls-rejected', code: 'UNABLE_TO_GET_ISSUER_CERT', claimedId: 'f-1', remoteAddress: '10.1.2.3:4444' }), 'cert-rejected', 'address:10.1.2.3'],
     [event({ type: 'tls-rejected', code: 'NO_CERTIFICATE', remoteAddress: '10.1.2.3:4444' }), 'cert-rejected', 'address:10.1.2.3'],
     // A peer that hung up mid-handshake is a connection coming and going, not a refused certificate.
-    [event({ type: 'tls-rejected', code: 'ECONNRESET', reason: 'TLS handshake failed: socket hang up', remoteAddress: '10.1.2.3:4444' }), 'connection-flapping', 'address:10.1.2.3'],
+    [event({ type: 'tls-rejected', code: 'HANDSHAKE_ABANDONED', reason: 'TLS handshake abandoned: the peer closed the connection (socket hang up)', remoteAddress: '10.1.2.3:4444' }), 'connection-flapping', 'address:10.1.2.3'],
+    // Detection matches the broker's name for it, not a Node errno: any other handshake failure is a refusal.
+    [event({ type: 'tls-rejected', code: 'ERR_SSL_WRONG_VERSION_NUMBER', remoteAddress: '10.1.2.3:4444' }), 'cert-rejected', 'address:10.1.2.3'],
     [event({ type: 'tls-rejected', code: 'HANDSHAKE_TIMEOUT', remoteAddress: '10.1.2.3:4444' }), 'cert-rejected', 'address:10.1.2.3'],
     [event({ type: 'acl-denied', deviceId: 'f-1' }), 'acl-violation', 'f-1'],
     [event({ type: 'duplicate-identity', deviceId: 'f-1' }), 'identity-clone', 'f-1'],
