@@ -38,7 +38,17 @@ export interface SimulationOptions {
   onAcked?: (deviceId: string, payload: string) => void
 }
 
-export interface SimSnapshot { connected: number, devices: number, sent: number, acked: number, failed: number, connectErrors: number, reconnects: number }
+export interface SimSnapshot {
+  connected: number
+  devices: number
+  sent: number
+  acked: number
+  failed: number
+  connectErrors: number
+  /** Connections that were up and were lost so far, and how many of those losses a reconnect has followed. */
+  drops: number
+  reconnects: number
+}
 
 /** The `--json` summary (docs/product.md) and a few more figures. */
 export interface SimulationSummary {
@@ -116,7 +126,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
 
     const progress = setInterval(() => options.onProgress?.({
       connected: devices.filter((d) => d.connected).length, devices: devices.length,
-      sent: stats.sent, acked: stats.acked, failed: stats.failed, connectErrors: stats.connectErrors, reconnects: stats.reconnects,
+      sent: stats.sent, acked: stats.acked, failed: stats.failed, connectErrors: stats.connectErrors, drops: stats.drops, reconnects: stats.reconnects,
     }), 500)
     try {
       options.onPhase?.('connect', devices.length)

@@ -28,7 +28,9 @@ describe('placeguard sim with several broker URLs', () => {
       onProgress: (s) => { snapshot = s },
     })
     try {
-      await waitFor(() => a.broker.connectionCount + b.broker.connectionCount === 40, 30_000, 'the fleet to connect')
+      // Connected as the devices see it (their CONNACK read), not only as the brokers count: a device still
+      // waiting for its CONNACK when a closes had no connection there to lose, and is no drop.
+      await waitFor(() => a.broker.connectionCount + b.broker.connectionCount === 40 && snapshot?.connected === 40, 30_000, 'the fleet to connect')
       expect([a.broker.connectionCount, b.broker.connectionCount]).toEqual([20, 20])
 
       await a.close()
