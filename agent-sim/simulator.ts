@@ -45,7 +45,7 @@ export interface SimSnapshot {
   acked: number
   failed: number
   connectErrors: number
-  /** Connections that were up and were lost so far, and how many of those losses a reconnect has followed. */
+  /** Connections that were up and were lost so far; `reconnects` counts those a reconnect followed. */
   drops: number
   reconnects: number
 }

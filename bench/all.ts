@@ -125,7 +125,8 @@ const steps = (ingest?.results as IngestStep[] | undefined) ?? []
 const kept = steps.filter((step) => step.placeguard.keepsUp)
 const ceiling = kept.reduce<IngestStep | undefined>((best, step) => !best || step.placeguard.offeredPerSec! > best.placeguard.offeredPerSec! ? step : best, undefined)
 row('end-to-end ceiling (zero loss, store keeping up), msg/s offered', ceiling?.placeguard.offeredPerSec, ceiling?.mosquitto?.ackedPerSec, 'reported (mosquitto: + bare subscriber, acked)', () => true)
-const heaviest = steps.at(-1)?.placeguard.cpuUsPerMsg
+// ingest.ts may have tried smaller fleets after the ones asked for: the heaviest is the largest offered load.
+const heaviest = steps.reduce<IngestStep | undefined>((most, step) => !most || step.placeguard.offeredPerSec! > most.placeguard.offeredPerSec! ? step : most, undefined)?.placeguard.cpuUsPerMsg
 for (const component of ['broker', 'collector', 'store'] as const) {
   const value = heaviest?.[component]
   row(`end-to-end, ${component} CPU µs per message (heaviest load)`, value ?? undefined, undefined, 'reported', () => true, false)
