@@ -198,7 +198,7 @@ export class Detection {
       ts: point.timestampMs, seq: seq as number, fw: (fw as string | undefined) ?? '', readings: readings as Record<string, number>, receivedAtMs,
     }
     const verdict = this.#engine.onTelemetry(observation)
-    this.pipeline.onMessage(verdict.backlogMs ?? 0)
+    this.pipeline.onMessage(observation.deviceId, verdict.backlogMs ?? 0)
     this.#apply(verdict, observation)
   }
 

@@ -11,13 +11,19 @@
  *   the process itself did not run (its own event loop stalled);
  * - the lag of what arrives: each message's receive time minus its
  *   device's `ts`, beyond that device's learned lag (the engine's
- *   `backlogMs`, which absorbs each device's clock offset). When most of
- *   what arrives in a second is late, the collector is working through a
- *   backlog; one device with a bad clock moves no majority.
+ *   `backlogMs`, which absorbs each device's clock offset). A backlog of
+ *   the collector's delays every device, so lateness is counted by device,
+ *   not by message: when most of the devices heard in a second are late
+ *   (two at least), the collector is working through a backlog. One
+ *   device never decides it, however many messages it sends: a device
+ *   the broker throttles, one flushing its own store-and-forward buffer,
+ *   or one with a bad clock is late on its own account, and a flooding
+ *   device must not hold the whole fleet's silence detection off.
  *
- * Behind = stalled, disconnected from the broker, or most messages late;
- * caught up = connected and a second in which nearly all that arrived was
- * on time (or nothing arrived: there is no backlog to read).
+ * Behind = stalled, disconnected from the broker, or most devices late;
+ * caught up = connected and a second in which nearly every device heard
+ * was on time, or only one was late (or nothing arrived: there is no
+ * backlog to read).
  */
 import type { Clock } from '../shared/clock.ts'
 import { formatDuration } from '../shared/duration.ts'
@@ -43,11 +49,14 @@ export interface PipelineHealthOptions {
 
 export const HEARTBEAT_MS = 250
 const WINDOW_MS = 1_000
-/** Late share of a window that means "behind", and the share below which it is "caught up". */
+/** Share of a window's devices late that means "behind", and the share below which it is "caught up". */
 const BEHIND_SHARE = 0.5
 const CAUGHT_UP_SHARE = 0.1
 /** Fewer messages than this in a window say nothing about a backlog. */
 const MIN_SAMPLE = 20
+/** A backlog is the collector's, so it shows on more than one device: this many late devices at least. */
+const MIN_LATE_DEVICES = 2
+const LATE_CAUSE = 'most devices\' messages arrive late: the collector is working through a backlog'
 /**
  * Nothing at all for this long while connected also means caught up (an
  * idle fleet has no backlog); shorter, and a silent second may only be the
@@ -67,8 +76,9 @@ export class PipelineHealth {
   readonly #options: Required<PipelineHealthOptions>
   #lastBeatMs: number
   #windowStartMs: number
-  #late = 0
-  #onTime = 0
+  /** This window's messages by device: how many arrived late, and how many on time. */
+  #window = new Map<string, { late: number, onTime: number }>()
+  #messages = 0
   #lastMessageMs: number | undefined
   /** An input is taken to be up until the collector says otherwise (a Detection fed directly has no session). */
   #connected = true
@@ -116,24 +126,37 @@ export class PipelineHealth {
       return
     }
     if (now - this.#windowStartMs < WINDOW_MS) return
-    const total = this.#late + this.#onTime
-    const lateShare = total === 0 ? 0 : this.#late / total
+    const devices = this.#window.size
+    let lateDevices = 0
+    for (const counts of this.#window.values()) if (counts.late > counts.onTime) lateDevices++
+    const lateShare = devices === 0 ? 0 : lateDevices / devices
     if (this.behind) {
       const idleMs = now - Math.max(this.#lastMessageMs ?? 0, this.#connectedAtMs, this.#behindSinceMs!)
       const settled = now - this.#connectedAtMs >= SESSION_SETTLE_MS
-      if (this.#connected && settled && (total > 0 ? lateShare <= CAUGHT_UP_SHARE : idleMs >= IDLE_CAUGHT_UP_MS)) this.#caughtUp(now)
-      else if (now - this.#behindSinceMs! >= this.#options.alertAfterMs) this.#alert(now)
-    } else if (total >= MIN_SAMPLE && lateShare >= BEHIND_SHARE) {
-      this.#enterBehind(`most messages arrive over ${formatDuration(this.#options.lateMs)} late: the collector is working through a backlog`)
+      const onTime = devices > 0 ? lateDevices < MIN_LATE_DEVICES || lateShare <= CAUGHT_UP_SHARE : idleMs >= IDLE_CAUGHT_UP_MS
+      if (this.#connected && settled && onTime) this.#caughtUp(now)
+      else {
+        // Connected, and held back by late messages: say so, not the cause it entered with.
+        if (this.#connected && settled && devices > 0) this.#cause = LATE_CAUSE
+        if (now - this.#behindSinceMs! >= this.#options.alertAfterMs) this.#alert(now)
+      }
+    } else if (this.#messages >= MIN_SAMPLE && lateDevices >= MIN_LATE_DEVICES && lateShare >= BEHIND_SHARE) {
+      this.#enterBehind(LATE_CAUSE)
     }
     this.#resetWindow(now)
   }
 
-  /** One telemetry message, `backlogMs` later than its device's usual lag. */
-  onMessage (backlogMs: number): void {
+  /** One telemetry message of `deviceId`, `backlogMs` later than that device's usual lag. */
+  onMessage (deviceId: string, backlogMs: number): void {
     this.#lastMessageMs = this.#options.clock.now()
-    if (backlogMs > this.#options.lateMs) this.#late++
-    else this.#onTime++
+    this.#messages++
+    let counts = this.#window.get(deviceId)
+    if (counts === undefined) {
+      counts = { late: 0, onTime: 0 }
+      this.#window.set(deviceId, counts)
+    }
+    if (backlogMs > this.#options.lateMs) counts.late++
+    else counts.onTime++
   }
 
   /** The collector's MQTT session: down, nothing is heard; up, the broker's backlog follows. */
@@ -178,7 +201,7 @@ export class PipelineHealth {
 
   #resetWindow (now: number): void {
     this.#windowStartMs = now
-    this.#late = 0
-    this.#onTime = 0
+    this.#window.clear()
+    this.#messages = 0
   }
 }

@@ -12,11 +12,15 @@ function health () {
   })
   pipeline.start()
   pipeline.stop() // beats by hand below
-  /** `seconds` of normal running: a beat every 250 ms, `perBeat` messages each `backlogMs` late. */
-  const run = (seconds: number, perBeat = 0, backlogMs = 0) => {
+  /**
+   * `seconds` of normal running: a beat every 250 ms, `perBeat` messages each `backlogMs` late, from
+   * `devices` devices in turn (as many as the messages, by default); `extra` adds its own messages each beat.
+   */
+  const run = (seconds: number, perBeat = 0, backlogMs = 0, devices = perBeat, extra?: () => void) => {
     for (let i = 0; i < seconds * 4; i++) {
       clock.ms += 250
-      for (let m = 0; m < perBeat; m++) pipeline.onMessage(backlogMs)
+      for (let m = 0; m < perBeat; m++) pipeline.onMessage(`d-${m % Math.max(1, devices)}`, backlogMs)
+      extra?.()
       pipeline.beat()
     }
   }
@@ -56,12 +60,53 @@ describe('PipelineHealth', () => {
     const { events, pipeline, run } = health()
     pipeline.setConnected(true)
     run(6, 10)
-    for (let i = 0; i < 8; i++) pipeline.onMessage(60_000) // one device with a bad clock, among many
+    for (let i = 0; i < 8; i++) pipeline.onMessage('skewed', 60_000) // one device with a bad clock, among many
     run(2, 10)
     expect(pipeline.behind).toBe(false)
     run(2, 40, 5_000)
     expect(pipeline.behind).toBe(true)
     expect(events.at(-1)).toBe('behind')
+  })
+
+  it('lets no single device hold it behind or put it there, however many late messages it sends', () => {
+    const { events, pipeline, run } = health()
+    // At start, as in the demo: a device the broker throttles sends most of the traffic, all of it late.
+    pipeline.setConnected(false)
+    pipeline.setConnected(true)
+    const flooder = () => { for (let i = 0; i < 30; i++) pipeline.onMessage('flooder', 20_000) }
+    run(6, 3, 0, 3, flooder)
+    expect(pipeline.behind).toBe(false)
+    expect(events).toEqual(['behind', 'caught up'])
+    // Once caught up, the flooder alone does not make a backlog either.
+    run(40, 3, 0, 3, flooder)
+    expect(pipeline.behind).toBe(false)
+    // A device flushing its own store-and-forward buffer, alone: the same.
+    run(5, 0, 0, 0, () => { for (let i = 0; i < 50; i++) pipeline.onMessage('buffered', 3_600_000) })
+    expect(pipeline.behind).toBe(false)
+    expect(events).toEqual(['behind', 'caught up'])
+  })
+
+  it('at a small site, still sees a backlog that delays every device, and names it in the alert', () => {
+    const { events, pipeline, run } = health()
+    pipeline.setConnected(true)
+    run(6, 3, 0, 3)
+    expect(pipeline.behind).toBe(false)
+    run(2, 8, 10_000, 3) // three devices, every message late: the collector's backlog
+    expect(pipeline.behind).toBe(true)
+    run(35, 8, 10_000, 3)
+    expect(events.at(-1)).toMatch(/^alert: .*most devices' messages arrive late/)
+    run(2, 3, 0, 3)
+    expect(pipeline.behind).toBe(false)
+  })
+
+  it('names lateness, not the state it started in, when late devices keep it behind after connecting', () => {
+    const { events, pipeline, run } = health()
+    pipeline.setConnected(false)
+    pipeline.setConnected(true)
+    run(35, 20, 10_000, 10)
+    expect(pipeline.behind).toBe(true)
+    expect(events.at(-1)).toMatch(/^alert: .*most devices' messages arrive late/)
+    expect(events.at(-1)).not.toMatch(/no broker session yet/)
   })
 
   it('after a reconnect, a silent second is not proof of having caught up; ten are', () => {
