@@ -122,11 +122,12 @@ row('reconnect storm: broker CPU ms per full reconnect', stormOf('placeguard', '
 const ingest = await runBench('ingest.ts', quick ? ['--devices', '300', '--duration', '10s'] : ['--devices', '500,1000,1500', '--duration', '20s'])
 type IngestStep = { placeguard: Figures & { keepsUp?: boolean, cpuUsPerMsg?: Record<string, number | null> }, mosquitto?: Figures }
 const steps = (ingest?.results as IngestStep[] | undefined) ?? []
-const kept = steps.filter((step) => step.placeguard.keepsUp)
-const ceiling = kept.reduce<IngestStep | undefined>((best, step) => !best || step.placeguard.offeredPerSec! > best.placeguard.offeredPerSec! ? step : best, undefined)
+/** The step with the largest offered load (ingest.ts may try smaller fleets after the ones asked for). */
+const heaviestOf = (candidates: IngestStep[]): IngestStep | undefined =>
+  candidates.reduce<IngestStep | undefined>((most, step) => !most || step.placeguard.offeredPerSec! > most.placeguard.offeredPerSec! ? step : most, undefined)
+const ceiling = heaviestOf(steps.filter((step) => step.placeguard.keepsUp))
 row('end-to-end ceiling (zero loss, store keeping up), msg/s offered', ceiling?.placeguard.offeredPerSec, ceiling?.mosquitto?.ackedPerSec, 'reported (mosquitto: + bare subscriber, acked)', () => true)
-// ingest.ts may have tried smaller fleets after the ones asked for: the heaviest is the largest offered load.
-const heaviest = steps.reduce<IngestStep | undefined>((most, step) => !most || step.placeguard.offeredPerSec! > most.placeguard.offeredPerSec! ? step : most, undefined)?.placeguard.cpuUsPerMsg
+const heaviest = heaviestOf(steps)?.placeguard.cpuUsPerMsg
 for (const component of ['broker', 'collector', 'store'] as const) {
   const value = heaviest?.[component]
   row(`end-to-end, ${component} CPU µs per message (heaviest load)`, value ?? undefined, undefined, 'reported', () => true, false)

@@ -157,8 +157,8 @@ export class TlsGate {
       socket.destroy()
       // Abandoned handshakes are counted apart: a stream of them must not
       // hold back the report of a handshake that failed for another reason.
-      const { code, reason, abandoned, cause } = describeHandshakeError(error)
-      this.#report(abandoned ? 'handshake-abandoned' : 'handshake-failed', 'tls-rejected', {
+      const { code, reason, cause } = describeHandshakeError(error)
+      this.#report(code === HANDSHAKE_CODES.abandoned ? 'handshake-abandoned' : 'handshake-failed', 'tls-rejected', {
         remoteAddress: this.remoteAddressOf(socket), reason, code, ...(cause === undefined ? {} : { details: { cause } }),
       })
     })

@@ -55,9 +55,9 @@ const PEER_WENT_AWAY: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'ECO
  * kept as `details.cause`), so that the reader, and detection, need not
  * know Node's errnos; any other failure keeps Node's or OpenSSL's code.
  */
-export function describeHandshakeError (error: { code?: string, message: string }): { code: string, reason: string, abandoned: boolean, cause?: string } {
+export function describeHandshakeError (error: { code?: string, message: string }): { code: string, reason: string, cause?: string } {
   if (error.code !== undefined && PEER_WENT_AWAY.has(error.code)) {
-    return { code: HANDSHAKE_CODES.abandoned, reason: `TLS handshake abandoned: the peer closed the connection (${error.message})`, abandoned: true, cause: error.code }
+    return { code: HANDSHAKE_CODES.abandoned, reason: `TLS handshake abandoned: the peer closed the connection (${error.message})`, cause: error.code }
   }
-  return { code: error.code ?? 'TLS_ERROR', reason: `TLS handshake failed: ${error.message}`, abandoned: false }
+  return { code: error.code ?? 'TLS_ERROR', reason: `TLS handshake failed: ${error.message}` }
 }

@@ -78,7 +78,6 @@ export class PipelineHealth {
   #windowStartMs: number
   /** This window's messages by device: how many arrived late, and how many on time. */
   #window = new Map<string, { late: number, onTime: number }>()
-  #messages = 0
   #lastMessageMs: number | undefined
   /** An input is taken to be up until the collector says otherwise (a Detection fed directly has no session). */
   #connected = true
@@ -128,7 +127,11 @@ export class PipelineHealth {
     if (now - this.#windowStartMs < WINDOW_MS) return
     const devices = this.#window.size
     let lateDevices = 0
-    for (const counts of this.#window.values()) if (counts.late > counts.onTime) lateDevices++
+    let messages = 0
+    for (const counts of this.#window.values()) {
+      messages += counts.late + counts.onTime
+      if (counts.late > counts.onTime) lateDevices++
+    }
     const lateShare = devices === 0 ? 0 : lateDevices / devices
     if (this.behind) {
       const idleMs = now - Math.max(this.#lastMessageMs ?? 0, this.#connectedAtMs, this.#behindSinceMs!)
@@ -140,7 +143,7 @@ export class PipelineHealth {
         if (this.#connected && settled && devices > 0) this.#cause = LATE_CAUSE
         if (now - this.#behindSinceMs! >= this.#options.alertAfterMs) this.#alert(now)
       }
-    } else if (this.#messages >= MIN_SAMPLE && lateDevices >= MIN_LATE_DEVICES && lateShare >= BEHIND_SHARE) {
+    } else if (messages >= MIN_SAMPLE && lateDevices >= MIN_LATE_DEVICES && lateShare >= BEHIND_SHARE) {
       this.#enterBehind(LATE_CAUSE)
     }
     this.#resetWindow(now)
@@ -149,7 +152,6 @@ export class PipelineHealth {
   /** One telemetry message of `deviceId`, `backlogMs` later than that device's usual lag. */
   onMessage (deviceId: string, backlogMs: number): void {
     this.#lastMessageMs = this.#options.clock.now()
-    this.#messages++
     let counts = this.#window.get(deviceId)
     if (counts === undefined) {
       counts = { late: 0, onTime: 0 }
@@ -202,6 +204,5 @@ export class PipelineHealth {
   #resetWindow (now: number): void {
     this.#windowStartMs = now
     this.#window.clear()
-    this.#messages = 0
   }
 }
