@@ -6,7 +6,7 @@ export interface SilenceFacts {
   deviceId: string
   kind: 'flood' | 'energy' | 'housing'
   lastSeenMs: number
-  /** The device's own learned interval between messages (EWMA), if warm. */
+  /** The device's own interval between messages as learned so far (median of the first few, then an EWMA); none before its second message. */
   learnedIntervalMs: number | undefined
   messages: number
   /**
@@ -20,13 +20,26 @@ export interface SilenceFacts {
 }
 
 /**
+ * The interval a device is judged on. Warm, its own. Before that, once it
+ * has shown one interval, the longer of its kind's configured one and what
+ * it has shown: a sensor that fails in its first hour is silent too, but a
+ * few intervals are not yet a history to hold it to, and a device slower
+ * than its kind's setting is not silent for keeping its own pace. One
+ * message shows no interval, so it is not judged.
+ */
+function expectedIntervalOf (policy: PolicyOf<'device-silent'>, device: SilenceFacts): number | undefined {
+  const configured = policy.params.expectedInterval[device.kind]
+  if (device.messages >= policy.params.warmupMessages) return device.learnedIntervalMs ?? configured
+  if (device.learnedIntervalMs === undefined || configured === undefined) return undefined
+  return Math.max(configured, device.learnedIntervalMs)
+}
+
+/**
  * device-silent (STRIDE D): nothing for `missedIntervals` of the device's
- * expected interval — its learned one, or its kind's configured one before
- * it has a history worth trusting — counted on PlaceGuard's own progress.
+ * expected interval (expectedIntervalOf) counted on PlaceGuard's own progress.
  */
 export function deviceSilentRule (policy: PolicyOf<'device-silent'>, device: SilenceFacts, nowMs: number): Finding | undefined {
-  if (device.messages < policy.params.warmupMessages) return undefined
-  const expectedMs = device.learnedIntervalMs ?? policy.params.expectedInterval[device.kind]
+  const expectedMs = expectedIntervalOf(policy, device)
   if (!expectedMs) return undefined
   const silentMs = nowMs - device.lastSeenMs
   const heardForMs = silentMs - (device.deafMs ?? 0)

@@ -120,8 +120,21 @@ describe('device-silent', () => {
     expect(deviceSilentRule(rule, { ...facts, deafMs: 25_000 }, 55_000)).toBeUndefined()
     expect(deviceSilentRule(rule, { ...facts, deafMs: 25_000 }, 55_001)?.summary).toBe('silent for 55 s, expected a message every 10 s')
   })
-  it('leaves a new device and an unconfigured kind alone', () => {
-    expect(deviceSilentRule(rule, { ...facts, messages: 2 }, 1e9)).toBeUndefined()
+  it('judges a device not yet warm on the longer of its kind\'s interval and the one it has shown', () => {
+    // Three messages 1 s apart, then nothing: a new sensor failing early is silent too; its 1 s is not trusted yet, the kind's 10 s is.
+    const young = { ...facts, messages: 3, learnedIntervalMs: 1_000 }
+    expect(deviceSilentRule(rule, young, 30_000)).toBeUndefined()
+    expect(deviceSilentRule(rule, young, 30_001)?.evidence).toMatchObject({ expectedIntervalMs: 10_000 })
+    // A device slower than its kind's setting keeps its own pace while young: 60 s shown, not 10 s.
+    expect(deviceSilentRule(rule, { ...young, learnedIntervalMs: 60_000 }, 179_999)).toBeUndefined()
+    expect(deviceSilentRule(rule, { ...young, learnedIntervalMs: 60_000 }, 180_001)?.evidence).toMatchObject({ expectedIntervalMs: 60_000 })
+    // Warm, its own 1 s holds (above the floor of what PlaceGuard's delays could cause).
+    expect(deviceSilentRule(rule, { ...young, messages: 5, minSilenceMs: 5_000 }, 5_001)?.evidence).toMatchObject({ expectedIntervalMs: 1_000 })
+  })
+  it('leaves a device with one message, and an unconfigured kind before warm, alone', () => {
+    // One message shows no interval: nothing to hold it to, whatever the kind says.
+    expect(deviceSilentRule(rule, { ...facts, messages: 1 }, 1e9)).toBeUndefined()
     expect(deviceSilentRule(rule, { ...facts, kind: 'energy' }, 1e9)).toBeUndefined()
+    expect(deviceSilentRule(rule, { ...facts, kind: 'energy', messages: 3, learnedIntervalMs: 1_000 }, 1e9)).toBeUndefined()
   })
 })

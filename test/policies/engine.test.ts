@@ -46,6 +46,21 @@ describe('PolicyEngine with the shipped policies', () => {
     expect(engine.onTelemetry(reading('flood-2', 10, clock.ms)).clears.map((c) => c.policy)).toContain('device-silent')
   })
 
+  it('raises device-silent for a new sensor that fails after its third message, on its kind\'s interval', async () => {
+    const clock = clockAt(0)
+    const engine = new PolicyEngine(shipped, clock)
+    // Two sensors installed together, reporting every 2 s: one fails after three messages, the other keeps going.
+    const silentAt: Array<[number, string, unknown]> = []
+    for (let seq = 0; clock.ms <= 40_000; seq++, clock.ms += 2_000) {
+      if (seq < 3) engine.onTelemetry(reading('flood-new', seq, clock.ms))
+      engine.onTelemetry(reading('flood-ok', seq, clock.ms))
+      for (const f of engine.tick().findings) silentAt.push([clock.ms, f.deviceId!, f.evidence.expectedIntervalMs])
+    }
+    // Its own 2 s is not yet a history to hold it to; the shipped 10 s for its kind is, three times over: last heard at 4 s.
+    expect(silentAt[0]).toEqual([36_000, 'flood-new', 10_000])
+    expect(silentAt.filter(([, id]) => id !== 'flood-new')).toEqual([])
+  })
+
   it('counts security events per identity in their window', async () => {
     const clock = clockAt(0)
     const engine = new PolicyEngine(shipped, clock)
