@@ -110,6 +110,11 @@ function startCollector (dataDir: string, brokerUrl: string, httpPort: number, s
   return { child, logs }
 }
 
+/** The collector's warnings and its behind / caught-up lines, for a failure's message: what it said about itself. */
+function notableLines (logs: string[]): string {
+  return logs.join('').split('\n').filter((line) => /"level":(4|5|6)\d|behind|caught up/.test(line)).slice(0, 40).join('\n')
+}
+
 async function stopCollector (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise((resolve) => child.once('exit', resolve))
@@ -159,7 +164,7 @@ function storedNow (dataDir: string): number {
  * stopped. Each run has its own fleet (data directory, CA, devices), broker and collector port, so runs can go
  * side by side, and nothing a previous run left in the collector's session reaches the next.
  */
-async function cleanRun (options: { devices: number, intervalMs: number, durationMs: number, stdout?: number, brokerProcess?: boolean, during: (collector: { child: ChildProcess }, place: { dataDir: string, brokerUrl: string }) => Promise<void> }): Promise<{ alerts: Alert[], summary: SimulationSummary, stored: number }> {
+async function cleanRun (options: { devices: number, intervalMs: number, durationMs: number, stdout?: number, brokerProcess?: boolean, during: (collector: { child: ChildProcess, logs: string[] }, place: { dataDir: string, brokerUrl: string }) => Promise<void> }): Promise<{ alerts: Alert[], summary: SimulationSummary, stored: number, log: string }> {
   const fleet = await createTestFleet()
   let broker: RunningBroker | undefined
   let own: BrokerProcess | undefined
@@ -190,7 +195,7 @@ async function cleanRun (options: { devices: number, intervalMs: number, duratio
     while (Date.now() < deadline && storedNow(dataDir) < summary.acked) await sleep(1_000)
     await sleep(1_000)
     await stopCollector(collector.child)
-    return { alerts, summary, stored: await storedTelemetry(dataDir) }
+    return { alerts, summary, stored: await storedTelemetry(dataDir), log: notableLines(collector.logs) }
   } finally {
     if (collector) await stopCollector(collector.child)
     await broker?.close()
@@ -246,7 +251,7 @@ describe.concurrent('a clean fleet while the collector stalls (collector process
   }, 240_000)
 
   it('restarted after 60 s down: catches up on the broker backlog without device alerts, nothing acknowledged lost', async ({ expect }) => {
-    const { alerts, summary, stored } = await cleanRun({
+    const { alerts, summary, stored, log } = await cleanRun({
       devices: 200, intervalMs: 1_000, durationMs: 105_000,
       during: async (collector, { dataDir, brokerUrl }) => {
         await sleep(20_000)
@@ -259,7 +264,7 @@ describe.concurrent('a clean fleet while the collector stalls (collector process
     // back) is judged elsewhere and is not what this test is about: silence and rates are.
     // (The collector's redelivered in-flight messages, the same seq again, are replay idempotency's matter.)
     const judged = alerts.filter((a) => a.policy !== 'replay' && !a.deviceId.startsWith('storm:replay:'))
-    expect(judged.map((a) => `${a.policy} ${a.deviceId}: ${a.summary}`).slice(0, 5)).toEqual([])
+    expect(judged.map((a) => `${a.policy} ${a.deviceId}: ${a.summary}`).slice(0, 5), `the restarted collector said:\n${log}`).toEqual([])
     expect(stored).toBeGreaterThanOrEqual(summary.acked)
   }, 300_000)
 })
