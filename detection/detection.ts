@@ -101,9 +101,10 @@ export class Detection {
     this.#options = options
     this.#policiesDir = options.policiesDir ?? SHIPPED_POLICIES_DIR
     this.#policySet = loadPolicySet(this.#policiesDir)
-    this.#engine = new PolicyEngine(this.#policySet.policies.map((l) => l.policy), undefined, this.#policySet.windows)
     const clock = options.clock ?? systemClock
     this.#clock = clock
+    // One clock for all of it: the engine's rate windows and silences are measured against the receive times given here.
+    this.#engine = new PolicyEngine(this.#policySet.policies.map((l) => l.policy), clock, this.#policySet.windows)
     this.alerts = options.alertStore
       ? new AlertBook({ asyncStore: options.alertStore, clock, logger: options.logger })
       : new AlertBook({ path: join(options.dataDir, 'alerts.db'), clock })
