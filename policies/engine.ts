@@ -111,6 +111,19 @@ export const MIN_SILENCE_MS = 5_000
 /** How far back a replayed message may be placed in time: a backlog older than this is history, not a rate. */
 const MAX_BACKLOG_MS = 10 * 60_000
 
+/**
+ * Whether a message arrived about as long after the device's previous one
+ * as it was sent after it: live traffic, not a backlog (read far faster
+ * than it was sent) nor the first message after a gap in hearing (a stall,
+ * a restart, a reconnect: heard far later than sent).
+ */
+function atLivePace (state: DeviceState, observation: TelemetryObservation): boolean {
+  if (state.previous === undefined || state.lastHeardMs === 0) return false
+  const sentGapMs = observation.ts - state.previous.ts
+  const heardGapMs = observation.receivedAtMs - state.lastHeardMs
+  return sentGapMs > 0 && heardGapMs >= sentGapMs * 3 / 4 && heardGapMs <= sentGapMs * 4 / 3
+}
+
 export class PolicyEngine {
   #policies = new Map<PolicyId, Policy>()
   #quietWindows: readonly QuietWindow[] = []
@@ -576,10 +589,18 @@ export class PolicyEngine {
 
   #learn (state: DeviceState, observation: TelemetryObservation, outOfOrder: boolean): void {
     const now = this.#arrival(state, observation)
+    const livePace = atLivePace(state, observation)
     // Heard now, whatever its place in time: silence is counted from here.
     state.lastHeardMs = Math.max(state.lastHeardMs, observation.receivedAtMs)
     state.deafAtLastSeenMs = this.#deafNow()
-    if (!this.#replaying()) {
+    // The device's usual lag (its clock's offset, and the way here) is what a
+    // backlog is measured against, so it is not learned from a backlog. But
+    // learned only while caught up, a fleet whose clocks run slow (two devices
+    // of a small site, a tenth of a large one) looked late from the first
+    // start for ever: late, so behind; behind, so never learned. A message
+    // that arrives at the pace it was sent is no backlog being read, whatever
+    // its offset: it is learned from even while replaying.
+    if (!this.#replaying() || livePace) {
       const lag = observation.receivedAtMs - observation.ts
       state.lagMs = state.lagMs === undefined ? lag : state.lagMs + EWMA_WEIGHT * (lag - state.lagMs)
     }
