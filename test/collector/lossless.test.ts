@@ -57,6 +57,14 @@ async function stopCollector (child: ChildProcess, signal: NodeJS.Signals = 'SIG
   await exited
 }
 
+/**
+ * The collector process up and subscribed. Its start (Node loading the project's TypeScript, the stores
+ * opened, the broker session) took over 15 s on CI's loaded machine with five of these runs side by side.
+ */
+async function waitForSubscribed (logs: string[]): Promise<void> {
+  await waitFor(() => logs.join('').includes('collector subscribed'), 60_000, () => `the collector to subscribe; its log:\n${logs.join('').slice(-2000)}`)
+}
+
 /** Unique messages in the store since `sinceMs`: one `<kind>_seq` sample per (device, timestamp). */
 async function storedMessages (sinceMs: number, target: RunningVictoriaMetrics): Promise<number> {
   const messages = new Set<string>()
@@ -98,7 +106,7 @@ describe.concurrent('lossless collection into InfluxDB (victoria-metrics)', () =
     const logs: string[] = []
     const collector = startCollector(logs, place)
     try {
-      await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
+      await waitForSubscribed(logs)
       const since = Date.now()
       let acked = 0
       const simulation = runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 40, intervalMs: 200, durationMs: 30_000, seed: 3, onAcked: () => { acked++ } })
@@ -120,7 +128,7 @@ describe.concurrent('lossless collection into InfluxDB (victoria-metrics)', () =
     const logs: string[] = []
     let collector = startCollector(logs, place)
     try {
-      await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
+      await waitForSubscribed(logs)
       const since = Date.now()
       let acked = 0
       const simulation = runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 40, intervalMs: 200, durationMs: 15_000, seed: 4, onAcked: () => { acked++ } })
@@ -146,7 +154,7 @@ describe.concurrent('lossless collection into InfluxDB (victoria-metrics)', () =
     const logs: string[] = []
     const collector = startCollector(logs, place, store, url)
     try {
-      await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
+      await waitForSubscribed(logs)
       const since = Date.now()
       // Message by message: every (device, seq) the broker acknowledged. A
       // publish in flight when the broker died was never acknowledged; the
@@ -206,7 +214,7 @@ describe.concurrent('lossless collection into InfluxDB (victoria-metrics)', () =
     const logs: string[] = []
     const collector = startCollector(logs, place, guarded)
     try {
-      await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
+      await waitForSubscribed(logs)
       const since = Date.now()
       const summary = await runSimulation({ dataDir: fleet.dataDir, brokerUrl: broker.url, devices: 20, intervalMs: 300, durationMs: 5_000, seed: 5 })
       await waitFor(() => logs.join('').includes('PLACEGUARD_INFLUX_TOKEN'), 10_000, 'a log line naming the token variable')
@@ -235,7 +243,7 @@ describe.concurrent('lossless collection into InfluxDB (victoria-metrics)', () =
       '  - { policy: payload-invalid, mode: missing-field, count: 2, select: { ids: [housing-00001] }, at: 1s }',
     ].join('\n'))
     try {
-      await waitFor(() => logs.join('').includes('collector subscribed'), 15_000, 'the collector to subscribe')
+      await waitForSubscribed(logs)
       const since = Date.now()
       const ackedBy = new Map<string, number>()
       const summary = await runSimulation({
