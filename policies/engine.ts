@@ -60,6 +60,12 @@ interface DeviceState {
   messages: number
   /** EWMA of receive time − the device's own `ts`, learned while PlaceGuard keeps up: its clock offset plus the usual transit. */
   lagMs: number | undefined
+  /**
+   * The same, learned also while behind from messages that arrive at the
+   * pace they were sent (atLivePace): what lateness is measured against.
+   * Not persisted: a restored device starts from its lagMs.
+   */
+  liveLagMs?: number
   /** The engine's time-behind total at the device's last message: silence since then excludes the difference. */
   deafAtLastSeenMs: number
   /** EWMA of the interval between messages, ms; learned only while not bursting. */
@@ -409,7 +415,7 @@ export class PolicyEngine {
     // A LoRaWAN device's seq is its frame counter: lorawan-fcnt-reset judges it knowing joins, 16-bit wraps,
     // retransmissions and the network server's times; replay on the bare seq would call a wrap across lost frames a replay.
     if (!this.#lorawan.knows(observation.deviceId)) run('replay', (p) => replayRule(p, observation, previous), false)
-    const backlogMs = observation.receivedAtMs - observation.ts - (state.lagMs ?? 0)
+    const backlogMs = observation.receivedAtMs - observation.ts - (state.liveLagMs ?? state.lagMs ?? 0)
     this.#learn(state, observation, outOfOrder)
     return { ...this.#quiet(findings.map((f) => ({ ...f, site: observation.site, kind: observation.kind })), clears), backlogMs }
   }
@@ -599,10 +605,17 @@ export class PolicyEngine {
     // of a small site, a tenth of a large one) looked late from the first
     // start for ever: late, so behind; behind, so never learned. A message
     // that arrives at the pace it was sent is no backlog being read, whatever
-    // its offset: it is learned from even while replaying.
-    if (!this.#replaying() || livePace) {
-      const lag = observation.receivedAtMs - observation.ts
+    // its offset: lateness is measured against a lag learned from those too
+    // (liveLagMs). The lag that places a replayed message in time (lagMs,
+    // #arrival) stays as it was when caught up: moving it during a replay
+    // stretches and squeezes the device's intervals into false bursts.
+    const lag = observation.receivedAtMs - observation.ts
+    if (!this.#replaying()) {
       state.lagMs = state.lagMs === undefined ? lag : state.lagMs + EWMA_WEIGHT * (lag - state.lagMs)
+      state.liveLagMs = state.lagMs
+    } else if (livePace) {
+      const from = state.liveLagMs ?? state.lagMs
+      state.liveLagMs = from === undefined ? lag : from + EWMA_WEIGHT * (lag - from)
     }
     if (outOfOrder || now < state.lastSeenMs) {
       // Part of a backlog that arrives out of order: it counts towards the rate at its own time, and nothing else.
