@@ -13,12 +13,12 @@
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { availableParallelism, loadavg, tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Worker } from 'node:worker_threads'
 import forge from 'node-forge'
-import { FleetPki } from '../pki/index.ts'
+import { FleetPki, signingThreadsFor } from '../pki/index.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
 const { values } = parseArgs({ options: { devices: { type: 'string', default: '10000' }, 'forge-sample': { type: 'string', default: '20' } } })
@@ -81,7 +81,7 @@ function issueWithForge (count: number): number {
  */
 async function issueFloor (count: number): Promise<{ elapsedMs: number, cpuMs: number, cryptoMs: number, filesMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'placeguard-bench-pki-floor-'))
-  const workers = Math.min(availableParallelism(), Math.max(1, Math.ceil(count / 256)))
+  const workers = signingThreadsFor(count)
   const share = Math.ceil(count / workers)
   const code = `
     const { generateKeyPairSync, sign } = require('node:crypto')
@@ -115,7 +115,7 @@ async function issueFloor (count: number): Promise<{ elapsedMs: number, cpuMs: n
       worker.once('message', resolve)
       worker.once('error', reject)
     })))
-    await new Promise<void>((resolve, reject) => execFile('sync', ['-f', dir], (error) => error ? reject(error) : resolve()))
+    await syncFilesystemOf(dir)
     const cpu = process.cpuUsage(cpuBefore)
     // Per thread, averaged: the wall time each part took while the other workers ran beside it.
     return { elapsedMs: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000, cryptoMs: parts.reduce((sum, p) => sum + p.cryptoMs, 0) / workers, filesMs: parts.reduce((sum, p) => sum + p.filesMs, 0) / workers }
@@ -124,13 +124,16 @@ async function issueFloor (count: number): Promise<{ elapsedMs: number, cpuMs: n
   }
 }
 
+/** syncfs(2) of the filesystem holding `dir`, as FleetPki's batch sync does it (pki/batch-sync.ts). */
+async function syncFilesystemOf (dir: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => execFile('sync', ['-f', dir], (error) => error ? reject(error) : resolve()))
+}
+
 /**
  * Each run ends by removing its 20,000 files; the next run's one sync
  * would write those removals back too. Settled first, outside the timing.
  */
-async function settle (): Promise<void> {
-  await new Promise<void>((resolve, reject) => execFile('sync', ['-f', tmpdir()], (error) => error ? reject(error) : resolve()))
-}
+const settle = async (): Promise<void> => await syncFilesystemOf(tmpdir())
 
 await settle()
 const ecdsa = await issueWithPlaceGuard(devices, 'ecdsa-p256')

@@ -12,3 +12,4 @@ export type { CertificateRole, InventoryRecord, InventoryStatus, LorawanDeviceRe
 export { readCrl, normalizeSerial, certificateOrigin, type CertificateOrigin, type CrlSummary } from './crl.ts'
 export { createUntrustedIdentity, type UntrustedIdentity } from './untrusted.ts'
 export { deviceProductOf, type DeviceProduct } from './device-products.ts'
+export { signingThreadsFor } from './leaf-issuer.ts'

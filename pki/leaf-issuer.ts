@@ -98,10 +98,15 @@ export async function signLeavesInline (signer: LeafSigner, jobs: LeafJob[], onS
   return results
 }
 
+/** How many threads sign and write a batch of `count` identities: one worker a core for a large batch, else the calling thread. */
+export function signingThreadsFor (count: number): number {
+  return Math.max(1, Math.min(availableParallelism(), Math.ceil(count / WORKER_THRESHOLD)))
+}
+
 export async function signLeaves (ca: CaMaterial, jobs: LeafJob[], onProgress: (done: number) => void = () => {}): Promise<SignedLeaf[]> {
   let done = 0
   const count = (n: number): void => { done += n; onProgress(done) }
-  const workers = Math.min(availableParallelism(), Math.ceil(jobs.length / WORKER_THRESHOLD))
+  const workers = signingThreadsFor(jobs.length)
   if (workers <= 1) return signLeavesInline(leafSignerFor(ca), jobs, count)
   const share = Math.ceil(jobs.length / workers)
   const parts = await Promise.all(Array.from({ length: workers }, (_, i) =>

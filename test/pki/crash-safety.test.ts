@@ -1,10 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createPrivateKey, X509Certificate } from 'node:crypto'
-import { availableParallelism, tmpdir } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { FleetPki, normalizeSerial } from '../../pki/index.ts'
+import { FleetPki, normalizeSerial, signingThreadsFor } from '../../pki/index.ts'
 
 const PROCESS = join(import.meta.dirname, 'pki-process.ts')
 const dirs: string[] = []
@@ -68,10 +68,10 @@ describe('a crash during bulk issuing (defect 8)', () => {
     const files = readdirSync(pki.paths.devicesDir).filter((name) => name.endsWith('.crt')).map((name) => join(pki.paths.devicesDir, name))
     // The kill can land inside a write: that file is cut short and is no
     // certificate (reconcile reads content, never names). Each signing
-    // thread writes its files one at a time — 1,000 identities go to one
-    // worker a core, up to four (pki/leaf-issuer.ts) — so at most one each.
+    // thread writes its files one at a time — a large batch goes to one
+    // worker a core — so at most one each.
     const torn = files.filter((path) => !parsesAsCertificate(path))
-    expect(torn.length).toBeLessThanOrEqual(Math.min(availableParallelism(), 4))
+    expect(torn.length).toBeLessThanOrEqual(signingThreadsFor(1000))
     const onDisk = files.filter((path) => !torn.includes(path))
     expect(onDisk.length).toBeGreaterThanOrEqual(300)
     expect(onDisk.length).toBeLessThan(1000)
