@@ -595,7 +595,9 @@ export class PolicyEngine {
 
   #learn (state: DeviceState, observation: TelemetryObservation, outOfOrder: boolean): void {
     const now = this.#arrival(state, observation)
-    const livePace = atLivePace(state, observation)
+    const replaying = this.#replaying()
+    // Read before lastHeardMs moves on: the pace is against the previous message.
+    const livePace = replaying && atLivePace(state, observation)
     // Heard now, whatever its place in time: silence is counted from here.
     state.lastHeardMs = Math.max(state.lastHeardMs, observation.receivedAtMs)
     state.deafAtLastSeenMs = this.#deafNow()
@@ -610,7 +612,7 @@ export class PolicyEngine {
     // #arrival) stays as it was when caught up: moving it during a replay
     // stretches and squeezes the device's intervals into false bursts.
     const lag = observation.receivedAtMs - observation.ts
-    if (!this.#replaying()) {
+    if (!replaying) {
       state.lagMs = state.lagMs === undefined ? lag : state.lagMs + EWMA_WEIGHT * (lag - state.lagMs)
       state.liveLagMs = state.lagMs
     } else if (livePace) {
