@@ -438,19 +438,36 @@ export class PolicyEngine {
 
   onSecurityEvent (event: SecurityEvent): Verdict {
     if (event.type === 'rate-limited') return this.#onRateLimited(event)
-    const match = policyForEvent(event)
-    if (!match) return { findings: [], clears: [] }
     const device = event.deviceId ? this.#devices.get(event.deviceId) : undefined
+    const heard = event.type === 'payload-invalid' && device ? this.#heardInvalid(event.deviceId!, device) : []
+    const match = policyForEvent(event)
+    if (!match) return { findings: [], clears: heard }
     const policy = this.#applicable(match.policy, match.key, device?.kind ?? event.kind, device?.site ?? event.site)
-    if (!policy) return { findings: [], clears: [] }
+    if (!policy) return { findings: [], clears: heard }
     const now = this.#clock.now()
     const windowKey = `${match.policy}\u0000${match.key}`
     if (isDeviceKey(match.key)) this.#changed?.add(match.key)
     const previous = this.#windows.get(windowKey)
     const { state, finding } = eventWindowRule(policy as WindowPolicy, match.key, previous ?? emptyWindow(), event, now)
     this.#keepWindow(windowKey, { ...state, expiresAtMs: now + (policy as WindowPolicy).params.window }, now)
-    if (!finding) return { findings: [], clears: [] }
-    return this.#quiet([{ ...finding, site: device?.site ?? event.site ?? null, kind: device?.kind ?? event.kind ?? null }], [])
+    if (!finding) return { findings: [], clears: heard }
+    return this.#quiet([{ ...finding, site: device?.site ?? event.site ?? null, kind: device?.kind ?? event.kind ?? null }], heard)
+  }
+
+  /**
+   * A known device's message that did not decode (payload-invalid). It is
+   * no reading, so it teaches nothing about the device's pace or values;
+   * but the device is not silent: it is connected and sending, and what is
+   * wrong with it is payload-invalid's to say. Counting it as silence would
+   * raise a second alert, of another meaning, for the same fault.
+   */
+  #heardInvalid (deviceId: string, state: DeviceState): Clear[] {
+    state.lastHeardMs = Math.max(state.lastHeardMs, this.#clock.now())
+    state.deafAtLastSeenMs = this.#deafNow()
+    this.#changed?.add(deviceId)
+    return this.#applicable('device-silent', deviceId, state.kind, state.site)
+      ? [{ policy: 'device-silent', deviceId, reason: 'the device reported again (a message that did not decode)' }]
+      : []
   }
 
   /** cert-expiry over the whole inventory, online or not. */

@@ -46,6 +46,34 @@ describe('PolicyEngine with the shipped policies', () => {
     expect(engine.onTelemetry(reading('flood-2', 10, clock.ms)).clears.map((c) => c.policy)).toContain('device-silent')
   })
 
+  it('counts a device that sends only invalid payloads as heard: payload-invalid, not device-silent as well', async () => {
+    const clock = clockAt(0)
+    const engine = new PolicyEngine(shipped, clock)
+    for (let seq = 0; seq < 10; seq++) {
+      engine.onTelemetry(reading('flood-3', seq, clock.ms))
+      clock.ms += 10_000
+    }
+    const invalid = (deviceId: string): SecurityEvent =>
+      ({ type: 'payload-invalid', at: new Date(clock.ms).toISOString(), reason: 'invalid telemetry: not JSON', deviceId, topic: `places/riverside/flood/${deviceId}/telemetry`, site: 'riverside', kind: 'flood' })
+    // Its firmware breaks: every 10 s a message that does not decode, for a minute.
+    const raised: string[] = []
+    for (let i = 0; i < 6; i++) {
+      raised.push(...engine.onSecurityEvent(invalid('flood-3')).findings.map((f) => f.policy))
+      clock.ms += 10_000
+      raised.push(...engine.tick().findings.map((f) => f.policy))
+    }
+    expect(new Set(raised)).toEqual(new Set(['payload-invalid'])) // each one folds into the same alert
+    // Then it stops altogether: silent, counted from its last message of any kind.
+    clock.ms += 25_000
+    expect(engine.tick().findings.map((f) => `${f.policy} ${f.evidence.silentMs}`)).toEqual(['device-silent 35000'])
+    // A message that does not decode is the device speaking again, too.
+    expect(engine.onSecurityEvent(invalid('flood-3')).clears).toEqual([expect.objectContaining({ policy: 'device-silent', deviceId: 'flood-3' })])
+    // A device never heard with a valid message is not known, and an invalid one does not enrol it.
+    engine.onSecurityEvent(invalid('flood-unknown'))
+    clock.ms += 600_000
+    expect(engine.tick().findings.map((f) => f.deviceId)).not.toContain('flood-unknown')
+  })
+
   it('raises device-silent for a new sensor that fails after its third message, on its kind\'s interval', async () => {
     const clock = clockAt(0)
     const engine = new PolicyEngine(shipped, clock)
