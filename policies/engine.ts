@@ -130,6 +130,45 @@ function atLivePace (state: DeviceState, observation: TelemetryObservation): boo
   return sentGapMs > 0 && heardGapMs >= sentGapMs * 3 / 4 && heardGapMs <= sentGapMs * 4 / 3
 }
 
+/** A message sent more than this before it arrived (against its device's usual lag) is late: PipelineHealth's lateMs. */
+const LATE_MS = 2_000
+
+/**
+ * When a device sent this message, if it is part of the device's own
+ * backlog; undefined if it is not (then it counts when it arrives).
+ *
+ * A device that could not reach the broker for a while (its network down,
+ * the broker restarting) keeps its QoS 1 messages and sends them all on
+ * its return, as MQTT clients do. They arrive within a second but were
+ * sent at the device's cadence: counted on arrival they are a burst that
+ * never happened, and their near-zero gaps would be learned as its
+ * interval. The collector's own backlogs are placed by #arrival; this is
+ * the same for one device, while the collector keeps up.
+ *
+ * Its send time (`ts` plus its learned lag) is believed only when all of:
+ * - its clock is known (a learned lag) and so is its cadence (a learned interval);
+ * - it moves forward in the device's own time and seq;
+ * - it was sent well before it arrived (more than LATE_MS);
+ * - it was sent after the previous message's place by at least half the
+ *   device's own interval per seq: a backlog runs at the device's cadence.
+ *
+ * A device cannot hide a flood this way: its messages' places advance at
+ * least half an interval each and never past LATE_MS before the present,
+ * so they fill at most the time it was not heard, at twice its pace; once
+ * they reach the present, its messages count when they arrive. A clock
+ * set back puts `ts` behind the previous message's, so it is not believed
+ * either.
+ */
+function ownBacklogTime (state: DeviceState, observation: TelemetryObservation): number | undefined {
+  const previous = state.previous
+  if (previous === undefined || state.lagMs === undefined || state.intervalMs === undefined) return undefined
+  const sent = observation.ts + state.lagMs
+  if (sent >= observation.receivedAtMs - LATE_MS) return undefined
+  const seqGap = observation.seq - previous.seq
+  if (observation.ts <= previous.ts || seqGap < 1 || seqGap > MAX_SEQ_GAP) return undefined
+  return sent - state.lastSeenMs >= seqGap * state.intervalMs / 2 ? sent : undefined
+}
+
 export class PolicyEngine {
   #policies = new Map<PolicyId, Policy>()
   #quietWindows: readonly QuietWindow[] = []
@@ -611,8 +650,9 @@ export class PolicyEngine {
   }
 
   #learn (state: DeviceState, observation: TelemetryObservation, outOfOrder: boolean): void {
-    const now = this.#arrival(state, observation)
     const replaying = this.#replaying()
+    const ownBacklog = replaying ? undefined : ownBacklogTime(state, observation)
+    const now = ownBacklog ?? this.#arrival(state, observation)
     // Read before lastHeardMs moves on: the pace is against the previous message.
     const livePace = replaying && atLivePace(state, observation)
     // Heard now, whatever its place in time: silence is counted from here.
@@ -628,8 +668,9 @@ export class PolicyEngine {
     // (liveLagMs). The lag that places a replayed message in time (lagMs,
     // #arrival) stays as it was when caught up: moving it during a replay
     // stretches and squeezes the device's intervals into false bursts.
+    // Nor from the device's own backlog (ownBacklogTime): its lateness is the device's, not its clock's.
     const lag = observation.receivedAtMs - observation.ts
-    if (!replaying) {
+    if (!replaying && ownBacklog === undefined) {
       state.lagMs = state.lagMs === undefined ? lag : state.lagMs + EWMA_WEIGHT * (lag - state.lagMs)
       state.liveLagMs = state.lagMs
     } else if (livePace) {

@@ -251,3 +251,69 @@ describe('PolicyEngine judged on the right clock', () => {
     expect(engine.tick().findings.filter((f) => f.policy === 'device-silent')).toHaveLength(20)
   })
 })
+
+describe('PolicyEngine and a device\'s own backlog', () => {
+  // Five flood sensors every 10 s, warm; flood-0 then leaves the network at 300 s for two minutes.
+  function fleetWithAnAbsence (onReturn: (engine: PolicyEngine, clock: { ms: number }, kept: number[], seq: number) => number) {
+    const clock = clockAt(0)
+    const engine = new PolicyEngine(shipped, clock)
+    const ids = Array.from({ length: 5 }, (_, i) => `flood-${i}`)
+    const findings: Array<{ at: number, policy: string, deviceId: string, expectedIntervalMs: unknown }> = []
+    const kept: number[] = []
+    let returnedSeq = -1
+    for (let seq = 0; seq <= 60; seq++) {
+      clock.ms = seq * 10_000
+      for (const id of ids) {
+        const away = id === 'flood-0' && clock.ms >= 300_000 && clock.ms < 420_000
+        if (away) kept.push(clock.ms)
+        else if (id === 'flood-0' && kept.length > 0 && returnedSeq < 0) returnedSeq = onReturn(engine, clock, kept, seq)
+        if (!away && !(id === 'flood-0' && returnedSeq >= 0 && seq < returnedSeq)) engine.onTelemetry(reading(id, seq, clock.ms))
+      }
+      for (let tick = 0; tick < 10; tick++) {
+        clock.ms = seq * 10_000 + tick * 1_000
+        for (const f of engine.tick().findings) findings.push({ at: clock.ms, policy: f.policy, deviceId: f.deviceId!, expectedIntervalMs: f.evidence.expectedIntervalMs })
+      }
+    }
+    return { engine, clock, findings }
+  }
+
+  it('a device back from two minutes off the network sends what it kept: silent while away, no burst on its return', () => {
+    const { engine, clock, findings } = fleetWithAnAbsence((engine, clock, kept) => {
+      // All twelve kept messages within 60 ms of its return, each with the time it was taken, then its live one.
+      kept.forEach((sentAt, i) => engine.onTelemetry({ ...reading('flood-0', sentAt / 10_000, sentAt), receivedAtMs: clock.ms + i * 5 }))
+      return 0
+    })
+    const policies = [...new Set(findings.map((f) => `${f.policy} ${f.deviceId}`))]
+    expect(policies).toEqual(['device-silent flood-0'])
+    expect(findings[0]!.at).toBe(321_000) // over 3 × 10 s after its last message (290 s), at the next tick
+    // Its cadence is still 10 s: stopped for good, it is judged silent on 10 s, not on the 5 ms its backlog arrived at.
+    clock.ms += 31_000
+    expect(engine.tick().findings.map((f) => `${f.policy} ${f.deviceId} ${f.evidence.expectedIntervalMs}`)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^device-silent flood-0 (9\d{3}|10\d{3})$/)]))
+  })
+
+  it('(counted on arrival, the same return was a burst)', () => {
+    const { findings } = fleetWithAnAbsence((engine, clock, kept) => {
+      // The same twelve messages, but stamped when they arrive: a device that sends twelve at once.
+      kept.forEach((sentAt, i) => engine.onTelemetry(reading('flood-0', sentAt / 10_000, clock.ms + i * 5)))
+      return 0
+    })
+    expect(findings.map((f) => f.policy)).toContain('rate-burst')
+  })
+
+  it('still flags a flood after a silence, whatever send times its messages claim', () => {
+    const claims: Record<string, (kept: number[], i: number, now: number) => number> = {
+      'its own cadence from where it left off': (kept, i) => kept[0]! + i * 10_000,
+      'crammed into the time it was away, 100 ms apart': (kept, i) => kept[0]! + i * 100,
+      'the present': (_kept, _i, now) => now,
+    }
+    for (const [claim, tsOf] of Object.entries(claims)) {
+      const { findings } = fleetWithAnAbsence((engine, clock, kept, seq) => {
+        // 300 messages in 3 s on its return, seq counting up from its last.
+        for (let i = 0; i < 300; i++) engine.onTelemetry({ ...reading('flood-0', 30 + i, tsOf(kept, i, clock.ms + i * 10)), receivedAtMs: clock.ms + i * 10 })
+        return seq + 30 // its later messages go on from there
+      })
+      expect(findings.filter((f) => f.policy === 'rate-burst').map((f) => f.deviceId), claim).toContain('flood-0')
+    }
+  })
+})
