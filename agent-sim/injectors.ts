@@ -61,7 +61,8 @@ export async function inject (injection: Injection, context: InjectionContext): 
       else device.burst(injection.ratePerSec, injection.duration)
       return
     case 'device-silent':
-      device.silence(injection.disconnect)
+      if (injection.duration !== undefined) device.outage(injection.duration)
+      else device.silence(injection.disconnect)
       return
     case 'acl-violation':
       if (injection.mode === 'foreign-publish') device.publishRaw(context.neighbour.topic, '{"spoofed":true}')

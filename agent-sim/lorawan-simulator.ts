@@ -298,7 +298,11 @@ export class Incidents {
       case 'lorawan-signal-shift':
         return { apply: () => device.radio.weaken(injection.rssiDrop, injection.snrDrop) }
       case 'device-silent':
-        return { immediate: true, apply: () => { device.silent = true } }
+        // A radio device out of coverage keeps nothing: its uplinks in the meantime are lost, not sent later.
+        return { immediate: true, apply: () => {
+          device.silent = true
+          if (injection.duration !== undefined) setTimeout(() => { device.silent = false }, injection.duration).unref()
+        } }
       case 'rate-burst':
         return {
           immediate: true,

@@ -34,7 +34,8 @@ export const incidentSchema = z.discriminatedUnion('policy', [
   z.strictObject({ ...base, policy: z.literal('firmware-downgrade'), fw: semverString }),
   // `rate`: ratePerSec on top of its schedule for duration; `flood`: count messages back to back, at once.
   z.strictObject({ ...base, policy: z.literal('rate-burst'), mode: z.enum(['rate', 'flood']).default('rate'), ratePerSec: z.number().positive().default(10), duration: duration.default(30_000), count: z.number().int().positive().default(300) }),
-  z.strictObject({ ...base, policy: z.literal('device-silent'), disconnect: z.boolean().default(false) }),
+  // For good, or (`duration`) a network outage: the link is down that long, and the readings it kept are sent on its return.
+  z.strictObject({ ...base, policy: z.literal('device-silent'), disconnect: z.boolean().default(false), duration: duration.optional() }),
   z.strictObject({ ...base, policy: z.literal('acl-violation'), mode: z.enum(['foreign-publish', 'wildcard-subscribe']).default('foreign-publish') }),
   z.strictObject({ ...base, policy: z.literal('identity-clone'), duration: duration.default(20_000) }),
   z.strictObject({ ...base, policy: z.literal('connection-flapping'), count: z.number().int().min(2).default(6), every: duration.default(2_000) }),

@@ -67,6 +67,8 @@ export class SimDevice {
   #droppedAt: number | undefined
   #stopped = false
   #silent = false
+  /** Until when its link is down (outage): no reconnect before. */
+  #offlineUntil = 0
   #everConnected = false
   #onFirstConnect: (() => void) | undefined
   // Misbehaviour queued by the scenario, applied to the next publishes.
@@ -191,6 +193,17 @@ export class SimDevice {
     }
   }
 
+  /**
+   * Its link goes down for `durationMs` (a mast, a router, a mobile network
+   * down). It goes on taking readings on its schedule; its MQTT client keeps
+   * them (QoS 1) and sends them all once it is connected again, as a real
+   * device's does.
+   */
+  outage (durationMs: number): void {
+    this.#offlineUntil = Date.now() + durationMs
+    this.#client?.stream.destroy()
+  }
+
   /** Publishes at `ratePerSec` for `durationMs` on top of the normal schedule. */
   burst (ratePerSec: number, durationMs: number): void {
     const until = Date.now() + durationMs
@@ -292,7 +305,8 @@ export class SimDevice {
 
   #scheduleReconnect (): void {
     if (this.#stopped || this.#reconnectTimer) return
-    const delay = reconnectDelayMs(this.#failures++, { baseMs: this.#env.reconnectBaseMs, maxMs: this.#env.reconnectMaxMs }, this.#rng.next())
+    const delay = Math.max(reconnectDelayMs(this.#failures++, { baseMs: this.#env.reconnectBaseMs, maxMs: this.#env.reconnectMaxMs }, this.#rng.next()),
+      this.#offlineUntil - Date.now())
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined
       const client = this.#client

@@ -11,12 +11,12 @@
  * runs alone after them.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { closeSync, constants, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, constants, existsSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { runSimulation, type SimulationSummary } from '../../agent-sim/index.ts'
+import { loadScenario, runSimulation, type SimulationSummary } from '../../agent-sim/index.ts'
 import { EmbeddedStore } from '../../collector/embedded-store.ts'
 import { createCollectorService } from '../../app/collector-service.ts'
 import { type Alert } from '../../shared/alert-contract.ts'
@@ -96,6 +96,37 @@ describe.concurrent('rate-burst at a small site and at cold start (real broker a
       await service.stop()
     }
   }, 120_000)
+
+  it('a device back from a minute off the network sends the readings it kept: device-silent while away, no rate-burst on its return', async ({ expect }) => {
+    // A site of five, each sending every second; one loses its link once warm, for a minute, and keeps
+    // taking readings. On its return its client sends all 60 at once (the broker's default budget slows
+    // the last ten), stamped when they were taken: counted on arrival, that is 7× its rate, a rate-burst.
+    // This run is within two minutes of the collector's start, where every message is placed at its send
+    // time (the replay window); later, the engine's own-backlog rule does it (test/policies/engine.test.ts).
+    const own = await createTestFleet()
+    const ownBroker = await startBroker(own)
+    const service = createCollectorService(loadConfig({ env: {}, flags: { dataDir: own.dataDir, httpPort: 0 } }), ownBroker.url, createLogger({ level: 'silent' }))
+    await service.start()
+    try {
+      const warmSeconds = Math.max(rateBurst.params.warmupMessages, rateBurst.params.warmupPeriod / 1_000) + 5
+      const scenario = join(own.dataDir, 'outage.yaml')
+      writeFileSync(scenario, `name: outage\nincidents:\n  - { policy: device-silent, duration: 60s, at: ${warmSeconds}s, select: { ids: [housing-00001] } }\n`)
+      const summary = await runSimulation({
+        dataDir: own.dataDir, brokerUrl: ownBroker.url, devices: 5, intervalMs: 1_000, durationMs: (warmSeconds + 60 + 15) * 1_000, seed: 5,
+        mix: { flood: 0, energy: 0, housing: 1 }, sites: ['estate'], scenario: loadScenario(scenario),
+      })
+      expect(summary).toMatchObject({ failed: 0, drops: 1, reconnects: 1 })
+      // Every reading it kept reached the store: nothing was lost to the outage.
+      await waitFor(async () => (await storedTelemetry(own.dataDir)) >= summary.acked, 30_000, 'every acknowledged message stored')
+      const alerts = await service.detection.alerts.list()
+      expect(alerts.map((a) => `${a.policy} ${a.deviceId} ${a.status}`)).toEqual(['device-silent housing-00001 resolved'])
+      expect(alerts[0]!.evidence.expectedIntervalMs).toBeLessThan(1_500)
+    } finally {
+      await service.stop()
+      await ownBroker.close()
+      own.cleanup()
+    }
+  }, 180_000)
 })
 
 /** `placeguard collector` in its own process, on the embedded store; stdout as given (default: read and kept). */
