@@ -287,6 +287,8 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   // Until its session is up (and what the broker kept for it has been read), the collector hears nothing.
   detection.setInputConnected(false)
   collector.on('connection', (connected) => detection.setInputConnected(connected))
+  // One broker answers a collector's probe; a cluster's collectors read Redis streams that many nodes write.
+  if (collector instanceof Collector) collector.on('broker-answering', (answering, waitedMs) => detection.setBrokerAnswering(answering, waitedMs))
   collector.on('telemetry', (point) => {
     fleet.onTelemetry(point)
     detection.onTelemetry(point)

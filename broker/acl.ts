@@ -15,7 +15,7 @@
 import type { Identity, SupplierGrant } from '../pki/index.ts'
 import { isValidId } from '../shared/ids.ts'
 import { LORAWAN_EVENTS, LORAWAN_UPLINKS_PREFIX, parseLorawanTopic } from '../shared/lorawan.ts'
-import { deviceTopicRoot, QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
+import { deviceTopicRoot, PROBE_CONTROL_TOPIC, QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
 
 export type AclDecision = { allowed: true } | { allowed: false, reason: string }
 
@@ -54,7 +54,7 @@ export function canSupplierPublish (grant: SupplierGrant | undefined, topic: str
 export function canPublish (identity: Identity, topic: string, grant?: SupplierGrant): AclDecision {
   if (identity.role === 'supplier') return canSupplierPublish(grant, topic)
   if (identity.role === 'collector') {
-    return topic === QUARANTINE_CONTROL_TOPIC ? ALLOW : { allowed: false, reason: 'the collector role may publish only broker commands' }
+    return topic === QUARANTINE_CONTROL_TOPIC || topic === PROBE_CONTROL_TOPIC ? ALLOW : { allowed: false, reason: 'the collector role may publish only broker commands' }
   }
   if (identity.role === 'integration') {
     // A network server speaks for its own devices on its own topics: a

@@ -10,7 +10,7 @@ import type { Clock } from '../shared/clock.ts'
 import { printable } from '../shared/ids.ts'
 import type { Logger } from '../shared/logger.ts'
 import { LORAWAN_UPLINKS_PREFIX, lorawanUplinkTopic } from '../shared/lorawan.ts'
-import { QUARANTINE_CONTROL_TOPIC } from '../shared/topics.ts'
+import { PROBE_CONTROL_TOPIC, QUARANTINE_CONTROL_TOPIC } from '../shared/topics.ts'
 import { createHash, randomUUID } from 'node:crypto'
 import { identityName, type SupplierGrant } from '../pki/index.ts'
 import { openWindow } from '../shared/access-windows.ts'
@@ -119,6 +119,11 @@ export class AuthorizeHooks {
       // Acted on here, before PUBACK; never kept as a retained message.
       packet.retain = false
       this.#quarantine.onControl(identityName(session.identity), packet.payload as Buffer)
+      return done(null)
+    }
+    if (packet.topic === PROBE_CONTROL_TOPIC) {
+      // The collector's probe: its PUBACK is the answer (collector/broker-probe.ts).
+      packet.retain = false
       return done(null)
     }
     if (!session.throttle) {

@@ -12,7 +12,8 @@ import type { QuarantineCommand } from '../shared/control.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { systemClock, type Clock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
-import { QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_FILTER } from '../shared/topics.ts'
+import { PROBE_CONTROL_TOPIC, QUARANTINE_CONTROL_TOPIC, SECURITY_EVENTS_FILTER } from '../shared/topics.ts'
+import { BrokerProbe } from './broker-probe.ts'
 import { type AckTicket, installDeferredAcks, type DeferredAcks } from './deferred-acks.ts'
 import { type Decoded, decodeMessage, TELEMETRY_FILTER } from './decode.ts'
 import { LORAWAN_UPLINKS_FILTER, type LorawanObservation } from '../shared/lorawan.ts'
@@ -59,11 +60,12 @@ export interface CollectorMetrics {
 /** A received message waiting for its batch; `point` is absent for one that stores nothing. */
 interface Pending { ticket: AckTicket | undefined, point: StoredPoint | undefined }
 
-export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'lorawan': [LorawanObservation], 'spool-full': [], 'connection': [connected: boolean] }> {
+export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent], 'telemetry': [StoredPoint], 'lorawan': [LorawanObservation], 'spool-full': [], 'connection': [connected: boolean], 'broker-answering': [answering: boolean, waitedMs: number] }> {
   readonly metrics: CollectorMetrics = { received: 0, telemetryStored: 0, eventsStored: 0, rejected: 0, spoolFullStalls: 0, spoolWriteErrors: 0, lorawanEvents: 0 }
   readonly #options: Required<Omit<CollectorOptions, 'clientId'>> & { clientId: string }
   #client: MqttClient | undefined
   #acks: DeferredAcks | undefined
+  #probe: BrokerProbe | undefined
   #pending: Pending[] = []
   /**
    * JSON bytes of the pending points, kept only while the spool refuses
@@ -123,7 +125,21 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     }
     this.#client = client
     this.#acks = installDeferredAcks(client)
-    client.on('close', () => this.#onConnectionLost())
+    const probe = new BrokerProbe({
+      clock: this.#options.clock,
+      connected: () => client.connected,
+      send: (answered) => client.publish(PROBE_CONTROL_TOPIC, '', { qos: 1 }, (error) => { if (!error) answered() }),
+      onChange: (answering, waitedMs) => {
+        if (answering) logger.info({ waitedMs }, 'collector: the broker answers again')
+        else logger.warn({ waitedMs }, 'collector: the broker does not answer; detection holds its judgement of silence')
+        this.emit('broker-answering', answering, waitedMs)
+      },
+    })
+    this.#probe = probe
+    client.on('close', () => {
+      probe.reset()
+      this.#onConnectionLost()
+    })
     client.on('error', (error) => logger.error({ err: error.message }, 'collector connection error'))
     client.on('offline', () => {
       logger.warn('collector disconnected from the broker; reconnecting')
@@ -139,6 +155,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
     // LoRaWAN network servers' events arrive re-addressed by the broker, which delivers them to the collector role only.
     await client.subscribeAsync({ [TELEMETRY_FILTER]: { qos: 1 }, [SECURITY_EVENTS_FILTER]: { qos: 1 }, [LORAWAN_UPLINKS_FILTER]: { qos: 1 } })
     logger.info({ broker: brokerUrl, clientId }, 'collector subscribed')
+    probe.start()
   }
 
   /**
@@ -157,6 +174,7 @@ export class Collector extends EventEmitter<{ 'security-event': [SecurityEvent],
    * the next session.
    */
   async stop (): Promise<void> {
+    this.#probe?.stop()
     this.#flush()
     await new Promise<void>((resolve) => this.#client ? this.#client.end(false, {}, () => resolve()) : resolve())
     this.#flush()

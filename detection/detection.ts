@@ -248,6 +248,11 @@ export class Detection {
     this.pipeline.setConnected(connected)
   }
 
+  /** The broker stopped answering the collector's probe, or answers again (collector/broker-probe.ts). */
+  setBrokerAnswering (answering: boolean, waitedMs: number): void {
+    this.pipeline.setAnswering(answering, waitedMs)
+  }
+
   /**
    * One event of a network server's integration, as the collector reads it
    * (issue 16): the LoRaWAN policies' findings and clears into the alert

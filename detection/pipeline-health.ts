@@ -82,6 +82,9 @@ export class PipelineHealth {
   /** An input is taken to be up until the collector says otherwise (a Detection fed directly has no session). */
   #connected = true
   #connectedAtMs = 0
+  /** The broker answers the collector's probe; when it stopped, if it has. */
+  #answering = true
+  #unansweredSinceMs = 0
   #behindSinceMs: number | undefined
   #cause = ''
   #alerted = false
@@ -124,6 +127,8 @@ export class PipelineHealth {
       if (gapMs >= this.#options.stallAlertMs) this.#alert(now)
       return
     }
+    // A broker that does not answer is a stall of the pipeline as surely as one of the collector.
+    if (!this.#answering && now - this.#unansweredSinceMs >= this.#options.stallAlertMs) this.#alert(now)
     if (now - this.#windowStartMs < WINDOW_MS) return
     const devices = this.#window.size
     let lateDevices = 0
@@ -137,10 +142,11 @@ export class PipelineHealth {
       const idleMs = now - Math.max(this.#lastMessageMs ?? 0, this.#connectedAtMs, this.#behindSinceMs!)
       const settled = now - this.#connectedAtMs >= SESSION_SETTLE_MS
       const onTime = devices > 0 ? lateDevices < MIN_LATE_DEVICES || lateShare <= CAUGHT_UP_SHARE : idleMs >= IDLE_CAUGHT_UP_MS
-      if (this.#connected && settled && onTime) this.#caughtUp(now)
+      const hearing = this.#connected && this.#answering
+      if (hearing && settled && onTime) this.#caughtUp(now)
       else {
         // Connected, and held back by late messages: say so, not the cause it entered with.
-        if (this.#connected && settled && devices > 0) this.#cause = LATE_CAUSE
+        if (hearing && settled && devices > 0) this.#cause = LATE_CAUSE
         if (now - this.#behindSinceMs! >= this.#options.alertAfterMs) this.#alert(now)
       }
     } else if (messages >= MIN_SAMPLE && lateDevices >= MIN_LATE_DEVICES && lateShare >= BEHIND_SHARE) {
@@ -173,6 +179,27 @@ export class PipelineHealth {
     }
   }
 
+  /**
+   * The broker stopped answering the collector's probe, or answers again
+   * (collector/broker-probe.ts). Not answering, nothing comes through, as
+   * when the session is down, though the session looks up; past
+   * stallAlertMs that is the pipeline alert. Answering again is a resume:
+   * what the broker held back follows, mixed with live messages.
+   */
+  setAnswering (answering: boolean, waitedMs: number): void {
+    if (answering === this.#answering) return
+    this.#answering = answering
+    const now = this.#options.clock.now()
+    if (!answering) {
+      this.#unansweredSinceMs = now - waitedMs
+      this.#enterBehind(`the broker stopped answering the collector (a stalled broker, or the network to it) at ${new Date(this.#unansweredSinceMs).toISOString()}`)
+      return
+    }
+    this.#connectedAtMs = now
+    this.#resetWindow(now)
+    this.#options.onReplayWindow(now + REPLAY_WINDOW_MS)
+  }
+
   #enterBehind (cause: string): void {
     this.#cause = cause
     if (this.behind) return
@@ -197,7 +224,7 @@ export class PipelineHealth {
     this.#alerted = true
     const since = this.#behindSinceMs ?? now
     this.#options.onAlert(`PlaceGuard's collector is behind its fleet: ${this.#cause}; no device is judged silent until it has caught up`, {
-      cause: this.#cause, behindSince: new Date(since).toISOString(), longestStallMs: this.#longestStallMs || null, connected: this.#connected,
+      cause: this.#cause, behindSince: new Date(since).toISOString(), longestStallMs: this.#longestStallMs || null, connected: this.#connected, brokerAnswering: this.#answering,
     })
   }
 

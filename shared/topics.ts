@@ -20,3 +20,5 @@ export function telemetryTopic (site: string, kind: DeviceKind, deviceId: string
  */
 export const CONTROL_PREFIX = '$SYS/placeguard/control/'
 export const QUARANTINE_CONTROL_TOPIC = `${CONTROL_PREFIX}quarantine`
+/** The collector's probe (collector/broker-probe.ts): acknowledged, delivered to no one; its PUBACK says the broker is answering. */
+export const PROBE_CONTROL_TOPIC = `${CONTROL_PREFIX}probe`

@@ -28,6 +28,9 @@ describe('canPublish', () => {
     expect(canPublish(collector, '$SYS/placeguard/events/connect').allowed).toBe(false)
     expect(canPublish(collector, '$SYS/placeguard/control/#').allowed).toBe(false)
     expect(canPublish(collector, '$SYS/placeguard/control/quarantine').allowed).toBe(true)
+    expect(canPublish(collector, '$SYS/placeguard/control/probe').allowed).toBe(true)
+    expect(canPublish(collector, '$SYS/placeguard/control/probe/x').allowed).toBe(false)
+    expect(canPublish(device, '$SYS/placeguard/control/probe').allowed).toBe(false)
   })
 })
 

@@ -56,6 +56,38 @@ describe('PipelineHealth', () => {
     expect(events[3]).toMatch(/^recovered: caught up after/)
   })
 
+  it('is behind while the broker does not answer, though connected and running; alerts past 5 s, and recovers once the backlog is read', () => {
+    const { events, pipeline, run } = health()
+    pipeline.setConnected(true)
+    run(6, 10)
+    events.length = 0
+    pipeline.setAnswering(false, 2_100) // the probe's wait when it gave up
+    expect(pipeline.behind).toBe(true)
+    run(2.5) // nothing comes through: 4.6 s without an answer, no alert yet
+    expect(events).toEqual(['behind'])
+    run(18) // a 20 s freeze
+    expect(events).toHaveLength(2)
+    expect(events[1]).toMatch(/^alert: .*the broker stopped answering the collector/)
+    pipeline.setAnswering(true, 20_000)
+    run(3, 50, 15_000) // what the broker held back: late
+    expect(pipeline.behind).toBe(true)
+    run(6, 10, 0)
+    expect(pipeline.behind).toBe(false)
+    expect(events.slice(2)).toEqual(['caught up', expect.stringMatching(/^recovered: caught up after 2\d s behind/)])
+  })
+
+  it('a broker slow to answer for under 5 s holds silence without an alert', () => {
+    const { events, pipeline, run } = health()
+    pipeline.setConnected(true)
+    run(6, 10)
+    events.length = 0
+    pipeline.setAnswering(false, 2_100)
+    run(1)
+    pipeline.setAnswering(true, 3_200)
+    run(6, 10, 0)
+    expect(events).toEqual(['behind', 'caught up'])
+  })
+
   it('notices a backlog without a stall (most messages late), and one late device moves nothing', () => {
     const { events, pipeline, run } = health()
     pipeline.setConnected(true)
