@@ -111,9 +111,10 @@ export class Detection {
     this.#storms = new StormGuard({ clock })
     this.pipeline = new PipelineHealth({
       clock,
-      onBehind: (behind) => {
-        this.#engine.setCatchingUp(behind)
-        options.logger.info({ behind }, behind ? 'detection: the collector is behind its input; silence is not judged until it catches up' : 'detection: the collector has caught up')
+      onBehind: (behind, reconnectAllowanceMs) => {
+        this.#engine.setCatchingUp(behind, reconnectAllowanceMs)
+        if (behind) options.logger.info({ behind }, 'detection: the collector is behind its input; silence is not judged until it catches up')
+        else options.logger.info({ behind, reconnectAllowanceMs }, reconnectAllowanceMs > 0 ? `detection: the collector has caught up; devices have ${formatDuration(reconnectAllowanceMs)} more to reconnect before silence counts` : 'detection: the collector has caught up')
       },
       onReplayWindow: (untilMs) => this.#engine.expectReplayUntil(untilMs),
       onAlert: (summary, evidence) => this.raiseSystemAlert({ policy: 'pipeline-stalled', deviceId: PIPELINE_ALERT_KEY, severity: 'high', summary, evidence }),

@@ -38,8 +38,12 @@ export interface PipelineHealthOptions {
   alertAfterMs?: number
   /** …and so does one stall of the process this long. */
   stallAlertMs?: number
-  /** Behind or caught up again: the engine's catching-up switch. */
-  onBehind: (behind: boolean) => void
+  /**
+   * Behind or caught up again: the engine's catching-up switch. Caught up
+   * after the broker was lost, with the time devices may still need to
+   * find it again (reconnectAllowanceMs, see #caughtUp).
+   */
+  onBehind: (behind: boolean, reconnectAllowanceMs: number) => void
   /** A session resumed or a stall ended: a stored backlog may arrive until then (ms), mixed with live messages. */
   onReplayWindow?: (untilMs: number) => void
   /** The pipeline alert: raised once per episode, cleared on recovery. */
@@ -71,6 +75,8 @@ const IDLE_CAUGHT_UP_MS = 10_000
 const SESSION_SETTLE_MS = 5_000
 /** How long after a resume or a stall the broker's stored backlog may still be trickling in among live messages. */
 export const REPLAY_WINDOW_MS = 120_000
+/** The most time devices are given to find the broker again after it was lost (see #caughtUp): their clients' back-off ceilings are a few minutes. */
+export const MAX_RECONNECT_ALLOWANCE_MS = 5 * 60_000
 
 export class PipelineHealth {
   readonly #options: Required<PipelineHealthOptions>
@@ -85,6 +91,9 @@ export class PipelineHealth {
   /** The broker answers the collector's probe; when it stopped, if it has. */
   #answering = true
   #unansweredSinceMs = 0
+  /** Since when the broker is lost (the session down, or no answer), and how long it was lost in this episode so far. */
+  #lostSinceMs: number | undefined
+  #lostMs = 0
   #behindSinceMs: number | undefined
   #cause = ''
   #alerted = false
@@ -171,6 +180,8 @@ export class PipelineHealth {
   setConnected (connected: boolean): void {
     if (connected === this.#connected) return
     this.#connected = connected
+    // Starting, no device lost anything: only a session that was up and went down is a lost broker.
+    if (this.#connectedAtMs !== 0) this.#trackLost()
     if (!connected) this.#enterBehind(this.#connectedAtMs === 0 ? 'starting: no broker session yet' : 'the collector lost its broker connection')
     else {
       this.#connectedAtMs = this.#options.clock.now()
@@ -189,6 +200,8 @@ export class PipelineHealth {
   setAnswering (answering: boolean, waitedMs: number): void {
     if (answering === this.#answering) return
     this.#answering = answering
+    // It stopped answering when the probe that went unanswered was sent.
+    this.#trackLost(answering ? 0 : waitedMs)
     const now = this.#options.clock.now()
     if (!answering) {
       this.#unansweredSinceMs = now - waitedMs
@@ -205,14 +218,39 @@ export class PipelineHealth {
     if (this.behind) return
     this.#behindSinceMs = this.#options.clock.now()
     this.counters.episodes++
-    this.#options.onBehind(true)
+    this.#options.onBehind(true, 0)
   }
 
+  /** Keeps #lostSinceMs and #lostMs in step with the session and the probe. */
+  #trackLost (sinceMsAgo = 0): void {
+    const now = this.#options.clock.now()
+    const lost = !this.#connected || !this.#answering
+    if (lost && this.#lostSinceMs === undefined) this.#lostSinceMs = now - sinceMsAgo
+    else if (!lost && this.#lostSinceMs !== undefined) {
+      this.#lostMs += now - this.#lostSinceMs
+      this.#lostSinceMs = undefined
+    }
+  }
+
+  /**
+   * Caught up. If the broker was lost for a while in this episode, the
+   * devices may have lost it too (a broker restarted, or frozen past their
+   * keep-alive), and their clients retry with a back-off that doubles after
+   * each failed attempt, up to a ceiling. With jitter the waits average half
+   * their bound, so a client doubles about twice as often as the time alone
+   * suggests, and its next wait may reach four times the time it has spent
+   * retrying. So devices are given four times the time the broker was lost
+   * (at most MAX_RECONNECT_ALLOWANCE_MS) before their silence counts. After
+   * a broker killed for 10 s, the simulator's fleet (full jitter, 1 s
+   * doubling to 60 s) took up to 38 s more to reconnect.
+   */
   #caughtUp (now: number): void {
     const behindMs = now - this.#behindSinceMs!
     this.#behindSinceMs = undefined
     this.#longestStallMs = 0
-    this.#options.onBehind(false)
+    const allowanceMs = Math.min(4 * this.#lostMs, MAX_RECONNECT_ALLOWANCE_MS)
+    this.#lostMs = 0
+    this.#options.onBehind(false, allowanceMs)
     if (this.#alerted) {
       this.#alerted = false
       this.#options.onRecovered(`caught up after ${formatDuration(behindMs)} behind`)

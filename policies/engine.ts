@@ -387,12 +387,14 @@ export class PolicyEngine {
    * silence would be PlaceGuard's), and a message's time is taken from
    * the device's own clock, corrected by its learned lag, so a replayed
    * backlog is spread back over the time it was sent instead of counting
-   * as a burst. Once caught up, silence is counted from that moment.
+   * as a burst. Once caught up, silence is counted from that moment, or
+   * `reconnectAllowanceMs` later for the devices not heard since (time
+   * they may need to find a lost broker again).
    */
-  setCatchingUp (catchingUp: boolean): void {
+  setCatchingUp (catchingUp: boolean, reconnectAllowanceMs = 0): void {
     if (this.#catchingUp === catchingUp) return
     if (catchingUp) this.#behindSinceMs = this.#clock.now()
-    else this.#deafTotalMs += this.#clock.now() - this.#behindSinceMs
+    else this.#deafTotalMs += this.#clock.now() - this.#behindSinceMs + reconnectAllowanceMs
     this.#catchingUp = catchingUp
   }
 

@@ -195,7 +195,7 @@ function storedNow (dataDir: string): number {
  * stopped. Each run has its own fleet (data directory, CA, devices), broker and collector port, so runs can go
  * side by side, and nothing a previous run left in the collector's session reaches the next.
  */
-async function cleanRun (options: { devices: number, intervalMs: number, durationMs: number, stdout?: number, brokerProcess?: boolean, during: (collector: { child: ChildProcess, logs: string[] }, place: { dataDir: string, brokerUrl: string }) => Promise<void> }): Promise<{ alerts: Alert[], summary: SimulationSummary, stored: number, log: string }> {
+async function cleanRun (options: { devices: number, intervalMs: number, durationMs: number, stdout?: number, brokerProcess?: boolean, during: (collector: { child: ChildProcess, logs: string[] }, place: { dataDir: string, brokerUrl: string, brokerProcess?: ChildProcess, restartBroker?: (downMs: number) => Promise<void> }) => Promise<void> }): Promise<{ alerts: Alert[], summary: SimulationSummary, stored: number, log: string }> {
   const fleet = await createTestFleet()
   let broker: RunningBroker | undefined
   let own: BrokerProcess | undefined
@@ -214,7 +214,13 @@ async function cleanRun (options: { devices: number, intervalMs: number, duratio
     const summary = await runSimulation({
       dataDir, brokerUrl, devices: options.devices, intervalMs: options.intervalMs, durationMs: options.durationMs, seed: 3,
       onPhase: (phase) => {
-        if (phase === 'run') acting = options.during(collector!, { dataDir, brokerUrl })
+        // A broker process killed (SIGKILL) and started again on its port after `downMs`, as a supervisor would.
+        const restartBroker = async (downMs: number) => {
+          own!.child.kill('SIGKILL')
+          await sleep(downMs)
+          own = await startBrokerProcess(fleet, { publishRatePerSec: 0 }, own!.port)
+        }
+        if (phase === 'run') acting = options.during(collector!, { dataDir, brokerUrl, brokerProcess: own?.child, restartBroker: own ? restartBroker : undefined })
         if (phase === 'stop') void alertsIn(dataDir).then((listed) => { alerts = listed })
       },
     })
@@ -254,6 +260,43 @@ describe.concurrent('a clean fleet while the collector stalls (collector process
     expect(pipeline[0]!.summary).toMatch(/did not run for 2\d s/)
     expect(stored).toBeGreaterThanOrEqual(summary.acked)
   }, 240_000)
+
+  it('the broker frozen for 20 s (SIGSTOP): no device alert, one pipeline alert, nothing acknowledged lost', async ({ expect }) => {
+    // The collector runs on, connected, and hears nothing: its own heartbeat is on time. What tells a frozen
+    // broker from a fleet that fell silent is the broker not answering the collector's probe.
+    const { alerts, summary, stored, log } = await cleanRun({
+      devices: 300, intervalMs: 1_000, durationMs: 50_000, brokerProcess: true,
+      during: async (_collector, { brokerProcess }) => {
+        await sleep(15_000) // learned intervals first
+        brokerProcess!.kill('SIGSTOP')
+        await sleep(20_000)
+        brokerProcess!.kill('SIGCONT')
+      },
+    })
+    const device = alerts.filter((a) => !['pipeline-stalled', 'alert-storm'].includes(a.policy))
+    expect(device.map((a) => `${a.policy} ${a.deviceId}: ${a.summary}`).slice(0, 5), log).toEqual([])
+    const pipeline = alerts.filter((a) => a.policy === 'pipeline-stalled')
+    expect(pipeline, log).toHaveLength(1)
+    expect(pipeline[0]).toMatchObject({ deviceId: 'pipeline:collector', status: 'resolved' })
+    expect(pipeline[0]!.summary).toMatch(/broker/)
+    expect(stored).toBeGreaterThanOrEqual(summary.acked)
+  }, 240_000)
+
+  it('the broker killed and back after 10 s: no device alert while the fleet reconnects, nothing acknowledged lost', async ({ expect }) => {
+    // Every device loses the broker too, and backs off (doubling, with jitter) until it is back: some find it
+    // again many seconds after it returned. Their silence is PlaceGuard's outage, not theirs.
+    const { alerts, summary, stored, log } = await cleanRun({
+      devices: 300, intervalMs: 1_000, durationMs: 60_000, brokerProcess: true,
+      during: async (_collector, { restartBroker }) => {
+        await sleep(15_000) // learned intervals first
+        await restartBroker!(10_000)
+      },
+    })
+    const device = alerts.filter((a) => !['pipeline-stalled', 'alert-storm'].includes(a.policy))
+    expect(device.map((a) => `${a.policy} ${a.deviceId}: ${a.summary}`).slice(0, 5), `${device.length} device alerts; ${JSON.stringify(summary)}\n${log}`).toEqual([])
+    expect(summary.drops).toBe(summary.devices) // every device lost it
+    expect(stored).toBeGreaterThanOrEqual(summary.acked)
+  }, 300_000)
 
   it('with its stdout a pipe nobody reads: detection goes on, no device alert, one pipeline alert, nothing acknowledged lost', async ({ expect }) => {
     // A pipe already full: every write the collector makes to stdout finds no room.

@@ -6,7 +6,7 @@ function health () {
   const events: string[] = []
   const pipeline = new PipelineHealth({
     clock,
-    onBehind: (behind) => events.push(behind ? 'behind' : 'caught up'),
+    onBehind: (behind, allowanceMs) => events.push(behind ? 'behind' : allowanceMs > 0 ? `caught up, allowing ${allowanceMs} ms` : 'caught up'),
     onAlert: (summary) => events.push(`alert: ${summary}`),
     onRecovered: (reason) => events.push(`recovered: ${reason}`),
   })
@@ -73,7 +73,42 @@ describe('PipelineHealth', () => {
     expect(pipeline.behind).toBe(true)
     run(6, 10, 0)
     expect(pipeline.behind).toBe(false)
-    expect(events.slice(2)).toEqual(['caught up', expect.stringMatching(/^recovered: caught up after 2\d s behind/)])
+    expect(events.slice(2)).toEqual(['caught up, allowing 90400 ms', expect.stringMatching(/^recovered: caught up after 2\d s behind/)])
+  })
+
+  it('gives devices four times the time the broker was lost to find it again, and nothing after a start or a stall of its own', () => {
+    const { clock, events, pipeline, run } = health()
+    pipeline.setConnected(false) // starting
+    run(1)
+    pipeline.setConnected(true)
+    run(6, 10)
+    expect(events).toEqual(['behind', 'caught up'])
+    clock.ms += 20_000 // a stall of its own: the devices kept their sessions
+    pipeline.beat()
+    run(6, 10)
+    expect(events.slice(2)).toEqual(['behind', expect.stringMatching(/^alert/), 'caught up', expect.stringMatching(/^recovered/)])
+    events.length = 0
+    pipeline.setConnected(false) // the broker went down for 10 s
+    run(10)
+    pipeline.setConnected(true)
+    run(6, 10)
+    expect(events).toEqual(['behind', 'caught up, allowing 40000 ms'])
+    events.length = 0
+    pipeline.setAnswering(false, 2_000) // frozen, then down: one loss of 2 + 4 + 10 s
+    run(4)
+    pipeline.setConnected(false)
+    run(10)
+    pipeline.setConnected(true)
+    run(1)
+    pipeline.setAnswering(true, 100)
+    run(6, 10)
+    expect(events.filter((e) => e.startsWith('caught up'))).toEqual(['caught up, allowing 68000 ms'])
+    events.length = 0
+    pipeline.setConnected(false) // an hour down: capped
+    run(3_600)
+    pipeline.setConnected(true)
+    run(6, 10)
+    expect(events.filter((e) => e.startsWith('caught up'))).toEqual(['caught up, allowing 300000 ms'])
   })
 
   it('a broker slow to answer for under 5 s holds silence without an alert', () => {
@@ -85,7 +120,7 @@ describe('PipelineHealth', () => {
     run(1)
     pipeline.setAnswering(true, 3_200)
     run(6, 10, 0)
-    expect(events).toEqual(['behind', 'caught up'])
+    expect(events).toEqual(['behind', 'caught up, allowing 12400 ms'])
   })
 
   it('notices a backlog without a stall (most messages late), and one late device moves nothing', () => {

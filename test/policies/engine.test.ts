@@ -225,6 +225,25 @@ describe('PolicyEngine judged on the right clock', () => {
     expect(findings.map((f) => `${f.policy} ${f.deviceId}: ${f.summary}`)).toEqual([])
   })
 
+  it('gives devices not heard since a lost broker its reconnect allowance before their silence counts', () => {
+    const clock = clockAt(0)
+    const engine = new PolicyEngine(shipped, clock)
+    for (let seq = 0; seq < 10; seq++, clock.ms += 1_000) for (const id of ['flood-a', 'flood-b']) engine.onTelemetry(reading(id, seq, clock.ms))
+    engine.setCatchingUp(true) // the broker is lost for 10 s
+    clock.ms += 10_000
+    engine.setCatchingUp(false, 20_000)
+    engine.onTelemetry(reading('flood-a', 10, clock.ms)) // back at once
+    const silentAt: string[] = []
+    for (let t = 0; t < 40; t++, clock.ms += 1_000) {
+      if (t % 2 === 0 && t < 6) engine.onTelemetry(reading('flood-a', 11 + t, clock.ms))
+      for (const f of engine.tick().findings) if (f.policy === 'device-silent') silentAt.push(`${t} ${f.deviceId}`)
+    }
+    // flood-b, never back (last heard 1 s before the loss): the 20 s allowance, then over 5 s (the shortest silence judged).
+    // flood-a, heard after, is judged as ever.
+    expect(silentAt.filter((s) => s.endsWith('flood-b'))[0]).toBe('25 flood-b')
+    expect(silentAt.filter((s) => s.endsWith('flood-a'))[0]).toBe('10 flood-a')
+  })
+
   it('counts silence from when a message was heard, not sent, and not below what its own delays can cause', async () => {
     // 20 devices on a 200 ms interval; after a stall the collector reads each message 1.5 s after it was sent
     // (under the 2 s it takes as on time) and then hears nothing for a second while the broker is busy.
