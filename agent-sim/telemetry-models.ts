@@ -48,10 +48,22 @@ function floodModel (rng: Random): ReadingModel {
   }
 }
 
+/**
+ * Where every simulated meter's reading starts from: it has been counting
+ * since then at twice its peak load, more than it counts while running. So
+ * a meter read again by a later run of the simulator (the same device, the
+ * same seed) never reads less than the last run left it at: a real meter's
+ * register outlives its device's reboots, and PlaceGuard remembers the last
+ * reading across its own restarts.
+ */
+const METER_EPOCH_MS = Date.UTC(2026, 0, 1)
+const METER_EPOCH_LOAD = 2
+
 /** A building's supply: a daily load shape with morning and evening peaks, mains voltage, a meter that only goes up. */
 function energyModel (rng: Random): ReadingModel {
   const scaleKw = rng.between(2, 40)
-  let energyKwh = rng.between(1_000, 90_000)
+  const baseKwh = rng.between(1_000, 90_000)
+  let energyKwh = 0
   let lastMs: number | undefined
   return {
     next (atMs) {
@@ -59,6 +71,7 @@ function energyModel (rng: Random): ReadingModel {
       const shape = 0.35 + 0.45 * Math.exp(-((hour - 8) ** 2) / 4) + 0.7 * Math.exp(-((hour - 18.5) ** 2) / 5)
       const powerKw = Math.max(0, scaleKw * shape * (1 + rng.gaussian() * 0.05))
       if (lastMs !== undefined) energyKwh += powerKw * Math.max(0, atMs - lastMs) / HOUR
+      else energyKwh = baseKwh + scaleKw * METER_EPOCH_LOAD * Math.max(0, atMs - METER_EPOCH_MS) / HOUR
       lastMs = atMs
       return {
         power_kw: round(powerKw, 3),

@@ -9,11 +9,12 @@ import { type AnyOutboxStore, createSink, Outbox, PgOutboxStore, takesAuditTrail
 import { FleetPki, pkiPaths } from '../pki/index.ts'
 import type { Alert, AlertChange } from '../shared/alert-contract.ts'
 import { showFences } from '../shared/fencing.ts'
+import { systemClock } from '../shared/clock.ts'
 import type { Config } from './config.ts'
 import { formatDuration } from '../shared/duration.ts'
 import { type Logger, logLinesDropped, logOutputStalledMs } from '../shared/logger.ts'
 import { Collector, createInfluxSink, EmbeddedStore, lorawanRegistryOf, type LorawanRegistry, Spool, StoreWriter } from '../collector/index.ts'
-import { Detection, PgAlertFeed, PgAlertStore } from '../detection/index.ts'
+import { Detection, DetectionStateKeeper, PgAlertFeed, PgAlertStore } from '../detection/index.ts'
 import { connectDatabaseClient, createDatabasePool, migrate, redactDatabaseUrl } from '../db/index.ts'
 import type { SecurityEvent } from '../shared/security-events.ts'
 import { supplierCommandAudit } from './supplier-audit.ts'
@@ -378,6 +379,9 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   const fleetTimers = [setInterval(() => { void fleet.sync() }, 5_000), setInterval(refreshInventory, 60_000), setInterval(watchLog, 5_000)]
   if (pool) fleetTimers.push(setInterval(() => { void reloadAdvisories() }, ADVISORY_POLL_MS))
   for (const timer of fleetTimers) timer.unref()
+  const stateKeeper = collector instanceof Collector
+    ? new DetectionStateKeeper({ detection, path: join(config.dataDir, 'detection.db'), clock: systemClock, logger })
+    : undefined
   const onAlertChange = (listener: (change: AlertChange) => void): (() => void) => {
     alertListeners.add(listener)
     return () => alertListeners.delete(listener)
@@ -385,6 +389,11 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   return {
     metrics, collector, detection, spool, writer, embedded, outbox, fleet, refreshInventory, onAlertChange, settled: findingsSettled, auditTrail, advisories,
     start: async () => {
+      // Alone, what detection learned outlives a restart in the data directory; a group hands it on with each partition.
+      if (stateKeeper) {
+        stateKeeper.restore()
+        stateKeeper.start()
+      }
       if (pool) {
         const { version, applied } = await migrate(pool, { logger })
         logger.info({ database: redactDatabaseUrl(config.databaseUrl!), version, applied: applied.map((m) => m.name) }, 'alerts in PostgreSQL')
@@ -406,6 +415,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       clearInterval(report)
       for (const timer of fleetTimers) clearInterval(timer)
       await collector.stop()
+      stateKeeper?.stop()
       await deliveries.stop()
       await outbox.stop()
       await detection.stop()

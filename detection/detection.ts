@@ -224,8 +224,8 @@ export class Detection {
    * version, or that does not validate, is ignored and the reason logged:
    * its devices are learned afresh. Returns the devices taken in.
    */
-  importDeviceState (snapshot: unknown): number {
-    const result = this.#engine.importDevices(snapshot)
+  importDeviceState (snapshot: unknown, options: { reconnectAllowanceMs?: number } = {}): number {
+    const result = this.#engine.importDevices(snapshot, options)
     if (result.ignored) this.#options.logger.warn({ reason: result.ignored }, 'detection: device state snapshot ignored; its devices are learned afresh')
     return result.devices
   }

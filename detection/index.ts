@@ -9,3 +9,5 @@ export { type AlertPosition, type AlertSighting, type AlertStore, type AlertStor
 export { SqliteAlertStore } from './sqlite-alert-store.ts'
 export { PgAlertStore, type PgAlertStoreOptions } from './pg-alert-store.ts'
 export { ALERT_FEED_CHANNEL, PgAlertFeed, type PgAlertFeedCounters, type PgAlertFeedOptions } from './pg-alert-feed.ts'
+export { DetectionStateFile, type SavedDetectionState } from './state-file.ts'
+export { DetectionStateKeeper, type DetectionStateKeeperOptions } from './state-keeper.ts'

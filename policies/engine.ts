@@ -321,7 +321,7 @@ export class PolicyEngine {
    * the whole fleet is not held for one partition's move, and no timed
    * grace has to guess how long a move takes.
    */
-  importDevices (value: unknown): DeviceImport {
+  importDevices (value: unknown, options: { reconnectAllowanceMs?: number } = {}): DeviceImport {
     const read = readDeviceSnapshot(value)
     if ('ignored' in read) return { devices: 0, windows: 0, ignored: read.ignored }
     const now = this.#clock.now()
@@ -337,7 +337,8 @@ export class PolicyEngine {
         kind: record.kind, site: record.site, previous: record.previous ?? undefined,
         lastSeenMs: upToNow(record.lastSeenMs), lastHeardMs, firstSeenMs: upToNow(record.firstSeenMs), messages: record.messages,
         lagMs: record.lagMs ?? undefined,
-        deafAtLastSeenMs: deafNow - (now - lastHeardMs),
+        // …plus, after a restart, the time devices may need to find a broker that went down with it (setCatchingUp).
+        deafAtLastSeenMs: deafNow - (now - lastHeardMs) - (options.reconnectAllowanceMs ?? 0),
         intervalMs: record.intervalMs ?? undefined, firstIntervals: record.firstIntervals ?? undefined,
         recent: record.recent.map(upToNow).filter((t) => now - t <= RATE_WINDOW_MS),
         seen: record.seen,

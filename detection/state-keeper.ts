@@ -1,0 +1,104 @@
+/**
+ * Keeps a lone collector's detection state in its DetectionStateFile:
+ * restored at start, before the input is read; the devices that changed
+ * appended every `changesEveryMs`; the whole of it every `snapshotEveryMs`
+ * and at stop.
+ *
+ * Restored devices' silence counts from the restart, plus an allowance:
+ * PlaceGuard may have been down with its broker (`placeguard up`), and the
+ * devices' clients then retry with a back-off that grows with the time they
+ * were cut off. The allowance is the one a lost broker gets
+ * (pipeline-health.ts): four times the time since the state was last
+ * saved, at most MAX_RECONNECT_ALLOWANCE_MS.
+ */
+import type { Clock } from '../shared/clock.ts'
+import { formatDuration } from '../shared/duration.ts'
+import type { Logger } from '../shared/logger.ts'
+import type { Detection } from './detection.ts'
+import { MAX_RECONNECT_ALLOWANCE_MS } from './pipeline-health.ts'
+import { DetectionStateFile } from './state-file.ts'
+
+export interface DetectionStateKeeperOptions {
+  detection: Detection
+  /** The DetectionStateFile, opened at restore(). */
+  path: string
+  clock: Clock
+  logger: Logger
+  changesEveryMs?: number
+  snapshotEveryMs?: number
+}
+
+export class DetectionStateKeeper {
+  readonly #options: Required<DetectionStateKeeperOptions>
+  readonly #timers: NodeJS.Timeout[] = []
+  #file: DetectionStateFile | undefined
+
+  constructor (options: DetectionStateKeeperOptions) {
+    this.#options = { changesEveryMs: 5_000, snapshotEveryMs: 60_000, ...options }
+  }
+
+  /** Takes in what was saved; call before the input is read. Returns the devices restored. */
+  restore (): number {
+    const { detection, clock, logger } = this.#options
+    let saved
+    try {
+      this.#file ??= new DetectionStateFile(this.#options.path)
+      saved = this.#file.load()
+    } catch (error) {
+      // A damaged file costs what it held, not the collector: detection learns the fleet afresh and keeps nothing.
+      logger.error({ err: (error as Error).message, path: this.#options.path }, 'detection: its saved state cannot be read; the devices are learned afresh, and nothing is saved until the file is fixed or removed')
+      this.#file?.close()
+      this.#file = undefined
+      return 0
+    }
+    for (const reason of saved.unreadable) logger.warn({ reason }, 'detection: a saved state row is unreadable; its devices are learned afresh')
+    if (saved.savedAtMs === undefined) return 0
+    const downMs = Math.max(0, clock.now() - saved.savedAtMs)
+    const reconnectAllowanceMs = Math.min(4 * downMs, MAX_RECONNECT_ALLOWANCE_MS)
+    const devices = new Set<string>()
+    for (const state of saved.states) {
+      if (detection.importDeviceState(state, { reconnectAllowanceMs }) === 0) continue
+      for (const record of (state as { devices: Array<{ deviceId: string }> }).devices) devices.add(record.deviceId)
+    }
+    logger.info({ devices: devices.size, savedAgoMs: downMs, reconnectAllowanceMs },
+      `detection: restored what it learned of ${devices.size} devices (saved ${formatDuration(downMs)} ago); their silence counts after ${formatDuration(reconnectAllowanceMs)} more`)
+    return devices.size
+  }
+
+  start (): void {
+    this.#options.detection.trackDeviceChanges()
+    this.#timers.push(setInterval(() => this.#saveChanges(), this.#options.changesEveryMs), setInterval(() => this.#saveSnapshot(), this.#options.snapshotEveryMs))
+    for (const timer of this.#timers) timer.unref()
+  }
+
+  /** The whole state, once more, then closes the file. */
+  stop (): void {
+    for (const timer of this.#timers) clearInterval(timer)
+    this.#timers.length = 0
+    if (!this.#file) return
+    this.#saveSnapshot()
+    this.#file.close()
+    this.#file = undefined
+  }
+
+  #saveChanges (): void {
+    const changed = this.#options.detection.exportDeviceState(() => true, { changedOnly: true })
+    if (changed.devices.length + changed.windows.length + (changed.lorawan?.length ?? 0) === 0) return
+    this.#write('changes', (file) => file.appendChanges(changed, changed.takenAtMs))
+  }
+
+  #saveSnapshot (): void {
+    const state = this.#options.detection.exportDeviceState(() => true)
+    this.#write('snapshot', (file) => file.saveSnapshot(state, state.takenAtMs))
+  }
+
+  /** A disk full or an I/O error costs what would have been saved, not the collector. */
+  #write (what: string, write: (file: DetectionStateFile) => void): void {
+    if (!this.#file) return
+    try {
+      write(this.#file)
+    } catch (error) {
+      this.#options.logger.error({ err: (error as Error).message, what }, 'detection: its state could not be saved; a restart would learn the devices afresh')
+    }
+  }
+}
