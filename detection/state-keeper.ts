@@ -1,8 +1,8 @@
 /**
  * Keeps a lone collector's detection state in its DetectionStateFile:
  * restored at start, before the input is read; the devices that changed
- * appended every `changesEveryMs`; the whole of it every `snapshotEveryMs`
- * and at stop.
+ * saved every `saveEveryMs` and at stop. A kill loses that many seconds of
+ * learning at most.
  *
  * Restored devices' silence counts from the restart, plus an allowance:
  * PlaceGuard may have been down with its broker (`placeguard up`), and the
@@ -24,17 +24,16 @@ export interface DetectionStateKeeperOptions {
   path: string
   clock: Clock
   logger: Logger
-  changesEveryMs?: number
-  snapshotEveryMs?: number
+  saveEveryMs?: number
 }
 
 export class DetectionStateKeeper {
   readonly #options: Required<DetectionStateKeeperOptions>
-  readonly #timers: NodeJS.Timeout[] = []
+  #timer: NodeJS.Timeout | undefined
   #file: DetectionStateFile | undefined
 
   constructor (options: DetectionStateKeeperOptions) {
-    this.#options = { changesEveryMs: 5_000, snapshotEveryMs: 60_000, ...options }
+    this.#options = { saveEveryMs: 5_000, ...options }
   }
 
   /** Takes in what was saved; call before the input is read. Returns the devices restored. */
@@ -52,53 +51,44 @@ export class DetectionStateKeeper {
       return 0
     }
     for (const reason of saved.unreadable) logger.warn({ reason }, 'detection: a saved state row is unreadable; its devices are learned afresh')
-    if (saved.savedAtMs === undefined) return 0
+    if (saved.snapshot === undefined || saved.savedAtMs === undefined) return 0
     const downMs = Math.max(0, clock.now() - saved.savedAtMs)
     const reconnectAllowanceMs = Math.min(4 * downMs, MAX_RECONNECT_ALLOWANCE_MS)
-    const devices = new Set<string>()
-    for (const state of saved.states) {
-      if (detection.importDeviceState(state, { reconnectAllowanceMs }) === 0) continue
-      for (const record of (state as { devices: Array<{ deviceId: string }> }).devices) devices.add(record.deviceId)
-    }
-    logger.info({ devices: devices.size, savedAgoMs: downMs, reconnectAllowanceMs },
-      `detection: restored what it learned of ${devices.size} devices (saved ${formatDuration(downMs)} ago); their silence counts after ${formatDuration(reconnectAllowanceMs)} more`)
-    return devices.size
+    const devices = detection.importDeviceState(saved.snapshot, { reconnectAllowanceMs })
+    logger.info({ devices, savedAgoMs: downMs, reconnectAllowanceMs },
+      `detection: restored what it learned of ${devices} devices (saved ${formatDuration(downMs)} ago); their silence counts after ${formatDuration(reconnectAllowanceMs)} more`)
+    return devices
   }
 
   start (): void {
     this.#options.detection.trackDeviceChanges()
-    this.#timers.push(setInterval(() => this.#saveChanges(), this.#options.changesEveryMs), setInterval(() => this.#saveSnapshot(), this.#options.snapshotEveryMs))
-    for (const timer of this.#timers) timer.unref()
+    this.#timer = setInterval(() => this.#save(), this.#options.saveEveryMs)
+    this.#timer.unref()
   }
 
-  /** The whole state, once more, then closes the file. */
+  /** What changed since the last save, once more, then closes the file. */
   stop (): void {
-    for (const timer of this.#timers) clearInterval(timer)
-    this.#timers.length = 0
+    clearInterval(this.#timer)
+    this.#timer = undefined
     if (!this.#file) return
-    this.#saveSnapshot()
+    this.#save()
     this.#file.close()
     this.#file = undefined
   }
 
-  #saveChanges (): void {
+  #save (): void {
     const changed = this.#options.detection.exportDeviceState(() => true, { changedOnly: true })
     if (changed.devices.length + changed.windows.length + (changed.lorawan?.length ?? 0) === 0) return
-    this.#write('changes', (file) => file.appendChanges(changed, changed.takenAtMs))
-  }
-
-  #saveSnapshot (): void {
-    const state = this.#options.detection.exportDeviceState(() => true)
-    this.#write('snapshot', (file) => file.saveSnapshot(state, state.takenAtMs))
+    this.#write((file) => file.save(changed))
   }
 
   /** A disk full or an I/O error costs what would have been saved, not the collector. */
-  #write (what: string, write: (file: DetectionStateFile) => void): void {
+  #write (write: (file: DetectionStateFile) => void): void {
     if (!this.#file) return
     try {
       write(this.#file)
     } catch (error) {
-      this.#options.logger.error({ err: (error as Error).message, what }, 'detection: its state could not be saved; a restart would learn the devices afresh')
+      this.#options.logger.error({ err: (error as Error).message }, 'detection: what it learned could not be saved; a restart would learn these devices afresh')
     }
   }
 }

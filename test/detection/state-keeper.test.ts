@@ -23,32 +23,38 @@ function tempDir (): string {
 }
 
 describe('DetectionStateFile', () => {
-  it('gives back the snapshot and the changes after it, in order; a new snapshot replaces both', () => {
+  const device = (deviceId: string, messages: number) => ({
+    deviceId, kind: 'flood' as const, site: 'riverside', previous: null, firstSeenMs: 0, lastSeenMs: 0, lastHeardMs: 0, messages,
+    lagMs: null, intervalMs: null, firstIntervals: null, recent: [], seen: [],
+  })
+  const window = (key: string, expiresAtMs: number) => ({ policy: 'acl-violation' as const, key, times: [1], claims: [], claimsNotKept: 0, expiresAtMs })
+
+  it('keeps one row per device, replaced by a later save; drops windows past their end', () => {
     const path = join(tempDir(), 'detection.db')
     const file = new DetectionStateFile(path)
-    expect(file.load()).toEqual({ states: [], savedAtMs: undefined, unreadable: [] })
-    file.saveSnapshot({ n: 1 }, 1_000)
-    file.appendChanges({ n: 2 }, 2_000)
-    file.appendChanges({ n: 3 }, 3_000)
+    expect(file.load()).toEqual({ snapshot: undefined, savedAtMs: undefined, unreadable: [] })
+    file.save({ version: 2, takenAtMs: 1_000, devices: [device('flood-1', 1), device('flood-2', 1)], windows: [window('flood-1', 5_000), window('flood-2', 1_500)] })
+    file.save({ version: 2, takenAtMs: 2_000, devices: [device('flood-2', 2)], windows: [] })
     file.close()
     const again = new DetectionStateFile(path)
-    expect(again.load()).toEqual({ states: [{ n: 1 }, { n: 2 }, { n: 3 }], savedAtMs: 3_000, unreadable: [] })
-    again.saveSnapshot({ n: 4 }, 4_000)
-    expect(again.load()).toEqual({ states: [{ n: 4 }], savedAtMs: 4_000, unreadable: [] })
+    const { snapshot, savedAtMs, unreadable } = again.load()
+    expect({ savedAtMs, unreadable }).toEqual({ savedAtMs: 2_000, unreadable: [] })
+    expect(snapshot!.devices.map((d) => `${d.deviceId} ${d.messages}`).sort()).toEqual(['flood-1 1', 'flood-2 2'])
+    expect(snapshot!.windows.map((w) => w.key)).toEqual(['flood-1'])
+    expect(snapshot).toMatchObject({ version: 2, takenAtMs: 2_000, lorawan: [] })
     again.close()
   })
 
   it('skips a row that does not parse, and says why', () => {
     const path = join(tempDir(), 'detection.db')
     const file = new DetectionStateFile(path)
-    file.saveSnapshot({ n: 1 }, 1_000)
+    file.save({ version: 2, takenAtMs: 1_000, devices: [device('flood-1', 1)], windows: [] })
     const db = new DatabaseSync(path)
-    db.prepare('INSERT INTO changes (state, saved_at_ms) VALUES (?, ?)').run('{"n": 2', 2_000)
+    db.prepare('INSERT INTO devices (id, record) VALUES (?, ?)').run('flood-2', '{"deviceId": "flood-2"')
     db.close()
     const loaded = file.load()
-    expect(loaded.states).toEqual([{ n: 1 }])
-    expect(loaded.savedAtMs).toBe(1_000)
-    expect(loaded.unreadable).toHaveLength(1)
+    expect(loaded.snapshot!.devices.map((d) => d.deviceId)).toEqual(['flood-1'])
+    expect(loaded.unreadable).toEqual([expect.stringMatching(/^devices: /)])
     file.close()
   })
 })
@@ -57,7 +63,7 @@ describe('DetectionStateFile', () => {
 function collectorOn (dir: string, clock: { ms: number, now: () => number }) {
   const logger = createLogger({ level: 'silent' })
   const detection = new Detection({ dataDir: dir, logger, clock, store: () => {}, tickMs: 20, certificateCheckMs: 0 })
-  const keeper = new DetectionStateKeeper({ detection, path: join(dir, 'detection.db'), clock, logger, changesEveryMs: 10 })
+  const keeper = new DetectionStateKeeper({ detection, path: join(dir, 'detection.db'), clock, logger, saveEveryMs: 10 })
   const restored = keeper.restore()
   keeper.start()
   detection.setInputConnected(false)
@@ -76,7 +82,7 @@ function collectorOn (dir: string, clock: { ms: number, now: () => number }) {
       }
     }
   }
-  /** Detection's own timers (judging every 20 ms of real time, saving changes every 10 ms) run for a moment. */
+  /** Detection's own timers (judging every 20 ms of real time) and the keeper's (saving every 10 ms) run for a moment. */
   const settle = async (): Promise<void> => {
     detection.start()
     await new Promise((resolve) => setTimeout(resolve, 200))
@@ -93,9 +99,9 @@ describe('DetectionStateKeeper', () => {
       const first = collectorOn(dir, clock)
       expect(first.restored).toBe(0)
       first.run(40, (s) => { for (const id of ['flood-0', 'flood-1', 'flood-2']) first.send(id, s) })
-      await first.settle() // the changes are saved on the keeper's timer
+      await first.settle() // saved on the keeper's timer
       if (end === 'stopped') first.keeper.stop()
-      // killed: no final snapshot, only the changes saved so far
+      // killed: no last save at stop, only what the timer saved
       await first.detection.stop()
       clock.ms += 30_000
 
@@ -121,6 +127,7 @@ describe('DetectionStateKeeper', () => {
       expect(await second.openAlerts()).toEqual(['device-silent flood-2', 'firmware-downgrade flood-1', 'replay flood-0'])
       second.keeper.stop()
       await second.detection.stop()
+      first.keeper.stop() // killed: its timer and file were left behind
     })
   }
 
