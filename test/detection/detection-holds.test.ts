@@ -265,7 +265,7 @@ describe.concurrent('a clean fleet while the collector stalls (collector process
     // The collector runs on, connected, and hears nothing: its own heartbeat is on time. What tells a frozen
     // broker from a fleet that fell silent is the broker not answering the collector's probe.
     const { alerts, summary, stored, log } = await cleanRun({
-      devices: 300, intervalMs: 1_000, durationMs: 50_000, brokerProcess: true,
+      devices: 100, intervalMs: 1_000, durationMs: 50_000, brokerProcess: true,
       during: async (_collector, { brokerProcess }) => {
         await sleep(15_000) // learned intervals first
         brokerProcess!.kill('SIGSTOP')
@@ -286,7 +286,7 @@ describe.concurrent('a clean fleet while the collector stalls (collector process
     // Every device loses the broker too, and backs off (doubling, with jitter) until it is back: some find it
     // again many seconds after it returned. Their silence is PlaceGuard's outage, not theirs.
     const { alerts, summary, stored, log } = await cleanRun({
-      devices: 300, intervalMs: 1_000, durationMs: 60_000, brokerProcess: true,
+      devices: 100, intervalMs: 1_000, durationMs: 60_000, brokerProcess: true,
       during: async (_collector, { restartBroker }) => {
         await sleep(15_000) // learned intervals first
         await restartBroker!(10_000)
