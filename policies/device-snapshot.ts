@@ -12,7 +12,7 @@
 import { z } from 'zod'
 import { DEVICE_KINDS, ID_PATTERN } from '../shared/ids.ts'
 import { POLICY_IDS } from './catalogue.ts'
-import { FINGERPRINTS_KEPT } from './rules/replay.ts'
+import { FINGERPRINTS_MAX } from './rules/replay.ts'
 import { MAX_CLAIMS_PER_ADDRESS } from './rules/event-window.ts'
 import { FRAMES_KEPT } from './rules/lorawan-fcnt-reset.ts'
 import { GATEWAYS_LEARNED, PENDING_KEPT } from './rules/lorawan-gateway-shift.ts'
@@ -47,7 +47,7 @@ const deviceRecord = z.strictObject({
   /** Arrival times inside the rate window. */
   recent: z.array(ms).max(MAX_TIMES),
   /** The last messages' fingerprints, to recognise the broker's (or a stream's) redelivery of them. */
-  seen: z.array(z.strictObject({ seq: z.number().int().nonnegative(), ts: ms, content: z.number().int().nonnegative(), firstSeenMs: ms })).max(FINGERPRINTS_KEPT),
+  seen: z.array(z.strictObject({ seq: z.number().int().nonnegative(), ts: ms, content: z.number().int().nonnegative(), firstSeenMs: ms })).max(FINGERPRINTS_MAX),
 })
 
 const windowRecord = z.strictObject({

@@ -22,7 +22,7 @@ import { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
 import { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
 import { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
 import { brokerThrottleRule, isWarm, type PeerStats, peerStats, rateBurstRule } from './rules/rate-burst.ts'
-import { FINGERPRINTS_KEPT, fingerprintOf, isRedelivery, type MessageFingerprint, replayRule } from './rules/replay.ts'
+import { FINGERPRINTS_KEPT, FINGERPRINTS_MAX, fingerprintOf, isRedelivery, type MessageFingerprint, replayRule, RESEND_WINDOW_MS } from './rules/replay.ts'
 import { valueImplausibleRule } from './rules/value-implausible.ts'
 
 export interface Clear { policy: PolicyId, deviceId: string, reason: string }
@@ -74,7 +74,7 @@ interface DeviceState {
   firstIntervals: number[] | undefined
   /** Arrival times in the rate window (bounded). */
   recent: number[]
-  /** The last few messages, to recognise a QoS 1 redelivery (bounded by FINGERPRINTS_KEPT). */
+  /** The last few messages, to recognise a QoS 1 redelivery (FINGERPRINTS_KEPT, or those of the last RESEND_WINDOW_MS up to FINGERPRINTS_MAX). */
   seen: MessageFingerprint[]
 }
 
@@ -725,10 +725,11 @@ export class PolicyEngine {
     this.#remember(state, observation)
   }
 
-  /** Keeps the message's fingerprint, so a redelivery of it is recognised (bounded by FINGERPRINTS_KEPT). */
+  /** Keeps the message's fingerprint, so a redelivery of it is recognised (bounded as `seen` says). */
   #remember (state: DeviceState, observation: TelemetryObservation): void {
     state.seen.push(fingerprintOf(observation))
-    if (state.seen.length > FINGERPRINTS_KEPT) state.seen.shift()
+    const now = observation.receivedAtMs
+    while (state.seen.length > FINGERPRINTS_KEPT && (state.seen.length > FINGERPRINTS_MAX || now - state.seen[0]!.firstSeenMs > RESEND_WINDOW_MS)) state.seen.shift()
   }
 }
 

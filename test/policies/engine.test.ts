@@ -89,6 +89,25 @@ describe('PolicyEngine with the shipped policies', () => {
     expect(silentAt.filter(([, id]) => id !== 'flood-new')).toEqual([])
   })
 
+  it('takes a flood its client sends again after the broker cut it off for redeliveries, not replays; other readings under an old seq are one', () => {
+    const clock = clockAt(0)
+    const engine = new PolicyEngine(shipped, clock)
+    const sent = Array.from({ length: 300 }, (_, seq) => reading('flood-9', seq, 1_000 + seq))
+    for (const message of sent) engine.onTelemetry({ ...message, receivedAtMs: clock.ms += 10 })
+    // Cut off at 266: once back, its client sends again what was not acknowledged, from 215, the same bytes.
+    clock.ms += 3_000
+    const policies: string[] = []
+    for (const message of sent.slice(215)) policies.push(...engine.onTelemetry({ ...message, receivedAtMs: clock.ms += 10 }).findings.map((f) => f.policy))
+    expect(policies.filter((p) => p === 'replay')).toEqual([])
+    // The same seq and ts with another reading is no redelivery.
+    const forged = reading('flood-9', 220, 1_220, '3.2.1', 95)
+    expect(engine.onTelemetry({ ...forged, receivedAtMs: clock.ms += 10 }).findings.map((f) => f.policy)).toContain('replay')
+    // A minute and a few messages on, the burst's fingerprints are let go (16 are kept): the same bytes again are a replay.
+    clock.ms += 60_000
+    for (let seq = 300; seq < 305; seq++) engine.onTelemetry({ ...reading('flood-9', seq, clock.ms), receivedAtMs: clock.ms += 1_000 })
+    expect(engine.onTelemetry({ ...sent[230]!, receivedAtMs: clock.ms += 10 }).findings.map((f) => f.policy)).toContain('replay')
+  })
+
   it('counts security events per identity in their window', async () => {
     const clock = clockAt(0)
     const engine = new PolicyEngine(shipped, clock)
