@@ -481,7 +481,7 @@ export class PolicyEngine {
   onSecurityEvent (event: SecurityEvent): Verdict {
     if (event.type === 'rate-limited') return this.#onRateLimited(event)
     const device = event.deviceId ? this.#devices.get(event.deviceId) : undefined
-    const heard = event.type === 'payload-invalid' && device ? this.#heardInvalid(event.deviceId!, device) : []
+    const heard = event.type === 'payload-invalid' && device ? this.#heard(event.deviceId!, device, 'a message that did not decode') : []
     const match = policyForEvent(event)
     if (!match) return { findings: [], clears: heard }
     const policy = this.#applicable(match.policy, match.key, device?.kind ?? event.kind, device?.site ?? event.site)
@@ -497,18 +497,20 @@ export class PolicyEngine {
   }
 
   /**
-   * A known device's message that did not decode (payload-invalid). It is
-   * no reading, so it teaches nothing about the device's pace or values;
-   * but the device is not silent: it is connected and sending, and what is
-   * wrong with it is payload-invalid's to say. Counting it as silence would
-   * raise a second alert, of another meaning, for the same fault.
+   * Heard from a known device otherwise than by a reading: a message that
+   * did not decode (payload-invalid), or the broker throttling it. Neither
+   * teaches anything about its pace or values, but the device is not
+   * silent: it is connected and sending, and what is wrong with it is
+   * payload-invalid's or rate-burst's to say. Counting it as silence would
+   * raise a second alert, of another meaning, for the same fault. `why` is
+   * the reason an open device-silent alert is resolved with.
    */
-  #heardInvalid (deviceId: string, state: DeviceState): Clear[] {
+  #heard (deviceId: string, state: DeviceState, why: string): Clear[] {
     state.lastHeardMs = Math.max(state.lastHeardMs, this.#clock.now())
     state.deafAtLastSeenMs = this.#deafNow()
     this.#changed?.add(deviceId)
     return this.#applicable('device-silent', deviceId, state.kind, state.site)
-      ? [{ policy: 'device-silent', deviceId, reason: 'the device reported again (a message that did not decode)' }]
+      ? [{ policy: 'device-silent', deviceId, reason: `the device reported again (${why})` }]
       : []
   }
 
@@ -587,13 +589,16 @@ export class PolicyEngine {
   #onRateLimited (event: SecurityEvent): Verdict {
     if (!event.deviceId) return { findings: [], clears: [] }
     const device = this.#devices.get(event.deviceId)
+    // The broker holds a throttled device's messages (up to its maxThrottleMs) before they reach the
+    // collector: it is sending faster than allowed, not silent, whatever has been delivered so far.
+    const heard = device ? this.#heard(event.deviceId, device, 'the device is sending over its budget') : []
     const kind = device?.kind ?? event.kind
     const site = device?.site ?? event.site
     const policy = this.#applicable('rate-burst', event.deviceId, kind, site)
-    if (!policy) return { findings: [], clears: [] }
+    if (!policy) return { findings: [], clears: heard }
     const warm = device !== undefined && device.intervalMs !== undefined && isWarm(policy as PolicyOf<'rate-burst'>, device.messages, this.#clock.now() - device.firstSeenMs)
     const finding = brokerThrottleRule(policy as PolicyOf<'rate-burst'>, event, warm, device?.messages ?? 0)
-    return finding ? this.#quiet([{ ...finding, site: site ?? null, kind: kind ?? null }], []) : { findings: [], clears: [] }
+    return finding ? this.#quiet([{ ...finding, site: site ?? null, kind: kind ?? null }], heard) : { findings: [], clears: heard }
   }
 
   /** Findings inside a maintenance window or suppression are set aside; clears always pass. */

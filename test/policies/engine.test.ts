@@ -108,6 +108,19 @@ describe('PolicyEngine with the shipped policies', () => {
     expect(engine.onTelemetry({ ...sent[230]!, receivedAtMs: clock.ms += 10 }).findings.map((f) => f.policy)).toContain('replay')
   })
 
+  it('counts a device the broker throttles as heard: sending over its budget is not silence', () => {
+    const clock = clockAt(0)
+    const engine = new PolicyEngine(shipped, clock)
+    for (let seq = 0; seq < 10; seq++, clock.ms += 1_000) engine.onTelemetry(reading('flood-t', seq, clock.ms))
+    // Its messages held by the broker: none has reached the collector for 4 s, but the broker says it is sending.
+    clock.ms += 4_000
+    engine.onSecurityEvent({ type: 'rate-limited', at: new Date(clock.ms).toISOString(), deviceId: 'flood-t', reason: 'publishing faster than 5/s (burst 50); reads slowed', details: { ratePerSec: 5, burst: 50 } })
+    clock.ms += 4_000
+    expect(engine.tick().findings.map((f) => f.policy)).not.toContain('device-silent') // 8 s since its last reading, 4 s since the broker's word
+    clock.ms += 2_000
+    expect(engine.tick().findings.map((f) => f.policy)).toContain('device-silent') // nothing at all for over 5 s
+  })
+
   it('counts security events per identity in their window', async () => {
     const clock = clockAt(0)
     const engine = new PolicyEngine(shipped, clock)
