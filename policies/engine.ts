@@ -426,6 +426,10 @@ export class PolicyEngine {
     // second count in the rate), or detection would alert on its own recovery.
     if (isRedelivery(observation, state.seen)) {
       this.#redeliveries++
+      // …but something of the device's came through now. Its client sends again what was not
+      // acknowledged when the broker cut it off: for as long as that takes, the device is not silent.
+      state.lastHeardMs = Math.max(state.lastHeardMs, observation.receivedAtMs)
+      state.deafAtLastSeenMs = this.#deafNow()
       return { findings: [], clears: [] }
     }
     // A stored message that aedes delivers after a newer live one belongs
