@@ -242,7 +242,8 @@ export class PipelineHealth {
    * retrying. So devices are given four times the time the broker was lost
    * (at most MAX_RECONNECT_ALLOWANCE_MS) before their silence counts. After
    * a broker killed for 10 s, the simulator's fleet (full jitter, 1 s
-   * doubling to 60 s) took up to 38 s more to reconnect.
+   * doubling to 60 s) took 17 s from the loss to reconnect at the median,
+   * 38 s at p99: 28 s after the broker was back.
    */
   #caughtUp (now: number): void {
     const behindMs = now - this.#behindSinceMs!
