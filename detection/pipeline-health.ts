@@ -25,6 +25,7 @@
  * was on time, or only one was late (or nothing arrived: there is no
  * backlog to read).
  */
+import { LATE_MS } from '../policies/index.ts'
 import type { Clock } from '../shared/clock.ts'
 import { formatDuration } from '../shared/duration.ts'
 
@@ -76,7 +77,12 @@ const SESSION_SETTLE_MS = 5_000
 /** How long after a resume or a stall the broker's stored backlog may still be trickling in among live messages. */
 export const REPLAY_WINDOW_MS = 120_000
 /** The most time devices are given to find the broker again after it was lost (see #caughtUp): their clients' back-off ceilings are a few minutes. */
-export const MAX_RECONNECT_ALLOWANCE_MS = 5 * 60_000
+const MAX_RECONNECT_ALLOWANCE_MS = 5 * 60_000
+
+/** The time devices are given to find a broker lost for `lostMs` before their silence counts (see #caughtUp). */
+export function reconnectAllowanceFor (lostMs: number): number {
+  return Math.min(4 * lostMs, MAX_RECONNECT_ALLOWANCE_MS)
+}
 
 export class PipelineHealth {
   readonly #options: Required<PipelineHealthOptions>
@@ -103,7 +109,7 @@ export class PipelineHealth {
   readonly counters = { stalls: 0, episodes: 0 }
 
   constructor (options: PipelineHealthOptions) {
-    this.#options = { stallThresholdMs: 2_000, lateMs: 2_000, alertAfterMs: 30_000, stallAlertMs: 5_000, onReplayWindow: () => {}, ...options }
+    this.#options = { stallThresholdMs: 2_000, lateMs: LATE_MS, alertAfterMs: 30_000, stallAlertMs: 5_000, onReplayWindow: () => {}, ...options }
     this.#lastBeatMs = options.clock.now()
     this.#windowStartMs = this.#lastBeatMs
   }
@@ -183,11 +189,7 @@ export class PipelineHealth {
     // Starting, no device lost anything: only a session that was up and went down is a lost broker.
     if (this.#connectedAtMs !== 0) this.#trackLost()
     if (!connected) this.#enterBehind(this.#connectedAtMs === 0 ? 'starting: no broker session yet' : 'the collector lost its broker connection')
-    else {
-      this.#connectedAtMs = this.#options.clock.now()
-      this.#resetWindow(this.#connectedAtMs)
-      this.#options.onReplayWindow(this.#connectedAtMs + REPLAY_WINDOW_MS)
-    }
+    else this.#resumed()
   }
 
   /**
@@ -202,15 +204,16 @@ export class PipelineHealth {
     this.#answering = answering
     // It stopped answering when the probe that went unanswered was sent.
     this.#trackLost(answering ? 0 : waitedMs)
-    const now = this.#options.clock.now()
-    if (!answering) {
-      this.#unansweredSinceMs = now - waitedMs
-      this.#enterBehind(`the broker stopped answering the collector (a stalled broker, or the network to it) at ${new Date(this.#unansweredSinceMs).toISOString()}`)
-      return
-    }
-    this.#connectedAtMs = now
-    this.#resetWindow(now)
-    this.#options.onReplayWindow(now + REPLAY_WINDOW_MS)
+    if (answering) return this.#resumed()
+    this.#unansweredSinceMs = this.#options.clock.now() - waitedMs
+    this.#enterBehind(`the broker stopped answering the collector (a stalled broker, or the network to it) at ${new Date(this.#unansweredSinceMs).toISOString()}`)
+  }
+
+  /** The broker is heard again (a session up, or an answer): it settles from now, and what it held back follows, mixed with live messages. */
+  #resumed (): void {
+    this.#connectedAtMs = this.#options.clock.now()
+    this.#resetWindow(this.#connectedAtMs)
+    this.#options.onReplayWindow(this.#connectedAtMs + REPLAY_WINDOW_MS)
   }
 
   #enterBehind (cause: string): void {
@@ -249,7 +252,7 @@ export class PipelineHealth {
     const behindMs = now - this.#behindSinceMs!
     this.#behindSinceMs = undefined
     this.#longestStallMs = 0
-    const allowanceMs = Math.min(4 * this.#lostMs, MAX_RECONNECT_ALLOWANCE_MS)
+    const allowanceMs = reconnectAllowanceFor(this.#lostMs)
     this.#lostMs = 0
     this.#options.onBehind(false, allowanceMs)
     if (this.#alerted) {

@@ -8,14 +8,14 @@
  * PlaceGuard may have been down with its broker (`placeguard up`), and the
  * devices' clients then retry with a back-off that grows with the time they
  * were cut off. The allowance is the one a lost broker gets
- * (pipeline-health.ts): four times the time since the state was last
- * saved, at most MAX_RECONNECT_ALLOWANCE_MS.
+ * (pipeline-health.ts reconnectAllowanceFor), for the time since the
+ * state was last saved.
  */
 import type { Clock } from '../shared/clock.ts'
 import { formatDuration } from '../shared/duration.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { Detection } from './detection.ts'
-import { MAX_RECONNECT_ALLOWANCE_MS } from './pipeline-health.ts'
+import { reconnectAllowanceFor } from './pipeline-health.ts'
 import { DetectionStateFile } from './state-file.ts'
 
 export interface DetectionStateKeeperOptions {
@@ -53,7 +53,7 @@ export class DetectionStateKeeper {
     for (const reason of saved.unreadable) logger.warn({ reason }, 'detection: a saved state row is unreadable; its devices are learned afresh')
     if (saved.snapshot === undefined || saved.savedAtMs === undefined) return 0
     const downMs = Math.max(0, clock.now() - saved.savedAtMs)
-    const reconnectAllowanceMs = Math.min(4 * downMs, MAX_RECONNECT_ALLOWANCE_MS)
+    const reconnectAllowanceMs = reconnectAllowanceFor(downMs)
     const devices = detection.importDeviceState(saved.snapshot, { reconnectAllowanceMs })
     logger.info({ devices, savedAgoMs: downMs, reconnectAllowanceMs },
       `detection: restored what it learned of ${devices} devices (saved ${formatDuration(downMs)} ago); their silence counts after ${formatDuration(reconnectAllowanceMs)} more`)

@@ -130,8 +130,8 @@ function atLivePace (state: DeviceState, observation: TelemetryObservation): boo
   return sentGapMs > 0 && heardGapMs >= sentGapMs * 3 / 4 && heardGapMs <= sentGapMs * 4 / 3
 }
 
-/** A message sent more than this before it arrived (against its device's usual lag) is late: PipelineHealth's lateMs. */
-const LATE_MS = 2_000
+/** A message sent more than this before it arrived (against its device's usual lag) is late: here, and PipelineHealth's default lateMs. */
+export const LATE_MS = 2_000
 
 /**
  * When a device sent this message, if it is part of the device's own
@@ -428,8 +428,7 @@ export class PolicyEngine {
       this.#redeliveries++
       // …but something of the device's came through now. Its client sends again what was not
       // acknowledged when the broker cut it off: for as long as that takes, the device is not silent.
-      state.lastHeardMs = Math.max(state.lastHeardMs, observation.receivedAtMs)
-      state.deafAtLastSeenMs = this.#deafNow()
+      this.#heardAt(state, observation.receivedAtMs)
       return { findings: [], clears: [] }
     }
     // A stored message that aedes delivers after a newer live one belongs
@@ -510,8 +509,7 @@ export class PolicyEngine {
    * the reason an open device-silent alert is resolved with.
    */
   #heard (deviceId: string, state: DeviceState, why: string): Clear[] {
-    state.lastHeardMs = Math.max(state.lastHeardMs, this.#clock.now())
-    state.deafAtLastSeenMs = this.#deafNow()
+    this.#heardAt(state, this.#clock.now())
     this.#changed?.add(deviceId)
     return this.#applicable('device-silent', deviceId, state.kind, state.site)
       ? [{ policy: 'device-silent', deviceId, reason: `the device reported again (${why})` }]
@@ -668,8 +666,7 @@ export class PolicyEngine {
     // Read before lastHeardMs moves on: the pace is against the previous message.
     const livePace = replaying && atLivePace(state, observation)
     // Heard now, whatever its place in time: silence is counted from here.
-    state.lastHeardMs = Math.max(state.lastHeardMs, observation.receivedAtMs)
-    state.deafAtLastSeenMs = this.#deafNow()
+    this.#heardAt(state, observation.receivedAtMs)
     // The device's usual lag (its clock's offset, and the way here) is what a
     // backlog is measured against, so it is not learned from a backlog. But
     // learned only while caught up, a fleet whose clocks run slow (two devices
@@ -732,6 +729,12 @@ export class PolicyEngine {
     if (state.recent.length > RECENT_CAP) state.recent.shift()
     state.previous = { seq: observation.seq, ts: observation.ts, fw: observation.fw, readings: observation.readings }
     this.#remember(state, observation)
+  }
+
+  /** The device was heard at `atMs` (a receive time): its silence is counted from there. */
+  #heardAt (state: DeviceState, atMs: number): void {
+    state.lastHeardMs = Math.max(state.lastHeardMs, atMs)
+    state.deafAtLastSeenMs = this.#deafNow()
   }
 
   /** Keeps the message's fingerprint, so a redelivery of it is recognised (bounded as `seen` says). */
