@@ -22,7 +22,7 @@ import { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
 import { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
 import { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
 import { brokerThrottleRule, isWarm, type PeerStats, peerStats, rateBurstRule } from './rules/rate-burst.ts'
-import { FINGERPRINTS_KEPT, FINGERPRINTS_MAX, fingerprintOf, isRedelivery, type MessageFingerprint, replayRule, RESEND_WINDOW_MS } from './rules/replay.ts'
+import { FINGERPRINTS_KEPT, FINGERPRINTS_MAX, fingerprintOf, isReboot, isRedelivery, type MessageFingerprint, replayRule, RESEND_WINDOW_MS } from './rules/replay.ts'
 import { valueImplausibleRule } from './rules/value-implausible.ts'
 
 export interface Clear { policy: PolicyId, deviceId: string, reason: string }
@@ -167,6 +167,59 @@ function ownBacklogTime (state: DeviceState, observation: TelemetryObservation):
   const seqGap = observation.seq - previous.seq
   if (observation.ts <= previous.ts || seqGap < 1 || seqGap > MAX_SEQ_GAP) return undefined
   return sent - state.lastSeenMs >= seqGap * state.intervalMs / 2 ? sent : undefined
+}
+
+/**
+ * A seq this close after the previous one, with an earlier `ts`, is the
+ * device's next message sent by a clock set back, not an old message: a
+ * stored one that aedes delivers after newer live ones is further back in
+ * seq, as is a replayed one.
+ */
+const CLOCK_STEP_MAX_SEQ_GAP = 10
+
+/**
+ * How far the device's clock moved back since its previous message, ms,
+ * or undefined if it did not visibly move.
+ *
+ * A device's clock is set back (an NTP correction of one that ran ahead;
+ * a site's time server corrected; a reboot that synced a clock which had
+ * drifted) and from then on every message of it arrives "late" against
+ * the lag learned before. When most of a site does it at once, that is
+ * what the collector's own backlog looks like (PipelineHealth): the
+ * collector would hold itself behind — no silence judged, a false
+ * pipeline-stalled — and while behind it places messages by the device's
+ * clock, so a clock set back put each one before the previous and none
+ * became the device's latest: behind for good. A clock that moved is not
+ * a backlog, and is told apart by what stays on cadence:
+ *
+ * - its `ts` went back while its seq moved on by a few: the clock, since
+ *   a backlog never sends time backwards;
+ * - it rebooted onto a corrected clock (isReboot, `ts` earlier than the
+ *   previous message's);
+ * - its `ts` moved on by far less than the device's interval while it was
+ *   heard on cadence (a stall or a backlog of PlaceGuard's is the other
+ *   way round: heard off cadence, sent on it).
+ *
+ * The step is measured against the cadence (where the `ts` should have
+ * been), not against the arrival, so a step seen while the collector is
+ * behind does not take the backlog into the device's lag. Clocks moved
+ * forward need nothing: their messages look early, never late.
+ */
+function clockStepBack (state: DeviceState, observation: TelemetryObservation, learnedLag: number | undefined): number | undefined {
+  const previous = state.previous
+  if (previous === undefined) return undefined
+  const seqGap = observation.seq - previous.seq
+  const sentGapMs = observation.ts - previous.ts
+  const interval = state.intervalMs
+  const onSeq = seqGap >= 1 && seqGap <= CLOCK_STEP_MAX_SEQ_GAP
+  const fromCadence = (): number => previous.ts + seqGap * interval! - observation.ts
+  const fromArrival = (): number => observation.receivedAtMs - observation.ts - (learnedLag ?? 0)
+  if (onSeq && sentGapMs < 0) return interval !== undefined ? fromCadence() : fromArrival()
+  if (sentGapMs <= 0 && isReboot(observation, previous, learnedLag)) return fromArrival()
+  if (!onSeq || interval === undefined || state.lastHeardMs === 0) return undefined
+  const heardGapMs = observation.receivedAtMs - state.lastHeardMs
+  const heardOnCadence = Math.abs(heardGapMs - seqGap * interval) <= LATE_MS
+  return heardOnCadence && heardGapMs - sentGapMs > LATE_MS ? fromCadence() : undefined
 }
 
 export class PolicyEngine {
@@ -436,7 +489,14 @@ export class PolicyEngine {
     // later one, and it does not become the previous message.
     // A seq already seen is not backlog (its exact copy was set aside above
     // as a redelivery): an old seq with other content is a replay even now.
-    const outOfOrder = this.#replaying() && state.previous !== undefined && observation.ts < state.previous.ts &&
+    const learnedLag = state.liveLagMs ?? state.lagMs
+    // A clock set back is the device's new time, in order: its lag moves with it (clockStepBack).
+    const stepMs = clockStepBack(state, observation, learnedLag)
+    if (stepMs !== undefined && stepMs > 0) {
+      if (state.lagMs !== undefined) state.lagMs += stepMs
+      state.liveLagMs = learnedLag === undefined ? observation.receivedAtMs - observation.ts : learnedLag + stepMs
+    }
+    const outOfOrder = this.#replaying() && stepMs === undefined && state.previous !== undefined && observation.ts < state.previous.ts &&
       !state.seen.some((m) => m.seq === observation.seq)
     const previous = outOfOrder ? undefined : state.previous
     const findings: Finding[] = []
@@ -459,7 +519,7 @@ export class PolicyEngine {
     run('clock-skew', (p) => clockSkewRule(p, observation), true)
     // A LoRaWAN device's seq is its frame counter: lorawan-fcnt-reset judges it knowing joins, 16-bit wraps,
     // retransmissions and the network server's times; replay on the bare seq would call a wrap across lost frames a replay.
-    if (!this.#lorawan.knows(observation.deviceId)) run('replay', (p) => replayRule(p, observation, previous), false)
+    if (!this.#lorawan.knows(observation.deviceId)) run('replay', (p) => replayRule(p, observation, previous, learnedLag), false)
     const backlogMs = observation.receivedAtMs - observation.ts - (state.liveLagMs ?? state.lagMs ?? 0)
     this.#learn(state, observation, outOfOrder)
     return { ...this.#quiet(findings.map((f) => ({ ...f, site: observation.site, kind: observation.kind })), clears), backlogMs }

@@ -3,16 +3,22 @@ import type { PolicyOf } from '../schema.ts'
 import { fnv1a } from '../../shared/fnv1a.ts'
 
 /**
- * replay: a `seq` repeated or going backwards. A device that rebooted
- * restarts at 0 with a later `ts`, so a backwards seq with a later
- * timestamp near 0 is a reboot, not a replay; a repeated seq never is —
- * unless it is a redelivery (see isRedelivery), which the engine sets
- * aside before any rule sees it.
+ * How far a rebooted device's first message may seem to be sent before
+ * its previous message, or after its own arrival, on PlaceGuard's clock:
+ * transit, and a clock synced to the second.
  */
-export function replayRule (policy: PolicyOf<'replay'>, observation: TelemetryObservation, previous: PreviousTelemetry | undefined): Finding | undefined {
+export const REBOOT_CLOCK_SLACK_MS = 5_000
+
+/**
+ * replay: a `seq` repeated or going backwards. A device that rebooted
+ * restarts at 0 or 1 (isReboot); a repeated seq never is a reboot —
+ * unless it is a redelivery (see isRedelivery), which the engine sets
+ * aside before any rule sees it. `lagMs` is the device's learned lag
+ * (receive time − `ts`) before this message.
+ */
+export function replayRule (policy: PolicyOf<'replay'>, observation: TelemetryObservation, previous: PreviousTelemetry | undefined, lagMs?: number): Finding | undefined {
   if (!previous || observation.seq > previous.seq) return undefined
-  const reboot = observation.seq < previous.seq && observation.seq <= 1 && observation.ts > previous.ts
-  if (reboot) return undefined
+  if (isReboot(observation, previous, lagMs)) return undefined
   return {
     policy: 'replay',
     deviceId: observation.deviceId,
@@ -20,6 +26,26 @@ export function replayRule (policy: PolicyOf<'replay'>, observation: TelemetryOb
     summary: observation.seq === previous.seq ? `seq ${observation.seq} repeated` : `seq went back from ${previous.seq} to ${observation.seq}`,
     evidence: { seq: observation.seq, previousSeq: previous.seq, ts: observation.ts, previousTs: previous.ts },
   }
+}
+
+/**
+ * A seq back to 0 or 1 is a reboot if the message was sent after the
+ * previous one and not in the future, on PlaceGuard's clock. Where it was
+ * sent is read two ways, since a reboot may keep the device's clock or
+ * set it right (one that ran ahead, synced again as it booted): its `ts`
+ * plus its learned lag, or its `ts` as it stands. An old message sent
+ * again fails both ways: it was sent before the previous one by the
+ * clock it carries, and a clock that ran ahead then puts it ahead of its
+ * arrival now. Without a learned lag, a later `ts` than the previous
+ * message's is all there is to go on.
+ */
+export function isReboot (observation: TelemetryObservation, previous: PreviousTelemetry, lagMs: number | undefined): boolean {
+  if (observation.seq >= previous.seq || observation.seq > 1) return false
+  if (lagMs === undefined) return observation.ts > previous.ts
+  const previousSentMs = previous.ts + lagMs
+  const plausible = (sentMs: number): boolean =>
+    sentMs >= previousSentMs - REBOOT_CLOCK_SLACK_MS && sentMs <= observation.receivedAtMs + REBOOT_CLOCK_SLACK_MS
+  return plausible(observation.ts + lagMs) || plausible(observation.ts)
 }
 
 /** What the engine remembers of a message to recognise its redelivery: small, so it can keep a few per device. */

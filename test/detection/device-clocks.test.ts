@@ -21,7 +21,6 @@ function fleetRun (devices: number, offsetMs: (device: number) => number) {
   const dir = mkdtempSync(join(tmpdir(), 'pg-device-clocks-'))
   const clock = { ms: T0, now: () => clock.ms }
   const detection = new Detection({ dataDir: dir, logger: createLogger({ level: 'silent' }), clock, store: () => {}, tickMs: 20, certificateCheckMs: 0 })
-  const seqs = new Array<number>(devices).fill(0)
   const stopped = new Set<number>()
   const changes: string[] = []
   let behind = detection.pipeline.behind
@@ -33,9 +32,9 @@ function fleetRun (devices: number, offsetMs: (device: number) => number) {
       changes.push(`${at()} ${behind ? 'behind' : 'caught up'}`)
     }
   }
-  /** Device d's message sent at `sentAtMs` (its own clock adds its offset), received now. */
+  /** Device d's message sent at `sentAtMs` (its own clock adds its offset), received now; its seq counts the seconds it has sent, so a backlog read late keeps its place in seq. */
   const send = (d: number, sentAtMs: number): void => {
-    detection.onTelemetry(telemetryPoint('flood', 'small-site', `flood-${d}`, { ts: sentAtMs - offsetMs(d), seq: ++seqs[d]!, fw: '3.2.1', level_cm: 40, battery_v: 3.6 }), clock.ms)
+    detection.onTelemetry(telemetryPoint('flood', 'small-site', `flood-${d}`, { ts: sentAtMs - offsetMs(d), seq: Math.floor((sentAtMs - T0) / 1000) + 1, fw: '3.2.1', level_cm: 40, battery_v: 3.6 }), clock.ms)
   }
   /** `seconds` of live running: each device sends on the second, received 50 ms later. */
   const live = (seconds: number): void => {
@@ -126,5 +125,25 @@ describe('the collector keeping up, with devices\' clocks off', () => {
     run.live(40)
     await run.tick()
     expect(await run.openAlerts()).toEqual(['clock-skew flood-0', 'clock-skew flood-1', 'device-silent flood-2'])
+  })
+
+  it('most of a large site\'s clocks set back 10 minutes at once: clock-skew, the collector not behind, silence still judged', { timeout: 60_000 }, async () => {
+    // Its time server corrected: 30 of 40 devices' clocks go back together. Their messages now
+    // arrive 10 min "late" against the lag learned before, as a collector's backlog would — but
+    // each device's seq moves on while its ts goes back, which no backlog does.
+    const setBack = new Set<number>()
+    const run = fleetRun(40, (d) => setBack.has(d) ? 10 * 60_000 : 0)
+    runs.push(run)
+    run.live(30)
+    for (let d = 0; d < 30; d++) setBack.add(d)
+    run.live(60)
+    expect(run.changes).toEqual(['5.5s caught up'])
+    const alerts = await run.detection.alerts.list()
+    expect(alerts.filter((a) => a.policy !== 'clock-skew' && a.policy !== 'alert-storm').map((a) => `${a.policy} ${a.deviceId}`)).toEqual([])
+    // One of them stops: its silence is judged, against the clock as it now is.
+    run.stopped.add(3)
+    run.live(40)
+    await run.tick()
+    expect((await run.openAlerts()).filter((a) => a.startsWith('device-silent'))).toEqual(['device-silent flood-3'])
   })
 })

@@ -370,3 +370,63 @@ describe('PolicyEngine and a device\'s own backlog', () => {
     }
   })
 })
+
+describe('PolicyEngine and a device clock that moves', () => {
+  /** A flood sensor every 10 s for five minutes, on time; returns the engine and the next seq. */
+  function warmDevice (id = 'flood-0') {
+    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+    const engine = new PolicyEngine(shipped, clock)
+    let seq = 0
+    for (; seq < 30; seq++, clock.ms += 10_000) engine.onTelemetry({ ...reading(id, seq, clock.ms - 40), receivedAtMs: clock.ms })
+    return { clock, engine, seq }
+  }
+
+  it('a clock set back by less than an interval: the next messages are on time against the new clock, not late', () => {
+    const { clock, engine, seq } = warmDevice()
+    const backlog: number[] = []
+    for (let i = 0; i < 4; i++, clock.ms += 10_000) {
+      // Set back 6 s: its ts still moves on (by 4 s), but it is heard on its 10 s cadence.
+      backlog.push(engine.onTelemetry({ ...reading('flood-0', seq + i, clock.ms - 6_040), receivedAtMs: clock.ms }).backlogMs!)
+    }
+    expect(backlog.every((ms) => ms <= 500)).toBe(true)
+  })
+
+  it('a collector stall is not a clock step: heard off cadence, sent on it, the message is late', () => {
+    const { clock, engine, seq } = warmDevice()
+    clock.ms += 30_000 // the collector did not read for 30 s
+    // Sent on its cadence 30 s ago, read now: late, as the pipeline must see it.
+    expect(engine.onTelemetry({ ...reading('flood-0', seq, clock.ms - 30_040), receivedAtMs: clock.ms }).backlogMs).toBeGreaterThan(25_000)
+  })
+
+  it('a clock set back an hour, seq moving on: no replay, and on time from the next message while the collector is behind', () => {
+    const { clock, engine, seq } = warmDevice()
+    engine.setCatchingUp(true) // e.g. a late heartbeat: messages are placed by the device's clock
+    const first = engine.onTelemetry({ ...reading('flood-0', seq, clock.ms - 3_600_040), receivedAtMs: clock.ms })
+    expect(first.findings.map((f) => f.policy)).toEqual(['clock-skew'])
+    expect(first.backlogMs).toBeLessThanOrEqual(500)
+    clock.ms += 10_000
+    const second = engine.onTelemetry({ ...reading('flood-0', seq + 1, clock.ms - 3_600_040), receivedAtMs: clock.ms })
+    expect(second.backlogMs).toBeLessThanOrEqual(500)
+    expect(second.findings.map((f) => f.policy)).toEqual(['clock-skew'])
+  })
+
+  it('a reboot onto a corrected clock is a reboot; an old message of the clock that ran ahead is still a replay', () => {
+    const ahead = 20 * 60_000
+    const { clock, engine } = (() => {
+      const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+      const engine = new PolicyEngine(shipped, clock)
+      // A device whose clock runs 20 min ahead, seq 0 to 29.
+      for (let seq = 0; seq < 30; seq++, clock.ms += 10_000) engine.onTelemetry({ ...reading('flood-0', seq, clock.ms + ahead), receivedAtMs: clock.ms })
+      return { clock, engine }
+    })()
+    const bootedAhead = { ...reading('flood-0', 0, clock.ms - 300_000 + ahead), receivedAtMs: clock.ms - 300_000 }
+    clock.ms += 30_000
+    // It reboots, and syncs its clock: seq 0, a ts 20 min earlier than its last.
+    expect(engine.onTelemetry({ ...reading('flood-0', 0, clock.ms - 40), receivedAtMs: clock.ms }).findings.map((f) => f.policy)).toEqual([])
+    clock.ms += 10_000
+    expect(engine.onTelemetry({ ...reading('flood-0', 1, clock.ms - 40), receivedAtMs: clock.ms }).findings).toEqual([])
+    clock.ms += 10_000
+    // Someone sends again the seq 0 it sent at its first boot, five minutes ago, 20 min ahead: a replay.
+    expect(engine.onTelemetry({ ...bootedAhead, receivedAtMs: clock.ms }).findings.map((f) => f.policy)).toContain('replay')
+  })
+})

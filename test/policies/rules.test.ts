@@ -90,4 +90,18 @@ describe('clock-skew and replay', () => {
     expect(replayRule(replay, observe({ seq: 0, ts: NOW - 5000 }), previous)).toBeDefined() // an old message again
     expect(replayRule(replay, observe({ seq: 11 }), previous)).toBeUndefined()
   })
+  it('with the device\'s lag known, a reboot is a message sent after the previous one and not in the future, by its clock as it was or as set right', () => {
+    // Its clock ran 20 min ahead (lag −20 min); its last message, seq 10, was sent 30 s ago.
+    const lag = -20 * 60_000
+    const previous = { seq: 10, ts: NOW - 30_000 - lag, fw: '3.2.1', readings: {} }
+    expect(replayRule(replay, observe({ seq: 0, ts: NOW - lag }), previous, lag)).toBeUndefined() // rebooted, clock still ahead
+    expect(replayRule(replay, observe({ seq: 0, ts: NOW - 50 }), previous, lag)).toBeUndefined() // rebooted, clock set right
+    expect(replayRule(replay, observe({ seq: 1, ts: NOW - 50 }), previous, lag)).toBeUndefined()
+    expect(replayRule(replay, observe({ seq: 2, ts: NOW - 50 }), previous, lag)).toBeDefined() // no reboot starts at 2
+    // Seq 0 of its boot ten minutes ago, sent again: before the previous message by its clock, ahead of now by ours.
+    expect(replayRule(replay, observe({ seq: 0, ts: NOW - 600_000 - lag }), previous, lag)?.summary).toBe('seq went back from 10 to 0')
+    // A later ts alone is not enough once the lag is known: this one claims to be sent 15 min from now.
+    expect(replayRule(replay, observe({ seq: 0, ts: NOW + 15 * 60_000 }), { ...previous, ts: NOW - 30_000 }, 0)).toBeDefined()
+    expect(replayRule(replay, observe({ seq: 0, ts: NOW + 15 * 60_000 }), { ...previous, ts: NOW - 30_000 })).toBeUndefined() // (without a lag it was)
+  })
 })
