@@ -41,11 +41,12 @@ const ROOMS = {
  * read the whole configuration without loading fastify, pg or ioredis; and
  * app/broker-process.ts assembles the network-facing broker from broker/
  * and pki/ alone, so `placeguard broker` carries no more code than it runs
- * (docs/development.md, "Loading on demand"). broker/redis-state.ts is the
+ * (docs/development.md, "Loading on demand"); app/audit-admin.ts records an
+ * operator's command in the audit trail without loading the processes. broker/redis-state.ts is the
  * other way round: a cluster node's Redis state, kept out of broker/index.ts
  * so that a single broker loads no Redis client.
  */
-const LIGHT_DOORS = { '*': ['config.ts'], app: ['broker-process.ts'], broker: ['redis-state.ts'] }
+const LIGHT_DOORS = { '*': ['config.ts'], app: ['broker-process.ts', 'audit-admin.ts'], broker: ['redis-state.ts'] }
 const doorsOf = (room) => ['index.ts', ...LIGHT_DOORS['*'], ...(LIGHT_DOORS[room] ?? [])]
 const doorPattern = (room) => doorsOf(room).map((file) => file.replaceAll('.', '\\.')).join('|')
 

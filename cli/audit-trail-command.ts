@@ -18,7 +18,7 @@ export function registerAuditTrailCommands (program: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: { databaseUrl?: string, json?: boolean }, command: Command) => {
       const config = loadConfig({ flags: { dataDir: dataDirOf(command), databaseUrl: options.databaseUrl } })
-      const { verifyAuditTrail } = await import('../app/index.ts')
+      const { verifyAuditTrail } = await import('../app/audit-admin.ts')
       const { trail: where, verdict } = await verifyAuditTrail(config)
       if (!verdict.intact) process.exitCode = 1
       if (options.json) return printJson({ trail: where, ...verdict })
@@ -34,7 +34,7 @@ export function registerAuditTrailCommands (program: Command): void {
     .option('--json', 'print JSON, oldest first')
     .action(async (options: { databaseUrl?: string, subject?: string, limit: number, json?: boolean }, command: Command) => {
       const config = loadConfig({ flags: { dataDir: dataDirOf(command), databaseUrl: options.databaseUrl } })
-      const { readAuditTrail } = await import('../app/index.ts')
+      const { readAuditTrail } = await import('../app/audit-admin.ts')
       const { page } = await readAuditTrail(config, options.subject === undefined ? {} : { subject: options.subject }, options.limit)
       // Read newest first (the last `limit`), shown as they happened.
       const items = page.items.reverse()
@@ -60,7 +60,7 @@ export function recorded<A extends unknown[]> (
     const command = given.at(-1) as Command
     const args = given.slice(0, -1) as A
     const config = loadConfig({ flags: { dataDir: dataDirOf(command) } })
-    const { auditedCliAction } = await import('../app/index.ts')
+    const { auditedCliAction } = await import('../app/audit-admin.ts')
     await auditedCliAction(config, { action, ...describe(...args) }, async (note) => { await run(...args, command, note) }, {
       operator: { user: userInfo().username, host: hostname() },
       warn: (message) => process.stderr.write(`${message}\n`),

@@ -48,11 +48,12 @@ describe('one-way rooms', () => {
     expect(await importErrors('collector/probe.ts', "export { ID_PATTERN } from './ids.ts'\n")).toEqual([])
   })
 
-  it('lets the light doors through (a room\'s config.ts, app/broker-process.ts) and nothing else beside index.ts', async () => {
+  it('lets the light doors through (a room\'s config.ts, app/broker-process.ts, app/audit-admin.ts) and nothing else beside index.ts', async () => {
     expect(await importErrors('app/probe.ts', "export { collectorConfigSchema } from '../collector/config.ts'\n")).toEqual([])
     expect(await importErrors('cli/probe.ts', "export { startBrokerProcess } from '../app/broker-process.ts'\n")).toEqual([])
+    expect(await importErrors('cli/probe.ts', "export { auditedCliAction } from '../app/audit-admin.ts'\n")).toEqual([])
     expect(await importErrors('cli/probe.ts', "export { startUp } from '../app/up-process.ts'\n"))
-      .toEqual([expect.stringMatching(/enter app\/ through its index.ts \(or a light door: config.ts, broker-process.ts\)/)])
+      .toEqual([expect.stringMatching(/enter app\/ through its index.ts \(or a light door: config.ts, broker-process.ts, audit-admin.ts\)/)])
     // Any other file of a room is still a side door.
     expect(await importErrors('app/probe.ts', "export { Collector } from '../collector/collector.ts'\n")).toHaveLength(1)
   })
