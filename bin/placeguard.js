@@ -2,10 +2,26 @@
 // The `placeguard` command. PlaceGuard's sources are TypeScript that Node 24
 // runs directly (type stripping), so this shim checks the runtime and sets
 // the heap up for the command before anything is loaded.
+import module from 'node:module'
+import { join } from 'node:path'
+
 const [major] = process.versions.node.split('.').map(Number)
 if (major < 24) {
   console.error(`placeguard needs Node.js 24 or later (this is ${process.version}); run it through npm (npx placeguard …), which uses the project's pinned Node 24.`)
   process.exit(1)
+}
+
+// Node's compile cache, as Node's own CLIs use it: the TypeScript it strips
+// and the code V8 compiles are kept between runs, so a command starts in
+// about 0.46 s instead of 0.68 s here (`pki issue`), and every test that
+// runs the CLI pays it once. Kept beside PlaceGuard's code, writable by
+// whoever can change that code anyway, not in a shared temporary directory
+// another local user could fill. An entry is used only for the source it was
+// made from. NODE_COMPILE_CACHE picks another directory and
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off (Node's own settings); a
+// directory that cannot be written leaves the cache off, and nothing else.
+if (!process.env.NODE_COMPILE_CACHE && !process.env.NODE_DISABLE_COMPILE_CACHE && typeof module.enableCompileCache === 'function') {
+  module.enableCompileCache(join(import.meta.dirname, '..', 'node_modules', '.cache', 'placeguard-compile'))
 }
 
 // The broker holds thousands of mostly idle connections and makes only
