@@ -178,8 +178,9 @@ function ownBacklogTime (state: DeviceState, observation: TelemetryObservation):
 const CLOCK_STEP_MAX_SEQ_GAP = 10
 
 /**
- * How far the device's clock moved back since its previous message, ms,
- * or undefined if it did not visibly move.
+ * How far the device's clock moved since its previous message, ms: positive
+ * if it was set back, negative if forward; undefined if it did not visibly
+ * move.
  *
  * A device's clock is set back (an NTP correction of one that ran ahead;
  * a site's time server corrected; a reboot that synced a clock which had
@@ -189,23 +190,26 @@ const CLOCK_STEP_MAX_SEQ_GAP = 10
  * collector would hold itself behind — no silence judged, a false
  * pipeline-stalled — and while behind it places messages by the device's
  * clock, so a clock set back put each one before the previous and none
- * became the device's latest: behind for good. A clock that moved is not
- * a backlog, and is told apart by what stays on cadence:
+ * became the device's latest: behind for good. A clock set forward makes
+ * no message late, but the lag learned before, relearned only slowly,
+ * misplaces the device's previous message in time, which the reboot rule
+ * and the device's own backlog rely on. A clock that moved is neither a
+ * backlog nor a burst, and is told apart by what stays on cadence:
  *
  * - its `ts` went back while its seq moved on by a few: the clock, since
  *   a backlog never sends time backwards;
  * - it rebooted onto a corrected clock (isReboot, `ts` earlier than the
  *   previous message's);
- * - its `ts` moved on by far less than the device's interval while it was
- *   heard on cadence (a stall or a backlog of PlaceGuard's is the other
- *   way round: heard off cadence, sent on it).
+ * - it was heard on its cadence while its `ts` moved on by more than 2 s
+ *   less, or more, than that. A stall or a backlog of PlaceGuard's is heard
+ *   off cadence and sent on it; transit that varies by more than 2 s
+ *   puts the message off cadence too.
  *
  * The step is measured against the cadence (where the `ts` should have
  * been), not against the arrival, so a step seen while the collector is
- * behind does not take the backlog into the device's lag. Clocks moved
- * forward need nothing: their messages look early, never late.
+ * behind does not take the backlog into the device's lag.
  */
-function clockStepBack (state: DeviceState, observation: TelemetryObservation, learnedLag: number | undefined): number | undefined {
+function clockStep (state: DeviceState, observation: TelemetryObservation, learnedLag: number | undefined): number | undefined {
   const previous = state.previous
   if (previous === undefined) return undefined
   const seqGap = observation.seq - previous.seq
@@ -219,7 +223,7 @@ function clockStepBack (state: DeviceState, observation: TelemetryObservation, l
   if (!onSeq || interval === undefined || state.lastHeardMs === 0) return undefined
   const heardGapMs = observation.receivedAtMs - state.lastHeardMs
   const heardOnCadence = Math.abs(heardGapMs - seqGap * interval) <= LATE_MS
-  return heardOnCadence && heardGapMs - sentGapMs > LATE_MS ? fromCadence() : undefined
+  return heardOnCadence && Math.abs(heardGapMs - sentGapMs) > LATE_MS ? fromCadence() : undefined
 }
 
 export class PolicyEngine {
@@ -490,9 +494,9 @@ export class PolicyEngine {
     // A seq already seen is not backlog (its exact copy was set aside above
     // as a redelivery): an old seq with other content is a replay even now.
     const learnedLag = state.liveLagMs ?? state.lagMs
-    // A clock set back is the device's new time, in order: its lag moves with it (clockStepBack).
-    const stepMs = clockStepBack(state, observation, learnedLag)
-    if (stepMs !== undefined && stepMs > 0) {
+    // A clock that moved is the device's new time, in order: its lag moves with it (clockStep).
+    const stepMs = clockStep(state, observation, learnedLag)
+    if (stepMs !== undefined) {
       if (state.lagMs !== undefined) state.lagMs += stepMs
       state.liveLagMs = learnedLag === undefined ? observation.receivedAtMs - observation.ts : learnedLag + stepMs
     }

@@ -429,4 +429,24 @@ describe('PolicyEngine and a device clock that moves', () => {
     // Someone sends again the seq 0 it sent at its first boot, five minutes ago, 20 min ahead: a replay.
     expect(engine.onTelemetry({ ...bootedAhead, receivedAtMs: clock.ms }).findings.map((f) => f.policy)).toContain('replay')
   })
+
+  it('a clock set forward mid-run, then PlaceGuard and the device both restarted onto a corrected clock: no replay, now or when the clock runs ahead again', () => {
+    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+    const first = new PolicyEngine(shipped, clock)
+    const send = (engine: PolicyEngine, seq: number, aheadMs: number) => engine.onTelemetry({ ...reading('energy-3', seq, clock.ms - 40 + aheadMs, '5.3.0'), kind: 'energy', readings: {}, receivedAtMs: clock.ms })
+    const findings: string[] = []
+    // Every 2.5 s; from seq 30 its clock runs 20 min ahead (the simulator's clock-skew incident).
+    for (let seq = 0; seq < 50; seq++, clock.ms += 2_500) findings.push(...send(first, seq, seq >= 30 ? 20 * 60_000 : 0).findings.map((f) => f.policy))
+    const saved = first.exportDevices(() => true)
+    // Both down for 30 s; the collector comes back within its replay window, the device rebooted with its clock right.
+    clock.ms += 30_000
+    const second = new PolicyEngine(shipped, clock)
+    second.importDevices(saved)
+    second.expectReplayUntil(clock.ms + 120_000)
+    for (let seq = 0; seq < 20; seq++, clock.ms += 2_500) findings.push(...send(second, seq, 0).findings.map((f) => f.policy))
+    // And its clock runs ahead again.
+    for (let seq = 20; seq < 40; seq++, clock.ms += 2_500) findings.push(...send(second, seq, 20 * 60_000).findings.map((f) => f.policy))
+    expect(findings.filter((p) => p !== 'clock-skew')).toEqual([])
+    expect(findings.filter((p) => p === 'clock-skew')).toHaveLength(40)
+  })
 })
