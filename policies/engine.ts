@@ -72,6 +72,15 @@ interface DeviceState {
   intervalMs: number | undefined
   /** The first intervals, until warm: their median seeds the EWMA, so one odd first gap cannot. */
   firstIntervals: number[] | undefined
+  /**
+   * The interval as it stood at least one rate window ago (and at most two,
+   * while the device sends): what a burst is judged against (see
+   * #settle). Not persisted: a restored device is judged on intervalMs.
+   */
+  settledIntervalMs?: number
+  /** The interval recorded at pendingAtMs, to become settledIntervalMs once a rate window has passed. */
+  pendingIntervalMs?: number
+  pendingAtMs?: number
   /** Arrival times in the rate window (bounded). */
   recent: number[]
   /** The last few messages, to recognise a QoS 1 redelivery (FINGERPRINTS_KEPT, or those of the last RESEND_WINDOW_MS up to FINGERPRINTS_MAX). */
@@ -224,6 +233,36 @@ function clockStep (state: DeviceState, observation: TelemetryObservation, learn
   const heardGapMs = observation.receivedAtMs - state.lastHeardMs
   const heardOnCadence = Math.abs(heardGapMs - seqGap * interval) <= LATE_MS
   return heardOnCadence && Math.abs(heardGapMs - sentGapMs) > LATE_MS ? fromCadence() : undefined
+}
+
+/** Intervals seen before the interval is worth settling (settle). */
+const MIN_SETTLED_INTERVALS = 3
+
+/**
+ * Moves the interval a burst is judged against on, at most once per rate
+ * window: the value it had a window ago becomes the judged one.
+ *
+ * While a device is young its interval is the median of its first few
+ * (WARMUP_INTERVALS); a burst that starts before those are filled fills
+ * the rest with its own near-zero gaps and becomes the median, so by the
+ * time the device is warm its baseline is the burst and the burst is not
+ * one. A 4/s burst 26 s after the start of a device sending every 4 s,
+ * 16 times its rate, raised nothing. Judged against the interval as it
+ * stood a window earlier, before the burst, it is one; later the slow
+ * weight for short intervals (#learn) keeps a burst out of the baseline.
+ */
+function settle (state: DeviceState, now: number): void {
+  if (state.pendingAtMs !== undefined && now - state.pendingAtMs < RATE_WINDOW_MS) return
+  state.settledIntervalMs = state.pendingIntervalMs
+  // The median of one or two intervals is no baseline yet: the second may be a gap across a reconnect.
+  state.pendingIntervalMs = state.firstIntervals === undefined || state.firstIntervals.length >= MIN_SETTLED_INTERVALS ? state.intervalMs : undefined
+  state.pendingAtMs = now
+}
+
+/** A device's rate baseline for rate-burst, per minute: its settled interval's (settle), else its interval's. */
+function baselinePerMinute (state: DeviceState): number | undefined {
+  const interval = state.settledIntervalMs ?? state.intervalMs
+  return interval ? 60_000 / interval : undefined
 }
 
 export class PolicyEngine {
@@ -625,7 +664,7 @@ export class PolicyEngine {
       const burst = this.#applicable('rate-burst', deviceId, state.kind, state.site)
       if (burst) {
         const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
-          deviceId, kind: state.kind, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: state.intervalMs ? 60_000 / state.intervalMs : undefined, messages: state.messages, ageMs: now - state.firstSeenMs,
+          deviceId, kind: state.kind, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: baselinePerMinute(state), messages: state.messages, ageMs: now - state.firstSeenMs,
         }, peers.get(`${state.kind}/${state.site}`)!)
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
@@ -768,6 +807,7 @@ export class PolicyEngine {
     // spans, it is the device's own cadence; a seq that did not move forward,
     // or jumped past any plausible loss, says nothing about the cadence.
     const seqGap = state.previous === undefined ? 0 : observation.seq - state.previous.seq
+    settle(state, now)
     if (state.messages > 0 && seqGap >= 1 && seqGap <= MAX_SEQ_GAP) {
       const interval = (now - state.lastSeenMs) / seqGap
       // An interval far shorter than usual is what a burst looks like: learn

@@ -450,3 +450,47 @@ describe('PolicyEngine and a device clock that moves', () => {
     expect(findings.filter((p) => p === 'clock-skew')).toHaveLength(40)
   })
 })
+
+describe('PolicyEngine at cold start', () => {
+  /** Six energy systems at one site, every `intervalMs`, fed for `seconds` to a fresh engine as the collector starts it; `burst(id, s)` says whether a device sends every 250 ms instead at second s. */
+  function coldSite (intervalMs: number, seconds: number, burst: (id: string, s: number) => boolean, site = 'harbour', devices = 6) {
+    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+    const t0 = clock.ms
+    const engine = new PolicyEngine(shipped, clock)
+    engine.setCatchingUp(true) // until the collector's session settles
+    engine.expectReplayUntil(t0 + 120_000)
+    const ids = Array.from({ length: devices }, (_, i) => `energy-${i}`)
+    const next = new Map(ids.map((id, i) => [id, t0 + 300 * i]))
+    const seqs = new Map(ids.map((id) => [id, 0]))
+    const findings: string[] = []
+    for (let ms = t0; ms < t0 + seconds * 1_000; ms += 50) {
+      clock.ms = ms
+      if (ms === t0 + 5_000) engine.setCatchingUp(false)
+      for (const id of ids) {
+        if (ms < next.get(id)!) continue
+        const seq = seqs.get(id)!
+        seqs.set(id, seq + 1)
+        engine.onTelemetry({ deviceId: id, kind: 'energy', site, ts: ms - 30, seq, fw: '5.3.0', readings: {}, receivedAtMs: ms })
+        next.set(id, ms + (burst(id, (ms - t0) / 1_000) ? 250 : intervalMs))
+      }
+      if ((ms - t0) % 1_000 === 0) findings.push(...engine.tick().findings.map((f) => `${f.policy} ${f.deviceId}`))
+    }
+    return [...new Set(findings)]
+  }
+
+  it('finds a burst that starts before a device\'s first intervals are all in: 4/s, 26 s after the start of one sending every 4 s', () => {
+    // By the time it is warm (20 messages) most of its first intervals are the burst's: judged on their median, the
+    // burst was its own baseline and raised nothing. Judged on its interval as it stood before, it is 16 times that.
+    expect(coldSite(4_000, 60, (id, s) => id === 'energy-1' && s >= 26 && s < 56)).toEqual(['rate-burst energy-1'])
+  })
+
+  it('still raises nothing for a clean site at cold start, nor for one whose devices all speed up together', () => {
+    expect(coldSite(4_000, 90, () => false)).toEqual([])
+    // Every device of the site switched to 250 ms at 40 s (a fleet-wide configuration change): its peers say it is no burst.
+    expect(coldSite(4_000, 90, (_id, s) => s >= 40)).toEqual([])
+  })
+
+  it('at a small site (one peer), a burst before its first intervals are in is judged on its own baseline', () => {
+    expect(coldSite(4_000, 60, (id, s) => id === 'energy-1' && s >= 26 && s < 56, 'hamlet', 2)).toEqual(['rate-burst energy-1'])
+  })
+})
