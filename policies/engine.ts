@@ -373,7 +373,8 @@ export class PolicyEngine {
         deviceId, kind: state.kind, site: state.site,
         previous: state.previous ? { ...state.previous, readings: { ...state.previous.readings } } : null,
         firstSeenMs: state.firstSeenMs, lastSeenMs: state.lastSeenMs, lastHeardMs: state.lastHeardMs, messages: state.messages,
-        lagMs: state.lagMs ?? null, intervalMs: state.intervalMs ?? null, firstIntervals: state.firstIntervals ? [...state.firstIntervals] : null,
+        // A run shorter than the collector's replay window learns its lag only from messages at live pace: that, rather than none.
+        lagMs: state.lagMs ?? state.liveLagMs ?? null, intervalMs: state.intervalMs ?? null, firstIntervals: state.firstIntervals ? [...state.firstIntervals] : null,
         recent: state.recent.filter((t) => now - t <= RATE_WINDOW_MS), seen: state.seen.map((m) => ({ ...m })),
       })
     }
