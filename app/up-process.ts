@@ -72,6 +72,8 @@ export async function startUp (config: Config, logger: Logger, demo?: DemoFleet)
   return {
     broker, collector, api, demoToken: demoTokenMade,
     stop: async () => {
+      // The demo fleet goes silent because we stop it, not because its devices failed.
+      if (demo) collector.detection.stopTimeRules()
       abort.abort()
       await simulation
       await api.close()
