@@ -97,6 +97,22 @@ const RECENT_CAP = 5_000
  */
 const RATE_WINDOW_MS = 10_000
 const PER_MINUTE = 60_000 / RATE_WINDOW_MS
+/**
+ * A device's rate is counted over this many of its own intervals, or the
+ * rate window if that is longer, at most MAX_RATE_WINDOW_MS. Counted over
+ * 10 s alone, one message of a device that sends every minute was 6 a
+ * minute, six times its baseline, and peers with none in those 10 s made
+ * it stand out: every such device of a clean fleet was a rate-burst once
+ * warm. Over three intervals its ordinary count is 2 to 4, never near the
+ * policy's factor; a burst still has to be `factor` times that.
+ */
+const WINDOW_INTERVALS = 3
+const MAX_RATE_WINDOW_MS = 60 * 60_000
+
+/** The window a device's current rate is counted over, for an interval (its baseline's) or none yet. */
+function rateWindowFor (intervalMs: number | null | undefined): number {
+  return intervalMs ? Math.min(MAX_RATE_WINDOW_MS, Math.max(RATE_WINDOW_MS, WINDOW_INTERVALS * intervalMs)) : RATE_WINDOW_MS
+}
 /** State for at most this many devices; the least recently seen is forgotten first. */
 const MAX_DEVICES = 200_000
 /**
@@ -240,7 +256,8 @@ const MIN_SETTLED_INTERVALS = 3
 
 /**
  * Moves the interval a burst is judged against on, at most once per rate
- * window: the value it had a window ago becomes the judged one.
+ * window (the device's, rateWindowMs): the value it had a window ago
+ * becomes the judged one.
  *
  * While a device is young its interval is the median of its first few
  * (WARMUP_INTERVALS); a burst that starts before those are filled fills
@@ -252,11 +269,23 @@ const MIN_SETTLED_INTERVALS = 3
  * weight for short intervals (#learn) keeps a burst out of the baseline.
  */
 function settle (state: DeviceState, now: number): void {
-  if (state.pendingAtMs !== undefined && now - state.pendingAtMs < RATE_WINDOW_MS) return
+  if (state.pendingAtMs !== undefined && now - state.pendingAtMs < rateWindowMs(state)) return
   state.settledIntervalMs = state.pendingIntervalMs
   // The median of one or two intervals is no baseline yet: the second may be a gap across a reconnect.
   state.pendingIntervalMs = state.firstIntervals === undefined || state.firstIntervals.length >= MIN_SETTLED_INTERVALS ? state.intervalMs : undefined
   state.pendingAtMs = now
+}
+
+/** The window a device's current rate is counted over: three of its baseline intervals (rateWindowFor). */
+function rateWindowMs (state: DeviceState): number {
+  return rateWindowFor(state.settledIntervalMs ?? state.intervalMs)
+}
+
+/** Its messages a minute over the last RATE_WINDOW_MS, whatever its interval: what the kind's ceiling is held to. */
+function peakPerMinute (state: DeviceState, now: number): number {
+  let count = 0
+  for (const t of state.recent) if (now - t <= RATE_WINDOW_MS) count++
+  return count * PER_MINUTE
 }
 
 /** A device's rate baseline for rate-burst, per minute: its settled interval's (settle), else its interval's. */
@@ -322,8 +351,9 @@ export class PolicyEngine {
     const state = this.#devices.get(deviceId)
     if (!state) return undefined
     const now = this.#clock.now()
-    const recent = state.recent.filter((t) => now - t <= RATE_WINDOW_MS).length
-    return { currentPerMinute: recent * PER_MINUTE, baselinePerMinute: state.intervalMs ? 60_000 / state.intervalMs : null, messages: state.messages }
+    const windowMs = rateWindowMs(state)
+    const recent = state.recent.filter((t) => now - t <= windowMs).length
+    return { currentPerMinute: recent * 60_000 / windowMs, baselinePerMinute: state.intervalMs ? 60_000 / state.intervalMs : null, messages: state.messages }
   }
 
   get deviceCount (): number {
@@ -375,7 +405,7 @@ export class PolicyEngine {
         firstSeenMs: state.firstSeenMs, lastSeenMs: state.lastSeenMs, lastHeardMs: state.lastHeardMs, messages: state.messages,
         // A run shorter than the collector's replay window learns its lag only from messages at live pace: that, rather than none.
         lagMs: state.lagMs ?? state.liveLagMs ?? null, intervalMs: state.intervalMs ?? null, firstIntervals: state.firstIntervals ? [...state.firstIntervals] : null,
-        recent: state.recent.filter((t) => now - t <= RATE_WINDOW_MS), seen: state.seen.map((m) => ({ ...m })),
+        recent: state.recent.filter((t) => now - t <= rateWindowMs(state)), seen: state.seen.map((m) => ({ ...m })),
       })
     }
     const windows: WindowRecord[] = []
@@ -437,7 +467,7 @@ export class PolicyEngine {
         // …plus, after a restart, the time devices may need to find a broker that went down with it (setCatchingUp).
         deafAtLastSeenMs: deafNow - (now - lastHeardMs) - (options.reconnectAllowanceMs ?? 0),
         intervalMs: record.intervalMs ?? undefined, firstIntervals: record.firstIntervals ?? undefined,
-        recent: record.recent.map(upToNow).filter((t) => now - t <= RATE_WINDOW_MS),
+        recent: record.recent.map(upToNow).filter((t) => now - t <= rateWindowFor(record.intervalMs)),
         seen: record.seen,
       }
       this.#devices.delete(record.deviceId)
@@ -644,12 +674,16 @@ export class PolicyEngine {
     const now = this.#clock.now()
     const findings: Finding[] = []
     const rates = new Map<string, number[]>()
+    const current = new Map<DeviceState, number>()
     for (const state of this.#devices.values()) {
-      state.recent = state.recent.filter((t) => now - t <= RATE_WINDOW_MS)
+      const windowMs = rateWindowMs(state)
+      state.recent = state.recent.filter((t) => now - t <= windowMs)
+      const perMinute = state.recent.length * 60_000 / windowMs
+      current.set(state, perMinute)
       const key = `${state.kind}/${state.site}`
       const group = rates.get(key)
-      if (group) group.push(state.recent.length * PER_MINUTE)
-      else rates.set(key, [state.recent.length * PER_MINUTE])
+      if (group) group.push(perMinute)
+      else rates.set(key, [perMinute])
     }
     const peers = new Map<string, PeerStats>()
     for (const [key, group] of rates) peers.set(key, peerStats(group))
@@ -665,7 +699,7 @@ export class PolicyEngine {
       const burst = this.#applicable('rate-burst', deviceId, state.kind, state.site)
       if (burst) {
         const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
-          deviceId, kind: state.kind, currentPerMinute: state.recent.length * PER_MINUTE, baselinePerMinute: baselinePerMinute(state), messages: state.messages, ageMs: now - state.firstSeenMs,
+          deviceId, kind: state.kind, currentPerMinute: current.get(state)!, peakPerMinute: peakPerMinute(state, now), baselinePerMinute: baselinePerMinute(state), messages: state.messages, ageMs: now - state.firstSeenMs,
         }, peers.get(`${state.kind}/${state.site}`)!)
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }

@@ -6,8 +6,10 @@ import type { PolicyOf } from '../schema.ts'
 export interface RateFacts {
   deviceId: string
   kind: 'flood' | 'energy' | 'housing'
-  /** Messages per minute now (over the engine's short rate window). */
+  /** Messages per minute now, over the device's own rate window (three of its intervals, at least 10 s). */
   currentPerMinute: number
+  /** Messages per minute over the last 10 s: what the kind's ceiling is held to (the broker's budget over that window). Defaults to currentPerMinute. */
+  peakPerMinute?: number
   /** Its own baseline (EWMA of messages per minute); undefined before it has one. */
   baselinePerMinute: number | undefined
   /** Messages seen since the device was first seen: warm-up. */
@@ -35,6 +37,16 @@ export function peerStats (population: number[]): PeerStats {
 /** Fewer than this many devices in a kind/site group (the device included) and there is no crowd to stand out from. */
 export const MIN_PEER_GROUP = 3
 
+/**
+ * Among peers, a burst is also at least this many times the peers' median
+ * rate now. When a whole site changes pace together (a configuration
+ * pushed to every meter), its devices switch seconds apart, and for a
+ * rate window the first to switch stand far out of a crowd whose spread
+ * is still small: a robust z-score alone called them bursts, though the
+ * crowd itself was already doing most of what they did.
+ */
+export const PEER_MARGIN = 2
+
 /** Median absolute deviation based z-score (Iglewicz & Hoaglin): robust to the outlier it looks for. */
 export function robustZ (value: number, population: number[] | PeerStats): number {
   const stats = Array.isArray(population) ? peerStats(population) : population
@@ -51,8 +63,9 @@ export function robustZ (value: number, population: number[] | PeerStats): numbe
  *   the most any well-behaved device can reach, warm or not, with or
  *   without peers — this is what catches a flood in a device's first minute;
  * - warm, with at least two peers of its kind and site: `factor` × its own
- *   baseline *and* a robust z-score ≥ `zScore` among the peers, so a
- *   fleet-wide change (every meter switched to a shorter interval) is not a burst;
+ *   baseline *and* a robust z-score ≥ `zScore` among the peers *and*
+ *   PEER_MARGIN × the peers' median now, so a fleet-wide change (every
+ *   meter switched to a shorter interval, seconds apart) is not a burst;
  * - warm, with fewer peers: its own baseline alone (a small site has no crowd).
  */
 export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts, peers: number[] | PeerStats): Finding | undefined {
@@ -64,9 +77,10 @@ export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts
   const rounded = (n: number) => Math.round(n * 10) / 10
   const common = { currentPerMinute: rounded(device.currentPerMinute), baselinePerMinute: baseline === undefined ? null : rounded(baseline), ratio: ratio === undefined ? null : rounded(ratio), peers: stats.size }
   const finding = (summary: string, evidence: Finding['evidence']): Finding => ({ policy: 'rate-burst', deviceId: device.deviceId, severity: policy.severity, summary, evidence: { ...common, ...evidence } })
-  if (device.currentPerMinute > ceiling) {
-    return finding(`${Math.round(device.currentPerMinute)} msg/min, over the ceiling of ${ceiling} for a ${device.kind} device${warm ? '' : ' (before its baseline is learned)'}`,
-      { judgedOn: 'ceiling', ceilingPerMinute: ceiling })
+  const peak = device.peakPerMinute ?? device.currentPerMinute
+  if (peak > ceiling) {
+    return finding(`${Math.round(peak)} msg/min, over the ceiling of ${ceiling} for a ${device.kind} device${warm ? '' : ' (before its baseline is learned)'}`,
+      { judgedOn: 'ceiling', ceilingPerMinute: ceiling, peakPerMinute: rounded(peak) })
   }
   if (!warm || ratio === undefined || ratio < policy.params.factor) return undefined
   const ofBaseline = `${ratio.toFixed(1)}× its baseline of ${baseline!.toFixed(1)}`
@@ -75,7 +89,7 @@ export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts
       { judgedOn: 'own baseline', factor: policy.params.factor })
   }
   const z = robustZ(device.currentPerMinute, stats)
-  if (z < policy.params.zScore) return undefined
+  if (z < policy.params.zScore || device.currentPerMinute < PEER_MARGIN * stats.median) return undefined
   return finding(`${Math.round(device.currentPerMinute)} msg/min, ${ofBaseline}`,
     { judgedOn: 'baseline and peers', factor: policy.params.factor, peerZ: Number.isFinite(z) ? rounded(z) : 'Infinity', zScore: policy.params.zScore, peerMedianPerMinute: rounded(stats.median) })
 }

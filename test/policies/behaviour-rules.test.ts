@@ -66,6 +66,15 @@ describe('rate-burst', () => {
     expect(rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 24, baselinePerMinute: 6, messages: 500, ageMs: 600_000 }, peers)).toBeUndefined()
     expect(rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 60, baselinePerMinute: 6, messages: 500, ageMs: 600_000 }, [60, 61, 59, 60, 60])).toBeUndefined()
   })
+  it('stays quiet for the first devices of a site to change pace together, which stand out only until the rest follow', () => {
+    // Six meters switched from 6 to 240 a minute, seconds apart: mid-way, the first is far out of a tight crowd (z ≫ 4)
+    // but under twice what the crowd already does.
+    const midway = [240, 150, 148, 152, 150, 6]
+    expect(robustZ(240, midway)).toBeGreaterThan(4)
+    expect(rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 240, baselinePerMinute: 6, messages: 500, ageMs: 600_000 }, midway)).toBeUndefined()
+    // One meter alone at 240 among its peers still at 6 is a burst.
+    expect(rateBurstRule(rule, { deviceId: 'e-1', kind: 'energy', currentPerMinute: 240, baselinePerMinute: 6, messages: 500, ageMs: 600_000 }, [240, 6, 6, 6, 6, 6])?.evidence).toMatchObject({ judgedOn: 'baseline and peers' })
+  })
   it('uses a robust z-score that one outlier cannot mask', () => {
     expect(robustZ(100, [10, 11, 9, 10, 100, 10])).toBeGreaterThan(4)
     expect(robustZ(10, [10, 11, 9, 10, 100, 10])).toBeLessThan(1)

@@ -497,3 +497,44 @@ describe('PolicyEngine at cold start', () => {
     expect(coldSite(4_000, 60, (id, s) => id === 'energy-1' && s >= 26 && s < 56, 'hamlet', 2)).toEqual(['rate-burst energy-1'])
   })
 })
+
+describe('PolicyEngine and devices that send every minute or less often', () => {
+  /** Ten housing sensors at one site, every `intervalMs` ±10 %, for `minutes`; housing-3 sends every `burstEveryMs` for ten minutes from `burstFromMin`. */
+  function slowSite (intervalMs: number, minutes: number, burst?: { everyMs: number, fromMin: number }) {
+    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+    const t0 = clock.ms
+    const engine = new PolicyEngine(shipped, clock)
+    const ids = Array.from({ length: 10 }, (_, i) => `housing-${i}`)
+    const next = new Map(ids.map((id, i) => [id, t0 + Math.floor(intervalMs / 10) * i]))
+    const seqs = new Map(ids.map((id) => [id, 0]))
+    let jitter = 0
+    const found = new Map<string, number>()
+    for (let ms = t0; ms < t0 + minutes * 60_000; ms += 500) {
+      clock.ms = ms
+      for (const id of ids) {
+        if (ms < next.get(id)!) continue
+        const seq = seqs.get(id)!
+        seqs.set(id, seq + 1)
+        engine.onTelemetry({ deviceId: id, kind: 'housing', site: 'estate', ts: ms - 30, seq, fw: '1.8.3', readings: { temp_c: 20, humidity_pct: 50, co2_ppm: 600 }, receivedAtMs: ms })
+        const bursting = burst !== undefined && id === 'housing-3' && ms >= t0 + burst.fromMin * 60_000 && ms < t0 + (burst.fromMin + 10) * 60_000
+        jitter = (jitter + 7) % 21 // −10 % to +10 %, spread
+        next.set(id, ms + (bursting ? burst.everyMs : Math.round(intervalMs * (0.9 + jitter / 100))))
+      }
+      if ((ms - t0) % 5_000 === 0) for (const f of engine.tick().findings) if (!found.has(`${f.policy} ${f.deviceId}`)) found.set(`${f.policy} ${f.deviceId}`, (ms - t0) / 60_000)
+    }
+    return found
+  }
+
+  it('raises nothing for a clean site of sensors that send every minute, or every five', () => {
+    // Counted over 10 s, one message of a device that sends every minute was 6 a minute, six times its baseline:
+    // every device of this site was a rate-burst once warm, 20 minutes in.
+    expect([...slowSite(60_000, 90).keys()]).toEqual([])
+    expect([...slowSite(300_000, 240).keys()]).toEqual([])
+  })
+
+  it('finds ten times the rate of a sensor that sends every minute, within two minutes', () => {
+    const found = slowSite(60_000, 60, { everyMs: 6_000, fromMin: 40 })
+    expect([...found.keys()]).toEqual(['rate-burst housing-3'])
+    expect(found.get('rate-burst housing-3')).toBeLessThan(42)
+  })
+})
