@@ -112,7 +112,8 @@ describe('placeguard sim against the real broker', () => {
       const versions = payloadsOf('housing-00004').map((p) => (JSON.parse(p) as { fw: string }).fw)
       expect(versions[0]).not.toBe('0.1.0')
       expect(versions.at(-1)).toBe('0.1.0')
-      expect(payloadsOf('flood-00005').length).toBeLessThanOrEqual(1)
+      // At most the one message it may have sent before its silence at 100 ms (a QoS 1 copy of it is the same message).
+      expect(new Set(payloadsOf('flood-00005')).size).toBeLessThanOrEqual(1)
       expect(setup.fleet.pki.list().find((e) => e.deviceId === 'energy-00005' && e.status === 'active')!.notAfter! < new Date(Date.now() + 4 * 86_400_000).toISOString()).toBe(true)
 
       const truth = readFileSync(truthFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { deviceId: string, policy: string, startedAt: string })
