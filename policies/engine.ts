@@ -88,7 +88,15 @@ interface DeviceState {
 }
 
 const EWMA_WEIGHT = 0.1
-const SLOW_EWMA_WEIGHT = 0.005
+/**
+ * How long a device must keep to a pace far faster than its baseline for
+ * the baseline to move most of the way (63 %) to it: the slow weight below
+ * is per unit of time, not per message. Per message (0.005 each), a
+ * minute's burst at the broker's budget of 5/s (300 messages) moved a 10 s
+ * device's baseline to 3 s, and when it went back to its pace its next
+ * ordinary gap was judged device-silent.
+ */
+const SLOW_ADAPT_MS = 10 * 60_000
 const RECENT_CAP = 5_000
 /**
  * The "now" of a rate: short enough that a 30 s burst stands out against a
@@ -849,7 +857,7 @@ export class PolicyEngine {
       // it only slowly, or the baseline would follow the burst it should
       // expose. "Far" is half, not the policy's factor: a burst the broker
       // throttles to its budget arrives evenly spaced, at a fifth of a 1 s interval.
-      const weight = state.intervalMs !== undefined && interval < state.intervalMs / 2 ? SLOW_EWMA_WEIGHT : EWMA_WEIGHT
+      const weight = state.intervalMs !== undefined && interval < state.intervalMs / 2 ? 1 - Math.exp(-(now - state.lastSeenMs) / SLOW_ADAPT_MS) : EWMA_WEIGHT
       if (state.firstIntervals) {
         // A first interval that spans a reconnect or a leftover message would
         // seed a baseline many times too long, which the slow weight above

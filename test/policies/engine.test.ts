@@ -538,3 +538,29 @@ describe('PolicyEngine and devices that send every minute or less often', () => 
     expect(found.get('rate-burst housing-3')).toBeLessThan(42)
   })
 })
+
+describe('PolicyEngine after a burst', () => {
+  it('a device back to its pace after a minute at 5/s is not silent: the burst did not become its baseline', () => {
+    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+    const t0 = clock.ms
+    const engine = new PolicyEngine(shipped, clock)
+    const ids = Array.from({ length: 6 }, (_, i) => `flood-${i}`)
+    const next = new Map(ids.map((id, i) => [id, t0 + 1_500 * i]))
+    const seqs = new Map(ids.map((id) => [id, 0]))
+    const found = new Set<string>()
+    for (let ms = t0; ms < t0 + 12 * 60_000; ms += 100) {
+      clock.ms = ms
+      for (const id of ids) {
+        if (ms < next.get(id)!) continue
+        const seq = seqs.get(id)!
+        seqs.set(id, seq + 1)
+        engine.onTelemetry(reading(id, seq, ms))
+        // flood-2 sends five a second (the broker's budget) for a minute, five minutes in, then goes back to every 10 s.
+        const bursting = id === 'flood-2' && ms >= t0 + 5 * 60_000 && ms < t0 + 6 * 60_000
+        next.set(id, ms + (bursting ? 200 : 10_000))
+      }
+      if ((ms - t0) % 1_000 === 0) for (const f of engine.tick().findings) found.add(`${f.policy} ${f.deviceId}`)
+    }
+    expect([...found]).toEqual(['rate-burst flood-2'])
+  })
+})
