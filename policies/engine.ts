@@ -284,9 +284,14 @@ function settle (state: DeviceState, now: number): void {
   state.pendingAtMs = now
 }
 
+/** The interval a device's rate is judged against: its settled one (settle), else its interval. */
+function baselineIntervalMs (state: DeviceState): number | undefined {
+  return state.settledIntervalMs ?? state.intervalMs
+}
+
 /** The window a device's current rate is counted over: three of its baseline intervals (rateWindowFor). */
 function rateWindowMs (state: DeviceState): number {
-  return rateWindowFor(state.settledIntervalMs ?? state.intervalMs)
+  return rateWindowFor(baselineIntervalMs(state))
 }
 
 /** Its messages a minute over the last RATE_WINDOW_MS, whatever its interval: what the kind's ceiling is held to. */
@@ -296,9 +301,9 @@ function peakPerMinute (state: DeviceState, now: number): number {
   return count * PER_MINUTE
 }
 
-/** A device's rate baseline for rate-burst, per minute: its settled interval's (settle), else its interval's. */
+/** A device's rate baseline for rate-burst, per minute (baselineIntervalMs). */
 function baselinePerMinute (state: DeviceState): number | undefined {
-  const interval = state.settledIntervalMs ?? state.intervalMs
+  const interval = baselineIntervalMs(state)
   return interval ? 60_000 / interval : undefined
 }
 
