@@ -1,5 +1,5 @@
 import { DEVICE_KINDS, type DeviceKind, ID_PATTERN } from '../shared/ids.ts'
-import { LORAWAN_NETWORKS, type LorawanNetwork } from '../shared/lorawan.ts'
+import { LORAWAN_NETWORKS, type LorawanNetwork } from '../shared/lorawan-networks.ts'
 
 /**
  * What a certificate says its holder is. The broker trusts only this, read

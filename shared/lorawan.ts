@@ -22,9 +22,9 @@
  * not parse is refused with its name, never guessed at.
  */
 import { z } from 'zod'
+import { LORAWAN_NETWORKS, type LorawanNetwork } from './lorawan-networks.ts'
 
-export const LORAWAN_NETWORKS = ['chirpstack', 'tts'] as const
-export type LorawanNetwork = typeof LORAWAN_NETWORKS[number]
+export { LORAWAN_NETWORKS, type LorawanNetwork }
 
 /** Events PlaceGuard reads; an integration may publish these and nothing else. */
 export const LORAWAN_EVENTS = { chirpstack: ['up', 'join', 'status', 'log'], tts: ['up', 'join'] } as const
