@@ -13,3 +13,5 @@ export { readCrl, normalizeSerial, certificateOrigin, type CertificateOrigin, ty
 export { createUntrustedIdentity, type UntrustedIdentity } from './untrusted.ts'
 export { deviceProductOf, type DeviceProduct } from './device-products.ts'
 export { signingThreadsFor } from './leaf-issuer.ts'
+export { assertDeviceIdentity } from './identity-rules.ts'
+export { readTarMembers, splitArchiveMemberPath } from './identity-archive.ts'

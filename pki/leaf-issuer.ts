@@ -12,6 +12,7 @@ import { generateKey, type KeyAlgorithm, type KeyPairPem } from './key-pairs.ts'
 import { createLeafSigner, derToPem, type LeafSigner, signLeafDer } from './leaf-der.ts'
 import { rmSync, writeFileSync } from 'node:fs'
 import type { Identity } from './identity.ts'
+import { tarEntry } from './identity-archive.ts'
 
 export interface LeafJob {
   /** Where the certificate and the private key (0600) are written. */
@@ -23,6 +24,8 @@ export interface LeafJob {
   notBefore: string
   notAfter: string
   keyAlgorithm: KeyAlgorithm
+  /** Into an archive instead of two files: the members' names; the tar entries come back to the caller, who writes the archive. */
+  archive?: { keyMember: string, certificateMember: string }
 }
 
 export interface SignedLeaf {
@@ -30,6 +33,12 @@ export interface SignedLeaf {
   /** SHA-256 of the key's SubjectPublicKeyInfo (DER), hex: what the inventory's one-key-one-identity check compares. */
   spkiSha256: string
 }
+
+/** A leaf just signed; an archived job's tar entries (key, then certificate) ride with it until they are written. */
+interface SignedLeafWithEntries extends SignedLeaf { entries?: Buffer }
+
+/** Receives the tar entries of archived jobs as they are signed, in no particular order. */
+export type EntrySink = (entries: Uint8Array) => void
 
 export interface CaMaterial { certificatePem: string, privateKeyPem: string }
 
@@ -43,7 +52,7 @@ export function sha256Hex (der: ArrayBuffer | Uint8Array): string {
 /** Makes a job's key pair: on libuv's pool by default, on the worker's own thread in a worker. */
 export type KeyMaker = (algorithm: KeyAlgorithm) => KeyPairPem | Promise<KeyPairPem>
 
-export async function signLeaf (signer: LeafSigner, job: LeafJob, makeKey: KeyMaker = generateKey): Promise<SignedLeaf> {
+export async function signLeaf (signer: LeafSigner, job: LeafJob, makeKey: KeyMaker = generateKey): Promise<SignedLeafWithEntries> {
   const key = await makeKey(job.keyAlgorithm)
   const der = signLeafDer(signer, {
     publicKeyDer: key.publicKeyDer,
@@ -53,12 +62,18 @@ export async function signLeaf (signer: LeafSigner, job: LeafJob, makeKey: KeyMa
     notAfter: new Date(job.notAfter),
     serialNumber: job.serialNumber,
   })
+  const signed = { fingerprint: sha256Hex(der), spkiSha256: sha256Hex(key.publicKeyDer) }
+  if (job.archive) {
+    const mtime = Math.floor(Date.now() / 1000)
+    // Key first here too: a member cut short by a power cut is the last one, so a whole certificate has its key before it.
+    return { ...signed, entries: Buffer.concat([tarEntry(job.archive.keyMember, key.privateKeyPem, 0o600, mtime), tarEntry(job.archive.certificateMember, derToPem(der), 0o644, mtime)]) }
+  }
   // Key first: a certificate file on disk always has its key beside it. Neither
   // is synced here: the caller syncs the whole batch once (batch-sync.ts)
   // before any row is marked active, and `pki reconcile` settles a crash.
   writeNew(job.privateKeyPath, key.privateKeyPem, 0o600)
   writeNew(job.certificatePath, derToPem(der), 0o644)
-  return { fingerprint: sha256Hex(der), spkiSha256: sha256Hex(key.publicKeyDer) }
+  return signed
 }
 
 /**
@@ -83,15 +98,16 @@ export function leafSignerFor (ca: CaMaterial): LeafSigner {
 }
 
 /** Runs the jobs with a bounded number in flight; results keep the jobs' order. */
-export async function signLeavesInline (signer: LeafSigner, jobs: LeafJob[], onSigned: (count: number) => void = () => {},
+export async function signLeavesInline (signer: LeafSigner, jobs: LeafJob[], onSigned: (count: number, entries?: Buffer) => void = () => {},
   makeKey?: KeyMaker): Promise<SignedLeaf[]> {
   const results = new Array<SignedLeaf>(jobs.length)
   let next = 0
   async function lane (): Promise<void> {
     while (next < jobs.length) {
       const index = next++
-      results[index] = await signLeaf(signer, jobs[index]!, makeKey)
-      onSigned(1)
+      const { entries, ...signed } = await signLeaf(signer, jobs[index]!, makeKey)
+      results[index] = signed
+      onSigned(1, entries)
     }
   }
   await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, jobs.length) }, lane))
@@ -103,25 +119,73 @@ export function signingThreadsFor (count: number): number {
   return Math.max(1, Math.min(availableParallelism(), Math.ceil(count / WORKER_THRESHOLD)))
 }
 
-export async function signLeaves (ca: CaMaterial, jobs: LeafJob[], onProgress: (done: number) => void = () => {}): Promise<SignedLeaf[]> {
-  let done = 0
-  const count = (n: number): void => { done += n; onProgress(done) }
-  const workers = signingThreadsFor(jobs.length)
-  if (workers <= 1) return signLeavesInline(leafSignerFor(ca), jobs, count)
-  const share = Math.ceil(jobs.length / workers)
-  const parts = await Promise.all(Array.from({ length: workers }, (_, i) =>
-    runWorker(ca, jobs.slice(i * share, (i + 1) * share), count)))
-  return parts.flat()
+/**
+ * The worker threads that will sign a batch, started before the batch's
+ * bookkeeping (jobs, pending rows) rather than after it: a worker takes
+ * about 0.4 s here to load the DER modules, and that now runs beside the
+ * main thread's work. Take them with `signLeaves`, or `close` them.
+ */
+export class SigningWorkers {
+  readonly #started: StartedWorker[]
+
+  constructor (count: number) {
+    const threads = signingThreadsFor(count)
+    this.#started = threads <= 1 ? [] : Array.from({ length: threads }, startWorker)
+  }
+
+  take (): StartedWorker[] {
+    return this.#started.splice(0)
+  }
+
+  close (): void {
+    for (const { worker } of this.take()) void worker.terminate()
+  }
 }
 
-function runWorker (ca: CaMaterial, jobs: LeafJob[], count: (n: number) => void): Promise<SignedLeaf[]> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./leaf-issuer-worker.ts', import.meta.url), { workerData: { ca, jobs } })
-    worker.on('message', (message: { signed: number } | { results: SignedLeaf[] }) => {
-      if ('signed' in message) count(message.signed)
+interface StartedWorker {
+  worker: Worker
+  /** Rejects once the worker fails or exits: listened for from its start, so nothing it does before its batch is missed. */
+  ended: Promise<never>
+}
+
+function startWorker (): StartedWorker {
+  const worker = new Worker(new URL('./leaf-issuer-worker.ts', import.meta.url))
+  const ended = new Promise<never>((_resolve, reject) => {
+    worker.once('error', reject)
+    worker.once('exit', (code) => reject(new Error(`certificate worker exited with code ${code}`)))
+  })
+  ended.catch(() => {}) // a worker closed unused ends this way
+  return { worker, ended }
+}
+
+export async function signLeaves (ca: CaMaterial, jobs: LeafJob[], onProgress: (done: number) => void = () => {},
+  onEntries: EntrySink = () => {}, workers: SigningWorkers = new SigningWorkers(jobs.length)): Promise<SignedLeaf[]> {
+  let done = 0
+  const count = (n: number, entries?: Uint8Array): void => {
+    // Entries first: by the time the count says a leaf is done, it is in the archive's file.
+    if (entries) onEntries(entries)
+    done += n
+    onProgress(done)
+  }
+  const started = workers.take()
+  if (started.length === 0) return signLeavesInline(leafSignerFor(ca), jobs, count)
+  const share = Math.ceil(jobs.length / started.length)
+  try {
+    const parts = await Promise.all(started.map((worker, i) => runWorker(worker, ca, jobs.slice(i * share, (i + 1) * share), count)))
+    return parts.flat()
+  } finally {
+    // One that failed leaves the others signing for nothing.
+    for (const { worker } of started) void worker.terminate()
+  }
+}
+
+function runWorker ({ worker, ended }: StartedWorker, ca: CaMaterial, jobs: LeafJob[], count: (n: number, entries?: Uint8Array) => void): Promise<SignedLeaf[]> {
+  const results = new Promise<SignedLeaf[]>((resolve) => {
+    worker.on('message', (message: { signed: number, entries?: Uint8Array } | { results: SignedLeaf[] }) => {
+      if ('signed' in message) count(message.signed, message.entries)
       else resolve(message.results)
     })
-    worker.once('error', reject)
-    worker.once('exit', (code) => { if (code !== 0) reject(new Error(`certificate worker exited with code ${code}`)) })
   })
+  worker.postMessage({ ca, jobs })
+  return Promise.race([results, ended])
 }

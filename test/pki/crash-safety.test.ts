@@ -1,12 +1,12 @@
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { issueAndKill } from '../helpers/issue-and-kill.ts'
 import { FleetPki, normalizeSerial, signingThreadsFor } from '../../pki/index.ts'
 
-const PROCESS = join(import.meta.dirname, 'pki-process.ts')
 const dirs: string[] = []
 afterAll(() => { for (const dir of dirs) rmSync(dir, { recursive: true, force: true }) })
 
@@ -29,27 +29,6 @@ function parsesAsCertificate (path: string): boolean {
   }
 }
 
-/** Starts a bulk issue in another process and kill -9s it once `atLeast` certificates are on disk. */
-function issueAndKill (dataDir: string, count: number, atLeast: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [PROCESS, 'issue', dataDir, String(count), 'bulk'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stderr = ''
-    let done = 0
-    let killed = false
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-    child.stdout.on('data', (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n')) if (/^\d+$/.test(line)) done = Math.max(done, Number(line))
-      if (!killed && done >= atLeast) {
-        killed = true
-        child.kill('SIGKILL')
-      }
-    })
-    child.once('exit', (_code, signal) => {
-      if (signal === 'SIGKILL') resolve(done)
-      else reject(new Error(`the issuing process was not killed mid-run (exit ${_code}): ${stderr}`))
-    })
-  })
-}
 
 describe('a crash during bulk issuing (defect 8)', () => {
   it('leaves no certificate on disk that the inventory does not know; reconcile revokes what never landed and strays it finds', async () => {

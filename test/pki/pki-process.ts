@@ -3,7 +3,7 @@
  * that need real processes racing, or a real kill -9. Each line it prints
  * is written synchronously, so the parent never reads ahead of the work.
  *
- *   node pki-process.ts issue  <dataDir> <count> <prefix>   progress lines "<done>"
+ *   node pki-process.ts issue  <dataDir> <count> <prefix> [archive.tar]   progress lines "<done>"
  *   node pki-process.ts renew  <dataDir> <rounds> <id...>   renews each id until it fails; "renewed <id>" / "stopped <id> <code>"
  *   node pki-process.ts revoke <dataDir> <id...>            revokes each in turn; after each, "crl <cRLNumber on disk> <own serials missing from it>"
  */
@@ -23,9 +23,9 @@ function crlNumberOnDisk (pem: string): number {
 }
 
 if (mode === 'issue') {
-  const [count, prefix] = rest as [string, string]
+  const [count, prefix, archive] = rest as [string, string, string | undefined]
   await pki.issueMany(Array.from({ length: Number(count) }, (_, i) => ({ deviceId: `${prefix}-${i}`, kind: 'flood', site: 'riverside' })),
-    (done) => say(String(done)))
+    (done) => say(String(done)), { archive })
   say('done')
 } else if (mode === 'renew') {
   const [rounds, ...ids] = rest as [string, ...string[]]
