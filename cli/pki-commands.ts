@@ -7,6 +7,7 @@ import { loadConfig } from '../app/config.ts'
 import { printJson, printTable } from './output.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 import { recorded } from './audit-trail-command.ts'
+import { parseManifest } from './batch-manifest.ts'
 import type { CliNote } from '../app/index.ts'
 
 interface ValidityFlags { days?: number, notBefore?: string, notAfter?: string, kind: string, site?: string, out?: string, vendor?: string, model?: string }
@@ -44,6 +45,24 @@ function windowsFlag (value: string): unknown {
   }
   if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && 'windows' in parsed) return (parsed as { windows: unknown }).windows
   return parsed
+}
+
+/** `--days` or `--not-before`/`--not-after`: the validity every issuing command takes (pki/validity.ts checks them). */
+function withValidity (command: Command): Command {
+  return command
+    .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
+    .option('--not-before <iso>', 'validity start (ISO 8601)')
+    .option('--not-after <iso>', 'validity end (ISO 8601)')
+}
+
+/** A bar on stderr for a long batch on a terminal; nothing in a log or with --json. */
+async function progressBar (label: string, total: number, shown: boolean): Promise<{ update: (done: number) => void, stop: () => void }> {
+  if (!shown || total < 100) return { update: () => {}, stop: () => {} }
+  const cliProgress = await import('cli-progress')
+  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total} devices`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic)
+  bar.start(total, 0)
+  return { update: (done) => bar.update(done), stop: () => bar.stop() }
 }
 
 async function withPki<T> (command: Command, work: (pki: FleetPki) => Promise<T>): Promise<T> {
@@ -92,7 +111,7 @@ export function registerPkiCommands (program: Command): void {
       process.stdout.write(`fleet CA created in ${fleet.paths.dir}\n`)
     }))
 
-  pki.command('issue <id>')
+  withValidity(pki.command('issue <id>'))
     .description('issue a key and certificate for a device (or a LoRaWAN network server\'s integration, --role integration, or a supplier, --role supplier) and record it in the inventory')
     .option('--role <role>', 'device, integration (a ChirpStack / The Things Stack MQTT integration) or supplier (remote maintenance, docs/suppliers.md)', 'device')
     .option('--kind <kind>', 'flood | energy | housing (devices)')
@@ -101,9 +120,6 @@ export function registerPkiCommands (program: Command): void {
     .option('--kinds <list>', 'comma-separated kinds a supplier maintains, e.g. flood,energy (suppliers)')
     .option('--sites <list>', 'comma-separated sites a supplier maintains, e.g. riverside,harbour (suppliers)')
     .option('--windows <file or yaml>', 'a supplier\'s access windows, a YAML/JSON list in a maintenance window\'s syntax, inline or in a file (suppliers)')
-    .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
-    .option('--not-before <iso>', 'validity start (ISO 8601)')
-    .option('--not-after <iso>', 'validity end (ISO 8601)')
     .option('--key <type>', 'ecdsa (P-256) or rsa (RSA-2048)', 'ecdsa')
     .option('--out <dir>', 'write <id>.crt and <id>.key here instead of <data-dir>/pki/devices')
     .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model): matched against CSAF advisories')
@@ -154,11 +170,52 @@ export function registerPkiCommands (program: Command): void {
       process.stdout.write(`issued ${deviceId} serial ${issued.record.serial} until ${issued.record.notAfter}\n  ${issued.certificatePath}\n  ${issued.privateKeyPath}\n`)
     })))
 
-  pki.command('renew <deviceId>')
+  withValidity(pki.command('issue-batch <manifest>'))
+    .description('issue keys and certificates for every device a CSV manifest lists (deviceId,kind,site[,vendor,model]) and record them in the inventory: into one tar archive for a factory (--archive), or as files')
+    .option('--archive <file.tar>', 'write every <id>.key (0600), <id>.crt and the fleet CA (ca.crt) into this new tar archive (0600) instead of two files a device')
+    .option('--out <dir>', 'write <id>.crt and <id>.key here instead of <data-dir>/pki/devices (without --archive)')
+    .option('--key <type>', 'ecdsa (P-256) or rsa (RSA-2048)', 'ecdsa')
+    .option('--json', 'print the devices issued as JSON')
+    // Recorded with the manifest's path and the flags; the count and the archive with the outcome (each serial is in the inventory).
+    .action(recorded('pki.issue-batch', (manifest: string, options: object) => ({ subject: null, detail: { manifest, ...options } }),
+      async (manifest: string, options: { archive?: string, out?: string, days?: number, notBefore?: string, notAfter?: string, key: string, json?: boolean },
+        command: Command, note: CliNote) => withPki(command, async (fleet) => {
+        if (options.archive !== undefined && options.out !== undefined) throw invalidInput('--out', 'an archive holds the files itself', 'give --archive or --out, not both')
+        if (options.archive !== undefined && !options.archive.endsWith('.tar')) throw invalidInput('--archive', `"${options.archive}" does not end in .tar`, 'e.g. --archive batch-2026-12.tar')
+        let text: string
+        try {
+          text = readFileSync(manifest, 'utf8')
+        } catch (error) {
+          throw invalidInput('manifest', `cannot read ${manifest}: ${(error as Error).message}`)
+        }
+        const { assertDeviceIdentity, deviceProductOf } = await import('../pki/index.ts')
+        const rows = parseManifest(text, manifest, (row) => { assertDeviceIdentity('deviceId', row); deviceProductOf(row) })
+        const keyType = keyAlgorithm(options.key)
+        const bar = await progressBar('issuing', rows.length, !options.json && process.stderr.isTTY === true)
+        const started = performance.now()
+        let issued
+        try {
+          issued = await fleet.issueMany(rows.map((row) => ({
+            deviceId: row.deviceId, kind: row.kind, site: row.site, vendor: row.vendor, model: row.model, days: options.days,
+            notBefore: options.notBefore, notAfter: options.notAfter, keyAlgorithm: keyType, outDir: options.out,
+          })), bar.update, { archive: options.archive })
+        } finally {
+          bar.stop()
+        }
+        const seconds = (performance.now() - started) / 1000
+        note({ issued: issued.length, archive: options.archive ?? null })
+        if (options.json) {
+          return printJson({
+            issued: issued.length, archive: options.archive ?? null, seconds: Math.round(seconds * 100) / 100,
+            devices: issued.map((device) => ({ deviceId: device.record.deviceId, serial: device.record.serial, notAfter: device.record.notAfter, certificatePath: device.certificatePath })),
+          })
+        }
+        const where = options.archive ?? options.out ?? fleet.paths.devicesDir
+        process.stdout.write(`issued ${issued.length} device${issued.length === 1 ? '' : 's'} in ${seconds.toFixed(1)} s into ${where}${options.archive ? ' (unpack with tar -xf; keys stay 0600)' : ''}\n`)
+      })))
+
+  withValidity(pki.command('renew <deviceId>'))
     .description('a new key and certificate for a device (same kind and site); the old certificate stays valid until it expires or is revoked')
-    .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
-    .option('--not-before <iso>', 'validity start (ISO 8601)')
-    .option('--not-after <iso>', 'validity end (ISO 8601)')
     .option('--key <type>', 'ecdsa (P-256) or rsa (RSA-2048)', 'ecdsa')
     .option('--out <dir>', 'write <deviceId>.crt and <deviceId>.key here instead of <data-dir>/pki/devices')
     .action(recorded('pki.renew', (deviceId: string, options: object) => ({ subject: deviceId, detail: { ...options } }),
@@ -176,13 +233,10 @@ export function registerPkiCommands (program: Command): void {
 `)
     })))
 
-  pki.command('sign <csr>')
+  withValidity(pki.command('sign <csr>'))
     .description('sign a certificate for a device that made its own key (the id is the CSR\'s CN)')
     .requiredOption('--kind <kind>', 'flood | energy | housing')
     .requiredOption('--site <site>', 'site name')
-    .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
-    .option('--not-before <iso>', 'validity start (ISO 8601)')
-    .option('--not-after <iso>', 'validity end (ISO 8601)')
     .option('--out <dir>', 'write <deviceId>.crt here instead of <data-dir>/pki/devices')
     .option('--vendor <name>', 'the device\'s vendor as its advisories name it (with --model)')
     .option('--model <name>', 'the device\'s model as its advisories name it (with --vendor)')
