@@ -76,7 +76,10 @@ const pkiRows = pki?.rows as Array<Record<string, number | string>> | undefined
 const ecdsa = pkiRows?.[0] as Figures | undefined
 // Its floor: a key, a signature and two files per identity, bare (bench/pki.ts).
 const pkiFloor = pkiRows?.find((r) => String(r.method).startsWith('floor')) as Figures | undefined
-row(`${quick ? '1,000' : '10,000'} ECDSA identities provisioned, s`, ecdsa?.totalS, undefined, '≤ 3 s', (s) => s <= 3, false, pkiFloor?.totalS)
+row(`${quick ? '1,000' : '10,000'} ECDSA identities provisioned as files, s`, ecdsa?.totalS, undefined, '≤ 3 s', (s) => s <= 3, false, pkiFloor?.totalS)
+// The same batch into one archive (`pki issue-batch --archive`): no 20,000 files to create, so the files' floor does not bind it.
+const archived = pkiRows?.find((r) => String(r.method).endsWith('one archive')) as Figures | undefined
+row(`${quick ? '1,000' : '10,000'} ECDSA identities provisioned into one archive, s`, archived?.totalS, undefined, '≤ 3 s', (s) => s <= 3, false)
 
 // 1. Bursts: the fleet at QoS 1 (1,000 and 5,000 devices), idle connections, the 200k stream.
 for (const devices of quick ? [300] : [1_000, 5_000]) {
