@@ -128,6 +128,24 @@ describe('pki issue', () => {
     expect(new X509Certificate(readFileSync(last.certificatePath)).subjectAltName).toBe('URI:urn:placeguard:device:block-2:housing:bulk-599')
   })
 
+  it('keeps the rest of a batch in service, files and all, when one of it is revoked while it is signed', async () => {
+    const requests = Array.from({ length: 600 }, (_, i) => ({ deviceId: `racing-${i}`, kind: 'flood', site: 'a' }))
+    const other = new FleetPki(fleet.dataDir) // another operator's process on the same inventory
+    let revoked: Promise<unknown> | undefined
+    const issuing = fleet.pki.issueMany(requests, () => { revoked ??= other.revoke('racing-5') })
+    await expectError(issuing, 'PG_ERR_PKI_UNKNOWN_DEVICE', 'deviceId')
+    await revoked
+    other.close()
+    const status = new Map(fleet.pki.list().map((entry) => [entry.deviceId, entry.status]))
+    expect(status.get('racing-5')).toBe('revoked')
+    expect(existsSync(join(fleet.paths.devicesDir, 'racing-5.crt'))).toBe(false)
+    for (const id of ['racing-0', 'racing-599']) {
+      expect(status.get(id)).toBe('active')
+      expect(openssl('verify', '-CAfile', fleet.paths.caCert, join(fleet.paths.devicesDir, `${id}.crt`))).toContain('OK')
+      expect(existsSync(join(fleet.paths.devicesDir, `${id}.key`))).toBe(true)
+    }
+  })
+
   it('issues none of a batch when one id is already active', async () => {
     const before = fleet.pki.list().length
     await expectError(fleet.pki.issueMany([{ deviceId: 'fresh-1', kind: 'flood', site: 'a' }, { deviceId: 'flood-101', kind: 'flood', site: 'a' }]), 'PG_ERR_PKI_DUPLICATE_ID')
