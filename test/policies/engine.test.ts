@@ -454,6 +454,41 @@ describe('PolicyEngine and a device clock that moves', () => {
   })
 })
 
+describe('PolicyEngine and a device that fakes its clock', () => {
+  it('a flood whose clock jumps back and forth on every message is still a flood, and its peers are not judged by it', () => {
+    const start = Date.parse('2026-11-23T12:00:00Z')
+    const clock = clockAt(start)
+    const engine = new PolicyEngine(shipped, clock)
+    const ids = Array.from({ length: 5 }, (_, i) => `flood-${i}`)
+    // What each flood message claims, from the present: steps back and forward of an hour, ten minutes, a day.
+    const claims = [0, -3_600_000, 600_000, -600_000, 3_600_000, -86_400_000, -5_000, 120_000]
+    const findings: Array<{ s: number, finding: string }> = []
+    let floodSeq = 30
+    for (let s = 0; s < 600; s++) {
+      clock.ms = start + s * 1_000
+      for (const id of ids) {
+        if (s % 10 !== 0 || (id === 'flood-0' && s >= 300)) continue
+        for (const f of engine.onTelemetry({ ...reading(id, s / 10, clock.ms - 40), receivedAtMs: clock.ms }).findings) findings.push({ s, finding: `${f.policy} ${f.deviceId}` })
+      }
+      // From 300 s, flood-0 sends ten a second for a minute, its seq moving on, each message claiming another clock.
+      if (s >= 300 && s < 360) {
+        for (let k = 0; k < 10; k++) {
+          const at = clock.ms + k * 100
+          const sent = { ...reading('flood-0', floodSeq, at + claims[floodSeq % claims.length]!), receivedAtMs: at }
+          floodSeq++
+          for (const f of engine.onTelemetry(sent).findings) findings.push({ s, finding: `${f.policy} ${f.deviceId}` })
+        }
+      }
+      for (const f of engine.tick().findings) findings.push({ s, finding: `${f.policy} ${f.deviceId}` })
+    }
+    const burst = findings.find((f) => f.finding === 'rate-burst flood-0')
+    expect(burst, JSON.stringify(findings.slice(0, 20))).toBeDefined()
+    expect(burst!.s).toBeLessThan(320)
+    // The others kept to their cadence: nothing about them, and nothing about the pipeline.
+    expect(findings.filter((f) => !f.finding.endsWith(' flood-0'))).toEqual([])
+  })
+})
+
 describe('PolicyEngine at cold start', () => {
   /** Six energy systems at one site, every `intervalMs`, fed for `seconds` to a fresh engine as the collector starts it; `burst(id, s)` says whether a device sends every 250 ms instead at second s. */
   function coldSite (intervalMs: number, seconds: number, burst: (id: string, s: number) => boolean, site = 'harbour', devices = 6) {
