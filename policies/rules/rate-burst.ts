@@ -26,6 +26,14 @@ export function isWarm (policy: PolicyOf<'rate-burst'>, messages: number, ageMs:
 /** The median and median absolute deviation of a peer group, computed once per group and tick. */
 export interface PeerStats { size: number, median: number, mad: number }
 
+/**
+ * Judged on its peers alone, a device is a burst only from one message a
+ * second. Slower than that, a device far faster than its peers is a
+ * configuration to look at (one sensor set to 10 s among others at 5 min),
+ * not a flood; and its own baseline, learned from it, cannot say which.
+ */
+export const PEERS_ONLY_MIN_PER_MINUTE = 60
+
 /** Median and MAD of a population: O(n log n), once per group rather than once per device. */
 export function peerStats (population: number[]): PeerStats {
   const sorted = [...population].sort((a, b) => a - b)
@@ -66,6 +74,10 @@ export function robustZ (value: number, population: number[] | PeerStats): numbe
  *   baseline *and* a robust z-score ≥ `zScore` among the peers *and*
  *   PEER_MARGIN × the peers' median now, so a fleet-wide change (every
  *   meter switched to a shorter interval, seconds apart) is not a burst;
+ * - warm, with at least two peers, `factor` × the peers' median now and the
+ *   same robust z-score, whatever its own baseline, from one message a
+ *   second: a device that has flooded since it was first seen learned the
+ *   flood as its baseline;
  * - warm, with fewer peers: its own baseline alone (a small site has no crowd).
  */
 export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts, peers: number[] | PeerStats): Finding | undefined {
@@ -82,16 +94,22 @@ export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts
     return finding(`${Math.round(peak)} msg/min, over the ceiling of ${ceiling} for a ${device.kind} device${warm ? '' : ' (before its baseline is learned)'}`,
       { judgedOn: 'ceiling', ceilingPerMinute: ceiling, peakPerMinute: rounded(peak) })
   }
-  if (!warm || ratio === undefined || ratio < policy.params.factor) return undefined
+  if (!warm || ratio === undefined) return undefined
   const ofBaseline = `${ratio.toFixed(1)}× its baseline of ${baseline!.toFixed(1)}`
   if (stats.size < MIN_PEER_GROUP) {
+    if (ratio < policy.params.factor) return undefined
     return finding(`${Math.round(device.currentPerMinute)} msg/min, ${ofBaseline} (judged on its own baseline: ${stats.size <= 1 ? 'no peers' : 'one peer'} of its kind at its site)`,
       { judgedOn: 'own baseline', factor: policy.params.factor })
   }
   const z = robustZ(device.currentPerMinute, stats)
   if (z < policy.params.zScore || device.currentPerMinute < PEER_MARGIN * stats.median) return undefined
-  return finding(`${Math.round(device.currentPerMinute)} msg/min, ${ofBaseline}`,
-    { judgedOn: 'baseline and peers', factor: policy.params.factor, peerZ: Number.isFinite(z) ? rounded(z) : 'Infinity', zScore: policy.params.zScore, peerMedianPerMinute: rounded(stats.median) })
+  const peerEvidence = { factor: policy.params.factor, peerZ: Number.isFinite(z) ? rounded(z) : 'Infinity', zScore: policy.params.zScore, peerMedianPerMinute: rounded(stats.median) }
+  if (ratio >= policy.params.factor) return finding(`${Math.round(device.currentPerMinute)} msg/min, ${ofBaseline}`, { judgedOn: 'baseline and peers', ...peerEvidence })
+  // A device that has sent this fast since it was first seen (a flood already running when PlaceGuard started, or a
+  // device provisioned to flood) learned the flood as its baseline. Its peers still say what its kind does here.
+  if (device.currentPerMinute < policy.params.factor * stats.median || device.currentPerMinute < PEERS_ONLY_MIN_PER_MINUTE) return undefined
+  return finding(`${Math.round(device.currentPerMinute)} msg/min, ${rounded(device.currentPerMinute / stats.median)}× its peers' median of ${stats.median.toFixed(1)}, as fast as its own baseline: it has sent at about this rate since it was first seen`,
+    { judgedOn: 'peers', ...peerEvidence })
 }
 
 /**

@@ -528,6 +528,11 @@ describe('PolicyEngine at cold start', () => {
     expect(coldSite(4_000, 90, (_id, s) => s >= 40)).toEqual([])
   })
 
+  it('finds a device that floods from its first message by its peers, its baseline being the flood', () => {
+    // energy-1 sends every 250 ms from the start (a flood already running when PlaceGuard starts): 16 times its peers.
+    expect(coldSite(4_000, 60, (id) => id === 'energy-1')).toEqual(['rate-burst energy-1'])
+  })
+
   it('at a small site (one peer), a burst before its first intervals are in is judged on its own baseline', () => {
     expect(coldSite(4_000, 60, (id, s) => id === 'energy-1' && s >= 26 && s < 56, 'hamlet', 2)).toEqual(['rate-burst energy-1'])
   })
