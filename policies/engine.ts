@@ -687,6 +687,7 @@ export class PolicyEngine {
     const now = this.#clock.now()
     const findings: Finding[] = []
     const rates = new Map<string, number[]>()
+    const baselines = new Map<string, number[]>()
     const current = new Map<DeviceState, number>()
     for (const state of this.#devices.values()) {
       const windowMs = rateWindowMs(state)
@@ -697,9 +698,17 @@ export class PolicyEngine {
       const group = rates.get(key)
       if (group) group.push(perMinute)
       else rates.set(key, [perMinute])
+      const baseline = baselinePerMinute(state)
+      if (baseline !== undefined) {
+        const learned = baselines.get(key)
+        if (learned) learned.push(baseline)
+        else baselines.set(key, [baseline])
+      }
     }
     const peers = new Map<string, PeerStats>()
     for (const [key, group] of rates) peers.set(key, peerStats(group))
+    const peerBaselines = new Map<string, PeerStats>()
+    for (const [key, group] of baselines) peerBaselines.set(key, peerStats(group))
     this.#groupSizes = new Map([...rates].map(([key, group]) => [key, group.length]))
     for (const [deviceId, state] of this.#devices) {
       const silent = this.#catchingUp ? undefined : this.#applicable('device-silent', deviceId, state.kind, state.site)
@@ -713,7 +722,7 @@ export class PolicyEngine {
       if (burst) {
         const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
           deviceId, kind: state.kind, currentPerMinute: current.get(state)!, peakPerMinute: peakPerMinute(state, now), baselinePerMinute: baselinePerMinute(state), messages: state.messages, ageMs: now - state.firstSeenMs,
-        }, peers.get(`${state.kind}/${state.site}`)!)
+        }, peers.get(`${state.kind}/${state.site}`)!, peerBaselines.get(`${state.kind}/${state.site}`))
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
     }

@@ -75,12 +75,12 @@ export function robustZ (value: number, population: number[] | PeerStats): numbe
  *   PEER_MARGIN × the peers' median now, so a fleet-wide change (every
  *   meter switched to a shorter interval, seconds apart) is not a burst;
  * - warm, with at least two peers, `factor` × the peers' median now and the
- *   same robust z-score, whatever its own baseline, from one message a
- *   second: a device that has flooded since it was first seen learned the
- *   flood as its baseline;
+ *   same robust z-score, from one message a second, with its baseline
+ *   `factor` × the median of its peers' baselines: a device that has
+ *   flooded since it was first seen learned the flood as its baseline;
  * - warm, with fewer peers: its own baseline alone (a small site has no crowd).
  */
-export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts, peers: number[] | PeerStats): Finding | undefined {
+export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts, peers: number[] | PeerStats, peerBaselines?: number[] | PeerStats): Finding | undefined {
   const ceiling = policy.params.ceilingPerMinute[device.kind] ?? DEFAULT_CEILING_PER_MINUTE
   const stats = Array.isArray(peers) ? peerStats(peers) : peers
   const baseline = device.baselinePerMinute
@@ -108,6 +108,10 @@ export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts
   // A device that has sent this fast since it was first seen (a flood already running when PlaceGuard started, or a
   // device provisioned to flood) learned the flood as its baseline. Its peers still say what its kind does here.
   if (device.currentPerMinute < policy.params.factor * stats.median || device.currentPerMinute < PEERS_ONLY_MIN_PER_MINUTE) return undefined
+  // And its baseline far above theirs: peers that fell quiet together (a site's backhaul down) leave a device
+  // that keeps to its usual pace alone above a median of nothing, but its baseline is still theirs.
+  const learned = peerBaselines === undefined ? undefined : Array.isArray(peerBaselines) ? peerStats(peerBaselines) : peerBaselines
+  if (learned === undefined || learned.size < MIN_PEER_GROUP || baseline! < policy.params.factor * learned.median) return undefined
   return finding(`${Math.round(device.currentPerMinute)} msg/min, ${rounded(device.currentPerMinute / stats.median)}× its peers' median of ${stats.median.toFixed(1)}, as fast as its own baseline: it has sent at about this rate since it was first seen`,
     { judgedOn: 'peers', ...peerEvidence })
 }

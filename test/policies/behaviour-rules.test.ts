@@ -77,14 +77,17 @@ describe('rate-burst', () => {
   })
   it('finds a device that has flooded since it was first seen by its peers, though its baseline is the flood', () => {
     const chronic = { deviceId: 'e-1', kind: 'energy' as const, currentPerMinute: 240, baselinePerMinute: 238, messages: 500, ageMs: 600_000 }
-    const finding = rateBurstRule(rule, chronic, [240, 15, 15, 16, 14, 15])
+    const learned = [238, 15, 15, 15, 15, 15]
+    const finding = rateBurstRule(rule, chronic, [240, 15, 15, 16, 14, 15], learned)
     expect(finding?.evidence).toMatchObject({ judgedOn: 'peers', ratio: 1, peerMedianPerMinute: 15 })
     expect(finding?.summary).toMatch(/16× its peers' median of 15\.0.*since it was first seen/)
     // Under `factor` × the peers' median, or slower than one a second: a faster configuration, not a flood.
-    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 70, baselinePerMinute: 70 }, [70, 15, 15, 16, 14, 15])).toBeUndefined()
-    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 6, baselinePerMinute: 6 }, [6, 0.2, 0.2, 0.2, 0.2])).toBeUndefined()
+    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 70, baselinePerMinute: 70 }, [70, 15, 15, 16, 14, 15], [70, 15, 15, 15, 15, 15])).toBeUndefined()
+    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 6, baselinePerMinute: 6 }, [6, 0.2, 0.2, 0.2, 0.2], [6, 0.2, 0.2, 0.2, 0.2])).toBeUndefined()
+    // Peers fallen quiet together (their backhaul down) while one keeps to its usual pace of one a second: no flood.
+    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 60, baselinePerMinute: 60 }, [60, 0, 0, 0, 0], [60, 60, 60, 60, 60])).toBeUndefined()
     // A small site has no crowd to say so: only its own baseline, or the ceiling.
-    expect(rateBurstRule(rule, chronic, [240, 15])).toBeUndefined()
+    expect(rateBurstRule(rule, chronic, [240, 15], [238, 15])).toBeUndefined()
   })
   it('uses a robust z-score that one outlier cannot mask', () => {
     expect(robustZ(100, [10, 11, 9, 10, 100, 10])).toBeGreaterThan(4)

@@ -533,6 +533,20 @@ describe('PolicyEngine at cold start', () => {
     expect(coldSite(4_000, 60, (id) => id === 'energy-1')).toEqual(['rate-burst energy-1'])
   })
 
+  it('a device that keeps to its pace of one a second while its peers fall quiet together is not a flood', () => {
+    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+    const engine = new PolicyEngine(shipped, clock)
+    const ids = Array.from({ length: 5 }, (_, i) => `energy-${i}`)
+    const findings = new Set<string>()
+    for (let s = 0; s < 300; s++) {
+      clock.ms += 1_000
+      // Every device every second; from 180 s all but energy-0 are cut off (their site's backhaul is down).
+      for (const [i, id] of ids.entries()) if (s < 180 || i === 0) engine.onTelemetry({ deviceId: id, kind: 'energy', site: 'harbour', ts: clock.ms - 30, seq: s, fw: '5.3.0', readings: {}, receivedAtMs: clock.ms })
+      for (const f of engine.tick().findings) findings.add(`${f.policy} ${f.deviceId}`)
+    }
+    expect([...findings].sort()).toEqual(['device-silent energy-1', 'device-silent energy-2', 'device-silent energy-3', 'device-silent energy-4'])
+  })
+
   it('at a small site (one peer), a burst before its first intervals are in is judged on its own baseline', () => {
     expect(coldSite(4_000, 60, (id, s) => id === 'energy-1' && s >= 26 && s < 56, 'hamlet', 2)).toEqual(['rate-burst energy-1'])
   })
