@@ -686,29 +686,32 @@ export class PolicyEngine {
   tick (): Verdict {
     const now = this.#clock.now()
     const findings: Finding[] = []
+    // Rates now and learned baselines, by kind and site (a device's peers) and by kind alone (the crowd of a small site).
     const rates = new Map<string, number[]>()
     const baselines = new Map<string, number[]>()
+    const add = (groups: Map<string, number[]>, key: string, value: number): void => {
+      const group = groups.get(key)
+      if (group) group.push(value)
+      else groups.set(key, [value])
+    }
     const current = new Map<DeviceState, number>()
     for (const state of this.#devices.values()) {
       const windowMs = rateWindowMs(state)
       state.recent = state.recent.filter((t) => now - t <= windowMs)
       const perMinute = state.recent.length * 60_000 / windowMs
       current.set(state, perMinute)
-      const key = `${state.kind}/${state.site}`
-      const group = rates.get(key)
-      if (group) group.push(perMinute)
-      else rates.set(key, [perMinute])
+      add(rates, `${state.kind}/${state.site}`, perMinute)
+      add(rates, state.kind, perMinute)
       const baseline = baselinePerMinute(state)
       if (baseline !== undefined) {
-        const learned = baselines.get(key)
-        if (learned) learned.push(baseline)
-        else baselines.set(key, [baseline])
+        add(baselines, `${state.kind}/${state.site}`, baseline)
+        add(baselines, state.kind, baseline)
       }
     }
     const peers = new Map<string, PeerStats>()
     for (const [key, group] of rates) peers.set(key, peerStats(group))
-    const peerBaselines = new Map<string, PeerStats>()
-    for (const [key, group] of baselines) peerBaselines.set(key, peerStats(group))
+    const learned = new Map<string, PeerStats>()
+    for (const [key, group] of baselines) learned.set(key, peerStats(group))
     this.#groupSizes = new Map([...rates].map(([key, group]) => [key, group.length]))
     for (const [deviceId, state] of this.#devices) {
       const silent = this.#catchingUp ? undefined : this.#applicable('device-silent', deviceId, state.kind, state.site)
@@ -722,7 +725,9 @@ export class PolicyEngine {
       if (burst) {
         const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
           deviceId, kind: state.kind, currentPerMinute: current.get(state)!, peakPerMinute: peakPerMinute(state, now), baselinePerMinute: baselinePerMinute(state), messages: state.messages, ageMs: now - state.firstSeenMs,
-        }, peers.get(`${state.kind}/${state.site}`)!, peerBaselines.get(`${state.kind}/${state.site}`))
+        }, peers.get(`${state.kind}/${state.site}`)!, {
+          peerBaselines: learned.get(`${state.kind}/${state.site}`), kindRates: peers.get(state.kind), kindBaselines: learned.get(state.kind),
+        })
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
     }

@@ -80,7 +80,19 @@ export function robustZ (value: number, population: number[] | PeerStats): numbe
  *   flooded since it was first seen learned the flood as its baseline;
  * - warm, with fewer peers: its own baseline alone (a small site has no crowd).
  */
-export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts, peers: number[] | PeerStats, peerBaselines?: number[] | PeerStats): Finding | undefined {
+/** What else the peers-only regime compares with: the baselines of the device's site peers, and its kind across the fleet. */
+export interface PeerContext {
+  /** Learned baselines (msg/min) of the devices of its kind at its site, itself included. */
+  peerBaselines?: number[] | PeerStats
+  /** Rates now and baselines of every device of its kind, whatever the site: the crowd of a device at a small site. */
+  kindRates?: number[] | PeerStats
+  kindBaselines?: number[] | PeerStats
+}
+
+const statsOf = (population: number[] | PeerStats | undefined): PeerStats | undefined =>
+  population === undefined ? undefined : Array.isArray(population) ? peerStats(population) : population
+
+export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts, peers: number[] | PeerStats, context: PeerContext = {}): Finding | undefined {
   const ceiling = policy.params.ceilingPerMinute[device.kind] ?? DEFAULT_CEILING_PER_MINUTE
   const stats = Array.isArray(peers) ? peerStats(peers) : peers
   const baseline = device.baselinePerMinute
@@ -97,23 +109,46 @@ export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts
   if (!warm || ratio === undefined) return undefined
   const ofBaseline = `${ratio.toFixed(1)}× its baseline of ${baseline!.toFixed(1)}`
   if (stats.size < MIN_PEER_GROUP) {
-    if (ratio < policy.params.factor) return undefined
-    return finding(`${Math.round(device.currentPerMinute)} msg/min, ${ofBaseline} (judged on its own baseline: ${stats.size <= 1 ? 'no peers' : 'one peer'} of its kind at its site)`,
-      { judgedOn: 'own baseline', factor: policy.params.factor })
+    if (ratio >= policy.params.factor) {
+      return finding(`${Math.round(device.currentPerMinute)} msg/min, ${ofBaseline} (judged on its own baseline: ${stats.size <= 1 ? 'no peers' : 'one peer'} of its kind at its site)`,
+        { judgedOn: 'own baseline', factor: policy.params.factor })
+    }
+    // No crowd at its site: its kind across the fleet says what such devices do.
+    const chronic = chronicFlood(policy, device.currentPerMinute, baseline!, statsOf(context.kindRates), statsOf(context.kindBaselines))
+    return chronic && finding(`${chronic.summary} (its site has ${stats.size <= 1 ? 'no peers' : 'one peer'} of its kind: judged on its kind across the fleet)`,
+      { judgedOn: 'kind across the fleet', ...chronic.evidence })
   }
   const z = robustZ(device.currentPerMinute, stats)
   if (z < policy.params.zScore || device.currentPerMinute < PEER_MARGIN * stats.median) return undefined
-  const peerEvidence = { factor: policy.params.factor, peerZ: Number.isFinite(z) ? rounded(z) : 'Infinity', zScore: policy.params.zScore, peerMedianPerMinute: rounded(stats.median) }
-  if (ratio >= policy.params.factor) return finding(`${Math.round(device.currentPerMinute)} msg/min, ${ofBaseline}`, { judgedOn: 'baseline and peers', ...peerEvidence })
-  // A device that has sent this fast since it was first seen (a flood already running when PlaceGuard started, or a
-  // device provisioned to flood) learned the flood as its baseline. Its peers still say what its kind does here.
-  if (device.currentPerMinute < policy.params.factor * stats.median || device.currentPerMinute < PEERS_ONLY_MIN_PER_MINUTE) return undefined
-  // And its baseline far above theirs: peers that fell quiet together (a site's backhaul down) leave a device
-  // that keeps to its usual pace alone above a median of nothing, but its baseline is still theirs.
-  const learned = peerBaselines === undefined ? undefined : Array.isArray(peerBaselines) ? peerStats(peerBaselines) : peerBaselines
-  if (learned === undefined || learned.size < MIN_PEER_GROUP || baseline! < policy.params.factor * learned.median) return undefined
-  return finding(`${Math.round(device.currentPerMinute)} msg/min, ${rounded(device.currentPerMinute / stats.median)}× its peers' median of ${stats.median.toFixed(1)}, as fast as its own baseline: it has sent at about this rate since it was first seen`,
-    { judgedOn: 'peers', ...peerEvidence })
+  if (ratio >= policy.params.factor) {
+    return finding(`${Math.round(device.currentPerMinute)} msg/min, ${ofBaseline}`,
+      { judgedOn: 'baseline and peers', factor: policy.params.factor, peerZ: Number.isFinite(z) ? rounded(z) : 'Infinity', zScore: policy.params.zScore, peerMedianPerMinute: rounded(stats.median) })
+  }
+  const chronic = chronicFlood(policy, device.currentPerMinute, baseline!, stats, statsOf(context.peerBaselines))
+  return chronic && finding(chronic.summary, { judgedOn: 'peers', ...chronic.evidence })
+}
+
+/**
+ * A device that has sent this fast since it was first seen (a flood
+ * already running when PlaceGuard started, or a device provisioned to
+ * flood) learned the flood as its baseline; its peers still say what its
+ * kind does. It stands out of them now (`factor` × their median and the
+ * robust z-score), from one message a second, and its baseline stands
+ * out of theirs: peers that fell quiet together (a site's backhaul down)
+ * leave a device keeping to its usual pace alone above a median of
+ * nothing, but their baselines do not fall with them.
+ */
+function chronicFlood (policy: PolicyOf<'rate-burst'>, currentPerMinute: number, baseline: number, rates: PeerStats | undefined, baselines: PeerStats | undefined):
+  { summary: string, evidence: Finding['evidence'] } | undefined {
+  if (rates === undefined || baselines === undefined || rates.size < MIN_PEER_GROUP || baselines.size < MIN_PEER_GROUP) return undefined
+  const z = robustZ(currentPerMinute, rates)
+  if (z < policy.params.zScore || currentPerMinute < PEERS_ONLY_MIN_PER_MINUTE || currentPerMinute < policy.params.factor * rates.median) return undefined
+  if (baseline < policy.params.factor * baselines.median) return undefined
+  const rounded = (n: number) => Math.round(n * 10) / 10
+  return {
+    summary: `${Math.round(currentPerMinute)} msg/min, ${rounded(currentPerMinute / rates.median)}× its peers' median of ${rates.median.toFixed(1)}, as fast as its own baseline: it has sent at about this rate since it was first seen`,
+    evidence: { factor: policy.params.factor, peerZ: Number.isFinite(z) ? rounded(z) : 'Infinity', zScore: policy.params.zScore, peerMedianPerMinute: rounded(rates.median), peerBaselineMedianPerMinute: rounded(baselines.median), peersJudgedOn: rates.size },
+  }
 }
 
 /**

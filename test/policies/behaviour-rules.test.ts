@@ -78,16 +78,27 @@ describe('rate-burst', () => {
   it('finds a device that has flooded since it was first seen by its peers, though its baseline is the flood', () => {
     const chronic = { deviceId: 'e-1', kind: 'energy' as const, currentPerMinute: 240, baselinePerMinute: 238, messages: 500, ageMs: 600_000 }
     const learned = [238, 15, 15, 15, 15, 15]
-    const finding = rateBurstRule(rule, chronic, [240, 15, 15, 16, 14, 15], learned)
+    const finding = rateBurstRule(rule, chronic, [240, 15, 15, 16, 14, 15], { peerBaselines: learned })
     expect(finding?.evidence).toMatchObject({ judgedOn: 'peers', ratio: 1, peerMedianPerMinute: 15 })
     expect(finding?.summary).toMatch(/16× its peers' median of 15\.0.*since it was first seen/)
     // Under `factor` × the peers' median, or slower than one a second: a faster configuration, not a flood.
-    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 70, baselinePerMinute: 70 }, [70, 15, 15, 16, 14, 15], [70, 15, 15, 15, 15, 15])).toBeUndefined()
-    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 6, baselinePerMinute: 6 }, [6, 0.2, 0.2, 0.2, 0.2], [6, 0.2, 0.2, 0.2, 0.2])).toBeUndefined()
+    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 70, baselinePerMinute: 70 }, [70, 15, 15, 16, 14, 15], { peerBaselines: [70, 15, 15, 15, 15, 15] })).toBeUndefined()
+    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 6, baselinePerMinute: 6 }, [6, 0.2, 0.2, 0.2, 0.2], { peerBaselines: [6, 0.2, 0.2, 0.2, 0.2] })).toBeUndefined()
     // Peers fallen quiet together (their backhaul down) while one keeps to its usual pace of one a second: no flood.
-    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 60, baselinePerMinute: 60 }, [60, 0, 0, 0, 0], [60, 60, 60, 60, 60])).toBeUndefined()
-    // A small site has no crowd to say so: only its own baseline, or the ceiling.
-    expect(rateBurstRule(rule, chronic, [240, 15], [238, 15])).toBeUndefined()
+    expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 60, baselinePerMinute: 60 }, [60, 0, 0, 0, 0], { peerBaselines: [60, 60, 60, 60, 60] })).toBeUndefined()
+  })
+  it('at a small site, judges a device that has flooded since it was first seen by its kind across the fleet', () => {
+    const chronic = { deviceId: 'e-1', kind: 'energy' as const, currentPerMinute: 240, baselinePerMinute: 238, messages: 500, ageMs: 600_000 }
+    const kind = { kindRates: [240, 15, 15, 16, 14, 15, 15], kindBaselines: [238, 15, 15, 15, 15, 15, 15] }
+    for (const site of [[240], [240, 15]]) {
+      const finding = rateBurstRule(rule, chronic, site, { peerBaselines: site, ...kind })
+      expect(finding?.evidence).toMatchObject({ judgedOn: 'kind across the fleet', peers: site.length, peersJudgedOn: 7 })
+      expect(finding?.summary).toMatch(/judged on its kind across the fleet/)
+    }
+    // Without a crowd anywhere (a fleet of two of its kind), only its own baseline or the ceiling can say.
+    expect(rateBurstRule(rule, chronic, [240, 15], { peerBaselines: [238, 15], kindRates: [240, 15], kindBaselines: [238, 15] })).toBeUndefined()
+    // A whole kind that runs this fast is no flood.
+    expect(rateBurstRule(rule, chronic, [240], { kindRates: [240, 240, 238, 241], kindBaselines: [238, 240, 240, 240] })).toBeUndefined()
   })
   it('uses a robust z-score that one outlier cannot mask', () => {
     expect(robustZ(100, [10, 11, 9, 10, 100, 10])).toBeGreaterThan(4)

@@ -533,6 +533,28 @@ describe('PolicyEngine at cold start', () => {
     expect(coldSite(4_000, 60, (id) => id === 'energy-1')).toEqual(['rate-burst energy-1'])
   })
 
+  it('finds a device that floods from its first message at a site of its own, by its kind across the fleet', () => {
+    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+    const engine = new PolicyEngine(shipped, clock)
+    // Twelve energy systems every 4 s at two sites; one alone at a farm, from its first message every 250 ms; one alone
+    // at a depot, every 4 s like the rest.
+    const devices = [...Array.from({ length: 12 }, (_, i) => ({ id: `energy-${i}`, site: i < 6 ? 'harbour' : 'quay', every: 4_000 })),
+      { id: 'farm-1', site: 'farm', every: 250 }, { id: 'depot-1', site: 'depot', every: 4_000 }]
+    const next = new Map(devices.map((d, i) => [d.id, clock.ms + 200 * i]))
+    const findings = new Set<string>()
+    const t0 = clock.ms
+    for (let ms = t0; ms < t0 + 90_000; ms += 50) {
+      clock.ms = ms
+      for (const d of devices) {
+        if (ms < next.get(d.id)!) continue
+        engine.onTelemetry({ deviceId: d.id, kind: 'energy', site: d.site, ts: ms - 30, seq: Math.round((ms - t0) / d.every), fw: '5.3.0', readings: {}, receivedAtMs: ms })
+        next.set(d.id, ms + d.every)
+      }
+      if ((ms - t0) % 1_000 === 0) for (const f of engine.tick().findings) findings.add(`${f.policy} ${f.deviceId} ${String(f.evidence.judgedOn)}`)
+    }
+    expect([...findings]).toEqual(['rate-burst farm-1 kind across the fleet'])
+  })
+
   it('a device that keeps to its pace of one a second while its peers fall quiet together is not a flood', () => {
     const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
     const engine = new PolicyEngine(shipped, clock)
