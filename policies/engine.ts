@@ -21,7 +21,7 @@ import { emptyWindow, eventWindowRule, policyForEvent, type WindowPolicy, type W
 import { firmwareDowngradeRule } from './rules/firmware-downgrade.ts'
 import { firmwareOutdatedRule } from './rules/firmware-outdated.ts'
 import { firmwareVulnerableRule } from './rules/firmware-vulnerable.ts'
-import { brokerThrottleRule, isWarm, type PeerStats, peerStats, rateBurstRule } from './rules/rate-burst.ts'
+import { brokerThrottleRule, isChronicBaseline, isWarm, MIN_PEER_GROUP, type PeerStats, peerStats, rateBurstRule } from './rules/rate-burst.ts'
 import { FINGERPRINTS_KEPT, FINGERPRINTS_MAX, fingerprintOf, isReboot, isRedelivery, type MessageFingerprint, replayRule, RESEND_WINDOW_MS } from './rules/replay.ts'
 import { valueImplausibleRule } from './rules/value-implausible.ts'
 
@@ -305,6 +305,26 @@ function peakPerMinute (state: DeviceState, now: number): number {
 function baselinePerMinute (state: DeviceState): number | undefined {
   const interval = baselineIntervalMs(state)
   return interval ? 60_000 / interval : undefined
+}
+
+/** rate-burst's `factor` when no rate-burst policy applies to the device. */
+const DEFAULT_BURST_FACTOR = 5
+
+/**
+ * The interval a device's silence is judged on: its own, learned, unless
+ * that was learned from a flood — a baseline that stands out of its
+ * crowd's as one (isChronicBaseline: a device that flooded from its first
+ * message). Such a device is held to its crowd's median pace instead, so
+ * that back from the flood to its proper pace it is not silent at its
+ * first ordinary gap.
+ */
+function silenceIntervalMs (state: DeviceState, learned: ReadonlyMap<string, PeerStats>, factor = DEFAULT_BURST_FACTOR): number | undefined {
+  const baseline = baselinePerMinute(state)
+  if (baseline === undefined || state.intervalMs === undefined) return state.intervalMs
+  const site = learned.get(`${state.kind}/${state.site}`)
+  const crowd = site !== undefined && site.size >= MIN_PEER_GROUP ? site : learned.get(state.kind)
+  if (!isChronicBaseline(baseline, crowd, factor) || crowd!.median <= 0) return state.intervalMs
+  return Math.max(state.intervalMs, 60_000 / crowd!.median)
 }
 
 export class PolicyEngine {
@@ -714,14 +734,15 @@ export class PolicyEngine {
     for (const [key, group] of baselines) learned.set(key, peerStats(group))
     this.#groupSizes = new Map([...rates].map(([key, group]) => [key, group.length]))
     for (const [deviceId, state] of this.#devices) {
+      const burst = this.#applicable('rate-burst', deviceId, state.kind, state.site)
       const silent = this.#catchingUp ? undefined : this.#applicable('device-silent', deviceId, state.kind, state.site)
       if (silent) {
         const finding = deviceSilentRule(silent as PolicyOf<'device-silent'>, {
-          deviceId, kind: state.kind, lastSeenMs: state.lastHeardMs, learnedIntervalMs: state.intervalMs, messages: state.messages, deafMs: this.#deafNow() - state.deafAtLastSeenMs, minSilenceMs: MIN_SILENCE_MS,
+          deviceId, kind: state.kind, lastSeenMs: state.lastHeardMs, learnedIntervalMs: silenceIntervalMs(state, learned, (burst as PolicyOf<'rate-burst'> | undefined)?.params.factor),
+          messages: state.messages, deafMs: this.#deafNow() - state.deafAtLastSeenMs, minSilenceMs: MIN_SILENCE_MS,
         }, now)
         if (finding) findings.push({ ...finding, site: state.site, kind: state.kind })
       }
-      const burst = this.#applicable('rate-burst', deviceId, state.kind, state.site)
       if (burst) {
         const finding = rateBurstRule(burst as PolicyOf<'rate-burst'>, {
           deviceId, kind: state.kind, currentPerMinute: current.get(state)!, peakPerMinute: peakPerMinute(state, now), baselinePerMinute: baselinePerMinute(state), messages: state.messages, ageMs: now - state.firstSeenMs,

@@ -129,6 +129,17 @@ export function rateBurstRule (policy: PolicyOf<'rate-burst'>, device: RateFacts
 }
 
 /**
+ * A learned baseline that is a flood's: one message a second or faster,
+ * and `factor` × the median of its crowd's (its site peers', or its kind's
+ * across the fleet at a small site), a crowd of at least MIN_PEER_GROUP.
+ * Such a device is also held to its crowd's pace for silence (engine.ts):
+ * back from a flood to its proper pace, it is not silent at its first gap.
+ */
+export function isChronicBaseline (baseline: number, crowd: PeerStats | undefined, factor: number): boolean {
+  return crowd !== undefined && crowd.size >= MIN_PEER_GROUP && baseline >= PEERS_ONLY_MIN_PER_MINUTE && baseline >= factor * crowd.median
+}
+
+/**
  * A device that has sent this fast since it was first seen (a flood
  * already running when PlaceGuard started, or a device provisioned to
  * flood) learned the flood as its baseline; its peers still say what its
@@ -143,7 +154,7 @@ function chronicFlood (policy: PolicyOf<'rate-burst'>, currentPerMinute: number,
   if (rates === undefined || baselines === undefined || rates.size < MIN_PEER_GROUP || baselines.size < MIN_PEER_GROUP) return undefined
   const z = robustZ(currentPerMinute, rates)
   if (z < policy.params.zScore || currentPerMinute < PEERS_ONLY_MIN_PER_MINUTE || currentPerMinute < policy.params.factor * rates.median) return undefined
-  if (baseline < policy.params.factor * baselines.median) return undefined
+  if (!isChronicBaseline(baseline, baselines, policy.params.factor)) return undefined
   const rounded = (n: number) => Math.round(n * 10) / 10
   return {
     summary: `${Math.round(currentPerMinute)} msg/min, ${rounded(currentPerMinute / rates.median)}× its peers' median of ${rates.median.toFixed(1)}, as fast as its own baseline: it has sent at about this rate since it was first seen`,

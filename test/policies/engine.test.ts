@@ -555,6 +555,39 @@ describe('PolicyEngine at cold start', () => {
     expect([...findings]).toEqual(['rate-burst farm-1 kind across the fleet'])
   })
 
+  it('a device that floods from its first message and then keeps to its peers\' pace is not silent; one that then stops is', () => {
+    /** Six energy systems every 10 s at one site; energy-1 sends every second from the start, then what `after` says from 60 s. */
+    function run (after: number | undefined) {
+      const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+      const t0 = clock.ms
+      const engine = new PolicyEngine(shipped, clock)
+      const ids = Array.from({ length: 6 }, (_, i) => `energy-${i}`)
+      const next = new Map(ids.map((id, i) => [id, t0 + 300 * i]))
+      const seqs = new Map(ids.map((id) => [id, 0]))
+      const findings = new Map<string, number>()
+      for (let ms = t0; ms < t0 + 300_000; ms += 50) {
+        clock.ms = ms
+        for (const id of ids) {
+          if (ms < next.get(id)!) continue
+          const seq = seqs.get(id)!
+          seqs.set(id, seq + 1)
+          engine.onTelemetry({ deviceId: id, kind: 'energy', site: 'harbour', ts: ms - 30, seq, fw: '5.3.0', readings: {}, receivedAtMs: ms })
+          const every = id !== 'energy-1' ? 10_000 : ms - t0 < 60_000 ? 1_000 : after
+          next.set(id, every === undefined ? Infinity : ms + every)
+        }
+        if ((ms - t0) % 1_000 === 0) for (const f of engine.tick().findings) if (!findings.has(`${f.policy} ${f.deviceId}`)) findings.set(`${f.policy} ${f.deviceId}`, (ms - t0) / 1_000)
+      }
+      return findings
+    }
+    // Its baseline is the flood's (every second): judged on that, its first 10 s gap was a silence.
+    expect([...run(10_000).keys()]).toEqual(['rate-burst energy-1'])
+    // Stopped altogether, it is silent on its peers' pace: 3 × 10 s after its last message.
+    const stopped = run(undefined)
+    expect([...stopped.keys()]).toEqual(['rate-burst energy-1', 'device-silent energy-1'])
+    expect(stopped.get('device-silent energy-1')).toBeGreaterThanOrEqual(90)
+    expect(stopped.get('device-silent energy-1')).toBeLessThanOrEqual(95)
+  })
+
   it('a device that keeps to its pace of one a second while its peers fall quiet together is not a flood', () => {
     const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
     const engine = new PolicyEngine(shipped, clock)
