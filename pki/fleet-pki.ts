@@ -130,7 +130,6 @@ export interface LorawanEntry extends LorawanDeviceRecord {
 /** One row of `pki list`: a certificate, or a device registered behind an integration. */
 export type InventoryEntry = CertificateEntry | LorawanEntry
 
-/** What #issue signs: one identity (device or integration) and its inventory facts. */
 export interface IssueManyOptions {
   /**
    * Write every key and certificate into this one tar archive (it must end
@@ -141,6 +140,7 @@ export interface IssueManyOptions {
   archive?: string
 }
 
+/** What #issue signs: one identity (device or integration) and its inventory facts. */
 interface PlannedLeaf {
   identity: Extract<Identity, { role: 'device' | 'integration' | 'supplier' }>
   id: string
