@@ -157,7 +157,7 @@ function chronicFlood (policy: PolicyOf<'rate-burst'>, currentPerMinute: number,
   if (!isChronicBaseline(baseline, baselines, policy.params.factor)) return undefined
   const rounded = (n: number) => Math.round(n * 10) / 10
   return {
-    summary: `${Math.round(currentPerMinute)} msg/min, ${rounded(currentPerMinute / rates.median)}× its peers' median of ${rates.median.toFixed(1)}, as fast as its own baseline: it has sent at about this rate since it was first seen`,
+    summary: `${Math.round(currentPerMinute)} msg/min, ${rounded(currentPerMinute / rates.median)}× its peers' median of ${rates.median.toFixed(1)}; its own baseline of ${baseline.toFixed(1)} was learned at about this pace, so its peers judge it`,
     evidence: { factor: policy.params.factor, peerZ: Number.isFinite(z) ? rounded(z) : 'Infinity', zScore: policy.params.zScore, peerMedianPerMinute: rounded(rates.median), peerBaselineMedianPerMinute: rounded(baselines.median), peersJudgedOn: rates.size },
   }
 }

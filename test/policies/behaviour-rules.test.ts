@@ -80,7 +80,7 @@ describe('rate-burst', () => {
     const learned = [238, 15, 15, 15, 15, 15]
     const finding = rateBurstRule(rule, chronic, [240, 15, 15, 16, 14, 15], { peerBaselines: learned })
     expect(finding?.evidence).toMatchObject({ judgedOn: 'peers', ratio: 1, peerMedianPerMinute: 15 })
-    expect(finding?.summary).toMatch(/16× its peers' median of 15\.0.*since it was first seen/)
+    expect(finding?.summary).toMatch(/16× its peers' median of 15\.0; its own baseline of 238\.0 was learned at about this pace/)
     // Under `factor` × the peers' median, or slower than one a second: a faster configuration, not a flood.
     expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 70, baselinePerMinute: 70 }, [70, 15, 15, 16, 14, 15], { peerBaselines: [70, 15, 15, 15, 15, 15] })).toBeUndefined()
     expect(rateBurstRule(rule, { ...chronic, currentPerMinute: 6, baselinePerMinute: 6 }, [6, 0.2, 0.2, 0.2, 0.2], { peerBaselines: [6, 0.2, 0.2, 0.2, 0.2] })).toBeUndefined()
