@@ -31,6 +31,14 @@ registerClusterCommands(program)
 registerAuditTrailCommands(program)
 registerAdvisoriesCommands(program)
 
+// `placeguard pki list --json | head`: a reader that has read enough is no
+// error. Node answers a closed pipe with EPIPE on stdout, not SIGPIPE; end
+// quietly, with the status a shell gives a tool SIGPIPE ended (128 + 13).
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(141)
+  throw error
+})
+
 try {
   await program.parseAsync(process.argv)
 } catch (error) {

@@ -4,7 +4,7 @@
  * one archive; a bad line refused with its line number before anything is
  * issued; the batch in the audit trail.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -93,5 +93,18 @@ describe('pki issue-batch', () => {
     expect(run.status).toBe(0)
     expect(run.stdout).toMatch(/^issued 1 device in [\d.]+ s into .*files\n$/)
     expect(existsSync(join(dir, 'files', 'flags-1.key'))).toBe(true)
+  })
+
+  it('ends quietly when its reader stops reading: `pki list --json | head`', async () => {
+    const lines = ['deviceId,kind,site', ...Array.from({ length: 400 }, (_, i) => `piped-${i},housing,tower`)]
+    expect(placeguard('pki', 'issue-batch', manifest('piped.csv', `${lines.join('\n')}\n`), '--archive', join(dir, 'piped.tar')).status).toBe(0)
+    // Over 64 KiB of JSON: more than the pipe holds, so the command is still writing when its reader goes.
+    const child = spawn(process.execPath, ['bin/placeguard.js', '--data-dir', dataDir, 'pki', 'list', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (chunk) => { stderr += chunk })
+    child.stdout.once('data', () => child.stdout.destroy())
+    const status = await new Promise<number | null>((resolve) => child.once('close', resolve))
+    expect(stderr).toBe('')
+    expect(status).toBe(141)
   })
 })
