@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { SecurityEvent } from '../../broker/index.ts'
 import { AlertBook } from '../../detection/alert-book.ts'
-import { loadPolicyDirectory, PolicyEngine, type TelemetryObservation } from '../../policies/index.ts'
+import { type Finding, loadPolicyDirectory, PolicyEngine, type TelemetryObservation } from '../../policies/index.ts'
 import { policySchema } from '../../policies/schema.ts'
 
 const shipped = loadPolicyDirectory(join(import.meta.dirname, '..', '..', 'policies')).map((l) => l.policy)
@@ -12,6 +12,50 @@ function clockAt (start: number) {
 }
 const reading = (deviceId: string, seq: number, at: number, fw = '3.2.1', level = 80): TelemetryObservation =>
   ({ deviceId, kind: 'flood', site: 'riverside', ts: at, seq, fw, readings: { level_cm: level, battery_v: 3.5 }, receivedAtMs: at })
+
+interface PacedRun {
+  ids: string[]
+  seconds: number
+  /** What device `id` sends as its `seq`-th message at `ms`. */
+  observe: (id: string, seq: number, ms: number) => TelemetryObservation
+  /** How long device `id` waits after a message sent `sinceMs` into the run; undefined: it stops. */
+  every: (id: string, sinceMs: number) => number | undefined
+  /** The i-th device's first message comes `staggerMs` × i in. */
+  staggerMs: number
+  stepMs?: number
+  tickMs?: number
+  /** Before the first step, and at each step before the devices send. */
+  prepare?: (engine: PolicyEngine, t0: number) => void
+  onStep?: (engine: PolicyEngine, sinceMs: number) => void
+  /** How a finding is named in the result. */
+  name?: (finding: Finding) => string
+}
+
+/** A fleet fed to a fresh engine on its own pace, ticked as the collector ticks it: each finding named once, with when it first came (ms in). */
+function pacedRun (run: PacedRun): Map<string, number> {
+  const { stepMs = 50, tickMs = 1_000, name = (f: Finding) => `${f.policy} ${f.deviceId}` } = run
+  const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
+  const t0 = clock.ms
+  const engine = new PolicyEngine(shipped, clock)
+  run.prepare?.(engine, t0)
+  const next = new Map(run.ids.map((id, i) => [id, t0 + run.staggerMs * i]))
+  const seqs = new Map(run.ids.map((id) => [id, 0]))
+  const found = new Map<string, number>()
+  for (let ms = t0; ms < t0 + run.seconds * 1_000; ms += stepMs) {
+    clock.ms = ms
+    run.onStep?.(engine, ms - t0)
+    for (const id of run.ids) {
+      if (ms < next.get(id)!) continue
+      const seq = seqs.get(id)!
+      seqs.set(id, seq + 1)
+      engine.onTelemetry(run.observe(id, seq, ms))
+      const every = run.every(id, ms - t0)
+      next.set(id, every === undefined ? Infinity : ms + every)
+    }
+    if ((ms - t0) % tickMs === 0) for (const f of engine.tick().findings) if (!found.has(name(f))) found.set(name(f), ms - t0)
+  }
+  return found
+}
 
 describe('PolicyEngine with the shipped policies', () => {
   it('opens one alert per (policy, device), folds repeats into it, and auto-resolves when the condition clears', async () => {
@@ -492,28 +536,18 @@ describe('PolicyEngine and a device that fakes its clock', () => {
 describe('PolicyEngine at cold start', () => {
   /** Six energy systems at one site, every `intervalMs`, fed for `seconds` to a fresh engine as the collector starts it; `burst(id, s)` says whether a device sends every 250 ms instead at second s. */
   function coldSite (intervalMs: number, seconds: number, burst: (id: string, s: number) => boolean, site = 'harbour', devices = 6) {
-    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
-    const t0 = clock.ms
-    const engine = new PolicyEngine(shipped, clock)
-    engine.setCatchingUp(true) // until the collector's session settles
-    engine.expectReplayUntil(t0 + 120_000)
-    const ids = Array.from({ length: devices }, (_, i) => `energy-${i}`)
-    const next = new Map(ids.map((id, i) => [id, t0 + 300 * i]))
-    const seqs = new Map(ids.map((id) => [id, 0]))
-    const findings: string[] = []
-    for (let ms = t0; ms < t0 + seconds * 1_000; ms += 50) {
-      clock.ms = ms
-      if (ms === t0 + 5_000) engine.setCatchingUp(false)
-      for (const id of ids) {
-        if (ms < next.get(id)!) continue
-        const seq = seqs.get(id)!
-        seqs.set(id, seq + 1)
-        engine.onTelemetry({ deviceId: id, kind: 'energy', site, ts: ms - 30, seq, fw: '5.3.0', readings: {}, receivedAtMs: ms })
-        next.set(id, ms + (burst(id, (ms - t0) / 1_000) ? 250 : intervalMs))
-      }
-      if ((ms - t0) % 1_000 === 0) findings.push(...engine.tick().findings.map((f) => `${f.policy} ${f.deviceId}`))
-    }
-    return [...new Set(findings)]
+    return [...pacedRun({
+      ids: Array.from({ length: devices }, (_, i) => `energy-${i}`),
+      seconds,
+      staggerMs: 300,
+      observe: (id, seq, ms) => ({ deviceId: id, kind: 'energy', site, ts: ms - 30, seq, fw: '5.3.0', readings: {}, receivedAtMs: ms }),
+      every: (id, sinceMs) => burst(id, sinceMs / 1_000) ? 250 : intervalMs,
+      prepare: (engine, t0) => {
+        engine.setCatchingUp(true) // until the collector's session settles
+        engine.expectReplayUntil(t0 + 120_000)
+      },
+      onStep: (engine, sinceMs) => { if (sinceMs === 5_000) engine.setCatchingUp(false) },
+    }).keys()]
   }
 
   it('finds a burst that starts before a device\'s first intervals are all in: 4/s, 26 s after the start of one sending every 4 s', () => {
@@ -534,50 +568,33 @@ describe('PolicyEngine at cold start', () => {
   })
 
   it('finds a device that floods from its first message at a site of its own, by its kind across the fleet', () => {
-    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
-    const engine = new PolicyEngine(shipped, clock)
     // Twelve energy systems every 4 s at two sites; one alone at a farm, from its first message every 250 ms; one alone
     // at a depot, every 4 s like the rest.
     const devices = [...Array.from({ length: 12 }, (_, i) => ({ id: `energy-${i}`, site: i < 6 ? 'harbour' : 'quay', every: 4_000 })),
       { id: 'farm-1', site: 'farm', every: 250 }, { id: 'depot-1', site: 'depot', every: 4_000 }]
-    const next = new Map(devices.map((d, i) => [d.id, clock.ms + 200 * i]))
-    const findings = new Set<string>()
-    const t0 = clock.ms
-    for (let ms = t0; ms < t0 + 90_000; ms += 50) {
-      clock.ms = ms
-      for (const d of devices) {
-        if (ms < next.get(d.id)!) continue
-        engine.onTelemetry({ deviceId: d.id, kind: 'energy', site: d.site, ts: ms - 30, seq: Math.round((ms - t0) / d.every), fw: '5.3.0', readings: {}, receivedAtMs: ms })
-        next.set(d.id, ms + d.every)
-      }
-      if ((ms - t0) % 1_000 === 0) for (const f of engine.tick().findings) findings.add(`${f.policy} ${f.deviceId} ${String(f.evidence.judgedOn)}`)
-    }
-    expect([...findings]).toEqual(['rate-burst farm-1 kind across the fleet'])
+    const byId = new Map(devices.map((d) => [d.id, d]))
+    const found = pacedRun({
+      ids: devices.map((d) => d.id),
+      seconds: 90,
+      staggerMs: 200,
+      observe: (id, seq, ms) => ({ deviceId: id, kind: 'energy', site: byId.get(id)!.site, ts: ms - 30, seq, fw: '5.3.0', readings: {}, receivedAtMs: ms }),
+      every: (id) => byId.get(id)!.every,
+      name: (f) => `${f.policy} ${f.deviceId} ${String(f.evidence.judgedOn)}`,
+    })
+    expect([...found.keys()]).toEqual(['rate-burst farm-1 kind across the fleet'])
   })
 
   it('a device that floods from its first message and then keeps to its peers\' pace is not silent; one that then stops is', () => {
-    /** Six energy systems every 10 s at one site; energy-1 sends every second from the start, then what `after` says from 60 s. */
+    /** Six energy systems every 10 s at one site; energy-1 sends every second from the start, then what `after` says from 60 s; findings with the second they came. */
     function run (after: number | undefined) {
-      const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
-      const t0 = clock.ms
-      const engine = new PolicyEngine(shipped, clock)
-      const ids = Array.from({ length: 6 }, (_, i) => `energy-${i}`)
-      const next = new Map(ids.map((id, i) => [id, t0 + 300 * i]))
-      const seqs = new Map(ids.map((id) => [id, 0]))
-      const findings = new Map<string, number>()
-      for (let ms = t0; ms < t0 + 300_000; ms += 50) {
-        clock.ms = ms
-        for (const id of ids) {
-          if (ms < next.get(id)!) continue
-          const seq = seqs.get(id)!
-          seqs.set(id, seq + 1)
-          engine.onTelemetry({ deviceId: id, kind: 'energy', site: 'harbour', ts: ms - 30, seq, fw: '5.3.0', readings: {}, receivedAtMs: ms })
-          const every = id !== 'energy-1' ? 10_000 : ms - t0 < 60_000 ? 1_000 : after
-          next.set(id, every === undefined ? Infinity : ms + every)
-        }
-        if ((ms - t0) % 1_000 === 0) for (const f of engine.tick().findings) if (!findings.has(`${f.policy} ${f.deviceId}`)) findings.set(`${f.policy} ${f.deviceId}`, (ms - t0) / 1_000)
-      }
-      return findings
+      const found = pacedRun({
+        ids: Array.from({ length: 6 }, (_, i) => `energy-${i}`),
+        seconds: 300,
+        staggerMs: 300,
+        observe: (id, seq, ms) => ({ deviceId: id, kind: 'energy', site: 'harbour', ts: ms - 30, seq, fw: '5.3.0', readings: {}, receivedAtMs: ms }),
+        every: (id, sinceMs) => id !== 'energy-1' ? 10_000 : sinceMs < 60_000 ? 1_000 : after,
+      })
+      return new Map([...found].map(([finding, ms]) => [finding, ms / 1_000]))
     }
     // Its baseline is the flood's (every second): judged on that, its first 10 s gap was a silence.
     expect([...run(10_000).keys()]).toEqual(['rate-burst energy-1'])
@@ -610,28 +627,21 @@ describe('PolicyEngine at cold start', () => {
 describe('PolicyEngine and devices that send every minute or less often', () => {
   /** Ten housing sensors at one site, every `intervalMs` ±10 %, for `minutes`; housing-3 sends every `burstEveryMs` for ten minutes from `burstFromMin`. */
   function slowSite (intervalMs: number, minutes: number, burst?: { everyMs: number, fromMin: number }) {
-    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
-    const t0 = clock.ms
-    const engine = new PolicyEngine(shipped, clock)
-    const ids = Array.from({ length: 10 }, (_, i) => `housing-${i}`)
-    const next = new Map(ids.map((id, i) => [id, t0 + Math.floor(intervalMs / 10) * i]))
-    const seqs = new Map(ids.map((id) => [id, 0]))
     let jitter = 0
-    const found = new Map<string, number>()
-    for (let ms = t0; ms < t0 + minutes * 60_000; ms += 500) {
-      clock.ms = ms
-      for (const id of ids) {
-        if (ms < next.get(id)!) continue
-        const seq = seqs.get(id)!
-        seqs.set(id, seq + 1)
-        engine.onTelemetry({ deviceId: id, kind: 'housing', site: 'estate', ts: ms - 30, seq, fw: '1.8.3', readings: { temp_c: 20, humidity_pct: 50, co2_ppm: 600 }, receivedAtMs: ms })
-        const bursting = burst !== undefined && id === 'housing-3' && ms >= t0 + burst.fromMin * 60_000 && ms < t0 + (burst.fromMin + 10) * 60_000
+    const found = pacedRun({
+      ids: Array.from({ length: 10 }, (_, i) => `housing-${i}`),
+      seconds: minutes * 60,
+      staggerMs: Math.floor(intervalMs / 10),
+      stepMs: 500,
+      tickMs: 5_000,
+      observe: (id, seq, ms) => ({ deviceId: id, kind: 'housing', site: 'estate', ts: ms - 30, seq, fw: '1.8.3', readings: { temp_c: 20, humidity_pct: 50, co2_ppm: 600 }, receivedAtMs: ms }),
+      every: (id, sinceMs) => {
+        const bursting = burst !== undefined && id === 'housing-3' && sinceMs >= burst.fromMin * 60_000 && sinceMs < (burst.fromMin + 10) * 60_000
         jitter = (jitter + 7) % 21 // −10 % to +10 %, spread
-        next.set(id, ms + (bursting ? burst.everyMs : Math.round(intervalMs * (0.9 + jitter / 100))))
-      }
-      if ((ms - t0) % 5_000 === 0) for (const f of engine.tick().findings) if (!found.has(`${f.policy} ${f.deviceId}`)) found.set(`${f.policy} ${f.deviceId}`, (ms - t0) / 60_000)
-    }
-    return found
+        return bursting ? burst.everyMs : Math.round(intervalMs * (0.9 + jitter / 100))
+      },
+    })
+    return new Map([...found].map(([finding, ms]) => [finding, ms / 60_000]))
   }
 
   it('raises nothing for a clean site of sensors that send every minute, or every five', () => {
@@ -650,26 +660,15 @@ describe('PolicyEngine and devices that send every minute or less often', () => 
 
 describe('PolicyEngine after a burst', () => {
   it('a device back to its pace after a minute at 5/s is not silent: the burst did not become its baseline', () => {
-    const clock = clockAt(Date.parse('2026-11-23T12:00:00Z'))
-    const t0 = clock.ms
-    const engine = new PolicyEngine(shipped, clock)
-    const ids = Array.from({ length: 6 }, (_, i) => `flood-${i}`)
-    const next = new Map(ids.map((id, i) => [id, t0 + 1_500 * i]))
-    const seqs = new Map(ids.map((id) => [id, 0]))
-    const found = new Set<string>()
-    for (let ms = t0; ms < t0 + 12 * 60_000; ms += 100) {
-      clock.ms = ms
-      for (const id of ids) {
-        if (ms < next.get(id)!) continue
-        const seq = seqs.get(id)!
-        seqs.set(id, seq + 1)
-        engine.onTelemetry(reading(id, seq, ms))
-        // flood-2 sends five a second (the broker's budget) for a minute, five minutes in, then goes back to every 10 s.
-        const bursting = id === 'flood-2' && ms >= t0 + 5 * 60_000 && ms < t0 + 6 * 60_000
-        next.set(id, ms + (bursting ? 200 : 10_000))
-      }
-      if ((ms - t0) % 1_000 === 0) for (const f of engine.tick().findings) found.add(`${f.policy} ${f.deviceId}`)
-    }
-    expect([...found]).toEqual(['rate-burst flood-2'])
+    const found = pacedRun({
+      ids: Array.from({ length: 6 }, (_, i) => `flood-${i}`),
+      seconds: 12 * 60,
+      staggerMs: 1_500,
+      stepMs: 100,
+      observe: (id, seq, ms) => reading(id, seq, ms),
+      // flood-2 sends five a second (the broker's budget) for a minute, five minutes in, then goes back to every 10 s.
+      every: (id, sinceMs) => id === 'flood-2' && sinceMs >= 5 * 60_000 && sinceMs < 6 * 60_000 ? 200 : 10_000,
+    })
+    expect([...found.keys()]).toEqual(['rate-burst flood-2'])
   })
 })
