@@ -13,7 +13,7 @@ import { DEVICE_SNAPSHOT_VERSION, type DeviceRecord, type DeviceSnapshot, readDe
 import type { Finding, PreviousTelemetry, TelemetryObservation } from './finding.ts'
 import { LorawanDetector } from './lorawan-detector.ts'
 import { type QuietWindow, quietWindowFor } from './quiet-windows.ts'
-import type { Policy, PolicyOf } from './schema.ts'
+import { DEFAULT_BURST_FACTOR, type Policy, type PolicyOf } from './schema.ts'
 import { certExpiryRule, type CertificateFacts } from './rules/cert-expiry.ts'
 import { clockSkewRule } from './rules/clock-skew.ts'
 import { deviceSilentRule } from './rules/device-silent.ts'
@@ -306,9 +306,6 @@ function baselinePerMinute (state: DeviceState): number | undefined {
   const interval = baselineIntervalMs(state)
   return interval ? 60_000 / interval : undefined
 }
-
-/** rate-burst's `factor` when no rate-burst policy applies to the device. */
-const DEFAULT_BURST_FACTOR = 5
 
 /**
  * The interval a device's silence is judged on: its own, learned, unless

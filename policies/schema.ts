@@ -34,6 +34,9 @@ const common = {
 const policy = <I extends string, P extends z.ZodRawShape>(id: I, params: P) =>
   z.strictObject({ id: z.literal(id), ...common, params: z.strictObject(params).prefault({} as z.input<z.ZodObject<P>>) })
 
+/** rate-burst's `factor` when a policy file leaves it out; the engine holds devices without a rate-burst policy to it too. */
+export const DEFAULT_BURST_FACTOR = 5
+
 const readingBounds = z.strictObject({
   min: z.number().optional(),
   max: z.number().optional(),
@@ -55,7 +58,7 @@ export const policySchema = z.discriminatedUnion('id', [
   }),
   policy('firmware-downgrade', {}),
   policy('rate-burst', {
-    factor: z.number().gt(1).default(5), zScore: z.number().positive().default(4), warmupMessages: z.number().int().positive().default(20),
+    factor: z.number().gt(1).default(DEFAULT_BURST_FACTOR), zScore: z.number().positive().default(4), warmupMessages: z.number().int().positive().default(20),
     /** A baseline is trusted only after this long too: a device flooding from its first message would otherwise learn its flood as its baseline. */
     warmupPeriod: duration.default(20_000),
     /** Messages a minute no device of the kind may exceed, warm or cold; absent: what the broker's default publish budget lets through. */
