@@ -1,11 +1,10 @@
-import type { SingleBar } from 'cli-progress'
 import type { Command } from 'commander'
 import type { SignatureTrust, SyncReport } from '../advisories/index.ts'
 import { loadConfig } from '../app/config.ts'
 import { invalidInput } from '../shared/errors.ts'
 import { registerSbomCommands } from './advisories-sbom-command.ts'
 import { dataDirOf } from './options.ts'
-import { printJson, printTable } from './output.ts'
+import { printJson, printTable, progressBar } from './output.ts'
 import { recorded } from './audit-trail-command.ts'
 import type { CliNote } from '../app/index.ts'
 
@@ -13,22 +12,6 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 
 /** One `--csaf`, with the `--openpgp-key`/`--openpgp-fingerprint` flags that follow it (before the next `--csaf`). */
 interface CsafArgument { given: string, keyFiles: string[], pins: string[] }
-
-/** A bar on stderr for a long sync on a terminal; nothing in a log or with --json. */
-async function progress (label: string, shown: boolean): Promise<{ onProgress: (done: number, total: number) => void, stop: () => void }> {
-  const cliProgress = await import('cli-progress')
-  let bar: SingleBar | undefined
-  return {
-    onProgress: (done, total) => {
-      if (!shown || total < 20) return
-      if (!bar) {
-        bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total} files`, stream: process.stderr, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
-        bar.start(total, done)
-      } else bar.update(done)
-    },
-    stop: () => bar?.stop(),
-  }
-}
 
 function summary (report: SyncReport): string {
   const lines = [`${report.source}: ${report.new} new, ${report.updated} updated, ${report.unchanged} unchanged, ${report.refused.length} refused (${report.reads} reads)`]
@@ -109,7 +92,7 @@ export function registerAdvisoriesCommands (program: Command): void {
       try {
         const sources = [...(options.csaf ?? []).map((csaf) => ({ given: csaf.given, csaf })), ...(options.osv ?? []).map((given) => ({ given, csaf: undefined }))]
         for (const { given, csaf } of sources) {
-          const bar = await progress(given, !options.json && process.stderr.isTTY === true)
+          const bar = await progressBar(given, 'files', !options.json && process.stderr.isTTY === true, 20)
           try {
             reports.push(csaf
               ? await syncCsafProvider(given, { store, onProgress: bar.onProgress, openpgp: trust.get(csaf) })

@@ -42,3 +42,24 @@ export function printTable (header: string[], rows: string[][]): void {
   const line = (cells: string[]): string => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()
   process.stdout.write([line(header), ...rows.map(line)].join('\n') + '\n')
 }
+
+/**
+ * A progress bar on stderr for long work, on a terminal only (`shown`):
+ * nothing in a log or beside --json. It appears once the total is known
+ * and at least `fromTotal`; short work is not worth one.
+ */
+export async function progressBar (label: string, unit: string, shown: boolean, fromTotal: number):
+  Promise<{ onProgress: (done: number, total: number) => void, stop: () => void }> {
+  const cliProgress = await import('cli-progress')
+  let bar: InstanceType<typeof cliProgress.SingleBar> | undefined
+  return {
+    onProgress: (done, total) => {
+      if (!shown || total < fromTotal) return
+      if (!bar) {
+        bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total} ${unit}`, stream: process.stderr, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
+        bar.start(total, done)
+      } else bar.update(done)
+    },
+    stop: () => bar?.stop(),
+  }
+}

@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml'
 import { invalidInput } from '../shared/errors.ts'
 import type { FleetPki, KeyAlgorithm } from '../pki/index.ts'
 import { loadConfig } from '../app/config.ts'
-import { printJson, printTable } from './output.ts'
+import { printJson, printTable, progressBar } from './output.ts'
 import { dataDirOf, wholeNumber } from './options.ts'
 import { recorded } from './audit-trail-command.ts'
 import { parseManifest } from './batch-manifest.ts'
@@ -53,16 +53,6 @@ function withValidity (command: Command): Command {
     .option('--days <n>', 'validity in days (default 365)', wholeNumber('--days'))
     .option('--not-before <iso>', 'validity start (ISO 8601)')
     .option('--not-after <iso>', 'validity end (ISO 8601)')
-}
-
-/** A bar on stderr for a long batch on a terminal; nothing in a log or with --json. */
-async function progressBar (label: string, total: number, shown: boolean): Promise<{ update: (done: number) => void, stop: () => void }> {
-  if (!shown || total < 100) return { update: () => {}, stop: () => {} }
-  const cliProgress = await import('cli-progress')
-  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total} devices`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
-    cliProgress.Presets.shades_classic)
-  bar.start(total, 0)
-  return { update: (done) => bar.update(done), stop: () => bar.stop() }
 }
 
 async function withPki<T> (command: Command, work: (pki: FleetPki) => Promise<T>): Promise<T> {
@@ -191,14 +181,14 @@ export function registerPkiCommands (program: Command): void {
         const { assertDeviceIdentity, deviceProductOf } = await import('../pki/index.ts')
         const rows = parseManifest(text, manifest, (row) => { assertDeviceIdentity('deviceId', row); deviceProductOf(row) })
         const keyType = keyAlgorithm(options.key)
-        const bar = await progressBar('issuing', rows.length, !options.json && process.stderr.isTTY === true)
+        const bar = await progressBar('issuing', 'devices', !options.json && process.stderr.isTTY === true, 100)
         const started = performance.now()
         let issued
         try {
           issued = await fleet.issueMany(rows.map((row) => ({
             deviceId: row.deviceId, kind: row.kind, site: row.site, vendor: row.vendor, model: row.model, days: options.days,
             notBefore: options.notBefore, notAfter: options.notAfter, keyAlgorithm: keyType, outDir: options.out,
-          })), bar.update, { archive: options.archive })
+          })), bar.onProgress, { archive: options.archive })
         } finally {
           bar.stop()
         }
