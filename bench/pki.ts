@@ -148,17 +148,21 @@ await settle()
 const ecdsaMs = ecdsa.elapsedMs
 const rsaSample = Math.min(devices, 500)
 const rsa = await issueWithPlaceGuard(rsaSample, 'rsa-2048')
-const rsaMs = rsa.elapsedMs
 const forgeCpuBefore = process.cpuUsage()
 const forgeMs = issueWithForge(forgeSample)
 const forgeCpu = process.cpuUsage(forgeCpuBefore)
 
+/** One method's row: `sample` identities issued in `elapsedMs` with `cpuMs` of CPU, scaled to `devices` for the last column. */
+const rowOf = (method: string, sample: number, run: { elapsedMs: number, cpuMs: number }, perDeviceDigits = 3, scaledDigits = 1) => ({
+  method, devices: sample, totalS: round(run.elapsedMs / 1000, 2), cpuS: round(run.cpuMs / 1000, 2), perDeviceMs: round(run.elapsedMs / sample, perDeviceDigits),
+  [`${devices}DevicesS`]: round(run.elapsedMs / sample * devices / 1000, scaledDigits),
+})
 const rows = [
-  { method: 'PlaceGuard ECDSA P-256', devices, totalS: round(ecdsaMs / 1000, 2), cpuS: round(ecdsa.cpuMs / 1000, 2), perDeviceMs: round(ecdsaMs / devices, 3), [`${devices}DevicesS`]: round(ecdsaMs / 1000, 1) },
-  { method: 'PlaceGuard ECDSA P-256, one archive', devices, totalS: round(archived.elapsedMs / 1000, 2), cpuS: round(archived.cpuMs / 1000, 2), perDeviceMs: round(archived.elapsedMs / devices, 3), [`${devices}DevicesS`]: round(archived.elapsedMs / 1000, 1) },
-  { method: 'floor: key, signature, two files, one sync', devices, totalS: round(floor.elapsedMs / 1000, 2), cpuS: round(floor.cpuMs / 1000, 2), perDeviceMs: round(floor.elapsedMs / devices, 3), [`${devices}DevicesS`]: round(floor.elapsedMs / 1000, 1) },
-  { method: 'PlaceGuard RSA-2048', devices: rsaSample, totalS: round(rsaMs / 1000, 2), cpuS: round(rsa.cpuMs / 1000, 2), perDeviceMs: round(rsaMs / rsaSample, 3), [`${devices}DevicesS`]: round(rsaMs / rsaSample * devices / 1000, 1) },
-  { method: 'node-forge RSA-2048', devices: forgeSample, totalS: round(forgeMs / 1000, 2), cpuS: round((forgeCpu.user + forgeCpu.system) / 1e6, 2), perDeviceMs: round(forgeMs / forgeSample, 1), [`${devices}DevicesS`]: round(forgeMs / forgeSample * devices / 1000, 0) },
+  rowOf('PlaceGuard ECDSA P-256', devices, ecdsa),
+  rowOf('PlaceGuard ECDSA P-256, one archive', devices, archived),
+  rowOf('floor: key, signature, two files, one sync', devices, floor),
+  rowOf('PlaceGuard RSA-2048', rsaSample, rsa),
+  rowOf('node-forge RSA-2048', forgeSample, { elapsedMs: forgeMs, cpuMs: (forgeCpu.user + forgeCpu.system) / 1000 }, 1, 0),
 ]
 printTable(rows)
 process.stdout.write(`\n${devices} ECDSA identities in ${round(ecdsaMs / 1000, 2)} s as files, ${round(archived.elapsedMs / 1000, 2)} s into one archive; ${round(ecdsa.cpuMs / 1000, 2)} s of CPU as files (the floor: ${round(floor.elapsedMs / 1000, 2)} s, of which a thread spent ${round(floor.cryptoMs / 1000, 2)} s on keys and signatures and ${round(floor.filesMs / 1000, 2)} s creating files), load average ${loadavg()[0]!.toFixed(1)} (target ≤ 3 s for 10,000); node-forge RSA would take ≈ ${round(forgeMs / forgeSample * devices / 60_000, 0)} min — ${round(forgeMs / forgeSample / (ecdsaMs / devices), 0)}× slower per device.\n`)
