@@ -31,6 +31,14 @@ export interface SimulationOptions {
   seed?: number
   /** TLS handshakes in flight at once while the fleet connects. */
   connectConcurrency?: number
+  /**
+   * The source address of device i's connections (e.g. `loopbackAddress`).
+   * Unset, every device connects from the machine's own address, and a
+   * PlaceGuard broker's per-address limits (docs/broker.md) see one host
+   * opening the whole fleet: beyond `maxHandshakesPerAddress` handshakes
+   * at once it refuses, and the refused devices back off and try again.
+   */
+  localAddress?: (deviceIndex: number) => string
   signal?: AbortSignal
   onPhase?: (phase: 'provision' | 'connect' | 'run' | 'stop', total: number) => void
   onProgress?: (snapshot: SimSnapshot) => void
@@ -102,9 +110,12 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
     const stats = new SimStats()
     const environment: DeviceEnvironment = { brokers, intervalMs: options.intervalMs, stats, reconnectBaseMs: 1_000, reconnectMaxMs: 60_000, onAcked: options.onAcked }
     const ca = readFileSync(pki.paths.caCert)
+    const indexOf = new Map(fleet.map((spec, i) => [spec.deviceId, i]))
     const credentialsOf = (deviceId: string) => {
       const files = deviceFiles(pki.paths.devicesDir, deviceId)
-      return { ca, cert: readFileSync(files.cert), key: readFileSync(files.key) }
+      const index = indexOf.get(deviceId)
+      const localAddress = options.localAddress && index !== undefined ? options.localAddress(index) : undefined
+      return { ca, cert: readFileSync(files.cert), key: readFileSync(files.key), ...localAddress ? { localAddress } : {} }
     }
     const rssBefore = process.memoryUsage().rss
     const devices = fleet.map((spec, i) => new SimDevice(spec, credentialsOf(spec.deviceId), new Random(spec.seed), environment, i))
@@ -205,4 +216,14 @@ function sleep (ms: number, signal?: AbortSignal): Promise<void> {
     const timer = ms > 0 ? setTimeout(resolve, ms) : undefined
     signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
   })
+}
+
+/**
+ * Device i's own loopback source address, 127.2.0.1 onwards (never a .0 or
+ * .255; all of 127/8 is loopback on Linux): a fleet simulated on one
+ * machine then reaches a broker on 127.0.0.1 from as many addresses as a
+ * real fleet would.
+ */
+export function loopbackAddress (i: number): string {
+  return `127.${2 + Math.floor(i / 62_500)}.${Math.floor(i / 250) % 250 + 1}.${i % 250 + 1}`
 }

@@ -47,7 +47,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { DEFAULT_MIX, DEFAULT_SITES, planFleet } from '../agent-sim/index.ts'
+import { DEFAULT_MIX, DEFAULT_SITES, loopbackAddress, planFleet } from '../agent-sim/index.ts'
 import { parseBrokerUrls } from '../agent-sim/broker-urls.ts'
 import { Random } from '../agent-sim/random.ts'
 import { type DeviceEnvironment, SimDevice } from '../agent-sim/sim-device.ts'
@@ -205,10 +205,6 @@ printTable(results.map((r) => ({
 })))
 process.stdout.write(`results: ${saveResults('storm', { at: new Date().toISOString(), devices: DEVICES, machine: machine(), results })}\n`)
 
-/** Device i's own source address: 127.2.0.1 onwards, never a .0 or .255 (all of 127/8 is loopback on Linux). */
-function loopbackAddress (i: number): string {
-  return `127.${2 + Math.floor(i / 62_500)}.${Math.floor(i / 250) % 250 + 1}.${i % 250 + 1}`
-}
 
 /**
  * Each device holds a socket in this process (and each broker one per
