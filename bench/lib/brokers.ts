@@ -1,7 +1,8 @@
 /**
- * The two brokers a benchmark compares, each in its own process on
- * 127.0.0.1 with the same fleet certificates: PlaceGuard (`placeguard
- * broker`) and Debian's mosquitto as the baseline.
+ * The brokers a benchmark compares, each in its own process on 127.0.0.1
+ * with the same fleet certificates: PlaceGuard (`placeguard broker`),
+ * Debian's mosquitto as the baseline, and two references on Node — its TLS
+ * floor and aedes as shipped.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -10,7 +11,7 @@ import { join } from 'node:path'
 import type { PkiPaths } from '../../pki/index.ts'
 
 export interface BrokerProcess {
-  name: 'placeguard' | 'mosquitto' | 'node-tls-floor'
+  name: 'placeguard' | 'mosquitto' | 'node-tls-floor' | 'aedes'
   port: number
   pid: number
   /** Resident memory of the broker process, KiB. */
@@ -62,9 +63,19 @@ export async function startMosquitto (paths: PkiPaths, dir: string, port: number
 
 /** Node's TLS floor (lib/tls-floor-broker.ts): what a message costs a broker on Node before any broker work. */
 export async function startTlsFloor (paths: PkiPaths, port: number): Promise<BrokerProcess> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'tls-floor-broker.ts'), String(port), paths.caCert, paths.serverCert, paths.serverKey],
+  return await startScriptBroker('node-tls-floor', 'tls-floor-broker.ts', paths, port)
+}
+
+/** aedes as shipped on the same TLS (lib/aedes-broker.ts): what aedes costs without PlaceGuard around it. */
+export async function startAedes (paths: PkiPaths, port: number): Promise<BrokerProcess> {
+  return await startScriptBroker('aedes', 'aedes-broker.ts', paths, port)
+}
+
+/** A reference broker in lib/, run as `node <script> <port> <ca> <server cert> <server key>`. */
+async function startScriptBroker (name: BrokerProcess['name'], script: string, paths: PkiPaths, port: number): Promise<BrokerProcess> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, script), String(port), paths.caCert, paths.serverCert, paths.serverKey],
     { stdio: ['ignore', 'ignore', 'inherit'] })
-  return track('node-tls-floor', child, port)
+  return await track(name, child, port)
 }
 
 async function track (name: BrokerProcess['name'], child: ChildProcess, port: number): Promise<BrokerProcess> {
