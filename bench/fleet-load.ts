@@ -22,6 +22,7 @@
  * a shared machine.
  *
  *   npm run bench:fleet-load -- [--devices 2000] [--interval 500ms] [--duration 30s]
+ *     [--connect-concurrency 100]   (TLS handshakes the fleet runs at once while connecting)
  *     [--profile DIR]   (PlaceGuard's broker under --cpu-prof, its .cpuprofile in DIR)
  *     [--node-flags=--max-semi-space-size=4,…]   (V8/Node flags for PlaceGuard's broker)
  *     [--brokers placeguard,mosquitto,node-tls-floor]   (node-tls-floor: Node's TLS sockets with just
@@ -43,6 +44,7 @@ const { values } = parseArgs({ options: {
   devices: { type: 'string', default: '2000' },
   interval: { type: 'string', default: '500ms' },
   duration: { type: 'string', default: '30s' },
+  'connect-concurrency': { type: 'string', default: '100' },
   profile: { type: 'string' },
   'node-flags': { type: 'string', default: '' },
   brokers: { type: 'string', default: 'placeguard,mosquitto,node-tls-floor' },
@@ -50,6 +52,8 @@ const { values } = parseArgs({ options: {
 type BrokerName = BrokerProcess['name']
 const BROKERS = parseBrokerNames(values.brokers, ['placeguard', 'mosquitto', 'node-tls-floor', 'aedes'] as const)
 const DEVICES = Number(values.devices)
+const CONNECT_CONCURRENCY = Number(values['connect-concurrency'])
+if (!Number.isInteger(CONNECT_CONCURRENCY) || CONNECT_CONCURRENCY < 1) throw new Error(`--connect-concurrency takes a whole number from 1, not ${values['connect-concurrency']}`)
 const intervalMs = parseDuration('--interval', values.interval)
 const durationMs = parseDuration('--duration', values.duration)
 const SAMPLE_MS = 250
@@ -91,6 +95,7 @@ async function run (broker: BrokerProcess): Promise<FleetLoadFigures> {
   try {
     const summary = await runSimulation({
       dataDir, brokerUrl: url, devices: DEVICES, intervalMs, durationMs, seed: 7, localAddress: loopbackAddress,
+      connectConcurrency: CONNECT_CONCURRENCY,
       onProgress: (snapshot) => bar.update(snapshot.connected),
       onPhase: (phase) => {
         if (phase !== 'run') return

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { runSimulation, type SimulationSummary } from '../agent-sim/index.ts'
+import { loopbackAddress, runSimulation, type SimulationSummary } from '../agent-sim/index.ts'
 import { FleetPki } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
 import { freePort, startPlaceGuard } from './lib/brokers.ts'
@@ -42,7 +42,7 @@ try {
     const broker = await startPlaceGuard(dataDir, port, { maxConnections: 50_000 })
     try {
       process.stderr.write(`${devices} devices…\n`)
-      const summary = await runSimulation({ dataDir, brokerUrl: `mqtts://127.0.0.1:${port}`, devices, intervalMs, durationMs, seed: 1, connectConcurrency: 100 })
+      const summary = await runSimulation({ dataDir, brokerUrl: `mqtts://127.0.0.1:${port}`, devices, intervalMs, durationMs, seed: 1, connectConcurrency: 100, localAddress: loopbackAddress })
       summaries[devices] = summary
       rows.push({
         devices,
