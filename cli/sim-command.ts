@@ -20,6 +20,7 @@ interface SimFlags {
   network?: string
   integration?: string
   site?: string
+  loopbackSources?: boolean
 }
 
 export function registerSimCommand (program: Command): void {
@@ -38,9 +39,11 @@ export function registerSimCommand (program: Command): void {
     .option('--network <name>', 'emulate a LoRaWAN network server (chirpstack or tts) publishing the fleet through one integration certificate')
     .option('--integration <id>', 'with --network: the integration\'s id (default sim-<network>)')
     .option('--site <site>', 'with --network: the integration\'s site (default the first of --sites)')
+    .option('--loopback-sources', 'each device connects from its own address, 127.2.0.1 onwards, so that a broker on this machine (--broker mqtts://127.0.0.1:…) sees a fleet, not one host its per-address limits hold back')
     .action(async (flags: SimFlags, command: Command) => {
-      const { loadScenario, parseBrokerUrls, parseMix, runLorawanSimulation, runSimulation } = await import('../agent-sim/index.ts')
+      const { loadScenario, loopbackAddress, parseBrokerUrls, parseMix, runLorawanSimulation, runSimulation } = await import('../agent-sim/index.ts')
       const brokerUrls = parseBrokerUrls('--broker', flags.broker).map((broker) => broker.url)
+      if (flags.loopbackSources) checkLoopbackSources(flags, brokerUrls)
       if (flags.devices < 1) throw invalidInput('--devices', 'must be at least 1')
       const sites = flags.sites?.split(',').map((site) => assertId('--sites', site.trim()))
       const lorawan = lorawanFlags(flags, brokerUrls)
@@ -82,6 +85,7 @@ export function registerSimCommand (program: Command): void {
         scenario: flags.scenario ? loadScenario(flags.scenario) : undefined,
         truthFile: flags.truth,
         seed: flags.seed,
+        ...flags.loopbackSources ? { localAddress: loopbackAddress } : {},
         signal: controller.signal,
         onPhase: progress.phase,
         onProgress: progress.update,
@@ -89,6 +93,9 @@ export function registerSimCommand (program: Command): void {
       progress.stop()
       if (flags.json) process.stdout.write(JSON.stringify(summary) + '\n')
       else printSummary(summary)
+      if (summary.connectErrors > 0 && !flags.loopbackSources && brokerUrls.every(isLoopbackUrl)) {
+        process.stderr.write(`${summary.connectErrors} connection attempts failed. If the broker refused them (a PlaceGuard broker runs at most broker.maxHandshakesPerAddress handshakes from one address at once), --loopback-sources gives each simulated device its own address.\n`)
+      }
       // A load test fails when messages are lost; with incidents injected, losses are part of the script.
       if (summary.failed > 0 && summary.injected === 0) process.exitCode = 1
     })
@@ -111,6 +118,24 @@ function lorawanFlags (flags: SimFlags, brokerUrls: string[]): { network: Lorawa
     integrationId: flags.integration === undefined ? undefined : assertId('--integration', flags.integration),
     site: flags.site === undefined ? undefined : assertId('--site', flags.site),
   }
+}
+
+/**
+ * --loopback-sources: the devices' addresses (127.2.x.y) reach only a
+ * broker on this machine's 127.0.0.0/8, and a LoRaWAN network server is
+ * one connection whatever its devices.
+ */
+function checkLoopbackSources (flags: SimFlags, brokerUrls: string[]): void {
+  if (flags.network !== undefined) throw invalidInput('--loopback-sources', 'does not apply with --network: the network server publishes its whole fleet through one connection')
+  const elsewhere = brokerUrls.find((url) => !isLoopbackUrl(url))
+  if (elsewhere !== undefined) {
+    throw invalidInput('--loopback-sources', `devices from 127.2.x.y reach only a broker on this machine's 127.0.0.0/8, not ${elsewhere}`, 'give --broker mqtts://127.0.0.1:<port>')
+  }
+}
+
+/** An mqtts:// URL whose host is an IPv4 loopback address (not a name: localhost may resolve to ::1). */
+function isLoopbackUrl (url: string): boolean {
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(new URL(url).hostname)
 }
 
 /** `--broker a,b --broker c` → [a, b, c]. */

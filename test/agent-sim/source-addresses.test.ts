@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { loopbackAddress, runSimulation } from '../../agent-sim/index.ts'
 import { useFleetWithBroker } from '../helpers/broker.ts'
@@ -24,6 +26,30 @@ describe('the simulator\'s source addresses', () => {
     const addresses = new Set(events.filter((event) => event.type === 'connect').map((event) => event.remoteAddress))
     expect(addresses.size).toBe(24)
     expect([...addresses].every((address) => address?.startsWith('127.2.'))).toBe(true)
+  })
+
+  it('placeguard sim --loopback-sources: the CLI spreads the fleet, and says why when one address was held back', async () => {
+    const sim = (...flags: string[]) => promisify(execFile)(process.execPath, ['bin/placeguard.js', '--data-dir', setup.fleet.dataDir, 'sim', '--devices', '24',
+      '--broker', setup.broker.url, '--interval', '1s', '--duration', '1s', '--json', ...flags], { encoding: 'utf8' })
+    const spread = await sim('--loopback-sources')
+    expect(JSON.parse(spread.stdout)).toMatchObject({ connected: 24, connectErrors: 0 })
+    expect(spread.stderr).not.toContain('--loopback-sources')
+    const one = await sim()
+    expect((JSON.parse(one.stdout) as { connectErrors: number }).connectErrors).toBeGreaterThan(0)
+    expect(one.stderr).toContain('connection attempts failed. If the broker refused them (a PlaceGuard broker runs at most broker.maxHandshakesPerAddress handshakes from one address at once), --loopback-sources gives each simulated device its own address.')
+  })
+
+  it('refuses --loopback-sources for a broker elsewhere, or with a network server', async () => {
+    const run = (...flags: string[]) => promisify(execFile)(process.execPath, ['bin/placeguard.js', '--data-dir', setup.fleet.dataDir, 'sim', '--devices', '2', '--loopback-sources', ...flags], { encoding: 'utf8' })
+      .then(() => { throw new Error('accepted') }, (error: { code: number, stderr: string }) => error)
+    const elsewhere = await run('--broker', 'mqtts://broker.example:8883')
+    expect(elsewhere.code).toBe(2)
+    expect(elsewhere.stderr).toContain('PG_ERR_INPUT_INVALID: --loopback-sources: devices from 127.2.x.y reach only a broker on this machine\'s 127.0.0.0/8, not mqtts://broker.example:8883')
+    const named = await run('--broker', 'mqtts://localhost:8883')
+    expect(named.code).toBe(2)
+    const network = await run('--broker', setup.broker.url, '--network', 'chirpstack')
+    expect(network.code).toBe(2)
+    expect(network.stderr).toContain('--loopback-sources: does not apply with --network')
   })
 
   it('gives distinct addresses far into a large fleet, never a .0 or .255', () => {
