@@ -110,15 +110,13 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
     const stats = new SimStats()
     const environment: DeviceEnvironment = { brokers, intervalMs: options.intervalMs, stats, reconnectBaseMs: 1_000, reconnectMaxMs: 60_000, onAcked: options.onAcked }
     const ca = readFileSync(pki.paths.caCert)
-    const indexOf = new Map(fleet.map((spec, i) => [spec.deviceId, i]))
-    const credentialsOf = (deviceId: string) => {
+    /** Device `index` of the fleet's credentials, and its source address when the options give one. */
+    const credentialsOf = (deviceId: string, index: number) => {
       const files = deviceFiles(pki.paths.devicesDir, deviceId)
-      const index = indexOf.get(deviceId)
-      const localAddress = options.localAddress && index !== undefined ? options.localAddress(index) : undefined
-      return { ca, cert: readFileSync(files.cert), key: readFileSync(files.key), ...localAddress ? { localAddress } : {} }
+      return { ca, cert: readFileSync(files.cert), key: readFileSync(files.key), ...options.localAddress ? { localAddress: options.localAddress(index) } : {} }
     }
     const rssBefore = process.memoryUsage().rss
-    const devices = fleet.map((spec, i) => new SimDevice(spec, credentialsOf(spec.deviceId), new Random(spec.seed), environment, i))
+    const devices = fleet.map((spec, i) => new SimDevice(spec, credentialsOf(spec.deviceId, i), new Random(spec.seed), environment, i))
     const byId = new Map(devices.map((device) => [device.spec.deviceId, device]))
     const pending = new Map<Injection, SimDevice>()
     for (const injection of injections) {
@@ -157,7 +155,7 @@ export async function runSimulation (options: SimulationOptions): Promise<Simula
       const neighbourOf = (device: SimDevice) => devices.find((d) => d !== device && d.spec.kind === device.spec.kind) ?? devices.find((d) => d !== device)!
       const timers = [...pending].map(([injection, device]) => setTimeout(() => {
         truth(injection, Date.now())
-        const context: InjectionContext = { device, neighbour: neighbourOf(device), credentials: credentialsOf(device.spec.deviceId), environment, pki, cleanups }
+        const context: InjectionContext = { device, neighbour: neighbourOf(device), credentials: credentialsOf(device.spec.deviceId, devices.indexOf(device)), environment, pki, cleanups }
         inject(injection, context).catch((error: Error) => { process.stderr.write(`placeguard sim: ${injection.policy} on ${injection.deviceId} failed: ${error.message}\n`) })
       }, Math.max(0, runStarted + injection.at - Date.now())))
       const runStartedPerf = performance.now()

@@ -205,7 +205,6 @@ printTable(results.map((r) => ({
 })))
 process.stdout.write(`results: ${saveResults('storm', { at: new Date().toISOString(), devices: DEVICES, machine: machine(), results })}\n`)
 
-
 /**
  * Each device holds a socket in this process (and each broker one per
  * device in its own). Node cannot raise its own RLIMIT_NOFILE, so when the
