@@ -20,7 +20,7 @@ const brokerLimits = z.strictObject({
   integrationPublishRatePerSec: z.coerce.number().min(0).describe('sustained publishes per second per LoRaWAN integration (a network server publishing for its whole fleet); beyond it its socket is read more slowly; 0 = unlimited'),
   integrationPublishBurst: positive.describe('publishes back to back a LoRaWAN integration may make before its rate applies'),
   maxThrottleMs: positive.describe('longest a publish is held by the rate limit before the device (or integration) is disconnected'),
-  handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept; bytes trickling in do not extend it'),
+  handshakeTimeoutMs: positive.describe('time to finish the TLS handshake, from the TCP accept; bytes trickling in do not extend it. While the broker itself is saturated (a reconnect storm), a peer that has sent bytes may take up to three times it'),
   connectTimeoutMs: positive.describe('time from the TLS handshake to the MQTT CONNECT'),
   crlPollMs: positive.describe('how often the CRL file is checked for changes'),
   tlsTicketLifetimeSec: positive.max(604_800).describe('how long a TLS session ticket lets a device resume without a full handshake, seconds (at most 7 days, RFC 8446); the ticket keys change every 12 h, or every lifetime if longer, and a ticket does not outlive its key'),

@@ -7,7 +7,9 @@
  * handed to the TLS server. Before its handshake completes a peer is
  * anonymous, so it may hold neither more than a few slots per source
  * address nor the reserve kept for authenticated sessions, and its handshake
- * has a deadline that trickling bytes cannot push back (STRIDE D).
+ * has a deadline that trickling bytes cannot push back (STRIDE D). Only the
+ * broker's own saturation stretches that deadline, and only so far: a
+ * handshake waiting in a reconnect storm's queue is not a stalling peer.
  *
  * A device that reconnects with a TLS session ticket resumes without the
  * certificate signature and key exchange of a full handshake, which is what
@@ -20,6 +22,7 @@ import { createHash, hkdfSync, randomBytes, X509Certificate } from 'node:crypto'
 import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs'
 import { type AddressInfo, createServer as createTcpServer, isIPv6, type Server as TcpServer, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import type { Clock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
@@ -28,6 +31,7 @@ import { type CrlSummary, readCrl, readOrCreateTicketSecret, TICKET_SECRET_FILE 
 import type { BrokerTlsFiles } from './broker.ts'
 import type { BrokerLimits } from './config.ts'
 import { HANDSHAKE_CODES, type SecurityEvent, type SecurityEventType } from '../shared/security-events.ts'
+import { LoopLoad } from './loop-load.ts'
 import { describeHandshakeError } from './tls-reasons.ts'
 
 export type GateLimits = Pick<BrokerLimits, 'maxConnections' | 'reservedConnections' | 'maxConnectionsPerAddress' |
@@ -56,6 +60,12 @@ export interface GateSession {
   fields: Omit<EventFields, 'reason'>
 }
 
+interface RefusalState {
+  reportedAt: number
+  unreported: number
+  latest: { type: SecurityEventType, fields: EventFields } | undefined
+}
+
 interface Connection {
   raw: Socket
   /** `address:port` of the peer, read once at accept (each read of a socket's address is a system call, and a destroyed socket no longer knows it). */
@@ -63,6 +73,10 @@ interface Connection {
   /** Per-address key: the IPv4 address, or the IPv6 /64. */
   address: string
   handshaking: boolean
+  /** When it was accepted, `performance.now()`. */
+  acceptedAt: number
+  /** Kept past its deadline because the broker was saturated. */
+  stretched: boolean
   /** Counted against its address until its MQTT CONNECT is accepted (see `sessionConnected`). */
   anonymous: boolean
   deadline: NodeJS.Timeout | undefined
@@ -74,6 +88,15 @@ const SESSION_SWEEP_MS = 1_000
 const REFUSAL_EVENT_EVERY_MS = 10_000
 /** Refusal kinds tracked at once; beyond it, new kinds share one report (the map stays bounded). */
 const MAX_REFUSAL_KINDS = 1_024
+/**
+ * The event loop busy at least this share of the last second: the broker,
+ * not the peer, is what a handshake is waiting for.
+ */
+const SATURATED_UTILIZATION = 0.9
+/** While the broker is saturated, a handshake whose peer has sent bytes may run to this many times `handshakeTimeoutMs`. */
+const SATURATED_DEADLINE_FACTOR = 3
+/** How often a handshake past its deadline, kept for a saturated broker, is looked at again. */
+const DEADLINE_RECHECK_MS = 1_000
 /**
  * Ticket keys change at least this often. Node's tls.Server holds one
  * ticket key, not a current and a previous one, so a ticket issued under
@@ -99,8 +122,16 @@ export class TlsGate {
   /** Per source address: connections not yet CONNECTed, and handshakes; an entry lives only while one is counted. */
   readonly #perAddress = new Map<string, { open: number, handshaking: number }>()
   readonly #sessions = new Map<TLSSocket, GateSession>()
-  /** When each kind of refusal was last reported and how many since; at most MAX_REFUSAL_KINDS entries. */
-  readonly #refusals = new Map<string, { reportedAt: number, unreported: number }>()
+  /**
+   * When each kind of refusal was last reported, how many since, and the
+   * latest of them (reported with the count once the period is over);
+   * at most MAX_REFUSAL_KINDS entries.
+   */
+  readonly #refusals = new Map<string, RefusalState>()
+  readonly #loopLoad = new LoopLoad()
+  /** Handshakes given more than `handshakeTimeoutMs` because the broker was saturated, since start. */
+  #deadlinesStretched = 0
+  #saturationLoggedAt = -Infinity
   #revoked = new Set<string>()
   #crl: { pem: string, summary: CrlSummary } | undefined
   #sweep: NodeJS.Timeout | undefined
@@ -146,7 +177,9 @@ export class TlsGate {
       // unauthorized connection ever reaches aedes.
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
-      handshakeTimeout: options.limits.handshakeTimeoutMs,
+      // Node's own timer is an idle timeout (it restarts at every byte); the
+      // gate's deadline below is the one that holds. This one is only a backstop.
+      handshakeTimeout: options.limits.handshakeTimeoutMs * SATURATED_DEADLINE_FACTOR,
     }, (socket) => {
       this.#handshakeCounts[socket.isSessionReused() ? 'resumed' : 'full']++
       options.onSecureConnection(socket)
@@ -173,7 +206,11 @@ export class TlsGate {
       this.#tcp.listen(port, host, resolve)
     })
     watchFile(this.#options.tls.crl, { interval: this.#limits.crlPollMs, persistent: false }, () => { void this.loadCrl(false) })
-    this.#sweep = setInterval(() => this.#sweepSessions(), SESSION_SWEEP_MS)
+    this.#sweep = setInterval(() => {
+      this.#loopLoad.sample()
+      this.#sweepSessions()
+      this.#flushRefusals()
+    }, SESSION_SWEEP_MS)
     this.#sweep.unref()
     this.#scheduleTicketRotation()
     return this.#tcp.address() as AddressInfo
@@ -202,6 +239,11 @@ export class TlsGate {
   /** Completed TLS handshakes since start, full and resumed (`isSessionReused()`), for tests and metrics. */
   get handshakeCounts (): Readonly<{ full: number, resumed: number }> {
     return { ...this.#handshakeCounts }
+  }
+
+  /** Handshakes kept past `handshakeTimeoutMs` because the broker was saturated, since start; for tests and metrics. */
+  get deadlinesStretched (): number {
+    return this.#deadlinesStretched
   }
 
   /** Handshakes in progress, for tests and metrics. */
@@ -281,7 +323,7 @@ export class TlsGate {
       this.#report(refusal.kind, 'connection-limit', { remoteAddress: addressOf(raw), reason: refusal.reason })
       return
     }
-    const connection: Connection = { raw, remote: addressOf(raw), address, handshaking: true, anonymous: true, deadline: undefined }
+    const connection: Connection = { raw, remote: addressOf(raw), address, handshaking: true, acceptedAt: performance.now(), stretched: false, anonymous: true, deadline: undefined }
     this.#remotes.set(raw, connection.remote)
     const counts = this.#perAddress.get(address) ?? { open: 0, handshaking: 0 }
     counts.open++
@@ -290,13 +332,9 @@ export class TlsGate {
     this.#connections.set(raw, connection)
     this.#handshakes.add(connection)
     // Node's handshakeTimeout is an idle timeout: a ClientHello sent a byte
-    // a second restarts it at every byte. This deadline does not move.
-    connection.deadline = setTimeout(() => {
-      this.#report('handshake-timeout', 'tls-rejected', {
-        remoteAddress: connection.remote, reason: `TLS handshake not finished within ${this.#limits.handshakeTimeoutMs} ms`, code: HANDSHAKE_CODES.timeout,
-      })
-      this.#drop(connection)
-    }, this.#limits.handshakeTimeoutMs)
+    // a second restarts it at every byte. This deadline does not move with
+    // the peer's bytes.
+    connection.deadline = setTimeout(() => this.#deadlinePassed(connection), this.#limits.handshakeTimeoutMs)
     raw.once('close', () => this.#forget(connection))
     this.#tls.emit('connection', raw)
   }
@@ -343,6 +381,41 @@ export class TlsGate {
     return oldest
   }
 
+  /**
+   * A handshake's deadline has passed. The connection is dropped, unless
+   * the broker is saturated and the peer has sent bytes: in a reconnect
+   * storm thousands of handshakes queue behind the broker's own work, and
+   * dropping those that waited longest throws away the work already done
+   * on them and sends their devices back into the queue, each storm longer
+   * than the last. Such a handshake is looked at again every second, up to
+   * SATURATED_DEADLINE_FACTOR × the deadline. A silent peer is never kept,
+   * and a trickling one only while the loop is saturated, which a trickle
+   * does not do (STRIDE D).
+   */
+  #deadlinePassed (connection: Connection): void {
+    if (!connection.handshaking || this.#connections.get(connection.raw) !== connection) return
+    const { handshakeTimeoutMs } = this.#limits
+    const waited = performance.now() - connection.acceptedAt
+    const cap = handshakeTimeoutMs * SATURATED_DEADLINE_FACTOR
+    if (connection.raw.bytesRead > 0 && waited < cap && this.#loopLoad.utilization >= SATURATED_UTILIZATION) {
+      if (!connection.stretched) this.#deadlinesStretched++
+      connection.stretched = true
+      if (performance.now() - this.#saturationLoggedAt >= REFUSAL_EVENT_EVERY_MS) {
+        this.#saturationLoggedAt = performance.now()
+        this.#options.logger.warn({ handshakesInProgress: this.#handshakes.size, deadlinesStretched: this.#deadlinesStretched },
+          'broker saturated: TLS handshakes waiting for it are kept past handshakeTimeoutMs (a reconnect storm, or more devices than this node can serve)')
+      }
+      connection.deadline = setTimeout(() => this.#deadlinePassed(connection), Math.min(DEADLINE_RECHECK_MS, cap - waited))
+      return
+    }
+    this.#report('handshake-timeout', 'tls-rejected', {
+      remoteAddress: connection.remote,
+      reason: `TLS handshake not finished within ${handshakeTimeoutMs} ms${connection.stretched ? ` (kept ${Math.round(waited)} ms while the broker was saturated)` : ''}`,
+      code: HANDSHAKE_CODES.timeout,
+    })
+    this.#drop(connection)
+  }
+
   #endHandshake (connection: Connection): void {
     if (!connection.handshaking) return
     connection.handshaking = false
@@ -383,23 +456,48 @@ export class TlsGate {
     const now = this.#options.clock.now()
     if (!this.#refusals.has(kind) && this.#refusals.size >= MAX_REFUSAL_KINDS) {
       // Kinds quiet for a period make room; what they had not reported yet is carried by 'overflow'.
+      // (The sweep reports such kinds every second, so this carries only what came since.)
       let carried = 0
+      let latest: RefusalState['latest']
       for (const [key, state] of this.#refusals) {
         if (key === 'overflow' || now - state.reportedAt < REFUSAL_EVENT_EVERY_MS) continue
         carried += state.unreported
+        latest = state.latest ?? latest
         this.#refusals.delete(key)
       }
-      if (carried > 0) this.#refusals.set('overflow', { reportedAt: this.#refusals.get('overflow')?.reportedAt ?? -Infinity, unreported: (this.#refusals.get('overflow')?.unreported ?? 0) + carried })
+      if (carried > 0) {
+        const overflow = this.#refusals.get('overflow')
+        this.#refusals.set('overflow', { reportedAt: overflow?.reportedAt ?? -Infinity, unreported: (overflow?.unreported ?? 0) + carried, latest: overflow?.latest ?? latest })
+      }
       if (this.#refusals.size >= MAX_REFUSAL_KINDS) kind = 'overflow'
     }
-    const state = this.#refusals.get(kind) ?? { reportedAt: -Infinity, unreported: 0 }
+    const state: RefusalState = this.#refusals.get(kind) ?? { reportedAt: -Infinity, unreported: 0, latest: undefined }
     this.#refusals.set(kind, state)
     state.unreported++
+    state.latest = { type, fields }
     if (now - state.reportedAt < REFUSAL_EVENT_EVERY_MS) return
-    const sinceLastReport = state.unreported
+    this.#emitRefusals(state, now)
+  }
+
+  /**
+   * Refusals held back by the period are reported once it is over, with
+   * the latest of them and the count: a burst that ends inside a period
+   * would otherwise be reported as its first refusal alone.
+   */
+  #flushRefusals (): void {
+    const now = this.#options.clock.now()
+    for (const state of this.#refusals.values()) {
+      if (state.unreported > 0 && now - state.reportedAt >= REFUSAL_EVENT_EVERY_MS) this.#emitRefusals(state, now)
+    }
+  }
+
+  #emitRefusals (state: RefusalState, now: number): void {
+    const { latest, unreported: sinceLastReport } = state
     state.reportedAt = now
     state.unreported = 0
-    this.#options.emit(type, { ...fields, details: { ...fields.details, sinceLastReport } })
+    state.latest = undefined
+    if (!latest) return
+    this.#options.emit(latest.type, { ...latest.fields, details: { ...latest.fields.details, sinceLastReport } })
   }
 
   // --- certificates of live sessions -------------------------------------------

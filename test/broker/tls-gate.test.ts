@@ -99,6 +99,36 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     expect(event.remoteAddress).toMatch(/^127\.0\.0\.2:/)
   })
 
+  it('keeps a handshake that waits for a saturated broker past its deadline, to three times it; a silent peer goes on time', async () => {
+    let offsetMs = 0
+    const running = await broker({ handshakeTimeoutMs: 1_000 }, { now: () => Date.now() + offsetMs })
+    const hello = await clientHello()
+    const acceptedAt = performance.now()
+    // A device part-way through its handshake, and a socket that has said nothing.
+    const partway = await idleSocket(running.port, '127.0.0.2')
+    partway.socket.write(hello.subarray(0, 40))
+    const silent = await idleSocket(running.port, '127.0.0.3')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // The broker's event loop (this process's) busy past the deadline, as in
+    // a reconnect storm: the handshake is late through no fault of its peer.
+    const until = performance.now() + 2_500
+    while (performance.now() < until) { /* saturated */ }
+    await silent.closed
+    expect(partway.isClosed()).toBe(false)
+    // Saturation over, the handshake is dropped once three deadlines have passed.
+    await partway.closed
+    const keptMs = performance.now() - acceptedAt
+    expect(keptMs).toBeGreaterThan(2_500)
+    expect(keptMs).toBeLessThan(8_000)
+    const silentEvent = await running.waitForEvent((e) => e.code === 'HANDSHAKE_TIMEOUT' && e.remoteAddress?.startsWith('127.0.0.3:') === true)
+    expect(silentEvent.reason).toBe('TLS handshake not finished within 1000 ms')
+    // Held back by the period of one report per kind, and reported when it is over, with its count.
+    offsetMs += 10_000
+    const keptEvent = await running.waitForEvent((e) => e.code === 'HANDSHAKE_TIMEOUT' && e.remoteAddress?.startsWith('127.0.0.2:') === true)
+    expect(keptEvent.reason).toMatch(/^TLS handshake not finished within 1000 ms \(kept \d+ ms while the broker was saturated\)$/)
+    expect(keptEvent.details).toMatchObject({ sinceLastReport: 1 })
+  })
+
   it('reports a peer that hangs up mid-handshake as HANDSHAKE_ABANDONED, with its address (read at accept: a closed socket has none)', async () => {
     const running = await broker({})
     const hello = await clientHello()
@@ -187,17 +217,22 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     first.end(true)
   })
 
-  it('reports a certificate refused again and again once per period, with the count', async () => {
-    const running = await broker({})
+  it('reports a certificate refused again and again once per period, with the count, and what the period held back once it is over', async () => {
+    let offsetMs = 0
+    const running = await broker({}, { now: () => Date.now() + offsetMs })
     const dir = mkdtempSync(join(tmpdir(), 'placeguard-foreign-'))
     try {
       execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=intruder-1',
         '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' })
       const foreign = { cert: join(dir, 'c.pem'), key: join(dir, 'k.pem') }
       for (let i = 0; i < 5; i++) await expect(connectClient(running.url, fleet, foreign, 'intruder-1')).rejects.toThrow()
-      const rejected = running.events.filter((e) => e.type === 'tls-rejected' && e.claimedId === 'intruder-1')
-      expect(rejected).toHaveLength(1)
-      expect(rejected[0]).toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT', details: { sinceLastReport: 1 } })
+      const rejected = () => running.events.filter((e) => e.type === 'tls-rejected' && e.claimedId === 'intruder-1')
+      expect(rejected()).toHaveLength(1)
+      expect(rejected()[0]).toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT', details: { sinceLastReport: 1 } })
+      // The burst is over; once the period is, the four held back are reported without a fifth refusal.
+      offsetMs += 10_000
+      await waitFor(() => rejected().length === 2, 5_000, 'the held-back refusals to be reported')
+      expect(rejected()[1]).toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT', details: { sinceLastReport: 4 } })
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
