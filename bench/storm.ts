@@ -22,8 +22,11 @@
  * the drop; for restart also from the broker listening again), full and
  * resumed handshakes (as the devices' TLS sockets report them,
  * `isSessionReused()`, the same for both brokers; test/broker checks the
- * broker's own count agrees), and broker CPU per reconnect (TLS handshake,
- * MQTT CONNECT and the end of the dropped session) from /proc.
+ * broker's own count agrees), connections that reached CONNACK (more than
+ * the fleet when the broker dropped some again), broker CPU per reconnect
+ * (TLS handshake, MQTT CONNECT and the end of the dropped session) from
+ * /proc, and the fleet's own CPU (this process: the devices' side of the
+ * same handshakes, on the same cores as the broker).
  *
  * Devices connect from loopback addresses of their own (127.2.x.y), as a
  * fleet does from its own addresses, so PlaceGuard's per-address limits
@@ -91,9 +94,13 @@ interface StormResult {
   firstBackS: number
   p90S: number
   allBackS: number
+  /** Connections that reached CONNACK: above `devices` when the broker dropped some again. */
+  reconnects: number
   full: number
   resumed: number
   brokerCpuS: number
+  /** This process's CPU over the storm: the simulated fleet's side of the same handshakes, on the same cores. */
+  fleetCpuS: number
   cpuMsPerReconnect: number
 }
 
@@ -145,10 +152,14 @@ try {
       for (const storm of STORMS.filter((kind) => kind !== 'restart' || name !== 'node-tls-floor')) {
         environment.tlsResumption = storm !== 'full'
         await sleep(1_000)
-        const before = { reconnects: stats.reconnects, full: stats.tlsFull, resumed: stats.tlsResumed }
+        const before = { drops: stats.drops, reconnects: stats.reconnects, full: stats.tlsFull, resumed: stats.tlsResumed }
         let cpu0 = broker.cpuSeconds()
+        const fleetCpu0 = process.cpuUsage()
         const dropped = performance.now()
-        const back = () => stats.reconnects - before.reconnects
+        // Devices back, not reconnections: a device the broker drops again
+        // during the storm reconnects twice, and counting its reconnections
+        // would call the fleet back while some of it is still out.
+        const back = () => stats.drops - before.drops < DEVICES ? 0 : devices.reduce((n, device) => n + (device.connected ? 1 : 0), 0)
         let firstBackAt: number | undefined
         const firstBack = setInterval(() => { if (back() > 0) { firstBackAt ??= performance.now(); clearInterval(firstBack) } }, 5)
         if (storm === 'restart') {
@@ -175,13 +186,14 @@ try {
         clearInterval(debug)
         stormBar.stop()
         const brokerCpuS = broker.cpuSeconds() - cpu0
+        const fleetCpu = process.cpuUsage(fleetCpu0)
         const full = stats.tlsFull - before.full
         const resumed = stats.tlsResumed - before.resumed
         results.push({
           broker: name, storm, devices: DEVICES, backOf: back(),
           firstBackS: round(((firstBackAt ?? allBackAt) - dropped) / 1000, 2),
           p90S: round(((p90At ?? allBackAt) - dropped) / 1000, 2), allBackS: round((allBackAt - dropped) / 1000, 2),
-          full, resumed, brokerCpuS: round(brokerCpuS, 2), cpuMsPerReconnect: round(brokerCpuS * 1000 / Math.max(1, full + resumed), 3),
+          reconnects: stats.reconnects - before.reconnects, full, resumed, brokerCpuS: round(brokerCpuS, 2), fleetCpuS: round((fleetCpu.user + fleetCpu.system) / 1e6, 2), cpuMsPerReconnect: round(brokerCpuS * 1000 / Math.max(1, full + resumed), 3),
         })
         if (back() < DEVICES) process.stderr.write(`${name} ${storm}: ${back()} of ${DEVICES} back after ${TIMEOUT_MS} ms\n`)
         // The next storm starts from a whole fleet: stragglers of this one must not count there.
@@ -201,7 +213,7 @@ try {
 process.stdout.write(`\nReconnect storm, ${DEVICES} devices, ${new Date().toISOString()}, ${machine()}\n\n`)
 printTable(results.map((r) => ({
   broker: r.broker, storm: r.storm, back: `${r.backOf}/${r.devices}`, 'first back s': r.firstBackS, '90% back s': r.p90S, 'all back s': r.allBackS,
-  full: r.full, resumed: r.resumed, 'broker CPU s': r.brokerCpuS, 'CPU ms/reconnect': r.cpuMsPerReconnect,
+  reconnects: r.reconnects, full: r.full, resumed: r.resumed, 'broker CPU s': r.brokerCpuS, 'CPU ms/reconnect': r.cpuMsPerReconnect, 'fleet CPU s': r.fleetCpuS,
 })))
 process.stdout.write(`results: ${saveResults('storm', { at: new Date().toISOString(), devices: DEVICES, machine: machine(), results })}\n`)
 
