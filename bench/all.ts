@@ -122,6 +122,8 @@ for (const [kind, label] of [['drop', 'dropped at once, resumed'], ['restart', '
 const resumedShare = (figures: Figures | undefined) => figures && round(100 * figures.resumed! / Math.max(1, figures.resumed! + figures.full!), 0)
 row(`reconnect storm ${stormSize}, dropped: resumed handshakes, %`, resumedShare(stormOf('placeguard', 'drop')), resumedShare(stormOf('mosquitto', 'drop')), 'reported', () => true, false)
 row('reconnect storm: broker CPU ms per resumed reconnect', stormOf('placeguard', 'drop')?.cpuMsPerReconnect, stormOf('mosquitto', 'drop')?.cpuMsPerReconnect, 'reported', () => true, true, stormOf('node-tls-floor', 'drop')?.cpuMsPerReconnect)
+// The fleet's side of the same handshakes runs on the same cores: with the broker's, it sets how fast any broker can bring the fleet back here.
+row(`reconnect storm ${stormSize}, dropped: the simulated fleet's own CPU, s`, stormOf('placeguard', 'drop')?.fleetCpuS, stormOf('mosquitto', 'drop')?.fleetCpuS, 'reported', () => true, false, stormOf('node-tls-floor', 'drop')?.fleetCpuS)
 row('reconnect storm: broker CPU ms per full reconnect', stormOf('placeguard', 'full')?.cpuMsPerReconnect, stormOf('mosquitto', 'full')?.cpuMsPerReconnect, 'reported', () => true, true, stormOf('node-tls-floor', 'full')?.cpuMsPerReconnect)
 
 // 4. End to end: broker + collector + store, zero loss, the stored data keeping up (bench/ingest.ts's `keepsUp`).
