@@ -129,7 +129,7 @@ export class TlsGate {
    */
   readonly #refusals = new Map<string, RefusalState>()
   readonly #loopLoad = new LoopLoad()
-  /** Handshakes given more than `handshakeTimeoutMs` because the broker was saturated, since start. */
+  /** Handshakes given more than `handshakeTimeoutMs` because the broker was saturated, since start (in the saturation warning). */
   #deadlinesStretched = 0
   #saturationLoggedAt = -Infinity
   #revoked = new Set<string>()
@@ -239,11 +239,6 @@ export class TlsGate {
   /** Completed TLS handshakes since start, full and resumed (`isSessionReused()`), for tests and metrics. */
   get handshakeCounts (): Readonly<{ full: number, resumed: number }> {
     return { ...this.#handshakeCounts }
-  }
-
-  /** Handshakes kept past `handshakeTimeoutMs` because the broker was saturated, since start; for tests and metrics. */
-  get deadlinesStretched (): number {
-    return this.#deadlinesStretched
   }
 
   /** Handshakes in progress, for tests and metrics. */
