@@ -85,6 +85,9 @@ for (const start of attacks) {
   const rate = attack.attempts() / ((performance.now() - began) / 1_000)
   await attack.stop()
   rows.push(row(attack.name, rate, during))
+  // A good device that failed says why: the table alone cannot tell a refusal from a timeout.
+  const why = [...new Set(during.errors.map((error) => error.replace(/^(connect|publish) [\d.]+: /, '$1: ')))]
+  if (why.length > 0) process.stderr.write(`${attack.name}: the good device's failures: ${why.slice(0, 5).join('; ')}\n`)
   if (broker.exit()) rows.push({ attack: `broker exited: ${JSON.stringify(broker.exit())}` })
 }
 const apiRows = await benchApi()
