@@ -11,7 +11,7 @@
  * answered, and the good token's requests and p99 against its baseline.
  * Figures drift on a shared machine; compare rows of one run.
  *
- *   npm run bench:adversarial -- [--seconds 10] [--max-connections 1200]
+ *   npm run bench:adversarial -- [--seconds 10] [--max-connections 1200] [--attacks 2,3]
  */
 import { parseArgs } from 'node:util'
 import { createCollectorService } from '../app/collector-service.ts'
@@ -31,6 +31,8 @@ const { values } = parseArgs({ options: {
   seconds: { type: 'string', default: '10' },
   // Above the 1,000 slots a broker may reserve for authenticated sessions.
   'max-connections': { type: 'string', default: '1200' },
+  // 1-based rows of the attack table to run, e.g. --attacks 2,3 (default: all).
+  attacks: { type: 'string' },
 } })
 const SECONDS = Number(values.seconds)
 const MAX_CONNECTIONS = Number(values['max-connections'])
@@ -74,8 +76,9 @@ const attacks: Array<(port: number) => Attack> = [
   (port) => topicDepthBomb(port, { deviceId: 'depth-1', context: context('depth-1'), topic: topic('depth-1') }, 5_000),
 ]
 
+const chosen = values.attacks === undefined ? attacks : values.attacks.split(',').map((n) => attacks[Number(n) - 1]).filter((attack) => attack !== undefined)
 const rows: Array<Record<string, string | number>> = [row('none (baseline)', 0, baseline)]
-for (const start of attacks) {
+for (const start of chosen) {
   await broker.stop()
   broker = await startBroker()
   const attack = start(broker.port)
