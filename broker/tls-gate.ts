@@ -115,6 +115,8 @@ export class TlsGate {
   readonly #connections = new Map<Socket, Connection>()
   /** The peer's `address:port` per TCP socket, as read at accept; kept past the record, for a handshake failed at close. */
   readonly #remotes = new WeakMap<Socket, string>()
+  /** TCP sockets the gate destroyed itself (timed out, evicted, closing): already reported, or not the peer's doing. */
+  readonly #dropped = new WeakSet<Socket>()
   /** Whether the TLS sockets' `_parent` has been seen missing (then connections are found by their 4-tuple). */
   #noParent = false
   /** Connections still in their handshake, oldest first. */
@@ -178,8 +180,10 @@ export class TlsGate {
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
       // Node's own timer is an idle timeout (it restarts at every byte); the
-      // gate's deadline below is the one that holds. This one is only a backstop.
-      handshakeTimeout: options.limits.handshakeTimeoutMs * SATURATED_DEADLINE_FACTOR,
+      // gate's deadline below is the one that holds. This one is only a
+      // backstop, set past the gate's longest deadline: at equal times the two
+      // raced, and a kept handshake was reported by either.
+      handshakeTimeout: options.limits.handshakeTimeoutMs * (SATURATED_DEADLINE_FACTOR + 1),
     }, (socket) => {
       this.#handshakeCounts[socket.isSessionReused() ? 'resumed' : 'full']++
       options.onSecureConnection(socket)
@@ -188,6 +192,10 @@ export class TlsGate {
     // this destroy, a failed or timed-out handshake held its slot for ever.
     this.#tls.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
       socket.destroy()
+      // A handshake the gate dropped fails here too (ECONNRESET): the gate
+      // has said why, and it was not the peer that hung up.
+      const parent = (socket as TLSSocket & { _parent?: unknown })._parent
+      if (parent !== undefined && parent !== null && this.#dropped.has(parent as Socket)) return
       // Abandoned handshakes are counted apart: a stream of them must not
       // hold back the report of a handshake that failed for another reason.
       const { code, reason, cause } = describeHandshakeError(error)
@@ -428,6 +436,7 @@ export class TlsGate {
 
   /** Destroys a connection and releases its slots now (its close event may come later). */
   #drop (connection: Connection): void {
+    this.#dropped.add(connection.raw)
     this.#forget(connection)
     connection.raw.destroy()
   }

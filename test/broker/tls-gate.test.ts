@@ -71,11 +71,15 @@ async function clientHello (): Promise<Buffer> {
 }
 
 describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
-  it('closes a silent connection at the handshake timeout', async () => {
+  it('closes a silent connection at the handshake timeout, and reports it once', async () => {
     const running = await broker({ handshakeTimeoutMs: 500 })
     const idle = await idleSocket(running.port)
     await idle.closed
     expect(idle.isClosed()).toBe(true)
+    // The TLS socket the gate destroyed fails too (ECONNRESET): that is the
+    // gate's own doing, not the peer hanging up, and must not be a second report.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(running.events.map((e) => e.code)).toEqual(['HANDSHAKE_TIMEOUT'])
   })
 
   it('closes a peer sending its ClientHello a byte at a time at the handshake deadline', async () => {
@@ -114,7 +118,9 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     const until = performance.now() + 2_500
     while (performance.now() < until) { /* saturated */ }
     await silent.closed
+    // Both deadlines were due in the same turn of the loop, the kept one's first.
     expect(partway.isClosed()).toBe(false)
+    expect(running.events.filter((e) => e.remoteAddress?.startsWith('127.0.0.2:') === true)).toEqual([])
     // Saturation over, the handshake is dropped once three deadlines have passed.
     await partway.closed
     const keptMs = performance.now() - acceptedAt
@@ -127,6 +133,8 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     const keptEvent = await running.waitForEvent((e) => e.code === 'HANDSHAKE_TIMEOUT' && e.remoteAddress?.startsWith('127.0.0.2:') === true)
     expect(keptEvent.reason).toMatch(/^TLS handshake not finished within 1000 ms \(kept \d+ ms while the broker was saturated\)$/)
     expect(keptEvent.details).toMatchObject({ sinceLastReport: 1 })
+    // By the gate's deadline, not Node's idle backstop; and each handshake once.
+    expect(running.events.map((e) => e.code)).toEqual(['HANDSHAKE_TIMEOUT', 'HANDSHAKE_TIMEOUT'])
   })
 
   it('reports a peer that hangs up mid-handshake as HANDSHAKE_ABANDONED, with its address (read at accept: a closed socket has none)', async () => {
