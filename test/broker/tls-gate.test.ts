@@ -192,6 +192,10 @@ describe('TLS gate: pre-authentication lockout (STRIDE D)', () => {
     for (let i = 0; i < 6; i++) silent.push(await idleSocket(running.port, `127.0.0.${30 + i}`))
     await waitFor(() => silent.filter((s) => s.isClosed()).length === 3, 10_000, 'three silent sockets to give way')
     expect(started.isClosed()).toBe(false)
+    // Reported as evictions (one event for the three, by the period), not as peers that hung up.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(running.events.map((e) => e.type)).toEqual(['connection-limit'])
+    expect(running.events[0]).toMatchObject({ reason: 'TLS handshake dropped: 4 unauthenticated connections at once is the limit' })
   })
 
   it('does not cap connected devices per address: a site behind one NAT keeps every device online', async () => {
