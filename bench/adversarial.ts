@@ -39,6 +39,22 @@ const MAX_CONNECTIONS = Number(values['max-connections'])
 const STORMERS = Array.from({ length: 16 }, (_, i) => `storm-${i + 1}`)
 const topic = (id: string): string => `places/block-a/housing/${id}/telemetry`
 
+const attacks: Array<(port: number) => Attack> = [
+  (port) => idleSockets(port, MAX_CONNECTIONS + 50),
+  (port) => idleSockets(port, MAX_CONNECTIONS + 50, loopbackAddresses(64, 2)),
+  (port) => slowHandshakes(port, MAX_CONNECTIONS + 50, hello),
+  (port) => handshakeStorm(port, context('storm-1'), 16, ['127.0.0.7']),
+  (port) => handshakeStorm(port, context('storm-1'), 16, loopbackAddresses(64, 8)),
+  (port) => connectStorm(port, STORMERS.map((deviceId) => ({ deviceId, context: context(deviceId) }))),
+  (port) => subscriptionBomb(port, { deviceId: 'bomb-1', context: context('bomb-1'), topic: topic('bomb-1') }, 5_000),
+  (port) => topicDepthBomb(port, { deviceId: 'depth-1', context: context('depth-1'), topic: topic('depth-1') }, 5_000),
+]
+const chosen = values.attacks === undefined ? attacks : values.attacks.split(',').map((n) => {
+  const row = Number(n)
+  if (!Number.isInteger(row) || row < 1 || row > attacks.length) throw new Error(`--attacks: "${n}" is not a row of the attack table (1 to ${attacks.length})`)
+  return attacks[row - 1]!
+})
+
 const fleet = await createTestFleet(['good-1', 'bomb-1', 'depth-1', ...STORMERS].map((deviceId) => ({ deviceId, kind: 'housing', site: 'block-a' })))
 // The default publish rate limit would time the good device, not the attack.
 const startBroker = () => startBrokerProcess(fleet, { maxConnections: MAX_CONNECTIONS, handshakeTimeoutMs: 4_000, connectTimeoutMs: 4_000, publishRatePerSec: 0 })
@@ -65,18 +81,7 @@ async function probeFor (seconds: number): Promise<ProbeResult> {
 const baseline = await probeFor(SECONDS)
 const baselineP99 = percentile(baseline.ackMs, 99)
 const hello = await captureClientHello(context('storm-1'))
-const attacks: Array<(port: number) => Attack> = [
-  (port) => idleSockets(port, MAX_CONNECTIONS + 50),
-  (port) => idleSockets(port, MAX_CONNECTIONS + 50, loopbackAddresses(64, 2)),
-  (port) => slowHandshakes(port, MAX_CONNECTIONS + 50, hello),
-  (port) => handshakeStorm(port, context('storm-1'), 16, ['127.0.0.7']),
-  (port) => handshakeStorm(port, context('storm-1'), 16, loopbackAddresses(64, 8)),
-  (port) => connectStorm(port, STORMERS.map((deviceId) => ({ deviceId, context: context(deviceId) }))),
-  (port) => subscriptionBomb(port, { deviceId: 'bomb-1', context: context('bomb-1'), topic: topic('bomb-1') }, 5_000),
-  (port) => topicDepthBomb(port, { deviceId: 'depth-1', context: context('depth-1'), topic: topic('depth-1') }, 5_000),
-]
 
-const chosen = values.attacks === undefined ? attacks : values.attacks.split(',').map((n) => attacks[Number(n) - 1]).filter((attack) => attack !== undefined)
 const rows: Array<Record<string, string | number>> = [row('none (baseline)', 0, baseline)]
 for (const start of chosen) {
   await broker.stop()
