@@ -23,6 +23,8 @@ import { type Clock, systemClock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { SupplierGrant } from '../pki/index.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
+import { installMalformedPacketReport } from './malformed-packets.ts'
+import { printable } from '../shared/ids.ts'
 import { AuthorizeHooks } from './authorize-hooks.ts'
 import { ConnectHooks } from './connect-hooks.ts'
 import { type BrokerLimits, DEFAULT_BROKER_LIMITS } from './config.ts'
@@ -295,6 +297,9 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     installReadBackpressure(client)
     installPacketSizeLimit(client, this.limits.maxPacketBytes, (size) => {
       this.#report('packet-too-large', { ...identityFields(identity, { bytes: size }), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed` })
+    })
+    installMalformedPacketReport(client, (reason) => {
+      this.#report('protocol-violation', { ...identityFields(identity), remoteAddress, reason: `malformed MQTT packet (${printable(reason, 120)}); connection closed`, code: 'MALFORMED_PACKET' })
     })
   }
 }

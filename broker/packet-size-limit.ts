@@ -1,4 +1,5 @@
 import type { Client } from 'aedes'
+import { ReportedParseError } from './malformed-packets.ts'
 
 interface LengthParser {
   packet: { length: number }
@@ -20,7 +21,7 @@ export function installPacketSizeLimit (client: Client, maxBytes: number, onExce
     const complete = parseLength.call(this)
     if (complete && this.packet.length > maxBytes) {
       onExceeded(this.packet.length)
-      this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds the ${maxBytes}-byte limit`))
+      this._emitError(new ReportedParseError(`packet of ${this.packet.length} bytes exceeds the ${maxBytes}-byte limit`))
       return false
     }
     return complete

@@ -10,6 +10,7 @@
  */
 import { isUtf8 } from 'node:buffer'
 import type { Client } from 'aedes'
+import { ReportedParseError } from './malformed-packets.ts'
 
 interface StringParser {
   packet: { cmd?: string }
@@ -59,7 +60,7 @@ export function installStringValidity (client: Client, onInvalid: (packetType: s
     const defect = stringDefect(bytes)
     if (!defect) return result
     onInvalid(this.packet.cmd ?? 'unknown', escapeBytes(bytes), defect)
-    this._emitError(new Error(`string with ${defect}`))
+    this._emitError(new ReportedParseError(`string with ${defect}`))
     return null
   }
 }
