@@ -38,6 +38,12 @@ export function policyForEvent (event: SecurityEvent): { policy: WindowPolicyId,
     case 'duplicate-identity': return { policy: 'identity-clone', key: who }
     case 'connect': return event.deviceId?.startsWith('collector:') ? undefined : { policy: 'connection-flapping', key: who }
     case 'payload-invalid': return { policy: 'payload-invalid', key: who }
+    // What the device sent could not be read at all: an MQTT packet that does not parse, a string that is
+    // not UTF-8, a packet over the broker's size limit. The broker closed the connection; to the operator it
+    // is the same finding as telemetry that fails its schema (a corrupting firmware, or a fuzzer on its identity).
+    case 'protocol-violation':
+    case 'packet-too-large':
+      return { policy: 'payload-invalid', key: who }
     // Keyed by the supplier's id (its certificate's, the broker's `deviceId`): one alert per supplier, refreshed while it keeps trying.
     case 'supplier-outside-window': return { policy: 'supplier-access-outside-window', key: who }
     default: return undefined

@@ -23,6 +23,10 @@ describe('policyForEvent', () => {
     [event({ type: 'duplicate-identity', deviceId: 'f-1' }), 'identity-clone', 'f-1'],
     [event({ type: 'connect', deviceId: 'f-1' }), 'connection-flapping', 'f-1'],
     [event({ type: 'payload-invalid', deviceId: 'f-1' }), 'payload-invalid', 'f-1'],
+    // Bytes the broker could not read as MQTT from the device: the same finding, from the broker.
+    [event({ type: 'protocol-violation', code: 'MALFORMED_PACKET', deviceId: 'f-1' }), 'payload-invalid', 'f-1'],
+    [event({ type: 'protocol-violation', code: 'MALFORMED_UTF8', deviceId: 'f-1' }), 'payload-invalid', 'f-1'],
+    [event({ type: 'packet-too-large', deviceId: 'f-1' }), 'payload-invalid', 'f-1'],
   ])('%o → %s for %s', (input, policy, key) => {
     expect(policyForEvent(input)).toEqual({ policy, key })
   })
