@@ -78,7 +78,8 @@ export async function inject (injection: Injection, context: InjectionContext): 
       device.implausibleNext(injection.mode ?? (device.spec.kind === 'flood' ? 'jump' : device.spec.kind === 'energy' ? 'backwards' : 'range'))
       return
     case 'payload-invalid':
-      device.corruptNext(injection.mode, injection.count)
+      if (injection.mode === 'malformed-packet') device.malformedNext(injection.count)
+      else device.corruptNext(injection.mode, injection.count)
       return
     case 'clock-skew':
       device.skewClock(injection.direction === 'ahead' ? injection.offset : -injection.offset)

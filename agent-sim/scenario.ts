@@ -40,7 +40,7 @@ export const incidentSchema = z.discriminatedUnion('policy', [
   z.strictObject({ ...base, policy: z.literal('identity-clone'), duration: duration.default(20_000) }),
   z.strictObject({ ...base, policy: z.literal('connection-flapping'), count: z.number().int().min(2).default(6), every: duration.default(2_000) }),
   z.strictObject({ ...base, policy: z.literal('value-implausible'), mode: z.enum(['jump', 'backwards', 'range']).optional() }),
-  z.strictObject({ ...base, policy: z.literal('payload-invalid'), mode: z.enum(['not-json', 'wrong-type', 'missing-field']).default('not-json'), count: z.number().int().positive().default(3) }),
+  z.strictObject({ ...base, policy: z.literal('payload-invalid'), mode: z.enum(['not-json', 'wrong-type', 'missing-field', 'malformed-packet']).default('not-json'), count: z.number().int().positive().default(3) }),
   z.strictObject({ ...base, policy: z.literal('clock-skew'), offset: duration.default(15 * 60_000), direction: z.enum(['ahead', 'behind']).default('ahead') }),
   z.strictObject({ ...base, policy: z.literal('replay'), count: z.number().int().positive().default(3) }),
   // LoRaWAN (sim --network): what a network server's integration shows of a device behind it.

@@ -76,6 +76,8 @@ export class SimDevice {
   #corruptions: Corruption[] = []
   #implausible: 'jump' | 'backwards' | 'range' | undefined
   #replays = 0
+  /** Connections left on which to send one packet that is not MQTT (`malformedNext`). */
+  #malformedLeft = 0
   #lastPayload: string | undefined
   #lastReadings: Readings | undefined
   /** A downgrade's firmware, reported once a message on the current firmware has been acknowledged. */
@@ -149,6 +151,7 @@ export class SimDevice {
           this.#env.stats.reconnected(this.brokerUrl, performance.now() - this.#droppedAt)
         }
         this.#droppedAt = undefined
+        if (this.#malformedLeft > 0) this.#sendMalformed()
         if (!this.#timer && !this.#silent) this.#schedule(this.#rng.next() * this.#env.intervalMs)
       })
       client.on('error', () => { if (!this.#stopped) this.#env.stats.connectErrors++ })
@@ -224,6 +227,29 @@ export class SimDevice {
   corruptNext (mode: Corruption, count: number): void { for (let i = 0; i < count; i++) this.#corruptions.push(mode) }
   implausibleNext (mode: 'jump' | 'backwards' | 'range'): void { this.#implausible = mode }
   replayNext (count: number): void { this.#replays += count }
+  /**
+   * Sends a packet that does not parse as MQTT, on this connection and the
+   * next `count - 1`: the broker closes the connection at each (it reads
+   * nothing past a malformed packet) and the device reconnects by its back-off.
+   */
+  malformedNext (count: number): void {
+    this.#malformedLeft = count
+    if (this.connected) this.#sendMalformed()
+  }
+
+  #sendMalformed (): void {
+    this.#malformedLeft--
+    // A PUBLISH to its own topic at QoS 3, which MQTT does not have [MQTT-3.3.1-4]: what firmware
+    // that corrupts its frames, or a fuzzer holding the device's key, would send.
+    const topic = Buffer.from(this.topic)
+    const body = Buffer.concat([Buffer.from([topic.length >> 8, topic.length & 0xff]), topic, Buffer.from([0x00, 0x01]), Buffer.from('{}')])
+    const length: number[] = []
+    for (let left = body.length; ; left = Math.floor(left / 128)) {
+      length.push(left >= 128 ? (left % 128) | 0x80 : left)
+      if (left < 128) break
+    }
+    ;(this.#client?.stream as TLSSocket | undefined)?.write(Buffer.concat([Buffer.from([0x36, ...length]), body]))
+  }
   /**
    * Reports `fw` from the next message on, but only after the broker has acknowledged one on the firmware it runs now:
    * a downgrade is a lower version than the previous message's, so a device that has not published yet (still

@@ -26,6 +26,7 @@ describe('detection in the collector (real broker, simulator and shipped policie
       '  - { policy: clock-skew, offset: 20m, select: { ids: [energy-00003] }, at: 1s }',
       '  - { policy: replay, count: 1, select: { ids: [housing-00002] }, at: 1s }',
       '  - { policy: payload-invalid, count: 1, select: { ids: [housing-00003] }, at: 1s }',
+      '  - { policy: payload-invalid, mode: malformed-packet, count: 1, select: { ids: [energy-00004] }, at: 1s }',
       '  - { policy: acl-violation, mode: wildcard-subscribe, select: { ids: [flood-00003] }, at: 1s }',
       '  - { policy: cert-rejected, mode: foreign-ca, attempts: 1, select: { ids: [flood-00004] }, at: 500ms }',
       '  - { policy: cert-expiry, expiresInDays: 3, select: { ids: [housing-00004] } }',
@@ -33,7 +34,7 @@ describe('detection in the collector (real broker, simulator and shipped policie
     try {
       await runSimulation({ dataDir: setup.fleet.dataDir, brokerUrl: setup.broker.url, devices: 18, intervalMs: 250, durationMs: 4_000, seed: 9, mix: { flood: 6, energy: 6, housing: 6 }, scenario: loadScenario(scenario) })
       service.refreshInventory() // the minute timer's work, now: the simulator issued housing-00004's short-lived certificate after start
-      await waitFor(async () => (await service.detection.alerts.list()).length >= 11, 10_000, 'alerts')
+      await waitFor(async () => (await service.detection.alerts.list()).length >= 12, 10_000, 'alerts')
       const open = async (policy: string) => (await service.detection.alerts.list()).filter((a) => a.policy === policy).map((a) => a.deviceId)
       expect((await open('firmware-outdated'))).toEqual(['flood-00001'])
       expect((await open('firmware-vulnerable'))).toEqual(['energy-00001'])
@@ -41,14 +42,17 @@ describe('detection in the collector (real broker, simulator and shipped policie
       expect((await open('value-implausible')).sort()).toEqual(['energy-00002', 'flood-00002'])
       expect((await open('clock-skew'))).toEqual(['energy-00003'])
       expect((await open('replay'))).toEqual(['housing-00002'])
-      expect((await open('payload-invalid'))).toEqual(['housing-00003'])
+      expect((await open('payload-invalid')).sort()).toEqual(['energy-00004', 'housing-00003'])
       expect((await open('acl-violation'))).toEqual(['flood-00003'])
       expect((await open('cert-rejected'))).toEqual(['address:127.0.0.1'])
       expect((await open('cert-expiry'))).toEqual(['housing-00004'])
-      const injected = new Set(['flood-00001', 'energy-00001', 'housing-00001', 'flood-00002', 'energy-00002', 'energy-00003', 'housing-00002', 'housing-00003', 'flood-00003', 'address:127.0.0.1', 'housing-00004'])
+      const injected = new Set(['flood-00001', 'energy-00001', 'housing-00001', 'flood-00002', 'energy-00002', 'energy-00003', 'housing-00002', 'housing-00003', 'energy-00004', 'flood-00003', 'address:127.0.0.1', 'housing-00004'])
       expect((await service.detection.alerts.list()).filter((a) => !injected.has(a.deviceId))).toEqual([])
       const alert = (await service.detection.alerts.list({ policy: 'acl-violation' }))[0]!
       expect(alert).toMatchObject({ status: 'open', severity: 'high', stride: 'Elevation of privilege', evidence: { topic: 'places/#' } })
+      // The broker's reading of the malformed packet, as the alert's evidence.
+      const malformed = (await service.detection.alerts.list({ policy: 'payload-invalid', deviceId: 'energy-00004' }))[0]!
+      expect(malformed.evidence).toMatchObject({ code: 'MALFORMED_PACKET', reason: 'malformed MQTT packet (Packet must not have both QoS bits set to 1); connection closed' })
     } finally {
       await service.stop()
     }
