@@ -23,7 +23,7 @@ import { type Clock, systemClock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { SupplierGrant } from '../pki/index.ts'
 import { installPacketSizeLimit } from './packet-size-limit.ts'
-import { installMalformedPacketReport } from './malformed-packets.ts'
+import { ProtocolViolations } from './protocol-violations.ts'
 import { printable } from '../shared/ids.ts'
 import { AuthorizeHooks } from './authorize-hooks.ts'
 import { ConnectHooks } from './connect-hooks.ts'
@@ -109,6 +109,12 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
   readonly #sessionOwners: SessionOwners
   readonly #connectHooks: ConnectHooks
   readonly #authorizeHooks: AuthorizeHooks
+  /** Packets that break MQTT, one event per connection (protocol-violations.ts). */
+  readonly #violations = new ProtocolViolations((client, code, reason) => {
+    const session = this.#session(client)
+    if (!session) return
+    this.#report('protocol-violation', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, reason: printable(reason, 200), code })
+  })
 
   constructor (options: BrokerOptions) {
     super()
@@ -180,7 +186,20 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     aedesByBroker.set(this, this.#aedes)
     this.#aedes.on('clientReady', (client) => this.#connectHooks.onClientReady(client))
     this.#aedes.on('clientDisconnect', (client) => this.#connectHooks.onClientDisconnect(client))
-    this.#aedes.on('clientError', (client, error) => this.#logger.debug({ client: client.id, err: error.message }, 'client error'))
+    this.#aedes.on('clientError', (client, error) => {
+      this.#violations.onAedesError(client, error)
+      this.#logger.debug({ client: client.id, err: error.message }, 'client error')
+    })
+    // The same before CONNECT (no client id yet): a packet before it, for one.
+    this.#aedes.on('connectionError', (client, error) => {
+      this.#violations.onAedesError(client, error)
+      // aedes refuses a CONNECT of a protocol level other than 3.1 and 3.1.1 (an MQTT 5 client) with CONNACK 1, in silence.
+      const session = (error as { errorCode?: number }).errorCode === 1 ? this.#session(client) : undefined
+      if (session) {
+        this.#report('auth-failed', { ...identityFields(session.identity), remoteAddress: session.remoteAddress, serial: session.serial,
+          reason: 'CONNECT of an MQTT version this broker does not speak (it speaks 3.1.1 and 3.1; MQTT 5 is not served): CONNACK 1', code: 'UNSUPPORTED_PROTOCOL_VERSION' })
+      }
+    })
     // Not before 'closed': aedes writes to it while closing its clients (wills, clean sessions).
     this.#aedes.once('closed', () => {
       this.#persistenceDestroyed = (persistence as { destroy: () => Promise<void> }).destroy()
@@ -298,8 +317,6 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     installPacketSizeLimit(client, this.limits.maxPacketBytes, (size) => {
       this.#report('packet-too-large', { ...identityFields(identity, { bytes: size }), remoteAddress, reason: `packet of ${size} bytes exceeds the ${this.limits.maxPacketBytes}-byte limit; connection closed` })
     })
-    installMalformedPacketReport(client, (reason) => {
-      this.#report('protocol-violation', { ...identityFields(identity), remoteAddress, reason: `malformed MQTT packet (${printable(reason, 120)}); connection closed`, code: 'MALFORMED_PACKET' })
-    })
+    this.#violations.install(client)
   }
 }

@@ -1,5 +1,5 @@
 import type { Client } from 'aedes'
-import { ReportedParseError } from './malformed-packets.ts'
+import { ReportedParseError } from './protocol-violations.ts'
 
 interface LengthParser {
   packet: { length: number }

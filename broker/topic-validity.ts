@@ -10,7 +10,7 @@
  */
 import { isUtf8 } from 'node:buffer'
 import type { Client } from 'aedes'
-import { ReportedParseError } from './malformed-packets.ts'
+import { ReportedParseError } from './protocol-violations.ts'
 
 interface StringParser {
   packet: { cmd?: string }

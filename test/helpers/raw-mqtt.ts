@@ -4,8 +4,8 @@
  * connection, or neither within a bound (hung).
  */
 import { connect as connectTcp } from 'node:net'
-import { connect, createSecureContext, type SecureContext } from 'node:tls'
-import mqttPacket from 'mqtt-packet'
+import { connect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls'
+import mqttPacket, { type Packet } from 'mqtt-packet'
 import { read, type TestFleet } from './fleet.ts'
 
 export type RawEnd = 'answered' | 'closed-by-broker' | 'hung' | 'tls-error'
@@ -83,4 +83,27 @@ export async function pool<T> (count: number, width: number, job: (index: number
   }
   await Promise.all(Array.from({ length: Math.min(width, count) }, (_, lane) => worker(lane)))
   return results
+}
+
+/**
+ * A raw MQTT 3.1.1 session over mutual TLS as `deviceId`: what a device could
+ * send, byte for byte. Resolves after the CONNACK (`connect: false`: once the
+ * TLS session is up, nothing sent).
+ */
+export async function rawSession (port: number, fleet: TestFleet, deviceId: string, { connect: sendConnect = true } = {}): Promise<{ socket: TLSSocket, packets: Packet[], closed: Promise<void> }> {
+  const files = fleet.device(deviceId)
+  const socket = connect({ host: '127.0.0.1', port, ca: read(fleet.paths.caCert), cert: read(files.cert), key: read(files.key) })
+  socket.on('error', () => {})
+  const packets: Packet[] = []
+  const parser = mqttPacket.parser()
+  parser.on('packet', (packet) => packets.push(packet))
+  socket.on('data', (chunk: Buffer) => parser.parse(chunk))
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  await new Promise<void>((resolve, reject) => { socket.once('secureConnect', resolve); socket.once('error', reject) })
+  if (!sendConnect) return { socket, packets, closed }
+  socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: deviceId, keepalive: 30 }))
+  await new Promise<void>((resolve, reject) => {
+    parser.once('packet', (packet) => packet.cmd === 'connack' && packet.returnCode === 0 ? resolve() : reject(new Error(`no CONNACK 0: ${JSON.stringify(packet)}`)))
+  })
+  return { socket, packets, closed }
 }
