@@ -321,7 +321,7 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       advisoriesFailing = true
     }
   })().finally(() => { advisoriesReading = undefined })
-  const refreshInventory = (): void => {
+  const readInventory = (): void => {
     const pki = new FleetPki(config.dataDir)
     try {
       if (!pki.initialized) return
@@ -334,6 +334,22 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
       advisories.setDevices(entries)
     } finally {
       pki.close()
+    }
+  }
+  // Called by a timer: an inventory that cannot be read (no file descriptor
+  // left, a damaged or locked file) must not end the process, broker and all.
+  let inventoryFailing = false
+  const refreshInventory = (): void => {
+    try {
+      readInventory()
+      if (inventoryFailing) logger.info('inventory read again')
+      inventoryFailing = false
+    } catch (error) {
+      if (!inventoryFailing) {
+        logger.error({ err: (error as Error).message, path: join(config.dataDir, 'pki') },
+          'inventory not read: the fleet view, cert-expiry and advisories keep what they last read; tried again every minute')
+      }
+      inventoryFailing = true
     }
     void reloadAdvisories()
   }
