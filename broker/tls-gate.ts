@@ -20,11 +20,12 @@
  */
 import { createHash, hkdfSync, randomBytes, X509Certificate } from 'node:crypto'
 import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs'
-import { type AddressInfo, createServer as createTcpServer, isIPv6, type Server as TcpServer, type Socket } from 'node:net'
+import { type AddressInfo, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import type { Clock } from '../shared/clock.ts'
+import { addressKey } from '../shared/address-key.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
 import { type CrlSummary, readCrl, readOrCreateTicketSecret, TICKET_SECRET_FILE } from '../pki/index.ts'
@@ -624,25 +625,6 @@ function assertNotOlder (next: CrlSummary, current: CrlSummary): void {
   if (next.thisUpdate.getTime() < current.thisUpdate.getTime()) {
     throw new Error(`the new CRL was issued ${next.thisUpdate.toISOString()}, before the one in force (${current.thisUpdate.toISOString()})`)
   }
-}
-
-/**
- * The unit a per-address cap counts: an IPv4 address, or an IPv6 /64 (one
- * host is routinely given a whole /64, so counting single IPv6 addresses
- * would cap nothing).
- */
-export function addressKey (address: string | undefined): string {
-  if (!address) return 'unknown'
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
-  if (mapped) return mapped[1]!
-  if (!isIPv6(address)) return address
-  const [head = '', tail = ''] = address.toLowerCase().split('::')
-  const headGroups = head === '' ? [] : head.split(':')
-  const tailGroups = tail === '' ? [] : tail.split(':')
-  const groups = address.includes('::')
-    ? [...headGroups, ...Array<string>(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups]
-    : headGroups
-  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, '')).join(':')}::/64`
 }
 
 function tupleOf (socket: { localAddress?: string, localPort?: number, remoteAddress?: string, remotePort?: number }): string {

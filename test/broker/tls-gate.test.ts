@@ -7,7 +7,7 @@ import { connect as tcpConnect, createServer as createTcpServer, type AddressInf
 import { connect as tlsConnect } from 'node:tls'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { BrokerLimits } from '../../broker/index.ts'
-import { addressKey } from '../../broker/tls-gate.ts'
+import { addressKey } from '../../shared/address-key.ts'
 import { connectClient, type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 
