@@ -12,7 +12,7 @@ import { port } from '../shared/config-fields.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import { brokerLimitsSchema, brokerStateSchema } from '../broker/config.ts'
 import { collectorConfigSchema, influxConfigSchema } from '../collector/config.ts'
-import { apiTokensSchema } from '../dashboards/config.ts'
+import { apiTokensSchema, httpMaxConnectionsPerAddressSchema, httpMaxConnectionsSchema } from '../dashboards/config.ts'
 import { deliveryConfigSchema, SINK_ENV, type SinkConfig } from '../delivery/config.ts'
 import { CLUSTER_ENV, clusterConfigSchema, nodeIdSchema, redisUrlSchema } from '../cluster/config.ts'
 import { databaseUrlSchema } from '../db/config.ts'
@@ -28,6 +28,8 @@ export const configSchema = z.strictObject({
   mqttPort: port.default(8883).describe('MQTT over TLS port'),
   httpPort: port.default(8080).describe('HTTP API and dashboard port'),
   httpHost: z.string().min(1).default('0.0.0.0').describe('address the HTTP API listens on'),
+  httpMaxConnections: httpMaxConnectionsSchema,
+  httpMaxConnectionsPerAddress: httpMaxConnectionsPerAddressSchema,
   apiTokens: apiTokensSchema,
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   broker: brokerLimitsSchema,

@@ -2,4 +2,4 @@
  * The dashboards room's config door: the API's section of the
  * configuration, which app/config.ts composes without loading fastify.
  */
-export { apiTokensSchema } from './api/config.ts'
+export { apiTokensSchema, httpMaxConnectionsPerAddressSchema, httpMaxConnectionsSchema } from './api/config.ts'

@@ -30,3 +30,15 @@ const apiTokens = z.string().transform((value, context) => {
 
 /** Bearer tokens of the HTTP API; none: only /healthz and /readyz answer. */
 export const apiTokensSchema = apiTokens.default([]).describe('token:role,… with roles viewer and operator, tokens of at least 16 characters; none: only /healthz and /readyz answer')
+
+/**
+ * HTTP connections the API holds at once, and from one address. Each is a
+ * file descriptor of the process, which in `placeguard up` is the broker's
+ * too: without a bound, idle connections from one peer (19,500 measured)
+ * used every descriptor and the process could open no file.
+ */
+export const DEFAULT_HTTP_CONNECTION_LIMITS = { maxConnections: 1_024, maxConnectionsPerAddress: 64 } as const
+export const httpMaxConnectionsSchema = z.coerce.number().int().positive().default(DEFAULT_HTTP_CONNECTION_LIMITS.maxConnections)
+  .describe('HTTP connections at once; beyond it a new one is closed at accept (each is a file descriptor of the process, shared with the broker in `up`)')
+export const httpMaxConnectionsPerAddressSchema = z.coerce.number().int().positive().default(DEFAULT_HTTP_CONNECTION_LIMITS.maxConnectionsPerAddress)
+  .describe('HTTP connections at once from one source address (IPv6: one /64); a browser holds about six, plus one for the live stream')
