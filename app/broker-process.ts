@@ -8,9 +8,10 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
-import { BROKER_DB_FILE, createSqlitePersistence, DEFAULT_BROKER_LIMITS, DEFAULT_MAX_QUEUED_PER_CLIENT, PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
+import { BROKER_DB_FILE, type BrokerLimits, createSqlitePersistence, DEFAULT_BROKER_LIMITS, DEFAULT_MAX_QUEUED_PER_CLIENT, PlaceGuardBroker, QUARANTINE_FILE, SESSION_OWNERS_FILE } from '../broker/index.ts'
 import { FleetPki, pkiPaths, type SupplierGrant, SupplierGrantsFile } from '../pki/index.ts'
 import type { Config } from './config.ts'
+import { fitToDescriptors, openFileLimit } from './descriptor-budget.ts'
 import type { Logger } from '../shared/logger.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 
@@ -47,7 +48,7 @@ async function startClusterNode (config: Config, redisUrl: string, logger: Logge
   const paths = pkiPaths(config.dataDir)
   // The queue limits are the SQLite persistence's; in Redis a returning session is given up to maxQueuedPerClient at once.
   const { maxQueuedPerClient, ...rest } = config.broker
-  const limits = Object.fromEntries(Object.entries(rest).filter(([key]) => key in DEFAULT_BROKER_LIMITS))
+  const limits = fitted(Object.fromEntries(Object.entries(rest).filter(([key]) => key in DEFAULT_BROKER_LIMITS)), config, logger)
   const node = createClusterNode({
     redisUrl, nodeId: config.nodeId, partitions: config.cluster.partitions, waitReplicas: config.cluster.waitReplicas, maxSessionDelivery: maxQueuedPerClient ?? DEFAULT_MAX_QUEUED_PER_CLIENT,
     mqtt: `mqtts://${config.mqttHost}:${config.mqttPort}`, metrics: `http://${config.httpHost}:${config.httpPort}/metrics`, logger, caCertFile: paths.caCert, crlFile: paths.crl,
@@ -80,9 +81,16 @@ async function startClusterNode (config: Config, redisUrl: string, logger: Logge
   }
 }
 
+/** The broker's limits with its connection table fitted to the process's open-file limit (descriptor-budget.ts). */
+function fitted<T extends Partial<BrokerLimits>> (limits: T, config: Config, logger: Logger): T {
+  const table = { maxConnections: limits.maxConnections ?? DEFAULT_BROKER_LIMITS.maxConnections, reservedConnections: limits.reservedConnections ?? DEFAULT_BROKER_LIMITS.reservedConnections }
+  return { ...limits, ...fitToDescriptors(table, config.httpMaxConnections, logger, openFileLimit()) }
+}
+
 export function brokerFor (config: Config, logger: Logger): PlaceGuardBroker {
   const paths = pkiPaths(config.dataDir)
-  const { maxQueuedPerClient, maxQueuedBytesPerClient, ...limits } = config.broker
+  const { maxQueuedPerClient, maxQueuedBytesPerClient, ...configured } = config.broker
+  const limits = fitted(configured, config, logger)
   // Sessions, subscriptions, retained and queued QoS 1 messages outlive a broker restart or crash
   // (`memory`: the same store, in memory, lost at a restart). The broker destroys the persistence when it closes.
   const path = config.brokerState === 'memory' ? ':memory:' : join(config.dataDir, BROKER_DB_FILE)

@@ -17,7 +17,7 @@ export interface CollectorProcess {
 export async function startCollectorProcess (config: Config, brokerUrl: string, logger: Logger): Promise<CollectorProcess> {
   const service = createCollectorService(config, brokerUrl, logger)
   await service.start()
-  const api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: config.httpHost, port: config.httpPort, logger })
+  const api = await startApiServer(apiSourceFrom(service, config.apiTokens), { host: config.httpHost, port: config.httpPort, maxConnections: config.httpMaxConnections, maxConnectionsPerAddress: config.httpMaxConnectionsPerAddress, logger })
   logger.info({ url: api.url }, 'HTTP API and dashboard listening')
   return {
     service, api,

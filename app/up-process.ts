@@ -52,7 +52,7 @@ export async function startUp (config: Config, logger: Logger, demo?: DemoFleet)
   await collector.start()
   const demoTokenMade = config.apiTokens.length > 0 ? undefined : demoToken(config)
   const tokens = demoTokenMade === undefined ? config.apiTokens : [{ token: demoTokenMade, role: 'operator' as const }]
-  const api = await startApiServer(apiSourceFrom(collector, tokens), { host: config.httpHost, port: config.httpPort, logger })
+  const api = await startApiServer(apiSourceFrom(collector, tokens), { host: config.httpHost, port: config.httpPort, maxConnections: config.httpMaxConnections, maxConnectionsPerAddress: config.httpMaxConnectionsPerAddress, logger })
   logger.info({ url: api.url }, 'HTTP API and dashboard listening')
   const abort = new AbortController()
   let simulation: Promise<unknown> = Promise.resolve()
