@@ -64,6 +64,7 @@ async function startClusterNode (config: Config, redisUrl: string, logger: Logge
   await node.start(broker)
   const health = await startNodeHealth({
     nodeId: config.nodeId, host: config.httpHost, port: config.httpPort, tokens: config.apiTokens, logger,
+    connections: { maxConnections: config.httpMaxConnections, maxConnectionsPerAddress: config.httpMaxConnectionsPerAddress },
     figures: () => ({ ...node.figures(), sessions: broker.connectionsByRole(), quarantined: broker.quarantined().length }),
   }).catch((error: Error) => {
     throw new PlaceGuardError('PG_ERR_API_LISTEN', `the node's /healthz and /metrics cannot listen on ${config.httpHost}:${config.httpPort}: ${error.message}`, { field: 'httpPort', cause: error })

@@ -8,7 +8,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
-import { authenticate } from '../dashboards/index.ts'
+import { authenticate, type HttpConnectionLimits, limitConnections } from '../dashboards/index.ts'
 import type { Logger } from '../shared/logger.ts'
 
 export interface NodeFigures {
@@ -29,6 +29,8 @@ export interface NodeHealthOptions {
   tokens: ReadonlyArray<{ token: string, role: 'viewer' | 'operator' }>
   figures: () => NodeFigures
   logger: Logger
+  /** As the API's (httpMaxConnections, httpMaxConnectionsPerAddress): each connection is a descriptor the broker needs too. */
+  connections: HttpConnectionLimits
 }
 
 export interface RunningNodeHealth {
@@ -89,7 +91,8 @@ export async function startNodeHealth (options: NodeHealthOptions): Promise<Runn
     }
     response.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'PG_ERR_API_NOT_FOUND', message: `no ${path}` }))
   })
-  // A slow or idle client must not hold sockets for long (the API's own timeouts are the same order).
+  limitConnections(server, options.connections, options.logger)
+  // A slow or idle client must not hold sockets for long (shorter than the API's: nothing here takes a body).
   server.requestTimeout = 10_000
   server.headersTimeout = 5_000
   // An idle kept-alive socket stays open longer than clients keep theirs (undici: a few seconds), so the
