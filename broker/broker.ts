@@ -149,7 +149,9 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
       },
       onCommand: options.cluster && ((command) => options.cluster!.shareQuarantine(command)),
     })
-    this.#sessionOwners = new SessionOwners(options.sessionOwnersFile)
+    this.#sessionOwners = new SessionOwners(options.sessionOwnersFile, (error) => {
+      this.#logger.error({ file: options.sessionOwnersFile, err: error.message }, 'session owners not saved: each persistent session stays bound to its identity while the broker runs, but a restart now would forget the bindings since the last save')
+    })
     const sessionOf = (client: Client): Session | undefined => this.#session(client)
     this.#connectHooks = new ConnectHooks({
       limits: this.limits, clock: this.#clock, report: this.#report, sessionOf,

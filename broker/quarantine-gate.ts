@@ -37,7 +37,10 @@ export class QuarantineGate {
 
   constructor (options: QuarantineGateOptions) {
     this.#options = options
-    this.#list = new QuarantineList(options.file)
+    // Saved at each change only (quarantine, lift, expiry): rare enough to say each failure.
+    this.#list = new QuarantineList(options.file, (error) => {
+      options.logger.error({ file: options.file, err: error.message }, 'quarantine list not saved: the quarantines are in force, but a restart now would forget the changes since the last save')
+    })
   }
 
   start (): void {

@@ -31,13 +31,20 @@ export interface QuarantineEntry {
 }
 
 
-/** The quarantine list, persisted to `path` (JSON, written atomically) when one is given. */
+/**
+ * The quarantine list, persisted to `path` (JSON, written atomically) when
+ * one is given. A write that fails (a full disk) is told to `onSaveError`
+ * and changes nothing in force: a quarantine applies whether or not it
+ * could be saved, and is saved with the next change that can be.
+ */
 export class QuarantineList {
   readonly #path: string | undefined
   readonly #entries = new Map<string, QuarantineEntry>()
+  readonly #onSaveError: (error: Error) => void
 
-  constructor (path?: string) {
+  constructor (path?: string, onSaveError: (error: Error) => void = () => {}) {
     this.#path = path
+    this.#onSaveError = onSaveError
     if (!path) return
     const raw = readTextIfExists(path)
     if (raw === undefined) return
@@ -86,6 +93,11 @@ export class QuarantineList {
   }
 
   #save (): void {
-    if (this.#path) writeFileAtomic(this.#path, `${JSON.stringify(this.list(), null, 2)}\n`, 0o600)
+    if (!this.#path) return
+    try {
+      writeFileAtomic(this.#path, `${JSON.stringify(this.list(), null, 2)}\n`, 0o600)
+    } catch (error) {
+      this.#onSaveError(error as Error)
+    }
   }
 }

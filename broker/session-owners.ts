@@ -23,13 +23,23 @@ export const SESSION_OWNERS_FILE = 'session-owners.jsonl'
 
 interface Change { id: string, owner: string | null }
 
+/**
+ * A write that fails (a full disk) is told to `onSaveError` and changes
+ * nothing in force: the binding holds in memory, and the next compaction
+ * that can write saves it (a restart before that forgets it, as it forgets
+ * the session itself, which broker.db could not save either).
+ */
 export class SessionOwners {
   readonly #path: string | undefined
   readonly #owners = new Map<string, string>()
+  readonly #onSaveError: (error: Error) => void
   #logLines = 0
+  /** A write failed since the last compaction: the file is behind the map, so the next change compacts. */
+  #behind = false
 
-  constructor (path?: string) {
+  constructor (path?: string, onSaveError: (error: Error) => void = () => {}) {
     this.#path = path
+    this.#onSaveError = onSaveError
     if (!path) return
     const raw = readTextIfExists(path)
     if (raw === undefined) return
@@ -73,15 +83,27 @@ export class SessionOwners {
 
   #append (change: Change): void {
     if (!this.#path) return
-    if (this.#logLines > 2 * this.#owners.size + 1_000) return this.#compact()
-    appendFileSync(this.#path, `${JSON.stringify(change)}\n`, { mode: 0o600 })
-    this.#logLines++
+    if (this.#behind || this.#logLines > 2 * this.#owners.size + 1_000) return this.#compact()
+    try {
+      appendFileSync(this.#path, `${JSON.stringify(change)}\n`, { mode: 0o600 })
+      this.#logLines++
+    } catch (error) {
+      // A line may be half written: the next write is a whole new file.
+      this.#behind = true
+      this.#onSaveError(error as Error)
+    }
   }
 
   #compact (): void {
     if (!this.#path) return
     const lines = [...this.#owners].map(([id, owner]) => `${JSON.stringify({ id, owner })}\n`)
-    writeFileAtomic(this.#path, lines.join(''), 0o600)
-    this.#logLines = lines.length
+    try {
+      writeFileAtomic(this.#path, lines.join(''), 0o600)
+      this.#logLines = lines.length
+      this.#behind = false
+    } catch (error) {
+      this.#behind = true
+      this.#onSaveError(error as Error)
+    }
   }
 }

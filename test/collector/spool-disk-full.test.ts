@@ -5,7 +5,7 @@
  * there is room. A real full filesystem: a small tmpfs mounted as the data dir.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, openSync, closeSync, rmSync, writeSync, unlinkSync } from 'node:fs'
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -15,6 +15,7 @@ import { Collector } from '../../collector/collector.ts'
 import { Spool } from '../../collector/spool.ts'
 import { createLogger } from '../../shared/logger.ts'
 import { connectClient, type RunningBroker, startBroker, waitFor } from '../helpers/broker.ts'
+import { fillDisk } from '../helpers/full-disk.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 
 let fleet: TestFleet
@@ -41,26 +42,6 @@ afterAll(async () => {
   if (!mountRefused) execFileSync('umount', ['-l', dataDir])
   rmSync(dataDir, { recursive: true, force: true })
 })
-
-/** Writes a file until the filesystem says ENOSPC: from then on, nothing more fits. */
-function fillDisk (path: string): void {
-  const fd = openSync(path, 'w')
-  try {
-    for (const size of [64 * 1024, 4096, 512, 1]) {
-      const chunk = Buffer.alloc(size, 1)
-      for (;;) {
-        try {
-          writeSync(fd, chunk)
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'ENOSPC') break
-          throw error
-        }
-      }
-    }
-  } finally {
-    closeSync(fd)
-  }
-}
 
 async function inFlightAtBroker (clientId: string): Promise<number> {
   // aedes' persistence is public at runtime but missing from its types.
