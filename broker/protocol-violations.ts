@@ -12,7 +12,8 @@
  * - `PROTOCOL_VIOLATION`: a packet that parses but may not be sent: a packet
  *   before CONNECT or a second CONNECT, a wildcard or empty topic in a
  *   PUBLISH, a SUBSCRIBE or UNSUBSCRIBE without a filter, a packet only a
- *   server sends.
+ *   server sends; and a topic deeper than the broker takes, which is
+ *   aedes' limit rather than MQTT's but closes the connection the same.
  *
  * Hooks that fail a parse on purpose and report it themselves
  * (packet-size-limit.ts, topic-validity.ts) throw a `ReportedParseError`:
@@ -53,7 +54,8 @@ export function aedesViolation (error: Error & { info?: { cmd?: string } }): str
     case 'empty topic not allowed in PUBLISH':
       return 'a PUBLISH with an empty topic [MQTT-4.7.3-1]'
     case 'topic has too many levels':
-      return 'a PUBLISH topic deeper than the broker takes (aedes\' maxTopicLevels)'
+      // Not MQTT's limit but the broker's (a topic or filter of over 100 levels), on which aedes closes all the same.
+      return 'a topic deeper than the broker takes (aedes\' maxTopicLevels, 100 levels)'
     default:
       return undefined
   }

@@ -58,6 +58,7 @@ describe('packets that parse but break MQTT: PROTOCOL_VIOLATION', () => {
     ['a PUBLISH to a topic with #', true, mqttPacket.generate({ cmd: 'publish', topic: 'places/riverside/flood/flood-002/#', payload: '{}', qos: 1, messageId: 1, retain: false, dup: false }), 'a wildcard in a PUBLISH topic [MQTT-3.3.2-2]'],
     ['a PUBLISH to a topic with +', true, mqttPacket.generate({ cmd: 'publish', topic: 'places/riverside/flood/+/telemetry', payload: '{}', qos: 0, retain: false, dup: false }), 'a wildcard in a PUBLISH topic [MQTT-3.3.2-2]'],
     ['a PUBLISH with an empty topic', true, Buffer.from([0x30, 0x04, 0x00, 0x00, 0x7b, 0x7d]), 'a PUBLISH with an empty topic [MQTT-4.7.3-1]'],
+    ['a PUBLISH to a topic of 105 levels', true, mqttPacket.generate({ cmd: 'publish', topic: `places/riverside/flood/flood-002/${'a/'.repeat(100)}x`, payload: '{}', qos: 0, retain: false, dup: false }), 'a topic deeper than the broker takes (aedes\' maxTopicLevels, 100 levels)'],
     ['a SUBSCRIBE with no filter', true, Buffer.from([0x82, 0x02, 0x00, 0x01]), 'a SUBSCRIBE with no topic filter [MQTT-3.8.3-3]'],
     ['an UNSUBSCRIBE with no filter', true, Buffer.from([0xa2, 0x02, 0x00, 0x01]), 'an UNSUBSCRIBE with no topic filter [MQTT-3.10.3-2]'],
     ['a CONNACK from the client', true, mqttPacket.generate({ cmd: 'connack', returnCode: 0, sessionPresent: false }), 'a CONNACK from a client, which only a server sends'],
