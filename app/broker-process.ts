@@ -82,7 +82,12 @@ async function startClusterNode (config: Config, redisUrl: string, logger: Logge
   }
 }
 
-/** The broker's limits with its connection table fitted to the process's open-file limit (descriptor-budget.ts). */
+/**
+ * The broker's limits with its connection table fitted to the process's
+ * open-file limit (descriptor-budget.ts). The API's connections are counted
+ * whether this process serves the API (`up`), a node's /healthz, or neither
+ * (`broker`): then they are spare descriptors.
+ */
 function fitted<T extends Partial<BrokerLimits>> (limits: T, config: Config, logger: Logger): T {
   const table = { maxConnections: limits.maxConnections ?? DEFAULT_BROKER_LIMITS.maxConnections, reservedConnections: limits.reservedConnections ?? DEFAULT_BROKER_LIMITS.reservedConnections }
   return { ...limits, ...fitToDescriptors(table, config.httpMaxConnections, logger, openFileLimit()) }
