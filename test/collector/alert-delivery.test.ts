@@ -42,6 +42,9 @@ describe('alert delivery from the collector (real broker, real receiver)', () =>
       await waitFor(() => alerts().some((a) => a.policy === 'delivery-failing'), 20_000, 'the delivery-failing alert at the SOC')
       expect(alerts().find((a) => a.policy === 'delivery-failing')).toMatchObject({ deviceId: 'sink:ops-chat', status: 'open' })
       expect((await service.outbox.deadLetters('ops-chat')).map((d) => d.change === 'audit' ? d.audit.action : d.alert.policy)).toContain('acl-violation')
+      // Every chat delivery dead, the acknowledgement's too: while a newer change of an alert is still pending, requeue
+      // drops its older dead letters as superseded, and there may be nothing left to re-queue.
+      await waitFor(async () => (await service.outbox.metrics()).find((m) => m.sink === 'ops-chat')!.pending === 0, 10_000, 'every chat delivery dead-lettered')
       // Operators see and re-queue dead letters from the command line while the collector runs.
       const cli = (...args: string[]) => new Promise<string>((resolve, reject) => execFile(process.execPath, ['bin/placeguard.js', '--data-dir', setup.fleet.dataDir, 'outbox', ...args], (error, stdout) => error ? reject(error) : resolve(stdout)))
       const letters = JSON.parse(await cli('dead-letters', '--json', '--sink', 'ops-chat')) as Array<{ sink: string, alert: { policy: string } }>
