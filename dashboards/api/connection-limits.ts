@@ -13,7 +13,8 @@
  * - a request's headers within 10 s and the whole request within 30 s, so a
  *   slow sender (slowloris) gives its slot back quickly.
  *
- * Refusals are logged at most once per 10 s, with their count.
+ * Refusals are logged at most once per 10 s, with their count; those held
+ * back by the period are logged when it ends.
  */
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
@@ -38,15 +39,22 @@ export function limitConnections (server: Server, limits: HttpConnectionLimits, 
   const perAddress = new Map<string, number>()
   let refused = { total: 0, perAddress: 0 }
   let loggedAt = -Infinity
-  const refuse = (kind: 'total' | 'perAddress'): void => {
-    refused[kind]++
-    const now = performance.now()
-    if (now - loggedAt < REFUSAL_LOG_EVERY_MS) return
-    loggedAt = now
+  let held: NodeJS.Timeout | undefined
+  const log = (): void => {
+    held = undefined
+    loggedAt = performance.now()
     logger.warn({ refused, maxConnections: limits.maxConnections, maxConnectionsPerAddress: limits.maxConnectionsPerAddress },
       'HTTP connections refused at accept: the API holds httpMaxConnections at once, httpMaxConnectionsPerAddress from one address')
     refused = { total: 0, perAddress: 0 }
   }
+  const refuse = (kind: 'total' | 'perAddress'): void => {
+    refused[kind]++
+    const sinceLog = performance.now() - loggedAt
+    if (sinceLog >= REFUSAL_LOG_EVERY_MS) return log()
+    // Held back by the period, and said when it ends: a burst that stops inside it is still counted whole.
+    held ??= setTimeout(log, REFUSAL_LOG_EVERY_MS - sinceLog).unref()
+  }
+  server.once('close', () => clearTimeout(held))
   // Beyond server.maxConnections Node closes the socket itself and says so here.
   server.on('drop', () => refuse('total'))
   server.on('connection', (socket: Socket) => {
