@@ -210,20 +210,21 @@ export function createCollectorService (config: Config, brokerUrl: string, logge
   // Operators' actions are recorded where the group can see them all: its PostgreSQL when there is one.
   const trail = pool ? new PgAuditStore({ pool }) : new SqliteAuditStore({ path: join(config.dataDir, 'audit.db') })
   const alertListeners = new Set<(change: AlertChange) => void>()
-  // Over PostgreSQL, enqueueing is asynchronous and may fail: queued in order and retried (ordered-writes.ts), and
-  // only there. A change also enqueued at once would be enqueued twice, and its second copy could land after the
-  // sink confirmed the first (which deletes it) and go out again; nor would it wait for an earlier change's retry.
+  // Over PostgreSQL, enqueueing is asynchronous and may fail: every change is queued in order and retried
+  // (ordered-writes.ts), never also enqueued at once: its second copy could land after the sink confirmed the first
+  // (which deletes it) and go out again, and it would not wait for an earlier change's retry. Over SQLite an enqueue
+  // is durable on return, and a failure (a full disk) throws: that change, and every one after it until the queue
+  // drains, goes the same ordered, retried way (a throw here would end the process).
   const deliveries = new OrderedWrites({ logger, what: 'alert delivery not queued in the outbox' })
-  const enqueue = (change: AlertChange, options?: { unlessDelivered?: boolean }): void => {
-    if (pool) deliveries.push(() => outbox.enqueue(change, options) as Promise<number>)
-    else void outbox.enqueue(change, options) // SQLite: durable on return, a failure throws here
+  const toOutbox = (write: () => unknown): void => {
+    if (pool) deliveries.push(async () => { await write() })
+    else deliveries.runOrPush(write)
   }
+  const enqueue = (change: AlertChange, options?: { unlessDelivered?: boolean }): void => toOutbox(() => outbox.enqueue(change, options))
   // Every entry the API and the supplier commands write goes to the syslog sinks as CEF too, through the outbox
-  // (docs/audit-trail.md): over PostgreSQL queued in order and retried, as alert changes are.
-  const auditTrail = copiedToSinks(trail, (entry) => {
-    if (pool) deliveries.push(() => outbox.enqueueAudit(entry) as Promise<number>)
-    else void outbox.enqueueAudit(entry) // SQLite: durable on return, a failure throws here
-  }, (error, entry) => logger.error({ err: error.message, seq: entry.seq }, 'audit trail entry recorded, but not queued for the syslog sinks'))
+  // (docs/audit-trail.md), queued in order and retried as alert changes are.
+  const auditTrail = copiedToSinks(trail, (entry) => toOutbox(() => outbox.enqueueAudit(entry)),
+    (error, entry) => logger.error({ err: error.message, seq: entry.seq }, 'audit trail entry recorded, but not queued for the syslog sinks'))
   // Alerts whose `opened` this collector has queued or made sure of (see onAlertRepeated), bounded.
   const knownOpened = new Set<string>()
   const rememberOpened = (id: string): void => {

@@ -1,11 +1,13 @@
 /**
- * Writes to a shared store that must all land, in the order they were
- * asked for, through the store's outages: each is retried with back-off
- * (500 ms doubling to 30 s) before the next starts. Used for the alert
- * deliveries a collector queues in the group's PostgreSQL outbox: the
- * outbox answers a failed enqueue by storing nothing, and the caller keeps
- * the change and tries again (delivery/outbox.ts); a retried enqueue of the
- * same change is harmless (its delivery ids are derived from it).
+ * Writes to a store that must all land, in the order they were asked for,
+ * through the store's outages: each is retried with back-off (500 ms
+ * doubling to 30 s) before the next starts. Used for the alert deliveries a
+ * collector queues in its outbox: the group's PostgreSQL, whose outages
+ * every write goes through this queue for, or the embedded SQLite, whose
+ * writes run at once unless one failed (a full disk). The outbox answers a
+ * failed enqueue by storing nothing, and the caller keeps the change and
+ * tries again (delivery/outbox.ts); a retried enqueue of the same change is
+ * harmless (its delivery ids are derived from it).
  *
  * `settled` is the barrier the cluster ingest waits on before it
  * acknowledges entries: everything asked for so far has landed.
@@ -60,6 +62,23 @@ export class OrderedWrites {
       }
     }
     this.#tail = this.#tail.then(attempt).finally(() => { this.#pending-- })
+  }
+
+  /**
+   * A synchronous write (SQLite: durable on return): run now when no write
+   * waits. If it throws (a full disk), or writes wait, it is pushed and
+   * retried in order as `push`; nothing is thrown at the caller.
+   */
+  runOrPush (write: () => unknown): void {
+    if (this.#pending === 0) {
+      try {
+        write()
+        return
+      } catch {
+        // Tried again at once by push, whose failure is logged.
+      }
+    }
+    this.push(async () => { write() })
   }
 
   /** Resolves once every write pushed so far has landed (or was given up at stop). */

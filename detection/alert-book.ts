@@ -20,6 +20,15 @@
  * An operator's write (acknowledge, resolve, comment) waits its turn but is
  * tried once: its failure is the operator's answer. Reads go to the store
  * directly and do not wait for queued writes.
+ *
+ * A synchronous store that fails (SQLite on a full disk: SQLITE_FULL) is
+ * treated alike: the detection write that failed, and every detection write
+ * after it, is queued and retried in order, answered by a Promise, until the
+ * queue drains; then writes are synchronous again. Nothing is thrown at the
+ * caller (detection runs inside the MQTT client's message handler and its
+ * own timers, where a throw ends the process). An operator's write on a
+ * synchronous store is tried at once, queue or not, and its failure is the
+ * operator's answer.
  */
 import { randomUUID } from 'node:crypto'
 import { type Clock, systemClock } from '../shared/clock.ts'
@@ -86,6 +95,10 @@ export class AlertBook {
   writesRefused = 0
   /** Failed attempts of detection writes that were then retried. */
   writesRetried = 0
+  /** Detection writes given up at close while a synchronous store still refused them. */
+  writesAbandoned = 0
+  #closing = false
+  readonly #sleepers = new Set<() => void>()
 
   constructor (options: AlertBookOptions = {}) {
     this.#async = options.asyncStore !== undefined
@@ -102,7 +115,7 @@ export class AlertBook {
     return this.#async
   }
 
-  /** Writes waiting in the queue (asynchronous store). */
+  /** Writes waiting in the queue (an asynchronous store, or a synchronous one that failed). */
   get queuedWrites (): number {
     return this.#queued
   }
@@ -184,19 +197,39 @@ export class AlertBook {
     return this.#store.deleteResolvedBefore(new Date(now - this.#retentionMs).toISOString())
   }
 
-  /** Closes the store (an asynchronous one after the queued writes). */
+  /**
+   * Closes the store: an asynchronous one after the queued writes; a
+   * synchronous one at once, its queued writes (a full disk) tried once more
+   * and the rest given up, logged.
+   */
   close (): MaybeAsync<void> {
-    if (!this.#async) return this.#store.close()
+    if (this.#async) return this.settled().then(() => this.#store.close())
+    if (this.#queued === 0) return this.#store.close()
+    this.#closing = true
+    this.#wake()
     return this.settled().then(() => this.#store.close())
   }
 
   /**
-   * One write of the store. Synchronous store: now. Asynchronous: after the
-   * writes asked for before it; `retry` (detection's writes) tries again
-   * with back-off until the store takes it, within the queue's bound.
+   * One write of the store. Synchronous store: now, unless detection writes
+   * wait in the queue (a failed store); asynchronous: after the writes asked
+   * for before it. `retry` (detection's writes) tries again with back-off
+   * until the store takes it, within the queue's bound.
    */
   #write<T> (retry: boolean, write: () => MaybeAsync<T>): MaybeAsync<T> {
-    if (!this.#async) return write()
+    if (!this.#async && (!retry || this.#queued === 0)) {
+      try {
+        return write()
+      } catch (error) {
+        if (!retry) throw error
+        this.#failed(error as Error)
+        return this.#enqueue(retry, write, true)
+      }
+    }
+    return this.#enqueue(retry, write, false)
+  }
+
+  #enqueue<T> (retry: boolean, write: () => MaybeAsync<T>, failedOnce: boolean): Promise<T> {
     if (retry && this.#queued >= this.#maxQueued) {
       this.writesRefused++
       if (this.writesRefused === 1 || this.writesRefused % 1000 === 0) this.#logger?.error({ queued: this.#queued, refused: this.writesRefused }, 'alert store: write queue full; new findings are refused until it drains')
@@ -204,22 +237,50 @@ export class AlertBook {
     }
     this.#queued++
     const attempt = async (): Promise<T> => {
-      for (let delayMs = this.#retryMs; ; delayMs = Math.min(delayMs * 2, MAX_RETRY_MS)) {
+      for (let delayMs = this.#retryMs, wait = failedOnce; ; delayMs = Math.min(delayMs * 2, MAX_RETRY_MS), wait = true) {
+        if (wait) await this.#pause(delayMs)
         try {
           const result = write()
           return isPromise(result) ? await result : result
         } catch (error) {
           // A write refused for good (a stale lease: shared/fencing.ts) is not retried; its finding is the new holder's.
           if (!retry || (error as { permanent?: boolean }).permanent === true) throw error
-          this.writesRetried++
-          this.#logger?.error({ err: (error as Error).message, retryInMs: delayMs, queued: this.#queued }, 'alert store: write failed; retrying in order, nothing is lost')
-          await new Promise((resolve) => setTimeout(resolve, delayMs))
+          if (this.#closing) {
+            this.writesAbandoned++
+            this.#logger?.error({ err: (error as Error).message }, 'alert store: write given up at close while the store refused it')
+            throw error
+          }
+          this.#failed(error as Error, delayMs)
         }
       }
     }
     const done = this.#tail.then(attempt, attempt).finally(() => { this.#queued-- })
     this.#tail = done.catch(() => undefined)
     return done
+  }
+
+  #failed (error: Error, retryInMs = this.#retryMs): void {
+    this.writesRetried++
+    this.#logger?.error({ err: error.message, retryInMs, queued: this.#queued }, 'alert store: write failed; retrying in order, nothing is lost')
+  }
+
+  /** Waits `ms`, or less once the book is closing. */
+  async #pause (ms: number): Promise<void> {
+    if (this.#closing) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.#sleepers.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.#sleepers.add(done)
+    })
+  }
+
+  #wake (): void {
+    for (const wake of this.#sleepers) wake()
+    this.#sleepers.clear()
   }
 
   #resolved (alert: Alert, resolution: string): Alert {
