@@ -237,8 +237,13 @@ export class AlertBook {
     }
     this.#queued++
     const attempt = async (): Promise<T> => {
-      for (let delayMs = this.#retryMs, wait = failedOnce; ; delayMs = Math.min(delayMs * 2, MAX_RETRY_MS), wait = true) {
-        if (wait) await this.#pause(delayMs)
+      let delayMs = this.#retryMs
+      // A synchronous store's write that just failed (and was logged) waits its first delay before it is tried again.
+      if (failedOnce) {
+        await this.#pause(delayMs)
+        delayMs = Math.min(delayMs * 2, MAX_RETRY_MS)
+      }
+      for (;;) {
         try {
           const result = write()
           return isPromise(result) ? await result : result
@@ -251,6 +256,8 @@ export class AlertBook {
             throw error
           }
           this.#failed(error as Error, delayMs)
+          await this.#pause(delayMs)
+          delayMs = Math.min(delayMs * 2, MAX_RETRY_MS)
         }
       }
     }
