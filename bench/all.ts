@@ -44,7 +44,7 @@ function runBench (script: string, args: string[]): Promise<Record<string, unkno
   })
 }
 
-interface Row { measure: string, placeguard: string, mosquitto: string, ratio: string, floor: string, target: string, met: string }
+interface Row { measure: string, placeguard: string, mosquitto: string, ratio: string, floor: string, codecFloor: string, aedes: string, target: string, met: string }
 const rows: Row[] = []
 
 /**
@@ -56,9 +56,21 @@ function row (measure: string, pg: number | undefined, mq: number | undefined, t
   rows.push({
     measure, placeguard: pg === undefined ? '–' : String(pg), mosquitto: mq === undefined ? '–' : String(mq),
     ratio: useRatio && value !== undefined ? `${value}×` : '–',
-    floor: floor === undefined ? '–' : mq ? `${floor} (${round(floor / mq, 2)}×)` : String(floor), target,
+    floor: floor === undefined ? '–' : mq ? `${floor} (${round(floor / mq, 2)}×)` : String(floor), codecFloor: '–', aedes: '–', target,
     met: value === undefined ? 'not measured' : check(value) ? 'yes' : 'no',
   })
+}
+
+/**
+ * The last row's figures for the two other references on Node, run in the
+ * steady-fleet bench only: the TLS floor with the MQTT codec
+ * (lib/mqtt-codec-floor-broker.ts), and aedes as shipped (lib/aedes-broker.ts).
+ */
+function withReferences (mq: number | undefined, codecFloor: number | undefined, aedes: number | undefined): void {
+  const last = rows.at(-1)!
+  const cell = (value: number | undefined): string => value === undefined ? '–' : mq ? `${value} (${round(value / mq, 2)}×)` : String(value)
+  last.codecFloor = cell(codecFloor)
+  last.aedes = cell(aedes)
 }
 
 type Figures = Record<string, number>
@@ -102,13 +114,22 @@ for (const devices of quick ? [300] : [1_000, 5_000]) {
 }
 
 // 2. The daily load: steady QoS 1 from the simulator.
-const load = await runBench('fleet-load.ts', quick ? ['--devices', '300', '--duration', '10s'] : ['--devices', '2000', '--duration', '30s'])
+// With the two other references on Node: what MQTT's codec costs on the TLS floor, and what aedes costs as shipped.
+const load = await runBench('fleet-load.ts', [...quick ? ['--devices', '300', '--duration', '10s'] : ['--devices', '2000', '--duration', '30s'],
+  '--brokers', 'placeguard,mosquitto,node-tls-floor,mqtt-codec-floor,aedes'])
 const pgLoad = dig(load, 'results', 'placeguard')
 const mqLoad = dig(load, 'results', 'mosquitto')
 const floorLoad = dig(load, 'results', 'node-tls-floor')
-row('steady fleet, broker CPU µs per acknowledged msg', pgLoad?.cpuUsPerMessage, mqLoad?.cpuUsPerMessage, '≤ 1.2×', (r) => r <= 1.2, true, floorLoad?.cpuUsPerMessage)
-row('steady fleet, RSS per connected device idle, KiB', pgLoad?.idleKiBPerDevice, mqLoad?.idleKiBPerDevice, '≤ 1.5×', (r) => r <= 1.5, true, floorLoad?.idleKiBPerDevice)
-row('steady fleet, RSS per connected device under load, KiB', pgLoad?.loadKiBPerDevice, mqLoad?.loadKiBPerDevice, '≤ 1.5×', (r) => r <= 1.5, true, floorLoad?.loadKiBPerDevice)
+const codecLoad = dig(load, 'results', 'mqtt-codec-floor')
+const aedesLoad = dig(load, 'results', 'aedes')
+for (const [measure, key, target] of [
+  ['steady fleet, broker CPU µs per acknowledged msg', 'cpuUsPerMessage', 1.2],
+  ['steady fleet, RSS per connected device idle, KiB', 'idleKiBPerDevice', 1.5],
+  ['steady fleet, RSS per connected device under load, KiB', 'loadKiBPerDevice', 1.5],
+] as const) {
+  row(measure, pgLoad?.[key], mqLoad?.[key], `≤ ${target}×`, (r) => r <= target, true, floorLoad?.[key])
+  withReferences(mqLoad?.[key], codecLoad?.[key], aedesLoad?.[key])
+}
 
 // 3. Reconnect storm with TLS session resumption: the fleet dropped at once (tickets), the same without
 // tickets (full handshakes), and the broker killed and restarted.
@@ -155,8 +176,9 @@ printTable(rows as unknown as Array<Record<string, string>>)
 if (!quick) {
   const table = [
     `Machine: ${machine}. Run: ${date} UTC, \`npm run bench\`, ${loadNote}.`, '',
-    '| measure | PlaceGuard | mosquitto | ratio | Node TLS floor (÷ mosquitto) | target | met |', '|---|---:|---:|---:|---:|---|---|',
-    ...rows.map((r) => `| ${r.measure} | ${r.placeguard} | ${r.mosquitto} | ${r.ratio} | ${r.floor} | ${r.target} | ${r.met} |`),
+    '| measure | PlaceGuard | mosquitto | ratio | Node TLS floor (÷ mosquitto) | + MQTT codec (÷ mosquitto) | aedes as shipped (÷ mosquitto) | target | met |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---|',
+    ...rows.map((r) => `| ${r.measure} | ${r.placeguard} | ${r.mosquitto} | ${r.ratio} | ${r.floor} | ${r.codecFloor} | ${r.aedes} | ${r.target} | ${r.met} |`),
   ].join('\n')
   const doc = readFileSync(DOC, 'utf8')
   const at = doc.indexOf(START)

@@ -27,6 +27,8 @@
  *     [--node-flags=--max-semi-space-size=4,…]   (V8/Node flags for PlaceGuard's broker)
  *     [--brokers placeguard,mosquitto,node-tls-floor]   (node-tls-floor: Node's TLS sockets with just
  *                        enough MQTT to answer, lib/tls-floor-broker.ts — the cost no broker on Node avoids;
+ *                        mqtt-codec-floor, not run by default: that floor with mqtt-packet parsing and writing every
+ *                        packet and QoS 1 delivered with the subscriber's own ids, lib/mqtt-codec-floor-broker.ts;
  *                        aedes, not run by default: aedes as shipped on the same TLS, lib/aedes-broker.ts)
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -37,7 +39,7 @@ import mqtt from 'mqtt'
 import { loopbackAddress, runSimulation } from '../agent-sim/index.ts'
 import { FleetPki } from '../pki/index.ts'
 import { parseDuration } from '../shared/duration.ts'
-import { type BrokerProcess, freePort, parseBrokerNames, placeGuardNodeArgs, startMosquitto, startAedes, startPlaceGuard, startTlsFloor } from './lib/brokers.ts'
+import { type BrokerProcess, freePort, parseBrokerNames, placeGuardNodeArgs, startMosquitto, startAedes, startPlaceGuard, startTlsFloor, startCodecFloor } from './lib/brokers.ts'
 import { printTable, progressBar, round, saveResults } from './lib/report.ts'
 
 const { values } = parseArgs({ options: {
@@ -50,7 +52,7 @@ const { values } = parseArgs({ options: {
   brokers: { type: 'string', default: 'placeguard,mosquitto,node-tls-floor' },
 } })
 type BrokerName = BrokerProcess['name']
-const BROKERS = parseBrokerNames(values.brokers, ['placeguard', 'mosquitto', 'node-tls-floor', 'aedes'] as const)
+const BROKERS = parseBrokerNames(values.brokers, ['placeguard', 'mosquitto', 'node-tls-floor', 'mqtt-codec-floor', 'aedes'] as const)
 const DEVICES = Number(values.devices)
 const CONNECT_CONCURRENCY = Number(values['connect-concurrency'])
 if (!Number.isInteger(CONNECT_CONCURRENCY) || CONNECT_CONCURRENCY < 1) throw new Error(`--connect-concurrency takes a whole number from 1, not ${values['connect-concurrency']}`)
@@ -134,6 +136,7 @@ try {
       : name === 'node-tls-floor'
         ? await startTlsFloor(pki.paths, port)
         : name === 'aedes' ? await startAedes(pki.paths, port)
+        : name === 'mqtt-codec-floor' ? await startCodecFloor(pki.paths, port)
         // The per-device budget is far above this load; the connection cap above the fleet.
         : await startPlaceGuard(dataDir, port, { maxConnections: DEVICES + 1_000 }, {},
           placeGuardNodeArgs(values['node-flags'], values.profile, `placeguard-fleet-load-${DEVICES}.cpuprofile`))
@@ -153,12 +156,14 @@ const pg = results.placeguard
 const mq = results.mosquitto
 const floor = results['node-tls-floor']
 const aedes = results.aedes
+const codecFloor = results['mqtt-codec-floor']
 if (pg && mq) {
   const ratio = (a: number, b: number): number => round(a / b, 2)
   const row = (measure: string, key: keyof FleetLoadFigures) => ({
     measure, placeguard: pg[key], mosquitto: mq[key], ratio: ratio(pg[key], mq[key]),
     // What Node's TLS path alone costs, as a share of mosquitto's whole broker.
     ...floor ? { 'node-tls-floor': floor[key], 'floor ÷ mosquitto': ratio(floor[key], mq[key]) } : {},
+    ...codecFloor ? { 'mqtt-codec-floor': codecFloor[key], 'codec floor ÷ mosquitto': ratio(codecFloor[key], mq[key]) } : {},
     ...aedes ? { aedes: aedes[key], 'aedes ÷ mosquitto': ratio(aedes[key], mq[key]) } : {},
   })
   printTable([

@@ -1,8 +1,8 @@
 /**
  * The brokers a benchmark compares, each in its own process on 127.0.0.1
  * with the same fleet certificates: PlaceGuard (`placeguard broker`),
- * Debian's mosquitto as the baseline, and two references on Node — its TLS
- * floor and aedes as shipped.
+ * Debian's mosquitto as the baseline, and three references on Node — its TLS
+ * floor, that floor with the MQTT codec, and aedes as shipped.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import type { PkiPaths } from '../../pki/index.ts'
 
 export interface BrokerProcess {
-  name: 'placeguard' | 'mosquitto' | 'node-tls-floor' | 'aedes'
+  name: 'placeguard' | 'mosquitto' | 'node-tls-floor' | 'mqtt-codec-floor' | 'aedes'
   port: number
   pid: number
   /** Resident memory of the broker process, KiB. */
@@ -64,6 +64,11 @@ export async function startMosquitto (paths: PkiPaths, dir: string, port: number
 /** Node's TLS floor (lib/tls-floor-broker.ts): what a message costs a broker on Node before any broker work. */
 export async function startTlsFloor (paths: PkiPaths, port: number): Promise<BrokerProcess> {
   return await startScriptBroker('node-tls-floor', 'tls-floor-broker.ts', paths, port)
+}
+
+/** The TLS floor with mqtt-packet parsing and writing every packet (lib/mqtt-codec-floor-broker.ts): MQTT's least cost on Node. */
+export async function startCodecFloor (paths: PkiPaths, port: number): Promise<BrokerProcess> {
+  return await startScriptBroker('mqtt-codec-floor', 'mqtt-codec-floor-broker.ts', paths, port)
 }
 
 /** aedes as shipped on the same TLS (lib/aedes-broker.ts): what aedes costs without PlaceGuard around it. */
