@@ -32,8 +32,75 @@ export interface EventReporterOptions {
 /** Routine comings and goings are logged at debug; everything else at warn. */
 const QUIET: ReadonlySet<SecurityEventType> = new Set(['connect', 'disconnect', 'crl-reloaded'])
 
+/** Events held at most while the broker cannot publish them (its store refuses writes: a full disk); past it the oldest go. */
+export const MAX_HELD_EVENTS = 10_000
+const FIRST_RETRY_MS = 500
+const MAX_RETRY_MS = 30_000
+/** A failing store fails every event: one log line per period, with the count. */
+const LOG_EVERY_MS = 10_000
+
+/**
+ * An event the broker could not publish (its store refused the write: a
+ * full disk under broker.db) is held in memory, with every event reported
+ * after it, and published again in order, one at a time, with back-off,
+ * until the store takes them. Listeners in this process had it at once.
+ */
 export function createEventReporter (options: EventReporterOptions): ReportEvent {
   const { clock, logger, deliver, publisher } = options
+  const held: SecurityEvent[] = []
+  let dropped = 0
+  let failedSinceLog = 0
+  let loggedAtMs = -Infinity
+  let retryMs = FIRST_RETRY_MS
+  let timer: NodeJS.Timeout | undefined
+  let sending = false
+
+  const failed = (error: Error): void => {
+    failedSinceLog++
+    const now = Date.now()
+    if (now - loggedAtMs < LOG_EVERY_MS) return
+    logger.error({ err: error.message, held: held.length, failed: failedSinceLog, dropped }, 'security events not published; held and sent again in order')
+    loggedAtMs = now
+    failedSinceLog = 0
+  }
+  const hold = (event: SecurityEvent): void => {
+    if (held.length >= MAX_HELD_EVENTS) {
+      held.shift()
+      dropped++
+    }
+    held.push(event)
+  }
+  const schedule = (delayMs: number): void => {
+    if (timer || sending) return
+    timer = setTimeout(sendHeld, delayMs)
+    timer.unref()
+  }
+  function sendHeld (): void {
+    timer = undefined
+    const aedes = publisher()
+    if (aedes.closed) {
+      if (held.length > 0) logger.warn({ lost: held.length }, 'security events held back were not published before the broker closed')
+      held.length = 0
+      return
+    }
+    const event = held[0]
+    if (!event) return
+    sending = true
+    aedes.publish(securityEventPacket(event), (error) => {
+      sending = false
+      if (error) {
+        failed(error)
+        retryMs = Math.min(retryMs * 2, MAX_RETRY_MS)
+        return schedule(retryMs)
+      }
+      held.shift()
+      retryMs = FIRST_RETRY_MS
+      if (held.length > 0) return schedule(0)
+      logger.info({ dropped }, 'security events held back are all published')
+      dropped = 0
+    })
+  }
+
   return (type, fields) => {
     const event = securityEvent(type, fields, clock.now())
     logger[QUIET.has(type) ? 'debug' : 'warn']({ event }, `security event: ${type}`)
@@ -41,13 +108,20 @@ export function createEventReporter (options: EventReporterOptions): ReportEvent
     const aedes = publisher()
     // aedes reads as closed before listen and after close: nothing goes out then.
     if (aedes.closed) return
+    // Behind events still held, in order.
+    if (held.length > 0) {
+      hold(event)
+      return schedule(retryMs)
+    }
     aedes.publish(securityEventPacket(event), (error) => {
       if (!error) return
       // A publish already under way when the broker began to close meets the
       // closed emitter: expected at shutdown (the event was logged and handed
-      // to listeners above), an error at any other time.
-      if (aedes.closed) logger.debug({ err: error.message, type }, 'security event not published: the broker is closing')
-      else logger.error({ err: error.message, type }, 'security event not published')
+      // to listeners above).
+      if (aedes.closed) return logger.debug({ err: error.message, type }, 'security event not published: the broker is closing')
+      failed(error)
+      hold(event)
+      schedule(retryMs)
     })
   }
 }

@@ -127,6 +127,9 @@ interface QueuedRow { id: number, bytes: number, counter: number, messageId: num
 interface ClientRows { byCounter: Map<number, QueuedRow>, byMessageId: Map<number, QueuedRow> }
 interface DropEpisode { count: number, since: number, reportedAt: number }
 
+/** A store that keeps failing (a full disk) is logged once per this period. */
+const LOG_FAILURES_EVERY_MS = 10_000
+
 export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [SecurityEvent] }> {
   readonly maxQueuedPerClient: number
   readonly maxQueuedBytesPerClient: number
@@ -168,6 +171,10 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   #waiting: Waiter[] = []
   readonly #syncAcknowledged: boolean
   #commitScheduled = false
+  /** Batches failed since the last log line about them (one line per LOG_FAILURES_EVERY_MS), when that was, and whether its recovery is still to be logged. */
+  #failedBatches = 0
+  #failuresLoggedAtMs = -Infinity
+  #failing = false
   #syncing: 'FULL' | 'NORMAL'
   #broker: AedesLike | undefined
   #destroyed = false
@@ -712,6 +719,11 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     if (this.#db.isTransaction && !this.#commitOrFail()) return
     const waiting = this.#waiting
     this.#waiting = []
+    if (this.#failing && waiting.length > 0) {
+      this.#failing = false
+      this.#logger?.info({ failedBatchesNotLogged: this.#failedBatches }, 'broker state commits again')
+      this.#failedBatches = 0
+    }
     for (const waiter of waiting) waiter.resolve()
   }
 
@@ -732,7 +744,16 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
    */
   #failBatch (error: unknown): void {
     if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
-    this.#logger?.error({ err: (error as Error).message }, 'broker state not committed; the messages of this batch are not acknowledged')
+    // A full disk fails most batches, many a second (one that needs no new page may still commit): one line per
+    // period with the count, and one when a batch commits again after a logged failure.
+    this.#failedBatches++
+    const now = Date.now()
+    if (now - this.#failuresLoggedAtMs >= LOG_FAILURES_EVERY_MS) {
+      this.#logger?.error({ err: (error as Error).message, failedBatches: this.#failedBatches }, 'broker state not committed; the messages of failed batches are not acknowledged')
+      this.#failuresLoggedAtMs = now
+      this.#failedBatches = 0
+      this.#failing = true
+    }
     this.#loadIndexes()
     const waiting = this.#waiting
     this.#waiting = []
