@@ -36,6 +36,8 @@ export interface AuthorizeHooksContext {
   cluster?: Pick<BrokerClusterLink, 'handoff'> | undefined
   /** A supplier's grant from the inventory, asked at each of its commands (issue 17). */
   supplierGrant: (supplierId: string) => SupplierGrant | undefined
+  /** Undefined while the broker's store keeps writes; else when it will again (sqlite-persistence.ts whenStoring). */
+  storing?: () => Promise<void> | undefined
 }
 
 /** Telemetry topics, whose messages the cluster hands to the collectors' streams. */
@@ -64,6 +66,7 @@ export class AuthorizeHooks {
   readonly #quarantine: AuthorizeHooksContext['quarantine']
   readonly #cluster: AuthorizeHooksContext['cluster']
   readonly #supplierGrant: AuthorizeHooksContext['supplierGrant']
+  readonly #storing: NonNullable<AuthorizeHooksContext['storing']>
   #handoffFailedAt = 0
   #handoffFailures = 0
   /** Sessions the broker itself ended for a security reason (ACL violation, rate): their wills stay unpublished. */
@@ -83,6 +86,7 @@ export class AuthorizeHooks {
     this.#quarantine = context.quarantine
     this.#cluster = context.cluster
     this.#supplierGrant = context.supplierGrant
+    this.#storing = context.storing ?? (() => undefined)
   }
 
   authorizePublish (client: Client | null, packet: PublishPacket, accept: (error?: Error | null) => void): void {
@@ -122,8 +126,12 @@ export class AuthorizeHooks {
       return done(null)
     }
     if (packet.topic === PROBE_CONTROL_TOPIC) {
-      // The collector's probe: its PUBACK is the answer (collector/broker-probe.ts).
+      // The collector's probe: its PUBACK is the answer (collector/broker-probe.ts). While the broker's store fails
+      // (a full disk) devices' messages are refused and their connections closed, so the answer waits until the
+      // store keeps writes again: meanwhile detection holds its judgement of silence.
       packet.retain = false
+      const storing = this.#storing()
+      if (storing) return void storing.then(() => done(null))
       return done(null)
     }
     if (!session.throttle) {

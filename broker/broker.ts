@@ -162,6 +162,8 @@ export class PlaceGuardBroker extends EventEmitter<{ 'security-event': [Security
     this.#authorizeHooks = new AuthorizeHooks({
       limits: this.limits, clock: this.#clock, logger: this.#logger, report: this.#report, sessionOf,
       tls: this.#gate, quarantine: this.#quarantine, cluster: options.cluster, supplierGrant: options.supplierGrant ?? (() => undefined),
+      // PlaceGuard's SQLite store says when it fails (a full disk); another persistence (Redis) does not.
+      storing: () => (persistence as { whenStoring?: () => Promise<void> | undefined }).whenStoring?.(),
     })
     // Without one given, the same SQL store in memory, not aedes' own memory
     // persistence: that one numbers packet ids blind to the queue (see

@@ -44,6 +44,11 @@ const LOG_EVERY_MS = 10_000
  * full disk under broker.db) is held in memory, with every event reported
  * after it, and published again in order, one at a time, with back-off,
  * until the store takes them. Listeners in this process had it at once.
+ *
+ * Routine comings and goings (`connect`, `disconnect`, `crl-reloaded`) are
+ * not held: while its store fails the broker itself closes the connections
+ * whose messages it cannot keep, and their devices' reconnects, delivered
+ * late, would read as every device flapping. They are counted in the log.
  */
 export function createEventReporter (options: EventReporterOptions): ReportEvent {
   const { clock, logger, deliver, publisher } = options
@@ -59,11 +64,16 @@ export function createEventReporter (options: EventReporterOptions): ReportEvent
     failedSinceLog++
     const now = Date.now()
     if (now - loggedAtMs < LOG_EVERY_MS) return
-    logger.error({ err: error.message, held: held.length, failed: failedSinceLog, dropped }, 'security events not published; held and sent again in order')
+    logger.error({ err: error.message, held: held.length, failed: failedSinceLog, dropped, routineNotHeld }, 'security events not published; held and sent again in order (connects and disconnects are not held)')
     loggedAtMs = now
     failedSinceLog = 0
   }
+  let routineNotHeld = 0
   const hold = (event: SecurityEvent): void => {
+    if (QUIET.has(event.type)) {
+      routineNotHeld++
+      return
+    }
     if (held.length >= MAX_HELD_EVENTS) {
       held.shift()
       dropped++
@@ -96,8 +106,9 @@ export function createEventReporter (options: EventReporterOptions): ReportEvent
       held.shift()
       retryMs = FIRST_RETRY_MS
       if (held.length > 0) return schedule(0)
-      logger.info({ dropped }, 'security events held back are all published')
+      logger.info({ dropped, routineNotHeld }, 'security events held back are all published')
       dropped = 0
+      routineNotHeld = 0
     })
   }
 

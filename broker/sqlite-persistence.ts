@@ -129,6 +129,8 @@ interface DropEpisode { count: number, since: number, reportedAt: number }
 
 /** A store that keeps failing (a full disk) is logged once per this period. */
 const LOG_FAILURES_EVERY_MS = 10_000
+/** After a failed batch the store counts as failing until this long has passed without another (see whenStoring). */
+export const STORE_SETTLED_MS = 5_000
 
 export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [SecurityEvent] }> {
   readonly maxQueuedPerClient: number
@@ -175,6 +177,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   #failedBatches = 0
   #failuresLoggedAtMs = -Infinity
   #failing = false
+  #lastFailureAtMs = -Infinity
   #syncing: 'FULL' | 'NORMAL'
   #broker: AedesLike | undefined
   #destroyed = false
@@ -713,6 +716,26 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     return new Promise<T>((resolve, reject) => this.#waiting.push({ resolve: () => resolve(result), reject }))
   }
 
+  /**
+   * Undefined while the store keeps writes; otherwise a Promise that
+   * resolves once STORE_SETTLED_MS have passed without a failed batch. On a
+   * full disk most batches fail, but one that needs no new page may still
+   * commit, so one success says little: the broker's answer to the
+   * collector's probe waits for this, and detection does not judge devices
+   * silent whose messages the broker could not keep.
+   */
+  whenStoring (): Promise<void> | undefined {
+    if (Date.now() - this.#lastFailureAtMs >= STORE_SETTLED_MS) return undefined
+    return new Promise((resolve) => {
+      const check = (): void => {
+        const left = STORE_SETTLED_MS - (Date.now() - this.#lastFailureAtMs)
+        if (left <= 0 || this.#destroyed) resolve()
+        else setTimeout(check, left)
+      }
+      check()
+    })
+  }
+
   #commit (): void {
     this.#commitScheduled = false
     if (!this.#db.isOpen) return
@@ -744,6 +767,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
    */
   #failBatch (error: unknown): void {
     if (this.#db.isTransaction) this.#db.exec('ROLLBACK')
+    this.#lastFailureAtMs = Date.now()
     // A full disk fails most batches, many a second (one that needs no new page may still commit): one line per
     // period with the count, and one when a batch commits again after a logged failure.
     this.#failedBatches++

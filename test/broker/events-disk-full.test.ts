@@ -5,6 +5,9 @@
  * in order, once the store takes writes. Before, each was logged as not
  * published and lost to the collector; and every failed batch of the store
  * was an error line of its own (thousands a minute under `placeguard up`).
+ * The collector's probe is answered only once the store keeps writes again:
+ * the broker refused the devices' messages meanwhile, so detection must not
+ * judge them silent (collector/broker-probe.ts).
  */
 import { unlinkSync } from 'node:fs'
 import { join } from 'node:path'
@@ -12,6 +15,7 @@ import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createSqlitePersistence, PlaceGuardBroker, type SecurityEvent } from '../../broker/index.ts'
 import { createLogger } from '../../shared/logger.ts'
+import { PROBE_CONTROL_TOPIC } from '../../shared/topics.ts'
 import { collectorFiles, connectClient, waitFor } from '../helpers/broker.ts'
 import { createTestFleet, type TestFleet } from '../helpers/fleet.ts'
 import { rawSession } from '../helpers/raw-mqtt.ts'
@@ -41,7 +45,7 @@ async function violate (port: number): Promise<void> {
 }
 
 describe('security events on a full disk', () => {
-  it('are held while broker.db refuses writes and reach the collector in order once it takes them; the failures are logged once a period', async (context) => {
+  it('are held while broker.db refuses writes and reach the collector in order once it takes them; failures are logged once a period; the probe waits', async (context) => {
     if (disk.refused) context.skip(`mounting a tmpfs was refused (needs root): ${disk.refused}`)
     const logger = createLogger({ level: 'info', destination: new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done() } }) })
     broker = new PlaceGuardBroker({
@@ -64,15 +68,23 @@ describe('security events on a full disk', () => {
     const during = (events: SecurityEvent[]) => events.filter((event) => event.type === 'protocol-violation').map((event) => event.at)
     expect(during(reported).length).toBe(4)
     expect(during(received)).toEqual([])
+    // The probe waits for the store: no PUBACK while it fails.
+    let probeAnsweredAt: number | undefined
+    void collector.publishAsync(PROBE_CONTROL_TOPIC, '', { qos: 1 }).then(() => { probeAnsweredAt = Date.now() })
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    expect(probeAnsweredAt).toBeUndefined()
     const failures = lines.filter((line) => line.msg.startsWith('broker state not committed'))
     expect(failures.length).toBe(1)
     expect(lines.filter((line) => line.msg.startsWith('security events not published; held')).length).toBe(1)
 
     unlinkSync(join(disk.dir, 'filler'))
+    const freedAt = Date.now()
     await waitFor(() => during(received).length === during(reported).length, 20_000, () => `the held events: ${during(received).length} of ${during(reported).length}`)
     expect(during(received)).toEqual(during(reported))
     await waitFor(() => lines.some((line) => line.msg === 'security events held back are all published'), 5_000, 'the all-published line')
     expect(lines.some((line) => line.msg === 'broker state commits again')).toBe(true)
+    await waitFor(() => probeAnsweredAt !== undefined, 15_000, 'the probe answered')
+    expect(probeAnsweredAt! - freedAt).toBeGreaterThan(1_000)
     collector.end(true)
   }, 60_000)
 })
