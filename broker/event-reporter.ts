@@ -8,6 +8,7 @@
 import type { Aedes, PublishPacket } from 'aedes'
 import type { Clock } from '../shared/clock.ts'
 import type { Logger } from '../shared/logger.ts'
+import { CountedReport } from '../shared/counted-report.ts'
 import { withoutUndefined } from '../shared/objects.ts'
 import type { SecurityEvent, SecurityEventType } from '../shared/security-events.ts'
 import { SECURITY_EVENTS_PREFIX } from '../shared/topics.ts'
@@ -54,21 +55,17 @@ export function createEventReporter (options: EventReporterOptions): ReportEvent
   const { clock, logger, deliver, publisher } = options
   const held: SecurityEvent[] = []
   let dropped = 0
-  let failedSinceLog = 0
-  let loggedAtMs = -Infinity
+  let routineNotHeld = 0
+  const failures = new CountedReport(LOG_EVERY_MS)
   let retryMs = FIRST_RETRY_MS
   let timer: NodeJS.Timeout | undefined
   let sending = false
 
   const failed = (error: Error): void => {
-    failedSinceLog++
-    const now = Date.now()
-    if (now - loggedAtMs < LOG_EVERY_MS) return
-    logger.error({ err: error.message, held: held.length, failed: failedSinceLog, dropped, routineNotHeld }, 'security events not published; held and sent again in order (connects and disconnects are not held)')
-    loggedAtMs = now
-    failedSinceLog = 0
+    const count = failures.count()
+    if (count === undefined) return
+    logger.error({ err: error.message, held: held.length, failed: count, dropped, routineNotHeld }, 'security events not published; held and sent again in order (connects and disconnects are not held)')
   }
-  let routineNotHeld = 0
   const hold = (event: SecurityEvent): void => {
     if (QUIET.has(event.type)) {
       routineNotHeld++

@@ -33,6 +33,7 @@ import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
 import { DatabaseSync } from 'node:sqlite'
 import { deserialize, serialize } from 'node:v8'
+import { CountedReport } from '../shared/counted-report.ts'
 import { type Clock, systemClock } from '../shared/clock.ts'
 import { PlaceGuardError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
@@ -173,9 +174,8 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
   #waiting: Waiter[] = []
   readonly #syncAcknowledged: boolean
   #commitScheduled = false
-  /** Batches failed since the last log line about them (one line per LOG_FAILURES_EVERY_MS), when that was, and whether its recovery is still to be logged. */
-  #failedBatches = 0
-  #failuresLoggedAtMs = -Infinity
+  /** Failed batches, logged once per LOG_FAILURES_EVERY_MS; whether a logged failure's recovery is still to be logged. */
+  readonly #failures = new CountedReport(LOG_FAILURES_EVERY_MS)
   #failing = false
   #lastFailureAtMs = -Infinity
   #syncing: 'FULL' | 'NORMAL'
@@ -744,8 +744,7 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     this.#waiting = []
     if (this.#failing && waiting.length > 0) {
       this.#failing = false
-      this.#logger?.info({ failedBatchesNotLogged: this.#failedBatches }, 'broker state commits again')
-      this.#failedBatches = 0
+      this.#logger?.info({ failedBatchesNotLogged: this.#failures.takeUnreported() }, 'broker state commits again')
     }
     for (const waiter of waiting) waiter.resolve()
   }
@@ -770,12 +769,9 @@ export class SqlitePersistence extends EventEmitter<{ 'queue-overflow': [Securit
     this.#lastFailureAtMs = Date.now()
     // A full disk fails most batches, many a second (one that needs no new page may still commit): one line per
     // period with the count, and one when a batch commits again after a logged failure.
-    this.#failedBatches++
-    const now = Date.now()
-    if (now - this.#failuresLoggedAtMs >= LOG_FAILURES_EVERY_MS) {
-      this.#logger?.error({ err: (error as Error).message, failedBatches: this.#failedBatches }, 'broker state not committed; the messages of failed batches are not acknowledged')
-      this.#failuresLoggedAtMs = now
-      this.#failedBatches = 0
+    const failedBatches = this.#failures.count(this.#lastFailureAtMs)
+    if (failedBatches !== undefined) {
+      this.#logger?.error({ err: (error as Error).message, failedBatches }, 'broker state not committed; the messages of failed batches are not acknowledged')
       this.#failing = true
     }
     this.#loadIndexes()

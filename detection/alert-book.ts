@@ -98,7 +98,8 @@ export class AlertBook {
   /** Detection writes given up at close while a synchronous store still refused them. */
   writesAbandoned = 0
   #closing = false
-  readonly #sleepers = new Set<() => void>()
+  #wakeOnClose: () => void = () => {}
+  readonly #closed = new Promise<void>((resolve) => { this.#wakeOnClose = resolve })
 
   constructor (options: AlertBookOptions = {}) {
     this.#async = options.asyncStore !== undefined
@@ -206,7 +207,7 @@ export class AlertBook {
     if (this.#async) return this.settled().then(() => this.#store.close())
     if (this.#queued === 0) return this.#store.close()
     this.#closing = true
-    this.#wake()
+    this.#wakeOnClose()
     return this.settled().then(() => this.#store.close())
   }
 
@@ -271,23 +272,12 @@ export class AlertBook {
     this.#logger?.error({ err: error.message, retryInMs, queued: this.#queued }, 'alert store: write failed; retrying in order, nothing is lost')
   }
 
-  /** Waits `ms`, or less once the book is closing. */
+  /** Waits `ms`, or less once the book is closing (as OrderedWrites waits out a retry until its stop). */
   async #pause (ms: number): Promise<void> {
     if (this.#closing) return
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer)
-        this.#sleepers.delete(done)
-        resolve()
-      }
-      const timer = setTimeout(done, ms)
-      this.#sleepers.add(done)
-    })
-  }
-
-  #wake (): void {
-    for (const wake of this.#sleepers) wake()
-    this.#sleepers.clear()
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([new Promise((resolve) => { timer = setTimeout(resolve, ms) }), this.#closed])
+    clearTimeout(timer)
   }
 
   #resolved (alert: Alert, resolution: string): Alert {
